@@ -1,0 +1,186 @@
+//! Collections: PocketBase's collection definition, parsed once.
+
+use super::field::{Field, FieldKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectionType {
+    Base,
+    Auth,
+    View,
+}
+
+impl CollectionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectionType::Base => "base",
+            CollectionType::Auth => "auth",
+            CollectionType::View => "view",
+        }
+    }
+}
+
+/// The option keys that belong to auth collections (stored in `options`).
+pub const AUTH_OPTION_KEYS: &[&str] = &[
+    "authRule",
+    "manageRule",
+    "authAlert",
+    "oauth2",
+    "passwordAuth",
+    "mfa",
+    "otp",
+    "authToken",
+    "passwordResetToken",
+    "emailChangeToken",
+    "verificationToken",
+    "fileToken",
+    "verificationTemplate",
+    "resetPasswordTemplate",
+    "confirmEmailChangeTemplate",
+];
+
+/// The token option keys, each `{duration, secret}`; the secret is never
+/// shown through the API.
+pub const TOKEN_KEYS: &[&str] = &[
+    "authToken",
+    "passwordResetToken",
+    "emailChangeToken",
+    "verificationToken",
+    "fileToken",
+];
+
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub id: String,
+    pub name: String,
+    pub kind: CollectionType,
+    pub system: bool,
+    pub fields: Vec<Field>,
+    pub indexes: Vec<String>,
+    pub list_rule: Option<String>,
+    pub view_rule: Option<String>,
+    pub create_rule: Option<String>,
+    pub update_rule: Option<String>,
+    pub delete_rule: Option<String>,
+    /// Type-specific options (auth: authRule, passwordAuth, tokens…; view: viewQuery).
+    pub options: Map<String, Value>,
+    pub created: String,
+    pub updated: String,
+}
+
+impl Collection {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Field lookup as PocketBase resolves identifiers in filters: exact name.
+    pub fn has_field(&self, name: &str) -> bool {
+        self.field(name).is_some()
+    }
+
+    pub fn is_auth(&self) -> bool {
+        self.kind == CollectionType::Auth
+    }
+
+    /// The SQL table name (the collection name; validated at creation to be
+    /// a plain identifier, so it is safe to quote).
+    pub fn table(&self) -> &str {
+        &self.name
+    }
+
+    pub fn auth_rule(&self) -> Option<&str> {
+        self.options.get("authRule").and_then(Value::as_str)
+    }
+
+    pub fn manage_rule(&self) -> Option<&str> {
+        self.options.get("manageRule").and_then(Value::as_str)
+    }
+
+    pub fn identity_fields(&self) -> Vec<String> {
+        self.options
+            .get("passwordAuth")
+            .and_then(|p| p.get("identityFields"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn password_auth_enabled(&self) -> bool {
+        self.options
+            .get("passwordAuth")
+            .and_then(|p| p.get("enabled"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// Token settings `(duration seconds, secret)` for one token kind.
+    pub fn token_settings(&self, key: &str) -> (i64, String) {
+        let o = self.options.get(key);
+        let duration = o
+            .and_then(|o| o.get("duration"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let secret = o
+            .and_then(|o| o.get("secret"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        (duration, secret)
+    }
+
+    /// Fields whose values never leave the server (password, tokenKey, hidden).
+    pub fn is_hidden(&self, name: &str) -> bool {
+        self.field(name).is_some_and(|f| f.hidden)
+    }
+
+    /// The collection as PocketBase's API shows it (secrets removed).
+    pub fn to_api_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), Value::String(self.id.clone()));
+        m.insert("name".into(), Value::String(self.name.clone()));
+        m.insert("type".into(), Value::String(self.kind.as_str().into()));
+        m.insert("system".into(), Value::Bool(self.system));
+        m.insert(
+            "fields".into(),
+            serde_json::to_value(&self.fields).unwrap_or(Value::Null),
+        );
+        m.insert(
+            "indexes".into(),
+            Value::Array(self.indexes.iter().cloned().map(Value::String).collect()),
+        );
+        for (k, r) in [
+            ("listRule", &self.list_rule),
+            ("viewRule", &self.view_rule),
+            ("createRule", &self.create_rule),
+            ("updateRule", &self.update_rule),
+            ("deleteRule", &self.delete_rule),
+        ] {
+            m.insert(k.into(), r.clone().map(Value::String).unwrap_or(Value::Null));
+        }
+        m.insert("created".into(), Value::String(self.created.clone()));
+        m.insert("updated".into(), Value::String(self.updated.clone()));
+        for (k, v) in &self.options {
+            let mut v = v.clone();
+            if TOKEN_KEYS.contains(&k.as_str()) {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("secret");
+                }
+            }
+            m.insert(k.clone(), v);
+        }
+        Value::Object(m)
+    }
+
+    /// Names of relation fields pointing at `target_id`, for back-relations.
+    pub fn relations_to<'a>(&'a self, target_id: &'a str) -> impl Iterator<Item = &'a Field> + 'a {
+        self.fields
+            .iter()
+            .filter(move |f| matches!(&f.kind, FieldKind::Relation(o) if o.collection_id == target_id))
+    }
+}

@@ -1,5 +1,74 @@
 //! keepd: a PocketBase-compatible backend for the device.
+//!
+//! Start reading at `run` (what `keepd serve` does), then `http::router` for
+//! the route table, then `api::records` for the heart of the records API.
 #![forbid(unsafe_code)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
 pub mod error;
+pub mod filter;
+pub mod http;
+pub mod logging;
+pub mod rules;
 pub mod schema;
+pub mod store;
+pub mod util;
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Creates the data dir (0700) if missing, then checks modes and owners.
+/// With `fix`, repairs modes instead of refusing.
+pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    if fix {
+        store::fix_modes(dir)?;
+    }
+    let problems = store::check_modes(dir);
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        anyhow::bail!(
+            "refusing to start: the data directory is not private:\n{}\n(`keepd serve --fix-permissions` sets 0700/0600; ownership must be fixed by hand)",
+            list.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Opens the store for command-line tools (superuser upsert, …).
+pub fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
+    prepare_data_dir(&cfg.dir, cfg.fix_permissions)?;
+    store::Store::open(
+        &cfg.dir,
+        &store::StoreOptions {
+            readers: cfg.readers,
+            ..Default::default()
+        },
+    )
+}
+
+/// `keepd serve`: open the store, bind, serve until `shutdown`.
+pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    tracing::info!(dir = %cfg.dir.display(), "opening data directory");
+    let store = open_store(&cfg)?;
+    http::set_header_timeout(cfg.header_timeout_secs);
+    let listener = tokio::net::TcpListener::bind(cfg.http).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?;
+    let addr = listener.local_addr()?;
+    let app = app::App::new(cfg, store).await?;
+    tracing::info!(%addr, "keepd is serving");
+    // Tests and supervisors read this line to learn the bound port.
+    println!("keepd listening on http://{addr}");
+    http::serve(listener, app, shutdown, Duration::from_secs(10)).await;
+    tracing::info!("stopped");
+    Ok(())
+}

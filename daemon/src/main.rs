@@ -1,1 +1,132 @@
-fn main(){}
+//! The `keepd` command line. Reads like a start-up script; everything else
+//! lives in the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keepd::config::Config;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "keepd", version, about = "A PocketBase-compatible backend for the device: REST API, auth and realtime over embedded SQLite.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Data directory (default ./keepd_data; created 0700).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// TOML configuration file (defaults < file < KEEPD_* env < flags).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the API.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8090).
+        #[arg(long)]
+        http: Option<String>,
+        /// Repair loose data-dir modes (0700 dir, 0600 files) instead of refusing to start.
+        #[arg(long)]
+        fix_permissions: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage superusers.
+    Superuser {
+        #[command(subcommand)]
+        cmd: SuperuserCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuperuserCmd {
+    /// Create a superuser, or set the password of an existing one.
+    Upsert {
+        email: String,
+        password: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a superuser.
+    Delete {
+        email: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn load(common: &Common, mut flags: Vec<(&'static str, String)>) -> anyhow::Result<Config> {
+    if let Some(d) = &common.dir {
+        flags.push(("dir", d.display().to_string()));
+    }
+    let file = common.config.clone().or_else(|| {
+        let p = PathBuf::from("/etc/keepd/keepd.toml");
+        (common.config.is_none() && std::env::var_os("KEEPD_NO_ETC").is_none() && p.exists()).then_some(p)
+    });
+    Ok(Config::load(file.as_deref(), std::env::vars(), &flags)?)
+}
+
+fn main() -> anyhow::Result<()> {
+    // Everything keepd creates is private to its user.
+    set_umask_077();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { http, fix_permissions, common } => {
+            let mut flags = Vec::new();
+            if let Some(h) = http {
+                flags.push(("http", h));
+            }
+            if fix_permissions {
+                flags.push(("fix_permissions", "true".into()));
+            }
+            let cfg = load(&common, flags)?;
+            keepd::logging::init(&cfg.log);
+            tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting keepd");
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(keepd::run(cfg, shutdown_signal()))
+        }
+        Cmd::Superuser { cmd } => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            match cmd {
+                SuperuserCmd::Upsert { email, password, common } => {
+                    let cfg = load(&common, vec![])?;
+                    keepd::logging::init("warn");
+                    rt.block_on(keepd::api::superusers::upsert(&cfg, &email, &password)).context("superuser upsert")?;
+                    println!("Successfully saved superuser \"{email}\"!");
+                }
+                SuperuserCmd::Delete { email, common } => {
+                    let cfg = load(&common, vec![])?;
+                    keepd::logging::init("warn");
+                    rt.block_on(keepd::api::superusers::delete(&cfg, &email)).context("superuser delete")?;
+                    println!("Successfully deleted superuser \"{email}\"!");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: draining connections");
+}
+
+fn set_umask_077() {
+    // std has no umask; rustix would add a dependency for one call. The
+    // daemon sets explicit modes on everything it creates as well, and the
+    // systemd unit sets UMask=0077.
+    keepd::util::restrict_umask();
+}

@@ -7,10 +7,10 @@
 // Readiness: GET /api/health answers 200.
 
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import PocketBase, { ClientResponseError } from "pocketbase";
 import assert from "node:assert/strict";
 
@@ -53,26 +53,35 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * Start a server. Returns {url, superuserEmail, superuserPassword, dir, stop()}.
  */
 export async function startServer() {
-  const bin = process.env.KEEPD_BIN;
+  let bin = process.env.KEEPD_BIN;
   if (!bin) {
     throw new Error("KEEPD_BIN must point at the server binary (keepd or pocketbase)");
   }
-  const dir = mkdtempSync(join(tmpdir(), "keepd-sdk-"));
+  // the child runs in its own cwd, so make a relative path absolute
+  if (bin.includes("/")) bin = resolve(bin);
+  // The data dir is nested inside a private root: PocketBase puts its default
+  // pb_migrations/ (auto-migrations) and pb_hooks/ next to the data dir, i.e.
+  // in DIR/.., so a bare temp dir would leak migrations into the shared tmpdir.
+  const root = mkdtempSync(join(tmpdir(), "keepd-sdk-"));
+  const dir = join(root, "pb_data");
+  mkdirSync(dir);
   const superuserEmail = "admin@example.com";
   const superuserPassword = "admin-password-123";
 
   const up = spawnSync(bin, ["superuser", "upsert", superuserEmail, superuserPassword, "--dir", dir], {
+    cwd: root,
     encoding: "utf8",
     timeout: READY_TIMEOUT_MS,
   });
   if (up.status !== 0) {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
     throw new Error(`superuser upsert failed (status ${up.status}): ${up.stdout}\n${up.stderr}\n${up.error ?? ""}`);
   }
 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], {
+    cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.add(child);
@@ -107,7 +116,7 @@ export async function startServer() {
   if (!ready) {
     child.kill("SIGKILL");
     await exitPromise;
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
     throw new Error(`server not ready within ${READY_TIMEOUT_MS}ms (exit: ${JSON.stringify(exited)}):\n${output}`);
   }
 
@@ -121,7 +130,7 @@ export async function startServer() {
       await exitPromise;
       clearTimeout(t);
     }
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
   }
 
   return { url, superuserEmail, superuserPassword, dir, stop, output: () => output };

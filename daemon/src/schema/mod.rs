@@ -3,6 +3,9 @@
 
 pub mod collection;
 pub mod field;
+pub mod index;
+pub mod parse;
+pub mod record;
 
 pub use collection::{Collection, CollectionType};
 pub use field::{Field, FieldKind, ValueShape};

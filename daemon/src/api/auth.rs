@@ -1,0 +1,176 @@
+//! Auth routes of auth collections: auth-methods, auth-with-password,
+//! auth-refresh. (Email flows, OTP, MFA, OAuth2 come with the auth issue.)
+
+use super::records::{collection, enrich, request_ctx};
+use crate::app::App;
+use crate::auth::{token, AuthRecord, Identity};
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::http::{Req, Resp};
+use crate::rules;
+use crate::schema::record::to_text;
+use crate::schema::Collection;
+use crate::store::records as rs;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+fn auth_collection(app: &App, name: &str) -> ApiResult<(Arc<crate::schema::Schema>, Arc<Collection>)> {
+    let (s, c) = collection(app, name)?;
+    if !c.is_auth() {
+        return Err(ApiError::bad("The collection is not an auth collection."));
+    }
+    Ok((s, c))
+}
+
+pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let (_, c) = auth_collection(&app, req.param("collection"))?;
+    let mfa = c.options.get("mfa").cloned().unwrap_or(json!({}));
+    let otp = c.options.get("otp").cloned().unwrap_or(json!({}));
+    Ok(Resp::ok(&json!({
+        "password": {"enabled": c.password_auth_enabled(), "identityFields": c.identity_fields()},
+        "oauth2": {"enabled": false, "providers": []},
+        "mfa": {"enabled": mfa.get("enabled").and_then(Value::as_bool).unwrap_or(false), "duration": mfa.get("duration").cloned().unwrap_or(json!(0))},
+        "otp": {"enabled": otp.get("enabled").and_then(Value::as_bool).unwrap_or(false), "duration": otp.get("duration").cloned().unwrap_or(json!(0))},
+    })))
+}
+
+/// Issues an auth token for `rec` and answers `{token, record}`.
+pub(crate) async fn auth_response(app: &Arc<App>, req: &Req, coll: &Arc<Collection>, rec: Map<String, Value>) -> ApiResult<Resp> {
+    let (duration, secret) = coll.token_settings("authToken");
+    let key = format!("{}{}", rec.get("tokenKey").map(to_text).unwrap_or_default(), secret);
+    let exp = chrono::Utc::now().timestamp() + duration.max(1);
+    let id = rec.get("id").map(to_text).unwrap_or_default();
+    let tok = token::sign(&token::auth_claims(&id, &coll.id, true, exp), &key);
+    let who = AuthRecord {
+        collection: coll.clone(),
+        record: rec.clone(),
+    };
+    let identity = if coll.name == "_superusers" { Identity::Superuser(who) } else { Identity::User(who) };
+    let mut ctx = request_ctx(req, Map::new());
+    ctx.identity = identity;
+    let expand = req.q("expand").unwrap_or("").to_string();
+    let schema = app.store.schema();
+    let coll2 = coll.clone();
+    let out = app
+        .store
+        .read(move |c| Ok(enrich(c, &schema, &coll2, vec![rec], &ctx, &expand)?.pop()))
+        .await?
+        .unwrap_or(Value::Null);
+    let out = super::records::pick_fields(out, req.q("fields").unwrap_or(""));
+    Ok(Resp::ok(&json!({"token": tok, "record": out})))
+}
+
+fn failed() -> ApiError {
+    ApiError::bad("Failed to authenticate.")
+}
+
+pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let (schema, coll) = auth_collection(&app, req.param("collection"))?;
+    if !coll.password_auth_enabled() {
+        return Err(ApiError::Forbidden("The collection is not configured to allow password authentication.".into()));
+    }
+    let body = req.json_body()?;
+    let identity = body.get("identity").map(to_text).unwrap_or_default();
+    let password = body.get("password").map(to_text).unwrap_or_default();
+    let mut errs = FieldErrors::new();
+    if identity.is_empty() {
+        errs.add("identity", "validation_required", "Cannot be blank.");
+    }
+    if password.is_empty() {
+        errs.add("password", "validation_required", "Cannot be blank.");
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::validation("An error occurred while validating the submitted data.", errs));
+    }
+    let mut fields = coll.identity_fields();
+    if let Some(f) = body.get("identityField").and_then(Value::as_str) {
+        if !fields.iter().any(|x| x == f) {
+            return Err(failed());
+        }
+        fields = vec![f.to_string()];
+    }
+    let coll2 = coll.clone();
+    let ident = identity.clone();
+    let rec = app
+        .store
+        .read(move |c| {
+            for f in &fields {
+                if !coll2.has_field(f) {
+                    continue;
+                }
+                let sql = format!(
+                    "SELECT \"id\" FROM {} WHERE {} = ?1 COLLATE NOCASE LIMIT 1",
+                    crate::store::dialect::quote_ident(&coll2.name),
+                    crate::store::dialect::quote_ident(f)
+                );
+                let id: Option<String> = {
+                    use rusqlite::OptionalExtension;
+                    c.query_row(&sql, [&ident], |r| r.get(0)).optional()?
+                };
+                if let Some(id) = id {
+                    return rs::fetch_by_id(c, &coll2, &id);
+                }
+            }
+            Ok(None)
+        })
+        .await?;
+    let hash = rec.as_ref().and_then(|r| r.get("password")).map(to_text);
+    // Always verify (against a dummy for unknown identities): same timing.
+    let (ok, upgrade) = app.hasher.verify(password.clone(), hash).await?;
+    let Some(rec) = rec.filter(|_| ok) else {
+        return Err(failed());
+    };
+    // authRule: null → nobody may authenticate; otherwise the record must pass it.
+    let id = rec.get("id").map(to_text).unwrap_or_default();
+    let mut ctx = request_ctx(&req, body.clone());
+    ctx.identity = Identity::User(AuthRecord {
+        collection: coll.clone(),
+        record: rec.clone(),
+    });
+    match rules::rule_cond(&schema, &coll, coll.auth_rule(), &ctx)? {
+        None => return Err(failed()),
+        Some(cond) if !cond.sql.is_empty() => {
+            let coll2 = coll.clone();
+            let id2 = id.clone();
+            let passes = app.store.read(move |c| Ok(rs::fetch_where(c, &coll2, &id2, &cond)?.is_some())).await?;
+            if !passes {
+                return Err(failed());
+            }
+        }
+        Some(_) => {}
+    }
+    if upgrade {
+        // Rehash with the current parameters; the tokenKey stays, so
+        // existing sessions are not revoked by a parameter upgrade.
+        let new_hash = app.hasher.hash(password).await?;
+        let coll2 = coll.clone();
+        let id2 = id.clone();
+        app.store
+            .write(move |c| {
+                let sql = format!("UPDATE {} SET \"password\" = ?1 WHERE \"id\" = ?2", crate::store::dialect::quote_ident(&coll2.name));
+                c.execute(&sql, [new_hash, id2])?;
+                Ok(())
+            })
+            .await?;
+    }
+    auth_response(&app, &req, &coll, rec).await
+}
+
+pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let (_, coll) = auth_collection(&app, req.param("collection"))?;
+    let Some(auth) = req.identity.auth().cloned() else {
+        return Err(ApiError::Unauthorized("The request requires valid record authorization token.".into()));
+    };
+    if auth.collection.id != coll.id {
+        return Err(ApiError::Forbidden("The request requires valid record authorization token.".into()));
+    }
+    // Non-refreshable (impersonation) tokens can't be refreshed.
+    let raw = req.header("authorization").unwrap_or_default();
+    let raw = raw.strip_prefix("Bearer ").unwrap_or(raw);
+    let refreshable = token::unverified_claims(raw)
+        .and_then(|c| c.get("refreshable").and_then(Value::as_bool))
+        .unwrap_or(false);
+    if !refreshable {
+        return Err(ApiError::Forbidden("The current auth token is not refreshable.".into()));
+    }
+    auth_response(&app, &req, &coll, auth.record).await
+}

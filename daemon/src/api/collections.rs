@@ -1,0 +1,290 @@
+//! `/api/collections`: list, view, create, update, delete, truncate, import
+//! (superusers only). Collection changes run in the writer's transaction
+//! together with their table changes; the schema snapshot is then reloaded.
+
+use super::require_superuser;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::http::{Req, Resp};
+use crate::schema::parse::{build, merge_update};
+use crate::schema::{Collection, Schema};
+use crate::store::catalog;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+fn find(app: &App, name: &str) -> ApiResult<Arc<Collection>> {
+    app.store.schema().get(name).cloned().ok_or_else(ApiError::not_found)
+}
+
+pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let schema = app.store.schema();
+    let page = req.q("page").and_then(|p| p.parse::<i64>().ok()).filter(|p| *p > 0).unwrap_or(1);
+    let per_page = req
+        .q("perPage")
+        .and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| *p > 0)
+        .unwrap_or(super::records::DEFAULT_PER_PAGE)
+        .min(super::records::MAX_PER_PAGE);
+    let filter = req.q("filter").unwrap_or("").trim().to_string();
+    let mut items: Vec<&Arc<Collection>> = schema.all().iter().collect();
+    // The collections list supports simple `name = 'x'` / `type = 'x'` /
+    // `name ~ 'x'` filters joined with && (what the SDK and dashboard send).
+    if !filter.is_empty() {
+        let conds = parse_simple_filter(&filter).ok_or_else(|| ApiError::bad("Invalid filter parameters."))?;
+        items.retain(|c| conds.iter().all(|(k, op, v)| {
+            let field = match k.as_str() {
+                "name" => c.name.clone(),
+                "type" => c.kind.as_str().to_string(),
+                "id" => c.id.clone(),
+                "system" => c.system.to_string(),
+                _ => return false,
+            };
+            match op.as_str() {
+                "=" => field == *v,
+                "!=" => field != *v,
+                "~" => field.to_lowercase().contains(&v.to_lowercase()),
+                "!~" => !field.to_lowercase().contains(&v.to_lowercase()),
+                _ => false,
+            }
+        }));
+    }
+    match req.q("sort").unwrap_or("") {
+        "name" | "+name" => items.sort_by(|a, b| a.name.cmp(&b.name)),
+        "-name" => items.sort_by(|a, b| b.name.cmp(&a.name)),
+        "-created" => items.sort_by(|a, b| b.created.cmp(&a.created)),
+        _ => {}
+    }
+    let total = items.len() as i64;
+    let start = ((page - 1) * per_page).min(total) as usize;
+    let end = (start + per_page as usize).min(items.len());
+    let page_items: Vec<Value> = items[start..end].iter().map(|c| c.to_api_json()).collect();
+    Ok(Resp::ok(&json!({
+        "page": page,
+        "perPage": per_page,
+        "totalItems": total,
+        "totalPages": (total + per_page - 1) / per_page,
+        "items": page_items,
+    })))
+}
+
+fn parse_simple_filter(f: &str) -> Option<Vec<(String, String, String)>> {
+    let mut out = Vec::new();
+    for part in f.split("&&") {
+        let part = part.trim().trim_start_matches('(').trim_end_matches(')').trim();
+        let op = ["!~", "!=", "~", "="].into_iter().find(|op| part.contains(op))?;
+        let (k, v) = part.split_once(op)?;
+        let v = v.trim();
+        let v = v.strip_prefix(['\'', '"'])?.strip_suffix(['\'', '"'])?;
+        out.push((k.trim().to_string(), op.to_string(), v.to_string()));
+    }
+    Some(out)
+}
+
+pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    Ok(Resp::ok(&find(&app, req.param("collection"))?.to_api_json()))
+}
+
+/// Rule syntax and field names, checked against the new schema.
+fn check_rules(schema: &Schema, c: &Collection, errs: &mut FieldErrors) {
+    let mut rules: Vec<(&str, Option<&str>)> = vec![
+        ("listRule", c.list_rule.as_deref()),
+        ("viewRule", c.view_rule.as_deref()),
+        ("createRule", c.create_rule.as_deref()),
+        ("updateRule", c.update_rule.as_deref()),
+        ("deleteRule", c.delete_rule.as_deref()),
+    ];
+    if c.is_auth() {
+        rules.push(("authRule", c.auth_rule()));
+        rules.push(("manageRule", c.manage_rule()));
+    }
+    // Validate against a schema that contains the new definition.
+    let mut all: Vec<Collection> = schema.all().iter().filter(|x| x.id != c.id).map(|x| (**x).clone()).collect();
+    all.push(c.clone());
+    let next = Schema::new(all);
+    let Some(me) = next.by_id(&c.id).cloned() else { return };
+    for (key, rule) in rules {
+        if let Some(r) = rule {
+            if let Err(e) = crate::rules::validate_rule(&next, &me, r) {
+                errs.add(key, "validation_invalid_rule", format!("Invalid rule. Raw error: {e}"));
+            }
+        }
+    }
+}
+
+async fn save(app: &Arc<App>, input: &Value, existing: Option<Arc<Collection>>) -> ApiResult<Collection> {
+    let schema = app.store.schema();
+    let action = if existing.is_some() { "update" } else { "create" };
+    let fail = |errs: FieldErrors| ApiError::validation(format!("Failed to {action} collection."), errs);
+    let mut c = build(input, existing.as_deref(), &schema).map_err(fail)?;
+    let mut errs = FieldErrors::new();
+    check_rules(&schema, &c, &mut errs);
+    if !errs.is_empty() {
+        return Err(fail(errs));
+    }
+    let now = crate::util::now_string();
+    if existing.is_none() {
+        c.created = now.clone();
+    }
+    c.updated = now;
+    let c2 = c.clone();
+    app.store
+        .write(move |conn| match &existing {
+            None => catalog::create(conn, &c2),
+            Some(old) => catalog::update(conn, old, &c2),
+        })
+        .await?;
+    app.store.reload_schema().await?;
+    Ok(c)
+}
+
+pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let body = Value::Object(req.json_body()?);
+    let c = save(&app, &body, None).await?;
+    Ok(Resp::ok(&c.to_api_json()))
+}
+
+pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let existing = find(&app, req.param("collection"))?;
+    let body = Value::Object(req.json_body()?);
+    let merged = merge_update(&existing.to_api_json(), &body);
+    let c = save(&app, &merged, Some(existing)).await?;
+    Ok(Resp::ok(&c.to_api_json()))
+}
+
+pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let c = find(&app, req.param("collection"))?;
+    if c.system {
+        return Err(ApiError::bad("Failed to delete collection due to existing dependency."));
+    }
+    let schema = app.store.schema();
+    let referenced = schema
+        .all()
+        .iter()
+        .any(|o| o.id != c.id && o.relations_to(&c.id).next().is_some());
+    if referenced {
+        return Err(ApiError::bad("Failed to delete collection due to existing dependency."));
+    }
+    app.store.write(move |conn| catalog::delete(conn, &c)).await?;
+    app.store.reload_schema().await?;
+    Ok(Resp::empty(204))
+}
+
+pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let c = find(&app, req.param("collection"))?;
+    let schema = app.store.schema();
+    app.store
+        .write(move |conn| {
+            // Record by record, so relations cascade as on delete.
+            let ids: Vec<String> = {
+                let sql = format!("SELECT \"id\" FROM {}", crate::store::dialect::quote_ident(&c.name));
+                let mut st = conn.prepare(&sql)?;
+                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for id in ids {
+                if crate::store::records::fetch_by_id(conn, &c, &id)?.is_some() {
+                    super::records::delete_cascade(conn, &schema, &c, &id, 0)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Resp::empty(204))
+}
+
+pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let body = req.json_body()?;
+    let Some(Value::Array(list)) = body.get("collections") else {
+        let mut e = FieldErrors::new();
+        e.add("collections", "validation_required", "Cannot be blank.");
+        return Err(ApiError::validation("Failed to import the collections configuration.", e));
+    };
+    let delete_missing = body.get("deleteMissing").and_then(Value::as_bool).unwrap_or(false);
+    // Validate every definition against the schema as it will be after the
+    // import, then apply all of them in one transaction.
+    let schema = app.store.schema();
+    let mut planned: Vec<(Option<Arc<Collection>>, Collection)> = Vec::new();
+    let mut staged: Vec<Collection> = schema.all().iter().map(|c| (**c).clone()).collect();
+    // First pass: register names/ids so relations between imported ones resolve.
+    for item in list {
+        let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+        let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        if !staged.iter().any(|c| c.id == id || c.name.eq_ignore_ascii_case(name)) {
+            if let Ok(mut c) = crate::schema::parse::collection_from_json(item) {
+                if c.id.is_empty() {
+                    c.id = format!("pbc_{}", crate::util::crc32_checksum(&format!("{}{}", c.kind.as_str(), c.name)));
+                }
+                c.fields.clear();
+                staged.push(c);
+            }
+        }
+    }
+    let staged_schema = Schema::new(staged);
+    let mut errs_all = Map::new();
+    for (i, item) in list.iter().enumerate() {
+        let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
+        let existing = schema.by_id(id).or_else(|| schema.get(name)).cloned();
+        let input = match &existing {
+            Some(e) => merge_update(&e.to_api_json(), item),
+            None => item.clone(),
+        };
+        let mut sch = staged_schema.clone();
+        if existing.is_none() {
+            // Let the new collection be found under its own id when it is built.
+            let others: Vec<Collection> = sch.all().iter().filter(|c| !c.name.eq_ignore_ascii_case(name)).map(|c| (**c).clone()).collect();
+            sch = Schema::new(others);
+        }
+        match build(&input, existing.as_deref(), &sch) {
+            Ok(mut c) => {
+                let now = crate::util::now_string();
+                if existing.is_none() {
+                    c.created = now.clone();
+                }
+                c.updated = now;
+                planned.push((existing, c));
+            }
+            Err(e) => {
+                errs_all.insert(i.to_string(), e.into_value());
+            }
+        }
+    }
+    if !errs_all.is_empty() {
+        let mut e = FieldErrors::new();
+        e.add_nested("collections", Value::Object(errs_all));
+        return Err(ApiError::validation("Failed to import the collections configuration.", e));
+    }
+    let to_delete: Vec<Arc<Collection>> = if delete_missing {
+        schema
+            .all()
+            .iter()
+            .filter(|c| !c.system && !planned.iter().any(|(_, p)| p.id == c.id))
+            .cloned()
+            .collect()
+    } else {
+        vec![]
+    };
+    app.store
+        .write(move |conn| {
+            for (old, new) in &planned {
+                match old {
+                    None => catalog::create(conn, new)?,
+                    Some(o) => catalog::update(conn, o, new)?,
+                }
+            }
+            for c in &to_delete {
+                catalog::delete(conn, c)?;
+            }
+            Ok(())
+        })
+        .await?;
+    app.store.reload_schema().await?;
+    Ok(Resp::empty(204))
+}

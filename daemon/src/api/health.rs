@@ -1,0 +1,18 @@
+//! `GET /api/health`.
+
+use crate::app::App;
+use crate::error::ApiResult;
+use crate::http::{Req, Resp};
+use serde_json::json;
+use std::sync::Arc;
+
+pub async fn health(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let mut data = json!({});
+    if req.identity.is_superuser() {
+        data["canBackup"] = json!(false);
+        data["realIP"] = json!(req.peer.ip().to_string());
+        data["possibleProxyHeader"] = json!("");
+    }
+    let _ = app;
+    Ok(Resp::ok(&json!({"message": "API is healthy.", "code": 200, "data": data})))
+}

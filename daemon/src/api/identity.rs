@@ -1,0 +1,81 @@
+//! Resolving the request identity from the `Authorization` header: a valid
+//! auth token of a `_superusers` record → Superuser, of any other auth
+//! collection → User, anything else → Guest (as PocketBase does, an invalid
+//! token is treated as no token).
+
+use crate::app::App;
+use crate::auth::{token, AuthRecord, Identity};
+use crate::error::ApiResult;
+use crate::schema::Collection;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+pub async fn resolve(app: &Arc<App>, headers: &hyper::HeaderMap) -> ApiResult<Identity> {
+    let Some(raw) = headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Ok(Identity::Guest);
+    };
+    let tok = raw.strip_prefix("Bearer ").unwrap_or(raw).trim();
+    Ok(match verify_auth_token(app, tok, "auth").await? {
+        Some((rec, _claims)) => {
+            if rec.collection.name == "_superusers" {
+                Identity::Superuser(rec)
+            } else {
+                Identity::User(rec)
+            }
+        }
+        None => Identity::Guest,
+    })
+}
+
+/// Verifies a token of `kind` ("auth", "file", …): finds its collection and
+/// record, checks the signature with tokenKey + secret, and the expiry.
+pub async fn verify_auth_token(app: &Arc<App>, tok: &str, kind: &str) -> ApiResult<Option<(AuthRecord, Map<String, Value>)>> {
+    let Some(claims) = token::unverified_claims(tok) else {
+        return Ok(None);
+    };
+    if claims.get("type").and_then(Value::as_str) != Some(kind) {
+        return Ok(None);
+    }
+    let (Some(id), Some(cid)) = (
+        claims.get("id").and_then(Value::as_str),
+        claims.get("collectionId").and_then(Value::as_str),
+    ) else {
+        return Ok(None);
+    };
+    let schema = app.store.schema();
+    let Some(coll) = schema.by_id(cid).cloned() else {
+        return Ok(None);
+    };
+    if !coll.is_auth() {
+        return Ok(None);
+    }
+    let Some(record) = load_auth_record(app, &coll, id).await? else {
+        return Ok(None);
+    };
+    let secret_key = match kind {
+        "auth" => "authToken",
+        "file" => "fileToken",
+        "passwordReset" => "passwordResetToken",
+        "verification" => "verificationToken",
+        "emailChange" => "emailChangeToken",
+        _ => return Ok(None),
+    };
+    let (_, secret) = coll.token_settings(secret_key);
+    let key = format!(
+        "{}{}",
+        record.get("tokenKey").and_then(Value::as_str).unwrap_or_default(),
+        secret
+    );
+    let now = chrono::Utc::now().timestamp();
+    let tok = tok.to_string();
+    Ok(token::verify(&tok, &key, now).map(|claims| (AuthRecord { collection: coll, record }, claims)))
+}
+
+/// Loads one auth record with every column (hidden ones too).
+pub async fn load_auth_record(app: &Arc<App>, coll: &Arc<Collection>, id: &str) -> ApiResult<Option<Map<String, Value>>> {
+    let coll2 = coll.clone();
+    let id = id.to_string();
+    app.store
+        .read(move |c| crate::store::records::fetch_by_id(c, &coll2, &id))
+        .await
+}

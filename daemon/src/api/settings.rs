@@ -1,0 +1,43 @@
+//! `GET/PATCH /api/settings` (superusers). Secrets are never shown.
+
+use super::require_superuser;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Req, Resp};
+use serde_json::Value;
+use std::sync::Arc;
+
+fn redact(v: &Value) -> Value {
+    let mut v = v.clone();
+    for path in [&["smtp"][..], &["s3"], &["backups", "s3"]] {
+        let mut cur = &mut v;
+        for p in path {
+            cur = &mut cur[*p];
+        }
+        if let Some(o) = cur.as_object_mut() {
+            o.remove("password");
+            o.remove("secret");
+        }
+    }
+    v
+}
+
+pub async fn get(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    Ok(Resp::ok(&redact(&app.settings())))
+}
+
+pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let body = Value::Object(req.json_body()?);
+    if let Some(b) = body.get("batch") {
+        let bad = ["maxRequests", "timeout", "maxBodySize"]
+            .iter()
+            .any(|k| b.get(*k).is_some_and(|v| v.as_i64().is_none_or(|n| n < 0)));
+        if bad {
+            return Err(ApiError::bad("An error occurred while submitting the form."));
+        }
+    }
+    let next = app.update_settings(&body).await?;
+    Ok(Resp::ok(&redact(&next)))
+}

@@ -1,0 +1,113 @@
+//! The application state shared by every request.
+
+use crate::auth::password::Hasher;
+use crate::config::Config;
+use crate::error::{ApiError, ApiResult};
+use crate::store::Store;
+use serde_json::{json, Value};
+use std::sync::{Arc, RwLock};
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub hasher: Hasher,
+    settings: RwLock<Arc<Value>>,
+}
+
+/// PocketBase's default settings (the parts keepd acts on, plus the shape
+/// the SDK and dashboard expect).
+pub fn default_settings() -> Value {
+    json!({
+        "meta": {
+            "appName": "keepd",
+            "appURL": "http://localhost:8090",
+            "senderName": "Support",
+            "senderAddress": "support@example.com",
+            "hideControls": false
+        },
+        "logs": {"maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false},
+        "smtp": {"enabled": false, "port": 587, "host": "smtp.example.com", "username": "", "authMethod": "", "tls": false, "localName": ""},
+        "backups": {"cron": "", "cronMaxKeep": 3, "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false}},
+        "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false},
+        "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
+        "rateLimits": {"rules": [], "enabled": false},
+        "trustedProxy": {"headers": [], "useLeftmostIP": false}
+    })
+}
+
+impl App {
+    pub async fn new(config: Config, store: Arc<Store>) -> anyhow::Result<Arc<App>> {
+        let hasher = Hasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+            config.max_concurrent_hashes,
+        )?;
+        let stored: Option<String> = store
+            .read(|c| {
+                use rusqlite::OptionalExtension;
+                Ok(c.query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| r.get(0))
+                    .optional()?)
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("loading settings: {e}"))?;
+        let mut settings = default_settings();
+        if let Some(s) = stored.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
+            merge(&mut settings, &s);
+        }
+        Ok(Arc::new(App {
+            config,
+            store,
+            hasher,
+            settings: RwLock::new(Arc::new(settings)),
+        }))
+    }
+
+    pub fn settings(&self) -> Arc<Value> {
+        match self.settings.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Merges `patch` into the settings and stores them durably.
+    pub async fn update_settings(&self, patch: &Value) -> ApiResult<Arc<Value>> {
+        let mut next = self.settings().as_ref().clone();
+        merge(&mut next, patch);
+        let text = next.to_string();
+        let now = crate::util::now_string();
+        self.store
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO _params (id, value, created, updated) VALUES ('settings', ?1, ?2, ?2)
+                     ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                    rusqlite::params![text, now],
+                )?;
+                Ok(())
+            })
+            .await?;
+        let next = Arc::new(next);
+        match self.settings.write() {
+            Ok(mut g) => *g = next.clone(),
+            Err(_) => return Err(ApiError::internal("settings lock poisoned")),
+        }
+        Ok(next)
+    }
+}
+
+/// Deep-merges objects; other values replace.
+pub fn merge(dst: &mut Value, src: &Value) {
+    match (dst, src) {
+        (Value::Object(d), Value::Object(s)) => {
+            for (k, v) in s {
+                match d.get_mut(k) {
+                    Some(dv) if dv.is_object() && v.is_object() => merge(dv, v),
+                    _ => {
+                        d.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (d, s) => *d = s.clone(),
+    }
+}

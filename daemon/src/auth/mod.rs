@@ -1,0 +1,7 @@
+//! Authentication: password hashing, tokens, and the request identity.
+
+pub mod identity;
+pub mod password;
+pub mod token;
+
+pub use identity::{AuthRecord, Identity};

@@ -1,0 +1,227 @@
+//! One typed configuration: defaults < TOML file < `KEEPD_*` environment <
+//! command-line flags, validated at start. An error names the key.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub http: SocketAddr,
+    /// Data directory (database, files). Created 0700.
+    pub dir: PathBuf,
+    /// Most open client connections; more are answered 429 and closed.
+    pub max_connections: usize,
+    /// Seconds a client may take to send the request head.
+    pub header_timeout_secs: u64,
+    /// Seconds a client may take to send the request body.
+    pub body_timeout_secs: u64,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Read-only SQLite connections.
+    pub readers: usize,
+    /// Most password hashes computed at once (each holds `argon2_memory_kib`).
+    pub max_concurrent_hashes: usize,
+    /// Argon2id memory in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// Argon2id parallelism (OWASP: 1).
+    pub argon2_parallelism: u32,
+    /// Longest `filter` / rule text in bytes.
+    pub max_filter_len: usize,
+    /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "keepd=debug".
+    pub log: String,
+    /// Repair loose file modes at start instead of refusing to run.
+    pub fix_permissions: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            dir: PathBuf::from("keepd_data"),
+            max_connections: 1024,
+            header_timeout_secs: 10,
+            body_timeout_secs: 60,
+            max_body_bytes: 32 << 20,
+            readers: 4,
+            max_concurrent_hashes: 2,
+            argon2_memory_kib: 19456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            max_filter_len: 3500,
+            log: "info".into(),
+            fix_permissions: false,
+        }
+    }
+}
+
+/// Keys that may be set; each is also read from `KEEPD_<KEY IN UPPER CASE>`.
+const KEYS: &[&str] = &[
+    "http",
+    "dir",
+    "max_connections",
+    "header_timeout_secs",
+    "body_timeout_secs",
+    "max_body_bytes",
+    "readers",
+    "max_concurrent_hashes",
+    "argon2_memory_kib",
+    "argon2_iterations",
+    "argon2_parallelism",
+    "max_filter_len",
+    "log",
+    "fix_permissions",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+/// Parses a value from the environment or a flag: TOML syntax when it
+/// parses (numbers, booleans), a plain string otherwise.
+fn scalar(raw: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.into()),
+    }
+}
+
+impl Config {
+    /// Layers the sources. `file`: explicit path (must exist), or None.
+    /// `env`: the process environment (passed in for tests). `flags`: key →
+    /// raw value from the command line.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &[(&str, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            table = toml::from_str(&text).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        for (k, v) in env {
+            if let Some(rest) = k.strip_prefix("KEEPD_") {
+                let key = rest.to_ascii_lowercase();
+                if KEYS.contains(&key.as_str()) {
+                    table.insert(key, scalar(&v));
+                }
+            }
+        }
+        for (k, v) in flags {
+            table.insert(k.to_string(), scalar(v));
+        }
+        // Addresses and paths are strings even when they look like numbers.
+        for key in ["http", "dir", "log"] {
+            if let Some(v) = table.get_mut(key) {
+                if !v.is_str() {
+                    *v = toml::Value::String(v.to_string());
+                }
+            }
+        }
+        for key in table.keys() {
+            if !KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::Key {
+                    key: key.clone(),
+                    message: format!("unknown key (known keys: {})", KEYS.join(", ")),
+                });
+            }
+        }
+        let cfg: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let msg = e.to_string();
+            let key = KEYS
+                .iter()
+                .find(|k| msg.contains(&format!("`{k}`")) || msg.contains(&format!("{k} ")))
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "?".into());
+            ConfigError::Key {
+                key,
+                message: msg.trim().to_string(),
+            }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Key {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.readers == 0 || self.readers > 64 {
+            return bad("readers", "must be between 1 and 64");
+        }
+        if self.max_concurrent_hashes == 0 {
+            return bad("max_concurrent_hashes", "must be at least 1");
+        }
+        if self.argon2_memory_kib < 8 * 1024 {
+            return bad("argon2_memory_kib", "must be at least 8192 (8 MiB)");
+        }
+        if self.argon2_iterations == 0 {
+            return bad("argon2_iterations", "must be at least 1");
+        }
+        if self.argon2_parallelism == 0 {
+            return bad("argon2_parallelism", "must be at least 1");
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("max_body_bytes", "must be at least 1024");
+        }
+        if self.header_timeout_secs == 0 {
+            return bad("header_timeout_secs", "must be at least 1");
+        }
+        if self.dir.as_os_str().is_empty() {
+            return bad("dir", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layering_order() {
+        let dir = std::env::temp_dir().join(format!("keepd-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("k.toml");
+        std::fs::write(&f, "readers = 2\nmax_connections = 10\nlog = \"debug\"\n").unwrap();
+        let env = vec![("KEEPD_MAX_CONNECTIONS".to_string(), "20".to_string())];
+        let c = Config::load(Some(&f), env, &[("log", "warn".into())]).unwrap();
+        assert_eq!(c.readers, 2);
+        assert_eq!(c.max_connections, 20);
+        assert_eq!(c.log, "warn");
+        assert_eq!(c.http.port(), 8090);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let env = vec![("KEEPD_READERS".to_string(), "0".to_string())];
+        let e = Config::load(None, env, &[]).unwrap_err().to_string();
+        assert!(e.contains("`readers`"), "{e}");
+        let env = vec![("KEEPD_MAX_CONNECTIONS".to_string(), "lots".to_string())];
+        let e = Config::load(None, env, &[]).unwrap_err().to_string();
+        assert!(e.contains("max_connections"), "{e}");
+        let e = Config::load(None, Vec::new(), &[("http", "nonsense".into())]).unwrap_err().to_string();
+        assert!(e.contains("http"), "{e}");
+    }
+}

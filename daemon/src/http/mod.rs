@@ -1,0 +1,161 @@
+//! The HTTP server: accept loop with a connection cap, header-read timeout,
+//! body cap; request identity; dispatch through the route table; one place
+//! that turns `ApiError` into PocketBase's error JSON.
+//!
+//! Only this folder knows hyper.
+
+pub mod request;
+pub mod response;
+pub mod router;
+
+pub use request::Req;
+pub use response::Resp;
+
+use crate::app::App;
+use crate::error::ApiError;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+/// Serves until `shutdown` resolves, then stops accepting and waits (up to
+/// `drain`) for in-flight connections to finish.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>, drain: Duration) {
+    let max = app.config.max_connections;
+    let conns = Arc::new(Semaphore::new(max));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = Arc::new(router::Router::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            // Over the cap: answer in PocketBase's shape and close.
+            tokio::spawn(reject_connection(stream));
+            continue;
+        };
+        let app = app.clone();
+        let router = router.clone();
+        let mut stop_rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let app = app.clone();
+                let router = router.clone();
+                async move { Ok::<_, Infallible>(handle(app, router, req, peer).await) }
+            });
+            let header_timeout = Duration::from_secs(app_header_timeout());
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => { let _ = r; }
+                _ = stop_rx.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    let _ = stop_tx.send(true);
+    let deadline = tokio::time::Instant::now() + drain;
+    while conns.available_permits() < max && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+static HEADER_TIMEOUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10);
+
+fn app_header_timeout() -> u64 {
+    HEADER_TIMEOUT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets the header-read timeout used by new connections.
+pub fn set_header_timeout(secs: u64) {
+    HEADER_TIMEOUT.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+async fn reject_connection(mut stream: tokio::net::TcpStream) {
+    let body = ApiError::TooManyRequests {
+        message: "Too many open connections, please try again later.".into(),
+        retry_after: 1,
+    }
+    .to_body()
+    .to_string();
+    let resp = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{}",
+        body.len(),
+        body
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(resp.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn handle(app: Arc<App>, router: Arc<router::Router>, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let resp = match dispatch(&app, &router, req, peer).await {
+        Ok(r) => r,
+        Err(e) => Resp::error(&e),
+    };
+    let status = resp.status;
+    tracing::debug!(%method, %path, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+    resp.into_hyper()
+}
+
+async fn dispatch(app: &Arc<App>, router: &router::Router, req: hyper::Request<Incoming>, peer: SocketAddr) -> Result<Resp, ApiError> {
+    let (parts, body) = req.into_parts();
+    if parts.method == hyper::Method::OPTIONS {
+        return Ok(Resp::empty(204));
+    }
+    let (handler, params) = router.find(&parts.method, parts.uri.path())?;
+    let limit = app.config.max_body_bytes;
+    if let Some(len) = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            return Err(ApiError::TooLarge("Request entity too large".into()));
+        }
+    }
+    let body_timeout = Duration::from_secs(app.config.body_timeout_secs);
+    let body = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => return Err(ApiError::bad("Timed out reading the request body.")),
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                return Err(ApiError::TooLarge("Request entity too large".into()));
+            }
+            return Err(ApiError::bad("Failed to read the request body."));
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    let identity = crate::api::identity::resolve(app, &parts.headers).await?;
+    let req = Req::new(parts, params, body, identity, peer);
+    handler(app.clone(), req).await
+}

@@ -1,0 +1,144 @@
+//! The request as handlers see it: method, path params, query, headers,
+//! the whole (size-capped) body, the caller's identity and address.
+
+use crate::auth::Identity;
+use crate::error::{ApiError, ApiResult};
+use bytes::Bytes;
+use hyper::http::request::Parts;
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+
+pub struct Req {
+    pub method: hyper::Method,
+    pub params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+    pub identity: Identity,
+    pub peer: SocketAddr,
+}
+
+impl Req {
+    pub fn new(parts: Parts, params: Vec<(String, String)>, body: Bytes, identity: Identity, peer: SocketAddr) -> Req {
+        let query = parts
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        Req {
+            method: parts.method,
+            params,
+            query,
+            headers: parts.headers,
+            body,
+            identity,
+            peer,
+        }
+    }
+
+    /// A path parameter (always present when the route matched).
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// The first value of a query parameter.
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn query_map(&self) -> Map<String, Value> {
+        self.query
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Headers as PocketBase exposes them to rules: lower case, `-` → `_`.
+    pub fn headers_map(&self) -> Map<String, Value> {
+        self.headers
+            .iter()
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_ascii_lowercase().replace('-', "_"), Value::String(v.to_string())))
+            })
+            .collect()
+    }
+
+    fn content_type(&self) -> &str {
+        self.header("content-type").unwrap_or_default()
+    }
+
+    /// The body as a JSON object. Empty bodies are `{}`. Form bodies
+    /// (urlencoded) become string values; multipart is parsed elsewhere.
+    pub fn json_body(&self) -> ApiResult<Map<String, Value>> {
+        if self.body.is_empty() {
+            return Ok(Map::new());
+        }
+        let ct = self.content_type().to_ascii_lowercase();
+        if ct.starts_with("application/x-www-form-urlencoded") {
+            let mut m = Map::new();
+            for (k, v) in form_urlencoded::parse(&self.body) {
+                m.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+            return Ok(m);
+        }
+        if ct.starts_with("multipart/form-data") {
+            return Err(ApiError::bad("Multipart bodies are not supported yet; send JSON."));
+        }
+        check_json_depth(&self.body, 64)?;
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err(ApiError::bad("Failed to load the submitted data due to invalid formatting.")),
+            Err(_) => Err(ApiError::bad("Failed to load the submitted data due to invalid formatting.")),
+        }
+    }
+
+    /// The body as any JSON value (for endpoints taking arrays).
+    pub fn json_value(&self) -> ApiResult<Value> {
+        if self.body.is_empty() {
+            return Ok(Value::Object(Map::new()));
+        }
+        check_json_depth(&self.body, 64)?;
+        serde_json::from_slice(&self.body).map_err(|_| ApiError::bad("Failed to load the submitted data due to invalid formatting."))
+    }
+}
+
+/// Refuses JSON nested deeper than `max` (before parsing, without recursion).
+fn check_json_depth(b: &[u8], max: usize) -> ApiResult<()> {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    for &c in b {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Err(ApiError::bad("Failed to load the submitted data due to invalid formatting."));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}

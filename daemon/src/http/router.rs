@@ -1,0 +1,99 @@
+//! The route table: every route keepd serves, in one list, top to bottom.
+
+use super::{Req, Resp};
+use crate::api;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use hyper::Method;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type BoxFut = Pin<Box<dyn Future<Output = ApiResult<Resp>> + Send>>;
+pub type Handler = fn(Arc<App>, Req) -> BoxFut;
+
+macro_rules! h {
+    ($f:path) => {{
+        fn wrap(app: Arc<App>, req: Req) -> BoxFut {
+            Box::pin($f(app, req))
+        }
+        wrap as Handler
+    }};
+}
+
+/// (method, path, handler) — PocketBase's v0.23+ Web API.
+fn routes() -> Vec<(Method, &'static str, Handler)> {
+    use Method as M;
+    vec![
+        (M::GET, "/api/health", h!(api::health::health)),
+        (M::HEAD, "/api/health", h!(api::health::health)),
+        // Collections (superusers only).
+        (M::GET, "/api/collections", h!(api::collections::list)),
+        (M::POST, "/api/collections", h!(api::collections::create)),
+        (M::PUT, "/api/collections/import", h!(api::collections::import)),
+        (M::GET, "/api/collections/{collection}", h!(api::collections::view)),
+        (M::PATCH, "/api/collections/{collection}", h!(api::collections::update)),
+        (M::DELETE, "/api/collections/{collection}", h!(api::collections::delete)),
+        (M::DELETE, "/api/collections/{collection}/truncate", h!(api::collections::truncate)),
+        // Records.
+        (M::GET, "/api/collections/{collection}/records", h!(api::records::list)),
+        (M::POST, "/api/collections/{collection}/records", h!(api::records::create)),
+        (M::GET, "/api/collections/{collection}/records/{id}", h!(api::records::view)),
+        (M::PATCH, "/api/collections/{collection}/records/{id}", h!(api::records::update)),
+        (M::DELETE, "/api/collections/{collection}/records/{id}", h!(api::records::delete)),
+        // Auth.
+        (M::GET, "/api/collections/{collection}/auth-methods", h!(api::auth::methods)),
+        (M::POST, "/api/collections/{collection}/auth-with-password", h!(api::auth::with_password)),
+        (M::POST, "/api/collections/{collection}/auth-refresh", h!(api::auth::refresh)),
+        // Batch and settings.
+        (M::POST, "/api/batch", h!(api::batch::batch)),
+        (M::GET, "/api/settings", h!(api::settings::get)),
+        (M::PATCH, "/api/settings", h!(api::settings::update)),
+    ]
+}
+
+pub struct Router {
+    inner: matchit::Router<Vec<(Method, Handler)>>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Router {
+    pub fn new() -> Router {
+        let mut by_path: Vec<(&'static str, Vec<(Method, Handler)>)> = Vec::new();
+        for (m, p, h) in routes() {
+            match by_path.iter_mut().find(|(path, _)| *path == p) {
+                Some((_, v)) => v.push((m, h)),
+                None => by_path.push((p, vec![(m, h)])),
+            }
+        }
+        let mut inner = matchit::Router::new();
+        for (p, v) in by_path {
+            inner.insert(p, v).expect("route table is valid");
+        }
+        Router { inner }
+    }
+
+    pub fn find(&self, method: &Method, path: &str) -> ApiResult<(Handler, Vec<(String, String)>)> {
+        let m = self.inner.at(path).map_err(|_| ApiError::not_found())?;
+        let h = m
+            .value
+            .iter()
+            .find(|(mm, _)| mm == method)
+            .map(|(_, h)| *h)
+            .ok_or(ApiError::MethodNotAllowed)?;
+        let params = m
+            .params
+            .iter()
+            .map(|(k, v)| {
+                let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+                (k.to_string(), v)
+            })
+            .collect();
+        Ok((h, params))
+    }
+}

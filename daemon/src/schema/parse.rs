@@ -1,0 +1,336 @@
+//! Building a `Collection` from PocketBase's collection JSON (API input,
+//! import, defaults), with PocketBase's defaults and validation.
+
+use super::collection::{Collection, CollectionType, TOKEN_KEYS};
+use super::field::{Field, FieldKind};
+use super::index::parse_index;
+use super::Schema;
+use crate::error::FieldErrors;
+use crate::util::{crc32_checksum, random_string, ALPHANUM};
+use serde_json::{json, Map, Value};
+
+const RULE_KEYS: [&str; 5] = ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"];
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses stored JSON without the API's checks (defaults, database rows).
+pub fn collection_from_json(v: &Value) -> Result<Collection, FieldErrors> {
+    let mut errs = FieldErrors::new();
+    let o = v.as_object().cloned().unwrap_or_default();
+    let kind = match o.get("type").and_then(Value::as_str).unwrap_or("base") {
+        "base" => CollectionType::Base,
+        "auth" => CollectionType::Auth,
+        "view" => CollectionType::View,
+        _ => {
+            errs.add("type", "validation_in_invalid", "Must be a valid value.");
+            CollectionType::Base
+        }
+    };
+    let fields: Vec<Field> = match o.get("fields") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => {
+            let mut out = Vec::new();
+            let mut ferrs = Map::new();
+            for (i, f) in a.iter().enumerate() {
+                match serde_json::from_value::<Field>(f.clone()) {
+                    Ok(f) => out.push(f),
+                    Err(e) => {
+                        let code = if f.get("type").and_then(Value::as_str).is_none()
+                            || e.to_string().contains("unknown variant")
+                        {
+                            ("type", "validation_invalid_field_type", "Invalid field type.")
+                        } else {
+                            ("type", "validation_invalid_value", "Invalid field options.")
+                        };
+                        ferrs.insert(
+                            i.to_string(),
+                            json!({code.0: {"code": code.1, "message": code.2}}),
+                        );
+                    }
+                }
+            }
+            if !ferrs.is_empty() {
+                errs.add_nested("fields", Value::Object(ferrs));
+            }
+            out
+        }
+        Some(_) => {
+            errs.add("fields", "validation_invalid_value", "Must be an array.");
+            Vec::new()
+        }
+    };
+    let rule = |k: &str| o.get(k).and_then(Value::as_str).map(String::from);
+    let options: Map<String, Value> = match kind {
+        CollectionType::Auth => super::collection::AUTH_OPTION_KEYS
+            .iter()
+            .filter_map(|k| o.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect(),
+        CollectionType::View => o
+            .get("viewQuery")
+            .map(|v| [("viewQuery".to_string(), v.clone())].into_iter().collect())
+            .unwrap_or_default(),
+        CollectionType::Base => Map::new(),
+    };
+    let c = Collection {
+        id: o.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+        name: o.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        kind,
+        system: o.get("system").and_then(Value::as_bool).unwrap_or(false),
+        fields,
+        indexes: o
+            .get("indexes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default(),
+        list_rule: rule("listRule"),
+        view_rule: rule("viewRule"),
+        create_rule: rule("createRule"),
+        update_rule: rule("updateRule"),
+        delete_rule: rule("deleteRule"),
+        options,
+        created: o.get("created").and_then(Value::as_str).unwrap_or_default().to_string(),
+        updated: o.get("updated").and_then(Value::as_str).unwrap_or_default().to_string(),
+    };
+    if errs.is_empty() {
+        Ok(c)
+    } else {
+        Err(errs)
+    }
+}
+
+fn default_id_field() -> Field {
+    serde_json::from_value(json!({
+        "autogeneratePattern": "[a-z0-9]{15}", "help": "", "hidden": false,
+        "id": "text3208210256", "max": 15, "min": 15, "name": "id",
+        "pattern": "^[a-z0-9]+$", "presentable": false, "primaryKey": true,
+        "required": true, "system": true, "type": "text"
+    }))
+    .expect("static field")
+}
+
+fn auth_system_fields() -> Vec<Field> {
+    serde_json::from_str(include_str!("auth_fields.json")).expect("static fields")
+}
+
+fn auth_default_options() -> Map<String, Value> {
+    serde_json::from_str(include_str!("auth_options.json")).expect("static options")
+}
+
+/// Merges `patch` (an update body) onto `base` (the current API JSON of the
+/// collection): top-level keys replace; auth option objects merge one level.
+pub fn merge_update(base: &Value, patch: &Value) -> Value {
+    let mut out = base.as_object().cloned().unwrap_or_default();
+    if let Some(p) = patch.as_object() {
+        for (k, v) in p {
+            match (out.get_mut(k), v) {
+                (Some(Value::Object(dst)), Value::Object(src)) if k != "fields" => {
+                    for (k2, v2) in src {
+                        dst.insert(k2.clone(), v2.clone());
+                    }
+                }
+                _ => {
+                    out.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Builds and validates a collection from API input. `existing` is the
+/// collection being updated (None on create). Rule syntax is checked by
+/// the caller (it needs the filter compiler).
+pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> Result<Collection, FieldErrors> {
+    let mut c = collection_from_json(input)?;
+    let mut errs = FieldErrors::new();
+
+    // Identity: keep the existing id and type; new ids as PocketBase makes them.
+    if let Some(ex) = existing {
+        c.id = ex.id.clone();
+        if c.kind != ex.kind {
+            errs.add("type", "validation_collection_type_change", "Changing the collection type is not allowed.");
+        }
+        c.system = ex.system;
+        c.created = ex.created.clone();
+        // Keep stored secrets; the API never shows them.
+        for key in TOKEN_KEYS {
+            let secret = ex
+                .options
+                .get(*key)
+                .and_then(|o| o.get("secret"))
+                .cloned();
+            if let (Some(s), Some(o)) = (secret, c.options.get_mut(*key).and_then(Value::as_object_mut)) {
+                o.entry("secret").or_insert(s);
+            }
+        }
+    } else {
+        c.system = false;
+        if c.id.is_empty() {
+            c.id = format!("pbc_{}", crc32_checksum(&format!("{}{}", c.kind.as_str(), c.name)));
+        }
+    }
+
+    // Name.
+    if c.name.is_empty() {
+        errs.add("name", "validation_required", "Cannot be blank.");
+    } else if !is_name(&c.name) {
+        errs.add("name", "validation_match_invalid", "Must be in a valid format.");
+    } else if let Some(other) = schema.get(&c.name) {
+        if other.id != c.id {
+            errs.add("name", "validation_collection_name_exists", "Collection name must be unique (case insensitive).");
+        }
+    }
+    if existing.is_none() && schema.by_id(&c.id).is_some() {
+        errs.add("id", "validation_collection_id_exists", "Collection id must be unique.");
+    }
+    if let Some(ex) = existing {
+        if ex.system && ex.name != c.name {
+            errs.add("name", "validation_collection_system_name_change", "System collection name cannot be changed.");
+        }
+    }
+
+    // Fields: defaults, system fields, ids.
+    if c.kind != CollectionType::View && !c.fields.iter().any(|f| f.name == "id") {
+        c.fields.insert(0, default_id_field());
+    }
+    if c.kind == CollectionType::Auth {
+        for sf in auth_system_fields() {
+            if !c.fields.iter().any(|f| f.name == sf.name) {
+                c.fields.push(sf);
+            }
+        }
+        let defaults = auth_default_options();
+        for (k, v) in defaults {
+            match c.options.get_mut(&k) {
+                None => {
+                    c.options.insert(k, v);
+                }
+                Some(Value::Object(cur)) => {
+                    if let Value::Object(d) = v {
+                        for (k2, v2) in d {
+                            cur.entry(k2).or_insert(v2);
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for key in TOKEN_KEYS {
+            if let Some(o) = c.options.get_mut(*key).and_then(Value::as_object_mut) {
+                let needs = o.get("secret").and_then(Value::as_str).is_none_or(|s| s.len() < 30);
+                if needs {
+                    o.insert("secret".into(), Value::String(random_string(50, ALPHANUM)));
+                }
+            }
+        }
+    }
+    let mut field_errs = Map::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, f) in c.fields.iter_mut().enumerate() {
+        let mut fe = Map::new();
+        if f.name.is_empty() {
+            fe.insert("name".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+        } else if !is_name(&f.name) {
+            fe.insert("name".into(), json!({"code": "validation_match_invalid", "message": "Must be in a valid format."}));
+        } else if !seen.insert(f.name.to_lowercase()) {
+            fe.insert("name".into(), json!({"code": "validation_duplicated_field_name", "message": "Duplicated or invalid field name."}));
+        }
+        if f.id.is_empty() {
+            f.id = format!("{}{}", f.type_name(), crc32_checksum(&f.name));
+        }
+        match &f.kind {
+            FieldKind::Relation(o) => {
+                let target = schema.get(&o.collection_id).map(|t| t.id.clone());
+                let self_ref = o.collection_id == c.id || o.collection_id == c.name;
+                match (target, self_ref) {
+                    (Some(id), _) => {
+                        if let FieldKind::Relation(o) = &mut f.kind {
+                            o.collection_id = id;
+                        }
+                    }
+                    (None, true) => {
+                        if let FieldKind::Relation(o) = &mut f.kind {
+                            o.collection_id = c.id.clone();
+                        }
+                    }
+                    (None, false) => {
+                        fe.insert("collectionId".into(), json!({"code": "validation_field_invalid_relation", "message": "The relation collection doesn't exist."}));
+                    }
+                }
+            }
+            FieldKind::Select(o) => {
+                if o.values.is_empty() {
+                    fe.insert("values".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+                }
+            }
+            FieldKind::Text(o) if !o.pattern.is_empty() && regex_lite::Regex::new(&o.pattern).is_err() => {
+                fe.insert("pattern".into(), json!({"code": "validation_invalid_regex", "message": "Invalid regex pattern."}));
+            }
+            _ => {}
+        }
+        if let FieldKind::Select(o) = &mut f.kind {
+            if o.max_select < 1 {
+                o.max_select = 1;
+            }
+        }
+        if let FieldKind::File(o) = &mut f.kind {
+            if o.max_select < 1 {
+                o.max_select = 1;
+            }
+        }
+        if !fe.is_empty() {
+            field_errs.insert(i.to_string(), Value::Object(fe));
+        }
+    }
+    // System fields may not be removed or changed in type.
+    if let Some(ex) = existing {
+        for of in ex.fields.iter().filter(|f| f.system) {
+            match c.fields.iter().find(|f| f.id == of.id) {
+                Some(nf) if nf.type_name() == of.type_name() && nf.name == of.name => {}
+                _ => {
+                    errs.add("fields", "validation_system_field_change", "System fields cannot be deleted or renamed.");
+                }
+            }
+        }
+    }
+    if !field_errs.is_empty() {
+        errs.add_nested("fields", Value::Object(field_errs));
+    }
+
+    // Indexes: each must parse and name only this collection's fields.
+    let mut ix_errs = Map::new();
+    let mut names = std::collections::HashSet::new();
+    for (i, ix) in c.indexes.iter_mut().enumerate() {
+        match parse_index(ix) {
+            Ok(mut def) => {
+                def.table = c.name.clone();
+                let unknown = def.columns.iter().any(|col| !c.fields.iter().any(|f| f.name == col.name));
+                if unknown {
+                    ix_errs.insert(i.to_string(), json!({"code": "validation_invalid_index_expression", "message": "Invalid CREATE INDEX expression."}));
+                } else if !names.insert(def.name.to_lowercase()) {
+                    ix_errs.insert(i.to_string(), json!({"code": "validation_duplicated_index_name", "message": "The index name must be unique."}));
+                } else {
+                    *ix = def.to_sql();
+                }
+            }
+            Err(_) => {
+                ix_errs.insert(i.to_string(), json!({"code": "validation_invalid_index_expression", "message": "Invalid CREATE INDEX expression."}));
+            }
+        }
+    }
+    if !ix_errs.is_empty() {
+        errs.add_nested("indexes", Value::Object(ix_errs));
+    }
+
+    if c.kind == CollectionType::View {
+        errs.add("type", "validation_view_unsupported", "View collections are not supported yet.");
+    }
+    let _ = RULE_KEYS;
+    if errs.is_empty() {
+        Ok(c)
+    } else {
+        Err(errs)
+    }
+}

@@ -1,0 +1,199 @@
+//! Versioned migrations, applied at start inside one transaction each, and
+//! the collection rows ↔ `Collection` mapping.
+
+use super::ddl;
+use crate::schema::{Collection, CollectionType, Schema};
+use crate::util::{now_string, random_string, ALPHANUM};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    up: fn(&Connection) -> anyhow::Result<()>,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init: system tables and default collections",
+    up: init,
+}];
+
+pub(crate) fn run(conn: &mut Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _keepd_migrations (
+            version INTEGER PRIMARY KEY,
+            name    TEXT NOT NULL,
+            applied TEXT NOT NULL
+        )",
+    )?;
+    for m in MIGRATIONS {
+        let done: Option<i64> = conn
+            .query_row(
+                "SELECT version FROM _keepd_migrations WHERE version = ?1",
+                [m.version],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if done.is_some() {
+            continue;
+        }
+        tracing::info!(version = m.version, name = m.name, "applying migration");
+        let tx = conn.transaction()?;
+        (m.up)(&tx)?;
+        tx.execute(
+            "INSERT INTO _keepd_migrations (version, name, applied) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, now_string()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn init(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        r#"CREATE TABLE IF NOT EXISTS _collections (
+            id         TEXT PRIMARY KEY NOT NULL,
+            system     BOOLEAN DEFAULT FALSE NOT NULL,
+            type       TEXT DEFAULT 'base' NOT NULL,
+            name       TEXT UNIQUE NOT NULL,
+            fields     JSON DEFAULT '[]' NOT NULL,
+            indexes    JSON DEFAULT '[]' NOT NULL,
+            listRule   TEXT DEFAULT NULL,
+            viewRule   TEXT DEFAULT NULL,
+            createRule TEXT DEFAULT NULL,
+            updateRule TEXT DEFAULT NULL,
+            deleteRule TEXT DEFAULT NULL,
+            options    JSON DEFAULT '{}' NOT NULL,
+            created    TEXT DEFAULT '' NOT NULL,
+            updated    TEXT DEFAULT '' NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS idx__collections_type ON _collections (type);
+        CREATE TABLE IF NOT EXISTS _params (
+            id      TEXT PRIMARY KEY NOT NULL,
+            value   JSON DEFAULT NULL,
+            created TEXT DEFAULT '' NOT NULL,
+            updated TEXT DEFAULT '' NOT NULL
+        );"#,
+    )?;
+    let defaults: Vec<Value> = serde_json::from_str(include_str!("../schema/defaults.json"))?;
+    for d in defaults {
+        let mut c = crate::schema::parse::collection_from_json(&d)
+            .map_err(|e| anyhow::anyhow!("default collection: {e:?}"))?;
+        let now = now_string();
+        c.created = now.clone();
+        c.updated = now;
+        for key in crate::schema::collection::TOKEN_KEYS {
+            if let Some(o) = c.options.get_mut(*key).and_then(Value::as_object_mut) {
+                o.insert("secret".into(), Value::String(random_string(50, ALPHANUM)));
+            }
+        }
+        insert_collection(conn, &c)?;
+        ddl::create_table(conn, &c)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn insert_collection(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule,
+            createRule, updateRule, deleteRule, options, created, updated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            c.id,
+            c.system,
+            c.kind.as_str(),
+            c.name,
+            serde_json::to_string(&c.fields).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&c.indexes).unwrap_or_else(|_| "[]".into()),
+            c.list_rule,
+            c.view_rule,
+            c.create_rule,
+            c.update_rule,
+            c.delete_rule,
+            Value::Object(c.options.clone()).to_string(),
+            c.created,
+            c.updated,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn update_collection(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE _collections SET system = ?2, type = ?3, name = ?4, fields = ?5, indexes = ?6,
+            listRule = ?7, viewRule = ?8, createRule = ?9, updateRule = ?10, deleteRule = ?11,
+            options = ?12, updated = ?13 WHERE id = ?1",
+        params![
+            c.id,
+            c.system,
+            c.kind.as_str(),
+            c.name,
+            serde_json::to_string(&c.fields).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&c.indexes).unwrap_or_else(|_| "[]".into()),
+            c.list_rule,
+            c.view_rule,
+            c.create_rule,
+            c.update_rule,
+            c.delete_rule,
+            Value::Object(c.options.clone()).to_string(),
+            c.updated,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn load_schema(conn: &Connection) -> anyhow::Result<Schema> {
+    let mut stmt = conn.prepare(
+        "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule,
+                updateRule, deleteRule, options, created, updated
+         FROM _collections ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, bool>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            [
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
+            ],
+            r.get::<_, String>(11)?,
+            r.get::<_, String>(12)?,
+            r.get::<_, String>(13)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, system, kind, name, fields, indexes, rules, options, created, updated) = row?;
+        let [list_rule, view_rule, create_rule, update_rule, delete_rule] = rules;
+        let kind = match kind.as_str() {
+            "auth" => CollectionType::Auth,
+            "view" => CollectionType::View,
+            _ => CollectionType::Base,
+        };
+        out.push(Collection {
+            id,
+            name,
+            kind,
+            system,
+            fields: serde_json::from_str(&fields)?,
+            indexes: serde_json::from_str(&indexes)?,
+            list_rule,
+            view_rule,
+            create_rule,
+            update_rule,
+            delete_rule,
+            options: serde_json::from_str(&options)?,
+            created,
+            updated,
+        });
+    }
+    Ok(Schema::new(out))
+}

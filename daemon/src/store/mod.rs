@@ -1,0 +1,151 @@
+//! SQLite storage: one writer thread with group commit, a pool of read-only
+//! readers, migrations, and the in-memory schema snapshot.
+//!
+//! Invariants:
+//! - Only the writer thread writes. A write's result is sent to its caller
+//!   only after the batch holding it has committed (`synchronous=FULL`).
+//! - No connection is held across an `.await`.
+//! - SQLite dialect lives in `dialect`; nothing else spells it.
+
+pub mod dialect;
+mod ddl;
+mod migrate;
+mod open;
+mod readers;
+mod writer;
+pub mod records;
+
+pub use open::{check_modes, fix_modes, ModeProblem};
+pub use writer::WriteOutcome;
+
+use crate::error::{ApiError, ApiResult};
+use crate::schema::Schema;
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Options the store needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub readers: usize,
+    /// Most writes committed together in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            readers: 4,
+            max_batch: 256,
+        }
+    }
+}
+
+pub struct Store {
+    dir: PathBuf,
+    writer: writer::Writer,
+    readers: readers::Readers,
+    schema: RwLock<Arc<Schema>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir`, applies migrations
+    /// and loads the schema.
+    pub fn open(dir: &Path, opts: &StoreOptions) -> anyhow::Result<Arc<Store>> {
+        let db_path = dir.join("data.db");
+        let mut conn = open::open_writer(&db_path)?;
+        migrate::run(&mut conn)?;
+        let schema = migrate::load_schema(&conn)?;
+        let readers = readers::Readers::open(&db_path, opts.readers.max(1))?;
+        let writer = writer::Writer::start(conn, opts.max_batch.max(1))?;
+        open::tighten_files(dir)?;
+        Ok(Arc::new(Store {
+            dir: dir.to_path_buf(),
+            writer,
+            readers,
+            schema: RwLock::new(Arc::new(schema)),
+        }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current schema snapshot.
+    pub fn schema(&self) -> Arc<Schema> {
+        match self.schema.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set_schema(&self, s: Schema) {
+        let mut g = match self.schema.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = Arc::new(s);
+    }
+
+    /// Reloads the schema from the database (after a collection change).
+    pub async fn reload_schema(&self) -> ApiResult<()> {
+        let s = self
+            .read(|c| migrate::load_schema(c).map_err(ApiError::internal))
+            .await?;
+        self.set_schema(s);
+        Ok(())
+    }
+
+    /// Runs `f` on a read-only connection.
+    pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        self.readers.run(f).await
+    }
+
+    /// Runs `f` inside the writer's transaction; answers after commit.
+    pub async fn write<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        self.writer.run(f).await
+    }
+
+    /// A round trip through the writer (for health and the watchdog).
+    pub async fn probe(&self) -> ApiResult<()> {
+        self.write(|c| {
+            c.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Collection definitions: rows in `_collections` plus their tables.
+pub mod catalog {
+    use super::{ddl, migrate};
+    use crate::error::ApiResult;
+    use crate::schema::Collection;
+    use rusqlite::Connection;
+
+    pub fn create(conn: &Connection, c: &Collection) -> ApiResult<()> {
+        migrate::insert_collection(conn, c)?;
+        ddl::create_table(conn, c)?;
+        Ok(())
+    }
+
+    pub fn update(conn: &Connection, old: &Collection, new: &Collection) -> ApiResult<()> {
+        migrate::update_collection(conn, new)?;
+        ddl::sync_table(conn, old, new)?;
+        Ok(())
+    }
+
+    pub fn delete(conn: &Connection, c: &Collection) -> ApiResult<()> {
+        conn.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
+        ddl::drop_table(conn, c)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,264 @@
+//! Record rows: reading, inserting, updating, deleting, listing. Every
+//! identifier comes from the collection definition; every value is bound.
+
+use super::dialect::quote_ident;
+use crate::error::{ApiError, ApiResult};
+use crate::schema::record::{from_sql, to_sql};
+use crate::schema::Collection;
+use rusqlite::types::Value as Sql;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+use serde_json::{Map, Value};
+
+/// A compiled condition: SQL with `?` placeholders, its joins and values.
+#[derive(Debug, Clone, Default)]
+pub struct Cond {
+    pub joins: Vec<String>,
+    pub sql: String,
+    pub params: Vec<Sql>,
+    /// Joins may repeat rows: select DISTINCT.
+    pub distinct: bool,
+}
+
+impl Cond {
+    /// `a AND b` of two conditions (either may be empty = true).
+    pub fn and(mut self, other: Cond) -> Cond {
+        if other.sql.is_empty() {
+            self.joins.extend(other.joins);
+            self.distinct |= other.distinct;
+            return self;
+        }
+        if self.sql.is_empty() {
+            let mut o = other;
+            o.joins.splice(0..0, self.joins);
+            o.distinct |= self.distinct;
+            return o;
+        }
+        self.sql = format!("({}) AND ({})", self.sql, other.sql);
+        self.joins.extend(other.joins);
+        self.params.extend(other.params);
+        self.distinct |= other.distinct;
+        self
+    }
+}
+
+/// A list query.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub cond: Cond,
+    /// ORDER BY terms (built from schema identifiers), with their joins and params.
+    pub order: Vec<String>,
+    pub order_joins: Vec<String>,
+    pub order_params: Vec<Sql>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn select_columns(c: &Collection) -> String {
+    let t = quote_ident(&c.name);
+    c.fields
+        .iter()
+        .map(|f| format!("{t}.{}", quote_ident(&f.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn row_to_map(c: &Collection, row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
+    let mut m = Map::new();
+    for (i, f) in c.fields.iter().enumerate() {
+        m.insert(f.name.clone(), from_sql(f, row.get_ref(i)?));
+    }
+    Ok(m)
+}
+
+pub fn fetch_by_id(conn: &Connection, c: &Collection, id: &str) -> ApiResult<Option<Map<String, Value>>> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {}.\"id\" = ?1 LIMIT 1",
+        select_columns(c),
+        quote_ident(&c.name),
+        quote_ident(&c.name)
+    );
+    let mut st = conn.prepare_cached(&sql)?;
+    Ok(st.query_row([id], |r| row_to_map(c, r)).optional()?)
+}
+
+/// Fetches one record if it passes `cond`.
+pub fn fetch_where(conn: &Connection, c: &Collection, id: &str, cond: &Cond) -> ApiResult<Option<Map<String, Value>>> {
+    let t = quote_ident(&c.name);
+    let mut sql = format!("SELECT {}{} FROM {t} {}", if cond.distinct { "DISTINCT " } else { "" }, select_columns(c), cond.joins.join(" "));
+    sql.push_str(&format!(" WHERE {t}.\"id\" = ?"));
+    if !cond.sql.is_empty() {
+        sql.push_str(&format!(" AND ({})", cond.sql));
+    }
+    sql.push_str(" LIMIT 1");
+    let mut params: Vec<Sql> = vec![Sql::Text(id.to_string())];
+    params.extend(cond.params.iter().cloned());
+    let mut st = conn.prepare_cached(&sql)?;
+    Ok(st.query_row(params_from_iter(params.iter()), |r| row_to_map(c, r)).optional()?)
+}
+
+fn from_where(c: &Collection, cond: &Cond, extra_joins: &[String]) -> String {
+    let mut s = format!("FROM {}", quote_ident(&c.name));
+    for j in cond.joins.iter().chain(extra_joins) {
+        s.push(' ');
+        s.push_str(j);
+    }
+    if !cond.sql.is_empty() {
+        s.push_str(" WHERE ");
+        s.push_str(&cond.sql);
+    }
+    s
+}
+
+pub fn list(conn: &Connection, c: &Collection, q: &ListQuery) -> ApiResult<Vec<Map<String, Value>>> {
+    let distinct = q.cond.distinct || !q.order_joins.is_empty();
+    let mut sql = format!(
+        "SELECT {}{} {}",
+        if distinct { "DISTINCT " } else { "" },
+        select_columns(c),
+        from_where(c, &q.cond, &q.order_joins)
+    );
+    if !q.order.is_empty() {
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&q.order.join(", "));
+    }
+    sql.push_str(" LIMIT ? OFFSET ?");
+    let mut params: Vec<Sql> = q.cond.params.clone();
+    params.extend(q.order_params.iter().cloned());
+    params.push(Sql::Integer(q.limit));
+    params.push(Sql::Integer(q.offset));
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map(params_from_iter(params.iter()), |r| row_to_map(c, r))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+pub fn count(conn: &Connection, c: &Collection, cond: &Cond) -> ApiResult<i64> {
+    let t = quote_ident(&c.name);
+    let sql = if cond.distinct {
+        format!("SELECT COUNT(DISTINCT {t}.\"id\") {}", from_where(c, cond, &[]))
+    } else {
+        format!("SELECT COUNT(*) {}", from_where(c, cond, &[]))
+    };
+    let mut st = conn.prepare_cached(&sql)?;
+    Ok(st.query_row(params_from_iter(cond.params.iter()), |r| r.get(0))?)
+}
+
+/// How many of `ids` exist in `c` (relation validation).
+pub fn count_existing(conn: &Connection, c: &Collection, ids: &[String]) -> ApiResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let sql = format!("SELECT COUNT(*) FROM {} WHERE \"id\" IN ({marks})", quote_ident(&c.name));
+    let n: i64 = conn.query_row(&sql, params_from_iter(ids.iter()), |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+/// Fetches records by ids (for expand), in any order.
+pub fn fetch_many(conn: &Connection, c: &Collection, ids: &[String], cond: &Cond) -> ApiResult<Vec<Map<String, Value>>> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let t = quote_ident(&c.name);
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut sql = format!(
+        "SELECT {}{} FROM {t} {} WHERE {t}.\"id\" IN ({marks})",
+        if cond.distinct { "DISTINCT " } else { "" },
+        select_columns(c),
+        cond.joins.join(" ")
+    );
+    if !cond.sql.is_empty() {
+        sql.push_str(&format!(" AND ({})", cond.sql));
+    }
+    let mut params: Vec<Sql> = ids.iter().map(|s| Sql::Text(s.clone())).collect();
+    params.extend(cond.params.iter().cloned());
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(params.iter()), |r| row_to_map(c, r))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// Ids of records in `c` whose relation field `field` holds `target_id`.
+pub fn referencing_ids(conn: &Connection, c: &Collection, field: &crate::schema::Field, target_id: &str) -> ApiResult<Vec<String>> {
+    let t = quote_ident(&c.name);
+    let col = quote_ident(&field.name);
+    let sql = if field.is_multiple() {
+        format!("SELECT {t}.\"id\" FROM {t} WHERE EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({t}.{col}) THEN {t}.{col} ELSE '[]' END) je WHERE je.value = ?1)")
+    } else {
+        format!("SELECT {t}.\"id\" FROM {t} WHERE {t}.{col} = ?1")
+    };
+    let mut st = conn.prepare_cached(&sql)?;
+    let rows = st.query_map([target_id], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+fn map_write_err(e: rusqlite::Error, c: &Collection) -> ApiError {
+    if let rusqlite::Error::SqliteFailure(f, Some(msg)) = &e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("UNIQUE") {
+            let mut errs = crate::error::FieldErrors::new();
+            // "UNIQUE constraint failed: users.email, users.x"
+            for part in msg.rsplit(':').next().unwrap_or_default().split(',') {
+                let col = part.trim().rsplit('.').next().unwrap_or_default();
+                if c.has_field(col) {
+                    if col == "id" {
+                        errs.add(col, "validation_pk_invalid", "The record primary key is invalid or already exists.");
+                    } else {
+                        errs.add(col, "validation_not_unique", "Value must be unique");
+                    }
+                }
+            }
+            return ApiError::validation("Failed to create record.", errs);
+        }
+    }
+    e.into()
+}
+
+/// Inserts a full row (every field present in `values`).
+pub fn insert(conn: &Connection, c: &Collection, values: &Map<String, Value>) -> ApiResult<()> {
+    let cols: Vec<String> = c.fields.iter().map(|f| quote_ident(&f.name)).collect();
+    let marks = vec!["?"; cols.len()].join(", ");
+    let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", quote_ident(&c.name), cols.join(", "));
+    let params: Vec<Sql> = c
+        .fields
+        .iter()
+        .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
+        .collect();
+    let mut st = conn.prepare_cached(&sql)?;
+    st.execute(params_from_iter(params.iter())).map_err(|e| map_write_err(e, c))?;
+    Ok(())
+}
+
+/// Rewrites a row (every field present in `values`), keyed by `old_id`.
+pub fn update(conn: &Connection, c: &Collection, old_id: &str, values: &Map<String, Value>) -> ApiResult<()> {
+    let sets: Vec<String> = c.fields.iter().map(|f| format!("{} = ?", quote_ident(&f.name))).collect();
+    let sql = format!("UPDATE {} SET {} WHERE \"id\" = ?", quote_ident(&c.name), sets.join(", "));
+    let mut params: Vec<Sql> = c
+        .fields
+        .iter()
+        .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
+        .collect();
+    params.push(Sql::Text(old_id.to_string()));
+    let mut st = conn.prepare_cached(&sql)?;
+    st.execute(params_from_iter(params.iter())).map_err(|e| map_write_err(e, c))?;
+    Ok(())
+}
+
+pub fn delete(conn: &Connection, c: &Collection, id: &str) -> ApiResult<usize> {
+    let sql = format!("DELETE FROM {} WHERE \"id\" = ?1", quote_ident(&c.name));
+    Ok(conn.execute(&sql, [id])?)
+}
+
+pub fn truncate(conn: &Connection, c: &Collection) -> ApiResult<()> {
+    conn.execute_batch(&format!("DELETE FROM {}", quote_ident(&c.name)))?;
+    Ok(())
+}

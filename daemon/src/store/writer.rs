@@ -1,0 +1,120 @@
+//! The single writer: one thread owns the read-write connection and commits
+//! queued writes together (group commit). Each write runs in its own
+//! savepoint, so one failing write rolls back alone; every caller is
+//! answered only after the shared COMMIT returned.
+
+use crate::error::{ApiError, ApiResult};
+use rusqlite::Connection;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// What happened to a write (used by the batch statistics and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Committed,
+    RolledBack,
+}
+
+/// A queued write: runs on the writer thread, returns the completion to call
+/// once the batch's fate (commit or not) is known.
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+pub(crate) struct Writer {
+    tx: mpsc::SyncSender<Job>,
+}
+
+impl Writer {
+    pub(crate) fn start(conn: Connection, max_batch: usize) -> anyhow::Result<Writer> {
+        // The queue is bounded: when it is full, writers wait (back-pressure)
+        // instead of growing memory.
+        let (tx, rx) = mpsc::sync_channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("keepd-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch))?;
+        Ok(Writer { tx })
+    }
+
+    pub(crate) async fn run<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        let (done_tx, done_rx) = oneshot::channel::<ApiResult<T>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = run_in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), String>| {
+                let answer = match (commit, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), Ok(_)) => Err(ApiError::internal(format!("commit failed: {e}"))),
+                    (Err(_), Err(e)) => Err(e),
+                };
+                let _ = done_tx.send(answer);
+            })
+        });
+        let tx = self.tx.clone();
+        // A full queue blocks the sender: do that off the async workers.
+        match tx.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || tx.send(job))
+                    .await
+                    .map_err(ApiError::internal)?
+                    .map_err(|_| ApiError::internal("writer stopped"))?;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(ApiError::internal("writer stopped"))
+            }
+        }
+        done_rx
+            .await
+            .map_err(|_| ApiError::internal("writer dropped the write"))?
+    }
+}
+
+fn run_in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> ApiResult<T>,
+) -> ApiResult<T> {
+    conn.execute_batch("SAVEPOINT w")?;
+    let r = f(conn);
+    let end = match &r {
+        Ok(_) => conn.execute_batch("RELEASE w"),
+        Err(_) => conn.execute_batch("ROLLBACK TO w; RELEASE w"),
+    };
+    match (r, end) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Err(e), _) => Err(e),
+    }
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
+    while let Ok(first) = rx.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "writer could not begin a transaction");
+            completions.push(first(&conn));
+            for c in completions.drain(..) {
+                c(Err(e.to_string()));
+            }
+            continue;
+        }
+        completions.push(first(&conn));
+        while completions.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => completions.push(job(&conn)),
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "commit failed; rolling back the batch");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for c in completions.drain(..) {
+            c(commit.clone());
+        }
+    }
+    tracing::debug!("writer stopped");
+}

@@ -20,6 +20,14 @@ impl FieldErrors {
             json!({"code": code, "message": message.into()}),
         );
     }
+    /// A field error with PocketBase's `params` (omitted when null).
+    pub fn add_params(&mut self, field: &str, code: &str, message: impl Into<String>, params: Value) {
+        let mut v = json!({"code": code, "message": message.into()});
+        if !params.is_null() {
+            v["params"] = params;
+        }
+        self.0.insert(field.to_string(), v);
+    }
     /// Nested errors (e.g. `fields.0.name`): inserts an already shaped object.
     pub fn add_nested(&mut self, field: &str, value: Value) {
         self.0.insert(field.to_string(), value);

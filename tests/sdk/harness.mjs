@@ -64,7 +64,7 @@ export async function startServer() {
   // in DIR/.., so a bare temp dir would leak migrations into the shared tmpdir.
   const root = mkdtempSync(join(tmpdir(), "keepd-sdk-"));
   const dir = join(root, "pb_data");
-  mkdirSync(dir);
+  mkdirSync(dir, { mode: 0o700 });
   const superuserEmail = "admin@example.com";
   const superuserPassword = "admin-password-123";
 

@@ -117,6 +117,11 @@ async fn save(app: &Arc<App>, input: &Value, existing: Option<Arc<Collection>>) 
     let schema = app.store.schema();
     let action = if existing.is_some() { "update" } else { "create" };
     let fail = |errs: FieldErrors| ApiError::validation(format!("Failed to {action} collection."), errs);
+    // An unknown field type fails the body decoding, as in PocketBase.
+    let known = |f: &Value| f.get("type").and_then(Value::as_str).is_some_and(|t| crate::schema::field::FIELD_TYPES.contains(&t));
+    if input.get("fields").and_then(Value::as_array).is_some_and(|a| !a.iter().all(known)) {
+        return Err(ApiError::bad("Failed to load the submitted data due to invalid formatting."));
+    }
     let mut c = build(input, existing.as_deref(), &schema).map_err(fail)?;
     let mut errs = FieldErrors::new();
     check_rules(&schema, &c, &mut errs);
@@ -159,15 +164,14 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let c = find(&app, req.param("collection"))?;
     if c.system {
-        return Err(ApiError::bad("Failed to delete collection due to existing dependency."));
+        return Err(ApiError::bad("Failed to delete collection."));
     }
     let schema = app.store.schema();
-    let referenced = schema
-        .all()
-        .iter()
-        .any(|o| o.id != c.id && o.relations_to(&c.id).next().is_some());
-    if referenced {
-        return Err(ApiError::bad("Failed to delete collection due to existing dependency."));
+    if let Some(child) = schema.all().iter().find(|o| o.id != c.id && o.relations_to(&c.id).next().is_some()) {
+        return Err(ApiError::bad(format!(
+            "Failed to delete collection probably due to existing reference in {}.",
+            child.name
+        )));
     }
     app.store.write(move |conn| catalog::delete(conn, &c)).await?;
     app.store.reload_schema().await?;
@@ -177,6 +181,9 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let c = find(&app, req.param("collection"))?;
+    if c.name == "_superusers" {
+        return Err(ApiError::bad("Failed to truncate collection (most likely due to required cascade delete record references)."));
+    }
     let schema = app.store.schema();
     app.store
         .write(move |conn| {

@@ -224,8 +224,8 @@ fn build_record(
         } else if id.len() != 15 || !id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit()) {
             // Custom ids follow the id field's options (15 chars [a-z0-9] by default).
             if let Some(f) = coll.field("id") {
-                if let Err((code, msg)) = rv::validate(f, &json!(id)) {
-                    errs.add("id", code, msg);
+                if let Err((code, msg, params)) = rv::validate(f, &json!(id)) {
+                    errs.add_params("id", code, msg, params);
                 }
             }
         }
@@ -260,8 +260,8 @@ fn build_record(
         if f.name == "id" && existing.is_none() {
             continue;
         }
-        if let Err((code, msg)) = rv::validate(f, &v) {
-            errs.add(&f.name, code, msg);
+        if let Err((code, msg, params)) = rv::validate(f, &v) {
+            errs.add_params(&f.name, code, msg, params);
             continue;
         }
         if let FieldKind::Relation(o) = &f.kind {
@@ -296,8 +296,8 @@ async fn prepare_password(app: &App, coll: &Collection, body: &Map<String, Value
         return Ok(None);
     }
     if let Some(f) = coll.field("password") {
-        if let Err((code, msg)) = rv::validate(f, &json!(pw)) {
-            errs.add("password", code, msg);
+        if let Err((code, msg, params)) = rv::validate(f, &json!(pw)) {
+            errs.add_params("password", code, msg, params);
             return Ok(None);
         }
     }

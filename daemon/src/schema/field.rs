@@ -156,6 +156,12 @@ pub struct PasswordOpts {
     pub cost: i64,
 }
 
+/// The field type names PocketBase knows.
+pub const FIELD_TYPES: &[&str] = &[
+    "text", "editor", "number", "bool", "email", "url", "date", "autodate", "select", "json", "relation", "file",
+    "password", "geoPoint",
+];
+
 /// How a field's value is stored and compared: drives SQL column types,
 /// filter semantics and JSON output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,9 @@ use crate::error::FieldErrors;
 use crate::util::{crc32_checksum, random_string, ALPHANUM};
 use serde_json::{json, Map, Value};
 
+/// Names a field may not take (filter literals and record JSON keys).
+const RESERVED_FIELD_NAMES: &[&str] = &["null", "true", "false", "_rowid_", "collectionId", "collectionName", "expand"];
+
 const RULE_KEYS: [&str; 5] = ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"];
 
 fn is_name(s: &str) -> bool {
@@ -232,10 +235,16 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
         let mut fe = Map::new();
         if f.name.is_empty() {
             fe.insert("name".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+        } else if f.name.len() > 100 {
+            fe.insert("name".into(), json!({"code": "validation_length_out_of_range", "message": "The length must be between 1 and 100.", "params": {"min": 1, "max": 100}}));
         } else if !is_name(&f.name) {
             fe.insert("name".into(), json!({"code": "validation_match_invalid", "message": "Must be in a valid format."}));
+        } else if RESERVED_FIELD_NAMES.contains(&f.name.as_str()) {
+            fe.insert("name".into(), json!({"code": "validation_not_in_invalid", "message": "Must not be in list."}));
+        } else if f.name.to_lowercase().contains("_via_") {
+            fe.insert("name".into(), json!({"code": "validation_found_via", "message": "The value cannot contain \"_via_\"."}));
         } else if !seen.insert(f.name.to_lowercase()) {
-            fe.insert("name".into(), json!({"code": "validation_duplicated_field_name", "message": "Duplicated or invalid field name."}));
+            fe.insert("name".into(), json!({"code": "validation_duplicated_field_name", "message": format!("Duplicated or invalid field name {}.", f.name), "params": {"fieldName": f.name}}));
         }
         if f.id.is_empty() {
             f.id = format!("{}{}", f.type_name(), crc32_checksum(&f.name));
@@ -256,13 +265,24 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
                         }
                     }
                     (None, false) => {
-                        fe.insert("collectionId".into(), json!({"code": "validation_field_invalid_relation", "message": "The relation collection doesn't exist."}));
+                        fe.insert("collectionId".into(), json!({"code": "validation_field_relation_missing_collection", "message": "The relation collection doesn't exist."}));
                     }
                 }
             }
             FieldKind::Select(o) => {
                 if o.values.is_empty() {
                     fe.insert("values".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+                } else if o.max_select > o.values.len() as i64 {
+                    let n = o.values.len();
+                    fe.insert("maxSelect".into(), json!({"code": "validation_max_less_equal_than_required", "message": format!("Must be no greater than {n}."), "params": {"threshold": n}}));
+                }
+            }
+            FieldKind::Number(o) => {
+                if let (Some(min), Some(max)) = (o.min, o.max) {
+                    if max < min {
+                        let m = crate::schema::record::number_value(min);
+                        fe.insert("max".into(), json!({"code": "validation_min_number_constraint", "message": format!("Must be greater or equal than {}.", crate::schema::record::to_text(&m)), "params": {"min": m}}));
+                    }
                 }
             }
             FieldKind::Text(o) if !o.pattern.is_empty() && regex_lite::Regex::new(&o.pattern).is_err() => {

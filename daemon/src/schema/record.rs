@@ -178,10 +178,10 @@ pub fn apply_setter(field: &Field, current: &Value, setter: Setter, raw: &Value)
 }
 
 /// A validation failure: (code, message).
-pub type Invalid = (&'static str, String);
+pub type Invalid = (&'static str, String, Value);
 
 fn required() -> Invalid {
-    ("validation_required", "Cannot be blank.".into())
+    ("validation_required", "Cannot be blank.".into(), Value::Null)
 }
 
 fn fmt_num(f: f64) -> String {
@@ -250,16 +250,16 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let n = s.chars().count() as i64;
             if o.min > 0 && n < o.min {
-                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min)));
+                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min, json!({"min": o.min}))));
             }
             let max = if o.max > 0 { o.max } else { 5000 };
             if n > max {
-                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s).")));
+                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s).", json!({"max": max}))));
             }
             if !o.pattern.is_empty() {
                 let ok = regex_lite::Regex::new(&o.pattern).map(|r| r.is_match(s)).unwrap_or(false);
                 if !ok {
-                    return Err(("validation_invalid_format", "Invalid value format.".into()));
+                    return Err(("validation_invalid_format", "Invalid value format.".into(), Value::Null));
                 }
             }
             Ok(())
@@ -271,7 +271,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let max = if o.max_size > 0 { o.max_size } else { 5 << 20 };
             if s.len() as i64 > max {
-                return Err(("validation_max_text_constraint", format!("Must be less than {max} bytes.")));
+                return Err(("validation_max_text_constraint", format!("Must be less than {max} bytes.", json!({"max": max}))));
             }
             Ok(())
         }
@@ -282,33 +282,33 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let n = s.chars().count() as i64;
             if o.min > 0 && n < o.min {
-                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min)));
+                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min, Value::Null)));
             }
             let max = if o.max > 0 { o.max } else { 71 };
             if n > max {
-                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s).")));
+                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s).", Value::Null)));
             }
             Ok(())
         }
         FieldKind::Number(o) => {
             let f = v.as_f64().unwrap_or(0.0);
             if !f.is_finite() {
-                return Err(("validation_not_a_number", "The submitted number is not properly formatted".into()));
+                return Err(("validation_not_a_number", "The submitted number is not properly formatted".into(), Value::Null));
             }
             if f == 0.0 {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if o.only_int && f.fract() != 0.0 {
-                return Err(("validation_only_int_constraint", "Decimal numbers are not allowed".into()));
+                return Err(("validation_only_int_constraint", "Decimal numbers are not allowed".into(), Value::Null));
             }
             if let Some(min) = o.min {
                 if f < min {
-                    return Err(("validation_min_number_constraint", format!("Must be greater or equal than {}", fmt_num(min))));
+                    return Err(("validation_min_number_constraint", format!("Must be greater or equal than {}", fmt_num(min, json!({"min": number_value(min)})))));
                 }
             }
             if let Some(max) = o.max {
                 if f > max {
-                    return Err(("validation_max_number_constraint", format!("Must be less or equal than {}", fmt_num(max))));
+                    return Err(("validation_max_number_constraint", format!("Must be less or equal than {}", fmt_num(max, json!({"max": number_value(max)})))));
                 }
             }
             Ok(())
@@ -326,10 +326,10 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if !is_email(s) {
-                return Err(("validation_is_email", "Must be a valid email address.".into()));
+                return Err(("validation_is_email", "Must be a valid email address.".into(), Value::Null));
             }
             if !domain_ok(domain_of(s), &o.only_domains, &o.except_domains) {
-                return Err(("validation_email_domain_not_allowed", "Email domain is not allowed".into()));
+                return Err(("validation_email_domain_not_allowed", "Email domain is not allowed".into(), Value::Null));
             }
             Ok(())
         }
@@ -339,10 +339,10 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             let Some(host) = url_host(s) else {
-                return Err(("validation_invalid_url", "Must be a valid url".into()));
+                return Err(("validation_invalid_url", "Must be a valid url".into(), Value::Null));
             };
             if !domain_ok(&host, &o.only_domains, &o.except_domains) {
-                return Err(("validation_url_domain_not_allowed", "Url domain is not allowed".into()));
+                return Err(("validation_url_domain_not_allowed", "Url domain is not allowed".into(), Value::Null));
             }
             Ok(())
         }
@@ -354,12 +354,12 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             let t = parse_datetime(s);
             if let (Some(t), Some(min)) = (t, parse_datetime(&o.min)) {
                 if t < min {
-                    return Err(("validation_min_date_constraint", format!("Must be no less than {}.", o.min)));
+                    return Err(("validation_min_date_constraint", format!("Must be no less than {}.", o.min, json!({"min": o.min}))));
                 }
             }
             if let (Some(t), Some(max)) = (t, parse_datetime(&o.max)) {
                 if t > max {
-                    return Err(("validation_max_date_constraint", format!("Must be no greater than {}.", o.max)));
+                    return Err(("validation_max_date_constraint", format!("Must be no greater than {}.", o.max, json!({"max": o.max}))));
                 }
             }
             Ok(())
@@ -372,12 +372,12 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             for item in &list {
                 if !o.values.contains(item) {
-                    return Err(("validation_invalid_value", format!("Invalid value {item}")));
+                    return Err(("validation_invalid_value", format!("Invalid value {item}", json!({"value": item}))));
                 }
             }
             let max = o.max_select.max(1) as usize;
             if list.len() > max {
-                return Err(("validation_too_many_values", format!("Select no more than {max}")));
+                return Err(("validation_too_many_values", format!("Select no more than {max}", json!({"maxSelect": max}))));
             }
             Ok(())
         }
@@ -387,10 +387,10 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if o.min_select > 0 && (list.len() as i64) < o.min_select {
-                return Err(("validation_not_enough_values", format!("Select at least {}", o.min_select)));
+                return Err(("validation_not_enough_values", format!("Select at least {}", o.min_select, json!({"minSelect": o.min_select}))));
             }
             if o.max_select > 0 && (list.len() as i64) > o.max_select {
-                return Err(("validation_too_many_values", format!("Select no more than {}", o.max_select)));
+                return Err(("validation_too_many_values", format!("Select no more than {}", o.max_select, json!({"maxSelect": max}))));
             }
             Ok(())
         }
@@ -401,7 +401,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let max = o.max_select.max(1) as usize;
             if list.len() > max {
-                return Err(("validation_too_many_files", format!("The maximum allowed files is {max}")));
+                return Err(("validation_too_many_files", format!("The maximum allowed files is {max}", json!({"maxSelect": max}))));
             }
             Ok(())
         }
@@ -419,7 +419,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             let max = if o.max_size > 0 { o.max_size } else { 1 << 20 };
             let size = v.to_string().len() as i64;
             if size > max {
-                return Err(("validation_json_size_limit", format!("The maximum allowed JSON size is {max} bytes")));
+                return Err(("validation_json_size_limit", format!("The maximum allowed JSON size is {max} bytes", json!({"maxSize": max}))));
             }
             Ok(())
         }
@@ -430,10 +430,10 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if !(-90.0..=90.0).contains(&lat) {
-                return Err(("validation_invalid_latitude", "Latitude must be between -90 and 90 degrees.".into()));
+                return Err(("validation_invalid_latitude", "Latitude must be between -90 and 90 degrees.".into(), Value::Null));
             }
             if !(-180.0..=180.0).contains(&lon) {
-                return Err(("validation_invalid_longitude", "Longitude must be between -180 and 180 degrees.".into()));
+                return Err(("validation_invalid_longitude", "Longitude must be between -180 and 180 degrees.".into(), Value::Null));
             }
             Ok(())
         }

@@ -211,9 +211,9 @@ fn map_write_err(e: rusqlite::Error, c: &Collection) -> ApiError {
                 let col = part.trim().rsplit('.').next().unwrap_or_default();
                 if c.has_field(col) {
                     if col == "id" {
-                        errs.add(col, "validation_pk_invalid", "The record primary key is invalid or already exists.");
+                        errs.add(col, "validation_not_unique", "Value must be unique.");
                     } else {
-                        errs.add(col, "validation_not_unique", "Value must be unique");
+                        errs.add(col, "validation_not_unique", "Value must be unique.");
                     }
                 }
             }

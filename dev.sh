@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# keepd developer entry point.
+#
+#   ./dev.sh run [serve flags...]   build (release) and run the daemon on 127.0.0.1:8090, data in ./keepd_data
+#   ./dev.sh test                   run the whole test suite (unit, integration, SDK, compatibility, fuzz smoke)
+#   ./dev.sh deps                   install what the tests need (apt, npm, pip; registries only)
+#
+# Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "apt-get install ${missing[*]}"
+    as_root apt-get update -qq || as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+ensure_cargo() {
+    if command -v cargo >/dev/null 2>&1; then return 0; fi
+    # A fresh Debian 12: the security archive ships a current Rust as rustc-web.
+    apt_install rustc-web cargo-web gcc libc6-dev pkg-config
+}
+
+deps() {
+    ensure_cargo
+    command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
+    command -v node >/dev/null 2>&1 || apt_install nodejs npm
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
+    if [ ! -d tests/sdk/node_modules ]; then
+        log "npm ci (tests/sdk)"
+        (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
+cmd_run() {
+    ensure_cargo
+    log "building keepd (release)"
+    cargo build --release --locked -p keepd
+    exec "$ROOT/target/release/keepd" serve "$@"
+}
+
+cmd_test() {
+    deps
+    local started=$SECONDS
+    log "cargo build"
+    cargo build --locked -p keepd
+    log "cargo test (unit + integration)"
+    cargo test --locked --workspace 2>&1 | tee target/cargo-test.log
+    if [ "${SKIP_SDK:-0}" != 1 ]; then
+        log "SDK tests (npm pocketbase against keepd)"
+        (cd tests/sdk && KEEPD_BIN="$ROOT/target/debug/keepd" npm test --silent)
+    fi
+    if [ "${SKIP_COMPAT:-0}" != 1 ]; then
+        log "differential tests (real PocketBase vs keepd)"
+        KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/compat/run.sh -q
+    fi
+    if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+        log "fuzz smoke (${FUZZ_SECONDS:-60}s)"
+        bash daemon/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+    fi
+    log "all tests passed in $((SECONDS - started))s"
+}
+
+case "${1:-}" in
+    run) shift; cmd_run "$@" ;;
+    test) shift; cmd_test "$@" ;;
+    deps) shift; deps ;;
+    *) sed -n '2,9p' "$0"; exit 2 ;;
+esac

@@ -15,14 +15,11 @@ impl FieldErrors {
         Self::default()
     }
     pub fn add(&mut self, field: &str, code: &str, message: impl Into<String>) {
-        self.0.insert(
-            field.to_string(),
-            json!({"code": code, "message": message.into()}),
-        );
+        self.add_params(field, code, message, Value::Null);
     }
     /// A field error with PocketBase's `params` (omitted when null).
     pub fn add_params(&mut self, field: &str, code: &str, message: impl Into<String>, params: Value) {
-        let mut v = json!({"code": code, "message": message.into()});
+        let mut v = json!({"code": code, "message": sentence(message.into())});
         if !params.is_null() {
             v["params"] = params;
         }
@@ -38,6 +35,19 @@ impl FieldErrors {
     pub fn into_value(self) -> Value {
         Value::Object(self.0)
     }
+}
+
+/// PocketBase's field messages: capitalized, ending with a period.
+fn sentence(mut m: String) -> String {
+    if let Some(first) = m.chars().next() {
+        if first.is_lowercase() {
+            m = first.to_uppercase().collect::<String>() + &m[first.len_utf8()..];
+        }
+    }
+    if !m.ends_with('.') {
+        m.push('.');
+    }
+    m
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -208,10 +208,13 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let body = req.json_body()?;
-    let Some(Value::Array(list)) = body.get("collections") else {
-        let mut e = FieldErrors::new();
-        e.add("collections", "validation_required", "Cannot be blank.");
-        return Err(ApiError::validation("Failed to import the collections configuration.", e));
+    let list = match body.get("collections") {
+        Some(Value::Array(l)) if !l.is_empty() => l,
+        _ => {
+            let mut e = FieldErrors::new();
+            e.add("collections", "validation_required", "Cannot be blank.");
+            return Err(ApiError::validation("An error occurred while validating the submitted data.", e));
+        }
     };
     let delete_missing = body.get("deleteMissing").and_then(Value::as_bool).unwrap_or(false);
     // Validate every definition against the schema as it will be after the
@@ -259,14 +262,14 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 planned.push((existing, c));
             }
             Err(e) => {
-                errs_all.insert(i.to_string(), e.into_value());
+                errs_all.insert(i.to_string(), Value::String(format!("Data validations failed for collection {name:?} ({}): {}", input.get("id").and_then(Value::as_str).unwrap_or(""), e.into_value())));
             }
         }
     }
-    if !errs_all.is_empty() {
+    if let Some((_, Value::String(first))) = errs_all.iter().next() {
         let mut e = FieldErrors::new();
-        e.add_nested("collections", Value::Object(errs_all));
-        return Err(ApiError::validation("Failed to import the collections configuration.", e));
+        e.add("collections", "validation_collections_import_failure", first.clone());
+        return Err(ApiError::validation("Failed to import collections.", e));
     }
     let to_delete: Vec<Arc<Collection>> = if delete_missing {
         schema

@@ -202,7 +202,7 @@ fn build_record(
         }
         if coll.is_auth() && name == "verified" && !manager {
             if rv::to_bool(raw) != rec.get("verified").map(rv::to_bool).unwrap_or(false) {
-                errs.add("verified", "validation_values_mismatch", "Only managers can change the verified state.");
+                errs.add("verified", "validation_values_mismatch", "Values don't match.");
             }
             continue;
         }
@@ -289,9 +289,13 @@ async fn prepare_password(app: &App, coll: &Collection, body: &Map<String, Value
     }
     let pw = body.get("password").map(rv::to_text).unwrap_or_default();
     let is_create = existing_hash.is_none();
+    let confirm = body.get("passwordConfirm").map(rv::to_text).unwrap_or_default();
     if pw.is_empty() {
         if is_create {
             errs.add("password", "validation_required", "Cannot be blank.");
+            if confirm.is_empty() {
+                errs.add("passwordConfirm", "validation_required", "Cannot be blank.");
+            }
         }
         return Ok(None);
     }
@@ -301,7 +305,6 @@ async fn prepare_password(app: &App, coll: &Collection, body: &Map<String, Value
             return Ok(None);
         }
     }
-    let confirm = body.get("passwordConfirm").map(rv::to_text).unwrap_or_default();
     if confirm != pw {
         if confirm.is_empty() {
             errs.add("passwordConfirm", "validation_required", "Cannot be blank.");
@@ -329,7 +332,8 @@ async fn prepare_password(app: &App, coll: &Collection, body: &Map<String, Value
 }
 
 pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let (schema, coll) = collection(&app, req.param("collection"))?;
+    let (schema, coll) = collection(&app, req.param("collection"))
+        .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
     let superuser = req.identity.is_superuser();
     if coll.create_rule.is_none() && !superuser {
         return Err(ApiError::superusers_only());
@@ -665,6 +669,11 @@ fn expand_into(
             rules::rule_cond(schema, &target, target.view_rule.as_deref(), ctx)?
         };
         let Some(cond) = cond else { continue };
+        for o in out.iter_mut() {
+            if let Some(obj) = o.as_object_mut() {
+                obj.entry("expand").or_insert_with(|| json!({}));
+            }
+        }
         for (i, r) in recs.iter().enumerate() {
             let ids: Vec<String> = match &link {
                 Link::Forward(f, _) => rv::to_string_list(r.get(&f.name).unwrap_or(&Value::Null)),
@@ -705,7 +714,7 @@ fn expand_into(
 /// Applies the `fields` parameter: `*`, names, `expand.rel.field`, and the
 /// `:excerpt(max, withEllipsis)` modifier.
 pub(crate) fn pick_fields(v: Value, fields: &str) -> Value {
-    let specs: Vec<&str> = fields.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let specs: Vec<&str> = split_top_level(fields).into_iter().map(str::trim).filter(|s| !s.is_empty()).collect();
     if specs.is_empty() {
         return v;
     }
@@ -720,6 +729,25 @@ pub(crate) fn pick_fields(v: Value, fields: &str) -> Value {
         })
         .collect();
     pick(&v, &parsed)
+}
+
+/// Splits on commas that are not inside parentheses.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth <= 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
 }
 
 fn parse_excerpt(m: &str) -> Option<(usize, bool)> {
@@ -801,6 +829,7 @@ mod tests {
         assert_eq!(pick_fields(v.clone(), "id,title"), json!({"id": "a", "title": "t"}));
         assert_eq!(pick_fields(v.clone(), "id,expand.author.name"), json!({"id": "a", "expand": {"author": {"name": "n"}}}));
         assert_eq!(pick_fields(v.clone(), "body:excerpt(5,true)"), json!({"body": "Hello..."}));
+        assert_eq!(pick_fields(v.clone(), "id,body:excerpt(5, true),title"), json!({"id": "a", "body": "Hello...", "title": "t"}));
         let all = pick_fields(v, "*");
         assert!(all.get("expand").is_none());
         assert_eq!(all["title"], "t");

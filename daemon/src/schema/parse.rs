@@ -300,7 +300,12 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
                 o.max_select = 1;
             }
         }
-        if !fe.is_empty() {
+        let type_changed = existing
+            .and_then(|ex| ex.fields.iter().find(|of| of.id == f.id))
+            .is_some_and(|of| of.type_name() != f.type_name());
+        if type_changed {
+            field_errs.insert(i.to_string(), json!({"code": "validation_field_type_change", "message": "Field type cannot be changed."}));
+        } else if !fe.is_empty() {
             field_errs.insert(i.to_string(), Value::Object(fe));
         }
     }

@@ -61,7 +61,7 @@ pub fn to_number(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().unwrap_or(0.0),
         Value::Bool(true) => 1.0,
-        Value::String(s) => s.trim().parse::<f64>().unwrap_or(0.0),
+        Value::String(s) => s.parse::<f64>().ok().filter(|f| f.is_finite()).unwrap_or(0.0),
         _ => 0.0,
     }
 }
@@ -214,21 +214,30 @@ pub fn is_email(s: &str) -> bool {
         && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
 }
 
+/// The host of a URL as govalidator's IsURL accepts it (the scheme is optional).
 fn url_host(s: &str) -> Option<String> {
-    let rest = s.split_once("://").map(|(scheme, r)| {
-        (!scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'), r)
-    });
-    let (ok, rest) = rest?;
-    if !ok || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if s.len() > 2083 || s.chars().any(|c| c.is_whitespace() || c.is_control()) || s.starts_with('.') {
         return None;
     }
+    let rest = match s.split_once("://") {
+        Some((scheme, r)) => {
+            let ok = !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.');
+            if !ok {
+                return None;
+            }
+            r
+        }
+        None => s,
+    };
     let host = rest.split(['/', '?', '#']).next()?;
     let host = host.rsplit('@').next()?;
     let host = host.split(':').next()?;
-    if host.is_empty() {
-        return None;
-    }
-    Some(host.to_ascii_lowercase())
+    let valid = !host.is_empty()
+        && (host.contains('.') || host.eq_ignore_ascii_case("localhost") || s.contains("://"))
+        && host.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-' || c == '_' || c == '[' || c == ']')
+        && !host.starts_with('-')
+        && !host.ends_with('.');
+    valid.then(|| host.to_ascii_lowercase())
 }
 
 /// Validates a prepared value (PocketBase's ValidateValue), except relation
@@ -250,11 +259,11 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let n = s.chars().count() as i64;
             if o.min > 0 && n < o.min {
-                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min, json!({"min": o.min}))));
+                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min), json!({"min": o.min})));
             }
             let max = if o.max > 0 { o.max } else { 5000 };
             if n > max {
-                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s).", json!({"max": max}))));
+                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s)."), json!({"max": max})));
             }
             if !o.pattern.is_empty() {
                 let ok = regex_lite::Regex::new(&o.pattern).map(|r| r.is_match(s)).unwrap_or(false);
@@ -271,7 +280,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let max = if o.max_size > 0 { o.max_size } else { 5 << 20 };
             if s.len() as i64 > max {
-                return Err(("validation_max_text_constraint", format!("Must be less than {max} bytes.", json!({"max": max}))));
+                return Err(("validation_max_text_constraint", format!("Must be less than {max} bytes."), json!({"max": max})));
             }
             Ok(())
         }
@@ -282,11 +291,11 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let n = s.chars().count() as i64;
             if o.min > 0 && n < o.min {
-                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min, Value::Null)));
+                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min), Value::Null));
             }
             let max = if o.max > 0 { o.max } else { 71 };
             if n > max {
-                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s).", Value::Null)));
+                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s)."), Value::Null));
             }
             Ok(())
         }
@@ -303,12 +312,12 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             if let Some(min) = o.min {
                 if f < min {
-                    return Err(("validation_min_number_constraint", format!("Must be greater or equal than {}", fmt_num(min, json!({"min": number_value(min)})))));
+                    return Err(("validation_min_number_constraint", format!("Must be greater or equal than {}.", fmt_num(min)), json!({"min": number_value(min)})));
                 }
             }
             if let Some(max) = o.max {
                 if f > max {
-                    return Err(("validation_max_number_constraint", format!("Must be less or equal than {}", fmt_num(max, json!({"max": number_value(max)})))));
+                    return Err(("validation_max_number_constraint", format!("Must be less or equal than {}.", fmt_num(max)), json!({"max": number_value(max)})));
                 }
             }
             Ok(())
@@ -354,12 +363,12 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             let t = parse_datetime(s);
             if let (Some(t), Some(min)) = (t, parse_datetime(&o.min)) {
                 if t < min {
-                    return Err(("validation_min_date_constraint", format!("Must be no less than {}.", o.min, json!({"min": o.min}))));
+                    return Err(("validation_min_date_constraint", format!("Must be no less than {}.", o.min), json!({"min": o.min})));
                 }
             }
             if let (Some(t), Some(max)) = (t, parse_datetime(&o.max)) {
                 if t > max {
-                    return Err(("validation_max_date_constraint", format!("Must be no greater than {}.", o.max, json!({"max": o.max}))));
+                    return Err(("validation_max_date_constraint", format!("Must be no greater than {}.", o.max), json!({"max": o.max})));
                 }
             }
             Ok(())
@@ -372,12 +381,12 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             for item in &list {
                 if !o.values.contains(item) {
-                    return Err(("validation_invalid_value", format!("Invalid value {item}", json!({"value": item}))));
+                    return Err(("validation_invalid_value", format!("Invalid value {item}"), json!({"value": item})));
                 }
             }
             let max = o.max_select.max(1) as usize;
             if list.len() > max {
-                return Err(("validation_too_many_values", format!("Select no more than {max}", json!({"maxSelect": max}))));
+                return Err(("validation_too_many_values", format!("Select no more than {max}"), json!({"maxSelect": max})));
             }
             Ok(())
         }
@@ -387,10 +396,10 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if o.min_select > 0 && (list.len() as i64) < o.min_select {
-                return Err(("validation_not_enough_values", format!("Select at least {}", o.min_select, json!({"minSelect": o.min_select}))));
+                return Err(("validation_not_enough_values", format!("Select at least {}", o.min_select), json!({"minSelect": o.min_select})));
             }
             if o.max_select > 0 && (list.len() as i64) > o.max_select {
-                return Err(("validation_too_many_values", format!("Select no more than {}", o.max_select, json!({"maxSelect": max}))));
+                return Err(("validation_too_many_values", format!("Select no more than {}", o.max_select), json!({"maxSelect": o.max_select})));
             }
             Ok(())
         }
@@ -401,7 +410,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let max = o.max_select.max(1) as usize;
             if list.len() > max {
-                return Err(("validation_too_many_files", format!("The maximum allowed files is {max}", json!({"maxSelect": max}))));
+                return Err(("validation_too_many_files", format!("The maximum allowed files is {max}"), json!({"maxSelect": max})));
             }
             Ok(())
         }
@@ -419,7 +428,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             let max = if o.max_size > 0 { o.max_size } else { 1 << 20 };
             let size = v.to_string().len() as i64;
             if size > max {
-                return Err(("validation_json_size_limit", format!("The maximum allowed JSON size is {max} bytes", json!({"maxSize": max}))));
+                return Err(("validation_json_size_limit", format!("The maximum allowed JSON size is {max} bytes"), json!({"maxSize": max})));
             }
             Ok(())
         }

@@ -1,8 +1,473 @@
-//! SQLite dialect helpers (filled by the filter work).
+//! The SQLite dialect: the one module that spells SQLite-specific SQL.
+//!
+//! Everything here builds [`Frag`]s — SQL fragments whose text comes only
+//! from `&'static str` constants, validated identifiers ([`Ident`]) and
+//! integers, and whose values are bound parameters. A runtime string can
+//! reach SQL text only through [`Ident::new`], which admits nothing but
+//! `[A-Za-z0-9_]+`. The filter compiler and the store call these helpers; a
+//! second implementation (PostgreSQL, for a cloud hub) would replace this
+//! file and nothing else.
+
+use rusqlite::types::Value;
+use std::fmt::Write as _;
 
 /// Quotes an SQL identifier that comes from the schema (collection or field
-/// names, validated as `[A-Za-z0-9_]+` when the collection is saved).
+/// names, validated as `[A-Za-z0-9_]+` when the collection is saved). Any
+/// embedded quote is doubled, so even a bad name cannot end the identifier.
 pub fn quote_ident(name: &str) -> String {
-    debug_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    debug_assert!(is_plain_ident(name), "identifier outside [A-Za-z0-9_]: {name:?}");
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes `name` only if it is a plain identifier (`[A-Za-z0-9_]+`).
+pub fn try_quote_ident(name: &str) -> Option<String> {
+    is_plain_ident(name).then(|| format!("\"{name}\""))
+}
+
+fn is_plain_ident(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// An SQL identifier that is safe to splice: a schema name checked against
+/// `[A-Za-z0-9_]+`, or an alias generated from a fixed prefix and a number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ident(String);
+
+impl Ident {
+    /// Admits a schema name; `None` for anything outside `[A-Za-z0-9_]+`.
+    pub fn new(name: &str) -> Option<Ident> {
+        is_plain_ident(name).then(|| Ident(name.to_string()))
+    }
+
+    /// A generated alias such as `_j3`; the prefix is a compile-time constant.
+    pub fn generated(prefix: &'static str, n: u32) -> Ident {
+        debug_assert!(is_plain_ident(prefix));
+        Ident(format!("{prefix}{n}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A value bound to a placeholder. Keeps the source type (bool vs integer)
+/// because LIKE patterns format values the way PocketBase does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl Bind {
+    pub fn to_value(&self) -> Value {
+        match self {
+            Bind::Null => Value::Null,
+            Bind::Bool(b) => Value::Integer(i64::from(*b)),
+            Bind::Int(i) => Value::Integer(*i),
+            Bind::Real(f) => Value::Real(*f),
+            Bind::Text(s) => Value::Text(s.clone()),
+        }
+    }
+
+    /// The value as text (Go's `cast.ToString`: shortest float form without
+    /// exponent, `true`/`false`, empty for null).
+    pub fn to_text(&self) -> String {
+        match self {
+            Bind::Null => String::new(),
+            Bind::Bool(b) => b.to_string(),
+            Bind::Int(i) => i.to_string(),
+            Bind::Real(f) => format!("{f}"),
+            Bind::Text(s) => s.clone(),
+        }
+    }
+
+    /// PocketBase's "empty" value test (nil or "").
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Bind::Null) || matches!(self, Bind::Text(s) if s.is_empty())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Sql(&'static str),
+    Ident(Ident),
+    Int(i64),
+    /// A value that is an operand of the expression (counts as one of its
+    /// parameters in PocketBase's null/empty rules; LIKE-wrapped on the right).
+    Value(Bind),
+    /// A value that is part of the query's shape (JSON paths, ids in joins).
+    Aux(Bind),
+}
+
+/// An SQL fragment: constant text, safe identifiers, integers and bound
+/// values. Rendering turns values into `?` placeholders in textual order.
+#[derive(Debug, Clone, Default)]
+pub struct Frag {
+    parts: Vec<Part>,
+}
+
+impl Frag {
+    pub fn new() -> Frag {
+        Frag::default()
+    }
+
+    /// A fragment of constant SQL text.
+    pub fn sql(s: &'static str) -> Frag {
+        Frag { parts: vec![Part::Sql(s)] }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Appends constant SQL text.
+    pub fn s(mut self, s: &'static str) -> Frag {
+        self.parts.push(Part::Sql(s));
+        self
+    }
+
+    /// Appends a quoted identifier.
+    pub fn ident(mut self, i: &Ident) -> Frag {
+        self.parts.push(Part::Ident(i.clone()));
+        self
+    }
+
+    /// Appends `"alias"."column"`.
+    pub fn col(self, alias: &Ident, column: &Ident) -> Frag {
+        self.ident(alias).s(".").ident(column)
+    }
+
+    /// Appends an integer literal.
+    pub fn int(mut self, n: i64) -> Frag {
+        self.parts.push(Part::Int(n));
+        self
+    }
+
+    /// Appends an operand value placeholder.
+    pub fn value(mut self, v: Bind) -> Frag {
+        self.parts.push(Part::Value(v));
+        self
+    }
+
+    /// Appends a structural value placeholder.
+    pub fn aux(mut self, v: Bind) -> Frag {
+        self.parts.push(Part::Aux(v));
+        self
+    }
+
+    /// Appends another fragment.
+    pub fn f(mut self, other: &Frag) -> Frag {
+        self.parts.extend(other.parts.iter().cloned());
+        self
+    }
+
+    /// Appends `parts` separated by `sep`.
+    pub fn join(mut self, parts: &[Frag], sep: &'static str) -> Frag {
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                self.parts.push(Part::Sql(sep));
+            }
+            self.parts.extend(p.parts.iter().cloned());
+        }
+        self
+    }
+
+    /// The operand values (not the structural ones), in order.
+    pub fn values(&self) -> impl Iterator<Item = &Bind> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Value(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Rewrites every operand value with `f`.
+    pub fn map_values(&self, f: impl Fn(&Bind) -> Bind) -> Frag {
+        Frag {
+            parts: self
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Value(v) => Part::Value(f(v)),
+                    other => other.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The same fragment with its operand values turned structural.
+    pub fn to_aux(&self) -> Frag {
+        Frag {
+            parts: self
+                .parts
+                .iter()
+                .map(|p| match p {
+                    Part::Value(v) => Part::Aux(v.clone()),
+                    other => other.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Renders the fragment with `?` placeholders, pushing values in order.
+    pub fn render(&self, out: &mut String, params: &mut Vec<Value>) {
+        for p in &self.parts {
+            match p {
+                Part::Sql(s) => out.push_str(s),
+                Part::Ident(i) => {
+                    out.push('"');
+                    out.push_str(i.as_str());
+                    out.push('"');
+                }
+                Part::Int(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                Part::Value(v) | Part::Aux(v) => {
+                    out.push('?');
+                    params.push(v.to_value());
+                }
+            }
+        }
+    }
+
+    /// Renders into a fresh string and parameter list.
+    pub fn to_sql(&self) -> (String, Vec<Value>) {
+        let mut s = String::new();
+        let mut p = Vec::new();
+        self.render(&mut s, &mut p);
+        (s, p)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON
+
+/// `json_each` over a column that may hold a JSON array, a scalar or
+/// non-JSON text: non-arrays are iterated as a one-element array.
+pub fn json_each(col: &Frag) -> Frag {
+    Frag::sql("json_each(CASE WHEN iif(json_valid(")
+        .f(col)
+        .s("), json_type(")
+        .f(col)
+        .s(")='array', FALSE) THEN ")
+        .f(col)
+        .s(" ELSE json_array(")
+        .f(col)
+        .s(") END)")
+}
+
+/// `json_each` over a bound JSON array (request body values).
+pub fn json_each_bound(json_array: String) -> Frag {
+    Frag::sql("json_each(").aux(Bind::Text(json_array)).s(")")
+}
+
+/// The number of items of a multi-value column; 0 for '' and NULL, 1 for a
+/// non-array value.
+pub fn json_array_length(col: &Frag) -> Frag {
+    Frag::sql("json_array_length(CASE WHEN iif(json_valid(")
+        .f(col)
+        .s("), json_type(")
+        .f(col)
+        .s(")='array', FALSE) THEN ")
+        .f(col)
+        .s(" ELSE (CASE WHEN ")
+        .f(col)
+        .s(" = '' OR ")
+        .f(col)
+        .s(" IS NULL THEN json_array() ELSE json_array(")
+        .f(col)
+        .s(") END) END)")
+}
+
+/// Extracts `path` (PocketBase's form: `""`, `"a.b"`, `"[0].c"`) from a
+/// column holding JSON or plain text (plain text is treated as a JSON
+/// string). The path is bound, never spliced.
+pub fn json_extract(col: &Frag, path: &str) -> Frag {
+    let path = if !path.is_empty() && !path.starts_with('[') {
+        format!(".{path}")
+    } else {
+        path.to_string()
+    };
+    Frag::sql("(CASE WHEN json_valid(")
+        .f(col)
+        .s(") THEN json_extract(")
+        .f(col)
+        .s(", ")
+        .aux(Bind::Text(format!("${path}")))
+        .s(") ELSE json_extract(json_object('pb', ")
+        .f(col)
+        .s("), ")
+        .aux(Bind::Text(format!("$.pb{path}")))
+        .s(") END)")
+}
+
+/// `lhs IN (values of the bound JSON array)`.
+pub fn in_json_array(lhs: &Frag, json_array: String) -> Frag {
+    Frag::new()
+        .f(lhs)
+        .s(" IN (SELECT value FROM json_each(")
+        .aux(Bind::Text(json_array))
+        .s("))")
+}
+
+// ---------------------------------------------------------------------------
+// Comparison
+
+/// Null-safe equality: `a IS b` / `a IS NOT b`.
+pub fn is(a: &Frag, b: &Frag, negate: bool) -> Frag {
+    Frag::new()
+        .f(a)
+        .s(if negate { " IS NOT " } else { " IS " })
+        .f(b)
+}
+
+/// `a [NOT] LIKE pattern ESCAPE '\'`.
+pub fn like(a: &Frag, pattern: &Frag, negate: bool) -> Frag {
+    Frag::new()
+        .f(a)
+        .s(if negate { " NOT LIKE " } else { " LIKE " })
+        .f(pattern)
+        .s(" ESCAPE '\\'")
+}
+
+/// `a [NOT] LIKE ('%' || b || '%') ESCAPE '\'` (b is an expression).
+pub fn like_contains(a: &Frag, b: &Frag, negate: bool) -> Frag {
+    Frag::new()
+        .f(a)
+        .s(if negate { " NOT LIKE ('%' || " } else { " LIKE ('%' || " })
+        .f(b)
+        .s(" || '%') ESCAPE '\\'")
+}
+
+/// PocketBase's LIKE operand: unless the text already holds an unescaped
+/// `%`, escape `\`, `%` and `_` that are not escaped yet and wrap in `%…%`.
+pub fn like_pattern(text: &str) -> String {
+    if contains_unescaped(text, '%') {
+        return text.to_string();
+    }
+    format!("%{}%", escape_unescaped(text, &['\\', '%', '_']))
+}
+
+fn contains_unescaped(s: &str, ch: char) -> bool {
+    let mut prev: Option<char> = None;
+    for c in s.chars() {
+        if c == ch && prev != Some('\\') {
+            return true;
+        }
+        prev = if c == '\\' && prev == Some('\\') { None } else { Some(c) };
+    }
+    false
+}
+
+/// Walks backwards: a special character gets a `\` unless one already
+/// precedes it (the `\` itself is then taken as the escape).
+fn escape_unescaped(s: &str, specials: &[char]) -> String {
+    let rs: Vec<char> = s.chars().collect();
+    let mut out: Vec<char> = Vec::with_capacity(rs.len() + 4);
+    let mut pending = false;
+    for i in (0..rs.len()).rev() {
+        if pending {
+            if rs[i] != '\\' {
+                out.push('\\');
+            }
+            pending = false;
+        } else if specials.contains(&rs[i]) {
+            pending = true;
+        }
+        out.push(rs[i]);
+        if i == 0 && pending {
+            out.push('\\');
+        }
+    }
+    out.into_iter().rev().collect()
+}
+
+// ---------------------------------------------------------------------------
+// Functions
+
+pub fn lower(x: &Frag) -> Frag {
+    Frag::sql("LOWER(").f(x).s(")")
+}
+
+/// SQLite's `strftime(format, time-value, modifiers...)`.
+pub fn strftime(args: &[Frag]) -> Frag {
+    Frag::sql("strftime(").join(args, ",").s(")")
+}
+
+/// Haversine distance in kilometres between two (lon, lat) points.
+pub fn geo_distance(lon_a: &Frag, lat_a: &Frag, lon_b: &Frag, lat_b: &Frag) -> Frag {
+    Frag::sql("(6371 * acos(cos(radians(")
+        .f(lat_a)
+        .s(")) * cos(radians(")
+        .f(lat_b)
+        .s(")) * cos(radians(")
+        .f(lon_b)
+        .s(") - radians(")
+        .f(lon_a)
+        .s(")) + sin(radians(")
+        .f(lat_a)
+        .s(")) * sin(radians(")
+        .f(lat_b)
+        .s("))))")
+}
+
+pub fn random() -> Frag {
+    Frag::sql("RANDOM()")
+}
+
+/// The implicit row id of `alias`.
+pub fn rowid(alias: &Ident) -> Frag {
+    Frag::new().ident(alias).s("._rowid_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        for (input, want) in [
+            ("abc", "%abc%"),
+            ("a_b", "%a\\_b%"),
+            ("a\\_b", "%a\\_b%"),
+            ("100%", "100%"),
+            ("100\\%", "%100\\%%"),
+            ("\\", "%\\\\%"),
+            ("_", "%\\_%"),
+            ("", "%%"),
+            ("%", "%"),
+            ("a\\\\%", "a\\\\%"),
+        ] {
+            assert_eq!(like_pattern(input), want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn idents() {
+        assert!(Ident::new("posts_2").is_some());
+        for bad in ["", "a b", "a\"b", "a;", "é", "a-b", "a.b"] {
+            assert!(Ident::new(bad).is_none(), "{bad:?}");
+            assert!(try_quote_ident(bad).is_none());
+        }
+        assert_eq!(quote_ident("posts"), "\"posts\"");
+    }
+
+    #[test]
+    fn render_binds_in_order() {
+        let f = Frag::sql("a = ")
+            .value(Bind::Text("x".into()))
+            .s(" AND b = ")
+            .aux(Bind::Int(2))
+            .s(" AND c = ")
+            .value(Bind::Bool(true));
+        let (sql, params) = f.to_sql();
+        assert_eq!(sql, "a = ? AND b = ? AND c = ?");
+        assert_eq!(
+            params,
+            vec![Value::Text("x".into()), Value::Integer(2), Value::Integer(1)]
+        );
+        assert_eq!(f.values().count(), 2);
+    }
 }

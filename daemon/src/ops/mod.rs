@@ -1,0 +1,4 @@
+//! Operations: service-manager integration (sd_notify readiness, status,
+//! watchdog driven by a real probe, stopping).
+
+pub mod notify;

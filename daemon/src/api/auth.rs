@@ -14,9 +14,10 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 fn auth_collection(app: &App, name: &str) -> ApiResult<(Arc<crate::schema::Schema>, Arc<Collection>)> {
-    let (s, c) = collection(app, name)?;
+    let missing = || ApiError::NotFound("Missing or invalid auth collection context.".into());
+    let (s, c) = collection(app, name).map_err(|_| missing())?;
     if !c.is_auth() {
-        return Err(ApiError::bad("The collection is not an auth collection."));
+        return Err(missing());
     }
     Ok((s, c))
 }
@@ -98,7 +99,7 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                     continue;
                 }
                 let sql = format!(
-                    "SELECT \"id\" FROM {} WHERE {} = ?1 COLLATE NOCASE LIMIT 1",
+                    "SELECT \"id\" FROM {} WHERE {} = ?1 LIMIT 1",
                     crate::store::dialect::quote_ident(&coll2.name),
                     crate::store::dialect::quote_ident(f)
                 );

@@ -47,7 +47,7 @@ fn inner_error(i: usize, e: &ApiError) -> ApiError {
 async fn payload(req: &Req) -> ApiResult<Value> {
     let ct = req.header("content-type").unwrap_or_default().to_string();
     if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-        return req.json_value();
+        return req.json_value().map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
     }
     let boundary = multer::parse_boundary(&ct).map_err(|_| ApiError::bad("Invalid multipart boundary."))?;
     let body = req.body.clone();
@@ -56,7 +56,7 @@ async fn payload(req: &Req) -> ApiResult<Value> {
     while let Some(field) = mp.next_field().await.map_err(|_| ApiError::bad("Failed to read the multipart body."))? {
         if field.name() == Some("@jsonPayload") {
             let text = field.text().await.map_err(|_| ApiError::bad("Failed to read the multipart body."))?;
-            return serde_json::from_str(&text).map_err(|_| ApiError::bad("Failed to load the submitted data due to invalid formatting."));
+            return serde_json::from_str(&text).map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
         }
     }
     Ok(json!({}))

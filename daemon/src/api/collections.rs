@@ -26,39 +26,45 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .filter(|p| *p > 0)
         .unwrap_or(super::records::DEFAULT_PER_PAGE)
         .min(super::records::MAX_PER_PAGE);
-    let filter = req.q("filter").unwrap_or("").trim().to_string();
-    let mut items: Vec<&Arc<Collection>> = schema.all().iter().collect();
-    // The collections list supports simple `name = 'x'` / `type = 'x'` /
-    // `name ~ 'x'` filters joined with && (what the SDK and dashboard send).
-    if !filter.is_empty() {
-        let conds = parse_simple_filter(&filter).ok_or_else(|| ApiError::bad("Invalid filter parameters."))?;
-        items.retain(|c| conds.iter().all(|(k, op, v)| {
-            let field = match k.as_str() {
-                "name" => c.name.clone(),
-                "type" => c.kind.as_str().to_string(),
-                "id" => c.id.clone(),
-                "system" => c.system.to_string(),
-                _ => return false,
-            };
-            match op.as_str() {
-                "=" => field == *v,
-                "!=" => field != *v,
-                "~" => field.to_lowercase().contains(&v.to_lowercase()),
-                "!~" => !field.to_lowercase().contains(&v.to_lowercase()),
-                _ => false,
-            }
-        }));
-    }
-    match req.q("sort").unwrap_or("") {
-        "name" | "+name" => items.sort_by(|a, b| a.name.cmp(&b.name)),
-        "-name" => items.sort_by(|a, b| b.name.cmp(&a.name)),
-        "-created" => items.sort_by(|a, b| b.created.cmp(&a.created)),
-        _ => {}
-    }
-    let total = items.len() as i64;
-    let start = ((page - 1) * per_page).min(total) as usize;
-    let end = (start + per_page as usize).min(items.len());
-    let page_items: Vec<Value> = items[start..end].iter().map(|c| c.to_api_json()).collect();
+    // Filter and sort run through the filter compiler against the
+    // `_collections` table, on the columns PocketBase allows.
+    let meta = meta_collection();
+    let meta_schema = Schema::new(vec![meta.clone()]);
+    let meta = Arc::new(meta);
+    let info = crate::filter::RequestInfo::default();
+    let ctx = crate::filter::Ctx::new(&meta_schema, &meta, &info, true);
+    let mut q = crate::filter::Query::new(&ctx).map_err(ApiError::internal)?;
+    let bad = |_| ApiError::bad(crate::filter::GENERIC_MESSAGE);
+    q.filter_str(req.q("filter").unwrap_or("")).map_err(bad)?;
+    q.sort(req.q("sort").unwrap_or("")).map_err(bad)?;
+    let c = q.finish().map_err(bad)?;
+    let lq = crate::store::records::ListQuery {
+        order: c.order_by.clone(),
+        order_params: c.order_params.clone(),
+        cond: crate::store::records::Cond {
+            joins: c.joins,
+            join_params: c.join_params,
+            sql: c.where_sql,
+            params: c.params,
+            distinct: c.distinct,
+        },
+        limit: per_page,
+        offset: (page - 1) * per_page,
+    };
+    let (rows, total) = app
+        .store
+        .read(move |conn| {
+            let rows = crate::store::records::list(conn, &meta, &lq)?;
+            let total = crate::store::records::count(conn, &meta, &lq.cond)?;
+            Ok((rows, total))
+        })
+        .await?;
+    let page_items: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| r.get("id").and_then(Value::as_str))
+        .filter_map(|id| schema.by_id(id))
+        .map(|c| super::records::pick_fields(c.to_api_json(), req.q("fields").unwrap_or("")))
+        .collect();
     Ok(Resp::ok(&json!({
         "page": page,
         "perPage": per_page,
@@ -68,22 +74,41 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     })))
 }
 
-fn parse_simple_filter(f: &str) -> Option<Vec<(String, String, String)>> {
-    let mut out = Vec::new();
-    for part in f.split("&&") {
-        let part = part.trim().trim_start_matches('(').trim_end_matches(')').trim();
-        let op = ["!~", "!=", "~", "="].into_iter().find(|op| part.contains(op))?;
-        let (k, v) = part.split_once(op)?;
-        let v = v.trim();
-        let v = v.strip_prefix(['\'', '"'])?.strip_suffix(['\'', '"'])?;
-        out.push((k.trim().to_string(), op.to_string(), v.to_string()));
+/// The `_collections` table as a collection, for filtering and sorting the
+/// collections list on the columns PocketBase allows.
+fn meta_collection() -> Collection {
+    let f = |name: &str, ty: &str| -> crate::schema::Field {
+        serde_json::from_value(json!({"name": name, "type": ty, "id": name})).expect("static field")
+    };
+    Collection {
+        id: "_collections".into(),
+        name: "_collections".into(),
+        kind: crate::schema::CollectionType::Base,
+        system: true,
+        fields: vec![
+            f("id", "text"),
+            f("name", "text"),
+            f("type", "text"),
+            f("system", "bool"),
+            f("created", "text"),
+            f("updated", "text"),
+        ],
+        indexes: vec![],
+        list_rule: None,
+        view_rule: None,
+        create_rule: None,
+        update_rule: None,
+        delete_rule: None,
+        options: Map::new(),
+        created: String::new(),
+        updated: String::new(),
     }
-    Some(out)
 }
 
 pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
-    Ok(Resp::ok(&find(&app, req.param("collection"))?.to_api_json()))
+    let c = find(&app, req.param("collection"))?.to_api_json();
+    Ok(Resp::ok(&super::records::pick_fields(c, req.q("fields").unwrap_or(""))))
 }
 
 /// Rule syntax and field names, checked against the new schema.
@@ -146,7 +171,7 @@ async fn save(app: &Arc<App>, input: &Value, existing: Option<Arc<Collection>>) 
 
 pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
-    let body = Value::Object(req.json_body()?);
+    let body = Value::Object(req.json_body_or("Failed to load the collection type data due to invalid formatting.")?);
     let c = save(&app, &body, None).await?;
     Ok(Resp::ok(&c.to_api_json()))
 }
@@ -154,7 +179,7 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let existing = find(&app, req.param("collection"))?;
-    let body = Value::Object(req.json_body()?);
+    let body = Value::Object(req.json_body_or("Failed to load the collection type data due to invalid formatting.")?);
     let merged = merge_update(&existing.to_api_json(), &body);
     let c = save(&app, &merged, Some(existing)).await?;
     Ok(Resp::ok(&c.to_api_json()))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 pub async fn health(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let mut data = json!({});
     if req.identity.is_superuser() {
-        data["canBackup"] = json!(false);
+        data["canBackup"] = json!(true);
         data["realIP"] = json!(req.peer.ip().to_string());
         data["possibleProxyHeader"] = json!("");
     }

@@ -8,7 +8,7 @@ use crate::http::{Req, Resp};
 use crate::rules::{self, RequestCtx};
 use crate::schema::record::{self as rv, Setter};
 use crate::schema::{Collection, FieldKind, Schema};
-use crate::store::records::{self as rs, Cond, ListQuery};
+use crate::store::records::{self as rs, Cond};
 use crate::util::{new_record_id, now_string, random_string, ALPHANUM};
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
@@ -39,24 +39,6 @@ pub(crate) fn request_ctx(req: &Req, body: Map<String, Value>) -> RequestCtx {
     }
 }
 
-/// PocketBase forbids `@collection.*` and `@request.*` in the filter and
-/// sort of non-superusers.
-fn check_superuser_only_params(req: &Req) -> ApiResult<()> {
-    if req.identity.is_superuser() {
-        return Ok(());
-    }
-    for p in ["filter", "sort"] {
-        if let Some(v) = req.q(p) {
-            for f in ["@collection.", "@request."] {
-                if v.contains(f) {
-                    return Err(ApiError::Forbidden(format!("Only superusers can filter by {f}")));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 fn parse_int(v: Option<&str>) -> Option<i64> {
     v.and_then(|s| s.trim().parse::<i64>().ok())
 }
@@ -67,7 +49,6 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if coll.list_rule.is_none() && !superuser {
         return Err(ApiError::superusers_only());
     }
-    check_superuser_only_params(&req)?;
     let ctx = request_ctx(&req, Map::new());
     let mut page = parse_int(req.q("page")).unwrap_or(1);
     if page < 1 {
@@ -80,21 +61,16 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     per_page = per_page.min(MAX_PER_PAGE);
     let skip_total = matches!(req.q("skipTotal"), Some("1" | "true" | "t" | "TRUE"));
 
-    let mut cond = if superuser {
-        Cond::default()
-    } else {
-        rules::rule_cond(&schema, &coll, coll.list_rule.as_deref(), &ctx)?.unwrap_or_default()
-    };
-    cond = cond.and(rules::user_filter(&schema, &coll, req.q("filter").unwrap_or(""), &ctx, app.config.max_filter_len)?);
-    let (order, order_joins, order_params) = rules::user_sort(&schema, &coll, req.q("sort").unwrap_or(""), &ctx)?;
-    let q = ListQuery {
-        cond,
-        order,
-        order_joins,
-        order_params,
-        limit: per_page,
-        offset: (page - 1).saturating_mul(per_page),
-    };
+    let mut q = rules::list_query(
+        &schema,
+        &coll,
+        &ctx,
+        req.q("filter").unwrap_or(""),
+        req.q("sort").unwrap_or(""),
+        app.config.max_filter_len,
+    )?;
+    q.limit = per_page;
+    q.offset = (page - 1).saturating_mul(per_page);
     let expand = req.q("expand").unwrap_or("").to_string();
     let fields = req.q("fields").unwrap_or("").to_string();
     let coll2 = coll.clone();
@@ -373,7 +349,8 @@ pub(crate) async fn create_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &A
 }
 
 pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let (schema, coll) = collection(&app, req.param("collection"))?;
+    let (schema, coll) = collection(&app, req.param("collection"))
+        .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
     let superuser = req.identity.is_superuser();
     if coll.update_rule.is_none() && !superuser {
         return Err(ApiError::superusers_only());

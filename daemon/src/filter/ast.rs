@@ -32,7 +32,11 @@ pub enum Term {
     /// A number literal as written (`-1`, `2.5`).
     Number(String),
     /// `name(args...)`.
-    Func { name: String, args: Vec<Term>, pos: usize },
+    Func {
+        name: String,
+        args: Vec<Term>,
+        pos: usize,
+    },
 }
 
 /// Comparison operators; the `Any*` forms are PocketBase's `?`-prefixed
@@ -206,14 +210,22 @@ impl fmt::Display for Expr {
         match self {
             Expr::Cmp(c) => write!(f, "{} {} {}", c.left, c.op.sign(), c.right),
             Expr::And(v) | Expr::Or(v) => {
-                let sep = if matches!(self, Expr::And(_)) { " && " } else { " || " };
+                let sep = if matches!(self, Expr::And(_)) {
+                    " && "
+                } else {
+                    " || "
+                };
                 for (i, e) in v.iter().enumerate() {
                     if i > 0 {
                         f.write_str(sep)?;
                     }
-                    match e {
-                        Expr::Cmp(_) => write!(f, "{e}")?,
-                        _ => write!(f, "({e})")?,
+                    // AND binds tighter than OR: only an OR inside an AND,
+                    // or a group of the same kind, needs its parentheses.
+                    let bare = matches!((self, e), (_, Expr::Cmp(_)) | (Expr::Or(_), Expr::And(_)));
+                    if bare {
+                        write!(f, "{e}")?;
+                    } else {
+                        write!(f, "({e})")?;
                     }
                 }
                 Ok(())

@@ -141,7 +141,7 @@ async fn dispatch(app: &Arc<App>, router: &router::Router, req: hyper::Request<I
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > limit {
-            return Err(ApiError::TooLarge("Request entity too large".into()));
+            return Err(ApiError::TooLarge("Request entity too large.".into()));
         }
     }
     let body_timeout = Duration::from_secs(app.config.body_timeout_secs);
@@ -149,7 +149,7 @@ async fn dispatch(app: &Arc<App>, router: &router::Router, req: hyper::Request<I
         Err(_) => return Err(ApiError::bad("Timed out reading the request body.")),
         Ok(Err(e)) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                return Err(ApiError::TooLarge("Request entity too large".into()));
+                return Err(ApiError::TooLarge("Request entity too large.".into()));
             }
             return Err(ApiError::bad("Failed to read the request body."));
         }

@@ -80,6 +80,12 @@ impl Req {
     /// The body as a JSON object. Empty bodies are `{}`. Form bodies
     /// (urlencoded) become string values; multipart is parsed elsewhere.
     pub fn json_body(&self) -> ApiResult<Map<String, Value>> {
+        self.json_body_or("Something went wrong while processing your request.")
+    }
+
+    /// Like `json_body`, with the message to answer malformed input with
+    /// (PocketBase words it differently per endpoint).
+    pub fn json_body_or(&self, malformed: &str) -> ApiResult<Map<String, Value>> {
         if self.body.is_empty() {
             return Ok(Map::new());
         }
@@ -94,11 +100,15 @@ impl Req {
         if ct.starts_with("multipart/form-data") {
             return Err(ApiError::bad("Multipart bodies are not supported yet; send JSON."));
         }
-        check_json_depth(&self.body, 64)?;
-        match serde_json::from_slice::<Value>(&self.body) {
+        if !ct.is_empty() && !ct.starts_with("application/json") {
+            return Err(ApiError::bad("Unsupported Content-Type."));
+        }
+        check_json_depth(&self.body, 64).map_err(|_| ApiError::bad(malformed))?;
+        // Like Go's decoder, trailing bytes after the first value are ignored.
+        let mut de = serde_json::Deserializer::from_slice(&self.body).into_iter::<Value>();
+        match de.next().unwrap_or(Ok(Value::Null)) {
             Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(ApiError::bad("Failed to load the submitted data due to invalid formatting.")),
-            Err(_) => Err(ApiError::bad("Failed to load the submitted data due to invalid formatting.")),
+            Ok(_) | Err(_) => Err(ApiError::bad(malformed)),
         }
     }
 

@@ -49,7 +49,11 @@ impl Resp {
             .header("access-control-allow-origin", "*")
             .header("access-control-allow-methods", "GET, HEAD, PUT, PATCH, POST, DELETE")
             .header("access-control-allow-headers", "*")
-            .header("x-content-type-options", "nosniff");
+            .header("x-content-type-options", "nosniff")
+            .header("x-frame-options", "SAMEORIGIN")
+            .header("x-xss-protection", "1; mode=block")
+            .header("cross-origin-opener-policy", "same-origin")
+            .header("vary", "Origin");
         if !self.content_type.is_empty() {
             b = b.header("content-type", self.content_type);
         }

@@ -79,13 +79,17 @@ impl Router {
     }
 
     pub fn find(&self, method: &Method, path: &str) -> ApiResult<(Handler, Vec<(String, String)>)> {
-        let m = self.inner.at(path).map_err(|_| ApiError::not_found())?;
+        let m = self
+            .inner
+            .at(path)
+            .map_err(|_| ApiError::NotFound("File not found.".into()))?;
+        // PocketBase answers a wrong method on a known path with 404 too.
         let h = m
             .value
             .iter()
             .find(|(mm, _)| mm == method)
             .map(|(_, h)| *h)
-            .ok_or(ApiError::MethodNotAllowed)?;
+            .ok_or_else(ApiError::not_found)?;
         let params = m
             .params
             .iter()

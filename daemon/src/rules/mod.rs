@@ -4,9 +4,9 @@
 
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
-use crate::filter;
+use crate::filter::{self, FilterError, Query};
 use crate::schema::{Collection, Schema};
-use crate::store::records::Cond;
+use crate::store::records::{Cond, ListQuery};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -37,71 +37,107 @@ impl RequestCtx {
     }
 }
 
-fn filter_err(e: filter::FilterError) -> ApiError {
+/// A client's filter/sort error: 403 for superuser-only fields, else
+/// PocketBase's generic 400 (no parser detail leaks to the client).
+fn client_err(e: FilterError) -> ApiError {
     match e {
-        filter::FilterError::Forbidden(m) => ApiError::Forbidden(m),
+        FilterError::Forbidden(m) => ApiError::Forbidden(m),
         other => {
-            tracing::debug!(error = %other, "invalid filter");
-            ApiError::bad(format!("Invalid filter parameters. {other}"))
+            tracing::debug!(error = %other, "invalid filter or sort");
+            ApiError::bad(filter::GENERIC_MESSAGE)
         }
     }
 }
 
-fn compile(schema: &Schema, coll: &Arc<Collection>, src: &str, req: &RequestCtx, privileged: bool) -> Result<Cond, filter::FilterError> {
-    let info = req.to_filter();
-    let ctx = filter::Ctx::new(schema, coll, &info, privileged);
-    let expr = filter::parse(src)?;
-    let c = filter::compile(&expr, &ctx)?;
-    Ok(Cond {
+fn to_cond(c: filter::Compiled) -> Cond {
+    Cond {
         joins: c.joins,
+        join_params: c.join_params,
         sql: c.where_sql,
         params: c.params,
         distinct: c.distinct,
-    })
+    }
 }
 
-/// A collection rule as a condition. `Ok(None)`: the rule is null (superusers only).
+/// A collection rule as a condition. `Ok(None)`: the rule is null
+/// (superusers only). A stored rule that no longer compiles (e.g. it names a
+/// field that was removed) denies access and is logged.
 pub fn rule_cond(schema: &Schema, coll: &Arc<Collection>, rule: Option<&str>, req: &RequestCtx) -> ApiResult<Option<Cond>> {
     match rule {
         None => Ok(None),
         Some(r) if r.trim().is_empty() => Ok(Some(Cond::default())),
-        Some(r) => compile(schema, coll, r, req, true)
-            .map(Some)
-            .map_err(|e| ApiError::internal(format!("rule of {}: {e}", coll.name))),
+        Some(r) => {
+            let info = req.to_filter();
+            let ctx = filter::Ctx::new(schema, coll, &info, true);
+            match filter::compile_rule(r, &ctx) {
+                Ok(c) => Ok(Some(to_cond(c))),
+                Err(e) => {
+                    tracing::warn!(collection = %coll.name, error = %e, "rule does not compile; denying");
+                    Ok(Some(Cond::deny()))
+                }
+            }
+        }
     }
 }
 
-/// The `filter` query parameter of the caller.
-pub fn user_filter(schema: &Schema, coll: &Arc<Collection>, src: &str, req: &RequestCtx, max_len: usize) -> ApiResult<Cond> {
-    if src.trim().is_empty() {
-        return Ok(Cond::default());
-    }
-    if src.len() > max_len {
-        return Err(ApiError::bad("Invalid filter parameters. The filter is too long."));
-    }
-    compile(schema, coll, src, req, req.identity.is_superuser()).map_err(filter_err)
-}
-
-/// The `sort` parameter: ORDER BY terms with their joins.
-pub fn user_sort(schema: &Schema, coll: &Arc<Collection>, src: &str, req: &RequestCtx) -> ApiResult<(Vec<String>, Vec<String>, Vec<rusqlite::types::Value>)> {
-    if src.trim().is_empty() {
-        return Ok((vec![], vec![], vec![]));
+/// The list query: the list rule (unless superuser), the client's filter
+/// and sort, compiled together so that they share their joins.
+pub fn list_query(
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    req: &RequestCtx,
+    filter_src: &str,
+    sort_src: &str,
+    max_filter_len: usize,
+) -> ApiResult<ListQuery> {
+    let superuser = req.identity.is_superuser();
+    if filter_src.len() > max_filter_len {
+        return Err(ApiError::bad(filter::GENERIC_MESSAGE));
     }
     let info = req.to_filter();
-    let ctx = filter::Ctx::new(schema, coll, &info, req.identity.is_superuser());
-    let s = filter::compile_sort(src, &ctx).map_err(|e| match e {
-        filter::FilterError::Forbidden(m) => ApiError::Forbidden(m),
-        other => ApiError::bad(format!("Invalid sort parameters. {other}")),
-    })?;
-    Ok((s.terms, s.joins, s.params))
+    let ctx = filter::Ctx::new(schema, coll, &info, superuser);
+    let mut q = Query::new(&ctx).map_err(ApiError::internal)?;
+    if !superuser {
+        match coll.list_rule.as_deref() {
+            None => return Err(ApiError::superusers_only()),
+            Some(r) => {
+                if let Err(e) = q.rule(r) {
+                    tracing::warn!(collection = %coll.name, error = %e, "list rule does not compile; denying");
+                    return Ok(ListQuery {
+                        cond: Cond::deny(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    q.filter_str(filter_src).map_err(client_err)?;
+    q.sort(sort_src).map_err(client_err)?;
+    let c = q.finish().map_err(client_err)?;
+    Ok(ListQuery {
+        order: c.order_by.clone(),
+        order_params: c.order_params.clone(),
+        cond: to_cond(c),
+        limit: 0,
+        offset: 0,
+    })
 }
 
 /// Checks that a rule string parses and names only known fields (used when
-/// a collection is saved). Returns the user-facing reason on failure.
+/// a collection is saved). Returns PocketBase's raw error text on failure.
 pub fn validate_rule(schema: &Schema, coll: &Arc<Collection>, rule: &str) -> Result<(), String> {
     if rule.trim().is_empty() {
         return Ok(());
     }
-    let req = RequestCtx::default();
-    compile(schema, coll, rule, &req, true).map(|_| ()).map_err(|e| e.to_string())
+    let ctx = filter::Ctx::system(schema, coll);
+    filter::compile_rule(rule, &ctx).map(|_| ()).map_err(|e| match e {
+        FilterError::Parse { .. } => "invalid or incomplete filter expression".to_string(),
+        FilterError::UnknownField { field, .. } if field.starts_with('@') => {
+            format!("invalid left operand {field:?} - failed to resolve field {field:?}")
+        }
+        FilterError::UnknownField { field, .. } => {
+            format!("invalid left operand {field:?} - unknown field {field:?}")
+        }
+        other => other.to_string(),
+    })
 }

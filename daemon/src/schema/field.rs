@@ -216,7 +216,7 @@ impl Field {
     pub fn is_multiple(&self) -> bool {
         match &self.kind {
             FieldKind::Select(o) => o.max_select > 1,
-            FieldKind::Relation(o) => o.max_select != 1,
+            FieldKind::Relation(o) => o.max_select > 1,
             FieldKind::File(o) => o.max_select > 1,
             _ => false,
         }

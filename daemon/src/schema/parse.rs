@@ -146,6 +146,25 @@ pub fn merge_update(base: &Value, patch: &Value) -> Value {
 /// collection being updated (None on create). Rule syntax is checked by
 /// the caller (it needs the filter compiler).
 pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> Result<Collection, FieldErrors> {
+    if let (Some(ex), Some(fields)) = (existing, input.get("fields").and_then(Value::as_array)) {
+        // A changed type is reported before the options are even read.
+        let mut changed = Map::new();
+        let offset = usize::from(!fields.iter().any(|f| f.get("name").and_then(Value::as_str) == Some("id")) && ex.kind != CollectionType::View);
+        for (i, f) in fields.iter().enumerate() {
+            let id = f.get("id").and_then(Value::as_str).unwrap_or_default();
+            let ty = f.get("type").and_then(Value::as_str).unwrap_or_default();
+            if let Some(of) = ex.fields.iter().find(|of| !id.is_empty() && of.id == id) {
+                if of.type_name() != ty {
+                    changed.insert((i + offset).to_string(), json!({"code": "validation_field_type_change", "message": "Field type cannot be changed."}));
+                }
+            }
+        }
+        if !changed.is_empty() {
+            let mut errs = FieldErrors::new();
+            errs.add_nested("fields", Value::Object(changed));
+            return Err(errs);
+        }
+    }
     let mut c = collection_from_json(input)?;
     let mut errs = FieldErrors::new();
 
@@ -153,7 +172,7 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
     if let Some(ex) = existing {
         c.id = ex.id.clone();
         if c.kind != ex.kind {
-            errs.add("type", "validation_collection_type_change", "Changing the collection type is not allowed.");
+            errs.add("type", "validation_collection_type_change", "Collection type cannot be changed.");
         }
         c.system = ex.system;
         c.created = ex.created.clone();
@@ -218,6 +237,17 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
                     }
                 }
                 Some(_) => {}
+            }
+        }
+        if existing.is_none() {
+            let has = |ixs: &[String], col: &str| {
+                ixs.iter().any(|ix| parse_index(ix).is_ok_and(|d| d.unique && d.columns.len() == 1 && d.columns[0].name == col))
+            };
+            if !has(&c.indexes, "tokenKey") {
+                c.indexes.push(format!("CREATE UNIQUE INDEX `idx_tokenKey_{}` ON `{}` (`tokenKey`)", c.id, c.name));
+            }
+            if !has(&c.indexes, "email") {
+                c.indexes.push(format!("CREATE UNIQUE INDEX `idx_email_{}` ON `{}` (`email`) WHERE `email` != ''", c.id, c.name));
             }
         }
         for key in TOKEN_KEYS {
@@ -289,16 +319,6 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
                 fe.insert("pattern".into(), json!({"code": "validation_invalid_regex", "message": "Invalid regex pattern."}));
             }
             _ => {}
-        }
-        if let FieldKind::Select(o) = &mut f.kind {
-            if o.max_select < 1 {
-                o.max_select = 1;
-            }
-        }
-        if let FieldKind::File(o) = &mut f.kind {
-            if o.max_select < 1 {
-                o.max_select = 1;
-            }
         }
         let type_changed = existing
             .and_then(|ex| ex.fields.iter().find(|of| of.id == f.id))

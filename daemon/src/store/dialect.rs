@@ -15,7 +15,10 @@ use std::fmt::Write as _;
 /// names, validated as `[A-Za-z0-9_]+` when the collection is saved). Any
 /// embedded quote is doubled, so even a bad name cannot end the identifier.
 pub fn quote_ident(name: &str) -> String {
-    debug_assert!(is_plain_ident(name), "identifier outside [A-Za-z0-9_]: {name:?}");
+    debug_assert!(
+        is_plain_ident(name),
+        "identifier outside [A-Za-z0-9_]: {name:?}"
+    );
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -43,6 +46,18 @@ impl Ident {
     pub fn generated(prefix: &'static str, n: u32) -> Ident {
         debug_assert!(is_plain_ident(prefix));
         Ident(format!("{prefix}{n}"))
+    }
+
+    /// A generated alias with two numbers, such as `_j7_3`.
+    pub fn generated_pair(prefix: &'static str, a: u32, b: u32) -> Ident {
+        debug_assert!(is_plain_ident(prefix));
+        Ident(format!("{prefix}{a}_{b}"))
+    }
+
+    /// A name written in the source (`id`, `emailVisibility`).
+    pub fn constant(name: &'static str) -> Ident {
+        debug_assert!(is_plain_ident(name));
+        Ident(name.to_string())
     }
 
     pub fn as_str(&self) -> &str {
@@ -116,7 +131,9 @@ impl Frag {
 
     /// A fragment of constant SQL text.
     pub fn sql(s: &'static str) -> Frag {
-        Frag { parts: vec![Part::Sql(s)] }
+        Frag {
+            parts: vec![Part::Sql(s)],
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -336,7 +353,11 @@ pub fn like(a: &Frag, pattern: &Frag, negate: bool) -> Frag {
 pub fn like_contains(a: &Frag, b: &Frag, negate: bool) -> Frag {
     Frag::new()
         .f(a)
-        .s(if negate { " NOT LIKE ('%' || " } else { " LIKE ('%' || " })
+        .s(if negate {
+            " NOT LIKE ('%' || "
+        } else {
+            " LIKE ('%' || "
+        })
         .f(b)
         .s(" || '%') ESCAPE '\\'")
 }
@@ -356,7 +377,11 @@ fn contains_unescaped(s: &str, ch: char) -> bool {
         if c == ch && prev != Some('\\') {
             return true;
         }
-        prev = if c == '\\' && prev == Some('\\') { None } else { Some(c) };
+        prev = if c == '\\' && prev == Some('\\') {
+            None
+        } else {
+            Some(c)
+        };
     }
     false
 }
@@ -466,7 +491,11 @@ mod tests {
         assert_eq!(sql, "a = ? AND b = ? AND c = ?");
         assert_eq!(
             params,
-            vec![Value::Text("x".into()), Value::Integer(2), Value::Integer(1)]
+            vec![
+                Value::Text("x".into()),
+                Value::Integer(2),
+                Value::Integer(1)
+            ]
         );
         assert_eq!(f.values().count(), 2);
     }

@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Default)]
 pub struct Cond {
     pub joins: Vec<String>,
+    /// Values bound inside `joins` (they precede WHERE in the SQL text).
+    pub join_params: Vec<Sql>,
     pub sql: String,
     pub params: Vec<Sql>,
     /// Joins may repeat rows: select DISTINCT.
@@ -20,24 +22,12 @@ pub struct Cond {
 }
 
 impl Cond {
-    /// `a AND b` of two conditions (either may be empty = true).
-    pub fn and(mut self, other: Cond) -> Cond {
-        if other.sql.is_empty() {
-            self.joins.extend(other.joins);
-            self.distinct |= other.distinct;
-            return self;
+    /// A condition no row passes.
+    pub fn deny() -> Cond {
+        Cond {
+            sql: "0".into(),
+            ..Default::default()
         }
-        if self.sql.is_empty() {
-            let mut o = other;
-            o.joins.splice(0..0, self.joins);
-            o.distinct |= self.distinct;
-            return o;
-        }
-        self.sql = format!("({}) AND ({})", self.sql, other.sql);
-        self.joins.extend(other.joins);
-        self.params.extend(other.params);
-        self.distinct |= other.distinct;
-        self
     }
 }
 
@@ -45,9 +35,8 @@ impl Cond {
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub cond: Cond,
-    /// ORDER BY terms (built from schema identifiers), with their joins and params.
+    /// ORDER BY terms (built from schema identifiers) and their values.
     pub order: Vec<String>,
-    pub order_joins: Vec<String>,
     pub order_params: Vec<Sql>,
     pub limit: i64,
     pub offset: i64,
@@ -90,15 +79,16 @@ pub fn fetch_where(conn: &Connection, c: &Collection, id: &str, cond: &Cond) -> 
         sql.push_str(&format!(" AND ({})", cond.sql));
     }
     sql.push_str(" LIMIT 1");
-    let mut params: Vec<Sql> = vec![Sql::Text(id.to_string())];
+    let mut params: Vec<Sql> = cond.join_params.clone();
+    params.push(Sql::Text(id.to_string()));
     params.extend(cond.params.iter().cloned());
     let mut st = conn.prepare_cached(&sql)?;
     Ok(st.query_row(params_from_iter(params.iter()), |r| row_to_map(c, r)).optional()?)
 }
 
-fn from_where(c: &Collection, cond: &Cond, extra_joins: &[String]) -> String {
+fn from_where(c: &Collection, cond: &Cond) -> String {
     let mut s = format!("FROM {}", quote_ident(&c.name));
-    for j in cond.joins.iter().chain(extra_joins) {
+    for j in &cond.joins {
         s.push(' ');
         s.push_str(j);
     }
@@ -110,19 +100,19 @@ fn from_where(c: &Collection, cond: &Cond, extra_joins: &[String]) -> String {
 }
 
 pub fn list(conn: &Connection, c: &Collection, q: &ListQuery) -> ApiResult<Vec<Map<String, Value>>> {
-    let distinct = q.cond.distinct || !q.order_joins.is_empty();
     let mut sql = format!(
         "SELECT {}{} {}",
-        if distinct { "DISTINCT " } else { "" },
+        if q.cond.distinct { "DISTINCT " } else { "" },
         select_columns(c),
-        from_where(c, &q.cond, &q.order_joins)
+        from_where(c, &q.cond)
     );
     if !q.order.is_empty() {
         sql.push_str(" ORDER BY ");
         sql.push_str(&q.order.join(", "));
     }
     sql.push_str(" LIMIT ? OFFSET ?");
-    let mut params: Vec<Sql> = q.cond.params.clone();
+    let mut params: Vec<Sql> = q.cond.join_params.clone();
+    params.extend(q.cond.params.iter().cloned());
     params.extend(q.order_params.iter().cloned());
     params.push(Sql::Integer(q.limit));
     params.push(Sql::Integer(q.offset));
@@ -138,12 +128,13 @@ pub fn list(conn: &Connection, c: &Collection, q: &ListQuery) -> ApiResult<Vec<M
 pub fn count(conn: &Connection, c: &Collection, cond: &Cond) -> ApiResult<i64> {
     let t = quote_ident(&c.name);
     let sql = if cond.distinct {
-        format!("SELECT COUNT(DISTINCT {t}.\"id\") {}", from_where(c, cond, &[]))
+        format!("SELECT COUNT(DISTINCT {t}.\"id\") {}", from_where(c, cond))
     } else {
-        format!("SELECT COUNT(*) {}", from_where(c, cond, &[]))
+        format!("SELECT COUNT(*) {}", from_where(c, cond))
     };
+    let params = cond.join_params.iter().chain(cond.params.iter());
     let mut st = conn.prepare_cached(&sql)?;
-    Ok(st.query_row(params_from_iter(cond.params.iter()), |r| r.get(0))?)
+    Ok(st.query_row(params_from_iter(params), |r| r.get(0))?)
 }
 
 /// How many of `ids` exist in `c` (relation validation).
@@ -173,7 +164,8 @@ pub fn fetch_many(conn: &Connection, c: &Collection, ids: &[String], cond: &Cond
     if !cond.sql.is_empty() {
         sql.push_str(&format!(" AND ({})", cond.sql));
     }
-    let mut params: Vec<Sql> = ids.iter().map(|s| Sql::Text(s.clone())).collect();
+    let mut params: Vec<Sql> = cond.join_params.clone();
+    params.extend(ids.iter().map(|s| Sql::Text(s.clone())));
     params.extend(cond.params.iter().cloned());
     let mut st = conn.prepare(&sql)?;
     let rows = st.query_map(params_from_iter(params.iter()), |r| row_to_map(c, r))?;

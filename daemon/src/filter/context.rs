@@ -1,0 +1,149 @@
+//! What a filter is compiled against: the schema, the base collection, the
+//! request (`@request.*`), the clock (`@now`...) and who is asking.
+
+use crate::schema::{Collection, Schema};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The authenticated record of a request.
+#[derive(Debug, Clone)]
+pub struct AuthInfo {
+    pub collection: Arc<Collection>,
+    /// The record's fields as stored (hidden ones included).
+    pub record: Map<String, Value>,
+}
+
+/// PocketBase's `RequestInfo`: what `@request.*` reads.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub auth: Option<AuthInfo>,
+    /// The parsed body (JSON numbers stay numbers; multipart values are strings).
+    pub body: Map<String, Value>,
+    /// The first value of each query parameter.
+    pub query: Map<String, Value>,
+    /// The first value of each header, keyed by [`header_key`].
+    pub headers: Map<String, Value>,
+    pub method: String,
+    /// "default", "oauth2", "otp", "password", "realtime", "protectedFile", "batch".
+    pub context: String,
+}
+
+/// PocketBase's header key normalisation (`inflector.Snakecase`):
+/// `X-Token` → `x_token`, `userAgent` → `user_agent`.
+pub fn header_key(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for word in name.split(|c: char| !(c.is_alphanumeric()) || c == '_') {
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('_');
+        }
+        let mut prev_upper = false;
+        for (i, c) in word.chars().enumerate() {
+            let upper = c.is_uppercase();
+            if upper && i > 0 && !prev_upper {
+                out.push('_');
+            }
+            out.push(c);
+            prev_upper = upper;
+        }
+    }
+    out.to_lowercase()
+}
+
+/// Who the expression is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// API rules and superuser requests: hidden fields, `@request.*` and
+    /// `@collection.*` allowed (PocketBase's `allowHiddenFields`).
+    Privileged,
+    /// A non-superuser's `filter`/`sort`: no `@request.*`/`@collection.*`
+    /// (403), no hidden fields, e-mails only where `emailVisibility` is on,
+    /// and each joined collection's list rule applies.
+    Client,
+}
+
+/// The compile context.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    pub schema: &'a Schema,
+    pub collection: &'a Collection,
+    /// SQL alias of the base table (default: the collection name).
+    pub alias: &'a str,
+    /// `None` when compiling outside a request: every `@request.*` is NULL.
+    pub request: Option<&'a RequestInfo>,
+    pub now: DateTime<Utc>,
+    pub access: Access,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for a request; `privileged` is true for rules and
+    /// superusers, false for a client's `filter`/`sort`.
+    pub fn new(
+        schema: &'a Schema,
+        collection: &'a Collection,
+        request: &'a RequestInfo,
+        privileged: bool,
+    ) -> Ctx<'a> {
+        Ctx {
+            schema,
+            collection,
+            alias: &collection.name,
+            request: Some(request),
+            now: Utc::now(),
+            access: if privileged {
+                Access::Privileged
+            } else {
+                Access::Client
+            },
+        }
+    }
+
+    /// A privileged context with no request (system use, rule validation).
+    pub fn system(schema: &'a Schema, collection: &'a Collection) -> Ctx<'a> {
+        Ctx {
+            schema,
+            collection,
+            alias: &collection.name,
+            request: None,
+            now: Utc::now(),
+            access: Access::Privileged,
+        }
+    }
+
+    pub fn with_now(mut self, now: DateTime<Utc>) -> Self {
+        self.now = now;
+        self
+    }
+
+    pub fn with_alias(mut self, alias: &'a str) -> Self {
+        self.alias = alias;
+        self
+    }
+
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_key;
+
+    #[test]
+    fn header_keys() {
+        for (h, want) in [
+            ("X-Token", "x_token"),
+            ("Content-Type", "content_type"),
+            ("user-agent", "user_agent"),
+            ("X-API-KEY", "x_api_key"),
+            ("myTestDB", "my_test_db"),
+            ("__x--y__", "x_y"),
+        ] {
+            assert_eq!(header_key(h), want, "{h}");
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! The filter language: PocketBase's `filter`/`sort` parameters and API
+//! rules, parsed into an AST and compiled to SQL with bound parameters.
+//!
+//! ```text
+//! text ──lexer──► tokens ──parser──► Expr ──compile (schema, request, clock)──► Compiled
+//! ```
+//!
+//! Invariants:
+//! - No path from input text to SQL text: identifiers are looked up in the
+//!   schema and written from it (`dialect::Ident`), every literal and every
+//!   request value is a bound parameter, JSON paths included. `audit`
+//!   checks compiled SQL token by token (tests and fuzzing).
+//! - Bounded: input length, comparisons (200, PocketBase's cap), parenthesis
+//!   nesting (64), function nesting (3), relation depth (6), sort terms (8).
+//! - Pure: no I/O; SQLite spelling lives in `store::dialect`.
+//!
+//! Use one [`Query`] per SELECT so that the rule, the client filter and the
+//! sort share their joins as in PocketBase:
+//!
+//! ```ignore
+//! let ctx = Ctx::new(&schema, &coll, &request_info, is_superuser);
+//! let mut q = Query::new(&ctx)?;
+//! if !is_superuser { q.rule(list_rule)?; }
+//! q.filter_str(filter_param)?.sort(sort_param)?;
+//! let c = q.finish()?;   // joins, where_sql, order_by + their params
+//! ```
+//!
+//! Semantics deliberately different from PocketBase: see `COMPATIBILITY.md`
+//! (NUL in a filter is an error; a parenthesised group in operand position
+//! is an error; `@collection.a:x` and `@collection.b:x` are separate joins).
+
+mod ast;
+#[doc(hidden)]
+pub mod audit;
+mod compile;
+mod context;
+mod error;
+mod lexer;
+mod parser;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+pub use ast::{Cmp, Expr, Op, Term};
+pub use compile::{
+    check_superuser_only, compile, compile_rule, compile_sort, Compiled, Query, SortCompiled,
+    MAX_SORT_FIELD_LENGTH, MAX_SORT_TERMS,
+};
+pub use context::{header_key, Access, AuthInfo, Ctx, RequestInfo};
+pub use error::{FilterError, GENERIC_MESSAGE};
+pub use lexer::MAX_FUNC_DEPTH;
+pub use parser::{
+    parse, parse_with, Limits, MAX_DEPTH, MAX_EXPRESSIONS, MAX_FILTER_LENGTH, MAX_INPUT_LENGTH,
+};
+pub use resolve::MAX_NESTED_RELATIONS;
+
+/// PocketBase's check on a non-superuser's `filter` and `sort` parameters:
+/// 403 "Only superusers can filter by @collection." / "... @request." when
+/// either text contains the prefix (anywhere, literals included).
+pub fn check_superuser_only_fields(filter: &str, sort: &str) -> Result<(), FilterError> {
+    check_superuser_only(filter)?;
+    check_superuser_only(sort)
+}

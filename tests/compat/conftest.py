@@ -1,0 +1,54 @@
+import os
+import shutil
+import sys
+import threading
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness.server import Server  # noqa: E402
+
+
+def _bin(var):
+    b = os.environ.get(var, "")
+    if not b:
+        return None
+    if os.sep not in b:
+        b = shutil.which(b) or b
+    return b
+
+
+@pytest.fixture(scope="session")
+def binaries():
+    ref, sut = _bin("PB_BIN"), _bin("KEEPD_BIN")
+    missing = [n for n, b in (("PB_BIN", ref), ("KEEPD_BIN", sut)) if not b or not os.path.exists(b)]
+    if missing:
+        pytest.skip(f"set {' and '.join(missing)} to existing binaries")
+    return ref, sut
+
+
+@pytest.fixture
+def servers(binaries, tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("srv"))
+    ref, sut = Server("pb", binaries[0], base), Server("keepd", binaries[1], base)
+    errors = []
+
+    def start(s):
+        try:
+            s.start()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(s,)) for s in (ref, sut)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        if errors:
+            pytest.fail("server start failed:\n" + "\n".join(map(str, errors)), pytrace=False)
+        yield ref, sut
+    finally:
+        ref.stop()
+        sut.stop()

@@ -1,0 +1,1 @@
+"""Differential PocketBase-vs-keepd compatibility harness (see ../README.md)."""

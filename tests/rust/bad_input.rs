@@ -97,8 +97,9 @@ fn bad_requests_table() {
     let some_id = ids(&list)[0].clone();
     let rec = format!("{create}/{some_id}");
     let big = format!("{{\"title\":\"{}\",\"qty\":1}}", "x".repeat(5000));
-    let deep = "[".repeat(10_000);
-    let deep_field = format!("{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    // Deep but under the 4096-byte cap (10,000 levels: see deeply_nested_json_is_400).
+    let deep = "[".repeat(4000);
+    let deep_field = format!("{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(1900), "]".repeat(1900));
     let long_filter = format!("title = '{}'", "x".repeat(3600));
     let many_or = vec!["title = 'x'"; 300].join(" || ");
     let with_code = |mut c: Case, field: &'static str, code: &'static str| {
@@ -137,8 +138,8 @@ fn bad_requests_table() {
         case("unknown route", "GET", "/api/nope", None, 404),
         // Limits.
         case("body over the cap", "POST", create, Some(big.as_bytes()), 413),
-        case("10,000 nested arrays", "POST", create, Some(deep.as_bytes()), 400),
-        case("10,000 nested arrays in a field", "POST", create, Some(deep_field.as_bytes()), 400),
+        case("4,000 nested arrays", "POST", create, Some(deep.as_bytes()), 400),
+        case("1,900 nested arrays in a field", "POST", create, Some(deep_field.as_bytes()), 400),
         case("filter over 3500 bytes", "GET", &format!("{create}{}", qs(&[("filter", &long_filter)])), None, 400),
         case("300 alternatives (over 3500 bytes)", "GET", &format!("{create}{}", qs(&[("filter", &many_or)])), None, 400),
     ];
@@ -215,6 +216,36 @@ fn bad_requests_table() {
         failures.push(format!("database changed:\nbefore:\n{before}\nafter:\n{after}"));
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn deeply_nested_json_is_400() {
+    let srv = TestServer::start();
+    setup(&srv);
+    let before = fingerprint(&srv);
+    let su = srv.su();
+    let create = "/api/collections/items/records";
+    // (label, body): each must be a 400 in PocketBase's shape, not a crash.
+    let bodies: Vec<(&str, String)> = vec![
+        ("10,000 '['", "[".repeat(10_000)),
+        ("10,000 '{\"a\":'", "{\"a\":".repeat(10_000)),
+        ("10,000 levels in a field", format!("{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000))),
+        ("1,000,000 '['", "[".repeat(1_000_000)),
+    ];
+    for (label, body) in &bodies {
+        let (st, v) = su.send_bytes("POST", create, Some(body.as_bytes()));
+        assert_eq!(st, 400, "{label}: {}", short(&v));
+        assert_error_shape(&v, 400, label);
+        let (st, v) = su.send_bytes("PATCH", &format!("{create}/nope12345678901"), Some(body.as_bytes()));
+        assert!(st == 400 || st == 404, "{label} on update: {st} {}", short(&v));
+    }
+    // 50 levels in a JSON field are fine (PocketBase stores them).
+    let ok = format!("{{\"title\":\"ok\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(50), "]".repeat(50));
+    let (st, v) = su.send_bytes("POST", create, Some(ok.as_bytes()));
+    assert_eq!(st, 200, "{}", short(&v));
+    let (st, _) = su.delete(&format!("{create}/{}", v["id"].as_str().unwrap_or_default()));
+    assert_eq!(st, 204);
+    assert_eq!(fingerprint(&srv), before, "the database is unchanged");
 }
 
 fn short(v: &Value) -> String {

@@ -19,10 +19,9 @@ fn find(app: &App, name: &str) -> ApiResult<Arc<Collection>> {
 pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let schema = app.store.schema();
-    let page = req.q("page").and_then(|p| p.parse::<i64>().ok()).filter(|p| *p > 0).unwrap_or(1);
-    let per_page = req
-        .q("perPage")
-        .and_then(|p| p.parse::<i64>().ok())
+    super::records::check_fields(req.q("fields").unwrap_or(""))?;
+    let page = super::records::parse_int(req.q("page"))?.filter(|p| *p > 0).unwrap_or(1);
+    let per_page = super::records::parse_int(req.q("perPage"))?
         .filter(|p| *p > 0)
         .unwrap_or(super::records::DEFAULT_PER_PAGE)
         .min(super::records::MAX_PER_PAGE);

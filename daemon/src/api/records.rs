@@ -39,8 +39,24 @@ pub(crate) fn request_ctx(req: &Req, body: Map<String, Value>) -> RequestCtx {
     }
 }
 
-fn parse_int(v: Option<&str>) -> Option<i64> {
-    v.and_then(|s| s.trim().parse::<i64>().ok())
+/// A paging parameter: absent → None; not an integer → PocketBase's generic 400.
+pub(crate) fn parse_int(v: Option<&str>) -> ApiResult<Option<i64>> {
+    match v {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| ApiError::bad(crate::filter::GENERIC_MESSAGE)),
+    }
+}
+
+/// Rejects a `fields` parameter with an unknown or malformed modifier.
+pub(crate) fn check_fields(fields: &str) -> ApiResult<()> {
+    for spec in split_top_level(fields) {
+        if let Some((_, m)) = spec.trim().split_once(':') {
+            if parse_excerpt(m).is_none() {
+                return Err(ApiError::bad(crate::filter::GENERIC_MESSAGE));
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
@@ -50,11 +66,12 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::superusers_only());
     }
     let ctx = request_ctx(&req, Map::new());
-    let mut page = parse_int(req.q("page")).unwrap_or(1);
+    check_fields(req.q("fields").unwrap_or(""))?;
+    let mut page = parse_int(req.q("page"))?.unwrap_or(1);
     if page < 1 {
         page = 1;
     }
-    let mut per_page = parse_int(req.q("perPage")).unwrap_or(DEFAULT_PER_PAGE);
+    let mut per_page = parse_int(req.q("perPage"))?.unwrap_or(DEFAULT_PER_PAGE);
     if per_page <= 0 {
         per_page = DEFAULT_PER_PAGE;
     }
@@ -115,6 +132,7 @@ pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let id = req.param("id").to_string();
     let expand = req.q("expand").unwrap_or("").to_string();
     let fields = req.q("fields").unwrap_or("").to_string();
+    check_fields(&fields)?;
     let out = app
         .store
         .read(move |c| {
@@ -314,7 +332,7 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if coll.create_rule.is_none() && !superuser {
         return Err(ApiError::superusers_only());
     }
-    let body = req.json_body()?;
+    let body = req.form_body().await?;
     let ctx = request_ctx(&req, body.clone());
     let rec = create_record(&app, &schema, &coll, body, &ctx).await?;
     Ok(Resp::ok(&rec))
@@ -355,7 +373,7 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if coll.update_rule.is_none() && !superuser {
         return Err(ApiError::superusers_only());
     }
-    let body = req.json_body()?;
+    let body = req.form_body().await?;
     let ctx = request_ctx(&req, body.clone());
     let id = req.param("id").to_string();
     let rec = update_record(&app, &schema, &coll, &id, body, &ctx).await?;
@@ -368,14 +386,15 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub(crate) fn create_in(c: &Connection, schema: &Schema, coll: &Arc<Collection>, ctx: &RequestCtx, hash: Option<&str>, rule: &Cond, mut errs: FieldErrors) -> ApiResult<Map<String, Value>> {
     let manager = ctx.identity.is_superuser();
     let rec = build_record(c, schema, coll, None, &ctx.body, hash, manager, &mut errs)?;
+    // The rule is checked first, on the record as it would be stored: a
+    // failing rule answers 400 with no field detail, even for invalid data.
+    if !rule.sql.is_empty() && !rs::passes_unsaved(c, coll, &rec, rule)? {
+        return Err(ApiError::bad("Failed to create record."));
+    }
     if !errs.is_empty() {
         return Err(ApiError::validation("Failed to create record.", errs));
     }
     rs::insert(c, coll, &rec)?;
-    let id = rec.get("id").map(rv::to_text).unwrap_or_default();
-    if !rule.sql.is_empty() && rs::fetch_where(c, coll, &id, rule)?.is_none() {
-        return Err(ApiError::bad("Failed to create record."));
-    }
     Ok(rec)
 }
 

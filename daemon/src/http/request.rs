@@ -112,6 +112,56 @@ impl Req {
         }
     }
 
+    /// The body of a record write: JSON, urlencoded or multipart form (the
+    /// `@jsonPayload` part merges its object; repeated keys become arrays).
+    pub async fn form_body(&self) -> ApiResult<Map<String, Value>> {
+        let ct = self.content_type().to_string();
+        if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+            return self.json_body();
+        }
+        let generic = || ApiError::bad("Something went wrong while processing your request.");
+        let boundary = multer::parse_boundary(&ct).map_err(|_| generic())?;
+        let body = self.body.clone();
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+        let mut mp = multer::Multipart::with_constraints(
+            stream,
+            boundary,
+            multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(self.body.len() as u64)),
+        );
+        let mut out = Map::new();
+        let mut json_payload: Option<Map<String, Value>> = None;
+        while let Some(field) = mp.next_field().await.map_err(|_| generic())? {
+            let name = field.name().unwrap_or_default().to_string();
+            if field.file_name().is_some() {
+                return Err(ApiError::bad("File uploads are not supported yet."));
+            }
+            let text = field.text().await.map_err(|_| generic())?;
+            if name == "@jsonPayload" {
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(Value::Object(m)) => json_payload = Some(m),
+                    _ => return Err(generic()),
+                }
+                continue;
+            }
+            match out.get_mut(&name) {
+                None => {
+                    out.insert(name, Value::String(text));
+                }
+                Some(Value::Array(a)) => a.push(Value::String(text)),
+                Some(prev) => {
+                    let first = prev.take();
+                    *prev = Value::Array(vec![first, Value::String(text)]);
+                }
+            }
+        }
+        if let Some(p) = json_payload {
+            for (k, v) in p {
+                out.insert(k, v);
+            }
+        }
+        Ok(out)
+    }
+
     /// The body as any JSON value (for endpoints taking arrays).
     pub fn json_value(&self) -> ApiResult<Value> {
         if self.body.is_empty() {

@@ -75,7 +75,9 @@ pub struct EditorOpts {
 pub struct NumberOpts {
     pub help: String,
     pub required: bool,
+    #[serde(serialize_with = "go_float")]
     pub min: Option<f64>,
+    #[serde(serialize_with = "go_float")]
     pub max: Option<f64>,
     pub only_int: bool,
 }
@@ -154,6 +156,14 @@ pub struct PasswordOpts {
     pub min: i64,
     pub max: i64,
     pub cost: i64,
+}
+
+/// Writes a float as Go does: integral values without a fraction.
+fn go_float<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_none(),
+        Some(f) => crate::schema::record::number_value(*f).serialize(s),
+    }
 }
 
 /// The field type names PocketBase knows.

@@ -86,6 +86,32 @@ pub fn fetch_where(conn: &Connection, c: &Collection, id: &str, cond: &Cond) -> 
     Ok(st.query_row(params_from_iter(params.iter()), |r| row_to_map(c, r)).optional()?)
 }
 
+/// Whether a record that is not stored yet would pass `cond`: the row is
+/// bound as a CTE named like the collection's table, which shadows the table
+/// inside this one query (how PocketBase checks create rules).
+pub fn passes_unsaved(conn: &Connection, c: &Collection, values: &Map<String, Value>, cond: &Cond) -> ApiResult<bool> {
+    let t = quote_ident(&c.name);
+    let cols: Vec<String> = c
+        .fields
+        .iter()
+        .map(|f| format!("? AS {}", quote_ident(&f.name)))
+        .collect();
+    let mut sql = format!("WITH {t} AS (SELECT {}) SELECT 1 FROM {t} {}", cols.join(", "), cond.joins.join(" "));
+    if !cond.sql.is_empty() {
+        sql.push_str(&format!(" WHERE ({})", cond.sql));
+    }
+    sql.push_str(" LIMIT 1");
+    let mut params: Vec<Sql> = c
+        .fields
+        .iter()
+        .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
+        .collect();
+    params.extend(cond.join_params.iter().cloned());
+    params.extend(cond.params.iter().cloned());
+    let mut st = conn.prepare(&sql)?;
+    Ok(st.exists(params_from_iter(params.iter()))?)
+}
+
 fn from_where(c: &Collection, cond: &Cond) -> String {
     let mut s = format!("FROM {}", quote_ident(&c.name));
     for j in &cond.joins {

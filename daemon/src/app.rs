@@ -17,22 +17,7 @@ pub struct App {
 /// PocketBase's default settings (the parts keepd acts on, plus the shape
 /// the SDK and dashboard expect).
 pub fn default_settings() -> Value {
-    json!({
-        "meta": {
-            "appName": "keepd",
-            "appURL": "http://localhost:8090",
-            "senderName": "Support",
-            "senderAddress": "support@example.com",
-            "hideControls": false
-        },
-        "logs": {"maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false},
-        "smtp": {"enabled": false, "port": 587, "host": "smtp.example.com", "username": "", "authMethod": "", "tls": false, "localName": ""},
-        "backups": {"cron": "", "cronMaxKeep": 3, "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false}},
-        "s3": {"enabled": false, "bucket": "", "region": "", "endpoint": "", "accessKey": "", "forcePathStyle": false},
-        "batch": {"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0},
-        "rateLimits": {"rules": [], "enabled": false},
-        "trustedProxy": {"headers": [], "useLeftmostIP": false}
-    })
+    serde_json::from_str(include_str!("default_settings.json")).unwrap_or_else(|_| json!({}))
 }
 
 impl App {

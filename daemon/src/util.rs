@@ -66,3 +66,83 @@ pub fn parse_datetime(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 pub fn restrict_umask() {
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
 }
+
+/// A random string shaped by a simple pattern: literal characters, character
+/// classes `[a-z0-9_]` and `{n}` repetition (what autogenerate patterns use).
+/// `None` for anything it doesn't understand.
+pub fn random_from_pattern(pattern: &str) -> Option<String> {
+    let mut rng = rand::thread_rng();
+    let chars: Vec<char> = pattern.trim_start_matches('^').trim_end_matches('$').chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        // One atom: a class or a literal.
+        let set: Vec<char> = if chars[i] == '[' {
+            let end = chars[i..].iter().position(|&c| c == ']')? + i;
+            let body = &chars[i + 1..end];
+            let mut set = Vec::new();
+            let mut k = 0;
+            while k < body.len() {
+                if k + 2 < body.len() && body[k + 1] == '-' {
+                    let (a, b) = (body[k] as u32, body[k + 2] as u32);
+                    if a > b {
+                        return None;
+                    }
+                    set.extend((a..=b).filter_map(char::from_u32));
+                    k += 3;
+                } else {
+                    set.push(body[k]);
+                    k += 1;
+                }
+            }
+            i = end + 1;
+            set
+        } else if chars[i] == '\\' {
+            let c = *chars.get(i + 1)?;
+            i += 2;
+            match c {
+                'd' => ('0'..='9').collect(),
+                'w' => ('a'..='z').chain('A'..='Z').chain('0'..='9').chain(['_']).collect(),
+                other => vec![other],
+            }
+        } else if "()|*+?.".contains(chars[i]) {
+            return None;
+        } else {
+            i += 1;
+            vec![chars[i - 1]]
+        };
+        if set.is_empty() {
+            return None;
+        }
+        // Its repetition.
+        let mut n = 1usize;
+        if chars.get(i) == Some(&'{') {
+            let end = chars[i..].iter().position(|&c| c == '}')? + i;
+            let spec: String = chars[i + 1..end].iter().collect();
+            n = spec.split(',').next()?.trim().parse().ok()?;
+            i = end + 1;
+        }
+        if n > 10_000 {
+            return None;
+        }
+        for _ in 0..n {
+            out.push(set[rng.gen_range(0..set.len())]);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_generation() {
+        let s = random_from_pattern("[a-z0-9]{15}").unwrap();
+        assert_eq!(s.len(), 15);
+        assert!(s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        let s = random_from_pattern("inv-[A-Z]{3}\\d{2}").unwrap();
+        assert!(s.starts_with("inv-") && s.len() == 9, "{s}");
+        assert!(random_from_pattern("(a|b)").is_none());
+    }
+}

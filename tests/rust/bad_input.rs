@@ -144,8 +144,9 @@ fn bad_requests_table() {
         case("300 alternatives (over 3500 bytes)", "GET", &format!("{create}{}", qs(&[("filter", &many_or)])), None, 400),
     ];
     if is_reference() {
-        // PocketBase's default body limit is 32 MiB; ours is set to 4096 here.
-        cases.retain(|c| c.status != 413);
+        // keepd's own hardening: PocketBase's body limit is 32 MiB (ours is
+        // 4096 here) and its JSON depth limit is 10,000 (ours is 64).
+        cases.retain(|c| c.status != 413 && !c.label.contains("nested arrays"));
     }
     let token = srv.superuser_token();
     let mut failures = Vec::new();
@@ -436,7 +437,7 @@ fn expand_deeper_than_six_levels_stops_at_six() {
     }
     let (st, v) = srv.su().patch(&format!("/api/collections/nodes/records/{}", all[0]), &json!({"next": prev}));
     assert_eq!(st, 200, "{v}");
-    let expand = vec!["next"; 12].join(".");
+    let expand = ["next"; 12].join(".");
     for who in ["guest", "superuser"] {
         let client = if who == "guest" { srv.guest() } else { srv.su() };
         let (st, v) = client.get(&format!("/api/collections/nodes/records/{prev}?expand={expand}"));

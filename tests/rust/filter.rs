@@ -282,3 +282,34 @@ fn invalid_filters_and_sorts_are_400() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn expand_follows_relations_and_back_relations() {
+    let srv = TestServer::start();
+    let ids = seed(&srv);
+    let guest = srv.guest();
+    // Forward: single and multiple relations.
+    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=author,editors", ids["t03"]));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["expand"]["author"]["name"], "carol");
+    assert_eq!(column(&json!({"items": v["expand"]["editors"]}), "name"), ["alice", "bob"]);
+    // Back-relation: the comments pointing at the post (a list).
+    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=comments_via_post", ids["t01"]));
+    assert_eq!(st, 200, "{v}");
+    let mut texts = column(&json!({"items": v["expand"]["comments_via_post"]}), "text");
+    texts.sort();
+    assert_eq!(texts, ["meh", "nice"], "{v}");
+    // Nested: comment → post → author.
+    let (st, v) = guest.list("comments", &[("filter", "text = 'bad'"), ("expand", "post.author")]);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"][0]["expand"]["post"]["title"], "t09");
+    assert_eq!(v["items"][0]["expand"]["post"]["expand"]["author"]["name"], "bob");
+    // Empty relations have no expand entry; a post without comments neither.
+    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=author,comments_via_post", ids["t05"]));
+    assert_eq!(st, 200, "{v}");
+    assert!(v.get("expand").is_none_or(|e| e.get("author").is_none() && e.get("comments_via_post").is_none()), "{v}");
+    // `fields` picks from the expansion too.
+    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=author&fields=title,expand.author.name", ids["t01"]));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v, json!({"title": "t01", "expand": {"author": {"name": "alice"}}}));
+}

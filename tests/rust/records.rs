@@ -183,7 +183,7 @@ fn field_coercion_and_validation_table() {
                     continue;
                 }
                 assert_error_shape(&v, 400, &label);
-                if !v["data"][*field]["message"].as_str().is_some_and(|m| !m.is_empty()) {
+                if v["data"][*field]["message"].as_str().is_none_or(str::is_empty) {
                     failures.push(format!("{label}: error has no message: {v}"));
                 }
             }

@@ -98,8 +98,10 @@ fn rules_table() {
     let rec = |coll: &str, id: &str| format!("/api/collections/{coll}/records/{id}");
     let (a_priv, a_pub, b_priv) = (rec("docs", &w.a_priv), rec("docs", &w.a_pub), rec("docs", &w.b_priv));
     let lk = rec("locked", &locked_id);
+    // (label, caller, method, path, body, status, check)
+    type Row<'a> = (&'a str, Who, &'a str, String, Option<Value>, u16, Check);
     #[rustfmt::skip]
-    let cases: Vec<(&str, Who, &str, String, Option<Value>, u16, Check)> = vec![
+    let cases: Vec<Row> = vec![
         // A list rule filters rows.
         ("list docs as guest", Guest, "GET", docs.into(), None, 200, Check::Titles(&["a-public"])),
         ("list docs as A", A, "GET", docs.into(), None, 200, Check::Titles(&["a-private", "a-public"])),
@@ -195,7 +197,7 @@ fn rules_apply_to_expand_and_bad_tokens() {
     // B may see A's public doc, but not A's user record: no expand.owner.
     let (st, v) = srv.with_token(&w.tb).get(&format!("/api/collections/docs/records/{}?expand=owner", w.a_pub));
     assert_eq!(st, 200, "{v}");
-    assert!(v.get("expand").map_or(true, |e| e.get("owner").is_none()), "owner must not be expanded for B: {v}");
+    assert!(v.get("expand").is_none_or(|e| e.get("owner").is_none()), "owner must not be expanded for B: {v}");
     // A sees its own user record expanded.
     let (st, v) = srv.with_token(&w.ta).get(&format!("/api/collections/docs/records/{}?expand=owner", w.a_pub));
     assert_eq!(st, 200, "{v}");

@@ -14,10 +14,9 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 fn auth_collection(app: &App, name: &str) -> ApiResult<(Arc<crate::schema::Schema>, Arc<Collection>)> {
-    let missing = || ApiError::NotFound("Missing or invalid auth collection context.".into());
-    let (s, c) = collection(app, name).map_err(|_| missing())?;
+    let (s, c) = collection(app, name).map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
     if !c.is_auth() {
-        return Err(missing());
+        return Err(ApiError::NotFound("Missing or invalid auth collection context.".into()));
     }
     Ok((s, c))
 }
@@ -26,21 +25,36 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, c) = auth_collection(&app, req.param("collection"))?;
     let mfa = c.options.get("mfa").cloned().unwrap_or(json!({}));
     let otp = c.options.get("otp").cloned().unwrap_or(json!({}));
+    // Durations are reported only for enabled methods; the legacy keys
+    // (authProviders, emailPassword, usernamePassword) are kept for older SDKs.
+    let enabled = |o: &Value| o.get("enabled").and_then(Value::as_bool).unwrap_or(false);
+    let duration = |o: &Value| if enabled(o) { o.get("duration").cloned().unwrap_or(json!(0)) } else { json!(0) };
+    let fields = c.identity_fields();
     Ok(Resp::ok(&json!({
-        "password": {"enabled": c.password_auth_enabled(), "identityFields": c.identity_fields()},
+        "password": {"enabled": c.password_auth_enabled(), "identityFields": fields},
         "oauth2": {"enabled": false, "providers": []},
-        "mfa": {"enabled": mfa.get("enabled").and_then(Value::as_bool).unwrap_or(false), "duration": mfa.get("duration").cloned().unwrap_or(json!(0))},
-        "otp": {"enabled": otp.get("enabled").and_then(Value::as_bool).unwrap_or(false), "duration": otp.get("duration").cloned().unwrap_or(json!(0))},
+        "mfa": {"enabled": enabled(&mfa), "duration": duration(&mfa)},
+        "otp": {"enabled": enabled(&otp), "duration": duration(&otp)},
+        "authProviders": [],
+        "emailPassword": c.password_auth_enabled() && fields.iter().any(|f| f == "email"),
+        "usernamePassword": c.password_auth_enabled() && fields.iter().any(|f| f == "username"),
     })))
 }
 
 /// Issues an auth token for `rec` and answers `{token, record}`.
 pub(crate) async fn auth_response(app: &Arc<App>, req: &Req, coll: &Arc<Collection>, rec: Map<String, Value>) -> ApiResult<Resp> {
+    auth_response_with(app, req, coll, rec, None).await
+}
+
+/// `static_duration`: a non-refreshable token of that many seconds
+/// (impersonation); None: a regular refreshable auth token.
+pub(crate) async fn auth_response_with(app: &Arc<App>, req: &Req, coll: &Arc<Collection>, rec: Map<String, Value>, static_duration: Option<i64>) -> ApiResult<Resp> {
     let (duration, secret) = coll.token_settings("authToken");
     let key = format!("{}{}", rec.get("tokenKey").map(to_text).unwrap_or_default(), secret);
-    let exp = chrono::Utc::now().timestamp() + duration.max(1);
+    let lifetime = static_duration.filter(|d| *d > 0).unwrap_or(duration).max(1);
+    let exp = chrono::Utc::now().timestamp() + lifetime;
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    let tok = token::sign(&token::auth_claims(&id, &coll.id, true, exp), &key);
+    let tok = token::sign(&token::auth_claims(&id, &coll.id, static_duration.is_none(), exp), &key);
     let who = AuthRecord {
         collection: coll.clone(),
         record: rec.clone(),
@@ -56,8 +70,8 @@ pub(crate) async fn auth_response(app: &Arc<App>, req: &Req, coll: &Arc<Collecti
         .read(move |c| Ok(enrich(c, &schema, &coll2, vec![rec], &ctx, &expand)?.pop()))
         .await?
         .unwrap_or(Value::Null);
-    let out = super::records::pick_fields(out, req.q("fields").unwrap_or(""));
-    Ok(Resp::ok(&json!({"token": tok, "record": out})))
+    let body = json!({"token": tok, "record": out});
+    Ok(Resp::ok(&super::records::pick_fields(body, req.q("fields").unwrap_or(""))))
 }
 
 fn failed() -> ApiError {
@@ -85,7 +99,9 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let mut fields = coll.identity_fields();
     if let Some(f) = body.get("identityField").and_then(Value::as_str) {
         if !fields.iter().any(|x| x == f) {
-            return Err(failed());
+            let mut e = FieldErrors::new();
+            e.add("identityField", "validation_in_invalid", "Must be a valid value.");
+            return Err(ApiError::validation("An error occurred while validating the submitted data.", e));
         }
         fields = vec![f.to_string()];
     }
@@ -162,7 +178,10 @@ pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::Unauthorized("The request requires valid record authorization token.".into()));
     };
     if auth.collection.id != coll.id {
-        return Err(ApiError::Forbidden("The request requires valid record authorization token.".into()));
+        return Err(ApiError::Forbidden(format!(
+            "The request requires auth record from {} collection.",
+            auth.collection.name
+        )));
     }
     // Non-refreshable (impersonation) tokens can't be refreshed.
     let raw = req.header("authorization").unwrap_or_default();
@@ -174,4 +193,30 @@ pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::Forbidden("The current auth token is not refreshable.".into()));
     }
     auth_response(&app, &req, &coll, auth.record).await
+}
+
+/// `POST /api/collections/{collection}/impersonate/{id}` (superusers): a
+/// non-refreshable token for another auth record.
+pub async fn impersonate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    super::require_superuser(&req)?;
+    let (_, coll) = auth_collection(&app, req.param("collection"))?;
+    let body = req.json_body()?;
+    let duration = match body.get("duration") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().ok_or_else(|| ApiError::bad("An error occurred while loading the submitted data."))?,
+    };
+    if duration < 0 {
+        let mut e = FieldErrors::new();
+        e.add_params("duration", "validation_min_greater_equal_than_required", "Must be no less than 0.", json!({"threshold": 0}));
+        return Err(ApiError::validation("An error occurred while validating the submitted data.", e));
+    }
+    let coll2 = coll.clone();
+    let id = req.param("id").to_string();
+    let rec = app
+        .store
+        .read(move |c| rs::fetch_by_id(c, &coll2, &id))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    tracing::info!(collection = %coll.name, "superuser impersonation");
+    auth_response_with(&app, &req, &coll, rec, Some(if duration > 0 { duration } else { coll.token_settings("authToken").0 })).await
 }

@@ -50,11 +50,12 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         limit: per_page,
         offset: (page - 1) * per_page,
     };
+    let skip_total = matches!(req.q("skipTotal"), Some("1" | "true" | "t" | "TRUE"));
     let (rows, total) = app
         .store
         .read(move |conn| {
             let rows = crate::store::records::list(conn, &meta, &lq)?;
-            let total = crate::store::records::count(conn, &meta, &lq.cond)?;
+            let total = if skip_total { -1 } else { crate::store::records::count(conn, &meta, &lq.cond)? };
             Ok((rows, total))
         })
         .await?;
@@ -68,7 +69,7 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         "page": page,
         "perPage": per_page,
         "totalItems": total,
-        "totalPages": (total + per_page - 1) / per_page,
+        "totalPages": if total < 0 { -1 } else { (total + per_page - 1) / per_page },
         "items": page_items,
     })))
 }

@@ -200,6 +200,12 @@ fn build_record(
             }
             continue;
         }
+        if coll.is_auth() && name == "email" && existing.is_some() && !manager {
+            if rv::to_text(raw) != rec.get("email").map(rv::to_text).unwrap_or_default() {
+                errs.add("email", "validation_values_mismatch", "Values don't match.");
+            }
+            continue;
+        }
         if name == "id" && existing.is_some() {
             if rv::to_text(raw) != rec.get("id").map(rv::to_text).unwrap_or_default() {
                 errs.add("id", "validation_pk_change", "The record primary key cannot be changed.");
@@ -220,6 +226,18 @@ fn build_record(
             if let Some(f) = coll.field("id") {
                 if let Err((code, msg, params)) = rv::validate(f, &json!(id)) {
                     errs.add_params("id", code, msg, params);
+                }
+            }
+        }
+    }
+    // Text fields with an autogenerate pattern get a value when empty.
+    if existing.is_none() {
+        for f in &coll.fields {
+            if let FieldKind::Text(o) = &f.kind {
+                if !o.autogenerate_pattern.is_empty() && f.name != "id" && rec.get(&f.name).map(rv::to_text).unwrap_or_default().is_empty() {
+                    if let Some(v) = crate::util::random_from_pattern(&o.autogenerate_pattern) {
+                        rec.insert(f.name.clone(), json!(v));
+                    }
                 }
             }
         }
@@ -342,6 +360,10 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub(crate) async fn create_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &Arc<Collection>, body: Map<String, Value>, ctx: &RequestCtx) -> ApiResult<Value> {
     let mut errs = FieldErrors::new();
     let hash = prepare_password(app, coll, &body, None, false, &mut errs).await?;
+    // Password errors are reported alone, before the record's fields.
+    if !errs.is_empty() {
+        return Err(ApiError::validation("Failed to create record.", errs));
+    }
     let rule = if ctx.identity.is_superuser() {
         Some(Cond::default())
     } else {

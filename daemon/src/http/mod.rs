@@ -132,8 +132,12 @@ async fn dispatch(app: &Arc<App>, router: &router::Router, req: hyper::Request<I
     if parts.method == hyper::Method::OPTIONS {
         return Ok(Resp::empty(204));
     }
-    let (handler, params) = router.find(&parts.method, parts.uri.path())?;
-    let limit = app.config.max_body_bytes;
+    let path = parts.uri.path();
+    if path.contains("//") {
+        return Ok(Resp::redirect(&clean_path(path)));
+    }
+    let (handler, params) = router.find(&parts.method, path)?;
+    let limit = body_limit(app, &parts.method, path, &params);
     if let Some(len) = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
@@ -158,4 +162,41 @@ async fn dispatch(app: &Arc<App>, router: &router::Router, req: hyper::Request<I
     let identity = crate::api::identity::resolve(app, &parts.headers).await?;
     let req = Req::new(parts, params, body, identity, peer);
     handler(app.clone(), req).await
+}
+
+/// The path with repeated slashes collapsed (answered with a redirect).
+fn clean_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for ch in p.chars() {
+        if !(ch == '/' && out.ends_with('/')) {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The body cap of a request: the configured maximum, plus, for record
+/// writes, room for the collection's large fields (PocketBase's rule:
+/// editor `maxSize` or 5 MiB, json `maxSize` or 1 MiB, each).
+fn body_limit(app: &App, method: &hyper::Method, path: &str, params: &[(String, String)]) -> usize {
+    let base = app.config.max_body_bytes;
+    let is_record_write = (method == hyper::Method::POST || method == hyper::Method::PATCH) && path.contains("/records");
+    if !is_record_write {
+        return base;
+    }
+    let Some((_, name)) = params.iter().find(|(k, _)| k == "collection") else {
+        return base;
+    };
+    let schema = app.store.schema();
+    let Some(c) = schema.get(name) else { return base };
+    let extra: i64 = c
+        .fields
+        .iter()
+        .map(|f| match &f.kind {
+            crate::schema::FieldKind::Editor(o) => if o.max_size > 0 { o.max_size } else { 5 << 20 },
+            crate::schema::FieldKind::Json(o) => if o.max_size > 0 { o.max_size } else { 1 << 20 },
+            _ => 0,
+        })
+        .sum();
+    base.saturating_add(extra.max(0) as usize)
 }

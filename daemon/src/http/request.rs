@@ -100,7 +100,7 @@ impl Req {
         if ct.starts_with("multipart/form-data") {
             return Err(ApiError::bad("Multipart bodies are not supported yet; send JSON."));
         }
-        if !ct.is_empty() && !ct.starts_with("application/json") {
+        if !ct.starts_with("application/json") {
             return Err(ApiError::bad("Unsupported Content-Type."));
         }
         check_json_depth(&self.body, 64).map_err(|_| ApiError::bad(malformed))?;
@@ -108,6 +108,7 @@ impl Req {
         let mut de = serde_json::Deserializer::from_slice(&self.body).into_iter::<Value>();
         match de.next().unwrap_or(Ok(Value::Null)) {
             Ok(Value::Object(m)) => Ok(m),
+            Ok(Value::Null) => Ok(Map::new()),
             Ok(_) | Err(_) => Err(ApiError::bad(malformed)),
         }
     }

@@ -35,6 +35,17 @@ impl Resp {
         }
     }
 
+    /// 307 to `location`, as PocketBase answers paths with `//`.
+    pub fn redirect(location: &str) -> Resp {
+        let href: String = location.chars().filter(|c| !matches!(c, '"' | '<' | '>')).collect();
+        Resp {
+            status: 307,
+            body: Bytes::from(format!("<a href=\"{href}\">Temporary Redirect</a>.\n\n")),
+            content_type: "text/html; charset=utf-8",
+            headers: vec![("location", href)],
+        }
+    }
+
     pub fn error(e: &ApiError) -> Resp {
         let mut r = Resp::json(e.status(), &e.to_body());
         if let ApiError::TooManyRequests { retry_after, .. } = e {

@@ -45,6 +45,7 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         (M::GET, "/api/collections/{collection}/auth-methods", h!(api::auth::methods)),
         (M::POST, "/api/collections/{collection}/auth-with-password", h!(api::auth::with_password)),
         (M::POST, "/api/collections/{collection}/auth-refresh", h!(api::auth::refresh)),
+        (M::POST, "/api/collections/{collection}/impersonate/{id}", h!(api::auth::impersonate)),
         // Batch and settings.
         (M::POST, "/api/batch", h!(api::batch::batch)),
         (M::GET, "/api/settings", h!(api::settings::get)),

@@ -347,17 +347,14 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
     // Indexes: each must parse and name only this collection's fields.
     let mut ix_errs = Map::new();
     let mut names = std::collections::HashSet::new();
-    for (i, ix) in c.indexes.iter_mut().enumerate() {
+    for (i, ix) in c.indexes.iter().enumerate() {
         match parse_index(ix) {
-            Ok(mut def) => {
-                def.table = c.name.clone();
+            Ok(def) => {
                 let unknown = def.columns.iter().any(|col| !c.fields.iter().any(|f| f.name == col.name));
                 if unknown {
                     ix_errs.insert(i.to_string(), json!({"code": "validation_invalid_index_expression", "message": "Invalid CREATE INDEX expression."}));
                 } else if !names.insert(def.name.to_lowercase()) {
                     ix_errs.insert(i.to_string(), json!({"code": "validation_duplicated_index_name", "message": "The index name must be unique."}));
-                } else {
-                    *ix = def.to_sql();
                 }
             }
             Err(_) => {

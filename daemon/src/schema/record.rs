@@ -52,7 +52,8 @@ pub fn to_text(v: &Value) -> String {
             Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
             _ => n.to_string(),
         },
-        other => other.to_string(),
+        // cast.ToString can't convert maps or slices: "".
+        Value::Array(_) | Value::Object(_) => String::new(),
     }
 }
 
@@ -361,14 +362,16 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             let t = parse_datetime(s);
+            let go = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string();
+            let rfc = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
             if let (Some(t), Some(min)) = (t, parse_datetime(&o.min)) {
                 if t < min {
-                    return Err(("validation_min_date_constraint", format!("Must be no less than {}.", o.min), json!({"min": o.min})));
+                    return Err(("validation_min_greater_equal_than_required", format!("Must be no less than {}.", go(min)), json!({"threshold": rfc(min)})));
                 }
             }
             if let (Some(t), Some(max)) = (t, parse_datetime(&o.max)) {
                 if t > max {
-                    return Err(("validation_max_date_constraint", format!("Must be no greater than {}.", o.max), json!({"max": o.max})));
+                    return Err(("validation_max_less_equal_than_required", format!("Must be no greater than {}.", go(max)), json!({"threshold": rfc(max)})));
                 }
             }
             Ok(())

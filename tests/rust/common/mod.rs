@@ -287,7 +287,8 @@ impl TestServer {
     }
 
     pub fn db_path(&self) -> PathBuf {
-        self.dir.join(if is_reference() { "data.db" } else { "data.db" })
+        // keepd and PocketBase both keep their records in data.db.
+        self.dir.join("data.db")
     }
 
     /// The OS process id of the server.

@@ -30,3 +30,43 @@ KNOWN_DIFFERENCES = {
         ],
     },
 }
+
+VIEW_NOT_YET = (
+    "View collections are not implemented in keepd yet (COMPATIBILITY.md, 'Not yet'); "
+    "keepd refuses them with a clear 400 instead of running a superuser-supplied SELECT."
+)
+
+KNOWN_DIFFERENCES["collections_validation"] = {
+    "view collection with bad query": [{"path": "$", "reason": VIEW_NOT_YET}],
+    "view collection ok": [{"path": "$", "reason": VIEW_NOT_YET}, {"path": "<status>", "reason": VIEW_NOT_YET}],
+    "nothing created": [{"path": "$", "reason": VIEW_NOT_YET + " (so the view collection is absent from this list)"}],
+    "text bad pattern": [
+        {
+            "path": "$.data.fields",
+            "reason": "The message quotes the regex engine's own error text (Go's regexp vs Rust's regex); "
+            "the code validation_invalid_regex and the field path are the same.",
+        }
+    ],
+}
+KNOWN_DIFFERENCES["collections_import"] = {
+    "import invalid collection": [
+        {
+            "path": "$.data.collections.message",
+            "reason": "PocketBase quotes Go's JSON decoder error for an unknown field type; keepd names the "
+            "collection and field instead. The status, message and code are the same.",
+        }
+    ],
+}
+KNOWN_DIFFERENCES["misc_fields"] = {
+    "setup: view collection": [{"path": "$", "reason": VIEW_NOT_YET}, {"path": "<status>", "reason": VIEW_NOT_YET}],
+    "list view collection": [{"path": "$", "reason": VIEW_NOT_YET}, {"path": "<status>", "reason": VIEW_NOT_YET}],
+    "view collection record": [{"path": "$", "reason": VIEW_NOT_YET}, {"path": "<status>", "reason": VIEW_NOT_YET}],
+    "create on view collection": [{"path": "$", "reason": VIEW_NOT_YET}, {"path": "<status>", "reason": VIEW_NOT_YET}],
+    "auth collection records as superuser": [
+        {
+            "path": "$.items[*].collectionId",
+            "reason": "Placeholder numbering: the view collection above was not created, so the next "
+            "collection id gets an earlier placeholder; the value is _superusers' id on both.",
+        }
+    ],
+}

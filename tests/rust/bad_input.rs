@@ -91,12 +91,21 @@ fn case(label: &'static str, method: &'static str, path: &str, body: Option<&[u8
 fn bad_requests_table() {
     let srv = TestServer::builder().env("KEEPD_MAX_BODY_BYTES", "4096").start();
     setup(&srv);
+    // A collection without json/editor fields: its record writes get exactly
+    // the configured cap (PocketBase adds each json field's maxSize, 1 MiB by
+    // default, and each editor field's, 5 MiB, to the cap of record writes).
+    srv.create_collection(&json!({
+        "name": "plain", "type": "base", "createRule": "",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
     let before = fingerprint(&srv);
     let create = "/api/collections/items/records";
+    let plain = "/api/collections/plain/records";
     let (_, list) = srv.su().list("items", &[]);
     let some_id = ids(&list)[0].clone();
     let rec = format!("{create}/{some_id}");
     let big = format!("{{\"title\":\"{}\",\"qty\":1}}", "x".repeat(5000));
+    let bigger = format!("{{\"title\":\"{}\",\"qty\":1}}", "x".repeat(6000));
     // Deep but under the 4096-byte cap (10,000 levels: see deeply_nested_json_is_400).
     let deep = "[".repeat(4000);
     let deep_field = format!("{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(1900), "]".repeat(1900));
@@ -137,7 +146,10 @@ fn bad_requests_table() {
         case("unknown record: delete", "DELETE", &format!("{create}/nope12345678901"), None, 404),
         case("unknown route", "GET", "/api/nope", None, 404),
         // Limits.
-        case("body over the cap", "POST", create, Some(big.as_bytes()), 413),
+        case("body over the cap", "POST", plain, Some(big.as_bytes()), 413),
+        case("body over the cap, not a record write", "POST", "/api/collections", Some(big.as_bytes()), 413),
+        case("body over the cap, on update", "PATCH", &format!("{plain}/nope12345678901"), Some(big.as_bytes()), 413),
+        with_code(case("json field widens a record write's cap", "POST", create, Some(bigger.as_bytes()), 400), "title", "validation_max_text_constraint"),
         case("4,000 nested arrays", "POST", create, Some(deep.as_bytes()), 400),
         case("1,900 nested arrays in a field", "POST", create, Some(deep_field.as_bytes()), 400),
         case("filter over 3500 bytes", "GET", &format!("{create}{}", qs(&[("filter", &long_filter)])), None, 400),
@@ -178,11 +190,11 @@ fn bad_requests_table() {
     }
     // Declared-too-large and chunked-too-large bodies, over a raw socket.
     if !is_reference() {
-        let r = raw_exchange(&srv, format!("POST {create} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n{{").as_bytes());
+        let r = raw_exchange(&srv, format!("POST {plain} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n{{").as_bytes());
         if !r.starts_with("HTTP/1.1 413") {
             failures.push(format!("declared 1 MB body: {}", first_line(&r)));
         }
-        let mut chunked = format!("POST {create} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").into_bytes();
+        let mut chunked = format!("POST {plain} HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").into_bytes();
         for _ in 0..5 {
             chunked.extend_from_slice(b"400\r\n");
             chunked.extend_from_slice(&[b' '; 0x400]);

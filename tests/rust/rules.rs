@@ -162,6 +162,16 @@ fn rules_table() {
         }
         if st >= 400 {
             assert_error_shape(&v, st, label);
+            // PocketBase's messages (the SDK shows them to people).
+            let want_msg = match st {
+                400 => "Failed to create record.",
+                403 if label.contains("@request") => "Only superusers can filter by @request.",
+                403 => "Only superusers can perform this action.",
+                _ => "The requested resource wasn't found.",
+            };
+            if v["message"] != json!(want_msg) {
+                failures.push(format!("{label}: message {}, want {want_msg:?}", v["message"]));
+            }
         }
         if let Check::Titles(want) = check {
             let mut got = column(&v, "title");

@@ -144,7 +144,15 @@ async fn save(app: &Arc<App>, input: &Value, existing: Option<Arc<Collection>>) 
     let fail = |errs: FieldErrors| ApiError::validation(format!("Failed to {action} collection."), errs);
     // An unknown field type fails the body decoding, as in PocketBase.
     let known = |f: &Value| f.get("type").and_then(Value::as_str).is_some_and(|t| crate::schema::field::FIELD_TYPES.contains(&t));
-    if input.get("fields").and_then(Value::as_array).is_some_and(|a| !a.iter().all(known)) {
+    let bad_shape = input.get("fields").is_some_and(|f| !f.is_array() && !f.is_null())
+        || input.get("fields").and_then(Value::as_array).is_some_and(|a| !a.iter().all(known))
+        || ["listRule", "viewRule", "createRule", "updateRule", "deleteRule", "authRule", "manageRule"]
+            .iter()
+            .any(|k| input.get(*k).is_some_and(|v| !v.is_string() && !v.is_null()))
+        || input.get("indexes").is_some_and(|v| !v.is_array() && !v.is_null())
+        || input.get("name").is_some_and(|v| !v.is_string())
+        || input.get("type").is_some_and(|v| !v.is_string());
+    if bad_shape {
         return Err(ApiError::bad("Failed to load the submitted data due to invalid formatting."));
     }
     let mut c = build(input, existing.as_deref(), &schema).map_err(fail)?;
@@ -277,7 +285,16 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             let others: Vec<Collection> = sch.all().iter().filter(|c| !c.name.eq_ignore_ascii_case(name)).map(|c| (**c).clone()).collect();
             sch = Schema::new(others);
         }
-        match build(&input, existing.as_deref(), &sch) {
+        let built = crate::schema::parse::build_for_import(&input, existing.as_deref(), &sch).and_then(|c| {
+            let mut errs = FieldErrors::new();
+            check_rules(&staged_schema, &c, &mut errs);
+            if errs.is_empty() {
+                Ok(c)
+            } else {
+                Err(errs)
+            }
+        });
+        match built {
             Ok(mut c) => {
                 let now = crate::util::now_string();
                 if existing.is_none() {
@@ -287,7 +304,29 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 planned.push((existing, c));
             }
             Err(e) => {
-                errs_all.insert(i.to_string(), Value::String(format!("Data validations failed for collection {name:?} ({}): {}", input.get("id").and_then(Value::as_str).unwrap_or(""), e.into_value())));
+                let id = match input.get("id").and_then(Value::as_str) {
+                    Some(id) if !id.is_empty() => id.to_string(),
+                    _ => {
+                        let kind = input.get("type").and_then(Value::as_str).unwrap_or("base");
+                        format!("pbc_{}", crate::util::crc32_checksum(&format!("{kind}{name}")))
+                    }
+                };
+                // PocketBase prints the failures as an indented map of
+                // field → message.
+                let flat: Map<String, Value> = e
+                    .into_value()
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| {
+                                let m = v.get("message").and_then(Value::as_str).map(|m| m.trim_end_matches('.').to_string());
+                                (k.clone(), Value::String(m.unwrap_or_else(|| v.to_string())))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let pretty = serde_json::to_string_pretty(&Value::Object(flat)).unwrap_or_default();
+                errs_all.insert(i.to_string(), Value::String(format!("Data validations failed for collection {name:?} ({id}):\n{pretty}")));
             }
         }
     }
@@ -322,4 +361,10 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .await?;
     app.store.reload_schema().await?;
     Ok(Resp::empty(204))
+}
+
+/// `GET /api/collections/meta/scaffolds` (superusers).
+pub async fn scaffolds(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    Ok(Resp::ok(&crate::schema::parse::scaffolds()))
 }

@@ -31,6 +31,7 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         (M::GET, "/api/collections", h!(api::collections::list)),
         (M::POST, "/api/collections", h!(api::collections::create)),
         (M::PUT, "/api/collections/import", h!(api::collections::import)),
+        (M::GET, "/api/collections/meta/scaffolds", h!(api::collections::scaffolds)),
         (M::GET, "/api/collections/{collection}", h!(api::collections::view)),
         (M::PATCH, "/api/collections/{collection}", h!(api::collections::update)),
         (M::DELETE, "/api/collections/{collection}", h!(api::collections::delete)),

@@ -146,6 +146,16 @@ pub fn merge_update(base: &Value, patch: &Value) -> Value {
 /// collection being updated (None on create). Rule syntax is checked by
 /// the caller (it needs the filter compiler).
 pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> Result<Collection, FieldErrors> {
+    build_with(input, existing, schema, false)
+}
+
+/// `build` for an import: system fields missing from an imported definition
+/// are appended after the imported ones (an update keeps their positions).
+pub fn build_for_import(input: &Value, existing: Option<&Collection>, schema: &Schema) -> Result<Collection, FieldErrors> {
+    build_with(input, existing, schema, true)
+}
+
+fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, append_system: bool) -> Result<Collection, FieldErrors> {
     if let (Some(ex), Some(fields)) = (existing, input.get("fields").and_then(Value::as_array)) {
         // A changed type is reported before the options are even read.
         let mut changed = Map::new();
@@ -197,6 +207,8 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
     // Name.
     if c.name.is_empty() {
         errs.add("name", "validation_required", "Cannot be blank.");
+    } else if c.name.chars().count() > 255 {
+        errs.add_params("name", "validation_length_out_of_range", "The length must be between 1 and 255.", json!({"max": 255, "min": 1}));
     } else if !is_name(&c.name) {
         errs.add("name", "validation_match_invalid", "Must be in a valid format.");
     } else if let Some(other) = schema.get(&c.name) {
@@ -213,8 +225,29 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
         }
     }
 
+    // The same exact name twice: the later definition wins, in place.
+    let mut deduped: Vec<Field> = Vec::with_capacity(c.fields.len());
+    for f in std::mem::take(&mut c.fields) {
+        match deduped.iter_mut().find(|d| !f.name.is_empty() && d.name == f.name) {
+            Some(d) => *d = f,
+            None => deduped.push(f),
+        }
+    }
+    c.fields = deduped;
+
     // Fields: defaults, system fields, ids.
-    if c.kind != CollectionType::View && !c.fields.iter().any(|f| f.name == "id") {
+    if let Some(ex) = existing {
+        // System fields left out of an update are kept, after the others.
+        for (pos, sf) in ex.fields.iter().enumerate().filter(|(_, f)| f.system) {
+            if !c.fields.iter().any(|f| f.id == sf.id || f.name == sf.name) {
+                if append_system {
+                    c.fields.push(sf.clone());
+                } else {
+                    c.fields.insert(pos.min(c.fields.len()), sf.clone());
+                }
+            }
+        }
+    } else if c.kind != CollectionType::View && !c.fields.iter().any(|f| f.name == "id") {
         c.fields.insert(0, default_id_field());
     }
     if c.kind == CollectionType::Auth {
@@ -293,6 +326,9 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
                         if let FieldKind::Relation(o) = &mut f.kind {
                             o.collection_id = c.id.clone();
                         }
+                    }
+                    (None, false) if o.collection_id.is_empty() => {
+                        fe.insert("collectionId".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
                     }
                     (None, false) => {
                         fe.insert("collectionId".into(), json!({"code": "validation_field_relation_missing_collection", "message": "The relation collection doesn't exist."}));
@@ -375,4 +411,38 @@ pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> R
     } else {
         Err(errs)
     }
+}
+
+/// PocketBase's collection scaffolds: empty definitions of each type, as
+/// the dashboard's "new collection" form starts from.
+pub fn scaffolds() -> Value {
+    let empty = |kind: CollectionType| Collection {
+        id: String::new(),
+        name: String::new(),
+        kind,
+        system: false,
+        fields: vec![],
+        indexes: vec![],
+        list_rule: None,
+        view_rule: None,
+        create_rule: None,
+        update_rule: None,
+        delete_rule: None,
+        options: Map::new(),
+        created: String::new(),
+        updated: String::new(),
+    };
+    let mut base = empty(CollectionType::Base);
+    base.fields.push(default_id_field());
+    let mut auth = empty(CollectionType::Auth);
+    auth.fields.extend(auth_system_fields());
+    auth.options = auth_default_options();
+    let suffix = random_string(10, crate::util::LOWER_ALPHANUM);
+    auth.indexes = vec![
+        format!("CREATE UNIQUE INDEX `idx_tokenKey_{suffix}` ON `` (`tokenKey`)"),
+        format!("CREATE UNIQUE INDEX `idx_email_{suffix}` ON `` (`email`) WHERE `email` != ''"),
+    ];
+    let mut view = empty(CollectionType::View);
+    view.options.insert("viewQuery".into(), json!(""));
+    json!({"auth": auth.to_api_json(), "base": base.to_api_json(), "view": view.to_api_json()})
 }

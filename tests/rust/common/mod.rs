@@ -24,8 +24,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// The server binary under test.
 pub fn bin() -> PathBuf {
     match std::env::var_os("KEEPD_TEST_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_keepd")),
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_keepd")),
     }
 }
 

@@ -31,8 +31,12 @@ impl App {
         let stored: Option<String> = store
             .read(|c| {
                 use rusqlite::OptionalExtension;
-                Ok(c.query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| r.get(0))
-                    .optional()?)
+                Ok(
+                    c.query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| {
+                        r.get(0)
+                    })
+                    .optional()?,
+                )
             })
             .await
             .map_err(|e| anyhow::anyhow!("loading settings: {e}"))?;

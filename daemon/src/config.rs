@@ -89,7 +89,9 @@ pub enum ConfigError {
 /// parses (numbers, booleans), a plain string otherwise.
 fn scalar(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.into()),
     }
 }
@@ -221,7 +223,9 @@ mod tests {
         let env = vec![("KEEPD_MAX_CONNECTIONS".to_string(), "lots".to_string())];
         let e = Config::load(None, env, &[]).unwrap_err().to_string();
         assert!(e.contains("max_connections"), "{e}");
-        let e = Config::load(None, Vec::new(), &[("http", "nonsense".into())]).unwrap_err().to_string();
+        let e = Config::load(None, Vec::new(), &[("http", "nonsense".into())])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("http"), "{e}");
     }
 }

@@ -18,7 +18,13 @@ impl FieldErrors {
         self.add_params(field, code, message, Value::Null);
     }
     /// A field error with PocketBase's `params` (omitted when null).
-    pub fn add_params(&mut self, field: &str, code: &str, message: impl Into<String>, params: Value) {
+    pub fn add_params(
+        &mut self,
+        field: &str,
+        code: &str,
+        message: impl Into<String>,
+        params: Value,
+    ) {
         let mut v = json!({"code": code, "message": sentence(message.into())});
         if !params.is_null() {
             v["params"] = params;

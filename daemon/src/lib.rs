@@ -63,14 +63,17 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     tracing::info!(dir = %cfg.dir.display(), "opening data directory");
     let store = open_store(&cfg)?;
     http::set_header_timeout(cfg.header_timeout_secs);
-    let listener = tokio::net::TcpListener::bind(cfg.http).await.map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?;
+    let listener = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?;
     let addr = listener.local_addr()?;
     let app = app::App::new(cfg, store.clone()).await?;
     tracing::info!(%addr, "keepd is serving");
     // Tests and supervisors read this line to learn the bound port.
     println!("keepd listening on http://{addr}");
     ops::notify::ready(&format!("serving on {addr}"));
-    let watchdog = ops::notify::watchdog_interval().map(|every| tokio::spawn(ops::notify::watchdog(store, every)));
+    let watchdog = ops::notify::watchdog_interval()
+        .map(|every| tokio::spawn(ops::notify::watchdog(store, every)));
     let shutdown = async move {
         shutdown.await;
         ops::notify::stopping();

@@ -8,7 +8,10 @@ pub fn init(filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(j) = tracing_journald::layer() {
-            let _ = tracing_subscriber::registry().with(filter).with(j).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(j)
+                .try_init();
             return;
         }
     }

@@ -7,7 +7,11 @@ use keepd::config::Config;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "keepd", version, about = "A PocketBase-compatible backend for the device: REST API, auth and realtime over embedded SQLite.")]
+#[command(
+    name = "keepd",
+    version,
+    about = "A PocketBase-compatible backend for the device: REST API, auth and realtime over embedded SQLite."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -66,7 +70,8 @@ fn load(common: &Common, mut flags: Vec<(&'static str, String)>) -> anyhow::Resu
     }
     let file = common.config.clone().or_else(|| {
         let p = PathBuf::from("/etc/keepd/keepd.toml");
-        (common.config.is_none() && std::env::var_os("KEEPD_NO_ETC").is_none() && p.exists()).then_some(p)
+        (common.config.is_none() && std::env::var_os("KEEPD_NO_ETC").is_none() && p.exists())
+            .then_some(p)
     });
     Ok(Config::load(file.as_deref(), std::env::vars(), &flags)?)
 }
@@ -76,7 +81,11 @@ fn main() -> anyhow::Result<()> {
     set_umask_077();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { http, fix_permissions, common } => {
+        Cmd::Serve {
+            http,
+            fix_permissions,
+            common,
+        } => {
             let mut flags = Vec::new();
             if let Some(h) = http {
                 flags.push(("http", h));
@@ -87,22 +96,32 @@ fn main() -> anyhow::Result<()> {
             let cfg = load(&common, flags)?;
             keepd::logging::init(&cfg.log);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting keepd");
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(keepd::run(cfg, shutdown_signal()))
         }
         Cmd::Superuser { cmd } => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             match cmd {
-                SuperuserCmd::Upsert { email, password, common } => {
+                SuperuserCmd::Upsert {
+                    email,
+                    password,
+                    common,
+                } => {
                     let cfg = load(&common, vec![])?;
                     keepd::logging::init("warn");
-                    rt.block_on(keepd::api::superusers::upsert(&cfg, &email, &password)).context("superuser upsert")?;
+                    rt.block_on(keepd::api::superusers::upsert(&cfg, &email, &password))
+                        .context("superuser upsert")?;
                     println!("Successfully saved superuser \"{email}\"!");
                 }
                 SuperuserCmd::Delete { email, common } => {
                     let cfg = load(&common, vec![])?;
                     keepd::logging::init("warn");
-                    rt.block_on(keepd::api::superusers::delete(&cfg, &email)).context("superuser delete")?;
+                    rt.block_on(keepd::api::superusers::delete(&cfg, &email))
+                        .context("superuser delete")?;
                     println!("Successfully deleted superuser \"{email}\"!");
                 }
             }

@@ -72,7 +72,11 @@ pub fn restrict_umask() {
 /// `None` for anything it doesn't understand.
 pub fn random_from_pattern(pattern: &str) -> Option<String> {
     let mut rng = rand::thread_rng();
-    let chars: Vec<char> = pattern.trim_start_matches('^').trim_end_matches('$').chars().collect();
+    let chars: Vec<char> = pattern
+        .trim_start_matches('^')
+        .trim_end_matches('$')
+        .chars()
+        .collect();
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
@@ -102,7 +106,11 @@ pub fn random_from_pattern(pattern: &str) -> Option<String> {
             i += 2;
             match c {
                 'd' => ('0'..='9').collect(),
-                'w' => ('a'..='z').chain('A'..='Z').chain('0'..='9').chain(['_']).collect(),
+                'w' => ('a'..='z')
+                    .chain('A'..='Z')
+                    .chain('0'..='9')
+                    .chain(['_'])
+                    .collect(),
                 other => vec![other],
             }
         } else if "()|*+?.".contains(chars[i]) {
@@ -140,7 +148,9 @@ mod tests {
     fn pattern_generation() {
         let s = random_from_pattern("[a-z0-9]{15}").unwrap();
         assert_eq!(s.len(), 15);
-        assert!(s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
         let s = random_from_pattern("inv-[A-Z]{3}\\d{2}").unwrap();
         assert!(s.starts_with("inv-") && s.len() == 9, "{s}");
         assert!(random_from_pattern("(a|b)").is_none());

@@ -25,7 +25,10 @@ fn setup(srv: &TestServer) {
     }));
     let su = srv.su();
     for (t, q, p) in [("alpha", 1, true), ("beta", 2, true), ("secret", 3, false)] {
-        let (st, v) = su.post("/api/collections/items/records", &json!({"title": t, "qty": q, "public": p}));
+        let (st, v) = su.post(
+            "/api/collections/items/records",
+            &json!({"title": t, "qty": q, "public": p}),
+        );
         assert_eq!(st, 200, "{v}");
     }
 }
@@ -38,12 +41,20 @@ fn fingerprint(srv: &TestServer) -> String {
     let mut st = db
         .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .expect("tables");
-    let tables: Vec<String> = st.query_map([], |r| r.get(0)).expect("query").filter_map(Result::ok).collect();
+    let tables: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .filter_map(Result::ok)
+        .collect();
     for t in tables {
-        let n: i64 = db.query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0)).expect("count");
+        let n: i64 = db
+            .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
+            .expect("count");
         out.push_str(&format!("{t}={n};"));
     }
-    let mut st = db.prepare("SELECT id, title, qty, public, coalesce(meta, 'null') FROM items ORDER BY id").expect("items");
+    let mut st = db
+        .prepare("SELECT id, title, qty, public, coalesce(meta, 'null') FROM items ORDER BY id")
+        .expect("items");
     let rows = st
         .query_map([], |r| {
             Ok(format!(
@@ -75,7 +86,13 @@ struct Case {
     field_code: Option<(&'static str, &'static str)>,
 }
 
-fn case(label: &'static str, method: &'static str, path: &str, body: Option<&[u8]>, status: u16) -> Case {
+fn case(
+    label: &'static str,
+    method: &'static str,
+    path: &str,
+    body: Option<&[u8]>,
+    status: u16,
+) -> Case {
     Case {
         label,
         method,
@@ -89,7 +106,9 @@ fn case(label: &'static str, method: &'static str, path: &str, body: Option<&[u8
 
 #[test]
 fn bad_requests_table() {
-    let srv = TestServer::builder().env("KEEPD_MAX_BODY_BYTES", "4096").start();
+    let srv = TestServer::builder()
+        .env("KEEPD_MAX_BODY_BYTES", "4096")
+        .start();
     setup(&srv);
     // A collection without json/editor fields: its record writes get exactly
     // the configured cap (PocketBase adds each json field's maxSize, 1 MiB by
@@ -108,7 +127,11 @@ fn bad_requests_table() {
     let bigger = format!("{{\"title\":\"{}\",\"qty\":1}}", "x".repeat(6000));
     // Deep but under the 4096-byte cap (10,000 levels: see deeply_nested_json_is_400).
     let deep = "[".repeat(4000);
-    let deep_field = format!("{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(1900), "]".repeat(1900));
+    let deep_field = format!(
+        "{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}",
+        "[".repeat(1900),
+        "]".repeat(1900)
+    );
     let long_filter = format!("title = '{}'", "x".repeat(3600));
     let many_or = vec!["title = 'x'"; 300].join(" || ");
     let with_code = |mut c: Case, field: &'static str, code: &'static str| {
@@ -117,43 +140,243 @@ fn bad_requests_table() {
     };
     let mut cases = vec![
         // Body syntax.
-        case("malformed JSON", "POST", create, Some(b"{\"title\": \"x\","), 400),
-        case("JSON array instead of object", "POST", create, Some(b"[{\"title\":\"x\",\"qty\":1}]"), 400),
-        case("JSON string instead of object", "POST", create, Some(b"\"str\""), 400),
-        case("invalid UTF-8", "POST", create, Some(b"{\"title\":\"\xff\xfe\",\"qty\":1}"), 400),
-        case("number out of range", "POST", create, Some(b"{\"title\":\"x\",\"qty\":1e400}"), 400),
-        case("malformed JSON on update", "PATCH", &rec, Some(b"{\"title\""), 400),
-        with_code(case("empty body", "POST", create, Some(b""), 400), "title", "validation_required"),
-        case("duplicate key, last one blank", "POST", create, Some(b"{\"title\":\"x\",\"qty\":1,\"title\":\"\"}"), 400),
+        case(
+            "malformed JSON",
+            "POST",
+            create,
+            Some(b"{\"title\": \"x\","),
+            400,
+        ),
+        case(
+            "JSON array instead of object",
+            "POST",
+            create,
+            Some(b"[{\"title\":\"x\",\"qty\":1}]"),
+            400,
+        ),
+        case(
+            "JSON string instead of object",
+            "POST",
+            create,
+            Some(b"\"str\""),
+            400,
+        ),
+        case(
+            "invalid UTF-8",
+            "POST",
+            create,
+            Some(b"{\"title\":\"\xff\xfe\",\"qty\":1}"),
+            400,
+        ),
+        case(
+            "number out of range",
+            "POST",
+            create,
+            Some(b"{\"title\":\"x\",\"qty\":1e400}"),
+            400,
+        ),
+        case(
+            "malformed JSON on update",
+            "PATCH",
+            &rec,
+            Some(b"{\"title\""),
+            400,
+        ),
+        with_code(
+            case("empty body", "POST", create, Some(b""), 400),
+            "title",
+            "validation_required",
+        ),
+        case(
+            "duplicate key, last one blank",
+            "POST",
+            create,
+            Some(b"{\"title\":\"x\",\"qty\":1,\"title\":\"\"}"),
+            400,
+        ),
         // Wrong types for the fields (PocketBase casts, then validates).
-        with_code(case("object for text", "POST", create, Some(br#"{"title":{"a":1},"qty":1}"#), 400), "title", "validation_required"),
-        with_code(case("array for text", "POST", create, Some(br#"{"title":["x"],"qty":1}"#), 400), "title", "validation_required"),
-        with_code(case("word for number", "POST", create, Some(br#"{"title":"ok","qty":"twelve"}"#), 400), "qty", "validation_required"),
-        with_code(case("object for number", "POST", create, Some(br#"{"title":"ok","qty":{"a":1}}"#), 400), "qty", "validation_required"),
-        with_code(case("array for number", "POST", create, Some(br#"{"title":"ok","qty":[1]}"#), 400), "qty", "validation_required"),
-        with_code(case("blank text on update", "PATCH", &rec, Some(br#"{"title":""}"#), 400), "title", "validation_required"),
+        with_code(
+            case(
+                "object for text",
+                "POST",
+                create,
+                Some(br#"{"title":{"a":1},"qty":1}"#),
+                400,
+            ),
+            "title",
+            "validation_required",
+        ),
+        with_code(
+            case(
+                "array for text",
+                "POST",
+                create,
+                Some(br#"{"title":["x"],"qty":1}"#),
+                400,
+            ),
+            "title",
+            "validation_required",
+        ),
+        with_code(
+            case(
+                "word for number",
+                "POST",
+                create,
+                Some(br#"{"title":"ok","qty":"twelve"}"#),
+                400,
+            ),
+            "qty",
+            "validation_required",
+        ),
+        with_code(
+            case(
+                "object for number",
+                "POST",
+                create,
+                Some(br#"{"title":"ok","qty":{"a":1}}"#),
+                400,
+            ),
+            "qty",
+            "validation_required",
+        ),
+        with_code(
+            case(
+                "array for number",
+                "POST",
+                create,
+                Some(br#"{"title":"ok","qty":[1]}"#),
+                400,
+            ),
+            "qty",
+            "validation_required",
+        ),
+        with_code(
+            case(
+                "blank text on update",
+                "PATCH",
+                &rec,
+                Some(br#"{"title":""}"#),
+                400,
+            ),
+            "title",
+            "validation_required",
+        ),
         {
-            let mut c = case("text/plain body", "POST", create, Some(br#"{"title":"plain","qty":1}"#), 400);
+            let mut c = case(
+                "text/plain body",
+                "POST",
+                create,
+                Some(br#"{"title":"plain","qty":1}"#),
+                400,
+            );
             c.content_type = "text/plain";
             c
         },
         // Unknown things.
-        case("unknown collection: list", "GET", "/api/collections/nope/records", None, 404),
-        case("unknown collection: create", "POST", "/api/collections/nope/records", Some(br#"{"title":"x"}"#), 404),
-        case("unknown collection: view", "GET", "/api/collections/nope/records/abc", None, 404),
-        case("unknown record: view", "GET", &format!("{create}/nope12345678901"), None, 404),
-        case("unknown record: update", "PATCH", &format!("{create}/nope12345678901"), Some(br#"{"title":"x"}"#), 404),
-        case("unknown record: delete", "DELETE", &format!("{create}/nope12345678901"), None, 404),
+        case(
+            "unknown collection: list",
+            "GET",
+            "/api/collections/nope/records",
+            None,
+            404,
+        ),
+        case(
+            "unknown collection: create",
+            "POST",
+            "/api/collections/nope/records",
+            Some(br#"{"title":"x"}"#),
+            404,
+        ),
+        case(
+            "unknown collection: view",
+            "GET",
+            "/api/collections/nope/records/abc",
+            None,
+            404,
+        ),
+        case(
+            "unknown record: view",
+            "GET",
+            &format!("{create}/nope12345678901"),
+            None,
+            404,
+        ),
+        case(
+            "unknown record: update",
+            "PATCH",
+            &format!("{create}/nope12345678901"),
+            Some(br#"{"title":"x"}"#),
+            404,
+        ),
+        case(
+            "unknown record: delete",
+            "DELETE",
+            &format!("{create}/nope12345678901"),
+            None,
+            404,
+        ),
         case("unknown route", "GET", "/api/nope", None, 404),
         // Limits.
-        case("body over the cap", "POST", plain, Some(big.as_bytes()), 413),
-        case("body over the cap, not a record write", "POST", "/api/collections", Some(big.as_bytes()), 413),
-        case("body over the cap, on update", "PATCH", &format!("{plain}/nope12345678901"), Some(big.as_bytes()), 413),
-        with_code(case("json field widens a record write's cap", "POST", create, Some(bigger.as_bytes()), 400), "title", "validation_max_text_constraint"),
-        case("4,000 nested arrays", "POST", create, Some(deep.as_bytes()), 400),
-        case("1,900 nested arrays in a field", "POST", create, Some(deep_field.as_bytes()), 400),
-        case("filter over 3500 bytes", "GET", &format!("{create}{}", qs(&[("filter", &long_filter)])), None, 400),
-        case("300 alternatives (over 3500 bytes)", "GET", &format!("{create}{}", qs(&[("filter", &many_or)])), None, 400),
+        case(
+            "body over the cap",
+            "POST",
+            plain,
+            Some(big.as_bytes()),
+            413,
+        ),
+        case(
+            "body over the cap, not a record write",
+            "POST",
+            "/api/collections",
+            Some(big.as_bytes()),
+            413,
+        ),
+        case(
+            "body over the cap, on update",
+            "PATCH",
+            &format!("{plain}/nope12345678901"),
+            Some(big.as_bytes()),
+            413,
+        ),
+        with_code(
+            case(
+                "json field widens a record write's cap",
+                "POST",
+                create,
+                Some(bigger.as_bytes()),
+                400,
+            ),
+            "title",
+            "validation_max_text_constraint",
+        ),
+        case(
+            "4,000 nested arrays",
+            "POST",
+            create,
+            Some(deep.as_bytes()),
+            400,
+        ),
+        case(
+            "1,900 nested arrays in a field",
+            "POST",
+            create,
+            Some(deep_field.as_bytes()),
+            400,
+        ),
+        case(
+            "filter over 3500 bytes",
+            "GET",
+            &format!("{create}{}", qs(&[("filter", &long_filter)])),
+            None,
+            400,
+        ),
+        case(
+            "300 alternatives (over 3500 bytes)",
+            "GET",
+            &format!("{create}{}", qs(&[("filter", &many_or)])),
+            None,
+            400,
+        ),
     ];
     if is_reference() {
         // keepd's own hardening: PocketBase's body limit is 32 MiB (ours is
@@ -163,7 +386,10 @@ fn bad_requests_table() {
     let token = srv.superuser_token();
     let mut failures = Vec::new();
     for c in &cases {
-        let headers = [("Authorization", token.as_str()), ("Content-Type", c.content_type)];
+        let headers = [
+            ("Authorization", token.as_str()),
+            ("Content-Type", c.content_type),
+        ];
         let r = match srv.try_raw(c.method, &c.path, &headers, c.body.as_deref()) {
             Ok(r) => r,
             Err(e) => {
@@ -173,18 +399,42 @@ fn bad_requests_table() {
         };
         let v = r.json();
         if r.status != c.status {
-            failures.push(format!("{}: want {}, got {} {}", c.label, c.status, r.status, short(&v)));
+            failures.push(format!(
+                "{}: want {}, got {} {}",
+                c.label,
+                c.status,
+                r.status,
+                short(&v)
+            ));
             continue;
         }
-        if r.header("content-type").is_none_or(|t| !t.starts_with("application/json")) {
-            failures.push(format!("{}: content-type {:?}", c.label, r.header("content-type")));
+        if r.header("content-type")
+            .is_none_or(|t| !t.starts_with("application/json"))
+        {
+            failures.push(format!(
+                "{}: content-type {:?}",
+                c.label,
+                r.header("content-type")
+            ));
         }
-        if v["status"] != json!(c.status) || !v["message"].is_string() || !v["data"].is_object() || v.as_object().map(|o| o.len()) != Some(3) {
-            failures.push(format!("{}: error body not {{status, message, data}}: {}", c.label, short(&v)));
+        if v["status"] != json!(c.status)
+            || !v["message"].is_string()
+            || !v["data"].is_object()
+            || v.as_object().map(|o| o.len()) != Some(3)
+        {
+            failures.push(format!(
+                "{}: error body not {{status, message, data}}: {}",
+                c.label,
+                short(&v)
+            ));
         }
         if let Some((field, code)) = c.field_code {
             if v["data"][field]["code"] != json!(code) {
-                failures.push(format!("{}: want data.{field}.code = {code}: {}", c.label, short(&v)));
+                failures.push(format!(
+                    "{}: want data.{field}.code = {code}: {}",
+                    c.label,
+                    short(&v)
+                ));
             }
         }
     }
@@ -226,9 +476,17 @@ fn bad_requests_table() {
     assert_eq!(st, 200, "the server still answers");
     let after = fingerprint(&srv);
     if before != after {
-        failures.push(format!("database changed:\nbefore:\n{before}\nafter:\n{after}"));
+        failures.push(format!(
+            "database changed:\nbefore:\n{before}\nafter:\n{after}"
+        ));
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -242,21 +500,43 @@ fn deeply_nested_json_is_400() {
     let bodies: Vec<(&str, String)> = vec![
         ("10,000 '['", "[".repeat(10_000)),
         ("10,000 '{\"a\":'", "{\"a\":".repeat(10_000)),
-        ("10,000 levels in a field", format!("{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000))),
+        (
+            "10,000 levels in a field",
+            format!(
+                "{{\"title\":\"x\",\"qty\":1,\"meta\":{}{}}}",
+                "[".repeat(10_000),
+                "]".repeat(10_000)
+            ),
+        ),
         ("1,000,000 '['", "[".repeat(1_000_000)),
     ];
     for (label, body) in &bodies {
         let (st, v) = su.send_bytes("POST", create, Some(body.as_bytes()));
         assert_eq!(st, 400, "{label}: {}", short(&v));
         assert_error_shape(&v, 400, label);
-        let (st, v) = su.send_bytes("PATCH", &format!("{create}/nope12345678901"), Some(body.as_bytes()));
-        assert!(st == 400 || st == 404, "{label} on update: {st} {}", short(&v));
+        let (st, v) = su.send_bytes(
+            "PATCH",
+            &format!("{create}/nope12345678901"),
+            Some(body.as_bytes()),
+        );
+        assert!(
+            st == 400 || st == 404,
+            "{label} on update: {st} {}",
+            short(&v)
+        );
     }
     // 50 levels in a JSON field are fine (PocketBase stores them).
-    let ok = format!("{{\"title\":\"ok\",\"qty\":1,\"meta\":{}{}}}", "[".repeat(50), "]".repeat(50));
+    let ok = format!(
+        "{{\"title\":\"ok\",\"qty\":1,\"meta\":{}{}}}",
+        "[".repeat(50),
+        "]".repeat(50)
+    );
     let (st, v) = su.send_bytes("POST", create, Some(ok.as_bytes()));
     assert_eq!(st, 200, "{}", short(&v));
-    let (st, _) = su.delete(&format!("{create}/{}", v["id"].as_str().unwrap_or_default()));
+    let (st, _) = su.delete(&format!(
+        "{create}/{}",
+        v["id"].as_str().unwrap_or_default()
+    ));
     assert_eq!(st, 204);
     assert_eq!(fingerprint(&srv), before, "the database is unchanged");
 }
@@ -264,20 +544,31 @@ fn deeply_nested_json_is_400() {
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 300 {
-        format!("{}…", &s[..s.char_indices().take_while(|(i, _)| *i < 300).last().map_or(0, |(i, _)| i)])
+        format!(
+            "{}…",
+            &s[..s
+                .char_indices()
+                .take_while(|(i, _)| *i < 300)
+                .last()
+                .map_or(0, |(i, _)| i)]
+        )
     } else {
         s
     }
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("<closed without a response>").to_string()
+    s.lines()
+        .next()
+        .unwrap_or("<closed without a response>")
+        .to_string()
 }
 
 /// Writes raw bytes, reads until the server closes (or 5 s).
 fn raw_exchange(srv: &TestServer, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(srv.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let _ = s.write_all(bytes);
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -292,7 +583,11 @@ fn raw_exchange(srv: &TestServer, bytes: &[u8]) -> String {
             let text = String::from_utf8_lossy(&out).to_string();
             if let Some(len) = text
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
                 .and_then(|v| v.parse::<usize>().ok())
             {
                 let head = text.find("\r\n\r\n").unwrap_or(0) + 4;
@@ -378,8 +673,15 @@ fn hostile_filters_never_500_and_never_leak() {
     let token = srv.superuser_token();
     for f in corpus {
         for who in ["guest", "superuser"] {
-            let auth: Vec<(&str, &str)> = if who == "guest" { vec![] } else { vec![("Authorization", token.as_str())] };
-            let path = format!("/api/collections/items/records{}", qs(&[("filter", f), ("perPage", "100")]));
+            let auth: Vec<(&str, &str)> = if who == "guest" {
+                vec![]
+            } else {
+                vec![("Authorization", token.as_str())]
+            };
+            let path = format!(
+                "/api/collections/items/records{}",
+                qs(&[("filter", f), ("perPage", "100")])
+            );
             let r = srv.raw("GET", &path, &auth, None);
             let v = r.json();
             let privileged_syntax = f.contains("@collection") || f.contains("@request");
@@ -394,7 +696,10 @@ fn hostile_filters_never_500_and_never_leak() {
             }
             if r.status == 200 && who == "guest" {
                 // The list rule still applies: no private row, whatever the filter says.
-                let leaked: Vec<&Value> = v["items"].as_array().map(|a| a.iter().filter(|i| i["public"] != json!(true)).collect()).unwrap_or_default();
+                let leaked: Vec<&Value> = v["items"]
+                    .as_array()
+                    .map(|a| a.iter().filter(|i| i["public"] != json!(true)).collect())
+                    .unwrap_or_default();
                 if !leaked.is_empty() || v["items"].as_array().is_some_and(|a| a.len() > 2) {
                     failures.push(format!("[guest] {f:?} leaked rows: {}", short(&v)));
                 }
@@ -421,9 +726,16 @@ fn hostile_filters_never_500_and_never_leak() {
     assert_eq!(st, 200, "the server still answers");
     let after = fingerprint(&srv);
     if before != after {
-        failures.push(format!("database changed:\nbefore:\n{before}\nafter:\n{after}"));
+        failures.push(format!(
+            "database changed:\nbefore:\n{before}\nafter:\n{after}"
+        ));
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -436,23 +748,37 @@ fn expand_deeper_than_six_levels_stops_at_six() {
     let cid = c["id"].as_str().expect("id");
     let mut fields = c["fields"].as_array().expect("fields").clone();
     fields.push(json!({"name": "next", "type": "relation", "collectionId": cid, "maxSelect": 1}));
-    let (st, v) = srv.su().patch("/api/collections/nodes", &json!({"fields": fields}));
+    let (st, v) = srv
+        .su()
+        .patch("/api/collections/nodes", &json!({"fields": fields}));
     assert_eq!(st, 200, "{v}");
     // n0 → n1 → … → n9, and n9 → n0 (a cycle).
     let mut prev = String::new();
     let mut all = Vec::new();
     for i in (0..10).rev() {
-        let (st, v) = srv.su().post("/api/collections/nodes/records", &json!({"name": format!("n{i}"), "next": prev}));
+        let (st, v) = srv.su().post(
+            "/api/collections/nodes/records",
+            &json!({"name": format!("n{i}"), "next": prev}),
+        );
         assert_eq!(st, 200, "{v}");
         prev = v["id"].as_str().expect("id").to_string();
         all.push(prev.clone());
     }
-    let (st, v) = srv.su().patch(&format!("/api/collections/nodes/records/{}", all[0]), &json!({"next": prev}));
+    let (st, v) = srv.su().patch(
+        &format!("/api/collections/nodes/records/{}", all[0]),
+        &json!({"next": prev}),
+    );
     assert_eq!(st, 200, "{v}");
     let expand = ["next"; 12].join(".");
     for who in ["guest", "superuser"] {
-        let client = if who == "guest" { srv.guest() } else { srv.su() };
-        let (st, v) = client.get(&format!("/api/collections/nodes/records/{prev}?expand={expand}"));
+        let client = if who == "guest" {
+            srv.guest()
+        } else {
+            srv.su()
+        };
+        let (st, v) = client.get(&format!(
+            "/api/collections/nodes/records/{prev}?expand={expand}"
+        ));
         assert_eq!(st, 200, "[{who}] {v}");
         let mut depth = 0;
         let mut cur = &v;
@@ -478,30 +804,52 @@ fn slow_request_head_is_cut_off() {
     if is_reference() {
         return;
     }
-    let srv = TestServer::builder().env("KEEPD_HEADER_TIMEOUT_SECS", "1").start();
+    let srv = TestServer::builder()
+        .env("KEEPD_HEADER_TIMEOUT_SECS", "1")
+        .start();
     let mut slow = TcpStream::connect(srv.addr).expect("connect");
-    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").expect("write half a head");
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .expect("write half a head");
     let started = Instant::now();
     // Another client is served meanwhile.
     for _ in 0..3 {
         let t = Instant::now();
         let (st, v) = srv.guest().get("/api/health");
         assert_eq!(st, 200, "{v}");
-        assert!(t.elapsed() < Duration::from_secs(2), "a healthy client waited {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a healthy client waited {:?}",
+            t.elapsed()
+        );
     }
     // The stalled one is closed (with or without a 408) within a few seconds.
-    slow.set_read_timeout(Some(Duration::from_secs(6))).expect("timeout");
+    slow.set_read_timeout(Some(Duration::from_secs(6)))
+        .expect("timeout");
     let mut buf = Vec::new();
     let res = slow.read_to_end(&mut buf);
     let waited = started.elapsed();
-    assert!(res.is_ok(), "the stalled connection was not closed within 6 s: {res:?}");
-    assert!(waited < Duration::from_secs(4), "closed only after {waited:?}");
-    assert!(waited >= Duration::from_millis(900), "closed too early ({waited:?}): the timeout is 1 s");
+    assert!(
+        res.is_ok(),
+        "the stalled connection was not closed within 6 s: {res:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(4),
+        "closed only after {waited:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed too early ({waited:?}): the timeout is 1 s"
+    );
     let text = String::from_utf8_lossy(&buf);
-    assert!(buf.is_empty() || text.starts_with("HTTP/1.1 408"), "unexpected answer: {text}");
+    assert!(
+        buf.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "unexpected answer: {text}"
+    );
     // A client that trickles its head byte by byte is cut off too.
     let mut trickle = TcpStream::connect(srv.addr).expect("connect");
-    trickle.set_write_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    trickle
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
     let started = Instant::now();
     let head = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let mut cut = false;
@@ -517,11 +865,17 @@ fn slow_request_head_is_cut_off() {
     }
     if !cut {
         // Writes may still succeed into a closed socket's buffer; the read tells.
-        trickle.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        trickle
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
         let mut buf = Vec::new();
         let _ = trickle.read_to_end(&mut buf);
         let text = String::from_utf8_lossy(&buf);
-        assert!(!text.starts_with("HTTP/1.1 200"), "a head trickled over {:?} was served: {text}", started.elapsed());
+        assert!(
+            !text.starts_with("HTTP/1.1 200"),
+            "a head trickled over {:?} was served: {text}",
+            started.elapsed()
+        );
     }
     let (st, _) = srv.guest().get("/api/health");
     assert_eq!(st, 200);
@@ -532,26 +886,44 @@ fn connection_cap_answers_429_then_recovers() {
     if is_reference() {
         return;
     }
-    let srv = TestServer::builder().env("KEEPD_MAX_CONNECTIONS", "4").start();
+    let srv = TestServer::builder()
+        .env("KEEPD_MAX_CONNECTIONS", "4")
+        .start();
     // Let the readiness probe's connection finish so it holds no slot.
-    assert!(wait_until(Duration::from_secs(3), || srv.try_raw("GET", "/api/health", &[], None).is_ok_and(|r| r.status == 200)));
+    assert!(wait_until(Duration::from_secs(3), || srv
+        .try_raw("GET", "/api/health", &[], None)
+        .is_ok_and(|r| r.status == 200)));
     std::thread::sleep(Duration::from_millis(100));
     let mut idle = open_idle(&srv, Vec::new(), 4);
-    let r = srv.try_raw("GET", "/api/health", &[], None).expect("the 5th connection gets an answer");
+    let r = srv
+        .try_raw("GET", "/api/health", &[], None)
+        .expect("the 5th connection gets an answer");
     assert_eq!(r.status, 429, "{}", r.text());
     let v = r.json();
     assert_error_shape(&v, 429, "5th connection");
-    assert!(r.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", r.headers);
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "{:?}",
+        r.headers
+    );
     // Close one idle connection: a new request succeeds soon after.
     drop(idle.pop());
-    let ok = wait_until(Duration::from_secs(3), || srv.try_raw("GET", "/api/health", &[], None).is_ok_and(|r| r.status == 200));
+    let ok = wait_until(Duration::from_secs(3), || {
+        srv.try_raw("GET", "/api/health", &[], None)
+            .is_ok_and(|r| r.status == 200)
+    });
     assert!(ok, "no slot freed after closing an idle connection");
     // Still capped with three idle plus one more held open.
     let idle = open_idle(&srv, idle, 4);
-    let r = srv.try_raw("GET", "/api/health", &[], None).expect("answer");
+    let r = srv
+        .try_raw("GET", "/api/health", &[], None)
+        .expect("answer");
     assert_eq!(r.status, 429);
     drop(idle);
-    assert!(wait_until(Duration::from_secs(3), || srv.try_raw("GET", "/api/health", &[], None).is_ok_and(|r| r.status == 200)));
+    assert!(wait_until(Duration::from_secs(3), || srv
+        .try_raw("GET", "/api/health", &[], None)
+        .is_ok_and(|r| r.status == 200)));
 }
 
 /// Tops `held` up to `n` idle connections the server has accepted and not

@@ -42,9 +42,15 @@ fn invalid_env_values_name_the_key() {
     for (var, value, key) in cases {
         let out = serve_once(&dir, &[], &[(var, value)], Duration::from_secs(10));
         if !out.failed() {
-            failures.push(format!("{var}={value}: want a non-zero exit, got {:?}", out.status));
+            failures.push(format!(
+                "{var}={value}: want a non-zero exit, got {:?}",
+                out.status
+            ));
         } else if !out.stderr.contains(key) {
-            failures.push(format!("{var}={value}: stderr must name `{key}`:\n{}", out.stderr));
+            failures.push(format!(
+                "{var}={value}: stderr must name `{key}`:\n{}",
+                out.stderr
+            ));
         }
         if out.stdout.contains("keepd listening") {
             failures.push(format!("{var}={value}: it listened anyway"));
@@ -52,9 +58,17 @@ fn invalid_env_values_name_the_key() {
     }
     // The same through a flag (flags win over the environment).
     for bad in ["nonsense", "127.0.0.1:99999", ""] {
-        let out = serve_once(&dir, &["--http", bad], &[("KEEPD_HTTP", "127.0.0.1:0")], Duration::from_secs(10));
+        let out = serve_once(
+            &dir,
+            &["--http", bad],
+            &[("KEEPD_HTTP", "127.0.0.1:0")],
+            Duration::from_secs(10),
+        );
         if !out.failed() || !out.stderr.contains("http") || out.stdout.contains("keepd listening") {
-            failures.push(format!("--http {bad:?}: want a non-zero exit naming `http`, got {:?}:\n{}", out.status, out.stderr));
+            failures.push(format!(
+                "--http {bad:?}: want a non-zero exit naming `http`, got {:?}:\n{}",
+                out.status, out.stderr
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -70,7 +84,10 @@ fn config_file_errors_name_the_key_or_path() {
     // (file content, what stderr must contain)
     let cases = [
         ("bogus_key = 1\n", "bogus_key"),
-        ("max_connections = 10\nlisten_adress = \"x\"\n", "listen_adress"),
+        (
+            "max_connections = 10\nlisten_adress = \"x\"\n",
+            "listen_adress",
+        ),
         ("max_connections = \"many\"\n", "max_connections"),
         ("readers = 0\n", "readers"),
         ("max_body_bytes = -1\n", "max_body_bytes"),
@@ -80,14 +97,27 @@ fn config_file_errors_name_the_key_or_path() {
     let mut failures = Vec::new();
     for (content, must) in cases {
         std::fs::write(&file, content).expect("write config");
-        let out = serve_once(&dir, &["--config", file.to_str().expect("utf8")], &[], Duration::from_secs(10));
+        let out = serve_once(
+            &dir,
+            &["--config", file.to_str().expect("utf8")],
+            &[],
+            Duration::from_secs(10),
+        );
         if !out.failed() || !out.stderr.contains(must) {
-            failures.push(format!("{content:?}: want a non-zero exit naming {must:?}, got {:?}:\n{}", out.status, out.stderr));
+            failures.push(format!(
+                "{content:?}: want a non-zero exit naming {must:?}, got {:?}:\n{}",
+                out.status, out.stderr
+            ));
         }
     }
     // A missing file is an error that names it.
     let missing = root.path.join("missing.toml");
-    let out = serve_once(&dir, &["--config", missing.to_str().expect("utf8")], &[], Duration::from_secs(10));
+    let out = serve_once(
+        &dir,
+        &["--config", missing.to_str().expect("utf8")],
+        &[],
+        Duration::from_secs(10),
+    );
     if !out.failed() || !out.stderr.contains("missing.toml") {
         failures.push(format!("missing config: {:?}:\n{}", out.status, out.stderr));
     }
@@ -101,13 +131,25 @@ fn config_file_applies_and_env_overrides_it() {
     }
     let root = TempRoot::new("cfg");
     let file = root.path.join("keepd.toml");
-    std::fs::write(&file, "max_body_bytes = 2048\nmax_filter_len = 100\nlog = \"warn\"\n").expect("write config");
+    std::fs::write(
+        &file,
+        "max_body_bytes = 2048\nmax_filter_len = 100\nlog = \"warn\"\n",
+    )
+    .expect("write config");
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(3000));
     let long_filter = format!("id = '{}'", "x".repeat(150));
 
     // The file's limits apply.
-    let srv = TestServer::builder().root(root.clone()).arg("--config").arg(file.to_str().expect("utf8")).start();
-    let (st, v) = srv.su().send_bytes("POST", "/api/collections/users/records", Some(body.as_bytes()));
+    let srv = TestServer::builder()
+        .root(root.clone())
+        .arg("--config")
+        .arg(file.to_str().expect("utf8"))
+        .start();
+    let (st, v) = srv.su().send_bytes(
+        "POST",
+        "/api/collections/users/records",
+        Some(body.as_bytes()),
+    );
     assert_eq!(st, 413, "max_body_bytes = 2048 from the file: {v}");
     let (st, v) = srv.su().list("users", &[("filter", &long_filter)]);
     assert_eq!(st, 400, "max_filter_len = 100 from the file: {v}");
@@ -122,8 +164,15 @@ fn config_file_applies_and_env_overrides_it() {
         .env("KEEPD_MAX_BODY_BYTES", "65536")
         .env("KEEPD_MAX_FILTER_LEN", "3500")
         .start();
-    let (st, v) = srv.su().send_bytes("POST", "/api/collections/users/records", Some(body.as_bytes()));
-    assert_eq!(st, 400, "the env's 64 KiB cap admits the body (a validation error, not 413): {v}");
+    let (st, v) = srv.su().send_bytes(
+        "POST",
+        "/api/collections/users/records",
+        Some(body.as_bytes()),
+    );
+    assert_eq!(
+        st, 400,
+        "the env's 64 KiB cap admits the body (a validation error, not 413): {v}"
+    );
     let (st, v) = srv.su().list("users", &[("filter", &long_filter)]);
     assert_eq!(st, 200, "the env's filter length admits the filter: {v}");
 }
@@ -137,7 +186,11 @@ fn version_and_help() {
     cmd.arg("--version");
     let out = run_with_timeout(cmd, Duration::from_secs(10));
     assert!(out.succeeded(), "{out:?}");
-    assert!(out.stdout.contains(env!("CARGO_PKG_VERSION")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(env!("CARGO_PKG_VERSION")),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.starts_with("keepd"), "{}", out.stdout);
 
     let mut cmd = keepd_cmd();
@@ -145,7 +198,11 @@ fn version_and_help() {
     let out = run_with_timeout(cmd, Duration::from_secs(10));
     assert!(out.succeeded(), "{out:?}");
     for word in ["serve", "superuser"] {
-        assert!(out.stdout.contains(word), "--help lists {word}:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(word),
+            "--help lists {word}:\n{}",
+            out.stdout
+        );
     }
 
     let mut cmd = keepd_cmd();
@@ -153,16 +210,28 @@ fn version_and_help() {
     let out = run_with_timeout(cmd, Duration::from_secs(10));
     assert!(out.succeeded(), "{out:?}");
     for flag in ["--http", "--dir", "--config", "--fix-permissions"] {
-        assert!(out.stdout.contains(flag), "serve --help lists {flag}:\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(flag),
+            "serve --help lists {flag}:\n{}",
+            out.stdout
+        );
     }
 
     // Usage errors: non-zero, and the message says what was wrong.
-    for (args, must) in [(&["serve", "--no-such-flag"][..], "--no-such-flag"), (&["frobnicate"][..], "frobnicate"), (&[][..], "Usage")] {
+    for (args, must) in [
+        (&["serve", "--no-such-flag"][..], "--no-such-flag"),
+        (&["frobnicate"][..], "frobnicate"),
+        (&[][..], "Usage"),
+    ] {
         let mut cmd = keepd_cmd();
         cmd.args(args);
         let out = run_with_timeout(cmd, Duration::from_secs(10));
         assert!(out.failed(), "{args:?}: {out:?}");
-        assert!(out.stderr.contains(must), "{args:?}: stderr must mention {must:?}:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(must),
+            "{args:?}: stderr must mention {must:?}:\n{}",
+            out.stderr
+        );
     }
 }
 
@@ -175,19 +244,36 @@ fn superuser_upsert_then_password_change() {
     let dir = srv.dir.to_str().expect("utf8").to_string();
     // A second upsert for the same email changes the password (while serving).
     let mut cmd = keepd_cmd();
-    cmd.args(["superuser", "upsert", SU_EMAIL, "a-new-password-456", "--dir", &dir]);
+    cmd.args([
+        "superuser",
+        "upsert",
+        SU_EMAIL,
+        "a-new-password-456",
+        "--dir",
+        &dir,
+    ]);
     let out = run_with_timeout(cmd, Duration::from_secs(20));
     assert!(out.succeeded(), "{out:?}");
     let auth = |pw: &str| {
         srv.guest()
-            .post("/api/collections/_superusers/auth-with-password", &serde_json::json!({"identity": SU_EMAIL, "password": pw}))
+            .post(
+                "/api/collections/_superusers/auth-with-password",
+                &serde_json::json!({"identity": SU_EMAIL, "password": pw}),
+            )
             .0
     };
     assert_eq!(auth("a-new-password-456"), 200);
     assert_eq!(auth(SU_PASSWORD), 400);
     // An invalid email is refused.
     let mut cmd = keepd_cmd();
-    cmd.args(["superuser", "upsert", "not-an-email", "a-new-password-456", "--dir", &dir]);
+    cmd.args([
+        "superuser",
+        "upsert",
+        "not-an-email",
+        "a-new-password-456",
+        "--dir",
+        &dir,
+    ]);
     let out = run_with_timeout(cmd, Duration::from_secs(20));
     assert!(out.failed(), "{out:?}");
 }

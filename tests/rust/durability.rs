@@ -65,8 +65,15 @@ fn acknowledged_writes_survive_kill_9() {
         h.join().expect("writer thread");
     }
     let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    assert!(acked.len() >= 20, "too few acknowledged writes to mean anything: {}", acked.len());
-    eprintln!("{} creates acknowledged by {WRITERS} writers before kill -9", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "too few acknowledged writes to mean anything: {}",
+        acked.len()
+    );
+    eprintln!(
+        "{} creates acknowledged by {WRITERS} writers before kill -9",
+        acked.len()
+    );
     let unique: HashSet<&str> = acked.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(unique.len(), acked.len(), "ids are unique");
 
@@ -75,7 +82,15 @@ fn acknowledged_writes_survive_kill_9() {
     let mut stored: HashSet<String> = HashSet::new();
     let mut page = 1;
     loop {
-        let (st, v) = srv2.su().list("events", &[("perPage", "1000"), ("page", &page.to_string()), ("fields", "id"), ("skipTotal", "1")]);
+        let (st, v) = srv2.su().list(
+            "events",
+            &[
+                ("perPage", "1000"),
+                ("page", &page.to_string()),
+                ("fields", "id"),
+                ("skipTotal", "1"),
+            ],
+        );
         assert_eq!(st, 200, "{v}");
         let got = ids(&v);
         let n = got.len();
@@ -85,7 +100,10 @@ fn acknowledged_writes_survive_kill_9() {
         }
         page += 1;
     }
-    let missing: Vec<&(String, usize, usize)> = acked.iter().filter(|(id, _, _)| !stored.contains(id)).collect();
+    let missing: Vec<&(String, usize, usize)> = acked
+        .iter()
+        .filter(|(id, _, _)| !stored.contains(id))
+        .collect();
     assert!(
         missing.is_empty(),
         "{} of {} acknowledged writes lost after kill -9, e.g. {:?}",
@@ -94,21 +112,39 @@ fn acknowledged_writes_survive_kill_9() {
         &missing[..missing.len().min(5)]
     );
     // At most the requests in flight at the kill landed without an answer.
-    assert!(stored.len() <= acked.len() + WRITERS, "stored {} > acked {} + in-flight {WRITERS}", stored.len(), acked.len());
+    assert!(
+        stored.len() <= acked.len() + WRITERS,
+        "stored {} > acked {} + in-flight {WRITERS}",
+        stored.len(),
+        acked.len()
+    );
 
     // The database file is intact, and the rows are what was acknowledged.
     let db = srv2.open_db();
-    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity_check");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
     assert_eq!(check, "ok");
-    let fk: i64 = db.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).expect("foreign_key_check");
+    let fk: i64 = db
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .expect("foreign_key_check");
     assert_eq!(fk, 0);
-    let mut st = db.prepare("SELECT writer, seq FROM events WHERE id = ?1").expect("prepare");
+    let mut st = db
+        .prepare("SELECT writer, seq FROM events WHERE id = ?1")
+        .expect("prepare");
     for (id, w, seq) in acked.iter().step_by((acked.len() / 50).max(1)) {
-        let (gw, gs): (i64, i64) = st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).expect("row");
+        let (gw, gs): (i64, i64) = st
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("row");
         assert_eq!((gw as usize, gs as usize), (*w, *seq), "row {id}");
     }
     // And it still takes writes.
-    let (st, v) = srv2.guest().post("/api/collections/events/records", &json!({"writer": 99, "seq": 1}));
+    let (st, v) = srv2.guest().post(
+        "/api/collections/events/records",
+        &json!({"writer": 99, "seq": 1}),
+    );
     assert_eq!(st, 200, "{v}");
 }
 

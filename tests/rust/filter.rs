@@ -40,7 +40,10 @@ fn seed(srv: &TestServer) -> BTreeMap<String, String> {
     }));
     let mut p = BTreeMap::new();
     for (name, age) in [("alice", 30), ("bob", 40), ("carol", 25)] {
-        let (st, v) = su.post("/api/collections/people/records", &json!({"name": name, "age": age}));
+        let (st, v) = su.post(
+            "/api/collections/people/records",
+            &json!({"name": name, "age": age}),
+        );
         assert_eq!(st, 200, "{v}");
         p.insert(name, v["id"].as_str().expect("id").to_string());
     }
@@ -62,16 +65,29 @@ fn seed(srv: &TestServer) -> BTreeMap<String, String> {
     for r in rows {
         let (st, v) = su.post("/api/collections/posts/records", &r);
         assert_eq!(st, 200, "{r}: {v}");
-        ids.insert(v["title"].as_str().expect("title").to_string(), v["id"].as_str().expect("id").to_string());
+        ids.insert(
+            v["title"].as_str().expect("title").to_string(),
+            v["id"].as_str().expect("id").to_string(),
+        );
     }
-    for (post, text) in [("t01", "nice"), ("t01", "meh"), ("t03", "nice"), ("t09", "bad")] {
-        let (st, v) = su.post("/api/collections/comments/records", &json!({"post": ids[post], "text": text}));
+    for (post, text) in [
+        ("t01", "nice"),
+        ("t01", "meh"),
+        ("t03", "nice"),
+        ("t09", "bad"),
+    ] {
+        let (st, v) = su.post(
+            "/api/collections/comments/records",
+            &json!({"post": ids[post], "text": text}),
+        );
         assert_eq!(st, 200, "{v}");
     }
     ids
 }
 
-const ALL: &[&str] = &["t01", "t02", "t03", "t04", "t05", "t06", "t07", "t08", "t09", "t10"];
+const ALL: &[&str] = &[
+    "t01", "t02", "t03", "t04", "t05", "t06", "t07", "t08", "t09", "t10",
+];
 
 fn all_but(skip: &[&str]) -> Vec<&'static str> {
     ALL.iter().copied().filter(|t| !skip.contains(t)).collect()
@@ -123,13 +139,22 @@ fn filter_cases(ids: &BTreeMap<String, String>) -> Vec<(String, Vec<&'static str
         c("published = ''", &["t04"]),
         // Dates compare as strings in the stored format.
         c("published > '2024-06-01'", &["t06", "t08", "t09"]),
-        c("published >= '2024-01-01 10:00:00.000Z'", &["t01", "t02", "t03", "t06", "t07", "t08", "t09"]),
+        c(
+            "published >= '2024-01-01 10:00:00.000Z'",
+            &["t01", "t02", "t03", "t06", "t07", "t08", "t09"],
+        ),
         c("published = '2024-01-01 10:00:00.000Z'", &["t01", "t07"]),
-        c("published < '2024-01-01' && published != ''", &["t05", "t10"]),
+        c(
+            "published < '2024-01-01' && published != ''",
+            &["t05", "t10"],
+        ),
         c("published < @now && published != ''", &all_but(&["t04"])),
         // Parentheses and precedence (&& binds tighter than ||).
         c("(n < 2 || n > 9) && active = true", &["t01", "t07", "t09"]),
-        c("n < 2 || n > 9 && active = true", &["t01", "t06", "t07", "t09"]),
+        c(
+            "n < 2 || n > 9 && active = true",
+            &["t01", "t06", "t07", "t09"],
+        ),
         c("((n = 1) || (n = 2)) || ((n = 3))", &["t01", "t02", "t03"]),
         c("n = 1 || n = 2 || n = 3 && active = false", &["t01", "t02"]),
         // Multiple values: `:each` with ?= (any) and = (all), :length.
@@ -138,7 +163,10 @@ fn filter_cases(ids: &BTreeMap<String, String>) -> Vec<(String, Vec<&'static str
         c("tags:each ?= 'a'", &["t01", "t03", "t06", "t08"]),
         c("tags:each ?= 'c' && n < 3", &["t06", "t07", "t08"]),
         c("tags:each ?!= 'a'", &all_but(&["t01"])),
-        c("tags:each != 'a'", &["t02", "t04", "t05", "t07", "t09", "t10"]),
+        c(
+            "tags:each != 'a'",
+            &["t02", "t04", "t05", "t07", "t09", "t10"],
+        ),
         c("tags:each = 'b'", &["t02", "t09"]),
         c("tags:each ?= 'b'", &["t02", "t03", "t07", "t08", "t09"]),
         c("tags:length > 1", &["t03", "t06", "t07", "t08"]),
@@ -146,16 +174,28 @@ fn filter_cases(ids: &BTreeMap<String, String>) -> Vec<(String, Vec<&'static str
         c("editors:length = 3", &["t09"]),
         // Relation paths.
         c("author.name = 'alice'", &["t01", "t04", "t08"]),
-        c("author.age > 28", &["t01", "t02", "t04", "t06", "t08", "t09"]),
-        c("author.name != 'alice'", &["t02", "t03", "t05", "t06", "t07", "t09", "t10"]),
-        c("author.name ~ 'O'", &["t02", "t03", "t06", "t07", "t09", "t10"]),
+        c(
+            "author.age > 28",
+            &["t01", "t02", "t04", "t06", "t08", "t09"],
+        ),
+        c(
+            "author.name != 'alice'",
+            &["t02", "t03", "t05", "t06", "t07", "t09", "t10"],
+        ),
+        c(
+            "author.name ~ 'O'",
+            &["t02", "t03", "t06", "t07", "t09", "t10"],
+        ),
         c("editors.name ?= 'bob'", &["t01", "t03", "t07", "t09"]),
         c("editors.name = 'bob'", &["t01"]),
         c("editors.age ?> 35", &["t01", "t03", "t07", "t09"]),
         // Back-relations.
         c("comments_via_post.text ?= 'nice'", &["t01", "t03"]),
         c("comments_via_post.text = 'nice'", &["t03"]),
-        c("comments_via_post.text ?= 'bad' || n = 100", &["t09", "t10"]),
+        c(
+            "comments_via_post.text ?= 'bad' || n = 100",
+            &["t09", "t10"],
+        ),
         // JSON paths.
         c("meta.k = 1", &["t01", "t08"]),
         c("meta.k = 'x'", &["t04"]),
@@ -185,7 +225,10 @@ fn filter_table() {
         want.sort();
         // Superuser and guest (listRule "") see the same rows.
         for (who, client) in [("superuser", &su), ("guest", &guest)] {
-            let (st, v) = client.list("posts", &[("filter", f), ("perPage", "100"), ("sort", "title")]);
+            let (st, v) = client.list(
+                "posts",
+                &[("filter", f), ("perPage", "100"), ("sort", "title")],
+            );
             if st != 200 {
                 failures.push(format!("[{who}] {f:?}: status {st} {v}"));
                 continue;
@@ -194,11 +237,21 @@ fn filter_table() {
             if got != want {
                 failures.push(format!("[{who}] {f:?}: got {got:?}, want {want:?}"));
             } else if v["totalItems"] != json!(want.len()) {
-                failures.push(format!("[{who}] {f:?}: totalItems {} for {} items", v["totalItems"], want.len()));
+                failures.push(format!(
+                    "[{who}] {f:?}: totalItems {} for {} items",
+                    v["totalItems"],
+                    want.len()
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} failures of {} cases:\n{}", failures.len(), cases.len() * 2, failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures of {} cases:\n{}",
+        failures.len(),
+        cases.len() * 2,
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -207,22 +260,69 @@ fn sort_table() {
     seed(&srv);
     let su = srv.su();
     let cases: Vec<(&str, Vec<&str>)> = vec![
-        ("n", vec!["t06", "t07", "t01", "t02", "t08", "t03", "t04", "t05", "t09", "t10"]),
-        ("-n", vec!["t10", "t09", "t05", "t04", "t03", "t08", "t02", "t01", "t07", "t06"]),
-        ("+n", vec!["t06", "t07", "t01", "t02", "t08", "t03", "t04", "t05", "t09", "t10"]),
-        ("-active,title", vec!["t01", "t03", "t05", "t07", "t09", "t02", "t04", "t06", "t08", "t10"]),
-        ("active,-title", vec!["t10", "t08", "t06", "t04", "t02", "t09", "t07", "t05", "t03", "t01"]),
-        ("published,title", vec!["t04", "t10", "t05", "t01", "t07", "t02", "t03", "t08", "t09", "t06"]),
-        ("author.name,title", vec!["t05", "t01", "t04", "t08", "t02", "t06", "t09", "t03", "t07", "t10"]),
-        ("-author.age,-n", vec!["t09", "t02", "t06", "t04", "t08", "t01", "t10", "t03", "t07", "t05"]),
-        (" title , n ", vec!["t01", "t02", "t03", "t04", "t05", "t06", "t07", "t08", "t09", "t10"]),
+        (
+            "n",
+            vec![
+                "t06", "t07", "t01", "t02", "t08", "t03", "t04", "t05", "t09", "t10",
+            ],
+        ),
+        (
+            "-n",
+            vec![
+                "t10", "t09", "t05", "t04", "t03", "t08", "t02", "t01", "t07", "t06",
+            ],
+        ),
+        (
+            "+n",
+            vec![
+                "t06", "t07", "t01", "t02", "t08", "t03", "t04", "t05", "t09", "t10",
+            ],
+        ),
+        (
+            "-active,title",
+            vec![
+                "t01", "t03", "t05", "t07", "t09", "t02", "t04", "t06", "t08", "t10",
+            ],
+        ),
+        (
+            "active,-title",
+            vec![
+                "t10", "t08", "t06", "t04", "t02", "t09", "t07", "t05", "t03", "t01",
+            ],
+        ),
+        (
+            "published,title",
+            vec![
+                "t04", "t10", "t05", "t01", "t07", "t02", "t03", "t08", "t09", "t06",
+            ],
+        ),
+        (
+            "author.name,title",
+            vec![
+                "t05", "t01", "t04", "t08", "t02", "t06", "t09", "t03", "t07", "t10",
+            ],
+        ),
+        (
+            "-author.age,-n",
+            vec![
+                "t09", "t02", "t06", "t04", "t08", "t01", "t10", "t03", "t07", "t05",
+            ],
+        ),
+        (
+            " title , n ",
+            vec![
+                "t01", "t02", "t03", "t04", "t05", "t06", "t07", "t08", "t09", "t10",
+            ],
+        ),
     ];
     let mut failures = Vec::new();
     for (sort, want) in &cases {
         let (st, v) = su.list("posts", &[("sort", sort), ("perPage", "100")]);
         let got = column(&v, "title");
         if st != 200 || &got != want {
-            failures.push(format!("sort={sort:?}: {st} got {got:?}, want {want:?} ({v})"));
+            failures.push(format!(
+                "sort={sort:?}: {st} got {got:?}, want {want:?} ({v})"
+            ));
         }
     }
     // @random: the same set, in some order.
@@ -233,8 +333,20 @@ fn sort_table() {
         failures.push(format!("sort=@random: {st} {got:?}"));
     }
     // Filter and sort together, with paging.
-    let (st, v) = su.list("posts", &[("filter", "active = true"), ("sort", "-n"), ("perPage", "2"), ("page", "2")]);
-    if st != 200 || column(&v, "title") != ["t03", "t01"] || v["totalItems"] != json!(5) || v["totalPages"] != json!(3) {
+    let (st, v) = su.list(
+        "posts",
+        &[
+            ("filter", "active = true"),
+            ("sort", "-n"),
+            ("perPage", "2"),
+            ("page", "2"),
+        ],
+    );
+    if st != 200
+        || column(&v, "title") != ["t03", "t01"]
+        || v["totalItems"] != json!(5)
+        || v["totalPages"] != json!(3)
+    {
         failures.push(format!("filter+sort+page: {st} {v}"));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -289,27 +401,55 @@ fn expand_follows_relations_and_back_relations() {
     let ids = seed(&srv);
     let guest = srv.guest();
     // Forward: single and multiple relations.
-    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=author,editors", ids["t03"]));
+    let (st, v) = guest.get(&format!(
+        "/api/collections/posts/records/{}?expand=author,editors",
+        ids["t03"]
+    ));
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["expand"]["author"]["name"], "carol");
-    assert_eq!(column(&json!({"items": v["expand"]["editors"]}), "name"), ["alice", "bob"]);
+    assert_eq!(
+        column(&json!({"items": v["expand"]["editors"]}), "name"),
+        ["alice", "bob"]
+    );
     // Back-relation: the comments pointing at the post (a list).
-    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=comments_via_post", ids["t01"]));
+    let (st, v) = guest.get(&format!(
+        "/api/collections/posts/records/{}?expand=comments_via_post",
+        ids["t01"]
+    ));
     assert_eq!(st, 200, "{v}");
     let mut texts = column(&json!({"items": v["expand"]["comments_via_post"]}), "text");
     texts.sort();
     assert_eq!(texts, ["meh", "nice"], "{v}");
     // Nested: comment → post → author.
-    let (st, v) = guest.list("comments", &[("filter", "text = 'bad'"), ("expand", "post.author")]);
+    let (st, v) = guest.list(
+        "comments",
+        &[("filter", "text = 'bad'"), ("expand", "post.author")],
+    );
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["items"][0]["expand"]["post"]["title"], "t09");
-    assert_eq!(v["items"][0]["expand"]["post"]["expand"]["author"]["name"], "bob");
+    assert_eq!(
+        v["items"][0]["expand"]["post"]["expand"]["author"]["name"],
+        "bob"
+    );
     // Empty relations have no expand entry; a post without comments neither.
-    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=author,comments_via_post", ids["t05"]));
+    let (st, v) = guest.get(&format!(
+        "/api/collections/posts/records/{}?expand=author,comments_via_post",
+        ids["t05"]
+    ));
     assert_eq!(st, 200, "{v}");
-    assert!(v.get("expand").is_none_or(|e| e.get("author").is_none() && e.get("comments_via_post").is_none()), "{v}");
+    assert!(
+        v.get("expand")
+            .is_none_or(|e| e.get("author").is_none() && e.get("comments_via_post").is_none()),
+        "{v}"
+    );
     // `fields` picks from the expansion too.
-    let (st, v) = guest.get(&format!("/api/collections/posts/records/{}?expand=author&fields=title,expand.author.name", ids["t01"]));
+    let (st, v) = guest.get(&format!(
+        "/api/collections/posts/records/{}?expand=author&fields=title,expand.author.name",
+        ids["t01"]
+    ));
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v, json!({"title": "t01", "expand": {"author": {"name": "alice"}}}));
+    assert_eq!(
+        v,
+        json!({"title": "t01", "expand": {"author": {"name": "alice"}}})
+    );
 }

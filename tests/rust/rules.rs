@@ -48,18 +48,30 @@ fn setup(srv: &TestServer) -> World {
         "fields": [{"name": "title", "type": "text"}]
     }));
     let mk = |token: &str, title: &str, public: bool, owner: &str| {
-        let (st, v) = srv
-            .with_token(token)
-            .post("/api/collections/docs/records", &json!({"title": title, "public": public, "owner": owner}));
+        let (st, v) = srv.with_token(token).post(
+            "/api/collections/docs/records",
+            &json!({"title": title, "public": public, "owner": owner}),
+        );
         assert_eq!(st, 200, "seed {title}: {v}");
         v["id"].as_str().expect("id").to_string()
     };
     let a_priv = mk(&ta, "a-private", false, &a);
     let a_pub = mk(&ta, "a-public", true, &a);
     let b_priv = mk(&tb, "b-private", false, &b);
-    let (st, v) = srv.su().post("/api/collections/locked/records", &json!({"title": "secret"}));
+    let (st, v) = srv.su().post(
+        "/api/collections/locked/records",
+        &json!({"title": "secret"}),
+    );
     assert_eq!(st, 200, "{v}");
-    World { a, b, ta, tb, a_priv, a_pub, b_priv }
+    World {
+        a,
+        b,
+        ta,
+        tb,
+        a_priv,
+        a_pub,
+        b_priv,
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -96,7 +108,11 @@ fn rules_table() {
     };
     let docs = "/api/collections/docs/records";
     let rec = |coll: &str, id: &str| format!("/api/collections/{coll}/records/{id}");
-    let (a_priv, a_pub, b_priv) = (rec("docs", &w.a_priv), rec("docs", &w.a_pub), rec("docs", &w.b_priv));
+    let (a_priv, a_pub, b_priv) = (
+        rec("docs", &w.a_priv),
+        rec("docs", &w.a_pub),
+        rec("docs", &w.b_priv),
+    );
     let lk = rec("locked", &locked_id);
     // (label, caller, method, path, body, status, check)
     type Row<'a> = (&'a str, Who, &'a str, String, Option<Value>, u16, Check);
@@ -157,7 +173,9 @@ fn rules_table() {
         };
         let (st, v) = client.send(method, path, body.as_ref());
         if st != *want {
-            failures.push(format!("{label}: {method} {path} as {who:?}: want {want}, got {st} {v}"));
+            failures.push(format!(
+                "{label}: {method} {path} as {who:?}: want {want}, got {st} {v}"
+            ));
             continue;
         }
         if st >= 400 {
@@ -170,7 +188,10 @@ fn rules_table() {
                 _ => "The requested resource wasn't found.",
             };
             if v["message"] != json!(want_msg) {
-                failures.push(format!("{label}: message {}, want {want_msg:?}", v["message"]));
+                failures.push(format!(
+                    "{label}: message {}, want {want_msg:?}",
+                    v["message"]
+                ));
             }
         }
         if let Check::Titles(want) = check {
@@ -197,7 +218,13 @@ fn rules_table() {
     if column(&users, "name").iter().any(|n| n == "pwned") || users["totalItems"] != json!(2) {
         failures.push(format!("users afterwards: {users}"));
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -205,11 +232,20 @@ fn rules_apply_to_expand_and_bad_tokens() {
     let srv = TestServer::start();
     let w = setup(&srv);
     // B may see A's public doc, but not A's user record: no expand.owner.
-    let (st, v) = srv.with_token(&w.tb).get(&format!("/api/collections/docs/records/{}?expand=owner", w.a_pub));
+    let (st, v) = srv.with_token(&w.tb).get(&format!(
+        "/api/collections/docs/records/{}?expand=owner",
+        w.a_pub
+    ));
     assert_eq!(st, 200, "{v}");
-    assert!(v.get("expand").is_none_or(|e| e.get("owner").is_none()), "owner must not be expanded for B: {v}");
+    assert!(
+        v.get("expand").is_none_or(|e| e.get("owner").is_none()),
+        "owner must not be expanded for B: {v}"
+    );
     // A sees its own user record expanded.
-    let (st, v) = srv.with_token(&w.ta).get(&format!("/api/collections/docs/records/{}?expand=owner", w.a_pub));
+    let (st, v) = srv.with_token(&w.ta).get(&format!(
+        "/api/collections/docs/records/{}?expand=owner",
+        w.a_pub
+    ));
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["expand"]["owner"]["id"], json!(w.a), "{v}");
 
@@ -225,7 +261,11 @@ fn rules_apply_to_expand_and_bad_tokens() {
     assert_eq!(st, 200, "{v}");
     let (st, v) = srv.with_token(&w.ta).list("docs", &[]);
     assert_eq!(st, 200, "{v}");
-    assert_eq!(column(&v, "title"), ["a-public"], "the old token is now a guest's");
+    assert_eq!(
+        column(&v, "title"),
+        ["a-public"],
+        "the old token is now a guest's"
+    );
     let _ = (&w.b, &w.b_priv, &w.a_priv);
     // Collections are superusers-only: 401 for a guest, 403 for a user.
     let (st, v) = srv.guest().get("/api/collections");

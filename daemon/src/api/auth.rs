@@ -13,10 +13,16 @@ use crate::store::records as rs;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
-fn auth_collection(app: &App, name: &str) -> ApiResult<(Arc<crate::schema::Schema>, Arc<Collection>)> {
-    let (s, c) = collection(app, name).map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
+fn auth_collection(
+    app: &App,
+    name: &str,
+) -> ApiResult<(Arc<crate::schema::Schema>, Arc<Collection>)> {
+    let (s, c) = collection(app, name)
+        .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
     if !c.is_auth() {
-        return Err(ApiError::NotFound("Missing or invalid auth collection context.".into()));
+        return Err(ApiError::NotFound(
+            "Missing or invalid auth collection context.".into(),
+        ));
     }
     Ok((s, c))
 }
@@ -28,7 +34,13 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     // Durations are reported only for enabled methods; the legacy keys
     // (authProviders, emailPassword, usernamePassword) are kept for older SDKs.
     let enabled = |o: &Value| o.get("enabled").and_then(Value::as_bool).unwrap_or(false);
-    let duration = |o: &Value| if enabled(o) { o.get("duration").cloned().unwrap_or(json!(0)) } else { json!(0) };
+    let duration = |o: &Value| {
+        if enabled(o) {
+            o.get("duration").cloned().unwrap_or(json!(0))
+        } else {
+            json!(0)
+        }
+    };
     let fields = c.identity_fields();
     Ok(Resp::ok(&json!({
         "password": {"enabled": c.password_auth_enabled(), "identityFields": fields},
@@ -42,24 +54,49 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 }
 
 /// Issues an auth token for `rec` and answers `{token, record}`.
-pub(crate) async fn auth_response(app: &Arc<App>, req: &Req, coll: &Arc<Collection>, rec: Map<String, Value>) -> ApiResult<Resp> {
+pub(crate) async fn auth_response(
+    app: &Arc<App>,
+    req: &Req,
+    coll: &Arc<Collection>,
+    rec: Map<String, Value>,
+) -> ApiResult<Resp> {
     auth_response_with(app, req, coll, rec, None).await
 }
 
 /// `static_duration`: a non-refreshable token of that many seconds
 /// (impersonation); None: a regular refreshable auth token.
-pub(crate) async fn auth_response_with(app: &Arc<App>, req: &Req, coll: &Arc<Collection>, rec: Map<String, Value>, static_duration: Option<i64>) -> ApiResult<Resp> {
+pub(crate) async fn auth_response_with(
+    app: &Arc<App>,
+    req: &Req,
+    coll: &Arc<Collection>,
+    rec: Map<String, Value>,
+    static_duration: Option<i64>,
+) -> ApiResult<Resp> {
     let (duration, secret) = coll.token_settings("authToken");
-    let key = format!("{}{}", rec.get("tokenKey").map(to_text).unwrap_or_default(), secret);
-    let lifetime = static_duration.filter(|d| *d > 0).unwrap_or(duration).max(1);
+    let key = format!(
+        "{}{}",
+        rec.get("tokenKey").map(to_text).unwrap_or_default(),
+        secret
+    );
+    let lifetime = static_duration
+        .filter(|d| *d > 0)
+        .unwrap_or(duration)
+        .max(1);
     let exp = chrono::Utc::now().timestamp() + lifetime;
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    let tok = token::sign(&token::auth_claims(&id, &coll.id, static_duration.is_none(), exp), &key);
+    let tok = token::sign(
+        &token::auth_claims(&id, &coll.id, static_duration.is_none(), exp),
+        &key,
+    );
     let who = AuthRecord {
         collection: coll.clone(),
         record: rec.clone(),
     };
-    let identity = if coll.name == "_superusers" { Identity::Superuser(who) } else { Identity::User(who) };
+    let identity = if coll.name == "_superusers" {
+        Identity::Superuser(who)
+    } else {
+        Identity::User(who)
+    };
     let mut ctx = request_ctx(req, Map::new());
     ctx.identity = identity;
     let expand = req.q("expand").unwrap_or("").to_string();
@@ -71,7 +108,10 @@ pub(crate) async fn auth_response_with(app: &Arc<App>, req: &Req, coll: &Arc<Col
         .await?
         .unwrap_or(Value::Null);
     let body = json!({"token": tok, "record": out});
-    Ok(Resp::ok(&super::records::pick_fields(body, req.q("fields").unwrap_or(""))))
+    Ok(Resp::ok(&super::records::pick_fields(
+        body,
+        req.q("fields").unwrap_or(""),
+    )))
 }
 
 fn failed() -> ApiError {
@@ -81,7 +121,9 @@ fn failed() -> ApiError {
 pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (schema, coll) = auth_collection(&app, req.param("collection"))?;
     if !coll.password_auth_enabled() {
-        return Err(ApiError::Forbidden("The collection is not configured to allow password authentication.".into()));
+        return Err(ApiError::Forbidden(
+            "The collection is not configured to allow password authentication.".into(),
+        ));
     }
     let body = req.json_body()?;
     let identity = body.get("identity").map(to_text).unwrap_or_default();
@@ -94,14 +136,24 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         errs.add("password", "validation_required", "Cannot be blank.");
     }
     if !errs.is_empty() {
-        return Err(ApiError::validation("An error occurred while validating the submitted data.", errs));
+        return Err(ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            errs,
+        ));
     }
     let mut fields = coll.identity_fields();
     if let Some(f) = body.get("identityField").and_then(Value::as_str) {
         if !fields.iter().any(|x| x == f) {
             let mut e = FieldErrors::new();
-            e.add("identityField", "validation_in_invalid", "Must be a valid value.");
-            return Err(ApiError::validation("An error occurred while validating the submitted data.", e));
+            e.add(
+                "identityField",
+                "validation_in_invalid",
+                "Must be a valid value.",
+            );
+            return Err(ApiError::validation(
+                "An error occurred while validating the submitted data.",
+                e,
+            ));
         }
         fields = vec![f.to_string()];
     }
@@ -148,7 +200,10 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         Some(cond) if !cond.sql.is_empty() => {
             let coll2 = coll.clone();
             let id2 = id.clone();
-            let passes = app.store.read(move |c| Ok(rs::fetch_where(c, &coll2, &id2, &cond)?.is_some())).await?;
+            let passes = app
+                .store
+                .read(move |c| Ok(rs::fetch_where(c, &coll2, &id2, &cond)?.is_some()))
+                .await?;
             if !passes {
                 return Err(failed());
             }
@@ -163,7 +218,10 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         let id2 = id.clone();
         app.store
             .write(move |c| {
-                let sql = format!("UPDATE {} SET \"password\" = ?1 WHERE \"id\" = ?2", crate::store::dialect::quote_ident(&coll2.name));
+                let sql = format!(
+                    "UPDATE {} SET \"password\" = ?1 WHERE \"id\" = ?2",
+                    crate::store::dialect::quote_ident(&coll2.name)
+                );
                 c.execute(&sql, [new_hash, id2])?;
                 Ok(())
             })
@@ -175,7 +233,9 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = auth_collection(&app, req.param("collection"))?;
     let Some(auth) = req.identity.auth().cloned() else {
-        return Err(ApiError::Unauthorized("The request requires valid record authorization token.".into()));
+        return Err(ApiError::Unauthorized(
+            "The request requires valid record authorization token.".into(),
+        ));
     };
     if auth.collection.id != coll.id {
         return Err(ApiError::Forbidden(format!(
@@ -190,7 +250,9 @@ pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .and_then(|c| c.get("refreshable").and_then(Value::as_bool))
         .unwrap_or(false);
     if !refreshable {
-        return Err(ApiError::Forbidden("The current auth token is not refreshable.".into()));
+        return Err(ApiError::Forbidden(
+            "The current auth token is not refreshable.".into(),
+        ));
     }
     auth_response(&app, &req, &coll, auth.record).await
 }
@@ -203,12 +265,22 @@ pub async fn impersonate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let body = req.json_body()?;
     let duration = match body.get("duration") {
         None | Some(Value::Null) => 0,
-        Some(v) => v.as_i64().ok_or_else(|| ApiError::bad("An error occurred while loading the submitted data."))?,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| ApiError::bad("An error occurred while loading the submitted data."))?,
     };
     if duration < 0 {
         let mut e = FieldErrors::new();
-        e.add_params("duration", "validation_min_greater_equal_than_required", "Must be no less than 0.", json!({"threshold": 0}));
-        return Err(ApiError::validation("An error occurred while validating the submitted data.", e));
+        e.add_params(
+            "duration",
+            "validation_min_greater_equal_than_required",
+            "Must be no less than 0.",
+            json!({"threshold": 0}),
+        );
+        return Err(ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            e,
+        ));
     }
     let coll2 = coll.clone();
     let id = req.param("id").to_string();
@@ -218,5 +290,16 @@ pub async fn impersonate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .await?
         .ok_or_else(ApiError::not_found)?;
     tracing::info!(collection = %coll.name, "superuser impersonation");
-    auth_response_with(&app, &req, &coll, rec, Some(if duration > 0 { duration } else { coll.token_settings("authToken").0 })).await
+    auth_response_with(
+        &app,
+        &req,
+        &coll,
+        rec,
+        Some(if duration > 0 {
+            duration
+        } else {
+            coll.token_settings("authToken").0
+        }),
+    )
+    .await
 }

@@ -29,6 +29,9 @@ struct Planned {
     hash: Option<String>,
 }
 
+/// A finished batch step: its collection, request and written row (None for a delete).
+type Done = (Arc<Collection>, RequestCtx, Option<Map<String, Value>>);
+
 fn inner_error(i: usize, e: &ApiError) -> ApiError {
     let mut data = FieldErrors::new();
     data.add_nested(
@@ -47,16 +50,27 @@ fn inner_error(i: usize, e: &ApiError) -> ApiError {
 async fn payload(req: &Req) -> ApiResult<Value> {
     let ct = req.header("content-type").unwrap_or_default().to_string();
     if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-        return req.json_value().map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
+        return req
+            .json_value()
+            .map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
     }
-    let boundary = multer::parse_boundary(&ct).map_err(|_| ApiError::bad("Invalid multipart boundary."))?;
+    let boundary =
+        multer::parse_boundary(&ct).map_err(|_| ApiError::bad("Invalid multipart boundary."))?;
     let body = req.body.clone();
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
     let mut mp = multer::Multipart::new(stream, boundary);
-    while let Some(field) = mp.next_field().await.map_err(|_| ApiError::bad("Failed to read the multipart body."))? {
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|_| ApiError::bad("Failed to read the multipart body."))?
+    {
         if field.name() == Some("@jsonPayload") {
-            let text = field.text().await.map_err(|_| ApiError::bad("Failed to read the multipart body."))?;
-            return serde_json::from_str(&text).map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
+            let text = field
+                .text()
+                .await
+                .map_err(|_| ApiError::bad("Failed to read the multipart body."))?;
+            return serde_json::from_str(&text)
+                .map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
         }
     }
     Ok(json!({}))
@@ -66,11 +80,17 @@ fn route(method: &str, url: &str) -> Option<(String, Option<String>, Op)> {
     let path = url.split('?').next().unwrap_or_default();
     let rest = path.strip_prefix("/api/collections/")?;
     let mut parts = rest.split('/');
-    let coll = percent_encoding::percent_decode_str(parts.next()?).decode_utf8_lossy().into_owned();
+    let coll = percent_encoding::percent_decode_str(parts.next()?)
+        .decode_utf8_lossy()
+        .into_owned();
     if parts.next()? != "records" {
         return None;
     }
-    let id = parts.next().map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned());
+    let id = parts.next().map(|s| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
     if parts.next().is_some() {
         return None;
     }
@@ -88,11 +108,17 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let settings = app.settings();
     let b = &settings["batch"];
     if !b["enabled"].as_bool().unwrap_or(false) {
-        return Err(ApiError::Forbidden("Batch requests are not allowed.".into()));
+        return Err(ApiError::Forbidden(
+            "Batch requests are not allowed.".into(),
+        ));
     }
     let max = b["maxRequests"].as_i64().unwrap_or(50).max(0) as usize;
     let body = payload(&req).await?;
-    let list = body.get("requests").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = body
+        .get("requests")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if list.is_empty() || list.len() > max {
         let mut e = FieldErrors::new();
         if list.is_empty() {
@@ -108,14 +134,16 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let schema = app.store.schema();
     let mut plan: Vec<Planned> = Vec::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
-        let p = plan_one(&app, &req, &schema, r).await.map_err(|e| inner_error(i, &e))?;
+        let p = plan_one(&app, &req, &schema, r)
+            .await
+            .map_err(|e| inner_error(i, &e))?;
         plan.push(p);
     }
     let schema2 = schema.clone();
     let results = app
         .store
         .write(move |c| {
-            let mut out: Vec<(Arc<Collection>, RequestCtx, Option<Map<String, Value>>)> = Vec::new();
+            let mut out: Vec<Done> = Vec::new();
             for (i, p) in plan.into_iter().enumerate() {
                 let r = run_one(c, &schema2, &p).map_err(|e| inner_error(i, &e))?;
                 out.push((p.coll, p.ctx, r));
@@ -132,9 +160,20 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 match rec {
                     None => v.push(json!({"status": 204, "body": null})),
                     Some(r) => {
-                        let expand = ctx.query.get("expand").and_then(Value::as_str).unwrap_or("").to_string();
-                        let body = enrich(c, &schema3, &coll, vec![r], &ctx, &expand)?.pop().unwrap_or(Value::Null);
-                        let fields = ctx.query.get("fields").and_then(Value::as_str).unwrap_or("");
+                        let expand = ctx
+                            .query
+                            .get("expand")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        let body = enrich(c, &schema3, &coll, vec![r], &ctx, &expand)?
+                            .pop()
+                            .unwrap_or(Value::Null);
+                        let fields = ctx
+                            .query
+                            .get("fields")
+                            .and_then(Value::as_str)
+                            .unwrap_or("");
                         v.push(json!({"status": 200, "body": records::pick_fields(body, fields)}));
                     }
                 }
@@ -145,11 +184,18 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     Ok(Resp::ok(&Value::Array(bodies)))
 }
 
-async fn plan_one(app: &Arc<App>, req: &Req, schema: &Arc<Schema>, r: &Value) -> ApiResult<Planned> {
+async fn plan_one(
+    app: &Arc<App>,
+    req: &Req,
+    schema: &Arc<Schema>,
+    r: &Value,
+) -> ApiResult<Planned> {
     let method = r.get("method").and_then(Value::as_str).unwrap_or_default();
     let url = r.get("url").and_then(Value::as_str).unwrap_or_default();
     let Some((cname, _, op)) = route(method, url) else {
-        return Err(ApiError::bad("Something went wrong while processing your request."));
+        return Err(ApiError::bad(
+            "Something went wrong while processing your request.",
+        ));
     };
     let (_, coll) = collection(app, &cname)?;
     let body = match r.get("body") {
@@ -158,7 +204,11 @@ async fn plan_one(app: &Arc<App>, req: &Req, schema: &Arc<Schema>, r: &Value) ->
     };
     let query: Map<String, Value> = url
         .split_once('?')
-        .map(|(_, q)| form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect())
+        .map(|(_, q)| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                .collect()
+        })
         .unwrap_or_default();
     let mut ctx = records::request_ctx(req, body.clone());
     ctx.method = method.to_ascii_uppercase();
@@ -175,7 +225,10 @@ async fn plan_one(app: &Arc<App>, req: &Req, schema: &Arc<Schema>, r: &Value) ->
         Op::Create => (rule_for(coll.create_rule.as_deref())?, None),
         Op::Update(_) => (rule_for(coll.update_rule.as_deref())?, None),
         Op::Delete(_) => (rule_for(coll.delete_rule.as_deref())?, None),
-        Op::Upsert => (rule_for(coll.create_rule.as_deref())?, rule_for(coll.update_rule.as_deref())?),
+        Op::Upsert => (
+            rule_for(coll.create_rule.as_deref())?,
+            rule_for(coll.update_rule.as_deref())?,
+        ),
     };
     let needs_rule = !matches!(op, Op::Upsert);
     if needs_rule && rule.is_none() {
@@ -198,7 +251,11 @@ async fn plan_one(app: &Arc<App>, req: &Req, schema: &Arc<Schema>, r: &Value) ->
     })
 }
 
-fn run_one(c: &rusqlite::Connection, schema: &Schema, p: &Planned) -> ApiResult<Option<Map<String, Value>>> {
+fn run_one(
+    c: &rusqlite::Connection,
+    schema: &Schema,
+    p: &Planned,
+) -> ApiResult<Option<Map<String, Value>>> {
     let errs = FieldErrors::new();
     let su = p.ctx.identity.is_superuser();
     match &p.op {
@@ -208,7 +265,18 @@ fn run_one(c: &rusqlite::Connection, schema: &Schema, p: &Planned) -> ApiResult<
         }
         Op::Update(id) => {
             let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-            update_in(c, schema, &p.coll, id, &p.ctx, p.hash.as_deref(), &rule, su, errs).map(Some)
+            update_in(
+                c,
+                schema,
+                &p.coll,
+                id,
+                &p.ctx,
+                p.hash.as_deref(),
+                &rule,
+                su,
+                errs,
+            )
+            .map(Some)
         }
         Op::Delete(id) => {
             let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
@@ -218,8 +286,22 @@ fn run_one(c: &rusqlite::Connection, schema: &Schema, p: &Planned) -> ApiResult<
             let id = p.ctx.body.get("id").map(to_text).unwrap_or_default();
             let exists = !id.is_empty() && rs::fetch_by_id(c, &p.coll, &id)?.is_some();
             if exists {
-                let rule = p.update_rule.clone().ok_or_else(ApiError::superusers_only)?;
-                update_in(c, schema, &p.coll, &id, &p.ctx, p.hash.as_deref(), &rule, su, errs).map(Some)
+                let rule = p
+                    .update_rule
+                    .clone()
+                    .ok_or_else(ApiError::superusers_only)?;
+                update_in(
+                    c,
+                    schema,
+                    &p.coll,
+                    &id,
+                    &p.ctx,
+                    p.hash.as_deref(),
+                    &rule,
+                    su,
+                    errs,
+                )
+                .map(Some)
             } else {
                 let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
                 create_in(c, schema, &p.coll, &p.ctx, p.hash.as_deref(), &rule, errs).map(Some)

@@ -13,14 +13,20 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
 fn find(app: &App, name: &str) -> ApiResult<Arc<Collection>> {
-    app.store.schema().get(name).cloned().ok_or_else(ApiError::not_found)
+    app.store
+        .schema()
+        .get(name)
+        .cloned()
+        .ok_or_else(ApiError::not_found)
 }
 
 pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let schema = app.store.schema();
     super::records::check_fields(req.q("fields").unwrap_or(""))?;
-    let page = super::records::parse_int(req.q("page"))?.filter(|p| *p > 0).unwrap_or(1);
+    let page = super::records::parse_int(req.q("page"))?
+        .filter(|p| *p > 0)
+        .unwrap_or(1);
     let per_page = super::records::parse_int(req.q("perPage"))?
         .filter(|p| *p > 0)
         .unwrap_or(super::records::DEFAULT_PER_PAGE)
@@ -55,7 +61,11 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .store
         .read(move |conn| {
             let rows = crate::store::records::list(conn, &meta, &lq)?;
-            let total = if skip_total { -1 } else { crate::store::records::count(conn, &meta, &lq.cond)? };
+            let total = if skip_total {
+                -1
+            } else {
+                crate::store::records::count(conn, &meta, &lq.cond)?
+            };
             Ok((rows, total))
         })
         .await?;
@@ -108,7 +118,10 @@ fn meta_collection() -> Collection {
 pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let c = find(&app, req.param("collection"))?.to_api_json();
-    Ok(Resp::ok(&super::records::pick_fields(c, req.q("fields").unwrap_or(""))))
+    Ok(Resp::ok(&super::records::pick_fields(
+        c,
+        req.q("fields").unwrap_or(""),
+    )))
 }
 
 /// Rule syntax and field names, checked against the new schema.
@@ -125,35 +138,80 @@ fn check_rules(schema: &Schema, c: &Collection, errs: &mut FieldErrors) {
         rules.push(("manageRule", c.manage_rule()));
     }
     // Validate against a schema that contains the new definition.
-    let mut all: Vec<Collection> = schema.all().iter().filter(|x| x.id != c.id).map(|x| (**x).clone()).collect();
+    let mut all: Vec<Collection> = schema
+        .all()
+        .iter()
+        .filter(|x| x.id != c.id)
+        .map(|x| (**x).clone())
+        .collect();
     all.push(c.clone());
     let next = Schema::new(all);
-    let Some(me) = next.by_id(&c.id).cloned() else { return };
+    let Some(me) = next.by_id(&c.id).cloned() else {
+        return;
+    };
     for (key, rule) in rules {
         if let Some(r) = rule {
             if let Err(e) = crate::rules::validate_rule(&next, &me, r) {
-                errs.add(key, "validation_invalid_rule", format!("Invalid rule. Raw error: {e}"));
+                errs.add(
+                    key,
+                    "validation_invalid_rule",
+                    format!("Invalid rule. Raw error: {e}"),
+                );
             }
         }
     }
 }
 
-async fn save(app: &Arc<App>, input: &Value, existing: Option<Arc<Collection>>) -> ApiResult<Collection> {
+async fn save(
+    app: &Arc<App>,
+    input: &Value,
+    existing: Option<Arc<Collection>>,
+) -> ApiResult<Collection> {
     let schema = app.store.schema();
-    let action = if existing.is_some() { "update" } else { "create" };
-    let fail = |errs: FieldErrors| ApiError::validation(format!("Failed to {action} collection."), errs);
+    let action = if existing.is_some() {
+        "update"
+    } else {
+        "create"
+    };
+    let fail =
+        |errs: FieldErrors| ApiError::validation(format!("Failed to {action} collection."), errs);
     // An unknown field type fails the body decoding, as in PocketBase.
-    let known = |f: &Value| f.get("type").and_then(Value::as_str).is_some_and(|t| crate::schema::field::FIELD_TYPES.contains(&t));
-    let bad_shape = input.get("fields").is_some_and(|f| !f.is_array() && !f.is_null())
-        || input.get("fields").and_then(Value::as_array).is_some_and(|a| !a.iter().all(known))
-        || ["listRule", "viewRule", "createRule", "updateRule", "deleteRule", "authRule", "manageRule"]
-            .iter()
-            .any(|k| input.get(*k).is_some_and(|v| !v.is_string() && !v.is_null()))
-        || input.get("indexes").is_some_and(|v| !v.is_array() && !v.is_null())
+    let known = |f: &Value| {
+        f.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| crate::schema::field::FIELD_TYPES.contains(&t))
+    };
+    let bad_shape = input
+        .get("fields")
+        .is_some_and(|f| !f.is_array() && !f.is_null())
+        || input
+            .get("fields")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.iter().all(known))
+        || [
+            "listRule",
+            "viewRule",
+            "createRule",
+            "updateRule",
+            "deleteRule",
+            "authRule",
+            "manageRule",
+        ]
+        .iter()
+        .any(|k| {
+            input
+                .get(*k)
+                .is_some_and(|v| !v.is_string() && !v.is_null())
+        })
+        || input
+            .get("indexes")
+            .is_some_and(|v| !v.is_array() && !v.is_null())
         || input.get("name").is_some_and(|v| !v.is_string())
         || input.get("type").is_some_and(|v| !v.is_string());
     if bad_shape {
-        return Err(ApiError::bad("Failed to load the submitted data due to invalid formatting."));
+        return Err(ApiError::bad(
+            "Failed to load the submitted data due to invalid formatting.",
+        ));
     }
     let mut c = build(input, existing.as_deref(), &schema).map_err(fail)?;
     let mut errs = FieldErrors::new();
@@ -179,7 +237,9 @@ async fn save(app: &Arc<App>, input: &Value, existing: Option<Arc<Collection>>) 
 
 pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
-    let body = Value::Object(req.json_body_or("Failed to load the collection type data due to invalid formatting.")?);
+    let body = Value::Object(
+        req.json_body_or("Failed to load the collection type data due to invalid formatting.")?,
+    );
     let c = save(&app, &body, None).await?;
     Ok(Resp::ok(&c.to_api_json()))
 }
@@ -187,7 +247,9 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let existing = find(&app, req.param("collection"))?;
-    let body = Value::Object(req.json_body_or("Failed to load the collection type data due to invalid formatting.")?);
+    let body = Value::Object(
+        req.json_body_or("Failed to load the collection type data due to invalid formatting.")?,
+    );
     let merged = merge_update(&existing.to_api_json(), &body);
     let c = save(&app, &merged, Some(existing)).await?;
     Ok(Resp::ok(&c.to_api_json()))
@@ -200,13 +262,19 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::bad("Failed to delete collection."));
     }
     let schema = app.store.schema();
-    if let Some(child) = schema.all().iter().find(|o| o.id != c.id && o.relations_to(&c.id).next().is_some()) {
+    if let Some(child) = schema
+        .all()
+        .iter()
+        .find(|o| o.id != c.id && o.relations_to(&c.id).next().is_some())
+    {
         return Err(ApiError::bad(format!(
             "Failed to delete collection probably due to existing reference in {}.",
             child.name
         )));
     }
-    app.store.write(move |conn| catalog::delete(conn, &c)).await?;
+    app.store
+        .write(move |conn| catalog::delete(conn, &c))
+        .await?;
     app.store.reload_schema().await?;
     Ok(Resp::empty(204))
 }
@@ -222,7 +290,10 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .write(move |conn| {
             // Record by record, so relations cascade as on delete.
             let ids: Vec<String> = {
-                let sql = format!("SELECT \"id\" FROM {}", crate::store::dialect::quote_ident(&c.name));
+                let sql = format!(
+                    "SELECT \"id\" FROM {}",
+                    crate::store::dialect::quote_ident(&c.name)
+                );
                 let mut st = conn.prepare(&sql)?;
                 let rows = st.query_map([], |r| r.get::<_, String>(0))?;
                 rows.collect::<Result<_, _>>()?
@@ -246,10 +317,16 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         _ => {
             let mut e = FieldErrors::new();
             e.add("collections", "validation_required", "Cannot be blank.");
-            return Err(ApiError::validation("An error occurred while validating the submitted data.", e));
+            return Err(ApiError::validation(
+                "An error occurred while validating the submitted data.",
+                e,
+            ));
         }
     };
-    let delete_missing = body.get("deleteMissing").and_then(Value::as_bool).unwrap_or(false);
+    let delete_missing = body
+        .get("deleteMissing")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     // Validate every definition against the schema as it will be after the
     // import, then apply all of them in one transaction.
     let schema = app.store.schema();
@@ -259,10 +336,16 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     for item in list {
         let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
-        if !staged.iter().any(|c| c.id == id || c.name.eq_ignore_ascii_case(name)) {
+        if !staged
+            .iter()
+            .any(|c| c.id == id || c.name.eq_ignore_ascii_case(name))
+        {
             if let Ok(mut c) = crate::schema::parse::collection_from_json(item) {
                 if c.id.is_empty() {
-                    c.id = format!("pbc_{}", crate::util::crc32_checksum(&format!("{}{}", c.kind.as_str(), c.name)));
+                    c.id = format!(
+                        "pbc_{}",
+                        crate::util::crc32_checksum(&format!("{}{}", c.kind.as_str(), c.name))
+                    );
                 }
                 c.fields.clear();
                 staged.push(c);
@@ -282,18 +365,24 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         let mut sch = staged_schema.clone();
         if existing.is_none() {
             // Let the new collection be found under its own id when it is built.
-            let others: Vec<Collection> = sch.all().iter().filter(|c| !c.name.eq_ignore_ascii_case(name)).map(|c| (**c).clone()).collect();
+            let others: Vec<Collection> = sch
+                .all()
+                .iter()
+                .filter(|c| !c.name.eq_ignore_ascii_case(name))
+                .map(|c| (**c).clone())
+                .collect();
             sch = Schema::new(others);
         }
-        let built = crate::schema::parse::build_for_import(&input, existing.as_deref(), &sch).and_then(|c| {
-            let mut errs = FieldErrors::new();
-            check_rules(&staged_schema, &c, &mut errs);
-            if errs.is_empty() {
-                Ok(c)
-            } else {
-                Err(errs)
-            }
-        });
+        let built = crate::schema::parse::build_for_import(&input, existing.as_deref(), &sch)
+            .and_then(|c| {
+                let mut errs = FieldErrors::new();
+                check_rules(&staged_schema, &c, &mut errs);
+                if errs.is_empty() {
+                    Ok(c)
+                } else {
+                    Err(errs)
+                }
+            });
         match built {
             Ok(mut c) => {
                 let now = crate::util::now_string();
@@ -308,7 +397,10 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                     Some(id) if !id.is_empty() => id.to_string(),
                     _ => {
                         let kind = input.get("type").and_then(Value::as_str).unwrap_or("base");
-                        format!("pbc_{}", crate::util::crc32_checksum(&format!("{kind}{name}")))
+                        format!(
+                            "pbc_{}",
+                            crate::util::crc32_checksum(&format!("{kind}{name}"))
+                        )
                     }
                 };
                 // PocketBase prints the failures as an indented map of
@@ -319,20 +411,32 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                     .map(|m| {
                         m.iter()
                             .map(|(k, v)| {
-                                let m = v.get("message").and_then(Value::as_str).map(|m| m.trim_end_matches('.').to_string());
+                                let m = v
+                                    .get("message")
+                                    .and_then(Value::as_str)
+                                    .map(|m| m.trim_end_matches('.').to_string());
                                 (k.clone(), Value::String(m.unwrap_or_else(|| v.to_string())))
                             })
                             .collect()
                     })
                     .unwrap_or_default();
                 let pretty = serde_json::to_string_pretty(&Value::Object(flat)).unwrap_or_default();
-                errs_all.insert(i.to_string(), Value::String(format!("Data validations failed for collection {name:?} ({id}):\n{pretty}")));
+                errs_all.insert(
+                    i.to_string(),
+                    Value::String(format!(
+                        "Data validations failed for collection {name:?} ({id}):\n{pretty}"
+                    )),
+                );
             }
         }
     }
     if let Some((_, Value::String(first))) = errs_all.iter().next() {
         let mut e = FieldErrors::new();
-        e.add("collections", "validation_collections_import_failure", first.clone());
+        e.add(
+            "collections",
+            "validation_collections_import_failure",
+            first.clone(),
+        );
         return Err(ApiError::validation("Failed to import collections.", e));
     }
     let to_delete: Vec<Arc<Collection>> = if delete_missing {

@@ -14,5 +14,7 @@ pub async fn health(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         data["possibleProxyHeader"] = json!("");
     }
     let _ = app;
-    Ok(Resp::ok(&json!({"message": "API is healthy.", "code": 200, "data": data})))
+    Ok(Resp::ok(
+        &json!({"message": "API is healthy.", "code": 200, "data": data}),
+    ))
 }

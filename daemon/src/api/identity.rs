@@ -11,7 +11,10 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub async fn resolve(app: &Arc<App>, headers: &hyper::HeaderMap) -> ApiResult<Identity> {
-    let Some(raw) = headers.get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(raw) = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(Identity::Guest);
     };
     let tok = raw.strip_prefix("Bearer ").unwrap_or(raw).trim();
@@ -29,7 +32,11 @@ pub async fn resolve(app: &Arc<App>, headers: &hyper::HeaderMap) -> ApiResult<Id
 
 /// Verifies a token of `kind` ("auth", "file", …): finds its collection and
 /// record, checks the signature with tokenKey + secret, and the expiry.
-pub async fn verify_auth_token(app: &Arc<App>, tok: &str, kind: &str) -> ApiResult<Option<(AuthRecord, Map<String, Value>)>> {
+pub async fn verify_auth_token(
+    app: &Arc<App>,
+    tok: &str,
+    kind: &str,
+) -> ApiResult<Option<(AuthRecord, Map<String, Value>)>> {
     let Some(claims) = token::unverified_claims(tok) else {
         return Ok(None);
     };
@@ -63,16 +70,31 @@ pub async fn verify_auth_token(app: &Arc<App>, tok: &str, kind: &str) -> ApiResu
     let (_, secret) = coll.token_settings(secret_key);
     let key = format!(
         "{}{}",
-        record.get("tokenKey").and_then(Value::as_str).unwrap_or_default(),
+        record
+            .get("tokenKey")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
         secret
     );
     let now = chrono::Utc::now().timestamp();
     let tok = tok.to_string();
-    Ok(token::verify(&tok, &key, now).map(|claims| (AuthRecord { collection: coll, record }, claims)))
+    Ok(token::verify(&tok, &key, now).map(|claims| {
+        (
+            AuthRecord {
+                collection: coll,
+                record,
+            },
+            claims,
+        )
+    }))
 }
 
 /// Loads one auth record with every column (hidden ones too).
-pub async fn load_auth_record(app: &Arc<App>, coll: &Arc<Collection>, id: &str) -> ApiResult<Option<Map<String, Value>>> {
+pub async fn load_auth_record(
+    app: &Arc<App>,
+    coll: &Arc<Collection>,
+    id: &str,
+) -> ApiResult<Option<Map<String, Value>>> {
     let coll2 = coll.clone();
     let id = id.to_string();
     app.store

@@ -43,7 +43,10 @@ pub(crate) fn request_ctx(req: &Req, body: Map<String, Value>) -> RequestCtx {
 pub(crate) fn parse_int(v: Option<&str>) -> ApiResult<Option<i64>> {
     match v {
         None | Some("") => Ok(None),
-        Some(s) => s.parse::<i64>().map(Some).map_err(|_| ApiError::bad(crate::filter::GENERIC_MESSAGE)),
+        Some(s) => s
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::bad(crate::filter::GENERIC_MESSAGE)),
     }
 }
 
@@ -97,7 +100,11 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .store
         .read(move |c| {
             let items = rs::list(c, &coll2, &q)?;
-            let total = if skip_total { -1 } else { rs::count(c, &coll2, &q.cond)? };
+            let total = if skip_total {
+                -1
+            } else {
+                rs::count(c, &coll2, &q.cond)?
+            };
             let items = enrich(c, &schema2, &coll2, items, &ctx2, &expand)?;
             Ok((items, total))
         })
@@ -148,7 +155,13 @@ pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 
 /// Which callers may manage auth records of `coll` (set verified, skip
 /// oldPassword, etc.): superusers, or those passing manageRule.
-fn is_manager(c: &Connection, schema: &Schema, coll: &Arc<Collection>, id: &str, ctx: &RequestCtx) -> ApiResult<bool> {
+fn is_manager(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    id: &str,
+    ctx: &RequestCtx,
+) -> ApiResult<bool> {
     if ctx.identity.is_superuser() {
         return Ok(true);
     }
@@ -178,7 +191,11 @@ fn build_record(
     let now = now_string();
     let mut rec: Map<String, Value> = match existing {
         Some(e) => e.clone(),
-        None => coll.fields.iter().map(|f| (f.name.clone(), rv::zero(f))).collect(),
+        None => coll
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), rv::zero(f)))
+            .collect(),
     };
     // Apply body values in a stable order: plain sets first, then modifiers.
     let mut keys: Vec<(&String, &Value)> = body.iter().collect();
@@ -196,7 +213,11 @@ fn build_record(
         }
         if coll.is_auth() && name == "verified" && !manager {
             if rv::to_bool(raw) != rec.get("verified").map(rv::to_bool).unwrap_or(false) {
-                errs.add("verified", "validation_values_mismatch", "Values don't match.");
+                errs.add(
+                    "verified",
+                    "validation_values_mismatch",
+                    "Values don't match.",
+                );
             }
             continue;
         }
@@ -208,7 +229,11 @@ fn build_record(
         }
         if name == "id" && existing.is_some() {
             if rv::to_text(raw) != rec.get("id").map(rv::to_text).unwrap_or_default() {
-                errs.add("id", "validation_pk_change", "The record primary key cannot be changed.");
+                errs.add(
+                    "id",
+                    "validation_pk_change",
+                    "The record primary key cannot be changed.",
+                );
             }
             continue;
         }
@@ -221,7 +246,11 @@ fn build_record(
         let id = rec.get("id").map(rv::to_text).unwrap_or_default();
         if id.is_empty() {
             rec.insert("id".into(), json!(new_record_id()));
-        } else if id.len() != 15 || !id.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit()) {
+        } else if id.len() != 15
+            || !id
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        {
             // Custom ids follow the id field's options (15 chars [a-z0-9] by default).
             if let Some(f) = coll.field("id") {
                 if let Err((code, msg, params)) = rv::validate(f, &json!(id)) {
@@ -234,7 +263,14 @@ fn build_record(
     if existing.is_none() {
         for f in &coll.fields {
             if let FieldKind::Text(o) = &f.kind {
-                if !o.autogenerate_pattern.is_empty() && f.name != "id" && rec.get(&f.name).map(rv::to_text).unwrap_or_default().is_empty() {
+                if !o.autogenerate_pattern.is_empty()
+                    && f.name != "id"
+                    && rec
+                        .get(&f.name)
+                        .map(rv::to_text)
+                        .unwrap_or_default()
+                        .is_empty()
+                {
                     if let Some(v) = crate::util::random_from_pattern(&o.autogenerate_pattern) {
                         rec.insert(f.name.clone(), json!(v));
                     }
@@ -256,7 +292,13 @@ fn build_record(
             rec.insert("password".into(), json!(h));
             rec.insert("tokenKey".into(), json!(random_string(50, ALPHANUM)));
         }
-        if existing.is_none() && rec.get("tokenKey").map(rv::to_text).unwrap_or_default().is_empty() {
+        if existing.is_none()
+            && rec
+                .get("tokenKey")
+                .map(rv::to_text)
+                .unwrap_or_default()
+                .is_empty()
+        {
             rec.insert("tokenKey".into(), json!(random_string(50, ALPHANUM)));
         }
     }
@@ -285,7 +327,11 @@ fn build_record(
                     None => false,
                 };
                 if !ok {
-                    errs.add(&f.name, "validation_missing_rel_records", "Failed to find all relation records with the provided ids");
+                    errs.add(
+                        &f.name,
+                        "validation_missing_rel_records",
+                        "Failed to find all relation records with the provided ids",
+                    );
                 }
             }
         }
@@ -295,13 +341,23 @@ fn build_record(
 
 /// Password handling for auth collections: validates `password` /
 /// `passwordConfirm` (and `oldPassword` on update) and hashes.
-async fn prepare_password(app: &App, coll: &Collection, body: &Map<String, Value>, existing_hash: Option<String>, needs_old: bool, errs: &mut FieldErrors) -> ApiResult<Option<String>> {
+async fn prepare_password(
+    app: &App,
+    coll: &Collection,
+    body: &Map<String, Value>,
+    existing_hash: Option<String>,
+    needs_old: bool,
+    errs: &mut FieldErrors,
+) -> ApiResult<Option<String>> {
     if !coll.is_auth() {
         return Ok(None);
     }
     let pw = body.get("password").map(rv::to_text).unwrap_or_default();
     let is_create = existing_hash.is_none();
-    let confirm = body.get("passwordConfirm").map(rv::to_text).unwrap_or_default();
+    let confirm = body
+        .get("passwordConfirm")
+        .map(rv::to_text)
+        .unwrap_or_default();
     if pw.is_empty() {
         if is_create {
             errs.add("password", "validation_required", "Cannot be blank.");
@@ -321,7 +377,11 @@ async fn prepare_password(app: &App, coll: &Collection, body: &Map<String, Value
         if confirm.is_empty() {
             errs.add("passwordConfirm", "validation_required", "Cannot be blank.");
         } else {
-            errs.add("passwordConfirm", "validation_values_mismatch", "Values don't match.");
+            errs.add(
+                "passwordConfirm",
+                "validation_values_mismatch",
+                "Values don't match.",
+            );
         }
         return Ok(None);
     }
@@ -333,7 +393,11 @@ async fn prepare_password(app: &App, coll: &Collection, body: &Map<String, Value
         }
         let (ok, _) = app.hasher.verify(old, existing_hash).await?;
         if !ok {
-            errs.add("oldPassword", "validation_invalid_old_password", "Missing or invalid old password.");
+            errs.add(
+                "oldPassword",
+                "validation_invalid_old_password",
+                "Missing or invalid old password.",
+            );
             return Ok(None);
         }
     }
@@ -357,7 +421,13 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 }
 
 /// Creates one record (shared with the batch API). Returns its API JSON.
-pub(crate) async fn create_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &Arc<Collection>, body: Map<String, Value>, ctx: &RequestCtx) -> ApiResult<Value> {
+pub(crate) async fn create_record(
+    app: &Arc<App>,
+    schema: &Arc<Schema>,
+    coll: &Arc<Collection>,
+    body: Map<String, Value>,
+    ctx: &RequestCtx,
+) -> ApiResult<Value> {
     let mut errs = FieldErrors::new();
     let hash = prepare_password(app, coll, &body, None, false, &mut errs).await?;
     // Password errors are reported alone, before the record's fields.
@@ -377,8 +447,18 @@ pub(crate) async fn create_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &A
         .store
         .write(move |c| create_in(c, &schema2, &coll2, &ctx2, hash.as_deref(), &rule, errs))
         .await?;
-    let expand = ctx.query.get("expand").and_then(Value::as_str).unwrap_or("").to_string();
-    let fields = ctx.query.get("fields").and_then(Value::as_str).unwrap_or("").to_string();
+    let expand = ctx
+        .query
+        .get("expand")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let fields = ctx
+        .query
+        .get("fields")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let (schema3, coll3, ctx3) = (schema.clone(), coll.clone(), ctx.clone());
     let out = app
         .store
@@ -405,7 +485,15 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 /// The write part of a create, on the writer's connection (shared with the
 /// batch API): build, validate, insert, then check the create rule against
 /// the inserted row (a failing rule rolls the savepoint back).
-pub(crate) fn create_in(c: &Connection, schema: &Schema, coll: &Arc<Collection>, ctx: &RequestCtx, hash: Option<&str>, rule: &Cond, mut errs: FieldErrors) -> ApiResult<Map<String, Value>> {
+pub(crate) fn create_in(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    ctx: &RequestCtx,
+    hash: Option<&str>,
+    rule: &Cond,
+    mut errs: FieldErrors,
+) -> ApiResult<Map<String, Value>> {
     let manager = ctx.identity.is_superuser();
     let rec = build_record(c, schema, coll, None, &ctx.body, hash, manager, &mut errs)?;
     // The rule is checked first, on the record as it would be stored: a
@@ -422,11 +510,30 @@ pub(crate) fn create_in(c: &Connection, schema: &Schema, coll: &Arc<Collection>,
 
 /// The write part of an update (shared with the batch API).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn update_in(c: &Connection, schema: &Schema, coll: &Arc<Collection>, id: &str, ctx: &RequestCtx, hash: Option<&str>, rule: &Cond, manager: bool, mut errs: FieldErrors) -> ApiResult<Map<String, Value>> {
+pub(crate) fn update_in(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    id: &str,
+    ctx: &RequestCtx,
+    hash: Option<&str>,
+    rule: &Cond,
+    manager: bool,
+    mut errs: FieldErrors,
+) -> ApiResult<Map<String, Value>> {
     let Some(current) = rs::fetch_where(c, coll, id, rule)? else {
         return Err(ApiError::not_found());
     };
-    let rec = build_record(c, schema, coll, Some(&current), &ctx.body, hash, manager, &mut errs)?;
+    let rec = build_record(
+        c,
+        schema,
+        coll,
+        Some(&current),
+        &ctx.body,
+        hash,
+        manager,
+        &mut errs,
+    )?;
     if !errs.is_empty() {
         return Err(ApiError::validation("Failed to update record.", errs));
     }
@@ -438,7 +545,14 @@ pub(crate) fn update_in(c: &Connection, schema: &Schema, coll: &Arc<Collection>,
 }
 
 /// Updates one record (shared with the batch API). Returns its API JSON.
-pub(crate) async fn update_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &Arc<Collection>, id: &str, body: Map<String, Value>, ctx: &RequestCtx) -> ApiResult<Value> {
+pub(crate) async fn update_record(
+    app: &Arc<App>,
+    schema: &Arc<Schema>,
+    coll: &Arc<Collection>,
+    id: &str,
+    body: Map<String, Value>,
+    ctx: &RequestCtx,
+) -> ApiResult<Value> {
     let rule = if ctx.identity.is_superuser() {
         Some(Cond::default())
     } else {
@@ -448,7 +562,13 @@ pub(crate) async fn update_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &A
         return Err(ApiError::superusers_only());
     };
     // Look the record up through the rule first (failing rule → 404).
-    let (schema2, coll2, ctx2, id2, rule2) = (schema.clone(), coll.clone(), ctx.clone(), id.to_string(), rule.clone());
+    let (schema2, coll2, ctx2, id2, rule2) = (
+        schema.clone(),
+        coll.clone(),
+        ctx.clone(),
+        id.to_string(),
+        rule.clone(),
+    );
     let (existing, manager) = app
         .store
         .read(move |c| {
@@ -466,10 +586,32 @@ pub(crate) async fn update_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &A
     let (schema2, coll2, ctx2, id2) = (schema.clone(), coll.clone(), ctx.clone(), id.to_string());
     let rec = app
         .store
-        .write(move |c| update_in(c, &schema2, &coll2, &id2, &ctx2, hash.as_deref(), &rule, manager, errs))
+        .write(move |c| {
+            update_in(
+                c,
+                &schema2,
+                &coll2,
+                &id2,
+                &ctx2,
+                hash.as_deref(),
+                &rule,
+                manager,
+                errs,
+            )
+        })
         .await?;
-    let expand = ctx.query.get("expand").and_then(Value::as_str).unwrap_or("").to_string();
-    let fields = ctx.query.get("fields").and_then(Value::as_str).unwrap_or("").to_string();
+    let expand = ctx
+        .query
+        .get("expand")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let fields = ctx
+        .query
+        .get("fields")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let (schema3, coll3, ctx3) = (schema.clone(), coll.clone(), ctx.clone());
     let out = app
         .store
@@ -491,7 +633,13 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 }
 
 /// Deletes one record with its cascade (shared with the batch API).
-pub(crate) async fn delete_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &Arc<Collection>, id: &str, ctx: &RequestCtx) -> ApiResult<()> {
+pub(crate) async fn delete_record(
+    app: &Arc<App>,
+    schema: &Arc<Schema>,
+    coll: &Arc<Collection>,
+    id: &str,
+    ctx: &RequestCtx,
+) -> ApiResult<()> {
     let rule = if ctx.identity.is_superuser() {
         Some(Cond::default())
     } else {
@@ -501,11 +649,19 @@ pub(crate) async fn delete_record(app: &Arc<App>, schema: &Arc<Schema>, coll: &A
         return Err(ApiError::superusers_only());
     };
     let (schema2, coll2, id2) = (schema.clone(), coll.clone(), id.to_string());
-    app.store.write(move |c| delete_in(c, &schema2, &coll2, &id2, &rule)).await
+    app.store
+        .write(move |c| delete_in(c, &schema2, &coll2, &id2, &rule))
+        .await
 }
 
 /// The write part of a delete (shared with the batch API).
-pub(crate) fn delete_in(c: &Connection, schema: &Schema, coll: &Collection, id: &str, rule: &Cond) -> ApiResult<()> {
+pub(crate) fn delete_in(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Collection,
+    id: &str,
+    rule: &Cond,
+) -> ApiResult<()> {
     if rs::fetch_where(c, coll, id, rule)?.is_none() {
         return Err(ApiError::not_found());
     }
@@ -514,33 +670,50 @@ pub(crate) fn delete_in(c: &Connection, schema: &Schema, coll: &Collection, id: 
 
 /// Deletes a record and resolves references to it: cascadeDelete relations
 /// delete the referencing records, required ones block, others are unset.
-pub(crate) fn delete_cascade(c: &Connection, schema: &Schema, coll: &Collection, id: &str, depth: usize) -> ApiResult<()> {
+pub(crate) fn delete_cascade(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Collection,
+    id: &str,
+    depth: usize,
+) -> ApiResult<()> {
     if depth > 32 {
-        return Err(ApiError::bad("Failed to delete record. The cascade is too deep."));
+        return Err(ApiError::bad(
+            "Failed to delete record. The cascade is too deep.",
+        ));
     }
     for other in schema.all() {
         for f in other.relations_to(&coll.id) {
-            let FieldKind::Relation(o) = &f.kind else { continue };
+            let FieldKind::Relation(o) = &f.kind else {
+                continue;
+            };
             let refs = rs::referencing_ids(c, other, f, id)?;
             for rid in refs {
                 if other.id == coll.id && rid == id {
                     continue;
                 }
-                let Some(mut row) = rs::fetch_by_id(c, other, &rid)? else { continue };
+                let Some(mut row) = rs::fetch_by_id(c, other, &rid)? else {
+                    continue;
+                };
                 if o.cascade_delete {
                     delete_cascade(c, schema, other, &rid, depth + 1)?;
                     continue;
                 }
-                let left: Vec<String> = rv::to_string_list(row.get(&f.name).unwrap_or(&Value::Null))
-                    .into_iter()
-                    .filter(|x| x != id)
-                    .collect();
+                let left: Vec<String> =
+                    rv::to_string_list(row.get(&f.name).unwrap_or(&Value::Null))
+                        .into_iter()
+                        .filter(|x| x != id)
+                        .collect();
                 if o.required && left.is_empty() {
                     return Err(ApiError::bad(
                         "Failed to delete record. Make sure that the record is not part of a required relation reference.",
                     ));
                 }
-                let v = if f.is_multiple() { json!(left) } else { json!("") };
+                let v = if f.is_multiple() {
+                    json!(left)
+                } else {
+                    json!("")
+                };
                 row.insert(f.name.clone(), v);
                 rs::update(c, other, &rid, &row)?;
             }
@@ -554,7 +727,14 @@ pub(crate) fn delete_cascade(c: &Connection, schema: &Schema, coll: &Collection,
 // Output: visibility, expand, fields.
 
 /// The API JSON of records (visibility applied), with `expand` resolved.
-pub(crate) fn enrich(c: &Connection, schema: &Schema, coll: &Arc<Collection>, recs: Vec<Map<String, Value>>, ctx: &RequestCtx, expand: &str) -> ApiResult<Vec<Value>> {
+pub(crate) fn enrich(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    recs: Vec<Map<String, Value>>,
+    ctx: &RequestCtx,
+    expand: &str,
+) -> ApiResult<Vec<Value>> {
     let mut out: Vec<Value> = Vec::with_capacity(recs.len());
     let managed = managed_ids(c, schema, coll, &recs, ctx)?;
     for r in &recs {
@@ -572,7 +752,13 @@ pub(crate) fn enrich(c: &Connection, schema: &Schema, coll: &Arc<Collection>, re
     Ok(out)
 }
 
-fn managed_ids(c: &Connection, schema: &Schema, coll: &Arc<Collection>, recs: &[Map<String, Value>], ctx: &RequestCtx) -> ApiResult<Vec<String>> {
+fn managed_ids(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    recs: &[Map<String, Value>],
+    ctx: &RequestCtx,
+) -> ApiResult<Vec<String>> {
     if !coll.is_auth() || ctx.identity.is_superuser() {
         return Ok(vec![]);
     }
@@ -593,7 +779,12 @@ fn managed_ids(c: &Connection, schema: &Schema, coll: &Arc<Collection>, recs: &[
 }
 
 /// A record's JSON as the caller may see it.
-pub(crate) fn visible(coll: &Collection, r: &Map<String, Value>, who: &Identity, managed: &[String]) -> Value {
+pub(crate) fn visible(
+    coll: &Collection,
+    r: &Map<String, Value>,
+    who: &Identity,
+    managed: &[String],
+) -> Value {
     let superuser = who.is_superuser();
     let mut m = Map::new();
     m.insert("collectionId".into(), json!(coll.id));
@@ -610,7 +801,9 @@ pub(crate) fn visible(coll: &Collection, r: &Map<String, Value>, who: &Identity,
             continue;
         }
         if coll.is_auth() && f.name == "email" {
-            let own = who.auth().is_some_and(|a| a.collection.id == coll.id && a.id() == id);
+            let own = who
+                .auth()
+                .is_some_and(|a| a.collection.id == coll.id && a.id() == id);
             let public = r.get("emailVisibility").is_some_and(rv::to_bool);
             if !(superuser || own || public || managed.contains(&id)) {
                 continue;
@@ -633,7 +826,10 @@ enum Link<'a> {
 fn resolve_link<'a>(schema: &'a Schema, coll: &'a Collection, name: &str) -> Option<Link<'a>> {
     if let Some(f) = coll.field(name) {
         if let FieldKind::Relation(o) = &f.kind {
-            return schema.by_id(&o.collection_id).cloned().map(|t| Link::Forward(f, t));
+            return schema
+                .by_id(&o.collection_id)
+                .cloned()
+                .map(|t| Link::Forward(f, t));
         }
         return None;
     }
@@ -666,7 +862,9 @@ fn expand_into(
     let mut seen = std::collections::HashSet::new();
     heads.retain(|h| seen.insert(*h));
     for head in heads {
-        let Some(link) = resolve_link(schema, coll, head) else { continue };
+        let Some(link) = resolve_link(schema, coll, head) else {
+            continue;
+        };
         let rest: Vec<Vec<&str>> = paths
             .iter()
             .filter(|p| p.first() == Some(&head) && p.len() > 1)
@@ -713,11 +911,18 @@ fn expand_into(
                 continue;
             }
             let managed = managed_ids(c, schema, &target, &found, ctx)?;
-            let mut vals: Vec<Value> = found.iter().map(|m| visible(&target, m, &ctx.identity, &managed)).collect();
+            let mut vals: Vec<Value> = found
+                .iter()
+                .map(|m| visible(&target, m, &ctx.identity, &managed))
+                .collect();
             if !rest.is_empty() {
                 expand_into(c, schema, &target, &found, &mut vals, &rest, ctx, depth + 1)?;
             }
-            let v = if multiple { Value::Array(vals) } else { vals.into_iter().next().unwrap_or(Value::Null) };
+            let v = if multiple {
+                Value::Array(vals)
+            } else {
+                vals.into_iter().next().unwrap_or(Value::Null)
+            };
             if let Some(obj) = out[i].as_object_mut() {
                 let e = obj.entry("expand").or_insert_with(|| json!({}));
                 if let Some(e) = e.as_object_mut() {
@@ -732,11 +937,15 @@ fn expand_into(
 /// Applies the `fields` parameter: `*`, names, `expand.rel.field`, and the
 /// `:excerpt(max, withEllipsis)` modifier.
 pub(crate) fn pick_fields(v: Value, fields: &str) -> Value {
-    let specs: Vec<&str> = split_top_level(fields).into_iter().map(str::trim).filter(|s| !s.is_empty()).collect();
+    let specs: Vec<&str> = split_top_level(fields)
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if specs.is_empty() {
         return v;
     }
-    let parsed: Vec<(Vec<&str>, Option<(usize, bool)>)> = specs
+    let parsed: Vec<FieldSpec<'_>> = specs
         .iter()
         .map(|s| {
             let (path, modifier) = match s.split_once(':') {
@@ -800,7 +1009,10 @@ fn excerpt(s: &str, max: usize, ellipsis: bool) -> String {
     out
 }
 
-fn pick(v: &Value, specs: &[(Vec<&str>, Option<(usize, bool)>)]) -> Value {
+/// One `fields` entry: a dotted path and an optional `:excerpt(max, ellipsis)`.
+type FieldSpec<'a> = (Vec<&'a str>, Option<(usize, bool)>);
+
+fn pick(v: &Value, specs: &[FieldSpec<'_>]) -> Value {
     match v {
         Value::Array(a) => Value::Array(a.iter().map(|x| pick(x, specs)).collect()),
         Value::Object(o) => {
@@ -823,7 +1035,7 @@ fn pick(v: &Value, specs: &[(Vec<&str>, Option<(usize, bool)>)]) -> Value {
                     };
                     out.insert(head.to_string(), val);
                 } else {
-                    let sub: Vec<(Vec<&str>, Option<(usize, bool)>)> = specs
+                    let sub: Vec<FieldSpec<'_>> = specs
                         .iter()
                         .filter(|(p, _)| p.first() == Some(head) && p.len() > 1)
                         .map(|(p, m)| (p[1..].to_vec(), *m))
@@ -844,10 +1056,22 @@ mod tests {
     #[test]
     fn fields_and_excerpt() {
         let v = json!({"id": "a", "title": "t", "body": "<p>Hello   <b>world</b></p>", "expand": {"author": {"id": "u", "name": "n"}}});
-        assert_eq!(pick_fields(v.clone(), "id,title"), json!({"id": "a", "title": "t"}));
-        assert_eq!(pick_fields(v.clone(), "id,expand.author.name"), json!({"id": "a", "expand": {"author": {"name": "n"}}}));
-        assert_eq!(pick_fields(v.clone(), "body:excerpt(5,true)"), json!({"body": "Hello..."}));
-        assert_eq!(pick_fields(v.clone(), "id,body:excerpt(5, true),title"), json!({"id": "a", "body": "Hello...", "title": "t"}));
+        assert_eq!(
+            pick_fields(v.clone(), "id,title"),
+            json!({"id": "a", "title": "t"})
+        );
+        assert_eq!(
+            pick_fields(v.clone(), "id,expand.author.name"),
+            json!({"id": "a", "expand": {"author": {"name": "n"}}})
+        );
+        assert_eq!(
+            pick_fields(v.clone(), "body:excerpt(5,true)"),
+            json!({"body": "Hello..."})
+        );
+        assert_eq!(
+            pick_fields(v.clone(), "id,body:excerpt(5, true),title"),
+            json!({"id": "a", "body": "Hello...", "title": "t"})
+        );
         let all = pick_fields(v, "*");
         assert!(all.get("expand").is_none());
         assert_eq!(all["title"], "t");

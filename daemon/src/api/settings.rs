@@ -35,7 +35,9 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             .iter()
             .any(|k| b.get(*k).is_some_and(|v| v.as_i64().is_none_or(|n| n < 0)));
         if bad {
-            return Err(ApiError::bad("An error occurred while submitting the form."));
+            return Err(ApiError::bad(
+                "An error occurred while submitting the form.",
+            ));
         }
     }
     let next = app.update_settings(&body).await?;

@@ -17,10 +17,21 @@ pub async fn upsert(cfg: &Config, email: &str, password: &str) -> anyhow::Result
         anyhow::bail!("the password must be at least {min} characters");
     }
     let store = crate::open_store(cfg)?;
-    let hasher = crate::auth::password::Hasher::new(cfg.argon2_memory_kib, cfg.argon2_iterations, cfg.argon2_parallelism, 1)?;
-    let hash = hasher.hash(password.to_string()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hasher = crate::auth::password::Hasher::new(
+        cfg.argon2_memory_kib,
+        cfg.argon2_iterations,
+        cfg.argon2_parallelism,
+        1,
+    )?;
+    let hash = hasher
+        .hash(password.to_string())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let schema = store.schema();
-    let coll = schema.get("_superusers").cloned().ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))?;
+    let coll = schema
+        .get("_superusers")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))?;
     let email = email.to_string();
     store
         .write(move |c| {
@@ -32,7 +43,8 @@ pub async fn upsert(cfg: &Config, email: &str, password: &str) -> anyhow::Result
             let now = now_string();
             match existing {
                 Some(id) => {
-                    let mut rec = rs::fetch_by_id(c, &coll, &id)?.ok_or_else(ApiError::not_found)?;
+                    let mut rec =
+                        rs::fetch_by_id(c, &coll, &id)?.ok_or_else(ApiError::not_found)?;
                     rec.insert("password".into(), json!(hash));
                     rec.insert("tokenKey".into(), json!(random_string(50, ALPHANUM)));
                     rec.insert("updated".into(), json!(now));
@@ -63,7 +75,12 @@ pub async fn delete(cfg: &Config, email: &str) -> anyhow::Result<()> {
     let store = crate::open_store(cfg)?;
     let email = email.to_string();
     let n = store
-        .write(move |c| Ok(c.execute("DELETE FROM \"_superusers\" WHERE \"email\" = ?1 COLLATE NOCASE", [&email])?))
+        .write(move |c| {
+            Ok(c.execute(
+                "DELETE FROM \"_superusers\" WHERE \"email\" = ?1 COLLATE NOCASE",
+                [&email],
+            )?)
+        })
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.to_body()))?;
     if n == 0 {

@@ -13,7 +13,10 @@ pub struct AuthRecord {
 
 impl AuthRecord {
     pub fn id(&self) -> &str {
-        self.record.get("id").and_then(Value::as_str).unwrap_or_default()
+        self.record
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 }
 

@@ -21,13 +21,21 @@ pub struct Hasher {
 }
 
 impl Hasher {
-    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32, max_concurrent: usize) -> anyhow::Result<Hasher> {
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        max_concurrent: usize,
+    ) -> anyhow::Result<Hasher> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let salt = SaltString::generate(&mut rand::thread_rng());
         let dummy = a
-            .hash_password(crate::util::random_string(24, crate::util::ALPHANUM).as_bytes(), &salt)
+            .hash_password(
+                crate::util::random_string(24, crate::util::ALPHANUM).as_bytes(),
+                &salt,
+            )
             .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
             .to_string();
         Ok(Hasher {
@@ -58,7 +66,9 @@ impl Hasher {
         let a = self.argon();
         tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut rand::thread_rng());
-            let r = a.hash_password(password.as_bytes(), &salt).map(|h| h.to_string());
+            let r = a
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string());
             drop(permit);
             r.map_err(|e| ApiError::internal(format!("argon2: {e}")))
         })
@@ -80,7 +90,11 @@ impl Hasher {
                 Ok(parsed) => {
                     let ok = a.verify_password(password.as_bytes(), &parsed).is_ok();
                     let stale = Params::try_from(&parsed)
-                        .map(|p| p.m_cost() != want.m_cost() || p.t_cost() != want.t_cost() || p.p_cost() != want.p_cost())
+                        .map(|p| {
+                            p.m_cost() != want.m_cost()
+                                || p.t_cost() != want.t_cost()
+                                || p.p_cost() != want.p_cost()
+                        })
                         .unwrap_or(true)
                         || parsed.algorithm.as_str() != "argon2id";
                     (ok && known, ok && known && stale)

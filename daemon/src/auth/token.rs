@@ -54,7 +54,12 @@ pub fn verify(token: &str, key: &str, now: i64) -> Option<Map<String, Value>> {
 }
 
 /// Claims of a new auth token.
-pub fn auth_claims(record_id: &str, collection_id: &str, refreshable: bool, exp: i64) -> Map<String, Value> {
+pub fn auth_claims(
+    record_id: &str,
+    collection_id: &str,
+    refreshable: bool,
+    exp: i64,
+) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("id".into(), json!(record_id));
     m.insert("collectionId".into(), json!(collection_id));
@@ -82,7 +87,13 @@ mod tests {
         assert!(verify(&format!("{header}.{payload}.x"), "key1secret", 1_000).is_none());
         // payload swapped under the old signature
         let parts: Vec<&str> = t.split('.').collect();
-        let forged = B64.encode(r#"{"id":"other","collectionId":"pbc_1","type":"auth","exp":2000000000}"#);
-        assert!(verify(&format!("{}.{}.{}", parts[0], forged, parts[2]), "key1secret", 1_000).is_none());
+        let forged =
+            B64.encode(r#"{"id":"other","collectionId":"pbc_1","type":"auth","exp":2000000000}"#);
+        assert!(verify(
+            &format!("{}.{}.{}", parts[0], forged, parts[2]),
+            "key1secret",
+            1_000
+        )
+        .is_none());
     }
 }

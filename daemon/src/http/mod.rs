@@ -30,7 +30,12 @@ use tokio::sync::{watch, Semaphore};
 
 /// Serves until `shutdown` resolves, then stops accepting and waits (up to
 /// `drain`) for in-flight connections to finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>, drain: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+    drain: Duration,
+) {
     let max = app.config.max_connections;
     let conns = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -114,7 +119,12 @@ async fn reject_connection(mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-async fn handle(app: Arc<App>, router: Arc<router::Router>, req: hyper::Request<Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+async fn handle(
+    app: Arc<App>,
+    router: Arc<router::Router>,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
@@ -127,7 +137,12 @@ async fn handle(app: Arc<App>, router: Arc<router::Router>, req: hyper::Request<
     resp.into_hyper()
 }
 
-async fn dispatch(app: &Arc<App>, router: &router::Router, req: hyper::Request<Incoming>, peer: SocketAddr) -> Result<Resp, ApiError> {
+async fn dispatch(
+    app: &Arc<App>,
+    router: &router::Router,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Resp, ApiError> {
     let (parts, body) = req.into_parts();
     if parts.method == hyper::Method::OPTIONS {
         return Ok(Resp::empty(204));
@@ -152,7 +167,9 @@ async fn dispatch(app: &Arc<App>, router: &router::Router, req: hyper::Request<I
     let body = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
         Err(_) => return Err(ApiError::bad("Timed out reading the request body.")),
         Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return Err(ApiError::TooLarge("Request entity too large.".into()));
             }
             return Err(ApiError::bad("Failed to read the request body."));
@@ -180,7 +197,8 @@ fn clean_path(p: &str) -> String {
 /// editor `maxSize` or 5 MiB, json `maxSize` or 1 MiB, each).
 fn body_limit(app: &App, method: &hyper::Method, path: &str, params: &[(String, String)]) -> usize {
     let base = app.config.max_body_bytes;
-    let is_record_write = (method == hyper::Method::POST || method == hyper::Method::PATCH) && path.contains("/records");
+    let is_record_write = (method == hyper::Method::POST || method == hyper::Method::PATCH)
+        && path.contains("/records");
     if !is_record_write {
         return base;
     }
@@ -188,13 +206,27 @@ fn body_limit(app: &App, method: &hyper::Method, path: &str, params: &[(String, 
         return base;
     };
     let schema = app.store.schema();
-    let Some(c) = schema.get(name) else { return base };
+    let Some(c) = schema.get(name) else {
+        return base;
+    };
     let extra: i64 = c
         .fields
         .iter()
         .map(|f| match &f.kind {
-            crate::schema::FieldKind::Editor(o) => if o.max_size > 0 { o.max_size } else { 5 << 20 },
-            crate::schema::FieldKind::Json(o) => if o.max_size > 0 { o.max_size } else { 1 << 20 },
+            crate::schema::FieldKind::Editor(o) => {
+                if o.max_size > 0 {
+                    o.max_size
+                } else {
+                    5 << 20
+                }
+            }
+            crate::schema::FieldKind::Json(o) => {
+                if o.max_size > 0 {
+                    o.max_size
+                } else {
+                    1 << 20
+                }
+            }
             _ => 0,
         })
         .sum();

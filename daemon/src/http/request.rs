@@ -19,7 +19,13 @@ pub struct Req {
 }
 
 impl Req {
-    pub fn new(parts: Parts, params: Vec<(String, String)>, body: Bytes, identity: Identity, peer: SocketAddr) -> Req {
+    pub fn new(
+        parts: Parts,
+        params: Vec<(String, String)>,
+        body: Bytes,
+        identity: Identity,
+        peer: SocketAddr,
+    ) -> Req {
         let query = parts
             .uri
             .query()
@@ -47,7 +53,10 @@ impl Req {
 
     /// The first value of a query parameter.
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn query_map(&self) -> Map<String, Value> {
@@ -66,9 +75,12 @@ impl Req {
         self.headers
             .iter()
             .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_ascii_lowercase().replace('-', "_"), Value::String(v.to_string())))
+                v.to_str().ok().map(|v| {
+                    (
+                        k.as_str().to_ascii_lowercase().replace('-', "_"),
+                        Value::String(v.to_string()),
+                    )
+                })
             })
             .collect()
     }
@@ -98,7 +110,9 @@ impl Req {
             return Ok(m);
         }
         if ct.starts_with("multipart/form-data") {
-            return Err(ApiError::bad("Multipart bodies are not supported yet; send JSON."));
+            return Err(ApiError::bad(
+                "Multipart bodies are not supported yet; send JSON.",
+            ));
         }
         if !ct.starts_with("application/json") {
             return Err(ApiError::bad("Unsupported Content-Type."));
@@ -127,7 +141,8 @@ impl Req {
         let mut mp = multer::Multipart::with_constraints(
             stream,
             boundary,
-            multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(self.body.len() as u64)),
+            multer::Constraints::new()
+                .size_limit(multer::SizeLimit::new().whole_stream(self.body.len() as u64)),
         );
         let mut out = Map::new();
         let mut json_payload: Option<Map<String, Value>> = None;
@@ -169,7 +184,9 @@ impl Req {
             return Ok(Value::Object(Map::new()));
         }
         check_json_depth(&self.body, 64)?;
-        serde_json::from_slice(&self.body).map_err(|_| ApiError::bad("Failed to load the submitted data due to invalid formatting."))
+        serde_json::from_slice(&self.body).map_err(|_| {
+            ApiError::bad("Failed to load the submitted data due to invalid formatting.")
+        })
     }
 }
 
@@ -194,7 +211,9 @@ fn check_json_depth(b: &[u8], max: usize) -> ApiResult<()> {
             b'{' | b'[' => {
                 depth += 1;
                 if depth > max {
-                    return Err(ApiError::bad("Failed to load the submitted data due to invalid formatting."));
+                    return Err(ApiError::bad(
+                        "Failed to load the submitted data due to invalid formatting.",
+                    ));
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),

@@ -37,7 +37,10 @@ impl Resp {
 
     /// 307 to `location`, as PocketBase answers paths with `//`.
     pub fn redirect(location: &str) -> Resp {
-        let href: String = location.chars().filter(|c| !matches!(c, '"' | '<' | '>')).collect();
+        let href: String = location
+            .chars()
+            .filter(|c| !matches!(c, '"' | '<' | '>'))
+            .collect();
         Resp {
             status: 307,
             body: Bytes::from(format!("<a href=\"{href}\">Temporary Redirect</a>.\n\n")),
@@ -58,7 +61,10 @@ impl Resp {
         let mut b = hyper::Response::builder()
             .status(self.status)
             .header("access-control-allow-origin", "*")
-            .header("access-control-allow-methods", "GET, HEAD, PUT, PATCH, POST, DELETE")
+            .header(
+                "access-control-allow-methods",
+                "GET, HEAD, PUT, PATCH, POST, DELETE",
+            )
             .header("access-control-allow-headers", "*")
             .header("x-content-type-options", "nosniff")
             .header("x-frame-options", "SAMEORIGIN")

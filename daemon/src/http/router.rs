@@ -30,23 +30,83 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         // Collections (superusers only).
         (M::GET, "/api/collections", h!(api::collections::list)),
         (M::POST, "/api/collections", h!(api::collections::create)),
-        (M::PUT, "/api/collections/import", h!(api::collections::import)),
-        (M::GET, "/api/collections/meta/scaffolds", h!(api::collections::scaffolds)),
-        (M::GET, "/api/collections/{collection}", h!(api::collections::view)),
-        (M::PATCH, "/api/collections/{collection}", h!(api::collections::update)),
-        (M::DELETE, "/api/collections/{collection}", h!(api::collections::delete)),
-        (M::DELETE, "/api/collections/{collection}/truncate", h!(api::collections::truncate)),
+        (
+            M::PUT,
+            "/api/collections/import",
+            h!(api::collections::import),
+        ),
+        (
+            M::GET,
+            "/api/collections/meta/scaffolds",
+            h!(api::collections::scaffolds),
+        ),
+        (
+            M::GET,
+            "/api/collections/{collection}",
+            h!(api::collections::view),
+        ),
+        (
+            M::PATCH,
+            "/api/collections/{collection}",
+            h!(api::collections::update),
+        ),
+        (
+            M::DELETE,
+            "/api/collections/{collection}",
+            h!(api::collections::delete),
+        ),
+        (
+            M::DELETE,
+            "/api/collections/{collection}/truncate",
+            h!(api::collections::truncate),
+        ),
         // Records.
-        (M::GET, "/api/collections/{collection}/records", h!(api::records::list)),
-        (M::POST, "/api/collections/{collection}/records", h!(api::records::create)),
-        (M::GET, "/api/collections/{collection}/records/{id}", h!(api::records::view)),
-        (M::PATCH, "/api/collections/{collection}/records/{id}", h!(api::records::update)),
-        (M::DELETE, "/api/collections/{collection}/records/{id}", h!(api::records::delete)),
+        (
+            M::GET,
+            "/api/collections/{collection}/records",
+            h!(api::records::list),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/records",
+            h!(api::records::create),
+        ),
+        (
+            M::GET,
+            "/api/collections/{collection}/records/{id}",
+            h!(api::records::view),
+        ),
+        (
+            M::PATCH,
+            "/api/collections/{collection}/records/{id}",
+            h!(api::records::update),
+        ),
+        (
+            M::DELETE,
+            "/api/collections/{collection}/records/{id}",
+            h!(api::records::delete),
+        ),
         // Auth.
-        (M::GET, "/api/collections/{collection}/auth-methods", h!(api::auth::methods)),
-        (M::POST, "/api/collections/{collection}/auth-with-password", h!(api::auth::with_password)),
-        (M::POST, "/api/collections/{collection}/auth-refresh", h!(api::auth::refresh)),
-        (M::POST, "/api/collections/{collection}/impersonate/{id}", h!(api::auth::impersonate)),
+        (
+            M::GET,
+            "/api/collections/{collection}/auth-methods",
+            h!(api::auth::methods),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/auth-with-password",
+            h!(api::auth::with_password),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/auth-refresh",
+            h!(api::auth::refresh),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/impersonate/{id}",
+            h!(api::auth::impersonate),
+        ),
         // Batch and settings.
         (M::POST, "/api/batch", h!(api::batch::batch)),
         (M::GET, "/api/settings", h!(api::settings::get)),
@@ -96,7 +156,9 @@ impl Router {
             .params
             .iter()
             .map(|(k, v)| {
-                let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+                let v = percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned();
                 (k.to_string(), v)
             })
             .collect();

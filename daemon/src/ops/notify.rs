@@ -26,7 +26,10 @@ pub fn status(status: &str) {
 }
 
 pub fn stopping() {
-    send(&[NotifyState::Stopping, NotifyState::Status("stopping: draining connections")]);
+    send(&[
+        NotifyState::Stopping,
+        NotifyState::Status("stopping: draining connections"),
+    ]);
 }
 
 /// The watchdog interval systemd asked for (WATCHDOG_USEC), if any.
@@ -49,7 +52,9 @@ pub async fn watchdog(store: Arc<Store>, interval: Duration) {
         tokio::time::sleep(every).await;
         match tokio::time::timeout(every, store.probe()).await {
             Ok(Ok(())) => send(&[NotifyState::Watchdog]),
-            Ok(Err(e)) => tracing::error!(error = %e, "health probe failed; withholding the watchdog ping"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "health probe failed; withholding the watchdog ping")
+            }
             Err(_) => tracing::error!("health probe timed out; withholding the watchdog ping"),
         }
     }

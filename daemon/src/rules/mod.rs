@@ -62,7 +62,12 @@ fn to_cond(c: filter::Compiled) -> Cond {
 /// A collection rule as a condition. `Ok(None)`: the rule is null
 /// (superusers only). A stored rule that no longer compiles (e.g. it names a
 /// field that was removed) denies access and is logged.
-pub fn rule_cond(schema: &Schema, coll: &Arc<Collection>, rule: Option<&str>, req: &RequestCtx) -> ApiResult<Option<Cond>> {
+pub fn rule_cond(
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    rule: Option<&str>,
+    req: &RequestCtx,
+) -> ApiResult<Option<Cond>> {
     match rule {
         None => Ok(None),
         Some(r) if r.trim().is_empty() => Ok(Some(Cond::default())),
@@ -130,14 +135,16 @@ pub fn validate_rule(schema: &Schema, coll: &Arc<Collection>, rule: &str) -> Res
         return Ok(());
     }
     let ctx = filter::Ctx::system(schema, coll);
-    filter::compile_rule(rule, &ctx).map(|_| ()).map_err(|e| match e {
-        FilterError::Parse { .. } => "invalid or incomplete filter expression".to_string(),
-        FilterError::UnknownField { field, .. } if field.starts_with('@') => {
-            format!("invalid left operand {field:?} - failed to resolve field {field:?}")
-        }
-        FilterError::UnknownField { field, .. } => {
-            format!("invalid left operand {field:?} - unknown field {field:?}")
-        }
-        other => other.to_string(),
-    })
+    filter::compile_rule(rule, &ctx)
+        .map(|_| ())
+        .map_err(|e| match e {
+            FilterError::Parse { .. } => "invalid or incomplete filter expression".to_string(),
+            FilterError::UnknownField { field, .. } if field.starts_with('@') => {
+                format!("invalid left operand {field:?} - failed to resolve field {field:?}")
+            }
+            FilterError::UnknownField { field, .. } => {
+                format!("invalid left operand {field:?} - unknown field {field:?}")
+            }
+            other => other.to_string(),
+        })
 }

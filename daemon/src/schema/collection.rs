@@ -161,7 +161,10 @@ impl Collection {
             ("updateRule", &self.update_rule),
             ("deleteRule", &self.delete_rule),
         ] {
-            m.insert(k.into(), r.clone().map(Value::String).unwrap_or(Value::Null));
+            m.insert(
+                k.into(),
+                r.clone().map(Value::String).unwrap_or(Value::Null),
+            );
         }
         m.insert("created".into(), Value::String(self.created.clone()));
         m.insert("updated".into(), Value::String(self.updated.clone()));
@@ -179,8 +182,8 @@ impl Collection {
 
     /// Names of relation fields pointing at `target_id`, for back-relations.
     pub fn relations_to<'a>(&'a self, target_id: &'a str) -> impl Iterator<Item = &'a Field> + 'a {
-        self.fields
-            .iter()
-            .filter(move |f| matches!(&f.kind, FieldKind::Relation(o) if o.collection_id == target_id))
+        self.fields.iter().filter(
+            move |f| matches!(&f.kind, FieldKind::Relation(o) if o.collection_id == target_id),
+        )
     }
 }

@@ -168,8 +168,8 @@ fn go_float<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Err
 
 /// The field type names PocketBase knows.
 pub const FIELD_TYPES: &[&str] = &[
-    "text", "editor", "number", "bool", "email", "url", "date", "autodate", "select", "json", "relation", "file",
-    "password", "geoPoint",
+    "text", "editor", "number", "bool", "email", "url", "date", "autodate", "select", "json",
+    "relation", "file", "password", "geoPoint",
 ];
 
 /// How a field's value is stored and compared: drives SQL column types,
@@ -250,7 +250,9 @@ impl Field {
     /// PocketBase declares it.
     pub fn column_def(&self) -> &'static str {
         match &self.kind {
-            FieldKind::Text(o) if o.primary_key => "TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL",
+            FieldKind::Text(o) if o.primary_key => {
+                "TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL"
+            }
             FieldKind::Number(_) => "NUMERIC DEFAULT 0 NOT NULL",
             FieldKind::Bool(_) => "BOOLEAN DEFAULT FALSE NOT NULL",
             FieldKind::Json(_) => "JSON DEFAULT NULL",

@@ -108,7 +108,9 @@ pub fn parse_index(sql: &str) -> Result<IndexDef, String> {
 
 fn parse_where(w: &str) -> Result<IndexWhere, String> {
     let words: Vec<&str> = w.split_whitespace().collect();
-    let err = || "Only `column != ''` and `column IS NOT NULL` partial indexes are supported.".to_string();
+    let err = || {
+        "Only `column != ''` and `column IS NOT NULL` partial indexes are supported.".to_string()
+    };
     match words.as_slice() {
         [col, "!=", "''"] | [col, "<>", "''"] if is_ident(strip_quotes(col)) => {
             Ok(IndexWhere::NotEmpty(strip_quotes(col).to_string()))

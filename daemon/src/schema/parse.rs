@@ -10,9 +10,23 @@ use crate::util::{crc32_checksum, random_string, ALPHANUM};
 use serde_json::{json, Map, Value};
 
 /// Names a field may not take (filter literals and record JSON keys).
-const RESERVED_FIELD_NAMES: &[&str] = &["null", "true", "false", "_rowid_", "collectionId", "collectionName", "expand"];
+const RESERVED_FIELD_NAMES: &[&str] = &[
+    "null",
+    "true",
+    "false",
+    "_rowid_",
+    "collectionId",
+    "collectionName",
+    "expand",
+];
 
-const RULE_KEYS: [&str; 5] = ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"];
+const RULE_KEYS: [&str; 5] = [
+    "listRule",
+    "viewRule",
+    "createRule",
+    "updateRule",
+    "deleteRule",
+];
 
 fn is_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 255 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -43,7 +57,11 @@ pub fn collection_from_json(v: &Value) -> Result<Collection, FieldErrors> {
                         let code = if f.get("type").and_then(Value::as_str).is_none()
                             || e.to_string().contains("unknown variant")
                         {
-                            ("type", "validation_invalid_field_type", "Invalid field type.")
+                            (
+                                "type",
+                                "validation_invalid_field_type",
+                                "Invalid field type.",
+                            )
                         } else {
                             ("type", "validation_invalid_value", "Invalid field options.")
                         };
@@ -77,15 +95,27 @@ pub fn collection_from_json(v: &Value) -> Result<Collection, FieldErrors> {
         CollectionType::Base => Map::new(),
     };
     let c = Collection {
-        id: o.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-        name: o.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+        id: o
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        name: o
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         kind,
         system: o.get("system").and_then(Value::as_bool).unwrap_or(false),
         fields,
         indexes: o
             .get("indexes")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default(),
         list_rule: rule("listRule"),
         view_rule: rule("viewRule"),
@@ -93,8 +123,16 @@ pub fn collection_from_json(v: &Value) -> Result<Collection, FieldErrors> {
         update_rule: rule("updateRule"),
         delete_rule: rule("deleteRule"),
         options,
-        created: o.get("created").and_then(Value::as_str).unwrap_or_default().to_string(),
-        updated: o.get("updated").and_then(Value::as_str).unwrap_or_default().to_string(),
+        created: o
+            .get("created")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        updated: o
+            .get("updated")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
     };
     if errs.is_empty() {
         Ok(c)
@@ -145,21 +183,39 @@ pub fn merge_update(base: &Value, patch: &Value) -> Value {
 /// Builds and validates a collection from API input. `existing` is the
 /// collection being updated (None on create). Rule syntax is checked by
 /// the caller (it needs the filter compiler).
-pub fn build(input: &Value, existing: Option<&Collection>, schema: &Schema) -> Result<Collection, FieldErrors> {
+pub fn build(
+    input: &Value,
+    existing: Option<&Collection>,
+    schema: &Schema,
+) -> Result<Collection, FieldErrors> {
     build_with(input, existing, schema, false)
 }
 
 /// `build` for an import: system fields missing from an imported definition
 /// are appended after the imported ones (an update keeps their positions).
-pub fn build_for_import(input: &Value, existing: Option<&Collection>, schema: &Schema) -> Result<Collection, FieldErrors> {
+pub fn build_for_import(
+    input: &Value,
+    existing: Option<&Collection>,
+    schema: &Schema,
+) -> Result<Collection, FieldErrors> {
     build_with(input, existing, schema, true)
 }
 
-fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, append_system: bool) -> Result<Collection, FieldErrors> {
+fn build_with(
+    input: &Value,
+    existing: Option<&Collection>,
+    schema: &Schema,
+    append_system: bool,
+) -> Result<Collection, FieldErrors> {
     if let (Some(ex), Some(fields)) = (existing, input.get("fields").and_then(Value::as_array)) {
         // A changed type is reported before the options are even read.
         let mut changed = Map::new();
-        let offset = usize::from(!fields.iter().any(|f| f.get("name").and_then(Value::as_str) == Some("id")) && ex.kind != CollectionType::View);
+        let offset = usize::from(
+            !fields
+                .iter()
+                .any(|f| f.get("name").and_then(Value::as_str) == Some("id"))
+                && ex.kind != CollectionType::View,
+        );
         for (i, f) in fields.iter().enumerate() {
             let id = f.get("id").and_then(Value::as_str).unwrap_or_default();
             let ty = f.get("type").and_then(Value::as_str).unwrap_or_default();
@@ -182,25 +238,31 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
     if let Some(ex) = existing {
         c.id = ex.id.clone();
         if c.kind != ex.kind {
-            errs.add("type", "validation_collection_type_change", "Collection type cannot be changed.");
+            errs.add(
+                "type",
+                "validation_collection_type_change",
+                "Collection type cannot be changed.",
+            );
         }
         c.system = ex.system;
         c.created = ex.created.clone();
         // Keep stored secrets; the API never shows them.
         for key in TOKEN_KEYS {
-            let secret = ex
-                .options
-                .get(*key)
-                .and_then(|o| o.get("secret"))
-                .cloned();
-            if let (Some(s), Some(o)) = (secret, c.options.get_mut(*key).and_then(Value::as_object_mut)) {
+            let secret = ex.options.get(*key).and_then(|o| o.get("secret")).cloned();
+            if let (Some(s), Some(o)) = (
+                secret,
+                c.options.get_mut(*key).and_then(Value::as_object_mut),
+            ) {
                 o.entry("secret").or_insert(s);
             }
         }
     } else {
         c.system = false;
         if c.id.is_empty() {
-            c.id = format!("pbc_{}", crc32_checksum(&format!("{}{}", c.kind.as_str(), c.name)));
+            c.id = format!(
+                "pbc_{}",
+                crc32_checksum(&format!("{}{}", c.kind.as_str(), c.name))
+            );
         }
     }
 
@@ -208,27 +270,51 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
     if c.name.is_empty() {
         errs.add("name", "validation_required", "Cannot be blank.");
     } else if c.name.chars().count() > 255 {
-        errs.add_params("name", "validation_length_out_of_range", "The length must be between 1 and 255.", json!({"max": 255, "min": 1}));
+        errs.add_params(
+            "name",
+            "validation_length_out_of_range",
+            "The length must be between 1 and 255.",
+            json!({"max": 255, "min": 1}),
+        );
     } else if !is_name(&c.name) {
-        errs.add("name", "validation_match_invalid", "Must be in a valid format.");
+        errs.add(
+            "name",
+            "validation_match_invalid",
+            "Must be in a valid format.",
+        );
     } else if let Some(other) = schema.get(&c.name) {
         if other.id != c.id {
-            errs.add("name", "validation_collection_name_exists", "Collection name must be unique (case insensitive).");
+            errs.add(
+                "name",
+                "validation_collection_name_exists",
+                "Collection name must be unique (case insensitive).",
+            );
         }
     }
     if existing.is_none() && schema.by_id(&c.id).is_some() {
-        errs.add("id", "validation_collection_id_exists", "Collection id must be unique.");
+        errs.add(
+            "id",
+            "validation_collection_id_exists",
+            "Collection id must be unique.",
+        );
     }
     if let Some(ex) = existing {
         if ex.system && ex.name != c.name {
-            errs.add("name", "validation_collection_system_name_change", "System collection name cannot be changed.");
+            errs.add(
+                "name",
+                "validation_collection_system_name_change",
+                "System collection name cannot be changed.",
+            );
         }
     }
 
     // The same exact name twice: the later definition wins, in place.
     let mut deduped: Vec<Field> = Vec::with_capacity(c.fields.len());
     for f in std::mem::take(&mut c.fields) {
-        match deduped.iter_mut().find(|d| !f.name.is_empty() && d.name == f.name) {
+        match deduped
+            .iter_mut()
+            .find(|d| !f.name.is_empty() && d.name == f.name)
+        {
             Some(d) => *d = f,
             None => deduped.push(f),
         }
@@ -274,18 +360,30 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
         }
         if existing.is_none() {
             let has = |ixs: &[String], col: &str| {
-                ixs.iter().any(|ix| parse_index(ix).is_ok_and(|d| d.unique && d.columns.len() == 1 && d.columns[0].name == col))
+                ixs.iter().any(|ix| {
+                    parse_index(ix)
+                        .is_ok_and(|d| d.unique && d.columns.len() == 1 && d.columns[0].name == col)
+                })
             };
             if !has(&c.indexes, "tokenKey") {
-                c.indexes.push(format!("CREATE UNIQUE INDEX `idx_tokenKey_{}` ON `{}` (`tokenKey`)", c.id, c.name));
+                c.indexes.push(format!(
+                    "CREATE UNIQUE INDEX `idx_tokenKey_{}` ON `{}` (`tokenKey`)",
+                    c.id, c.name
+                ));
             }
             if !has(&c.indexes, "email") {
-                c.indexes.push(format!("CREATE UNIQUE INDEX `idx_email_{}` ON `{}` (`email`) WHERE `email` != ''", c.id, c.name));
+                c.indexes.push(format!(
+                    "CREATE UNIQUE INDEX `idx_email_{}` ON `{}` (`email`) WHERE `email` != ''",
+                    c.id, c.name
+                ));
             }
         }
         for key in TOKEN_KEYS {
             if let Some(o) = c.options.get_mut(*key).and_then(Value::as_object_mut) {
-                let needs = o.get("secret").and_then(Value::as_str).is_none_or(|s| s.len() < 30);
+                let needs = o
+                    .get("secret")
+                    .and_then(Value::as_str)
+                    .is_none_or(|s| s.len() < 30);
                 if needs {
                     o.insert("secret".into(), Value::String(random_string(50, ALPHANUM)));
                 }
@@ -297,13 +395,19 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
     for (i, f) in c.fields.iter_mut().enumerate() {
         let mut fe = Map::new();
         if f.name.is_empty() {
-            fe.insert("name".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+            fe.insert(
+                "name".into(),
+                json!({"code": "validation_required", "message": "Cannot be blank."}),
+            );
         } else if f.name.len() > 100 {
             fe.insert("name".into(), json!({"code": "validation_length_out_of_range", "message": "The length must be between 1 and 100.", "params": {"min": 1, "max": 100}}));
         } else if !is_name(&f.name) {
             fe.insert("name".into(), json!({"code": "validation_match_invalid", "message": "Must be in a valid format."}));
         } else if RESERVED_FIELD_NAMES.contains(&f.name.as_str()) {
-            fe.insert("name".into(), json!({"code": "validation_not_in_invalid", "message": "Must not be in list."}));
+            fe.insert(
+                "name".into(),
+                json!({"code": "validation_not_in_invalid", "message": "Must not be in list."}),
+            );
         } else if f.name.to_lowercase().contains("_via_") {
             fe.insert("name".into(), json!({"code": "validation_found_via", "message": "The value cannot contain \"_via_\"."}));
         } else if !seen.insert(f.name.to_lowercase()) {
@@ -328,7 +432,10 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
                         }
                     }
                     (None, false) if o.collection_id.is_empty() => {
-                        fe.insert("collectionId".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+                        fe.insert(
+                            "collectionId".into(),
+                            json!({"code": "validation_required", "message": "Cannot be blank."}),
+                        );
                     }
                     (None, false) => {
                         fe.insert("collectionId".into(), json!({"code": "validation_field_relation_missing_collection", "message": "The relation collection doesn't exist."}));
@@ -337,7 +444,10 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
             }
             FieldKind::Select(o) => {
                 if o.values.is_empty() {
-                    fe.insert("values".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+                    fe.insert(
+                        "values".into(),
+                        json!({"code": "validation_required", "message": "Cannot be blank."}),
+                    );
                 } else if o.max_select > o.values.len() as i64 {
                     let n = o.values.len();
                     fe.insert("maxSelect".into(), json!({"code": "validation_max_less_equal_than_required", "message": format!("Must be no greater than {n}."), "params": {"threshold": n}}));
@@ -351,7 +461,9 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
                     }
                 }
             }
-            FieldKind::Text(o) if !o.pattern.is_empty() && regex_lite::Regex::new(&o.pattern).is_err() => {
+            FieldKind::Text(o)
+                if !o.pattern.is_empty() && regex_lite::Regex::new(&o.pattern).is_err() =>
+            {
                 fe.insert("pattern".into(), json!({"code": "validation_invalid_regex", "message": "Invalid regex pattern."}));
             }
             _ => {}
@@ -371,7 +483,11 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
             match c.fields.iter().find(|f| f.id == of.id) {
                 Some(nf) if nf.type_name() == of.type_name() && nf.name == of.name => {}
                 _ => {
-                    errs.add("fields", "validation_system_field_change", "System fields cannot be deleted or renamed.");
+                    errs.add(
+                        "fields",
+                        "validation_system_field_change",
+                        "System fields cannot be deleted or renamed.",
+                    );
                 }
             }
         }
@@ -386,7 +502,10 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
     for (i, ix) in c.indexes.iter().enumerate() {
         match parse_index(ix) {
             Ok(def) => {
-                let unknown = def.columns.iter().any(|col| !c.fields.iter().any(|f| f.name == col.name));
+                let unknown = def
+                    .columns
+                    .iter()
+                    .any(|col| !c.fields.iter().any(|f| f.name == col.name));
                 if unknown {
                     ix_errs.insert(i.to_string(), json!({"code": "validation_invalid_index_expression", "message": "Invalid CREATE INDEX expression."}));
                 } else if !names.insert(def.name.to_lowercase()) {
@@ -403,7 +522,11 @@ fn build_with(input: &Value, existing: Option<&Collection>, schema: &Schema, app
     }
 
     if c.kind == CollectionType::View {
-        errs.add("type", "validation_view_unsupported", "View collections are not supported yet.");
+        errs.add(
+            "type",
+            "validation_view_unsupported",
+            "View collections are not supported yet.",
+        );
     }
     let _ = RULE_KEYS;
     if errs.is_empty() {

@@ -38,7 +38,9 @@ pub fn number_value(f: f64) -> Value {
     if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 {
         json!(f as i64)
     } else {
-        serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(json!(0))
+        serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(json!(0))
     }
 }
 
@@ -62,7 +64,11 @@ pub fn to_number(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().unwrap_or(0.0),
         Value::Bool(true) => 1.0,
-        Value::String(s) => s.parse::<f64>().ok().filter(|f| f.is_finite()).unwrap_or(0.0),
+        Value::String(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .unwrap_or(0.0),
         _ => 0.0,
     }
 }
@@ -104,13 +110,17 @@ pub fn to_string_list(v: &Value) -> Vec<String> {
 /// Normalizes a raw input value for `field` (PocketBase's PrepareValue).
 pub fn prepare(field: &Field, raw: &Value) -> Value {
     match &field.kind {
-        FieldKind::Text(_) | FieldKind::Editor(_) | FieldKind::Email(_) | FieldKind::Url(_) | FieldKind::Password(_) => {
-            Value::String(to_text(raw))
-        }
+        FieldKind::Text(_)
+        | FieldKind::Editor(_)
+        | FieldKind::Email(_)
+        | FieldKind::Url(_)
+        | FieldKind::Password(_) => Value::String(to_text(raw)),
         FieldKind::Number(_) => number_value(to_number(raw)),
         FieldKind::Bool(_) => Value::Bool(to_bool(raw)),
         FieldKind::Date(_) | FieldKind::Autodate(_) => match raw {
-            Value::String(s) => Value::String(parse_datetime(s).map(format_time).unwrap_or_default()),
+            Value::String(s) => {
+                Value::String(parse_datetime(s).map(format_time).unwrap_or_default())
+            }
             _ => Value::String(String::new()),
         },
         FieldKind::Select(_) | FieldKind::Relation(_) | FieldKind::File(_) => {
@@ -127,7 +137,9 @@ pub fn prepare(field: &Field, raw: &Value) -> Value {
                     Value::String(String::new())
                 } else if s == "null" || s == "true" || s == "false" {
                     serde_json::from_str(s).unwrap_or(Value::Null)
-                } else if s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '"' || c == '[' || c == '{') {
+                } else if s.starts_with(|c: char| {
+                    c.is_ascii_digit() || c == '-' || c == '"' || c == '[' || c == '{'
+                }) {
                     serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
                 } else {
                     Value::String(s.clone())
@@ -182,7 +194,11 @@ pub fn apply_setter(field: &Field, current: &Value, setter: Setter, raw: &Value)
 pub type Invalid = (&'static str, String, Value);
 
 fn required() -> Invalid {
-    ("validation_required", "Cannot be blank.".into(), Value::Null)
+    (
+        "validation_required",
+        "Cannot be blank.".into(),
+        Value::Null,
+    )
 }
 
 fn fmt_num(f: f64) -> String {
@@ -212,17 +228,25 @@ pub fn is_email(s: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-')
+        && domain
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '.' || c == '-')
 }
 
 /// The host of a URL as govalidator's IsURL accepts it (the scheme is optional).
 fn url_host(s: &str) -> Option<String> {
-    if s.len() > 2083 || s.chars().any(|c| c.is_whitespace() || c.is_control()) || s.starts_with('.') {
+    if s.len() > 2083
+        || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        || s.starts_with('.')
+    {
         return None;
     }
     let rest = match s.split_once("://") {
         Some((scheme, r)) => {
-            let ok = !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.');
+            let ok = !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.');
             if !ok {
                 return None;
             }
@@ -235,7 +259,9 @@ fn url_host(s: &str) -> Option<String> {
     let host = host.split(':').next()?;
     let valid = !host.is_empty()
         && (host.contains('.') || host.eq_ignore_ascii_case("localhost") || s.contains("://"))
-        && host.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-' || c == '_' || c == '[' || c == ']')
+        && host.chars().all(|c| {
+            c.is_alphanumeric() || c == '.' || c == '-' || c == '_' || c == '[' || c == ']'
+        })
         && !host.starts_with('-')
         && !host.ends_with('.');
     valid.then(|| host.to_ascii_lowercase())
@@ -260,16 +286,30 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let n = s.chars().count() as i64;
             if o.min > 0 && n < o.min {
-                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min), json!({"min": o.min})));
+                return Err((
+                    "validation_min_text_constraint",
+                    format!("Must be at least {} character(s).", o.min),
+                    json!({"min": o.min}),
+                ));
             }
             let max = if o.max > 0 { o.max } else { 5000 };
             if n > max {
-                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s)."), json!({"max": max})));
+                return Err((
+                    "validation_max_text_constraint",
+                    format!("Must be no more than {max} character(s)."),
+                    json!({"max": max}),
+                ));
             }
             if !o.pattern.is_empty() {
-                let ok = regex_lite::Regex::new(&o.pattern).map(|r| r.is_match(s)).unwrap_or(false);
+                let ok = regex_lite::Regex::new(&o.pattern)
+                    .map(|r| r.is_match(s))
+                    .unwrap_or(false);
                 if !ok {
-                    return Err(("validation_invalid_format", "Invalid value format.".into(), Value::Null));
+                    return Err((
+                        "validation_invalid_format",
+                        "Invalid value format.".into(),
+                        Value::Null,
+                    ));
                 }
             }
             Ok(())
@@ -281,7 +321,11 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let max = if o.max_size > 0 { o.max_size } else { 5 << 20 };
             if s.len() as i64 > max {
-                return Err(("validation_max_text_constraint", format!("Must be less than {max} bytes."), json!({"max": max})));
+                return Err((
+                    "validation_max_text_constraint",
+                    format!("Must be less than {max} bytes."),
+                    json!({"max": max}),
+                ));
             }
             Ok(())
         }
@@ -292,33 +336,57 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let n = s.chars().count() as i64;
             if o.min > 0 && n < o.min {
-                return Err(("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min), Value::Null));
+                return Err((
+                    "validation_min_text_constraint",
+                    format!("Must be at least {} character(s).", o.min),
+                    Value::Null,
+                ));
             }
             let max = if o.max > 0 { o.max } else { 71 };
             if n > max {
-                return Err(("validation_max_text_constraint", format!("Must be no more than {max} character(s)."), Value::Null));
+                return Err((
+                    "validation_max_text_constraint",
+                    format!("Must be no more than {max} character(s)."),
+                    Value::Null,
+                ));
             }
             Ok(())
         }
         FieldKind::Number(o) => {
             let f = v.as_f64().unwrap_or(0.0);
             if !f.is_finite() {
-                return Err(("validation_not_a_number", "The submitted number is not properly formatted".into(), Value::Null));
+                return Err((
+                    "validation_not_a_number",
+                    "The submitted number is not properly formatted".into(),
+                    Value::Null,
+                ));
             }
             if f == 0.0 {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if o.only_int && f.fract() != 0.0 {
-                return Err(("validation_only_int_constraint", "Decimal numbers are not allowed".into(), Value::Null));
+                return Err((
+                    "validation_only_int_constraint",
+                    "Decimal numbers are not allowed".into(),
+                    Value::Null,
+                ));
             }
             if let Some(min) = o.min {
                 if f < min {
-                    return Err(("validation_min_number_constraint", format!("Must be greater or equal than {}.", fmt_num(min)), json!({"min": number_value(min)})));
+                    return Err((
+                        "validation_min_number_constraint",
+                        format!("Must be greater or equal than {}.", fmt_num(min)),
+                        json!({"min": number_value(min)}),
+                    ));
                 }
             }
             if let Some(max) = o.max {
                 if f > max {
-                    return Err(("validation_max_number_constraint", format!("Must be less or equal than {}.", fmt_num(max)), json!({"max": number_value(max)})));
+                    return Err((
+                        "validation_max_number_constraint",
+                        format!("Must be less or equal than {}.", fmt_num(max)),
+                        json!({"max": number_value(max)}),
+                    ));
                 }
             }
             Ok(())
@@ -336,10 +404,18 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if !is_email(s) {
-                return Err(("validation_is_email", "Must be a valid email address.".into(), Value::Null));
+                return Err((
+                    "validation_is_email",
+                    "Must be a valid email address.".into(),
+                    Value::Null,
+                ));
             }
             if !domain_ok(domain_of(s), &o.only_domains, &o.except_domains) {
-                return Err(("validation_email_domain_not_allowed", "Email domain is not allowed".into(), Value::Null));
+                return Err((
+                    "validation_email_domain_not_allowed",
+                    "Email domain is not allowed".into(),
+                    Value::Null,
+                ));
             }
             Ok(())
         }
@@ -349,10 +425,18 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             let Some(host) = url_host(s) else {
-                return Err(("validation_invalid_url", "Must be a valid url".into(), Value::Null));
+                return Err((
+                    "validation_invalid_url",
+                    "Must be a valid url".into(),
+                    Value::Null,
+                ));
             };
             if !domain_ok(&host, &o.only_domains, &o.except_domains) {
-                return Err(("validation_url_domain_not_allowed", "Url domain is not allowed".into(), Value::Null));
+                return Err((
+                    "validation_url_domain_not_allowed",
+                    "Url domain is not allowed".into(),
+                    Value::Null,
+                ));
             }
             Ok(())
         }
@@ -362,16 +446,26 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             let t = parse_datetime(s);
-            let go = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string();
+            let go = |d: chrono::DateTime<chrono::Utc>| {
+                d.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string()
+            };
             let rfc = |d: chrono::DateTime<chrono::Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
             if let (Some(t), Some(min)) = (t, parse_datetime(&o.min)) {
                 if t < min {
-                    return Err(("validation_min_greater_equal_than_required", format!("Must be no less than {}.", go(min)), json!({"threshold": rfc(min)})));
+                    return Err((
+                        "validation_min_greater_equal_than_required",
+                        format!("Must be no less than {}.", go(min)),
+                        json!({"threshold": rfc(min)}),
+                    ));
                 }
             }
             if let (Some(t), Some(max)) = (t, parse_datetime(&o.max)) {
                 if t > max {
-                    return Err(("validation_max_less_equal_than_required", format!("Must be no greater than {}.", go(max)), json!({"threshold": rfc(max)})));
+                    return Err((
+                        "validation_max_less_equal_than_required",
+                        format!("Must be no greater than {}.", go(max)),
+                        json!({"threshold": rfc(max)}),
+                    ));
                 }
             }
             Ok(())
@@ -384,12 +478,20 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             for item in &list {
                 if !o.values.contains(item) {
-                    return Err(("validation_invalid_value", format!("Invalid value {item}"), json!({"value": item})));
+                    return Err((
+                        "validation_invalid_value",
+                        format!("Invalid value {item}"),
+                        json!({"value": item}),
+                    ));
                 }
             }
             let max = o.max_select.max(1) as usize;
             if list.len() > max {
-                return Err(("validation_too_many_values", format!("Select no more than {max}"), json!({"maxSelect": max})));
+                return Err((
+                    "validation_too_many_values",
+                    format!("Select no more than {max}"),
+                    json!({"maxSelect": max}),
+                ));
             }
             Ok(())
         }
@@ -399,10 +501,18 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if o.min_select > 0 && (list.len() as i64) < o.min_select {
-                return Err(("validation_not_enough_values", format!("Select at least {}", o.min_select), json!({"minSelect": o.min_select})));
+                return Err((
+                    "validation_not_enough_values",
+                    format!("Select at least {}", o.min_select),
+                    json!({"minSelect": o.min_select}),
+                ));
             }
             if o.max_select > 0 && (list.len() as i64) > o.max_select {
-                return Err(("validation_too_many_values", format!("Select no more than {}", o.max_select), json!({"maxSelect": o.max_select})));
+                return Err((
+                    "validation_too_many_values",
+                    format!("Select no more than {}", o.max_select),
+                    json!({"maxSelect": o.max_select}),
+                ));
             }
             Ok(())
         }
@@ -413,7 +523,11 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             }
             let max = o.max_select.max(1) as usize;
             if list.len() > max {
-                return Err(("validation_too_many_files", format!("The maximum allowed files is {max}"), json!({"maxSelect": max})));
+                return Err((
+                    "validation_too_many_files",
+                    format!("The maximum allowed files is {max}"),
+                    json!({"maxSelect": max}),
+                ));
             }
             Ok(())
         }
@@ -431,7 +545,11 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             let max = if o.max_size > 0 { o.max_size } else { 1 << 20 };
             let size = v.to_string().len() as i64;
             if size > max {
-                return Err(("validation_json_size_limit", format!("The maximum allowed JSON size is {max} bytes"), json!({"maxSize": max})));
+                return Err((
+                    "validation_json_size_limit",
+                    format!("The maximum allowed JSON size is {max} bytes"),
+                    json!({"maxSize": max}),
+                ));
             }
             Ok(())
         }
@@ -442,10 +560,18 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
             if !(-90.0..=90.0).contains(&lat) {
-                return Err(("validation_invalid_latitude", "Latitude must be between -90 and 90 degrees.".into(), Value::Null));
+                return Err((
+                    "validation_invalid_latitude",
+                    "Latitude must be between -90 and 90 degrees.".into(),
+                    Value::Null,
+                ));
             }
             if !(-180.0..=180.0).contains(&lon) {
-                return Err(("validation_invalid_longitude", "Longitude must be between -180 and 180 degrees.".into(), Value::Null));
+                return Err((
+                    "validation_invalid_longitude",
+                    "Longitude must be between -180 and 180 degrees.".into(),
+                    Value::Null,
+                ));
             }
             Ok(())
         }
@@ -490,7 +616,12 @@ pub fn from_sql(field: &Field, v: rusqlite::types::ValueRef<'_>) -> Value {
         FieldKind::Number(_) => match v {
             R::Integer(i) => json!(i),
             R::Real(f) => number_value(f),
-            R::Text(t) => number_value(std::str::from_utf8(t).ok().and_then(|s| s.parse().ok()).unwrap_or(0.0)),
+            R::Text(t) => number_value(
+                std::str::from_utf8(t)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0.0),
+            ),
             _ => json!(0),
         },
         FieldKind::Bool(_) => match v {
@@ -503,7 +634,9 @@ pub fn from_sql(field: &Field, v: rusqlite::types::ValueRef<'_>) -> Value {
             R::Null => Value::Null,
             other => serde_json::from_str(&text(other)).unwrap_or(Value::Null),
         },
-        FieldKind::GeoPoint(_) => serde_json::from_str(&text(v)).unwrap_or(json!({"lon": 0, "lat": 0})),
+        FieldKind::GeoPoint(_) => {
+            serde_json::from_str(&text(v)).unwrap_or(json!({"lon": 0, "lat": 0}))
+        }
         _ if field.is_multiple() => match serde_json::from_str::<Value>(&text(v)) {
             Ok(Value::Array(a)) => Value::Array(a),
             _ => json!([]),
@@ -565,21 +698,48 @@ mod tests {
         assert_eq!(split_key("n+"), ("n", Setter::Append));
         assert_eq!(split_key("+s"), ("s", Setter::Prepend));
         assert_eq!(split_key("s-"), ("s", Setter::Remove));
-        assert_eq!(apply_setter(&num, &json!(5), Setter::Append, &json!(2)), json!(7));
-        assert_eq!(apply_setter(&num, &json!(5), Setter::Remove, &json!("2")), json!(3));
-        assert_eq!(apply_setter(&multi, &json!(["a"]), Setter::Append, &json!("b")), json!(["a", "b"]));
-        assert_eq!(apply_setter(&multi, &json!(["a"]), Setter::Prepend, &json!(["c"])), json!(["c", "a"]));
-        assert_eq!(apply_setter(&multi, &json!(["a", "b"]), Setter::Remove, &json!("a")), json!(["b"]));
+        assert_eq!(
+            apply_setter(&num, &json!(5), Setter::Append, &json!(2)),
+            json!(7)
+        );
+        assert_eq!(
+            apply_setter(&num, &json!(5), Setter::Remove, &json!("2")),
+            json!(3)
+        );
+        assert_eq!(
+            apply_setter(&multi, &json!(["a"]), Setter::Append, &json!("b")),
+            json!(["a", "b"])
+        );
+        assert_eq!(
+            apply_setter(&multi, &json!(["a"]), Setter::Prepend, &json!(["c"])),
+            json!(["c", "a"])
+        );
+        assert_eq!(
+            apply_setter(&multi, &json!(["a", "b"]), Setter::Remove, &json!("a")),
+            json!(["b"])
+        );
     }
 
     #[test]
     fn validation_codes() {
         let num = field(json!({"name":"n","type":"number","min":1,"max":10,"onlyInt":true}));
-        assert_eq!(validate(&num, &json!(11)).unwrap_err().0, "validation_max_number_constraint");
-        assert_eq!(validate(&num, &json!(0.5)).unwrap_err().0, "validation_only_int_constraint");
+        assert_eq!(
+            validate(&num, &json!(11)).unwrap_err().0,
+            "validation_max_number_constraint"
+        );
+        assert_eq!(
+            validate(&num, &json!(0.5)).unwrap_err().0,
+            "validation_only_int_constraint"
+        );
         let email = field(json!({"name":"e","type":"email","required":true}));
-        assert_eq!(validate(&email, &json!("")).unwrap_err().0, "validation_required");
-        assert_eq!(validate(&email, &json!("nope")).unwrap_err().0, "validation_is_email");
+        assert_eq!(
+            validate(&email, &json!("")).unwrap_err().0,
+            "validation_required"
+        );
+        assert_eq!(
+            validate(&email, &json!("nope")).unwrap_err().0,
+            "validation_is_email"
+        );
         assert!(validate(&email, &json!("a@b.io")).is_ok());
         let url = field(json!({"name":"u","type":"url"}));
         assert!(validate(&url, &json!("https://example.com/x")).is_ok());

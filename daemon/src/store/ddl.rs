@@ -58,7 +58,11 @@ pub(crate) fn drop_table(conn: &Connection, c: &Collection) -> rusqlite::Result<
 /// Brings the table of `old` to the shape of `new`: rename table, rename
 /// columns (matched by field id), drop removed ones, add new ones, and
 /// recreate the indexes.
-pub(crate) fn sync_table(conn: &Connection, old: &Collection, new: &Collection) -> rusqlite::Result<()> {
+pub(crate) fn sync_table(
+    conn: &Connection,
+    old: &Collection,
+    new: &Collection,
+) -> rusqlite::Result<()> {
     if new.kind == CollectionType::View {
         return Ok(());
     }
@@ -79,11 +83,18 @@ pub(crate) fn sync_table(conn: &Connection, old: &Collection, new: &Collection) 
             .find(|nf| nf.id == of.id)
             .filter(|nf| nf.column_def() == of.column_def());
         if keep.is_none() {
-            conn.execute_batch(&format!("ALTER TABLE {t} DROP COLUMN {}", quote_ident(&of.name)))?;
+            conn.execute_batch(&format!(
+                "ALTER TABLE {t} DROP COLUMN {}",
+                quote_ident(&of.name)
+            ))?;
         }
     }
     for nf in &new.fields {
-        match old.fields.iter().find(|of| of.id == nf.id && of.column_def() == nf.column_def()) {
+        match old
+            .fields
+            .iter()
+            .find(|of| of.id == nf.id && of.column_def() == nf.column_def())
+        {
             Some(of) if of.name != nf.name => {
                 conn.execute_batch(&format!(
                     "ALTER TABLE {t} RENAME COLUMN {} TO {}",
@@ -96,7 +107,10 @@ pub(crate) fn sync_table(conn: &Connection, old: &Collection, new: &Collection) 
                 let def = nf.column_def();
                 // SQLite can't ADD a PRIMARY KEY column; ids exist from the start.
                 if !nf.is_primary_key() {
-                    conn.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {} {def}", quote_ident(&nf.name)))?;
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE {t} ADD COLUMN {} {def}",
+                        quote_ident(&nf.name)
+                    ))?;
                 }
             }
         }

@@ -7,13 +7,13 @@
 //! - No connection is held across an `.await`.
 //! - SQLite dialect lives in `dialect`; nothing else spells it.
 
-pub mod dialect;
 mod ddl;
+pub mod dialect;
 mod migrate;
 mod open;
 mod readers;
-mod writer;
 pub mod records;
+mod writer;
 
 pub use open::{check_modes, fix_modes, ModeProblem};
 pub use writer::WriteOutcome;

@@ -19,7 +19,10 @@ pub(crate) fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     )?;
     conn.execute_batch(COMMON_PRAGMAS)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    anyhow::ensure!(mode.eq_ignore_ascii_case("wal"), "could not enable WAL (got {mode})");
+    anyhow::ensure!(
+        mode.eq_ignore_ascii_case("wal"),
+        "could not enable WAL (got {mode})"
+    );
     // FULL: a commit is on the medium before we answer. Group commit keeps
     // the cost at one fsync per batch.
     conn.execute_batch(
@@ -84,7 +87,9 @@ impl std::fmt::Display for ModeProblem {
 fn current_uid() -> u32 {
     // The data dir we just created (or the process's own /proc entry) tells
     // our uid without libc.
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0)
 }
 
 /// Checks the data dir (0700, ours) and database files (0600, ours).
@@ -110,7 +115,10 @@ pub fn check_modes(dir: &Path) -> Vec<ModeProblem> {
                 path: p.to_path_buf(),
                 mode,
                 uid: m.uid(),
-                why: format!("is owned by another user (keepd runs as uid {uid}); fix: chown {uid} {}", p.display()),
+                why: format!(
+                    "is owned by another user (keepd runs as uid {uid}); fix: chown {uid} {}",
+                    p.display()
+                ),
             });
         }
         if mode & 0o077 != 0 {

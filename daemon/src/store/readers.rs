@@ -39,8 +39,11 @@ impl Readers {
         let conns = self.conns.clone();
         tokio::task::spawn_blocking(move || {
             let conn = {
-                let mut g = conns.lock().map_err(|_| ApiError::internal("reader pool poisoned"))?;
-                g.pop().ok_or_else(|| ApiError::internal("reader pool empty"))?
+                let mut g = conns
+                    .lock()
+                    .map_err(|_| ApiError::internal("reader pool poisoned"))?;
+                g.pop()
+                    .ok_or_else(|| ApiError::internal("reader pool empty"))?
             };
             let r = f(&conn);
             if let Ok(mut g) = conns.lock() {

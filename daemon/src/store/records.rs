@@ -59,7 +59,11 @@ pub fn row_to_map(c: &Collection, row: &Row<'_>) -> rusqlite::Result<Map<String,
     Ok(m)
 }
 
-pub fn fetch_by_id(conn: &Connection, c: &Collection, id: &str) -> ApiResult<Option<Map<String, Value>>> {
+pub fn fetch_by_id(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+) -> ApiResult<Option<Map<String, Value>>> {
     let sql = format!(
         "SELECT {} FROM {} WHERE {}.\"id\" = ?1 LIMIT 1",
         select_columns(c),
@@ -71,9 +75,19 @@ pub fn fetch_by_id(conn: &Connection, c: &Collection, id: &str) -> ApiResult<Opt
 }
 
 /// Fetches one record if it passes `cond`.
-pub fn fetch_where(conn: &Connection, c: &Collection, id: &str, cond: &Cond) -> ApiResult<Option<Map<String, Value>>> {
+pub fn fetch_where(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    cond: &Cond,
+) -> ApiResult<Option<Map<String, Value>>> {
     let t = quote_ident(&c.name);
-    let mut sql = format!("SELECT {}{} FROM {t} {}", if cond.distinct { "DISTINCT " } else { "" }, select_columns(c), cond.joins.join(" "));
+    let mut sql = format!(
+        "SELECT {}{} FROM {t} {}",
+        if cond.distinct { "DISTINCT " } else { "" },
+        select_columns(c),
+        cond.joins.join(" ")
+    );
     sql.push_str(&format!(" WHERE {t}.\"id\" = ?"));
     if !cond.sql.is_empty() {
         sql.push_str(&format!(" AND ({})", cond.sql));
@@ -83,20 +97,31 @@ pub fn fetch_where(conn: &Connection, c: &Collection, id: &str, cond: &Cond) -> 
     params.push(Sql::Text(id.to_string()));
     params.extend(cond.params.iter().cloned());
     let mut st = conn.prepare_cached(&sql)?;
-    Ok(st.query_row(params_from_iter(params.iter()), |r| row_to_map(c, r)).optional()?)
+    Ok(st
+        .query_row(params_from_iter(params.iter()), |r| row_to_map(c, r))
+        .optional()?)
 }
 
 /// Whether a record that is not stored yet would pass `cond`: the row is
 /// bound as a CTE named like the collection's table, which shadows the table
 /// inside this one query (how PocketBase checks create rules).
-pub fn passes_unsaved(conn: &Connection, c: &Collection, values: &Map<String, Value>, cond: &Cond) -> ApiResult<bool> {
+pub fn passes_unsaved(
+    conn: &Connection,
+    c: &Collection,
+    values: &Map<String, Value>,
+    cond: &Cond,
+) -> ApiResult<bool> {
     let t = quote_ident(&c.name);
     let cols: Vec<String> = c
         .fields
         .iter()
         .map(|f| format!("? AS {}", quote_ident(&f.name)))
         .collect();
-    let mut sql = format!("WITH {t} AS (SELECT {}) SELECT 1 FROM {t} {}", cols.join(", "), cond.joins.join(" "));
+    let mut sql = format!(
+        "WITH {t} AS (SELECT {}) SELECT 1 FROM {t} {}",
+        cols.join(", "),
+        cond.joins.join(" ")
+    );
     if !cond.sql.is_empty() {
         sql.push_str(&format!(" WHERE ({})", cond.sql));
     }
@@ -125,7 +150,11 @@ fn from_where(c: &Collection, cond: &Cond) -> String {
     s
 }
 
-pub fn list(conn: &Connection, c: &Collection, q: &ListQuery) -> ApiResult<Vec<Map<String, Value>>> {
+pub fn list(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+) -> ApiResult<Vec<Map<String, Value>>> {
     let mut sql = format!(
         "SELECT {}{} {}",
         if q.cond.distinct { "DISTINCT " } else { "" },
@@ -169,13 +198,21 @@ pub fn count_existing(conn: &Connection, c: &Collection, ids: &[String]) -> ApiR
         return Ok(0);
     }
     let marks = vec!["?"; ids.len()].join(",");
-    let sql = format!("SELECT COUNT(*) FROM {} WHERE \"id\" IN ({marks})", quote_ident(&c.name));
+    let sql = format!(
+        "SELECT COUNT(*) FROM {} WHERE \"id\" IN ({marks})",
+        quote_ident(&c.name)
+    );
     let n: i64 = conn.query_row(&sql, params_from_iter(ids.iter()), |r| r.get(0))?;
     Ok(n as usize)
 }
 
 /// Fetches records by ids (for expand), in any order.
-pub fn fetch_many(conn: &Connection, c: &Collection, ids: &[String], cond: &Cond) -> ApiResult<Vec<Map<String, Value>>> {
+pub fn fetch_many(
+    conn: &Connection,
+    c: &Collection,
+    ids: &[String],
+    cond: &Cond,
+) -> ApiResult<Vec<Map<String, Value>>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
@@ -203,7 +240,12 @@ pub fn fetch_many(conn: &Connection, c: &Collection, ids: &[String], cond: &Cond
 }
 
 /// Ids of records in `c` whose relation field `field` holds `target_id`.
-pub fn referencing_ids(conn: &Connection, c: &Collection, field: &crate::schema::Field, target_id: &str) -> ApiResult<Vec<String>> {
+pub fn referencing_ids(
+    conn: &Connection,
+    c: &Collection,
+    field: &crate::schema::Field,
+    target_id: &str,
+) -> ApiResult<Vec<String>> {
     let t = quote_ident(&c.name);
     let col = quote_ident(&field.name);
     let sql = if field.is_multiple() {
@@ -228,11 +270,7 @@ fn map_write_err(e: rusqlite::Error, c: &Collection) -> ApiError {
             for part in msg.rsplit(':').next().unwrap_or_default().split(',') {
                 let col = part.trim().rsplit('.').next().unwrap_or_default();
                 if c.has_field(col) {
-                    if col == "id" {
-                        errs.add(col, "validation_not_unique", "Value must be unique.");
-                    } else {
-                        errs.add(col, "validation_not_unique", "Value must be unique.");
-                    }
+                    errs.add(col, "validation_not_unique", "Value must be unique.");
                 }
             }
             return ApiError::validation("Failed to create record.", errs);
@@ -245,21 +283,39 @@ fn map_write_err(e: rusqlite::Error, c: &Collection) -> ApiError {
 pub fn insert(conn: &Connection, c: &Collection, values: &Map<String, Value>) -> ApiResult<()> {
     let cols: Vec<String> = c.fields.iter().map(|f| quote_ident(&f.name)).collect();
     let marks = vec!["?"; cols.len()].join(", ");
-    let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", quote_ident(&c.name), cols.join(", "));
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES ({marks})",
+        quote_ident(&c.name),
+        cols.join(", ")
+    );
     let params: Vec<Sql> = c
         .fields
         .iter()
         .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
         .collect();
     let mut st = conn.prepare_cached(&sql)?;
-    st.execute(params_from_iter(params.iter())).map_err(|e| map_write_err(e, c))?;
+    st.execute(params_from_iter(params.iter()))
+        .map_err(|e| map_write_err(e, c))?;
     Ok(())
 }
 
 /// Rewrites a row (every field present in `values`), keyed by `old_id`.
-pub fn update(conn: &Connection, c: &Collection, old_id: &str, values: &Map<String, Value>) -> ApiResult<()> {
-    let sets: Vec<String> = c.fields.iter().map(|f| format!("{} = ?", quote_ident(&f.name))).collect();
-    let sql = format!("UPDATE {} SET {} WHERE \"id\" = ?", quote_ident(&c.name), sets.join(", "));
+pub fn update(
+    conn: &Connection,
+    c: &Collection,
+    old_id: &str,
+    values: &Map<String, Value>,
+) -> ApiResult<()> {
+    let sets: Vec<String> = c
+        .fields
+        .iter()
+        .map(|f| format!("{} = ?", quote_ident(&f.name)))
+        .collect();
+    let sql = format!(
+        "UPDATE {} SET {} WHERE \"id\" = ?",
+        quote_ident(&c.name),
+        sets.join(", ")
+    );
     let mut params: Vec<Sql> = c
         .fields
         .iter()
@@ -267,7 +323,8 @@ pub fn update(conn: &Connection, c: &Collection, old_id: &str, values: &Map<Stri
         .collect();
     params.push(Sql::Text(old_id.to_string()));
     let mut st = conn.prepare_cached(&sql)?;
-    st.execute(params_from_iter(params.iter())).map_err(|e| map_write_err(e, c))?;
+    st.execute(params_from_iter(params.iter()))
+        .map_err(|e| map_write_err(e, c))?;
     Ok(())
 }
 

@@ -31,7 +31,9 @@ pub fn bin() -> PathBuf {
 
 /// True when the suite runs against the reference PocketBase.
 pub fn is_reference() -> bool {
-    bin().file_name().is_some_and(|n| n.to_string_lossy().contains("pocketbase"))
+    bin()
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("pocketbase"))
 }
 
 /// Environment every keepd child gets: no /etc config, fast hashing.
@@ -81,7 +83,8 @@ impl TempRoot {
         ));
         std::fs::create_dir_all(&path).expect("create temp root");
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).expect("chmod temp root");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod temp root");
         Arc::new(TempRoot { path })
     }
 }
@@ -115,7 +118,11 @@ pub struct TestServer {
     args: Vec<String>,
 }
 
-fn collect_output(r: impl Read + Send + 'static, out: Arc<Mutex<String>>, ready: Option<std::sync::mpsc::Sender<String>>) {
+fn collect_output(
+    r: impl Read + Send + 'static,
+    out: Arc<Mutex<String>>,
+    ready: Option<std::sync::mpsc::Sender<String>>,
+) {
     std::thread::spawn(move || {
         let mut rd = BufReader::new(r);
         let mut line = String::new();
@@ -128,14 +135,21 @@ fn collect_output(r: impl Read + Send + 'static, out: Arc<Mutex<String>>, ready:
             if let Some(tx) = &ready {
                 for marker in ["keepd listening on http://", "Server started at http://"] {
                     if let Some(i) = line.find(marker) {
-                        let _ = tx.send(line[i + marker.len()..].trim().trim_end_matches('/').to_string());
+                        let _ = tx.send(
+                            line[i + marker.len()..]
+                                .trim()
+                                .trim_end_matches('/')
+                                .to_string(),
+                        );
                     }
                 }
             }
             let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
             if o.len() > 64 * 1024 {
                 let cut = o.len() - 32 * 1024;
-                let cut = (cut..o.len()).find(|i| o.is_char_boundary(*i)).unwrap_or(o.len());
+                let cut = (cut..o.len())
+                    .find(|i| o.is_char_boundary(*i))
+                    .unwrap_or(o.len());
                 o.replace_range(..cut, "…");
             }
             o.push_str(&line);
@@ -178,7 +192,14 @@ impl ServerBuilder {
         let dir_s = dir.to_string_lossy().to_string();
         if self.superuser {
             let out = keepd_cmd()
-                .args(["superuser", "upsert", SU_EMAIL, SU_PASSWORD, "--dir", &dir_s])
+                .args([
+                    "superuser",
+                    "upsert",
+                    SU_EMAIL,
+                    SU_PASSWORD,
+                    "--dir",
+                    &dir_s,
+                ])
                 .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .current_dir(&root.path)
                 .output()
@@ -193,7 +214,11 @@ impl ServerBuilder {
             }
         }
         let reference = is_reference();
-        let http = if reference { format!("127.0.0.1:{}", free_port()) } else { "127.0.0.1:0".to_string() };
+        let http = if reference {
+            format!("127.0.0.1:{}", free_port())
+        } else {
+            "127.0.0.1:0".to_string()
+        };
         let mut cmd = keepd_cmd();
         cmd.args(["serve", "--http", &http, "--dir", &dir_s])
             .args(&self.args)
@@ -205,18 +230,32 @@ impl ServerBuilder {
         let mut child = cmd.spawn().map_err(|e| format!("spawn serve: {e}"))?;
         let output = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
-        collect_output(child.stdout.take().expect("stdout"), output.clone(), Some(tx.clone()));
-        collect_output(child.stderr.take().expect("stderr"), output.clone(), Some(tx));
+        collect_output(
+            child.stdout.take().expect("stdout"),
+            output.clone(),
+            Some(tx.clone()),
+        );
+        collect_output(
+            child.stderr.take().expect("stderr"),
+            output.clone(),
+            Some(tx),
+        );
         let deadline = Instant::now() + READY_TIMEOUT;
         let addr: SocketAddr = loop {
             if let Ok(Some(st)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                return Err(format!("server exited before listening ({st}):\n{}", output.lock().unwrap_or_else(|e| e.into_inner())));
+                return Err(format!(
+                    "server exited before listening ({st}):\n{}",
+                    output.lock().unwrap_or_else(|e| e.into_inner())
+                ));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("server did not start within {READY_TIMEOUT:?}:\n{}", output.lock().unwrap_or_else(|e| e.into_inner())));
+                return Err(format!(
+                    "server did not start within {READY_TIMEOUT:?}:\n{}",
+                    output.lock().unwrap_or_else(|e| e.into_inner())
+                ));
             }
             if let Ok(a) = rx.recv_timeout(Duration::from_millis(50)) {
                 if let Ok(a) = a.parse::<SocketAddr>() {
@@ -283,7 +322,10 @@ impl TestServer {
 
     /// Everything the server printed so far (stdout and stderr).
     pub fn output(&self) -> String {
-        self.output.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -324,16 +366,28 @@ impl TestServer {
     // -- HTTP -------------------------------------------------------------
 
     /// One request on a fresh connection (`Connection: close`).
-    pub fn try_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> std::io::Result<Resp> {
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> std::io::Result<Resp> {
         let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         s.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(b) = body {
-            if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
                 head.push_str("Content-Type: application/json\r\n");
             }
             head.push_str(&format!("Content-Length: {}\r\n", b.len()));
@@ -347,7 +401,13 @@ impl TestServer {
         read_response(&mut s)
     }
 
-    pub fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Resp {
         match self.try_raw(method, path, headers, body) {
             Ok(r) => r,
             Err(e) => panic!("{method} {path}: {e}\nserver output:\n{}", self.output()),
@@ -356,7 +416,10 @@ impl TestServer {
 
     /// A client without credentials.
     pub fn guest(&self) -> Client<'_> {
-        Client { srv: self, token: None }
+        Client {
+            srv: self,
+            token: None,
+        }
     }
 
     /// A client with the given auth token.
@@ -416,7 +479,8 @@ impl TestServer {
 }
 
 pub fn open_db_ro(path: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db read-only")
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open db read-only")
 }
 
 impl Drop for TestServer {
@@ -424,8 +488,18 @@ impl Drop for TestServer {
         self.kill9();
         if std::thread::panicking() {
             let out = self.output();
-            let tail: String = out.chars().rev().take(6000).collect::<Vec<_>>().into_iter().rev().collect();
-            eprintln!("---- server output ({}) ----\n{tail}\n---- end ----", self.base);
+            let tail: String = out
+                .chars()
+                .rev()
+                .take(6000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            eprintln!(
+                "---- server output ({}) ----\n{tail}\n---- end ----",
+                self.base
+            );
         }
     }
 }
@@ -468,7 +542,10 @@ impl Client<'_> {
 
     /// GET a records list with query parameters (encoded here).
     pub fn list(&self, collection: &str, query: &[(&str, &str)]) -> (u16, Value) {
-        self.get(&format!("/api/collections/{collection}/records{}", qs(query)))
+        self.get(&format!(
+            "/api/collections/{collection}/records{}",
+            qs(query)
+        ))
     }
 }
 
@@ -484,14 +561,18 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// The body as JSON (`Null` when empty, a string when not JSON).
     pub fn json(&self) -> Value {
         if self.body.is_empty() {
             return Value::Null;
         }
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.body).into_owned()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&self.body).into_owned()))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -512,7 +593,13 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Resp> {
         }
         let n = s.read(&mut tmp)?;
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("connection closed before a response head ({} bytes)", buf.len())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed before a response head ({} bytes)",
+                    buf.len()
+                ),
+            ));
         }
         buf.extend_from_slice(&tmp[..n]);
     };
@@ -524,9 +611,17 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Resp> {
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad status line {status_line:?}")))?;
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
+        })?;
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
         .collect();
     let get = |k: &str| headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.clone());
     let body = if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
@@ -551,7 +646,15 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Resp> {
         let mut out = Vec::new();
         let mut p = &rest[..];
         while let Some(i) = find_subslice(p, b"\r\n") {
-            let size = usize::from_str_radix(String::from_utf8_lossy(&p[..i]).split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&p[..i])
+                    .split(';')
+                    .next()
+                    .unwrap_or("0")
+                    .trim(),
+                16,
+            )
+            .unwrap_or(0);
             p = &p[i + 2..];
             if size == 0 || p.len() < size {
                 break;
@@ -572,7 +675,11 @@ pub fn read_response(s: &mut impl Read) -> std::io::Result<Resp> {
         }
         rest
     };
-    Ok(Resp { status, headers, body })
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Percent-encodes a query component.
@@ -593,7 +700,10 @@ pub fn qs(pairs: &[(&str, &str)]) -> String {
     if pairs.is_empty() {
         return String::new();
     }
-    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect();
     format!("?{}", parts.join("&"))
 }
 
@@ -601,9 +711,15 @@ pub fn qs(pairs: &[(&str, &str)]) -> String {
 /// given status, a non-empty message and an object `data`.
 pub fn assert_error_shape(v: &Value, status: u16, ctx: &str) {
     assert_eq!(v["status"], json!(status), "{ctx}: status in body: {v}");
-    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{ctx}: message: {v}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{ctx}: message: {v}"
+    );
     assert!(v["data"].is_object(), "{ctx}: data must be an object: {v}");
-    let keys: Vec<&String> = v.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    let keys: Vec<&String> = v
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
     assert_eq!(keys.len(), 3, "{ctx}: exactly status/message/data: {v}");
 }
 
@@ -611,7 +727,11 @@ pub fn assert_error_shape(v: &Value, status: u16, ctx: &str) {
 pub fn ids(v: &Value) -> Vec<String> {
     v["items"]
         .as_array()
-        .map(|a| a.iter().filter_map(|x| x["id"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["id"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -645,7 +765,11 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// A unique-enough suffix for emails and names.
 pub fn uniq(tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{tag}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{tag}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -671,7 +795,9 @@ impl Outcome {
 
 /// Runs `cmd` to its end, or kills it after `timeout`.
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Outcome {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let out = Arc::new(Mutex::new(String::new()));
     let err = Arc::new(Mutex::new(String::new()));
@@ -718,10 +844,13 @@ pub fn serve_once(dir: &Path, args: &[&str], env: &[(&str, &str)], timeout: Dura
 /// The permission bits of a path.
 pub fn mode_of(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::symlink_metadata(p).map(|m| m.permissions().mode() & 0o7777).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
+    std::fs::symlink_metadata(p)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", p.display()))
 }
 
 pub fn chmod(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
 }

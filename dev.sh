@@ -5,7 +5,9 @@
 #   ./dev.sh test                   run the whole test suite (unit, integration, SDK, compatibility, fuzz smoke)
 #   ./dev.sh deps                   install what the tests need (apt, npm, pip; registries only)
 #
-# Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1.
+# Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1,
+#   SKIP_DEB=1 (the .deb build and install/purge test), SKIP_CROSS=1 (aarch64
+#   build and tests under qemu), SKIP_BENCH=1 (benchmark smoke run).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -65,6 +67,24 @@ cmd_test() {
     if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
         log "fuzz smoke (${FUZZ_SECONDS:-60}s)"
         bash daemon/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+    fi
+    log "systemd unit: exposure score (offline)"
+    command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd
+    bash systemd/check.sh
+    if [ "${SKIP_DEB:-0}" != 1 ]; then
+        log ".deb: build, lintian, install/upgrade/remove/purge"
+        apt_install lintian adduser curl
+        bash packaging/build-deb.sh
+        as_root bash packaging/test-deb.sh
+    fi
+    if [ "${SKIP_CROSS:-0}" != 1 ]; then
+        log "ARM: aarch64 build and tests under qemu"
+        CROSS_ARCHES="${CROSS_ARCHES:-arm64}" bash cross/setup.sh
+        bash cross/build.sh --test aarch64-unknown-linux-gnu
+    fi
+    if [ "${SKIP_BENCH:-0}" != 1 ] && [ -x tests/bench/run.sh ]; then
+        log "benchmark smoke run (keepd vs PocketBase)"
+        bash tests/bench/run.sh --smoke
     fi
     log "all tests passed in $((SECONDS - started))s"
 }

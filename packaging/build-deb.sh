@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Builds keepd_<version>_<arch>.deb with cargo-deb and checks it with lintian.
+#   packaging/build-deb.sh                       amd64, built here
+#   packaging/build-deb.sh aarch64-unknown-linux-gnu   from cross/build.sh's binary
+# Output: target/debian/*.deb
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+target="${1:-}"
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "==> cargo install cargo-deb" >&2
+    cargo install cargo-deb --locked --quiet
+fi
+mkdir -p target
+gzip -9nc packaging/keepd.1 > target/keepd.1.gz
+if [ -z "$target" ]; then
+    cargo deb -p keepd --locked
+else
+    # Cross-built by cross/build.sh into target/cross/<triple>/release.
+    CARGO_TARGET_DIR="$ROOT/target/cross" cargo deb -p keepd --target "$target" --no-build --output target/debian/
+fi
+deb=$( (ls -t target/debian/*.deb target/cross/debian/*.deb 2>/dev/null || true) | head -n 1)
+echo "==> built $deb"
+if command -v lintian >/dev/null 2>&1; then
+    # initial-upload-closes-no-bugs: a changelog entry for our own first
+    # upload names no Debian bug to close.
+    lintian --fail-on error,warning --suppress-tags initial-upload-closes-no-bugs "$deb"
+    echo "==> lintian clean"
+fi

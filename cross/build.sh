@@ -5,7 +5,8 @@
 #   cross/build.sh [--test] [TARGET...]
 #   TARGETs: aarch64-unknown-linux-gnu (default), armv7-unknown-linux-gnueabihf, x86_64-unknown-linux-gnu
 #
-# Release binaries land in target/<triple>/release/keepd.
+# Release binaries land in target/cross/<triple>/release/keepd; tests use the
+# lighter `cross-test` profile (no fat LTO per test binary).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -47,6 +48,6 @@ for t in "${targets[@]}"; do
         echo "==> testing keepd for $t under qemu (release)"
         # Fast argon2 parameters keep emulated hashing quick in tests.
         KEEPD_ARGON2_MEMORY_KIB=8192 KEEPD_ARGON2_ITERATIONS=1 \
-            "$CARGO" test --release --locked -p keepd --target "$t" -- --test-threads=2
+            "$CARGO" test --profile cross-test --locked -p keepd --target "$t" -- --test-threads=2
     fi
 done

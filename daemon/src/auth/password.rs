@@ -1,19 +1,40 @@
-//! Password hashing with argon2id (OWASP defaults), behind a semaphore so a
-//! burst of logins can't make the device spend more memory than planned:
-//! at most `max_concurrent` hashes run at once, others wait briefly and are
-//! then turned away with 429.
+//! Password hashing with argon2id (OWASP defaults), on a fixed pool of
+//! hasher threads. Each thread owns one argon2 memory block, allocated once
+//! and reused, so the memory password hashing can take is exactly
+//! `threads × m_cost` whatever the load: a login burst waits for a thread
+//! (briefly) and is then turned away with 429, it never allocates more.
 
 use crate::error::{ApiError, ApiResult};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use subtle::ConstantTimeEq;
+use tokio::sync::{oneshot, Semaphore};
+
+/// Stored hashes asking for more memory than this are refused (a corrupt or
+/// hostile row must not make us allocate without bound).
+const MAX_VERIFY_MEMORY_KIB: u32 = 256 * 1024;
+const OUTPUT_LEN: usize = 32;
+
+enum Job {
+    Hash {
+        password: String,
+        reply: oneshot::Sender<ApiResult<String>>,
+    },
+    Verify {
+        password: String,
+        phc: String,
+        reply: oneshot::Sender<(bool, bool)>,
+    },
+}
 
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    tx: mpsc::SyncSender<Job>,
     wait: Duration,
     /// A hash of a random password, verified against when the identity is
     /// unknown so the timing doesn't tell which identities exist.
@@ -25,29 +46,34 @@ impl Hasher {
         memory_kib: u32,
         iterations: u32,
         parallelism: u32,
-        max_concurrent: usize,
+        threads: usize,
     ) -> anyhow::Result<Hasher> {
-        let params = Params::new(memory_kib, iterations, parallelism, None)
+        let params = Params::new(memory_kib, iterations, parallelism, Some(OUTPUT_LEN))
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-        let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-        let salt = SaltString::generate(&mut rand::thread_rng());
-        let dummy = a
-            .hash_password(
-                crate::util::random_string(24, crate::util::ALPHANUM).as_bytes(),
-                &salt,
-            )
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
-            .to_string();
+        let threads = threads.max(1);
+        let (tx, rx) = mpsc::sync_channel::<Job>(threads);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let params = params.clone();
+            std::thread::Builder::new()
+                .name(format!("keepd-hash-{i}"))
+                .spawn(move || worker(rx, params))?;
+        }
+        let mut memory = vec![Block::default(); params.block_count()];
+        let dummy = hash_with(
+            &params,
+            &mut memory,
+            crate::util::random_string(24, crate::util::ALPHANUM).as_bytes(),
+        )
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
         Ok(Hasher {
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            permits: Arc::new(Semaphore::new(threads)),
+            tx,
             wait: Duration::from_secs(5),
             dummy: Arc::new(dummy),
         })
-    }
-
-    fn argon(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
     async fn permit(&self) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
@@ -62,49 +88,227 @@ impl Hasher {
 
     /// Hashes a new password (PHC string).
     pub async fn hash(&self, password: String) -> ApiResult<String> {
-        let permit = self.permit().await?;
-        let a = self.argon();
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut rand::thread_rng());
-            let r = a
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string());
-            drop(permit);
-            r.map_err(|e| ApiError::internal(format!("argon2: {e}")))
-        })
-        .await
-        .map_err(ApiError::internal)?
+        let _permit = self.permit().await?;
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Job::Hash { password, reply })
+            .map_err(|_| ApiError::internal("hasher pool unavailable"))?;
+        rx.await
+            .map_err(|_| ApiError::internal("hasher thread stopped"))?
     }
 
-    /// Verifies `password` against `hash`; `None` hash verifies against the
-    /// dummy so unknown identities cost the same. Returns whether it matched
-    /// and whether the stored hash should be upgraded to current parameters.
+    /// Verifies `password` against `hash`; `None` verifies against the dummy
+    /// so unknown identities cost the same. Returns whether it matched and
+    /// whether the stored hash should be upgraded to current parameters.
     pub async fn verify(&self, password: String, hash: Option<String>) -> ApiResult<(bool, bool)> {
-        let permit = self.permit().await?;
-        let a = self.argon();
+        let _permit = self.permit().await?;
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
-        let want = self.params.clone();
-        tokio::task::spawn_blocking(move || {
-            let r = match PasswordHash::new(&hash) {
-                Ok(parsed) => {
-                    let ok = a.verify_password(password.as_bytes(), &parsed).is_ok();
-                    let stale = Params::try_from(&parsed)
-                        .map(|p| {
-                            p.m_cost() != want.m_cost()
-                                || p.t_cost() != want.t_cost()
-                                || p.p_cost() != want.p_cost()
-                        })
-                        .unwrap_or(true)
-                        || parsed.algorithm.as_str() != "argon2id";
-                    (ok && known, ok && known && stale)
+        let phc = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Job::Verify {
+                password,
+                phc,
+                reply,
+            })
+            .map_err(|_| ApiError::internal("hasher pool unavailable"))?;
+        let (ok, stale) = rx
+            .await
+            .map_err(|_| ApiError::internal("hasher thread stopped"))?;
+        Ok((ok && known, ok && known && stale))
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+}
+
+fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, params: Params) {
+    // Allocated on first use, then reused for every hash on this thread.
+    let mut memory: Vec<Block> = Vec::new();
+    loop {
+        let job = match rx.lock() {
+            Ok(g) => match g.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        match job {
+            Job::Hash { password, reply } => {
+                if memory.len() < params.block_count() {
+                    memory = vec![Block::default(); params.block_count()];
                 }
-                Err(_) => (false, false),
-            };
-            drop(permit);
-            Ok(r)
-        })
-        .await
-        .map_err(ApiError::internal)?
+                let r = hash_with(&params, &mut memory, password.as_bytes())
+                    .map_err(|e| ApiError::internal(format!("argon2: {e}")));
+                let _ = reply.send(r);
+            }
+            Job::Verify {
+                password,
+                phc,
+                reply,
+            } => {
+                let r = verify_with(&params, &mut memory, password.as_bytes(), &phc);
+                let _ = reply.send(r);
+            }
+        }
+    }
+}
+
+fn hash_with(params: &Params, memory: &mut [Block], password: &[u8]) -> Result<String, String> {
+    let salt = SaltString::generate(&mut rand::thread_rng());
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| e.to_string())?;
+    let mut out = [0u8; OUTPUT_LEN];
+    let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    a.hash_password_into_with_memory(
+        password,
+        salt_raw,
+        &mut out,
+        &mut memory[..params.block_count()],
+    )
+    .map_err(|e| e.to_string())?;
+    let out = Output::new(&out).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        out
+    ))
+}
+
+/// (matched, parameters differ from the current ones)
+fn verify_with(
+    current: &Params,
+    memory: &mut Vec<Block>,
+    password: &[u8],
+    phc: &str,
+) -> (bool, bool) {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return (false, false);
+    };
+    let algorithm = match parsed.algorithm.as_str() {
+        "argon2id" => Algorithm::Argon2id,
+        "argon2i" => Algorithm::Argon2i,
+        "argon2d" => Algorithm::Argon2d,
+        _ => return (false, false),
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return (false, false);
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return (false, false);
+    };
+    if params.m_cost() > MAX_VERIFY_MEMORY_KIB {
+        return (false, false);
+    }
+    let version = parsed
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or(Version::V0x13);
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_raw) = salt.decode_b64(&mut salt_bytes) else {
+        return (false, false);
+    };
+    let Ok(params_out) = Params::new(
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        Some(expected.len()),
+    ) else {
+        return (false, false);
+    };
+    if memory.len() < params_out.block_count() {
+        *memory = vec![Block::default(); params_out.block_count()];
+    }
+    let mut out = vec![0u8; expected.len()];
+    let a = Argon2::new(algorithm, version, params_out.clone());
+    if a.hash_password_into_with_memory(
+        password,
+        salt_raw,
+        &mut out,
+        &mut memory[..params_out.block_count()],
+    )
+    .is_err()
+    {
+        return (false, false);
+    }
+    let ok: bool = out.as_slice().ct_eq(expected.as_bytes()).into();
+    // Keep the reusable buffer at the configured size.
+    if memory.len() > current.block_count() {
+        memory.truncate(current.block_count());
+        memory.shrink_to_fit();
+    }
+    let stale = algorithm != Algorithm::Argon2id
+        || params.m_cost() != current.m_cost()
+        || params.t_cost() != current.t_cost()
+        || params.p_cost() != current.p_cost();
+    (ok, stale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_verify_and_upgrade_hint() {
+        let h = Hasher::new(8192, 1, 1, 2).unwrap();
+        let phc = h.hash("correct horse".into()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"), "{phc}");
+        assert_eq!(
+            h.verify("correct horse".into(), Some(phc.clone()))
+                .await
+                .unwrap(),
+            (true, false)
+        );
+        assert_eq!(
+            h.verify("wrong".into(), Some(phc.clone())).await.unwrap(),
+            (false, false)
+        );
+        // Unknown identity: never matches, even with the dummy's password unknown.
+        assert_eq!(
+            h.verify("correct horse".into(), None).await.unwrap(),
+            (false, false)
+        );
+        // A hash made with other parameters verifies and asks for an upgrade.
+        let h2 = Hasher::new(9216, 1, 1, 1).unwrap();
+        assert_eq!(
+            h2.verify("correct horse".into(), Some(phc)).await.unwrap(),
+            (true, true)
+        );
+        // Garbage never verifies.
+        assert_eq!(
+            h.verify("x".into(), Some("$argon2id$nonsense".into()))
+                .await
+                .unwrap(),
+            (false, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn interoperates_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let h = Hasher::new(8192, 1, 1, 1).unwrap();
+        let ours = h.hash("pw-123456".into()).await.unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"pw-123456", &parsed)
+            .is_ok());
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw-123456", &SaltString::generate(&mut rand::thread_rng()))
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            h.verify("pw-123456".into(), Some(theirs)).await.unwrap(),
+            (true, false)
+        );
     }
 }

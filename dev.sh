@@ -7,7 +7,8 @@
 #
 # Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1,
 #   SKIP_DEB=1 (the .deb build and install/purge test), SKIP_CROSS=1 (aarch64
-#   build and tests under qemu), SKIP_BENCH=1 (benchmark smoke run).
+#   build and tests under qemu), SKIP_BENCH=1 (benchmark smoke run),
+#   SKIP_SUPPLY=1 (cargo deny against ../shared/advisory-db).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -67,6 +68,10 @@ cmd_test() {
     if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
         log "fuzz smoke (${FUZZ_SECONDS:-60}s)"
         bash daemon/fuzz/run.sh "${FUZZ_SECONDS:-60}"
+    fi
+    if [ "${SKIP_SUPPLY:-0}" != 1 ]; then
+        log "supply chain: cargo deny (offline advisories, licenses, bans, sources)"
+        bash tests/supply-chain.sh
     fi
     log "systemd unit: exposure score (offline)"
     command -v systemd-analyze >/dev/null 2>&1 || apt_install systemd

@@ -20,7 +20,7 @@ fi
 dbroot="$ROOT/target/advisory-dbs"
 rm -rf "$dbroot"
 mkdir -p "$dbroot"
-name=$(cargo deny --offline fetch 2>&1 | sed -n 's/.*advisory-dbs\/\([^/ ]*\).*/\1/p' | head -n 1 || true)
+name=$(cargo deny --offline fetch 2>&1 | grep -o 'advisory-db-[0-9a-f]\{8,\}' | head -n 1 || true)
 dest="$dbroot/${name:-advisory-db-3157b0e258782691}"
 mkdir -p "$dest"
 cp -r "$src"/. "$dest"/

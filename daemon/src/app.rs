@@ -3,6 +3,7 @@
 use crate::auth::password::Hasher;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::realtime;
 use crate::store::Store;
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLock};
@@ -11,6 +12,8 @@ pub struct App {
     pub config: Config,
     pub store: Arc<Store>,
     pub hasher: Hasher,
+    /// Realtime clients and their subscriptions.
+    pub realtime: Arc<realtime::Broker>,
     settings: RwLock<Arc<Value>>,
 }
 
@@ -44,10 +47,25 @@ impl App {
         if let Some(s) = stored.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
             merge(&mut settings, &s);
         }
+        let broker = realtime::Broker::new(realtime::Limits {
+            max_clients: config.realtime_max_clients,
+            max_clients_per_ip: config.realtime_max_clients_per_ip,
+            max_subscriptions: config.realtime_max_subscriptions,
+            queue: config.realtime_queue,
+        });
+        // Committed record changes flow from the writer to the broker.
+        let publisher = realtime::Publisher::start(
+            broker.clone(),
+            Arc::downgrade(&store),
+            crate::api::realtime::RENDERER,
+            config.max_filter_len,
+        );
+        store.set_change_sink(publisher);
         Ok(Arc::new(App {
             config,
             store,
             hasher,
+            realtime: broker,
             settings: RwLock::new(Arc::new(settings)),
         }))
     }

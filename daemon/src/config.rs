@@ -32,6 +32,26 @@ pub struct Config {
     pub argon2_parallelism: u32,
     /// Longest `filter` / rule text in bytes.
     pub max_filter_len: usize,
+    /// Most realtime (SSE) clients connected at once; more get 429.
+    pub realtime_max_clients: usize,
+    /// Most realtime clients from one IP address; more get 429.
+    pub realtime_max_clients_per_ip: usize,
+    /// Most subscriptions one realtime client may hold (at most 64).
+    pub realtime_max_subscriptions: usize,
+    /// Longest subscription topic (with its options) in bytes.
+    pub realtime_max_topic_len: usize,
+    /// Largest `POST /api/realtime` body in bytes.
+    pub realtime_max_body_bytes: usize,
+    /// Events queued for one realtime client; a client that falls this far
+    /// behind is disconnected.
+    pub realtime_queue: usize,
+    /// Seconds between keep-alive comments on an idle event stream (0: none).
+    pub realtime_keepalive_secs: u64,
+    /// Seconds without an event after which a stream is closed (the SDK
+    /// reconnects; PocketBase: 5 minutes).
+    pub realtime_idle_timeout_secs: u64,
+    /// Longest life of one event stream in seconds (PocketBase: 30 minutes).
+    pub realtime_max_lifetime_secs: u64,
     /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "keepd=debug".
     pub log: String,
     /// Repair loose file modes at start instead of refusing to run.
@@ -53,6 +73,15 @@ impl Default for Config {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             max_filter_len: 3500,
+            realtime_max_clients: 1000,
+            realtime_max_clients_per_ip: 50,
+            realtime_max_subscriptions: crate::realtime::MAX_SUBSCRIPTIONS,
+            realtime_max_topic_len: 512,
+            realtime_max_body_bytes: 64 << 10,
+            realtime_queue: 256,
+            realtime_keepalive_secs: 25,
+            realtime_idle_timeout_secs: 300,
+            realtime_max_lifetime_secs: 1800,
             log: "info".into(),
             fix_permissions: false,
         }
@@ -73,6 +102,15 @@ const KEYS: &[&str] = &[
     "argon2_iterations",
     "argon2_parallelism",
     "max_filter_len",
+    "realtime_max_clients",
+    "realtime_max_clients_per_ip",
+    "realtime_max_subscriptions",
+    "realtime_max_topic_len",
+    "realtime_max_body_bytes",
+    "realtime_queue",
+    "realtime_keepalive_secs",
+    "realtime_idle_timeout_secs",
+    "realtime_max_lifetime_secs",
     "log",
     "fix_permissions",
 ];
@@ -189,6 +227,38 @@ impl Config {
         }
         if self.header_timeout_secs == 0 {
             return bad("header_timeout_secs", "must be at least 1");
+        }
+        if self.realtime_max_clients == 0 {
+            return bad("realtime_max_clients", "must be at least 1");
+        }
+        if self.realtime_max_clients_per_ip == 0 {
+            return bad("realtime_max_clients_per_ip", "must be at least 1");
+        }
+        if self.realtime_max_subscriptions == 0
+            || self.realtime_max_subscriptions > crate::realtime::MAX_SUBSCRIPTIONS
+        {
+            return bad(
+                "realtime_max_subscriptions",
+                &format!(
+                    "must be between 1 and {}",
+                    crate::realtime::MAX_SUBSCRIPTIONS
+                ),
+            );
+        }
+        if self.realtime_max_topic_len < 16 {
+            return bad("realtime_max_topic_len", "must be at least 16");
+        }
+        if self.realtime_max_body_bytes < 1024 {
+            return bad("realtime_max_body_bytes", "must be at least 1024");
+        }
+        if self.realtime_queue == 0 {
+            return bad("realtime_queue", "must be at least 1");
+        }
+        if self.realtime_idle_timeout_secs == 0 {
+            return bad("realtime_idle_timeout_secs", "must be at least 1");
+        }
+        if self.realtime_max_lifetime_secs == 0 {
+            return bad("realtime_max_lifetime_secs", "must be at least 1");
         }
         if self.dir.as_os_str().is_empty() {
             return bad("dir", "must not be empty");

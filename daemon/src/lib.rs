@@ -14,6 +14,7 @@ pub mod filter;
 pub mod http;
 pub mod logging;
 pub mod ops;
+pub mod realtime;
 pub mod rules;
 pub mod schema;
 pub mod store;

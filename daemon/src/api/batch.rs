@@ -9,6 +9,7 @@ use crate::rules::{self, RequestCtx};
 use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
 use crate::store::records::{self as rs, Cond};
+use crate::store::Changes;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -142,10 +143,10 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let schema2 = schema.clone();
     let results = app
         .store
-        .write(move |c| {
+        .write_changes(move |c, changes| {
             let mut out: Vec<Done> = Vec::new();
             for (i, p) in plan.into_iter().enumerate() {
-                let r = run_one(c, &schema2, &p).map_err(|e| inner_error(i, &e))?;
+                let r = run_one(c, &schema2, &p, changes).map_err(|e| inner_error(i, &e))?;
                 out.push((p.coll, p.ctx, r));
             }
             Ok(out)
@@ -255,13 +256,24 @@ fn run_one(
     c: &rusqlite::Connection,
     schema: &Schema,
     p: &Planned,
+    changes: &mut Changes,
 ) -> ApiResult<Option<Map<String, Value>>> {
     let errs = FieldErrors::new();
     let su = p.ctx.identity.is_superuser();
     match &p.op {
         Op::Create => {
             let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-            create_in(c, schema, &p.coll, &p.ctx, p.hash.as_deref(), &rule, errs).map(Some)
+            create_in(
+                c,
+                schema,
+                &p.coll,
+                &p.ctx,
+                p.hash.as_deref(),
+                &rule,
+                errs,
+                changes,
+            )
+            .map(Some)
         }
         Op::Update(id) => {
             let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
@@ -275,12 +287,13 @@ fn run_one(
                 &rule,
                 su,
                 errs,
+                changes,
             )
             .map(Some)
         }
         Op::Delete(id) => {
             let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-            delete_in(c, schema, &p.coll, id, &rule).map(|_| None)
+            delete_in(c, schema, &p.coll, id, &rule, changes).map(|_| None)
         }
         Op::Upsert => {
             let id = p.ctx.body.get("id").map(to_text).unwrap_or_default();
@@ -300,11 +313,22 @@ fn run_one(
                     &rule,
                     su,
                     errs,
+                    changes,
                 )
                 .map(Some)
             } else {
                 let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-                create_in(c, schema, &p.coll, &p.ctx, p.hash.as_deref(), &rule, errs).map(Some)
+                create_in(
+                    c,
+                    schema,
+                    &p.coll,
+                    &p.ctx,
+                    p.hash.as_deref(),
+                    &rule,
+                    errs,
+                    changes,
+                )
+                .map(Some)
             }
         }
     }

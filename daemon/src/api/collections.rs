@@ -287,8 +287,9 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let schema = app.store.schema();
     app.store
-        .write(move |conn| {
-            // Record by record, so relations cascade as on delete.
+        .write_changes(move |conn, changes| {
+            // Record by record, so relations cascade as on delete (and each
+            // deleted record is a realtime delete event, as in PocketBase).
             let ids: Vec<String> = {
                 let sql = format!(
                     "SELECT \"id\" FROM {}",
@@ -300,7 +301,7 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             };
             for id in ids {
                 if crate::store::records::fetch_by_id(conn, &c, &id)?.is_some() {
-                    super::records::delete_cascade(conn, &schema, &c, &id, 0)?;
+                    super::records::delete_cascade(conn, &schema, &c, &id, 0, changes)?;
                 }
             }
             Ok(())

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod collections;
 pub mod health;
 pub mod identity;
+pub mod realtime;
 pub mod records;
 pub mod settings;
 pub mod superusers;

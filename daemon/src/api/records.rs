@@ -9,6 +9,7 @@ use crate::rules::{self, RequestCtx};
 use crate::schema::record::{self as rv, Setter};
 use crate::schema::{Collection, FieldKind, Schema};
 use crate::store::records::{self as rs, Cond};
+use crate::store::Changes;
 use crate::util::{new_record_id, now_string, random_string, ALPHANUM};
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
@@ -445,7 +446,18 @@ pub(crate) async fn create_record(
     let (schema2, coll2, ctx2) = (schema.clone(), coll.clone(), ctx.clone());
     let rec = app
         .store
-        .write(move |c| create_in(c, &schema2, &coll2, &ctx2, hash.as_deref(), &rule, errs))
+        .write_changes(move |c, changes| {
+            create_in(
+                c,
+                &schema2,
+                &coll2,
+                &ctx2,
+                hash.as_deref(),
+                &rule,
+                errs,
+                changes,
+            )
+        })
         .await?;
     let expand = ctx
         .query
@@ -485,6 +497,7 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 /// The write part of a create, on the writer's connection (shared with the
 /// batch API): build, validate, insert, then check the create rule against
 /// the inserted row (a failing rule rolls the savepoint back).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn create_in(
     c: &Connection,
     schema: &Schema,
@@ -493,6 +506,7 @@ pub(crate) fn create_in(
     hash: Option<&str>,
     rule: &Cond,
     mut errs: FieldErrors,
+    changes: &mut Changes,
 ) -> ApiResult<Map<String, Value>> {
     let manager = ctx.identity.is_superuser();
     let rec = build_record(c, schema, coll, None, &ctx.body, hash, manager, &mut errs)?;
@@ -505,6 +519,7 @@ pub(crate) fn create_in(
         return Err(ApiError::validation("Failed to create record.", errs));
     }
     rs::insert(c, coll, &rec)?;
+    changes.created(coll, &rec);
     Ok(rec)
 }
 
@@ -520,6 +535,7 @@ pub(crate) fn update_in(
     rule: &Cond,
     manager: bool,
     mut errs: FieldErrors,
+    changes: &mut Changes,
 ) -> ApiResult<Map<String, Value>> {
     let Some(current) = rs::fetch_where(c, coll, id, rule)? else {
         return Err(ApiError::not_found());
@@ -541,6 +557,7 @@ pub(crate) fn update_in(
         ApiError::BadRequest { data, .. } => ApiError::validation("Failed to update record.", data),
         other => other,
     })?;
+    changes.updated(coll, &rec);
     Ok(rec)
 }
 
@@ -586,7 +603,7 @@ pub(crate) async fn update_record(
     let (schema2, coll2, ctx2, id2) = (schema.clone(), coll.clone(), ctx.clone(), id.to_string());
     let rec = app
         .store
-        .write(move |c| {
+        .write_changes(move |c, changes| {
             update_in(
                 c,
                 &schema2,
@@ -597,6 +614,7 @@ pub(crate) async fn update_record(
                 &rule,
                 manager,
                 errs,
+                changes,
             )
         })
         .await?;
@@ -650,7 +668,7 @@ pub(crate) async fn delete_record(
     };
     let (schema2, coll2, id2) = (schema.clone(), coll.clone(), id.to_string());
     app.store
-        .write(move |c| delete_in(c, &schema2, &coll2, &id2, &rule))
+        .write_changes(move |c, changes| delete_in(c, &schema2, &coll2, &id2, &rule, changes))
         .await
 }
 
@@ -658,24 +676,28 @@ pub(crate) async fn delete_record(
 pub(crate) fn delete_in(
     c: &Connection,
     schema: &Schema,
-    coll: &Collection,
+    coll: &Arc<Collection>,
     id: &str,
     rule: &Cond,
+    changes: &mut Changes,
 ) -> ApiResult<()> {
     if rs::fetch_where(c, coll, id, rule)?.is_none() {
         return Err(ApiError::not_found());
     }
-    delete_cascade(c, schema, coll, id, 0)
+    delete_cascade(c, schema, coll, id, 0, changes)
 }
 
 /// Deletes a record and resolves references to it: cascadeDelete relations
 /// delete the referencing records, required ones block, others are unset.
+/// Every deleted and every unset record is recorded in `changes` (children
+/// first, then the record itself, as PocketBase publishes them).
 pub(crate) fn delete_cascade(
     c: &Connection,
     schema: &Schema,
-    coll: &Collection,
+    coll: &Arc<Collection>,
     id: &str,
     depth: usize,
+    changes: &mut Changes,
 ) -> ApiResult<()> {
     if depth > 32 {
         return Err(ApiError::bad(
@@ -696,7 +718,7 @@ pub(crate) fn delete_cascade(
                     continue;
                 };
                 if o.cascade_delete {
-                    delete_cascade(c, schema, other, &rid, depth + 1)?;
+                    delete_cascade(c, schema, other, &rid, depth + 1, changes)?;
                     continue;
                 }
                 let left: Vec<String> =
@@ -716,7 +738,13 @@ pub(crate) fn delete_cascade(
                 };
                 row.insert(f.name.clone(), v);
                 rs::update(c, other, &rid, &row)?;
+                changes.updated(other, &row);
             }
+        }
+    }
+    if changes.wants(coll) {
+        if let Some(row) = rs::fetch_by_id(c, coll, id)? {
+            changes.deleting(c, schema, coll, &row);
         }
     }
     rs::delete(c, coll, id)?;

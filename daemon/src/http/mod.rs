@@ -13,8 +13,7 @@ pub use response::Resp;
 
 use crate::app::App;
 use crate::error::ApiError;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -62,11 +61,16 @@ pub async fn serve(
         let app = app.clone();
         let router = router.clone();
         let mut stop_rx = stop_rx.clone();
+        // Closes this connection when flipped (a realtime client dropped by
+        // the broker, or shutdown), even while a write to it is blocked.
+        let (closer, mut closed) = watch::channel(false);
+        let closer = Arc::new(closer);
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let app = app.clone();
                 let router = router.clone();
-                async move { Ok::<_, Infallible>(handle(app, router, req, peer).await) }
+                let closer = closer.clone();
+                async move { Ok::<_, Infallible>(handle(app, router, req, peer, closer).await) }
             });
             let header_timeout = Duration::from_secs(app_header_timeout());
             let conn = http1::Builder::new()
@@ -77,19 +81,30 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => { let _ = r; }
+                _ = until_closed(&mut closed) => {}
                 _ = stop_rx.changed() => {
                     conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+                    tokio::select! {
+                        r = conn.as_mut() => { let _ = r; }
+                        _ = until_closed(&mut closed) => {}
+                    }
                 }
             }
             drop(permit);
         });
     }
+    // Event streams never finish by themselves: end them first.
+    app.realtime.close_all();
     let _ = stop_tx.send(true);
     let deadline = tokio::time::Instant::now() + drain;
     while conns.available_permits() < max && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Resolves once the connection's close switch is flipped.
+async fn until_closed(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|c| *c).await;
 }
 
 static HEADER_TIMEOUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10);
@@ -124,11 +139,12 @@ async fn handle(
     router: Arc<router::Router>,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
-) -> hyper::Response<Full<Bytes>> {
+    closer: Arc<watch::Sender<bool>>,
+) -> hyper::Response<response::Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let resp = match dispatch(&app, &router, req, peer).await {
+    let resp = match dispatch(&app, &router, req, peer, closer).await {
         Ok(r) => r,
         Err(e) => Resp::error(&e),
     };
@@ -142,6 +158,7 @@ async fn dispatch(
     router: &router::Router,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
+    closer: Arc<watch::Sender<bool>>,
 ) -> Result<Resp, ApiError> {
     let (parts, body) = req.into_parts();
     if parts.method == hyper::Method::OPTIONS {
@@ -177,7 +194,7 @@ async fn dispatch(
         Ok(Ok(c)) => c.to_bytes(),
     };
     let identity = crate::api::identity::resolve(app, &parts.headers).await?;
-    let req = Req::new(parts, params, body, identity, peer);
+    let req = Req::new(parts, params, body, identity, peer, closer);
     handler(app.clone(), req).await
 }
 
@@ -197,6 +214,9 @@ fn clean_path(p: &str) -> String {
 /// editor `maxSize` or 5 MiB, json `maxSize` or 1 MiB, each).
 fn body_limit(app: &App, method: &hyper::Method, path: &str, params: &[(String, String)]) -> usize {
     let base = app.config.max_body_bytes;
+    if path == "/api/realtime" {
+        return app.config.realtime_max_body_bytes;
+    }
     let is_record_write = (method == hyper::Method::POST || method == hyper::Method::PATCH)
         && path.contains("/records");
     if !is_record_write {

@@ -16,6 +16,9 @@ pub struct Req {
     pub body: Bytes,
     pub identity: Identity,
     pub peer: SocketAddr,
+    /// Flipping it to `true` closes this request's connection (used by the
+    /// realtime broker to drop a client that stopped reading).
+    pub closer: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Req {
@@ -25,6 +28,7 @@ impl Req {
         body: Bytes,
         identity: Identity,
         peer: SocketAddr,
+        closer: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     ) -> Req {
         let query = parts
             .uri
@@ -39,6 +43,7 @@ impl Req {
             body,
             identity,
             peer,
+            closer,
         }
     }
 

@@ -1,13 +1,27 @@
-//! Responses: JSON bodies and PocketBase's headers.
+//! Responses: JSON bodies and PocketBase's headers; a streamed body for
+//! the realtime event stream.
 
 use crate::error::ApiError;
 use bytes::Bytes;
-use http_body_util::Full;
+use futures_util::{Stream, StreamExt};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use serde_json::Value;
+use std::convert::Infallible;
+use std::pin::Pin;
+
+/// The body type of every response: a whole buffer (most) or a stream.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// A streamed response body: chunks sent as they come.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
 pub struct Resp {
     pub status: u16,
     pub body: Bytes,
+    /// When set, the body is streamed from here instead of `body`.
+    pub stream: Option<ByteStream>,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
 }
@@ -17,6 +31,7 @@ impl Resp {
         Resp {
             status,
             body: Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+            stream: None,
             content_type: "application/json",
             headers: Vec::new(),
         }
@@ -30,6 +45,7 @@ impl Resp {
         Resp {
             status,
             body: Bytes::new(),
+            stream: None,
             content_type: "",
             headers: Vec::new(),
         }
@@ -44,8 +60,24 @@ impl Resp {
         Resp {
             status: 307,
             body: Bytes::from(format!("<a href=\"{href}\">Temporary Redirect</a>.\n\n")),
+            stream: None,
             content_type: "text/html; charset=utf-8",
             headers: vec![("location", href)],
+        }
+    }
+
+    /// A `text/event-stream` response streaming `events` (as PocketBase
+    /// answers `GET /api/realtime`).
+    pub fn event_stream(events: impl Stream<Item = Bytes> + Send + 'static) -> Resp {
+        Resp {
+            status: 200,
+            body: Bytes::new(),
+            stream: Some(Box::pin(events)),
+            content_type: "text/event-stream",
+            headers: vec![
+                ("cache-control", "no-store".into()),
+                ("x-accel-buffering", "no".into()),
+            ],
         }
     }
 
@@ -57,7 +89,7 @@ impl Resp {
         r
     }
 
-    pub fn into_hyper(self) -> hyper::Response<Full<Bytes>> {
+    pub fn into_hyper(self) -> hyper::Response<Body> {
         let mut b = hyper::Response::builder()
             .status(self.status)
             .header("access-control-allow-origin", "*")
@@ -77,8 +109,14 @@ impl Resp {
         for (k, v) in self.headers {
             b = b.header(k, v);
         }
-        b.body(Full::new(self.body)).unwrap_or_else(|_| {
-            let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"{}")));
+        let body = match self.stream {
+            Some(s) => {
+                StreamBody::new(s.map(|b| Ok::<_, Infallible>(Frame::data(b)))).boxed_unsync()
+            }
+            None => Full::new(self.body).boxed_unsync(),
+        };
+        b.body(body).unwrap_or_else(|_| {
+            let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"{}")).boxed_unsync());
             *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
             r
         })

@@ -107,6 +107,9 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
             "/api/collections/{collection}/impersonate/{id}",
             h!(api::auth::impersonate),
         ),
+        // Realtime (SSE).
+        (M::GET, "/api/realtime", h!(api::realtime::connect)),
+        (M::POST, "/api/realtime", h!(api::realtime::subscribe)),
         // Batch and settings.
         (M::POST, "/api/batch", h!(api::batch::batch)),
         (M::GET, "/api/settings", h!(api::settings::get)),

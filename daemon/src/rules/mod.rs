@@ -128,6 +128,31 @@ pub fn list_query(
     })
 }
 
+/// A client's `filter` (and `sort`, only checked) on its own, compiled with
+/// the caller's access (privileged for superusers), as PocketBase checks a
+/// realtime subscription's `filter` option.
+pub fn filter_cond(
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    req: &RequestCtx,
+    filter_src: &str,
+    sort_src: &str,
+    max_filter_len: usize,
+) -> ApiResult<Cond> {
+    let superuser = req.identity.is_superuser();
+    if filter_src.len() > max_filter_len {
+        return Err(ApiError::bad(filter::GENERIC_MESSAGE));
+    }
+    if !superuser {
+        filter::check_superuser_only_fields(filter_src, sort_src).map_err(client_err)?;
+    }
+    let info = req.to_filter();
+    let ctx = filter::Ctx::new(schema, coll, &info, superuser);
+    let mut q = Query::new(&ctx).map_err(ApiError::internal)?;
+    q.filter_str(filter_src).map_err(client_err)?;
+    Ok(to_cond(q.finish().map_err(client_err)?))
+}
+
 /// Checks that a rule string parses and names only known fields (used when
 /// a collection is saved). Returns PocketBase's raw error text on failure.
 pub fn validate_rule(schema: &Schema, coll: &Arc<Collection>, rule: &str) -> Result<(), String> {

@@ -7,6 +7,7 @@
 //! - No connection is held across an `.await`.
 //! - SQLite dialect lives in `dialect`; nothing else spells it.
 
+pub mod changes;
 mod ddl;
 pub mod dialect;
 mod migrate;
@@ -15,6 +16,7 @@ mod readers;
 pub mod records;
 mod writer;
 
+pub use changes::{Action, Change, ChangeSink, Changes, Prepared};
 pub use open::{check_modes, fix_modes, ModeProblem};
 pub use writer::WriteOutcome;
 
@@ -22,7 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::schema::Schema;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// Options the store needs from the configuration.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct Store {
     writer: writer::Writer,
     readers: readers::Readers,
     schema: RwLock<Arc<Schema>>,
+    /// Where committed record changes go (the realtime broker), once set.
+    sink: OnceLock<Arc<dyn ChangeSink>>,
 }
 
 impl Store {
@@ -64,6 +68,7 @@ impl Store {
             writer,
             readers,
             schema: RwLock::new(Arc::new(schema)),
+            sink: OnceLock::new(),
         }))
     }
 
@@ -112,6 +117,35 @@ impl Store {
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
     {
         self.writer.run(f).await
+    }
+
+    /// Registers where committed record changes go (once; later calls are
+    /// ignored).
+    pub fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    /// Like `write`, for writes that change records: `f` records them in
+    /// `Changes`, which are handed to the change sink after COMMIT (on the
+    /// writer thread, in commit order, before the caller is answered).
+    pub async fn write_changes<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Changes) -> ApiResult<T> + Send + 'static,
+    {
+        let sink = self.sink.get().cloned();
+        let (v, _) = self
+            .writer
+            .run_then(
+                move |c| {
+                    let mut changes = Changes::new(sink);
+                    let v = f(c, &mut changes)?;
+                    Ok((v, changes))
+                },
+                |(_, changes): &mut (T, Changes)| changes.publish(),
+            )
+            .await?;
+        Ok(v)
     }
 
     /// A round trip through the writer (for health and the watchdog).

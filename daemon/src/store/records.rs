@@ -137,6 +137,46 @@ pub fn passes_unsaved(
     Ok(st.exists(params_from_iter(params.iter()))?)
 }
 
+/// Whether a record, as given by `values` (e.g. as committed, or as it was
+/// before a delete), passes `cond`. The values are bound as a one-row
+/// subquery aliased like the collection's table, so the condition's own
+/// references read the given values while its joins (`@collection.*`, other
+/// relations) read the stored tables.
+pub fn passes_snapshot(
+    conn: &Connection,
+    c: &Collection,
+    values: &Map<String, Value>,
+    cond: &Cond,
+) -> ApiResult<bool> {
+    if cond.sql.is_empty() && cond.joins.is_empty() {
+        return Ok(true);
+    }
+    let cols: Vec<String> = c
+        .fields
+        .iter()
+        .map(|f| format!("? AS {}", quote_ident(&f.name)))
+        .collect();
+    let mut sql = format!(
+        "SELECT 1 FROM (SELECT {}) AS {} {}",
+        cols.join(", "),
+        quote_ident(&c.name),
+        cond.joins.join(" ")
+    );
+    if !cond.sql.is_empty() {
+        sql.push_str(&format!(" WHERE ({})", cond.sql));
+    }
+    sql.push_str(" LIMIT 1");
+    let mut params: Vec<Sql> = c
+        .fields
+        .iter()
+        .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
+        .collect();
+    params.extend(cond.join_params.iter().cloned());
+    params.extend(cond.params.iter().cloned());
+    let mut st = conn.prepare_cached(&sql)?;
+    Ok(st.exists(params_from_iter(params.iter()))?)
+}
+
 fn from_where(c: &Collection, cond: &Cond) -> String {
     let mut s = format!("FROM {}", quote_ident(&c.name));
     for j in &cond.joins {

@@ -40,12 +40,29 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
     {
+        self.run_then(f, |_| {}).await
+    }
+
+    /// Like `run`, and calls `on_commit` with the write's value on the
+    /// writer thread once the batch has committed, before the caller is
+    /// answered — in commit order. Not called for a write that failed or a
+    /// batch whose COMMIT failed.
+    pub(crate) async fn run_then<T, F, H>(&self, f: F, on_commit: H) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        H: FnOnce(&mut T) + Send + 'static,
+    {
         let (done_tx, done_rx) = oneshot::channel::<ApiResult<T>>();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = run_in_savepoint(conn, f);
             Box::new(move |commit: Result<(), String>| {
                 let answer = match (commit, result) {
-                    (Ok(()), r) => r,
+                    (Ok(()), Ok(mut v)) => {
+                        on_commit(&mut v);
+                        Ok(v)
+                    }
+                    (Ok(()), Err(e)) => Err(e),
                     (Err(e), Ok(_)) => Err(ApiError::internal(format!("commit failed: {e}"))),
                     (Err(_), Err(e)) => Err(e),
                 };

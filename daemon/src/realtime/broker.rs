@@ -1,0 +1,424 @@
+//! The registry of realtime clients: who is connected, from where, as whom,
+//! subscribed to what, and each client's bounded event queue.
+//!
+//! Limits (all from the config): clients in total and per IP address,
+//! subscriptions per client (a fixed-capacity `heapless::Vec`), events
+//! queued per client — a client whose queue is full is disconnected, never
+//! buffered further.
+
+use super::topic::Topic;
+use crate::auth::Identity;
+use crate::schema::Collection;
+use crate::util::{random_string, ALPHANUM};
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, watch};
+
+/// The most subscriptions a client can hold (the capacity of its set; the
+/// configured limit may be lower).
+pub const MAX_SUBSCRIPTIONS: usize = 64;
+
+/// A client's subscriptions: fixed capacity, no reallocation.
+pub type Subscriptions = heapless::Vec<Arc<Topic>, MAX_SUBSCRIPTIONS>;
+
+/// A switch that closes a client's connection: the HTTP layer closes the
+/// socket when it flips to `true`, even while a write is blocked on a client
+/// that does not read.
+pub type Closer = Arc<watch::Sender<bool>>;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_clients: usize,
+    pub max_clients_per_ip: usize,
+    pub max_subscriptions: usize,
+    pub queue: usize,
+}
+
+/// One message for a client: the event name and its JSON data (shared by
+/// every client that gets the same rendering).
+#[derive(Debug, Clone)]
+pub struct Msg {
+    pub name: Arc<str>,
+    pub data: Bytes,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    TooManyClients,
+    TooManyForIp,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// No client with that id.
+    UnknownClient,
+    /// The request comes from another IP address than the stream.
+    OtherIp,
+    /// The client is authenticated as someone else.
+    AuthMismatch,
+    TooMany,
+}
+
+struct Client {
+    ip: IpAddr,
+    tx: mpsc::Sender<Msg>,
+    closer: Closer,
+    identity: Arc<Identity>,
+    subs: Subscriptions,
+}
+
+#[derive(Default)]
+struct State {
+    clients: HashMap<Arc<str>, Client>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl State {
+    fn remove(&mut self, id: &str) -> Option<Client> {
+        let c = self.clients.remove(id)?;
+        if let Some(n) = self.per_ip.get_mut(&c.ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&c.ip);
+            }
+        }
+        Some(c)
+    }
+}
+
+pub struct Broker {
+    limits: Limits,
+    state: Mutex<State>,
+    count: AtomicUsize,
+}
+
+/// A subscription an event may go to, snapshotted for the fan-out.
+#[derive(Clone)]
+pub(crate) struct Candidate {
+    pub client: Arc<str>,
+    pub tx: mpsc::Sender<Msg>,
+    pub identity: Arc<Identity>,
+    pub topic: Arc<Topic>,
+}
+
+/// A connected client's end: its id and queue. Dropping it unregisters the
+/// client.
+pub struct Registration {
+    pub id: Arc<str>,
+    pub rx: mpsc::Receiver<Msg>,
+    pub closed: watch::Receiver<bool>,
+    broker: Arc<Broker>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.broker.unregister(&self.id);
+    }
+}
+
+fn same_auth(a: &Identity, b: &Identity) -> bool {
+    match (a.auth(), b.auth()) {
+        (None, None) => true,
+        (Some(x), Some(y)) => x.id() == y.id() && x.collection.id == y.collection.id,
+        _ => false,
+    }
+}
+
+impl Broker {
+    pub fn new(limits: Limits) -> Arc<Broker> {
+        Arc::new(Broker {
+            limits,
+            state: Mutex::new(State::default()),
+            count: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Connected clients.
+    pub fn client_count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Registers a new client connected from `ip`; `closer` closes its
+    /// connection.
+    pub fn register(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        closer: Closer,
+    ) -> Result<Registration, RegisterError> {
+        let mut st = self.lock();
+        if st.clients.len() >= self.limits.max_clients {
+            return Err(RegisterError::TooManyClients);
+        }
+        let from_ip = st.per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.limits.max_clients_per_ip {
+            return Err(RegisterError::TooManyForIp);
+        }
+        let id: Arc<str> = Arc::from(random_string(40, ALPHANUM));
+        let (tx, rx) = mpsc::channel(self.limits.queue.max(1));
+        let closed = closer.subscribe();
+        st.clients.insert(
+            id.clone(),
+            Client {
+                ip,
+                tx,
+                closer,
+                identity: Arc::new(Identity::Guest),
+                subs: Subscriptions::new(),
+            },
+        );
+        *st.per_ip.entry(ip).or_insert(0) += 1;
+        self.count.store(st.clients.len(), Ordering::Relaxed);
+        Ok(Registration {
+            id,
+            rx,
+            closed,
+            broker: self.clone(),
+        })
+    }
+
+    fn unregister(&self, id: &str) {
+        let mut st = self.lock();
+        st.remove(id);
+        self.count.store(st.clients.len(), Ordering::Relaxed);
+    }
+
+    /// Disconnects a client (its queue overflowed, or it is gone).
+    pub(crate) fn disconnect(&self, id: &str) {
+        let removed = {
+            let mut st = self.lock();
+            let c = st.remove(id);
+            self.count.store(st.clients.len(), Ordering::Relaxed);
+            c
+        };
+        if let Some(c) = removed {
+            c.closer.send_replace(true);
+        }
+    }
+
+    /// Disconnects every client (shutdown, or the fan-out fell behind).
+    pub fn close_all(&self) {
+        let all: Vec<Client> = {
+            let mut st = self.lock();
+            st.per_ip.clear();
+            self.count.store(0, Ordering::Relaxed);
+            st.clients.drain().map(|(_, c)| c).collect()
+        };
+        for c in all {
+            c.closer.send_replace(true);
+        }
+    }
+
+    /// Replaces a client's subscriptions (PocketBase's `POST /api/realtime`):
+    /// the request must come from the client's IP address, and a client
+    /// authenticated before must stay the same auth record (a guest may
+    /// become authenticated). The request's identity then applies to every
+    /// event the client gets.
+    pub fn set_subscriptions(
+        &self,
+        client: &str,
+        ip: IpAddr,
+        identity: Identity,
+        topics: &[String],
+    ) -> Result<(), SubscribeError> {
+        let mut subs = Subscriptions::new();
+        for raw in topics {
+            if raw.is_empty() || subs.iter().any(|t| &*t.raw == raw.as_str()) {
+                continue;
+            }
+            if subs.len() >= self.limits.max_subscriptions
+                || subs.push(Arc::new(Topic::parse(raw))).is_err()
+            {
+                return Err(SubscribeError::TooMany);
+            }
+        }
+        let mut st = self.lock();
+        let c = st
+            .clients
+            .get_mut(client)
+            .ok_or(SubscribeError::UnknownClient)?;
+        if c.ip != ip {
+            return Err(SubscribeError::OtherIp);
+        }
+        if c.identity.auth().is_some() && !same_auth(&c.identity, &identity) {
+            return Err(SubscribeError::AuthMismatch);
+        }
+        c.identity = Arc::new(identity);
+        c.subs = subs;
+        Ok(())
+    }
+
+    /// Snapshot of the subscriptions an event for record `id` of `coll` may
+    /// go to.
+    pub(crate) fn candidates(&self, coll: &Collection, id: &str) -> Vec<Candidate> {
+        let st = self.lock();
+        let mut out = Vec::new();
+        for (cid, c) in &st.clients {
+            for t in &c.subs {
+                if t.matches(&coll.name, &coll.id, id) {
+                    out.push(Candidate {
+                        client: cid.clone(),
+                        tx: c.tx.clone(),
+                        identity: c.identity.clone(),
+                        topic: t.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether any client subscribes to `coll`.
+    pub(crate) fn has_subscribers(&self, coll: &Collection) -> bool {
+        let st = self.lock();
+        st.clients.values().any(|c| {
+            c.subs
+                .iter()
+                .any(|t| t.collection == coll.name || t.collection == coll.id)
+        })
+    }
+
+    /// An auth record changed: clients authenticated as it see the new
+    /// values; if its tokenKey changed (sessions revoked), they become guests.
+    pub(crate) fn auth_record_updated(&self, coll: &Collection, record: &Map<String, Value>) {
+        let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
+        let token_key = record.get("tokenKey").and_then(Value::as_str);
+        let mut st = self.lock();
+        for c in st.clients.values_mut() {
+            let next = match c.identity.auth() {
+                Some(a) if a.collection.id == coll.id && a.id() == id => {
+                    let old_key = a.record.get("tokenKey").and_then(Value::as_str);
+                    if old_key != token_key {
+                        Identity::Guest
+                    } else {
+                        let mut a = a.clone();
+                        a.record = record.clone();
+                        match &*c.identity {
+                            Identity::Superuser(_) => Identity::Superuser(a),
+                            _ => Identity::User(a),
+                        }
+                    }
+                }
+                _ => continue,
+            };
+            c.identity = Arc::new(next);
+        }
+    }
+
+    /// An auth record was deleted: clients authenticated as it become guests.
+    pub(crate) fn auth_record_deleted(&self, coll: &Collection, id: &str) {
+        self.unset_auth_where(|a| a.collection.id == coll.id && a.id() == id);
+    }
+
+    /// Clients authenticated through a collection whose token secret changed
+    /// (or that is gone) become guests.
+    pub(crate) fn unset_auth_where(&self, pred: impl Fn(&crate::auth::AuthRecord) -> bool) {
+        let mut st = self.lock();
+        for c in st.clients.values_mut() {
+            if c.identity.auth().is_some_and(&pred) {
+                c.identity = Arc::new(Identity::Guest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(max: usize, per_ip: usize) -> Arc<Broker> {
+        Broker::new(Limits {
+            max_clients: max,
+            max_clients_per_ip: per_ip,
+            max_subscriptions: 3,
+            queue: 2,
+        })
+    }
+
+    fn closer() -> Closer {
+        Arc::new(watch::channel(false).0)
+    }
+
+    #[test]
+    fn client_limits() {
+        let b = broker(3, 2);
+        let ip1: IpAddr = [10, 0, 0, 1].into();
+        let ip2: IpAddr = [10, 0, 0, 2].into();
+        let r1 = b.register(ip1, closer()).unwrap();
+        let _r2 = b.register(ip1, closer()).unwrap();
+        assert_eq!(
+            b.register(ip1, closer()).err(),
+            Some(RegisterError::TooManyForIp)
+        );
+        let _r3 = b.register(ip2, closer()).unwrap();
+        assert_eq!(
+            b.register(ip2, closer()).err(),
+            Some(RegisterError::TooManyClients)
+        );
+        assert_eq!(b.client_count(), 3);
+        drop(r1);
+        assert_eq!(b.client_count(), 2);
+        assert!(b.register(ip1, closer()).is_ok());
+    }
+
+    #[test]
+    fn subscriptions() {
+        let b = broker(10, 10);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let r = b.register(ip, closer()).unwrap();
+        let topics = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            b.set_subscriptions("nope", ip, Identity::Guest, &[]),
+            Err(SubscribeError::UnknownClient)
+        );
+        assert_eq!(
+            b.set_subscriptions(&r.id, [1, 1, 1, 1].into(), Identity::Guest, &[]),
+            Err(SubscribeError::OtherIp)
+        );
+        // Duplicates and empty topics do not count.
+        b.set_subscriptions(
+            &r.id,
+            ip,
+            Identity::Guest,
+            &topics(&["a/*", "a/*", "", "b/x", "c"]),
+        )
+        .unwrap();
+        assert_eq!(
+            b.set_subscriptions(&r.id, ip, Identity::Guest, &topics(&["a", "b", "c", "d"])),
+            Err(SubscribeError::TooMany)
+        );
+        let coll = crate::schema::Collection {
+            name: "b".into(),
+            id: "pbc_b".into(),
+            kind: crate::schema::CollectionType::Base,
+            system: false,
+            fields: vec![],
+            indexes: vec![],
+            list_rule: None,
+            view_rule: None,
+            create_rule: None,
+            update_rule: None,
+            delete_rule: None,
+            options: Map::new(),
+            created: String::new(),
+            updated: String::new(),
+        };
+        assert_eq!(b.candidates(&coll, "x").len(), 1);
+        assert_eq!(b.candidates(&coll, "y").len(), 0);
+        assert!(b.has_subscribers(&coll));
+    }
+}

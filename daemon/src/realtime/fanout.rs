@@ -1,0 +1,651 @@
+//! From committed changes to client queues.
+//!
+//! ```text
+//! writer thread, after COMMIT ── Publisher::committed ──► (bounded channel) ──► fan-out task
+//!   (auth-record changes applied to clients first)           one reader connection per round:
+//!                                                             rules + filter + rendering per group
+//! writer thread, before a DELETE ── Publisher::prepare_delete (same fan-out, rendered while the
+//!   record and what its rules read still exist; delivered after COMMIT in order)
+//! ```
+//!
+//! An event goes to a subscription when the subscriber passes the
+//! collection's list rule (`COLLECTION/*`) or view rule (`COLLECTION/ID`),
+//! evaluated against the record as committed (a delete: as it was before),
+//! and the subscription's own `filter` option. Subscribers are grouped so one
+//! evaluation serves many: a rule that does not read `@request.auth` is
+//! evaluated once for every non-superuser, one that does once per auth
+//! record (all guests share one); `@request.query`/`@request.headers` add the
+//! subscription's options to the key. Rendering (visibility, `expand`,
+//! `fields`) is shared the same way. Superusers pass every rule.
+
+use super::broker::{Broker, Candidate, Msg};
+use super::topic::{Target, Topic};
+use crate::auth::Identity;
+use crate::error::ApiResult;
+use crate::rules::{self, RequestCtx};
+use crate::schema::{Collection, Schema};
+use crate::store::records::{passes_snapshot, Cond};
+use crate::store::{Action, Change, ChangeSink, Prepared, Store};
+use bytes::Bytes;
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+/// How a record is shown to a subscriber: the records API's own visibility,
+/// expand and fields (`api::records`), injected so that this module does not
+/// depend on the API layer.
+pub type Renderer = fn(
+    &Connection,
+    &Schema,
+    &Arc<Collection>,
+    Map<String, Value>,
+    &RequestCtx,
+    &str,
+    &str,
+) -> ApiResult<Value>;
+
+/// Committed write batches waiting for the fan-out; when the fan-out falls
+/// this far behind, every client is disconnected (they reconnect and
+/// resubscribe) instead of buffering without bound.
+const PENDING_WRITES: usize = 1024;
+/// Most writes handled in one fan-out round (one reader connection).
+const ROUND: usize = 64;
+
+/// Deliveries prepared before a delete.
+struct PreparedDeliveries(Vec<(Candidate, Msg)>);
+
+/// The change sink the store hands committed writes to.
+pub struct Publisher {
+    broker: Arc<Broker>,
+    tx: mpsc::Sender<Vec<Change>>,
+    render: Renderer,
+    max_filter_len: usize,
+}
+
+impl Publisher {
+    /// Creates the publisher and starts the fan-out task (which reads through
+    /// `store` while it lives).
+    pub fn start(
+        broker: Arc<Broker>,
+        store: Weak<Store>,
+        render: Renderer,
+        max_filter_len: usize,
+    ) -> Arc<Publisher> {
+        let (tx, rx) = mpsc::channel(PENDING_WRITES);
+        tokio::spawn(run(rx, broker.clone(), store, render, max_filter_len));
+        Arc::new(Publisher {
+            broker,
+            tx,
+            render,
+            max_filter_len,
+        })
+    }
+}
+
+impl ChangeSink for Publisher {
+    fn wants(&self, _coll: &Collection) -> bool {
+        // Auth-record changes matter to connected clients even without a
+        // subscription to their collection.
+        self.broker.client_count() > 0
+    }
+
+    fn prepare_delete(
+        &self,
+        conn: &Connection,
+        schema: &Schema,
+        coll: &Arc<Collection>,
+        record: &Map<String, Value>,
+    ) -> Option<Prepared> {
+        if !self.broker.has_subscribers(coll) {
+            return None;
+        }
+        let out = fan_out(
+            conn,
+            schema,
+            &self.broker,
+            coll,
+            Action::Delete,
+            record,
+            self.render,
+            self.max_filter_len,
+        );
+        Some(Box::new(PreparedDeliveries(out)))
+    }
+
+    fn committed(&self, changes: Vec<Change>) {
+        // Auth state first, in commit order: an event published after a
+        // revocation is already checked as a guest.
+        for ch in &changes {
+            if !ch.collection.is_auth() {
+                continue;
+            }
+            match ch.action {
+                Action::Update => self.broker.auth_record_updated(&ch.collection, &ch.record),
+                Action::Delete => {
+                    let id = ch
+                        .record
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    self.broker.auth_record_deleted(&ch.collection, id);
+                }
+                Action::Create => {}
+            }
+        }
+        match self.tx.try_send(changes) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(
+                    "realtime fan-out is {PENDING_WRITES} writes behind; disconnecting all realtime clients"
+                );
+                self.broker.close_all();
+            }
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+async fn run(
+    mut rx: mpsc::Receiver<Vec<Change>>,
+    broker: Arc<Broker>,
+    store: Weak<Store>,
+    render: Renderer,
+    max_filter_len: usize,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut round = vec![first];
+        while round.len() < ROUND {
+            match rx.try_recv() {
+                Ok(more) => round.push(more),
+                Err(_) => break,
+            }
+        }
+        let Some(store) = store.upgrade() else { break };
+        let schema = store.schema();
+        let broker = broker.clone();
+        let res = store
+            .read(move |conn| {
+                for change in round.into_iter().flatten() {
+                    publish(conn, &schema, &broker, change, render, max_filter_len);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "realtime fan-out failed");
+        }
+    }
+}
+
+/// Delivers one committed change (rendering it now unless it was prepared
+/// before a delete).
+fn publish(
+    conn: &Connection,
+    schema: &Schema,
+    broker: &Broker,
+    change: Change,
+    render: Renderer,
+    max_filter_len: usize,
+) {
+    let deliveries = match change.prepared {
+        Some(p) => match p.downcast::<PreparedDeliveries>() {
+            Ok(p) => p.0,
+            Err(_) => return,
+        },
+        None if change.action == Action::Delete => return,
+        None => {
+            // The current definition (rules may have changed since); a
+            // collection that is gone has nobody left to tell.
+            let Some(coll) = schema.by_id(&change.collection.id).cloned() else {
+                return;
+            };
+            fan_out(
+                conn,
+                schema,
+                broker,
+                &coll,
+                change.action,
+                &change.record,
+                render,
+                max_filter_len,
+            )
+        }
+    };
+    deliver(broker, deliveries);
+}
+
+/// Queues each message; a client whose queue is full is disconnected.
+fn deliver(broker: &Broker, deliveries: Vec<(Candidate, Msg)>) {
+    for (cand, msg) in deliveries {
+        match cand.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::info!(client = %cand.client, "realtime client too slow; disconnecting");
+                broker.disconnect(&cand.client);
+            }
+            Err(TrySendError::Closed(_)) => broker.disconnect(&cand.client),
+        }
+    }
+}
+
+/// Who a group key is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Who {
+    /// Any non-superuser (the expression does not read `@request.auth`).
+    Anyone,
+    Superuser(String),
+    Guest,
+    Record(String, String),
+}
+
+fn who(identity: &Identity) -> Who {
+    match identity {
+        Identity::Guest => Who::Guest,
+        Identity::Superuser(a) => Who::Superuser(a.id().to_string()),
+        Identity::User(a) => Who::Record(a.collection.id.clone(), a.id().to_string()),
+    }
+}
+
+/// The part of a group key an expression depends on: the auth record only
+/// if it reads `@request.auth`, the subscription's options only if it reads
+/// `@request.query` / `@request.headers`.
+fn depends(expr: &str, identity: &Identity, topic: &Topic) -> (Who, String) {
+    let w = if expr.contains("@request.auth") {
+        who(identity)
+    } else {
+        Who::Anyone
+    };
+    let o = if expr.contains("@request.query") || expr.contains("@request.headers") {
+        topic.options_key()
+    } else {
+        String::new()
+    };
+    (w, o)
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct RuleKey {
+    view: bool,
+    who: Who,
+    options: String,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct FilterKey {
+    superuser: bool,
+    filter: String,
+    sort: String,
+    who: Who,
+    options: String,
+}
+
+#[derive(PartialEq, Eq, Hash)]
+struct RenderKey {
+    who: Who,
+    expand: String,
+    fields: String,
+    options: String,
+}
+
+/// A token that no longer verifies (its collection is gone or its secret
+/// changed) makes the subscriber a guest, as in PocketBase.
+fn effective(schema: &Schema, identity: &Arc<Identity>) -> Arc<Identity> {
+    let Some(a) = identity.auth() else {
+        return identity.clone();
+    };
+    let valid = schema.by_id(&a.collection.id).is_some_and(|now| {
+        now.token_settings("authToken").1 == a.collection.token_settings("authToken").1
+    });
+    if valid {
+        identity.clone()
+    } else {
+        Arc::new(Identity::Guest)
+    }
+}
+
+fn request_ctx(identity: &Identity, topic: &Topic) -> RequestCtx {
+    RequestCtx {
+        identity: identity.clone(),
+        method: "GET".into(),
+        context: "realtime".into(),
+        query: topic.query_map(),
+        headers: topic.headers_map(),
+        body: Map::new(),
+    }
+}
+
+fn passes(conn: &Connection, coll: &Collection, record: &Map<String, Value>, cond: &Cond) -> bool {
+    match passes_snapshot(conn, coll, record, cond) {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::debug!(collection = %coll.name, error = %e, "realtime access check failed");
+            false
+        }
+    }
+}
+
+/// The work one event cost (tests and debug logs).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Work {
+    rules: usize,
+    filters: usize,
+    renders: usize,
+}
+
+/// Evaluates and renders one event for every matching subscription.
+#[allow(clippy::too_many_arguments)]
+fn fan_out(
+    conn: &Connection,
+    schema: &Schema,
+    broker: &Broker,
+    coll: &Arc<Collection>,
+    action: Action,
+    record: &Map<String, Value>,
+    render: Renderer,
+    max_filter_len: usize,
+) -> Vec<(Candidate, Msg)> {
+    let mut work = Work::default();
+    let out = fan_out_counted(
+        conn,
+        schema,
+        broker,
+        coll,
+        action,
+        record,
+        render,
+        max_filter_len,
+        &mut work,
+    );
+    if !out.is_empty() {
+        tracing::trace!(collection = %coll.name, messages = out.len(), ?work, "realtime fan-out");
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fan_out_counted(
+    conn: &Connection,
+    schema: &Schema,
+    broker: &Broker,
+    coll: &Arc<Collection>,
+    action: Action,
+    record: &Map<String, Value>,
+    render: Renderer,
+    max_filter_len: usize,
+    work: &mut Work,
+) -> Vec<(Candidate, Msg)> {
+    let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
+    let candidates = broker.candidates(coll, id);
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let mut rule_ok: HashMap<RuleKey, bool> = HashMap::new();
+    let mut filter_ok: HashMap<FilterKey, bool> = HashMap::new();
+    let mut rendered: HashMap<RenderKey, Option<Bytes>> = HashMap::new();
+    let mut out = Vec::with_capacity(candidates.len());
+    for cand in candidates {
+        let identity = effective(schema, &cand.identity);
+        let topic = &cand.topic;
+        let superuser = identity.is_superuser();
+        // 1. The collection rule, once per group.
+        if !superuser {
+            let view = matches!(topic.target, Target::Record(_));
+            let rule = if view {
+                coll.view_rule.as_deref()
+            } else {
+                coll.list_rule.as_deref()
+            };
+            let ok = match rule {
+                None => false,
+                Some(r) if r.trim().is_empty() => true,
+                Some(r) => {
+                    let (who, options) = depends(r, &identity, topic);
+                    let key = RuleKey { view, who, options };
+                    *rule_ok.entry(key).or_insert_with(|| {
+                        work.rules += 1;
+                        let ctx = request_ctx(&identity, topic);
+                        match rules::rule_cond(schema, coll, Some(r), &ctx) {
+                            Ok(Some(cond)) => passes(conn, coll, record, &cond),
+                            Ok(None) => false,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "realtime rule failed");
+                                false
+                            }
+                        }
+                    })
+                }
+            };
+            if !ok {
+                continue;
+            }
+        }
+        // 2. The subscription's own filter, once per distinct filter.
+        let filter = topic.option("filter");
+        if !filter.is_empty() {
+            let sort = topic.option("sort");
+            let (who, options) = if superuser {
+                depends(filter, &identity, topic)
+            } else {
+                // Non-superusers cannot read @request.* in a filter.
+                (Who::Anyone, String::new())
+            };
+            let key = FilterKey {
+                superuser,
+                filter: filter.to_string(),
+                sort: sort.to_string(),
+                who,
+                options,
+            };
+            let ok = *filter_ok.entry(key).or_insert_with(|| {
+                work.filters += 1;
+                let ctx = request_ctx(&identity, topic);
+                match rules::filter_cond(schema, coll, &ctx, filter, sort, max_filter_len) {
+                    Ok(cond) => passes(conn, coll, record, &cond),
+                    Err(_) => false,
+                }
+            });
+            if !ok {
+                continue;
+            }
+        }
+        // 3. The record as this subscriber may see it, once per shape.
+        let expand = topic.option("expand");
+        let fields = topic.option("fields");
+        let personal = coll.is_auth() || !expand.is_empty();
+        let key = RenderKey {
+            who: if superuser || personal {
+                who(&identity)
+            } else {
+                Who::Anyone
+            },
+            expand: expand.to_string(),
+            fields: fields.to_string(),
+            options: if personal {
+                topic.options_key()
+            } else {
+                String::new()
+            },
+        };
+        let data = rendered
+            .entry(key)
+            .or_insert_with(|| {
+                work.renders += 1;
+                let ctx = request_ctx(&identity, topic);
+                match render(conn, schema, coll, record.clone(), &ctx, expand, fields) {
+                    Ok(v) => Some(message_data(action, &v)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "realtime render failed");
+                        None
+                    }
+                }
+            })
+            .clone();
+        if let Some(data) = data {
+            let name = topic.raw.clone();
+            out.push((cand, Msg { name, data }));
+        }
+    }
+    out
+}
+
+/// PocketBase's message data: `{"record":{...},"action":"..."}` (in that
+/// order, as its Go struct serialises).
+fn message_data(action: Action, record: &Value) -> Bytes {
+    let mut s = String::from("{\"record\":");
+    s.push_str(&record.to_string());
+    s.push_str(",\"action\":\"");
+    s.push_str(action.as_str());
+    s.push_str("\"}");
+    Bytes::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthRecord;
+    use crate::realtime::broker::Limits;
+    use crate::schema::parse::collection_from_json;
+    use serde_json::json;
+    use std::net::IpAddr;
+
+    fn plain(
+        _: &Connection,
+        _: &Schema,
+        coll: &Arc<Collection>,
+        r: Map<String, Value>,
+        ctx: &RequestCtx,
+        _: &str,
+        fields: &str,
+    ) -> ApiResult<Value> {
+        let v = crate::api::records::visible(coll, &r, &ctx.identity, &[]);
+        Ok(crate::api::records::pick_fields(v, fields))
+    }
+
+    fn coll(v: Value) -> Arc<Collection> {
+        Arc::new(collection_from_json(&v).expect("collection"))
+    }
+
+    /// Many subscribers, few evaluations: guests share one, users one each
+    /// only when the rule reads `@request.auth`.
+    #[test]
+    fn grouped_evaluation() {
+        let id = json!({"name": "id", "type": "text", "primaryKey": true, "system": true});
+        let users = coll(
+            json!({"id": "_pb_users_auth_", "name": "users", "type": "auth",
+            "fields": [id.clone(), {"name": "tokenKey", "type": "text", "hidden": true}]}),
+        );
+        let open = coll(json!({"id": "pbc_open", "name": "open", "type": "base",
+            "listRule": "title != ''", "viewRule": "title != ''",
+            "fields": [id.clone(), {"name": "title", "type": "text"},
+                       {"name": "secret", "type": "text", "hidden": true}]}));
+        let mine = coll(json!({"id": "pbc_mine", "name": "mine", "type": "base",
+            "listRule": "owner = @request.auth.id", "viewRule": "owner = @request.auth.id",
+            "fields": [id, {"name": "title", "type": "text"}, {"name": "owner", "type": "text"}]}));
+        let schema = Schema::new(vec![(*users).clone(), (*open).clone(), (*mine).clone()]);
+        let broker = Broker::new(Limits {
+            max_clients: 1000,
+            max_clients_per_ip: 1000,
+            max_subscriptions: 8,
+            queue: 8,
+        });
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let mut regs = Vec::new();
+        let topics = vec!["open/*".to_string(), "mine/*".to_string()];
+        for i in 0..30 {
+            let reg = broker
+                .register(ip, Arc::new(tokio::sync::watch::channel(false).0))
+                .expect("register");
+            let identity = if i < 20 {
+                Identity::Guest
+            } else {
+                let mut rec = Map::new();
+                rec.insert("id".into(), json!(format!("user{i}")));
+                Identity::User(AuthRecord {
+                    collection: users.clone(),
+                    record: rec,
+                })
+            };
+            broker
+                .set_subscriptions(&reg.id, ip, identity, &topics)
+                .expect("subscribe");
+            regs.push(reg);
+        }
+        let conn = Connection::open_in_memory().expect("sqlite");
+        let run = |coll: &Arc<Collection>, rec: Value| {
+            let mut work = Work::default();
+            let rec = rec.as_object().cloned().expect("object");
+            let out = fan_out_counted(
+                &conn,
+                &schema,
+                &broker,
+                coll,
+                Action::Create,
+                &rec,
+                plain,
+                3500,
+                &mut work,
+            );
+            (out.len(), work)
+        };
+        // A rule without @request.auth: one evaluation, one rendering for 30.
+        let (n, work) = run(&open, json!({"id": "r1", "title": "t", "secret": "s"}));
+        assert_eq!(n, 30);
+        assert_eq!(
+            work,
+            Work {
+                rules: 1,
+                filters: 0,
+                renders: 1
+            }
+        );
+        // Owner rule: all guests share one evaluation; each user has one.
+        let (n, work) = run(&mine, json!({"id": "r2", "title": "t", "owner": "user25"}));
+        assert_eq!(n, 1);
+        assert_eq!(work.rules, 1 + 10);
+        assert_eq!(work.renders, 1);
+        // fan_out only renders; queuing is `deliver`'s.
+        assert!(regs[0].rx.try_recv().is_err());
+        // The rendered record hides hidden fields from non-superusers.
+        let rec = json!({"id": "r3", "title": "t", "secret": "s"});
+        let out = fan_out(
+            &conn,
+            &schema,
+            &broker,
+            &open,
+            Action::Update,
+            rec.as_object().expect("object"),
+            plain,
+            3500,
+        );
+        let data = String::from_utf8_lossy(&out[0].1.data).to_string();
+        assert_eq!(
+            data,
+            r#"{"record":{"collectionId":"pbc_open","collectionName":"open","id":"r3","title":"t"},"action":"update"}"#
+        );
+    }
+
+    #[test]
+    fn message_shape() {
+        let d = message_data(Action::Update, &json!({"id": "a", "n": 1}));
+        assert_eq!(&d[..], br#"{"record":{"id":"a","n":1},"action":"update"}"#);
+    }
+
+    #[test]
+    fn grouping_keys() {
+        let t = Topic::parse("posts/*");
+        let g = Identity::Guest;
+        assert_eq!(
+            depends("public = true", &g, &t),
+            (Who::Anyone, String::new())
+        );
+        assert_eq!(
+            depends("owner = @request.auth.id", &g, &t),
+            (Who::Guest, String::new())
+        );
+        let (_, o) = depends("@request.query.x = 1", &g, &t);
+        assert!(!o.is_empty());
+    }
+}

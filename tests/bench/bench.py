@@ -1,0 +1,900 @@
+#!/usr/bin/env python3
+"""keepd vs PocketBase: the benchmark driver (Python 3 stdlib only).
+
+Called by run.sh, which builds and installs what this needs. This script:
+  1. measures start-up (process start -> first 200 on /api/health) and idle RSS
+     on fresh data dirs, several rounds, alternating the servers;
+  2. starts keepd, PocketBase and the hyper "hello" ceiling side by side on
+     loopback, creates the same `bench` collection in both (text, number, bool,
+     relation; list/view/create rules "") and seeds the same records through
+     the batch API;
+  3. drives every scenario with wrk, alternating the servers round by round
+     (A B / B A / A B ...) so machine drift cancels, sampling RSS and CPU;
+  4. prints a Markdown table (medians, min-max, ratios, targets met/missed)
+     and writes it to --out.
+
+Every wait is bounded; every server it starts is killed on exit (and gets
+SIGKILL from the kernel if this driver dies: PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+SUPERUSER = ("bench-admin@example.com", "bench-admin-pass-123")
+USER = ("bench-user@example.com", "bench-user-pass-123")
+COLLECTION = "bench"
+LIST_QUERY = "filter=" + urllib.parse.quote("(n>500)") + "&perPage=50&sort=-n"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# processes
+
+
+_LIBC = None
+_CHILDREN: list[subprocess.Popen] = []
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel SIGKILLs the child if this driver dies."""
+    try:
+        if _LIBC is not None:
+            _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+try:
+    _LIBC = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _LIBC = None
+
+
+def kill_all() -> None:
+    for p in list(_CHILDREN):
+        stop_proc(p)
+
+
+def stop_proc(p: subprocess.Popen, grace: float = 5.0) -> None:
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        except ProcessLookupError:
+            pass
+    if p in _CHILDREN:
+        _CHILDREN.remove(p)
+
+
+def free_port() -> int:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM in KiB (0 when the process is gone)."""
+    out = {"VmRSS": 0, "VmHWM": 0}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in out:
+                    out[k] = int(v.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def reset_hwm(pid: int) -> bool:
+    """Reset the peak-RSS mark (VmHWM) of pid; False if the kernel refuses."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of the whole process, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def thread_ticks(pid: int) -> dict[str, int]:
+    """CPU ticks per thread name (threads with the same name summed)."""
+    out: dict[str, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                raw = f.read()
+            name = raw[raw.index("(") + 1 : raw.rindex(")")]
+            fields = raw.rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def machine_busy_ticks() -> int:
+    """Busy clock ticks of the whole machine (all CPUs), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+        return sum(v[:8]) - idle
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class RssSampler:
+    """Samples VmRSS of pid every `every` seconds in a thread; max in .peak_kb."""
+
+    def __init__(self, pid: int, every: float = 0.05):
+        self.pid, self.every, self.peak_kb = pid, every, 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, proc_status(self.pid)["VmRSS"])
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "RssSampler":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join(timeout=2)
+
+
+# --------------------------------------------------------------------------
+# HTTP
+
+
+def call(port: int, method: str, path: str, body=None, token: str | None = None, timeout: float = 60.0):
+    """One request; returns (status, parsed JSON or raw text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = token
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        raw = r.read()
+        try:
+            return r.status, json.loads(raw) if raw else None
+        except ValueError:
+            return r.status, raw.decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def must(port: int, method: str, path: str, body=None, token=None, what: str = "") -> dict:
+    st, js = call(port, method, path, body, token)
+    if st != 200 and st != 204:
+        raise RuntimeError(f"{what or method + ' ' + path}: HTTP {st}: {str(js)[:400]}")
+    return js
+
+
+# --------------------------------------------------------------------------
+# servers
+
+
+class Server:
+    """One server under test: a binary with PocketBase's CLI (or the hello ceiling)."""
+
+    def __init__(self, key: str, label: str, binary: str, workdir: str, pb_cli: bool = True):
+        self.key, self.label, self.binary, self.pb_cli = key, label, binary, pb_cli
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+        self.datadir = ""
+        self.token = ""
+        self.user_id = ""
+        self.ids: list[str] = []
+        self.rss_before_seed_kb = 0
+        self.logfile = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def fresh_dir(self, tag: str) -> str:
+        d = os.path.join(self.workdir, f"{self.key}-{tag}")
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d, mode=0o700)
+        self.datadir = d
+        return d
+
+    def upsert_superuser(self) -> None:
+        subprocess.run(
+            [self.binary, "superuser", "upsert", SUPERUSER[0], SUPERUSER[1], "--dir", self.datadir],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+        )
+
+    def start(self, ready_timeout: float = 60.0) -> float:
+        """Start and wait for the first 200 on the health path; returns seconds."""
+        self.port = free_port()
+        argv = [self.binary, "serve", "--http", f"127.0.0.1:{self.port}", "--dir", self.datadir]
+        if not self.pb_cli:
+            argv = [self.binary, "--http", f"127.0.0.1:{self.port}"]
+        self.logfile = open(os.path.join(self.workdir, f"{self.key}.log"), "ab")
+        env = dict(os.environ)
+        env.pop("KEEPD_LOG", None)
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            argv, stdout=self.logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent, env=env,
+        )
+        _CHILDREN.append(self.proc)
+        path = "/api/health" if self.pb_cli else "/"
+        deadline = t0 + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.proc.returncode} before ready; see {self.logfile.name}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1.0)
+                conn.request("GET", path)
+                st = conn.getresponse().status
+                conn.close()
+                if st == 200:
+                    return time.monotonic() - t0
+            except OSError:
+                pass
+            time.sleep(0.002)
+        raise RuntimeError(f"{self.label} not ready within {ready_timeout}s; see {self.logfile.name}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_proc(self.proc)
+            self.proc = None
+        if self.logfile:
+            self.logfile.close()
+            self.logfile = None
+
+    # ---- data set-up (same calls for both servers)
+
+    def setup_data(self, records: int, batch_size: int) -> float:
+        """Superuser login, batch on, users + user, bench collection, seed. Returns seed seconds."""
+        p = self.port
+        auth = must(p, "POST", "/api/collections/_superusers/auth-with-password",
+                    {"identity": SUPERUSER[0], "password": SUPERUSER[1]}, what="superuser login")
+        self.token = auth["token"]
+        must(p, "PATCH", "/api/settings",
+             {"batch": {"enabled": True, "maxRequests": batch_size, "timeout": 60, "maxBodySize": 0}},
+             self.token, what="enable batch")
+        users = must(p, "GET", "/api/collections/users", token=self.token, what="users collection")
+        u = must(p, "POST", "/api/collections/users/records",
+                 {"email": USER[0], "password": USER[1], "passwordConfirm": USER[1]},
+                 self.token, what="create user")
+        self.user_id = u["id"]
+        must(p, "POST", "/api/collections", {
+            "name": COLLECTION, "type": "base",
+            "listRule": "", "viewRule": "", "createRule": "",
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "n", "type": "number"},
+                {"name": "flag", "type": "bool"},
+                {"name": "owner", "type": "relation", "collectionId": users["id"], "maxSelect": 1},
+            ],
+            "indexes": [f"CREATE INDEX idx_{COLLECTION}_n ON {COLLECTION} (n)"],
+        }, self.token, what="create bench collection")
+        self.rss_before_seed_kb = proc_status(self.pid)["VmRSS"]
+        t0 = time.monotonic()
+        ids: list[str] = []
+        url = f"/api/collections/{COLLECTION}/records"
+        for start in range(0, records, batch_size):
+            reqs = [{"method": "POST", "url": url, "body": seed_record(i, self.user_id)}
+                    for i in range(start, min(records, start + batch_size))]
+            res = must(p, "POST", "/api/batch", {"requests": reqs}, self.token, what="seed batch")
+            for r in res:
+                if r.get("status") != 200:
+                    raise RuntimeError(f"{self.label}: seed step failed: {r}")
+                ids.append(r["body"]["id"])
+        self.ids = ids
+        return time.monotonic() - t0
+
+
+def seed_record(i: int, owner: str) -> dict:
+    return {"title": f"record {i}", "n": i % 1000, "flag": i % 2 == 0, "owner": owner}
+
+
+# --------------------------------------------------------------------------
+# wrk scenarios
+
+LUA_DONE = r"""
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%f}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
+"""
+
+LUA_THREADS = r"""
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+end
+local function seed_rng()
+  local t = tid or 0
+  math.randomseed(os.time() * 1000 + t * 7919 + math.floor(os.clock() * 1e6))
+  for _ = 1, 10 do math.random() end
+end
+"""
+
+
+def lua_str(s: str) -> str:
+    return json.dumps(s)  # a JSON string literal is a valid Lua string literal for our ASCII data
+
+
+def lua_ids(ids_file: str) -> str:
+    return f"""
+ids = {{}}
+local f = assert(io.open({lua_str(ids_file)}, "r"))
+for line in f:lines() do if #line > 0 then ids[#ids + 1] = line end end
+f:close()
+"""
+
+
+def script_for(scenario: str, srv: Server, ids_file: str) -> str:
+    coll = f"/api/collections/{COLLECTION}/records"
+    create_body = (
+        '\'{"title":"bench create","n":\' .. math.random(0, 999) .. \',"flag":true,"owner":"\' .. owner .. \'"}\''
+    )
+    if scenario == "get":
+        return LUA_THREADS + lua_ids(ids_file) + f"""
+function init(args) seed_rng() end
+function request()
+  return wrk.format("GET", {lua_str(coll + "/")} .. ids[math.random(#ids)])
+end
+""" + LUA_DONE
+    if scenario == "hello":
+        return LUA_DONE
+    if scenario == "list":
+        return f"""
+wrk.path = {lua_str(coll + "?" + LIST_QUERY)}
+""" + LUA_DONE
+    if scenario == "create":
+        return LUA_THREADS + f"""
+owner = {lua_str(srv.user_id)}
+local hdr = {{["Content-Type"] = "application/json"}}
+function init(args) seed_rng() end
+function request()
+  return wrk.format("POST", {lua_str(coll)}, hdr, {create_body})
+end
+""" + LUA_DONE
+    if scenario == "mixed":
+        return LUA_THREADS + lua_ids(ids_file) + f"""
+owner = {lua_str(srv.user_id)}
+local hdr = {{["Content-Type"] = "application/json"}}
+function init(args) seed_rng() end
+function request()
+  if math.random(10) == 1 then
+    return wrk.format("POST", {lua_str(coll)}, hdr, {create_body})
+  end
+  return wrk.format("GET", {lua_str(coll + "/")} .. ids[math.random(#ids)])
+end
+""" + LUA_DONE
+    if scenario == "auth":
+        body = json.dumps({"identity": USER[0], "password": USER[1]})
+        return f"""
+wrk.method = "POST"
+wrk.path = "/api/collections/users/auth-with-password"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = {lua_str(body)}
+""" + LUA_DONE
+    raise ValueError(scenario)
+
+
+def sanity_check(scenario: str, srv: Server) -> None:
+    """One request of the scenario's kind with Python: fail loudly before measuring errors."""
+    coll = f"/api/collections/{COLLECTION}/records"
+    p = srv.port
+    if scenario == "hello":
+        st, _ = call(p, "GET", "/")
+    elif scenario in ("get", "mixed"):
+        st, _ = call(p, "GET", f"{coll}/{srv.ids[0]}")
+    elif scenario == "list":
+        st, js = call(p, "GET", f"{coll}?{LIST_QUERY}")
+        if st == 200 and (len(js.get("items", [])) != 50 or js["items"][0]["n"] != 999):
+            raise RuntimeError(f"{srv.label}: list answer looks wrong: {str(js)[:300]}")
+    elif scenario == "create":
+        st, _ = call(p, "POST", coll, {"title": "sanity", "n": 1, "flag": True, "owner": srv.user_id})
+    elif scenario == "auth":
+        st, _ = call(p, "POST", "/api/collections/users/auth-with-password",
+                     {"identity": USER[0], "password": USER[1]})
+    else:
+        raise ValueError(scenario)
+    if st != 200:
+        raise RuntimeError(f"{srv.label}: {scenario} sanity request answered HTTP {st}")
+
+
+def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, duration: float,
+            timeout_s: int, workdir: str, track_threads: bool) -> dict:
+    path = os.path.join(workdir, f"wrk-{srv.key}.lua")
+    with open(path, "w") as f:
+        f.write(script)
+    threads = max(1, min(threads, conns))
+    dur = max(1, int(round(duration)))
+    argv = [wrk, f"-t{threads}", f"-c{conns}", f"-d{dur}s", f"--timeout", f"{timeout_s}s",
+            "-s", path, f"http://127.0.0.1:{srv.port}"]
+    pid = srv.pid
+    hwm_ok = reset_hwm(pid)
+    cpu0, th0, t0 = cpu_ticks(pid), thread_ticks(pid) if track_threads else {}, time.monotonic()
+    busy0 = machine_busy_ticks()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with RssSampler(pid) as sampler:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             preexec_fn=_die_with_parent)
+        _CHILDREN.append(p)
+        try:
+            out, err = p.communicate(timeout=dur + timeout_s + 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            raise RuntimeError(f"wrk against {srv.label} did not finish in time")
+        finally:
+            if p in _CHILDREN:
+                _CHILDREN.remove(p)
+    wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1 = machine_busy_ticks()
+    cpu1, th1 = cpu_ticks(pid), thread_ticks(pid) if track_threads else {}
+    st = proc_status(pid)
+    line = next((l for l in out.decode(errors="replace").splitlines() if l.startswith("BENCHJSON ")), None)
+    if p.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed against {srv.label} (rc {p.returncode}): {err.decode()[-500:]} {out.decode()[-500:]}")
+    r = json.loads(line[len("BENCHJSON "):])
+    secs = r["duration_us"] / 1e6
+    loadgen_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    res = {
+        "rps": r["requests"] / secs if secs > 0 else 0.0,
+        "requests": r["requests"],
+        "errors": errors,
+        "status_errors": r["status"],
+        "p50_ms": r["p50_us"] / 1000.0,
+        "p99_ms": r["p99_us"] / 1000.0,
+        "max_ms": r["max_us"] / 1000.0,
+        "cpu_pct": 100.0 * (cpu1 - cpu0) / CLK_TCK / wall if wall > 0 else 0.0,
+        "cpu_us_per_req": 1e6 * (cpu1 - cpu0) / CLK_TCK / r["requests"] if r["requests"] else 0.0,
+        "loadgen_cpu_pct": 100.0 * loadgen_s / wall if wall > 0 else 0.0,
+        # everything else the machine did meanwhile (other users, builds): the noise
+        "other_cpu_pct": max(0.0, 100.0 * ((busy1 - busy0) / CLK_TCK - (cpu1 - cpu0) / CLK_TCK - loadgen_s) / wall)
+        if wall > 0 else 0.0,
+        "rss_after_kb": st["VmRSS"],
+        "peak_rss_kb": max(sampler.peak_kb, st["VmHWM"] if hwm_ok else 0),
+    }
+    if track_threads:
+        res["threads"] = {k: th1.get(k, 0) - th0.get(k, 0) for k in th1 if th1.get(k, 0) - th0.get(k, 0) > 0}
+    if srv.proc is not None and srv.proc.poll() is not None:
+        raise RuntimeError(f"{srv.label} died under load; see {os.path.join(workdir, srv.key + '.log')}")
+    return res
+
+
+# --------------------------------------------------------------------------
+# formatting
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def fmt(x: float, unit: str = "") -> str:
+    if x != x:  # NaN
+        return "n/a"
+    if abs(x) >= 1000:
+        s = f"{x:,.0f}"
+    elif abs(x) >= 100:
+        s = f"{x:.0f}"
+    elif abs(x) >= 10:
+        s = f"{x:.1f}"
+    else:
+        s = f"{x:.2f}"
+    return s + unit
+
+
+def cell(xs, unit: str = "") -> str:
+    if not xs:
+        return "n/a"
+    if len(xs) == 1:
+        return fmt(xs[0], unit)
+    return f"{fmt(med(xs), unit)} ({fmt(min(xs))}–{fmt(max(xs))})"
+
+
+def machine_facts() -> dict:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) // 1024} MiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "memory": mem,
+        "loadavg": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else "?",
+    }
+
+
+def stripped_size(binary: str, workdir: str) -> int:
+    """Size in bytes of a stripped copy (the binary itself is not touched)."""
+    dst = os.path.join(workdir, "strip-" + os.path.basename(binary))
+    shutil.copyfile(binary, dst)
+    strip = shutil.which("strip")
+    if strip:
+        subprocess.run([strip, "-s", dst], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    size = os.path.getsize(dst)
+    os.unlink(dst)
+    return size
+
+
+# --------------------------------------------------------------------------
+# main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keepd", required=True)
+    ap.add_argument("--pocketbase", required=True)
+    ap.add_argument("--hello", required=True)
+    ap.add_argument("--wrk", default="wrk")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per scenario per server per round")
+    ap.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load per scenario and server before round 1 (0: none)")
+    ap.add_argument("--startup-rounds", type=int, default=None)
+    ap.add_argument("--records", type=int, default=10000)
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--auth-conns", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="wrk threads")
+    ap.add_argument("--scenarios", default="get,list,mixed,create,auth")
+    ap.add_argument("--workdir", default=None, help="data dirs (on a real disk: fsync must cost what it costs)")
+    ap.add_argument("--out", required=True, help="Markdown file to write")
+    ap.add_argument("--json-out", default=None)
+    ap.add_argument("--command", default="", help="the command line to print with the results")
+    ap.add_argument("--smoke", action="store_true", help="exit non-zero on request errors (CI)")
+    args = ap.parse_args()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+
+    os.makedirs(args.workdir or tempfile.gettempdir(), exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
+    started = time.monotonic()
+    try:
+        return run(args, workdir, started)
+    finally:
+        kill_all()
+        if os.environ.get("BENCH_KEEP_DATA"):
+            log(f"data and logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(args, workdir: str, started: float) -> int:
+    # Private copies: a rebuild during the run must not swap the binary under test.
+    bindir = os.path.join(workdir, "bin")
+    os.makedirs(bindir)
+    copies = {}
+    for key, src in (("keepd", args.keepd), ("pocketbase", args.pocketbase), ("hello", args.hello)):
+        copies[key] = os.path.join(bindir, key)
+        shutil.copy2(src, copies[key])
+    K = Server("keepd", "keepd", copies["keepd"], workdir)
+    P = Server("pb", "PocketBase", copies["pocketbase"], workdir)
+    H = Server("hello", "hyper hello", copies["hello"], workdir, pb_cli=False)
+    pair = [K, P]
+    scen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    facts = machine_facts()
+    log(f"machine: {facts}")
+
+    def order(r: int, servers: list[Server]) -> list[Server]:
+        return servers if r % 2 == 0 else list(reversed(servers))
+
+    R: dict = {"startup_s": {}, "idle_rss_kb": {}, "preseed_rss_kb": {}, "seeded_rss_kb": {}, "seed_s": {}, "size": {}}
+    for s in (K, P, H):
+        R["size"][s.key] = stripped_size(s.binary, workdir)
+        for k in ("startup_s", "idle_rss_kb"):
+            R[k][s.key] = []
+
+    # 1. start-up and idle RSS, fresh data dir each time
+    for r in range(args.startup_rounds or args.rounds):
+        for s in order(r, pair):
+            s.fresh_dir(f"start{r}")
+            t = s.start()
+            time.sleep(1.0)
+            R["startup_s"][s.key].append(t)
+            R["idle_rss_kb"][s.key].append(proc_status(s.pid)["VmRSS"])
+            s.stop()
+            log(f"startup {s.label}: {t * 1000:.1f} ms, idle RSS {R['idle_rss_kb'][s.key][-1] / 1024:.1f} MiB")
+
+    # 2. the long-running instances, seeded identically
+    for s in pair:
+        s.fresh_dir("main")
+        s.upsert_superuser()
+        s.start()
+        R["seed_s"][s.key] = s.setup_data(args.records, args.batch_size)
+        time.sleep(1.0)
+        R["seeded_rss_kb"][s.key] = proc_status(s.pid)["VmRSS"]
+        R["preseed_rss_kb"][s.key] = s.rss_before_seed_kb
+        log(f"seeded {s.label}: {len(s.ids)} records in {R['seed_s'][s.key]:.1f} s, RSS {R['seeded_rss_kb'][s.key] / 1024:.1f} MiB")
+    H.start()
+    ids_files = {}
+    for s in pair:
+        ids_files[s.key] = os.path.join(workdir, f"ids-{s.key}.txt")
+        with open(ids_files[s.key], "w") as f:
+            f.write("\n".join(s.ids) + "\n")
+    ids_files["hello"] = ""
+
+    # 3. load, scenario by scenario, servers alternating each round
+    runs: dict = {}
+    for sc in scen:
+        servers = [K, P, H] if sc == "get" else pair
+        conns = args.auth_conns if sc == "auth" else args.conns
+        timeout_s = 60 if sc == "auth" else 10
+        # logins take tens of ms of CPU each and Go serves all 64 at once: give them time to finish
+        duration = max(args.duration, 5.0) if sc == "auth" else args.duration
+        for s in servers:
+            key_sc = "hello" if s is H else sc
+            sanity_check(key_sc, s)
+            runs.setdefault((sc, s.key), [])
+        if args.warmup > 0:
+            for s in servers:
+                key_sc = "hello" if s is H else sc
+                run_wrk(args.wrk, s, script_for(key_sc, s, ids_files[s.key]), conns, args.threads,
+                        args.warmup, timeout_s, workdir, False)
+        for r in range(args.rounds):
+            for s in order(r, servers):
+                key_sc = "hello" if s is H else sc
+                res = run_wrk(args.wrk, s, script_for(key_sc, s, ids_files[s.key]), conns, args.threads,
+                              duration, timeout_s, workdir, track_threads=(s is K))
+                runs[(sc, s.key)].append(res)
+                log(f"{sc:6s} round {r + 1}/{args.rounds} {s.label:11s}: {res['rps']:9.0f} req/s  "
+                    f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  errors {res['errors']}  "
+                    f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")
+    for s in (K, P, H):
+        s.stop()
+
+    md, failures = report(args, facts, R, runs, started)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write(md)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump({"facts": facts, "static": R,
+                       "runs": {f"{a}/{b}": v for (a, b), v in runs.items()}}, f, indent=1)
+    print(md)
+    if failures:
+        log("request errors: " + "; ".join(failures))
+        if args.smoke:
+            return 1
+    return 0
+
+
+def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
+    rows: list[list[str]] = []
+    failures: list[str] = []
+    MiB = 1024.0
+
+    def series(sc, key, field, scale=1.0):
+        return [x[field] * scale for x in runs.get((sc, key), [])]
+
+    def target_mark(ok: bool | None) -> str:
+        return "—" if ok is None else ("**met**" if ok else "**missed**")
+
+    def row(name, kx, px, higher_better: bool, unit="", target: tuple[str, float] | None = None,
+            note_k: str = "", note_p: str = ""):
+        """target: (text, minimum advantage factor); advantage = ratio oriented so >1 favours keepd."""
+        km, pm = med(kx), med(px)
+        if kx and px and km > 0 and pm > 0:
+            adv = km / pm if higher_better else pm / km
+            ratio = f"{adv:.2f}× ({'keepd/PB' if higher_better else 'PB/keepd'})"
+        else:
+            adv, ratio = float("nan"), "n/a"
+        ok = None
+        if target is not None:
+            ok = (adv == adv) and adv >= target[1]
+        rows.append([name, cell(kx, unit) + note_k, cell(px, unit) + note_p, ratio,
+                     target[0] if target else "", target_mark(ok)])
+
+    K, P = "keepd", "pb"
+    row("Start-up: process start → first 200 on /api/health (ms, fresh data dir)",
+        [x * 1000 for x in R["startup_s"][K]], [x * 1000 for x in R["startup_s"][P]], False)
+    row("Stripped binary size (MB)", [R["size"][K] / 1e6], [R["size"][P] / 1e6], False,
+        target=("≤ 1/3 of PB (ratio ≥ 3)", 3.0))
+    row("Idle RSS after start (MiB)", [x / MiB for x in R["idle_rss_kb"][K]], [x / MiB for x in R["idle_rss_kb"][P]],
+        False, target=("≤ 1/3 of PB (ratio ≥ 3)", 3.0))
+    row("RSS after set-up, before seeding: 1 superuser login + 1 user created (MiB)",
+        [R["preseed_rss_kb"][K] / MiB], [R["preseed_rss_kb"][P] / MiB], False)
+    row(f"RSS after seeding {args.records:,} records (MiB)", [R["seeded_rss_kb"][K] / MiB],
+        [R["seeded_rss_kb"][P] / MiB], False)
+    row(f"Seeding {args.records:,} records via /api/batch ({args.batch_size}/batch) (s)",
+        [R["seed_s"][K]], [R["seed_s"][P]], False)
+
+    c = args.conns
+    if ("get", K) in runs:
+        row(f"Get by id, {c} conns (req/s)", series("get", K, "rps"), series("get", P, "rps"), True,
+            target=("≥ 5×", 5.0))
+        row("Get by id p50 (ms)", series("get", K, "p50_ms"), series("get", P, "p50_ms"), False)
+        row("Get by id p99 (ms)", series("get", K, "p99_ms"), series("get", P, "p99_ms"), False,
+            target=("≤ 1/5 of PB (ratio ≥ 5)", 5.0))
+        hello = series("get", "hello", "rps")
+        hm = med(hello)
+        kfrac = 100 * med(series("get", K, "rps")) / hm if hm else float("nan")
+        pfrac = 100 * med(series("get", P, "rps")) / hm if hm else float("nan")
+        ok = kfrac == kfrac and kfrac >= 50
+        rows.append([f"Get by id as % of the hyper hello ceiling (hello: {cell(hello)} req/s)",
+                     fmt(kfrac, "%"), fmt(pfrac, "%"), "", "keepd ≥ 50%", target_mark(ok)])
+    if ("list", K) in runs:
+        row(f"List `filter=(n>500)&perPage=50&sort=-n`, {c} conns (req/s)", series("list", K, "rps"),
+            series("list", P, "rps"), True, target=("≥ 3×", 3.0))
+        row("List p50 (ms)", series("list", K, "p50_ms"), series("list", P, "p50_ms"), False)
+        row("List p99 (ms)", series("list", K, "p99_ms"), series("list", P, "p99_ms"), False,
+            target=("lower than PB (ratio > 1)", 1.0000001))
+        row("Peak RSS under the list load (MiB)", series("list", K, "peak_rss_kb", 1 / MiB),
+            series("list", P, "peak_rss_kb", 1 / MiB), False, target=("≤ 1/10 of PB (ratio ≥ 10)", 10.0))
+    if ("create", K) in runs:
+        row(f"Create record (POST small JSON), {c} conns (req/s)", series("create", K, "rps"),
+            series("create", P, "rps"), True, target=("≥ 3×", 3.0))
+        row("Create p50 (ms)", series("create", K, "p50_ms"), series("create", P, "p50_ms"), False)
+        row("Create p99 (ms)", series("create", K, "p99_ms"), series("create", P, "p99_ms"), False)
+    if ("mixed", K) in runs:
+        row(f"Mixed 90% get by id / 10% create, {c} conns (req/s)", series("mixed", K, "rps"),
+            series("mixed", P, "rps"), True)
+        row("Mixed p50 (ms)", series("mixed", K, "p50_ms"), series("mixed", P, "p50_ms"), False)
+        row("Mixed p99 (ms)", series("mixed", K, "p99_ms"), series("mixed", P, "p99_ms"), False)
+    if ("auth", K) in runs:
+        a = args.auth_conns
+        row(f"Auth with password (users, 1 user), {a} conns (req/s)", series("auth", K, "rps"),
+            series("auth", P, "rps"), True)
+        row("Auth p99 (ms)", series("auth", K, "p99_ms"), series("auth", P, "p99_ms"), False)
+        row(f"Peak RSS under {a} concurrent logins (MiB)", series("auth", K, "peak_rss_kb", 1 / MiB),
+            series("auth", P, "peak_rss_kb", 1 / MiB), False)
+    rows.append(["Realtime (SSE fan-out)", "not yet", "not yet", "", "", "—"])
+
+    # CPU efficiency and errors
+    eff: list[list[str]] = []
+    for sc in ("get", "list", "mixed", "create", "auth"):
+        if (sc, K) not in runs:
+            continue
+        for key, label in ((K, "keepd"), (P, "PocketBase")):
+            xs = runs[(sc, key)]
+            errs = sum(x["errors"] for x in xs)
+            reqs = sum(x["requests"] for x in xs)
+            if reqs == 0 or errs > 0.001 * reqs:
+                failures.append(f"{sc}/{label}: {errs} errors in {reqs} requests")
+            eff.append([sc, label, cell([x["cpu_pct"] for x in xs], "%"),
+                        cell([x["cpu_us_per_req"] for x in xs]), cell([x["loadgen_cpu_pct"] for x in xs], "%"),
+                        cell([x["other_cpu_pct"] for x in xs], "%"),
+                        cell([x["rss_after_kb"] / 1024 for x in xs]), f"{errs} / {reqs:,}"])
+    if ("get", "hello") in runs:
+        xs = runs[("get", "hello")]
+        eff.append(["get", "hyper hello", cell([x["cpu_pct"] for x in xs], "%"),
+                    cell([x["cpu_us_per_req"] for x in xs]), cell([x["loadgen_cpu_pct"] for x in xs], "%"),
+                    cell([x["other_cpu_pct"] for x in xs], "%"), cell([x["rss_after_kb"] / 1024 for x in xs]), f"{sum(x['errors'] for x in xs)} / {sum(x['requests'] for x in xs):,}"])
+
+    # keepd CPU by thread name
+    threads_txt = []
+    for sc in ("get", "list", "mixed", "create", "auth"):
+        xs = runs.get((sc, K), [])
+        tot: dict[str, int] = {}
+        for x in xs:
+            for k, v in x.get("threads", {}).items():
+                tot[k] = tot.get(k, 0) + v
+        s = sum(tot.values())
+        if s:
+            parts = ", ".join(f"{k} {100 * v / s:.0f}%" for k, v in sorted(tot.items(), key=lambda kv: -kv[1])[:6])
+            threads_txt.append(f"- {sc}: {parts}")
+
+    met = sum(1 for r in rows if r[5] == "**met**")
+    missed = sum(1 for r in rows if r[5] == "**missed**")
+    out = []
+    out.append(f"# keepd vs PocketBase — benchmark results\n")
+    out.append(f"Command: `{args.command or ' '.join(sys.argv)}`  ")
+    out.append(f"Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; wall time {time.monotonic() - started:.0f} s  ")
+    out.append(f"Machine: {facts['nproc']} CPUs ({facts['cpu']}), kernel {facts['kernel']}, {facts['memory']} RAM, "
+               f"load average at start {' '.join(facts['loadavg'])}  ")
+    out.append(f"Binaries: keepd `{args.keepd}`; PocketBase `{args.pocketbase}` ({pb_version(args.pocketbase)}); "
+               f"load generator {wrk_version(args.wrk)}, {args.threads} threads, on the same machine  ")
+    out.append(f"Method: {args.rounds} round(s) × {args.duration:g} s (auth ≥ 5 s) per scenario and server, servers alternating "
+               f"(A B, B A, …), {args.warmup:g} s warm-up each; {args.records:,} seeded records; "
+               f"cells are median (min–max) over rounds.\n")
+    out.append("Ratio column: >1 always favours keepd — `keepd/PB` where higher is better (throughput), "
+               "`PB/keepd` where lower is better (latency, memory, size, time).\n")
+    out.append("| Figure | keepd | PocketBase | Ratio | Target | Status |")
+    out.append("|---|---|---|---|---|---|")
+    for r in rows:
+        out.append("| " + " | ".join(r) + " |")
+    out.append(f"\nTargets: {met} met, {missed} missed.\n")
+    out.append("## Server CPU and errors per scenario\n")
+    out.append("CPU % is of one core (100% × nproc = the whole machine); server CPU µs per request "
+               "(lower = more efficient); 'other' is what the rest of the machine used meanwhile "
+               "(other users, builds: the noise); RSS at the end of the load.\n")
+    out.append("| Scenario | Server | server CPU % | server CPU µs / req | wrk CPU % | other CPU % | RSS after (MiB) | Errors / requests |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for e in eff:
+        out.append("| " + " | ".join(e) + " |")
+    if threads_txt:
+        out.append("\n## keepd CPU by thread name (share of keepd's CPU time during each scenario)\n")
+        out.extend(threads_txt)
+    out.append("")
+    return "\n".join(out) + "\n", failures
+
+
+def pb_version(binary: str) -> str:
+    try:
+        return subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def wrk_version(wrk: str) -> str:
+    try:
+        p = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
+        return (p.stdout + p.stderr).splitlines()[0].split(" [")[0].strip()
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "wrk ?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -275,3 +275,53 @@ fn rules_apply_to_expand_and_bad_tokens() {
     assert_eq!(st, 403, "{v}");
     assert_error_shape(&v, 403, "collections as user");
 }
+
+/// A create rule that follows a relation back into the same collection sees
+/// the real table (the new record's parent must exist and be open).
+#[test]
+fn create_rule_through_a_self_relation() {
+    let srv = TestServer::start();
+    let (st, coll) = srv.su().post(
+        "/api/collections",
+        &json!({"name": "nodes", "type": "base", "listRule": "", "viewRule": "",
+                "fields": [{"name": "title", "type": "text"}, {"name": "open", "type": "bool"}]}),
+    );
+    assert_eq!(st, 200, "{coll}");
+    let id = coll["id"].as_str().unwrap().to_string();
+    let (st, v) = srv.su().patch(
+        "/api/collections/nodes",
+        &json!({"createRule": "parent = '' || parent.open = true",
+                "fields": [{"name": "title", "type": "text"}, {"name": "open", "type": "bool"},
+                           {"name": "parent", "type": "relation", "collectionId": id, "maxSelect": 1}]}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, open) = srv.guest().post(
+        "/api/collections/nodes/records",
+        &json!({"title": "root", "open": true}),
+    );
+    assert_eq!(st, 200, "{open}");
+    let (st, closed) = srv.su().post(
+        "/api/collections/nodes/records",
+        &json!({"title": "shut", "open": false}),
+    );
+    assert_eq!(st, 200, "{closed}");
+    let (st, v) = srv.guest().post(
+        "/api/collections/nodes/records",
+        &json!({"title": "child", "parent": open["id"]}),
+    );
+    assert_eq!(st, 200, "child of an open parent: {v}");
+    let (st, v) = srv.guest().post(
+        "/api/collections/nodes/records",
+        &json!({"title": "child", "parent": closed["id"]}),
+    );
+    assert_eq!(st, 400, "child of a closed parent: {v}");
+    assert_eq!(v["data"], json!({}), "{v}");
+    let (_, list) = srv
+        .su()
+        .get("/api/collections/nodes/records?filter=title%3D'child'");
+    assert_eq!(
+        list["totalItems"],
+        json!(1),
+        "the refused create left nothing: {list}"
+    );
+}

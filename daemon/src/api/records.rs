@@ -510,15 +510,26 @@ pub(crate) fn create_in(
 ) -> ApiResult<Map<String, Value>> {
     let manager = ctx.identity.is_superuser();
     let rec = build_record(c, schema, coll, None, &ctx.body, hash, manager, &mut errs)?;
-    // The rule is checked first, on the record as it would be stored: a
-    // failing rule answers 400 with no field detail, even for invalid data.
-    if !rule.sql.is_empty() && !rs::passes_unsaved(c, coll, &rec, rule)? {
-        return Err(ApiError::bad("Failed to create record."));
-    }
+    let denied = || ApiError::bad("Failed to create record.");
+    // A failing rule answers 400 with no field detail, even for invalid
+    // data (as PocketBase). Invalid data can't be stored, so its rule check
+    // runs on the values bound in place of the table; valid data is
+    // inserted and checked against the real table (so rules that follow a
+    // relation back into this collection see it), and a failing rule rolls
+    // the savepoint back.
     if !errs.is_empty() {
+        if !rule.sql.is_empty() && !rs::passes_unsaved(c, coll, &rec, rule)? {
+            return Err(denied());
+        }
         return Err(ApiError::validation("Failed to create record.", errs));
     }
     rs::insert(c, coll, &rec)?;
+    if !rule.sql.is_empty() {
+        let id = rec.get("id").map(rv::to_text).unwrap_or_default();
+        if rs::fetch_where(c, coll, &id, rule)?.is_none() {
+            return Err(denied());
+        }
+    }
     changes.created(coll, &rec);
     Ok(rec)
 }

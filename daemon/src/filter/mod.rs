@@ -17,7 +17,7 @@
 //! Use one [`Query`] per SELECT so that the rule, the client filter and the
 //! sort share their joins as in PocketBase:
 //!
-//! ```ignore
+//! ```text
 //! let ctx = Ctx::new(&schema, &coll, &request_info, is_superuser);
 //! let mut q = Query::new(&ctx)?;
 //! if !is_superuser { q.rule(list_rule)?; }

@@ -459,24 +459,32 @@ pub(crate) async fn create_record(
             )
         })
         .await?;
-    let expand = ctx
-        .query
-        .get("expand")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let fields = ctx
-        .query
-        .get("fields")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let (schema3, coll3, ctx3) = (schema.clone(), coll.clone(), ctx.clone());
+    render_written(app, schema, coll, ctx, rec).await
+}
+
+/// The API JSON of a record just written, as the caller may see it, with
+/// the request's `expand` and `fields`.
+async fn render_written(
+    app: &Arc<App>,
+    schema: &Arc<Schema>,
+    coll: &Arc<Collection>,
+    ctx: &RequestCtx,
+    rec: Map<String, Value>,
+) -> ApiResult<Value> {
+    let param = |k: &str| {
+        ctx.query
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (expand, fields) = (param("expand"), param("fields"));
+    let (schema, coll, ctx) = (schema.clone(), coll.clone(), ctx.clone());
     let out = app
         .store
-        .read(move |c| Ok(enrich(c, &schema3, &coll3, vec![rec], &ctx3, &expand)?.pop()))
+        .read(move |c| Ok(enrich(c, &schema, &coll, vec![rec], &ctx, &expand)?.pop()))
         .await?
-        .ok_or_else(|| ApiError::internal("created record vanished"))?;
+        .ok_or_else(|| ApiError::internal("written record vanished"))?;
     Ok(pick_fields(out, &fields))
 }
 
@@ -629,25 +637,7 @@ pub(crate) async fn update_record(
             )
         })
         .await?;
-    let expand = ctx
-        .query
-        .get("expand")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let fields = ctx
-        .query
-        .get("fields")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let (schema3, coll3, ctx3) = (schema.clone(), coll.clone(), ctx.clone());
-    let out = app
-        .store
-        .read(move |c| Ok(enrich(c, &schema3, &coll3, vec![rec], &ctx3, &expand)?.pop()))
-        .await?
-        .ok_or_else(|| ApiError::internal("updated record vanished"))?;
-    Ok(pick_fields(out, &fields))
+    render_written(app, schema, coll, ctx, rec).await
 }
 
 pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {

@@ -17,6 +17,10 @@ fi
 # cargo-deny reads its database as a git checkout under db-path, in a folder
 # named after the database URL. Lay the snapshot out that way (a local
 # commit of the snapshot's files; no network).
+# Every platform's crates in the lock file (cargo deny reads them all; a
+# build fetches only the host's).
+cargo fetch --locked --quiet
+
 dbroot="$ROOT/target/advisory-dbs"
 rm -rf "$dbroot"
 mkdir -p "$dbroot"

@@ -7,7 +7,7 @@
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
-use crate::realtime::{self, sse, RegisterError, SubscribeError};
+use crate::realtime::{self, sse, ws, RegisterError, SubscribeError};
 use crate::rules::RequestCtx;
 use crate::schema::{Collection, Schema};
 use rusqlite::Connection;
@@ -18,7 +18,13 @@ use std::time::Duration;
 /// PocketBase's generic message for a subscription request it cannot use.
 const GENERIC: &str = "Something went wrong while processing your request.";
 
-pub async fn connect(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+pub async fn connect(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
+    // `Upgrade: websocket` asks for the WebSocket transport instead of SSE.
+    let upgrade = if req.wants_websocket() {
+        Some(req.websocket()?)
+    } else {
+        None
+    };
     let reg = app
         .realtime
         .register(req.peer.ip(), req.closer.clone())
@@ -38,6 +44,32 @@ pub async fn connect(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         })?;
     tracing::debug!(client = %reg.id, "realtime connection established");
     let cfg = &app.config;
+    if let Some(up) = upgrade {
+        let opts = ws::WsOptions {
+            keepalive: Some(Duration::from_secs(cfg.realtime_keepalive_secs)),
+            idle: Duration::from_secs(cfg.realtime_idle_timeout_secs),
+            max_life: Duration::from_secs(cfg.realtime_max_lifetime_secs),
+            max_message: cfg.realtime_max_body_bytes,
+        };
+        let accept = up.accept_key.clone();
+        let ip = req.peer.ip();
+        let client: Arc<str> = reg.id.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            match up.io().await {
+                Ok((io, _permit)) => {
+                    let on_text = |text: String| {
+                        let app = app.clone();
+                        let client = client.clone();
+                        async move { ws_message(&app, &client, ip, &text).await }
+                    };
+                    ws::run(reg, io, opts, on_text).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            }
+        });
+        return Ok(Resp::switching_to_websocket(accept));
+    }
     let opts = sse::StreamOptions {
         keepalive: Some(Duration::from_secs(cfg.realtime_keepalive_secs)),
         idle: Duration::from_secs(cfg.realtime_idle_timeout_secs),
@@ -123,28 +155,75 @@ pub async fn subscribe(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     validate(&app, &client, &subs)?;
     app.realtime
         .set_subscriptions(&client, req.peer.ip(), req.identity.clone(), &subs)
-        .map_err(|e| match e {
-            SubscribeError::UnknownClient => {
-                ApiError::NotFound("Missing or invalid client id.".into())
-            }
-            SubscribeError::OtherIp => ApiError::bad("Invalid realtime client."),
-            SubscribeError::AuthMismatch => ApiError::Forbidden(
-                "The current and the previous request authorization don't match.".into(),
-            ),
-            SubscribeError::TooMany => {
-                let max = app.config.realtime_max_subscriptions;
-                let mut errs = FieldErrors::new();
-                errs.add_params(
-                    "subscriptions",
-                    "validation_length_too_long",
-                    format!("The length must be no more than {max}."),
-                    json!({"max": max, "min": 0}),
-                );
-                ApiError::validation(GENERIC, errs)
-            }
-        })?;
+        .map_err(|e| subscribe_error(&app, e))?;
     tracing::debug!(client = %client, count = subs.len(), "realtime subscriptions updated");
     Ok(Resp::empty(204))
+}
+
+/// A WebSocket client's in-band subscription request
+/// `{"subscriptions": [...], "authorization": "<token>"}`: validated and
+/// applied as `POST /api/realtime`, answered with `PB_SUBSCRIBED` (the
+/// subscriptions) or `PB_ERROR` (PocketBase's error JSON).
+async fn ws_message(
+    app: &Arc<App>,
+    client: &str,
+    ip: std::net::IpAddr,
+    text: &str,
+) -> (&'static str, Vec<u8>) {
+    let applied = async {
+        let body = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(ApiError::bad(GENERIC)),
+        };
+        let (_, subs) = parse_form(&body)?;
+        validate(app, client, &subs)?;
+        let mut headers = hyper::HeaderMap::new();
+        match body.get("authorization") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) => {
+                let v =
+                    hyper::header::HeaderValue::from_str(t).map_err(|_| ApiError::bad(GENERIC))?;
+                headers.insert(hyper::header::AUTHORIZATION, v);
+            }
+            Some(_) => return Err(ApiError::bad(GENERIC)),
+        }
+        let identity = super::identity::resolve(app, &headers).await?;
+        app.realtime
+            .set_subscriptions(client, ip, identity, &subs)
+            .map_err(|e| subscribe_error(app, e))?;
+        Ok(subs)
+    };
+    match applied.await {
+        Ok(subs) => (
+            "PB_SUBSCRIBED",
+            serde_json::to_vec(&json!({ "subscriptions": subs })).unwrap_or_default(),
+        ),
+        Err(e) => (
+            "PB_ERROR",
+            serde_json::to_vec(&e.to_body()).unwrap_or_default(),
+        ),
+    }
+}
+
+fn subscribe_error(app: &App, e: SubscribeError) -> ApiError {
+    match e {
+        SubscribeError::UnknownClient => ApiError::NotFound("Missing or invalid client id.".into()),
+        SubscribeError::OtherIp => ApiError::bad("Invalid realtime client."),
+        SubscribeError::AuthMismatch => ApiError::Forbidden(
+            "The current and the previous request authorization don't match.".into(),
+        ),
+        SubscribeError::TooMany => {
+            let max = app.config.realtime_max_subscriptions;
+            let mut errs = FieldErrors::new();
+            errs.add_params(
+                "subscriptions",
+                "validation_length_too_long",
+                format!("The length must be no more than {max}."),
+                json!({"max": max, "min": 0}),
+            );
+            ApiError::validation(GENERIC, errs)
+        }
+    }
 }
 
 /// How a record is shown in an event: exactly as the records API shows it

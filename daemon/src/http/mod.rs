@@ -8,7 +8,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 
-pub use request::Req;
+pub use request::{Req, WsUpgrade};
 pub use response::Resp;
 
 use crate::app::App;
@@ -65,11 +65,16 @@ pub async fn serve(
         // the broker, or shutdown), even while a write to it is blocked.
         let (closer, mut closed) = watch::channel(false);
         let closer = Arc::new(closer);
+        // The connection's permit; an upgraded connection (WebSocket) takes
+        // it along, so it counts until the socket closes.
+        let permit: ConnPermit = Arc::new(std::sync::Mutex::new(Some(permit)));
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let slot = permit.clone();
+            let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
                 let app = app.clone();
                 let router = router.clone();
                 let closer = closer.clone();
+                req.extensions_mut().insert(slot.clone());
                 async move { Ok::<_, Infallible>(handle(app, router, req, peer, closer).await) }
             });
             let header_timeout = Duration::from_secs(app_header_timeout());
@@ -77,7 +82,8 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => { let _ = r; }
@@ -101,6 +107,9 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A connection's slot under the connection cap.
+pub(crate) type ConnPermit = Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>;
 
 /// Resolves once the connection's close switch is flipped.
 async fn until_closed(rx: &mut watch::Receiver<bool>) {

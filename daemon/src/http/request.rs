@@ -19,11 +19,39 @@ pub struct Req {
     /// Flipping it to `true` closes this request's connection (used by the
     /// realtime broker to drop a client that stopped reading).
     pub closer: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// The connection's upgrade handle (a WebSocket handshake takes it).
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+    permit: Option<super::ConnPermit>,
+}
+
+/// An accepted WebSocket handshake: the 101 answer to send and the
+/// connection it turns into once sent.
+pub struct WsUpgrade {
+    pub accept_key: String,
+    on: hyper::upgrade::OnUpgrade,
+    /// The connection's slot under the cap, held while the socket lives.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl WsUpgrade {
+    /// The upgraded connection (after the 101 went out).
+    /// Returns it with the connection's permit, to be dropped with it.
+    pub async fn io(
+        self,
+    ) -> Result<
+        (
+            impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+            impl Send,
+        ),
+        hyper::Error,
+    > {
+        Ok((hyper_util::rt::TokioIo::new(self.on.await?), self.permit))
+    }
 }
 
 impl Req {
     pub fn new(
-        parts: Parts,
+        mut parts: Parts,
         params: Vec<(String, String)>,
         body: Bytes,
         identity: Identity,
@@ -35,6 +63,8 @@ impl Req {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
+        let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        let permit = parts.extensions.remove::<super::ConnPermit>();
         Req {
             method: parts.method,
             params,
@@ -44,7 +74,56 @@ impl Req {
             identity,
             peer,
             closer,
+            upgrade,
+            permit,
         }
+    }
+
+    /// Whether the request asks for a WebSocket (`Upgrade: websocket`).
+    pub fn wants_websocket(&self) -> bool {
+        self.header("upgrade")
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    }
+
+    /// Accepts a WebSocket handshake (RFC 6455 4.2.1): GET, `Connection:
+    /// upgrade`, `Upgrade: websocket`, version 13 and a 16-byte key.
+    pub fn websocket(&mut self) -> ApiResult<WsUpgrade> {
+        let bad = |m: &str| ApiError::bad(m);
+        if self.method != hyper::Method::GET || !self.wants_websocket() {
+            return Err(bad("Not a WebSocket handshake."));
+        }
+        let conn_upgrade = self.header("connection").is_some_and(|c| {
+            c.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
+        if !conn_upgrade {
+            return Err(bad("Not a WebSocket handshake."));
+        }
+        if self.header("sec-websocket-version") != Some("13") {
+            return Err(bad("Unsupported WebSocket version (13 only)."));
+        }
+        let key = self.header("sec-websocket-key").unwrap_or_default().trim();
+        use base64::Engine;
+        let key_ok = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|k| k.len() == 16);
+        if !key_ok {
+            return Err(bad("Invalid Sec-WebSocket-Key."));
+        }
+        let accept_key = crate::realtime::ws::accept_key(key.as_bytes());
+        let on = self
+            .upgrade
+            .take()
+            .ok_or_else(|| bad("The connection cannot be upgraded."))?;
+        let permit = self
+            .permit
+            .as_ref()
+            .and_then(|p| p.lock().ok().and_then(|mut g| g.take()));
+        Ok(WsUpgrade {
+            accept_key,
+            on,
+            permit,
+        })
     }
 
     /// A path parameter (always present when the route matched).

@@ -81,6 +81,21 @@ impl Resp {
         }
     }
 
+    /// `101 Switching Protocols` completing a WebSocket handshake.
+    pub fn switching_to_websocket(accept_key: String) -> Resp {
+        Resp {
+            status: 101,
+            body: Bytes::new(),
+            stream: None,
+            content_type: "",
+            headers: vec![
+                ("upgrade", "websocket".into()),
+                ("connection", "Upgrade".into()),
+                ("sec-websocket-accept", accept_key),
+            ],
+        }
+    }
+
     pub fn error(e: &ApiError) -> Resp {
         let mut r = Resp::json(e.status(), &e.to_body());
         if let ApiError::TooManyRequests { retry_after, .. } = e {

@@ -608,7 +608,11 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--auth-conns", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="wrk threads")
-    ap.add_argument("--scenarios", default="get,list,mixed,create,auth")
+    ap.add_argument("--scenarios", default="get,list,mixed,create,auth,realtime")
+    ap.add_argument("--rtload", default=None, help="the realtime load client (tests/bench/rtload)")
+    ap.add_argument("--rt-idle", type=int, default=10000, help="idle realtime connections")
+    ap.add_argument("--rt-subs", type=int, default=1000, help="subscribers for the write → event latency")
+    ap.add_argument("--rt-writes", type=int, default=100, help="writes per latency round")
     ap.add_argument("--workdir", default=None, help="data dirs (on a real disk: fsync must cost what it costs)")
     ap.add_argument("--out", required=True, help="Markdown file to write")
     ap.add_argument("--json-out", default=None)
@@ -618,6 +622,16 @@ def main() -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
+    # Thousands of realtime sockets: the servers and the client inherit this.
+    want = max(4096, 2 * args.rt_idle + 4096)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # keepd's own caps (PocketBase has none) are raised to the benchmark's scale.
+    for k in ("KEEPD_MAX_CONNECTIONS", "KEEPD_REALTIME_MAX_CLIENTS", "KEEPD_REALTIME_MAX_CLIENTS_PER_IP"):
+        os.environ[k] = str(args.rt_idle + 1024)
 
     os.makedirs(args.workdir or tempfile.gettempdir(), exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
@@ -688,7 +702,7 @@ def run(args, workdir: str, started: float) -> int:
 
     # 3. load, scenario by scenario, servers alternating each round
     runs: dict = {}
-    for sc in scen:
+    for sc in [x for x in scen if x != "realtime"]:
         servers = [K, P, H] if sc == "get" else pair
         conns = args.auth_conns if sc == "auth" else args.conns
         timeout_s = 60 if sc == "auth" else 10
@@ -712,6 +726,8 @@ def run(args, workdir: str, started: float) -> int:
                 log(f"{sc:6s} round {r + 1}/{args.rounds} {s.label:11s}: {res['rps']:9.0f} req/s  "
                     f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  errors {res['errors']}  "
                     f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")
+    if "realtime" in scen and args.rtload:
+        realtime_phase(args, pair, order, R)
     for s in (K, P, H):
         s.stop()
 
@@ -729,6 +745,48 @@ def run(args, workdir: str, started: float) -> int:
         if args.smoke:
             return 1
     return 0
+
+
+def realtime_phase(args, pair, order, R) -> None:
+    """Idle SSE clients (RSS per client) and write → event latency at N subscribers."""
+    R["rt_idle_kb"] = {s.key: [] for s in pair}
+    R["rt_idle_total_kb"] = {s.key: [] for s in pair}
+    R["rt_lat"] = {s.key: [] for s in pair}
+    rounds = max(1, min(args.rounds, 3))
+    for r in range(rounds):
+        for s in order(r, pair):
+            time.sleep(1.0)
+            base = proc_status(s.pid)["VmRSS"]
+            p = subprocess.Popen([args.rtload, "idle", f"127.0.0.1:{s.port}", str(args.rt_idle)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                 preexec_fn=_die_with_parent)
+            _CHILDREN.append(p)
+            line = p.stdout.readline().split() if p.stdout else []
+            if len(line) < 3 or line[0] != "ready":
+                raise RuntimeError(f"{s.label}: rtload idle failed: {line}")
+            opened, failed = int(line[1]), int(line[2])
+            time.sleep(1.0)
+            rss = proc_status(s.pid)["VmRSS"]
+            if p.stdin:
+                p.stdin.close()
+            p.wait(timeout=60)
+            if failed:
+                raise RuntimeError(f"{s.label}: {failed} of {args.rt_idle} realtime connections failed")
+            R["rt_idle_kb"][s.key].append((rss - base) / max(1, opened))
+            R["rt_idle_total_kb"][s.key].append(rss)
+            log(f"realtime idle {s.label}: {opened} clients, RSS {base / 1024:.1f} → {rss / 1024:.1f} MiB, "
+                f"{(rss - base) / max(1, opened):.1f} KiB per client")
+            time.sleep(2.0)
+            out = subprocess.run([args.rtload, "latency", f"127.0.0.1:{s.port}", str(args.rt_subs),
+                                  str(args.rt_writes), COLLECTION, s.token],
+                                 capture_output=True, text=True, timeout=600)
+            if out.returncode != 0:
+                raise RuntimeError(f"{s.label}: rtload latency failed: {out.stderr.strip()}")
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            R["rt_lat"][s.key].append(res)
+            log(f"realtime latency {s.label}: {res['subscribers']} subscribers × {res['writes']} writes, "
+                f"from response p50 {res['p50_ms_from_response']:.2f} ms p99 {res['p99_ms_from_response']:.2f} ms; "
+                f"from sent p50 {res['p50_ms_from_sent']:.2f} p99 {res['p99_ms_from_sent']:.2f}; missing {res['missing']}")
 
 
 def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
@@ -810,7 +868,26 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
         row("Auth p99 (ms)", series("auth", K, "p99_ms"), series("auth", P, "p99_ms"), False)
         row(f"Peak RSS under {a} concurrent logins (MiB)", series("auth", K, "peak_rss_kb", 1 / MiB),
             series("auth", P, "peak_rss_kb", 1 / MiB), False)
-    rows.append(["Realtime (SSE fan-out)", "not yet", "not yet", "", "", "—"])
+    if R.get("rt_idle_kb"):
+        n = args.rt_idle
+        row(f"RSS with {n:,} idle realtime (SSE) clients (MiB)", [x / MiB for x in R["rt_idle_total_kb"][K]],
+            [x / MiB for x in R["rt_idle_total_kb"][P]], False)
+        row("Memory per idle realtime client (KiB)", R["rt_idle_kb"][K], R["rt_idle_kb"][P], False,
+            target=("≤ 1/4 of PB (ratio ≥ 4)", 4.0))
+        lat = R["rt_lat"]
+        ns = args.rt_subs
+        row(f"Write response → event at each of {ns:,} subscribers, p50 (ms)",
+            [x["p50_ms_from_response"] for x in lat[K]], [x["p50_ms_from_response"] for x in lat[P]], False)
+        row(f"Write response → event at each of {ns:,} subscribers, p99 (ms)",
+            [x["p99_ms_from_response"] for x in lat[K]], [x["p99_ms_from_response"] for x in lat[P]], False)
+        row(f"Write sent → event at each of {ns:,} subscribers, p50 (ms)",
+            [x["p50_ms_from_sent"] for x in lat[K]], [x["p50_ms_from_sent"] for x in lat[P]], False)
+        row(f"Write sent → event at each of {ns:,} subscribers, p99 (ms)",
+            [x["p99_ms_from_sent"] for x in lat[K]], [x["p99_ms_from_sent"] for x in lat[P]], False)
+        for key, label in ((K, "keepd"), (P, "PocketBase")):
+            miss = sum(x["missing"] for x in lat[key])
+            if miss:
+                failures.append(f"realtime/{label}: {miss} events never arrived")
 
     # CPU efficiency and errors
     eff: list[list[str]] = []

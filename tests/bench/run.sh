@@ -73,8 +73,13 @@ log "cargo build --release (tests/bench/hello)"
 (cd "$HERE/hello" && CARGO_TARGET_DIR="$ROOT/target/bench-hello" cargo build --release --locked --quiet)
 HELLO_BIN="$ROOT/target/bench-hello/release/bench-hello"
 
+# ---- the realtime load client (many SSE clients), own workspace
+log "cargo build --release (tests/bench/rtload)"
+(cd "$HERE/rtload" && CARGO_TARGET_DIR="$ROOT/target/bench-rtload" cargo build --release --locked --quiet)
+RTLOAD_BIN="$ROOT/target/bench-rtload/release/bench-rtload"
+
 if [ "$mode" = smoke ]; then
-    set -- --smoke --rounds 1 --duration 2 --warmup 0 --startup-rounds 1
+    set -- --smoke --rounds 1 --duration 2 --warmup 0 --startup-rounds 1 --rt-idle 500 --rt-subs 100 --rt-writes 10
 else
     set --
 fi
@@ -95,7 +100,7 @@ trap 'exit 143' TERM
 
 timeout --signal=TERM --kill-after=30 "${BENCH_MAX_SECONDS:-3600}" \
     python3 "$HERE/bench.py" \
-    --keepd "$KEEPD_BIN" --pocketbase "$PB_BIN" --hello "$HELLO_BIN" --wrk "$(command -v wrk)" \
+    --keepd "$KEEPD_BIN" --pocketbase "$PB_BIN" --hello "$HELLO_BIN" --rtload "$RTLOAD_BIN" --wrk "$(command -v wrk)" \
     --workdir "$WORKDIR" --out "$RESULTS/latest.md" --json-out "$RESULTS/latest.json" \
     --command "$command_line" "$@" ${extra[@]+"${extra[@]}"} &
 driver_pid=$!

@@ -571,3 +571,67 @@ fn cascade_delete_publishes_children_unset_references_then_parent() {
     }
     assert_eq!(got, want);
 }
+
+/// A fresh connection's first `GET /api/realtime` takes keepd's lean path;
+/// the same request later on a keep-alive connection goes through the
+/// general HTTP stack. Both answer alike.
+#[test]
+fn stream_on_a_reused_connection() {
+    let srv = TestServer::start();
+    let mut s = TcpStream::connect(srv.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let r = read_response(&mut s).expect("health");
+    assert_eq!(r.status, 200);
+    write!(
+        s,
+        "GET /api/realtime HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("write");
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    let until = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&buf).contains("PB_CONNECT") && Instant::now() < until {
+        let n = s.read(&mut tmp).expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&tmp[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    assert!(text.contains("event:pb_connect"), "{text}");
+    // And on a fresh connection, the lean path sends the same headers.
+    let mut f = TcpStream::connect(srv.addr).expect("connect");
+    f.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        f,
+        "GET /api/realtime HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("write");
+    let mut fbuf = Vec::new();
+    while !String::from_utf8_lossy(&fbuf).contains("PB_CONNECT") && Instant::now() < until {
+        let n = f.read(&mut tmp).expect("read");
+        assert!(n > 0);
+        fbuf.extend_from_slice(&tmp[..n]);
+    }
+    let head = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> = t
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(':').next().unwrap_or_default().to_ascii_lowercase())
+            .filter(|n| n != "date")
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        head(&String::from_utf8_lossy(&fbuf)),
+        head(&String::from_utf8_lossy(&buf)),
+        "the two paths answer with different headers"
+    );
+}

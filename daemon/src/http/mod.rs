@@ -7,6 +7,7 @@
 pub mod request;
 pub mod response;
 pub mod router;
+mod stream;
 
 pub use request::{Req, WsUpgrade};
 pub use response::Resp;
@@ -60,43 +61,32 @@ pub async fn serve(
         };
         let app = app.clone();
         let router = router.clone();
-        let mut stop_rx = stop_rx.clone();
-        // Closes this connection when flipped (a realtime client dropped by
-        // the broker, or shutdown), even while a write to it is blocked.
-        let (closer, mut closed) = watch::channel(false);
-        let closer = Arc::new(closer);
+        let stop_rx = stop_rx.clone();
+        let header_timeout = Duration::from_secs(app_header_timeout());
         // The connection's permit; an upgraded connection (WebSocket) takes
         // it along, so it counts until the socket closes.
         let permit: ConnPermit = Arc::new(std::sync::Mutex::new(Some(permit)));
         tokio::spawn(async move {
-            let slot = permit.clone();
-            let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
-                let app = app.clone();
-                let router = router.clone();
-                let closer = closer.clone();
-                req.extensions_mut().insert(slot.clone());
-                async move { Ok::<_, Infallible>(handle(app, router, req, peer, closer).await) }
-            });
-            let header_timeout = Duration::from_secs(app_header_timeout());
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => { let _ = r; }
-                _ = until_closed(&mut closed) => {}
-                _ = stop_rx.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        r = conn.as_mut() => { let _ = r; }
-                        _ = until_closed(&mut closed) => {}
-                    }
+            // A fresh connection asking for an event stream takes the lean
+            // path (no hyper buffers for the life of the stream). Each path
+            // is boxed so that the task's own state stays small.
+            match stream::classify(&stream, header_timeout).await {
+                None => {}
+                Some(stream::First::Realtime(len, parts)) => {
+                    Box::pin(stream::serve(app, stream, len, parts, peer, permit)).await;
+                }
+                Some(stream::First::Other) => {
+                    let conn = Conn {
+                        app,
+                        router,
+                        peer,
+                        permit,
+                        stop_rx,
+                        header_timeout,
+                    };
+                    Box::pin(serve_hyper(conn, stream)).await;
                 }
             }
-            drop(permit);
         });
     }
     // Event streams never finish by themselves: end them first.
@@ -106,6 +96,60 @@ pub async fn serve(
     while conns.available_permits() < max && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// What a connection served by hyper needs.
+struct Conn {
+    app: Arc<App>,
+    router: Arc<router::Router>,
+    peer: SocketAddr,
+    permit: ConnPermit,
+    stop_rx: watch::Receiver<bool>,
+    header_timeout: Duration,
+}
+
+/// Serves a connection with hyper until it closes, its close switch flips
+/// (a realtime client dropped by the broker), or shutdown (graceful).
+async fn serve_hyper(c: Conn, stream: tokio::net::TcpStream) {
+    let Conn {
+        app,
+        router,
+        peer,
+        permit,
+        mut stop_rx,
+        header_timeout,
+    } = c;
+    // Closes this connection when flipped, even while a write to it is
+    // blocked.
+    let (closer, mut closed) = watch::channel(false);
+    let closer = Arc::new(closer);
+    let slot = permit.clone();
+    let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
+        let app = app.clone();
+        let router = router.clone();
+        let closer = closer.clone();
+        req.extensions_mut().insert(slot.clone());
+        async move { Ok::<_, Infallible>(handle(app, router, req, peer, closer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => { let _ = r; }
+        _ = until_closed(&mut closed) => {}
+        _ = stop_rx.changed() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                r = conn.as_mut() => { let _ = r; }
+                _ = until_closed(&mut closed) => {}
+            }
+        }
+    }
+    drop(permit);
 }
 
 /// A connection's slot under the connection cap.

@@ -17,6 +17,21 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 /// A streamed response body: chunks sent as they come.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 
+/// Headers on every response.
+pub(crate) const COMMON_HEADERS: [(&str, &str); 8] = [
+    ("access-control-allow-origin", "*"),
+    (
+        "access-control-allow-methods",
+        "GET, HEAD, PUT, PATCH, POST, DELETE",
+    ),
+    ("access-control-allow-headers", "*"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "SAMEORIGIN"),
+    ("x-xss-protection", "1; mode=block"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("vary", "Origin"),
+];
+
 pub struct Resp {
     pub status: u16,
     pub body: Bytes,
@@ -105,19 +120,10 @@ impl Resp {
     }
 
     pub fn into_hyper(self) -> hyper::Response<Body> {
-        let mut b = hyper::Response::builder()
-            .status(self.status)
-            .header("access-control-allow-origin", "*")
-            .header(
-                "access-control-allow-methods",
-                "GET, HEAD, PUT, PATCH, POST, DELETE",
-            )
-            .header("access-control-allow-headers", "*")
-            .header("x-content-type-options", "nosniff")
-            .header("x-frame-options", "SAMEORIGIN")
-            .header("x-xss-protection", "1; mode=block")
-            .header("cross-origin-opener-policy", "same-origin")
-            .header("vary", "Origin");
+        let mut b = hyper::Response::builder().status(self.status);
+        for (k, v) in COMMON_HEADERS {
+            b = b.header(k, v);
+        }
         if !self.content_type.is_empty() {
             b = b.header("content-type", self.content_type);
         }

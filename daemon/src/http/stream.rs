@@ -1,0 +1,246 @@
+//! A lean path for the commonest long-lived connection: a fresh connection
+//! whose first request is `GET /api/realtime` (an SSE stream).
+//!
+//! hyper keeps two 8 KiB buffers per connection for as long as it lives
+//! (the read buffer and the response-head buffer) — most of what an idle
+//! realtime client would cost. Here the first request head is peeked from
+//! the socket without consuming it; when it is a complete, body-less `GET
+//! /api/realtime` without `Upgrade`, the head is consumed, the same handler
+//! (`api::realtime::connect`) runs, and its answer is written straight to
+//! the socket (the event stream as chunked frames). Anything else — and
+//! every later request of a keep-alive connection — goes to hyper untouched.
+
+use super::{ConnPermit, Req, Resp};
+use crate::app::App;
+use crate::auth::Identity;
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+const PATH: &[u8] = b"GET /api/realtime";
+/// The largest head taken on this path (larger ones go to hyper).
+const MAX_HEAD: usize = 4096;
+const MAX_HEADERS: usize = 32;
+
+/// What the first peek showed.
+pub(crate) enum First {
+    /// A realtime stream request: its head length and parsed parts.
+    Realtime(usize, Box<hyper::http::request::Parts>),
+    /// Anything else (or nothing yet): hyper serves the connection.
+    Other,
+}
+
+/// Peeks at the first bytes of a connection (waiting up to `timeout` for
+/// them) and says whether it is a realtime stream request.
+pub(crate) async fn classify(stream: &TcpStream, timeout: Duration) -> Option<First> {
+    // On the heap, freed after the peek: the connection's task keeps no
+    // room for it while the stream lives.
+    let mut buf = vec![0u8; MAX_HEAD];
+    let n = match tokio::time::timeout(timeout, stream.peek(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        // Nothing within the header timeout, or a broken socket: close.
+        Ok(Err(_)) | Err(_) => return None,
+    };
+    let head = &buf[..n];
+    if n == 0 || !head.starts_with(PATH) {
+        return Some(First::Other);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(head) {
+        Ok(httparse::Status::Complete(len)) => len,
+        _ => return Some(First::Other),
+    };
+    let path = req.path.unwrap_or_default();
+    if req.method != Some("GET") || req.version != Some(1) {
+        return Some(First::Other);
+    }
+    if path != "/api/realtime" && !path.starts_with("/api/realtime?") {
+        return Some(First::Other);
+    }
+    let mut b = hyper::Request::builder()
+        .method(hyper::Method::GET)
+        .uri(path);
+    for h in req.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        let has_body = (name == "content-length" && h.value != b"0") || name == "transfer-encoding";
+        if has_body || name == "upgrade" {
+            return Some(First::Other);
+        }
+        b = b.header(h.name, h.value);
+    }
+    match b.body(()) {
+        Ok(r) => Some(First::Realtime(len, Box::new(r.into_parts().0))),
+        Err(_) => Some(First::Other),
+    }
+}
+
+/// Serves a classified realtime request on the raw socket.
+pub(crate) async fn serve(
+    app: Arc<App>,
+    mut stream: TcpStream,
+    head_len: usize,
+    parts: Box<hyper::http::request::Parts>,
+    peer: SocketAddr,
+    permit: ConnPermit,
+) {
+    // Consume the head that was peeked.
+    let mut head = vec![0u8; head_len];
+    if stream.read_exact(&mut head).await.is_err() {
+        return;
+    }
+    drop(head);
+    let (closer, mut closed) = watch::channel(false);
+    let closer = Arc::new(closer);
+    let mut parts = *parts;
+    parts.extensions.insert(permit.clone());
+    let req = Req::new(
+        parts,
+        Vec::new(),
+        bytes::Bytes::new(),
+        Identity::Guest,
+        peer,
+        closer,
+    );
+    let resp = match Box::pin(crate::api::realtime::connect(app, req)).await {
+        Ok(r) => r,
+        Err(e) => Resp::error(&e),
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let Some(mut events) = resp.stream else {
+        // An error answer (the caps): whole, then close.
+        let mut out = response_head(resp.status, resp.content_type, &resp.headers, false);
+        out.extend_from_slice(format!("content-length: {}\r\n\r\n", resp.body.len()).as_bytes());
+        out.extend_from_slice(&resp.body);
+        let _ = tokio::time::timeout(Duration::from_secs(5), wr.write_all(&out)).await;
+        let _ = wr.shutdown().await;
+        return;
+    };
+    let mut out = response_head(resp.status, resp.content_type, &resp.headers, true);
+    out.extend_from_slice(b"\r\n");
+    // The client sends nothing more; a read returning means it went away.
+    let mut sink = [0u8; 64];
+    let gone = async {
+        loop {
+            match rd.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    let pump = async {
+        if wr.write_all(&out).await.is_err() {
+            return;
+        }
+        drop(out);
+        while let Some(frame) = events.next().await {
+            let mut chunk = Vec::with_capacity(frame.len() + 12);
+            chunk.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
+            chunk.extend_from_slice(&frame);
+            chunk.extend_from_slice(b"\r\n");
+            if wr.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        // The stream ended (idle, lifetime, shutdown): the last chunk.
+        let _ = wr.write_all(b"0\r\n\r\n").await;
+        let _ = wr.shutdown().await;
+    };
+    tokio::select! {
+        _ = pump => {}
+        _ = gone => {}
+        // The broker dropped the client (its queue filled): close even if a
+        // write is blocked on a client that does not read.
+        _ = async { let _ = closed.wait_for(|c| *c).await; } => {}
+    }
+    drop(permit);
+}
+
+/// The status line and headers every response carries (as
+/// `Resp::into_hyper` writes them), plus the response's own.
+fn response_head(
+    status: u16,
+    content_type: &str,
+    headers: &[(&'static str, String)],
+    chunked: bool,
+) -> Vec<u8> {
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    for (k, v) in super::response::COMMON_HEADERS {
+        push_header(&mut out, k, v);
+    }
+    if !content_type.is_empty() {
+        push_header(&mut out, "content-type", content_type);
+    }
+    for (k, v) in headers {
+        push_header(&mut out, k, v);
+    }
+    let date = httpdate(std::time::SystemTime::now());
+    push_header(&mut out, "date", &date);
+    if chunked {
+        push_header(&mut out, "transfer-encoding", "chunked");
+    } else {
+        push_header(&mut out, "connection", "close");
+    }
+    out
+}
+
+fn push_header(out: &mut Vec<u8>, k: &str, v: &str) {
+    // Values are ours (never request text), but keep the framing safe.
+    if v.bytes().any(|b| b == b'\r' || b == b'\n') {
+        return;
+    }
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(v.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn httpdate(t: std::time::SystemTime) -> String {
+    let dt: chrono::DateTime<chrono::Utc> = t.into();
+    dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_has_common_headers_and_framing() {
+        let h = response_head(
+            200,
+            "text/event-stream",
+            &[("cache-control", "no-store".into())],
+            true,
+        );
+        let s = String::from_utf8(h).expect("utf8");
+        assert!(s.starts_with("HTTP/1.1 200 OK\r\n"), "{s}");
+        assert!(s.contains("content-type: text/event-stream\r\n"));
+        assert!(s.contains("cache-control: no-store\r\n"));
+        assert!(s.contains("access-control-allow-origin: *\r\n"));
+        assert!(s.contains("transfer-encoding: chunked\r\n"));
+        let h = response_head(429, "application/json", &[("x", "a\r\nb".into())], false);
+        let s = String::from_utf8(h).expect("utf8");
+        assert!(s.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
+        assert!(
+            !s.contains("\r\nx:"),
+            "a value with a line break is dropped"
+        );
+        assert!(s.contains("connection: close\r\n"));
+    }
+
+    #[test]
+    fn date_format() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(784111777);
+        assert_eq!(httpdate(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+}

@@ -141,16 +141,20 @@ pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let expand = req.q("expand").unwrap_or("").to_string();
     let fields = req.q("fields").unwrap_or("").to_string();
     check_fields(&fields)?;
-    let out = app
-        .store
-        .read(move |c| {
-            let Some(rec) = rs::fetch_where(c, &coll, &id, &cond)? else {
-                return Ok(None);
-            };
-            Ok(enrich(c, &schema, &coll, vec![rec], &ctx, &expand)?.pop())
-        })
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let fetch = move |c: &Connection| {
+        let Some(rec) = rs::fetch_where(c, &coll, &id, &cond)? else {
+            return Ok(None);
+        };
+        Ok(enrich(c, &schema, &coll, vec![rec], &ctx, &expand)?.pop())
+    };
+    // One row by id is cheaper to read here than to hand to a reader
+    // thread; an expand may read much more, so it goes to the pool.
+    let out = if req.q("expand").unwrap_or("").is_empty() {
+        app.store.read_now(fetch)?
+    } else {
+        app.store.read(fetch).await?
+    }
+    .ok_or_else(ApiError::not_found)?;
     Ok(Resp::ok(&pick_fields(out, &fields)))
 }
 

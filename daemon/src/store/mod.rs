@@ -47,6 +47,7 @@ pub struct Store {
     dir: PathBuf,
     writer: writer::Writer,
     readers: readers::Readers,
+    local: readers::Local,
     schema: RwLock<Arc<Schema>>,
     /// Where committed record changes go (the realtime broker), once set.
     sink: OnceLock<Arc<dyn ChangeSink>>,
@@ -67,6 +68,7 @@ impl Store {
             dir: dir.to_path_buf(),
             writer,
             readers,
+            local: readers::Local::new(&db_path),
             schema: RwLock::new(Arc::new(schema)),
             sink: OnceLock::new(),
         }))
@@ -99,6 +101,13 @@ impl Store {
             .await?;
         self.set_schema(s);
         Ok(())
+    }
+
+    /// Runs `f` at once on this thread's own read-only connection, without
+    /// the hand-off to a blocking thread. Only for reads whose cost is
+    /// bounded and small (a row by primary key): it runs on an async worker.
+    pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+        self.local.run(f)
     }
 
     /// Runs `f` on a read-only connection.

@@ -1,5 +1,10 @@
 //! A small pool of read-only connections. A read borrows one connection on a
 //! blocking thread and gives it back; nothing holds it across an `.await`.
+//!
+//! Point reads (one row by primary key) skip the hand-off to a blocking
+//! thread: they run on the calling thread with that thread's own read-only
+//! connection (`Local`), opened on first use. The hand-off — two context
+//! switches — costs more than such a read.
 
 use super::open::open_reader;
 use crate::error::{ApiError, ApiResult};
@@ -11,6 +16,45 @@ use tokio::sync::Semaphore;
 pub(crate) struct Readers {
     conns: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
+}
+
+/// Distinguishes stores in one process (tests open several).
+static STORE_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's read-only connection: (store id, connection).
+    static LOCAL: std::cell::RefCell<Option<(u64, Connection)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Per-thread read-only connections to one database.
+pub(crate) struct Local {
+    id: u64,
+    path: std::path::PathBuf,
+}
+
+impl Local {
+    pub(crate) fn new(path: &Path) -> Local {
+        Local {
+            id: STORE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            path: path.to_path_buf(),
+        }
+    }
+
+    /// Runs `f` now, on this thread, with its connection to this database.
+    pub(crate) fn run<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+        LOCAL.with(|cell| {
+            let mut slot = cell.try_borrow_mut().map_err(ApiError::internal)?;
+            if slot.as_ref().map(|(id, _)| *id) != Some(self.id) {
+                let conn = open_reader(&self.path).map_err(ApiError::internal)?;
+                *slot = Some((self.id, conn));
+            }
+            match slot.as_ref() {
+                Some((_, conn)) => f(conn),
+                None => Err(ApiError::internal("no local reader")),
+            }
+        })
+    }
 }
 
 impl Readers {

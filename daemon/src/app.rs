@@ -1,5 +1,7 @@
 //! The application state shared by every request.
 
+use crate::auth::limiter::{Limiter, Rules};
+use crate::auth::lockout::{Lockout, Policy};
 use crate::auth::password::Hasher;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
@@ -15,6 +17,14 @@ pub struct App {
     /// Realtime clients and their subscriptions.
     pub realtime: Arc<realtime::Broker>,
     settings: RwLock<Arc<Value>>,
+    /// Per-address rate limits (PocketBase's `rateLimits` rules).
+    pub limiter: Limiter,
+    rate_rules: RwLock<Arc<Rules>>,
+    /// Per-account lockout after failed logins.
+    pub lockout: Lockout,
+    /// `trusted_proxies`, parsed.
+    pub trusted: Vec<(std::net::IpAddr, u8)>,
+    started: std::time::Instant,
 }
 
 /// PocketBase's default settings (the parts keepd acts on, plus the shape
@@ -61,12 +71,25 @@ impl App {
             config.max_filter_len,
         );
         store.set_change_sink(publisher);
+        let rules = Rules::from_settings(&settings);
+        let lockout = Lockout::new(Policy {
+            max_failures: config.lockout_max_failures,
+            window: config.lockout_window_secs,
+            base: config.lockout_base_secs,
+            max: config.lockout_max_secs,
+        });
+        let trusted = config.trusted_proxy_nets().unwrap_or_default();
         Ok(Arc::new(App {
             config,
             store,
             hasher,
             realtime: broker,
             settings: RwLock::new(Arc::new(settings)),
+            limiter: Limiter::new(),
+            rate_rules: RwLock::new(Arc::new(rules)),
+            lockout,
+            trusted,
+            started: std::time::Instant::now(),
         }))
     }
 
@@ -74,6 +97,30 @@ impl App {
         match self.settings.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Seconds since start (the clock of the limiter and the lockout).
+    pub fn now_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The rate-limit rules in force.
+    pub fn rate_rules(&self) -> Arc<Rules> {
+        match self.rate_rules.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Appends an audit entry (its own write).
+    pub async fn audit(&self, e: crate::store::audit::Entry) {
+        let r = self
+            .store
+            .write(move |c| Ok(crate::store::audit::append(c, &e)?))
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "audit log append failed");
         }
     }
 
@@ -98,6 +145,12 @@ impl App {
             Ok(mut g) => *g = next.clone(),
             Err(_) => return Err(ApiError::internal("settings lock poisoned")),
         }
+        let rules = Rules::from_settings(&next);
+        if let Ok(mut g) = self.rate_rules.write() {
+            *g = Arc::new(rules);
+        }
+        // New rules, new windows (as PocketBase resets its limiters).
+        self.limiter.clear();
         Ok(next)
     }
 }

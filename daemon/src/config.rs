@@ -52,6 +52,20 @@ pub struct Config {
     pub realtime_idle_timeout_secs: u64,
     /// Longest life of one event stream in seconds (PocketBase: 30 minutes).
     pub realtime_max_lifetime_secs: u64,
+    /// Proxies whose forwarding headers are believed (comma-separated
+    /// addresses or CIDRs, e.g. "127.0.0.1, 10.0.0.0/8"); empty: none, the
+    /// TCP peer is the client.
+    pub trusted_proxies: String,
+    /// Failed logins for one account within `lockout_window_secs` that lock
+    /// it (0: no lockout).
+    pub lockout_max_failures: u32,
+    pub lockout_window_secs: u64,
+    /// First lockout's length; each further one doubles, up to
+    /// `lockout_max_secs`.
+    pub lockout_base_secs: u64,
+    pub lockout_max_secs: u64,
+    /// Days audit-log entries are kept (at least 1).
+    pub audit_retention_days: u32,
     /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "keepd=debug".
     pub log: String,
     /// Repair loose file modes at start instead of refusing to run.
@@ -82,6 +96,12 @@ impl Default for Config {
             realtime_keepalive_secs: 25,
             realtime_idle_timeout_secs: 300,
             realtime_max_lifetime_secs: 1800,
+            trusted_proxies: String::new(),
+            lockout_max_failures: 10,
+            lockout_window_secs: 900,
+            lockout_base_secs: 60,
+            lockout_max_secs: 900,
+            audit_retention_days: 365,
             log: "info".into(),
             fix_permissions: false,
         }
@@ -111,6 +131,12 @@ const KEYS: &[&str] = &[
     "realtime_keepalive_secs",
     "realtime_idle_timeout_secs",
     "realtime_max_lifetime_secs",
+    "trusted_proxies",
+    "lockout_max_failures",
+    "lockout_window_secs",
+    "lockout_base_secs",
+    "lockout_max_secs",
+    "audit_retention_days",
     "log",
     "fix_permissions",
 ];
@@ -166,7 +192,7 @@ impl Config {
             table.insert(k.to_string(), scalar(v));
         }
         // Addresses and paths are strings even when they look like numbers.
-        for key in ["http", "dir", "log"] {
+        for key in ["http", "dir", "log", "trusted_proxies"] {
             if let Some(v) = table.get_mut(key) {
                 if !v.is_str() {
                     *v = toml::Value::String(v.to_string());
@@ -260,10 +286,40 @@ impl Config {
         if self.realtime_max_lifetime_secs == 0 {
             return bad("realtime_max_lifetime_secs", "must be at least 1");
         }
+        if self.trusted_proxy_nets().is_none() {
+            return bad(
+                "trusted_proxies",
+                "must be a comma-separated list of IP addresses or CIDRs",
+            );
+        }
+        if self.lockout_window_secs == 0 || self.lockout_base_secs == 0 {
+            return bad(
+                "lockout_window_secs",
+                "lockout_window_secs and lockout_base_secs must be at least 1",
+            );
+        }
+        if self.lockout_max_secs < self.lockout_base_secs {
+            return bad("lockout_max_secs", "must be at least lockout_base_secs");
+        }
+        if self.audit_retention_days == 0 {
+            return bad("audit_retention_days", "must be at least 1");
+        }
         if self.dir.as_os_str().is_empty() {
             return bad("dir", "must not be empty");
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// `trusted_proxies` parsed (None: a malformed entry).
+    pub fn trusted_proxy_nets(&self) -> Option<Vec<(std::net::IpAddr, u8)>> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(crate::auth::limiter::parse_net)
+            .collect()
     }
 }
 

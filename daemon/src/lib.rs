@@ -69,6 +69,25 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?;
     let addr = listener.local_addr()?;
     let app = app::App::new(cfg, store.clone()).await?;
+    // Audit-log retention: pruned at start and daily.
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let days = app.config.audit_retention_days;
+            loop {
+                let pruned = app
+                    .store
+                    .write(move |c| Ok(store::audit::prune(c, days)?))
+                    .await;
+                match pruned {
+                    Ok(n) if n > 0 => tracing::info!(entries = n, days, "audit log pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "audit log pruning failed"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+            }
+        });
+    }
     tracing::info!(%addr, "keepd is serving");
     // Tests and supervisors read this line to learn the bound port.
     println!("keepd listening on http://{addr}");

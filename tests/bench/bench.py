@@ -307,9 +307,12 @@ class Server:
         auth = must(p, "POST", "/api/collections/_superusers/auth-with-password",
                     {"identity": SUPERUSER[0], "password": SUPERUSER[1]}, what="superuser login")
         self.token = auth["token"]
+        # Rate limiting off on both (PocketBase's default; keepd ships with it on): the load
+        # generator is one address sending thousands of requests a second.
         must(p, "PATCH", "/api/settings",
-             {"batch": {"enabled": True, "maxRequests": batch_size, "timeout": 60, "maxBodySize": 0}},
-             self.token, what="enable batch")
+             {"batch": {"enabled": True, "maxRequests": batch_size, "timeout": 60, "maxBodySize": 0},
+              "rateLimits": {"enabled": False}},
+             self.token, what="enable batch, rate limits off")
         users = must(p, "GET", "/api/collections/users", token=self.token, what="users collection")
         u = must(p, "POST", "/api/collections/users/records",
                  {"email": USER[0], "password": USER[1], "passwordConfirm": USER[1]},

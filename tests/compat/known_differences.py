@@ -70,3 +70,12 @@ KNOWN_DIFFERENCES["misc_fields"] = {
         }
     ],
 }
+KNOWN_DIFFERENCES["batch"] = {
+    "enable batch via settings": [
+        {
+            "path": "$.rateLimits",
+            "reason": "keepd ships with rate limiting on (PocketBase: off) and its own default rules "
+            "(COMPATIBILITY.md, 'Deliberate differences'); the settings shape is PocketBase's.",
+        }
+    ],
+}

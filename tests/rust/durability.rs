@@ -24,6 +24,12 @@ fn acknowledged_writes_survive_kill_9() {
             {"name": "payload", "type": "text"}
         ]
     }));
+    // Guests write as fast as they can here: rate limits off (they are
+    // tested in guard.rs).
+    let (st, v) = srv
+        .su()
+        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
+    assert_eq!(st, 200, "{v}");
     let acked: Arc<Mutex<Vec<(String, usize, usize)>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let addr = srv.addr;

@@ -3,12 +3,14 @@
 
 use super::records::{collection, enrich, request_ctx};
 use crate::app::App;
+use crate::auth::lockout::Failure;
 use crate::auth::{token, AuthRecord, Identity};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::rules;
 use crate::schema::record::to_text;
 use crate::schema::Collection;
+use crate::store::audit;
 use crate::store::records as rs;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -182,10 +184,31 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             Ok(None)
         })
         .await?;
+    // A locked account is refused before any hashing (keepd's lockout).
+    let now = app.now_secs();
+    let rec_id = rec.as_ref().and_then(|r| r.get("id")).map(to_text);
+    if let Some(rid) = &rec_id {
+        if let Some(left) = app.lockout.locked(&coll.id, rid, now) {
+            return Err(locked(left));
+        }
+    }
     let hash = rec.as_ref().and_then(|r| r.get("password")).map(to_text);
     // Always verify (against a dummy for unknown identities): same timing.
     let (ok, upgrade) = app.hasher.verify(password.clone(), hash).await?;
     let Some(rec) = rec.filter(|_| ok) else {
+        if let Some(rid) = rec_id {
+            if let Failure::Locked(secs) = app.lockout.fail(&coll.id, &rid, now) {
+                tracing::warn!(collection = %coll.name, record = %rid, secs, "account locked after failed logins");
+                app.audit(audit::Entry {
+                    action: "lockout",
+                    actor: String::new(),
+                    ip: req.client_ip.to_string(),
+                    target: format!("{}/{}", coll.name, rid),
+                    diff: json!({"lockedForSeconds": secs, "maxFailures": app.lockout.policy().max_failures}),
+                })
+                .await;
+            }
+        }
         return Err(failed());
     };
     // authRule: null → nobody may authenticate; otherwise the record must pass it.
@@ -227,7 +250,25 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             })
             .await?;
     }
+    app.lockout.clear(&coll.id, &id, now);
+    if coll.name == "_superusers" {
+        app.audit(audit::Entry {
+            action: "superuser.login",
+            actor: format!("_superusers/{id}"),
+            ip: req.client_ip.to_string(),
+            target: format!("_superusers/{id}"),
+            diff: json!({"method": "password"}),
+        })
+        .await;
+    }
     auth_response(&app, &req, &coll, rec).await
+}
+
+fn locked(secs: u64) -> ApiError {
+    ApiError::TooManyRequests {
+        message: "Too many failed login attempts, please try again later.".into(),
+        retry_after: secs.max(1),
+    }
 }
 
 pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
@@ -290,6 +331,18 @@ pub async fn impersonate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .await?
         .ok_or_else(ApiError::not_found)?;
     tracing::info!(collection = %coll.name, "superuser impersonation");
+    app.audit(audit::Entry {
+        action: "impersonate",
+        actor: actor(&req),
+        ip: req.client_ip.to_string(),
+        target: format!(
+            "{}/{}",
+            coll.name,
+            rec.get("id").map(to_text).unwrap_or_default()
+        ),
+        diff: json!({"duration": duration}),
+    })
+    .await;
     auth_response_with(
         &app,
         &req,
@@ -302,4 +355,18 @@ pub async fn impersonate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         }),
     )
     .await
+}
+
+/// The audit log's name for the caller: `collection/recordId`, or "".
+pub(crate) fn actor(req: &Req) -> String {
+    req.identity
+        .auth()
+        .map(|a| {
+            format!(
+                "{}/{}",
+                a.collection.name,
+                a.record.get("id").map(to_text).unwrap_or_default()
+            )
+        })
+        .unwrap_or_default()
 }

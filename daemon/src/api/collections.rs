@@ -241,7 +241,28 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         req.json_body_or("Failed to load the collection type data due to invalid formatting.")?,
     );
     let c = save(&app, &body, None).await?;
-    Ok(Resp::ok(&c.to_api_json()))
+    let after = c.to_api_json();
+    audit_change(
+        &app,
+        &req,
+        "collection.create",
+        &c.name,
+        json!({"after": after}),
+    )
+    .await;
+    Ok(Resp::ok(&after))
+}
+
+/// Appends an audit entry for a collection change by this request.
+async fn audit_change(app: &App, req: &Req, action: &'static str, name: &str, diff: Value) {
+    app.audit(crate::store::audit::Entry {
+        action,
+        actor: super::auth::actor(req),
+        ip: req.client_ip.to_string(),
+        target: format!("collections/{name}"),
+        diff,
+    })
+    .await;
 }
 
 pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
@@ -250,9 +271,13 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let body = Value::Object(
         req.json_body_or("Failed to load the collection type data due to invalid formatting.")?,
     );
-    let merged = merge_update(&existing.to_api_json(), &body);
+    let before = existing.to_api_json();
+    let merged = merge_update(&before, &body);
     let c = save(&app, &merged, Some(existing)).await?;
-    Ok(Resp::ok(&c.to_api_json()))
+    let after = c.to_api_json();
+    let d = crate::store::audit::diff(&before, &after);
+    audit_change(&app, &req, "collection.update", &c.name, d).await;
+    Ok(Resp::ok(&after))
 }
 
 pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
@@ -272,10 +297,19 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             child.name
         )));
     }
+    let (name, before) = (c.name.clone(), c.to_api_json());
     app.store
         .write(move |conn| catalog::delete(conn, &c))
         .await?;
     app.store.reload_schema().await?;
+    audit_change(
+        &app,
+        &req,
+        "collection.delete",
+        &name,
+        json!({"before": before}),
+    )
+    .await;
     Ok(Resp::empty(204))
 }
 
@@ -286,6 +320,7 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::bad("Failed to truncate collection (most likely due to required cascade delete record references)."));
     }
     let schema = app.store.schema();
+    let name = c.name.clone();
     app.store
         .write_changes(move |conn, changes| {
             // Record by record, so relations cascade as on delete (and each
@@ -307,6 +342,7 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             Ok(())
         })
         .await?;
+    audit_change(&app, &req, "collection.truncate", &name, json!({})).await;
     Ok(Resp::empty(204))
 }
 
@@ -450,6 +486,11 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     } else {
         vec![]
     };
+    let summary = json!({
+        "created": planned.iter().filter(|(o, _)| o.is_none()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
+        "updated": planned.iter().filter(|(o, _)| o.is_some()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
+        "deleted": to_delete.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+    });
     app.store
         .write(move |conn| {
             for (old, new) in &planned {
@@ -465,6 +506,7 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         })
         .await?;
     app.store.reload_schema().await?;
+    audit_change(&app, &req, "collections.import", "*", summary).await;
     Ok(Resp::empty(204))
 }
 

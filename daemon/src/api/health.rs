@@ -10,7 +10,7 @@ pub async fn health(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let mut data = json!({});
     if req.identity.is_superuser() {
         data["canBackup"] = json!(true);
-        data["realIP"] = json!(req.peer.ip().to_string());
+        data["realIP"] = json!(req.client_ip.to_string());
         data["possibleProxyHeader"] = json!("");
     }
     let _ = app;

@@ -1,6 +1,7 @@
 //! One module per PocketBase API surface. Each handler takes the app and the
 //! request and returns a response or an `ApiError`.
 
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod collections;

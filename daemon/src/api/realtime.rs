@@ -27,7 +27,7 @@ pub async fn connect(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     };
     let reg = app
         .realtime
-        .register(req.peer.ip(), req.closer.clone())
+        .register(req.client_ip, req.closer.clone())
         .map_err(|e| {
             let message = match e {
                 RegisterError::TooManyClients => {
@@ -52,7 +52,7 @@ pub async fn connect(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
             max_message: cfg.realtime_max_body_bytes,
         };
         let accept = up.accept_key.clone();
-        let ip = req.peer.ip();
+        let ip = req.client_ip;
         let client: Arc<str> = reg.id.clone();
         let app = app.clone();
         tokio::spawn(async move {
@@ -154,7 +154,7 @@ pub async fn subscribe(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (client, subs) = parse_form(&body)?;
     validate(&app, &client, &subs)?;
     app.realtime
-        .set_subscriptions(&client, req.peer.ip(), req.identity.clone(), &subs)
+        .set_subscriptions(&client, req.client_ip, req.identity.clone(), &subs)
         .map_err(|e| subscribe_error(&app, e))?;
     tracing::debug!(client = %client, count = subs.len(), "realtime subscriptions updated");
     Ok(Resp::empty(204))

@@ -40,6 +40,15 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             ));
         }
     }
+    let before = app.settings();
     let next = app.update_settings(&body).await?;
+    app.audit(crate::store::audit::Entry {
+        action: "settings.update",
+        actor: super::auth::actor(&req),
+        ip: req.client_ip.to_string(),
+        target: "settings".into(),
+        diff: crate::store::audit::diff(&before, &next),
+    })
+    .await;
     Ok(Resp::ok(&redact(&next)))
 }

@@ -1,6 +1,8 @@
 //! Authentication: password hashing, tokens, and the request identity.
 
 pub mod identity;
+pub mod limiter;
+pub mod lockout;
 pub mod password;
 pub mod token;
 

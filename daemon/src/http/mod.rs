@@ -4,6 +4,7 @@
 //!
 //! Only this folder knows hyper.
 
+pub mod client_ip;
 pub mod request;
 pub mod response;
 pub mod router;
@@ -221,7 +222,10 @@ async fn dispatch(
     if path.contains("//") {
         return Ok(Resp::redirect(&clean_path(path)));
     }
-    let (handler, params) = router.find(&parts.method, path)?;
+    let (handler, params, pattern) = router.find(&parts.method, path)?;
+    let identity = crate::api::identity::resolve(app, &parts.headers).await?;
+    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &app.trusted, &app.settings());
+    rate_limit(app, &parts.method, path, pattern, &params, &identity, ip)?;
     let limit = body_limit(app, &parts.method, path, &params);
     if let Some(len) = parts
         .headers
@@ -246,9 +250,74 @@ async fn dispatch(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    let identity = crate::api::identity::resolve(app, &parts.headers).await?;
-    let req = Req::new(parts, params, body, identity, peer, closer);
+    let mut req = Req::new(parts, params, body, identity, peer, closer);
+    req.client_ip = ip;
     handler(app.clone(), req).await
+}
+
+/// PocketBase's rate limiting (on by default in keepd): the first rule
+/// matching the route's labels and the caller's audience counts the
+/// request for the client's address; over it, 429 with Retry-After.
+/// Superusers and `excludedIPs` are not limited.
+fn rate_limit(
+    app: &App,
+    method: &hyper::Method,
+    path: &str,
+    pattern: &'static str,
+    params: &[(String, String)],
+    identity: &crate::auth::Identity,
+    ip: std::net::IpAddr,
+) -> Result<(), ApiError> {
+    let rules = app.rate_rules();
+    if !rules.enabled || rules.rules.is_empty() || identity.is_superuser() {
+        return Ok(());
+    }
+    if rules
+        .excluded
+        .iter()
+        .any(|n| crate::auth::limiter::in_net(ip, *n))
+    {
+        return Ok(());
+    }
+    let audiences: [&str; 2] = if identity.auth().is_some() {
+        ["", "@auth"]
+    } else {
+        ["", "@guest"]
+    };
+    let tags = router::rate_limit_tags(method, pattern);
+    let coll = params
+        .iter()
+        .find(|(k, _)| k == "collection")
+        .and_then(|(_, v)| app.store.schema().get(v).cloned());
+    let mut labels: Vec<String> = Vec::with_capacity(tags.len() * 2 + 2);
+    let mut id = String::new();
+    if let (Some(c), false) = (&coll, tags.is_empty()) {
+        id.push_str(&c.id);
+        id.push_str(pattern);
+        for t in tags {
+            id.push_str(t);
+            labels.push(format!("{}:{t}", c.name));
+        }
+        for t in tags {
+            labels.push(format!("*:{t}"));
+        }
+    }
+    labels.push(format!("{method} {path}"));
+    labels.push(path.to_string());
+    let Some(rule) = rules.find(&labels, &audiences) else {
+        return Ok(());
+    };
+    if id.is_empty() {
+        id.push_str(&rule.label);
+    }
+    id.push_str(&rule.audience);
+    match app.limiter.check(&id, rule, ip, app.now_secs()) {
+        Ok(()) => Ok(()),
+        Err(retry_after) => Err(ApiError::TooManyRequests {
+            message: "Too Many Requests.".into(),
+            retry_after,
+        }),
+    }
 }
 
 /// The path with repeated slashes collapsed (answered with a redirect).

@@ -16,6 +16,8 @@ pub struct Req {
     pub body: Bytes,
     pub identity: Identity,
     pub peer: SocketAddr,
+    /// The client's address: the peer, or what a trusted proxy forwarded.
+    pub client_ip: std::net::IpAddr,
     /// Flipping it to `true` closes this request's connection (used by the
     /// realtime broker to drop a client that stopped reading).
     pub closer: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
@@ -73,6 +75,7 @@ impl Req {
             body,
             identity,
             peer,
+            client_ip: peer.ip(),
             closer,
             upgrade,
             permit,

@@ -113,12 +113,58 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         // Batch and settings.
         (M::POST, "/api/batch", h!(api::batch::batch)),
         (M::GET, "/api/settings", h!(api::settings::get)),
+        // keepd's security operations (superusers): audit log, lockouts.
+        (M::GET, "/api/audit", h!(api::audit::list)),
+        (M::GET, "/api/lockouts", h!(api::audit::lockouts)),
+        (
+            M::DELETE,
+            "/api/lockouts/{collection}/{recordId}",
+            h!(api::audit::unlock),
+        ),
         (M::PATCH, "/api/settings", h!(api::settings::update)),
     ]
 }
 
+/// PocketBase's rate-limit tags of a collection route (labels
+/// `<collection>:<tag>` and `*:<tag>`); empty for other routes.
+pub fn rate_limit_tags(method: &Method, pattern: &str) -> &'static [&'static str] {
+    use Method as M;
+    let Some(rest) = pattern.strip_prefix("/api/collections/{collection}/") else {
+        return match (method, pattern) {
+            (&M::GET, "/api/files/{collection}/{recordId}/{filename}") => &["file"],
+            _ => &[],
+        };
+    };
+    match (method, rest) {
+        (&M::GET, "records") => &["list"],
+        (&M::GET, "records/{id}") => &["view"],
+        (&M::POST, "records") => &["create"],
+        (&M::PATCH, "records/{id}") => &["update"],
+        (&M::DELETE, "records/{id}") => &["delete"],
+        (&M::GET, "auth-methods") => &["listAuthMethods"],
+        (&M::POST, "auth-refresh") => &["authRefresh"],
+        (&M::POST, "auth-with-password") => &["authWithPassword", "auth"],
+        (&M::POST, "auth-with-oauth2") => &["authWithOAuth2", "auth"],
+        (&M::POST, "request-otp") => &["requestOTP"],
+        (&M::POST, "auth-with-otp") => &["authWithOTP", "auth"],
+        (&M::POST, "request-password-reset") => &["requestPasswordReset"],
+        (&M::POST, "confirm-password-reset") => &["confirmPasswordReset"],
+        (&M::POST, "request-verification") => &["requestVerification"],
+        (&M::POST, "confirm-verification") => &["confirmVerification"],
+        (&M::POST, "request-email-change") => &["requestEmailChange"],
+        (&M::POST, "confirm-email-change") => &["confirmEmailChange"],
+        _ => &[],
+    }
+}
+
+/// The routes of one path: (method, handler, pattern).
+type Methods = Vec<(Method, Handler, &'static str)>;
+
+/// A matched route: its handler, path parameters and pattern.
+pub type Found = (Handler, Vec<(String, String)>, &'static str);
+
 pub struct Router {
-    inner: matchit::Router<Vec<(Method, Handler)>>,
+    inner: matchit::Router<Methods>,
 }
 
 impl Default for Router {
@@ -129,11 +175,11 @@ impl Default for Router {
 
 impl Router {
     pub fn new() -> Router {
-        let mut by_path: Vec<(&'static str, Vec<(Method, Handler)>)> = Vec::new();
+        let mut by_path: Vec<(&'static str, Methods)> = Vec::new();
         for (m, p, h) in routes() {
             match by_path.iter_mut().find(|(path, _)| *path == p) {
-                Some((_, v)) => v.push((m, h)),
-                None => by_path.push((p, vec![(m, h)])),
+                Some((_, v)) => v.push((m, h, p)),
+                None => by_path.push((p, vec![(m, h, p)])),
             }
         }
         let mut inner = matchit::Router::new();
@@ -143,17 +189,18 @@ impl Router {
         Router { inner }
     }
 
-    pub fn find(&self, method: &Method, path: &str) -> ApiResult<(Handler, Vec<(String, String)>)> {
+    /// The handler, the path parameters and the route's pattern.
+    pub fn find(&self, method: &Method, path: &str) -> ApiResult<Found> {
         let m = self
             .inner
             .at(path)
             .map_err(|_| ApiError::NotFound("File not found.".into()))?;
         // PocketBase answers a wrong method on a known path with 404 too.
-        let h = m
+        let (h, pattern) = m
             .value
             .iter()
-            .find(|(mm, _)| mm == method)
-            .map(|(_, h)| *h)
+            .find(|(mm, _, _)| mm == method)
+            .map(|(_, h, p)| (*h, *p))
             .ok_or_else(ApiError::not_found)?;
         let params = m
             .params
@@ -165,6 +212,6 @@ impl Router {
                 (k.to_string(), v)
             })
             .collect();
-        Ok((h, params))
+        Ok((h, params, pattern))
     }
 }

@@ -98,7 +98,8 @@ pub(crate) async fn serve(
     let closer = Arc::new(closer);
     let mut parts = *parts;
     parts.extensions.insert(permit.clone());
-    let req = Req::new(
+    let ip = super::client_ip::client_ip(peer.ip(), &parts.headers, &app.trusted, &app.settings());
+    let mut req = Req::new(
         parts,
         Vec::new(),
         bytes::Bytes::new(),
@@ -106,9 +107,22 @@ pub(crate) async fn serve(
         peer,
         closer,
     );
-    let resp = match Box::pin(crate::api::realtime::connect(app, req)).await {
-        Ok(r) => r,
+    req.client_ip = ip;
+    let limited = super::rate_limit(
+        &app,
+        &hyper::Method::GET,
+        "/api/realtime",
+        "/api/realtime",
+        &[],
+        &Identity::Guest,
+        ip,
+    );
+    let resp = match limited {
         Err(e) => Resp::error(&e),
+        Ok(()) => match Box::pin(crate::api::realtime::connect(app, req)).await {
+            Ok(r) => r,
+            Err(e) => Resp::error(&e),
+        },
     };
     let (mut rd, mut wr) = stream.into_split();
     let Some(mut events) = resp.stream else {

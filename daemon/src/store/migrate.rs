@@ -13,11 +13,23 @@ struct Migration {
     up: fn(&Connection) -> anyhow::Result<()>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init: system tables and default collections",
-    up: init,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init: system tables and default collections",
+        up: init,
+    },
+    Migration {
+        version: 3,
+        name: "audit log (append-only)",
+        up: audit_log,
+    },
+];
+
+fn audit_log(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(super::audit::DDL)?;
+    Ok(())
+}
 
 pub(crate) fn run(conn: &mut Connection) -> anyhow::Result<()> {
     conn.execute_batch(

@@ -7,6 +7,7 @@
 //! - No connection is held across an `.await`.
 //! - SQLite dialect lives in `dialect`; nothing else spells it.
 
+pub mod audit;
 pub mod changes;
 mod ddl;
 pub mod dialect;

@@ -1,0 +1,132 @@
+//! keepd's own superuser routes for security operations (PocketBase has
+//! neither): the audit log, read-only, and account lockouts.
+//!
+//! - `GET /api/audit?page=&perPage=&action=&actor=&target=&ip=&since=&until=`
+//!   — newest first, PocketBase's list shape; the filters are exact matches
+//!   (`since`/`until` compare the `created` text, e.g. `2026-11-24`).
+//! - `GET /api/lockouts` — accounts locked now.
+//! - `DELETE /api/lockouts/{collection}/{recordId}` — unlock (audited).
+
+use super::require_superuser;
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Req, Resp};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const MAX_PER_PAGE: i64 = 500;
+
+pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let num = |k: &str, default: i64| -> ApiResult<i64> {
+        match req.q(k) {
+            None | Some("") => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad(format!("Invalid {k} value."))),
+        }
+    };
+    let page = num("page", 1)?.max(1);
+    let per_page = num("perPage", 30)?.clamp(1, MAX_PER_PAGE);
+    // Whitelisted columns, values bound.
+    let mut conds: Vec<&'static str> = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    for (param, cond) in [
+        ("action", "action = ?"),
+        ("actor", "actor = ?"),
+        ("target", "target = ?"),
+        ("ip", "ip = ?"),
+        ("since", "created >= ?"),
+        ("until", "created < ?"),
+    ] {
+        if let Some(v) = req.q(param).filter(|v| !v.is_empty()) {
+            conds.push(cond);
+            args.push(v.to_string());
+        }
+    }
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    let (total, items) = app
+        .store
+        .read(move |c| {
+            let total: i64 = c.query_row(
+                &format!("SELECT COUNT(*) FROM _keepd_audit{where_sql}"),
+                rusqlite::params_from_iter(args.iter()),
+                |r| r.get(0),
+            )?;
+            let sql = format!(
+                "SELECT id, created, action, actor, ip, target, diff FROM _keepd_audit{where_sql}
+                 ORDER BY created DESC, rowid DESC LIMIT {per_page} OFFSET {}",
+                (page - 1) * per_page
+            );
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                let diff: String = r.get(6)?;
+                Ok(json!({
+                    "id": r.get::<_, String>(0)?,
+                    "created": r.get::<_, String>(1)?,
+                    "action": r.get::<_, String>(2)?,
+                    "actor": r.get::<_, String>(3)?,
+                    "ip": r.get::<_, String>(4)?,
+                    "target": r.get::<_, String>(5)?,
+                    "diff": serde_json::from_str::<Value>(&diff).unwrap_or(Value::Null),
+                }))
+            })?;
+            let items: Vec<Value> = rows.collect::<Result<_, _>>()?;
+            Ok((total, items))
+        })
+        .await?;
+    let total_pages = (total + per_page - 1) / per_page;
+    Ok(Resp::ok(&json!({
+        "page": page,
+        "perPage": per_page,
+        "totalItems": total,
+        "totalPages": total_pages,
+        "items": items,
+    })))
+}
+
+pub async fn lockouts(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let schema = app.store.schema();
+    let items: Vec<Value> = app
+        .lockout
+        .list(app.now_secs())
+        .into_iter()
+        .map(|(cid, rid, secs)| {
+            let name = schema
+                .get(&cid)
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            json!({"collectionId": cid, "collectionName": name, "recordId": rid, "secondsLeft": secs})
+        })
+        .collect();
+    Ok(Resp::ok(&Value::Array(items)))
+}
+
+pub async fn unlock(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let schema = app.store.schema();
+    let coll = schema
+        .get(req.param("collection"))
+        .filter(|c| c.is_auth())
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound("Missing or invalid auth collection context.".into()))?;
+    let rid = req.param("recordId").to_string();
+    let was_locked = app.lockout.clear(&coll.id, &rid, app.now_secs());
+    if !was_locked {
+        return Err(ApiError::NotFound("The account is not locked.".into()));
+    }
+    app.audit(crate::store::audit::Entry {
+        action: "unlock",
+        actor: super::auth::actor(&req),
+        ip: req.client_ip.to_string(),
+        target: format!("{}/{}", coll.name, rid),
+        diff: json!({}),
+    })
+    .await;
+    Ok(Resp::empty(204))
+}

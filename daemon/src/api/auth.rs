@@ -90,6 +90,17 @@ pub(crate) async fn auth_response_with(
         &token::auth_claims(&id, &coll.id, static_duration.is_none(), exp),
         &key,
     );
+    render_auth(app, req, coll, rec, tok).await
+}
+
+/// Answers `{token, record}` with the record as its owner sees it.
+async fn render_auth(
+    app: &Arc<App>,
+    req: &Req,
+    coll: &Arc<Collection>,
+    rec: Map<String, Value>,
+    tok: String,
+) -> ApiResult<Resp> {
     let who = AuthRecord {
         collection: coll.clone(),
         record: rec.clone(),
@@ -284,16 +295,17 @@ pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             auth.collection.name
         )));
     }
-    // Non-refreshable (impersonation) tokens can't be refreshed.
+    // Non-refreshable (impersonation) tokens are not extended.
     let raw = req.header("authorization").unwrap_or_default();
     let raw = raw.strip_prefix("Bearer ").unwrap_or(raw);
     let refreshable = token::unverified_claims(raw)
         .and_then(|c| c.get("refreshable").and_then(Value::as_bool))
         .unwrap_or(false);
     if !refreshable {
-        return Err(ApiError::Forbidden(
-            "The current auth token is not refreshable.".into(),
-        ));
+        // As PocketBase: the same token back (an impersonation token is
+        // never extended), with the current record.
+        let same = raw.trim().to_string();
+        return render_auth(&app, &req, &coll, auth.record, same).await;
     }
     auth_response(&app, &req, &coll, auth.record).await
 }

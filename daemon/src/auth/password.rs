@@ -3,6 +3,9 @@
 //! and reused, so the memory password hashing can take is exactly
 //! `threads × m_cost` whatever the load: a login burst waits for a thread
 //! (briefly) and is then turned away with 429, it never allocates more.
+//!
+//! bcrypt hashes (a PocketBase database brought over) verify too, and are
+//! reported stale so the login replaces them with argon2id.
 
 use crate::error::{ApiError, ApiResult};
 use argon2::password_hash::{Output, PasswordHash, SaltString};
@@ -17,6 +20,18 @@ use tokio::sync::{oneshot, Semaphore};
 /// hostile row must not make us allocate without bound).
 const MAX_VERIFY_MEMORY_KIB: u32 = 256 * 1024;
 const OUTPUT_LEN: usize = 32;
+/// Stored bcrypt hashes above this cost are refused (PocketBase uses 10;
+/// each step doubles the work, so a hostile row could stall a hasher).
+const MAX_BCRYPT_COST: u32 = 14;
+
+/// The cost of a bcrypt hash (`$2a$`, `$2b$`, `$2y$`), None for others.
+fn bcrypt_cost(phc: &str) -> Option<u32> {
+    let rest = phc
+        .strip_prefix("$2a$")
+        .or_else(|| phc.strip_prefix("$2b$"))
+        .or_else(|| phc.strip_prefix("$2y$"))?;
+    rest.get(..2)?.parse().ok()
+}
 
 enum Job {
     Hash {
@@ -188,6 +203,15 @@ fn verify_with(
     password: &[u8],
     phc: &str,
 ) -> (bool, bool) {
+    if let Some(cost) = bcrypt_cost(phc) {
+        // A PocketBase database brought over: its bcrypt hashes still
+        // verify, and are replaced by argon2id at this login (stale).
+        if cost > MAX_BCRYPT_COST {
+            return (false, false);
+        }
+        let ok = bcrypt::verify(password, phc).unwrap_or(false);
+        return (ok, true);
+    }
     let Ok(parsed) = PasswordHash::new(phc) else {
         return (false, false);
     };

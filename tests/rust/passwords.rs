@@ -1,0 +1,99 @@
+//! Password handling against the real daemon: a bcrypt hash (as in a
+//! PocketBase database brought over) verifies and is replaced by argon2id
+//! at that login; the password never reaches the log.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn bcrypt_hashes_verify_and_are_upgraded_to_argon2id() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    let (id, _) = srv.sign_up("old@example.com", "placeholder-123");
+    // What PocketBase stores: bcrypt, cost 10.
+    let bcrypt_hash = bcrypt::hash("imported-password-1", 10).expect("bcrypt");
+    assert!(bcrypt_hash.starts_with("$2b$10$"));
+    {
+        let db = rusqlite::Connection::open(srv.db_path()).expect("db");
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy");
+        db.execute(
+            "UPDATE users SET password = ?1 WHERE id = ?2",
+            [&bcrypt_hash, &id],
+        )
+        .expect("update");
+    }
+    let stored = || -> String {
+        srv.open_db()
+            .query_row("SELECT password FROM users WHERE id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .expect("row")
+    };
+    // A wrong password fails and leaves the hash alone.
+    let (st, _) = srv.guest().post(
+        "/api/collections/users/auth-with-password",
+        &json!({"identity": "old@example.com", "password": "wrong-password-1"}),
+    );
+    assert_eq!(st, 400);
+    assert_eq!(stored(), bcrypt_hash);
+    // The right one logs in and the hash becomes argon2id.
+    let (st, v) = srv.guest().post(
+        "/api/collections/users/auth-with-password",
+        &json!({"identity": "old@example.com", "password": "imported-password-1"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let now = stored();
+    assert!(now.starts_with("$argon2id$"), "{now}");
+    // The earlier session survives the upgrade (tokenKey unchanged)...
+    let (st, _) = srv
+        .with_token(v["token"].as_str().expect("token"))
+        .post("/api/collections/users/auth-refresh", &json!({}));
+    assert_eq!(st, 200);
+    // ...and the same password logs in against the new hash.
+    let (st, _) = srv.guest().post(
+        "/api/collections/users/auth-with-password",
+        &json!({"identity": "old@example.com", "password": "imported-password-1"}),
+    );
+    assert_eq!(st, 200);
+    // A hostile bcrypt cost is refused, not computed for hours.
+    {
+        let db = rusqlite::Connection::open(srv.db_path()).expect("db");
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .expect("busy");
+        let slow = bcrypt_hash.replacen("$2b$10$", "$2b$31$", 1);
+        db.execute("UPDATE users SET password = ?1 WHERE id = ?2", [&slow, &id])
+            .expect("update");
+    }
+    let started = std::time::Instant::now();
+    let (st, _) = srv.guest().post(
+        "/api/collections/users/auth-with-password",
+        &json!({"identity": "old@example.com", "password": "imported-password-1"}),
+    );
+    assert_eq!(st, 400);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn passwords_never_reach_the_log() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder().env("KEEPD_LOG", "debug").start();
+    let secret = "Very-Distinct-Pass-7319";
+    srv.sign_up("log@example.com", secret);
+    for pw in [secret, "Another-Distinct-Guess-4422"] {
+        srv.guest().post(
+            "/api/collections/users/auth-with-password",
+            &json!({"identity": "log@example.com", "password": pw}),
+        );
+    }
+    let out = srv.output();
+    assert!(out.contains("request"), "debug logging is on: {out}");
+    assert!(!out.contains(secret), "a password reached the log");
+    assert!(!out.contains("Another-Distinct-Guess-4422"));
+}

@@ -25,6 +25,8 @@ pub struct App {
     /// `trusted_proxies`, parsed.
     pub trusted: Vec<(std::net::IpAddr, u8)>,
     started: std::time::Instant,
+    /// Outgoing mail (SMTP from the settings).
+    pub mailer: crate::auth::mail::Mailer,
 }
 
 /// PocketBase's default settings (the parts keepd acts on, plus the shape
@@ -90,6 +92,7 @@ impl App {
             lockout,
             trusted,
             started: std::time::Instant::now(),
+            mailer: crate::auth::mail::Mailer::start(),
         }))
     }
 

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod auth_email;
 pub mod batch;
 pub mod collections;
 pub mod health;

@@ -297,6 +297,12 @@ fn build_record(
             rec.insert("password".into(), json!(h));
             rec.insert("tokenKey".into(), json!(random_string(50, ALPHANUM)));
         }
+        // A new email revokes earlier sessions too (as PocketBase).
+        if let Some(old) = existing {
+            if rec.get("email") != old.get("email") && rec.get("tokenKey") == old.get("tokenKey") {
+                rec.insert("tokenKey".into(), json!(random_string(50, ALPHANUM)));
+            }
+        }
         if existing.is_none()
             && rec
                 .get("tokenKey")

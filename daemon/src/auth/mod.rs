@@ -3,6 +3,7 @@
 pub mod identity;
 pub mod limiter;
 pub mod lockout;
+pub mod mail;
 pub mod password;
 pub mod token;
 

@@ -107,6 +107,36 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
             "/api/collections/{collection}/impersonate/{id}",
             h!(api::auth::impersonate),
         ),
+        (
+            M::POST,
+            "/api/collections/{collection}/request-verification",
+            h!(api::auth_email::request_verification),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/confirm-verification",
+            h!(api::auth_email::confirm_verification),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/request-password-reset",
+            h!(api::auth_email::request_password_reset),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/confirm-password-reset",
+            h!(api::auth_email::confirm_password_reset),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/request-email-change",
+            h!(api::auth_email::request_email_change),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/confirm-email-change",
+            h!(api::auth_email::confirm_email_change),
+        ),
         // Realtime (SSE).
         (M::GET, "/api/realtime", h!(api::realtime::connect)),
         (M::POST, "/api/realtime", h!(api::realtime::subscribe)),

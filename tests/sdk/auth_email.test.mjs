@@ -1,0 +1,172 @@
+// Email flows through the JS SDK against a real SMTP server started here
+// (npm smtp-server): verification, password reset, email change — each
+// mail read as the server received it, its token taken from the link and
+// used to finish the flow; and the request routes answer unknown
+// addresses exactly like known ones.
+
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { SMTPServer } from "smtp-server";
+import { startServer, client, superuserClient, uniq, expectError } from "./harness.mjs";
+
+let server;
+let su;
+let smtp;
+let smtpPort;
+const inbox = [];
+
+function decodeBody(raw) {
+  const head = raw.split(/\r?\n\r?\n/)[0];
+  // Single part or multipart/alternative; quoted-printable or base64 parts.
+  let body = raw;
+  if (/content-transfer-encoding:\s*quoted-printable/i.test(raw)) {
+    body = body.replace(/=\r?\n/g, "").replace(/=([0-9A-F]{2})/gi, (_, h) => String.fromCharCode(parseInt(h, 16)));
+  }
+  const b64 = /content-transfer-encoding:\s*base64\r?\n(?:[^\r\n]+\r?\n)*\r?\n([A-Za-z0-9+\/=\r\n]+)/gi;
+  for (const m of raw.matchAll(b64)) {
+    body += "\n" + Buffer.from(m[1].replace(/\s+/g, ""), "base64").toString("utf8");
+  }
+  const subject = /^subject:\s*(.*)$/im.exec(head)?.[1] ?? "";
+  return { head, body, subject };
+}
+
+/** Waits for the next mail to `to`. */
+async function mailTo(to, timeoutMs = 10_000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const i = inbox.findIndex((m) => m.to.includes(to.toLowerCase()));
+    if (i >= 0) return inbox.splice(i, 1)[0];
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no mail to ${to} within ${timeoutMs} ms`);
+}
+
+function tokenFrom(mail, action) {
+  const m = new RegExp(`${action}/([A-Za-z0-9_\\-]+\\.[A-Za-z0-9_\\-]+\\.[A-Za-z0-9_\\-]+)`).exec(mail.body);
+  assert.ok(m, `no ${action} link in: ${mail.body}`);
+  return m[1];
+}
+
+before(async () => {
+  smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    onData(stream, session, cb) {
+      const chunks = [];
+      stream.on("data", (c) => chunks.push(c));
+      stream.on("end", () => {
+        const raw = Buffer.concat(chunks).toString("utf8");
+        const to = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
+        inbox.push({ to, from: session.envelope.mailFrom.address, ...decodeBody(raw) });
+        cb();
+      });
+    },
+  });
+  await new Promise((resolve) => smtp.listen(0, "127.0.0.1", resolve));
+  smtpPort = smtp.server.address().port;
+  server = await startServer();
+  su = await superuserClient(server);
+  await su.settings.update({
+    meta: { appName: "Acme", appURL: "https://acme.test", senderName: "Acme", senderAddress: "noreply@acme.test" },
+    smtp: { enabled: true, host: "127.0.0.1", port: smtpPort, tls: false, username: "", password: "" },
+  });
+});
+after(async () => {
+  await server?.stop();
+  await new Promise((r) => smtp?.close(r));
+});
+
+async function signUp(email, password) {
+  const g = client(server);
+  const rec = await g.collection("users").create({ email, password, passwordConfirm: password });
+  return rec;
+}
+
+describe("email flows", () => {
+  test("verification: mail with a token, confirm marks the record verified", async () => {
+    const email = `${uniq("ver")}@example.com`;
+    const rec = await signUp(email, "ver-password-123");
+    assert.equal(rec.verified, false);
+    const g = client(server);
+    assert.equal(await g.collection("users").requestVerification(email), true);
+    const mail = await mailTo(email);
+    assert.equal(mail.from, "noreply@acme.test");
+    assert.equal(mail.subject, "Verify your Acme email");
+    const token = tokenFrom(mail, "confirm-verification");
+    assert.ok(mail.body.includes("https://acme.test/_/#/auth/confirm-verification/"));
+    assert.equal(await g.collection("users").confirmVerification(token), true);
+    const after = await su.collection("users").getOne(rec.id);
+    assert.equal(after.verified, true);
+    // A tampered token is refused with PocketBase's field error.
+    const err = await expectError(g.collection("users").confirmVerification(token.slice(0, -2) + "xx"), 400);
+    assert.equal(err.response.data.token.code, "validation_invalid_token");
+  });
+
+  test("password reset: the new password works, old sessions end", async () => {
+    const email = `${uniq("reset")}@example.com`;
+    const rec = await signUp(email, "old-password-123");
+    const u = client(server);
+    await u.collection("users").authWithPassword(email, "old-password-123");
+    const g = client(server);
+    assert.equal(await g.collection("users").requestPasswordReset(email), true);
+    const mail = await mailTo(email);
+    assert.match(mail.subject, /Reset your Acme password/);
+    const token = tokenFrom(mail, "confirm-password-reset");
+    // Mismatched confirmation.
+    const err = await expectError(g.collection("users").confirmPasswordReset(token, "new-password-456", "other-789"), 400);
+    assert.equal(err.response.data.passwordConfirm.code, "validation_values_mismatch");
+    assert.equal(await g.collection("users").confirmPasswordReset(token, "new-password-456", "new-password-456"), true);
+    await g.collection("users").authWithPassword(email, "new-password-456");
+    await expectError(client(server).collection("users").authWithPassword(email, "old-password-123"), 400);
+    // The session from before the reset is revoked.
+    await expectError(u.collection("users").authRefresh(), 401);
+    // The reset proved the address.
+    assert.equal((await su.collection("users").getOne(rec.id)).verified, true);
+  });
+
+  test("email change: mail to the new address, confirm with the password", async () => {
+    const email = `${uniq("chg")}@example.com`;
+    const next = `${uniq("new")}@example.com`;
+    const rec = await signUp(email, "chg-password-123");
+    const u = client(server);
+    await u.collection("users").authWithPassword(email, "chg-password-123");
+    assert.equal(await u.collection("users").requestEmailChange(next), true);
+    const mail = await mailTo(next);
+    const token = tokenFrom(mail, "confirm-email-change");
+    const err = await expectError(u.collection("users").confirmEmailChange(token, "wrong-password"), 400);
+    assert.equal(err.response.data.password.code, "validation_invalid_password");
+    assert.equal(await u.collection("users").confirmEmailChange(token, "chg-password-123"), true);
+    const after = await su.collection("users").getOne(rec.id);
+    assert.equal(after.email, next);
+    assert.equal(after.verified, true);
+    await client(server).collection("users").authWithPassword(next, "chg-password-123");
+    // Guests can't request a change.
+    await expectError(client(server).collection("users").requestEmailChange(`${uniq("x")}@example.com`), 401);
+  });
+
+  test("request routes answer unknown addresses like known ones, and send nothing", async () => {
+    const email = `${uniq("known")}@example.com`;
+    await signUp(email, "known-password-123");
+    const unknown = `${uniq("unknown")}@example.com`;
+    for (const path of ["request-password-reset", "request-verification"]) {
+      const answers = [];
+      for (const e of [email, unknown]) {
+        const res = await fetch(`${server.url}/api/collections/users/${path}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ email: e }),
+        });
+        answers.push([res.status, await res.text()]);
+      }
+      assert.deepEqual(answers[0], answers[1], path);
+      assert.equal(answers[0][0], 204);
+    }
+    await mailTo(email);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(inbox.filter((m) => m.to.includes(unknown)).length, 0);
+    // A malformed address is a field error, for both servers alike.
+    const err = await expectError(client(server).collection("users").requestPasswordReset("not-an-email"), 400);
+    assert.equal(err.response.data.email.code, "validation_is_email");
+  });
+});

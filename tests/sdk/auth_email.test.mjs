@@ -170,3 +170,79 @@ describe("email flows", () => {
     assert.equal(err.response.data.email.code, "validation_is_email");
   });
 });
+
+describe("one-time passwords and multi-factor auth", () => {
+  function codeFrom(mail) {
+    const m = /<strong>(\d+)<\/strong>/.exec(mail.body);
+    assert.ok(m, `no code in: ${mail.body}`);
+    return m[1];
+  }
+
+  test("request-otp mails a code; auth-with-otp logs in once with it", async () => {
+    await su.collections.update("users", { otp: { enabled: true, duration: 180, length: 6 } });
+    const email = `${uniq("otp")}@example.com`;
+    const rec = await signUp(email, "otp-password-123");
+    const g = client(server);
+    const { otpId } = await g.collection("users").requestOTP(email);
+    assert.match(otpId, /^[a-z0-9]{15}$/i);
+    const mail = await mailTo(email);
+    assert.equal(mail.subject, "OTP for Acme");
+    const code = codeFrom(mail);
+    assert.match(code, /^\d{6}$/);
+    const wrong = await expectError(g.collection("users").authWithOTP(otpId, code === "000000" ? "111111" : "000000"), 400);
+    assert.equal(wrong.response.message, "Invalid or expired OTP.");
+    const auth = await g.collection("users").authWithOTP(otpId, code);
+    assert.equal(auth.record.id, rec.id);
+    assert.ok(g.authStore.isValid);
+    // Single use.
+    await expectError(client(server).collection("users").authWithOTP(otpId, code), 400);
+    // Unknown addresses get an id of the same shape, and no mail.
+    const unknown = `${uniq("nobody")}@example.com`;
+    const res = await g.collection("users").requestOTP(unknown);
+    assert.match(res.otpId, /^[a-z0-9]{15}$/i);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(inbox.filter((m) => m.to.includes(unknown)).length, 0);
+  });
+
+  test("MFA: password then OTP with the mfaId; the same method twice is refused", async () => {
+    await su.collections.update("users", {
+      otp: { enabled: true, duration: 180, length: 6 },
+      mfa: { enabled: true, duration: 600, rule: "" },
+    });
+    try {
+      const email = `${uniq("mfa")}@example.com`;
+      const rec = await signUp(email, "mfa-password-123");
+      const u = client(server);
+      // PocketBase answers the first factor with 401 and just {mfaId}.
+      let first;
+      try {
+        await u.collection("users").authWithPassword(email, "mfa-password-123");
+      } catch (e) {
+        first = e;
+      }
+      assert.ok(first, "the password alone logged in");
+      assert.equal(first.status, 401);
+      assert.deepEqual(Object.keys(first.response), ["mfaId"]);
+      const mfaId = first.response.mfaId;
+      assert.match(mfaId, /^[a-z0-9]{15}$/i);
+      assert.equal(u.authStore.isValid, false);
+      // The same method again is not a second factor.
+      const again = await expectError(
+        u.collection("users").authWithPassword(email, "mfa-password-123", { mfaId }),
+        400,
+      );
+      assert.equal(again.response.message, "A different authentication method is required.");
+      const { otpId } = await u.collection("users").requestOTP(email);
+      const code = codeFrom(await mailTo(email));
+      const auth = await u.collection("users").authWithOTP(otpId, code, { mfaId });
+      assert.equal(auth.record.id, rec.id);
+      assert.ok(u.authStore.isValid);
+      // The MFA session is used up.
+      const { otpId: otp2 } = await u.collection("users").requestOTP(email);
+      const code2 = codeFrom(await mailTo(email));
+      await expectError(client(server).collection("users").authWithOTP(otp2, code2, { mfaId }), 400);
+    } finally {
+      await su.collections.update("users", { mfa: { enabled: false }, otp: { enabled: false } });
+    }
+  });
+});

@@ -262,6 +262,11 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             .await?;
     }
     app.lockout.clear(&coll.id, &id, now);
+    if let Some(resp) =
+        super::auth_otp::check_mfa(&app, &req, &schema, &coll, &rec, "password").await?
+    {
+        return Ok(resp);
+    }
     if coll.name == "_superusers" {
         app.audit(audit::Entry {
             action: "superuser.login",

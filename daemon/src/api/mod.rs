@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod auth_email;
+pub mod auth_otp;
 pub mod batch;
 pub mod collections;
 pub mod health;

@@ -109,6 +109,16 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         ),
         (
             M::POST,
+            "/api/collections/{collection}/request-otp",
+            h!(api::auth_otp::request_otp),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/auth-with-otp",
+            h!(api::auth_otp::auth_with_otp),
+        ),
+        (
+            M::POST,
             "/api/collections/{collection}/request-verification",
             h!(api::auth_email::request_verification),
         ),

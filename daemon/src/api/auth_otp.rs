@@ -1,0 +1,380 @@
+//! One-time passwords by email (`request-otp`, `auth-with-otp`) and
+//! PocketBase's multi-factor flow: when a collection's `mfa` is on (and its
+//! `mfa.rule` passes for the record), the first successful method answers
+//! 401 `{"mfaId": …}` and stores an `_mfas` row; the same request made with
+//! a second, different method and that `mfaId` completes the login.
+//!
+//! OTP passwords are stored hashed (argon2id, like account passwords);
+//! wrong guesses for one account are limited to 5 in 3 minutes (as
+//! PocketBase), on top of the route's rate limits.
+
+use super::auth::auth_response;
+use super::records::{collection, request_ctx, update_record};
+use crate::app::App;
+use crate::auth::limiter::Rule;
+use crate::auth::mail::{render, Mail};
+use crate::auth::{AuthRecord, Identity};
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::http::{Req, Resp};
+use crate::rules;
+use crate::schema::record::to_text;
+use crate::schema::{Collection, Schema};
+use crate::store::records as rs;
+use crate::util::{now_string, parse_datetime, random_string, ALPHANUM};
+use rusqlite::OptionalExtension;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+const VALIDATING: &str = "An error occurred while validating the submitted data.";
+const INVALID_OTP: &str = "Invalid or expired OTP.";
+
+fn auth_coll(app: &App, name: &str) -> ApiResult<(Arc<Schema>, Arc<Collection>)> {
+    let (s, c) = collection(app, name)
+        .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
+    if !c.is_auth() {
+        return Err(ApiError::NotFound(
+            "Missing or invalid auth collection context.".into(),
+        ));
+    }
+    Ok((s, c))
+}
+
+fn option<'a>(coll: &'a Collection, key: &str) -> &'a Value {
+    coll.options.get(key).unwrap_or(&Value::Null)
+}
+
+fn otp_enabled(coll: &Collection) -> ApiResult<()> {
+    if option(coll, "otp")["enabled"].as_bool().unwrap_or(false) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "The collection is not configured to allow OTP authentication.".into(),
+        ))
+    }
+}
+
+/// Whether a row created at `created` is older than `secs`.
+fn expired(created: &str, secs: i64) -> bool {
+    match parse_datetime(created) {
+        Some(t) => chrono::Utc::now().signed_duration_since(t).num_seconds() > secs,
+        None => true,
+    }
+}
+
+pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let (_, coll) = auth_coll(&app, req.param("collection"))?;
+    otp_enabled(&coll)?;
+    let body = req.json_body()?;
+    let email = body.get("email").map(to_text).unwrap_or_default();
+    let mut errs = FieldErrors::new();
+    if email.is_empty() {
+        errs.add("email", "validation_required", "Cannot be blank.");
+    } else if email.len() > 255 || !crate::schema::record::is_email(&email) {
+        errs.add(
+            "email",
+            "validation_is_email",
+            "Must be a valid email address.",
+        );
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::validation(VALIDATING, errs));
+    }
+    let coll2 = coll.clone();
+    let rec = app
+        .store
+        .read(move |c| {
+            let sql = format!(
+                "SELECT \"id\" FROM {} WHERE \"email\" = ?1 COLLATE NOCASE LIMIT 1",
+                crate::store::dialect::quote_ident(&coll2.name)
+            );
+            match c
+                .query_row(&sql, [&email], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                Some(id) => rs::fetch_by_id(c, &coll2, &id),
+                None => Ok(None),
+            }
+        })
+        .await?;
+    // Unknown address: the same answer, an id that matches nothing.
+    let Some(rec) = rec else {
+        return Ok(Resp::ok(&json!({"otpId": random_string(15, ALPHANUM)})));
+    };
+    let otp = option(&coll, "otp");
+    let duration = otp["duration"].as_i64().unwrap_or(180);
+    let length = otp["length"].as_u64().unwrap_or(8).clamp(4, 32) as usize;
+    let rid = rec.get("id").map(to_text).unwrap_or_default();
+    // Ten live OTPs already: reuse the newest, send nothing (as PocketBase).
+    let (cid, rid2) = (coll.id.clone(), rid.clone());
+    let recent: Vec<(String, String)> = app
+        .store
+        .read(move |c| {
+            let mut st = c.prepare(
+                "SELECT id, created FROM _otps WHERE collectionRef = ?1 AND recordRef = ?2 ORDER BY created DESC LIMIT 20",
+            )?;
+            let rows = st.query_map([&cid, &rid2], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    let live: Vec<&(String, String)> = recent
+        .iter()
+        .filter(|(_, c)| !expired(c, duration))
+        .collect();
+    if live.len() >= 10 {
+        tracing::warn!(record = %rid, "too many OTP requests: reusing the last one");
+        return Ok(Resp::ok(&json!({"otpId": live[0].0})));
+    }
+    let password = random_string(length, b"1234567890");
+    let hash = app.hasher.hash(password.clone()).await?;
+    let id = random_string(15, ALPHANUM);
+    let sent_to = rec.get("email").map(to_text).unwrap_or_default();
+    let (id2, cid, rid2, to2) = (id.clone(), coll.id.clone(), rid.clone(), sent_to.clone());
+    app.store
+        .write(move |c| {
+            let now = now_string();
+            c.execute(
+                "INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, created, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                rusqlite::params![id2, cid, rid2, hash, to2, now],
+            )?;
+            Ok(())
+        })
+        .await?;
+    let settings = app.settings();
+    let hidden = |f: &str| coll.is_hidden(f);
+    let (subject, html) = render(
+        &otp["emailTemplate"],
+        &settings,
+        &rec,
+        &hidden,
+        &[("{OTP}", &password), ("{OTP_ID}", &id)],
+    );
+    app.mailer.queue(
+        &settings,
+        Mail {
+            to: sent_to,
+            subject,
+            html,
+        },
+    );
+    Ok(Resp::ok(&json!({"otpId": id})))
+}
+
+pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let (schema, coll) = auth_coll(&app, req.param("collection"))?;
+    otp_enabled(&coll)?;
+    let body = req.json_body()?;
+    let otp_id = body.get("otpId").map(to_text).unwrap_or_default();
+    let password = body.get("password").map(to_text).unwrap_or_default();
+    let mut errs = FieldErrors::new();
+    if otp_id.is_empty() {
+        errs.add("otpId", "validation_required", "Cannot be blank.");
+    } else if otp_id.len() > 255 {
+        errs.add_params(
+            "otpId",
+            "validation_length_out_of_range",
+            "The length must be between 1 and 255.",
+            json!({"max": 255, "min": 1}),
+        );
+    }
+    if password.is_empty() {
+        errs.add("password", "validation_required", "Cannot be blank.");
+    } else if password.len() > 71 {
+        errs.add_params(
+            "password",
+            "validation_length_out_of_range",
+            "The length must be between 1 and 71.",
+            json!({"max": 71, "min": 1}),
+        );
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::validation(VALIDATING, errs));
+    }
+    let duration = option(&coll, "otp")["duration"].as_i64().unwrap_or(180);
+    let id2 = otp_id.clone();
+    let row: Option<(String, String, String, String, String)> = app
+        .store
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT collectionRef, recordRef, password, sentTo, created FROM _otps WHERE id = ?1",
+                [&id2],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?)
+        })
+        .await?;
+    let Some((cref, rref, hash, sent_to, created)) = row else {
+        return Err(ApiError::bad(INVALID_OTP));
+    };
+    if cref != coll.id || expired(&created, duration) {
+        return Err(ApiError::bad(INVALID_OTP));
+    }
+    let coll2 = coll.clone();
+    let rref2 = rref.clone();
+    let Some(rec) = app
+        .store
+        .read(move |c| rs::fetch_by_id(c, &coll2, &rref2))
+        .await?
+    else {
+        return Err(ApiError::bad(INVALID_OTP));
+    };
+    let attempts = Rule {
+        label: "@otp".into(),
+        audience: String::new(),
+        duration: 180,
+        max_requests: 5,
+    };
+    if app
+        .limiter
+        .check(
+            &format!("@otp_{rref}"),
+            &attempts,
+            std::net::Ipv4Addr::UNSPECIFIED.into(),
+            app.now_secs(),
+        )
+        .is_err()
+    {
+        return Err(ApiError::TooManyRequests {
+            message: "Too many attempts, please try again later with a new OTP.".into(),
+            retry_after: 180,
+        });
+    }
+    let (ok, _) = app.hasher.verify(password, Some(hash)).await?;
+    if !ok {
+        return Err(ApiError::bad(INVALID_OTP));
+    }
+    let id3 = otp_id.clone();
+    app.store
+        .write(move |c| {
+            c.execute("DELETE FROM _otps WHERE id = ?1", [&id3])?;
+            Ok(())
+        })
+        .await?;
+    let mut rec = rec;
+    let email = rec.get("email").map(to_text).unwrap_or_default();
+    let verified = rec
+        .get("verified")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !verified && !sent_to.is_empty() && sent_to == email {
+        // The code reached the address: it is verified.
+        let mut b = Map::new();
+        b.insert("verified".into(), json!(true));
+        let mut ctx = request_ctx(&req, b.clone());
+        ctx.identity = Identity::Superuser(AuthRecord {
+            collection: coll.clone(),
+            record: rec.clone(),
+        });
+        let id = rec.get("id").map(to_text).unwrap_or_default();
+        if let Value::Object(m) = update_record(&app, &schema, &coll, &id, b, &ctx).await? {
+            let coll2 = coll.clone();
+            let id2 = m.get("id").map(to_text).unwrap_or_default();
+            if let Some(fresh) = app
+                .store
+                .read(move |c| rs::fetch_by_id(c, &coll2, &id2))
+                .await?
+            {
+                rec = fresh;
+            }
+        }
+    }
+    if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "otp").await? {
+        return Ok(resp);
+    }
+    auth_response(&app, &req, &coll, rec).await
+}
+
+/// PocketBase's MFA step after a successful `method`: None to go on and
+/// issue the token; Some(401 `{"mfaId"}`) when a second method is needed.
+pub(crate) async fn check_mfa(
+    app: &Arc<App>,
+    req: &Req,
+    schema: &Arc<Schema>,
+    coll: &Arc<Collection>,
+    rec: &Map<String, Value>,
+    method: &'static str,
+) -> ApiResult<Option<Resp>> {
+    let mfa = option(coll, "mfa");
+    if !mfa["enabled"].as_bool().unwrap_or(false) {
+        return Ok(None);
+    }
+    let rid = rec.get("id").map(to_text).unwrap_or_default();
+    let body = req.json_body().unwrap_or_default();
+    // The rule: "" → everyone; otherwise only records that pass it.
+    let rule = mfa["rule"].as_str().unwrap_or("");
+    if !rule.is_empty() {
+        let ctx = request_ctx(req, body.clone());
+        let wants = match rules::rule_cond(schema, coll, Some(rule), &ctx) {
+            Ok(Some(cond)) => {
+                let (coll2, rid2) = (coll.clone(), rid.clone());
+                app.store
+                    .read(move |c| Ok(rs::fetch_where(c, &coll2, &rid2, &cond)?.is_some()))
+                    .await?
+            }
+            Ok(None) => false,
+            Err(_) => return Err(ApiError::bad("Failed to authenticate.")),
+        };
+        if !wants {
+            return Ok(None);
+        }
+    }
+    let mfa_id = req
+        .q("mfaId")
+        .map(str::to_string)
+        .filter(|s| !s.is_empty())
+        .or_else(|| body.get("mfaId").map(to_text).filter(|s| !s.is_empty()));
+    let Some(mfa_id) = mfa_id else {
+        let id = random_string(15, ALPHANUM);
+        let (id2, cid, rid2) = (id.clone(), coll.id.clone(), rid.clone());
+        app.store
+            .write(move |c| {
+                let now = now_string();
+                c.execute(
+                    "INSERT INTO _mfas (id, collectionRef, recordRef, method, created, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    rusqlite::params![id2, cid, rid2, method, now],
+                )?;
+                Ok(())
+            })
+            .await?;
+        return Ok(Some(Resp::json(401, &json!({"mfaId": id}))));
+    };
+    let duration = mfa["duration"].as_i64().unwrap_or(600);
+    let id2 = mfa_id.clone();
+    let row: Option<(String, String, String, String)> = app
+        .store
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT collectionRef, recordRef, method, created FROM _mfas WHERE id = ?1",
+                [&id2],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?)
+        })
+        .await?;
+    let delete = |id: String| async move {
+        app.store
+            .write(move |c| {
+                c.execute("DELETE FROM _mfas WHERE id = ?1", [&id])?;
+                Ok(())
+            })
+            .await
+    };
+    let Some((cref, rref, first, created)) = row else {
+        return Err(ApiError::bad("Invalid or expired MFA session."));
+    };
+    if expired(&created, duration) {
+        delete(mfa_id).await?;
+        return Err(ApiError::bad("Invalid or expired MFA session."));
+    }
+    if rref != rid || cref != coll.id {
+        return Err(ApiError::bad("Invalid MFA session."));
+    }
+    if first == method {
+        return Err(ApiError::bad(
+            "A different authentication method is required.",
+        ));
+    }
+    delete(mfa_id).await?;
+    Ok(None)
+}

@@ -4,6 +4,9 @@
 //! 401 `{"mfaId": …}` and stores an `_mfas` row; the same request made with
 //! a second, different method and that `mfaId` completes the login.
 //!
+//! A record with keepd's TOTP on needs the second step whatever the
+//! collection's `mfa` says (`api::auth_totp`).
+//!
 //! OTP passwords are stored hashed (argon2id, like account passwords);
 //! wrong guesses for one account are limited to 5 in 3 minutes (as
 //! PocketBase), on top of the route's rate limits.
@@ -295,14 +298,17 @@ pub(crate) async fn check_mfa(
     method: &'static str,
 ) -> ApiResult<Option<Resp>> {
     let mfa = option(coll, "mfa");
-    if !mfa["enabled"].as_bool().unwrap_or(false) {
+    let rid = rec.get("id").map(to_text).unwrap_or_default();
+    let collection_mfa = mfa["enabled"].as_bool().unwrap_or(false);
+    // A record with TOTP on always needs a second step (keepd's TOTP).
+    let totp_on = super::auth_totp::enabled(app, &coll.id, &rid).await?;
+    if !collection_mfa && !totp_on {
         return Ok(None);
     }
-    let rid = rec.get("id").map(to_text).unwrap_or_default();
     let body = req.json_body().unwrap_or_default();
     // The rule: "" → everyone; otherwise only records that pass it.
     let rule = mfa["rule"].as_str().unwrap_or("");
-    if !rule.is_empty() {
+    if !totp_on && !rule.is_empty() {
         let ctx = request_ctx(req, body.clone());
         let wants = match rules::rule_cond(schema, coll, Some(rule), &ctx) {
             Ok(Some(cond)) => {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod auth_email;
 pub mod auth_otp;
+pub mod auth_totp;
 pub mod batch;
 pub mod collections;
 pub mod health;

@@ -237,6 +237,19 @@ impl Limiter {
         Ok(())
     }
 
+    /// Whether `ip` is over `rule` now, without counting a request:
+    /// Some(seconds until the window resets).
+    pub fn exceeded(&self, id: &str, rule: &Rule, ip: IpAddr, now: u64) -> Option<u64> {
+        let key = (self.seed.hash_one(id), client_key(ip));
+        let t = match self.table.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let w = t.get(&key)?;
+        (now < w.start + w.duration && w.used >= rule.max_requests)
+            .then(|| (w.start + w.duration).saturating_sub(now).max(1))
+    }
+
     /// Windows tracked now.
     pub fn len(&self) -> usize {
         self.table.lock().map(|t| t.len()).unwrap_or(0)

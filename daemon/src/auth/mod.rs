@@ -6,5 +6,6 @@ pub mod lockout;
 pub mod mail;
 pub mod password;
 pub mod token;
+pub mod totp;
 
 pub use identity::{AuthRecord, Identity};

@@ -118,6 +118,31 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
             h!(api::auth_otp::auth_with_otp),
         ),
         (
+            M::GET,
+            "/api/collections/{collection}/totp",
+            h!(api::auth_totp::status),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/totp/enroll",
+            h!(api::auth_totp::enroll),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/totp/confirm",
+            h!(api::auth_totp::confirm),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/totp/disable",
+            h!(api::auth_totp::disable),
+        ),
+        (
+            M::POST,
+            "/api/collections/{collection}/auth-with-totp",
+            h!(api::auth_totp::auth_with_totp),
+        ),
+        (
             M::POST,
             "/api/collections/{collection}/request-verification",
             h!(api::auth_email::request_verification),
@@ -187,6 +212,7 @@ pub fn rate_limit_tags(method: &Method, pattern: &str) -> &'static [&'static str
         (&M::POST, "auth-with-oauth2") => &["authWithOAuth2", "auth"],
         (&M::POST, "request-otp") => &["requestOTP"],
         (&M::POST, "auth-with-otp") => &["authWithOTP", "auth"],
+        (&M::POST, "auth-with-totp") => &["authWithTOTP", "auth"],
         (&M::POST, "request-password-reset") => &["requestPasswordReset"],
         (&M::POST, "confirm-password-reset") => &["confirmPasswordReset"],
         (&M::POST, "request-verification") => &["requestVerification"],

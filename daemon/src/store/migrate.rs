@@ -24,7 +24,29 @@ const MIGRATIONS: &[Migration] = &[
         name: "audit log (append-only)",
         up: audit_log,
     },
+    Migration {
+        version: 4,
+        name: "TOTP second factor",
+        up: totp,
+    },
 ];
+
+fn totp(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _keepd_totp (
+            collectionRef TEXT NOT NULL,
+            recordRef     TEXT NOT NULL,
+            secret        TEXT NOT NULL,
+            confirmed     INTEGER NOT NULL DEFAULT 0,
+            lastStep      INTEGER NOT NULL DEFAULT 0,
+            recovery      JSON NOT NULL DEFAULT '[]',
+            created       TEXT NOT NULL DEFAULT '',
+            updated       TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (collectionRef, recordRef)
+        );",
+    )?;
+    Ok(())
+}
 
 fn audit_log(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(super::audit::DDL)?;

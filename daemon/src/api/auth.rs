@@ -44,12 +44,19 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         }
     };
     let fields = c.identity_fields();
+    let providers = super::auth_oauth2::providers_info(&c);
+    let oauth2_on = c
+        .options
+        .get("oauth2")
+        .and_then(|o| o.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok(Resp::ok(&json!({
         "password": {"enabled": c.password_auth_enabled(), "identityFields": fields},
-        "oauth2": {"enabled": false, "providers": []},
+        "oauth2": {"enabled": oauth2_on, "providers": providers},
         "mfa": {"enabled": enabled(&mfa), "duration": duration(&mfa)},
         "otp": {"enabled": enabled(&otp), "duration": duration(&otp)},
-        "authProviders": [],
+        "authProviders": providers,
         "emailPassword": c.password_auth_enabled() && fields.iter().any(|f| f == "email"),
         "usernamePassword": c.password_auth_enabled() && fields.iter().any(|f| f == "username"),
     })))

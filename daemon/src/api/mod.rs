@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod auth_email;
+pub mod auth_oauth2;
 pub mod auth_otp;
 pub mod auth_totp;
 pub mod batch;

@@ -4,6 +4,7 @@ pub mod identity;
 pub mod limiter;
 pub mod lockout;
 pub mod mail;
+pub mod oauth2;
 pub mod password;
 pub mod token;
 pub mod totp;

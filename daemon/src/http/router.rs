@@ -118,6 +118,21 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
             h!(api::auth_otp::auth_with_otp),
         ),
         (
+            M::POST,
+            "/api/collections/{collection}/auth-with-oauth2",
+            h!(api::auth_oauth2::auth_with_oauth2),
+        ),
+        (
+            M::GET,
+            "/api/oauth2-redirect",
+            h!(api::auth_oauth2::redirect),
+        ),
+        (
+            M::POST,
+            "/api/oauth2-redirect",
+            h!(api::auth_oauth2::redirect),
+        ),
+        (
             M::GET,
             "/api/collections/{collection}/totp",
             h!(api::auth_totp::status),

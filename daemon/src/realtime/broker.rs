@@ -319,6 +319,28 @@ impl Broker {
         }
     }
 
+    /// Sends `data` under `topic` to one client that subscribed to exactly
+    /// that topic from `ip` (PocketBase's `@oauth2` redirect), then drops
+    /// the subscription. False when there is no such client.
+    pub fn send_direct(&self, client: &str, ip: IpAddr, topic: &str, data: Bytes) -> bool {
+        let mut st = self.lock();
+        let Some(c) = st.clients.get_mut(client) else {
+            return false;
+        };
+        if c.ip != ip {
+            return false;
+        }
+        let Some(pos) = c.subs.iter().position(|t| &*t.raw == topic) else {
+            return false;
+        };
+        let _ = c.subs.swap_remove(pos);
+        c.tx.try_send(Msg {
+            name: Arc::from(topic),
+            data,
+        })
+        .is_ok()
+    }
+
     /// An auth record was deleted: clients authenticated as it become guests.
     pub(crate) fn auth_record_deleted(&self, coll: &Collection, id: &str) {
         self.unset_auth_where(|a| a.collection.id == coll.id && a.id() == id);

@@ -1,0 +1,363 @@
+//! OAuth2 login as PocketBase's: `POST /api/collections/{c}/auth-with-oauth2
+//! {provider, code, codeVerifier, redirectURL, createData}` and the
+//! `/api/oauth2-redirect` page that hands the code to the SDK's realtime
+//! `@oauth2` subscription (the all-in-one popup flow).
+//!
+//! Accounts are linked as PocketBase links them (`_externalAuths`): an
+//! existing link; else the caller's own record; else the record with the
+//! provider's verified email (an unverified one gets a random password and
+//! loses its other links, so a pre-registered account can't be taken over);
+//! else a new record through the collection's create rule.
+
+use super::auth::auth_response;
+use super::auth_otp::check_mfa;
+use super::records::{collection, create_record, request_ctx, update_record};
+use crate::app::App;
+use crate::auth::oauth2::{AuthUser, LoginError, Provider};
+use crate::auth::{AuthRecord, Identity};
+use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::http::{Req, Resp};
+use crate::schema::record::to_text;
+use crate::schema::{Collection, Schema};
+use crate::store::records as rs;
+use crate::util::{now_string, random_string, ALPHANUM};
+use rusqlite::OptionalExtension;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+const LOADING: &str = "An error occurred while loading the submitted data.";
+
+fn oauth2_options(coll: &Collection) -> &Value {
+    coll.options.get("oauth2").unwrap_or(&Value::Null)
+}
+
+/// The enabled providers of a collection, as auth-methods lists them.
+pub(crate) fn providers_info(coll: &Collection) -> Vec<Value> {
+    let o = oauth2_options(coll);
+    if !o["enabled"].as_bool().unwrap_or(false) {
+        return Vec::new();
+    }
+    o["providers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| p["name"].as_str())
+                .filter_map(|name| Provider::from_options(o, name))
+                .map(|p| p.auth_info())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn find_record(
+    app: &App,
+    coll: &Arc<Collection>,
+    sql_where: &'static str,
+    arg: String,
+) -> ApiResult<Option<Map<String, Value>>> {
+    let coll = coll.clone();
+    app.store
+        .read(move |c| {
+            let sql = format!(
+                "SELECT \"id\" FROM {} WHERE {sql_where} LIMIT 1",
+                crate::store::dialect::quote_ident(&coll.name)
+            );
+            match c
+                .query_row(&sql, [&arg], |r| r.get::<_, String>(0))
+                .optional()?
+            {
+                Some(id) => rs::fetch_by_id(c, &coll, &id),
+                None => Ok(None),
+            }
+        })
+        .await
+}
+
+/// Saves `body` on a record as the system (the flow is its authority).
+async fn system_update(
+    app: &Arc<App>,
+    req: &Req,
+    schema: &Arc<Schema>,
+    coll: &Arc<Collection>,
+    rec: &Map<String, Value>,
+    body: Map<String, Value>,
+) -> ApiResult<()> {
+    let id = rec.get("id").map(to_text).unwrap_or_default();
+    let mut ctx = request_ctx(req, body.clone());
+    ctx.identity = Identity::Superuser(AuthRecord {
+        collection: coll.clone(),
+        record: rec.clone(),
+    });
+    update_record(app, schema, coll, &id, body, &ctx).await?;
+    Ok(())
+}
+
+pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let (schema, coll) = collection(&app, req.param("collection"))
+        .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
+    if !coll.is_auth() {
+        return Err(ApiError::NotFound(
+            "Missing or invalid auth collection context.".into(),
+        ));
+    }
+    let o = oauth2_options(&coll).clone();
+    if !o["enabled"].as_bool().unwrap_or(false) {
+        return Err(ApiError::Forbidden(
+            "The collection is not configured to allow OAuth2 authentication.".into(),
+        ));
+    }
+    let body = req.json_body()?;
+    let name = body.get("provider").map(to_text).unwrap_or_default();
+    let code = body.get("code").map(to_text).unwrap_or_default();
+    let verifier = body.get("codeVerifier").map(to_text).unwrap_or_default();
+    let redirect = body
+        .get("redirectURL")
+        .or_else(|| body.get("redirectUrl"))
+        .map(to_text)
+        .unwrap_or_default();
+    let mut errs = FieldErrors::new();
+    let configured = o["providers"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|p| p["name"].as_str() == Some(name.as_str())));
+    if name.is_empty() {
+        errs.add("provider", "validation_required", "Cannot be blank.");
+    } else if name.len() > 100 || !configured {
+        errs.add_params(
+            "provider",
+            "validation_invalid_provider",
+            format!("Provider with name {name} is missing or is not enabled."),
+            json!({"name": name}),
+        );
+    }
+    if code.is_empty() {
+        errs.add("code", "validation_required", "Cannot be blank.");
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::validation(LOADING, errs));
+    }
+    let provider = Provider::from_options(&o, &name)
+        .ok_or_else(|| ApiError::internal("Missing or invalid provider config."))?;
+    let user: AuthUser =
+        tokio::task::spawn_blocking(move || provider.login(&code, &verifier, &redirect))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| {
+                tracing::info!(error = %e, "OAuth2 login failed");
+                match e {
+                    LoginError::Token(_) => ApiError::bad("Failed to fetch OAuth2 token."),
+                    LoginError::User(_) => ApiError::bad("Failed to fetch OAuth2 user."),
+                }
+            })?;
+
+    // Which record: an existing link, the caller, or the verified email.
+    let (cid, pname, pid) = (coll.id.clone(), name.clone(), user.id.clone());
+    let link: Option<(String, String)> = app
+        .store
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT id, recordRef FROM _externalAuths WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3",
+                [&cid, &pname, &pid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .await?;
+    let caller = req
+        .identity
+        .auth()
+        .filter(|a| a.collection.id == coll.id)
+        .map(|a| a.record.clone());
+    let mut rec = match &link {
+        Some((_, rid)) => find_record(&app, &coll, "\"id\" = ?1", rid.clone()).await?,
+        None => None,
+    };
+    if rec.is_none() {
+        rec = caller.clone();
+    }
+    if rec.is_none() && !user.email.is_empty() {
+        rec = find_record(
+            &app,
+            &coll,
+            "\"email\" = ?1 COLLATE NOCASE",
+            user.email.clone(),
+        )
+        .await?;
+    }
+    let mut link_id = link.map(|(id, _)| id);
+    let is_new = rec.is_none();
+    let rec = match rec {
+        None => {
+            if coll.name == "_superusers" {
+                return Err(ApiError::bad("Failed to authenticate."));
+            }
+            let mut payload = match body.get("createData") {
+                Some(Value::Object(m)) => m.clone(),
+                _ => Map::new(),
+            };
+            if payload
+                .get("email")
+                .map(to_text)
+                .unwrap_or_default()
+                .is_empty()
+                && !user.email.is_empty()
+            {
+                payload.insert("email".into(), json!(user.email));
+            }
+            let mapped = &o["mappedFields"];
+            for (key, value) in [
+                ("id", &user.id),
+                ("name", &user.name),
+                ("username", &user.username),
+            ] {
+                let field = mapped[key].as_str().unwrap_or_default();
+                if !field.is_empty() && !payload.contains_key(field) && coll.has_field(field) {
+                    payload.insert(field.to_string(), json!(value));
+                }
+            }
+            if !payload.contains_key("password") {
+                let pw = random_string(30, ALPHANUM);
+                payload.insert("password".into(), json!(pw));
+                payload.insert("passwordConfirm".into(), json!(pw));
+            }
+            // The create rule applies, as to any sign-up.
+            let mut ctx = request_ctx(&req, payload.clone());
+            ctx.identity = Identity::Guest;
+            let created = create_record(&app, &schema, &coll, payload, &ctx)
+                .await
+                .map_err(|e| match e {
+                    ApiError::BadRequest { .. } => e,
+                    _ => ApiError::bad("Failed to authenticate."),
+                })?;
+            let id = created.get("id").map(to_text).unwrap_or_default();
+            let fresh = find_record(&app, &coll, "\"id\" = ?1", id)
+                .await?
+                .ok_or_else(|| ApiError::bad("Failed to authenticate."))?;
+            let email = fresh.get("email").map(to_text).unwrap_or_default();
+            if !user.email.is_empty() && email.eq_ignore_ascii_case(&user.email) {
+                // The provider vouched for the address.
+                let mut b = Map::new();
+                b.insert("verified".into(), json!(true));
+                system_update(&app, &req, &schema, &coll, &fresh, b).await?;
+                let id = fresh.get("id").map(to_text).unwrap_or_default();
+                find_record(&app, &coll, "\"id\" = ?1", id)
+                    .await?
+                    .ok_or_else(|| ApiError::bad("Failed to authenticate."))?
+            } else {
+                fresh
+            }
+        }
+        Some(rec) => {
+            let rid = rec.get("id").map(to_text).unwrap_or_default();
+            let verified = rec
+                .get("verified")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let is_caller = caller
+                .as_ref()
+                .is_some_and(|c| c.get("id").map(to_text).unwrap_or_default() == rid);
+            let mut b = Map::new();
+            if !is_caller && !verified {
+                // Someone pre-registered this address: their password goes.
+                let pw = random_string(30, ALPHANUM);
+                b.insert("password".into(), json!(pw));
+                b.insert("passwordConfirm".into(), json!(pw));
+            }
+            if !verified {
+                let (cid, rid2) = (coll.id.clone(), rid.clone());
+                app.store
+                    .write(move |c| {
+                        c.execute(
+                            "DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2",
+                            [&cid, &rid2],
+                        )?;
+                        Ok(())
+                    })
+                    .await?;
+                link_id = None;
+            }
+            let email = rec.get("email").map(to_text).unwrap_or_default();
+            if email.is_empty() && !user.email.is_empty() {
+                b.insert("email".into(), json!(user.email));
+            }
+            if !verified && (email.is_empty() || email.eq_ignore_ascii_case(&user.email)) {
+                b.insert("verified".into(), json!(true));
+            }
+            if !b.is_empty() {
+                system_update(&app, &req, &schema, &coll, &rec, b).await?;
+            }
+            find_record(&app, &coll, "\"id\" = ?1", rid)
+                .await?
+                .ok_or_else(|| ApiError::bad("Failed to authenticate."))?
+        }
+    };
+    if link_id.is_none() {
+        let (cid, rid, pname, pid) = (
+            coll.id.clone(),
+            rec.get("id").map(to_text).unwrap_or_default(),
+            name.clone(),
+            user.id.clone(),
+        );
+        app.store
+            .write(move |c| {
+                let now = now_string();
+                c.execute(
+                    "INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId, created, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    rusqlite::params![random_string(15, ALPHANUM), cid, rid, pname, pid, now],
+                )?;
+                Ok(())
+            })
+            .await?;
+    }
+    if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "oauth2").await? {
+        return Ok(resp);
+    }
+    let resp = auth_response(&app, &req, &coll, rec).await?;
+    // PocketBase's answer adds the provider's view of the user.
+    let mut out: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    if let Some(m) = out.as_object_mut() {
+        m.insert("meta".into(), user.meta(is_new));
+    }
+    Ok(Resp::ok(&out))
+}
+
+const DONE_PAGE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Signed in</title></head><body><p>Authentication complete. You can close this window.</p></body></html>";
+const FAILED_PAGE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body><p>Authentication failed. Close this window and try again.</p></body></html>";
+
+fn page(ok: bool) -> Resp {
+    let mut r = Resp::empty(if ok { 200 } else { 400 });
+    r.body = bytes::Bytes::from_static(if ok { DONE_PAGE } else { FAILED_PAGE }.as_bytes());
+    r.content_type = "text/html; charset=utf-8";
+    r.headers.push((
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'".into(),
+    ));
+    r
+}
+
+/// `GET/POST /api/oauth2-redirect`: the provider sends the browser here with
+/// `state` (the realtime client id) and `code`; they go to that client's
+/// `@oauth2` subscription.
+pub async fn redirect(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    let form: Map<String, Value> = if req.method == hyper::Method::POST {
+        req.json_body().unwrap_or_default()
+    } else {
+        req.query_map()
+    };
+    let get = |k: &str| form.get(k).map(to_text).unwrap_or_default();
+    let (state, code, error) = (get("state"), get("code"), get("error"));
+    if state.is_empty() {
+        return Ok(page(false));
+    }
+    let mut data = json!({"state": state, "code": code});
+    if !error.is_empty() {
+        data["error"] = json!(error);
+    }
+    let sent = app.realtime.send_direct(
+        &state,
+        req.client_ip,
+        "@oauth2",
+        bytes::Bytes::from(data.to_string()),
+    );
+    Ok(page(sent && error.is_empty() && !code.is_empty()))
+}

@@ -97,3 +97,30 @@ fn passwords_never_reach_the_log() {
     assert!(!out.contains(secret), "a password reached the log");
     assert!(!out.contains("Another-Distinct-Guess-4422"));
 }
+
+#[test]
+fn common_passwords_are_refused() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    for pw in ["password", "Baseball", "qwertyuiop", "iloveyou"] {
+        let (st, v) = srv.guest().post(
+            "/api/collections/users/records",
+            &json!({"email": "c@example.com", "password": pw, "passwordConfirm": pw}),
+        );
+        assert_eq!(st, 400, "{pw}: {v}");
+        assert_eq!(
+            v["data"]["password"]["code"], "validation_common_password",
+            "{pw}"
+        );
+    }
+    // An uncommon one is fine, and changing to a common one is refused too.
+    let (id, token) = srv.sign_up("c@example.com", "uncommon-pass-4821");
+    let (st, v) = srv.with_token(&token).patch(
+        &format!("/api/collections/users/records/{id}"),
+        &json!({"oldPassword": "uncommon-pass-4821", "password": "football", "passwordConfirm": "football"}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["data"]["password"]["code"], "validation_common_password");
+}

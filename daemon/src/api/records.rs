@@ -384,6 +384,15 @@ async fn prepare_password(
             return Ok(None);
         }
     }
+    // keepd's own rule: none of the most common passwords.
+    if crate::auth::password::is_common(&pw) {
+        errs.add(
+            "password",
+            "validation_common_password",
+            "The password is too common, please choose another one.",
+        );
+        return Ok(None);
+    }
     if confirm != pw {
         if confirm.is_empty() {
             errs.add("passwordConfirm", "validation_required", "Cannot be blank.");

@@ -24,6 +24,22 @@ const OUTPUT_LEN: usize = 32;
 /// each step doubles the work, so a hostile row could stall a hasher).
 const MAX_BCRYPT_COST: u32 = 14;
 
+/// The shipped list of common passwords (8+ characters), lower case.
+static COMMON: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+    std::sync::OnceLock::new();
+
+/// Whether a password is one of the ~10,000 most common ones (compared
+/// case-insensitively): those fall to the first guesses of any attack.
+pub fn is_common(password: &str) -> bool {
+    let set = COMMON.get_or_init(|| {
+        include_str!("common_passwords.txt")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    set.contains(password.to_lowercase().as_str())
+}
+
 /// The cost of a bcrypt hash (`$2a$`, `$2b$`, `$2y$`), None for others.
 fn bcrypt_cost(phc: &str) -> Option<u32> {
     let rest = phc
@@ -277,6 +293,15 @@ fn verify_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_passwords() {
+        assert!(is_common("password"));
+        assert!(is_common("Baseball"));
+        assert!(is_common("12345678"));
+        assert!(!is_common("password-a-123"));
+        assert!(!is_common("correct horse battery staple"));
+    }
 
     #[tokio::test]
     async fn hash_verify_and_upgrade_hint() {

@@ -201,3 +201,53 @@ fn a_password_change_revokes_earlier_tokens() {
     );
     assert_eq!(st, 400);
 }
+
+#[test]
+fn file_tokens_are_short_lived_and_signed_with_the_file_secret() {
+    let srv = TestServer::start();
+    let (id, token) = srv.sign_up("file@example.com", "file-password-123");
+    let (st, v) = srv.guest().post("/api/files/token", &json!({}));
+    assert_eq!(st, 401, "{v}");
+    let (st, v) = srv.with_token(&token).post("/api/files/token", &json!({}));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v.as_object().map(|o| o.len()), Some(1));
+    let ft = v["token"].as_str().expect("token").to_string();
+    let (h, c) = parts(&ft);
+    assert_eq!(h["alg"], "HS256");
+    assert_eq!(c["type"], "file");
+    assert_eq!(c["id"], json!(id));
+    assert_eq!(c["collectionId"], "_pb_users_auth_");
+    let exp = c["exp"].as_i64().expect("exp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    assert!(
+        exp > now && exp <= now + 180 + 5,
+        "a file token lives minutes: {}",
+        exp - now
+    );
+    // Signed with tokenKey + the fileToken secret (not the auth secret).
+    let db = srv.open_db();
+    let token_key: String = db
+        .query_row("SELECT tokenKey FROM users WHERE id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    let options: String = db
+        .query_row(
+            "SELECT options FROM _collections WHERE name = 'users'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("row");
+    let o: Value = serde_json::from_str(&options).expect("json");
+    let key = format!(
+        "{token_key}{}",
+        o["fileToken"]["secret"].as_str().expect("secret")
+    );
+    assert_eq!(sign(&h, &c, &key), ft);
+    // A file token is not an auth token.
+    let (st, _) = refresh(&srv, "users", &ft);
+    assert_eq!(st, 401);
+}

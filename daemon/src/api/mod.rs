@@ -9,6 +9,7 @@ pub mod auth_otp;
 pub mod auth_totp;
 pub mod batch;
 pub mod collections;
+pub mod files;
 pub mod health;
 pub mod identity;
 pub mod realtime;

@@ -187,6 +187,8 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
             "/api/collections/{collection}/confirm-email-change",
             h!(api::auth_email::confirm_email_change),
         ),
+        // Files.
+        (M::POST, "/api/files/token", h!(api::files::token)),
         // Realtime (SSE).
         (M::GET, "/api/realtime", h!(api::realtime::connect)),
         (M::POST, "/api/realtime", h!(api::realtime::subscribe)),

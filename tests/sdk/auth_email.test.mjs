@@ -246,3 +246,27 @@ describe("one-time passwords and multi-factor auth", () => {
     }
   });
 });
+
+describe("login alert", () => {
+  async function loginAs(email, password, agent) {
+    const res = await fetch(`${server.url}/api/collections/users/auth-with-password`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "user-agent": agent },
+      body: JSON.stringify({ identity: email, password }),
+    });
+    assert.equal(res.status, 200);
+  }
+
+  test("a login from a new device mails the owner; the first and known ones don't", async () => {
+    const email = `${uniq("alert")}@example.com`;
+    await signUp(email, "alert-password-123");
+    await loginAs(email, "alert-password-123", "device-one/1.0");
+    await loginAs(email, "alert-password-123", "device-one/1.0");
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(inbox.filter((m) => m.to.includes(email)).length, 0, "alert for the first or a known device");
+    await loginAs(email, "alert-password-123", "device-two/2.0");
+    const mail = await mailTo(email);
+    assert.equal(mail.subject, "Login from a new location");
+    assert.ok(mail.body.includes("device-two/2.0"), mail.body);
+  });
+});

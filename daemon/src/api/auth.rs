@@ -274,6 +274,7 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     {
         return Ok(resp);
     }
+    super::auth_email::auth_alert(&app, &req, &coll, &rec).await;
     if coll.name == "_superusers" {
         app.audit(audit::Entry {
             action: "superuser.login",

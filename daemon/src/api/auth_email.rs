@@ -430,3 +430,110 @@ pub async fn confirm_email_change(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .map_err(|_| ApiError::bad("Failed to confirm email change."))?;
     Ok(Resp::empty(204))
 }
+
+/// Origins remembered per account (as PocketBase).
+const MAX_AUTH_ORIGINS: usize = 5;
+
+/// PocketBase's login alert (`authAlert`): a login from a new origin (client
+/// address + user agent) mails the owner, unless it is their first login;
+/// the last few origins are remembered in `_authOrigins`. Never fails the
+/// login.
+pub(crate) async fn auth_alert(
+    app: &Arc<App>,
+    req: &Req,
+    coll: &Arc<Collection>,
+    rec: &Map<String, Value>,
+) {
+    let alert = coll
+        .options
+        .get("authAlert")
+        .cloned()
+        .unwrap_or(Value::Null);
+    if !alert["enabled"].as_bool().unwrap_or(false) {
+        return;
+    }
+    let ip = req.client_ip.to_string();
+    let mut ua = req.header("user-agent").unwrap_or_default().to_string();
+    if ua.len() > 200 {
+        let mut cut = 200;
+        while !ua.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        ua.truncate(cut);
+        ua.push_str("...");
+    }
+    let fingerprint: String = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(format!("{ip}{ua}").as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let (cid, rid) = (
+        coll.id.clone(),
+        rec.get("id").map(to_text).unwrap_or_default(),
+    );
+    let fp = fingerprint.clone();
+    let seen = app
+        .store
+        .write(move |c| {
+            let origins: Vec<(String, String)> = {
+                let mut st = c.prepare(
+                    "SELECT id, fingerprint FROM _authOrigins WHERE collectionRef = ?1 AND recordRef = ?2 ORDER BY updated DESC",
+                )?;
+                let rows = st.query_map([&cid, &rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            let now = crate::util::now_string();
+            let known = origins.iter().find(|(_, f)| *f == fp).map(|(id, _)| id.clone());
+            match &known {
+                Some(id) => {
+                    c.execute("UPDATE _authOrigins SET updated = ?2 WHERE id = ?1", [id, &now])?;
+                }
+                None => {
+                    for (id, _) in origins.iter().skip(MAX_AUTH_ORIGINS - 1) {
+                        c.execute("DELETE FROM _authOrigins WHERE id = ?1", [id])?;
+                    }
+                    c.execute(
+                        "INSERT INTO _authOrigins (id, collectionRef, recordRef, fingerprint, created, updated)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                        rusqlite::params![
+                            crate::util::random_string(15, crate::util::ALPHANUM),
+                            cid,
+                            rid,
+                            fp,
+                            now
+                        ],
+                    )?;
+                }
+            }
+            Ok((origins.is_empty(), known.is_some()))
+        })
+        .await;
+    let (first_login, known) = match seen {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(error = %e, "login alert: origins not updated");
+            return;
+        }
+    };
+    let to = rec.get("email").map(to_text).unwrap_or_default();
+    if first_login || known || to.is_empty() {
+        return;
+    }
+    let info = format!("{} - {ip} {ua}", crate::util::now_string());
+    let esc = info
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let settings = app.settings();
+    let hidden = |f: &str| coll.is_hidden(f);
+    let (subject, html) = render(
+        &alert["emailTemplate"],
+        &settings,
+        rec,
+        &hidden,
+        &[("{ALERT_INFO}", &esc)],
+    );
+    app.mailer.queue(&settings, Mail { to, subject, html });
+}

@@ -312,6 +312,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "oauth2").await? {
         return Ok(resp);
     }
+    super::auth_email::auth_alert(&app, &req, &coll, &rec).await;
     let resp = auth_response(&app, &req, &coll, rec).await?;
     // PocketBase's answer adds the provider's view of the user.
     let mut out: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);

@@ -284,6 +284,7 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "otp").await? {
         return Ok(resp);
     }
+    super::auth_email::auth_alert(&app, &req, &coll, &rec).await;
     auth_response(&app, &req, &coll, rec).await
 }
 

@@ -66,6 +66,9 @@ pub struct Config {
     pub lockout_max_secs: u64,
     /// Days audit-log entries are kept (at least 1).
     pub audit_retention_days: u32,
+    /// Superusers must log in with TOTP as second step; one without TOTP is
+    /// refused until `keepd superuser totp EMAIL` turns it on.
+    pub superuser_totp_required: bool,
     /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "keepd=debug".
     pub log: String,
     /// Repair loose file modes at start instead of refusing to run.
@@ -102,6 +105,7 @@ impl Default for Config {
             lockout_base_secs: 60,
             lockout_max_secs: 900,
             audit_retention_days: 365,
+            superuser_totp_required: false,
             log: "info".into(),
             fix_permissions: false,
         }
@@ -137,6 +141,7 @@ const KEYS: &[&str] = &[
     "lockout_base_secs",
     "lockout_max_secs",
     "audit_retention_days",
+    "superuser_totp_required",
     "log",
     "fix_permissions",
 ];

@@ -62,6 +62,12 @@ enum SuperuserCmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Turn TOTP on for a superuser (new secret and recovery codes, printed).
+    Totp {
+        email: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn load(common: &Common, mut flags: Vec<(&'static str, String)>) -> anyhow::Result<Config> {
@@ -123,6 +129,19 @@ fn main() -> anyhow::Result<()> {
                     rt.block_on(keepd::api::superusers::delete(&cfg, &email))
                         .context("superuser delete")?;
                     println!("Successfully deleted superuser \"{email}\"!");
+                }
+                SuperuserCmd::Totp { email, common } => {
+                    let cfg = load(&common, vec![])?;
+                    keepd::logging::init("warn");
+                    let (uri, secret, codes) = rt
+                        .block_on(keepd::api::superusers::totp(&cfg, &email))
+                        .context("superuser totp")?;
+                    println!("TOTP is on for superuser \"{email}\".");
+                    println!("Add it to an authenticator app:\n  {uri}\n  (secret {secret})");
+                    println!("Recovery codes (each works once; keep them safe):");
+                    for c in codes {
+                        println!("  {c}");
+                    }
                 }
             }
             Ok(())

@@ -212,3 +212,64 @@ fn totp_disable_turns_the_second_step_off() {
     let (_, v) = srv.su().get("/api/audit?action=mfa.totp.disable");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn superusers_can_be_required_to_use_totp() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .env("KEEPD_SUPERUSER_TOTP_REQUIRED", "true")
+        .start();
+    let su_login = |extra: Value| {
+        let mut body = json!({"identity": SU_EMAIL, "password": SU_PASSWORD});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        srv.guest()
+            .post("/api/collections/_superusers/auth-with-password", &body)
+    };
+    let (st, v) = su_login(json!({}));
+    assert_eq!(st, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("keepd superuser totp"),
+        "{v}"
+    );
+    // The operator turns TOTP on from the shell.
+    let dir = srv.db_path().parent().expect("dir").to_path_buf();
+    let out = keepd_cmd()
+        .args(["superuser", "totp", SU_EMAIL, "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let secret = text
+        .split("secret=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("secret in the URI")
+        .to_string();
+    assert!(text.matches('\n').count() >= 13, "{text}");
+    let (st, v) = su_login(json!({}));
+    assert_eq!(st, 401, "{v}");
+    let mfa = v["mfaId"].as_str().expect("mfaId").to_string();
+    let (st, v) = srv.guest().post(
+        "/api/collections/_superusers/auth-with-totp",
+        &json!({"mfaId": mfa, "code": code_at(&secret, step_now())}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let tok = v["token"].as_str().expect("token").to_string();
+    let (st, v) = srv
+        .with_token(&tok)
+        .get("/api/audit?action=mfa.totp.enable");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"][0]["actor"], "cli");
+}

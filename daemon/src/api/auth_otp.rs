@@ -303,6 +303,11 @@ pub(crate) async fn check_mfa(
     let collection_mfa = mfa["enabled"].as_bool().unwrap_or(false);
     // A record with TOTP on always needs a second step (keepd's TOTP).
     let totp_on = super::auth_totp::enabled(app, &coll.id, &rid).await?;
+    if coll.name == "_superusers" && app.config.superuser_totp_required && !totp_on {
+        return Err(ApiError::Forbidden(
+            "Superusers must use TOTP here: turn it on with `keepd superuser totp <email>`.".into(),
+        ));
+    }
     if !collection_mfa && !totp_on {
         return Ok(None);
     }

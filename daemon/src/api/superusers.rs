@@ -88,3 +88,55 @@ pub async fn delete(cfg: &Config, email: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// TOTP for a superuser from the command line (the operator's shell is the
+/// trusted channel): a new secret, on at once, with fresh recovery codes.
+/// Returns (otpauth URI, secret, recovery codes).
+pub async fn totp(cfg: &Config, email: &str) -> anyhow::Result<(String, String, Vec<String>)> {
+    let store = crate::open_store(cfg)?;
+    let email2 = email.to_string();
+    let rec: Option<(String, String)> = store
+        .read(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(
+                "SELECT s.id, (SELECT id FROM _collections WHERE name = '_superusers') FROM \"_superusers\" s WHERE s.email = ?1 COLLATE NOCASE",
+                [&email2],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.to_body()))?;
+    let Some((rid, cid)) = rec else {
+        anyhow::bail!("no superuser with that email");
+    };
+    let secret = crate::auth::totp::new_secret();
+    let uri = crate::auth::totp::uri(&secret, "keepd", email);
+    let (codes, digests) = crate::auth::totp::recovery_codes();
+    let rec_json = serde_json::to_string(&digests)?;
+    let s2 = secret.clone();
+    store
+        .write(move |c| {
+            let now = crate::util::now_string();
+            c.execute(
+                "INSERT INTO _keepd_totp (collectionRef, recordRef, secret, confirmed, lastStep, recovery, created, updated)
+                 VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, ?5)
+                 ON CONFLICT(collectionRef, recordRef) DO UPDATE SET secret = excluded.secret, confirmed = 1, lastStep = 0, recovery = excluded.recovery, updated = excluded.updated",
+                rusqlite::params![cid, rid, s2, rec_json, now],
+            )?;
+            crate::store::audit::append(
+                c,
+                &crate::store::audit::Entry {
+                    action: "mfa.totp.enable",
+                    actor: "cli".into(),
+                    ip: String::new(),
+                    target: format!("_superusers/{rid}"),
+                    diff: serde_json::json!({"via": "keepd superuser totp"}),
+                },
+            )?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.to_body()))?;
+    Ok((uri, secret, codes))
+}

@@ -80,6 +80,16 @@ impl App {
             base: config.lockout_base_secs,
             max: config.lockout_max_secs,
         });
+        // The lockout policy lives in the settings (`lockout`), defaulting
+        // to the configuration's.
+        match settings.get("lockout").and_then(Policy::from_json) {
+            Some(p) => lockout.set_policy(p),
+            None => {
+                if let Some(o) = settings.as_object_mut() {
+                    o.insert("lockout".into(), lockout.policy().to_json());
+                }
+            }
+        }
         let trusted = config.trusted_proxy_nets().unwrap_or_default();
         Ok(Arc::new(App {
             config,
@@ -147,6 +157,9 @@ impl App {
         match self.settings.write() {
             Ok(mut g) => *g = next.clone(),
             Err(_) => return Err(ApiError::internal("settings lock poisoned")),
+        }
+        if let Some(p) = next.get("lockout").and_then(Policy::from_json) {
+            self.lockout.set_policy(p);
         }
         let rules = Rules::from_settings(&next);
         if let Ok(mut g) = self.rate_rules.write() {

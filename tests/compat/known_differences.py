@@ -76,6 +76,10 @@ KNOWN_DIFFERENCES["batch"] = {
             "path": "$.rateLimits",
             "reason": "keepd ships with rate limiting on (PocketBase: off) and its own default rules "
             "(COMPATIBILITY.md, 'Deliberate differences'); the settings shape is PocketBase's.",
-        }
+        },
+        {
+            "path": "$.lockout",
+            "reason": "keepd's account lockout policy (PocketBase has no lockout) is one more settings key.",
+        },
     ],
 }

@@ -342,3 +342,43 @@ fn privileged_actions_are_audited_and_the_log_is_append_only() {
         .is_err());
     assert!(db.execute("DELETE FROM _keepd_audit", []).is_err());
 }
+
+#[test]
+fn lockout_policy_through_the_settings_api() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    let (st, v) = srv.su().get("/api/settings");
+    assert_eq!(st, 200);
+    assert_eq!(
+        v["lockout"],
+        json!({"maxFailures": 10, "windowSeconds": 900, "baseSeconds": 60, "maxSeconds": 900})
+    );
+    let (st, v) = srv
+        .su()
+        .patch("/api/settings", &json!({"lockout": {"maxSeconds": 1}}));
+    assert_eq!(st, 400, "maxSeconds below baseSeconds: {v}");
+    assert_eq!(v["data"]["lockout"]["code"], "validation_invalid_lockout");
+    let (st, v) = srv.su().patch(
+        "/api/settings",
+        &json!({"lockout": {"maxFailures": 2, "baseSeconds": 30, "maxSeconds": 60}}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["lockout"]["maxFailures"], 2);
+    srv.sign_up("pol@example.com", "pol-password-123");
+    assert_eq!(login(&srv, "pol@example.com", "x-1").status, 400);
+    assert_eq!(login(&srv, "pol@example.com", "x-2").status, 400);
+    let r = login(&srv, "pol@example.com", "pol-password-123");
+    assert_eq!(r.status, 429, "the new policy locks after two");
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=30).contains(&retry));
+    // Kept across a restart.
+    let mut srv = srv;
+    let srv = srv.restart();
+    let (_, v) = srv.su().get("/api/settings");
+    assert_eq!(v["lockout"]["maxFailures"], 2);
+}

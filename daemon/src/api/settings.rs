@@ -40,6 +40,22 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             ));
         }
     }
+    if let Some(l) = body.get("lockout") {
+        let mut merged = app.settings().get("lockout").cloned().unwrap_or_default();
+        crate::app::merge(&mut merged, l);
+        if crate::auth::lockout::Policy::from_json(&merged).is_none() {
+            let mut e = crate::error::FieldErrors::new();
+            e.add(
+                "lockout",
+                "validation_invalid_lockout",
+                "maxFailures, windowSeconds, baseSeconds and maxSeconds must be whole numbers; windows and delays between 1 and 86400 seconds, maxSeconds at least baseSeconds.",
+            );
+            return Err(ApiError::validation(
+                "An error occurred while submitting the form.",
+                e,
+            ));
+        }
+    }
     let before = app.settings();
     let next = app.update_settings(&body).await?;
     app.audit(crate::store::audit::Entry {

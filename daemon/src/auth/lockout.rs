@@ -47,7 +47,7 @@ pub enum Failure {
 }
 
 pub struct Lockout {
-    policy: Policy,
+    policy: Mutex<Policy>,
     table: Mutex<Box<Table>>,
 }
 
@@ -57,16 +57,52 @@ fn key(collection_id: &str, record_id: &str) -> Option<Key> {
     Some((c, r))
 }
 
+impl Policy {
+    /// The settings shape: `{maxFailures, windowSeconds, baseSeconds, maxSeconds}`.
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "maxFailures": self.max_failures,
+            "windowSeconds": self.window,
+            "baseSeconds": self.base,
+            "maxSeconds": self.max,
+        })
+    }
+
+    /// From the settings shape; None when a value is missing or out of range.
+    pub fn from_json(v: &serde_json::Value) -> Option<Policy> {
+        let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
+        let p = Policy {
+            max_failures: u32::try_from(n("maxFailures")?).ok()?,
+            window: n("windowSeconds")?,
+            base: n("baseSeconds")?,
+            max: n("maxSeconds")?,
+        };
+        (p.window >= 1 && p.base >= 1 && p.max >= p.base && p.max <= 86_400 && p.window <= 86_400)
+            .then_some(p)
+    }
+}
+
 impl Lockout {
     pub fn new(policy: Policy) -> Lockout {
         Lockout {
-            policy,
+            policy: Mutex::new(policy),
             table: Mutex::new(Box::default()),
         }
     }
 
     pub fn policy(&self) -> Policy {
-        self.policy
+        match self.policy.lock() {
+            Ok(p) => *p,
+            Err(p) => *p.into_inner(),
+        }
+    }
+
+    /// Replaces the policy (the settings changed); current entries stay.
+    pub fn set_policy(&self, p: Policy) {
+        match self.policy.lock() {
+            Ok(mut g) => *g = p,
+            Err(e) => *e.into_inner() = p,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Box<Table>> {
@@ -86,13 +122,13 @@ impl Lockout {
 
     /// Records a failed login.
     pub fn fail(&self, collection_id: &str, record_id: &str, now: u64) -> Failure {
-        if self.policy.max_failures == 0 {
+        let p = self.policy();
+        if p.max_failures == 0 {
             return Failure::Counted;
         }
         let Some(k) = key(collection_id, record_id) else {
             return Failure::Counted;
         };
-        let p = self.policy;
         let mut t = self.lock();
         if t.get(&k).is_none() {
             if t.len() >= CAPACITY {

@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod filter;
 pub mod http;
 pub mod logging;

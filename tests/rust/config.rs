@@ -145,9 +145,10 @@ fn config_file_applies_and_env_overrides_it() {
         .arg("--config")
         .arg(file.to_str().expect("utf8"))
         .start();
+    // (_superusers: no file or editor fields to widen the cap.)
     let (st, v) = srv.su().send_bytes(
         "POST",
-        "/api/collections/users/records",
+        "/api/collections/_superusers/records",
         Some(body.as_bytes()),
     );
     assert_eq!(st, 413, "max_body_bytes = 2048 from the file: {v}");
@@ -164,9 +165,10 @@ fn config_file_applies_and_env_overrides_it() {
         .env("KEEPD_MAX_BODY_BYTES", "65536")
         .env("KEEPD_MAX_FILTER_LEN", "3500")
         .start();
+    // (_superusers: no file or editor fields to widen the cap.)
     let (st, v) = srv.su().send_bytes(
         "POST",
-        "/api/collections/users/records",
+        "/api/collections/_superusers/records",
         Some(body.as_bytes()),
     );
     assert_eq!(

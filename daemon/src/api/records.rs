@@ -37,6 +37,7 @@ pub(crate) fn request_ctx(req: &Req, body: Map<String, Value>) -> RequestCtx {
         query: req.query_map(),
         headers: req.headers_map(),
         body,
+        files: Map::new(),
     }
 }
 
@@ -191,6 +192,7 @@ fn build_record(
     body: &Map<String, Value>,
     password_hash: Option<&str>,
     manager: bool,
+    files: &Map<String, Value>,
     errs: &mut FieldErrors,
 ) -> ApiResult<Map<String, Value>> {
     let now = now_string();
@@ -289,6 +291,13 @@ fn build_record(
             if (existing.is_none() && o.on_create) || (existing.is_some() && o.on_update) {
                 rec.insert(f.name.clone(), json!(now));
             }
+        }
+    }
+    // File fields: only the values computed from uploads and the record's
+    // own files (`api::files::plan`).
+    for (k, v) in files {
+        if matches!(coll.field(k).map(|f| &f.kind), Some(FieldKind::File(_))) {
+            rec.insert(k.clone(), v.clone());
         }
     }
     // Auth system values.
@@ -434,10 +443,75 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if coll.create_rule.is_none() && !superuser {
         return Err(ApiError::superusers_only());
     }
-    let body = req.form_body().await?;
-    let ctx = request_ctx(&req, body.clone());
-    let rec = create_record(&app, &schema, &coll, body, &ctx).await?;
-    Ok(Resp::ok(&rec))
+    let (mut body, uploads) = req.form_body_with_files().await?;
+    let plan = super::files::plan(&coll, None, &mut body, uploads)?;
+    if !plan.new.is_empty()
+        && body
+            .get("id")
+            .map(rv::to_text)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        // The files' directory is named after the record.
+        body.insert("id".into(), json!(crate::util::new_record_id()));
+    }
+    let mut ctx = request_ctx(&req, body.clone());
+    ctx.files = plan.values.clone();
+    let id = body.get("id").map(rv::to_text).unwrap_or_default();
+    store_files(&app, &coll, &id, &plan).await?;
+    match create_record(&app, &schema, &coll, body, &ctx).await {
+        Ok(rec) => Ok(Resp::ok(&rec)),
+        Err(e) => {
+            if !plan.new.is_empty() {
+                // The record never existed: its directory goes too.
+                let storage = crate::files::Local::new(app.store.dir());
+                let (cid, rid) = (coll.id.clone(), id.clone());
+                let _ =
+                    tokio::task::spawn_blocking(move || storage.remove_record(&cid, &rid)).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Writes a plan's new files (before the record's commit).
+async fn store_files(
+    app: &App,
+    coll: &Collection,
+    id: &str,
+    plan: &super::files::Plan,
+) -> ApiResult<()> {
+    if plan.new.is_empty() {
+        return Ok(());
+    }
+    let storage = crate::files::Local::new(app.store.dir());
+    let (cid, rid) = (coll.id.clone(), id.to_string());
+    let new = plan.new.clone();
+    tokio::task::spawn_blocking(move || {
+        for (name, data) in &new {
+            if let Err(e) = storage.put(&cid, &rid, name, data) {
+                storage.remove(
+                    &cid,
+                    &rid,
+                    &new.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+                );
+                return Err(ApiError::internal(format!("storing {name}: {e}")));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Removes files (after a commit that dropped them, or a failed write).
+async fn drop_files(app: &App, coll: &Collection, id: &str, names: Vec<String>) {
+    if names.is_empty() {
+        return;
+    }
+    let storage = crate::files::Local::new(app.store.dir());
+    let (cid, rid) = (coll.id.clone(), id.to_string());
+    let _ = tokio::task::spawn_blocking(move || storage.remove(&cid, &rid, &names)).await;
 }
 
 /// Creates one record (shared with the batch API). Returns its API JSON.
@@ -514,11 +588,42 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if coll.update_rule.is_none() && !superuser {
         return Err(ApiError::superusers_only());
     }
-    let body = req.form_body().await?;
-    let ctx = request_ctx(&req, body.clone());
+    let (mut body, uploads) = req.form_body_with_files().await?;
     let id = req.param("id").to_string();
-    let rec = update_record(&app, &schema, &coll, &id, body, &ctx).await?;
-    Ok(Resp::ok(&rec))
+    let has_files = coll
+        .fields
+        .iter()
+        .any(|f| matches!(f.kind, FieldKind::File(_)));
+    let existing = if has_files {
+        let (coll2, id2) = (coll.clone(), id.clone());
+        app.store
+            .read(move |c| rs::fetch_by_id(c, &coll2, &id2))
+            .await?
+    } else {
+        None
+    };
+    let plan = super::files::plan(&coll, existing.as_ref(), &mut body, uploads)?;
+    let mut ctx = request_ctx(&req, body.clone());
+    ctx.files = plan.values.clone();
+    if existing.is_some() {
+        store_files(&app, &coll, &id, &plan).await?;
+    }
+    match update_record(&app, &schema, &coll, &id, body, &ctx).await {
+        Ok(rec) => {
+            drop_files(&app, &coll, &id, plan.removed).await;
+            Ok(Resp::ok(&rec))
+        }
+        Err(e) => {
+            drop_files(
+                &app,
+                &coll,
+                &id,
+                plan.new.iter().map(|(n, _)| n.clone()).collect(),
+            )
+            .await;
+            Err(e)
+        }
+    }
 }
 
 /// The write part of a create, on the writer's connection (shared with the
@@ -536,7 +641,9 @@ pub(crate) fn create_in(
     changes: &mut Changes,
 ) -> ApiResult<Map<String, Value>> {
     let manager = ctx.identity.is_superuser();
-    let rec = build_record(c, schema, coll, None, &ctx.body, hash, manager, &mut errs)?;
+    let rec = build_record(
+        c, schema, coll, None, &ctx.body, hash, manager, &ctx.files, &mut errs,
+    )?;
     let denied = || ApiError::bad("Failed to create record.");
     // A failing rule answers 400 with no field detail, even for invalid
     // data (as PocketBase). Invalid data can't be stored, so its rule check
@@ -586,6 +693,7 @@ pub(crate) fn update_in(
         &ctx.body,
         hash,
         manager,
+        &ctx.files,
         &mut errs,
     )?;
     if !errs.is_empty() {
@@ -667,6 +775,10 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let ctx = request_ctx(&req, Map::new());
     delete_record(&app, &schema, &coll, req.param("id"), &ctx).await?;
+    // The record's files go with it.
+    let storage = crate::files::Local::new(app.store.dir());
+    let (cid, rid) = (coll.id.clone(), req.param("id").to_string());
+    let _ = tokio::task::spawn_blocking(move || storage.remove_record(&cid, &rid)).await;
     Ok(Resp::empty(204))
 }
 

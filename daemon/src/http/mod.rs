@@ -369,6 +369,14 @@ fn body_limit(app: &App, method: &hyper::Method, path: &str, params: &[(String, 
                     1 << 20
                 }
             }
+            crate::schema::FieldKind::File(o) => {
+                let each = if o.max_size > 0 {
+                    o.max_size
+                } else {
+                    crate::api::files::DEFAULT_MAX_SIZE
+                };
+                each.saturating_mul(o.max_select.max(1))
+            }
             _ => 0,
         })
         .sum();

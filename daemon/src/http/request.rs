@@ -217,9 +217,20 @@ impl Req {
     /// The body of a record write: JSON, urlencoded or multipart form (the
     /// `@jsonPayload` part merges its object; repeated keys become arrays).
     pub async fn form_body(&self) -> ApiResult<Map<String, Value>> {
+        let (body, files) = self.form_body_with_files().await?;
+        if !files.is_empty() {
+            return Err(ApiError::bad("File uploads are not supported here."));
+        }
+        Ok(body)
+    }
+
+    /// Like `form_body`, with the multipart file parts returned apart.
+    pub async fn form_body_with_files(
+        &self,
+    ) -> ApiResult<(Map<String, Value>, Vec<crate::files::Upload>)> {
         let ct = self.content_type().to_string();
         if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-            return self.json_body();
+            return Ok((self.json_body()?, Vec::new()));
         }
         let generic = || ApiError::bad("Something went wrong while processing your request.");
         let boundary = multer::parse_boundary(&ct).map_err(|_| generic())?;
@@ -232,11 +243,18 @@ impl Req {
                 .size_limit(multer::SizeLimit::new().whole_stream(self.body.len() as u64)),
         );
         let mut out = Map::new();
+        let mut files = Vec::new();
         let mut json_payload: Option<Map<String, Value>> = None;
         while let Some(field) = mp.next_field().await.map_err(|_| generic())? {
             let name = field.name().unwrap_or_default().to_string();
-            if field.file_name().is_some() {
-                return Err(ApiError::bad("File uploads are not supported yet."));
+            if let Some(filename) = field.file_name().map(str::to_string) {
+                let data = field.bytes().await.map_err(|_| generic())?;
+                files.push(crate::files::Upload {
+                    key: name,
+                    filename,
+                    data,
+                });
+                continue;
             }
             let text = field.text().await.map_err(|_| generic())?;
             if name == "@jsonPayload" {
@@ -262,7 +280,7 @@ impl Req {
                 out.insert(k, v);
             }
         }
-        Ok(out)
+        Ok((out, files))
     }
 
     /// The body as any JSON value (for endpoints taking arrays).

@@ -189,6 +189,11 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         ),
         // Files.
         (M::POST, "/api/files/token", h!(api::files::token)),
+        (
+            M::GET,
+            "/api/files/{collection}/{recordId}/{filename}",
+            h!(api::files::download),
+        ),
         // Realtime (SSE).
         (M::GET, "/api/realtime", h!(api::realtime::connect)),
         (M::POST, "/api/realtime", h!(api::realtime::subscribe)),

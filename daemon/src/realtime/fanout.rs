@@ -314,6 +314,7 @@ fn request_ctx(identity: &Identity, topic: &Topic) -> RequestCtx {
         query: topic.query_map(),
         headers: topic.headers_map(),
         body: Map::new(),
+        files: Map::new(),
     }
 }
 

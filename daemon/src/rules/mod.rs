@@ -19,6 +19,9 @@ pub struct RequestCtx {
     pub query: Map<String, Value>,
     pub headers: Map<String, Value>,
     pub body: Map<String, Value>,
+    /// Final values of `file` fields for a write, computed from the uploads
+    /// and the record's own files (never taken from the body as such).
+    pub files: Map<String, Value>,
 }
 
 impl RequestCtx {

@@ -1,0 +1,248 @@
+//! Stored files of `file` fields: local storage under the data dir
+//! (`storage/<collectionId>/<recordId>/<name>`, directories 0700, files
+//! 0600, written to a temporary name, synced, then renamed), the names
+//! PocketBase gives uploads (`<snake_case name>_<10 random>.<ext>`), and
+//! MIME types sniffed from the content (never the name or the declared
+//! type).
+//!
+//! Names reaching the disk are checked to be one plain path component:
+//! no separators, no `..`, no NUL or control characters — whatever a
+//! client sends, it can't leave its record's directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A file sent with a record write.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The form key: the field name with its modifier (`docs`, `docs+`, `+docs`).
+    pub key: String,
+    /// The client's file name (only its shape is kept).
+    pub filename: String,
+    pub data: bytes::Bytes,
+}
+
+const RANDOM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// PocketBase's stored name for an upload named `original`.
+pub fn stored_name(original: &str, data: &[u8]) -> String {
+    let original = original.rsplit(['/', '\\']).next().unwrap_or_default();
+    let (base, ext) = match original.rfind('.') {
+        Some(i) if i > 0 => (&original[..i], &original[i + 1..]),
+        _ => (original, ""),
+    };
+    let mut ext: String = ext
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '='))
+        .collect();
+    if ext.is_empty() {
+        ext = infer::get(data)
+            .map(|k| k.extension().to_string())
+            .unwrap_or_default();
+    }
+    if ext.len() > 20 {
+        ext = ext[ext.len() - 20..].to_string();
+    }
+    let mut snake = String::new();
+    for c in base.trim_matches('.').chars() {
+        if c.is_ascii_alphanumeric() {
+            if c.is_ascii_uppercase() && !snake.is_empty() && !snake.ends_with('_') {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        } else if !snake.ends_with('_') && !snake.is_empty() {
+            snake.push('_');
+        }
+    }
+    let mut snake = snake.trim_matches('_').to_string();
+    if snake.len() < 3 {
+        snake.push_str(&crate::util::random_string(10, RANDOM));
+    } else if snake.len() > 100 {
+        snake.truncate(100);
+    }
+    let rand = crate::util::random_string(10, RANDOM);
+    if ext.is_empty() {
+        format!("{snake}_{rand}")
+    } else {
+        format!("{snake}_{rand}.{ext}")
+    }
+}
+
+/// Whether `name` is one safe path component we could have stored.
+pub fn safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+' | '='))
+}
+
+/// The MIME type of the content: sniffed, then plain text for valid UTF-8,
+/// else binary.
+pub fn sniff(data: &[u8]) -> String {
+    if let Some(k) = infer::get(data) {
+        return k.mime_type().to_string();
+    }
+    if std::str::from_utf8(data).is_ok() {
+        return "text/plain; charset=utf-8".into();
+    }
+    "application/octet-stream".into()
+}
+
+/// Whether a sniffed type matches one of a field's `mimeTypes`
+/// (parameters ignored).
+pub fn mime_allowed(sniffed: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let base = sniffed.split(';').next().unwrap_or_default().trim();
+    allowed.iter().any(|a| {
+        a.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .eq_ignore_ascii_case(base)
+    })
+}
+
+/// Local storage rooted at `<data dir>/storage`.
+#[derive(Debug, Clone)]
+pub struct Local {
+    root: PathBuf,
+}
+
+impl Local {
+    pub fn new(data_dir: &Path) -> Local {
+        Local {
+            root: data_dir.join("storage"),
+        }
+    }
+
+    /// The directory of one record's files (ids are checked like names).
+    fn dir(&self, collection_id: &str, record_id: &str) -> Option<PathBuf> {
+        (safe_name(collection_id) && safe_name(record_id))
+            .then(|| self.root.join(collection_id).join(record_id))
+    }
+
+    pub fn path(&self, collection_id: &str, record_id: &str, name: &str) -> Option<PathBuf> {
+        if !safe_name(name) {
+            return None;
+        }
+        Some(self.dir(collection_id, record_id)?.join(name))
+    }
+
+    /// Writes a file durably (temp name, fsync, rename, fsync the dir).
+    pub fn put(
+        &self,
+        collection_id: &str,
+        record_id: &str,
+        name: &str,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "unsafe file name");
+        let dir = self.dir(collection_id, record_id).ok_or_else(bad)?;
+        let path = self.path(collection_id, record_id, name).ok_or_else(bad)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let tmp = dir.join(format!(".{name}.tmp"));
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    }
+
+    pub fn get(&self, collection_id: &str, record_id: &str, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.path(collection_id, record_id, name)?).ok()
+    }
+
+    /// Removes files (missing ones are fine).
+    pub fn remove(&self, collection_id: &str, record_id: &str, names: &[String]) {
+        for n in names {
+            if let Some(p) = self.path(collection_id, record_id, n) {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+
+    /// Removes a record's whole directory.
+    pub fn remove_record(&self, collection_id: &str, record_id: &str) {
+        if let Some(d) = self.dir(collection_id, record_id) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PNG: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    ];
+
+    #[test]
+    fn names_as_pocketbase() {
+        let n = stored_name("My Holiday Photo.PNG", PNG);
+        assert!(n.starts_with("my_holiday_photo_"), "{n}");
+        assert!(n.ends_with(".PNG"), "{n}");
+        assert_eq!(n.len(), "my_holiday_photo_".len() + 10 + 4);
+        let n = stored_name("../../etc/passwd", b"x");
+        assert!(n.starts_with("passwd_"), "{n}");
+        assert!(safe_name(&n));
+        let n = stored_name("a", PNG);
+        assert!(n.ends_with(".png"), "extension from the content: {n}");
+        assert!(safe_name(&stored_name("..\0/.x", b"")));
+    }
+
+    #[test]
+    fn traversal_corpus_is_unsafe() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "/etc/passwd",
+            "x\0y",
+            ".hidden",
+            "a\nb",
+            "..%2fx",
+            "\u{2215}x",
+            "x\u{ff0f}y",
+            "%2e%2e",
+            "a b",
+        ] {
+            assert!(!safe_name(bad), "{bad:?}");
+        }
+        assert!(safe_name("photo_abc123defg.png"));
+    }
+
+    #[test]
+    fn sniffing() {
+        assert_eq!(sniff(PNG), "image/png");
+        assert_eq!(sniff(b"hello"), "text/plain; charset=utf-8");
+        assert_eq!(sniff(&[0xff, 0xfe, 0x00, 0x81]), "application/octet-stream");
+        assert!(mime_allowed(
+            "text/plain; charset=utf-8",
+            &["text/plain".into()]
+        ));
+        assert!(!mime_allowed("image/png", &["text/plain".into()]));
+        assert!(mime_allowed("image/png", &[]));
+    }
+}

@@ -1,0 +1,162 @@
+//! Stored files on disk, against the real daemon: private modes (dirs
+//! 0700, files 0600), hostile upload names that can't leave the record's
+//! directory, a traversal corpus on the download route, and files removed
+//! with their record.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "keepdtestboundary7d3a";
+    let mut body = Vec::new();
+    for (name, filename, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
+}
+
+#[test]
+fn files_on_disk_are_private_and_names_cannot_escape() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    let coll = srv.create_collection(&json!({
+        "name": "docs", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "f", "type": "file", "maxSelect": 3, "maxSize": 10000}]
+    }));
+    let cid = coll["id"].as_str().expect("id").to_string();
+    let (ct, body) = multipart(&[
+        ("f", Some("../../evil.txt"), b"one"),
+        ("f", Some("/etc/passwd"), b"two"),
+        ("f", Some("..\\..\\win.txt"), b"three"),
+    ]);
+    let tok = srv.superuser_token();
+    let r = srv.raw(
+        "POST",
+        "/api/collections/docs/records",
+        &[("Authorization", &tok), ("Content-Type", &ct)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec: Value = r.json();
+    let id = rec["id"].as_str().expect("id").to_string();
+    let names: Vec<String> = rec["f"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v.as_str().expect("name").to_string())
+        .collect();
+    assert_eq!(names.len(), 3);
+    let data_dir = srv.db_path().parent().expect("dir").to_path_buf();
+    let rec_dir = data_dir.join("storage").join(&cid).join(&id);
+    for n in &names {
+        assert!(
+            !n.contains('/') && !n.contains('\\') && !n.starts_with('.'),
+            "{n}"
+        );
+        let p = rec_dir.join(n);
+        assert!(p.exists(), "{p:?}");
+        assert_eq!(mode(&p), 0o600, "{p:?}");
+    }
+    for d in [
+        data_dir.join("storage"),
+        data_dir.join("storage").join(&cid),
+        rec_dir.clone(),
+    ] {
+        assert_eq!(mode(&d), 0o700, "{d:?}");
+    }
+    // Nothing was written outside the record's directory.
+    assert!(!data_dir.join("evil.txt").exists());
+    assert!(!data_dir.join("storage").join("evil.txt").exists());
+
+    // The download route: a traversal corpus never reaches another file.
+    let secret_db = std::fs::read(data_dir.join("data.db")).expect("db");
+    for path in [
+        format!("/api/files/docs/{id}/..%2F..%2F..%2Fdata.db"),
+        format!("/api/files/docs/{id}/%2e%2e%2f%2e%2e%2fdata.db"),
+        format!("/api/files/docs/{id}/..%5C..%5Cdata.db"),
+        format!("/api/files/docs/{id}/data.db"),
+        format!("/api/files/docs/{id}/.%2e/.%2e/data.db"),
+        format!("/api/files/docs/{id}/x%00.txt"),
+        format!("/api/files/docs/..%2F..%2F/{}", names[0]),
+        format!("/api/files/docs/{id}/%E2%88%95etc%E2%88%95passwd"),
+        format!("/api/files/{cid}/..%2F{id}/{}", names[0]),
+    ] {
+        let r = srv.raw("GET", &path, &[], None);
+        assert_eq!(r.status, 404, "{path}: {}", r.status);
+        assert!(r.body.len() < 200 || r.body != secret_db, "{path}");
+    }
+    // The real names work.
+    let r = srv.raw(
+        "GET",
+        &format!("/api/files/docs/{id}/{}", names[1]),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"two");
+
+    // Deleting the record removes its directory.
+    let (st, _) = srv
+        .su()
+        .delete(&format!("/api/collections/docs/records/{id}"));
+    assert_eq!(st, 204);
+    assert!(!rec_dir.exists(), "the record's files stayed");
+}
+
+#[test]
+fn a_failed_write_leaves_no_files() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    let coll = srv.create_collection(&json!({
+        "name": "strict", "type": "base", "createRule": "",
+        "fields": [
+            {"name": "f", "type": "file", "maxSelect": 1, "maxSize": 10000},
+            {"name": "must", "type": "text", "required": true}
+        ]
+    }));
+    let cid = coll["id"].as_str().expect("id").to_string();
+    let (ct, body) = multipart(&[("f", Some("a.txt"), b"data")]);
+    let r = srv.raw(
+        "POST",
+        "/api/collections/strict/records",
+        &[("Content-Type", &ct)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let dir = srv
+        .db_path()
+        .parent()
+        .expect("dir")
+        .join("storage")
+        .join(&cid);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "a refused record left {leftovers:?}");
+}

@@ -66,6 +66,15 @@ pub struct Config {
     pub lockout_max_secs: u64,
     /// Days audit-log entries are kept (at least 1).
     pub audit_retention_days: u32,
+    /// Backups are encrypted with age to these recipients (comma-separated
+    /// `age1…` public keys).
+    pub backup_recipients: String,
+    /// "age" (default: backups need `backup_recipients`) or "none"
+    /// (plaintext backups, chosen explicitly).
+    pub backup_encryption: String,
+    /// The age identity (`AGE-SECRET-KEY-1…`) restores decrypt with: a file
+    /// path; empty: `$CREDENTIALS_DIRECTORY/backup-identity` when present.
+    pub backup_identity_file: String,
     /// Superusers must log in with TOTP as second step; one without TOTP is
     /// refused until `keepd superuser totp EMAIL` turns it on.
     pub superuser_totp_required: bool,
@@ -106,6 +115,9 @@ impl Default for Config {
             lockout_max_secs: 900,
             audit_retention_days: 365,
             superuser_totp_required: false,
+            backup_recipients: String::new(),
+            backup_encryption: "age".into(),
+            backup_identity_file: String::new(),
             log: "info".into(),
             fix_permissions: false,
         }
@@ -142,6 +154,9 @@ const KEYS: &[&str] = &[
     "lockout_max_secs",
     "audit_retention_days",
     "superuser_totp_required",
+    "backup_recipients",
+    "backup_encryption",
+    "backup_identity_file",
     "log",
     "fix_permissions",
 ];
@@ -197,7 +212,15 @@ impl Config {
             table.insert(k.to_string(), scalar(v));
         }
         // Addresses and paths are strings even when they look like numbers.
-        for key in ["http", "dir", "log", "trusted_proxies"] {
+        for key in [
+            "http",
+            "dir",
+            "log",
+            "trusted_proxies",
+            "backup_recipients",
+            "backup_encryption",
+            "backup_identity_file",
+        ] {
             if let Some(v) = table.get_mut(key) {
                 if !v.is_str() {
                     *v = toml::Value::String(v.to_string());
@@ -306,6 +329,12 @@ impl Config {
         if self.lockout_max_secs < self.lockout_base_secs {
             return bad("lockout_max_secs", "must be at least lockout_base_secs");
         }
+        if !matches!(self.backup_encryption.as_str(), "age" | "none") {
+            return bad("backup_encryption", "must be \"age\" or \"none\"");
+        }
+        if let Err(e) = crate::ops::backup::parse_recipients(&self.backup_recipients) {
+            return bad("backup_recipients", &format!("not an age recipient: {e}"));
+        }
         if self.audit_retention_days == 0 {
             return bad("audit_retention_days", "must be at least 1");
         }
@@ -317,6 +346,26 @@ impl Config {
 }
 
 impl Config {
+    /// How backups are encrypted (None: age chosen but no recipients).
+    pub fn backup_encryption(&self) -> Option<crate::ops::backup::Encryption> {
+        use crate::ops::backup::{parse_recipients, Encryption};
+        if self.backup_encryption == "none" {
+            return Some(Encryption::None);
+        }
+        let r = parse_recipients(&self.backup_recipients).ok()?;
+        (!r.is_empty()).then_some(Encryption::Age(r))
+    }
+
+    /// Where the restore identity is read from, if anywhere.
+    pub fn backup_identity_path(&self) -> Option<std::path::PathBuf> {
+        if !self.backup_identity_file.is_empty() {
+            return Some(self.backup_identity_file.clone().into());
+        }
+        let cred = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+        let p = std::path::Path::new(&cred).join("backup-identity");
+        p.exists().then_some(p)
+    }
+
     /// `trusted_proxies` parsed (None: a malformed entry).
     pub fn trusted_proxy_nets(&self) -> Option<Vec<(std::net::IpAddr, u8)>> {
         self.trusted_proxies

@@ -63,7 +63,24 @@ pub fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
 /// `keepd serve`: open the store, bind, serve until `shutdown`.
 pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     tracing::info!(dir = %cfg.dir.display(), "opening data directory");
+    let restored = ops::backup::apply_pending(&cfg.dir)
+        .map_err(|e| anyhow::anyhow!("applying a restore: {e}"))?;
     let store = open_store(&cfg)?;
+    if let Some(note) = restored {
+        tracing::warn!("restored from a backup (the replaced files are in .pre-restore/)");
+        let n: serde_json::Value = serde_json::from_str(&note).unwrap_or_default();
+        let entry = store::audit::Entry {
+            action: "backup.restore",
+            actor: n["actor"].as_str().unwrap_or_default().to_string(),
+            ip: n["ip"].as_str().unwrap_or_default().to_string(),
+            target: format!("backups/{}", n["key"].as_str().unwrap_or_default()),
+            diff: serde_json::json!({}),
+        };
+        store
+            .write(move |c| Ok(store::audit::append(c, &entry)?))
+            .await
+            .map_err(|e| anyhow::anyhow!("audit of the restore: {e}"))?;
+    }
     http::set_header_timeout(cfg.header_timeout_secs);
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await

@@ -40,6 +40,15 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Write a backup (encrypted with age to `backup_recipients`) into
+    /// <dir>/backups; works while the daemon runs.
+    Backup {
+        /// Backup name (`[a-z0-9_-]+.zip`; default pb_backup_<time>.zip).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Manage superusers.
     Superuser {
         #[command(subcommand)]
@@ -106,6 +115,22 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(keepd::run(cfg, shutdown_signal()))
+        }
+        Cmd::Backup { name, common } => {
+            let cfg = load(&common, vec![])?;
+            keepd::logging::init("warn");
+            let enc = cfg.backup_encryption().context(
+                "backups are encrypted with age: set backup_recipients (or backup_encryption = \"none\")",
+            )?;
+            let name = name.unwrap_or_else(|| {
+                format!(
+                    "pb_backup_{}.zip",
+                    chrono::Utc::now().format("%Y%m%d%H%M%S")
+                )
+            });
+            let path = keepd::ops::backup::create(&cfg.dir, &name, &enc)?;
+            println!("{}", path.display());
+            Ok(())
         }
         Cmd::Superuser { cmd } => {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -7,6 +7,7 @@ pub mod auth_email;
 pub mod auth_oauth2;
 pub mod auth_otp;
 pub mod auth_totp;
+pub mod backups;
 pub mod batch;
 pub mod collections;
 pub mod files;

@@ -187,6 +187,16 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
             "/api/collections/{collection}/confirm-email-change",
             h!(api::auth_email::confirm_email_change),
         ),
+        // Backups (superusers; downloads by superuser file token).
+        (M::GET, "/api/backups", h!(api::backups::list)),
+        (M::POST, "/api/backups", h!(api::backups::create)),
+        (M::GET, "/api/backups/{key}", h!(api::backups::download)),
+        (M::DELETE, "/api/backups/{key}", h!(api::backups::delete)),
+        (
+            M::POST,
+            "/api/backups/{key}/restore",
+            h!(api::backups::restore),
+        ),
         // Files.
         (M::POST, "/api/files/token", h!(api::files::token)),
         (

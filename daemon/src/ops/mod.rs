@@ -1,4 +1,5 @@
 //! Operations: service-manager integration (sd_notify readiness, status,
 //! watchdog driven by a real probe, stopping).
 
+pub mod backup;
 pub mod notify;

@@ -106,6 +106,25 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
             }
         });
     }
+    // A daily integrity check that shouts when the database is damaged.
+    {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+                let r = store
+                    .read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?))
+                    .await;
+                match r {
+                    Ok(s) if s == "ok" => tracing::info!("daily integrity check: ok"),
+                    Ok(s) => {
+                        tracing::error!(result = %s, "DATABASE CORRUPTION found by the daily integrity check: restore from a backup (keepd check for details)")
+                    }
+                    Err(e) => tracing::error!(error = %e, "daily integrity check failed to run"),
+                }
+            }
+        });
+    }
     tracing::info!(%addr, "keepd is serving");
     // Tests and supervisors read this line to learn the bound port.
     println!("keepd listening on http://{addr}");

@@ -49,6 +49,12 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Check a data directory: modes and owners, integrity_check,
+    /// foreign_key_check, config, free disk. Non-zero exit on a problem.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Manage superusers.
     Superuser {
         #[command(subcommand)]
@@ -115,6 +121,19 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(keepd::run(cfg, shutdown_signal()))
+        }
+        Cmd::Check { common } => {
+            // A config that doesn't load is reported by `load` (non-zero).
+            let cfg = load(&common, vec![])?;
+            let problems = keepd::ops::check::run(&cfg.dir);
+            if problems.is_empty() {
+                println!("ok: {} is healthy", cfg.dir.display());
+                return Ok(());
+            }
+            for p in &problems {
+                println!("problem: {p}");
+            }
+            std::process::exit(1);
         }
         Cmd::Backup { name, common } => {
             let cfg = load(&common, vec![])?;

@@ -2,4 +2,5 @@
 //! watchdog driven by a real probe, stopping).
 
 pub mod backup;
+pub mod check;
 pub mod notify;

@@ -1,0 +1,126 @@
+//! `keepd check`: the operator's health check of a data directory, safe to
+//! run while the daemon serves (read-only). Each problem is one plain line;
+//! any problem makes the exit status non-zero.
+//!
+//! - the configuration is valid (it was loaded to get here);
+//! - modes and owners of the data dir, database files, `storage/` and
+//!   `backups/` (private to keepd's user);
+//! - `PRAGMA integrity_check` and `PRAGMA foreign_key_check`;
+//! - free disk space under the data dir.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Free space below which `check` complains (bytes).
+pub const MIN_FREE: u64 = 64 << 20;
+
+/// The problems found (empty: healthy).
+pub fn run(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if !dir.is_dir() {
+        out.push(format!("{}: no such data directory", dir.display()));
+        return out;
+    }
+    for p in crate::store::check_modes(dir) {
+        out.push(p.to_string());
+    }
+    let uid = rustix::process::getuid().as_raw();
+    for sub in ["storage", "backups"] {
+        let root = dir.join(sub);
+        if root.exists() {
+            walk(&root, uid, &mut out);
+        }
+    }
+    let db = dir.join("data.db");
+    if !db.exists() {
+        out.push(format!(
+            "{}: missing (the daemon creates it on first start)",
+            db.display()
+        ));
+    } else {
+        match rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        {
+            Err(e) => out.push(format!("{}: can't be opened: {e}", db.display())),
+            Ok(c) => {
+                match c.prepare("PRAGMA integrity_check").and_then(|mut st| {
+                    st.query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<String>, _>>()
+                }) {
+                    Ok(lines) if lines == ["ok"] => {}
+                    Ok(lines) => {
+                        for l in lines.into_iter().take(20) {
+                            out.push(format!("{}: integrity_check: {l}", db.display()));
+                        }
+                    }
+                    Err(e) => out.push(format!("{}: integrity_check failed: {e}", db.display())),
+                }
+                match c.prepare("PRAGMA foreign_key_check").and_then(|mut st| {
+                    st.query_map([], |r| {
+                        Ok(format!(
+                            "row {} of {} refers to a missing row of {}",
+                            r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                            r.get::<_, String>(0)?,
+                            r.get::<_, String>(2)?
+                        ))
+                    })?
+                    .collect::<Result<Vec<String>, _>>()
+                }) {
+                    Ok(v) => {
+                        for l in v.into_iter().take(20) {
+                            out.push(format!("{}: foreign_key_check: {l}", db.display()));
+                        }
+                    }
+                    Err(e) => out.push(format!("{}: foreign_key_check failed: {e}", db.display())),
+                }
+            }
+        }
+    }
+    match rustix::fs::statvfs(dir) {
+        Ok(s) => {
+            let free = s.f_bavail.saturating_mul(s.f_frsize);
+            if free < MIN_FREE {
+                out.push(format!(
+                    "{}: only {} MiB free on its filesystem (keep at least {} MiB)",
+                    dir.display(),
+                    free >> 20,
+                    MIN_FREE >> 20
+                ));
+            }
+        }
+        Err(e) => out.push(format!("{}: free space unknown: {e}", dir.display())),
+    }
+    out
+}
+
+fn walk(p: &Path, uid: u32, out: &mut Vec<String>) {
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return;
+    };
+    if m.file_type().is_symlink() {
+        out.push(format!("{}: is a symbolic link", p.display()));
+        return;
+    }
+    if m.uid() != uid {
+        out.push(format!(
+            "{}: owned by uid {}, not keepd's uid {uid}",
+            p.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o077 != 0 {
+        let want = if m.is_dir() { "700" } else { "600" };
+        out.push(format!(
+            "{}: mode {:04o} lets group or others in; fix: chmod {want} {}",
+            p.display(),
+            m.mode() & 0o7777,
+            p.display()
+        ));
+    }
+    if m.is_dir() {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                walk(&e.path(), uid, out);
+            }
+        }
+    }
+}

@@ -82,9 +82,21 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
             .map_err(|e| anyhow::anyhow!("audit of the restore: {e}"))?;
     }
     http::set_header_timeout(cfg.header_timeout_secs);
-    let listener = tokio::net::TcpListener::bind(cfg.http)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?;
+    // Socket activation (systemd's keepd.socket, LISTEN_FDS): the service
+    // manager's socket, bound even below port 1024 without capabilities.
+    let passed = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .map_err(|e| anyhow::anyhow!("the socket passed by the service manager: {e}"))?;
+    let listener = match passed {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            tracing::info!("using the socket passed by the service manager (socket activation)");
+            tokio::net::TcpListener::from_std(l)?
+        }
+        None => tokio::net::TcpListener::bind(cfg.http)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?,
+    };
     let addr = listener.local_addr()?;
     let app = app::App::new(cfg, store.clone()).await?;
     // Audit-log retention: pruned at start and daily.

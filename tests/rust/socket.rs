@@ -1,0 +1,72 @@
+//! Socket activation the way systemd does it: `systemd-socket-activate`
+//! (from the systemd package) binds the port and starts keepd on the first
+//! connection with LISTEN_FDS/LISTEN_PID; keepd serves on that socket and
+//! ignores its `http` setting.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[test]
+fn serves_on_the_socket_the_service_manager_passes() {
+    if is_reference() {
+        return;
+    }
+    let Ok(tool) = which("systemd-socket-activate") else {
+        eprintln!("systemd-socket-activate not installed: skipped");
+        return;
+    };
+    let root = TempRoot::new("sock");
+    let dir = root.path.join("data");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut cmd = Command::new(tool);
+    cmd.arg("-l").arg(format!("127.0.0.1:{port}"));
+    for (k, v) in base_env() {
+        cmd.arg("-E").arg(format!("{k}={v}"));
+    }
+    // An `http` the socket must win over.
+    cmd.arg(bin())
+        .args(["serve", "--http", "127.0.0.1:1", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut answered = None;
+    while Instant::now() < until {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::Write;
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let _ = write!(
+                s,
+                "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            if let Ok(r) = read_response(&mut s) {
+                answered = Some(r);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    let r = answered.unwrap_or_else(|| panic!("no answer on the passed socket:\n{log}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["message"], "API is healthy.");
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(name))
+                .find(|c| c.is_file())
+        })
+        .ok_or(())
+}

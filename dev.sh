@@ -78,7 +78,7 @@ cmd_test() {
     bash systemd/check.sh
     if [ "${SKIP_DEB:-0}" != 1 ]; then
         log ".deb: build, lintian, install/upgrade/remove/purge"
-        apt_install lintian adduser curl
+        apt_install lintian adduser curl gnupg
         bash packaging/build-deb.sh
         as_root bash packaging/test-deb.sh
     fi

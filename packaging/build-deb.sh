@@ -2,7 +2,9 @@
 # Builds keepd_<version>_<arch>.deb with cargo-deb and checks it with lintian.
 #   packaging/build-deb.sh                       amd64, built here
 #   packaging/build-deb.sh aarch64-unknown-linux-gnu   from cross/build.sh's binary
-# Output: target/debian/*.deb
+# Output: target/debian/*.deb, its CycloneDX SBOM (*.cdx.json) and detached
+# signatures (*.asc; KEEPD_SIGNING_KEY=armored secret key, else a throwaway
+# key; KEEPD_SIGN=0 skips), and the public key (keepd-signing-key.asc).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -26,4 +28,21 @@ if command -v lintian >/dev/null 2>&1; then
     # upload names no Debian bug to close.
     lintian --fail-on error,warning --suppress-tags initial-upload-closes-no-bugs "$deb"
     echo "==> lintian clean"
+fi
+
+# The release's SBOM (CycloneDX) and detached signatures beside the .deb.
+sbom="${deb%.deb}.cdx.json"
+python3 packaging/sbom.py ${target:+--target "$target"} > "$sbom"
+echo "==> SBOM $sbom ($(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["components"]))' "$sbom") components)"
+if [ "${KEEPD_SIGN:-1}" != 0 ]; then
+    bash packaging/sign.sh "$deb" "$sbom"
+    bash packaging/sign.sh --verify "$(dirname "$deb")/keepd-signing-key.asc" "$deb" "$sbom"
+    # A tampered file must fail the check.
+    tampered="$(mktemp)"
+    cp "$deb" "$tampered"; printf 'x' >> "$tampered"; cp "$deb.asc" "$tampered.asc"
+    if bash packaging/sign.sh --verify "$(dirname "$deb")/keepd-signing-key.asc" "$tampered" >/dev/null 2>&1; then
+        echo "a tampered .deb passed the signature check" >&2; exit 1
+    fi
+    rm -f "$tampered" "$tampered.asc"
+    echo "==> a tampered copy fails the check"
 fi

@@ -204,15 +204,31 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 payload.insert("email".into(), json!(user.email));
             }
             let mapped = &o["mappedFields"];
+            let m = |k: &str| mapped[k].as_str().unwrap_or_default().to_string();
+            let uname = m("username");
+            if !uname.is_empty()
+                && !payload.contains_key(&uname)
+                && can_assign_username(&app, &coll, &uname, &user.username).await?
+            {
+                payload.insert(uname, json!(user.username));
+            }
             for (key, value) in [
                 ("id", &user.id),
                 ("name", &user.name),
-                ("username", &user.username),
+                ("avatarURL", &user.avatar_url),
             ] {
-                let field = mapped[key].as_str().unwrap_or_default();
-                if !field.is_empty() && !payload.contains_key(field) && coll.has_field(field) {
-                    payload.insert(field.to_string(), json!(value));
+                let field = m(key);
+                let is_file = coll
+                    .field(&field)
+                    .is_some_and(|f| matches!(f.kind, crate::schema::FieldKind::File(_)));
+                if field.is_empty()
+                    || payload.contains_key(&field)
+                    || !coll.has_field(&field)
+                    || (key == "avatarURL" && (value.is_empty() || is_file))
+                {
+                    continue;
                 }
+                payload.insert(field, json!(value));
             }
             if !payload.contains_key("password") {
                 let pw = random_string(30, ALPHANUM);
@@ -309,6 +325,28 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             })
             .await?;
     }
+    // The collection's authRule, with the requester's own identity (as
+    // PocketBase's auth response).
+    let denied = || {
+        ApiError::Forbidden(
+            "The request doesn't satisfy the collection requirements to authenticate.".into(),
+        )
+    };
+    let rule_ctx = request_ctx(&req, body.clone());
+    match crate::rules::rule_cond(&schema, &coll, coll.auth_rule(), &rule_ctx)? {
+        None if !rule_ctx.identity.is_superuser() => return Err(denied()),
+        Some(cond) if !cond.sql.is_empty() => {
+            let (coll2, id2) = (coll.clone(), rec.get("id").map(to_text).unwrap_or_default());
+            let passes = app
+                .store
+                .read(move |c| Ok(rs::fetch_where(c, &coll2, &id2, &cond)?.is_some()))
+                .await?;
+            if !passes {
+                return Err(denied());
+            }
+        }
+        _ => {}
+    }
     if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "oauth2").await? {
         return Ok(resp);
     }
@@ -322,17 +360,20 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     Ok(Resp::ok(&out))
 }
 
-const DONE_PAGE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Signed in</title></head><body><p>Authentication complete. You can close this window.</p></body></html>";
-const FAILED_PAGE: &str = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head><body><p>Authentication failed. Close this window and try again.</p></body></html>";
-
+/// PocketBase's answers when built without its dashboard.
 fn page(ok: bool) -> Resp {
-    let mut r = Resp::empty(if ok { 200 } else { 400 });
-    r.body = bytes::Bytes::from_static(if ok { DONE_PAGE } else { FAILED_PAGE }.as_bytes());
-    r.content_type = "text/html; charset=utf-8";
-    r.headers.push((
-        "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'".into(),
-    ));
+    let mut r = Resp::empty(200);
+    if ok {
+        r.body = bytes::Bytes::from_static(
+            b"Auth completed. You can close this window and go back to the app.",
+        );
+        r.content_type = "text/html; charset=utf-8";
+    } else {
+        r.body = bytes::Bytes::from_static(
+            b"Failed to authenticate. You can close this window and go back to the app to try again.",
+        );
+        r.content_type = "text/plain; charset=utf-8";
+    }
     r
 }
 
@@ -361,4 +402,50 @@ pub async fn redirect(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         bytes::Bytes::from(data.to_string()),
     );
     Ok(page(sent && error.is_empty() && !code.is_empty()))
+}
+
+/// Whether the provider's username may go into `field` (PocketBase's
+/// check): the field exists, a text field accepts the value, and a
+/// single-column unique index on it doesn't hold the value yet.
+async fn can_assign_username(
+    app: &Arc<App>,
+    coll: &Arc<Collection>,
+    field: &str,
+    username: &str,
+) -> ApiResult<bool> {
+    let Some(f) = coll.field(field) else {
+        return Ok(false);
+    };
+    if username.is_empty() {
+        return Ok(false);
+    }
+    if matches!(f.kind, crate::schema::FieldKind::Text(_))
+        && crate::schema::record::validate(f, &json!(username)).is_err()
+    {
+        return Ok(false);
+    }
+    let unique = coll.indexes.iter().find_map(|ix| {
+        crate::schema::index::parse_index(ix)
+            .ok()
+            .filter(|d| d.unique && d.columns.len() == 1 && d.columns[0].name == field)
+    });
+    let Some(ix) = unique else {
+        return Ok(true);
+    };
+    let nocase = ix.columns[0]
+        .collate
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("nocase"));
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE {} = ?1{} LIMIT 1",
+        crate::store::dialect::quote_ident(&coll.name),
+        crate::store::dialect::quote_ident(field),
+        if nocase { " COLLATE NOCASE" } else { "" }
+    );
+    let name = username.to_string();
+    let taken = app
+        .store
+        .read(move |c| Ok(c.query_row(&sql, [&name], |_| Ok(())).optional()?.is_some()))
+        .await?;
+    Ok(!taken)
 }

@@ -175,6 +175,14 @@ impl Collection {
                     o.remove("secret");
                 }
             }
+            if k == "oauth2" {
+                let list = v.get_mut("providers").and_then(Value::as_array_mut);
+                for p in list.into_iter().flatten() {
+                    if let Some(o) = p.as_object_mut() {
+                        o.remove("clientSecret");
+                    }
+                }
+            }
             m.insert(k.clone(), v);
         }
         Value::Object(m)

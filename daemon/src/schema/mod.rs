@@ -4,6 +4,7 @@
 pub mod collection;
 pub mod field;
 pub mod index;
+pub(crate) mod oauth2;
 pub mod parse;
 pub mod record;
 

@@ -256,6 +256,9 @@ fn build_with(
                 o.entry("secret").or_insert(s);
             }
         }
+        if let Some(o) = c.options.get_mut("oauth2") {
+            super::oauth2::keep_secrets(o, ex.options.get("oauth2"));
+        }
     } else {
         c.system = false;
         if c.id.is_empty() {
@@ -357,6 +360,13 @@ fn build_with(
                 }
                 Some(_) => {}
             }
+        }
+        if let Some(e) = c
+            .options
+            .get("oauth2")
+            .and_then(super::oauth2::validate_options)
+        {
+            errs.add_nested("oauth2", e);
         }
         if existing.is_none() {
             let has = |ixs: &[String], col: &str| {

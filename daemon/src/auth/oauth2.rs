@@ -351,7 +351,7 @@ mod tests {
     fn presets_and_auth_info() {
         let opts = json!({"providers": [
             {"name": "google", "clientId": "cid", "clientSecret": "sec"},
-            {"name": "oidc", "clientId": "c2", "clientSecret": "s2", "authURL": "http://idp/auth", "tokenURL": "http://idp/token", "userInfoURL": "http://idp/me"},
+            {"name": "oidc", "clientId": "c2", "clientSecret": "oidc-client-secret-value", "authURL": "http://idp/auth", "tokenURL": "http://idp/token", "userInfoURL": "http://idp/me"},
             {"name": "oidc2", "clientId": "c3"},
         ]});
         let g = Provider::from_options(&opts, "google").unwrap();
@@ -376,6 +376,9 @@ mod tests {
             info["codeChallenge"]
         );
         assert_eq!(info["codeChallengeMethod"], "S256");
-        assert!(!info.to_string().contains("s2"), "the secret leaked");
+        assert!(
+            !info.to_string().contains("oidc-client-secret-value"),
+            "the secret leaked"
+        );
     }
 }

@@ -37,6 +37,14 @@ deps() {
     command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
     command -v node >/dev/null 2>&1 || apt_install nodejs npm
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
+    local want
+    want="$(sha256sum tests/sdk/requirements.txt | cut -d' ' -f1)"
+    if [ "$(cat tests/sdk/.venv/.requirements.sha 2>/dev/null)" != "$want" ]; then
+        log "pip install -r tests/sdk/requirements.txt (tests/sdk/.venv)"
+        python3 -m venv tests/sdk/.venv
+        tests/sdk/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+        echo "$want" > tests/sdk/.venv/.requirements.sha
+    fi
     if [ ! -d tests/sdk/node_modules ]; then
         log "npm ci (tests/sdk)"
         (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)

@@ -6,6 +6,8 @@ use crate::auth::password::Hasher;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime;
+use crate::schema::{Collection, Schema};
+use crate::store::changes::{Action, Change, ChangeSink, Prepared};
 use crate::store::Store;
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLock};
@@ -16,7 +18,9 @@ pub struct App {
     pub hasher: Hasher,
     /// Realtime clients and their subscriptions.
     pub realtime: Arc<realtime::Broker>,
-    settings: RwLock<Arc<Value>>,
+    settings: Arc<RwLock<Arc<Value>>>,
+    /// File fields' storage (local, or S3 from the settings).
+    pub files: Arc<crate::files::Files>,
     /// Per-address rate limits (PocketBase's `rateLimits` rules).
     pub limiter: Limiter,
     rate_rules: RwLock<Arc<Rules>>,
@@ -33,6 +37,54 @@ pub struct App {
 /// the SDK and dashboard expect).
 pub fn default_settings() -> Value {
     serde_json::from_str(include_str!("default_settings.json")).unwrap_or_else(|_| json!({}))
+}
+
+fn read_lock(l: &RwLock<Arc<Value>>) -> Arc<Value> {
+    match l.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+/// Committed record changes go to the realtime fan-out (while anyone
+/// listens) and, for deletes of collections with file fields, to the
+/// file janitor.
+struct Sinks {
+    realtime: Arc<realtime::Publisher>,
+    files: crate::files::Janitor,
+}
+
+impl ChangeSink for Sinks {
+    fn wants(&self, coll: &Collection) -> bool {
+        self.realtime.wants(coll) || crate::files::Janitor::wants(coll)
+    }
+
+    fn prepare_delete(
+        &self,
+        conn: &rusqlite::Connection,
+        schema: &Schema,
+        coll: &Arc<Collection>,
+        record: &serde_json::Map<String, Value>,
+    ) -> Option<Prepared> {
+        if self.realtime.wants(coll) {
+            self.realtime.prepare_delete(conn, schema, coll, record)
+        } else {
+            None
+        }
+    }
+
+    fn committed(&self, changes: Vec<Change>) {
+        for ch in &changes {
+            if ch.action == Action::Delete && crate::files::Janitor::wants(&ch.collection) {
+                if let Some(id) = ch.record.get("id").and_then(Value::as_str) {
+                    self.files.record_deleted(&ch.collection.id, id);
+                }
+            }
+        }
+        if changes.iter().any(|c| self.realtime.wants(&c.collection)) {
+            self.realtime.committed(changes);
+        }
+    }
 }
 
 impl App {
@@ -72,7 +124,6 @@ impl App {
             crate::api::realtime::RENDERER,
             config.max_filter_len,
         );
-        store.set_change_sink(publisher);
         let rules = Rules::from_settings(&settings);
         let lockout = Lockout::new(Policy {
             max_failures: config.lockout_max_failures,
@@ -91,12 +142,28 @@ impl App {
             }
         }
         let trusted = config.trusted_proxy_nets().unwrap_or_default();
+        let settings = Arc::new(RwLock::new(Arc::new(settings)));
+        let files = Arc::new(crate::files::Files::new(store.dir()));
+        // Deleted records' files go after the commit (cascades and batches
+        // included).
+        let janitor = {
+            let (files, settings) = (files.clone(), settings.clone());
+            crate::files::Janitor::start(Box::new(move || {
+                let s = read_lock(&settings);
+                files.storage(&s["s3"])
+            }))
+        };
+        store.set_change_sink(Arc::new(Sinks {
+            realtime: publisher,
+            files: janitor,
+        }));
         Ok(Arc::new(App {
             config,
             store,
             hasher,
             realtime: broker,
-            settings: RwLock::new(Arc::new(settings)),
+            settings,
+            files,
             limiter: Limiter::new(),
             rate_rules: RwLock::new(Arc::new(rules)),
             lockout,
@@ -107,10 +174,14 @@ impl App {
     }
 
     pub fn settings(&self) -> Arc<Value> {
-        match self.settings.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        read_lock(&self.settings)
+    }
+
+    /// The storage file fields use now.
+    pub fn storage(&self) -> ApiResult<crate::files::Storage> {
+        self.files
+            .storage(&self.settings()["s3"])
+            .map_err(|e| ApiError::internal(format!("file storage: {e}")))
     }
 
     /// Seconds since start (the clock of the limiter and the lockout).

@@ -160,3 +160,101 @@ fn a_failed_write_leaves_no_files() {
         .unwrap_or_default();
     assert!(leftovers.is_empty(), "a refused record left {leftovers:?}");
 }
+
+#[test]
+fn cascade_and_batch_deletes_take_the_files() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    let parent = srv.create_collection(&json!({
+        "name": "albums", "type": "base", "fields": [{"name": "t", "type": "text"}]
+    }));
+    let child = srv.create_collection(&json!({
+        "name": "photos", "type": "base",
+        "fields": [
+            {"name": "album", "type": "relation", "collectionId": parent["id"], "cascadeDelete": true, "maxSelect": 1},
+            {"name": "f", "type": "file", "maxSelect": 1, "maxSize": 10000}
+        ]
+    }));
+    let cid = child["id"].as_str().expect("id").to_string();
+    let tok = srv.superuser_token();
+    let (st, album) = srv
+        .su()
+        .post("/api/collections/albums/records", &json!({"t": "x"}));
+    assert_eq!(st, 200);
+    let aid = album["id"].as_str().expect("id");
+    let storage = srv
+        .db_path()
+        .parent()
+        .expect("dir")
+        .join("storage")
+        .join(&cid);
+    let mut dirs = Vec::new();
+    for n in 0..2 {
+        let (ct, body) = multipart(&[
+            ("album", None, aid.as_bytes()),
+            ("f", Some("p.txt"), b"pix"),
+        ]);
+        let r = srv.raw(
+            "POST",
+            "/api/collections/photos/records",
+            &[("Authorization", &tok), ("Content-Type", &ct)],
+            Some(&body),
+        );
+        assert_eq!(r.status, 200, "{n}: {}", r.text());
+        let id = r.json()["id"].as_str().expect("id").to_string();
+        assert!(storage.join(&id).is_dir());
+        dirs.push(storage.join(id));
+    }
+    // Deleting the album cascades to both photos and their files.
+    let (st, _) = srv
+        .su()
+        .delete(&format!("/api/collections/albums/records/{aid}"));
+    assert_eq!(st, 204);
+    for d in &dirs {
+        assert!(
+            !d.exists(),
+            "a cascade-deleted record's files stayed: {d:?}"
+        );
+    }
+
+    // A batch that fails leaves none of its uploads on disk.
+    let (st, _) = srv
+        .su()
+        .patch("/api/settings", &json!({"batch": {"enabled": true}}));
+    assert_eq!(st, 200);
+    let payload = json!({"requests": [
+        {"method": "POST", "url": "/api/collections/photos/records", "body": {}},
+        {"method": "POST", "url": "/api/collections/photos/records", "body": {"album": "missing_id_xyz"}}
+    ]})
+    .to_string();
+    let (ct, body) = multipart(&[
+        ("@jsonPayload", None, payload.as_bytes()),
+        ("requests.0.f", Some("a.txt"), b"one"),
+        ("requests[1].f", Some("b.txt"), b"two"),
+    ]);
+    let r = srv.raw(
+        "POST",
+        "/api/batch",
+        &[("Authorization", &tok), ("Content-Type", &ct)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let left: Vec<_> = std::fs::read_dir(&storage)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "a failed batch left {left:?}");
+    // A file part for a request that doesn't exist is refused.
+    let (ct, body) = multipart(&[
+        ("@jsonPayload", None, payload.as_bytes()),
+        ("requests.7.f", Some("a.txt"), b"one"),
+    ]);
+    let r = srv.raw(
+        "POST",
+        "/api/batch",
+        &[("Authorization", &tok), ("Content-Type", &ct)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+}

@@ -274,6 +274,67 @@ describe("batch enabled", () => {
     });
   });
 
+  test("files in a batch: uploads under requests.N.field, stored with their record; a rollback keeps none", async () => {
+    const docs = uniq("bdocs");
+    await su.collections.create({
+      name: docs,
+      type: "base",
+      fields: [
+        { name: "title", type: "text", required: true },
+        { name: "att", type: "file", maxSelect: 3, maxSize: 10000 },
+      ],
+      listRule: "",
+      viewRule: "",
+      createRule: "",
+      updateRule: "",
+      deleteRule: "",
+    });
+    const batch = su.createBatch();
+    batch.collection(docs).create({ title: "one", att: [new File(["first file\n"], "first.txt")] });
+    batch.collection(docs).create({
+      title: "two",
+      att: [new File(["second\n"], "second.txt"), new File(["third\n"], "third.txt")],
+    });
+    const res = await batch.send();
+    assert.deepEqual(res.map((r) => r.status), [200, 200]);
+    const [one, two] = res.map((r) => r.body);
+    assert.equal(one.att.length, 1);
+    // Named twice, as PocketBase does in a batch.
+    assert.match(one.att[0], /^first_[a-z0-9]{10}_[a-z0-9]{10}\.txt$/);
+    assert.equal(two.att.length, 2);
+    const body = async (rec, name) => {
+      const r = await fetch(su.files.getURL(rec, name));
+      assert.equal(r.status, 200);
+      return r.text();
+    };
+    assert.equal(await body(one, one.att[0]), "first file\n");
+    assert.equal(await body(two, two.att[1]), "third\n");
+
+    // Append to one and drop from the other in one batch.
+    const b2 = su.createBatch();
+    b2.collection(docs).update(one.id, { "att+": new File(["more\n"], "more.txt") });
+    b2.collection(docs).update(two.id, { "att-": [two.att[0]] });
+    const res2 = await b2.send();
+    assert.equal(res2[0].body.att.length, 2);
+    assert.deepEqual(res2[1].body.att, [two.att[1]]);
+    assert.equal(await body(res2[0].body, res2[0].body.att[1]), "more\n");
+    assert.equal((await fetch(su.files.getURL(two, two.att[0]))).status, 404, "the dropped file is gone");
+
+    // A failing step rolls back the batch and its new files.
+    const before = await su.collection(docs).getFullList();
+    const b3 = su.createBatch();
+    b3.collection(docs).create({ title: "three", att: [new File(["lost\n"], "lost.txt")] });
+    b3.collection(docs).create({ att: [new File(["no title\n"], "x.txt")] });
+    await expectError(b3.send(), 400);
+    assert.equal((await su.collection(docs).getFullList()).length, before.length);
+
+    // A cascade of a batch delete takes the files too.
+    const b4 = su.createBatch();
+    b4.collection(docs).delete(one.id);
+    await b4.send();
+    assert.equal((await fetch(su.files.getURL(one, one.att[0]))).status, 404);
+  });
+
   test("disabling it again takes effect immediately", async () => {
     await su.settings.update({ batch: { ...BATCH_SETTINGS, enabled: false } });
     const batch = su.createBatch();

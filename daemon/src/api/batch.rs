@@ -1,9 +1,11 @@
 //! `POST /api/batch`: several record writes in one transaction, each checked
 //! against its own collection's rules. Off by default (as PocketBase).
+//! Multipart batches carry files as `requests.N.field` parts.
 
 use super::records::{self, collection, create_in, delete_in, enrich, update_in};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::files::Upload;
 use crate::http::{Req, Resp};
 use crate::rules::{self, RequestCtx};
 use crate::schema::record::to_text;
@@ -28,6 +30,10 @@ struct Planned {
     /// For upsert: the update rule (the create rule is in `rule`).
     update_rule: Option<Cond>,
     hash: Option<String>,
+    /// The step's file fields (collections with file fields).
+    files: Option<super::files::Plan>,
+    /// The record id its files are stored under.
+    file_id: String,
 }
 
 /// A finished batch step: its collection, request and written row (None for a delete).
@@ -46,13 +52,31 @@ fn inner_error(i: usize, e: &ApiError) -> ApiError {
     ApiError::validation("Batch transaction failed.", data)
 }
 
+/// Which request a batch file part belongs to: `requests.N.key` or
+/// `requests[N].key` (PocketBase's two spellings) → (N, key).
+fn file_target(name: &str) -> Option<(usize, String)> {
+    let rest = name.strip_prefix("requests")?;
+    let (n, key) = if let Some(r) = rest.strip_prefix('.') {
+        r.split_once('.')?
+    } else {
+        let r = rest.strip_prefix('[')?;
+        let (n, k) = r.split_once(']')?;
+        (n, k.strip_prefix('.')?)
+    };
+    if key.is_empty() || n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.len() > 6 {
+        return None;
+    }
+    Some((n.parse().ok()?, key.to_string()))
+}
+
 /// The batch body: JSON, or multipart with a `@jsonPayload` part (what the
-/// JS SDK sends).
-async fn payload(req: &Req) -> ApiResult<Value> {
+/// JS SDK sends) and files under `requests.N.field`.
+async fn payload(req: &Req) -> ApiResult<(Value, Vec<(usize, Upload)>)> {
     let ct = req.header("content-type").unwrap_or_default().to_string();
     if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
         return req
             .json_value()
+            .map(|v| (v, Vec::new()))
             .map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
     }
     let boundary =
@@ -60,21 +84,36 @@ async fn payload(req: &Req) -> ApiResult<Value> {
     let body = req.body.clone();
     let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
     let mut mp = multer::Multipart::new(stream, boundary);
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|_| ApiError::bad("Failed to read the multipart body."))?
-    {
-        if field.name() == Some("@jsonPayload") {
-            let text = field
-                .text()
-                .await
-                .map_err(|_| ApiError::bad("Failed to read the multipart body."))?;
-            return serde_json::from_str(&text)
-                .map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
+    let mut json = json!({});
+    let mut files = Vec::new();
+    let unreadable = || ApiError::bad("Failed to read the multipart body.");
+    while let Some(field) = mp.next_field().await.map_err(|_| unreadable())? {
+        let name = field.name().unwrap_or_default().to_string();
+        if let Some(filename) = field.file_name().map(str::to_string) {
+            let Some((i, key)) = file_target(&name) else {
+                return Err(ApiError::bad(
+                    "Failed to read the submitted batch files data.",
+                ));
+            };
+            let data = field.bytes().await.map_err(|_| unreadable())?;
+            // PocketBase names a batch file twice (once when the batch is
+            // read, again when the record is saved): `a_<rand>_<rand>.txt`.
+            let filename = crate::files::stored_name(&filename, &data);
+            files.push((
+                i,
+                Upload {
+                    key,
+                    filename,
+                    data,
+                },
+            ));
+        } else if name == "@jsonPayload" {
+            let text = field.text().await.map_err(|_| unreadable())?;
+            json = serde_json::from_str(&text)
+                .map_err(|_| ApiError::bad("Failed to read the submitted batch data."))?;
         }
     }
-    Ok(json!({}))
+    Ok((json, files))
 }
 
 fn route(method: &str, url: &str) -> Option<(String, Option<String>, Op)> {
@@ -114,7 +153,7 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         ));
     }
     let max = b["maxRequests"].as_i64().unwrap_or(50).max(0) as usize;
-    let body = payload(&req).await?;
+    let (body, mut uploads) = payload(&req).await?;
     let list = body
         .get("requests")
         .and_then(Value::as_array)
@@ -134,12 +173,47 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let schema = app.store.schema();
     let mut plan: Vec<Planned> = Vec::with_capacity(list.len());
+    if uploads.iter().any(|(i, _)| *i >= list.len()) {
+        return Err(ApiError::bad(
+            "Failed to read the submitted batch files data.",
+        ));
+    }
     for (i, r) in list.iter().enumerate() {
-        let p = plan_one(&app, &req, &schema, r)
+        let (mine, rest) = uploads.into_iter().partition(|(j, _)| *j == i);
+        uploads = rest;
+        let mine = mine.into_iter().map(|(_, u)| u).collect();
+        let p = plan_one(&app, &req, &schema, r, mine)
             .await
             .map_err(|e| inner_error(i, &e))?;
         plan.push(p);
     }
+    // New files are stored before the transaction and removed again if it
+    // fails; files the writes dropped go after the commit.
+    let mut stored: Vec<(Arc<Collection>, String, Vec<String>)> = Vec::new();
+    for (i, p) in plan.iter().enumerate() {
+        let Some(fp) = &p.files else { continue };
+        if let Err(e) =
+            records::store_files(&app, &p.coll, &p.file_id, fp, "Failed to create record.").await
+        {
+            remove_new(&app, stored).await;
+            return Err(inner_error(i, &e));
+        }
+        if !fp.new.is_empty() {
+            stored.push((
+                p.coll.clone(),
+                p.file_id.clone(),
+                fp.new.iter().map(|(n, _)| n.clone()).collect(),
+            ));
+        }
+    }
+    let dropped: Vec<(Arc<Collection>, String, Vec<String>)> = plan
+        .iter()
+        .filter_map(|p| {
+            let fp = p.files.as_ref()?;
+            (!fp.removed.is_empty())
+                .then(|| (p.coll.clone(), p.file_id.clone(), fp.removed.clone()))
+        })
+        .collect();
     let schema2 = schema.clone();
     let results = app
         .store
@@ -151,7 +225,17 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             }
             Ok(out)
         })
-        .await?;
+        .await;
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            remove_new(&app, stored).await;
+            return Err(e);
+        }
+    };
+    for (coll, id, names) in dropped {
+        records::drop_files(&app, &coll, &id, names).await;
+    }
     let schema3 = schema.clone();
     let bodies = app
         .store
@@ -185,11 +269,19 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     Ok(Resp::ok(&Value::Array(bodies)))
 }
 
+/// Removes files stored for a batch that did not commit.
+async fn remove_new(app: &App, stored: Vec<(Arc<Collection>, String, Vec<String>)>) {
+    for (coll, id, names) in stored {
+        records::drop_files(app, &coll, &id, names).await;
+    }
+}
+
 async fn plan_one(
     app: &Arc<App>,
     req: &Req,
     schema: &Arc<Schema>,
     r: &Value,
+    uploads: Vec<Upload>,
 ) -> ApiResult<Planned> {
     let method = r.get("method").and_then(Value::as_str).unwrap_or_default();
     let url = r.get("url").and_then(Value::as_str).unwrap_or_default();
@@ -199,10 +291,43 @@ async fn plan_one(
         ));
     };
     let (_, coll) = collection(app, &cname)?;
-    let body = match r.get("body") {
+    let mut body = match r.get("body") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
+    // File fields: the same plan as a single write's (uploads, `f+`, `f-`).
+    let has_files = coll
+        .fields
+        .iter()
+        .any(|f| matches!(f.kind, crate::schema::FieldKind::File(_)));
+    let mut files = None;
+    let mut file_id = String::new();
+    if has_files && !matches!(op, Op::Delete(_)) {
+        let id = match &op {
+            Op::Update(id) => id.clone(),
+            _ => body.get("id").map(to_text).unwrap_or_default(),
+        };
+        let existing = if id.is_empty() {
+            None
+        } else {
+            let (coll2, id2) = (coll.clone(), id.clone());
+            app.store
+                .read(move |c| rs::fetch_by_id(c, &coll2, &id2))
+                .await?
+        };
+        let fp = super::files::plan(&coll, existing.as_ref(), &mut body, uploads)?;
+        file_id = id;
+        if !fp.new.is_empty() && file_id.is_empty() {
+            // The files' directory is named after the record.
+            file_id = crate::util::new_record_id();
+            body.insert("id".into(), json!(file_id));
+        }
+        files = Some(fp);
+    } else if !uploads.is_empty() {
+        return Err(ApiError::bad(
+            "Failed to read the submitted batch files data.",
+        ));
+    }
     let query: Map<String, Value> = url
         .split_once('?')
         .map(|(_, q)| {
@@ -212,6 +337,9 @@ async fn plan_one(
         })
         .unwrap_or_default();
     let mut ctx = records::request_ctx(req, body.clone());
+    if let Some(fp) = &files {
+        ctx.files = fp.values.clone();
+    }
     ctx.method = method.to_ascii_uppercase();
     ctx.query = query;
     let su = ctx.identity.is_superuser();
@@ -249,6 +377,8 @@ async fn plan_one(
         rule,
         update_rule,
         hash,
+        files,
+        file_id,
     })
 }
 

@@ -237,11 +237,12 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             }
         }
     }
-    let storage = crate::files::Local::new(app.store.dir());
+    let storage = app.storage()?;
     let (cid, rid2, fname) = (coll.id.clone(), rid.clone(), filename.clone());
     let data = tokio::task::spawn_blocking(move || storage.get(&cid, &rid2, &fname))
         .await
         .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(format!("reading {filename}: {e}")))?
         .ok_or_else(nf)?;
     let mime = sniff(&data);
     let base = mime.split(';').next().unwrap_or_default().to_string();

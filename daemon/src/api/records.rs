@@ -458,16 +458,17 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let mut ctx = request_ctx(&req, body.clone());
     ctx.files = plan.values.clone();
     let id = body.get("id").map(rv::to_text).unwrap_or_default();
-    store_files(&app, &coll, &id, &plan).await?;
+    store_files(&app, &coll, &id, &plan, "Failed to create record.").await?;
     match create_record(&app, &schema, &coll, body, &ctx).await {
         Ok(rec) => Ok(Resp::ok(&rec)),
         Err(e) => {
             if !plan.new.is_empty() {
                 // The record never existed: its directory goes too.
-                let storage = crate::files::Local::new(app.store.dir());
-                let (cid, rid) = (coll.id.clone(), id.clone());
-                let _ =
-                    tokio::task::spawn_blocking(move || storage.remove_record(&cid, &rid)).await;
+                if let Ok(storage) = app.storage() {
+                    let (cid, rid) = (coll.id.clone(), id.clone());
+                    let _ = tokio::task::spawn_blocking(move || storage.remove_record(&cid, &rid))
+                        .await;
+                }
             }
             Err(e)
         }
@@ -475,16 +476,21 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 }
 
 /// Writes a plan's new files (before the record's commit).
-async fn store_files(
+pub(crate) async fn store_files(
     app: &App,
     coll: &Collection,
     id: &str,
     plan: &super::files::Plan,
+    failed: &'static str,
 ) -> ApiResult<()> {
     if plan.new.is_empty() {
         return Ok(());
     }
-    let storage = crate::files::Local::new(app.store.dir());
+    // As PocketBase: a storage failure fails the write with a 400.
+    let storage = app.storage().map_err(|e| {
+        tracing::error!(error = %e, "file storage unavailable");
+        ApiError::bad(failed)
+    })?;
     let (cid, rid) = (coll.id.clone(), id.to_string());
     let new = plan.new.clone();
     tokio::task::spawn_blocking(move || {
@@ -495,7 +501,8 @@ async fn store_files(
                     &rid,
                     &new.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
                 );
-                return Err(ApiError::internal(format!("storing {name}: {e}")));
+                tracing::error!(error = %e, file = %name, "storing an uploaded file failed");
+                return Err(ApiError::bad(failed));
             }
         }
         Ok(())
@@ -505,11 +512,14 @@ async fn store_files(
 }
 
 /// Removes files (after a commit that dropped them, or a failed write).
-async fn drop_files(app: &App, coll: &Collection, id: &str, names: Vec<String>) {
+pub(crate) async fn drop_files(app: &App, coll: &Collection, id: &str, names: Vec<String>) {
     if names.is_empty() {
         return;
     }
-    let storage = crate::files::Local::new(app.store.dir());
+    let Ok(storage) = app.storage() else {
+        tracing::warn!(record = %id, "file storage unavailable; dropped files stay");
+        return;
+    };
     let (cid, rid) = (coll.id.clone(), id.to_string());
     let _ = tokio::task::spawn_blocking(move || storage.remove(&cid, &rid, &names)).await;
 }
@@ -606,7 +616,7 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let mut ctx = request_ctx(&req, body.clone());
     ctx.files = plan.values.clone();
     if existing.is_some() {
-        store_files(&app, &coll, &id, &plan).await?;
+        store_files(&app, &coll, &id, &plan, "Failed to update record.").await?;
     }
     match update_record(&app, &schema, &coll, &id, body, &ctx).await {
         Ok(rec) => {
@@ -774,11 +784,9 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::superusers_only());
     }
     let ctx = request_ctx(&req, Map::new());
+    // The record's files (and its cascade's) go after the commit
+    // (`files::Janitor`).
     delete_record(&app, &schema, &coll, req.param("id"), &ctx).await?;
-    // The record's files go with it.
-    let storage = crate::files::Local::new(app.store.dir());
-    let (cid, rid) = (coll.id.clone(), req.param("id").to_string());
-    let _ = tokio::task::spawn_blocking(move || storage.remove_record(&cid, &rid)).await;
     Ok(Resp::empty(204))
 }
 

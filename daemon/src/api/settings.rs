@@ -57,6 +57,38 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         }
     }
     let before = app.settings();
+    {
+        // The S3 configurations as they would be after the merge.
+        let mut merged = before.as_ref().clone();
+        crate::app::merge(&mut merged, &body);
+        let mut e = crate::error::FieldErrors::new();
+        let s3_errors = |v: &Value| {
+            let errs = crate::files::s3::validate(v);
+            (!errs.is_empty()).then(|| {
+                let mut f = crate::error::FieldErrors::new();
+                for (k, code, msg) in errs {
+                    f.add(k, code, msg);
+                }
+                f.into_value()
+            })
+        };
+        if body.get("s3").is_some() {
+            if let Some(v) = s3_errors(&merged["s3"]) {
+                e.add_nested("s3", v);
+            }
+        }
+        if body.pointer("/backups/s3").is_some() {
+            if let Some(v) = s3_errors(&merged["backups"]["s3"]) {
+                e.add_nested("backups", serde_json::json!({ "s3": v }));
+            }
+        }
+        if !e.is_empty() {
+            return Err(ApiError::validation(
+                "An error occurred while saving the new settings.",
+                e,
+            ));
+        }
+    }
     let next = app.update_settings(&body).await?;
     app.audit(crate::store::audit::Entry {
         action: "settings.update",
@@ -67,4 +99,57 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     })
     .await;
     Ok(Resp::ok(&redact(&next)))
+}
+
+/// `POST /api/settings/test/s3` — uploads a test file to the configured
+/// bucket (`{"filesystem": "storage" | "backups"}`) and deletes it again,
+/// which exercises put, list and delete.
+pub async fn test_s3(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let body = req.json_body()?;
+    let fs = body.get("filesystem").and_then(Value::as_str).unwrap_or("");
+    if !matches!(fs, "storage" | "backups") {
+        let mut e = crate::error::FieldErrors::new();
+        let (code, msg) = if fs.is_empty() {
+            ("validation_required", "Cannot be blank.")
+        } else {
+            ("validation_in_invalid", "Must be a valid value.")
+        };
+        e.add("filesystem", code, msg);
+        return Err(ApiError::validation("Failed to test the S3 filesystem.", e));
+    }
+    let settings = app.settings();
+    let conf = if fs == "backups" {
+        &settings["backups"]["s3"]
+    } else {
+        &settings["s3"]
+    };
+    let raw = |m: String| {
+        ApiError::bad(format!(
+            "Failed to test the S3 filesystem. Raw error: \n{m}"
+        ))
+    };
+    let s3 = match crate::files::s3::S3::from_settings(conf) {
+        None => return Err(raw("S3 storage filesystem is not enabled.".into())),
+        Some(Err(e)) => return Err(raw(format!("failed to initialize the S3 filesystem: {e}"))),
+        Some(Ok(s3)) => s3,
+    };
+    let prefix = format!(
+        "pb_settings_test_{}",
+        crate::util::random_string(5, b"abcdefghijklmnopqrstuvwxyz0123456789")
+    );
+    tokio::task::spawn_blocking(move || {
+        s3.put(
+            &format!("{prefix}/test.txt"),
+            b"test",
+            "text/plain; charset=utf-8",
+        )
+        .map_err(|e| format!("failed to upload a test file: {e}"))?;
+        s3.delete_prefix(&prefix)
+            .map_err(|e| format!("failed to delete a test file: {e}"))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(raw)?;
+    Ok(Resp::empty(204))
 }

@@ -5,12 +5,21 @@
 //! MIME types sniffed from the content (never the name or the declared
 //! type).
 //!
+//! Where the files live is a [`Storage`]: the local one, or an S3 bucket
+//! ([`s3`]) while the `s3` settings enable one, chosen per operation by
+//! [`Files::storage`]. Files of deleted records (cascades and batches
+//! included) are removed after the commit by [`Janitor`].
+//!
 //! Names reaching the disk are checked to be one plain path component:
 //! no separators, no `..`, no NUL or control characters — whatever a
 //! client sends, it can't leave its record's directory.
 
+pub mod s3;
+
+use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// A file sent with a record write.
 #[derive(Debug, Clone)]
@@ -168,12 +177,17 @@ impl Local {
         std::fs::read(self.path(collection_id, record_id, name)?).ok()
     }
 
-    /// Removes files (missing ones are fine).
+    /// Removes files (missing ones are fine), and the record's directory
+    /// once it is empty.
     pub fn remove(&self, collection_id: &str, record_id: &str, names: &[String]) {
         for n in names {
             if let Some(p) = self.path(collection_id, record_id, n) {
                 let _ = std::fs::remove_file(p);
             }
+        }
+        if let Some(d) = self.dir(collection_id, record_id) {
+            // Fails while other files are left, as it should.
+            let _ = std::fs::remove_dir(d);
         }
     }
 
@@ -186,6 +200,172 @@ impl Local {
 }
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+
+/// Chooses the storage from the settings, keeping one S3 client per
+/// configuration.
+#[derive(Debug)]
+pub struct Files {
+    local: Local,
+    s3: Mutex<Option<(Value, Arc<s3::S3>)>>,
+}
+
+impl Files {
+    pub fn new(data_dir: &Path) -> Files {
+        Files {
+            local: Local::new(data_dir),
+            s3: Mutex::new(None),
+        }
+    }
+
+    /// The storage the `s3` settings object selects.
+    pub fn storage(&self, s3_settings: &Value) -> std::io::Result<Storage> {
+        let mut cached = self.s3.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, c)) = cached.as_ref() {
+            if v == s3_settings {
+                return Ok(Storage::S3(c.clone()));
+            }
+        }
+        match s3::S3::from_settings(s3_settings) {
+            None => Ok(Storage::Local(self.local.clone())),
+            Some(c) => {
+                let c = Arc::new(c?);
+                *cached = Some((s3_settings.clone(), c.clone()));
+                Ok(Storage::S3(c))
+            }
+        }
+    }
+}
+
+/// Where one operation's files are.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Local(Local),
+    S3(Arc<s3::S3>),
+}
+
+fn key(collection_id: &str, record_id: &str, name: &str) -> std::io::Result<String> {
+    if safe_name(collection_id) && safe_name(record_id) && safe_name(name) {
+        Ok(format!("{collection_id}/{record_id}/{name}"))
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "unsafe file name",
+        ))
+    }
+}
+
+impl Storage {
+    /// Stores a file durably (blocking).
+    pub fn put(
+        &self,
+        collection_id: &str,
+        record_id: &str,
+        name: &str,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        match self {
+            Storage::Local(l) => l.put(collection_id, record_id, name, data),
+            Storage::S3(c) => c.put(&key(collection_id, record_id, name)?, data, &sniff(data)),
+        }
+    }
+
+    /// A file's bytes; `None` when there is none (blocking).
+    pub fn get(
+        &self,
+        collection_id: &str,
+        record_id: &str,
+        name: &str,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        match self {
+            Storage::Local(l) => Ok(l.get(collection_id, record_id, name)),
+            Storage::S3(c) => match key(collection_id, record_id, name) {
+                Ok(k) => c.get(&k),
+                Err(_) => Ok(None),
+            },
+        }
+    }
+
+    /// Removes files (missing ones are fine; failures are logged).
+    pub fn remove(&self, collection_id: &str, record_id: &str, names: &[String]) {
+        match self {
+            Storage::Local(l) => l.remove(collection_id, record_id, names),
+            Storage::S3(c) => {
+                for n in names {
+                    if let Err(e) = key(collection_id, record_id, n).and_then(|k| c.delete(&k)) {
+                        tracing::warn!(error = %e, file = %n, "removing a stored file failed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes all of a record's files (failures are logged).
+    pub fn remove_record(&self, collection_id: &str, record_id: &str) {
+        match self {
+            Storage::Local(l) => l.remove_record(collection_id, record_id),
+            Storage::S3(c) => {
+                if !(safe_name(collection_id) && safe_name(record_id)) {
+                    return;
+                }
+                if let Err(e) = c.delete_prefix(&format!("{collection_id}/{record_id}/")) {
+                    tracing::warn!(error = %e, record = %record_id, "removing a record's files failed");
+                }
+            }
+        }
+    }
+}
+
+/// Removes the files of deleted records after their commit: at once for
+/// local storage (a few unlinks on the writer thread), on its own thread
+/// for S3 (network calls never hold the writer). The queue is bounded;
+/// when it is full the removal runs where it was asked.
+pub struct Janitor {
+    storage: Box<dyn Fn() -> std::io::Result<Storage> + Send + Sync>,
+    tx: std::sync::mpsc::SyncSender<(Storage, String, String)>,
+}
+
+impl Janitor {
+    pub fn start(storage: Box<dyn Fn() -> std::io::Result<Storage> + Send + Sync>) -> Janitor {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Storage, String, String)>(4096);
+        let _ = std::thread::Builder::new()
+            .name("keepd-files".into())
+            .spawn(move || {
+                while let Ok((s, cid, rid)) = rx.recv() {
+                    s.remove_record(&cid, &rid);
+                }
+            });
+        Janitor { storage, tx }
+    }
+
+    /// Whether deletes of `coll` leave files behind.
+    pub fn wants(coll: &crate::schema::Collection) -> bool {
+        coll.fields
+            .iter()
+            .any(|f| matches!(f.kind, crate::schema::FieldKind::File(_)))
+    }
+
+    /// Removes (or queues the removal of) a deleted record's files.
+    pub fn record_deleted(&self, collection_id: &str, record_id: &str) {
+        let storage = match (self.storage)() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, record = %record_id, "file storage unavailable; the deleted record's files stay");
+                return;
+            }
+        };
+        match storage {
+            Storage::Local(l) => l.remove_record(collection_id, record_id),
+            s => {
+                if let Err(std::sync::mpsc::TrySendError::Full((s, c, r))) =
+                    self.tx
+                        .try_send((s, collection_id.to_string(), record_id.to_string()))
+                {
+                    s.remove_record(&c, &r);
+                }
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

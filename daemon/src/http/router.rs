@@ -219,6 +219,7 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
             h!(api::audit::unlock),
         ),
         (M::PATCH, "/api/settings", h!(api::settings::update)),
+        (M::POST, "/api/settings/test/s3", h!(api::settings::test_s3)),
     ]
 }
 

@@ -1,0 +1,252 @@
+//! S3-compatible storage for file fields, configured by PocketBase's `s3`
+//! settings (`enabled`, `bucket`, `region`, `endpoint`, `accessKey`,
+//! `secret`, `forcePathStyle`). Objects are keyed as on disk:
+//! `<collectionId>/<recordId>/<name>`.
+//!
+//! Requests are signed with AWS SigV4 (rusty-s3, presigned for a short
+//! time) and sent with ureq over rustls, with timeouts and a size cap on
+//! what is read back. Every call blocks: run it on a blocking thread.
+
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use serde_json::Value;
+use std::io;
+use std::time::Duration;
+
+/// How long a signature is valid: only as long as one request takes.
+const SIGN_FOR: Duration = Duration::from_secs(300);
+const TIMEOUT: Duration = Duration::from_secs(60);
+/// The most a download reads into memory.
+const MAX_OBJECT: u64 = 1 << 30;
+
+/// One configured bucket.
+pub struct S3 {
+    bucket: Bucket,
+    creds: Credentials,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for S3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3")
+            .field("bucket", &self.bucket.name())
+            .field("endpoint", &self.bucket.base_url().as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+fn status_error(op: &str, status: u16) -> io::Error {
+    let kind = match status {
+        404 => io::ErrorKind::NotFound,
+        401 | 403 => io::ErrorKind::PermissionDenied,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, format!("S3 {op}: status {status}"))
+}
+
+/// The field errors of an `s3` settings object, as PocketBase validates
+/// it: every connection value is required while `enabled`, and the
+/// endpoint must be a URL.
+pub fn validate(v: &Value) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut errs = Vec::new();
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
+    let enabled = v.get("enabled").and_then(Value::as_bool).unwrap_or(false);
+    if enabled {
+        for k in ["endpoint", "bucket", "region", "accessKey", "secret"] {
+            if s(k).trim().is_empty() {
+                errs.push((k, "validation_required", "Cannot be blank."));
+            }
+        }
+    }
+    let ep = s("endpoint");
+    if !ep.is_empty() && endpoint_url(ep).is_none() {
+        errs.push(("endpoint", "validation_is_url", "Must be a valid URL."));
+    }
+    errs
+}
+
+/// `https://` is assumed when the endpoint names no scheme (as PocketBase).
+fn endpoint_url(ep: &str) -> Option<url::Url> {
+    let ep = ep.trim();
+    let full = if ep.contains("://") {
+        ep.to_string()
+    } else {
+        format!("https://{ep}")
+    };
+    let u = url::Url::parse(&full).ok()?;
+    (matches!(u.scheme(), "http" | "https") && u.host_str().is_some()).then_some(u)
+}
+
+impl S3 {
+    /// The bucket an `s3` settings object describes; `None` when it is not
+    /// enabled.
+    pub fn from_settings(v: &Value) -> Option<io::Result<S3>> {
+        if !v.get("enabled").and_then(Value::as_bool).unwrap_or(false) {
+            return None;
+        }
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Some((|| {
+            let endpoint = endpoint_url(&s("endpoint")).ok_or_else(|| other("bad S3 endpoint"))?;
+            let style = if v
+                .get("forcePathStyle")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+            {
+                UrlStyle::Path
+            } else {
+                UrlStyle::VirtualHost
+            };
+            let bucket = Bucket::new(endpoint, style, s("bucket"), s("region")).map_err(other)?;
+            let agent = ureq::Agent::config_builder()
+                .timeout_global(Some(TIMEOUT))
+                .http_status_as_error(false)
+                .build()
+                .into();
+            Ok(S3 {
+                bucket,
+                creds: Credentials::new(s("accessKey"), s("secret")),
+                agent,
+            })
+        })())
+    }
+
+    pub fn put(&self, key: &str, data: &[u8], content_type: &str) -> io::Result<()> {
+        let mut action = self.bucket.put_object(Some(&self.creds), key);
+        action
+            .headers_mut()
+            .insert("content-type", content_type.to_string());
+        let url = action.sign(SIGN_FOR);
+        let resp = self
+            .agent
+            .put(url.as_str())
+            .header("content-type", content_type)
+            .send(data)
+            .map_err(other)?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            s => Err(status_error("put", s)),
+        }
+    }
+
+    /// The object's bytes, or `None` when there is no such key.
+    pub fn get(&self, key: &str) -> io::Result<Option<Vec<u8>>> {
+        let url = self
+            .bucket
+            .get_object(Some(&self.creds), key)
+            .sign(SIGN_FOR);
+        let mut resp = self.agent.get(url.as_str()).call().map_err(other)?;
+        match resp.status().as_u16() {
+            200..=299 => resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_OBJECT)
+                .read_to_vec()
+                .map(Some)
+                .map_err(other),
+            404 => Ok(None),
+            s => Err(status_error("get", s)),
+        }
+    }
+
+    /// Deletes one key (a missing key is fine, as S3 answers).
+    pub fn delete(&self, key: &str) -> io::Result<()> {
+        let url = self
+            .bucket
+            .delete_object(Some(&self.creds), key)
+            .sign(SIGN_FOR);
+        let resp = self.agent.delete(url.as_str()).call().map_err(other)?;
+        match resp.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            s => Err(status_error("delete", s)),
+        }
+    }
+
+    /// Every key under `prefix` (all pages).
+    pub fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = self.bucket.list_objects_v2(Some(&self.creds));
+            action.with_prefix(prefix);
+            if let Some(t) = &token {
+                action.with_continuation_token(t.clone());
+            }
+            let url = action.sign(SIGN_FOR);
+            let mut resp = self.agent.get(url.as_str()).call().map_err(other)?;
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                return Err(status_error("list", status));
+            }
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(16 << 20)
+                .read_to_vec()
+                .map_err(other)?;
+            let page = rusty_s3::actions::ListObjectsV2::parse_response(&body).map_err(other)?;
+            keys.extend(page.contents.into_iter().map(|c| c.key));
+            match page.next_continuation_token {
+                Some(t) if !t.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Deletes every key under `prefix`; the first failure is returned
+    /// after trying the rest.
+    pub fn delete_prefix(&self, prefix: &str) -> io::Result<()> {
+        let mut first = None;
+        for k in self.list(prefix)? {
+            if let Err(e) = self.delete(&k) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_validated_as_pocketbase() {
+        assert!(validate(&json!({"enabled": false})).is_empty());
+        let e = validate(&json!({"enabled": true, "bucket": "b"}));
+        let keys: Vec<_> = e.iter().map(|e| e.0).collect();
+        assert_eq!(keys, ["endpoint", "region", "accessKey", "secret"]);
+        let e = validate(&json!({"enabled": false, "endpoint": "ht!tp://"}));
+        assert_eq!(e[0].1, "validation_is_url");
+        assert!(
+            validate(&json!({"enabled": true, "bucket": "b", "region": "r",
+            "accessKey": "k", "secret": "s", "endpoint": "s3.example.com"}))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn endpoint_without_scheme_is_https() {
+        assert_eq!(
+            endpoint_url("s3.example.com").unwrap().as_str(),
+            "https://s3.example.com/"
+        );
+        assert!(endpoint_url("ftp://x").is_none());
+        let s3 = S3::from_settings(&json!({"enabled": true, "bucket": "b", "region": "r",
+            "accessKey": "k", "secret": "s", "endpoint": "http://127.0.0.1:9000",
+            "forcePathStyle": true}))
+        .unwrap()
+        .unwrap();
+        assert_eq!(s3.bucket.base_url().as_str(), "http://127.0.0.1:9000/b/");
+        assert!(S3::from_settings(&json!({"enabled": false})).is_none());
+    }
+}

@@ -3,8 +3,8 @@
 //! `secret`, `forcePathStyle`). Objects are keyed as on disk:
 //! `<collectionId>/<recordId>/<name>`.
 //!
-//! Requests are signed with AWS SigV4 (rusty-s3, presigned for a short
-//! time) and sent with ureq over rustls, with timeouts and a size cap on
+//! Requests are signed with AWS SigV4 (rusty-s3 without its XML feature,
+//! presigned for a short time) and sent with ureq over rustls, with timeouts and a size cap on
 //! what is read back. Every call blocks: run it on a blocking thread.
 
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
@@ -174,10 +174,16 @@ impl S3 {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut action = self.bucket.list_objects_v2(Some(&self.creds));
-            action.with_prefix(prefix);
+            // ListObjectsV2 is a GET of the bucket's root with `list-type=2`:
+            // the object action on the empty key signs exactly that (the
+            // crate's own list action needs its XML feature, whose parser
+            // has open advisories).
+            let mut action = self.bucket.get_object(Some(&self.creds), "");
+            let q = action.query_mut();
+            q.insert("list-type", "2");
+            q.insert("prefix", prefix.to_string());
             if let Some(t) = &token {
-                action.with_continuation_token(t.clone());
+                q.insert("continuation-token", t.clone());
             }
             let url = action.sign(SIGN_FOR);
             let mut resp = self.agent.get(url.as_str()).call().map_err(other)?;
@@ -191,9 +197,9 @@ impl S3 {
                 .limit(16 << 20)
                 .read_to_vec()
                 .map_err(other)?;
-            let page = rusty_s3::actions::ListObjectsV2::parse_response(&body).map_err(other)?;
-            keys.extend(page.contents.into_iter().map(|c| c.key));
-            match page.next_continuation_token {
+            let body = String::from_utf8(body).map_err(other)?;
+            keys.extend(elements(&body, "Key"));
+            match elements(&body, "NextContinuationToken").pop() {
                 Some(t) if !t.is_empty() && Some(&t) != token.as_ref() => token = Some(t),
                 _ => break,
             }
@@ -214,6 +220,61 @@ impl S3 {
     }
 }
 
+/// The text of every `<tag>…</tag>` element in a ListObjectsV2 answer
+/// (flat text elements only, which is all it has under these names), with
+/// XML's escapes undone.
+fn elements(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        rest = &rest[i + open.len()..];
+        let Some(j) = rest.find(&close) else { break };
+        out.push(unescape(&rest[..j]));
+        rest = &rest[j + close.len()..];
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';').filter(|&e| e <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let ent = &rest[1..end];
+        let ch = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => ent
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +293,18 @@ mod tests {
             "accessKey": "k", "secret": "s", "endpoint": "s3.example.com"}))
             .is_empty()
         );
+    }
+
+    #[test]
+    fn list_answers_read() {
+        let xml = "<?xml version=\"1.0\"?><ListBucketResult><Name>b</Name>\
+            <Contents><Key>c/r/a&amp;b.txt</Key><Size>3</Size></Contents>\
+            <Contents><Key>c/r/x&#x41;&#66;</Key></Contents>\
+            <NextContinuationToken>tok&lt;1&gt;</NextContinuationToken></ListBucketResult>";
+        assert_eq!(elements(xml, "Key"), ["c/r/a&b.txt", "c/r/xAB"]);
+        assert_eq!(elements(xml, "NextContinuationToken"), ["tok<1>"]);
+        assert!(elements("<Key>unclosed", "Key").is_empty());
+        assert_eq!(unescape("a & b &bogus; &#xZZ;"), "a & b &bogus; &#xZZ;");
     }
 
     #[test]

@@ -193,8 +193,9 @@ class RssSampler:
 # HTTP
 
 
-def call(port: int, method: str, path: str, body=None, token: str | None = None, timeout: float = 60.0):
-    """One request; returns (status, parsed JSON or raw text)."""
+def call(port: int, method: str, path: str, body=None, token: str | None = None, timeout: float = 60.0,
+         raw: tuple[str, bytes] | None = None, want_json: bool = True):
+    """One request (a JSON body, or raw=(content type, bytes)); returns (status, parsed JSON or raw text)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = {}
@@ -202,15 +203,19 @@ def call(port: int, method: str, path: str, body=None, token: str | None = None,
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        if raw is not None:
+            headers["Content-Type"], data = raw
         if token:
             headers["Authorization"] = token
         conn.request(method, path, body=data, headers=headers)
         r = conn.getresponse()
-        raw = r.read()
+        out = r.read()
+        if not want_json:
+            return r.status, out
         try:
-            return r.status, json.loads(raw) if raw else None
+            return r.status, json.loads(out) if out else None
         except ValueError:
-            return r.status, raw.decode(errors="replace")
+            return r.status, out.decode(errors="replace")
     finally:
         conn.close()
 
@@ -329,6 +334,15 @@ class Server:
             ],
             "indexes": [f"CREATE INDEX idx_{COLLECTION}_n ON {COLLECTION} (n)"],
         }, self.token, what="create bench collection")
+        must(p, "POST", "/api/collections", {
+            "name": FILES_COLLECTION, "type": "base", "viewRule": "", "createRule": "",
+            "fields": [{"name": "f", "type": "file", "maxSelect": 1, "maxSize": 2 * FILE_BYTES}],
+        }, self.token, what="create files collection")
+        st, rec = call(p, "POST", f"/api/collections/{FILES_COLLECTION}/records", token=self.token,
+                       raw=(FILE_CT, file_body()))
+        if st != 200:
+            raise RuntimeError(f"{self.label}: file upload answered HTTP {st}: {str(rec)[:300]}")
+        self.file_path = f"/api/files/{FILES_COLLECTION}/{rec['id']}/{rec['f']}"
         self.rss_before_seed_kb = proc_status(self.pid)["VmRSS"]
         t0 = time.monotonic()
         ids: list[str] = []
@@ -343,6 +357,25 @@ class Server:
                 ids.append(r["body"]["id"])
         self.ids = ids
         return time.monotonic() - t0
+
+
+FILES_COLLECTION = "benchfiles"
+FILE_BYTES = 1 << 20
+FILE_BOUNDARY = "benchboundary5f2c9a"
+FILE_CT = f"multipart/form-data; boundary={FILE_BOUNDARY}"
+_FILE_BODY: bytes | None = None
+
+
+def file_body() -> bytes:
+    """A multipart create with one 1 MiB file of random bytes (the same for both servers)."""
+    global _FILE_BODY
+    if _FILE_BODY is None:
+        import random
+        data = random.Random(7).randbytes(FILE_BYTES)
+        _FILE_BODY = (f"--{FILE_BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"blob.bin\"\r\n"
+                      f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + \
+            f"\r\n--{FILE_BOUNDARY}--\r\n".encode()
+    return _FILE_BODY
 
 
 def seed_record(i: int, owner: str) -> dict:
@@ -428,6 +461,19 @@ function request()
   return wrk.format("GET", {lua_str(coll + "/")} .. ids[math.random(#ids)])
 end
 """ + LUA_DONE
+    if scenario == "upload":
+        return f"""
+local f = assert(io.open({lua_str(srv.file_body_path)}, "rb"))
+wrk.body = f:read("*a")
+f:close()
+wrk.method = "POST"
+wrk.path = {lua_str(f"/api/collections/{FILES_COLLECTION}/records")}
+wrk.headers["Content-Type"] = {lua_str(FILE_CT)}
+""" + LUA_DONE
+    if scenario == "download":
+        return f"""
+wrk.path = {lua_str(srv.file_path)}
+""" + LUA_DONE
     if scenario == "auth":
         body = json.dumps({"identity": USER[0], "password": USER[1]})
         return f"""
@@ -453,6 +499,10 @@ def sanity_check(scenario: str, srv: Server) -> None:
             raise RuntimeError(f"{srv.label}: list answer looks wrong: {str(js)[:300]}")
     elif scenario == "create":
         st, _ = call(p, "POST", coll, {"title": "sanity", "n": 1, "flag": True, "owner": srv.user_id})
+    elif scenario == "upload":
+        st, _ = call(p, "POST", f"/api/collections/{FILES_COLLECTION}/records", raw=(FILE_CT, file_body()))
+    elif scenario == "download":
+        st, _ = call(p, "GET", srv.file_path, want_json=False)
     elif scenario == "auth":
         st, _ = call(p, "POST", "/api/collections/users/auth-with-password",
                      {"identity": USER[0], "password": USER[1]})
@@ -610,8 +660,9 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--auth-conns", type=int, default=64)
+    ap.add_argument("--file-conns", type=int, default=8, help="connections for the 1 MiB upload/download scenarios")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="wrk threads")
-    ap.add_argument("--scenarios", default="get,list,mixed,create,auth,realtime")
+    ap.add_argument("--scenarios", default="get,list,mixed,create,upload,download,auth,realtime")
     ap.add_argument("--rtload", default=None, help="the realtime load client (tests/bench/rtload)")
     ap.add_argument("--rt-idle", type=int, default=10000, help="idle realtime connections")
     ap.add_argument("--rt-subs", type=int, default=1000, help="subscribers for the write → event latency")
@@ -696,6 +747,11 @@ def run(args, workdir: str, started: float) -> int:
         R["preseed_rss_kb"][s.key] = s.rss_before_seed_kb
         log(f"seeded {s.label}: {len(s.ids)} records in {R['seed_s'][s.key]:.1f} s, RSS {R['seeded_rss_kb'][s.key] / 1024:.1f} MiB")
     H.start()
+    body_path = os.path.join(workdir, "upload-body.bin")
+    with open(body_path, "wb") as f:
+        f.write(file_body())
+    for s in pair:
+        s.file_body_path = body_path
     ids_files = {}
     for s in pair:
         ids_files[s.key] = os.path.join(workdir, f"ids-{s.key}.txt")
@@ -707,7 +763,7 @@ def run(args, workdir: str, started: float) -> int:
     runs: dict = {}
     for sc in [x for x in scen if x != "realtime"]:
         servers = [K, P, H] if sc == "get" else pair
-        conns = args.auth_conns if sc == "auth" else args.conns
+        conns = args.auth_conns if sc == "auth" else args.file_conns if sc in ("upload", "download") else args.conns
         timeout_s = 60 if sc == "auth" else 10
         # logins take tens of ms of CPU each and Go serves all 64 at once: give them time to finish
         duration = max(args.duration, 5.0) if sc == "auth" else args.duration
@@ -864,6 +920,15 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
             series("mixed", P, "rps"), True)
         row("Mixed p50 (ms)", series("mixed", K, "p50_ms"), series("mixed", P, "p50_ms"), False)
         row("Mixed p99 (ms)", series("mixed", K, "p99_ms"), series("mixed", P, "p99_ms"), False)
+    fc = args.file_conns
+    for sc, what in (("upload", "Upload a 1 MiB file (multipart create)"), ("download", "Download a 1 MiB file")):
+        if (sc, K) in runs:
+            mib = FILE_BYTES / (1 << 20)
+            row(f"{what}, {fc} conns (MiB/s)", series(sc, K, "rps", mib), series(sc, P, "rps", mib), True)
+            row(f"{what.split(' (')[0]} p50 (ms)", series(sc, K, "p50_ms"), series(sc, P, "p50_ms"), False)
+            row(f"{what.split(' (')[0]} p99 (ms)", series(sc, K, "p99_ms"), series(sc, P, "p99_ms"), False)
+            row(f"Peak RSS under the {sc} load (MiB)", series(sc, K, "peak_rss_kb", 1 / MiB),
+                series(sc, P, "peak_rss_kb", 1 / MiB), False)
     if ("auth", K) in runs:
         a = args.auth_conns
         row(f"Auth with password (users, 1 user), {a} conns (req/s)", series("auth", K, "rps"),
@@ -894,7 +959,7 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
 
     # CPU efficiency and errors
     eff: list[list[str]] = []
-    for sc in ("get", "list", "mixed", "create", "auth"):
+    for sc in ("get", "list", "mixed", "create", "upload", "download", "auth"):
         if (sc, K) not in runs:
             continue
         for key, label in ((K, "keepd"), (P, "PocketBase")):
@@ -915,7 +980,7 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
 
     # keepd CPU by thread name
     threads_txt = []
-    for sc in ("get", "list", "mixed", "create", "auth"):
+    for sc in ("get", "list", "mixed", "create", "upload", "download", "auth"):
         xs = runs.get((sc, K), [])
         tot: dict[str, int] = {}
         for x in xs:

@@ -124,3 +124,51 @@ fn common_passwords_are_refused() {
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["data"]["password"]["code"], "validation_common_password");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn hashing_memory_is_given_back_when_idle() {
+    if is_reference() {
+        return;
+    }
+    // 64 MiB blocks: well above anything else the daemon allocates here.
+    let srv = TestServer::builder()
+        .env("KEEPD_ARGON2_MEMORY_KIB", "65536")
+        .env("KEEPD_MAX_CONCURRENT_HASHES", "1")
+        .start();
+    let pid = srv.pid();
+    let token = srv.superuser_token();
+    assert!(!token.is_empty());
+    let during = rss_kib(pid);
+    // The login just hashed: the block is still held (reuse within a burst).
+    assert!(
+        during > 60 * 1024,
+        "RSS {during} KiB right after a 64 MiB hash"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let now = rss_kib(pid);
+        if now + 48 * 1024 < during {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hashing block was not given back: RSS {now} KiB (was {during} KiB)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // And a later login still works (the block is allocated again).
+    let (st, v) = srv.guest().post(
+        "/api/collections/_superusers/auth-with-password",
+        &serde_json::json!({"identity": SU_EMAIL, "password": SU_PASSWORD}),
+    );
+    assert_eq!(st, 200, "{v}");
+}

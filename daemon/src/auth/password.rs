@@ -1,8 +1,9 @@
 //! Password hashing with argon2id (OWASP defaults), on a fixed pool of
-//! hasher threads. Each thread owns one argon2 memory block, allocated once
-//! and reused, so the memory password hashing can take is exactly
-//! `threads × m_cost` whatever the load: a login burst waits for a thread
-//! (briefly) and is then turned away with 429, it never allocates more.
+//! hasher threads. Each thread owns one argon2 memory block, reused while
+//! hashes keep coming and given back after a short idle time, so the memory
+//! password hashing can take is at most `threads × m_cost` whatever the
+//! load (a login burst waits for a thread, briefly, and is then turned away
+//! with 429: it never allocates more), and nothing between bursts.
 //!
 //! bcrypt hashes (a PocketBase database brought over) verify too, and are
 //! reported stale so the login replaces them with argon2id.
@@ -154,16 +155,33 @@ impl Hasher {
     }
 }
 
+/// A hasher that had no work for this long gives its block back to the
+/// operating system (a block this large is its own mapping, so freeing it
+/// lowers RSS at once); the next hash allocates it again.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
 fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, params: Params) {
-    // Allocated on first use, then reused for every hash on this thread.
+    // Allocated on first use, reused while hashes keep coming, released
+    // after `IDLE_RELEASE` without any.
     let mut memory: Vec<Block> = Vec::new();
     loop {
-        let job = match rx.lock() {
-            Ok(g) => match g.recv() {
-                Ok(j) => j,
-                Err(_) => return,
-            },
-            Err(_) => return,
+        let job = {
+            let Ok(g) = rx.lock() else { return };
+            if memory.is_empty() {
+                match g.recv() {
+                    Ok(j) => j,
+                    Err(_) => return,
+                }
+            } else {
+                match g.recv_timeout(IDLE_RELEASE) {
+                    Ok(j) => j,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        memory = Vec::new();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
         };
         match job {
             Job::Hash { password, reply } => {

@@ -75,6 +75,9 @@ pub struct Config {
     /// The age identity (`AGE-SECRET-KEY-1…`) restores decrypt with: a file
     /// path; empty: `$CREDENTIALS_DIRECTORY/backup-identity` when present.
     pub backup_identity_file: String,
+    /// Largest `POST /api/backups/upload` body in bytes (streamed to disk,
+    /// never held in memory).
+    pub max_backup_upload_bytes: u64,
     /// Superusers must log in with TOTP as second step; one without TOTP is
     /// refused until `keepd superuser totp EMAIL` turns it on.
     pub superuser_totp_required: bool,
@@ -118,6 +121,7 @@ impl Default for Config {
             backup_recipients: String::new(),
             backup_encryption: "age".into(),
             backup_identity_file: String::new(),
+            max_backup_upload_bytes: 4 << 30,
             log: "info".into(),
             fix_permissions: false,
         }
@@ -157,6 +161,7 @@ const KEYS: &[&str] = &[
     "backup_recipients",
     "backup_encryption",
     "backup_identity_file",
+    "max_backup_upload_bytes",
     "log",
     "fix_permissions",
 ];
@@ -334,6 +339,9 @@ impl Config {
         }
         if let Err(e) = crate::ops::backup::parse_recipients(&self.backup_recipients) {
             return bad("backup_recipients", &format!("not an age recipient: {e}"));
+        }
+        if self.max_backup_upload_bytes < 1024 {
+            return bad("max_backup_upload_bytes", "must be at least 1024");
         }
         if self.audit_retention_days == 0 {
             return bad("audit_retention_days", "must be at least 1");

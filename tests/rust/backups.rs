@@ -1,15 +1,83 @@
 //! Backups against the real daemon: encrypted with age (the file is not a
 //! readable zip), 0600, downloadable only with a superuser file token;
-//! restore rolls the data back after a restart; a wrong key or a damaged
-//! archive is a clear error that changes nothing; plaintext only when
-//! chosen.
+//! uploaded backups streamed to disk, kept only when complete and
+//! restorable, nothing left by a failed one; restore rolls the data back
+//! after a restart; a wrong key or a damaged archive is a clear error that
+//! changes nothing; plaintext only when chosen.
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+const BOUNDARY: &str = "keepdbackupboundary51c2";
+
+/// The head of a multipart part carrying a file.
+fn part_head(name: &str, filename: &str) -> Vec<u8> {
+    format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/zip\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A multipart body of file parts: (form key, file name, content).
+fn multipart(parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, filename, data) in parts {
+        body.extend_from_slice(&part_head(name, filename));
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+/// `POST /api/backups/upload` with these parts, as `token` ("" = guest).
+fn upload(srv: &TestServer, token: &str, parts: &[(&str, &str, &[u8])]) -> (u16, Value) {
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let mut headers = vec![("Content-Type", ct.as_str())];
+    if !token.is_empty() {
+        headers.push(("Authorization", token));
+    }
+    let r = srv.raw(
+        "POST",
+        "/api/backups/upload",
+        &headers,
+        Some(&multipart(parts)),
+    );
+    (r.status, r.json())
+}
+
+/// The upload's validation error code on `file`.
+fn file_code(v: &Value) -> &str {
+    v["data"]["file"]["code"].as_str().unwrap_or("")
+}
+
+/// Everything in the backups dir (temporary files included).
+fn backup_dir_entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A backup downloaded with a superuser file token.
+fn download(srv: &TestServer, key: &str) -> Vec<u8> {
+    let (_, t) = srv.su().post("/api/files/token", &json!({}));
+    let tok = t["token"].as_str().expect("token").to_string();
+    let r = srv.raw("GET", &format!("/api/backups/{key}?token={tok}"), &[], None);
+    assert_eq!(r.status, 200, "download {key}");
+    r.body
+}
 
 fn titles(srv: &TestServer) -> Vec<String> {
     let (st, v) = srv.su().list("notes", &[("sort", "title")]);
@@ -89,6 +157,60 @@ fn encrypted_backup_restore_wrong_key_and_damage() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, bytes);
 
+    // Upload: the downloaded backup comes back under another name,
+    // byte for byte, 0600, audited.
+    let su = srv.superuser_token();
+    let backups = data_dir.join("backups");
+    assert_eq!(upload(&srv, &su, &[("file", "copy.zip", &bytes)]).0, 204);
+    let copy = backups.join("copy.zip");
+    assert_eq!(std::fs::read(&copy).expect("copy"), bytes);
+    assert_eq!(
+        std::fs::metadata(&copy).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
+    let (_, a) = srv.su().get("/api/audit?action=backup.upload");
+    assert_eq!(a["items"][0]["target"], "backups/copy.zip", "{a}");
+    // Refused: the name taken, a plaintext zip while backups are encrypted,
+    // not a zip, an unsafe name, no file, no superuser — each in
+    // PocketBase's shape, and none leaves a file.
+    let (st, v) = upload(&srv, &su, &[("file", "copy.zip", &bytes)]);
+    assert_eq!(
+        (st, file_code(&v)),
+        (400, "validation_backup_name_exists"),
+        "{v}"
+    );
+    assert_error_shape(&v, 400, "exists");
+    let plain = {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        z.start_file("data.db", zip::write::SimpleFileOptions::default())
+            .expect("entry");
+        z.write_all(b"SQLite format 3").expect("write");
+        z.finish().expect("zip").into_inner()
+    };
+    let (st, v) = upload(&srv, &su, &[("file", "plain.zip", &plain)]);
+    assert_eq!(
+        (st, file_code(&v)),
+        (400, "validation_invalid_backup"),
+        "{v}"
+    );
+    assert!(v["data"]["file"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("encrypted"));
+    let (st, v) = upload(&srv, &su, &[("file", "text.zip", b"just text")]);
+    assert_eq!(
+        (st, file_code(&v)),
+        (400, "validation_invalid_mime_type"),
+        "{v}"
+    );
+    let (st, v) = upload(&srv, &su, &[("file", "../Bad Name.zip", &bytes)]);
+    assert_eq!((st, file_code(&v)), (400, "validation_invalid_name"), "{v}");
+    let (st, v) = upload(&srv, &su, &[("other", "x.zip", &bytes)]);
+    assert_eq!((st, file_code(&v)), (400, "validation_required"), "{v}");
+    let (st, v) = upload(&srv, "", &[("file", "guest.zip", &bytes)]);
+    assert_eq!(st, 401, "{v}");
+    assert_eq!(backup_dir_entries(&backups), vec!["copy.zip", "one.zip"]);
+
     note(&srv, "after");
 
     // A backup for another key: refused, nothing changed.
@@ -127,8 +249,9 @@ fn encrypted_backup_restore_wrong_key_and_damage() {
     assert!(!data_dir.join(".restore").exists());
     assert_eq!(titles(&srv), vec!["after", "before"]);
 
-    // Restore: answered, then the daemon exits for its restart.
-    let (st, v) = srv.su().post("/api/backups/one.zip/restore", &json!({}));
+    // Restore (from the uploaded copy): answered, then the daemon exits
+    // for its restart.
+    let (st, v) = srv.su().post("/api/backups/copy.zip/restore", &json!({}));
     assert_eq!(st, 204, "{v}");
     let until = Instant::now() + Duration::from_secs(10);
     while srv.is_running() && Instant::now() < until {
@@ -176,4 +299,133 @@ fn plaintext_only_when_chosen() {
     let bytes = std::fs::read(dir.join(&key)).expect("file");
     assert!(bytes.starts_with(b"PK"), "a plaintext zip");
     let _: Value = list;
+}
+
+/// The upload route streams: a body far over `max_body_bytes` is fine, it
+/// is on disk (not in memory) while it arrives; over
+/// `max_backup_upload_bytes` it is refused with 413 (declared or not); a
+/// client that stalls or goes away mid-upload leaves nothing.
+#[test]
+fn uploads_stream_to_disk_are_capped_and_leave_nothing_when_cut() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .env("KEEPD_BACKUP_ENCRYPTION", "none")
+        .env("KEEPD_MAX_BODY_BYTES", "4096")
+        .env("KEEPD_MAX_BACKUP_UPLOAD_BYTES", "1000000")
+        .env("KEEPD_BODY_TIMEOUT_SECS", "2")
+        .start();
+    let su = srv.superuser_token();
+    let backups = srv.db_path().parent().expect("dir").join("backups");
+    // A real backup padded with a large stored file: 300 KB, far over
+    // max_body_bytes.
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    z.start_file("data.db", stored).expect("entry");
+    z.write_all(b"SQLite format 3\0").expect("write");
+    z.start_file("storage/c/r/big.bin", stored).expect("entry");
+    let noise: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    z.write_all(&noise).expect("write");
+    let big = z.finish().expect("zip").into_inner();
+    assert!(big.len() > 300_000);
+    let (st, v) = upload(&srv, &su, &[("file", "big.zip", &big)]);
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(std::fs::read(backups.join("big.zip")).expect("big"), big);
+    assert_eq!(download(&srv, "big.zip"), big, "downloaded in pieces");
+
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let head = |extra: &str| {
+        format!(
+            "POST /api/backups/upload HTTP/1.1\r\nHost: x\r\nAuthorization: {su}\r\nContent-Type: {ct}\r\n{extra}\r\n"
+        )
+    };
+    // Declared over the cap: 413 before a byte of the body.
+    let r = srv.raw(
+        "POST",
+        "/api/backups/upload",
+        &[("Authorization", &su), ("Content-Type", &ct)],
+        Some(&vec![b'x'; 1_000_001]),
+    );
+    assert_eq!(r.status, 413);
+    assert_error_shape(&r.json(), 413, "declared too large");
+    // Chunked, over the cap as it arrives: 413, the partial file gone.
+    let mut s = std::net::TcpStream::connect(srv.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = head("Transfer-Encoding: chunked\r\n").into_bytes();
+    let mut first = part_head("file", "huge.zip");
+    first.extend_from_slice(&big[..4096]);
+    out.extend_from_slice(format!("{:x}\r\n", first.len()).as_bytes());
+    out.extend_from_slice(&first);
+    out.extend_from_slice(b"\r\n");
+    s.write_all(&out).expect("head");
+    let chunk = vec![b'z'; 64 * 1024];
+    for _ in 0..20 {
+        let mut c = format!("{:x}\r\n", chunk.len()).into_bytes();
+        c.extend_from_slice(&chunk);
+        c.extend_from_slice(b"\r\n");
+        if s.write_all(&c).is_err() {
+            break; // the server answered and closed
+        }
+    }
+    let r = read_response(&mut s).expect("response");
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_error_shape(&r.json(), 413, "streamed too large");
+    assert!(
+        wait_until(Duration::from_secs(5), || backup_dir_entries(&backups)
+            == ["big.zip"]),
+        "{:?}",
+        backup_dir_entries(&backups)
+    );
+    // A client that stalls mid-upload: while it sends, the part is on
+    // disk under a temporary name; after body_timeout_secs of silence it
+    // is answered 400 and the file is gone.
+    let body_len = 200_000;
+    let mut s = std::net::TcpStream::connect(srv.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = head(&format!("Content-Length: {body_len}\r\n")).into_bytes();
+    out.extend_from_slice(&part_head("file", "stalled.zip"));
+    out.extend_from_slice(&big[..50_000]);
+    s.write_all(&out).expect("partial body");
+    assert!(
+        wait_until(Duration::from_secs(5), || backup_dir_entries(&backups)
+            .iter()
+            .any(|n| n.starts_with(".upload-"))),
+        "the upload is not being written to disk: {:?}",
+        backup_dir_entries(&backups)
+    );
+    let r = read_response(&mut s).expect("response");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["message"], "Timed out reading the request body.");
+    assert!(
+        wait_until(Duration::from_secs(5), || backup_dir_entries(&backups)
+            == ["big.zip"]),
+        "{:?}",
+        backup_dir_entries(&backups)
+    );
+    // A client that goes away mid-upload: nothing left either.
+    let mut s = std::net::TcpStream::connect(srv.addr).expect("connect");
+    let mut out = head(&format!("Content-Length: {body_len}\r\n")).into_bytes();
+    out.extend_from_slice(&part_head("file", "gone.zip"));
+    out.extend_from_slice(&big[..50_000]);
+    s.write_all(&out).expect("partial body");
+    assert!(wait_until(Duration::from_secs(5), || backup_dir_entries(
+        &backups
+    )
+    .iter()
+    .any(|n| n.starts_with(".upload-"))));
+    drop(s);
+    assert!(
+        wait_until(Duration::from_secs(5), || backup_dir_entries(&backups)
+            == ["big.zip"]),
+        "{:?}",
+        backup_dir_entries(&backups)
+    );
+    let (_, list) = srv.su().get("/api/backups");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
 }

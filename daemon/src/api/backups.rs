@@ -1,8 +1,10 @@
-//! `/api/backups` as PocketBase's (superusers): list, create, download with
-//! a superuser file token, delete, restore. Backups are encrypted with age
-//! (`ops::backup`); a restore is checked, staged, and swapped in at the
-//! next start — the daemon exits right after answering (status 75) so its
-//! service manager restarts it, as PocketBase restarts itself.
+//! `/api/backups` as PocketBase's (superusers): list, create, upload,
+//! download with a superuser file token, delete, restore. Backups are
+//! encrypted with age (`ops::backup`); an upload is streamed to disk and
+//! kept only if it is a backup keepd could restore; a restore is checked,
+//! staged, and swapped in at the next start — the daemon exits right after
+//! answering (status 75) so its service manager restarts it, as PocketBase
+//! restarts itself.
 
 use super::require_superuser;
 use crate::app::App;
@@ -29,6 +31,145 @@ async fn audit(app: &App, req: &Req, action: &'static str, key: &str) {
         diff: json!({}),
     })
     .await;
+}
+
+/// PocketBase's answer to a refused upload: a validation error on `file`.
+fn file_error(code: &str, message: impl Into<String>) -> ApiError {
+    let mut e = FieldErrors::new();
+    e.add("file", code, message);
+    ApiError::validation("An error occurred while validating the submitted data.", e)
+}
+
+fn refused(name: &str, r: backup::UploadRefusal) -> ApiError {
+    use backup::UploadRefusal as R;
+    match r {
+        R::Name => file_error(
+            "validation_invalid_name",
+            format!(
+                "The file name must be lowercase letters, digits, _ and -, ending in .zip (got {:?}).",
+                name.chars().take(200).collect::<String>()
+            ),
+        ),
+        R::Exists => file_error(
+            "validation_backup_name_exists",
+            "Backup file with the specified name already exists.",
+        ),
+        // PocketBase names the file as it would store it.
+        R::NotZip => file_error(
+            "validation_invalid_mime_type",
+            format!(
+                "{:?} mime type must be one of: application/zip.",
+                crate::files::stored_name(name, &[])
+            ),
+        ),
+        R::Content(m) => file_error("validation_invalid_backup", m),
+    }
+}
+
+/// `POST /api/backups/upload`: the first file of the multipart key `file`
+/// becomes a backup under its own name. The body streams to disk through a
+/// blocking writer (never whole in memory, capped by
+/// `max_backup_upload_bytes`); the backup appears only once complete,
+/// synced and checked.
+pub async fn upload(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let plaintext_ok = matches!(
+        app.config.backup_encryption(),
+        Some(backup::Encryption::None)
+    );
+    let dir = app.store.dir().to_path_buf();
+    let mut stored: Option<String> = None;
+    let mut refusal: Option<ApiError> = None;
+    if let Some(mut form) = req.streamed_form()? {
+        while let Some(mut part) = form.next_part().await? {
+            let first_file = stored.is_none()
+                && refusal.is_none()
+                && part.name() == "file"
+                && part.file_name().is_some();
+            if !first_file {
+                // Read to the end, so that the answer reaches the client.
+                while part.chunk().await?.is_some() {}
+                continue;
+            }
+            let name = part.file_name().unwrap_or_default().to_string();
+            match receive(&dir, &name, &mut part, plaintext_ok).await? {
+                Ok(()) => stored = Some(name),
+                Err(r) => refusal = Some(refused(&name, r)),
+            }
+        }
+    }
+    if let Some(e) = refusal {
+        return Err(e);
+    }
+    let Some(name) = stored else {
+        return Err(file_error("validation_required", "Cannot be blank."));
+    };
+    tracing::info!(backup = %name, "backup uploaded");
+    audit(&app, &req, "backup.upload", &name).await;
+    Ok(Resp::empty(204))
+}
+
+/// Streams one part into `backup::Upload` on a blocking thread. A refused
+/// name or content is `Ok(Err(_))`; the part is read to its end either way.
+/// Whatever fails or is abandoned (the client gone) leaves no file.
+async fn receive(
+    dir: &std::path::Path,
+    name: &str,
+    part: &mut crate::http::request::StreamedPart,
+    plaintext_ok: bool,
+) -> ApiResult<Result<(), backup::UploadRefusal>> {
+    // `None` marks the end: a writer that never gets it discards the file.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Option<bytes::Bytes>>(8);
+    let (d, n) = (dir.to_path_buf(), name.to_string());
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut up = match backup::Upload::begin(&d, &n)? {
+            Ok(u) => u,
+            Err(r) => return Ok(Err(r)),
+        };
+        while let Some(msg) = rx.blocking_recv() {
+            match msg {
+                Some(chunk) => up.write(&chunk)?,
+                None => return up.finish(plaintext_ok).map(|r| r.map(|_| ())),
+            }
+        }
+        Err(backup::BackupError::Invalid(format!(
+            "upload abandoned after {} bytes",
+            up.written()
+        )))
+    });
+    let mut failed = None;
+    let mut writing = true;
+    loop {
+        match part.chunk().await {
+            Ok(Some(chunk)) => {
+                // A writer that stopped (refused name, disk error) answers
+                // below; the rest of the part is only read.
+                if writing && tx.send(Some(chunk)).await.is_err() {
+                    writing = false;
+                }
+            }
+            Ok(None) => {
+                let _ = tx.send(None).await;
+                break;
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let outcome = writer.await.map_err(ApiError::internal)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    match outcome {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            tracing::error!(backup = %name, error = %e, "backup upload failed");
+            Err(ApiError::bad("Failed to upload backup."))
+        }
+    }
 }
 
 pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
@@ -100,14 +241,44 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let key = req.param("key").to_string();
     let p = backup::path(app.store.dir(), &key)
         .ok_or_else(|| ApiError::bad("Missing or invalid backup file."))?;
-    let data = tokio::task::spawn_blocking(move || std::fs::read(&p))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    // Streamed in 64 KiB reads: a backup may be larger than the memory.
+    let (file, len) = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(&p)?;
+        let len = f.metadata()?.len();
+        Ok::<_, std::io::Error>((f, len))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)?;
+    let chunks = futures_util::stream::unfold(Some(file), move |file| async move {
+        let mut f = file?;
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 64 << 10];
+            let n = f.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((f, buf))
+        })
+        .await;
+        match read {
+            Ok(Ok((f, buf))) if !buf.is_empty() => Some((bytes::Bytes::from(buf), Some(f))),
+            Ok(Ok(_)) => None,
+            // Cut short: the client sees fewer bytes than content-length.
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "reading a backup for download");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading a backup for download");
+                None
+            }
+        }
+    });
     let mut r = Resp::empty(200);
-    r.body = bytes::Bytes::from(data);
+    r.stream = Some(Box::pin(chunks));
     r.headers
         .push(("content-type", "application/octet-stream".into()));
+    r.headers.push(("content-length", len.to_string()));
     r.headers.push((
         "content-disposition",
         format!("attachment; filename=\"{key}\""),

@@ -226,6 +226,30 @@ async fn dispatch(
     let identity = crate::api::identity::resolve(app, &parts.headers).await?;
     let ip = client_ip::client_ip(peer.ip(), &parts.headers, &app.trusted, &app.settings());
     rate_limit(app, &parts.method, path, pattern, &params, &identity, ip)?;
+    let body_timeout = Duration::from_secs(app.config.body_timeout_secs);
+    if router::streams_body(&parts.method, pattern) {
+        // Large uploads: the handler reads the body as it arrives, each
+        // chunk within `body_timeout_secs`, the whole within the cap.
+        let limit = app.config.max_backup_upload_bytes;
+        let declared = parts
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            return Err(ApiError::TooLarge("Request entity too large.".into()));
+        }
+        let mut req = Req::new(parts, params, bytes::Bytes::new(), identity, peer, closer);
+        req.client_ip = ip;
+        let unread: request::UnreadBody = Arc::new(std::sync::Mutex::new(Some((
+            body_stream(body, body_timeout),
+            limit,
+        ))));
+        req.set_stream(unread.clone());
+        let resp = handler(app.clone(), req).await;
+        discard_unread(&unread).await;
+        return resp;
+    }
     let limit = body_limit(app, &parts.method, path, &params);
     if let Some(len) = parts
         .headers
@@ -237,7 +261,6 @@ async fn dispatch(
             return Err(ApiError::TooLarge("Request entity too large.".into()));
         }
     }
-    let body_timeout = Duration::from_secs(app.config.body_timeout_secs);
     let body = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
         Err(_) => return Err(ApiError::bad("Timed out reading the request body.")),
         Ok(Err(e)) => {
@@ -253,6 +276,56 @@ async fn dispatch(
     let mut req = Req::new(parts, params, body, identity, peer, closer);
     req.client_ip = ip;
     handler(app.clone(), req).await
+}
+
+/// Reads and drops a body the handler never took (it answered before
+/// reading, e.g. 401), up to 256 KiB as Go's server does: clients still
+/// sending a small body get the answer instead of a reset connection. A
+/// longer one is left unread; the connection then closes.
+async fn discard_unread(unread: &request::UnreadBody) {
+    use futures_util::StreamExt;
+    let taken = match unread.lock() {
+        Ok(mut g) => g.take(),
+        Err(p) => p.into_inner().take(),
+    };
+    let Some((mut body, _)) = taken else {
+        return;
+    };
+    let mut left: usize = 256 << 10;
+    while let Some(Ok(chunk)) = body.next().await {
+        if chunk.len() >= left {
+            return;
+        }
+        left -= chunk.len();
+    }
+}
+
+/// A body as a stream of chunks; a chunk that takes longer than `idle` to
+/// arrive ends it with a `TimedOut` error.
+fn body_stream(body: Incoming, idle: Duration) -> request::BodyStream {
+    let s = futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        loop {
+            match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => {
+                    let e = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "timed out reading the request body",
+                    );
+                    return Some((Err(e), None));
+                }
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some((Err(std::io::Error::other(e)), None)),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some((Ok(data), Some(body)));
+                    }
+                    // Trailers: nothing to hand on.
+                }
+            }
+        }
+    });
+    Box::pin(s)
 }
 
 /// PocketBase's rate limiting (on by default in keepd): the first rule

@@ -1,5 +1,7 @@
 //! The request as handlers see it: method, path params, query, headers,
-//! the whole (size-capped) body, the caller's identity and address.
+//! the whole (size-capped) body, the caller's identity and address. Routes
+//! that take large uploads (`router::streams_body`) get the body as a
+//! stream instead (`Req::streamed_form`), never held whole in memory.
 
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
@@ -24,6 +26,70 @@ pub struct Req {
     /// The connection's upgrade handle (a WebSocket handshake takes it).
     upgrade: Option<hyper::upgrade::OnUpgrade>,
     permit: Option<super::ConnPermit>,
+    /// The unread body of a streamed route, with its byte cap; shared with
+    /// the dispatcher, which discards what the handler left untouched.
+    stream: UnreadBody,
+}
+
+/// A streamed route's body until someone takes it (the mutex keeps `Req`
+/// `Sync`; it is never held across an await).
+pub(crate) type UnreadBody = std::sync::Arc<std::sync::Mutex<Option<(BodyStream, u64)>>>;
+
+/// A request body read as it arrives: chunks, or the error that ended it.
+pub(crate) type BodyStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// A multipart body read part by part as it arrives (`Req::streamed_form`).
+pub struct StreamedForm {
+    mp: multer::Multipart<'static>,
+}
+
+/// One part of a `StreamedForm`; its content is read chunk by chunk.
+pub struct StreamedPart {
+    field: multer::Field<'static>,
+}
+
+/// A streamed body's errors in PocketBase's shapes: over the cap 413, a
+/// stalled client 400, anything malformed the generic 400.
+fn stream_error(e: multer::Error) -> ApiError {
+    match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            ApiError::TooLarge("Request entity too large.".into())
+        }
+        multer::Error::StreamReadFailed(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) =>
+        {
+            ApiError::bad("Timed out reading the request body.")
+        }
+        _ => ApiError::bad("Something went wrong while processing your request."),
+    }
+}
+
+impl StreamedForm {
+    /// The next part, once its headers have arrived (the previous part's
+    /// unread content is skipped).
+    pub async fn next_part(&mut self) -> ApiResult<Option<StreamedPart>> {
+        match self.mp.next_field().await {
+            Ok(f) => Ok(f.map(|field| StreamedPart { field })),
+            Err(e) => Err(stream_error(e)),
+        }
+    }
+}
+
+impl StreamedPart {
+    /// The form key.
+    pub fn name(&self) -> &str {
+        self.field.name().unwrap_or_default()
+    }
+    /// The client's file name (None: a plain form value).
+    pub fn file_name(&self) -> Option<&str> {
+        self.field.file_name()
+    }
+    /// The next piece of the content (None at its end).
+    pub async fn chunk(&mut self) -> ApiResult<Option<Bytes>> {
+        self.field.chunk().await.map_err(stream_error)
+    }
 }
 
 /// An accepted WebSocket handshake: the 101 answer to send and the
@@ -79,7 +145,38 @@ impl Req {
             closer,
             upgrade,
             permit,
+            stream: UnreadBody::default(),
         }
+    }
+
+    /// Hands a streamed route its unread body, capped at `limit` bytes.
+    pub(crate) fn set_stream(&mut self, body: UnreadBody) {
+        self.stream = body;
+    }
+
+    /// A streamed route's multipart body, read as it arrives (None: the
+    /// body is not multipart, or was already taken). Whatever a handler
+    /// leaves unread is dropped with the connection.
+    pub fn streamed_form(&mut self) -> ApiResult<Option<StreamedForm>> {
+        let ct = self.content_type().to_string();
+        if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
+            return Ok(None);
+        }
+        let taken = match self.stream.lock() {
+            Ok(mut s) => s.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        let Some((body, limit)) = taken else {
+            return Ok(None);
+        };
+        let boundary = multer::parse_boundary(&ct)
+            .map_err(|_| ApiError::bad("Something went wrong while processing your request."))?;
+        let mp = multer::Multipart::with_constraints(
+            body,
+            boundary,
+            multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit)),
+        );
+        Ok(Some(StreamedForm { mp }))
     }
 
     /// Whether the request asks for a WebSocket (`Upgrade: websocket`).

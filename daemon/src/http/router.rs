@@ -190,6 +190,7 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         // Backups (superusers; downloads by superuser file token).
         (M::GET, "/api/backups", h!(api::backups::list)),
         (M::POST, "/api/backups", h!(api::backups::create)),
+        (M::POST, "/api/backups/upload", h!(api::backups::upload)),
         (M::GET, "/api/backups/{key}", h!(api::backups::download)),
         (M::DELETE, "/api/backups/{key}", h!(api::backups::delete)),
         (
@@ -221,6 +222,12 @@ fn routes() -> Vec<(Method, &'static str, Handler)> {
         (M::PATCH, "/api/settings", h!(api::settings::update)),
         (M::POST, "/api/settings/test/s3", h!(api::settings::test_s3)),
     ]
+}
+
+/// Routes whose body is handed to the handler as a stream (capped by
+/// `max_backup_upload_bytes`) instead of being read whole first.
+pub fn streams_body(method: &Method, pattern: &str) -> bool {
+    method == Method::POST && pattern == "/api/backups/upload"
 }
 
 /// PocketBase's rate-limit tags of a collection route (labels

@@ -5,6 +5,11 @@
 //! `backup_encryption = "none"` is chosen. Backup files live in
 //! `<data dir>/backups/` (0700; files 0600).
 //!
+//! Uploads (`Upload`) are written to a temporary file, synced, checked to
+//! be a backup keepd could restore (age-encrypted, or a zip with `data.db`
+//! when plaintext is the chosen mode), and only then published under their
+//! name; a failed upload leaves nothing.
+//!
 //! Restore decrypts and unzips into `<data dir>/.restore/`, checks the
 //! staged database with `PRAGMA integrity_check`, and only then marks it
 //! ready; a wrong key or a damaged archive is a clear error and changes
@@ -46,7 +51,8 @@ pub fn backups_dir(data: &Path) -> PathBuf {
     data.join("backups")
 }
 
-/// PocketBase's rule for backup names.
+/// PocketBase's rule for the names of backups created or uploaded through
+/// the API: `[a-z0-9_-]+.zip`, at most 150 bytes.
 pub fn valid_name(name: &str) -> bool {
     let Some(stem) = name.strip_suffix(".zip") else {
         return false;
@@ -56,6 +62,12 @@ pub fn valid_name(name: &str) -> bool {
         && stem
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A name a backup may be stored under: `valid_name`, or one with a
+/// leading `@` (PocketBase's scheduled backups, `@auto_pb_backup_…`).
+pub fn valid_key(key: &str) -> bool {
+    valid_name(key.strip_prefix('@').unwrap_or(key))
 }
 
 fn private_dir(p: &Path) -> std::io::Result<()> {
@@ -77,7 +89,7 @@ fn private_file(p: &Path) -> std::io::Result<std::fs::File> {
 
 /// Writes backup `name` of the data dir. Blocking.
 pub fn create(data: &Path, name: &str, enc: &Encryption) -> Result<PathBuf> {
-    if !valid_name(name) {
+    if !valid_key(name) {
         return Err(invalid("Invalid backup name."));
     }
     let dir = backups_dir(data);
@@ -142,12 +154,184 @@ pub fn create(data: &Path, name: &str, enc: &Encryption) -> Result<PathBuf> {
             }
             out.sync_all()?;
         }
-        std::fs::rename(&tmp_dest, &dest)?;
-        std::fs::File::open(&dir)?.sync_all()?;
-        Ok(())
+        publish(&tmp_dest, &dest)
     })();
     let _ = std::fs::remove_dir_all(&work);
     result.map(|()| dest)
+}
+
+/// Puts a synced temporary file in place under its final name — never over
+/// an existing backup — and syncs the directory.
+fn publish(tmp: &Path, dest: &Path) -> Result<()> {
+    match std::fs::hard_link(tmp, dest) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(invalid("Backup with the specified name already exists."));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    std::fs::remove_file(tmp)?;
+    if let Some(dir) = dest.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Removes what an interrupted backup or upload left in the backups dir
+/// (a crash or power loss mid-way). At start, before serving.
+pub fn clean_temporary(data: &Path) {
+    let Ok(rd) = std::fs::read_dir(backups_dir(data)) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with(".tmp-") || name.starts_with(".upload-") {
+            let p = e.path();
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match r {
+                Ok(()) => tracing::info!(path = %p.display(), "removed an unfinished backup"),
+                Err(e) => {
+                    tracing::warn!(path = %p.display(), error = %e, "can't remove an unfinished backup")
+                }
+            }
+        }
+    }
+}
+
+/// Why an upload was refused: each answered on the `file` field.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UploadRefusal {
+    /// Not a name `valid_name`/`valid_key` allows.
+    Name,
+    /// A backup with this name exists.
+    Exists,
+    /// Neither age-encrypted nor a zip (PocketBase's MIME check).
+    NotZip,
+    /// Not a backup keepd could restore: why.
+    Content(String),
+}
+
+/// An upload being written: a 0600 temporary file in the backups dir,
+/// removed unless `finish` published it.
+pub struct Upload {
+    tmp: PathBuf,
+    dest: PathBuf,
+    file: Option<std::fs::File>,
+    written: u64,
+}
+
+impl Upload {
+    /// Starts the upload of backup `name` (checked before any content).
+    pub fn begin(data: &Path, name: &str) -> Result<std::result::Result<Upload, UploadRefusal>> {
+        if !valid_key(name) {
+            return Ok(Err(UploadRefusal::Name));
+        }
+        let dir = backups_dir(data);
+        private_dir(&dir)?;
+        let dest = dir.join(name);
+        if dest.exists() {
+            return Ok(Err(UploadRefusal::Exists));
+        }
+        let tmp = dir.join(format!(
+            ".upload-{}",
+            crate::util::random_string(10, crate::util::ALPHANUM)
+        ));
+        let file = private_file(&tmp)?;
+        Ok(Ok(Upload {
+            tmp,
+            dest,
+            file: Some(file),
+            written: 0,
+        }))
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(chunk)?;
+            self.written += chunk.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Syncs, checks the content, and publishes the backup under its name.
+    /// `plaintext_ok`: a plain zip is accepted (`backup_encryption = "none"`).
+    pub fn finish(
+        mut self,
+        plaintext_ok: bool,
+    ) -> Result<std::result::Result<PathBuf, UploadRefusal>> {
+        let Some(f) = self.file.take() else {
+            return Err(invalid("upload already finished"));
+        };
+        f.sync_all()?;
+        drop(f);
+        if let Err(why) = check_upload(&self.tmp, plaintext_ok)? {
+            return Ok(Err(why));
+        }
+        match publish(&self.tmp, &self.dest) {
+            Ok(()) => Ok(Ok(self.dest.clone())),
+            Err(BackupError::Invalid(_)) => Ok(Err(UploadRefusal::Exists)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // Published (then the temporary name is gone) or abandoned.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Whether a written upload is a backup keepd could restore: an age file
+/// whose header parses, or (when allowed) a zip archive with `data.db`.
+fn check_upload(p: &Path, plaintext_ok: bool) -> Result<std::result::Result<(), UploadRefusal>> {
+    let content = |m: String| Err(UploadRefusal::Content(m));
+    let mut head = [0u8; 32];
+    let n = {
+        let mut f = std::fs::File::open(p)?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        n
+    };
+    let head = &head[..n];
+    if head.starts_with(AGE_MAGIC) {
+        let f = std::io::BufReader::new(std::fs::File::open(p)?);
+        return Ok(match age::Decryptor::new(f) {
+            Ok(_) => Ok(()),
+            Err(e) => content(format!(
+                "The file is not a valid age-encrypted backup: {e}."
+            )),
+        });
+    }
+    if !infer::archive::is_zip(head) {
+        return Ok(Err(UploadRefusal::NotZip));
+    }
+    if !plaintext_ok {
+        return Ok(content(
+            "Backups are kept encrypted: upload an age-encrypted backup (or set backup_encryption = \"none\" for plaintext)."
+                .into(),
+        ));
+    }
+    let z = zip::ZipArchive::new(std::fs::File::open(p)?);
+    Ok(match z {
+        Ok(z) if z.index_for_name("data.db").is_some() => Ok(()),
+        Ok(_) => content("The archive is not a backup: it has no data.db.".into()),
+        Err(e) => content(format!("The archive can't be read: {e}.")),
+    })
 }
 
 fn add_tree<W: Write + std::io::Seek>(
@@ -184,7 +368,7 @@ pub fn list(data: &Path) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
     };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        if !valid_name(&name) {
+        if !valid_key(&name) {
             continue;
         }
         let m = e.metadata()?;
@@ -199,7 +383,7 @@ pub fn list(data: &Path) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
 /// The path of an existing backup.
 pub fn path(data: &Path, name: &str) -> Option<PathBuf> {
     let p = backups_dir(data).join(name);
-    (valid_name(name) && p.is_file()).then_some(p)
+    (valid_key(name) && p.is_file()).then_some(p)
 }
 
 /// Decrypts, unzips and checks backup `name` into the staging dir, then
@@ -365,5 +549,106 @@ mod tests {
         ] {
             assert!(!valid_name(bad), "{bad}");
         }
+        assert!(valid_key("@auto_pb_backup_acme_20260101000000.zip"));
+        assert!(!valid_name("@auto_pb_backup_acme_20260101000000.zip"));
+        for bad in ["@", "@.zip", "@@a.zip", "@A.zip", "@../a.zip"] {
+            assert!(!valid_key(bad), "{bad}");
+        }
+    }
+
+    fn temp_data(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "keepd-backup-{tag}-{}-{}",
+            std::process::id(),
+            crate::util::random_string(6, crate::util::LOWER_ALPHANUM)
+        ));
+        std::fs::create_dir_all(backups_dir(&d)).expect("dir");
+        d
+    }
+
+    #[test]
+    fn upload_checks_content_and_leaves_nothing_when_refused() {
+        let d = temp_data("upload");
+        let dir = backups_dir(&d);
+        let leftovers = || -> Vec<String> {
+            std::fs::read_dir(&dir)
+                .expect("dir")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        };
+        // A plain zip with data.db: only in plaintext mode.
+        let mut zip_bytes = Vec::new();
+        {
+            let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut zip_bytes));
+            z.start_file("data.db", zip::write::SimpleFileOptions::default())
+                .expect("entry");
+            z.write_all(b"not really sqlite").expect("write");
+            z.finish().expect("finish");
+        }
+        let mut u = Upload::begin(&d, "plain.zip").expect("io").expect("ok");
+        u.write(&zip_bytes).expect("write");
+        assert!(matches!(
+            u.finish(false).expect("io"),
+            Err(UploadRefusal::Content(m)) if m.contains("encrypted")
+        ));
+        assert!(leftovers().is_empty(), "{:?}", leftovers());
+        let mut u = Upload::begin(&d, "plain.zip").expect("io").expect("ok");
+        u.write(&zip_bytes).expect("write");
+        let p = u.finish(true).expect("io").expect("published");
+        assert_eq!(std::fs::read(&p).expect("read"), zip_bytes);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        // The name is taken now.
+        assert_eq!(
+            Upload::begin(&d, "plain.zip").expect("io").err(),
+            Some(UploadRefusal::Exists)
+        );
+        assert_eq!(
+            Upload::begin(&d, "../x.zip").expect("io").err(),
+            Some(UploadRefusal::Name)
+        );
+        // Not a zip / a zip without data.db / age magic with a broken header.
+        let mut u = Upload::begin(&d, "bad.zip").expect("io").expect("ok");
+        u.write(b"hello world").expect("write");
+        assert_eq!(
+            u.finish(true).expect("io").err(),
+            Some(UploadRefusal::NotZip)
+        );
+        for (bytes, plain) in [
+            (b"PK\x03\x04garbage".to_vec(), true),
+            (b"age-encryption.org/v1\n-> nonsense\n".to_vec(), false),
+        ] {
+            let mut u = Upload::begin(&d, "bad.zip").expect("io").expect("ok");
+            u.write(&bytes).expect("write");
+            assert!(matches!(
+                u.finish(plain).expect("io"),
+                Err(UploadRefusal::Content(_))
+            ));
+        }
+        // Abandoned mid-way (client gone): dropped, nothing left.
+        let mut u = Upload::begin(&d, "gone.zip").expect("io").expect("ok");
+        u.write(b"age-encryption.org/v1\n").expect("write");
+        drop(u);
+        assert_eq!(leftovers(), vec!["plain.zip".to_string()]);
+        // A real age file is accepted in either mode.
+        let id = age::x25519::Identity::generate();
+        let mut enc = Vec::new();
+        {
+            let e = age::Encryptor::with_recipients(std::iter::once(
+                &id.to_public() as &dyn age::Recipient
+            ))
+            .expect("encryptor");
+            let mut w = e.wrap_output(&mut enc).expect("wrap");
+            w.write_all(&zip_bytes).expect("write");
+            w.finish().expect("finish");
+        }
+        let mut u = Upload::begin(&d, "enc.zip").expect("io").expect("ok");
+        u.write(&enc).expect("write");
+        u.finish(false).expect("io").expect("published");
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

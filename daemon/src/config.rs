@@ -78,6 +78,11 @@ pub struct Config {
     /// Largest `POST /api/backups/upload` body in bytes (streamed to disk,
     /// never held in memory).
     pub max_backup_upload_bytes: u64,
+    /// Seconds between checks of the backup schedule (`backups.cron` in the
+    /// settings). Each check runs the backup when the current minute
+    /// matches, as PocketBase's cron ticker (`SetInterval`, 60 s); below 60
+    /// a matching minute runs it more than once, which only tests want.
+    pub backup_cron_tick_secs: u64,
     /// Superusers must log in with TOTP as second step; one without TOTP is
     /// refused until `keepd superuser totp EMAIL` turns it on.
     pub superuser_totp_required: bool,
@@ -122,6 +127,7 @@ impl Default for Config {
             backup_encryption: "age".into(),
             backup_identity_file: String::new(),
             max_backup_upload_bytes: 4 << 30,
+            backup_cron_tick_secs: 60,
             log: "info".into(),
             fix_permissions: false,
         }
@@ -162,6 +168,7 @@ const KEYS: &[&str] = &[
     "backup_encryption",
     "backup_identity_file",
     "max_backup_upload_bytes",
+    "backup_cron_tick_secs",
     "log",
     "fix_permissions",
 ];
@@ -342,6 +349,9 @@ impl Config {
         }
         if self.max_backup_upload_bytes < 1024 {
             return bad("max_backup_upload_bytes", "must be at least 1024");
+        }
+        if !(1..=60).contains(&self.backup_cron_tick_secs) {
+            return bad("backup_cron_tick_secs", "must be between 1 and 60");
         }
         if self.audit_retention_days == 0 {
             return bad("audit_retention_days", "must be at least 1");

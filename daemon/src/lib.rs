@@ -119,6 +119,8 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
             }
         });
     }
+    // Scheduled backups (`backups.cron` in the settings).
+    tokio::spawn(ops::schedule::run(app.clone()));
     // A daily integrity check that shouts when the database is damaged.
     {
         let store = store.clone();

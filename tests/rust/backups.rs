@@ -3,7 +3,8 @@
 //! uploaded backups streamed to disk, kept only when complete and
 //! restorable, nothing left by a failed one; restore rolls the data back
 //! after a restart; a wrong key or a damaged archive is a clear error that
-//! changes nothing; plaintext only when chosen.
+//! changes nothing; plaintext only when chosen; scheduled backups with
+//! PocketBase's names and retention.
 
 mod common;
 
@@ -276,13 +277,31 @@ fn plaintext_only_when_chosen() {
     if is_reference() {
         return;
     }
-    let srv = TestServer::start();
+    let srv = TestServer::builder()
+        .env("KEEPD_BACKUP_CRON_TICK_SECS", "1")
+        .start();
     let (st, v) = srv.su().post("/api/backups", &json!({"name": "x.zip"}));
     assert_eq!(st, 400, "no recipients: {v}");
     assert!(v["message"]
         .as_str()
         .unwrap_or("")
         .contains("backup_recipients"));
+    // Scheduled without recipients: said loudly at each run, no plaintext
+    // written, the daemon goes on.
+    let (st, v) = srv.su().patch(
+        "/api/settings",
+        &json!({"backups": {"cron": "* * * * *", "cronMaxKeep": 1}}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        wait_until(Duration::from_secs(10), || srv
+            .output()
+            .contains("SCHEDULED BACKUP NOT MADE")),
+        "{}",
+        srv.output()
+    );
+    let (st, list) = srv.su().get("/api/backups");
+    assert_eq!((st, list), (200, json!([])));
     drop(srv);
     let srv = TestServer::builder()
         .env("KEEPD_BACKUP_ENCRYPTION", "none")
@@ -428,4 +447,197 @@ fn uploads_stream_to_disk_are_capped_and_leave_nothing_when_cut() {
     );
     let (_, list) = srv.su().get("/api/backups");
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}
+
+/// `backups.cron` and `cronMaxKeep` are validated as PocketBase validates
+/// them (runs against both servers).
+#[test]
+fn backup_schedule_settings_validated_as_pocketbase() {
+    let srv = TestServer::start();
+    let patch = |b: Value| srv.su().patch("/api/settings", &json!({"backups": b}));
+    let (st, v) = patch(json!({"cron": "bad"}));
+    assert_error_shape(&v, 400, "bad cron");
+    assert_eq!(st, 400);
+    assert_eq!(
+        v["message"],
+        "An error occurred while saving the new settings."
+    );
+    assert_eq!(
+        v["data"]["backups"]["cron"]["code"],
+        "validation_invalid_cron"
+    );
+    assert_eq!(
+        v["data"]["backups"]["cron"]["message"],
+        "Invalid cron expression - must be a valid macro or to have exactly 5 space separated segments."
+    );
+    let (_, v) = patch(json!({"cron": "*/0 * * * *", "cronMaxKeep": 1}));
+    assert_eq!(
+        v["data"]["backups"]["cron"]["message"],
+        "Invalid segment step boundary - the step must be between 1 and the 59."
+    );
+    let (_, v) = patch(json!({"cron": "x * * * *", "cronMaxKeep": 1}));
+    assert_eq!(
+        v["data"]["backups"]["cron"]["message"],
+        "Strconv.Atoi: parsing \"x\": invalid syntax."
+    );
+    let (st, v) = patch(json!({"cron": "* * * * *", "cronMaxKeep": 0}));
+    assert_eq!(st, 400);
+    assert_eq!(
+        v["data"]["backups"]["cronMaxKeep"],
+        json!({"code": "validation_required", "message": "Cannot be blank."})
+    );
+    let (_, v) = patch(json!({"cron": "", "cronMaxKeep": -1}));
+    assert_eq!(
+        v["data"]["backups"]["cronMaxKeep"],
+        json!({"code": "validation_min_greater_equal_than_required", "message": "Must be no less than 1.", "params": {"threshold": 1}})
+    );
+    let (st, v) = patch(json!({"cron": 5}));
+    assert_eq!(st, 400);
+    assert_eq!(
+        v["message"],
+        "An error occurred while loading the submitted data."
+    );
+    // Errors of several groups come together (batch's too).
+    let (st, v) = srv.su().patch(
+        "/api/settings",
+        &json!({"backups": {"cron": "bad"}, "batch": {"maxRequests": -1}}),
+    );
+    assert_eq!(st, 400);
+    assert_eq!(
+        v["data"]["backups"]["cron"]["code"],
+        "validation_invalid_cron"
+    );
+    assert_eq!(
+        v["data"]["batch"]["maxRequests"],
+        json!({"code": "validation_min_greater_equal_than_required", "message": "Must be no less than 0.", "params": {"threshold": 0}})
+    );
+    // Nothing above was saved.
+    let (_, s) = srv.su().get("/api/settings");
+    assert_eq!(s["backups"]["cron"], "", "{s}");
+    for (cron, keep) in [("@daily", 2), ("5-59/20 */2 1,15 * 1-5", 1), ("", 0)] {
+        let (st, v) = patch(json!({"cron": cron, "cronMaxKeep": keep}));
+        assert_eq!(st, 200, "{cron}: {v}");
+        assert_eq!(v["backups"]["cron"], cron);
+        assert_eq!(v["backups"]["cronMaxKeep"], keep);
+    }
+}
+
+fn audit_targets(srv: &TestServer, action: &str) -> Vec<String> {
+    let (st, a) = srv.su().get(&format!(
+        "/api/audit?action={action}&actor=cron&perPage=500"
+    ));
+    assert_eq!(st, 200, "{a}");
+    a["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| {
+            e["target"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("backups/")
+                .to_string()
+        })
+        .collect()
+}
+
+fn is_auto_name(k: &str) -> bool {
+    // @auto_pb_backup_<snake app name>_<yyyymmddhhmmss>.zip
+    k.strip_prefix("@auto_pb_backup_my_test_app_")
+        .and_then(|r| r.strip_suffix(".zip"))
+        .is_some_and(|ts| ts.len() == 14 && ts.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Scheduled backups run on the schedule, not off it; are named as
+/// PocketBase names them; only the newest `cronMaxKeep` scheduled backups
+/// stay, other backups untouched; an empty `cron` stops them. (The
+/// schedule is checked every second here — `backup_cron_tick_secs` — so
+/// that `* * * * *` runs at each tick instead of once a minute.)
+#[test]
+fn scheduled_backups_run_and_keep_the_newest() {
+    if is_reference() {
+        return;
+    }
+    let mut srv = TestServer::builder()
+        .env("KEEPD_BACKUP_ENCRYPTION", "none")
+        .env("KEEPD_BACKUP_CRON_TICK_SECS", "1")
+        .start();
+    note_collection(&srv);
+    let (st, _) = srv
+        .su()
+        .post("/api/backups", &json!({"name": "manual.zip"}));
+    assert_eq!(st, 204);
+    // Off the schedule: a minute half an hour away never comes.
+    let minute = (chrono_minute_now() + 30) % 60;
+    let (st, v) = srv.su().patch(
+        "/api/settings",
+        &json!({"meta": {"appName": "My Test App"}, "backups": {"cron": format!("{minute} * * * *"), "cronMaxKeep": 2}}),
+    );
+    assert_eq!(st, 200, "{v}");
+    std::thread::sleep(Duration::from_millis(3500));
+    assert!(audit_targets(&srv, "backup.create").is_empty());
+    // Every minute: a backup at each tick, the oldest beyond 2 deleted.
+    let (st, v) = srv
+        .su()
+        .patch("/api/settings", &json!({"backups": {"cron": "* * * * *"}}));
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        wait_until(Duration::from_secs(30), || audit_targets(
+            &srv,
+            "backup.create"
+        )
+        .len()
+            >= 4),
+        "no scheduled backups: {:?}\n{}",
+        audit_targets(&srv, "backup.create"),
+        srv.output()
+    );
+    let (st, _) = srv
+        .su()
+        .patch("/api/settings", &json!({"backups": {"cron": ""}}));
+    assert_eq!(st, 200);
+    std::thread::sleep(Duration::from_millis(1500)); // a run in flight ends
+    let created = audit_targets(&srv, "backup.create"); // newest first
+    let deleted = audit_targets(&srv, "backup.delete");
+    assert!(created.iter().all(|k| is_auto_name(k)), "{created:?}");
+    let (_, list) = srv.su().get("/api/backups");
+    let mut keys: Vec<String> = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| b["key"].as_str().expect("key").to_string())
+        .collect();
+    keys.sort();
+    let mut want: Vec<String> = created[..2].to_vec();
+    want.push("manual.zip".into());
+    want.sort();
+    assert_eq!(keys, want, "created {created:?}, deleted {deleted:?}");
+    let mut gone = deleted.clone();
+    gone.sort();
+    let mut older = created[2..].to_vec();
+    older.sort();
+    assert_eq!(gone, older);
+    // A scheduled backup is a real one (a zip with the database).
+    let body = download(&srv, &created[0]);
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(body)).expect("zip");
+    assert!(z.by_name("data.db").is_ok());
+    // Off: no more.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(audit_targets(&srv, "backup.create").len(), created.len());
+    assert!(srv.is_running());
+}
+
+fn note_collection(srv: &TestServer) {
+    srv.create_collection(&json!({
+        "name": "notes", "type": "base", "fields": [{"name": "title", "type": "text"}]
+    }));
+    note(srv, "scheduled");
+}
+
+fn chrono_minute_now() -> u64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    (secs / 60) % 60
 }

@@ -1,5 +1,5 @@
 // pb.backups through the JS SDK: create, list, download with a superuser
-// file token, upload, delete. (Restore is covered in tests/rust/backups.rs: keepd
+// file token, upload, delete; the schedule's settings. (Restore is covered in tests/rust/backups.rs: keepd
 // exits for its service manager to restart it, PocketBase re-executes
 // itself.) keepd encrypts backups with age; plaintext here is the explicit
 // `backup_encryption = "none"` choice (PocketBase ignores the variable).
@@ -72,5 +72,16 @@ describe("backups", () => {
     for (const key of ["sdk_src.zip", "sdk_up.zip", "sdk_fd.zip"]) {
       assert.equal(await su.backups.delete(key), true);
     }
+  });
+
+  test("the schedule is validated as PocketBase validates it", async () => {
+    let err = await expectError(su.settings.update({ backups: { cron: "61 * * * *", cronMaxKeep: 1 } }), 400);
+    assert.equal(err.response.data.backups?.cron?.code, "validation_invalid_cron", JSON.stringify(err.response));
+    err = await expectError(su.settings.update({ backups: { cron: "@daily", cronMaxKeep: 0 } }), 400);
+    assert.equal(err.response.data.backups?.cronMaxKeep?.code, "validation_required", JSON.stringify(err.response));
+    const s = await su.settings.update({ backups: { cron: "0 3 * * *", cronMaxKeep: 7 } });
+    assert.equal(s.backups.cron, "0 3 * * *");
+    assert.equal(s.backups.cronMaxKeep, 7);
+    await su.settings.update({ backups: { cron: "" } });
   });
 });

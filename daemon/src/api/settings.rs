@@ -1,10 +1,13 @@
-//! `GET/PATCH /api/settings` (superusers). Secrets are never shown.
+//! `GET/PATCH /api/settings` (superusers). Secrets are never shown. A
+//! change is validated as PocketBase validates it (`backups.cron` with its
+//! cron grammar, `batch` limits) and answered in its error shape; a new
+//! `backups.cron` takes effect at the scheduler's next tick.
 
 use super::require_superuser;
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 fn redact(v: &Value) -> Value {
@@ -27,34 +30,106 @@ pub async fn get(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     Ok(Resp::ok(&redact(&app.settings())))
 }
 
+/// PocketBase's answer to settings that don't parse into its types.
+fn not_loaded() -> ApiError {
+    ApiError::bad("An error occurred while loading the submitted data.")
+}
+
+/// ozzo-validation's `Min(n)` failure (zero values pass `Min`).
+fn below_min(e: &mut FieldErrors, field: &str, n: i64) {
+    e.add_params(
+        field,
+        "validation_min_greater_equal_than_required",
+        format!("Must be no less than {n}."),
+        json!({"threshold": n}),
+    );
+}
+
+/// `batch`, as PocketBase validates it: whole numbers, none negative;
+/// `maxRequests` and `timeout` required while enabled.
+fn check_batch(patch: &Value, merged: &Value) -> ApiResult<FieldErrors> {
+    let keys = ["maxRequests", "timeout", "maxBodySize"];
+    if keys
+        .iter()
+        .any(|k| patch.get(*k).is_some_and(|v| v.as_i64().is_none()))
+    {
+        return Err(not_loaded());
+    }
+    let mut e = FieldErrors::new();
+    let enabled = merged["enabled"].as_bool().unwrap_or(false);
+    for k in keys {
+        let n = merged[k].as_i64().unwrap_or(0);
+        if enabled && n == 0 && k != "maxBodySize" {
+            e.add(k, "validation_required", "Cannot be blank.");
+        } else if n < 0 {
+            below_min(&mut e, k, 0);
+        }
+    }
+    Ok(e)
+}
+
+/// `backups`, as PocketBase validates it: `cron` empty or a valid
+/// expression (`ops::cron`), `cronMaxKeep` at least 1 while `cron` is set.
+fn check_backups(patch: &Value, merged: &Value) -> ApiResult<FieldErrors> {
+    if patch.get("cron").is_some_and(|v| !v.is_string())
+        || patch
+            .get("cronMaxKeep")
+            .is_some_and(|v| v.as_i64().is_none())
+    {
+        return Err(not_loaded());
+    }
+    let mut e = FieldErrors::new();
+    let cron = merged["cron"].as_str().unwrap_or_default();
+    if !cron.is_empty() {
+        if let Err(m) = crate::ops::cron::Schedule::parse(cron) {
+            e.add("cron", "validation_invalid_cron", m);
+        }
+    }
+    let keep = merged["cronMaxKeep"].as_i64().unwrap_or(0);
+    if !cron.is_empty() && keep == 0 {
+        e.add("cronMaxKeep", "validation_required", "Cannot be blank.");
+    } else if keep < 0 {
+        below_min(&mut e, "cronMaxKeep", 1);
+    }
+    Ok(e)
+}
+
 pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let body = Value::Object(req.json_body()?);
-    if let Some(b) = body.get("batch") {
-        let bad = ["maxRequests", "timeout", "maxBodySize"]
-            .iter()
-            .any(|k| b.get(*k).is_some_and(|v| v.as_i64().is_none_or(|n| n < 0)));
-        if bad {
-            return Err(ApiError::bad(
-                "An error occurred while submitting the form.",
-            ));
+    let current = app.settings();
+    let mut errors = FieldErrors::new();
+    type Check = fn(&Value, &Value) -> ApiResult<FieldErrors>;
+    for (group, check) in [("backups", check_backups as Check), ("batch", check_batch)] {
+        let Some(patch) = body.get(group) else {
+            continue;
+        };
+        if !patch.is_object() {
+            return Err(not_loaded());
+        }
+        let mut merged = current.get(group).cloned().unwrap_or_else(|| json!({}));
+        crate::app::merge(&mut merged, patch);
+        let e = check(patch, &merged)?;
+        if !e.is_empty() {
+            errors.add_nested(group, e.into_value());
         }
     }
     if let Some(l) = body.get("lockout") {
-        let mut merged = app.settings().get("lockout").cloned().unwrap_or_default();
+        let mut merged = current.get("lockout").cloned().unwrap_or_default();
         crate::app::merge(&mut merged, l);
         if crate::auth::lockout::Policy::from_json(&merged).is_none() {
-            let mut e = crate::error::FieldErrors::new();
-            e.add(
+            errors.add(
                 "lockout",
                 "validation_invalid_lockout",
                 "maxFailures, windowSeconds, baseSeconds and maxSeconds must be whole numbers; windows and delays between 1 and 86400 seconds, maxSeconds at least baseSeconds.",
             );
-            return Err(ApiError::validation(
-                "An error occurred while submitting the form.",
-                e,
-            ));
         }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(
+            "An error occurred while saving the new settings.",
+            errors,
+        ));
     }
     let before = app.settings();
     {

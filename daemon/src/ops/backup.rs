@@ -8,7 +8,9 @@
 //! Uploads (`Upload`) are written to a temporary file, synced, checked to
 //! be a backup keepd could restore (age-encrypted, or a zip with `data.db`
 //! when plaintext is the chosen mode), and only then published under their
-//! name; a failed upload leaves nothing.
+//! name; a failed upload leaves nothing. Scheduled backups are named
+//! `@auto_pb_backup_<app>_<time>.zip` as PocketBase's, and `prune_auto`
+//! keeps the newest of them.
 //!
 //! Restore decrypts and unzips into `<data dir>/.restore/`, checks the
 //! staged database with `PRAGMA integrity_check`, and only then marks it
@@ -51,6 +53,9 @@ pub fn backups_dir(data: &Path) -> PathBuf {
     data.join("backups")
 }
 
+/// The prefix of scheduled backups' names (PocketBase's).
+pub const AUTO_PREFIX: &str = "@auto_pb_backup_";
+
 /// PocketBase's rule for the names of backups created or uploaded through
 /// the API: `[a-z0-9_-]+.zip`, at most 150 bytes.
 pub fn valid_name(name: &str) -> bool {
@@ -65,9 +70,40 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 /// A name a backup may be stored under: `valid_name`, or one with a
-/// leading `@` (PocketBase's scheduled backups, `@auto_pb_backup_…`).
+/// leading `@` (scheduled backups, `@auto_pb_backup_…`).
 pub fn valid_key(key: &str) -> bool {
     valid_name(key.strip_prefix('@').unwrap_or(key))
+}
+
+/// The name of a scheduled backup made at `now`, as PocketBase's:
+/// `@auto_pb_backup_<app name in snake case, ≤ 50>_<yyyymmddhhmmss>.zip`.
+pub fn auto_name(app_name: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut app = snakecase(app_name);
+    app.truncate(50);
+    format!("{AUTO_PREFIX}{app}_{}.zip", now.format("%Y%m%d%H%M%S"))
+}
+
+/// PocketBase's `inflector.Snakecase`: words split at anything but ASCII
+/// letters and digits, `_` before an upper-case letter that follows a
+/// lower-case one, all lower case.
+fn snakecase(s: &str) -> String {
+    let mut out = String::new();
+    for word in s
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        let b = word.as_bytes();
+        for (i, &c) in b.iter().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 && !b[i - 1].is_ascii_uppercase() {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase() as char);
+        }
+    }
+    out
 }
 
 fn private_dir(p: &Path) -> std::io::Result<()> {
@@ -334,6 +370,26 @@ fn check_upload(p: &Path, plaintext_ok: bool) -> Result<std::result::Result<(), 
     })
 }
 
+/// Deletes the oldest scheduled backups (`@auto_pb_backup_…`) beyond the
+/// newest `keep`; other backups are never touched. Returns the deleted.
+pub fn prune_auto(data: &Path, keep: usize) -> Result<Vec<String>> {
+    let mut auto: Vec<_> = list(data)?
+        .into_iter()
+        .filter(|(k, _, _)| k.starts_with(AUTO_PREFIX))
+        .collect();
+    // Newest first; same time: the later name (its timestamp) first.
+    auto.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| b.0.cmp(&a.0)));
+    let mut removed = Vec::new();
+    for (key, _, _) in auto.into_iter().skip(keep) {
+        std::fs::remove_file(backups_dir(data).join(&key))?;
+        removed.push(key);
+    }
+    if !removed.is_empty() {
+        std::fs::File::open(backups_dir(data))?.sync_all()?;
+    }
+    Ok(removed)
+}
+
 fn add_tree<W: Write + std::io::Seek>(
     z: &mut zip::ZipWriter<W>,
     dir: &Path,
@@ -556,6 +612,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn auto_names_as_pocketbase() {
+        use chrono::TimeZone;
+        let t = chrono::Utc
+            .with_ymd_and_hms(2026, 3, 4, 5, 6, 7)
+            .single()
+            .expect("time");
+        assert_eq!(
+            auto_name("Acme", t),
+            "@auto_pb_backup_acme_20260304050607.zip"
+        );
+        // PocketBase's inflector.Snakecase cases.
+        for (app, snake) in [
+            ("", ""),
+            ("!@#$%^", ""),
+            ("_", ""),
+            ("John Doe", "john_doe"),
+            ("John_Doe", "john_doe"),
+            (".a!b@c#d$e%123. ", "a_b_c_d_e_123"),
+            ("HelloWorld1HelloWorld2", "hello_world1_hello_world2"),
+            ("TEST", "test"),
+            ("testABR", "test_abr"),
+            ("Café Olé", "caf_ol"),
+        ] {
+            assert_eq!(snakecase(app), snake, "{app}");
+        }
+        let long = auto_name(&"x".repeat(80), t);
+        assert_eq!(
+            long,
+            format!("@auto_pb_backup_{}_20260304050607.zip", "x".repeat(50))
+        );
+        assert!(valid_key(&long) && valid_key(&auto_name("", t)));
+    }
+
     fn temp_data(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
             "keepd-backup-{tag}-{}-{}",
@@ -564,6 +654,54 @@ mod tests {
         ));
         std::fs::create_dir_all(backups_dir(&d)).expect("dir");
         d
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_auto_backups_only() {
+        let d = temp_data("prune");
+        let dir = backups_dir(&d);
+        let names = [
+            "@auto_pb_backup_a_20260101000001.zip",
+            "@auto_pb_backup_a_20260101000002.zip",
+            "@auto_pb_backup_a_20260101000003.zip",
+            "@auto_pb_backup_a_20260101000004.zip",
+            "manual.zip",
+            "@other.zip",
+        ];
+        let base =
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        for (i, n) in names.iter().enumerate() {
+            let f = std::fs::File::create(dir.join(n)).expect("file");
+            // manual.zip is the oldest of all; mtimes in name order.
+            let t = base
+                + std::time::Duration::from_secs(if *n == "manual.zip" {
+                    0
+                } else {
+                    10 + i as u64
+                });
+            f.set_modified(t).expect("mtime");
+        }
+        let removed = prune_auto(&d, 2).expect("prune");
+        assert_eq!(
+            removed,
+            vec![
+                "@auto_pb_backup_a_20260101000002.zip".to_string(),
+                "@auto_pb_backup_a_20260101000001.zip".to_string()
+            ]
+        );
+        let mut left: Vec<String> = list(&d).expect("list").into_iter().map(|b| b.0).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                "@auto_pb_backup_a_20260101000003.zip",
+                "@auto_pb_backup_a_20260101000004.zip",
+                "@other.zip",
+                "manual.zip"
+            ]
+        );
+        assert!(prune_auto(&d, 2).expect("again").is_empty());
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

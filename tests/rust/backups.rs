@@ -511,6 +511,16 @@ fn backup_schedule_settings_validated_as_pocketbase() {
         v["data"]["batch"]["maxRequests"],
         json!({"code": "validation_min_greater_equal_than_required", "message": "Must be no less than 0.", "params": {"threshold": 0}})
     );
+    let (st, v) = patch(json!({"cron": "bad", "s3": {"enabled": true}}));
+    assert_eq!(st, 400);
+    assert_eq!(
+        v["data"]["backups"]["cron"]["code"], "validation_invalid_cron",
+        "{v}"
+    );
+    assert_eq!(
+        v["data"]["backups"]["s3"]["bucket"]["code"], "validation_required",
+        "{v}"
+    );
     // Nothing above was saved.
     let (_, s) = srv.su().get("/api/settings");
     assert_eq!(s["backups"]["cron"], "", "{s}");

@@ -1,6 +1,7 @@
 //! `GET/PATCH /api/settings` (superusers). Secrets are never shown. A
 //! change is validated as PocketBase validates it (`backups.cron` with its
-//! cron grammar, `batch` limits) and answered in its error shape; a new
+//! cron grammar, the S3 configurations, `batch` limits), all errors in one
+//! answer in its shape; a new
 //! `backups.cron` takes effect at the scheduler's next tick.
 
 use super::require_superuser;
@@ -68,8 +69,18 @@ fn check_batch(patch: &Value, merged: &Value) -> ApiResult<FieldErrors> {
     Ok(e)
 }
 
+/// An S3 configuration (`s3`, `backups.s3`), as `files::s3` validates it.
+fn check_s3(_patch: &Value, merged: &Value) -> ApiResult<FieldErrors> {
+    let mut e = FieldErrors::new();
+    for (k, code, msg) in crate::files::s3::validate(merged) {
+        e.add(k, code, msg);
+    }
+    Ok(e)
+}
+
 /// `backups`, as PocketBase validates it: `cron` empty or a valid
-/// expression (`ops::cron`), `cronMaxKeep` at least 1 while `cron` is set.
+/// expression (`ops::cron`), `cronMaxKeep` at least 1 while `cron` is set,
+/// and its `s3`.
 fn check_backups(patch: &Value, merged: &Value) -> ApiResult<FieldErrors> {
     if patch.get("cron").is_some_and(|v| !v.is_string())
         || patch
@@ -91,6 +102,12 @@ fn check_backups(patch: &Value, merged: &Value) -> ApiResult<FieldErrors> {
     } else if keep < 0 {
         below_min(&mut e, "cronMaxKeep", 1);
     }
+    if patch.get("s3").is_some() {
+        let s3 = check_s3(&patch["s3"], &merged["s3"])?;
+        if !s3.is_empty() {
+            e.add_nested("s3", s3.into_value());
+        }
+    }
     Ok(e)
 }
 
@@ -100,7 +117,11 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let current = app.settings();
     let mut errors = FieldErrors::new();
     type Check = fn(&Value, &Value) -> ApiResult<FieldErrors>;
-    for (group, check) in [("backups", check_backups as Check), ("batch", check_batch)] {
+    for (group, check) in [
+        ("s3", check_s3 as Check),
+        ("backups", check_backups),
+        ("batch", check_batch),
+    ] {
         let Some(patch) = body.get(group) else {
             continue;
         };
@@ -132,38 +153,6 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         ));
     }
     let before = app.settings();
-    {
-        // The S3 configurations as they would be after the merge.
-        let mut merged = before.as_ref().clone();
-        crate::app::merge(&mut merged, &body);
-        let mut e = crate::error::FieldErrors::new();
-        let s3_errors = |v: &Value| {
-            let errs = crate::files::s3::validate(v);
-            (!errs.is_empty()).then(|| {
-                let mut f = crate::error::FieldErrors::new();
-                for (k, code, msg) in errs {
-                    f.add(k, code, msg);
-                }
-                f.into_value()
-            })
-        };
-        if body.get("s3").is_some() {
-            if let Some(v) = s3_errors(&merged["s3"]) {
-                e.add_nested("s3", v);
-            }
-        }
-        if body.pointer("/backups/s3").is_some() {
-            if let Some(v) = s3_errors(&merged["backups"]["s3"]) {
-                e.add_nested("backups", serde_json::json!({ "s3": v }));
-            }
-        }
-        if !e.is_empty() {
-            return Err(ApiError::validation(
-                "An error occurred while saving the new settings.",
-                e,
-            ));
-        }
-    }
     let next = app.update_settings(&body).await?;
     app.audit(crate::store::audit::Entry {
         action: "settings.update",

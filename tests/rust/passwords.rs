@@ -142,7 +142,7 @@ fn hashing_memory_is_given_back_when_idle() {
     // 64 MiB blocks: well above anything else the daemon allocates here.
     let srv = TestServer::builder()
         .env("KEEPD_ARGON2_MEMORY_KIB", "65536")
-        .env("KEEPD_MAX_CONCURRENT_HASHES", "1")
+        .env("KEEPD_MAX_CONCURRENT_HASHES", "2")
         .start();
     let pid = srv.pid();
     let token = srv.superuser_token();

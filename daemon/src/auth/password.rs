@@ -85,12 +85,13 @@ impl Hasher {
         let threads = threads.max(1);
         let (tx, rx) = mpsc::sync_channel::<Job>(threads);
         let rx = Arc::new(Mutex::new(rx));
+        let blocks = Arc::new(Blocks::default());
         for i in 0..threads {
-            let rx = rx.clone();
+            let (rx, blocks) = (rx.clone(), blocks.clone());
             let params = params.clone();
             std::thread::Builder::new()
                 .name(format!("keepd-hash-{i}"))
-                .spawn(move || worker(rx, params))?;
+                .spawn(move || worker(rx, params, blocks))?;
         }
         let mut memory = vec![Block::default(); params.block_count()];
         let dummy = hash_with(
@@ -155,34 +156,52 @@ impl Hasher {
     }
 }
 
-/// A hasher that had no work for this long gives its block back to the
-/// operating system (a block this large is its own mapping, so freeing it
-/// lowers RSS at once); the next hash allocates it again.
+/// Blocks unused for this long go back to the operating system (a block
+/// this large is its own mapping, so freeing it lowers RSS at once); the
+/// next hash allocates one again.
 const IDLE_RELEASE: Duration = Duration::from_secs(2);
 
-fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, params: Params) {
-    // Allocated on first use, reused while hashes keep coming, released
-    // after `IDLE_RELEASE` without any.
-    let mut memory: Vec<Block> = Vec::new();
+/// The argon2 memory blocks, shared by the hasher threads: a thread takes
+/// one for a hash and puts it back, so there are never more blocks than
+/// threads. The thread waiting for work frees the ones left unused.
+#[derive(Default)]
+struct Blocks(Mutex<Vec<(Vec<Block>, std::time::Instant)>>);
+
+impl Blocks {
+    fn take(&self) -> Vec<Block> {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.pop().map(|(b, _)| b).unwrap_or_default()
+    }
+
+    fn put(&self, b: Vec<Block>) {
+        if b.is_empty() {
+            return;
+        }
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.push((b, std::time::Instant::now()));
+    }
+
+    fn release_idle(&self) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.retain(|(_, at)| at.elapsed() < IDLE_RELEASE);
+    }
+}
+
+fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, params: Params, blocks: Arc<Blocks>) {
     loop {
+        // One thread at a time waits on the channel; it wakes every
+        // `IDLE_RELEASE` to free the blocks nobody used since.
         let job = {
             let Ok(g) = rx.lock() else { return };
-            if memory.is_empty() {
-                match g.recv() {
-                    Ok(j) => j,
-                    Err(_) => return,
-                }
-            } else {
+            loop {
                 match g.recv_timeout(IDLE_RELEASE) {
-                    Ok(j) => j,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        memory = Vec::new();
-                        continue;
-                    }
+                    Ok(j) => break j,
+                    Err(mpsc::RecvTimeoutError::Timeout) => blocks.release_idle(),
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             }
         };
+        let mut memory = blocks.take();
         match job {
             Job::Hash { password, reply } => {
                 if memory.len() < params.block_count() {
@@ -201,6 +220,7 @@ fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, params: Params) {
                 let _ = reply.send(r);
             }
         }
+        blocks.put(memory);
     }
 }
 

@@ -31,6 +31,8 @@ pub struct App {
     started: std::time::Instant,
     /// Outgoing mail (SMTP from the settings).
     pub mailer: crate::auth::mail::Mailer,
+    /// Thumbnail makers (`?thumb=` on file downloads).
+    pub thumbs: crate::files::thumb::Thumbs,
 }
 
 /// PocketBase's default settings (the parts keepd acts on, plus the shape
@@ -157,6 +159,8 @@ impl App {
             realtime: publisher,
             files: janitor,
         }));
+        let thumbs =
+            crate::files::thumb::Thumbs::new(config.max_thumb_workers, config.max_thumb_pixels);
         Ok(Arc::new(App {
             config,
             store,
@@ -170,6 +174,7 @@ impl App {
             trusted,
             started: std::time::Instant::now(),
             mailer: crate::auth::mail::Mailer::start(),
+            thumbs,
         }))
     }
 

@@ -24,6 +24,13 @@ pub struct Config {
     pub readers: usize,
     /// Most password hashes computed at once (each holds `argon2_memory_kib`).
     pub max_concurrent_hashes: usize,
+    /// Most thumbnails (`?thumb=`) decoded at once; each may hold an image
+    /// of up to `max_thumb_pixels` (4 bytes a pixel).
+    pub max_thumb_workers: usize,
+    /// Largest image (width × height, as its header declares it, and at
+    /// each step of the resize) a thumbnail is made of; larger ones are
+    /// served as they are.
+    pub max_thumb_pixels: u64,
     /// Argon2id memory in KiB (OWASP: 19456).
     pub argon2_memory_kib: u32,
     /// Argon2id iterations (OWASP: 2).
@@ -103,6 +110,8 @@ impl Default for Config {
             max_body_bytes: 32 << 20,
             readers: 4,
             max_concurrent_hashes: 2,
+            max_thumb_workers: 2,
+            max_thumb_pixels: 50_000_000,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -144,6 +153,8 @@ const KEYS: &[&str] = &[
     "max_body_bytes",
     "readers",
     "max_concurrent_hashes",
+    "max_thumb_workers",
+    "max_thumb_pixels",
     "argon2_memory_kib",
     "argon2_iterations",
     "argon2_parallelism",
@@ -278,6 +289,12 @@ impl Config {
         }
         if self.max_concurrent_hashes == 0 {
             return bad("max_concurrent_hashes", "must be at least 1");
+        }
+        if self.max_thumb_workers == 0 {
+            return bad("max_thumb_workers", "must be at least 1");
+        }
+        if self.max_thumb_pixels == 0 {
+            return bad("max_thumb_pixels", "must be at least 1");
         }
         if self.argon2_memory_kib < 8 * 1024 {
             return bad("argon2_memory_kib", "must be at least 8192 (8 MiB)");

@@ -33,6 +33,8 @@ fn invalid_env_values_name_the_key() {
         ("KEEPD_ARGON2_MEMORY_KIB", "64", "argon2_memory_kib"),
         ("KEEPD_ARGON2_ITERATIONS", "0", "argon2_iterations"),
         ("KEEPD_MAX_CONCURRENT_HASHES", "0", "max_concurrent_hashes"),
+        ("KEEPD_MAX_THUMB_WORKERS", "0", "max_thumb_workers"),
+        ("KEEPD_MAX_THUMB_PIXELS", "lots", "max_thumb_pixels"),
         ("KEEPD_HTTP", "nonsense", "http"),
         ("KEEPD_HTTP", "127.0.0.1:99999", "http"),
         ("KEEPD_FIX_PERMISSIONS", "maybe", "fix_permissions"),

@@ -1,7 +1,8 @@
 //! Stored files on disk, against the real daemon: private modes (dirs
 //! 0700, files 0600), hostile upload names that can't leave the record's
-//! directory, a traversal corpus on the download route, and files removed
-//! with their record.
+//! directory, a traversal corpus on the download route, files removed
+//! with their record, and thumbnails never made of images over
+//! `max_thumb_pixels` (decompression bombs).
 
 mod common;
 
@@ -257,4 +258,124 @@ fn cascade_and_batch_deletes_take_the_files() {
         Some(&body),
     );
     assert_eq!(r.status, 400, "{}", r.text());
+}
+
+/// A PNG (RGB, 8-bit) of `w`×`h`.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 30, 30]));
+    let mut v = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(std::io::Cursor::new(&mut v), image::ImageFormat::Png)
+        .expect("png");
+    v
+}
+
+/// A PNG whose header declares `w`×`h` while its data is one empty block:
+/// a decoder that believed the header would allocate w×h×3 bytes.
+fn bomb(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (&b"IHDR"[..], &ihdr[..]),
+        (b"IDAT", &[0x78, 0x01, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]),
+        (b"IEND", &[]),
+    ] {
+        v.extend((data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend(data);
+        v.extend(&c);
+        v.extend(crc32fast::hash(&c).to_be_bytes());
+    }
+    v
+}
+
+/// Width and height from a PNG's IHDR.
+fn png_size(b: &[u8]) -> (u32, u32) {
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let n = |o: usize| u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    (n(16), n(20))
+}
+
+#[test]
+fn thumbs_are_not_made_of_images_over_the_pixel_limit() {
+    if is_reference() {
+        return; // PocketBase has no such limit: it would decode the bomb.
+    }
+    let srv = TestServer::builder()
+        .env("KEEPD_MAX_THUMB_PIXELS", "1000")
+        .env("KEEPD_MAX_THUMB_WORKERS", "1")
+        .start();
+    let coll = srv.create_collection(&json!({
+        "name": "pics", "type": "base", "viewRule": "",
+        "fields": [{"name": "f", "type": "file", "maxSelect": 5, "maxSize": 100000,
+                    "thumbs": ["20x10", "50x0"]}]
+    }));
+    let cid = coll["id"].as_str().expect("id").to_string();
+    let bomb = bomb(100_000, 100_000);
+    let (big, small) = (png(40, 30), png(30, 20));
+    let (ct, body) = multipart(&[
+        ("f", Some("bomb.png"), &bomb),
+        ("f", Some("big.png"), &big),
+        ("f", Some("small.png"), &small),
+    ]);
+    let tok = srv.superuser_token();
+    let r = srv.raw(
+        "POST",
+        "/api/collections/pics/records",
+        &[("Authorization", &tok), ("Content-Type", &ct)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec: Value = r.json();
+    let id = rec["id"].as_str().expect("id").to_string();
+    let names: Vec<String> = rec["f"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v.as_str().expect("name").to_string())
+        .collect();
+    let get = |name: &str, thumb: &str| {
+        srv.raw(
+            "GET",
+            &format!("/api/files/pics/{id}/{name}?thumb={thumb}"),
+            &[],
+            None,
+        )
+    };
+    let rec_dir = srv
+        .db_path()
+        .parent()
+        .expect("dir")
+        .join("storage")
+        .join(&cid)
+        .join(&id);
+    // 10^10 pixels declared: the original, at once, and nothing stored.
+    let started = std::time::Instant::now();
+    let r = get(&names[0], "100x100");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, bomb);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("inline; filename=\"{}\"", names[0]).as_str())
+    );
+    assert!(!rec_dir
+        .join(format!("thumbs_{}/100x100_{}", names[0], names[0]))
+        .exists());
+    // 1200 pixels > 1000: the original.
+    assert_eq!(get(&names[1], "20x10").body, big);
+    // 600 pixels: a thumb…
+    let r = get(&names[2], "20x10");
+    assert_eq!(png_size(&r.body), (20, 10));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some(format!("inline; filename=\"20x10_{}\"", names[2]).as_str())
+    );
+    // …unless a step of the resize is over the limit (50×33, 100×100).
+    assert_eq!(get(&names[2], "50x0").body, small);
+    assert_eq!(get(&names[2], "100x100").body, small);
+    // The daemon is fine after all that.
+    assert_eq!(srv.raw("GET", "/api/health", &[], None).status, 200);
 }

@@ -3,7 +3,8 @@
 // validated as PocketBase does, `pb.settings.testS3`, uploads landing in
 // the bucket under <collectionId>/<recordId>/<name> (and not on disk),
 // downloads served from the bucket, files of deleted records (cascades
-// included) and of dropped values removed from it.
+// included) and of dropped values removed from it, `?thumb=` thumbs made
+// into the bucket and removed with their image.
 //
 // moto_server comes from MOTO_SERVER, else tests/sdk/.venv (made by
 // `./dev.sh deps` from requirements.txt).
@@ -11,7 +12,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -212,6 +213,25 @@ test("a cascade delete removes the dependent records' files from the bucket", as
   await expectError(su.collection("photos").getOne(p1.id), 404);
   await expectError(su.collection("photos").getOne(p2.id), 404);
   await eventually(async () => (await bucketKeys()).length === 0, "cascade-deleted records' files are deleted");
+});
+
+test("thumbs of an image in the bucket are kept there and go with the image", async () => {
+  await su.settings.update({ s3: s3conf() });
+  const coll = await su.collections.getOne("photos");
+  const fd = new FormData();
+  fd.append("images", new Blob([readFileSync(join(HERE, "fixtures", "bands.gif"))]), "bands.gif");
+  const rec = await su.collection("photos").create(fd);
+  const name = rec.images[0];
+  const r = await fetch(su.files.getURL(rec, name, { thumb: "100x100" }));
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("content-type"), "image/gif");
+  const thumb = Buffer.from(await r.arrayBuffer());
+  assert.deepEqual([thumb.readUInt16LE(6), thumb.readUInt16LE(8)], [100, 100], "a 100×100 GIF");
+  assert.deepEqual(await bucketObject(`${coll.id}/${rec.id}/thumbs_${name}/100x100_${name}`), thumb);
+  assert.deepEqual(localFiles(server.dir), [], "nothing written to local storage");
+  await su.collection("photos").update(rec.id, { "images-": [name] });
+  await eventually(async () => (await bucketKeys()).length === 0, "the image and its thumb are deleted");
+  await su.collection("photos").delete(rec.id);
 });
 
 test("an unreachable bucket fails the write and stores nothing", async () => {

@@ -1,5 +1,6 @@
-//! `/api/files`: file tokens (`POST /api/files/token`) for protected files
-//! and backup downloads. (File fields and downloads: not yet.)
+//! `/api/files`: file tokens (`POST /api/files/token`) for protected files,
+//! downloads of file fields (`?thumb=` thumbs: `files::thumb`), and the
+//! plan of a record write's files.
 
 use crate::app::App;
 use crate::auth::token;
@@ -237,13 +238,25 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             }
         }
     }
-    let storage = app.storage()?;
-    let (cid, rid2, fname) = (coll.id.clone(), rid.clone(), filename.clone());
-    let data = tokio::task::spawn_blocking(move || storage.get(&cid, &rid2, &fname))
+    // `?thumb=WxH`: a thumb of an image, else (as PocketBase) the original.
+    let listed = match &field.kind {
+        FieldKind::File(o) => o.thumbs.as_slice(),
+        _ => &[],
+    };
+    let served = app
+        .thumbs
+        .serve(
+            app.storage()?,
+            &coll.id,
+            &rid,
+            &filename,
+            req.q("thumb").filter(|t| !t.is_empty()),
+            listed,
+        )
         .await
-        .map_err(ApiError::internal)?
         .map_err(|e| ApiError::internal(format!("reading {filename}: {e}")))?
         .ok_or_else(nf)?;
+    let (filename, data) = (served.name, served.data);
     let mime = sniff(&data);
     let base = mime.split(';').next().unwrap_or_default().to_string();
     let inline = [
@@ -289,7 +302,7 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         _ => mime,
     };
     let mut r = Resp::empty(200);
-    r.body = bytes::Bytes::from(data);
+    r.body = data;
     r.headers.push(("content-type", content_type));
     r.headers.push((
         "content-disposition",

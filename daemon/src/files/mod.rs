@@ -15,6 +15,7 @@
 //! client sends, it can't leave its record's directory.
 
 pub mod s3;
+pub mod thumb;
 
 use serde_json::Value;
 use std::io::Write;
@@ -177,13 +178,14 @@ impl Local {
         std::fs::read(self.path(collection_id, record_id, name)?).ok()
     }
 
-    /// Removes files (missing ones are fine), and the record's directory
-    /// once it is empty.
+    /// Removes files and their thumbs (missing ones are fine), and the
+    /// record's directory once it is empty.
     pub fn remove(&self, collection_id: &str, record_id: &str, names: &[String]) {
         for n in names {
             if let Some(p) = self.path(collection_id, record_id, n) {
                 let _ = std::fs::remove_file(p);
             }
+            thumb::remove(self, collection_id, record_id, n);
         }
         if let Some(d) = self.dir(collection_id, record_id) {
             // Fails while other files are left, as it should.
@@ -294,6 +296,7 @@ impl Storage {
                     if let Err(e) = key(collection_id, record_id, n).and_then(|k| c.delete(&k)) {
                         tracing::warn!(error = %e, file = %n, "removing a stored file failed");
                     }
+                    thumb::remove_s3(c, collection_id, record_id, n);
                 }
             }
         }

@@ -112,6 +112,7 @@ fn meta_collection() -> Collection {
         options: Map::new(),
         created: String::new(),
         updated: String::new(),
+        derived: Default::default(),
     }
 }
 

@@ -903,20 +903,25 @@ pub(crate) fn enrich(
     ctx: &RequestCtx,
     expand: &str,
 ) -> ApiResult<Vec<Value>> {
-    let mut out: Vec<Value> = Vec::with_capacity(recs.len());
     let managed = managed_ids(c, schema, coll, &recs, ctx)?;
-    for r in &recs {
-        out.push(visible(coll, r, &ctx.identity, &managed));
-    }
     let paths: Vec<Vec<&str>> = expand
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| s.split('.').collect())
         .collect();
-    if !paths.is_empty() {
-        expand_into(c, schema, coll, &recs, &mut out, &paths, ctx, 1)?;
+    if paths.is_empty() {
+        // Nothing to expand: the rows become the answer without a copy.
+        return Ok(recs
+            .into_iter()
+            .map(|r| visible_owned(coll, r, &ctx.identity, &managed))
+            .collect());
     }
+    let mut out: Vec<Value> = Vec::with_capacity(recs.len());
+    for r in &recs {
+        out.push(visible(coll, r, &ctx.identity, &managed));
+    }
+    expand_into(c, schema, coll, &recs, &mut out, &paths, ctx, 1)?;
     Ok(out)
 }
 
@@ -946,6 +951,37 @@ fn managed_ids(
     Ok(ids)
 }
 
+/// Whether the caller may see field `f` of record `r` (whose id is `id`).
+fn shown(
+    coll: &Collection,
+    f: &crate::schema::Field,
+    r: &Map<String, Value>,
+    id: &str,
+    who: &Identity,
+    managed: &[String],
+) -> bool {
+    let superuser = who.is_superuser();
+    if coll.is_auth() && (f.name == "password" || f.name == "tokenKey") {
+        return false;
+    }
+    if matches!(f.kind, FieldKind::Password(_)) {
+        return false;
+    }
+    if f.hidden && !superuser {
+        return false;
+    }
+    if coll.is_auth() && f.name == "email" {
+        let own = who
+            .auth()
+            .is_some_and(|a| a.collection.id == coll.id && a.id() == id);
+        let public = r.get("emailVisibility").is_some_and(rv::to_bool);
+        if !(superuser || own || public || managed.iter().any(|m| m == id)) {
+            return false;
+        }
+    }
+    true
+}
+
 /// A record's JSON as the caller may see it.
 pub(crate) fn visible(
     coll: &Collection,
@@ -953,35 +989,40 @@ pub(crate) fn visible(
     who: &Identity,
     managed: &[String],
 ) -> Value {
-    let superuser = who.is_superuser();
     let mut m = Map::new();
     m.insert("collectionId".into(), json!(coll.id));
     m.insert("collectionName".into(), json!(coll.name));
     let id = r.get("id").map(rv::to_text).unwrap_or_default();
     for f in &coll.fields {
-        if coll.is_auth() && (f.name == "password" || f.name == "tokenKey") {
+        if !shown(coll, f, r, &id, who, managed) {
             continue;
-        }
-        if matches!(f.kind, FieldKind::Password(_)) {
-            continue;
-        }
-        if f.hidden && !superuser {
-            continue;
-        }
-        if coll.is_auth() && f.name == "email" {
-            let own = who
-                .auth()
-                .is_some_and(|a| a.collection.id == coll.id && a.id() == id);
-            let public = r.get("emailVisibility").is_some_and(rv::to_bool);
-            if !(superuser || own || public || managed.contains(&id)) {
-                continue;
-            }
         }
         if let Some(v) = r.get(&f.name) {
             m.insert(f.name.clone(), v.clone());
         }
     }
     Value::Object(m)
+}
+
+/// `visible` for a row that is not needed afterwards: fields are moved,
+/// not copied.
+fn visible_owned(
+    coll: &Collection,
+    mut r: Map<String, Value>,
+    who: &Identity,
+    managed: &[String],
+) -> Value {
+    let id = r.get("id").map(rv::to_text).unwrap_or_default();
+    let hide: Vec<&str> = coll
+        .fields
+        .iter()
+        .filter(|f| !shown(coll, f, &r, &id, who, managed))
+        .map(|f| f.name.as_str())
+        .collect();
+    r.retain(|k, _| !hide.contains(&k.as_str()) && coll.field(k).is_some());
+    r.insert("collectionId".into(), json!(coll.id));
+    r.insert("collectionName".into(), json!(coll.name));
+    Value::Object(r)
 }
 
 /// A relation or back-relation that `expand` can follow from `coll`.

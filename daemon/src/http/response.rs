@@ -120,15 +120,32 @@ impl Resp {
     }
 
     pub fn into_hyper(self) -> hyper::Response<Body> {
-        let mut b = hyper::Response::builder().status(self.status);
-        for (k, v) in COMMON_HEADERS {
-            b = b.header(k, v);
+        use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+        // The fixed headers, parsed once; copying a static value is cheap.
+        static COMMON: std::sync::OnceLock<Vec<(HeaderName, HeaderValue)>> =
+            std::sync::OnceLock::new();
+        let common = COMMON.get_or_init(|| {
+            COMMON_HEADERS
+                .iter()
+                .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v)))
+                .collect()
+        });
+        let mut headers = HeaderMap::with_capacity(common.len() + 2 + self.headers.len());
+        for (k, v) in common {
+            headers.append(k.clone(), v.clone());
         }
         if !self.content_type.is_empty() {
-            b = b.header("content-type", self.content_type);
+            headers.append(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
         }
         for (k, v) in self.headers {
-            b = b.header(k, v);
+            // A name or value that is not valid in a header is dropped
+            // rather than sent.
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                headers.append(k, v);
+            }
         }
         let body = match self.stream {
             Some(s) => {
@@ -136,10 +153,10 @@ impl Resp {
             }
             None => Full::new(self.body).boxed_unsync(),
         };
-        b.body(body).unwrap_or_else(|_| {
-            let mut r = hyper::Response::new(Full::new(Bytes::from_static(b"{}")).boxed_unsync());
-            *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-            r
-        })
+        let mut r = hyper::Response::new(body);
+        *r.status_mut() = hyper::StatusCode::from_u16(self.status)
+            .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        *r.headers_mut() = headers;
+        r
     }
 }

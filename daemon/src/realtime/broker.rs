@@ -438,6 +438,7 @@ mod tests {
             options: Map::new(),
             created: String::new(),
             updated: String::new(),
+            derived: Default::default(),
         };
         assert_eq!(b.candidates(&coll, "x").len(), 1);
         assert_eq!(b.candidates(&coll, "y").len(), 0);

@@ -51,6 +51,24 @@ pub const TOKEN_KEYS: &[&str] = &[
     "fileToken",
 ];
 
+/// Text derived from a collection's definition (the SELECT list of its
+/// columns), computed on first use and kept with the schema snapshot. A
+/// clone starts empty: clones are made to be changed.
+#[derive(Default)]
+pub struct Derived(pub(crate) std::sync::OnceLock<String>);
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Derived::default()
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Collection {
     pub id: String,
@@ -68,6 +86,8 @@ pub struct Collection {
     pub options: Map<String, Value>,
     pub created: String,
     pub updated: String,
+    /// Cached SQL text of this definition (see `store::records`).
+    pub derived: Derived,
 }
 
 impl Collection {

@@ -133,6 +133,7 @@ pub fn collection_from_json(v: &Value) -> Result<Collection, FieldErrors> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string(),
+        derived: Default::default(),
     };
     if errs.is_empty() {
         Ok(c)
@@ -564,6 +565,7 @@ pub fn scaffolds() -> Value {
         options: Map::new(),
         created: String::new(),
         updated: String::new(),
+        derived: Default::default(),
     };
     let mut base = empty(CollectionType::Base);
     base.fields.push(default_id_field());

@@ -227,6 +227,7 @@ pub(crate) fn load_schema(conn: &Connection) -> anyhow::Result<Schema> {
             options: serde_json::from_str(&options)?,
             created,
             updated,
+            derived: Default::default(),
         });
     }
     Ok(Schema::new(out))

@@ -42,13 +42,17 @@ pub struct ListQuery {
     pub offset: i64,
 }
 
-fn select_columns(c: &Collection) -> String {
-    let t = quote_ident(&c.name);
-    c.fields
-        .iter()
-        .map(|f| format!("{t}.{}", quote_ident(&f.name)))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// `"t"."a", "t"."b", …` for every column, in field order (made once per
+/// schema snapshot).
+fn select_columns(c: &Collection) -> &str {
+    c.derived.0.get_or_init(|| {
+        let t = quote_ident(&c.name);
+        c.fields
+            .iter()
+            .map(|f| format!("{t}.{}", quote_ident(&f.name)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 pub fn row_to_map(c: &Collection, row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
@@ -82,15 +86,29 @@ pub fn fetch_where(
     cond: &Cond,
 ) -> ApiResult<Option<Map<String, Value>>> {
     let t = quote_ident(&c.name);
-    let mut sql = format!(
-        "SELECT {}{} FROM {t} {}",
-        if cond.distinct { "DISTINCT " } else { "" },
-        select_columns(c),
-        cond.joins.join(" ")
-    );
-    sql.push_str(&format!(" WHERE {t}.\"id\" = ?"));
+    let cols = select_columns(c);
+    let mut sql = String::with_capacity(cols.len() + 2 * t.len() + cond.sql.len() + 64);
+    sql.push_str("SELECT ");
+    if cond.distinct {
+        sql.push_str("DISTINCT ");
+    }
+    sql.push_str(cols);
+    sql.push_str(" FROM ");
+    sql.push_str(&t);
+    sql.push(' ');
+    for (i, j) in cond.joins.iter().enumerate() {
+        if i > 0 {
+            sql.push(' ');
+        }
+        sql.push_str(j);
+    }
+    sql.push_str(" WHERE ");
+    sql.push_str(&t);
+    sql.push_str(".\"id\" = ?");
     if !cond.sql.is_empty() {
-        sql.push_str(&format!(" AND ({})", cond.sql));
+        sql.push_str(" AND (");
+        sql.push_str(&cond.sql);
+        sql.push(')');
     }
     sql.push_str(" LIMIT 1");
     let mut params: Vec<Sql> = cond.join_params.clone();

@@ -93,7 +93,7 @@ impl Hasher {
                 .name(format!("keepd-hash-{i}"))
                 .spawn(move || worker(rx, params, blocks))?;
         }
-        let mut memory = vec![Block::default(); params.block_count()];
+        let mut memory = new_block(params.block_count());
         let dummy = hash_with(
             &params,
             &mut memory,
@@ -156,6 +156,21 @@ impl Hasher {
     }
 }
 
+/// An argon2 memory block of `count` 1 KiB blocks whose memory goes back
+/// to the operating system when it is dropped. glibc serves an allocation
+/// from its own mapping only while it is above a threshold that rises to
+/// the size of each mapped chunk freed (up to 32 MiB); a 19 MiB block
+/// freed once would make the next one come from an arena that keeps it.
+/// Reserving more than that cap keeps every block its own mapping; only
+/// the `count` blocks written are ever resident.
+fn new_block(count: usize) -> Vec<Block> {
+    const ALWAYS_MAPPED: usize = (32 << 20) + (1 << 20);
+    let reserve = count.max(ALWAYS_MAPPED / std::mem::size_of::<Block>());
+    let mut v = Vec::with_capacity(reserve);
+    v.resize(count, Block::default());
+    v
+}
+
 /// Blocks unused for this long go back to the operating system (a block
 /// this large is its own mapping, so freeing it lowers RSS at once); the
 /// next hash allocates one again.
@@ -205,7 +220,7 @@ fn worker(rx: Arc<Mutex<mpsc::Receiver<Job>>>, params: Params, blocks: Arc<Block
         match job {
             Job::Hash { password, reply } => {
                 if memory.len() < params.block_count() {
-                    memory = vec![Block::default(); params.block_count()];
+                    memory = new_block(params.block_count());
                 }
                 let r = hash_with(&params, &mut memory, password.as_bytes())
                     .map_err(|e| ApiError::internal(format!("argon2: {e}")));
@@ -301,7 +316,7 @@ fn verify_with(
         return (false, false);
     };
     if memory.len() < params_out.block_count() {
-        *memory = vec![Block::default(); params_out.block_count()];
+        *memory = new_block(params_out.block_count());
     }
     let mut out = vec![0u8; expected.len()];
     let a = Argon2::new(algorithm, version, params_out.clone());

@@ -250,32 +250,9 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     .await
     .map_err(ApiError::internal)?
     .map_err(ApiError::internal)?;
-    let chunks = futures_util::stream::unfold(Some(file), move |file| async move {
-        let mut f = file?;
-        let read = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut buf = vec![0u8; 64 << 10];
-            let n = f.read(&mut buf)?;
-            buf.truncate(n);
-            Ok::<_, std::io::Error>((f, buf))
-        })
-        .await;
-        match read {
-            Ok(Ok((f, buf))) if !buf.is_empty() => Some((bytes::Bytes::from(buf), Some(f))),
-            Ok(Ok(_)) => None,
-            // Cut short: the client sees fewer bytes than content-length.
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "reading a backup for download");
-                None
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "reading a backup for download");
-                None
-            }
-        }
-    });
+    let chunks = crate::http::response::file_stream(file, bytes::Bytes::new());
     let mut r = Resp::empty(200);
-    r.stream = Some(Box::pin(chunks));
+    r.stream = Some(chunks);
     r.headers
         .push(("content-type", "application/octet-stream".into()));
     r.headers.push(("content-length", len.to_string()));

@@ -243,21 +243,38 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         FieldKind::File(o) => o.thumbs.as_slice(),
         _ => &[],
     };
-    let served = app
-        .thumbs
-        .serve(
-            app.storage()?,
-            &coll.id,
-            &rid,
-            &filename,
-            req.q("thumb").filter(|t| !t.is_empty()),
-            listed,
-        )
-        .await
-        .map_err(|e| ApiError::internal(format!("reading {filename}: {e}")))?
-        .ok_or_else(nf)?;
-    let (filename, data) = (served.name, served.data);
-    let mime = sniff(&data);
+    let storage = app.storage()?;
+    let thumb = req.q("thumb").filter(|t| !t.is_empty());
+    // An original on local storage is streamed (one chunk in memory at a
+    // time); thumbs and S3 objects come whole.
+    let (filename, body, stream) = match (&storage, thumb) {
+        (crate::files::Storage::Local(l), None) => {
+            let (l, cid, rid2, fname) = (l.clone(), coll.id.clone(), rid.clone(), filename.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let (f, len) = l.open(&cid, &rid2, &fname)?;
+                let mut head = vec![0u8; crate::files::SNIFF_LEN.min(len as usize)];
+                let mut f = f;
+                f.read_exact(&mut head).ok()?;
+                Some((f, len, head))
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(nf)?;
+            let (f, len, head) = opened;
+            (filename, bytes::Bytes::from(head), Some((f, len)))
+        }
+        _ => {
+            let served = app
+                .thumbs
+                .serve(storage, &coll.id, &rid, &filename, thumb, listed)
+                .await
+                .map_err(|e| ApiError::internal(format!("reading {filename}: {e}")))?
+                .ok_or_else(nf)?;
+            (served.name, served.data, None)
+        }
+    };
+    let mime = crate::files::sniff_head(&body[..body.len().min(crate::files::SNIFF_LEN)]);
     let base = mime.split(';').next().unwrap_or_default().to_string();
     let inline = [
         "image/png",
@@ -302,7 +319,13 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         _ => mime,
     };
     let mut r = Resp::empty(200);
-    r.body = data;
+    match stream {
+        Some((f, len)) => {
+            r.stream = Some(crate::http::response::file_stream(f, body));
+            r.headers.push(("content-length", len.to_string()));
+        }
+        None => r.body = body,
+    }
     r.headers.push(("content-type", content_type));
     r.headers.push((
         "content-disposition",

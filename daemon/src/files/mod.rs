@@ -102,6 +102,23 @@ pub fn sniff(data: &[u8]) -> String {
     "application/octet-stream".into()
 }
 
+/// The MIME type of a file from its first bytes (what a download is
+/// answered with; `head` may end inside a UTF-8 sequence).
+pub fn sniff_head(head: &[u8]) -> String {
+    if let Some(k) = infer::get(head) {
+        return k.mime_type().to_string();
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => "text/plain; charset=utf-8".into(),
+        // Cut inside a character at the end: still text.
+        Err(e) if e.error_len().is_none() => "text/plain; charset=utf-8".into(),
+        Err(_) => "application/octet-stream".into(),
+    }
+}
+
+/// How much of a file `sniff_head` looks at.
+pub const SNIFF_LEN: usize = 8 << 10;
+
 /// Whether a sniffed type matches one of a field's `mimeTypes`
 /// (parameters ignored).
 pub fn mime_allowed(sniffed: &str, allowed: &[String]) -> bool {
@@ -172,6 +189,18 @@ impl Local {
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(&dir)?.sync_all()?;
         Ok(())
+    }
+
+    /// The file opened for reading, with its length.
+    pub fn open(
+        &self,
+        collection_id: &str,
+        record_id: &str,
+        name: &str,
+    ) -> Option<(std::fs::File, u64)> {
+        let f = std::fs::File::open(self.path(collection_id, record_id, name)?).ok()?;
+        let len = f.metadata().ok()?.len();
+        Some((f, len))
     }
 
     pub fn get(&self, collection_id: &str, record_id: &str, name: &str) -> Option<Vec<u8>> {

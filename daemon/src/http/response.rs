@@ -32,6 +32,38 @@ pub(crate) const COMMON_HEADERS: [(&str, &str); 8] = [
     ("vary", "Origin"),
 ];
 
+/// A file's bytes as a stream: `first` (already read), then the rest in
+/// 64 KiB reads on the blocking pool, so a download holds one chunk at a
+/// time whatever the file's size. A read error ends the stream early (the
+/// client sees fewer bytes than the content-length said) and is logged.
+pub fn file_stream(file: std::fs::File, first: Bytes) -> ByteStream {
+    let head = futures_util::stream::iter((!first.is_empty()).then_some(first));
+    let rest = futures_util::stream::unfold(Some(file), |file| async move {
+        let mut f = file?;
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 64 << 10];
+            let n = f.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((f, buf))
+        })
+        .await;
+        match read {
+            Ok(Ok((f, buf))) if !buf.is_empty() => Some((Bytes::from(buf), Some(f))),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "reading a file for download");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading a file for download");
+                None
+            }
+        }
+    });
+    Box::pin(head.chain(rest))
+}
+
 pub struct Resp {
     pub status: u16,
     pub body: Bytes,

@@ -93,7 +93,7 @@ pub struct Config {
     /// Superusers must log in with TOTP as second step; one without TOTP is
     /// refused until `keepd superuser totp EMAIL` turns it on.
     pub superuser_totp_required: bool,
-    /// Log filter (tracing's EnvFilter syntax), e.g. "info" or "keepd=debug".
+    /// Log filter: a level, or `level,target=level,…` directives, e.g. "info" or "warn,keepd=debug".
     pub log: String,
     /// Repair loose file modes at start instead of refusing to run.
     pub fix_permissions: bool,

@@ -322,10 +322,13 @@ mod with_sqlcipher {
             old.failed() && old.stderr.contains("key is wrong"),
             "{old:?}"
         );
+        // One reader: each connection runs the passphrase's PBKDF2 (seconds
+        // under qemu).
         let srv = TestServer::builder()
             .root(root.clone())
             .no_superuser()
             .env("KEEPD_DATABASE_KEY_FILE", s(&k2))
+            .env("KEEPD_READERS", "1")
             .start();
         assert_eq!(texts(&srv), vec![secret.clone(), "second".to_string()]);
         drop(srv);

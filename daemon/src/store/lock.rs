@@ -17,7 +17,7 @@ pub struct DirLock {
 impl DirLock {
     /// A shared lock; fails at once while a `keepd rekey` holds it.
     pub fn shared(dir: &Path) -> anyhow::Result<DirLock> {
-        let f = File::open(dir)?;
+        let f = open(dir)?;
         match f.try_lock_shared() {
             Ok(()) => Ok(DirLock { _dir: f }),
             Err(TryLockError::WouldBlock) => anyhow::bail!(
@@ -30,7 +30,7 @@ impl DirLock {
 
     /// The exclusive lock; fails at once while anything else holds it.
     pub fn exclusive(dir: &Path) -> anyhow::Result<DirLock> {
-        let f = File::open(dir)?;
+        let f = open(dir)?;
         match f.try_lock() {
             Ok(()) => Ok(DirLock { _dir: f }),
             Err(TryLockError::WouldBlock) => anyhow::bail!(
@@ -40,6 +40,10 @@ impl DirLock {
             Err(TryLockError::Error(e)) => Err(e.into()),
         }
     }
+}
+
+fn open(dir: &Path) -> anyhow::Result<File> {
+    File::open(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
 }
 
 #[cfg(test)]

@@ -45,11 +45,11 @@ pub fn rekey(dir: &Path, current: Option<&DbKey>, new: Option<&DbKey>) -> anyhow
         (Some(_), Some(_)) => Rekeyed::KeyChanged,
         (Some(_), None) => Rekeyed::Decrypted,
     };
-    let _lock = DirLock::exclusive(dir)?;
     let db = dir.join("data.db");
     let meta =
         std::fs::symlink_metadata(&db).map_err(|e| anyhow::anyhow!("{}: {e}", db.display()))?;
     anyhow::ensure!(meta.is_file(), "{}: not a regular file", db.display());
+    let _lock = DirLock::exclusive(dir)?;
     let tmp = dir.join(TMP);
     remove_tmp(dir);
     let result = export(&db, &tmp, current, new).and_then(|()| {

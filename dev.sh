@@ -35,6 +35,9 @@ ensure_cargo() {
 deps() {
     ensure_cargo
     command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
+    # The `sqlcipher` feature (encryption at rest, built into the .deb)
+    # compiles SQLCipher against the system's libcrypto.
+    apt_install libssl-dev
     command -v node >/dev/null 2>&1 || apt_install nodejs npm
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
     local want
@@ -65,6 +68,8 @@ cmd_test() {
     cargo build --locked -p keepd
     log "cargo test (unit + integration)"
     cargo test --locked --workspace 2>&1 | tee target/cargo-test.log
+    log "cargo test: encryption at rest (--features sqlcipher)"
+    cargo test --locked -p keepd --features sqlcipher --test encryption 2>&1 | tee -a target/cargo-test.log
     if [ "${SKIP_SDK:-0}" != 1 ]; then
         log "SDK tests (npm pocketbase against keepd)"
         (cd tests/sdk && KEEPD_BIN="$ROOT/target/debug/keepd" npm test --silent)

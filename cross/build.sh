@@ -6,7 +6,10 @@
 #   TARGETs: aarch64-unknown-linux-gnu (default), armv7-unknown-linux-gnueabihf, x86_64-unknown-linux-gnu
 #
 # Release binaries land in target/cross/<triple>/release/keepd; tests use the
-# lighter `cross-test` profile (no fat LTO per test binary).
+# lighter `cross-test` profile (no fat LTO per test binary). Both are built
+# with KEEPD_FEATURES (default `sqlcipher`, as the .deb ships: encryption at
+# rest, the target's libcrypto from cross/setup.sh), so the suite runs on
+# the SQLite the device gets.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,6 +35,9 @@ export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=qemu-arm-static
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
+KEEPD_FEATURES="${KEEPD_FEATURES-sqlcipher}"
+features=()
+[ -z "$KEEPD_FEATURES" ] || features=(--features "$KEEPD_FEATURES")
 # A separate target dir: Debian's rustc and rustup's must not share artifacts.
 export CARGO_TARGET_DIR="$ROOT/target/cross"
 
@@ -41,13 +47,13 @@ for t in "${targets[@]}"; do
         continue
     fi
     echo "==> building keepd for $t (release)"
-    "$CARGO" build --release --locked -p keepd --target "$t"
+    "$CARGO" build --release --locked -p keepd "${features[@]}" --target "$t"
     ls -l "$CARGO_TARGET_DIR/$t/release/keepd"
     file "$CARGO_TARGET_DIR/$t/release/keepd" 2>/dev/null || true
     if [ "$run_tests" = 1 ]; then
         echo "==> testing keepd for $t under qemu (release)"
         # Fast argon2 parameters keep emulated hashing quick in tests.
         KEEPD_ARGON2_MEMORY_KIB=8192 KEEPD_ARGON2_ITERATIONS=1 \
-            "$CARGO" test --profile cross-test --locked -p keepd --target "$t" -- --test-threads=2
+            "$CARGO" test --profile cross-test --locked -p keepd "${features[@]}" --target "$t" -- --test-threads=2
     fi
 done

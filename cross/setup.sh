@@ -42,8 +42,9 @@ fi
 pkgs=(rustc-web cargo-web qemu-user-static binfmt-support)
 for a in $ok_arches; do
     case "$a" in
-        arm64) pkgs+=(libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
-        armhf) pkgs+=(libstd-rust-web-dev:armhf gcc-arm-linux-gnueabihf libc6-dev-armhf-cross) ;;
+        # libssl-dev:<arch>: the `sqlcipher` feature links the target's libcrypto.
+        arm64) pkgs+=(libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross libssl-dev:arm64) ;;
+        armhf) pkgs+=(libstd-rust-web-dev:armhf gcc-arm-linux-gnueabihf libc6-dev-armhf-cross libssl-dev:armhf) ;;
     esac
 done
 missing=()

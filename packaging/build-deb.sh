@@ -15,10 +15,16 @@ if ! cargo deb --version >/dev/null 2>&1; then
 fi
 mkdir -p target
 gzip -9nc packaging/keepd.1 > target/keepd.1.gz
+# The copyright file: keepd's licence, then SQLCipher's notice (its BSD
+# licence asks binaries to carry it).
+cat LICENSE packaging/copyright.sqlcipher > target/copyright
 if [ -z "$target" ]; then
+    # Built with the features in [package.metadata.deb] (`sqlcipher`:
+    # encryption at rest; Depends gains libssl3 through $auto).
     cargo deb -p keepd --locked
 else
-    # Cross-built by cross/build.sh into target/cross/<triple>/release.
+    # Cross-built by cross/build.sh into target/cross/<triple>/release, with
+    # the same feature (KEEPD_FEATURES, default sqlcipher).
     CARGO_TARGET_DIR="$ROOT/target/cross" cargo deb -p keepd --target "$target" --no-build --output target/debian/
 fi
 deb=$( (ls -t target/debian/*.deb target/cross/debian/*.deb 2>/dev/null || true) | head -n 1)

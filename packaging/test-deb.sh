@@ -37,6 +37,29 @@ ok "serves /api/health"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 expect_mode /var/lib/keepd/data.db "600 keepd:keepd"
 
+echo "# encryption at rest (the packaged keepd is built with SQLCipher)"
+dpkg-deb -f "$deb" Depends | grep -q 'libssl3' || fail "Depends lacks libssl3: $(dpkg-deb -f "$deb" Depends)"
+ok "Depends: $(dpkg-deb -f "$deb" Depends)"
+key=/etc/keepd/database.key
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$key"
+chown root:keepd "$key"; chmod 640 "$key"
+# Run as root: the rewritten database keeps keepd's owner.
+/usr/bin/keepd rekey --config /etc/keepd/keepd.toml --new-key-file "$key" >/dev/null
+expect_mode /var/lib/keepd/data.db "600 keepd:keepd"
+[ "$(head -c 15 /var/lib/keepd/data.db)" != "SQLite format 3" ] || fail "data.db is still plaintext"
+if grep -q admin@example.com /var/lib/keepd/data.db; then fail "the superuser is readable in data.db"; fi
+ok "data.db encrypted by keepd rekey"
+if runuser -u keepd -- /usr/bin/keepd check --config /etc/keepd/keepd.toml >/dev/null 2>&1; then
+    fail "check passed without the key"
+fi
+runuser -u keepd -- env KEEPD_DATABASE_KEY_FILE="$key" /usr/bin/keepd check --config /etc/keepd/keepd.toml >/dev/null || fail "check with the key"
+runuser -u keepd -- env KEEPD_DATABASE_KEY_FILE="$key" /usr/bin/keepd serve --config /etc/keepd/keepd.toml --http "127.0.0.1:$port" >/tmp/keepd-deb.log 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/api/health" >/dev/null && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$port/api/health" | grep -q healthy || { cat /tmp/keepd-deb.log; fail "health with the key"; }
+ok "serves with the key (root:keepd 0640 key file)"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
 echo "# upgrade (reinstall over itself) keeps data and modes"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/null
 [ -f /var/lib/keepd/data.db ] || fail "data lost on upgrade"; ok "data kept on upgrade"

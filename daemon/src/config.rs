@@ -90,6 +90,10 @@ pub struct Config {
     /// matches, as PocketBase's cron ticker (`SetInterval`, 60 s); below 60
     /// a matching minute runs it more than once, which only tests want.
     pub backup_cron_tick_secs: u64,
+    /// The database key (encryption at rest; builds with the `sqlcipher`
+    /// feature): a file path, never the key itself; empty:
+    /// `$CREDENTIALS_DIRECTORY/database-key` when present, else plaintext.
+    pub database_key_file: String,
     /// Superusers must log in with TOTP as second step; one without TOTP is
     /// refused until `keepd superuser totp EMAIL` turns it on.
     pub superuser_totp_required: bool,
@@ -137,6 +141,7 @@ impl Default for Config {
             backup_identity_file: String::new(),
             max_backup_upload_bytes: 4 << 30,
             backup_cron_tick_secs: 60,
+            database_key_file: String::new(),
             log: "info".into(),
             fix_permissions: false,
         }
@@ -180,6 +185,7 @@ const KEYS: &[&str] = &[
     "backup_identity_file",
     "max_backup_upload_bytes",
     "backup_cron_tick_secs",
+    "database_key_file",
     "log",
     "fix_permissions",
 ];
@@ -243,6 +249,7 @@ impl Config {
             "backup_recipients",
             "backup_encryption",
             "backup_identity_file",
+            "database_key_file",
         ] {
             if let Some(v) = table.get_mut(key) {
                 if !v.is_str() {
@@ -376,6 +383,12 @@ impl Config {
         if self.dir.as_os_str().is_empty() {
             return bad("dir", "must not be empty");
         }
+        if !self.database_key_file.is_empty() && !cfg!(feature = "sqlcipher") {
+            return bad(
+                "database_key_file",
+                "this keepd was built without encryption support (cargo feature `sqlcipher`); use a build with it, or remove the key",
+            );
+        }
         Ok(())
     }
 }
@@ -399,6 +412,19 @@ impl Config {
         let cred = std::env::var_os("CREDENTIALS_DIRECTORY")?;
         let p = std::path::Path::new(&cred).join("backup-identity");
         p.exists().then_some(p)
+    }
+
+    /// Where the database key is read from, if anywhere: the file
+    /// `database_key_file`, else the systemd credential `database-key`.
+    pub fn database_key_path(&self) -> Option<std::path::PathBuf> {
+        crate::store::key::location(&self.database_key_file)
+    }
+
+    /// The database key, read and checked (None: plaintext).
+    pub fn database_key(&self) -> Result<Option<crate::store::DbKey>, crate::store::KeyError> {
+        self.database_key_path()
+            .map(|p| crate::store::DbKey::read(&p))
+            .transpose()
     }
 
     /// `trusted_proxies` parsed (None: a malformed entry).

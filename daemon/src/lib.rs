@@ -48,13 +48,26 @@ pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the store for command-line tools (superuser upsert, …).
+/// Opens the store (the daemon and command-line tools such as superuser
+/// upsert): data dir checked, database key read, migrations run.
 pub fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
     prepare_data_dir(&cfg.dir, cfg.fix_permissions)?;
+    let key = cfg.database_key()?;
+    if let Some(k) = &key {
+        tracing::info!(
+            raw = k.is_raw(),
+            "the database is encrypted (key from {})",
+            cfg.database_key_path().unwrap_or_default().display()
+        );
+        if !k.is_raw() {
+            tracing::warn!("the database key is a passphrase: every new connection derives the key from it (slow on a small device); 64 hex digits are used as a raw key without that cost");
+        }
+    }
     store::Store::open(
         &cfg.dir,
         &store::StoreOptions {
             readers: cfg.readers,
+            key,
             ..Default::default()
         },
     )

@@ -55,6 +55,21 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Encrypt the database, change its key, or decrypt it (builds with
+    /// the `sqlcipher` feature). The current key is read from where the
+    /// daemon reads it (database_key_file, or the database-key credential);
+    /// none: the database is plaintext. Refuses while keepd runs on DIR.
+    Rekey {
+        /// File holding the new key (64 hex digits: a raw key; else a
+        /// passphrase); the same modes as database_key_file.
+        #[arg(long, value_name = "PATH", required_unless_present = "decrypt")]
+        new_key_file: Option<PathBuf>,
+        /// Write the database back as plaintext.
+        #[arg(long, conflicts_with = "new_key_file")]
+        decrypt: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Manage superusers.
     Superuser {
         #[command(subcommand)]
@@ -125,7 +140,17 @@ fn main() -> anyhow::Result<()> {
         Cmd::Check { common } => {
             // A config that doesn't load is reported by `load` (non-zero).
             let cfg = load(&common, vec![])?;
-            let problems = keepd::ops::check::run(&cfg.dir);
+            // Shared with a running daemon; refused during a `keepd rekey`.
+            let lock = cfg
+                .dir
+                .is_dir()
+                .then(|| keepd::store::DirLock::shared(&cfg.dir))
+                .transpose();
+            let problems = match (cfg.database_key(), lock) {
+                (Err(e), _) => vec![e.to_string()],
+                (_, Err(e)) => vec![e.to_string()],
+                (Ok(key), Ok(_lock)) => keepd::ops::check::run(&cfg.dir, key.as_ref()),
+            };
             if problems.is_empty() {
                 println!("ok: {} is healthy", cfg.dir.display());
                 return Ok(());
@@ -147,8 +172,44 @@ fn main() -> anyhow::Result<()> {
                     chrono::Utc::now().format("%Y%m%d%H%M%S")
                 )
             });
-            let path = keepd::ops::backup::create(&cfg.dir, &name, &enc)?;
+            let key = cfg.database_key()?;
+            let _lock = keepd::store::DirLock::shared(&cfg.dir)?;
+            let path = keepd::ops::backup::create(&cfg.dir, &name, &enc, key.as_ref())?;
             println!("{}", path.display());
+            Ok(())
+        }
+        Cmd::Rekey {
+            new_key_file,
+            decrypt: _,
+            common,
+        } => {
+            let cfg = load(&common, vec![])?;
+            let current = cfg.database_key()?;
+            let new = new_key_file
+                .as_deref()
+                .map(keepd::store::DbKey::read)
+                .transpose()?;
+            let db = cfg.dir.join("data.db");
+            let done = keepd::store::rekey(&cfg.dir, current.as_ref(), new.as_ref())
+                .with_context(|| format!("rekey of {}", db.display()))?;
+            let shown = new_key_file.unwrap_or_default();
+            match done {
+                keepd::store::Rekeyed::Encrypted => println!(
+                    "Encrypted {}. Start keepd with this key: database_key_file = \"{}\" (or LoadCredential=database-key:{}).",
+                    db.display(),
+                    shown.display(),
+                    shown.display()
+                ),
+                keepd::store::Rekeyed::KeyChanged => println!(
+                    "Changed the key of {}. Start keepd with the new key ({}) where the old one was. Backups made before keep the old key.",
+                    db.display(),
+                    shown.display()
+                ),
+                keepd::store::Rekeyed::Decrypted => println!(
+                    "Decrypted {}. Remove database_key_file (or the database-key credential) before starting keepd.",
+                    db.display()
+                ),
+            }
             Ok(())
         }
         Cmd::Superuser { cmd } => {

@@ -218,7 +218,8 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     };
     let dir = app.store.dir().to_path_buf();
     let n2 = name.clone();
-    tokio::task::spawn_blocking(move || backup::create(&dir, &n2, &enc))
+    let db_key = app.store.key().cloned();
+    tokio::task::spawn_blocking(move || backup::create(&dir, &n2, &enc, db_key.as_ref()))
         .await
         .map_err(ApiError::internal)?
         .map_err(bad)?;
@@ -294,10 +295,13 @@ pub async fn restore(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let note =
         json!({"key": key, "actor": super::auth::actor(&req), "ip": req.client_ip.to_string()})
             .to_string();
-    tokio::task::spawn_blocking(move || backup::stage_restore(&dir, &k2, identity.as_ref(), &note))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(bad)?;
+    let db_key = app.store.key().cloned();
+    tokio::task::spawn_blocking(move || {
+        backup::stage_restore(&dir, &k2, identity.as_ref(), &note, db_key.as_ref())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(bad)?;
     tracing::warn!(backup = %key, "restore staged: exiting so that the service manager restarts keepd with it");
     tokio::spawn(async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;

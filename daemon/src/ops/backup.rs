@@ -3,7 +3,9 @@
 //! files, in a zip as PocketBase's (`data.db`, `storage/…`), encrypted with
 //! age to the configured recipients — plaintext only when
 //! `backup_encryption = "none"` is chosen. Backup files live in
-//! `<data dir>/backups/` (0700; files 0600).
+//! `<data dir>/backups/` (0700; files 0600). An encrypted database
+//! (`database_key_file`) stays encrypted in the snapshot, with the same
+//! key: a backup restores only with the key it was taken with.
 //!
 //! Uploads (`Upload`) are written to a temporary file, synced, checked to
 //! be a backup keepd could restore (age-encrypted, or a zip with `data.db`
@@ -123,8 +125,13 @@ fn private_file(p: &Path) -> std::io::Result<std::fs::File> {
         .open(p)
 }
 
-/// Writes backup `name` of the data dir. Blocking.
-pub fn create(data: &Path, name: &str, enc: &Encryption) -> Result<PathBuf> {
+/// Writes backup `name` of the data dir (`key`: the database key). Blocking.
+pub fn create(
+    data: &Path,
+    name: &str,
+    enc: &Encryption,
+    key: Option<&crate::store::DbKey>,
+) -> Result<PathBuf> {
     if !valid_key(name) {
         return Err(invalid("Invalid backup name."));
     }
@@ -142,11 +149,8 @@ pub fn create(data: &Path, name: &str, enc: &Encryption) -> Result<PathBuf> {
     let result = (|| -> Result<()> {
         // A consistent snapshot while the writer goes on.
         let snap = work.join("data.db");
-        let conn = rusqlite::Connection::open_with_flags(
-            data.join("data.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .map_err(|e| invalid(format!("opening the database: {e}")))?;
+        let conn = crate::store::open_read_only(&data.join("data.db"), key)
+            .map_err(|e| invalid(format!("opening the database: {e}")))?;
         conn.execute("VACUUM INTO ?1", [snap.to_string_lossy().as_ref()])
             .map_err(|e| invalid(format!("snapshot: {e}")))?;
         drop(conn);
@@ -451,6 +455,7 @@ pub fn stage_restore(
     name: &str,
     identity: Option<&age::x25519::Identity>,
     note: &str,
+    key: Option<&crate::store::DbKey>,
 ) -> Result<()> {
     let src = path(data, name).ok_or_else(|| invalid("Missing or invalid backup file."))?;
     let raw = std::fs::read(&src)?;
@@ -512,11 +517,10 @@ pub fn stage_restore(
         if !has_db {
             return Err(invalid("The backup has no data.db."));
         }
-        let conn = rusqlite::Connection::open_with_flags(
-            stage.join("data.db"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .map_err(|e| invalid(format!("The backup's database can't be opened: {e}.")))?;
+        // With the current database key: a backup taken under another key
+        // (or none) is refused here, not at the next start.
+        let conn = crate::store::open_read_only(&stage.join("data.db"), key)
+            .map_err(|e| invalid(format!("The backup's database can't be opened: {e}.")))?;
         let check: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(|e| invalid(format!("The backup's database is damaged: {e}.")))?;

@@ -5,6 +5,7 @@
 //! - the configuration is valid (it was loaded to get here);
 //! - modes and owners of the data dir, database files, `storage/` and
 //!   `backups/` (private to keepd's user);
+//! - the database opens (with its key, when encrypted);
 //! - `PRAGMA integrity_check` and `PRAGMA foreign_key_check`;
 //! - free disk space under the data dir.
 
@@ -14,8 +15,9 @@ use std::path::Path;
 /// Free space below which `check` complains (bytes).
 pub const MIN_FREE: u64 = 64 << 20;
 
-/// The problems found (empty: healthy).
-pub fn run(dir: &Path) -> Vec<String> {
+/// The problems found (empty: healthy). `key`: the database key (None:
+/// plaintext).
+pub fn run(dir: &Path, key: Option<&crate::store::DbKey>) -> Vec<String> {
     let mut out = Vec::new();
     if !dir.is_dir() {
         out.push(format!("{}: no such data directory", dir.display()));
@@ -38,8 +40,8 @@ pub fn run(dir: &Path) -> Vec<String> {
             db.display()
         ));
     } else {
-        match rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        {
+        match crate::store::open_read_only(&db, key) {
+            Err(e) if e.is::<crate::store::KeyError>() => out.push(e.to_string()),
             Err(e) => out.push(format!("{}: can't be opened: {e}", db.display())),
             Ok(c) => {
                 match c.prepare("PRAGMA integrity_check").and_then(|mut st| {

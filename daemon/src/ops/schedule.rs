@@ -111,7 +111,10 @@ async fn run_once(app: &Arc<App>) {
         ),
         Some(enc) => {
             let (d, n) = (dir.clone(), name.clone());
-            match tokio::task::spawn_blocking(move || backup::create(&d, &n, &enc)).await {
+            let db_key = app.store.key().cloned();
+            match tokio::task::spawn_blocking(move || backup::create(&d, &n, &enc, db_key.as_ref()))
+                .await
+            {
                 Ok(Ok(path)) => {
                     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                     tracing::info!(backup = %name, size, "scheduled backup created");

@@ -11,14 +11,20 @@ pub mod audit;
 pub mod changes;
 mod ddl;
 pub mod dialect;
+pub mod key;
+mod lock;
 mod migrate;
 mod open;
 mod readers;
 pub mod records;
+mod rekey;
 mod writer;
 
 pub use changes::{Action, Change, ChangeSink, Changes, Prepared};
-pub use open::{check_modes, fix_modes, ModeProblem};
+pub use key::{DbKey, KeyError};
+pub use lock::DirLock;
+pub use open::{check_modes, fix_modes, open_read_only, ModeProblem};
+pub use rekey::{rekey, Rekeyed};
 pub use writer::WriteOutcome;
 
 use crate::error::{ApiError, ApiResult};
@@ -33,6 +39,8 @@ pub struct StoreOptions {
     pub readers: usize,
     /// Most writes committed together in one transaction.
     pub max_batch: usize,
+    /// The database key (None: a plaintext database).
+    pub key: Option<DbKey>,
 }
 
 impl Default for StoreOptions {
@@ -40,6 +48,7 @@ impl Default for StoreOptions {
         StoreOptions {
             readers: 4,
             max_batch: 256,
+            key: None,
         }
     }
 }
@@ -52,31 +61,44 @@ pub struct Store {
     schema: RwLock<Arc<Schema>>,
     /// Where committed record changes go (the realtime broker), once set.
     sink: OnceLock<Arc<dyn ChangeSink>>,
+    key: Option<DbKey>,
+    /// The data dir's shared lock (keeps `keepd rekey` out).
+    _lock: DirLock,
 }
 
 impl Store {
     /// Opens (creating if needed) the database in `dir`, applies migrations
     /// and loads the schema.
     pub fn open(dir: &Path, opts: &StoreOptions) -> anyhow::Result<Arc<Store>> {
+        let lock = DirLock::shared(dir)?;
         let db_path = dir.join("data.db");
-        let mut conn = open::open_writer(&db_path)?;
+        let key = opts.key.as_ref();
+        let mut conn = open::open_writer(&db_path, key)?;
         migrate::run(&mut conn)?;
         let schema = migrate::load_schema(&conn)?;
-        let readers = readers::Readers::open(&db_path, opts.readers.max(1))?;
+        let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
         let writer = writer::Writer::start(conn, opts.max_batch.max(1))?;
         open::tighten_files(dir)?;
         Ok(Arc::new(Store {
             dir: dir.to_path_buf(),
             writer,
             readers,
-            local: readers::Local::new(&db_path),
+            local: readers::Local::new(&db_path, opts.key.clone()),
             schema: RwLock::new(Arc::new(schema)),
             sink: OnceLock::new(),
+            key: opts.key.clone(),
+            _lock: lock,
         }))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The database key (None: plaintext), for connections opened outside
+    /// the store (backups).
+    pub fn key(&self) -> Option<&DbKey> {
+        self.key.as_ref()
     }
 
     /// The current schema snapshot.

@@ -1,5 +1,6 @@
-//! Opening connections, pragmas and the file-mode guard.
+//! Opening connections, pragmas, the database key and the file-mode guard.
 
+use super::key::{DbKey, KeyError};
 use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -10,13 +11,46 @@ PRAGMA foreign_keys = ON;
 PRAGMA cache_size = -4000;
 PRAGMA temp_store = MEMORY;";
 
-pub(crate) fn open_writer(path: &Path) -> anyhow::Result<Connection> {
+/// Applies the key (first thing after open, before any other statement)
+/// and checks that the database reads with it.
+pub(crate) fn unlock(conn: &Connection, path: &Path, key: Option<&DbKey>) -> anyhow::Result<()> {
+    if let Some(k) = key {
+        conn.pragma_update(None, "key", k.sql_value())?;
+        quiet(conn)?;
+    }
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            let p = path.to_path_buf();
+            Err(match key {
+                Some(_) => KeyError::Wrong(p),
+                None if cfg!(feature = "sqlcipher") => KeyError::NoKey(p),
+                None => KeyError::NotADatabase(p),
+            }
+            .into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// SQLCipher logs a failed page check to stderr itself (its default, set
+/// when the first key is applied); keepd's error says it once, plainly.
+pub(crate) fn quiet(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "cipher_log_level", "NONE")
+}
+
+pub(crate) fn open_writer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    unlock(&conn, path, key)?;
     conn.execute_batch(COMMON_PRAGMAS)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     anyhow::ensure!(
@@ -33,13 +67,21 @@ pub(crate) fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-pub(crate) fn open_reader(path: &Path) -> anyhow::Result<Connection> {
+pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Connection> {
+    let conn = open_read_only(path, key)?;
+    conn.execute_batch(COMMON_PRAGMAS)?;
+    conn.execute_batch("PRAGMA query_only = ON;")?;
+    Ok(conn)
+}
+
+/// A read-only connection to an existing database, key applied and
+/// checked: for tools (`keepd check`, backups, restores).
+pub fn open_read_only(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.execute_batch(COMMON_PRAGMAS)?;
-    conn.execute_batch("PRAGMA query_only = ON;")?;
+    unlock(&conn, path, key)?;
     Ok(conn)
 }
 

@@ -6,6 +6,7 @@
 //! connection (`Local`), opened on first use. The hand-off — two context
 //! switches — costs more than such a read.
 
+use super::key::DbKey;
 use super::open::open_reader;
 use crate::error::{ApiError, ApiResult};
 use rusqlite::Connection;
@@ -31,13 +32,15 @@ thread_local! {
 pub(crate) struct Local {
     id: u64,
     path: std::path::PathBuf,
+    key: Option<DbKey>,
 }
 
 impl Local {
-    pub(crate) fn new(path: &Path) -> Local {
+    pub(crate) fn new(path: &Path, key: Option<DbKey>) -> Local {
         Local {
             id: STORE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             path: path.to_path_buf(),
+            key,
         }
     }
 
@@ -46,7 +49,8 @@ impl Local {
         LOCAL.with(|cell| {
             let mut slot = cell.try_borrow_mut().map_err(ApiError::internal)?;
             if slot.as_ref().map(|(id, _)| *id) != Some(self.id) {
-                let conn = open_reader(&self.path).map_err(ApiError::internal)?;
+                let conn =
+                    open_reader(&self.path, self.key.as_ref()).map_err(ApiError::internal)?;
                 *slot = Some((self.id, conn));
             }
             match slot.as_ref() {
@@ -58,10 +62,10 @@ impl Local {
 }
 
 impl Readers {
-    pub(crate) fn open(path: &Path, n: usize) -> anyhow::Result<Readers> {
+    pub(crate) fn open(path: &Path, n: usize, key: Option<&DbKey>) -> anyhow::Result<Readers> {
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
-            v.push(open_reader(path)?);
+            v.push(open_reader(path, key)?);
         }
         Ok(Readers {
             conns: Arc::new(Mutex::new(v)),

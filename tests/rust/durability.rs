@@ -167,3 +167,64 @@ fn post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> std::io::Result<
     s.write_all(body)?;
     read_response(&mut s)
 }
+
+/// Bytes this process caused to be written to storage (/proc/PID/io).
+fn write_bytes(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("io");
+    s.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("write_bytes")
+}
+
+#[test]
+fn read_requests_write_nothing_to_disk() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder().root(TempRoot::on_disk("io")).start();
+    srv.create_collection(&json!({
+        "name": "notes", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]
+    }));
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let (st, v) = srv.guest().post(
+            "/api/collections/notes/records",
+            &json!({"title": "t", "n": n}),
+        );
+        assert_eq!(st, 200, "{v}");
+        ids.push(v["id"].as_str().expect("id").to_string());
+    }
+    let pid = srv.pid();
+    // Let the writes' checkpoints and any start-up work settle.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = write_bytes(pid);
+    for i in 0..300 {
+        let path = match i % 3 {
+            0 => format!("/api/collections/notes/records/{}", ids[i % ids.len()]),
+            1 => "/api/collections/notes/records?filter=%28n%3E5%29&sort=-n&perPage=5".to_string(),
+            _ => "/api/health".to_string(),
+        };
+        let (st, _) = srv.guest().get(&path);
+        assert_eq!(st, 200, "{path}");
+    }
+    let after_reads = write_bytes(pid);
+    // The counter does see this process's writes: one create moves it.
+    let (st, _) = srv.guest().post(
+        "/api/collections/notes/records",
+        &json!({"title": "w", "n": 1}),
+    );
+    assert_eq!(st, 200);
+    let after_write = write_bytes(pid);
+    assert!(
+        after_write > after_reads,
+        "a durable write must show in write_bytes ({after_reads} -> {after_write})"
+    );
+    assert_eq!(
+        after_reads - before,
+        0,
+        "300 read requests wrote {} bytes to storage",
+        after_reads - before
+    );
+}

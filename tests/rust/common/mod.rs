@@ -71,12 +71,23 @@ pub struct TempRoot {
 
 impl TempRoot {
     pub fn new(tag: &str) -> Arc<TempRoot> {
+        TempRoot::under(&std::env::temp_dir(), tag)
+    }
+
+    /// Under cargo's target dir: a real disk even where /tmp is a tmpfs
+    /// (for tests that read the kernel's storage-write counters).
+    #[allow(dead_code)]
+    pub fn on_disk(tag: &str) -> Arc<TempRoot> {
+        TempRoot::under(Path::new(env!("CARGO_TARGET_TMPDIR")), tag)
+    }
+
+    fn under(base: &Path, tag: &str) -> Arc<TempRoot> {
         static N: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
+        let path = base.join(format!(
             "keepd-it-{tag}-{}-{}-{nanos}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)

@@ -220,8 +220,8 @@ def call(port: int, method: str, path: str, body=None, token: str | None = None,
         conn.close()
 
 
-def must(port: int, method: str, path: str, body=None, token=None, what: str = "") -> dict:
-    st, js = call(port, method, path, body, token)
+def must(port: int, method: str, path: str, body=None, token=None, what: str = "", timeout: float = 60.0) -> dict:
+    st, js = call(port, method, path, body, token, timeout=timeout)
     if st != 200 and st != 204:
         raise RuntimeError(f"{what or method + ' ' + path}: HTTP {st}: {str(js)[:400]}")
     return js
@@ -338,6 +338,10 @@ class Server:
             "name": FILES_COLLECTION, "type": "base", "viewRule": "", "createRule": "",
             "fields": [{"name": "f", "type": "file", "maxSelect": 1, "maxSize": 2 * FILE_BYTES}],
         }, self.token, what="create files collection")
+        must(p, "POST", "/api/collections", {
+            "name": UPLOAD_COLLECTION, "type": "base", "createRule": "",
+            "fields": [{"name": "f", "type": "file", "maxSelect": 1, "maxSize": 2 * FILE_BYTES}],
+        }, self.token, what="create uploads collection")
         st, rec = call(p, "POST", f"/api/collections/{FILES_COLLECTION}/records", token=self.token,
                        raw=(FILE_CT, file_body()))
         if st != 200:
@@ -359,7 +363,8 @@ class Server:
         return time.monotonic() - t0
 
 
-FILES_COLLECTION = "benchfiles"
+FILES_COLLECTION = "benchfiles"  # the one file the download scenario reads
+UPLOAD_COLLECTION = "benchuploads"  # emptied after each upload run (1 GB/s fills a disk)
 FILE_BYTES = 1 << 20
 FILE_BOUNDARY = "benchboundary5f2c9a"
 FILE_CT = f"multipart/form-data; boundary={FILE_BOUNDARY}"
@@ -376,6 +381,15 @@ def file_body() -> bytes:
                       f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + \
             f"\r\n--{FILE_BOUNDARY}--\r\n".encode()
     return _FILE_BODY
+
+
+def _clear_uploads(self) -> None:
+    """Deletes every uploaded record and its file (truncate, as PocketBase: record by record)."""
+    must(self.port, "DELETE", f"/api/collections/{UPLOAD_COLLECTION}/truncate", token=self.token,
+         what="truncate uploads", timeout=600)
+
+
+Server.clear_uploads = _clear_uploads
 
 
 def seed_record(i: int, owner: str) -> dict:
@@ -467,7 +481,7 @@ local f = assert(io.open({lua_str(srv.file_body_path)}, "rb"))
 wrk.body = f:read("*a")
 f:close()
 wrk.method = "POST"
-wrk.path = {lua_str(f"/api/collections/{FILES_COLLECTION}/records")}
+wrk.path = {lua_str(f"/api/collections/{UPLOAD_COLLECTION}/records")}
 wrk.headers["Content-Type"] = {lua_str(FILE_CT)}
 """ + LUA_DONE
     if scenario == "download":
@@ -500,7 +514,7 @@ def sanity_check(scenario: str, srv: Server) -> None:
     elif scenario == "create":
         st, _ = call(p, "POST", coll, {"title": "sanity", "n": 1, "flag": True, "owner": srv.user_id})
     elif scenario == "upload":
-        st, _ = call(p, "POST", f"/api/collections/{FILES_COLLECTION}/records", raw=(FILE_CT, file_body()))
+        st, _ = call(p, "POST", f"/api/collections/{UPLOAD_COLLECTION}/records", raw=(FILE_CT, file_body()))
     elif scenario == "download":
         st, _ = call(p, "GET", srv.file_path, want_json=False)
     elif scenario == "auth":
@@ -661,6 +675,7 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--auth-conns", type=int, default=64)
     ap.add_argument("--file-conns", type=int, default=8, help="connections for the 1 MiB upload/download scenarios")
+    ap.add_argument("--upload-duration", type=float, default=4.0, help="seconds per upload run (each writes GBs)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="wrk threads")
     ap.add_argument("--scenarios", default="get,list,mixed,create,upload,download,auth,realtime")
     ap.add_argument("--rtload", default=None, help="the realtime load client (tests/bench/rtload)")
@@ -771,17 +786,25 @@ def run(args, workdir: str, started: float) -> int:
             key_sc = "hello" if s is H else sc
             sanity_check(key_sc, s)
             runs.setdefault((sc, s.key), [])
+        if sc == "upload":
+            # Seconds of 1 MiB uploads are gigabytes on disk: shorter runs,
+            # and the uploads deleted (records and files) after each.
+            duration = min(duration, args.upload_duration)
         if args.warmup > 0:
             for s in servers:
                 key_sc = "hello" if s is H else sc
                 run_wrk(args.wrk, s, script_for(key_sc, s, ids_files[s.key]), conns, args.threads,
                         args.warmup, timeout_s, workdir, False)
+                if sc == "upload":
+                    s.clear_uploads()
         for r in range(args.rounds):
             for s in order(r, servers):
                 key_sc = "hello" if s is H else sc
                 res = run_wrk(args.wrk, s, script_for(key_sc, s, ids_files[s.key]), conns, args.threads,
                               duration, timeout_s, workdir, track_threads=(s is K))
                 runs[(sc, s.key)].append(res)
+                if sc == "upload":
+                    s.clear_uploads()
                 log(f"{sc:6s} round {r + 1}/{args.rounds} {s.label:11s}: {res['rps']:9.0f} req/s  "
                     f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  errors {res['errors']}  "
                     f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")

@@ -242,7 +242,7 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let key = req.param("key").to_string();
     let p = backup::path(app.store.dir(), &key)
         .ok_or_else(|| ApiError::bad("Missing or invalid backup file."))?;
-    // Streamed in 64 KiB reads: a backup may be larger than the memory.
+    // Streamed in 256 KiB reads: a backup may be larger than the memory.
     let (file, len) = tokio::task::spawn_blocking(move || {
         let f = std::fs::File::open(&p)?;
         let len = f.metadata()?.len();

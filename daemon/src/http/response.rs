@@ -33,7 +33,7 @@ pub(crate) const COMMON_HEADERS: [(&str, &str); 8] = [
 ];
 
 /// A file's bytes as a stream: `first` (already read), then the rest in
-/// 64 KiB reads on the blocking pool, so a download holds one chunk at a
+/// 256 KiB reads on the blocking pool, so a download holds one chunk at a
 /// time whatever the file's size. A read error ends the stream early (the
 /// client sees fewer bytes than the content-length said) and is logged.
 pub fn file_stream(file: std::fs::File, first: Bytes) -> ByteStream {
@@ -42,7 +42,7 @@ pub fn file_stream(file: std::fs::File, first: Bytes) -> ByteStream {
         let mut f = file?;
         let read = tokio::task::spawn_blocking(move || {
             use std::io::Read;
-            let mut buf = vec![0u8; 64 << 10];
+            let mut buf = vec![0u8; 256 << 10];
             let n = f.read(&mut buf)?;
             buf.truncate(n);
             Ok::<_, std::io::Error>((f, buf))

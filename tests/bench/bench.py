@@ -837,7 +837,9 @@ def realtime_phase(args, pair, order, R) -> None:
     rounds = max(1, min(args.rounds, 3))
     for r in range(rounds):
         for s in order(r, pair):
-            time.sleep(1.0)
+            # Settle first: keepd gives its argon2 blocks back 2 s after the
+            # last login, which must not happen inside the measurement.
+            time.sleep(5.0)
             base = proc_status(s.pid)["VmRSS"]
             p = subprocess.Popen([args.rtload, "idle", f"127.0.0.1:{s.port}", str(args.rt_idle)],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

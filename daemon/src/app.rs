@@ -57,8 +57,10 @@ struct Sinks {
 }
 
 impl ChangeSink for Sinks {
-    fn wants(&self, coll: &Collection) -> bool {
-        self.realtime.wants(coll) || crate::files::Janitor::wants(coll)
+    fn wants(&self, coll: &Collection, action: Action) -> bool {
+        // The janitor only needs deletes: creates and updates of file
+        // collections are not copied while no realtime client listens.
+        self.realtime.wants(coll, action) || (action == Action::Delete && coll.has_file_fields())
     }
 
     fn prepare_delete(
@@ -68,7 +70,7 @@ impl ChangeSink for Sinks {
         coll: &Arc<Collection>,
         record: &serde_json::Map<String, Value>,
     ) -> Option<Prepared> {
-        if self.realtime.wants(coll) {
+        if self.realtime.wants(coll, Action::Delete) {
             self.realtime.prepare_delete(conn, schema, coll, record)
         } else {
             None
@@ -77,13 +79,16 @@ impl ChangeSink for Sinks {
 
     fn committed(&self, changes: Vec<Change>) {
         for ch in &changes {
-            if ch.action == Action::Delete && crate::files::Janitor::wants(&ch.collection) {
+            if ch.action == Action::Delete && ch.collection.has_file_fields() {
                 if let Some(id) = ch.record.get("id").and_then(Value::as_str) {
                     self.files.record_deleted(&ch.collection.id, id);
                 }
             }
         }
-        if changes.iter().any(|c| self.realtime.wants(&c.collection)) {
+        if changes
+            .iter()
+            .any(|c| self.realtime.wants(&c.collection, c.action))
+        {
             self.realtime.committed(changes);
         }
     }

@@ -296,13 +296,9 @@ async fn plan_one(
         _ => Map::new(),
     };
     // File fields: the same plan as a single write's (uploads, `f+`, `f-`).
-    let has_files = coll
-        .fields
-        .iter()
-        .any(|f| matches!(f.kind, crate::schema::FieldKind::File(_)));
     let mut files = None;
     let mut file_id = String::new();
-    if has_files && !matches!(op, Op::Delete(_)) {
+    if coll.has_file_fields() && !matches!(op, Op::Delete(_)) {
         let id = match &op {
             Op::Update(id) => id.clone(),
             _ => body.get("id").map(to_text).unwrap_or_default(),

@@ -600,11 +600,7 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let (mut body, uploads) = req.form_body_with_files().await?;
     let id = req.param("id").to_string();
-    let has_files = coll
-        .fields
-        .iter()
-        .any(|f| matches!(f.kind, FieldKind::File(_)));
-    let existing = if has_files {
+    let existing = if coll.has_file_fields() {
         let (coll2, id2) = (coll.clone(), id.clone());
         app.store
             .read(move |c| rs::fetch_by_id(c, &coll2, &id2))
@@ -882,7 +878,7 @@ pub(crate) fn delete_cascade(
             }
         }
     }
-    if changes.wants(coll) {
+    if changes.wants(coll, crate::store::changes::Action::Delete) {
         if let Some(row) = rs::fetch_by_id(c, coll, id)? {
             changes.deleting(c, schema, coll, &row);
         }

@@ -169,9 +169,10 @@ impl Local {
         name: &str,
         data: &[u8],
     ) -> std::io::Result<()> {
-        let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "unsafe file name");
-        let dir = self.dir(collection_id, record_id).ok_or_else(bad)?;
-        let path = self.path(collection_id, record_id, name).ok_or_else(bad)?;
+        let dir = self.dir(collection_id, record_id).ok_or_else(unsafe_name)?;
+        let path = self
+            .path(collection_id, record_id, name)
+            .ok_or_else(unsafe_name)?;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -278,11 +279,12 @@ fn key(collection_id: &str, record_id: &str, name: &str) -> std::io::Result<Stri
     if safe_name(collection_id) && safe_name(record_id) && safe_name(name) {
         Ok(format!("{collection_id}/{record_id}/{name}"))
     } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "unsafe file name",
-        ))
+        Err(unsafe_name())
     }
+}
+
+fn unsafe_name() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, "unsafe file name")
 }
 
 impl Storage {
@@ -367,13 +369,6 @@ impl Janitor {
                 }
             });
         Janitor { storage, tx }
-    }
-
-    /// Whether deletes of `coll` leave files behind.
-    pub fn wants(coll: &crate::schema::Collection) -> bool {
-        coll.fields
-            .iter()
-            .any(|f| matches!(f.kind, crate::schema::FieldKind::File(_)))
     }
 
     /// Removes (or queues the removal of) a deleted record's files.

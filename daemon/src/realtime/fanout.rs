@@ -86,7 +86,7 @@ impl Publisher {
 }
 
 impl ChangeSink for Publisher {
-    fn wants(&self, _coll: &Collection) -> bool {
+    fn wants(&self, _coll: &Collection, _action: Action) -> bool {
         // Auth-record changes matter to connected clients even without a
         // subscription to their collection.
         self.broker.client_count() > 0

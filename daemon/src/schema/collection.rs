@@ -100,6 +100,13 @@ impl Collection {
         self.field(name).is_some()
     }
 
+    /// Whether any field holds stored files.
+    pub fn has_file_fields(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|f| matches!(f.kind, super::FieldKind::File(_)))
+    }
+
     pub fn is_auth(&self) -> bool {
         self.kind == CollectionType::Auth
     }

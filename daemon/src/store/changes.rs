@@ -50,9 +50,9 @@ pub struct Change {
 
 /// Where committed changes go.
 pub trait ChangeSink: Send + Sync {
-    /// Whether changes of `coll` are wanted at all (cheap; e.g. false while
-    /// nobody listens). Nothing is recorded when this is false.
-    fn wants(&self, coll: &Collection) -> bool;
+    /// Whether `action` changes of `coll` are wanted at all (cheap; e.g.
+    /// false while nobody listens). Nothing is recorded when this is false.
+    fn wants(&self, coll: &Collection, action: Action) -> bool;
     /// Called on the writer thread inside the transaction, just before the
     /// record is deleted.
     fn prepare_delete(
@@ -87,13 +87,13 @@ impl Changes {
         Changes::default()
     }
 
-    /// Whether changes of `coll` are recorded.
-    pub fn wants(&self, coll: &Collection) -> bool {
-        self.sink.as_ref().is_some_and(|s| s.wants(coll))
+    /// Whether `action` changes of `coll` are recorded.
+    pub fn wants(&self, coll: &Collection, action: Action) -> bool {
+        self.sink.as_ref().is_some_and(|s| s.wants(coll, action))
     }
 
     fn push(&mut self, action: Action, coll: &Arc<Collection>, record: &Map<String, Value>) {
-        if self.wants(coll) {
+        if self.wants(coll, action) {
             self.list.push(Change {
                 action,
                 collection: coll.clone(),
@@ -125,7 +125,7 @@ impl Changes {
         let Some(sink) = self.sink.clone() else {
             return;
         };
-        if !sink.wants(coll) {
+        if !sink.wants(coll, Action::Delete) {
             return;
         }
         let prepared = sink.prepare_delete(conn, schema, coll, record);

@@ -34,6 +34,21 @@ fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
+/// A multipart POST of `parts` (with a token when given).
+fn post_form(
+    srv: &TestServer,
+    path: &str,
+    token: Option<&str>,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> Resp {
+    let (ct, body) = multipart(parts);
+    let mut headers = vec![("Content-Type", ct.as_str())];
+    if let Some(t) = token {
+        headers.push(("Authorization", t));
+    }
+    srv.raw("POST", path, &headers, Some(&body))
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
 }
@@ -142,12 +157,11 @@ fn a_failed_write_leaves_no_files() {
         ]
     }));
     let cid = coll["id"].as_str().expect("id").to_string();
-    let (ct, body) = multipart(&[("f", Some("a.txt"), b"data")]);
-    let r = srv.raw(
-        "POST",
+    let r = post_form(
+        &srv,
         "/api/collections/strict/records",
-        &[("Content-Type", &ct)],
-        Some(&body),
+        None,
+        &[("f", Some("a.txt"), b"data")],
     );
     assert_eq!(r.status, 400, "{}", r.text());
     let dir = srv
@@ -193,15 +207,14 @@ fn cascade_and_batch_deletes_take_the_files() {
         .join(&cid);
     let mut dirs = Vec::new();
     for n in 0..2 {
-        let (ct, body) = multipart(&[
-            ("album", None, aid.as_bytes()),
-            ("f", Some("p.txt"), b"pix"),
-        ]);
-        let r = srv.raw(
-            "POST",
+        let r = post_form(
+            &srv,
             "/api/collections/photos/records",
-            &[("Authorization", &tok), ("Content-Type", &ct)],
-            Some(&body),
+            Some(&tok),
+            &[
+                ("album", None, aid.as_bytes()),
+                ("f", Some("p.txt"), b"pix"),
+            ],
         );
         assert_eq!(r.status, 200, "{n}: {}", r.text());
         let id = r.json()["id"].as_str().expect("id").to_string();
@@ -230,16 +243,15 @@ fn cascade_and_batch_deletes_take_the_files() {
         {"method": "POST", "url": "/api/collections/photos/records", "body": {"album": "missing_id_xyz"}}
     ]})
     .to_string();
-    let (ct, body) = multipart(&[
-        ("@jsonPayload", None, payload.as_bytes()),
-        ("requests.0.f", Some("a.txt"), b"one"),
-        ("requests[1].f", Some("b.txt"), b"two"),
-    ]);
-    let r = srv.raw(
-        "POST",
+    let r = post_form(
+        &srv,
         "/api/batch",
-        &[("Authorization", &tok), ("Content-Type", &ct)],
-        Some(&body),
+        Some(&tok),
+        &[
+            ("@jsonPayload", None, payload.as_bytes()),
+            ("requests.0.f", Some("a.txt"), b"one"),
+            ("requests[1].f", Some("b.txt"), b"two"),
+        ],
     );
     assert_eq!(r.status, 400, "{}", r.text());
     let left: Vec<_> = std::fs::read_dir(&storage)
@@ -247,15 +259,14 @@ fn cascade_and_batch_deletes_take_the_files() {
         .unwrap_or_default();
     assert!(left.is_empty(), "a failed batch left {left:?}");
     // A file part for a request that doesn't exist is refused.
-    let (ct, body) = multipart(&[
-        ("@jsonPayload", None, payload.as_bytes()),
-        ("requests.7.f", Some("a.txt"), b"one"),
-    ]);
-    let r = srv.raw(
-        "POST",
+    let r = post_form(
+        &srv,
         "/api/batch",
-        &[("Authorization", &tok), ("Content-Type", &ct)],
-        Some(&body),
+        Some(&tok),
+        &[
+            ("@jsonPayload", None, payload.as_bytes()),
+            ("requests.7.f", Some("a.txt"), b"one"),
+        ],
     );
     assert_eq!(r.status, 400, "{}", r.text());
 }

@@ -69,7 +69,7 @@ cmd_test() {
     log "cargo test (unit + integration)"
     cargo test --locked --workspace 2>&1 | tee target/cargo-test.log
     log "cargo test: encryption at rest (--features sqlcipher)"
-    cargo test --locked -p keepd --features sqlcipher --test encryption 2>&1 | tee -a target/cargo-test.log
+    cargo test --locked -p keepd --features sqlcipher --test integration encryption:: 2>&1 | tee -a target/cargo-test.log
     if [ "${SKIP_SDK:-0}" != 1 ]; then
         log "SDK tests (npm pocketbase against keepd)"
         (cd tests/sdk && KEEPD_BIN="$ROOT/target/debug/keepd" npm test --silent)

@@ -6,9 +6,7 @@
 //! changes nothing; plaintext only when chosen; scheduled backups with
 //! PocketBase's names and retention.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -3,9 +3,7 @@
 //! Also the limits an outsider can push on: body cap, JSON depth, filter
 //! length, expand depth, slow request heads, connection count.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,9 +1,7 @@
 //! `keepd check` on real data directories: healthy → exit 0; a loosened
 //! mode, a corrupted page, a bad config → a plain message and exit 1.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -2,9 +2,7 @@
 //! values stop the start with an error naming the key; the CLI answers
 //! --version and --help.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 fn data_dir() -> (std::sync::Arc<TempRoot>, std::path::PathBuf) {

@@ -1,9 +1,7 @@
 //! Durability: a write is answered only after its commit, so every create
 //! acknowledged with 200 survives `kill -9`; the database stays intact.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,11 +8,9 @@
 //!
 //! Without the feature: a configured key is refused at start.
 //!
-//! Run with the feature: `cargo test -p keepd --features sqlcipher --test encryption`.
+//! Run with the feature: `cargo test -p keepd --features sqlcipher --test integration encryption::`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -4,9 +4,7 @@
 //! with their record, and thumbnails never made of images over
 //! `max_thumb_pixels` (decompression bombs).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

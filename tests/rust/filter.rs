@@ -2,9 +2,7 @@
 //! (filter expression → the exact set of post titles). Titles are t01…t10,
 //! so each expected set reads at a glance against the seed table below.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 

@@ -7,9 +7,7 @@
 //! Lockout, the audit log and trusted proxies are keepd's own: skipped
 //! against PocketBase.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,7 @@
 //! refuses to start on looser modes with a message naming the path, the
 //! mode and the fix; `--fix-permissions` repairs and starts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

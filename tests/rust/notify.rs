@@ -4,9 +4,7 @@
 //! process's exclusive lock, and resumes when it is free; SIGTERM sends
 //! STOPPING=1.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 

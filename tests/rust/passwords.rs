@@ -2,9 +2,7 @@
 //! PocketBase database brought over) verifies and is replaced by argon2id
 //! at that login; the password never reaches the log.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[test]

@@ -6,9 +6,7 @@
 //! The limits are keepd's own (PocketBase has none): those tests are skipped
 //! when `KEEPD_TEST_BIN` points at PocketBase.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,9 +1,7 @@
 //! Records CRUD over HTTP, and each field type's coercion and validation as
 //! a table: input → stored value, or → 400 with `data.FIELD.code`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// `authors` (name) and `items` with one field of every type under test.

@@ -2,9 +2,7 @@
 //! rule → 403 (superusers only), "" → anyone, a list rule filters rows, a
 //! failing view/update/delete rule → 404, a failing create rule → 400.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const PASS: &str = "password-123456";

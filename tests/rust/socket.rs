@@ -3,9 +3,7 @@
 //! connection with LISTEN_FDS/LISTEN_PID; keepd serves on that socket and
 //! ignores its `http` setting.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -8,11 +8,9 @@
 //! the database (tokenKey + the collection's secret), so a rejection shows
 //! that the check in question works, not that the forgery was clumsy.
 
-mod common;
-
+use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
-use common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
 

@@ -4,9 +4,7 @@
 //! here (RFC 6238) from the secret the daemon handed out, for the current
 //! time and the neighbouring steps the daemon accepts.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 

@@ -5,9 +5,7 @@
 //! PocketBase has no WebSocket transport: every test here is skipped when
 //! `KEEPD_TEST_BIN` points at PocketBase.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,0 +1,24 @@
+//! The integration tests: one test binary, one module per area. Each test
+//! boots the real daemon through `common::TestServer` on a loopback port.
+
+mod common;
+
+mod backups;
+mod bad_input;
+mod check;
+mod config;
+mod durability;
+mod encryption;
+mod files;
+mod filter;
+mod guard;
+mod modes;
+mod notify;
+mod passwords;
+mod realtime;
+mod records;
+mod rules;
+mod socket;
+mod tokens;
+mod totp;
+mod websocket;

@@ -1,7 +1,8 @@
 //! keepd: a PocketBase-compatible backend for the device.
 //!
 //! Start reading at `run` (what `keepd serve` does), then `http::router` for
-//! the route table, then `api::records` for the heart of the records API.
+//! the route table, then `records` for the heart of it: what a record
+//! write and read mean, whoever asks.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -16,6 +17,7 @@ pub mod http;
 pub mod logging;
 pub mod ops;
 pub mod realtime;
+pub mod records;
 pub mod rules;
 pub mod schema;
 pub mod store;

@@ -22,3 +22,4 @@ mod socket;
 mod tokens;
 mod totp;
 mod websocket;
+mod write_path;

@@ -1,12 +1,13 @@
 //! Auth routes of auth collections: auth-methods, auth-with-password,
 //! auth-refresh. (Email flows, OTP, MFA, OAuth2 come with the auth issue.)
 
-use super::records::{collection, enrich, request_ctx};
+use super::records::{collection, request_ctx};
 use crate::app::App;
 use crate::auth::lockout::Failure;
 use crate::auth::{token, AuthRecord, Identity};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
+use crate::records::render::{enrich, pick_fields};
 use crate::rules;
 use crate::schema::record::to_text;
 use crate::schema::Collection;
@@ -128,10 +129,7 @@ async fn render_auth(
         .await?
         .unwrap_or(Value::Null);
     let body = json!({"token": tok, "record": out});
-    Ok(Resp::ok(&super::records::pick_fields(
-        body,
-        req.q("fields").unwrap_or(""),
-    )))
+    Ok(Resp::ok(&pick_fields(body, req.q("fields").unwrap_or(""))))
 }
 
 fn failed() -> ApiError {

@@ -5,12 +5,13 @@
 //! path. The request routes answer 204 whether or not the address belongs
 //! to an account, so they can't be used to find accounts.
 
-use super::records::{collection, request_ctx, update_record};
+use super::records::collection;
 use crate::app::App;
 use crate::auth::mail::{render, Mail};
-use crate::auth::{token, AuthRecord, Identity};
+use crate::auth::{token, AuthRecord};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
+use crate::records::{Input, Principal};
 use crate::schema::record::to_text;
 use crate::schema::Collection;
 use crate::store::records as rs;
@@ -161,7 +162,7 @@ async fn check_token(
     }
 }
 
-/// Saves `body` on the record as a superuser would (system flows).
+/// Saves `body` on the record as the system (the flow is its authority).
 async fn save_as_system(
     app: &Arc<App>,
     req: &Req,
@@ -169,15 +170,10 @@ async fn save_as_system(
     rec: &Map<String, Value>,
     body: Map<String, Value>,
 ) -> ApiResult<Value> {
-    let schema = app.store.schema();
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    let mut ctx = request_ctx(req, body.clone());
     // The flow's own authority: the token (or password) was checked above.
-    ctx.identity = Identity::Superuser(AuthRecord {
-        collection: coll.clone(),
-        record: rec.clone(),
-    });
-    update_record(app, &schema, coll, &id, body, &ctx).await
+    let system = super::records::request(req).with_principal(Principal::System);
+    crate::records::update(app, coll, &id, &system, Input::json(body)).await
 }
 
 pub async fn request_verification(app: Arc<App>, req: Req) -> ApiResult<Resp> {

@@ -11,12 +11,12 @@
 
 use super::auth::auth_response;
 use super::auth_otp::check_mfa;
-use super::records::{collection, create_record, request_ctx, update_record};
+use super::records::{collection, request_ctx};
 use crate::app::App;
 use crate::auth::oauth2::{AuthUser, LoginError, Provider};
-use crate::auth::{AuthRecord, Identity};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
+use crate::records::{Input, Principal};
 use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
 use crate::store::records as rs;
@@ -82,13 +82,10 @@ async fn system_update(
     rec: &Map<String, Value>,
     body: Map<String, Value>,
 ) -> ApiResult<()> {
+    let _ = schema;
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    let mut ctx = request_ctx(req, body.clone());
-    ctx.identity = Identity::Superuser(AuthRecord {
-        collection: coll.clone(),
-        record: rec.clone(),
-    });
-    update_record(app, schema, coll, &id, body, &ctx).await?;
+    let system = super::records::request(req).with_principal(Principal::System);
+    crate::records::update(app, coll, &id, &system, Input::json(body)).await?;
     Ok(())
 }
 
@@ -236,9 +233,9 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 payload.insert("passwordConfirm".into(), json!(pw));
             }
             // The create rule applies, as to any sign-up.
-            let mut ctx = request_ctx(&req, payload.clone());
-            ctx.identity = Identity::Guest;
-            let created = create_record(&app, &schema, &coll, payload, &ctx)
+            let mut signup = super::records::request(&req).with_principal(Principal::Guest);
+            signup.context = "oauth2";
+            let created = crate::records::create(&app, &coll, &signup, Input::json(payload))
                 .await
                 .map_err(|e| match e {
                     ApiError::BadRequest { .. } => e,

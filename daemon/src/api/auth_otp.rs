@@ -12,13 +12,13 @@
 //! PocketBase), on top of the route's rate limits.
 
 use super::auth::auth_response;
-use super::records::{collection, request_ctx, update_record};
+use super::records::{collection, request_ctx};
 use crate::app::App;
 use crate::auth::limiter::Rule;
 use crate::auth::mail::{render, Mail};
-use crate::auth::{AuthRecord, Identity};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
+use crate::records::{Input, Principal};
 use crate::rules;
 use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
@@ -263,13 +263,11 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         // The code reached the address: it is verified.
         let mut b = Map::new();
         b.insert("verified".into(), json!(true));
-        let mut ctx = request_ctx(&req, b.clone());
-        ctx.identity = Identity::Superuser(AuthRecord {
-            collection: coll.clone(),
-            record: rec.clone(),
-        });
+        let system = super::records::request(&req).with_principal(Principal::System);
         let id = rec.get("id").map(to_text).unwrap_or_default();
-        if let Value::Object(m) = update_record(&app, &schema, &coll, &id, b, &ctx).await? {
+        if let Value::Object(m) =
+            crate::records::update(&app, &coll, &id, &system, Input::json(b)).await?
+        {
             let coll2 = coll.clone();
             let id2 = m.get("id").map(to_text).unwrap_or_default();
             if let Some(fresh) = app

@@ -1,43 +1,17 @@
 //! `POST /api/batch`: several record writes in one transaction, each checked
 //! against its own collection's rules. Off by default (as PocketBase).
-//! Multipart batches carry files as `requests.N.field` parts.
+//! Multipart batches carry files as `requests.N.field` parts. HTTP only:
+//! each request is decoded into a `records::Step`; the record domain runs
+//! them (`records::batch`) exactly as it runs single writes.
 
-use super::records::{self, collection, create_in, delete_in, enrich, update_in};
+use super::records::collection;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::files::Upload;
 use crate::http::{Req, Resp};
-use crate::rules::{self, RequestCtx};
-use crate::schema::record::to_text;
-use crate::schema::{Collection, Schema};
-use crate::store::records::{self as rs, Cond};
-use crate::store::Changes;
+use crate::records::{self, Input, Op, Step};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-
-enum Op {
-    Create,
-    Update(String),
-    Upsert,
-    Delete(String),
-}
-
-struct Planned {
-    op: Op,
-    coll: Arc<Collection>,
-    ctx: RequestCtx,
-    rule: Option<Cond>,
-    /// For upsert: the update rule (the create rule is in `rule`).
-    update_rule: Option<Cond>,
-    hash: Option<String>,
-    /// The step's file fields (collections with file fields).
-    files: Option<super::files::Plan>,
-    /// The record id its files are stored under.
-    file_id: String,
-}
-
-/// A finished batch step: its collection, request and written row (None for a delete).
-type Done = (Arc<Collection>, RequestCtx, Option<Map<String, Value>>);
 
 fn inner_error(i: usize, e: &ApiError) -> ApiError {
     let mut data = FieldErrors::new();
@@ -116,7 +90,7 @@ async fn payload(req: &Req) -> ApiResult<(Value, Vec<(usize, Upload)>)> {
     Ok((json, files))
 }
 
-fn route(method: &str, url: &str) -> Option<(String, Option<String>, Op)> {
+fn route(method: &str, url: &str) -> Option<(String, Op)> {
     let path = url.split('?').next().unwrap_or_default();
     let rest = path.strip_prefix("/api/collections/")?;
     let mut parts = rest.split('/');
@@ -141,7 +115,7 @@ fn route(method: &str, url: &str) -> Option<(String, Option<String>, Op)> {
         ("DELETE", Some(id)) => Op::Delete(id.clone()),
         _ => return None,
     };
-    Some((coll, id, op))
+    Some((coll, op))
 }
 
 pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
@@ -171,155 +145,46 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         }
         return Err(ApiError::validation("Invalid batch request data.", e));
     }
-    let schema = app.store.schema();
-    let mut plan: Vec<Planned> = Vec::with_capacity(list.len());
     if uploads.iter().any(|(i, _)| *i >= list.len()) {
         return Err(ApiError::bad(
             "Failed to read the submitted batch files data.",
         ));
     }
+    let mut steps = Vec::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
         let (mine, rest) = uploads.into_iter().partition(|(j, _)| *j == i);
         uploads = rest;
-        let mine = mine.into_iter().map(|(_, u)| u).collect();
-        let p = plan_one(&app, &req, &schema, r, mine)
-            .await
-            .map_err(|e| inner_error(i, &e))?;
-        plan.push(p);
+        let mine: Vec<Upload> = mine.into_iter().map(|(_, u)| u).collect();
+        steps.push(step(&app, &req, r, mine).map_err(|e| inner_error(i, &e))?);
     }
-    // New files are stored before the transaction and removed again if it
-    // fails; files the writes dropped go after the commit.
-    let mut stored: Vec<(Arc<Collection>, String, Vec<String>)> = Vec::new();
-    for (i, p) in plan.iter().enumerate() {
-        let Some(fp) = &p.files else { continue };
-        if let Err(e) =
-            records::store_files(&app, &p.coll, &p.file_id, fp, "Failed to create record.").await
-        {
-            remove_new(&app, stored).await;
-            return Err(inner_error(i, &e));
-        }
-        if !fp.new.is_empty() {
-            stored.push((
-                p.coll.clone(),
-                p.file_id.clone(),
-                fp.new.iter().map(|(n, _)| n.clone()).collect(),
-            ));
-        }
-    }
-    let dropped: Vec<(Arc<Collection>, String, Vec<String>)> = plan
-        .iter()
-        .filter_map(|p| {
-            let fp = p.files.as_ref()?;
-            (!fp.removed.is_empty())
-                .then(|| (p.coll.clone(), p.file_id.clone(), fp.removed.clone()))
+    let answers = records::batch(&app, steps)
+        .await
+        .map_err(|e| inner_error(e.index, &e.error))?;
+    let bodies: Vec<Value> = answers
+        .into_iter()
+        .map(|a| match a {
+            None => json!({"status": 204, "body": null}),
+            Some(body) => json!({"status": 200, "body": body}),
         })
         .collect();
-    let schema2 = schema.clone();
-    let results = app
-        .store
-        .write_changes(move |c, changes| {
-            let mut out: Vec<Done> = Vec::new();
-            for (i, p) in plan.into_iter().enumerate() {
-                let r = run_one(c, &schema2, &p, changes).map_err(|e| inner_error(i, &e))?;
-                out.push((p.coll, p.ctx, r));
-            }
-            Ok(out)
-        })
-        .await;
-    let results = match results {
-        Ok(r) => r,
-        Err(e) => {
-            remove_new(&app, stored).await;
-            return Err(e);
-        }
-    };
-    for (coll, id, names) in dropped {
-        records::drop_files(&app, &coll, &id, names).await;
-    }
-    let schema3 = schema.clone();
-    let bodies = app
-        .store
-        .read(move |c| {
-            let mut v = Vec::new();
-            for (coll, ctx, rec) in results {
-                match rec {
-                    None => v.push(json!({"status": 204, "body": null})),
-                    Some(r) => {
-                        let expand = ctx
-                            .query
-                            .get("expand")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        let body = enrich(c, &schema3, &coll, vec![r], &ctx, &expand)?
-                            .pop()
-                            .unwrap_or(Value::Null);
-                        let fields = ctx
-                            .query
-                            .get("fields")
-                            .and_then(Value::as_str)
-                            .unwrap_or("");
-                        v.push(json!({"status": 200, "body": records::pick_fields(body, fields)}));
-                    }
-                }
-            }
-            Ok(v)
-        })
-        .await?;
     Ok(Resp::ok(&Value::Array(bodies)))
 }
 
-/// Removes files stored for a batch that did not commit.
-async fn remove_new(app: &App, stored: Vec<(Arc<Collection>, String, Vec<String>)>) {
-    for (coll, id, names) in stored {
-        records::drop_files(app, &coll, &id, names).await;
-    }
-}
-
-async fn plan_one(
-    app: &Arc<App>,
-    req: &Req,
-    schema: &Arc<Schema>,
-    r: &Value,
-    uploads: Vec<Upload>,
-) -> ApiResult<Planned> {
+/// One batch request decoded into a record write.
+fn step(app: &App, req: &Req, r: &Value, uploads: Vec<Upload>) -> ApiResult<Step> {
     let method = r.get("method").and_then(Value::as_str).unwrap_or_default();
     let url = r.get("url").and_then(Value::as_str).unwrap_or_default();
-    let Some((cname, _, op)) = route(method, url) else {
+    let Some((cname, op)) = route(method, url) else {
         return Err(ApiError::bad(
             "Something went wrong while processing your request.",
         ));
     };
     let (_, coll) = collection(app, &cname)?;
-    let mut body = match r.get("body") {
+    let body = match r.get("body") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
-    // File fields: the same plan as a single write's (uploads, `f+`, `f-`).
-    let mut files = None;
-    let mut file_id = String::new();
-    if coll.has_file_fields() && !matches!(op, Op::Delete(_)) {
-        let id = match &op {
-            Op::Update(id) => id.clone(),
-            _ => body.get("id").map(to_text).unwrap_or_default(),
-        };
-        let existing = if id.is_empty() {
-            None
-        } else {
-            let (coll2, id2) = (coll.clone(), id.clone());
-            app.store
-                .read(move |c| rs::fetch_by_id(c, &coll2, &id2))
-                .await?
-        };
-        let fp = super::files::plan(&coll, existing.as_ref(), &mut body, uploads)?;
-        file_id = id;
-        if !fp.new.is_empty() && file_id.is_empty() {
-            // The files' directory is named after the record.
-            file_id = crate::util::new_record_id();
-            body.insert("id".into(), json!(file_id));
-        }
-        files = Some(fp);
-    } else if !uploads.is_empty() {
+    if !uploads.is_empty() && (!coll.has_file_fields() || matches!(op, Op::Delete(_))) {
         return Err(ApiError::bad(
             "Failed to read the submitted batch files data.",
         ));
@@ -332,130 +197,13 @@ async fn plan_one(
                 .collect()
         })
         .unwrap_or_default();
-    let mut ctx = records::request_ctx(req, body.clone());
-    if let Some(fp) = &files {
-        ctx.files = fp.values.clone();
-    }
-    ctx.method = method.to_ascii_uppercase();
-    ctx.query = query;
-    let su = ctx.identity.is_superuser();
-    let rule_for = |rule: Option<&str>| -> ApiResult<Option<Cond>> {
-        if su {
-            Ok(Some(Cond::default()))
-        } else {
-            rules::rule_cond(schema, &coll, rule, &ctx)
-        }
-    };
-    let (rule, update_rule) = match &op {
-        Op::Create => (rule_for(coll.create_rule.as_deref())?, None),
-        Op::Update(_) => (rule_for(coll.update_rule.as_deref())?, None),
-        Op::Delete(_) => (rule_for(coll.delete_rule.as_deref())?, None),
-        Op::Upsert => (
-            rule_for(coll.create_rule.as_deref())?,
-            rule_for(coll.update_rule.as_deref())?,
-        ),
-    };
-    let needs_rule = !matches!(op, Op::Upsert);
-    if needs_rule && rule.is_none() {
-        return Err(ApiError::superusers_only());
-    }
-    let mut hash = None;
-    if coll.is_auth() {
-        let pw = body.get("password").map(to_text).unwrap_or_default();
-        if !pw.is_empty() && body.get("passwordConfirm").map(to_text).unwrap_or_default() == pw {
-            hash = Some(app.hasher.hash(pw).await?);
-        }
-    }
-    Ok(Planned {
+    let mut request = super::records::request(req);
+    request.method = method.to_ascii_uppercase();
+    request.query = query;
+    Ok(Step {
         op,
         coll,
-        ctx,
-        rule,
-        update_rule,
-        hash,
-        files,
-        file_id,
+        req: request,
+        input: Input { body, uploads },
     })
-}
-
-fn run_one(
-    c: &rusqlite::Connection,
-    schema: &Schema,
-    p: &Planned,
-    changes: &mut Changes,
-) -> ApiResult<Option<Map<String, Value>>> {
-    let errs = FieldErrors::new();
-    let su = p.ctx.identity.is_superuser();
-    match &p.op {
-        Op::Create => {
-            let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-            create_in(
-                c,
-                schema,
-                &p.coll,
-                &p.ctx,
-                p.hash.as_deref(),
-                &rule,
-                errs,
-                changes,
-            )
-            .map(Some)
-        }
-        Op::Update(id) => {
-            let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-            update_in(
-                c,
-                schema,
-                &p.coll,
-                id,
-                &p.ctx,
-                p.hash.as_deref(),
-                &rule,
-                su,
-                errs,
-                changes,
-            )
-            .map(Some)
-        }
-        Op::Delete(id) => {
-            let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-            delete_in(c, schema, &p.coll, id, &rule, changes).map(|_| None)
-        }
-        Op::Upsert => {
-            let id = p.ctx.body.get("id").map(to_text).unwrap_or_default();
-            let exists = !id.is_empty() && rs::fetch_by_id(c, &p.coll, &id)?.is_some();
-            if exists {
-                let rule = p
-                    .update_rule
-                    .clone()
-                    .ok_or_else(ApiError::superusers_only)?;
-                update_in(
-                    c,
-                    schema,
-                    &p.coll,
-                    &id,
-                    &p.ctx,
-                    p.hash.as_deref(),
-                    &rule,
-                    su,
-                    errs,
-                    changes,
-                )
-                .map(Some)
-            } else {
-                let rule = p.rule.clone().ok_or_else(ApiError::superusers_only)?;
-                create_in(
-                    c,
-                    schema,
-                    &p.coll,
-                    &p.ctx,
-                    p.hash.as_deref(),
-                    &rule,
-                    errs,
-                    changes,
-                )
-                .map(Some)
-            }
-        }
-    }
 }

@@ -23,7 +23,7 @@ fn find(app: &App, name: &str) -> ApiResult<Arc<Collection>> {
 pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let schema = app.store.schema();
-    super::records::check_fields(req.q("fields").unwrap_or(""))?;
+    crate::records::render::check_fields(req.q("fields").unwrap_or(""))?;
     let page = super::records::parse_int(req.q("page"))?
         .filter(|p| *p > 0)
         .unwrap_or(1);
@@ -73,7 +73,9 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .iter()
         .filter_map(|r| r.get("id").and_then(Value::as_str))
         .filter_map(|id| schema.by_id(id))
-        .map(|c| super::records::pick_fields(c.to_api_json(), req.q("fields").unwrap_or("")))
+        .map(|c| {
+            crate::records::render::pick_fields(c.to_api_json(), req.q("fields").unwrap_or(""))
+        })
         .collect();
     Ok(Resp::ok(&json!({
         "page": page,
@@ -119,7 +121,7 @@ fn meta_collection() -> Collection {
 pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let c = find(&app, req.param("collection"))?.to_api_json();
-    Ok(Resp::ok(&super::records::pick_fields(
+    Ok(Resp::ok(&crate::records::render::pick_fields(
         c,
         req.q("fields").unwrap_or(""),
     )))
@@ -337,7 +339,7 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             };
             for id in ids {
                 if crate::store::records::fetch_by_id(conn, &c, &id)?.is_some() {
-                    super::records::delete_cascade(conn, &schema, &c, &id, 0, changes)?;
+                    crate::records::delete_cascade(conn, &schema, &c, &id, 0, changes)?;
                 }
             }
             Ok(())

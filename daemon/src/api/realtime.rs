@@ -237,10 +237,10 @@ pub(crate) fn render(
     expand: &str,
     fields: &str,
 ) -> ApiResult<Value> {
-    let v = super::records::enrich(conn, schema, coll, vec![record], ctx, expand)?
+    let v = crate::records::render::enrich(conn, schema, coll, vec![record], ctx, expand)?
         .pop()
         .unwrap_or(Value::Null);
-    Ok(super::records::pick_fields(v, fields))
+    Ok(crate::records::render::pick_fields(v, fields))
 }
 
 /// The renderer the fan-out uses.

@@ -1,74 +1,65 @@
 //! `keepd superuser upsert|delete`: manage `_superusers` records from the
-//! command line (the same store code as the API, no HTTP).
+//! command line, through the same record domain as the API (no HTTP).
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::records::{Input, Request};
 use crate::schema::record::is_email;
-use crate::store::records as rs;
-use crate::util::{new_record_id, now_string, random_string, ALPHANUM};
-use serde_json::{json, Value};
+use serde_json::json;
 
 pub async fn upsert(cfg: &Config, email: &str, password: &str) -> anyhow::Result<()> {
     if !is_email(email) {
         anyhow::bail!("invalid email address {email:?}");
     }
-    let min = 8;
-    if password.chars().count() < min {
-        anyhow::bail!("the password must be at least {min} characters");
-    }
     let store = crate::open_store(cfg)?;
-    let hasher = crate::auth::password::Hasher::new(
-        cfg.argon2_memory_kib,
-        cfg.argon2_iterations,
-        cfg.argon2_parallelism,
-        1,
-    )?;
-    let hash = hasher
-        .hash(password.to_string())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let schema = store.schema();
-    let coll = schema
+    let mut cfg = cfg.clone();
+    // One hash at a time is plenty for the shell.
+    cfg.max_concurrent_hashes = 1;
+    let app = crate::app::App::new(cfg, store.clone()).await?;
+    let coll = store
+        .schema()
         .get("_superusers")
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))?;
-    let email = email.to_string();
-    store
-        .write(move |c| {
+    let email2 = email.to_string();
+    let existing: Option<String> = store
+        .read(move |c| {
+            use rusqlite::OptionalExtension;
             let sql = "SELECT \"id\" FROM \"_superusers\" WHERE \"email\" = ?1 COLLATE NOCASE";
-            let existing: Option<String> = {
-                use rusqlite::OptionalExtension;
-                c.query_row(sql, [&email], |r| r.get(0)).optional()?
-            };
-            let now = now_string();
-            match existing {
-                Some(id) => {
-                    let mut rec =
-                        rs::fetch_by_id(c, &coll, &id)?.ok_or_else(ApiError::not_found)?;
-                    rec.insert("password".into(), json!(hash));
-                    rec.insert("tokenKey".into(), json!(random_string(50, ALPHANUM)));
-                    rec.insert("updated".into(), json!(now));
-                    rs::update(c, &coll, &id, &rec)
-                }
-                None => {
-                    let mut rec = serde_json::Map::new();
-                    for f in &coll.fields {
-                        rec.insert(f.name.clone(), crate::schema::record::zero(f));
-                    }
-                    rec.insert("id".into(), json!(new_record_id()));
-                    rec.insert("email".into(), json!(email));
-                    rec.insert("password".into(), json!(hash));
-                    rec.insert("tokenKey".into(), json!(random_string(50, ALPHANUM)));
-                    rec.insert("verified".into(), Value::Bool(true));
-                    rec.insert("created".into(), json!(now));
-                    rec.insert("updated".into(), json!(now));
-                    rs::insert(c, &coll, &rec)
-                }
-            }
+            Ok(c.query_row(sql, [&email2], |r| r.get(0)).optional()?)
         })
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.to_body()))?;
+    // The operator's shell is the authority; the password policy is the
+    // API's (the `_superusers` password field and keepd's common list).
+    let mut body = serde_json::Map::new();
+    body.insert("password".into(), json!(password));
+    body.insert("passwordConfirm".into(), json!(password));
+    let req = Request::system();
+    let result = match existing {
+        Some(id) => crate::records::update(&app, &coll, &id, &req, Input::json(body)).await,
+        None => {
+            body.insert("email".into(), json!(email));
+            body.insert("verified".into(), json!(true));
+            crate::records::create(&app, &coll, &req, Input::json(body)).await
+        }
+    };
+    result.map_err(cli_error)?;
     Ok(())
+}
+
+/// A refused write as one line for the shell: the message, then each
+/// field's complaint.
+fn cli_error(e: ApiError) -> anyhow::Error {
+    let body = e.to_body();
+    let mut msg = body["message"].as_str().unwrap_or_default().to_string();
+    if let Some(data) = body["data"].as_object() {
+        for (field, err) in data {
+            let text = err["message"].as_str().unwrap_or_default();
+            msg.push_str(&format!(" {field}: {text}"));
+        }
+    }
+    anyhow::anyhow!("{msg}")
 }
 
 pub async fn delete(cfg: &Config, email: &str) -> anyhow::Result<()> {

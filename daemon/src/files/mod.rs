@@ -1,6 +1,7 @@
 //! Stored files of `file` fields: local storage under the data dir
 //! (`storage/<collectionId>/<recordId>/<name>`, directories 0700, files
-//! 0600, written to a temporary name, synced, then renamed), the names
+//! 0600, written to a temporary name, synced, then linked under a name no file
+//! has yet), the names
 //! PocketBase gives uploads (`<snake_case name>_<10 random>.<ext>`), and
 //! MIME types sniffed from the content (never the name or the declared
 //! type).
@@ -161,7 +162,8 @@ impl Local {
         Some(self.dir(collection_id, record_id)?.join(name))
     }
 
-    /// Writes a file durably (temp name, fsync, rename, fsync the dir).
+    /// Writes a file durably (temp name, fsync, linked under its name —
+    /// never over an existing file —, fsync the dir).
     pub fn put(
         &self,
         collection_id: &str,
@@ -187,7 +189,11 @@ impl Local {
             f.write_all(data)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, &path)?;
+        // Published under its name only if that name is free: a write never
+        // replaces a file it didn't make.
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        linked?;
         std::fs::File::open(&dir)?.sync_all()?;
         Ok(())
     }

@@ -446,7 +446,7 @@ fn body_limit(app: &App, method: &hyper::Method, path: &str, params: &[(String, 
                 let each = if o.max_size > 0 {
                     o.max_size
                 } else {
-                    crate::api::files::DEFAULT_MAX_SIZE
+                    crate::records::files::DEFAULT_MAX_SIZE
                 };
                 each.saturating_mul(o.max_select.max(1))
             }

@@ -521,8 +521,8 @@ mod tests {
         _: &str,
         fields: &str,
     ) -> ApiResult<Value> {
-        let v = crate::api::records::visible(coll, &r, &ctx.identity, &[]);
-        Ok(crate::api::records::pick_fields(v, fields))
+        let v = crate::records::render::visible(coll, &r, &ctx.identity, &[]);
+        Ok(crate::records::render::pick_fields(v, fields))
     }
 
     fn coll(v: Value) -> Arc<Collection> {

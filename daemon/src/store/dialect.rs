@@ -275,6 +275,18 @@ pub fn json_each(col: &Frag) -> Frag {
         .s(") END)")
 }
 
+/// A table of the main database named past any CTE of the same name
+/// (`main."t"`).
+pub fn qualified_table(name: &str) -> String {
+    format!("main.{}", quote_ident(name))
+}
+
+/// `json_each` over a column given as SQL text (`"t"."col"`, from schema
+/// identifiers) holding a JSON array of ids; anything else iterates nothing.
+pub fn json_each_text(col: &str) -> String {
+    format!("json_each(CASE WHEN json_valid({col}) THEN {col} ELSE '[]' END)")
+}
+
 /// `json_each` over a bound JSON array (request body values).
 pub fn json_each_bound(json_array: String) -> Frag {
     Frag::sql("json_each(").aux(Bind::Text(json_array)).s(")")

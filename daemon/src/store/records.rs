@@ -1,7 +1,7 @@
 //! Record rows: reading, inserting, updating, deleting, listing. Every
 //! identifier comes from the collection definition; every value is bound.
 
-use super::dialect::quote_ident;
+use super::dialect::{json_each_text, qualified_table, quote_ident};
 use crate::error::{ApiError, ApiResult};
 use crate::schema::record::{from_sql, to_sql};
 use crate::schema::Collection;
@@ -120,9 +120,12 @@ pub fn fetch_where(
         .optional()?)
 }
 
-/// Whether a record that is not stored yet would pass `cond`: the row is
-/// bound as a CTE named like the collection's table, which shadows the table
-/// inside this one query (how PocketBase checks create rules).
+/// Whether a record that is not stored yet would pass `cond`, judged as if
+/// it were already in its table: the table is shadowed, for this one
+/// query, by a CTE of the same name holding the new row and every stored
+/// row with another id — so a rule that looks back into the collection
+/// (`@collection.x`, a relation to itself) sees the table as it would be
+/// (how PocketBase checks create rules, without writing anything).
 pub fn passes_unsaved(
     conn: &Connection,
     c: &Collection,
@@ -135,21 +138,32 @@ pub fn passes_unsaved(
         .iter()
         .map(|f| format!("? AS {}", quote_ident(&f.name)))
         .collect();
+    let names: Vec<String> = c.fields.iter().map(|f| quote_ident(&f.name)).collect();
     let mut sql = format!(
-        "WITH {t} AS (SELECT {}) SELECT 1 FROM {t} {}",
+        "WITH {t} AS (SELECT {} UNION ALL SELECT {} FROM {} WHERE \"id\" <> ?) SELECT 1 FROM {t} {} WHERE {t}.\"id\" = ?",
         cols.join(", "),
+        names.join(", "),
+        qualified_table(&c.name),
         cond.joins.join(" ")
     );
     if !cond.sql.is_empty() {
-        sql.push_str(&format!(" WHERE ({})", cond.sql));
+        sql.push_str(&format!(" AND ({})", cond.sql));
     }
     sql.push_str(" LIMIT 1");
+    let id = Sql::Text(
+        values
+            .get("id")
+            .map(crate::schema::record::to_text)
+            .unwrap_or_default(),
+    );
     let mut params: Vec<Sql> = c
         .fields
         .iter()
         .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
         .collect();
+    params.push(id.clone());
     params.extend(cond.join_params.iter().cloned());
+    params.push(id);
     params.extend(cond.params.iter().cloned());
     let mut st = conn.prepare(&sql)?;
     Ok(st.exists(params_from_iter(params.iter()))?)
@@ -307,12 +321,74 @@ pub fn referencing_ids(
     let t = quote_ident(&c.name);
     let col = quote_ident(&field.name);
     let sql = if field.is_multiple() {
-        format!("SELECT {t}.\"id\" FROM {t} WHERE EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({t}.{col}) THEN {t}.{col} ELSE '[]' END) je WHERE je.value = ?1)")
+        format!(
+            "SELECT {t}.\"id\" FROM {t} WHERE EXISTS (SELECT 1 FROM {} je WHERE je.value = ?1)",
+            json_each_text(&format!("{t}.{col}"))
+        )
     } else {
         format!("SELECT {t}.\"id\" FROM {t} WHERE {t}.{col} = ?1")
     };
     let mut st = conn.prepare_cached(&sql)?;
     let rows = st.query_map([target_id], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+/// Records of `c` whose relation `field` holds one of `target_ids` and that
+/// pass `cond`: (the target id, the record), at most `per_target` records
+/// for each target id (a back-relation's expand), in one query.
+pub fn fetch_referencing(
+    conn: &Connection,
+    c: &Collection,
+    field: &crate::schema::Field,
+    target_ids: &[String],
+    cond: &Cond,
+    per_target: usize,
+) -> ApiResult<Vec<(String, Map<String, Value>)>> {
+    if target_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let t = quote_ident(&c.name);
+    let col = format!("{t}.{}", quote_ident(&field.name));
+    let marks = vec!["?"; target_ids.len()].join(",");
+    let (from, parent) = if field.is_multiple() {
+        (
+            format!(
+                "{} {} JOIN {} __je",
+                t,
+                cond.joins.join(" "),
+                json_each_text(&col)
+            ),
+            "__je.value".to_string(),
+        )
+    } else {
+        (format!("{t} {}", cond.joins.join(" ")), col.clone())
+    };
+    let mut inner = format!(
+        "SELECT {}{}, {parent} AS \"__parent\" FROM {from} WHERE {parent} IN ({marks})",
+        if cond.distinct { "DISTINCT " } else { "" },
+        select_columns(c),
+    );
+    if !cond.sql.is_empty() {
+        inner.push_str(" AND (");
+        inner.push_str(&cond.sql);
+        inner.push(')');
+    }
+    let sql = format!(
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY \"__parent\") AS \"__rn\" FROM ({inner})) WHERE \"__rn\" <= ?"
+    );
+    let mut params: Vec<Sql> = cond.join_params.clone();
+    params.extend(target_ids.iter().map(|s| Sql::Text(s.clone())));
+    params.extend(cond.params.iter().cloned());
+    params.push(Sql::Integer(per_target as i64));
+    let n = c.fields.len();
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(params.iter()), |r| {
+        Ok((r.get::<_, String>(n)?, row_to_map(c, r)?))
+    })?;
     let mut out = Vec::new();
     for r in rows {
         out.push(r?);

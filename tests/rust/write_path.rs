@@ -421,6 +421,27 @@ fn superuser_cli_applies_the_password_policy() {
         &json!({"identity": "ops@example.com", "password": "a-Good-ops-pass-42"}),
     );
     assert_eq!(st, 200, "{v}");
+    // Deleting goes through the same domain (its sessions end with it).
+    let tok = v["token"].as_str().expect("token").to_string();
+    let out = keepd_cmd()
+        .args(["superuser", "delete", "OPS@example.com", "--dir", &dir])
+        .output()
+        .expect("run keepd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (st, _) = srv.with_token(&tok).get("/api/collections");
+    assert_eq!(st, 401, "the deleted superuser's token still works");
+    let out = keepd_cmd()
+        .args(["superuser", "delete", "ops@example.com", "--dir", &dir])
+        .output()
+        .expect("run keepd");
+    assert!(
+        !out.status.success(),
+        "deleting a missing superuser succeeded"
+    );
 }
 
 #[test]

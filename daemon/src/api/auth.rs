@@ -252,19 +252,7 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if upgrade {
         // Rehash with the current parameters; the tokenKey stays, so
         // existing sessions are not revoked by a parameter upgrade.
-        let new_hash = app.hasher.hash(password).await?;
-        let coll2 = coll.clone();
-        let id2 = id.clone();
-        app.store
-            .write(move |c| {
-                let sql = format!(
-                    "UPDATE {} SET \"password\" = ?1 WHERE \"id\" = ?2",
-                    crate::store::dialect::quote_ident(&coll2.name)
-                );
-                c.execute(&sql, [new_hash, id2])?;
-                Ok(())
-            })
-            .await?;
+        crate::records::password::rehash(&app, &coll, &id, password).await?;
     }
     app.lockout.clear(&coll.id, &id, now);
     if let Some(resp) =

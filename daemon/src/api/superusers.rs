@@ -21,15 +21,7 @@ pub async fn upsert(cfg: &Config, email: &str, password: &str) -> anyhow::Result
         .get("_superusers")
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))?;
-    let email2 = email.to_string();
-    let existing: Option<String> = store
-        .read(move |c| {
-            use rusqlite::OptionalExtension;
-            let sql = "SELECT \"id\" FROM \"_superusers\" WHERE \"email\" = ?1 COLLATE NOCASE";
-            Ok(c.query_row(sql, [&email2], |r| r.get(0)).optional()?)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.to_body()))?;
+    let existing = find(&store, email).await?;
     // The operator's shell is the authority; the password policy is the
     // API's (the `_superusers` password field and keepd's common list).
     let mut body = serde_json::Map::new();
@@ -48,6 +40,19 @@ pub async fn upsert(cfg: &Config, email: &str, password: &str) -> anyhow::Result
     Ok(())
 }
 
+/// The id of the superuser with this e-mail (case-insensitive).
+async fn find(store: &crate::store::Store, email: &str) -> anyhow::Result<Option<String>> {
+    let email = email.to_string();
+    store
+        .read(move |c| {
+            use rusqlite::OptionalExtension;
+            let sql = "SELECT \"id\" FROM \"_superusers\" WHERE \"email\" = ?1 COLLATE NOCASE";
+            Ok(c.query_row(sql, [&email], |r| r.get(0)).optional()?)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.to_body()))
+}
+
 /// A refused write as one line for the shell: the message, then each
 /// field's complaint.
 fn cli_error(e: ApiError) -> anyhow::Error {
@@ -64,19 +69,19 @@ fn cli_error(e: ApiError) -> anyhow::Error {
 
 pub async fn delete(cfg: &Config, email: &str) -> anyhow::Result<()> {
     let store = crate::open_store(cfg)?;
-    let email = email.to_string();
-    let n = store
-        .write(move |c| {
-            Ok(c.execute(
-                "DELETE FROM \"_superusers\" WHERE \"email\" = ?1 COLLATE NOCASE",
-                [&email],
-            )?)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.to_body()))?;
-    if n == 0 {
+    let app = crate::app::App::new(cfg.clone(), store.clone()).await?;
+    let coll = store
+        .schema()
+        .get("_superusers")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))?;
+    let id = find(&store, email).await?;
+    let Some(id) = id else {
         anyhow::bail!("no superuser with that email");
-    }
+    };
+    crate::records::delete(&app, &coll, &id, &Request::system())
+        .await
+        .map_err(cli_error)?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::error::{ApiResult, FieldErrors};
 use crate::schema::record::{self as rv};
 use crate::schema::Collection;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Checks the password keys of a write to an auth collection. `create`:
 /// the password is required. `needs_old`: `oldPassword` must be given (the
@@ -87,6 +88,19 @@ pub async fn verify_old(
         );
     }
     Ok(())
+}
+
+/// Stores a fresh hash of a record's current password (after a login
+/// verified it against a hash made with older parameters, or bcrypt). Not
+/// a password change: the tokenKey stays, sessions live on, no event.
+pub async fn rehash(app: &App, coll: &Arc<Collection>, id: &str, plain: String) -> ApiResult<()> {
+    let new_hash = hash(app, plain).await?;
+    let (coll, id) = (coll.clone(), id.to_string());
+    app.store
+        .write(move |c| {
+            crate::store::records::set_value(c, &coll, &id, "password", &json!(new_hash))
+        })
+        .await
 }
 
 /// Hashes an accepted password (bounded concurrency: `auth::password`).

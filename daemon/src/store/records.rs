@@ -462,6 +462,26 @@ pub fn update(
     Ok(())
 }
 
+/// Sets one field of a row (a system column such as a password hash).
+pub fn set_value(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    field: &str,
+    value: &Value,
+) -> ApiResult<()> {
+    let f = c
+        .field(field)
+        .ok_or_else(|| ApiError::internal(format!("no field {field} in {}", c.name)))?;
+    let sql = format!(
+        "UPDATE {} SET {} = ?1 WHERE \"id\" = ?2",
+        quote_ident(&c.name),
+        quote_ident(&f.name)
+    );
+    conn.execute(&sql, rusqlite::params![to_sql(f, value), id])?;
+    Ok(())
+}
+
 pub fn delete(conn: &Connection, c: &Collection, id: &str) -> ApiResult<usize> {
     let sql = format!("DELETE FROM {} WHERE \"id\" = ?1", quote_ident(&c.name));
     Ok(conn.execute(&sql, [id])?)

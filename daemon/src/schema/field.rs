@@ -58,6 +58,38 @@ pub struct TextOpts {
     pub pattern: String,
     pub autogenerate_pattern: String,
     pub primary_key: bool,
+    /// `pattern`, compiled once per schema snapshot.
+    #[serde(skip)]
+    pub compiled: CompiledPattern,
+}
+
+impl TextOpts {
+    /// Whether `s` matches `pattern` (a pattern that doesn't compile
+    /// matches nothing).
+    pub fn pattern_matches(&self, s: &str) -> bool {
+        self.compiled
+            .0
+            .get_or_init(|| regex_lite::Regex::new(&self.pattern).ok())
+            .as_ref()
+            .is_some_and(|r| r.is_match(s))
+    }
+}
+
+/// A text field's compiled `pattern`, made on first use and kept with the
+/// schema snapshot (a clone starts empty: clones are made to be changed).
+#[derive(Default)]
+pub struct CompiledPattern(std::sync::OnceLock<Option<regex_lite::Regex>>);
+
+impl Clone for CompiledPattern {
+    fn clone(&self) -> Self {
+        CompiledPattern::default()
+    }
+}
+
+impl std::fmt::Debug for CompiledPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompiledPattern")
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

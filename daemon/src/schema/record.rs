@@ -301,10 +301,7 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                 ));
             }
             if !o.pattern.is_empty() {
-                let ok = regex_lite::Regex::new(&o.pattern)
-                    .map(|r| r.is_match(s))
-                    .unwrap_or(false);
-                if !ok {
+                if !o.pattern_matches(s) {
                     return Err((
                         "validation_invalid_format",
                         "Invalid value format.".into(),

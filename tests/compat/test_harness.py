@@ -59,13 +59,15 @@ def test_generated_timestamps_masked_fixed_dates_kept():
 
 
 def test_jwt_claims_are_compared():
+    # Relative to the time of masking (the module's NOW may be minutes old by now).
+    now = int(time.time())
     p = {"id": "aaaaaaaaaaaaaaa", "collectionId": "pbc_1", "type": "auth", "refreshable": True,
-         "exp": int(NOW) + 432000}
+         "exp": now + 432000}
     (a,) = masked({"token": jwt(p)})
-    (b,) = masked({"token": jwt(dict(p, id="bbbbbbbbbbbbbbb", exp=int(NOW) + 432001))})
+    (b,) = masked({"token": jwt(dict(p, id="bbbbbbbbbbbbbbb", exp=now + 432001))})
     assert a == b and "<now+432000s>" in a["token"]
     (c,) = masked({"token": jwt(dict(p, refreshable=False))})
-    (d,) = masked({"token": jwt(dict(p, exp=int(NOW) + 86400))})
+    (d,) = masked({"token": jwt(dict(p, exp=now + 86400))})
     assert c != a and d != a
 
 

@@ -372,7 +372,19 @@ pub fn build_checked(
     if let Some(ex) = existing {
         // System fields left out of an update are kept: the id first, the
         // others after the submitted ones.
+        // (An auth collection's own system fields come back below, in
+        // their default order.)
+        let auth_names = [
+            "password",
+            "tokenKey",
+            "email",
+            "emailVisibility",
+            "verified",
+        ];
         for sf in ex.fields.iter().filter(|f| f.system) {
+            if c.kind == CollectionType::Auth && auth_names.contains(&sf.name.as_str()) {
+                continue;
+            }
             if !c.fields.iter().any(|f| f.id == sf.id || f.name == sf.name) {
                 if sf.name == "id" && !append_system {
                     c.fields.insert(0, sf.clone());
@@ -412,6 +424,14 @@ pub fn build_checked(
                     f.system = true;
                     if sf.hidden {
                         f.hidden = true;
+                    }
+                    if sf.required() {
+                        match &mut f.kind {
+                            FieldKind::Password(o) => o.required = true,
+                            FieldKind::Text(o) => o.required = true,
+                            FieldKind::Email(o) => o.required = true,
+                            _ => {}
+                        }
                     }
                 }
             }
@@ -525,6 +545,39 @@ pub fn build_checked(
     // index is created, after every other check passed.
     if let (true, Some(IndexProblem::MissingColumn(e))) = (errs.is_empty(), index_problem) {
         errs.add_nested("indexes", e);
+    }
+    // An index names its collection's table, whatever the definition said.
+    if errs.is_empty() {
+        for ix in c.indexes.iter_mut() {
+            if let Ok(mut def) = parse_index(ix) {
+                if def.table != c.name {
+                    def.table = c.name.clone();
+                    *ix = def.to_sql();
+                }
+            }
+        }
+    }
+    // OAuth2 providers carry every key of PocketBase's provider config.
+    let providers = c
+        .options
+        .get_mut("oauth2")
+        .and_then(|o| o.get_mut("providers"))
+        .and_then(Value::as_array_mut);
+    for p in providers.into_iter().flatten() {
+        if let Some(p) = p.as_object_mut() {
+            for (k, v) in [
+                ("authURL", json!("")),
+                ("clientId", json!("")),
+                ("displayName", json!("")),
+                ("extra", json!({})),
+                ("name", json!("")),
+                ("pkce", Value::Null),
+                ("tokenURL", json!("")),
+                ("userInfoURL", json!("")),
+            ] {
+                p.entry(k).or_insert(v);
+            }
+        }
     }
     let _ = RULE_KEYS;
     Ok((c, errs))

@@ -35,7 +35,7 @@ def main():
                 print(f"--- {step['name']}\n>>> {r['request']}")
                 for k in ("body", "raw", "form"):
                     if k in step:
-                        print(f">>> {k}: {json.dumps(step[k]) if k != 'raw' else step[k]!r}"[:2000])
+                        print(f">>> {k}: {json.dumps(step[k], default=repr) if k != 'raw' else step[k]!r}"[:2000])
                 print(f"<<< {r['status']} {r['media_type']}")
                 if a.compact:
                     print(json.dumps(r["body"], sort_keys=True, ensure_ascii=False))

@@ -6,6 +6,7 @@ mod common;
 mod backups;
 mod bad_input;
 mod check;
+mod collection_names;
 mod config;
 mod durability;
 mod encryption;

@@ -44,15 +44,30 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             json!(0)
         }
     };
-    let fields = c.identity_fields();
-    let providers = super::auth_oauth2::providers_info(&c);
+    // Identity fields are listed only while password auth is on.
+    let fields = if c.password_auth_enabled() {
+        c.identity_fields()
+    } else {
+        Vec::new()
+    };
+    let mut providers = super::auth_oauth2::providers_info(&c);
+    // Each provider also under the legacy `authUrl` key; keepd ships no
+    // provider logos (an empty `logo`, as in PocketBase's legacy list).
+    for p in providers.iter_mut() {
+        if let Some(o) = p.as_object_mut() {
+            if let Some(u) = o.get("authURL").cloned() {
+                o.insert("authUrl".into(), u);
+            }
+            o.entry("logo").or_insert(json!(""));
+        }
+    }
     let oauth2_on = c
         .options
         .get("oauth2")
         .and_then(|o| o.get("enabled"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    Ok(Resp::ok(&json!({
+    let body = json!({
         "password": {"enabled": c.password_auth_enabled(), "identityFields": fields},
         "oauth2": {"enabled": oauth2_on, "providers": providers},
         "mfa": {"enabled": enabled(&mfa), "duration": duration(&mfa)},
@@ -60,7 +75,8 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         "authProviders": providers,
         "emailPassword": c.password_auth_enabled() && fields.iter().any(|f| f == "email"),
         "usernamePassword": c.password_auth_enabled() && fields.iter().any(|f| f == "username"),
-    })))
+    });
+    Ok(Resp::ok(&pick_fields(body, req.q("fields").unwrap_or(""))))
 }
 
 /// Issues an auth token for `rec` and answers `{token, record}`.

@@ -6,7 +6,7 @@ use super::require_superuser;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
-use crate::schema::parse::{build, merge_update};
+use crate::schema::parse::{build_checked, merge_update};
 use crate::schema::{Collection, Schema};
 use crate::store::catalog;
 use serde_json::{json, Map, Value};
@@ -127,8 +127,14 @@ pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     )))
 }
 
-/// Rule syntax and field names, checked against the new schema.
-fn check_rules(schema: &Schema, c: &Collection, errs: &mut FieldErrors) {
+/// Rule syntax and field names, checked against the new schema; the API
+/// rules of a system collection may not change.
+fn check_rules(
+    schema: &Schema,
+    c: &Collection,
+    existing: Option<&Collection>,
+    errs: &mut FieldErrors,
+) {
     let mut rules: Vec<(&str, Option<&str>)> = vec![
         ("listRule", c.list_rule.as_deref()),
         ("viewRule", c.view_rule.as_deref()),
@@ -140,19 +146,42 @@ fn check_rules(schema: &Schema, c: &Collection, errs: &mut FieldErrors) {
         rules.push(("authRule", c.auth_rule()));
         rules.push(("manageRule", c.manage_rule()));
     }
-    // Validate against a schema that contains the new definition.
+    let old_rule = |key: &str| -> Option<String> {
+        let ex = existing?;
+        match key {
+            "listRule" => ex.list_rule.clone(),
+            "viewRule" => ex.view_rule.clone(),
+            "createRule" => ex.create_rule.clone(),
+            "updateRule" => ex.update_rule.clone(),
+            "deleteRule" => ex.delete_rule.clone(),
+            _ => ex
+                .options
+                .get(key)
+                .and_then(Value::as_str)
+                .map(String::from),
+        }
+    };
+    // Validate against a schema that contains the new definition (under a
+    // stand-in name while its own name is invalid).
     let mut all: Vec<Collection> = schema
         .all()
         .iter()
         .filter(|x| x.id != c.id)
         .map(|x| (**x).clone())
         .collect();
-    all.push(c.clone());
+    let mut me = c.clone();
+    if !crate::schema::parse::is_name(&me.name) {
+        me.name = format!("_{}", me.id);
+    }
+    all.push(me);
     let next = Schema::new(all);
     let Some(me) = next.by_id(&c.id).cloned() else {
         return;
     };
     for (key, rule) in rules {
+        if errs.0.contains_key(key) {
+            continue;
+        }
         if let Some(r) = rule {
             if let Err(e) = crate::rules::validate_rule(&next, &me, r) {
                 errs.add(
@@ -160,9 +189,90 @@ fn check_rules(schema: &Schema, c: &Collection, errs: &mut FieldErrors) {
                     "validation_invalid_rule",
                     format!("Invalid rule. Raw error: {e}"),
                 );
+                continue;
             }
         }
+        if existing.is_some_and(|ex| ex.system) && old_rule(key).as_deref() != rule {
+            errs.add(
+                key,
+                "validation_collection_system_rule_change",
+                "System collection API rule cannot be changed.",
+            );
+        }
     }
+    // The MFA rule, when MFA is on and the other options are valid.
+    let mfa = c.options.get("mfa");
+    let mfa_on = mfa
+        .and_then(|m| m.get("enabled"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mfa_rule = mfa
+        .and_then(|m| m.get("rule"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if c.is_auth() && mfa_on && !mfa_rule.is_empty() && !errs.0.contains_key("mfa") {
+        if let Err(e) = crate::rules::validate_rule(&next, &me, mfa_rule) {
+            errs.add_nested(
+                "mfa",
+                json!({"rule": {"code": "validation_invalid_rule",
+                    "message": format!("Invalid rule. Raw error: {e}.")}}),
+            );
+        }
+    }
+}
+
+/// Whether a collection body can't be read into PocketBase's collection
+/// model at all (a value of the wrong JSON type), which PocketBase answers
+/// with its generic formatting error.
+fn bad_shape(input: &Value) -> bool {
+    // An unknown field type fails the body decoding, as in PocketBase.
+    let known = |f: &Value| {
+        f.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| crate::schema::field::FIELD_TYPES.contains(&t))
+    };
+    let not =
+        |k: &str, ok: fn(&Value) -> bool| input.get(k).is_some_and(|v| !v.is_null() && !ok(v));
+    let objects = [
+        "authAlert",
+        "oauth2",
+        "passwordAuth",
+        "mfa",
+        "otp",
+        "authToken",
+        "passwordResetToken",
+        "emailChangeToken",
+        "verificationToken",
+        "fileToken",
+        "verificationTemplate",
+        "resetPasswordTemplate",
+        "confirmEmailChangeTemplate",
+    ];
+    let strings = [
+        "listRule",
+        "viewRule",
+        "createRule",
+        "updateRule",
+        "deleteRule",
+        "authRule",
+        "manageRule",
+        "name",
+        "type",
+        "id",
+    ];
+    not("fields", Value::is_array)
+        || input
+            .get("fields")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.iter().all(known))
+        || strings.iter().any(|k| not(k, Value::is_string))
+        || not("indexes", Value::is_array)
+        || input
+            .get("indexes")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.iter().all(Value::is_string))
+        || not("system", Value::is_boolean)
+        || objects.iter().any(|k| not(k, Value::is_object))
 }
 
 async fn save(
@@ -178,47 +288,14 @@ async fn save(
     };
     let fail =
         |errs: FieldErrors| ApiError::validation(format!("Failed to {action} collection."), errs);
-    // An unknown field type fails the body decoding, as in PocketBase.
-    let known = |f: &Value| {
-        f.get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| crate::schema::field::FIELD_TYPES.contains(&t))
-    };
-    let bad_shape = input
-        .get("fields")
-        .is_some_and(|f| !f.is_array() && !f.is_null())
-        || input
-            .get("fields")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.iter().all(known))
-        || [
-            "listRule",
-            "viewRule",
-            "createRule",
-            "updateRule",
-            "deleteRule",
-            "authRule",
-            "manageRule",
-        ]
-        .iter()
-        .any(|k| {
-            input
-                .get(*k)
-                .is_some_and(|v| !v.is_string() && !v.is_null())
-        })
-        || input
-            .get("indexes")
-            .is_some_and(|v| !v.is_array() && !v.is_null())
-        || input.get("name").is_some_and(|v| !v.is_string())
-        || input.get("type").is_some_and(|v| !v.is_string());
-    if bad_shape {
+    if bad_shape(input) {
         return Err(ApiError::bad(
             "Failed to load the submitted data due to invalid formatting.",
         ));
     }
-    let mut c = build(input, existing.as_deref(), &schema).map_err(fail)?;
-    let mut errs = FieldErrors::new();
-    check_rules(&schema, &c, &mut errs);
+    let (mut c, mut errs) =
+        build_checked(input, existing.as_deref(), &schema, false).map_err(fail)?;
+    check_rules(&schema, &c, existing.as_deref(), &mut errs);
     if !errs.is_empty() {
         return Err(fail(errs));
     }
@@ -274,6 +351,15 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let body = Value::Object(
         req.json_body_or("Failed to load the collection type data due to invalid formatting.")?,
     );
+    // PocketBase saves the collection under the id in the body: another
+    // collection's id, or none, is not found.
+    if body
+        .get("id")
+        .and_then(Value::as_str)
+        .is_some_and(|id| id != existing.id)
+    {
+        return Err(ApiError::not_found());
+    }
     let before = existing.to_api_json();
     let merged = merge_update(&before, &body);
     let c = save(&app, &merged, Some(existing)).await?;
@@ -416,7 +502,7 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         let built = crate::schema::parse::build_for_import(&input, existing.as_deref(), &sch)
             .and_then(|c| {
                 let mut errs = FieldErrors::new();
-                check_rules(&staged_schema, &c, &mut errs);
+                check_rules(&staged_schema, &c, existing.as_deref(), &mut errs);
                 if errs.is_empty() {
                     Ok(c)
                 } else {

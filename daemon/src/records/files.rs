@@ -4,15 +4,11 @@
 //! failed write stored — never anything else of the record's directory.
 
 use crate::app::App;
-use crate::error::{ApiError, ApiResult};
-use crate::schema::Collection;
-use serde_json::{json, Map};
-
-use crate::error::FieldErrors;
+use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::files::{mime_allowed, sniff, stored_name, Upload};
 use crate::schema::record::to_string_list;
-use crate::schema::FieldKind;
-use serde_json::Value;
+use crate::schema::{Collection, FieldKind};
+use serde_json::{json, Map, Value};
 
 /// PocketBase's default file size limit (5 MiB).
 pub const DEFAULT_MAX_SIZE: i64 = 5 << 20;
@@ -64,11 +60,13 @@ pub fn plan(
             .and_then(|e| e.get(name))
             .map(to_string_list)
             .unwrap_or_default();
+        let kept: Vec<String> = plain.as_ref().map(to_string_list).unwrap_or_default();
         let mut list: Vec<String> = match &plain {
             // Only names the record already has can be kept.
-            Some(v) => to_string_list(v)
-                .into_iter()
+            Some(_) => kept
+                .iter()
                 .filter(|n| current.contains(n))
+                .cloned()
                 .collect(),
             None if mine.iter().any(|u| u.key == name) => Vec::new(),
             None => current.clone(),
@@ -77,40 +75,22 @@ pub fn plan(
             let drop = to_string_list(m);
             list.retain(|n| !drop.contains(n));
         }
-        let max_size = if o.max_size > 0 {
-            o.max_size
-        } else {
-            DEFAULT_MAX_SIZE
-        };
+        let named: Vec<(Upload, String)> = mine
+            .into_iter()
+            .map(|u| {
+                let stored = stored_name(&u.filename, &u.data);
+                (u, stored)
+            })
+            .collect();
+        let unknown: Vec<String> = kept.into_iter().filter(|n| !current.contains(n)).collect();
+        if let Some((code, message, params)) =
+            validate_upload(o, list.len() + named.len(), &unknown, &named)
+        {
+            errs.add_params(name, code, message, params);
+            continue;
+        }
         let mut prepend = Vec::new();
-        for u in mine {
-            if u.data.len() as i64 > max_size {
-                errs.add_params(
-                    name,
-                    "validation_file_size_limit",
-                    format!(
-                        "Failed to upload \"{}\" - the maximum allowed file size is {} bytes.",
-                        u.filename, max_size
-                    ),
-                    json!({"file": u.filename, "maxSize": max_size}),
-                );
-                continue;
-            }
-            let mime = sniff(&u.data);
-            if !mime_allowed(&mime, &o.mime_types) {
-                errs.add_params(
-                    name,
-                    "validation_invalid_mime_type",
-                    format!(
-                        "\"{}\" mime type must be one of: {}.",
-                        u.filename,
-                        o.mime_types.join(", ")
-                    ),
-                    json!({"file": u.filename, "types": o.mime_types.join(", ")}),
-                );
-                continue;
-            }
-            let stored = stored_name(&u.filename, &u.data);
+        for (u, stored) in named {
             if u.key.starts_with('+') {
                 prepend.push(stored.clone());
             } else {
@@ -137,12 +117,73 @@ pub fn plan(
         out.values.insert(name.to_string(), value);
     }
     if !errs.is_empty() {
+        let action = if existing.is_some() {
+            "update"
+        } else {
+            "create"
+        };
         return Err(ApiError::validation(
-            "Failed to load the submitted data.",
+            format!("Failed to {action} record."),
             errs,
         ));
     }
     Ok(out)
+}
+
+/// PocketBase's checks of one file field's new value, the first failing
+/// one: names kept that the record doesn't have, more files than
+/// `maxSelect` (a multiple field; `count` is the final number), then each
+/// upload's size (`maxSize`, else 5 MiB) and sniffed MIME type. Uploads
+/// come with their stored names. Returns (code, message, params).
+fn validate_upload(
+    o: &crate::schema::field::FileOpts,
+    count: usize,
+    unknown: &[String],
+    uploads: &[(Upload, String)],
+) -> Option<(&'static str, String, Value)> {
+    if !unknown.is_empty() {
+        return Some((
+            "validation_invalid_file",
+            format!("Invalid new files: [{}].", unknown.join(" ")),
+            json!({"invalidFiles": unknown}),
+        ));
+    }
+    if o.max_select > 1 && count as i64 > o.max_select {
+        return Some((
+            "validation_too_many_files",
+            format!("The maximum allowed files is {}.", o.max_select),
+            json!({"maxSelect": o.max_select}),
+        ));
+    }
+    let max_size = if o.max_size > 0 {
+        o.max_size
+    } else {
+        DEFAULT_MAX_SIZE
+    };
+    for (u, stored) in uploads {
+        if u.data.len() as i64 > max_size {
+            return Some((
+                "validation_file_size_limit",
+                format!(
+                    "Failed to upload {} - the maximum allowed file size is {} bytes.",
+                    u.filename, max_size
+                ),
+                json!({"file": u.filename, "maxSize": max_size}),
+            ));
+        }
+        if !mime_allowed(&sniff(&u.data), &o.mime_types) {
+            return Some((
+                "validation_invalid_mime_type",
+                format!(
+                    "\"{}\" mime type must be one of: {}.",
+                    stored,
+                    o.mime_types.join(", ")
+                ),
+                Value::Null,
+            ));
+        }
+    }
+    None
 }
 
 /// Stores a plan's new files under the record `id` (before the write's

@@ -300,14 +300,12 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
                     json!({"max": max}),
                 ));
             }
-            if !o.pattern.is_empty() {
-                if !o.pattern_matches(s) {
-                    return Err((
-                        "validation_invalid_format",
-                        "Invalid value format.".into(),
-                        Value::Null,
-                    ));
-                }
+            if !o.pattern.is_empty() && !o.pattern_matches(s) {
+                return Err((
+                    "validation_invalid_format",
+                    "Invalid value format.".into(),
+                    Value::Null,
+                ));
             }
             Ok(())
         }

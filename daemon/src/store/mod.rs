@@ -8,16 +8,23 @@
 //! - SQLite dialect lives in `dialect`; nothing else spells it.
 
 pub mod audit;
+pub mod auth_origins;
 pub mod changes;
 mod ddl;
 pub mod dialect;
+pub mod external_auths;
 pub mod key;
 mod lock;
+pub mod lookup;
+pub mod mfas;
 mod migrate;
 mod open;
+pub mod otps;
+pub mod params;
 mod readers;
 pub mod records;
 mod rekey;
+pub mod totp;
 mod writer;
 
 pub use changes::{Action, Change, ChangeSink, Changes, Prepared};

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod realtime;
 pub mod rules;
 pub mod schema;
+pub mod settings;
 pub mod store;
 pub mod util;
 

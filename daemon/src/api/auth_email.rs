@@ -110,7 +110,7 @@ fn send(
     let settings = app.settings();
     let tpl = coll.options.get(template).cloned().unwrap_or(Value::Null);
     let hidden = |f: &str| coll.is_hidden(f);
-    let (subject, html) = render(&tpl, &settings, rec, &hidden, extra);
+    let (subject, html) = render(&tpl, &settings.meta, rec, &hidden, extra);
     app.mailer.queue(
         &settings,
         Mail {
@@ -504,7 +504,7 @@ pub(crate) async fn auth_alert(
     let hidden = |f: &str| coll.is_hidden(f);
     let (subject, html) = render(
         &alert["emailTemplate"],
-        &settings,
+        &settings.meta,
         rec,
         &hidden,
         &[("{ALERT_INFO}", &esc)],

@@ -126,7 +126,7 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let hidden = |f: &str| coll.is_hidden(f);
     let (subject, html) = render(
         &otp["emailTemplate"],
-        &settings,
+        &settings.meta,
         &rec,
         &hidden,
         &[("{OTP}", &password), ("{OTP_ID}", &id)],

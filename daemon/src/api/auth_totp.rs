@@ -159,11 +159,7 @@ pub async fn enroll(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::bad("TOTP is already enabled; disable it first."));
     }
     let secret = totp::new_secret();
-    let settings = app.settings();
-    let issuer = settings["meta"]["appName"]
-        .as_str()
-        .unwrap_or("keepd")
-        .to_string();
+    let issuer = app.settings().meta.app_name.clone();
     let account = a
         .record
         .get("email")

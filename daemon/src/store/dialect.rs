@@ -469,6 +469,15 @@ pub fn upsert(table: &'static str, cols: &[&'static str], key: &[&'static str]) 
     )
 }
 
+/// `EXISTS …`: the JSON array in `table.column` (schema names, quoted
+/// here; anything but an array counts as empty) holds the bound value.
+pub fn json_array_holds(table: &str, column: &str) -> String {
+    let col = format!("{}.{}", quote_ident(table), quote_ident(column));
+    format!(
+        "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({col}) THEN {col} ELSE '[]' END) je WHERE je.value = ?1)"
+    )
+}
+
 /// Appended to a text comparison: compare without regard to ASCII case
 /// (how PocketBase matches emails).
 pub const COLLATE_NOCASE: &str = " COLLATE NOCASE";

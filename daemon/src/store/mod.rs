@@ -187,6 +187,12 @@ impl Store {
         Ok(v)
     }
 
+    /// SQLite's `quick_check` on a reader: "ok", or what is damaged.
+    pub async fn quick_check(&self) -> ApiResult<String> {
+        self.read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?))
+            .await
+    }
+
     /// A round trip through the writer (for health and the watchdog).
     pub async fn probe(&self) -> ApiResult<()> {
         self.write(|c| {

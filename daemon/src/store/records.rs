@@ -307,7 +307,10 @@ pub fn referencing_ids(
     let t = quote_ident(&c.name);
     let col = quote_ident(&field.name);
     let sql = if field.is_multiple() {
-        format!("SELECT {t}.\"id\" FROM {t} WHERE EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({t}.{col}) THEN {t}.{col} ELSE '[]' END) je WHERE je.value = ?1)")
+        format!(
+            "SELECT {t}.\"id\" FROM {t} WHERE {}",
+            super::dialect::json_array_holds(&c.name, &field.name)
+        )
     } else {
         format!("SELECT {t}.\"id\" FROM {t} WHERE {t}.{col} = ?1")
     };

@@ -37,19 +37,19 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// From the settings (validated when saved; a negative count or
-    /// window, possible only in a hand-edited database, drops the rule).
+    /// From the settings (validated when saved; a rule without a label, a
+    /// count or a window — possible only in a database written by hand or
+    /// by an older keepd — is left out).
     pub fn from_settings(rl: &crate::settings::RateLimits) -> Rules {
         let rules = rl
             .rules
             .iter()
-            .filter_map(|r| {
-                Some(Rule {
-                    label: r.label.clone(),
-                    audience: r.audience.clone(),
-                    duration: u64::try_from(r.duration).ok()?.max(1),
-                    max_requests: u64::try_from(r.max_requests).ok()?,
-                })
+            .filter(|r| !r.label.is_empty() && r.max_requests >= 1 && r.duration >= 1)
+            .map(|r| Rule {
+                label: r.label.clone(),
+                audience: r.audience.clone(),
+                duration: r.duration.unsigned_abs(),
+                max_requests: r.max_requests.unsigned_abs(),
             })
             .collect();
         let excluded = rl
@@ -276,6 +276,20 @@ mod tests {
         ]}))
         .expect("rate limits");
         Rules::from_settings(&rl)
+    }
+
+    #[test]
+    fn rules_without_a_count_or_window_are_left_out() {
+        let rl = serde_json::from_value(json!({"enabled": true, "rules": [
+            {"label": "x"},
+            {"label": "y", "maxRequests": 0, "duration": 5},
+            {"label": "", "maxRequests": 1, "duration": 5},
+            {"label": "z", "maxRequests": 2, "duration": 5},
+        ]}))
+        .expect("rate limits");
+        let r = Rules::from_settings(&rl);
+        let kept: Vec<&str> = r.rules.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(kept, ["z"]);
     }
 
     fn labels(v: &[&str]) -> Vec<String> {

@@ -176,20 +176,6 @@ fn not_loaded() -> ApiError {
     ApiError::bad("An error occurred while loading the submitted data.")
 }
 
-/// The groups whose stored value must parse on its own (a bad one falls
-/// back to its default at load).
-const GROUPS: &[&str] = &[
-    "superuserIPs",
-    "smtp",
-    "backups",
-    "s3",
-    "meta",
-    "rateLimits",
-    "trustedProxy",
-    "batch",
-    "logs",
-];
-
 impl Settings {
     /// PocketBase's defaults (keepd's: rate limits on, with its rules), as
     /// JSON; the lockout policy is not among them (it defaults to the
@@ -210,35 +196,22 @@ impl Settings {
     }
 
     /// The settings from what is stored (None: nothing yet) over the
-    /// defaults. A stored group that doesn't parse (a hand-edited or very
-    /// old value) is replaced by its default, loudly; so is a lockout
-    /// policy out of range (by `lockout`, the configuration's).
+    /// defaults. A stored value that doesn't parse (written by hand or by an
+    /// older keepd) is replaced by its default, loudly, and only that value;
+    /// so is a lockout policy out of range (by `lockout`, the
+    /// configuration's).
     pub fn load(stored: Option<&Value>, lockout: Lockout) -> Settings {
         let mut merged = Value::Object(Self::defaults_json());
         if let Some(s) = stored.filter(|s| s.is_object()) {
             merge(&mut merged, s);
         }
         strip_nulls(&mut merged);
-        let defaults = Self::defaults_json();
-        if let Some(m) = merged.as_object_mut() {
-            for g in GROUPS {
-                let Some(v) = m.get(*g) else { continue };
-                let mut probe = Map::new();
-                probe.insert((*g).to_string(), v.clone());
-                if let Err(e) = serde_json::from_value::<Settings>(Value::Object(probe)) {
-                    tracing::warn!(group = *g, error = %e, "stored settings group is not valid: its defaults apply");
-                    match defaults.get(*g) {
-                        Some(d) => m.insert((*g).to_string(), d.clone()),
-                        None => m.remove(*g),
-                    };
-                }
-            }
-        }
         let lock = merged
             .get("lockout")
             .and_then(crate::auth::lockout::Policy::from_json);
         if let Some(m) = merged.as_object_mut() {
             m.remove("lockout");
+            repair(m, &Self::defaults_json(), &mut Vec::new());
         }
         let mut s = serde_json::from_value::<Settings>(merged).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "stored settings are not valid: the defaults apply");
@@ -321,6 +294,44 @@ impl Settings {
             ));
         }
         Ok(next)
+    }
+}
+
+/// Replaces each member of `m` (at `path` in the settings) that doesn't
+/// parse with its default (or drops it): objects are repaired member by
+/// member, so one bad value costs only itself.
+fn repair(m: &mut Map<String, Value>, defaults: &Map<String, Value>, path: &mut Vec<String>) {
+    let keys: Vec<String> = m.keys().cloned().collect();
+    for k in keys {
+        path.push(k.clone());
+        let parses = |v: &Value| {
+            let probe = path.iter().rev().fold(v.clone(), |inner, key| {
+                let mut o = Map::new();
+                o.insert(key.clone(), inner);
+                Value::Object(o)
+            });
+            serde_json::from_value::<Settings>(probe)
+        };
+        if let Some(v) = m.get_mut(&k) {
+            if let Err(e) = parses(v) {
+                match (
+                    v.as_object_mut(),
+                    defaults.get(&k).and_then(Value::as_object),
+                ) {
+                    (Some(inner), Some(d)) => repair(inner, d, path),
+                    _ => {
+                        tracing::warn!(setting = %path.join("."), error = %e, "stored setting is not valid: its default applies");
+                        match defaults.get(&k) {
+                            Some(d) => *v = d.clone(),
+                            None => {
+                                m.remove(&k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        path.pop();
     }
 }
 
@@ -770,6 +781,14 @@ mod tests {
         assert!(s.batch.enabled);
         assert_eq!(s.batch.max_requests, 50);
         assert_eq!(s.lockout.max_failures, 3);
+        // One bad value costs only itself.
+        let stored = json!({"smtp": {"port": "x", "password": "pw"}, "backups": {"s3": {"enabled": 1, "secret": "b"}}});
+        let s = Settings::load(Some(&stored), lockout());
+        assert_eq!((s.smtp.port, s.smtp.password.as_str()), (587, "pw"));
+        assert_eq!(
+            (s.backups.s3.enabled, s.backups.s3.secret.as_str()),
+            (false, "b")
+        );
         let s = Settings::load(Some(&json!({"lockout": {"maxFailures": "x"}})), lockout());
         assert_eq!(s.lockout, lockout(), "the configuration's policy");
         assert_eq!(

@@ -7,9 +7,10 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime;
 use crate::schema::{Collection, Schema};
+use crate::settings::{Current, Settings};
 use crate::store::changes::{Action, Change, ChangeSink, Prepared};
-use crate::store::Store;
-use serde_json::{json, Value};
+use crate::store::{params, Store};
+use serde_json::Value;
 use std::sync::{Arc, RwLock};
 
 pub struct App {
@@ -18,7 +19,7 @@ pub struct App {
     pub hasher: Hasher,
     /// Realtime clients and their subscriptions.
     pub realtime: Arc<realtime::Broker>,
-    settings: Arc<RwLock<Arc<Value>>>,
+    settings: Arc<RwLock<Arc<Current>>>,
     /// File fields' storage (local, or S3 from the settings).
     pub files: Arc<crate::files::Files>,
     /// Per-address rate limits (PocketBase's `rateLimits` rules).
@@ -35,13 +36,7 @@ pub struct App {
     pub thumbs: crate::files::thumb::Thumbs,
 }
 
-/// PocketBase's default settings (the parts keepd acts on, plus the shape
-/// the SDK and dashboard expect).
-pub fn default_settings() -> Value {
-    serde_json::from_str(include_str!("default_settings.json")).unwrap_or_else(|_| json!({}))
-}
-
-fn read_lock(l: &RwLock<Arc<Value>>) -> Arc<Value> {
+fn read_lock(l: &RwLock<Arc<Current>>) -> Arc<Current> {
     match l.read() {
         Ok(g) => g.clone(),
         Err(p) => p.into_inner().clone(),
@@ -102,22 +97,19 @@ impl App {
             config.argon2_parallelism,
             config.max_concurrent_hashes,
         )?;
-        let stored: Option<String> = store
-            .read(|c| {
-                use rusqlite::OptionalExtension;
-                Ok(
-                    c.query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| {
-                        r.get(0)
-                    })
-                    .optional()?,
-                )
-            })
+        let stored = store
+            .read(|c| params::get(c, params::Key::Settings))
             .await
             .map_err(|e| anyhow::anyhow!("loading settings: {e}"))?;
-        let mut settings = default_settings();
-        if let Some(s) = stored.and_then(|s| serde_json::from_str::<Value>(&s).ok()) {
-            merge(&mut settings, &s);
-        }
+        // The lockout policy lives in the settings (`lockout`), defaulting
+        // to the configuration's.
+        let config_policy = Policy {
+            max_failures: config.lockout_max_failures,
+            window: config.lockout_window_secs,
+            base: config.lockout_base_secs,
+            max: config.lockout_max_secs,
+        };
+        let settings = Settings::load(stored.as_ref(), config_policy.into());
         let broker = realtime::Broker::new(realtime::Limits {
             max_clients: config.realtime_max_clients,
             max_clients_per_ip: config.realtime_max_clients_per_ip,
@@ -131,34 +123,16 @@ impl App {
             crate::api::realtime::RENDERER,
             config.max_filter_len,
         );
-        let rules = Rules::from_settings(&settings);
-        let lockout = Lockout::new(Policy {
-            max_failures: config.lockout_max_failures,
-            window: config.lockout_window_secs,
-            base: config.lockout_base_secs,
-            max: config.lockout_max_secs,
-        });
-        // The lockout policy lives in the settings (`lockout`), defaulting
-        // to the configuration's.
-        match settings.get("lockout").and_then(Policy::from_json) {
-            Some(p) => lockout.set_policy(p),
-            None => {
-                if let Some(o) = settings.as_object_mut() {
-                    o.insert("lockout".into(), lockout.policy().to_json());
-                }
-            }
-        }
+        let rules = Rules::from_settings(&settings.rate_limits);
+        let lockout = Lockout::new(settings.lockout.into());
         let trusted = config.trusted_proxy_nets().unwrap_or_default();
-        let settings = Arc::new(RwLock::new(Arc::new(settings)));
+        let settings = Arc::new(RwLock::new(Arc::new(Current::new(settings))));
         let files = Arc::new(crate::files::Files::new(store.dir()));
         // Deleted records' files go after the commit (cascades and batches
         // included).
         let janitor = {
             let (files, settings) = (files.clone(), settings.clone());
-            crate::files::Janitor::start(Box::new(move || {
-                let s = read_lock(&settings);
-                files.storage(&s["s3"])
-            }))
+            crate::files::Janitor::start(Box::new(move || files.storage(&read_lock(&settings).s3)))
         };
         store.set_change_sink(Arc::new(Sinks {
             realtime: publisher,
@@ -183,14 +157,16 @@ impl App {
         }))
     }
 
-    pub fn settings(&self) -> Arc<Value> {
+    /// The settings in force (read their fields; `settings["group"]` is
+    /// their JSON, for readers not moved to fields yet).
+    pub fn settings(&self) -> Arc<Current> {
         read_lock(&self.settings)
     }
 
     /// The storage file fields use now.
     pub fn storage(&self) -> ApiResult<crate::files::Storage> {
         self.files
-            .storage(&self.settings()["s3"])
+            .storage(&self.settings().s3)
             .map_err(|e| ApiError::internal(format!("file storage: {e}")))
     }
 
@@ -218,53 +194,26 @@ impl App {
         }
     }
 
-    /// Merges `patch` into the settings and stores them durably.
-    pub async fn update_settings(&self, patch: &Value) -> ApiResult<Arc<Value>> {
-        let mut next = self.settings().as_ref().clone();
-        merge(&mut next, patch);
-        let text = next.to_string();
-        let now = crate::util::now_string();
+    /// Replaces the settings (already validated: `Settings::patched`)
+    /// and stores them durably; the lockout policy and the rate-limit
+    /// rules change with them.
+    pub async fn save_settings(&self, next: Settings) -> ApiResult<Arc<Current>> {
+        let json = next.to_json();
         self.store
-            .write(move |c| {
-                c.execute(
-                    "INSERT INTO _params (id, value, created, updated) VALUES ('settings', ?1, ?2, ?2)
-                     ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated = excluded.updated",
-                    rusqlite::params![text, now],
-                )?;
-                Ok(())
-            })
+            .write(move |c| params::put(c, params::Key::Settings, &json))
             .await?;
-        let next = Arc::new(next);
+        self.lockout.set_policy(next.lockout.into());
+        let rules = Rules::from_settings(&next.rate_limits);
+        let next = Arc::new(Current::new(next));
         match self.settings.write() {
             Ok(mut g) => *g = next.clone(),
             Err(_) => return Err(ApiError::internal("settings lock poisoned")),
         }
-        if let Some(p) = next.get("lockout").and_then(Policy::from_json) {
-            self.lockout.set_policy(p);
-        }
-        let rules = Rules::from_settings(&next);
         if let Ok(mut g) = self.rate_rules.write() {
             *g = Arc::new(rules);
         }
         // New rules, new windows (as PocketBase resets its limiters).
         self.limiter.clear();
         Ok(next)
-    }
-}
-
-/// Deep-merges objects; other values replace.
-pub fn merge(dst: &mut Value, src: &Value) {
-    match (dst, src) {
-        (Value::Object(d), Value::Object(s)) => {
-            for (k, v) in s {
-                match d.get_mut(k) {
-                    Some(dv) if dv.is_object() && v.is_object() => merge(dv, v),
-                    _ => {
-                        d.insert(k.clone(), v.clone());
-                    }
-                }
-            }
-        }
-        (d, s) => *d = s.clone(),
     }
 }

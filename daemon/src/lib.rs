@@ -20,6 +20,7 @@ pub mod realtime;
 pub mod records;
 pub mod rules;
 pub mod schema;
+pub mod settings;
 pub mod store;
 pub mod util;
 
@@ -142,9 +143,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
-                let r = store
-                    .read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?))
-                    .await;
+                let r = store.quick_check().await;
                 match r {
                     Ok(s) if s == "ok" => tracing::info!("daily integrity check: ok"),
                     Ok(s) => {

@@ -19,6 +19,7 @@ mod passwords;
 mod realtime;
 mod records;
 mod rules;
+mod settings;
 mod socket;
 mod tokens;
 mod totp;

@@ -11,6 +11,7 @@ use super::require_superuser;
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Req, Resp};
+use crate::store::audit;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -28,57 +29,33 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     };
     let page = num("page", 1)?.max(1);
     let per_page = num("perPage", 30)?.clamp(1, MAX_PER_PAGE);
-    // Whitelisted columns, values bound.
-    let mut conds: Vec<&'static str> = Vec::new();
-    let mut args: Vec<String> = Vec::new();
-    for (param, cond) in [
-        ("action", "action = ?"),
-        ("actor", "actor = ?"),
-        ("target", "target = ?"),
-        ("ip", "ip = ?"),
-        ("since", "created >= ?"),
-        ("until", "created < ?"),
-    ] {
-        if let Some(v) = req.q(param).filter(|v| !v.is_empty()) {
-            conds.push(cond);
-            args.push(v.to_string());
-        }
-    }
-    let where_sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
+    let q = |k: &str| req.q(k).filter(|v| !v.is_empty()).map(str::to_string);
+    let filter = audit::Filter {
+        action: q("action"),
+        actor: q("actor"),
+        target: q("target"),
+        ip: q("ip"),
+        since: q("since"),
+        until: q("until"),
     };
-    let (total, items) = app
+    let (total, rows) = app
         .store
-        .read(move |c| {
-            let total: i64 = c.query_row(
-                &format!("SELECT COUNT(*) FROM _keepd_audit{where_sql}"),
-                rusqlite::params_from_iter(args.iter()),
-                |r| r.get(0),
-            )?;
-            let sql = format!(
-                "SELECT id, created, action, actor, ip, target, diff FROM _keepd_audit{where_sql}
-                 ORDER BY created DESC, rowid DESC LIMIT {per_page} OFFSET {}",
-                (page - 1) * per_page
-            );
-            let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-                let diff: String = r.get(6)?;
-                Ok(json!({
-                    "id": r.get::<_, String>(0)?,
-                    "created": r.get::<_, String>(1)?,
-                    "action": r.get::<_, String>(2)?,
-                    "actor": r.get::<_, String>(3)?,
-                    "ip": r.get::<_, String>(4)?,
-                    "target": r.get::<_, String>(5)?,
-                    "diff": serde_json::from_str::<Value>(&diff).unwrap_or(Value::Null),
-                }))
-            })?;
-            let items: Vec<Value> = rows.collect::<Result<_, _>>()?;
-            Ok((total, items))
-        })
+        .read(move |c| Ok(audit::list(c, &filter, per_page, (page - 1) * per_page)?))
         .await?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "created": r.created,
+                "action": r.action,
+                "actor": r.actor,
+                "ip": r.ip,
+                "target": r.target,
+                "diff": r.diff,
+            })
+        })
+        .collect();
     let total_pages = (total + per_page - 1) / per_page;
     Ok(Resp::ok(&json!({
         "page": page,
@@ -120,7 +97,7 @@ pub async fn unlock(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if !was_locked {
         return Err(ApiError::NotFound("The account is not locked.".into()));
     }
-    app.audit(crate::store::audit::Entry {
+    app.audit(audit::Entry {
         action: "unlock",
         actor: super::auth::actor(&req),
         ip: req.client_ip.to_string(),

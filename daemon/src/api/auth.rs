@@ -12,6 +12,7 @@ use crate::rules;
 use crate::schema::record::to_text;
 use crate::schema::Collection;
 use crate::store::audit;
+use crate::store::lookup::{self, Case};
 use crate::store::records as rs;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -200,16 +201,7 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 if !coll2.has_field(f) {
                     continue;
                 }
-                let sql = format!(
-                    "SELECT \"id\" FROM {} WHERE {} = ?1 LIMIT 1",
-                    crate::store::dialect::quote_ident(&coll2.name),
-                    crate::store::dialect::quote_ident(f)
-                );
-                let id: Option<String> = {
-                    use rusqlite::OptionalExtension;
-                    c.query_row(&sql, [&ident], |r| r.get(0)).optional()?
-                };
-                if let Some(id) = id {
+                if let Some(id) = lookup::id_by(c, &coll2, f, &ident, Case::Exact)? {
                     return rs::fetch_by_id(c, &coll2, &id);
                 }
             }

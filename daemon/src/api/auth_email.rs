@@ -14,7 +14,8 @@ use crate::http::{Req, Resp};
 use crate::records::{Input, Principal};
 use crate::schema::record::to_text;
 use crate::schema::Collection;
-use crate::store::records as rs;
+use crate::store::lookup::{self, Case};
+use crate::store::{auth_origins, records as rs};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -61,20 +62,12 @@ async fn find_by_email(
     let coll = coll.clone();
     let email = email.to_string();
     app.store
-        .read(move |c| {
-            let sql = format!(
-                "SELECT \"id\" FROM {} WHERE \"email\" = ?1 COLLATE NOCASE LIMIT 1",
-                crate::store::dialect::quote_ident(&coll.name)
-            );
-            let id: Option<String> = {
-                use rusqlite::OptionalExtension;
-                c.query_row(&sql, [&email], |r| r.get(0)).optional()?
-            };
-            match id {
+        .read(
+            move |c| match lookup::id_by(c, &coll, "email", &email, Case::Ignore)? {
                 Some(id) => rs::fetch_by_id(c, &coll, &id),
                 None => Ok(None),
-            }
-        })
+            },
+        )
         .await
 }
 
@@ -118,7 +111,7 @@ fn send(
     let settings = app.settings();
     let tpl = coll.options.get(template).cloned().unwrap_or(Value::Null);
     let hidden = |f: &str| coll.is_hidden(f);
-    let (subject, html) = render(&tpl, &settings, rec, &hidden, extra);
+    let (subject, html) = render(&tpl, &settings.meta, rec, &hidden, extra);
     app.mailer.queue(
         &settings,
         Mail {
@@ -473,34 +466,15 @@ pub(crate) async fn auth_alert(
     let seen = app
         .store
         .write(move |c| {
-            let origins: Vec<(String, String)> = {
-                let mut st = c.prepare(
-                    "SELECT id, fingerprint FROM _authOrigins WHERE collectionRef = ?1 AND recordRef = ?2 ORDER BY updated DESC",
-                )?;
-                let rows = st.query_map([&cid, &rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                rows.collect::<Result<_, _>>()?
-            };
-            let now = crate::util::now_string();
-            let known = origins.iter().find(|(_, f)| *f == fp).map(|(id, _)| id.clone());
-            match &known {
-                Some(id) => {
-                    c.execute("UPDATE _authOrigins SET updated = ?2 WHERE id = ?1", [id, &now])?;
-                }
+            let origins = auth_origins::list(c, &cid, &rid)?;
+            let known = origins.iter().find(|o| o.fingerprint == fp);
+            match known {
+                Some(o) => auth_origins::touch(c, &o.id)?,
                 None => {
-                    for (id, _) in origins.iter().skip(MAX_AUTH_ORIGINS - 1) {
-                        c.execute("DELETE FROM _authOrigins WHERE id = ?1", [id])?;
+                    for o in origins.iter().skip(MAX_AUTH_ORIGINS - 1) {
+                        auth_origins::delete(c, &o.id)?;
                     }
-                    c.execute(
-                        "INSERT INTO _authOrigins (id, collectionRef, recordRef, fingerprint, created, updated)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                        rusqlite::params![
-                            crate::util::random_string(15, crate::util::ALPHANUM),
-                            cid,
-                            rid,
-                            fp,
-                            now
-                        ],
-                    )?;
+                    auth_origins::insert(c, &cid, &rid, &fp)?;
                 }
             }
             Ok((origins.is_empty(), known.is_some()))
@@ -526,7 +500,7 @@ pub(crate) async fn auth_alert(
     let hidden = |f: &str| coll.is_hidden(f);
     let (subject, html) = render(
         &alert["emailTemplate"],
-        &settings,
+        &settings.meta,
         rec,
         &hidden,
         &[("{ALERT_INFO}", &esc)],

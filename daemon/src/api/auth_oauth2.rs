@@ -19,9 +19,9 @@ use crate::http::{Req, Resp};
 use crate::records::{Input, Principal};
 use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
-use crate::store::records as rs;
-use crate::util::{now_string, random_string, ALPHANUM};
-use rusqlite::OptionalExtension;
+use crate::store::lookup::{self, Case};
+use crate::store::{external_auths, records as rs};
+use crate::util::{random_string, ALPHANUM};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -49,27 +49,32 @@ pub(crate) fn providers_info(coll: &Collection) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-async fn find_record(
+/// The record with this id.
+async fn by_id(
     app: &App,
     coll: &Arc<Collection>,
-    sql_where: &'static str,
-    arg: String,
+    id: String,
 ) -> ApiResult<Option<Map<String, Value>>> {
     let coll = coll.clone();
     app.store
-        .read(move |c| {
-            let sql = format!(
-                "SELECT \"id\" FROM {} WHERE {sql_where} LIMIT 1",
-                crate::store::dialect::quote_ident(&coll.name)
-            );
-            match c
-                .query_row(&sql, [&arg], |r| r.get::<_, String>(0))
-                .optional()?
-            {
+        .read(move |c| rs::fetch_by_id(c, &coll, &id))
+        .await
+}
+
+/// The record with this email (ASCII case ignored).
+async fn by_email(
+    app: &App,
+    coll: &Arc<Collection>,
+    email: String,
+) -> ApiResult<Option<Map<String, Value>>> {
+    let coll = coll.clone();
+    app.store
+        .read(
+            move |c| match lookup::id_by(c, &coll, "email", &email, Case::Ignore)? {
                 Some(id) => rs::fetch_by_id(c, &coll, &id),
                 None => Ok(None),
-            }
-        })
+            },
+        )
         .await
 }
 
@@ -148,16 +153,9 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 
     // Which record: an existing link, the caller, or the verified email.
     let (cid, pname, pid) = (coll.id.clone(), name.clone(), user.id.clone());
-    let link: Option<(String, String)> = app
+    let link = app
         .store
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT id, recordRef FROM _externalAuths WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3",
-                [&cid, &pname, &pid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })
+        .read(move |c| external_auths::find(c, &cid, &pname, &pid))
         .await?;
     let caller = req
         .identity
@@ -165,22 +163,16 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .filter(|a| a.collection.id == coll.id)
         .map(|a| a.record.clone());
     let mut rec = match &link {
-        Some((_, rid)) => find_record(&app, &coll, "\"id\" = ?1", rid.clone()).await?,
+        Some(l) => by_id(&app, &coll, l.record_ref.clone()).await?,
         None => None,
     };
     if rec.is_none() {
         rec = caller.clone();
     }
     if rec.is_none() && !user.email.is_empty() {
-        rec = find_record(
-            &app,
-            &coll,
-            "\"email\" = ?1 COLLATE NOCASE",
-            user.email.clone(),
-        )
-        .await?;
+        rec = by_email(&app, &coll, user.email.clone()).await?;
     }
-    let mut link_id = link.map(|(id, _)| id);
+    let mut link_id = link.map(|l| l.id);
     let is_new = rec.is_none();
     let rec = match rec {
         None => {
@@ -242,7 +234,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                     _ => ApiError::bad("Failed to authenticate."),
                 })?;
             let id = created.get("id").map(to_text).unwrap_or_default();
-            let fresh = find_record(&app, &coll, "\"id\" = ?1", id)
+            let fresh = by_id(&app, &coll, id)
                 .await?
                 .ok_or_else(|| ApiError::bad("Failed to authenticate."))?;
             let email = fresh.get("email").map(to_text).unwrap_or_default();
@@ -252,7 +244,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 b.insert("verified".into(), json!(true));
                 system_update(&app, &req, &schema, &coll, &fresh, b).await?;
                 let id = fresh.get("id").map(to_text).unwrap_or_default();
-                find_record(&app, &coll, "\"id\" = ?1", id)
+                by_id(&app, &coll, id)
                     .await?
                     .ok_or_else(|| ApiError::bad("Failed to authenticate."))?
             } else {
@@ -278,13 +270,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             if !verified {
                 let (cid, rid2) = (coll.id.clone(), rid.clone());
                 app.store
-                    .write(move |c| {
-                        c.execute(
-                            "DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2",
-                            [&cid, &rid2],
-                        )?;
-                        Ok(())
-                    })
+                    .write(move |c| external_auths::delete_for_record(c, &cid, &rid2))
                     .await?;
                 link_id = None;
             }
@@ -298,7 +284,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             if !b.is_empty() {
                 system_update(&app, &req, &schema, &coll, &rec, b).await?;
             }
-            find_record(&app, &coll, "\"id\" = ?1", rid)
+            by_id(&app, &coll, rid)
                 .await?
                 .ok_or_else(|| ApiError::bad("Failed to authenticate."))?
         }
@@ -311,15 +297,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             user.id.clone(),
         );
         app.store
-            .write(move |c| {
-                let now = now_string();
-                c.execute(
-                    "INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId, created, updated)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                    rusqlite::params![random_string(15, ALPHANUM), cid, rid, pname, pid, now],
-                )?;
-                Ok(())
-            })
+            .write(move |c| external_auths::insert(c, &cid, &rid, &pname, &pid))
             .await?;
     }
     // The collection's authRule, with the requester's own identity (as
@@ -429,20 +407,19 @@ async fn can_assign_username(
     let Some(ix) = unique else {
         return Ok(true);
     };
-    let nocase = ix.columns[0]
+    let case = if ix.columns[0]
         .collate
         .as_deref()
-        .is_some_and(|c| c.eq_ignore_ascii_case("nocase"));
-    let sql = format!(
-        "SELECT 1 FROM {} WHERE {} = ?1{} LIMIT 1",
-        crate::store::dialect::quote_ident(&coll.name),
-        crate::store::dialect::quote_ident(field),
-        if nocase { " COLLATE NOCASE" } else { "" }
-    );
-    let name = username.to_string();
+        .is_some_and(|c| c.eq_ignore_ascii_case("nocase"))
+    {
+        Case::Ignore
+    } else {
+        Case::Exact
+    };
+    let (coll, field, name) = (coll.clone(), field.to_string(), username.to_string());
     let taken = app
         .store
-        .read(move |c| Ok(c.query_row(&sql, [&name], |_| Ok(())).optional()?.is_some()))
+        .read(move |c| Ok(lookup::id_by(c, &coll, &field, &name, case)?.is_some()))
         .await?;
     Ok(!taken)
 }

@@ -22,9 +22,9 @@ use crate::records::{Input, Principal};
 use crate::rules;
 use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
-use crate::store::records as rs;
-use crate::util::{now_string, parse_datetime, random_string, ALPHANUM};
-use rusqlite::OptionalExtension;
+use crate::store::lookup::{self, Case};
+use crate::store::{mfas, otps, records as rs};
+use crate::util::{parse_datetime, random_string, ALPHANUM};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -85,19 +85,12 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let coll2 = coll.clone();
     let rec = app
         .store
-        .read(move |c| {
-            let sql = format!(
-                "SELECT \"id\" FROM {} WHERE \"email\" = ?1 COLLATE NOCASE LIMIT 1",
-                crate::store::dialect::quote_ident(&coll2.name)
-            );
-            match c
-                .query_row(&sql, [&email], |r| r.get::<_, String>(0))
-                .optional()?
-            {
+        .read(
+            move |c| match lookup::id_by(c, &coll2, "email", &email, Case::Ignore)? {
                 Some(id) => rs::fetch_by_id(c, &coll2, &id),
                 None => Ok(None),
-            }
-        })
+            },
+        )
         .await?;
     // Unknown address: the same answer, an id that matches nothing.
     let Some(rec) = rec else {
@@ -111,13 +104,7 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (cid, rid2) = (coll.id.clone(), rid.clone());
     let recent: Vec<(String, String)> = app
         .store
-        .read(move |c| {
-            let mut st = c.prepare(
-                "SELECT id, created FROM _otps WHERE collectionRef = ?1 AND recordRef = ?2 ORDER BY created DESC LIMIT 20",
-            )?;
-            let rows = st.query_map([&cid, &rid2], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        .read(move |c| otps::recent(c, &cid, &rid2, 20))
         .await?;
     let live: Vec<&(String, String)> = recent
         .iter()
@@ -133,21 +120,13 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let sent_to = rec.get("email").map(to_text).unwrap_or_default();
     let (id2, cid, rid2, to2) = (id.clone(), coll.id.clone(), rid.clone(), sent_to.clone());
     app.store
-        .write(move |c| {
-            let now = now_string();
-            c.execute(
-                "INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, created, updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                rusqlite::params![id2, cid, rid2, hash, to2, now],
-            )?;
-            Ok(())
-        })
+        .write(move |c| otps::insert(c, &id2, &cid, &rid2, &hash, &to2))
         .await?;
     let settings = app.settings();
     let hidden = |f: &str| coll.is_hidden(f);
     let (subject, html) = render(
         &otp["emailTemplate"],
-        &settings,
+        &settings.meta,
         &rec,
         &hidden,
         &[("{OTP}", &password), ("{OTP_ID}", &id)],
@@ -195,18 +174,16 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let duration = option(&coll, "otp")["duration"].as_i64().unwrap_or(180);
     let id2 = otp_id.clone();
-    let row: Option<(String, String, String, String, String)> = app
-        .store
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT collectionRef, recordRef, password, sentTo, created FROM _otps WHERE id = ?1",
-                [&id2],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )
-            .optional()?)
-        })
-        .await?;
-    let Some((cref, rref, hash, sent_to, created)) = row else {
+    let row = app.store.read(move |c| otps::get(c, &id2)).await?;
+    let Some(otps::Otp {
+        collection_ref: cref,
+        record_ref: rref,
+        password: hash,
+        sent_to,
+        created,
+        ..
+    }) = row
+    else {
         return Err(ApiError::bad(INVALID_OTP));
     };
     if cref != coll.id || expired(&created, duration) {
@@ -247,12 +224,7 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::bad(INVALID_OTP));
     }
     let id3 = otp_id.clone();
-    app.store
-        .write(move |c| {
-            c.execute("DELETE FROM _otps WHERE id = ?1", [&id3])?;
-            Ok(())
-        })
-        .await?;
+    app.store.write(move |c| otps::delete(c, &id3)).await?;
     let mut rec = rec;
     let email = rec.get("email").map(to_text).unwrap_or_default();
     let verified = rec
@@ -337,40 +309,22 @@ pub(crate) async fn check_mfa(
         let id = random_string(15, ALPHANUM);
         let (id2, cid, rid2) = (id.clone(), coll.id.clone(), rid.clone());
         app.store
-            .write(move |c| {
-                let now = now_string();
-                c.execute(
-                    "INSERT INTO _mfas (id, collectionRef, recordRef, method, created, updated)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                    rusqlite::params![id2, cid, rid2, method, now],
-                )?;
-                Ok(())
-            })
+            .write(move |c| mfas::insert(c, &id2, &cid, &rid2, method))
             .await?;
         return Ok(Some(Resp::json(401, &json!({"mfaId": id}))));
     };
     let duration = mfa["duration"].as_i64().unwrap_or(600);
     let id2 = mfa_id.clone();
-    let row: Option<(String, String, String, String)> = app
-        .store
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT collectionRef, recordRef, method, created FROM _mfas WHERE id = ?1",
-                [&id2],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?)
-        })
-        .await?;
-    let delete = |id: String| async move {
-        app.store
-            .write(move |c| {
-                c.execute("DELETE FROM _mfas WHERE id = ?1", [&id])?;
-                Ok(())
-            })
-            .await
-    };
-    let Some((cref, rref, first, created)) = row else {
+    let row = app.store.read(move |c| mfas::get(c, &id2)).await?;
+    let delete = |id: String| async move { app.store.write(move |c| mfas::delete(c, &id)).await };
+    let Some(mfas::Mfa {
+        collection_ref: cref,
+        record_ref: rref,
+        method: first,
+        created,
+        ..
+    }) = row
+    else {
         return Err(ApiError::bad("Invalid or expired MFA session."));
     };
     if expired(&created, duration) {

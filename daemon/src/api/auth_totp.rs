@@ -26,14 +26,10 @@ use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
-use crate::store::records as rs;
-use crate::util::now_string;
-use rusqlite::OptionalExtension;
+use crate::store::totp::{self as repo, Totp};
+use crate::store::{mfas, records as rs};
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// (secret, confirmed, lastStep, recovery digests)
-type Row = (String, bool, u64, Vec<String>);
 
 fn auth_coll(app: &App, name: &str) -> ApiResult<(Arc<Schema>, Arc<Collection>)> {
     let (s, c) = collection(app, name)
@@ -57,31 +53,14 @@ fn me(req: &Req, coll: &Collection) -> ApiResult<AuthRecord> {
         })
 }
 
-pub(crate) async fn load(app: &App, cid: &str, rid: &str) -> ApiResult<Option<Row>> {
+pub(crate) async fn load(app: &App, cid: &str, rid: &str) -> ApiResult<Option<Totp>> {
     let (cid, rid) = (cid.to_string(), rid.to_string());
-    app.store
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT secret, confirmed, lastStep, recovery FROM _keepd_totp WHERE collectionRef = ?1 AND recordRef = ?2",
-                [&cid, &rid],
-                |r| {
-                    let rec: String = r.get(3)?;
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)? != 0,
-                        r.get::<_, i64>(2)?.max(0) as u64,
-                        serde_json::from_str::<Vec<String>>(&rec).unwrap_or_default(),
-                    ))
-                },
-            )
-            .optional()?)
-        })
-        .await
+    app.store.read(move |c| repo::get(c, &cid, &rid)).await
 }
 
 /// Whether the record has TOTP on.
 pub(crate) async fn enabled(app: &App, cid: &str, rid: &str) -> ApiResult<bool> {
-    Ok(load(app, cid, rid).await?.is_some_and(|r| r.1))
+    Ok(load(app, cid, rid).await?.is_some_and(|r| r.confirmed))
 }
 
 fn now() -> u64 {
@@ -89,38 +68,23 @@ fn now() -> u64 {
 }
 
 /// Checks a code (TOTP or recovery) and records its use. Ok(true) if valid.
-async fn use_code(app: &App, cid: &str, rid: &str, row: &Row, code: &str) -> ApiResult<bool> {
+async fn use_code(app: &App, cid: &str, rid: &str, row: &Totp, code: &str) -> ApiResult<bool> {
     let (cid, rid) = (cid.to_string(), rid.to_string());
-    if let Some(step) = totp::verify(&row.0, code, now(), row.2) {
+    if let Some(step) = totp::verify(&row.secret, code, now(), row.last_step) {
+        // Only forward: a concurrent use of the same step loses.
         app.store
-            .write(move |c| {
-                // Only forward: a concurrent use of the same step loses.
-                let n = c.execute(
-                    "UPDATE _keepd_totp SET lastStep = ?3, updated = ?4 WHERE collectionRef = ?1 AND recordRef = ?2 AND lastStep < ?3",
-                    rusqlite::params![cid, rid, step as i64, now_string()],
-                )?;
-                Ok(n)
-            })
+            .write(move |c| repo::advance(c, &cid, &rid, step))
             .await
-            .map(|n| n == 1)
     } else {
         let d = totp::digest(code);
-        if !row.3.contains(&d) {
+        if !row.recovery.contains(&d) {
             return Ok(false);
         }
-        let left: Vec<String> = row.3.iter().filter(|x| **x != d).cloned().collect();
-        let left = serde_json::to_string(&left).unwrap_or_else(|_| "[]".into());
-        let old = serde_json::to_string(&row.3).unwrap_or_default();
+        let left: Vec<String> = row.recovery.iter().filter(|x| **x != d).cloned().collect();
+        let old = row.recovery.clone();
         app.store
-            .write(move |c| {
-                let n = c.execute(
-                    "UPDATE _keepd_totp SET recovery = ?3, updated = ?5 WHERE collectionRef = ?1 AND recordRef = ?2 AND recovery = ?4",
-                    rusqlite::params![cid, rid, left, old, now_string()],
-                )?;
-                Ok(n)
-            })
+            .write(move |c| repo::replace_recovery(c, &cid, &rid, &old, &left))
             .await
-            .map(|n| n == 1)
     }
 }
 
@@ -183,8 +147,8 @@ pub async fn status(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let a = me(&req, &coll)?;
     let row = load(&app, &coll.id, a.id()).await?;
     Ok(Resp::ok(&json!({
-        "enabled": row.as_ref().is_some_and(|r| r.1),
-        "recoveryCodesLeft": row.as_ref().filter(|r| r.1).map(|r| r.3.len()).unwrap_or(0),
+        "enabled": row.as_ref().is_some_and(|r| r.confirmed),
+        "recoveryCodesLeft": row.as_ref().filter(|r| r.confirmed).map(|r| r.recovery.len()).unwrap_or(0),
     })))
 }
 
@@ -195,11 +159,7 @@ pub async fn enroll(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::bad("TOTP is already enabled; disable it first."));
     }
     let secret = totp::new_secret();
-    let settings = app.settings();
-    let issuer = settings["meta"]["appName"]
-        .as_str()
-        .unwrap_or("keepd")
-        .to_string();
+    let issuer = app.settings().meta.app_name.clone();
     let account = a
         .record
         .get("email")
@@ -209,17 +169,14 @@ pub async fn enroll(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let uri = totp::uri(&secret, &issuer, &account);
     let qr = totp::qr_svg(&uri).unwrap_or_default();
     let (cid, rid, s2) = (coll.id.clone(), a.id().to_string(), secret.clone());
+    let pending = Totp {
+        secret: s2,
+        confirmed: false,
+        last_step: 0,
+        recovery: Vec::new(),
+    };
     app.store
-        .write(move |c| {
-            let now = now_string();
-            c.execute(
-                "INSERT INTO _keepd_totp (collectionRef, recordRef, secret, confirmed, lastStep, recovery, created, updated)
-                 VALUES (?1, ?2, ?3, 0, 0, '[]', ?4, ?4)
-                 ON CONFLICT(collectionRef, recordRef) DO UPDATE SET secret = excluded.secret, confirmed = 0, lastStep = 0, recovery = '[]', updated = excluded.updated",
-                rusqlite::params![cid, rid, s2, now],
-            )?;
-            Ok(())
-        })
+        .write(move |c| repo::put(c, &cid, &rid, &pending))
         .await?;
     Ok(Resp::ok(
         &json!({"secret": secret, "uri": uri, "qrSvg": qr}),
@@ -233,24 +190,17 @@ pub async fn confirm(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let Some(row) = load(&app, &coll.id, a.id()).await? else {
         return Err(ApiError::bad("Enroll first."));
     };
-    if row.1 {
+    if row.confirmed {
         return Err(ApiError::bad("TOTP is already enabled; disable it first."));
     }
     attempt(&app, a.id(), false)?;
-    let Some(step) = totp::verify(&row.0, &code, now(), row.2) else {
+    let Some(step) = totp::verify(&row.secret, &code, now(), row.last_step) else {
         return Err(wrong(&app, a.id()));
     };
     let (codes, digests) = totp::recovery_codes();
-    let rec = serde_json::to_string(&digests).unwrap_or_else(|_| "[]".into());
     let (cid, rid) = (coll.id.clone(), a.id().to_string());
     app.store
-        .write(move |c| {
-            c.execute(
-                "UPDATE _keepd_totp SET confirmed = 1, lastStep = ?3, recovery = ?4, updated = ?5 WHERE collectionRef = ?1 AND recordRef = ?2",
-                rusqlite::params![cid, rid, step as i64, rec, now_string()],
-            )?;
-            Ok(())
-        })
+        .write(move |c| repo::confirm(c, &cid, &rid, step, &digests))
         .await?;
     audit(&app, &req, "mfa.totp.enable", &coll, a.id()).await;
     Ok(Resp::ok(&json!({"recoveryCodes": codes})))
@@ -260,7 +210,7 @@ pub async fn disable(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = auth_coll(&app, req.param("collection"))?;
     let a = me(&req, &coll)?;
     let code = code_of(&req)?;
-    let Some(row) = load(&app, &coll.id, a.id()).await?.filter(|r| r.1) else {
+    let Some(row) = load(&app, &coll.id, a.id()).await?.filter(|r| r.confirmed) else {
         return Err(ApiError::bad("TOTP is not enabled."));
     };
     attempt(&app, a.id(), false)?;
@@ -269,13 +219,7 @@ pub async fn disable(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let (cid, rid) = (coll.id.clone(), a.id().to_string());
     app.store
-        .write(move |c| {
-            c.execute(
-                "DELETE FROM _keepd_totp WHERE collectionRef = ?1 AND recordRef = ?2",
-                [&cid, &rid],
-            )?;
-            Ok(())
-        })
+        .write(move |c| repo::delete(c, &cid, &rid))
         .await?;
     audit(&app, &req, "mfa.totp.disable", &coll, a.id()).await;
     Ok(Resp::empty(204))
@@ -301,21 +245,16 @@ pub async fn auth_with_totp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     // The MFA session names the record.
     let id2 = mfa_id.clone();
-    let session: Option<(String, String)> = app
-        .store
-        .read(move |c| {
-            Ok(c.query_row(
-                "SELECT collectionRef, recordRef FROM _mfas WHERE id = ?1",
-                [&id2],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })
-        .await?;
-    let Some((cref, rid)) = session.filter(|(c, _)| *c == coll.id) else {
+    let session = app.store.read(move |c| mfas::get(c, &id2)).await?;
+    let Some(mfas::Mfa {
+        collection_ref: cref,
+        record_ref: rid,
+        ..
+    }) = session.filter(|s| s.collection_ref == coll.id)
+    else {
         return Err(ApiError::bad("Invalid or expired MFA session."));
     };
-    let Some(row) = load(&app, &coll.id, &rid).await?.filter(|r| r.1) else {
+    let Some(row) = load(&app, &coll.id, &rid).await?.filter(|r| r.confirmed) else {
         return Err(ApiError::bad("Failed to authenticate."));
     };
     attempt(&app, &rid, false)?;

@@ -119,14 +119,13 @@ fn route(method: &str, url: &str) -> Option<(String, Op)> {
 }
 
 pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let settings = app.settings();
-    let b = &settings["batch"];
-    if !b["enabled"].as_bool().unwrap_or(false) {
+    let batch = app.settings().batch.clone();
+    if !batch.enabled {
         return Err(ApiError::Forbidden(
             "Batch requests are not allowed.".into(),
         ));
     }
-    let max = b["maxRequests"].as_i64().unwrap_or(50).max(0) as usize;
+    let max = batch.max_requests.max(0) as usize;
     let (body, mut uploads) = payload(&req).await?;
     let list = body
         .get("requests")

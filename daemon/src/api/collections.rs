@@ -414,16 +414,7 @@ pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .write_changes(move |conn, changes| {
             // Record by record, so relations cascade as on delete (and each
             // deleted record is a realtime delete event, as in PocketBase).
-            let ids: Vec<String> = {
-                let sql = format!(
-                    "SELECT \"id\" FROM {}",
-                    crate::store::dialect::quote_ident(&c.name)
-                );
-                let mut st = conn.prepare(&sql)?;
-                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect::<Result<_, _>>()?
-            };
-            for id in ids {
+            for id in crate::store::lookup::all_ids(conn, &c)? {
                 if crate::store::records::fetch_by_id(conn, &c, &id)?.is_some() {
                     crate::records::delete_cascade(conn, &schema, &c, &id, 0, changes)?;
                 }

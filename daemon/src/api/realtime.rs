@@ -8,9 +8,6 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::realtime::{self, sse, ws, RegisterError, SubscribeError};
-use crate::rules::RequestCtx;
-use crate::schema::{Collection, Schema};
-use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -226,22 +223,5 @@ fn subscribe_error(app: &App, e: SubscribeError) -> ApiError {
     }
 }
 
-/// How a record is shown in an event: exactly as the records API shows it
-/// to the same caller (visibility, `expand`, `fields`).
-pub(crate) fn render(
-    conn: &Connection,
-    schema: &Schema,
-    coll: &Arc<Collection>,
-    record: Map<String, Value>,
-    ctx: &RequestCtx,
-    expand: &str,
-    fields: &str,
-) -> ApiResult<Value> {
-    let v = crate::records::render::enrich(conn, schema, coll, vec![record], ctx, expand)?
-        .pop()
-        .unwrap_or(Value::Null);
-    Ok(crate::records::render::pick_fields(v, fields))
-}
-
 /// The renderer the fan-out uses.
-pub const RENDERER: realtime::Renderer = render;
+pub const RENDERER: realtime::Renderer = crate::records::render::render_event;

@@ -16,11 +16,7 @@ pub async fn upsert(cfg: &Config, email: &str, password: &str) -> anyhow::Result
     // One hash at a time is plenty for the shell.
     cfg.max_concurrent_hashes = 1;
     let app = crate::app::App::new(cfg, store.clone()).await?;
-    let coll = store
-        .schema()
-        .get("_superusers")
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))?;
+    let coll = superusers(&store)?;
     let existing = find(&store, email).await?;
     // The operator's shell is the authority; the password policy is the
     // API's (the `_superusers` password field and keepd's common list).
@@ -40,14 +36,25 @@ pub async fn upsert(cfg: &Config, email: &str, password: &str) -> anyhow::Result
     Ok(())
 }
 
+/// The `_superusers` collection.
+fn superusers(
+    store: &crate::store::Store,
+) -> anyhow::Result<std::sync::Arc<crate::schema::Collection>> {
+    store
+        .schema()
+        .get("_superusers")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))
+}
+
 /// The id of the superuser with this e-mail (case-insensitive).
 async fn find(store: &crate::store::Store, email: &str) -> anyhow::Result<Option<String>> {
+    let coll = superusers(store)?;
     let email = email.to_string();
     store
         .read(move |c| {
-            use rusqlite::OptionalExtension;
-            let sql = "SELECT \"id\" FROM \"_superusers\" WHERE \"email\" = ?1 COLLATE NOCASE";
-            Ok(c.query_row(sql, [&email], |r| r.get(0)).optional()?)
+            use crate::store::lookup::{id_by, Case};
+            id_by(c, &coll, "email", &email, Case::Ignore)
         })
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.to_body()))
@@ -70,11 +77,7 @@ fn cli_error(e: ApiError) -> anyhow::Error {
 pub async fn delete(cfg: &Config, email: &str) -> anyhow::Result<()> {
     let store = crate::open_store(cfg)?;
     let app = crate::app::App::new(cfg.clone(), store.clone()).await?;
-    let coll = store
-        .schema()
-        .get("_superusers")
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("missing _superusers collection"))?;
+    let coll = superusers(&store)?;
     let id = find(&store, email).await?;
     let Some(id) = id else {
         anyhow::bail!("no superuser with that email");
@@ -90,36 +93,22 @@ pub async fn delete(cfg: &Config, email: &str) -> anyhow::Result<()> {
 /// Returns (otpauth URI, secret, recovery codes).
 pub async fn totp(cfg: &Config, email: &str) -> anyhow::Result<(String, String, Vec<String>)> {
     let store = crate::open_store(cfg)?;
-    let email2 = email.to_string();
-    let rec: Option<(String, String)> = store
-        .read(move |c| {
-            use rusqlite::OptionalExtension;
-            Ok(c.query_row(
-                "SELECT s.id, (SELECT id FROM _collections WHERE name = '_superusers') FROM \"_superusers\" s WHERE s.email = ?1 COLLATE NOCASE",
-                [&email2],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.to_body()))?;
-    let Some((rid, cid)) = rec else {
+    let coll = superusers(&store)?;
+    let Some(rid) = find(&store, email).await? else {
         anyhow::bail!("no superuser with that email");
     };
     let secret = crate::auth::totp::new_secret();
     let uri = crate::auth::totp::uri(&secret, "keepd", email);
     let (codes, digests) = crate::auth::totp::recovery_codes();
-    let rec_json = serde_json::to_string(&digests)?;
-    let s2 = secret.clone();
+    let state = crate::store::totp::Totp {
+        secret: secret.clone(),
+        confirmed: true,
+        last_step: 0,
+        recovery: digests,
+    };
     store
         .write(move |c| {
-            let now = crate::util::now_string();
-            c.execute(
-                "INSERT INTO _keepd_totp (collectionRef, recordRef, secret, confirmed, lastStep, recovery, created, updated)
-                 VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, ?5)
-                 ON CONFLICT(collectionRef, recordRef) DO UPDATE SET secret = excluded.secret, confirmed = 1, lastStep = 0, recovery = excluded.recovery, updated = excluded.updated",
-                rusqlite::params![cid, rid, s2, rec_json, now],
-            )?;
+            crate::store::totp::put(c, &coll.id, &rid, &state)?;
             crate::store::audit::append(
                 c,
                 &crate::store::audit::Entry {

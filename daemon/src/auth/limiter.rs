@@ -11,7 +11,6 @@
 //!
 //! Time is passed in (seconds from any fixed origin) so tests set it.
 
-use serde_json::Value;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -38,33 +37,28 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn from_settings(settings: &Value) -> Rules {
-        let rl = &settings["rateLimits"];
-        let rules = rl["rules"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| {
-                        Some(Rule {
-                            label: r["label"].as_str()?.to_string(),
-                            audience: r["audience"].as_str().unwrap_or("").to_string(),
-                            duration: r["duration"].as_u64()?.max(1),
-                            max_requests: r["maxRequests"].as_u64()?,
-                        })
-                    })
-                    .collect()
+    /// From the settings (validated when saved; a rule without a label, a
+    /// count or a window — possible only in a database written by hand or
+    /// by an older keepd — is left out).
+    pub fn from_settings(rl: &crate::settings::RateLimits) -> Rules {
+        let rules = rl
+            .rules
+            .iter()
+            .filter(|r| !r.label.is_empty() && r.max_requests >= 1 && r.duration >= 1)
+            .map(|r| Rule {
+                label: r.label.clone(),
+                audience: r.audience.clone(),
+                duration: r.duration.unsigned_abs(),
+                max_requests: r.max_requests.unsigned_abs(),
             })
-            .unwrap_or_default();
-        let excluded = rl["excludedIPs"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().and_then(parse_net))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .collect();
+        let excluded = rl
+            .excluded_ips
+            .iter()
+            .filter_map(|v| parse_net(v))
+            .collect();
         Rules {
-            enabled: rl["enabled"].as_bool().unwrap_or(false),
+            enabled: rl.enabled,
             rules,
             excluded,
         }
@@ -273,13 +267,29 @@ mod tests {
     use serde_json::json;
 
     fn rules() -> Rules {
-        Rules::from_settings(&json!({"rateLimits": {"enabled": true, "rules": [
+        let rl = serde_json::from_value(json!({"enabled": true, "rules": [
             {"label": "*:auth", "audience": "", "duration": 3, "maxRequests": 2},
             {"label": "users:create", "audience": "@guest", "duration": 5, "maxRequests": 1},
             {"label": "*:create", "audience": "", "duration": 5, "maxRequests": 20},
             {"label": "/api/batch", "audience": "", "duration": 1, "maxRequests": 3},
             {"label": "/api/", "audience": "", "duration": 10, "maxRequests": 300},
-        ]}}))
+        ]}))
+        .expect("rate limits");
+        Rules::from_settings(&rl)
+    }
+
+    #[test]
+    fn rules_without_a_count_or_window_are_left_out() {
+        let rl = serde_json::from_value(json!({"enabled": true, "rules": [
+            {"label": "x"},
+            {"label": "y", "maxRequests": 0, "duration": 5},
+            {"label": "", "maxRequests": 1, "duration": 5},
+            {"label": "z", "maxRequests": 2, "duration": 5},
+        ]}))
+        .expect("rate limits");
+        let r = Rules::from_settings(&rl);
+        let kept: Vec<&str> = r.rules.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(kept, ["z"]);
     }
 
     fn labels(v: &[&str]) -> Vec<String> {

@@ -58,16 +58,6 @@ fn key(collection_id: &str, record_id: &str) -> Option<Key> {
 }
 
 impl Policy {
-    /// The settings shape: `{maxFailures, windowSeconds, baseSeconds, maxSeconds}`.
-    pub fn to_json(self) -> serde_json::Value {
-        serde_json::json!({
-            "maxFailures": self.max_failures,
-            "windowSeconds": self.window,
-            "baseSeconds": self.base,
-            "maxSeconds": self.max,
-        })
-    }
-
     /// From the settings shape; None when a value is missing or out of range.
     pub fn from_json(v: &serde_json::Value) -> Option<Policy> {
         let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
@@ -79,6 +69,28 @@ impl Policy {
         };
         (p.window >= 1 && p.base >= 1 && p.max >= p.base && p.max <= 86_400 && p.window <= 86_400)
             .then_some(p)
+    }
+}
+
+impl From<crate::settings::Lockout> for Policy {
+    fn from(l: crate::settings::Lockout) -> Policy {
+        Policy {
+            max_failures: u32::try_from(l.max_failures).unwrap_or(u32::MAX),
+            window: l.window_seconds,
+            base: l.base_seconds,
+            max: l.max_seconds,
+        }
+    }
+}
+
+impl From<Policy> for crate::settings::Lockout {
+    fn from(p: Policy) -> crate::settings::Lockout {
+        crate::settings::Lockout {
+            max_failures: u64::from(p.max_failures),
+            window_seconds: p.window,
+            base_seconds: p.base,
+            max_seconds: p.max,
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! disabled, the message is not sent and the log says so (without its body,
 //! which holds a token).
 
+use crate::settings::{Meta, Settings, Smtp};
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -29,17 +30,18 @@ pub struct Mail {
 /// Queued messages, each with the settings in force when it was queued.
 #[derive(Clone)]
 pub struct Mailer {
-    tx: mpsc::Sender<(Value, Mail)>,
+    tx: mpsc::Sender<(Box<(Smtp, Meta)>, Mail)>,
 }
 
 impl Mailer {
     /// Starts the sending task (inside a tokio runtime).
     pub fn start() -> Mailer {
-        let (tx, mut rx) = mpsc::channel::<(Value, Mail)>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<(Box<(Smtp, Meta)>, Mail)>(QUEUE);
         tokio::spawn(async move {
-            while let Some((settings, mail)) = rx.recv().await {
+            while let Some((conf, mail)) = rx.recv().await {
                 let to = mail.to.clone();
-                match tokio::time::timeout(Duration::from_secs(60), send(&settings, mail)).await {
+                let sending = send(&conf.0, &conf.1, mail);
+                match tokio::time::timeout(Duration::from_secs(60), sending).await {
                     Ok(Ok(true)) => tracing::info!(to = %to, "mail sent"),
                     Ok(Ok(false)) => {}
                     Ok(Err(e)) => tracing::error!(to = %to, error = %e, "mail not sent"),
@@ -51,8 +53,9 @@ impl Mailer {
     }
 
     /// Queues a message; false when the queue is full (dropped).
-    pub fn queue(&self, settings: &Value, mail: Mail) -> bool {
-        match self.tx.try_send((settings.clone(), mail)) {
+    pub fn queue(&self, settings: &Settings, mail: Mail) -> bool {
+        let conf = Box::new((settings.smtp.clone(), settings.meta.clone()));
+        match self.tx.try_send((conf, mail)) {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "mail queue full: message dropped");
@@ -63,17 +66,16 @@ impl Mailer {
 }
 
 /// Sends one message with the SMTP settings; Ok(false) when SMTP is off.
-async fn send(settings: &Value, mail: Mail) -> Result<bool, String> {
-    let smtp = &settings["smtp"];
-    let meta = &settings["meta"];
-    if !smtp["enabled"].as_bool().unwrap_or(false) {
+async fn send(smtp: &Smtp, meta: &Meta, mail: Mail) -> Result<bool, String> {
+    if !smtp.enabled {
         tracing::warn!(to = %mail.to, subject = %mail.subject, "SMTP is disabled in the settings: mail not sent");
         return Ok(false);
     }
-    let host = smtp["host"].as_str().unwrap_or_default();
-    let port = smtp["port"].as_u64().unwrap_or(587) as u16;
-    let from_addr = meta["senderAddress"].as_str().unwrap_or_default();
-    let from_name = meta["senderName"].as_str().unwrap_or_default();
+    let host = smtp.host.as_str();
+    let port =
+        u16::try_from(smtp.port).map_err(|_| format!("SMTP port {} out of range", smtp.port))?;
+    let from_addr = &meta.sender_address;
+    let from_name = &meta.sender_name;
     let from: Mailbox = format!("{from_name} <{from_addr}>")
         .parse()
         .or_else(|_| from_addr.parse())
@@ -87,7 +89,7 @@ async fn send(settings: &Value, mail: Mail) -> Result<bool, String> {
         .body(mail.html)
         .map_err(|e| e.to_string())?;
     let tls_params = TlsParameters::new(host.to_string()).map_err(|e| e.to_string())?;
-    let tls = if smtp["tls"].as_bool().unwrap_or(false) {
+    let tls = if smtp.tls {
         Tls::Wrapper(tls_params)
     } else {
         Tls::Opportunistic(tls_params)
@@ -96,18 +98,18 @@ async fn send(settings: &Value, mail: Mail) -> Result<bool, String> {
         .port(port)
         .tls(tls)
         .timeout(Some(Duration::from_secs(30)));
-    let user = smtp["username"].as_str().unwrap_or_default();
-    if !user.is_empty() {
-        let pass = smtp["password"].as_str().unwrap_or_default();
-        b = b.credentials(Credentials::new(user.to_string(), pass.to_string()));
-        if smtp["authMethod"].as_str() == Some("LOGIN") {
+    if !smtp.username.is_empty() {
+        b = b.credentials(Credentials::new(
+            smtp.username.clone(),
+            smtp.password.clone(),
+        ));
+        if smtp.auth_method == "LOGIN" {
             b = b.authentication(vec![Mechanism::Login]);
         }
     }
-    let local = smtp["localName"].as_str().unwrap_or_default();
-    if !local.is_empty() {
+    if !smtp.local_name.is_empty() {
         b = b.hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-            local.to_string(),
+            smtp.local_name.clone(),
         ));
     }
     b.build().send(msg).await.map_err(|e| e.to_string())?;
@@ -120,13 +122,13 @@ async fn send(settings: &Value, mail: Mail) -> Result<bool, String> {
 /// …). The body is wrapped in a minimal HTML document.
 pub fn render(
     template: &Value,
-    settings: &Value,
+    meta: &Meta,
     record: &Map<String, Value>,
     hidden: &dyn Fn(&str) -> bool,
     extra: &[(&str, &str)],
 ) -> (String, String) {
-    let app_name = settings["meta"]["appName"].as_str().unwrap_or_default();
-    let app_url = settings["meta"]["appURL"].as_str().unwrap_or_default();
+    let app_name = meta.app_name.as_str();
+    let app_url = meta.app_url.as_str();
     let expand = |text: &str, escape: bool| -> String {
         let mut out = text
             .replace("{APP_NAME}", app_name)
@@ -168,7 +170,11 @@ mod tests {
     #[test]
     fn placeholders() {
         let t = json!({"subject": "Hi {RECORD:name} from {APP_NAME}", "body": "<a href=\"{APP_URL}/x/{TOKEN}\">{RECORD:name}</a>{RECORD:password}"});
-        let s = json!({"meta": {"appName": "Acme", "appURL": "https://acme.test"}});
+        let s = Meta {
+            app_name: "Acme".into(),
+            app_url: "https://acme.test".into(),
+            ..Meta::default()
+        };
         let rec = json!({"name": "<b>Bo</b>", "password": "hash"});
         let (subject, html) = render(
             &t,

@@ -18,7 +18,6 @@
 pub mod s3;
 pub mod thumb;
 
-use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -244,7 +243,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 #[derive(Debug)]
 pub struct Files {
     local: Local,
-    s3: Mutex<Option<(Value, Arc<s3::S3>)>>,
+    s3: Mutex<Option<(crate::settings::S3, Arc<s3::S3>)>>,
 }
 
 impl Files {
@@ -256,7 +255,7 @@ impl Files {
     }
 
     /// The storage the `s3` settings object selects.
-    pub fn storage(&self, s3_settings: &Value) -> std::io::Result<Storage> {
+    pub fn storage(&self, s3_settings: &crate::settings::S3) -> std::io::Result<Storage> {
         let mut cached = self.s3.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((v, c)) = cached.as_ref() {
             if v == s3_settings {

@@ -7,8 +7,8 @@
 //! presigned for a short time) and sent with ureq over rustls, with timeouts and a size cap on
 //! what is read back. Every call blocks: run it on a blocking thread.
 
+use crate::settings::S3 as Config;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-use serde_json::Value;
 use std::io;
 use std::time::Duration;
 
@@ -50,18 +50,22 @@ fn status_error(op: &str, status: u16) -> io::Error {
 /// The field errors of an `s3` settings object, as PocketBase validates
 /// it: every connection value is required while `enabled`, and the
 /// endpoint must be a URL.
-pub fn validate(v: &Value) -> Vec<(&'static str, &'static str, &'static str)> {
+pub fn validate(c: &Config) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut errs = Vec::new();
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default();
-    let enabled = v.get("enabled").and_then(Value::as_bool).unwrap_or(false);
-    if enabled {
-        for k in ["endpoint", "bucket", "region", "accessKey", "secret"] {
-            if s(k).trim().is_empty() {
+    if c.enabled {
+        for (k, v) in [
+            ("endpoint", &c.endpoint),
+            ("bucket", &c.bucket),
+            ("region", &c.region),
+            ("accessKey", &c.access_key),
+            ("secret", &c.secret),
+        ] {
+            if v.trim().is_empty() {
                 errs.push((k, "validation_required", "Cannot be blank."));
             }
         }
     }
-    let ep = s("endpoint");
+    let ep = &c.endpoint;
     if !ep.is_empty() && endpoint_url(ep).is_none() {
         errs.push(("endpoint", "validation_is_url", "Must be a valid URL."));
     }
@@ -83,28 +87,19 @@ fn endpoint_url(ep: &str) -> Option<url::Url> {
 impl S3 {
     /// The bucket an `s3` settings object describes; `None` when it is not
     /// enabled.
-    pub fn from_settings(v: &Value) -> Option<io::Result<S3>> {
-        if !v.get("enabled").and_then(Value::as_bool).unwrap_or(false) {
+    pub fn from_settings(c: &Config) -> Option<io::Result<S3>> {
+        if !c.enabled {
             return None;
         }
-        let s = |k: &str| {
-            v.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
         Some((|| {
-            let endpoint = endpoint_url(&s("endpoint")).ok_or_else(|| other("bad S3 endpoint"))?;
-            let style = if v
-                .get("forcePathStyle")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-            {
+            let endpoint = endpoint_url(&c.endpoint).ok_or_else(|| other("bad S3 endpoint"))?;
+            let style = if c.force_path_style {
                 UrlStyle::Path
             } else {
                 UrlStyle::VirtualHost
             };
-            let bucket = Bucket::new(endpoint, style, s("bucket"), s("region")).map_err(other)?;
+            let bucket =
+                Bucket::new(endpoint, style, c.bucket.clone(), c.region.clone()).map_err(other)?;
             let agent = ureq::Agent::config_builder()
                 .timeout_global(Some(TIMEOUT))
                 .http_status_as_error(false)
@@ -112,7 +107,7 @@ impl S3 {
                 .into();
             Ok(S3 {
                 bucket,
-                creds: Credentials::new(s("accessKey"), s("secret")),
+                creds: Credentials::new(c.access_key.clone(), c.secret.clone()),
                 agent,
             })
         })())
@@ -280,17 +275,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn conf(v: serde_json::Value) -> Config {
+        serde_json::from_value(v).expect("s3 settings")
+    }
+
     #[test]
     fn settings_validated_as_pocketbase() {
-        assert!(validate(&json!({"enabled": false})).is_empty());
-        let e = validate(&json!({"enabled": true, "bucket": "b"}));
+        assert!(validate(&conf(json!({"enabled": false}))).is_empty());
+        let e = validate(&conf(json!({"enabled": true, "bucket": "b"})));
         let keys: Vec<_> = e.iter().map(|e| e.0).collect();
         assert_eq!(keys, ["endpoint", "region", "accessKey", "secret"]);
-        let e = validate(&json!({"enabled": false, "endpoint": "ht!tp://"}));
+        let e = validate(&conf(json!({"enabled": false, "endpoint": "ht!tp://"})));
         assert_eq!(e[0].1, "validation_is_url");
         assert!(
-            validate(&json!({"enabled": true, "bucket": "b", "region": "r",
-            "accessKey": "k", "secret": "s", "endpoint": "s3.example.com"}))
+            validate(&conf(json!({"enabled": true, "bucket": "b", "region": "r",
+            "accessKey": "k", "secret": "s", "endpoint": "s3.example.com"})))
             .is_empty()
         );
     }
@@ -314,12 +313,12 @@ mod tests {
             "https://s3.example.com/"
         );
         assert!(endpoint_url("ftp://x").is_none());
-        let s3 = S3::from_settings(&json!({"enabled": true, "bucket": "b", "region": "r",
+        let s3 = S3::from_settings(&conf(json!({"enabled": true, "bucket": "b", "region": "r",
             "accessKey": "k", "secret": "s", "endpoint": "http://127.0.0.1:9000",
-            "forcePathStyle": true}))
+            "forcePathStyle": true})))
         .unwrap()
         .unwrap();
         assert_eq!(s3.bucket.base_url().as_str(), "http://127.0.0.1:9000/b/");
-        assert!(S3::from_settings(&json!({"enabled": false})).is_none());
+        assert!(S3::from_settings(&conf(json!({"enabled": false}))).is_none());
     }
 }

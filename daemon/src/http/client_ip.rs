@@ -7,27 +7,26 @@
 //! a client can't choose the address its limits are counted for.
 
 use crate::auth::limiter::{canonical, in_net};
+use crate::settings::TrustedProxy;
 use hyper::HeaderMap;
-use serde_json::Value;
 use std::net::IpAddr;
 
 pub fn client_ip(
     peer: IpAddr,
     headers: &HeaderMap,
     trusted: &[(IpAddr, u8)],
-    settings: &Value,
+    tp: &TrustedProxy,
 ) -> IpAddr {
     let peer = canonical(peer);
     if !trusted.iter().any(|n| in_net(peer, *n)) {
         return peer;
     }
-    let tp = &settings["trustedProxy"];
-    let leftmost = tp["useLeftmostIP"].as_bool().unwrap_or(false);
-    let names: Vec<&str> = tp["headers"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .filter(|v: &Vec<&str>| !v.is_empty())
-        .unwrap_or_else(|| vec!["X-Forwarded-For"]);
+    let leftmost = tp.use_leftmost_ip;
+    let names: Vec<&str> = if tp.headers.is_empty() {
+        vec!["X-Forwarded-For"]
+    } else {
+        tp.headers.iter().map(String::as_str).collect()
+    };
     for name in names {
         let values: Vec<&str> = headers
             .get_all(name)
@@ -62,7 +61,6 @@ pub fn client_ip(
 mod tests {
     use super::*;
     use crate::auth::limiter::parse_net;
-    use serde_json::json;
 
     fn h(xff: &str) -> HeaderMap {
         let mut m = HeaderMap::new();
@@ -76,7 +74,7 @@ mod tests {
             parse_net("127.0.0.1").unwrap(),
             parse_net("10.0.0.0/8").unwrap(),
         ];
-        let s = json!({"trustedProxy": {"headers": [], "useLeftmostIP": false}});
+        let s = TrustedProxy::default();
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let other: IpAddr = "192.0.2.7".parse().unwrap();
         // An untrusted peer's header is ignored.
@@ -86,7 +84,10 @@ mod tests {
             client_ip(lo, &h("198.51.100.1, 203.0.113.5, 10.1.1.1"), &trusted, &s),
             "203.0.113.5".parse::<IpAddr>().unwrap()
         );
-        let left = json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": true}});
+        let left = TrustedProxy {
+            headers: vec!["X-Forwarded-For".into()],
+            use_leftmost_ip: true,
+        };
         assert_eq!(
             client_ip(lo, &h("198.51.100.1, 203.0.113.5"), &trusted, &left),
             "198.51.100.1".parse::<IpAddr>().unwrap()

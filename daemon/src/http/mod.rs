@@ -224,7 +224,12 @@ async fn dispatch(
     }
     let (handler, params, pattern) = router.find(&parts.method, path)?;
     let identity = crate::api::identity::resolve(app, &parts.headers).await?;
-    let ip = client_ip::client_ip(peer.ip(), &parts.headers, &app.trusted, &app.settings());
+    let ip = client_ip::client_ip(
+        peer.ip(),
+        &parts.headers,
+        &app.trusted,
+        &app.settings().trusted_proxy,
+    );
     rate_limit(app, &parts.method, path, pattern, &params, &identity, ip)?;
     let body_timeout = Duration::from_secs(app.config.body_timeout_secs);
     if router::streams_body(&parts.method, pattern) {

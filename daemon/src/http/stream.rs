@@ -98,7 +98,12 @@ pub(crate) async fn serve(
     let closer = Arc::new(closer);
     let mut parts = *parts;
     parts.extensions.insert(permit.clone());
-    let ip = super::client_ip::client_ip(peer.ip(), &parts.headers, &app.trusted, &app.settings());
+    let ip = super::client_ip::client_ip(
+        peer.ip(),
+        &parts.headers,
+        &app.trusted,
+        &app.settings().trusted_proxy,
+    );
     let mut req = Req::new(
         parts,
         Vec::new(),

@@ -28,9 +28,9 @@ pub async fn run(app: Arc<App>) {
     loop {
         {
             let settings = app.settings();
-            let expr = settings["backups"]["cron"].as_str().unwrap_or_default();
+            let expr = settings.backups.cron.as_str();
             if last_expr.as_deref() != Some(expr) {
-                announce(&app, expr, &settings["backups"]["cronMaxKeep"]);
+                announce(&app, expr, settings.backups.cron_max_keep);
                 last_expr = Some(expr.to_string());
             }
         }
@@ -44,7 +44,7 @@ pub async fn run(app: Arc<App>) {
             continue;
         };
         let settings = app.settings();
-        let expr = settings["backups"]["cron"].as_str().unwrap_or_default();
+        let expr = settings.backups.cron.as_str();
         if expr.is_empty() {
             continue;
         }
@@ -85,7 +85,7 @@ impl Drop for Done {
 
 /// Says in the journal what the schedule now is (at start and on change),
 /// and, loudly, when its backups can't be made.
-fn announce(app: &App, expr: &str, keep: &serde_json::Value) {
+fn announce(app: &App, expr: &str, keep: i64) {
     if expr.is_empty() {
         tracing::info!("scheduled backups: off (backups.cron is empty)");
         return;
@@ -99,10 +99,7 @@ fn announce(app: &App, expr: &str, keep: &serde_json::Value) {
 /// One scheduled run: a backup, then the retention.
 async fn run_once(app: &Arc<App>) {
     let settings = app.settings();
-    let name = backup::auto_name(
-        settings["meta"]["appName"].as_str().unwrap_or_default(),
-        chrono::Utc::now(),
-    );
+    let name = backup::auto_name(&settings.meta.app_name, chrono::Utc::now());
     let dir = app.store.dir().to_path_buf();
     match app.config.backup_encryption() {
         None => tracing::error!(
@@ -128,7 +125,7 @@ async fn run_once(app: &Arc<App>) {
         }
     }
     // As PocketBase: the retention runs even when this backup failed.
-    let keep = settings["backups"]["cronMaxKeep"].as_i64().unwrap_or(0);
+    let keep = settings.backups.cron_max_keep;
     if keep <= 0 {
         return;
     }

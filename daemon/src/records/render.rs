@@ -82,6 +82,23 @@ pub fn render(
         .collect())
 }
 
+/// How a record is shown in a realtime event: exactly as the records API
+/// shows it to the same caller (visibility, `expand`, `fields`).
+pub fn render_event(
+    conn: &Connection,
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    record: Map<String, Value>,
+    ctx: &RequestCtx,
+    expand: &str,
+    fields: &str,
+) -> ApiResult<Value> {
+    let v = enrich(conn, schema, coll, vec![record], ctx, expand)?
+        .pop()
+        .unwrap_or(Value::Null);
+    Ok(pick_fields(v, fields))
+}
+
 /// Ids among `recs` whose e-mail the caller may see because it passes the
 /// collection's manage rule (one query for all of them).
 fn managed_ids(

@@ -8,7 +8,7 @@
 //! pruning (`audit_retention_days`, at least 1) deletes only older ones.
 //! Nothing in the API writes it except through `append`.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, params_from_iter, Connection};
 use serde_json::{json, Map, Value};
 
 pub(crate) const DDL: &str = r#"
@@ -69,11 +69,96 @@ pub fn append(c: &Connection, e: &Entry) -> rusqlite::Result<()> {
 
 /// Deletes entries older than `days` (at least one day).
 pub fn prune(c: &Connection, days: u32) -> rusqlite::Result<usize> {
-    c.execute(
-        "DELETE FROM _keepd_audit
-         WHERE julianday(replace(replace(created, 'Z', ''), 'T', ' ')) < julianday('now') - ?1",
-        [f64::from(days.max(1)) + 0.001],
-    )
+    let sql = format!(
+        "DELETE FROM _keepd_audit WHERE {}",
+        super::dialect::older_than_days("created")
+    );
+    c.execute(&sql, [f64::from(days.max(1)) + 0.001])
+}
+
+/// Which entries to list: exact matches, and a range of `created` text
+/// (`since` inclusive, `until` exclusive). None: any.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub ip: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+}
+
+/// One stored entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: String,
+    pub created: String,
+    pub action: String,
+    pub actor: String,
+    pub ip: String,
+    pub target: String,
+    pub diff: Value,
+}
+
+/// The entries passing `f`, newest first, `limit` from `offset`, and how
+/// many pass in all.
+pub fn list(
+    c: &Connection,
+    f: &Filter,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<(i64, Vec<Row>)> {
+    // Fixed conditions, values bound.
+    let mut conds: Vec<&'static str> = Vec::new();
+    let mut args: Vec<&str> = Vec::new();
+    for (v, cond) in [
+        (&f.action, "action = ?"),
+        (&f.actor, "actor = ?"),
+        (&f.target, "target = ?"),
+        (&f.ip, "ip = ?"),
+        (&f.since, "created >= ?"),
+        (&f.until, "created < ?"),
+    ] {
+        if let Some(v) = v {
+            conds.push(cond);
+            args.push(v);
+        }
+    }
+    let where_sql = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    let total: i64 = c.query_row(
+        &format!("SELECT COUNT(*) FROM _keepd_audit{where_sql}"),
+        params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    let sql = format!(
+        "SELECT id, created, action, actor, ip, target, diff FROM _keepd_audit{where_sql}
+         ORDER BY created DESC, {} DESC LIMIT ? OFFSET ?",
+        super::dialect::INSERTION_ORDER
+    );
+    let mut params: Vec<rusqlite::types::Value> = args
+        .iter()
+        .map(|a| rusqlite::types::Value::Text(a.to_string()))
+        .collect();
+    params.push(limit.into());
+    params.push(offset.into());
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(params.iter()), |r| {
+        let diff: String = r.get(6)?;
+        Ok(Row {
+            id: r.get(0)?,
+            created: r.get(1)?,
+            action: r.get(2)?,
+            actor: r.get(3)?,
+            ip: r.get(4)?,
+            target: r.get(5)?,
+            diff: serde_json::from_str(&diff).unwrap_or(Value::Null),
+        })
+    })?;
+    Ok((total, rows.collect::<Result<_, _>>()?))
 }
 
 /// Keys whose values never go into the log.
@@ -211,5 +296,39 @@ mod tests {
         )
         .expect("insert");
         assert_eq!(prune(&c, 30).expect("prune"), 1);
+    }
+
+    #[test]
+    fn lists_newest_first_filtered_and_paged() {
+        let c = Connection::open_in_memory().expect("db");
+        c.execute_batch(DDL).expect("ddl");
+        for (action, target) in [("a", "x"), ("b", "x"), ("a", "y")] {
+            let e = Entry {
+                action: if action == "a" { "a" } else { "b" },
+                target: target.into(),
+                ..Default::default()
+            };
+            append(&c, &e).expect("append");
+        }
+        let all = list(&c, &Filter::default(), 10, 0).expect("list");
+        assert_eq!(all.0, 3);
+        let order: Vec<(&str, &str)> = all
+            .1
+            .iter()
+            .map(|r| (r.action.as_str(), r.target.as_str()))
+            .collect();
+        // Same-millisecond entries keep their insertion order, reversed.
+        assert_eq!(order, vec![("a", "y"), ("b", "x"), ("a", "x")]);
+        let f = Filter {
+            action: Some("a".into()),
+            ..Default::default()
+        };
+        let (n, page) = list(&c, &f, 1, 1).expect("list");
+        assert_eq!((n, page.len(), page[0].target.as_str()), (2, 1, "x"));
+        let none = Filter {
+            since: Some("2999".into()),
+            ..Default::default()
+        };
+        assert_eq!(list(&c, &none, 10, 0).expect("list").0, 0);
     }
 }

@@ -459,6 +459,51 @@ pub fn rowid(alias: &Ident) -> Frag {
     Frag::new().ident(alias).s("._rowid_")
 }
 
+// ---------------------------------------------------------------------------
+// Statements of the store's repositories (system tables)
+
+/// `INSERT INTO table (cols…) VALUES (?…) ON CONFLICT (key…) DO UPDATE SET
+/// c = excluded.c, …` for every column of `cols` that is neither in `key`
+/// nor `created`: the row is inserted, or its other columns overwritten
+/// (its creation time kept). Every name is a constant of the source.
+pub fn upsert(table: &'static str, cols: &[&'static str], key: &[&'static str]) -> String {
+    let marks = vec!["?"; cols.len()].join(", ");
+    let set: Vec<String> = cols
+        .iter()
+        .filter(|c| !key.contains(c) && **c != "created")
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({}) VALUES ({marks}) ON CONFLICT ({}) DO UPDATE SET {}",
+        cols.join(", "),
+        key.join(", "),
+        set.join(", ")
+    )
+}
+
+/// `EXISTS …`: the JSON array in `table.column` (schema names, quoted
+/// here; anything but an array counts as empty) holds the bound value.
+pub fn json_array_holds(table: &str, column: &str) -> String {
+    let col = format!("{}.{}", quote_ident(table), quote_ident(column));
+    format!(
+        "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({col}) THEN {col} ELSE '[]' END) je WHERE je.value = ?1)"
+    )
+}
+
+/// Appended to a text comparison: compare without regard to ASCII case
+/// (how PocketBase matches emails).
+pub const COLLATE_NOCASE: &str = " COLLATE NOCASE";
+
+/// The implicit insertion order of a table's rows (a tie-breaker for rows
+/// with the same timestamp).
+pub const INSERTION_ORDER: &str = "rowid";
+
+/// `col < now - ?days` for a column holding PocketBase's timestamp text
+/// (`2006-01-02 15:04:05.000Z`); the number of days is the bound value.
+pub fn older_than_days(col: &'static str) -> String {
+    format!("julianday(replace(replace({col}, 'Z', ''), 'T', ' ')) < julianday('now') - ?")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +534,15 @@ mod tests {
             assert!(try_quote_ident(bad).is_none());
         }
         assert_eq!(quote_ident("posts"), "\"posts\"");
+    }
+
+    #[test]
+    fn upserts_keep_key_and_creation_time() {
+        assert_eq!(
+            upsert("t", &["a", "b", "c", "created", "updated"], &["a", "b"]),
+            "INSERT INTO t (a, b, c, created, updated) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (a, b) DO UPDATE SET c = excluded.c, updated = excluded.updated"
+        );
     }
 
     #[test]

@@ -178,11 +178,12 @@ pub(crate) fn update_collection(conn: &Connection, c: &Collection) -> rusqlite::
 }
 
 pub(crate) fn load_schema(conn: &Connection) -> anyhow::Result<Schema> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare(&format!(
         "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule,
                 updateRule, deleteRule, options, created, updated
-         FROM _collections ORDER BY rowid",
-    )?;
+         FROM _collections ORDER BY {}",
+        super::dialect::INSERTION_ORDER
+    ))?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,

@@ -8,16 +8,23 @@
 //! - SQLite dialect lives in `dialect`; nothing else spells it.
 
 pub mod audit;
+pub mod auth_origins;
 pub mod changes;
 mod ddl;
 pub mod dialect;
+pub mod external_auths;
 pub mod key;
 mod lock;
+pub mod lookup;
+pub mod mfas;
 mod migrate;
 mod open;
+pub mod otps;
+pub mod params;
 mod readers;
 pub mod records;
 mod rekey;
+pub mod totp;
 mod writer;
 
 pub use changes::{Action, Change, ChangeSink, Changes, Prepared};
@@ -178,6 +185,12 @@ impl Store {
             )
             .await?;
         Ok(v)
+    }
+
+    /// SQLite's `quick_check` on a reader: "ok", or what is damaged.
+    pub async fn quick_check(&self) -> ApiResult<String> {
+        self.read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?))
+            .await
     }
 
     /// A round trip through the writer (for health and the watchdog).

@@ -322,8 +322,8 @@ pub fn referencing_ids(
     let col = quote_ident(&field.name);
     let sql = if field.is_multiple() {
         format!(
-            "SELECT {t}.\"id\" FROM {t} WHERE EXISTS (SELECT 1 FROM {} je WHERE je.value = ?1)",
-            json_each_text(&format!("{t}.{col}"))
+            "SELECT {t}.\"id\" FROM {t} WHERE {}",
+            super::dialect::json_array_holds(&c.name, &field.name)
         )
     } else {
         format!("SELECT {t}.\"id\" FROM {t} WHERE {t}.{col} = ?1")

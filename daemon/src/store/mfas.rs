@@ -1,0 +1,56 @@
+//! `_mfas`: PocketBase's multi-factor sessions — the first method that
+//! succeeded for a record, waiting for a second, different one.
+
+use crate::error::ApiResult;
+use crate::util::now_string;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// One MFA session.
+#[derive(Debug, Clone)]
+pub struct Mfa {
+    pub id: String,
+    pub collection_ref: String,
+    pub record_ref: String,
+    /// The first method (`password`, `otp`, `oauth2`, `totp`).
+    pub method: String,
+    pub created: String,
+}
+
+/// Opens a session (its `created` is now).
+pub fn insert(
+    c: &Connection,
+    id: &str,
+    collection_ref: &str,
+    record_ref: &str,
+    method: &str,
+) -> ApiResult<()> {
+    let now = now_string();
+    c.prepare_cached(
+        "INSERT INTO _mfas (id, collectionRef, recordRef, method, created, updated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![id, collection_ref, record_ref, method, now])?;
+    Ok(())
+}
+
+pub fn get(c: &Connection, id: &str) -> ApiResult<Option<Mfa>> {
+    Ok(c.prepare_cached(
+        "SELECT id, collectionRef, recordRef, method, created FROM _mfas WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(Mfa {
+            id: r.get(0)?,
+            collection_ref: r.get(1)?,
+            record_ref: r.get(2)?,
+            method: r.get(3)?,
+            created: r.get(4)?,
+        })
+    })
+    .optional()?)
+}
+
+pub fn delete(c: &Connection, id: &str) -> ApiResult<()> {
+    c.prepare_cached("DELETE FROM _mfas WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}

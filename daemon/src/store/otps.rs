@@ -1,0 +1,84 @@
+//! `_otps`: one-time passwords sent by email (PocketBase's system
+//! collection). The password is stored hashed; rows are kept until used or
+//! superseded, and their age is judged by the caller.
+
+use crate::error::ApiResult;
+use crate::util::now_string;
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// One stored OTP.
+#[derive(Debug, Clone)]
+pub struct Otp {
+    pub id: String,
+    pub collection_ref: String,
+    pub record_ref: String,
+    /// The password's hash.
+    pub password: String,
+    pub sent_to: String,
+    pub created: String,
+}
+
+/// Stores a new OTP (its `created` is now).
+pub fn insert(
+    c: &Connection,
+    id: &str,
+    collection_ref: &str,
+    record_ref: &str,
+    password_hash: &str,
+    sent_to: &str,
+) -> ApiResult<()> {
+    let now = now_string();
+    c.prepare_cached(
+        "INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, created, updated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![
+        id,
+        collection_ref,
+        record_ref,
+        password_hash,
+        sent_to,
+        now
+    ])?;
+    Ok(())
+}
+
+/// The newest `limit` OTPs of a record as `(id, created)`, newest first.
+pub fn recent(
+    c: &Connection,
+    collection_ref: &str,
+    record_ref: &str,
+    limit: u32,
+) -> ApiResult<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, created FROM _otps WHERE collectionRef = ?1 AND recordRef = ?2
+         ORDER BY created DESC LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![collection_ref, record_ref, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn get(c: &Connection, id: &str) -> ApiResult<Option<Otp>> {
+    Ok(c.prepare_cached(
+        "SELECT id, collectionRef, recordRef, password, sentTo, created FROM _otps WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        Ok(Otp {
+            id: r.get(0)?,
+            collection_ref: r.get(1)?,
+            record_ref: r.get(2)?,
+            password: r.get(3)?,
+            sent_to: r.get(4)?,
+            created: r.get(5)?,
+        })
+    })
+    .optional()?)
+}
+
+pub fn delete(c: &Connection, id: &str) -> ApiResult<()> {
+    c.prepare_cached("DELETE FROM _otps WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}

@@ -8,7 +8,7 @@ use crate::auth::{token, AuthRecord, Identity};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::records::render::{enrich, pick_fields};
-use crate::rules;
+use crate::records::Principal;
 use crate::schema::record::to_text;
 use crate::schema::Collection;
 use crate::store::audit;
@@ -154,7 +154,7 @@ fn failed() -> ApiError {
 }
 
 pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let (schema, coll) = auth_collection(&app, req.param("collection"))?;
+    let (_, coll) = auth_collection(&app, req.param("collection"))?;
     if !coll.password_auth_enabled() {
         return Err(ApiError::Forbidden(
             "The collection is not configured to allow password authentication.".into(),
@@ -237,25 +237,14 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     };
     // authRule: null → nobody may authenticate; otherwise the record must pass it.
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    let mut ctx = request_ctx(&req, body.clone());
-    ctx.identity = Identity::User(AuthRecord {
+    let me = super::records::request(&req).with_principal(Principal::User(AuthRecord {
         collection: coll.clone(),
         record: rec.clone(),
-    });
-    match rules::rule_cond(&schema, &coll, coll.auth_rule(), &ctx)? {
-        None => return Err(failed()),
-        Some(cond) if !cond.sql.is_empty() => {
-            let coll2 = coll.clone();
-            let id2 = id.clone();
-            let passes = app
-                .store
-                .read(move |c| Ok(rs::fetch_where(c, &coll2, &id2, &cond)?.is_some()))
-                .await?;
-            if !passes {
-                return Err(failed());
-            }
-        }
-        Some(_) => {}
+    }));
+    if crate::records::check_rule(&app, &coll, &id, coll.auth_rule(), &me, body.clone()).await?
+        != Some(true)
+    {
+        return Err(failed());
     }
     if upgrade {
         // Rehash with the current parameters; the tokenKey stays, so
@@ -263,9 +252,7 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         crate::records::password::rehash(&app, &coll, &id, password).await?;
     }
     app.lockout.clear(&coll.id, &id, now);
-    if let Some(resp) =
-        super::auth_otp::check_mfa(&app, &req, &schema, &coll, &rec, "password").await?
-    {
+    if let Some(resp) = super::auth_otp::check_mfa(&app, &req, &coll, &rec, "password").await? {
         return Ok(resp);
     }
     super::auth_email::auth_alert(&app, &req, &coll, &rec).await;

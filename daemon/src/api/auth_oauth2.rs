@@ -11,14 +11,14 @@
 
 use super::auth::auth_response;
 use super::auth_otp::check_mfa;
-use super::records::{collection, request_ctx};
+use super::records::collection;
 use crate::app::App;
 use crate::auth::oauth2::{AuthUser, LoginError, Provider};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::records::{Input, Principal};
 use crate::schema::record::to_text;
-use crate::schema::{Collection, Schema};
+use crate::schema::Collection;
 use crate::store::lookup::{self, Case};
 use crate::store::{external_auths, records as rs};
 use crate::util::{random_string, ALPHANUM};
@@ -82,12 +82,10 @@ async fn by_email(
 async fn system_update(
     app: &Arc<App>,
     req: &Req,
-    schema: &Arc<Schema>,
     coll: &Arc<Collection>,
     rec: &Map<String, Value>,
     body: Map<String, Value>,
 ) -> ApiResult<()> {
-    let _ = schema;
     let id = rec.get("id").map(to_text).unwrap_or_default();
     let system = super::records::request(req).with_principal(Principal::System);
     crate::records::update(app, coll, &id, &system, Input::json(body)).await?;
@@ -95,7 +93,7 @@ async fn system_update(
 }
 
 pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let (schema, coll) = collection(&app, req.param("collection"))
+    let (_, coll) = collection(&app, req.param("collection"))
         .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
     if !coll.is_auth() {
         return Err(ApiError::NotFound(
@@ -242,7 +240,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 // The provider vouched for the address.
                 let mut b = Map::new();
                 b.insert("verified".into(), json!(true));
-                system_update(&app, &req, &schema, &coll, &fresh, b).await?;
+                system_update(&app, &req, &coll, &fresh, b).await?;
                 let id = fresh.get("id").map(to_text).unwrap_or_default();
                 by_id(&app, &coll, id)
                     .await?
@@ -282,7 +280,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 b.insert("verified".into(), json!(true));
             }
             if !b.is_empty() {
-                system_update(&app, &req, &schema, &coll, &rec, b).await?;
+                system_update(&app, &req, &coll, &rec, b).await?;
             }
             by_id(&app, &coll, rid)
                 .await?
@@ -307,22 +305,16 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             "The request doesn't satisfy the collection requirements to authenticate.".into(),
         )
     };
-    let rule_ctx = request_ctx(&req, body.clone());
-    match crate::rules::rule_cond(&schema, &coll, coll.auth_rule(), &rule_ctx)? {
-        None if !rule_ctx.identity.is_superuser() => return Err(denied()),
-        Some(cond) if !cond.sql.is_empty() => {
-            let (coll2, id2) = (coll.clone(), rec.get("id").map(to_text).unwrap_or_default());
-            let passes = app
-                .store
-                .read(move |c| Ok(rs::fetch_where(c, &coll2, &id2, &cond)?.is_some()))
-                .await?;
-            if !passes {
-                return Err(denied());
-            }
-        }
+    let caller = super::records::request(&req);
+    let id = rec.get("id").map(to_text).unwrap_or_default();
+    match crate::records::check_rule(&app, &coll, &id, coll.auth_rule(), &caller, body.clone())
+        .await?
+    {
+        None if !caller.principal.is_superuser() => return Err(denied()),
+        Some(false) => return Err(denied()),
         _ => {}
     }
-    if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "oauth2").await? {
+    if let Some(resp) = check_mfa(&app, &req, &coll, &rec, "oauth2").await? {
         return Ok(resp);
     }
     super::auth_email::auth_alert(&app, &req, &coll, &rec).await;

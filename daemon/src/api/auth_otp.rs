@@ -12,14 +12,13 @@
 //! PocketBase), on top of the route's rate limits.
 
 use super::auth::auth_response;
-use super::records::{collection, request_ctx};
+use super::records::collection;
 use crate::app::App;
 use crate::auth::limiter::Rule;
 use crate::auth::mail::{render, Mail};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::records::{Input, Principal};
-use crate::rules;
 use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
 use crate::store::lookup::{self, Case};
@@ -143,7 +142,7 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 }
 
 pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let (schema, coll) = auth_coll(&app, req.param("collection"))?;
+    let (_, coll) = auth_coll(&app, req.param("collection"))?;
     otp_enabled(&coll)?;
     let body = req.json_body()?;
     let otp_id = body.get("otpId").map(to_text).unwrap_or_default();
@@ -251,7 +250,7 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             }
         }
     }
-    if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "otp").await? {
+    if let Some(resp) = check_mfa(&app, &req, &coll, &rec, "otp").await? {
         return Ok(resp);
     }
     super::auth_email::auth_alert(&app, &req, &coll, &rec).await;
@@ -263,7 +262,6 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub(crate) async fn check_mfa(
     app: &Arc<App>,
     req: &Req,
-    schema: &Arc<Schema>,
     coll: &Arc<Collection>,
     rec: &Map<String, Value>,
     method: &'static str,
@@ -285,17 +283,14 @@ pub(crate) async fn check_mfa(
     // The rule: "" → everyone; otherwise only records that pass it.
     let rule = mfa["rule"].as_str().unwrap_or("");
     if !totp_on && !rule.is_empty() {
-        let ctx = request_ctx(req, body.clone());
-        let wants = match rules::rule_cond(schema, coll, Some(rule), &ctx) {
-            Ok(Some(cond)) => {
-                let (coll2, rid2) = (coll.clone(), rid.clone());
-                app.store
-                    .read(move |c| Ok(rs::fetch_where(c, &coll2, &rid2, &cond)?.is_some()))
-                    .await?
-            }
-            Ok(None) => false,
-            Err(_) => return Err(ApiError::bad("Failed to authenticate.")),
-        };
+        let caller = super::records::request(req);
+        let wants =
+            match crate::records::check_rule(app, coll, &rid, Some(rule), &caller, body.clone())
+                .await
+            {
+                Ok(passes) => passes == Some(true),
+                Err(_) => return Err(ApiError::bad("Failed to authenticate.")),
+            };
         if !wants {
             return Ok(None);
         }

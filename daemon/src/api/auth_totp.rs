@@ -226,7 +226,7 @@ pub async fn disable(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 }
 
 pub async fn auth_with_totp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let (schema, coll) = auth_coll(&app, req.param("collection"))?;
+    let (_, coll) = auth_coll(&app, req.param("collection"))?;
     let body = req.json_body()?;
     let mfa_id = body.get("mfaId").map(to_text).unwrap_or_default();
     let code = body.get("code").map(to_text).unwrap_or_default();
@@ -271,7 +271,7 @@ pub async fn auth_with_totp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     };
     // The MFA step: the session's first method must differ (it does:
     // nothing else answers with method "totp").
-    if let Some(resp) = check_mfa(&app, &req, &schema, &coll, &rec, "totp").await? {
+    if let Some(resp) = check_mfa(&app, &req, &coll, &rec, "totp").await? {
         return Ok(resp);
     }
     super::auth_email::auth_alert(&app, &req, &coll, &rec).await;

@@ -81,22 +81,11 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 _ => crate::auth::Identity::Guest,
             };
             if !identity.is_superuser() {
-                let mut ctx = super::records::request_ctx(&req, Map::new());
-                ctx.identity = identity;
-                let cond =
-                    match crate::rules::rule_cond(&schema, &coll, coll.view_rule.as_deref(), &ctx)?
-                    {
-                        Some(c) => c,
-                        None => return Err(nf()),
-                    };
-                let (coll2, rid2) = (coll.clone(), rid.clone());
-                let ok = app
-                    .store
-                    .read(move |c| {
-                        Ok(crate::store::records::fetch_where(c, &coll2, &rid2, &cond)?.is_some())
-                    })
-                    .await?;
-                if !ok {
+                let holder = super::records::request(&req).with_principal(identity.into());
+                let rule = coll.view_rule.as_deref();
+                if crate::records::check_rule(&app, &coll, &rid, rule, &holder, Map::new()).await?
+                    != Some(true)
+                {
                     return Err(nf());
                 }
             }

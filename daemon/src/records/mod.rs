@@ -32,7 +32,7 @@ pub mod read;
 pub mod render;
 mod write;
 
-pub use read::{list, view, ListParams};
+pub use read::{check_rule, list, view, ListParams};
 pub use write::{batch, create, delete, delete_cascade, update, BatchError, Op, Step};
 
 use crate::auth::{AuthRecord, Identity};

@@ -76,6 +76,32 @@ pub async fn list(
     }))
 }
 
+/// Whether record `id` of `coll` passes `rule` for `req`, with `body` as
+/// `@request.body` (an auth collection's authRule at login, its MFA rule, a
+/// protected file's view rule): `None` when the rule is null (superusers
+/// only), `Some(true)` for `""`.
+pub async fn check_rule(
+    app: &App,
+    coll: &Arc<Collection>,
+    id: &str,
+    rule: Option<&str>,
+    req: &Request,
+    body: Map<String, Value>,
+) -> ApiResult<Option<bool>> {
+    let schema = app.store.schema();
+    let ctx = req.rule_ctx(body, Map::new());
+    let Some(cond) = rules::rule_cond(&schema, coll, rule, &ctx)? else {
+        return Ok(None);
+    };
+    if cond.sql.is_empty() && cond.joins.is_empty() {
+        return Ok(Some(true));
+    }
+    let (coll, id) = (coll.clone(), id.to_string());
+    app.store
+        .read(move |c| Ok(Some(rs::fetch_where(c, &coll, &id, &cond)?.is_some())))
+        .await
+}
+
 /// One record by id through the view rule (404 when it fails).
 pub async fn view(app: &App, coll: &Arc<Collection>, id: &str, req: &Request) -> ApiResult<Value> {
     if coll.view_rule.is_none() && !req.principal.is_privileged() {

@@ -14,7 +14,7 @@ use super::{body, files, password, render, Input, Request};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::rules::{self, RequestCtx};
-use crate::schema::record::{self as rv};
+use crate::schema::record::{self as rv, Setter};
 use crate::schema::{Collection, FieldKind, Schema};
 use crate::store::records::{self as rs, Cond};
 use crate::store::{Action, Changes};
@@ -53,6 +53,7 @@ pub struct BatchError {
 }
 
 /// A write made ready for the writer.
+#[derive(Clone)]
 struct Ready {
     op: Op,
     coll: Arc<Collection>,
@@ -69,6 +70,32 @@ struct Ready {
     stored: Vec<String>,
     /// Files no longer referenced once the write commits.
     dropped: Vec<String>,
+    /// The body resolved and the rule compiled off the writer, when they
+    /// don't depend on the record's current values (a create, an update
+    /// without modifier keys): the writer's serial work stays small.
+    early: Option<Authz>,
+}
+
+/// A write's body as rules read it, and the rule it must pass (None: none
+/// applies).
+#[derive(Clone)]
+struct Authz {
+    ctx: RequestCtx,
+    rule: Option<Cond>,
+}
+
+/// Resolves a write's body against the record's current values and
+/// compiles `rule` with it.
+fn authz(
+    schema: &Schema,
+    r: &Ready,
+    current: Option<&Map<String, Value>>,
+    rule: Option<&str>,
+) -> ApiResult<Authz> {
+    let resolved = body::resolve(&r.coll, current, &r.raw, &r.req.principal);
+    let ctx = r.req.rule_ctx(resolved, r.files.clone());
+    let rule = rule_for(schema, &r.coll, rule, &r.req, &ctx)?;
+    Ok(Authz { ctx, rule })
 }
 
 /// Creates a record; returns it as the caller may see it.
@@ -293,6 +320,7 @@ async fn prepare(
         file_id: String::new(),
         stored: Vec::new(),
         dropped: Vec::new(),
+        early: None,
     };
     if matches!(ready.op, Op::Delete(_)) {
         if !input.uploads.is_empty() {
@@ -345,6 +373,17 @@ async fn prepare(
         ready.file_id = new_record_id();
         ready.raw.insert("id".into(), json!(ready.file_id));
     }
+    let modifiers = ready
+        .raw
+        .keys()
+        .any(|k| !matches!(body::parse_key(k), body::Key::Field(_, Setter::Set)));
+    ready.early = match &ready.op {
+        Op::Create => Some(authz(schema, &ready, None, coll.create_rule.as_deref())?),
+        Op::Update(_) if !modifiers => {
+            Some(authz(schema, &ready, None, coll.update_rule.as_deref())?)
+        }
+        _ => None,
+    };
     let has_password = coll.is_auth()
         && !ready
             .raw
@@ -360,22 +399,16 @@ async fn prepare(
         return Ok(ready);
     }
     // Authorize (and validate) on the current rows before any cost.
-    let (schema2, coll2, req2, raw2, files2) = (
-        schema.clone(),
-        coll.clone(),
-        ready.req.clone(),
-        ready.raw.clone(),
-        ready.files.clone(),
-    );
+    let (schema2, ready2) = (schema.clone(), ready.clone());
     let id2 = target.clone().unwrap_or_default();
     let checked = app
         .store
         .read(move |c| {
             if updating {
-                check_update(c, &schema2, &coll2, &id2, &req2, &raw2, &files2, None)
+                check_update(c, &schema2, &id2, &ready2)
                     .map(|(_, current, manager)| Some((current, manager)))
             } else {
-                check_create(c, &schema2, &coll2, &req2, &raw2, &files2, None).map(|_| None)
+                check_create(c, &schema2, &ready2, true).map(|_| None)
             }
         })
         .await?;
@@ -416,22 +449,13 @@ fn apply(
 ) -> ApiResult<Option<Map<String, Value>>> {
     let coll = &r.coll;
     let create = |changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
-        let rec = check_create(c, schema, coll, &r.req, &r.raw, &r.files, r.hash.as_deref())?;
+        let rec = check_create(c, schema, r, false)?;
         rs::insert(c, coll, &rec)?;
         changes.created(coll, &rec);
         Ok(Some(rec))
     };
     let update = |id: &str, changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
-        let (rec, _, _) = check_update(
-            c,
-            schema,
-            coll,
-            id,
-            &r.req,
-            &r.raw,
-            &r.files,
-            r.hash.as_deref(),
-        )?;
+        let (rec, _, _) = check_update(c, schema, id, r)?;
         rs::update(c, coll, id, &rec).map_err(|e| match e {
             ApiError::BadRequest { data, .. } => ApiError::validation(UPDATE_FAILED, data),
             other => other,
@@ -476,38 +500,49 @@ fn apply(
 fn check_create(
     c: &Connection,
     schema: &Schema,
-    coll: &Arc<Collection>,
-    req: &Request,
-    raw: &Map<String, Value>,
-    files: &Map<String, Value>,
-    hash: Option<&str>,
+    r: &Ready,
+    pre: bool,
 ) -> ApiResult<Map<String, Value>> {
-    let resolved = body::resolve(coll, None, raw, &req.principal);
-    let ctx = req.rule_ctx(resolved, files.clone());
-    let rule = rule_for(schema, coll, coll.create_rule.as_deref(), req, &ctx)?;
-    let privileged = req.principal.is_privileged();
+    let coll = &r.coll;
+    let az = match &r.early {
+        Some(az) => az.clone(),
+        None => authz(schema, r, None, coll.create_rule.as_deref())?,
+    };
+    let privileged = r.req.principal.is_privileged();
     let mut errs = FieldErrors::new();
     let rec = build_record(
-        c, schema, coll, None, &ctx.body, hash, privileged, files, &mut errs,
+        c,
+        schema,
+        coll,
+        None,
+        &az.ctx.body,
+        r.hash.as_deref(),
+        privileged,
+        &r.files,
+        &mut errs,
     )?;
-    if let Some(rule) = rule {
+    if let Some(rule) = &az.rule {
         let open = rule.sql.is_empty() && rule.joins.is_empty();
-        if !open && !rs::passes_unsaved(c, coll, &rec, &rule)? {
+        if !open && !rs::passes_unsaved(c, coll, &rec, rule)? {
             return Err(ApiError::bad(CREATE_FAILED));
         }
     }
     let mut perrs = FieldErrors::new();
-    password::check(coll, raw, true, false, &mut perrs);
+    password::check(coll, &r.raw, true, false, &mut perrs);
     if !perrs.is_empty() {
         return Err(ApiError::validation(CREATE_FAILED, perrs));
     }
     if !errs.is_empty() {
         return Err(ApiError::validation(CREATE_FAILED, errs));
     }
-    if let Some(id) = rec.get("id").and_then(Value::as_str) {
-        if rs::fetch_by_id(c, coll, id)?.is_some() {
-            errs.add("id", "validation_not_unique", "Value must be unique.");
-            return Err(ApiError::validation(CREATE_FAILED, errs));
+    // Before files are stored under the id (the writer's insert checks it
+    // again through the primary key).
+    if pre {
+        if let Some(id) = rec.get("id").and_then(Value::as_str) {
+            if rs::fetch_by_id(c, coll, id)?.is_some() {
+                errs.add("id", "validation_not_unique", "Value must be unique.");
+                return Err(ApiError::validation(CREATE_FAILED, errs));
+            }
         }
     }
     Ok(rec)
@@ -518,37 +553,30 @@ fn check_create(
 type Checked = (Map<String, Value>, Map<String, Value>, bool);
 
 /// An update, resolved, authorized and validated (not written).
-#[allow(clippy::too_many_arguments)]
-fn check_update(
-    c: &Connection,
-    schema: &Schema,
-    coll: &Arc<Collection>,
-    id: &str,
-    req: &Request,
-    raw: &Map<String, Value>,
-    files: &Map<String, Value>,
-    hash: Option<&str>,
-) -> ApiResult<Checked> {
+fn check_update(c: &Connection, schema: &Schema, id: &str, r: &Ready) -> ApiResult<Checked> {
+    let coll = &r.coll;
     let current = rs::fetch_by_id(c, coll, id)?.ok_or_else(ApiError::not_found)?;
-    let resolved = body::resolve(coll, Some(&current), raw, &req.principal);
-    let ctx = req.rule_ctx(resolved, files.clone());
-    if let Some(rule) = rule_for(schema, coll, coll.update_rule.as_deref(), req, &ctx)? {
-        if rs::fetch_where(c, coll, id, &rule)?.is_none() {
+    let az = match &r.early {
+        Some(az) => az.clone(),
+        None => authz(schema, r, Some(&current), coll.update_rule.as_deref())?,
+    };
+    if let Some(rule) = &az.rule {
+        if rs::fetch_where(c, coll, id, rule)?.is_none() {
             return Err(ApiError::not_found());
         }
     }
-    let manager = req.principal.is_privileged() || is_manager(c, schema, coll, id, &ctx)?;
+    let manager = r.req.principal.is_privileged() || is_manager(c, schema, coll, id, &az.ctx)?;
     let mut errs = FieldErrors::new();
-    password::check(coll, raw, false, !manager, &mut errs);
+    password::check(coll, &r.raw, false, !manager, &mut errs);
     let rec = build_record(
         c,
         schema,
         coll,
         Some(&current),
-        &ctx.body,
-        hash,
+        &az.ctx.body,
+        r.hash.as_deref(),
         manager,
-        files,
+        &r.files,
         &mut errs,
     )?;
     if !errs.is_empty() {

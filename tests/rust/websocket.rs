@@ -333,9 +333,11 @@ fn shutdown_closes_sockets() {
     let srv = TestServer::start();
     let (mut ws, _) = connect(&srv);
     let pid = srv.pid();
-    let _ = std::process::Command::new("kill")
+    let st = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
-        .status();
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -TERM {pid}: {st}");
     let closed = loop {
         match ws.read() {
             Ok(Message::Close(f)) => break f.map(|f| f.code),

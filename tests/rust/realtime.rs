@@ -743,3 +743,53 @@ fn subscription_filter_through_a_relation_is_checked_per_subscriber() {
         assert_eq!(column(&v, "title"), vec![want.to_string()]);
     }
 }
+
+/// The same through the subscription's options: the joined collection's
+/// list rule reads `@request.headers`, which a subscription sets in its
+/// `options.headers`; two guests whose filter is the same but whose headers
+/// differ each get the events their own filter passes.
+#[test]
+fn subscription_filter_through_a_relation_reads_the_subscriptions_headers() {
+    let srv = TestServer::start();
+    let teams = srv.create_collection(&json!({
+        "name": "teams", "type": "base",
+        "listRule": "@request.headers.x_team = name", "viewRule": "",
+        "fields": [{"name": "name", "type": "text"}]
+    }));
+    let teams_id = teams["id"].as_str().expect("id");
+    srv.create_collection(&json!({
+        "name": "tasks", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"},
+                   {"name": "team", "type": "relation", "collectionId": teams_id, "maxSelect": 1}]
+    }));
+    public_collection(&srv, "marks");
+    let su = srv.su();
+    let mut team = std::collections::HashMap::new();
+    for name in ["red", "blue"] {
+        let (st, v) = su.post("/api/collections/teams/records", &json!({"name": name}));
+        assert_eq!(st, 200, "{v}");
+        team.insert(name, v["id"].as_str().expect("id").to_string());
+    }
+    let mut clients = Vec::new();
+    for name in ["blue", "red"] {
+        let options = json!({"query": {"filter": "team.name != ''"}, "headers": {"x_team": name}});
+        let topic = format!("tasks/*?options={}", enc(&options.to_string()));
+        let sse = Sse::connect(&srv);
+        let (st, v) = sse.subscribe(&srv, None, &[&topic, "marks/*"]);
+        assert_eq!(st, 204, "{v}");
+        clients.push((name, sse));
+    }
+    for name in ["red", "blue"] {
+        let (st, v) = su.post(
+            "/api/collections/tasks/records",
+            &json!({"title": format!("for-{name}"), "team": team[name]}),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, _) = su.post("/api/collections/marks/records", &json!({"title": "end"}));
+    assert_eq!(st, 200);
+    for (name, mut sse) in clients {
+        let got = events_before(&mut sse, "marks/*");
+        assert_eq!(titles(&got), vec![format!("for-{name}")], "{name}: {got:?}");
+    }
+}

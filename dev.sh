@@ -38,6 +38,8 @@ deps() {
     # The `sqlcipher` feature (encryption at rest, built into the .deb)
     # compiles SQLCipher against the system's libcrypto.
     apt_install libssl-dev
+    # tests/rust/socket.rs starts keepd the way systemd's socket activation does.
+    command -v systemd-socket-activate >/dev/null 2>&1 || apt_install systemd
     command -v node >/dev/null 2>&1 || apt_install nodejs npm
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
     local want
@@ -63,6 +65,9 @@ cmd_run() {
 
 cmd_test() {
     deps
+    # A test that cannot run here (a missing tool or binary) fails instead of
+    # skipping (tests/rust/common `strict`, tests/compat/run.sh, conftest.py).
+    export KEEPD_TESTS_STRICT=1
     local started=$SECONDS
     log "cargo build"
     cargo build --locked -p keepd

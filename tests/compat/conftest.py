@@ -10,6 +10,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness.server import Server  # noqa: E402
 
 
+def _strict():
+    """Under CI (`CI` set) or `./dev.sh test` (`KEEPD_TESTS_STRICT=1`) a
+    differential test that cannot run is a failure, not a skip."""
+    def on(k):
+        v = os.environ.get(k, "")
+        return v not in ("", "0") and v.lower() != "false"
+    return on("CI") or on("KEEPD_TESTS_STRICT")
+
+
 def _bin(var):
     b = os.environ.get(var, "")
     if not b:
@@ -24,7 +33,11 @@ def binaries():
     ref, sut = _bin("PB_BIN"), _bin("KEEPD_BIN")
     missing = [n for n, b in (("PB_BIN", ref), ("KEEPD_BIN", sut)) if not b or not os.path.exists(b)]
     if missing:
-        pytest.skip(f"set {' and '.join(missing)} to existing binaries")
+        msg = f"set {' and '.join(missing)} to existing binaries"
+        if _strict():
+            pytest.fail(f"cannot run the differential tests: {msg} "
+                        "(under CI a skipped test would pass unseen)", pytrace=False)
+        pytest.skip(msg)
     return ref, sut
 
 

@@ -13,6 +13,9 @@
 #   COMPAT_FAIL_FAST=1    stop a scenario at its first differing step
 #   COMPAT_MAX_REPORTS=N  differing steps shown per scenario (default 5)
 #   COMPAT_KEEP_DATA=1    keep the servers' temp data dirs and logs
+#
+# Under CI (CI set) or ./dev.sh test (KEEPD_TESTS_STRICT=1), a missing
+# binary is an error: the differential tests must run, not be skipped.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,6 +37,17 @@ fi
 if [ -z "${KEEPD_BIN:-}" ]; then
     for c in "$ROOT/target/release/keepd" "$ROOT/target/debug/keepd"; do
         if [ -x "$c" ]; then export KEEPD_BIN="$c"; break; fi
+    done
+fi
+is_on() { case "${1:-}" in "" | 0 | false | FALSE | False) return 1 ;; *) return 0 ;; esac; }
+if is_on "${CI:-}" || is_on "${KEEPD_TESTS_STRICT:-}"; then
+    for var in PB_BIN KEEPD_BIN; do
+        b="${!var:-}"
+        case "$b" in */*) ;; ?*) b="$(command -v "$b" || true)" ;; esac
+        if [ -z "$b" ] || [ ! -x "$b" ]; then
+            echo "compat: ERROR: $var=${!var:-<unset>} is not an executable; under CI the differential tests must run (build keepd: cargo build -p keepd)" >&2
+            exit 1
+        fi
     done
 fi
 echo "compat: PB_BIN=${PB_BIN} ($("$PB_BIN" --version 2>/dev/null || echo '?'))"

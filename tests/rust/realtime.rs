@@ -633,3 +633,163 @@ fn stream_on_a_reused_connection() {
         "the two paths answer with different headers"
     );
 }
+
+/// Reads events until one arrives under `sentinel` (which must come: it was
+/// committed after everything the caller wants to see, and each client gets
+/// its events in commit order); returns the events before it.
+fn events_before(sse: &mut Sse, sentinel: &str) -> Vec<Event> {
+    let mut got = Vec::new();
+    loop {
+        let (name, data) = sse
+            .next(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no {sentinel} sentinel; got before it: {got:?}"));
+        if name == sentinel {
+            return got;
+        }
+        got.push((name, data));
+    }
+}
+
+/// The `record.title` of each event.
+fn titles(events: &[Event]) -> Vec<String> {
+    let mut out: Vec<String> = events
+        .iter()
+        .map(|(_, d)| {
+            let v: Value = serde_json::from_str(d).expect("json");
+            v["record"]["title"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A non-superuser's subscription `filter` that goes through a relation
+/// also applies the joined collection's list rule, as that subscriber (the
+/// records API does the same for a list `filter`). Here each user may list
+/// only the authors they own, and everyone subscribes with the same filter
+/// on `author.name`: each receives exactly the posts their own filter
+/// passes, whoever else listens.
+#[test]
+fn subscription_filter_through_a_relation_is_checked_per_subscriber() {
+    let srv = TestServer::start();
+    let (ua, ta) = srv.sign_up(&format!("{}@example.com", uniq("a")), "password-123");
+    let (ub, tb) = srv.sign_up(&format!("{}@example.com", uniq("b")), "password-123");
+    let (_, users) = srv.su().get("/api/collections/users");
+    let users_id = users["id"].as_str().expect("users id").to_string();
+    let authors = srv.create_collection(&json!({
+        "name": "authors", "type": "base",
+        "listRule": "owner = @request.auth.id", "viewRule": "owner = @request.auth.id",
+        "fields": [{"name": "name", "type": "text"},
+                   {"name": "owner", "type": "relation", "collectionId": users_id, "maxSelect": 1}]
+    }));
+    let authors_id = authors["id"].as_str().expect("id");
+    srv.create_collection(&json!({
+        "name": "posts", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"},
+                   {"name": "author", "type": "relation", "collectionId": authors_id, "maxSelect": 1}]
+    }));
+    public_collection(&srv, "marks");
+    let su = srv.su();
+    let author = |owner: &str| {
+        let (st, v) = su.post(
+            "/api/collections/authors/records",
+            &json!({"name": "n", "owner": owner}),
+        );
+        assert_eq!(st, 200, "{v}");
+        v["id"].as_str().expect("id").to_string()
+    };
+    let (aa, ab) = (author(&ua), author(&ub));
+
+    let options = json!({"query": {"filter": "author.name = 'n'"}}).to_string();
+    let topic = format!("posts/*?options={}", enc(&options));
+    // Guests first, then b, then a: whichever subscriber an evaluation
+    // would be shared from, someone else disagrees with it.
+    let mut clients = Vec::new();
+    for (who, token) in [("guest", None), ("b", Some(&tb)), ("a", Some(&ta))] {
+        let sse = Sse::connect(&srv);
+        let (st, v) = sse.subscribe(&srv, token.map(String::as_str), &[&topic, "marks/*"]);
+        assert_eq!(st, 204, "{v}");
+        clients.push((who, sse));
+    }
+    for (title, author) in [("by-b", ab.as_str()), ("by-a", aa.as_str()), ("none", "")] {
+        let (st, v) = su.post(
+            "/api/collections/posts/records",
+            &json!({"title": title, "author": author}),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    // The sentinel, committed after the posts.
+    let (st, _) = su.post("/api/collections/marks/records", &json!({"title": "end"}));
+    assert_eq!(st, 200);
+    for (who, mut sse) in clients {
+        let got = events_before(&mut sse, "marks/*");
+        let want: Vec<String> = match who {
+            "a" => vec!["by-a".into()],
+            "b" => vec!["by-b".into()],
+            _ => vec![],
+        };
+        assert_eq!(titles(&got), want, "{who} received: {got:?}");
+        assert!(got.iter().all(|(name, _)| *name == topic), "{got:?}");
+    }
+    // The list API agrees, per caller.
+    for (token, want) in [(&ta, "by-a"), (&tb, "by-b")] {
+        let (st, v) = srv
+            .with_token(token)
+            .list("posts", &[("filter", "author.name = 'n'")]);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(column(&v, "title"), vec![want.to_string()]);
+    }
+}
+
+/// The same through the subscription's options: the joined collection's
+/// list rule reads `@request.headers`, which a subscription sets in its
+/// `options.headers`; two guests whose filter is the same but whose headers
+/// differ each get the events their own filter passes.
+#[test]
+fn subscription_filter_through_a_relation_reads_the_subscriptions_headers() {
+    let srv = TestServer::start();
+    let teams = srv.create_collection(&json!({
+        "name": "teams", "type": "base",
+        "listRule": "@request.headers.x_team = name", "viewRule": "",
+        "fields": [{"name": "name", "type": "text"}]
+    }));
+    let teams_id = teams["id"].as_str().expect("id");
+    srv.create_collection(&json!({
+        "name": "tasks", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"},
+                   {"name": "team", "type": "relation", "collectionId": teams_id, "maxSelect": 1}]
+    }));
+    public_collection(&srv, "marks");
+    let su = srv.su();
+    let mut team = std::collections::HashMap::new();
+    for name in ["red", "blue"] {
+        let (st, v) = su.post("/api/collections/teams/records", &json!({"name": name}));
+        assert_eq!(st, 200, "{v}");
+        team.insert(name, v["id"].as_str().expect("id").to_string());
+    }
+    let mut clients = Vec::new();
+    for name in ["blue", "red"] {
+        let options = json!({"query": {"filter": "team.name != ''"}, "headers": {"x_team": name}});
+        let topic = format!("tasks/*?options={}", enc(&options.to_string()));
+        let sse = Sse::connect(&srv);
+        let (st, v) = sse.subscribe(&srv, None, &[&topic, "marks/*"]);
+        assert_eq!(st, 204, "{v}");
+        clients.push((name, sse));
+    }
+    for name in ["red", "blue"] {
+        let (st, v) = su.post(
+            "/api/collections/tasks/records",
+            &json!({"title": format!("for-{name}"), "team": team[name]}),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, _) = su.post("/api/collections/marks/records", &json!({"title": "end"}));
+    assert_eq!(st, 200);
+    for (name, mut sse) in clients {
+        let got = events_before(&mut sse, "marks/*");
+        assert_eq!(titles(&got), vec![format!("for-{name}")], "{name}: {got:?}");
+    }
+}

@@ -13,7 +13,10 @@ fn serves_on_the_socket_the_service_manager_passes() {
         return;
     }
     let Ok(tool) = which("systemd-socket-activate") else {
-        eprintln!("systemd-socket-activate not installed: skipped");
+        missing_prerequisite(
+            "systemd-socket-activate is not installed",
+            "apt-get install systemd, or ./dev.sh deps",
+        );
         return;
     };
     let root = TempRoot::new("sock");

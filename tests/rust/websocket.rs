@@ -147,9 +147,10 @@ fn events_follow_the_rules_of_the_socket_auth() {
     let (a_id, a_token) = srv.sign_up("a@example.com", "password-a-123");
     let (_, b_token) = srv.sign_up("b@example.com", "password-b-123");
     let (mut wa, _) = connect(&srv);
+    // Each also listens to the public `notes`: the sentinel.
     send(
         &mut wa,
-        &json!({"subscriptions": ["secrets/*"], "authorization": a_token}),
+        &json!({"subscriptions": ["secrets/*", "notes/*"], "authorization": a_token}),
     );
     assert_eq!(
         next(&mut wa, Duration::from_secs(5)).expect("ack")["event"],
@@ -158,7 +159,7 @@ fn events_follow_the_rules_of_the_socket_auth() {
     let (mut wb, _) = connect(&srv);
     send(
         &mut wb,
-        &json!({"subscriptions": ["secrets/*"], "authorization": b_token}),
+        &json!({"subscriptions": ["secrets/*", "notes/*"], "authorization": b_token}),
     );
     assert_eq!(
         next(&mut wb, Duration::from_secs(5)).expect("ack")["event"],
@@ -170,19 +171,32 @@ fn events_follow_the_rules_of_the_socket_auth() {
         &json!({"title": "for a", "owner": a_id}),
     );
     assert_eq!(st, 200);
-    // A marker B may see, so that "B got nothing" is not a timing guess.
+    // A secret nobody owns: neither may list it.
     let (st, _) = su.post(
         "/api/collections/secrets/records",
-        &json!({"title": "public-ish", "owner": ""}),
+        &json!({"title": "nobody's", "owner": ""}),
     );
     assert_eq!(st, 200);
+    // The sentinel, committed last: each client gets its events in commit
+    // order, so whatever came before it has arrived by then.
+    let (st, _) = su.post("/api/collections/notes/records", &json!({"title": "end"}));
+    assert_eq!(st, 200);
     let ev = next(&mut wa, Duration::from_secs(5)).expect("A's event");
+    assert_eq!(ev["event"], "secrets/*", "{ev}");
     assert_eq!(ev["data"]["record"]["title"], "for a");
-    // B's auth fails the list rule for both records: no event at all.
-    assert!(
-        next(&mut wb, Duration::from_millis(800)).is_none(),
-        "B received an event it cannot list"
+    let ev = next(&mut wa, Duration::from_secs(5)).expect("A's sentinel");
+    assert_eq!(
+        ev["event"], "notes/*",
+        "A received a secret it cannot list: {ev}"
     );
+    // B's auth fails the list rule for both secrets: its first event is the
+    // sentinel.
+    let ev = next(&mut wb, Duration::from_secs(5)).expect("B's sentinel");
+    assert_eq!(
+        ev["event"], "notes/*",
+        "B received a secret it cannot list: {ev}"
+    );
+    assert_eq!(ev["data"]["record"]["title"], "end");
     // Switching the socket to another user's auth is refused.
     send(
         &mut wb,
@@ -319,9 +333,11 @@ fn shutdown_closes_sockets() {
     let srv = TestServer::start();
     let (mut ws, _) = connect(&srv);
     let pid = srv.pid();
-    let _ = std::process::Command::new("kill")
+    let st = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
-        .status();
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -TERM {pid}: {st}");
     let closed = loop {
         match ws.read() {
             Ok(Message::Close(f)) => break f.map(|f| f.code),

@@ -8,8 +8,21 @@ import assert from "node:assert/strict";
 import { EventSource } from "eventsource";
 import { startServer, client, superuserClient, uniq } from "./harness.mjs";
 
-// Node has no EventSource; the SDK uses the global one.
-globalThis.EventSource = EventSource;
+// Node has no EventSource; the SDK uses the global one. This one also keeps
+// the name of every event that came over the wire, so a test can tell what
+// the server sent even where the SDK no longer listens (after an
+// unsubscribe it drops events of that topic itself).
+class RecordingEventSource extends EventSource {
+  received = [];
+  dispatchEvent(e) {
+    if (e.type !== "open" && e.type !== "error") this.received.push(e.type);
+    return super.dispatchEvent(e);
+  }
+}
+globalThis.EventSource = RecordingEventSource;
+
+/** The names of the events `pb`'s current realtime connection received. */
+const wire = (pb) => pb.realtime.eventSource?.received ?? [];
 
 let server;
 let su;
@@ -150,18 +163,24 @@ describe("subscribe and unsubscribe", () => {
     await waitFor(() => all.length === 4, "the second create");
     assert.equal(all[3].record.id, other.id);
     assert.equal(one.length, 2);
+    assert.equal(wire(pb).filter((n) => n === `${posts}/${created.id}`).length, 2);
 
-    await pb.collection(posts).unsubscribe();
-    assert.equal(pb.realtime.isConnected, false);
-    // A sentinel subscriber proves the next event was published.
-    const sentinel = subscriber();
+    // The same connection keeps a sentinel topic: events reach a client in
+    // commit order, so once the sentinel (committed last) is in, an event
+    // for the unsubscribed topic would be too.
     const seen = [];
-    await sentinel.collection(posts).subscribe("*", (e) => seen.push(e));
+    await pb.collection(tags).subscribe("*", (e) => seen.push(e));
+    await pb.collection(posts).unsubscribe();
+    assert.equal(pb.realtime.isConnected, true);
     await su.collection(posts).update(other.id, { n: 5 });
-    await waitFor(() => seen.length === 1, "the sentinel's event");
-    await sleep(200);
+    const mark = await su.collection(tags).create({ label: "sentinel" });
+    await waitFor(() => seen.some((e) => e.record.id === mark.id), "the sentinel's event");
+    // Nothing for posts came over the wire after the unsubscribe.
+    assert.equal(wire(pb).filter((n) => n.startsWith(`${posts}/`)).length, 4 + 2);
     assert.equal(all.length, 4);
-    await sentinel.realtime.unsubscribe();
+    assert.equal(one.length, 2);
+    await pb.collection(tags).unsubscribe();
+    assert.equal(pb.realtime.isConnected, false);
   });
 
   test("superusers see hidden fields; a record topic gets only its record", async () => {
@@ -171,9 +190,9 @@ describe("subscribe and unsubscribe", () => {
     const got = [];
     await pb.collection(posts).subscribe(b.id, (e) => got.push(e));
     await su.collection(posts).update(a.id, { n: 1 });
+    // b's update, committed after a's, is the sentinel (commit order).
     await su.collection(posts).update(b.id, { n: 2 });
-    await waitFor(() => got.length === 1, "b's update");
-    await sleep(100);
+    await waitFor(() => got.some((e) => e.record.id === b.id), "b's update");
     assert.equal(got.length, 1);
     assert.equal(got[0].record.id, b.id);
     assert.equal(got[0].record.secret, "y");
@@ -189,8 +208,12 @@ describe("subscribe and unsubscribe", () => {
     await pb.collection(posts).subscribe("*", (e) => expanded.push(e), { expand: "tag" });
     const low = await su.collection(posts).create({ title: "low", n: 3, tag: tag.id });
     const high = await su.collection(posts).create({ title: "high", n: 10, tag: tag.id });
-    await waitFor(() => expanded.length === 2 && filtered.length === 1, "the filtered events");
-    await sleep(100);
+    // `high` is committed last: once the filtered topic has it, an event
+    // for `low` would have come before it.
+    await waitFor(
+      () => filtered.some((e) => e.record.id === high.id) && expanded.length === 2,
+      "the events for high",
+    );
     assert.deepEqual(filtered, [{ action: "create", record: { id: high.id, title: "high" } }]);
     assert.deepEqual(
       expanded.map((e) => [e.action, e.record.id, e.record.expand?.tag?.label]),
@@ -219,7 +242,7 @@ describe("API rules per subscriber", () => {
     // A sentinel for B, committed after A's: events arrive in commit order.
     const recB = await su.collection(priv).create({ title: "for B", owner: B.id });
     await waitFor(() => gotA.length === 3, "A's events");
-    await waitFor(() => gotB.length === 1, "B's own event");
+    await waitFor(() => gotB.some((e) => e.record.id === recB.id), "B's own event (the sentinel)");
     assert.deepEqual(
       gotA.map((e) => [e.action, e.record.id, e.record.title]),
       [
@@ -273,8 +296,8 @@ describe("API rules per subscriber", () => {
     await su.collection("users").delete(E.id);
     await su.collection(members).create({ title: "after" });
     const sentinel = await su.collection(posts).create({ title: "sentinel" });
-    await waitFor(() => gotD.length === 2 && gotE.length === 2, "the sentinel events");
-    await sleep(100);
+    const hasSentinel = (got) => got.some((e) => e.record.id === sentinel.id);
+    await waitFor(() => hasSentinel(gotD) && hasSentinel(gotE), "the sentinel events");
     assert.deepEqual(
       gotD.map((e) => [e.action, e.record.title]),
       [
@@ -282,7 +305,13 @@ describe("API rules per subscriber", () => {
         ["create", "sentinel"],
       ],
     );
-    assert.equal(gotE[1].record.id, sentinel.id);
+    assert.deepEqual(
+      gotE.map((e) => [e.action, e.record.title]),
+      [
+        ["create", "before"],
+        ["create", "sentinel"],
+      ],
+    );
   });
 });
 
@@ -310,7 +339,8 @@ describe("writes that publish", () => {
     bad.collection(posts).update("missing00000000", { title: "no such record" });
     await assert.rejects(bad.send());
     const sentinel = await su.collection(posts).create({ title: "after the rollback" });
-    await waitFor(() => got.length === 3, "the sentinel event");
+    await waitFor(() => got.some((e) => e.record.id === sentinel.id), "the sentinel event");
+    assert.equal(got.length, 3, JSON.stringify(got.map((e) => e.record.title)));
     assert.equal(got[2].record.id, sentinel.id);
   });
 

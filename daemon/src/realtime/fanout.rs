@@ -15,8 +15,11 @@
 //! evaluation serves many: a rule that does not read `@request.auth` is
 //! evaluated once for every non-superuser, one that does once per auth
 //! record (all guests share one); `@request.query`/`@request.headers` add the
-//! subscription's options to the key. Rendering (visibility, `expand`,
-//! `fields`) is shared the same way. Superusers pass every rule.
+//! subscription's options to the key. A non-superuser's `filter` cannot read
+//! `@request.*` itself, but each collection it joins brings in its list rule
+//! as the subscriber: the filter is grouped by what those rules read
+//! (`client_filter_reads`). Rendering (visibility, `expand`, `fields`) is
+//! shared the same way. Superusers pass every rule.
 
 use super::broker::{Broker, Candidate, Msg};
 use super::topic::{Target, Topic};
@@ -249,21 +252,136 @@ fn who(identity: &Identity) -> Who {
     }
 }
 
-/// The part of a group key an expression depends on: the auth record only
-/// if it reads `@request.auth`, the subscription's options only if it reads
-/// `@request.query` / `@request.headers`.
+/// What of the request an expression's result may depend on (beyond what
+/// is the same for every realtime check: method, context, the clock).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Reads {
+    /// `@request.auth.*`: the subscriber's identity.
+    auth: bool,
+    /// `@request.query.*` / `@request.headers.*`: the subscription's options.
+    options: bool,
+}
+
+impl Reads {
+    /// What an expression reads, judged from its text (a mention inside a
+    /// string literal counts too: too many, never too few).
+    fn of(expr: &str) -> Reads {
+        Reads {
+            auth: expr.contains("@request.auth"),
+            options: expr.contains("@request.query") || expr.contains("@request.headers"),
+        }
+    }
+
+    fn or(self, other: Reads) -> Reads {
+        Reads {
+            auth: self.auth || other.auth,
+            options: self.options || other.options,
+        }
+    }
+
+    /// The part of a group key this dependence asks for: the auth record
+    /// only if it reads `@request.auth`, the options only if it reads
+    /// `@request.query` / `@request.headers`.
+    fn key(self, identity: &Identity, topic: &Topic) -> (Who, String) {
+        let w = if self.auth {
+            who(identity)
+        } else {
+            Who::Anyone
+        };
+        let o = if self.options {
+            topic.options_key()
+        } else {
+            String::new()
+        };
+        (w, o)
+    }
+}
+
 fn depends(expr: &str, identity: &Identity, topic: &Topic) -> (Who, String) {
-    let w = if expr.contains("@request.auth") {
-        who(identity)
-    } else {
-        Who::Anyone
+    Reads::of(expr).key(identity, topic)
+}
+
+/// What a non-superuser's `filter` reads of the request. The filter itself
+/// cannot name `@request.*` (403), but every collection it joins through a
+/// relation (`author.name`) or a back-relation (`comments_via_post.title`)
+/// brings in that collection's list rule, compiled with the subscriber's
+/// request (PocketBase's `updateQueryWithCollectionListRule`, applied by
+/// `filter::Query` for client access): the filter's result depends on
+/// whatever those rules read. The field paths are followed as the filter
+/// compiler follows them, erring towards too many collections (every
+/// `_via_` reading of a name, the last step too), never too few; rules are
+/// compiled privileged, so their own joins add no further rules.
+fn client_filter_reads(schema: &Schema, coll: &Collection, filter: &str) -> Reads {
+    let Ok(expr) = crate::filter::parse(filter) else {
+        // Rejected for every subscriber alike.
+        return Reads::default();
     };
-    let o = if expr.contains("@request.query") || expr.contains("@request.headers") {
-        topic.options_key()
-    } else {
-        String::new()
+    let mut reads = Reads::default();
+    expr.visit_terms(&mut |t| {
+        if let crate::filter::Term::Ident { name, .. } = t {
+            if name.starts_with('@') || !name.contains('.') {
+                return;
+            }
+            let props: Vec<&str> = name.split('.').collect();
+            joined_reads(schema, coll, &props, 0, &mut reads);
+        }
+    });
+    reads
+}
+
+/// Follows `props` from `coll`, adding what each joined collection's list
+/// rule reads.
+fn joined_reads(schema: &Schema, coll: &Collection, props: &[&str], depth: usize, out: &mut Reads) {
+    let Some((&prop, rest)) = props.split_first() else {
+        return;
     };
-    (w, o)
+    // The filter language caps nesting; this bound is only a backstop.
+    if depth > crate::filter::MAX_NESTED_RELATIONS + 1 {
+        return;
+    }
+    let load = |name_or_id: &str| -> Option<&Arc<Collection>> {
+        if name_or_id == coll.name || name_or_id == coll.id {
+            schema.by_id(&coll.id)
+        } else {
+            schema.get(name_or_id)
+        }
+    };
+    let mut next: Vec<&Arc<Collection>> = Vec::new();
+    match coll.field(prop) {
+        Some(f) => {
+            // `rel.id` as the last step of a single relation reads the
+            // column itself, no join.
+            let own_id = !f.is_multiple() && rest == ["id"];
+            if let Some(rel) = f.relation_collection().and_then(load) {
+                if !own_id {
+                    next.push(rel);
+                }
+            }
+            // Any other field (JSON and geoPoint paths included) ends the
+            // joins.
+        }
+        None => {
+            // `collection_via_field`, however the name splits.
+            for (i, _) in prop.match_indices("_via_") {
+                let (cname, fname) = (&prop[..i], &prop[i + 5..]);
+                if let Some(back) = load(cname) {
+                    let points_here = back
+                        .field(fname)
+                        .and_then(|bf| bf.relation_collection())
+                        .is_some_and(|c| c == coll.id);
+                    if points_here {
+                        next.push(back);
+                    }
+                }
+            }
+        }
+    }
+    for joined in next {
+        if let Some(rule) = joined.list_rule.as_deref() {
+            *out = out.or(Reads::of(rule));
+        }
+        joined_reads(schema, joined, rest, depth + 1, out);
+    }
 }
 
 #[derive(PartialEq, Eq, Hash)]
@@ -386,6 +504,8 @@ fn fan_out_counted(
     let mut rule_ok: HashMap<RuleKey, bool> = HashMap::new();
     let mut filter_ok: HashMap<FilterKey, bool> = HashMap::new();
     let mut rendered: HashMap<RenderKey, Option<Bytes>> = HashMap::new();
+    // What each distinct client filter reads through its joins.
+    let mut client_reads: HashMap<String, Reads> = HashMap::new();
     let mut out = Vec::with_capacity(candidates.len());
     for cand in candidates {
         let identity = effective(schema, &cand.identity);
@@ -430,8 +550,17 @@ fn fan_out_counted(
             let (who, options) = if superuser {
                 depends(filter, &identity, topic)
             } else {
-                // Non-superusers cannot read @request.* in a filter.
-                (Who::Anyone, String::new())
+                // Non-superusers cannot read @request.* in a filter, but
+                // the list rules of the collections it joins can.
+                let reads = match client_reads.get(filter) {
+                    Some(r) => *r,
+                    None => {
+                        let r = client_filter_reads(schema, coll, filter);
+                        client_reads.insert(filter.to_string(), r);
+                        r
+                    }
+                };
+                reads.key(&identity, topic)
             };
             let key = FilterKey {
                 superuser,
@@ -648,5 +777,149 @@ mod tests {
         );
         let (_, o) = depends("@request.query.x = 1", &g, &t);
         assert!(!o.is_empty());
+    }
+
+    fn join_schema() -> Schema {
+        let id = json!({"name": "id", "type": "text", "primaryKey": true, "system": true});
+        let defs = vec![
+            json!({"id": "_pb_users_auth_", "name": "users", "type": "auth",
+                "listRule": "id = @request.auth.id",
+                "fields": [id.clone(), {"name": "tokenKey", "type": "text", "hidden": true},
+                           {"name": "email", "type": "email"}]}),
+            json!({"id": "pbc_authors", "name": "authors", "type": "base",
+                "listRule": "owner = @request.auth.id",
+                "fields": [id.clone(), {"name": "name", "type": "text"},
+                           {"name": "owner", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1}]}),
+            json!({"id": "pbc_teams", "name": "teams", "type": "base",
+                "listRule": "@request.headers.x_team = name",
+                "fields": [id.clone(), {"name": "name", "type": "text"}]}),
+            json!({"id": "pbc_tags", "name": "tags", "type": "base", "listRule": "",
+                "fields": [id.clone(), {"name": "name", "type": "text"}]}),
+            json!({"id": "pbc_locked", "name": "locked", "type": "base", "listRule": null,
+                "fields": [id.clone(), {"name": "name", "type": "text"}]}),
+            json!({"id": "pbc_posts", "name": "posts", "type": "base", "listRule": "",
+                "fields": [id.clone(), {"name": "title", "type": "text"},
+                           {"name": "author", "type": "relation", "collectionId": "pbc_authors", "maxSelect": 1},
+                           {"name": "team", "type": "relation", "collectionId": "pbc_teams", "maxSelect": 1},
+                           {"name": "tags", "type": "relation", "collectionId": "pbc_tags", "maxSelect": 5},
+                           {"name": "locked", "type": "relation", "collectionId": "pbc_locked", "maxSelect": 1},
+                           {"name": "meta", "type": "json"}]}),
+            json!({"id": "pbc_comments", "name": "comments", "type": "base",
+                "listRule": "@request.auth.id != ''",
+                "fields": [id, {"name": "body", "type": "text"},
+                           {"name": "post", "type": "relation", "collectionId": "pbc_posts", "maxSelect": 1}]}),
+        ];
+        Schema::new(
+            defs.into_iter()
+                .map(|d| collection_from_json(&d).expect("collection"))
+                .collect(),
+        )
+    }
+
+    /// A client filter depends on the subscriber exactly where a collection
+    /// it joins has a list rule that reads the request.
+    #[test]
+    fn client_filter_reads_through_joins() {
+        let schema = join_schema();
+        let posts = schema.get("posts").expect("posts").clone();
+        let none = Reads::default();
+        let auth = Reads {
+            auth: true,
+            options: false,
+        };
+        let options = Reads {
+            auth: false,
+            options: true,
+        };
+        for (filter, want) in [
+            ("title = 'x'", none),
+            ("author = 'abc'", none),
+            // A single relation's own id is its column: no join.
+            ("author.id = 'abc'", none),
+            ("author.name = 'n'", auth),
+            ("title = 'x' || author.name:lower = 'n'", auth),
+            ("author.owner.email = ''", auth),
+            ("team.name = 'x'", options),
+            ("tags.name ?= 'x'", none),
+            ("tags.id ?= 'x'", none),
+            // Superusers only: refused for every client alike.
+            ("locked.name = 'x'", none),
+            ("meta.author.name = 1", none),
+            ("comments_via_post.body ?~ 'x'", auth),
+            ("comments_via_post.post.author.name ?= 'n'", auth),
+            ("author.name = 'n' && team.name = 'x'", auth.or(options)),
+            ("nope.name = 'x'", none),
+            ("((", none),
+        ] {
+            assert_eq!(
+                client_filter_reads(&schema, &posts, filter),
+                want,
+                "{filter}"
+            );
+        }
+    }
+
+    /// The same filter, 20 guests and 10 users: one evaluation when its
+    /// joins read nothing of the request, one per user (guests sharing
+    /// one) when a joined list rule reads `@request.auth`.
+    #[test]
+    fn filter_groups_follow_joined_rules() {
+        let schema = join_schema();
+        let posts = schema.get("posts").expect("posts").clone();
+        let users = schema.get("users").expect("users").clone();
+        let broker = Broker::new(Limits {
+            max_clients: 1000,
+            max_clients_per_ip: 1000,
+            max_subscriptions: 8,
+            queue: 8,
+        });
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let topic = |f: &str| {
+            let o = json!({"query": {"filter": f}}).to_string();
+            let enc: String = form_urlencoded::byte_serialize(o.as_bytes()).collect();
+            format!("posts/*?options={enc}")
+        };
+        let topics = vec![
+            topic("title != ''"),
+            topic("author.name = 'n'"),
+            topic("tags.name ?= 'x'"),
+        ];
+        let mut regs = Vec::new();
+        for i in 0..30 {
+            let reg = broker
+                .register(ip, Arc::new(tokio::sync::watch::channel(false).0))
+                .expect("register");
+            let identity = if i < 20 {
+                Identity::Guest
+            } else {
+                let mut rec = Map::new();
+                rec.insert("id".into(), json!(format!("user{i}")));
+                Identity::User(AuthRecord {
+                    collection: users.clone(),
+                    record: rec,
+                })
+            };
+            broker
+                .set_subscriptions(&reg.id, ip, identity, &topics)
+                .expect("subscribe");
+            regs.push(reg);
+        }
+        let conn = Connection::open_in_memory().expect("sqlite");
+        let mut work = Work::default();
+        let rec = json!({"id": "p1", "title": "t"});
+        fan_out_counted(
+            &conn,
+            &schema,
+            &broker,
+            &posts,
+            Action::Create,
+            rec.as_object().expect("object"),
+            plain,
+            3500,
+            &mut work,
+        );
+        // `title`: 1; `tags.name` (public tags): 1; `author.name`: 1 for
+        // the guests + 1 per user.
+        assert_eq!(work.filters, 1 + 1 + (1 + 10));
     }
 }

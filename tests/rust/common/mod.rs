@@ -36,6 +36,28 @@ pub fn is_reference() -> bool {
         .is_some_and(|n| n.to_string_lossy().contains("pocketbase"))
 }
 
+/// Whether a test that cannot run must fail instead of skipping: under CI
+/// (`CI` set, as CI systems and `.ci/run` set it) and under `./dev.sh test`
+/// (`KEEPD_TESTS_STRICT=1`), where a skip would pass unseen.
+pub fn strict() -> bool {
+    let on = |k: &str| {
+        std::env::var(k)
+            .is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+    };
+    on("CI") || on("KEEPD_TESTS_STRICT")
+}
+
+/// A test's missing prerequisite: a failure under [`strict`], else a skip
+/// said on stderr (`cargo test -- --nocapture` shows it). Returns only when
+/// the caller should skip.
+pub fn missing_prerequisite(what: &str, fix: &str) {
+    assert!(
+        !strict(),
+        "cannot run: {what} ({fix}); a skipped test would pass unseen under CI"
+    );
+    eprintln!("SKIPPED: {what} ({fix})");
+}
+
 /// Environment every keepd child gets: no /etc config, fast hashing.
 pub fn base_env() -> Vec<(String, String)> {
     vec![

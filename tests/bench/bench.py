@@ -687,6 +687,9 @@ def main() -> int:
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--command", default="", help="the command line to print with the results")
     ap.add_argument("--smoke", action="store_true", help="exit non-zero on request errors (CI)")
+    ap.add_argument("--baseline", default=None,
+                    help="an earlier keepd binary, run beside the others in --baseline-scenarios (before vs after, same run)")
+    ap.add_argument("--baseline-scenarios", default="get,list,create")
     args = ap.parse_args()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -720,13 +723,20 @@ def run(args, workdir: str, started: float) -> int:
     bindir = os.path.join(workdir, "bin")
     os.makedirs(bindir)
     copies = {}
-    for key, src in (("keepd", args.keepd), ("pocketbase", args.pocketbase), ("hello", args.hello)):
+    sources = [("keepd", args.keepd), ("pocketbase", args.pocketbase), ("hello", args.hello)]
+    if args.baseline:
+        sources.append(("before", args.baseline))
+    for key, src in sources:
         copies[key] = os.path.join(bindir, key)
         shutil.copy2(src, copies[key])
     K = Server("keepd", "keepd", copies["keepd"], workdir)
     P = Server("pb", "PocketBase", copies["pocketbase"], workdir)
     H = Server("hello", "hyper hello", copies["hello"], workdir, pb_cli=False)
     pair = [K, P]
+    # An earlier keepd, seeded and loaded like the others in its scenarios.
+    B = Server("before", "keepd before", copies["before"], workdir) if args.baseline else None
+    base_sc = {x.strip() for x in args.baseline_scenarios.split(",") if x.strip()} if B else set()
+    seeded = pair + ([B] if B else [])
     scen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     facts = machine_facts()
     log(f"machine: {facts}")
@@ -752,7 +762,7 @@ def run(args, workdir: str, started: float) -> int:
             log(f"startup {s.label}: {t * 1000:.1f} ms, idle RSS {R['idle_rss_kb'][s.key][-1] / 1024:.1f} MiB")
 
     # 2. the long-running instances, seeded identically
-    for s in pair:
+    for s in seeded:
         s.fresh_dir("main")
         s.upsert_superuser()
         s.start()
@@ -765,10 +775,10 @@ def run(args, workdir: str, started: float) -> int:
     body_path = os.path.join(workdir, "upload-body.bin")
     with open(body_path, "wb") as f:
         f.write(file_body())
-    for s in pair:
+    for s in seeded:
         s.file_body_path = body_path
     ids_files = {}
-    for s in pair:
+    for s in seeded:
         ids_files[s.key] = os.path.join(workdir, f"ids-{s.key}.txt")
         with open(ids_files[s.key], "w") as f:
             f.write("\n".join(s.ids) + "\n")
@@ -777,7 +787,9 @@ def run(args, workdir: str, started: float) -> int:
     # 3. load, scenario by scenario, servers alternating each round
     runs: dict = {}
     for sc in [x for x in scen if x != "realtime"]:
-        servers = [K, P, H] if sc == "get" else pair
+        servers = [K, P, H] if sc == "get" else list(pair)
+        if B and sc in base_sc:
+            servers.insert(1, B)
         conns = args.auth_conns if sc == "auth" else args.file_conns if sc in ("upload", "download") else args.conns
         timeout_s = 60 if sc == "auth" else 10
         # logins take tens of ms of CPU each and Go serves all 64 at once: give them time to finish
@@ -810,7 +822,7 @@ def run(args, workdir: str, started: float) -> int:
                     f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")
     if "realtime" in scen and args.rtload:
         realtime_phase(args, pair, order, R)
-    for s in (K, P, H):
+    for s in (K, P, H) + ((B,) if B else ()):
         s.stop()
 
     md, failures = report(args, facts, R, runs, started)
@@ -1016,6 +1028,19 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
             parts = ", ".join(f"{k} {100 * v / s:.0f}%" for k, v in sorted(tot.items(), key=lambda kv: -kv[1])[:6])
             threads_txt.append(f"- {sc}: {parts}")
 
+    # keepd before vs after, each against PocketBase in the same rounds
+    before_rows: list[str] = []
+    for sc, what in (("get", "Get by id (req/s)"), ("list", "List (req/s)"), ("create", "Create (req/s)"),
+                     ("mixed", "Mixed (req/s)"), ("upload", "Upload (req/s)"), ("auth", "Auth (req/s)")):
+        if (sc, "before") not in runs:
+            continue
+        b, k, p = (med(series(sc, key, "rps")) for key in ("before", K, P))
+        before_rows.append(f"| {what} | {cell(series(sc, 'before', 'rps'))} | {cell(series(sc, K, 'rps'))} | "
+                           f"{k / b:.2f}× | {b / p:.2f}× | {k / p:.2f}× |")
+        bc, kc = (med([x["cpu_us_per_req"] for x in runs[(sc, key)]]) for key in ("before", K))
+        before_rows.append(f"| {what.split(' (')[0]}: server CPU µs / req | {fmt(bc, '')} | {fmt(kc, '')} | "
+                           f"{bc / kc:.2f}× | | |")
+
     met = sum(1 for r in rows if r[5] == "**met**")
     missed = sum(1 for r in rows if r[5] == "**missed**")
     out = []
@@ -1036,6 +1061,12 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
     for r in rows:
         out.append("| " + " | ".join(r) + " |")
     out.append(f"\nTargets: {met} met, {missed} missed.\n")
+    if before_rows:
+        out.append(f"## keepd before and after (`{args.baseline}`), same rounds\n")
+        out.append("| Figure | keepd before | keepd now | now/before | before/PB | now/PB |")
+        out.append("|---|---|---|---|---|---|")
+        out.extend(before_rows)
+        out.append("")
     out.append("## Server CPU and errors per scenario\n")
     out.append("CPU % is of one core (100% × nproc = the whole machine); server CPU µs per request "
                "(lower = more efficient); 'other' is what the rest of the machine used meanwhile "

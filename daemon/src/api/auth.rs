@@ -108,6 +108,7 @@ async fn render_auth(
     rec: Map<String, Value>,
     tok: String,
 ) -> ApiResult<Resp> {
+    super::check_superuser_ip(app, req, coll)?;
     let who = AuthRecord {
         collection: coll.clone(),
         record: rec.clone(),
@@ -229,6 +230,9 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         }
         return Err(failed());
     };
+    // As PocketBase: a superuser from outside `superuserIPs` is refused once
+    // the password is known to be right, before the auth rule and MFA.
+    super::check_superuser_ip(&app, &req, &coll)?;
     // authRule: null → nobody may authenticate; otherwise the record must pass it.
     let id = rec.get("id").map(to_text).unwrap_or_default();
     let mut ctx = request_ctx(&req, body.clone());

@@ -111,11 +111,42 @@ fn check_backups(patch: &Value, merged: &Value) -> ApiResult<FieldErrors> {
     Ok(e)
 }
 
+/// A list of addresses or CIDR subnets (`superuserIPs`), as PocketBase
+/// validates it: each entry required and an IP or a subnet, as written
+/// (no spaces).
+fn check_ip_list(v: &Value) -> ApiResult<FieldErrors> {
+    let list = v.as_array().ok_or_else(not_loaded)?;
+    let mut e = FieldErrors::new();
+    for (i, item) in list.iter().enumerate() {
+        let s = item.as_str().ok_or_else(not_loaded)?;
+        if s.is_empty() {
+            e.add(&i.to_string(), "validation_required", "Cannot be blank.");
+        } else if s.trim() != s || crate::auth::limiter::parse_net(s).is_none() {
+            // PocketBase's code, spelling included.
+            e.add(
+                &i.to_string(),
+                "validation_invlaid_ip_or_subnet",
+                "Invalid IP or CIDR subnet.",
+            );
+        }
+    }
+    Ok(e)
+}
+
 pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
-    let body = Value::Object(req.json_body()?);
+    let mut body = Value::Object(req.json_body()?);
     let current = app.settings();
     let mut errors = FieldErrors::new();
+    if let Some(ips) = body.get_mut("superuserIPs") {
+        if ips.is_null() {
+            *ips = json!([]);
+        }
+        let e = check_ip_list(ips)?;
+        if !e.is_empty() {
+            errors.add_nested("superuserIPs", e.into_value());
+        }
+    }
     type Check = fn(&Value, &Value) -> ApiResult<FieldErrors>;
     for (group, check) in [
         ("s3", check_s3 as Check),

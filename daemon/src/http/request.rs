@@ -338,7 +338,7 @@ impl Req {
             return Ok((m, Vec::new()));
         }
         if kind != Some(form::Kind::Multipart) || self.body.is_empty() {
-            return Ok((self.json_body()?, Vec::new()));
+            return Ok((self.json_body_or(generic)?, Vec::new()));
         }
         let f = form::read(form::Kind::Multipart, ct, &self.body, &[], generic)?;
         let mut out = Map::new();

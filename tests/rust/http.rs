@@ -458,6 +458,43 @@ fn a_panic_in_a_request_is_a_500_and_the_daemon_goes_on() {
     );
 }
 
+/// A panic inside a read (reader pool) or a write (the writer thread) is
+/// that request's 500 too; the pool keeps its connections and the writer
+/// its thread: reads and writes go on (more panics than the pool has
+/// readers).
+#[test]
+#[cfg_attr(
+    not(feature = "panic-test"),
+    ignore = "needs the panic-test route: cargo test --features panic-test"
+)]
+fn a_panic_in_a_read_or_a_write_leaves_the_store_working() {
+    if is_reference() {
+        return;
+    }
+    let mut srv = TestServer::builder().env("KEEPD_READERS", "2").start();
+    srv.create_collection(&json!({"name": "notes", "type": "base",
+        "listRule": "", "createRule": "", "fields": [{"name": "t", "type": "text"}]}));
+    for round in 0..5 {
+        for place in ["read", "write"] {
+            let r = srv.raw("GET", &format!("/api/__panic?in={place}"), &[], None);
+            assert_eq!(r.status, 500, "{place} {round}");
+            assert_eq!(
+                r.json()["message"],
+                "Something went wrong while processing your request."
+            );
+        }
+        let (st, v) = srv.guest().post(
+            "/api/collections/notes/records",
+            &json!({"t": format!("n{round}")}),
+        );
+        assert_eq!(st, 200, "a write after panics: {v}");
+        let (st, v) = srv.guest().list("notes", &[("perPage", "1")]);
+        assert_eq!(st, 200, "a read after panics: {v}");
+        assert_eq!(v["totalItems"], round + 1);
+    }
+    assert!(srv.is_running());
+}
+
 /// The panic route exists only in test builds.
 #[test]
 #[cfg_attr(feature = "panic-test", ignore = "this build has the panic-test route")]

@@ -239,10 +239,25 @@ fn collection_form(_: &App) -> Value {
 
 /// A route that panics, compiled only with the `panic-test` feature: the
 /// integration tests prove with it that a panicking request is answered
-/// with a 500 and the daemon serves the next one.
+/// with a 500 and the daemon serves the next one. `?in=read` panics inside
+/// a read on the reader pool, `?in=write` inside a write on the writer
+/// thread, anything else in the handler itself.
 #[cfg(feature = "panic-test")]
-async fn panic_test(_: Arc<App>, _: Req) -> ApiResult<crate::http::Resp> {
-    panic!("panic-test route")
+async fn panic_test(app: Arc<App>, req: Req) -> ApiResult<crate::http::Resp> {
+    match req.q("in") {
+        Some("read") => {
+            app.store
+                .read(|_| -> ApiResult<()> { panic!("panic-test read") })
+                .await?
+        }
+        Some("write") => {
+            app.store
+                .write(|_| -> ApiResult<()> { panic!("panic-test write") })
+                .await?
+        }
+        _ => panic!("panic-test route"),
+    }
+    Ok(crate::http::Resp::empty(204))
 }
 
 impl Site for App {

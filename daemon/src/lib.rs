@@ -5,6 +5,12 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+// A panic while serving a request must unwind to the server's guard (it is
+// answered 500 and the daemon goes on; ARCHITECTURE "A panic is one
+// request's"): a build that aborts on panic would let one request stop it.
+#[cfg(not(panic = "unwind"))]
+compile_error!("keepd must be built with panic = \"unwind\" (see Cargo.toml [profile.release])");
+
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -75,6 +75,11 @@ cmd_test() {
     cargo test --locked --workspace 2>&1 | tee target/cargo-test.log
     log "cargo test: encryption at rest (--features sqlcipher)"
     cargo test --locked -p keepd --features sqlcipher --test integration encryption:: 2>&1 | tee -a target/cargo-test.log
+    log "cargo test: a panicking request is a 500 (--features panic-test)"
+    cargo test --locked -p keepd --features panic-test --test integration http:: 2>&1 | tee -a target/cargo-test.log
+    # The feature builds above replaced target/debug/keepd: the SDK and
+    # differential tests get the plain binary back.
+    cargo build --locked -p keepd
     if [ "${SKIP_SDK:-0}" != 1 ]; then
         log "SDK tests (npm pocketbase against keepd)"
         (cd tests/sdk && KEEPD_BIN="$ROOT/target/debug/keepd" npm test --silent)

@@ -1,10 +1,16 @@
 //! keepd: a PocketBase-compatible backend for the device.
 //!
-//! Start reading at `run` (what `keepd serve` does), then `http::router` for
+//! Start reading at `run` (what `keepd serve` does), then `api::routes` for
 //! the route table, then `records` for the heart of it: what a record
 //! write and read mean, whoever asks.
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+// A panic while serving a request must unwind to the server's guard (it is
+// answered 500 and the daemon goes on; ARCHITECTURE "A panic is one
+// request's"): a build that aborts on panic would let one request stop it.
+#[cfg(not(panic = "unwind"))]
+compile_error!("keepd must be built with panic = \"unwind\" (see Cargo.toml [profile.release])");
 
 pub mod api;
 pub mod app;
@@ -98,7 +104,6 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
             .await
             .map_err(|e| anyhow::anyhow!("audit of the restore: {e}"))?;
     }
-    http::set_header_timeout(cfg.header_timeout_secs);
     // Socket activation (systemd's keepd.socket, LISTEN_FDS): the service
     // manager's socket, bound even below port 1024 without capabilities.
     let passed = listenfd::ListenFd::from_env()
@@ -164,7 +169,15 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         shutdown.await;
         ops::notify::stopping();
     };
-    http::serve(listener, app, shutdown, Duration::from_secs(10)).await;
+    let limits = http::Limits {
+        max_connections: app.config.max_connections,
+        header_timeout: Duration::from_secs(app.config.header_timeout_secs.max(1)),
+        body_timeout: Duration::from_secs(app.config.body_timeout_secs),
+        drain: Duration::from_secs(10),
+    };
+    // The server gets keepd's routes and its per-request decisions
+    // (`impl http::Site for App`) from here: it imports neither.
+    http::serve(listener, app, api::routes::table(), limits, shutdown).await?;
     if let Some(w) = watchdog {
         w.abort();
     }

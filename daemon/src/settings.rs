@@ -279,6 +279,9 @@ impl Settings {
         if patch.contains_key("rateLimits") {
             nested("rateLimits", check_rate_limits(&next.rate_limits));
         }
+        if patch.contains_key("superuserIPs") {
+            nested("superuserIPs", check_ip_list(&next.superuser_ips));
+        }
         match crate::auth::lockout::Policy::from_json(&lockout_json) {
             Some(p) => next.lockout = Lockout::from(p),
             None => errors.add(
@@ -295,6 +298,25 @@ impl Settings {
         }
         Ok(next)
     }
+}
+
+/// `superuserIPs` as PocketBase validates it: each entry required and an
+/// IP or a CIDR subnet, as written (no spaces).
+fn check_ip_list(list: &[String]) -> FieldErrors {
+    let mut e = FieldErrors::new();
+    for (i, s) in list.iter().enumerate() {
+        if s.is_empty() {
+            e.add(&i.to_string(), "validation_required", "Cannot be blank.");
+        } else if s.trim() != s || crate::auth::limiter::parse_net(s).is_none() {
+            // PocketBase's code, spelling included.
+            e.add(
+                &i.to_string(),
+                "validation_invlaid_ip_or_subnet",
+                "Invalid IP or CIDR subnet.",
+            );
+        }
+    }
+    e
 }
 
 /// Replaces each member of `m` (at `path` in the settings) that doesn't

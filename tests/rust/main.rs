@@ -13,6 +13,7 @@ mod encryption;
 mod files;
 mod filter;
 mod guard;
+mod http;
 mod modes;
 mod notify;
 mod passwords;

@@ -126,6 +126,7 @@ async fn render_auth(
     rec: Map<String, Value>,
     tok: String,
 ) -> ApiResult<Resp> {
+    super::check_superuser_ip(app, req, coll)?;
     let who = AuthRecord {
         collection: coll.clone(),
         record: rec.clone(),
@@ -235,6 +236,9 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         }
         return Err(failed());
     };
+    // As PocketBase: a superuser from outside `superuserIPs` is refused once
+    // the password is known to be right, before the auth rule and MFA.
+    super::check_superuser_ip(&app, &req, &coll)?;
     // authRule: null → nobody may authenticate; otherwise the record must pass it.
     let id = rec.get("id").map(to_text).unwrap_or_default();
     let me = super::records::request(&req).with_principal(Principal::User(AuthRecord {

@@ -348,7 +348,7 @@ fn page(ok: bool) -> Resp {
 /// `state` (the realtime client id) and `code`; they go to that client's
 /// `@oauth2` subscription.
 pub async fn redirect(app: Arc<App>, req: Req) -> ApiResult<Resp> {
-    let form: Map<String, Value> = if req.method == hyper::Method::POST {
+    let form: Map<String, Value> = if req.method == crate::http::Method::POST {
         req.json_body().unwrap_or_default()
     } else {
         req.query_map()

@@ -266,6 +266,8 @@ pub(crate) async fn check_mfa(
     rec: &Map<String, Value>,
     method: &'static str,
 ) -> ApiResult<Option<Resp>> {
+    // `superuserIPs` is checked before any second step is asked for.
+    super::check_superuser_ip(app, req, coll)?;
     let mfa = option(coll, "mfa");
     let rid = rec.get("id").map(to_text).unwrap_or_default();
     let collection_mfa = mfa["enabled"].as_bool().unwrap_or(false);

@@ -71,8 +71,14 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             let identity = match req.q("token") {
                 Some(t) if !t.is_empty() => {
                     match super::identity::verify_auth_token(&app, t, "file").await? {
+                        // A superuser's token from outside `superuserIPs`
+                        // counts for nothing (as PocketBase).
                         Some((a, _)) if a.collection.name == "_superusers" => {
-                            crate::auth::Identity::Superuser(a)
+                            if super::superuser_ip_allowed(&app, req.client_ip) {
+                                crate::auth::Identity::Superuser(a)
+                            } else {
+                                crate::auth::Identity::Guest
+                            }
                         }
                         Some((a, _)) => crate::auth::Identity::User(a),
                         None => crate::auth::Identity::Guest,

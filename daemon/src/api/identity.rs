@@ -2,6 +2,10 @@
 //! auth token of a `_superusers` record → Superuser, of any other auth
 //! collection → User, anything else → Guest (as PocketBase does, an invalid
 //! token is treated as no token).
+//!
+//! Every request with a token asks this, so the record is read with the
+//! store's point read (`Store::read_now`: one row by id, on the calling
+//! worker) rather than a hand-off to the blocking pool.
 
 use crate::app::App;
 use crate::auth::{token, AuthRecord, Identity};
@@ -10,15 +14,13 @@ use crate::schema::Collection;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-pub async fn resolve(app: &Arc<App>, headers: &hyper::HeaderMap) -> ApiResult<Identity> {
-    let Some(raw) = headers
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
+/// The caller of a request with this `Authorization` header value.
+pub fn resolve(app: &App, authorization: Option<&str>) -> ApiResult<Identity> {
+    let Some(raw) = authorization else {
         return Ok(Identity::Guest);
     };
     let tok = raw.strip_prefix("Bearer ").unwrap_or(raw).trim();
-    Ok(match verify_auth_token(app, tok, "auth").await? {
+    Ok(match verify_token_now(app, tok, "auth")? {
         Some((rec, _claims)) => {
             if rec.collection.name == "_superusers" {
                 Identity::Superuser(rec)
@@ -37,6 +39,15 @@ pub async fn verify_auth_token(
     tok: &str,
     kind: &str,
 ) -> ApiResult<Option<(AuthRecord, Map<String, Value>)>> {
+    verify_token_now(app, tok, kind)
+}
+
+/// `verify_auth_token` at once on the calling worker (a point read).
+pub fn verify_token_now(
+    app: &App,
+    tok: &str,
+    kind: &str,
+) -> ApiResult<Option<(AuthRecord, Map<String, Value>)>> {
     let Some(claims) = token::unverified_claims(tok) else {
         return Ok(None);
     };
@@ -49,16 +60,6 @@ pub async fn verify_auth_token(
     ) else {
         return Ok(None);
     };
-    let schema = app.store.schema();
-    let Some(coll) = schema.by_id(cid).cloned() else {
-        return Ok(None);
-    };
-    if !coll.is_auth() {
-        return Ok(None);
-    }
-    let Some(record) = load_auth_record(app, &coll, id).await? else {
-        return Ok(None);
-    };
     let secret_key = match kind {
         "auth" => "authToken",
         "file" => "fileToken",
@@ -66,6 +67,16 @@ pub async fn verify_auth_token(
         "verification" => "verificationToken",
         "emailChange" => "emailChangeToken",
         _ => return Ok(None),
+    };
+    let schema = app.store.schema();
+    let Some(coll) = schema.by_id(cid).cloned() else {
+        return Ok(None);
+    };
+    if !coll.is_auth() {
+        return Ok(None);
+    }
+    let Some(record) = load_auth_record_now(app, &coll, id)? else {
+        return Ok(None);
     };
     let (_, secret) = coll.token_settings(secret_key);
     let key = format!(
@@ -77,8 +88,7 @@ pub async fn verify_auth_token(
         secret
     );
     let now = chrono::Utc::now().timestamp();
-    let tok = tok.to_string();
-    Ok(token::verify(&tok, &key, now).map(|claims| {
+    Ok(token::verify(tok, &key, now).map(|claims| {
         (
             AuthRecord {
                 collection: coll,
@@ -89,15 +99,13 @@ pub async fn verify_auth_token(
     }))
 }
 
-/// Loads one auth record with every column (hidden ones too).
-pub async fn load_auth_record(
-    app: &Arc<App>,
+/// One auth record with every column (hidden ones too), as a point read
+/// on the calling worker.
+fn load_auth_record_now(
+    app: &App,
     coll: &Arc<Collection>,
     id: &str,
 ) -> ApiResult<Option<Map<String, Value>>> {
-    let coll2 = coll.clone();
-    let id = id.to_string();
     app.store
-        .read(move |c| crate::store::records::fetch_by_id(c, &coll2, &id))
-        .await
+        .read_now(|c| crate::store::records::fetch_by_id(c, coll, id))
 }

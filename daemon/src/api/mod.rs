@@ -1,5 +1,7 @@
 //! One module per PocketBase API surface. Each handler takes the app and the
-//! request and returns a response or an `ApiError`.
+//! request and returns a response or an `ApiError`. `routes` is the table
+//! of every route and what the HTTP server asks of keepd before a handler
+//! runs.
 
 pub mod audit;
 pub mod auth;
@@ -15,6 +17,7 @@ pub mod health;
 pub mod identity;
 pub mod realtime;
 pub mod records;
+pub mod routes;
 pub mod settings;
 pub mod superusers;
 
@@ -32,4 +35,33 @@ pub(crate) fn require_superuser(req: &Req) -> ApiResult<()> {
             "The authorized record is not allowed to perform this action.".into(),
         )),
     }
+}
+
+/// PocketBase's `superuserIPs` setting: when it lists addresses or
+/// subnets, a superuser is served only from one of them (`ip` is the
+/// client's address, `Req::client_ip`). Entries that don't parse match
+/// nothing (the settings refuse them).
+pub(crate) fn superuser_ip_allowed(app: &crate::app::App, ip: std::net::IpAddr) -> bool {
+    let settings = app.settings();
+    let list = &settings.superuser_ips;
+    if list.is_empty() {
+        return true;
+    }
+    list.iter()
+        .filter_map(|s| crate::auth::limiter::parse_net(s))
+        .any(|net| crate::auth::limiter::in_net(ip, net))
+}
+
+/// The answer to a superuser authenticating from outside `superuserIPs`.
+pub(crate) fn check_superuser_ip(
+    app: &crate::app::App,
+    req: &Req,
+    coll: &crate::schema::Collection,
+) -> ApiResult<()> {
+    if coll.name == "_superusers" && !superuser_ip_allowed(app, req.client_ip) {
+        return Err(ApiError::Forbidden(
+            "You are not allowed to perform this request.".into(),
+        ));
+    }
+    Ok(())
 }

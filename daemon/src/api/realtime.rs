@@ -174,17 +174,20 @@ async fn ws_message(
         };
         let (_, subs) = parse_form(&body)?;
         validate(app, client, &subs)?;
-        let mut headers = hyper::HeaderMap::new();
-        match body.get("authorization") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(t)) => {
-                let v =
-                    hyper::header::HeaderValue::from_str(t).map_err(|_| ApiError::bad(GENERIC))?;
-                headers.insert(hyper::header::AUTHORIZATION, v);
+        let authorization = match body.get("authorization") {
+            None | Some(Value::Null) => None,
+            // What a header could carry (no control characters).
+            Some(Value::String(t)) if t.bytes().all(|b| b == b'\t' || (32..127).contains(&b)) => {
+                Some(t.as_str())
             }
             Some(_) => return Err(ApiError::bad(GENERIC)),
+        };
+        let identity = super::identity::resolve(app, authorization)?;
+        if identity.is_superuser() && !super::superuser_ip_allowed(app, ip) {
+            return Err(ApiError::Forbidden(
+                "You are not allowed to perform this request.".into(),
+            ));
         }
-        let identity = super::identity::resolve(app, &headers).await?;
         app.realtime
             .set_subscriptions(client, ip, identity, &subs)
             .map_err(|e| subscribe_error(app, e))?;

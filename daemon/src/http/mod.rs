@@ -1,20 +1,30 @@
-//! The HTTP server: accept loop with a connection cap, header-read timeout,
-//! body cap; request identity; dispatch through the route table; one place
-//! that turns `ApiError` into PocketBase's error JSON.
+//! The HTTP server, generic over the application it serves: accept loop
+//! with a connection cap, header-read timeout, body cap and body timeout;
+//! dispatch through the route table the application hands over; a panic
+//! in a handler answered as a 500 (the next request is served as usual);
+//! one place that turns `ApiError` into PocketBase's error JSON.
+//!
+//! The application (keepd's `api`) supplies the routes (`Route`) and the
+//! decisions taken before a handler runs (`Site`: who is asking, from
+//! which address, whether to admit the request, how large its body may
+//! be). Nothing here names the application's modules.
 //!
 //! Only this folder knows hyper.
 
 pub mod client_ip;
+pub mod form;
 pub mod request;
 pub mod response;
 pub mod router;
 mod stream;
 
+pub use hyper::{HeaderMap, Method};
 pub use request::{Req, WsUpgrade};
 pub use response::Resp;
+pub use router::{BoxFut, Handler, Route};
 
-use crate::app::App;
-use crate::error::ApiError;
+use crate::auth::Identity;
+use crate::error::{ApiError, ApiResult};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -22,25 +32,100 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-/// Serves until `shutdown` resolves, then stops accepting and waits (up to
-/// `drain`) for in-flight connections to finish.
-pub async fn serve(
+/// What the server asks of the application for each request, before the
+/// handler runs (in this order: identity, address, admission, body cap).
+pub trait Site: Send + Sync + Sized + 'static {
+    /// The caller, from the request's headers. It runs on the async
+    /// worker: a point read at most, never a blocking wait.
+    fn identity(&self, headers: &HeaderMap) -> ApiResult<Identity>;
+    /// The client's address (the peer, or what a trusted proxy forwarded).
+    fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr;
+    /// Whether to serve the request at all (rate limits, address rules);
+    /// asked for requests no route matches too, before their 404.
+    fn admit(&self, head: &Head<'_>, identity: &Identity, ip: IpAddr) -> ApiResult<()>;
+    /// The largest body a matched route's request may send.
+    fn body_limit(&self, head: &Head<'_>) -> u64;
+    /// The server stopped accepting: end long-lived streams.
+    fn stopping(&self);
+}
+
+/// A request as the `Site` sees it before its body is read.
+pub struct Head<'a> {
+    pub method: &'a Method,
+    /// The path as sent (percent-encoded).
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    /// The matched route (None: no route matched; a 404 follows).
+    pub route: Option<RouteHead<'a>>,
+}
+
+/// The matched route of a `Head`.
+pub struct RouteHead<'a> {
+    pub pattern: &'static str,
+    pub tags: &'static [&'static str],
+    pub streams_body: bool,
+    /// Path parameters, percent-decoded.
+    pub params: &'a [(String, String)],
+}
+
+impl RouteHead<'_> {
+    /// A path parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The server's own bounds.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Time for a request head to arrive.
+    pub header_timeout: Duration,
+    /// Time for a whole body (a streamed body: for each chunk).
+    pub body_timeout: Duration,
+    /// How long shutdown waits for in-flight connections.
+    pub drain: Duration,
+}
+
+/// What every connection shares.
+struct Server<S> {
+    site: Arc<S>,
+    router: router::Router<S>,
+    limits: Limits,
+    /// The path of the event-stream route (served lean when first).
+    event_path: Option<&'static str>,
+}
+
+/// Serves `routes` until `shutdown` resolves, then stops accepting and
+/// waits (up to `limits.drain`) for in-flight connections to finish.
+pub async fn serve<S: Site>(
     listener: TcpListener,
-    app: Arc<App>,
+    site: Arc<S>,
+    routes: Vec<Route<S>>,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) {
-    let max = app.config.max_connections;
+) -> anyhow::Result<()> {
+    let router = router::Router::new(routes)?;
+    let event_path = router.event_stream_path();
+    let max = limits.max_connections;
+    let srv = Arc::new(Server {
+        site,
+        router,
+        limits,
+        event_path,
+    });
     let conns = Arc::new(Semaphore::new(max));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let router = Arc::new(router::Router::new());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -60,10 +145,8 @@ pub async fn serve(
             tokio::spawn(reject_connection(stream));
             continue;
         };
-        let app = app.clone();
-        let router = router.clone();
+        let srv = srv.clone();
         let stop_rx = stop_rx.clone();
-        let header_timeout = Duration::from_secs(app_header_timeout());
         // The connection's permit; an upgraded connection (WebSocket) takes
         // it along, so it counts until the socket closes.
         let permit: ConnPermit = Arc::new(std::sync::Mutex::new(Some(permit)));
@@ -71,19 +154,18 @@ pub async fn serve(
             // A fresh connection asking for an event stream takes the lean
             // path (no hyper buffers for the life of the stream). Each path
             // is boxed so that the task's own state stays small.
-            match stream::classify(&stream, header_timeout).await {
+            let timeout = srv.limits.header_timeout;
+            match stream::classify(&stream, timeout, srv.event_path).await {
                 None => {}
-                Some(stream::First::Realtime(len, parts)) => {
-                    Box::pin(stream::serve(app, stream, len, parts, peer, permit)).await;
+                Some(stream::First::EventStream(len, parts)) => {
+                    Box::pin(stream::serve(srv, stream, len, parts, peer, permit)).await;
                 }
                 Some(stream::First::Other) => {
                     let conn = Conn {
-                        app,
-                        router,
+                        srv,
                         peer,
                         permit,
                         stop_rx,
-                        header_timeout,
                     };
                     Box::pin(serve_hyper(conn, stream)).await;
                 }
@@ -91,46 +173,43 @@ pub async fn serve(
         });
     }
     // Event streams never finish by themselves: end them first.
-    app.realtime.close_all();
+    srv.site.stopping();
     let _ = stop_tx.send(true);
-    let deadline = tokio::time::Instant::now() + drain;
+    let deadline = tokio::time::Instant::now() + srv.limits.drain;
     while conns.available_permits() < max && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(())
 }
 
 /// What a connection served by hyper needs.
-struct Conn {
-    app: Arc<App>,
-    router: Arc<router::Router>,
+struct Conn<S> {
+    srv: Arc<Server<S>>,
     peer: SocketAddr,
     permit: ConnPermit,
     stop_rx: watch::Receiver<bool>,
-    header_timeout: Duration,
 }
 
 /// Serves a connection with hyper until it closes, its close switch flips
 /// (a realtime client dropped by the broker), or shutdown (graceful).
-async fn serve_hyper(c: Conn, stream: tokio::net::TcpStream) {
+async fn serve_hyper<S: Site>(c: Conn<S>, stream: tokio::net::TcpStream) {
     let Conn {
-        app,
-        router,
+        srv,
         peer,
         permit,
         mut stop_rx,
-        header_timeout,
     } = c;
+    let header_timeout = srv.limits.header_timeout;
     // Closes this connection when flipped, even while a write to it is
     // blocked.
     let (closer, mut closed) = watch::channel(false);
     let closer = Arc::new(closer);
     let slot = permit.clone();
     let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
-        let app = app.clone();
-        let router = router.clone();
+        let srv = srv.clone();
         let closer = closer.clone();
         req.extensions_mut().insert(slot.clone());
-        async move { Ok::<_, Infallible>(handle(app, router, req, peer, closer).await) }
+        async move { Ok::<_, Infallible>(handle(srv, req, peer, closer).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -161,17 +240,6 @@ async fn until_closed(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|c| *c).await;
 }
 
-static HEADER_TIMEOUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(10);
-
-fn app_header_timeout() -> u64 {
-    HEADER_TIMEOUT.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Sets the header-read timeout used by new connections.
-pub fn set_header_timeout(secs: u64) {
-    HEADER_TIMEOUT.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
-}
-
 async fn reject_connection(mut stream: tokio::net::TcpStream) {
     let body = ApiError::TooManyRequests {
         message: "Too many open connections, please try again later.".into(),
@@ -188,9 +256,8 @@ async fn reject_connection(mut stream: tokio::net::TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-async fn handle(
-    app: Arc<App>,
-    router: Arc<router::Router>,
+async fn handle<S: Site>(
+    srv: Arc<Server<S>>,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     closer: Arc<watch::Sender<bool>>,
@@ -198,7 +265,7 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let resp = match dispatch(&app, &router, req, peer, closer).await {
+    let resp = match dispatch(&srv, req, peer, closer).await {
         Ok(r) => r,
         Err(e) => Resp::error(&e),
     };
@@ -207,9 +274,58 @@ async fn handle(
     resp.into_hyper()
 }
 
-async fn dispatch(
-    app: &Arc<App>,
-    router: &router::Router,
+/// Who is asking and from where, and whether they are admitted (before
+/// the route's 404, as PocketBase's global middlewares run).
+fn admit<S: Site>(
+    srv: &Server<S>,
+    parts: &hyper::http::request::Parts,
+    found: Option<&router::Found<'_, S>>,
+    peer: SocketAddr,
+) -> ApiResult<(Identity, IpAddr)> {
+    let site = &srv.site;
+    let identity = site.identity(&parts.headers)?;
+    let ip = site.client_ip(peer.ip(), &parts.headers);
+    let head = Head {
+        method: &parts.method,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        route: found.map(route_head),
+    };
+    site.admit(&head, &identity, ip)?;
+    Ok((identity, ip))
+}
+
+fn route_head<'a, S>(f: &'a router::Found<'a, S>) -> RouteHead<'a> {
+    RouteHead {
+        pattern: f.route.pattern,
+        tags: f.route.tags,
+        streams_body: f.route.streams_body,
+        params: &f.params,
+    }
+}
+
+/// Runs a handler; a panic in it becomes a 500 in PocketBase's shape (the
+/// connection and the daemon go on serving).
+async fn run<S: Site>(handler: Handler<S>, site: Arc<S>, req: Req) -> ApiResult<Resp> {
+    use futures_util::FutureExt;
+    let fut = std::panic::AssertUnwindSafe(async move { handler(site, req).await });
+    match fut.catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ApiError::internal(format!(
+                "a request handler panicked: {what}"
+            )))
+        }
+    }
+}
+
+async fn dispatch<S: Site>(
+    srv: &Server<S>,
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     closer: Arc<watch::Sender<bool>>,
@@ -218,54 +334,56 @@ async fn dispatch(
     if parts.method == hyper::Method::OPTIONS {
         return Ok(Resp::empty(204));
     }
-    let path = parts.uri.path();
-    if path.contains("//") {
-        return Ok(Resp::redirect(&clean_path(path)));
+    if let Some(location) = clean_location(&parts.uri) {
+        return Ok(Resp::redirect(&location));
     }
-    let (handler, params, pattern) = router.find(&parts.method, path)?;
-    let identity = crate::api::identity::resolve(app, &parts.headers).await?;
-    let ip = client_ip::client_ip(
-        peer.ip(),
-        &parts.headers,
-        &app.trusted,
-        &app.settings().trusted_proxy,
-    );
-    rate_limit(app, &parts.method, path, pattern, &params, &identity, ip)?;
-    let body_timeout = Duration::from_secs(app.config.body_timeout_secs);
-    if router::streams_body(&parts.method, pattern) {
-        // Large uploads: the handler reads the body as it arrives, each
-        // chunk within `body_timeout_secs`, the whole within the cap.
-        let limit = app.config.max_backup_upload_bytes;
-        let declared = parts
-            .headers
-            .get(hyper::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit) {
-            return Err(ApiError::TooLarge("Request entity too large.".into()));
+    let found = srv.router.find(&parts.method, parts.uri.path());
+    let (identity, ip) = admit(srv, &parts, found.as_ref().ok(), peer)?;
+    let found = found?;
+    let limit = srv.site.body_limit(&Head {
+        method: &parts.method,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        route: Some(route_head(&found)),
+    });
+    let route = found.route;
+    let body_timeout = srv.limits.body_timeout;
+    let declared = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge("Request entity too large.".into()));
+    }
+    let form_shape = match (route.form, &parts.headers.get(hyper::header::CONTENT_TYPE)) {
+        (Some(shape), Some(ct)) if ct.to_str().ok().and_then(form::kind).is_some() => {
+            Some(shape(&srv.site))
         }
-        let mut req = Req::new(parts, params, bytes::Bytes::new(), identity, peer, closer);
+        _ => None,
+    };
+    if route.streams_body {
+        // Large uploads: the handler reads the body as it arrives, each
+        // chunk within `body_timeout`, the whole within the cap.
+        let mut req = Req::new(
+            parts,
+            found.params,
+            bytes::Bytes::new(),
+            identity,
+            peer,
+            closer,
+        );
         req.client_ip = ip;
         let unread: request::UnreadBody = Arc::new(std::sync::Mutex::new(Some((
             body_stream(body, body_timeout),
             limit,
         ))));
         req.set_stream(unread.clone());
-        let resp = handler(app.clone(), req).await;
+        let resp = run(route.handler, srv.site.clone(), req).await;
         discard_unread(&unread).await;
         return resp;
     }
-    let limit = body_limit(app, &parts.method, path, &params);
-    if let Some(len) = parts
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(ApiError::TooLarge("Request entity too large.".into()));
-        }
-    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let body = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
         Err(_) => return Err(ApiError::bad("Timed out reading the request body.")),
         Ok(Err(e)) => {
@@ -278,9 +396,10 @@ async fn dispatch(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    let mut req = Req::new(parts, params, body, identity, peer, closer);
+    let mut req = Req::new(parts, found.params, body, identity, peer, closer);
     req.client_ip = ip;
-    handler(app.clone(), req).await
+    req.form_shape = form_shape;
+    run(route.handler, srv.site.clone(), req).await
 }
 
 /// Reads and drops a body the handler never took (it answered before
@@ -333,130 +452,136 @@ fn body_stream(body: Incoming, idle: Duration) -> request::BodyStream {
     Box::pin(s)
 }
 
-/// PocketBase's rate limiting (on by default in keepd): the first rule
-/// matching the route's labels and the caller's audience counts the
-/// request for the client's address; over it, 429 with Retry-After.
-/// Superusers and `excludedIPs` are not limited.
-fn rate_limit(
-    app: &App,
-    method: &hyper::Method,
-    path: &str,
-    pattern: &'static str,
-    params: &[(String, String)],
-    identity: &crate::auth::Identity,
-    ip: std::net::IpAddr,
-) -> Result<(), ApiError> {
-    let rules = app.rate_rules();
-    if !rules.enabled || rules.rules.is_empty() || identity.is_superuser() {
-        return Ok(());
+/// Where a request whose path isn't clean is sent (as Go's `ServeMux`
+/// answers it: 307 to the cleaned path, the query kept); None when the
+/// path is clean.
+///
+/// Cleaning is Go's `path.Clean` on the path as sent: repeated slashes
+/// collapsed, `.` and `..` segments resolved, a trailing slash kept.
+/// Characters a browser would read differently in a `Location` are
+/// percent-encoded — a backslash above all, since browsers take `/\` at
+/// the start of a URL for `//`, the start of another host.
+fn clean_location(uri: &hyper::Uri) -> Option<String> {
+    let path = uri.path();
+    let cleaned = clean_path(path);
+    if cleaned == path {
+        return None;
     }
-    if rules
-        .excluded
-        .iter()
-        .any(|n| crate::auth::limiter::in_net(ip, *n))
-    {
-        return Ok(());
+    let mut location = escape_location(&cleaned);
+    if let Some(q) = uri.query() {
+        location.push('?');
+        location.push_str(&escape_location(q));
     }
-    let audiences: [&str; 2] = if identity.auth().is_some() {
-        ["", "@auth"]
-    } else {
-        ["", "@guest"]
-    };
-    let tags = router::rate_limit_tags(method, pattern);
-    let coll = params
-        .iter()
-        .find(|(k, _)| k == "collection")
-        .and_then(|(_, v)| app.store.schema().get(v).cloned());
-    let mut labels: Vec<String> = Vec::with_capacity(tags.len() * 2 + 2);
-    let mut id = String::new();
-    if let (Some(c), false) = (&coll, tags.is_empty()) {
-        id.push_str(&c.id);
-        id.push_str(pattern);
-        for t in tags {
-            id.push_str(t);
-            labels.push(format!("{}:{t}", c.name));
-        }
-        for t in tags {
-            labels.push(format!("*:{t}"));
-        }
-    }
-    labels.push(format!("{method} {path}"));
-    labels.push(path.to_string());
-    let Some(rule) = rules.find(&labels, &audiences) else {
-        return Ok(());
-    };
-    if id.is_empty() {
-        id.push_str(&rule.label);
-    }
-    id.push_str(&rule.audience);
-    match app.limiter.check(&id, rule, ip, app.now_secs()) {
-        Ok(()) => Ok(()),
-        Err(retry_after) => Err(ApiError::TooManyRequests {
-            message: "Too Many Requests.".into(),
-            retry_after,
-        }),
-    }
+    Some(location)
 }
 
-/// The path with repeated slashes collapsed (answered with a redirect).
+/// Go's `path.Clean` for a rooted path, keeping a trailing slash.
 fn clean_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for ch in p.chars() {
-        if !(ch == '/' && out.ends_with('/')) {
-            out.push(ch);
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    let mut out = String::with_capacity(p.len() + 1);
+    for s in &segs {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() {
+        return "/".into();
+    }
+    if p.ends_with('/') {
+        out.push('/');
+    }
+    out
+}
+
+/// Percent-encodes everything but what a URL path or query may hold as
+/// it is (RFC 3986 unreserved, sub-delims, `:@/?`, and `%` of the escapes
+/// already there).
+fn escape_location(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        let keep = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+                    | b'/'
+                    | b'?'
+                    | b'%'
+            );
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
 }
 
-/// The body cap of a request: the configured maximum, plus, for record
-/// writes, room for the collection's large fields (PocketBase's rule:
-/// editor `maxSize` or 5 MiB, json `maxSize` or 1 MiB, each).
-fn body_limit(app: &App, method: &hyper::Method, path: &str, params: &[(String, String)]) -> usize {
-    let base = app.config.max_body_bytes;
-    if path == "/api/realtime" {
-        return app.config.realtime_max_body_bytes;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(p: &str) -> Option<String> {
+        clean_location(&p.parse::<hyper::Uri>().expect("uri"))
     }
-    let is_record_write = (method == hyper::Method::POST || method == hyper::Method::PATCH)
-        && path.contains("/records");
-    if !is_record_write {
-        return base;
+
+    #[test]
+    fn unclean_paths_redirect_as_go_does() {
+        let cases = [
+            ("/api//health", Some("/api/health")),
+            ("//evil.example/api", Some("/evil.example/api")),
+            ("/\\/evil.example//api", Some("/%5C/evil.example/api")),
+            ("/\\evil.example//x", Some("/%5Cevil.example/x")),
+            ("/%5C/evil.example//api", Some("/%5C/evil.example/api")),
+            ("/api//health?x=1", Some("/api/health?x=1")),
+            ("/a/..//b", Some("/b")),
+            ("///x", Some("/x")),
+            ("/a/./b", Some("/a/b")),
+            ("/api/health/.", Some("/api/health")),
+            ("/api/health/..", Some("/api")),
+            ("/a/..", Some("/")),
+            ("/..//a", Some("/a")),
+            ("/a//b/", Some("/a/b/")),
+            ("/a//b|c", Some("/a/b%7Cc")),
+            ("/a//b^c", Some("/a/b%5Ec")),
+            ("/a//b'c;d", Some("/a/b'c;d")),
+            ("/a/%2E%2E//b", Some("/a/%2E%2E/b")),
+            ("/api/health", None),
+            ("/api/health?a=//b", None),
+            ("/", None),
+            ("/a/b/", None),
+            ("/a/../", Some("/")),
+        ];
+        for (p, want) in cases {
+            let got = loc(p);
+            assert_eq!(got.as_deref(), want, "{p}");
+            // Never a location a browser reads as another host.
+            if let Some(l) = got {
+                assert!(l.starts_with('/'), "{l}");
+                assert!(!l.starts_with("//") && !l.starts_with("/\\"), "{l}");
+            }
+        }
     }
-    let Some((_, name)) = params.iter().find(|(k, _)| k == "collection") else {
-        return base;
-    };
-    let schema = app.store.schema();
-    let Some(c) = schema.get(name) else {
-        return base;
-    };
-    let extra: i64 = c
-        .fields
-        .iter()
-        .map(|f| match &f.kind {
-            crate::schema::FieldKind::Editor(o) => {
-                if o.max_size > 0 {
-                    o.max_size
-                } else {
-                    5 << 20
-                }
-            }
-            crate::schema::FieldKind::Json(o) => {
-                if o.max_size > 0 {
-                    o.max_size
-                } else {
-                    1 << 20
-                }
-            }
-            crate::schema::FieldKind::File(o) => {
-                let each = if o.max_size > 0 {
-                    o.max_size
-                } else {
-                    crate::records::files::DEFAULT_MAX_SIZE
-                };
-                each.saturating_mul(o.max_select.max(1))
-            }
-            _ => 0,
-        })
-        .sum();
-    base.saturating_add(extra.max(0) as usize)
 }

@@ -1,8 +1,9 @@
 //! The request as handlers see it: method, path params, query, headers,
 //! the whole (size-capped) body, the caller's identity and address. Routes
-//! that take large uploads (`router::streams_body`) get the body as a
+//! that take large uploads (`Route::streams_body`) get the body as a
 //! stream instead (`Req::streamed_form`), never held whole in memory.
 
+use super::form;
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
@@ -16,6 +17,8 @@ pub struct Req {
     pub query: Vec<(String, String)>,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
+    /// The shape a form body binds to (`Route::form`; set for form bodies).
+    pub form_shape: Option<Value>,
     pub identity: Identity,
     pub peer: SocketAddr,
     /// The client's address: the peer, or what a trusted proxy forwarded.
@@ -139,6 +142,7 @@ impl Req {
             query,
             headers: parts.headers,
             body,
+            form_shape: None,
             identity,
             peer,
             client_ip: peer.ip(),
@@ -210,7 +214,8 @@ impl Req {
         if !key_ok {
             return Err(bad("Invalid Sec-WebSocket-Key."));
         }
-        let accept_key = crate::realtime::ws::accept_key(key.as_bytes());
+        let accept_key =
+            tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
         let on = self
             .upgrade
             .take()
@@ -274,9 +279,10 @@ impl Req {
     }
 
     /// The body as a JSON object. Empty bodies are `{}`. Form bodies
-    /// (urlencoded) become string values; multipart is parsed elsewhere.
+    /// (urlencoded or multipart) are bound as PocketBase binds them (see
+    /// `http::form`): to the route's form shape, `@jsonPayload` merged.
     pub fn json_body(&self) -> ApiResult<Map<String, Value>> {
-        self.json_body_or("Something went wrong while processing your request.")
+        self.json_body_or("An error occurred while loading the submitted data.")
     }
 
     /// Like `json_body`, with the message to answer malformed input with
@@ -285,23 +291,16 @@ impl Req {
         if self.body.is_empty() {
             return Ok(Map::new());
         }
-        let ct = self.content_type().to_ascii_lowercase();
-        if ct.starts_with("application/x-www-form-urlencoded") {
-            let mut m = Map::new();
-            for (k, v) in form_urlencoded::parse(&self.body) {
-                m.insert(k.into_owned(), Value::String(v.into_owned()));
-            }
-            return Ok(m);
+        let ct = self.content_type();
+        if let Some(kind) = form::kind(ct) {
+            let f = form::read(kind, ct, &self.body, &self.query, malformed)?;
+            return form::bind(&f.values, self.form_shape.as_ref(), malformed);
         }
-        if ct.starts_with("multipart/form-data") {
-            return Err(ApiError::bad(
-                "Multipart bodies are not supported yet; send JSON.",
-            ));
-        }
-        if !ct.starts_with("application/json") {
+        if !ct.to_ascii_lowercase().starts_with("application/json") {
             return Err(ApiError::bad("Unsupported Content-Type."));
         }
-        check_json_depth(&self.body, 64).map_err(|_| ApiError::bad(malformed))?;
+        form::check_json_depth(&self.body, form::MAX_JSON_DEPTH)
+            .map_err(|_| ApiError::bad(malformed))?;
         // Like Go's decoder, trailing bytes after the first value are ignored.
         let mut de = serde_json::Deserializer::from_slice(&self.body).into_iter::<Value>();
         match de.next().unwrap_or(Ok(Value::Null)) {
@@ -322,42 +321,34 @@ impl Req {
     }
 
     /// Like `form_body`, with the multipart file parts returned apart.
+    /// Every text value of a form is held to the JSON depth limit too (a
+    /// record field may read it as JSON).
     pub async fn form_body_with_files(
         &self,
     ) -> ApiResult<(Map<String, Value>, Vec<crate::files::Upload>)> {
-        let ct = self.content_type().to_string();
-        if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-            return Ok((self.json_body()?, Vec::new()));
-        }
-        let generic = || ApiError::bad("Something went wrong while processing your request.");
-        let boundary = multer::parse_boundary(&ct).map_err(|_| generic())?;
-        let body = self.body.clone();
-        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-        let mut mp = multer::Multipart::with_constraints(
-            stream,
-            boundary,
-            multer::Constraints::new()
-                .size_limit(multer::SizeLimit::new().whole_stream(self.body.len() as u64)),
-        );
-        let mut out = Map::new();
-        let mut files = Vec::new();
-        let mut json_payload: Option<Map<String, Value>> = None;
-        while let Some(field) = mp.next_field().await.map_err(|_| generic())? {
-            let name = field.name().unwrap_or_default().to_string();
-            if let Some(filename) = field.file_name().map(str::to_string) {
-                let data = field.bytes().await.map_err(|_| generic())?;
-                files.push(crate::files::Upload {
-                    key: name,
-                    filename,
-                    data,
-                });
-                continue;
+        let ct = self.content_type();
+        let generic = "Something went wrong while processing your request.";
+        let kind = form::kind(ct);
+        if kind == Some(form::Kind::UrlEncoded) && !self.body.is_empty() {
+            let mut m = Map::new();
+            for (k, v) in form_urlencoded::parse(&self.body) {
+                form::check_json_depth(v.as_bytes(), form::MAX_JSON_DEPTH)?;
+                m.insert(k.into_owned(), Value::String(v.into_owned()));
             }
-            let text = field.text().await.map_err(|_| generic())?;
-            if name == "@jsonPayload" {
+            return Ok((m, Vec::new()));
+        }
+        if kind != Some(form::Kind::Multipart) || self.body.is_empty() {
+            return Ok((self.json_body_or(generic)?, Vec::new()));
+        }
+        let f = form::read(form::Kind::Multipart, ct, &self.body, &[], generic)?;
+        let mut out = Map::new();
+        let mut json_payload: Option<Map<String, Value>> = None;
+        for (name, text) in f.values {
+            form::check_json_depth(text.as_bytes(), form::MAX_JSON_DEPTH)?;
+            if name == form::JSON_PAYLOAD {
                 match serde_json::from_str::<Value>(&text) {
                     Ok(Value::Object(m)) => json_payload = Some(m),
-                    _ => return Err(generic()),
+                    _ => return Err(ApiError::bad(generic)),
                 }
                 continue;
             }
@@ -377,6 +368,15 @@ impl Req {
                 out.insert(k, v);
             }
         }
+        let files = f
+            .files
+            .into_iter()
+            .map(|p| crate::files::Upload {
+                key: p.key,
+                filename: p.filename,
+                data: p.data,
+            })
+            .collect();
         Ok((out, files))
     }
 
@@ -385,42 +385,9 @@ impl Req {
         if self.body.is_empty() {
             return Ok(Value::Object(Map::new()));
         }
-        check_json_depth(&self.body, 64)?;
+        form::check_json_depth(&self.body, form::MAX_JSON_DEPTH)?;
         serde_json::from_slice(&self.body).map_err(|_| {
             ApiError::bad("Failed to load the submitted data due to invalid formatting.")
         })
     }
-}
-
-/// Refuses JSON nested deeper than `max` (before parsing, without recursion).
-fn check_json_depth(b: &[u8], max: usize) -> ApiResult<()> {
-    let mut depth = 0usize;
-    let mut in_str = false;
-    let mut esc = false;
-    for &c in b {
-        if in_str {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
-                esc = true;
-            } else if c == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return Err(ApiError::bad(
-                        "Failed to load the submitted data due to invalid formatting.",
-                    ));
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
 }

@@ -1,18 +1,18 @@
 //! A lean path for the commonest long-lived connection: a fresh connection
-//! whose first request is `GET /api/realtime` (an SSE stream).
+//! whose first request is a GET of the event-stream route (keepd's `GET
+//! /api/realtime`, an SSE stream).
 //!
 //! hyper keeps two 8 KiB buffers per connection for as long as it lives
 //! (the read buffer and the response-head buffer) — most of what an idle
 //! realtime client would cost. Here the first request head is peeked from
-//! the socket without consuming it; when it is a complete, body-less `GET
-//! /api/realtime` without `Upgrade`, the head is consumed, the same handler
-//! (`api::realtime::connect`) runs, and its answer is written straight to
-//! the socket (the event stream as chunked frames). Anything else — and
-//! every later request of a keep-alive connection — goes to hyper untouched.
+//! the socket without consuming it; when it is a complete, body-less GET
+//! of that route without `Upgrade`, the head is consumed, the same steps
+//! as any request run (identity, address, admission, the route's handler
+//! under the same panic guard), and the answer is written straight to the
+//! socket (the event stream as chunked frames). Anything else — and every
+//! later request of a keep-alive connection — goes to hyper untouched.
 
-use super::{ConnPermit, Req, Resp};
-use crate::app::App;
-use crate::auth::Identity;
+use super::{ConnPermit, Req, Resp, Server, Site};
 use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,22 +21,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-const PATH: &[u8] = b"GET /api/realtime";
 /// The largest head taken on this path (larger ones go to hyper).
 const MAX_HEAD: usize = 4096;
 const MAX_HEADERS: usize = 32;
 
 /// What the first peek showed.
 pub(crate) enum First {
-    /// A realtime stream request: its head length and parsed parts.
-    Realtime(usize, Box<hyper::http::request::Parts>),
+    /// An event-stream request: its head length and parsed parts.
+    EventStream(usize, Box<hyper::http::request::Parts>),
     /// Anything else (or nothing yet): hyper serves the connection.
     Other,
 }
 
 /// Peeks at the first bytes of a connection (waiting up to `timeout` for
-/// them) and says whether it is a realtime stream request.
-pub(crate) async fn classify(stream: &TcpStream, timeout: Duration) -> Option<First> {
+/// them) and says whether it is a GET of `event_path`.
+pub(crate) async fn classify(
+    stream: &TcpStream,
+    timeout: Duration,
+    event_path: Option<&'static str>,
+) -> Option<First> {
     // On the heap, freed after the peek: the connection's task keeps no
     // room for it while the stream lives.
     let mut buf = vec![0u8; MAX_HEAD];
@@ -46,7 +49,10 @@ pub(crate) async fn classify(stream: &TcpStream, timeout: Duration) -> Option<Fi
         Ok(Err(_)) | Err(_) => return None,
     };
     let head = &buf[..n];
-    if n == 0 || !head.starts_with(PATH) {
+    let Some(path) = event_path else {
+        return Some(First::Other);
+    };
+    if n == 0 || !head.starts_with(b"GET ") || !head[4..].starts_with(path.as_bytes()) {
         return Some(First::Other);
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -55,16 +61,19 @@ pub(crate) async fn classify(stream: &TcpStream, timeout: Duration) -> Option<Fi
         Ok(httparse::Status::Complete(len)) => len,
         _ => return Some(First::Other),
     };
-    let path = req.path.unwrap_or_default();
+    let target = req.path.unwrap_or_default();
     if req.method != Some("GET") || req.version != Some(1) {
         return Some(First::Other);
     }
-    if path != "/api/realtime" && !path.starts_with("/api/realtime?") {
+    let exact = target
+        .strip_prefix(path)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'));
+    if !exact {
         return Some(First::Other);
     }
     let mut b = hyper::Request::builder()
         .method(hyper::Method::GET)
-        .uri(path);
+        .uri(target);
     for h in req.headers.iter() {
         let name = h.name.to_ascii_lowercase();
         let has_body = (name == "content-length" && h.value != b"0") || name == "transfer-encoding";
@@ -74,14 +83,14 @@ pub(crate) async fn classify(stream: &TcpStream, timeout: Duration) -> Option<Fi
         b = b.header(h.name, h.value);
     }
     match b.body(()) {
-        Ok(r) => Some(First::Realtime(len, Box::new(r.into_parts().0))),
+        Ok(r) => Some(First::EventStream(len, Box::new(r.into_parts().0))),
         Err(_) => Some(First::Other),
     }
 }
 
-/// Serves a classified realtime request on the raw socket.
-pub(crate) async fn serve(
-    app: Arc<App>,
+/// Serves a classified event-stream request on the raw socket.
+pub(crate) async fn serve<S: Site>(
+    srv: Arc<Server<S>>,
     mut stream: TcpStream,
     head_len: usize,
     parts: Box<hyper::http::request::Parts>,
@@ -98,35 +107,27 @@ pub(crate) async fn serve(
     let closer = Arc::new(closer);
     let mut parts = *parts;
     parts.extensions.insert(permit.clone());
-    let ip = super::client_ip::client_ip(
-        peer.ip(),
-        &parts.headers,
-        &app.trusted,
-        &app.settings().trusted_proxy,
-    );
-    let mut req = Req::new(
-        parts,
-        Vec::new(),
-        bytes::Bytes::new(),
-        Identity::Guest,
-        peer,
-        closer,
-    );
-    req.client_ip = ip;
-    let limited = super::rate_limit(
-        &app,
-        &hyper::Method::GET,
-        "/api/realtime",
-        "/api/realtime",
-        &[],
-        &Identity::Guest,
-        ip,
-    );
-    let resp = match limited {
+    let found = srv.router.find(&parts.method, parts.uri.path());
+    let resp = match super::admit(&srv, &parts, found.as_ref().ok(), peer) {
         Err(e) => Resp::error(&e),
-        Ok(()) => match Box::pin(crate::api::realtime::connect(app, req)).await {
-            Ok(r) => r,
+        Ok((identity, ip)) => match found {
             Err(e) => Resp::error(&e),
+            Ok(found) => {
+                let handler = found.route.handler;
+                let mut req = Req::new(
+                    parts,
+                    found.params,
+                    bytes::Bytes::new(),
+                    identity,
+                    peer,
+                    closer,
+                );
+                req.client_ip = ip;
+                match Box::pin(super::run(handler, srv.site.clone(), req)).await {
+                    Ok(r) => r,
+                    Err(e) => Resp::error(&e),
+                }
+            }
         },
     };
     let (mut rd, mut wr) = stream.into_split();

@@ -93,7 +93,10 @@ impl Readers {
                 g.pop()
                     .ok_or_else(|| ApiError::internal("reader pool empty"))?
             };
-            let r = f(&conn);
+            // A panic in `f` is this read's error: the connection goes
+            // back to the pool all the same.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)))
+                .unwrap_or_else(|p| Err(ApiError::internal(panic_text("a read", &*p))));
             if let Ok(mut g) = conns.lock() {
                 g.push(conn);
             }
@@ -103,4 +106,14 @@ impl Readers {
         .await
         .map_err(ApiError::internal)?
     }
+}
+
+/// What a caught panic says (its message when it has one).
+pub(crate) fn panic_text(what: &str, p: &(dyn std::any::Any + Send)) -> String {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    format!("{what} panicked: {msg}")
 }

@@ -94,7 +94,14 @@ fn run_in_savepoint<T>(
     f: impl FnOnce(&Connection) -> ApiResult<T>,
 ) -> ApiResult<T> {
     conn.execute_batch("SAVEPOINT w")?;
-    let r = f(conn);
+    // A panic in `f` is this write's error (rolled back below): the
+    // writer thread and the other writes of the batch go on.
+    let r =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| {
+            Err(ApiError::internal(super::readers::panic_text(
+                "a write", &*p,
+            )))
+        });
     let end = match &r {
         Ok(_) => conn.execute_batch("RELEASE w"),
         Err(_) => conn.execute_batch("ROLLBACK TO w; RELEASE w"),
@@ -130,7 +137,16 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for c in completions.drain(..) {
-            c(commit.clone());
+            // A completion that panics (an after-commit hook) leaves its
+            // caller unanswered ("writer dropped the write"), not the
+            // writer stopped.
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c(commit.clone())));
+            if let Err(p) = done {
+                tracing::error!(
+                    "{}",
+                    super::readers::panic_text("an after-commit hook", &*p)
+                );
+            }
         }
     }
     tracing::debug!("writer stopped");

@@ -22,6 +22,9 @@ pub struct App {
     settings: Arc<RwLock<Arc<Current>>>,
     /// File fields' storage (local, or S3 from the settings).
     pub files: Arc<crate::files::Files>,
+    /// Uploads being received (spilled to `<data>/.uploads/`) and their
+    /// budget (`max_upload_bytes_in_flight`).
+    pub uploads: Arc<crate::files::Uploads>,
     /// Per-address rate limits (PocketBase's `rateLimits` rules).
     pub limiter: Limiter,
     rate_rules: RwLock<Arc<Rules>>,
@@ -128,6 +131,8 @@ impl App {
         let trusted = config.trusted_proxy_nets().unwrap_or_default();
         let settings = Arc::new(RwLock::new(Arc::new(Current::new(settings))));
         let files = Arc::new(crate::files::Files::new(store.dir()));
+        let uploads = crate::files::Uploads::new(store.dir(), config.max_upload_bytes_in_flight)
+            .map_err(|e| anyhow::anyhow!("preparing {}/.uploads: {e}", store.dir().display()))?;
         // Deleted records' files go after the commit (cascades and batches
         // included).
         let janitor = {
@@ -147,6 +152,7 @@ impl App {
             realtime: broker,
             settings,
             files,
+            uploads,
             limiter: Limiter::new(),
             rate_rules: RwLock::new(Arc::new(rules)),
             lockout,

@@ -85,6 +85,9 @@ pub struct Config {
     /// Largest `POST /api/backups/upload` body in bytes (streamed to disk,
     /// never held in memory).
     pub max_backup_upload_bytes: u64,
+    /// Bytes of uploaded files in flight at once across all record writes
+    /// (spilled to `<data>/.uploads/` as they arrive; over it: 429).
+    pub max_upload_bytes_in_flight: u64,
     /// Seconds between checks of the backup schedule (`backups.cron` in the
     /// settings). Each check runs the backup when the current minute
     /// matches, as PocketBase's cron ticker (`SetInterval`, 60 s); below 60
@@ -140,6 +143,7 @@ impl Default for Config {
             backup_encryption: "age".into(),
             backup_identity_file: String::new(),
             max_backup_upload_bytes: 4 << 30,
+            max_upload_bytes_in_flight: 1 << 30,
             backup_cron_tick_secs: 60,
             database_key_file: String::new(),
             log: "info".into(),
@@ -184,6 +188,7 @@ const KEYS: &[&str] = &[
     "backup_encryption",
     "backup_identity_file",
     "max_backup_upload_bytes",
+    "max_upload_bytes_in_flight",
     "backup_cron_tick_secs",
     "database_key_file",
     "log",
@@ -373,6 +378,9 @@ impl Config {
         }
         if self.max_backup_upload_bytes < 1024 {
             return bad("max_backup_upload_bytes", "must be at least 1024");
+        }
+        if self.max_upload_bytes_in_flight < 1024 {
+            return bad("max_upload_bytes_in_flight", "must be at least 1024");
         }
         if !(1..=60).contains(&self.backup_cron_tick_secs) {
             return bad("backup_cron_tick_secs", "must be between 1 and 60");

@@ -89,6 +89,8 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         .map_err(|e| anyhow::anyhow!("applying a restore: {e}"))?;
     let store = open_store(&cfg)?;
     ops::backup::clean_temporary(&cfg.dir);
+    files::Uploads::clear_leftovers(&cfg.dir)
+        .map_err(|e| anyhow::anyhow!("clearing {}/.uploads: {e}", cfg.dir.display()))?;
     if let Some(note) = restored {
         tracing::warn!("restored from a backup (the replaced files are in .pre-restore/)");
         let n: serde_json::Value = serde_json::from_str(&note).unwrap_or_default();

@@ -24,5 +24,6 @@ mod settings;
 mod socket;
 mod tokens;
 mod totp;
+mod uploads;
 mod websocket;
 mod write_path;

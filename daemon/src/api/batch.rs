@@ -44,49 +44,35 @@ fn file_target(name: &str) -> Option<(usize, String)> {
 }
 
 /// The batch body: JSON, or multipart with a `@jsonPayload` part (what the
-/// JS SDK sends) and files under `requests.N.field`.
-async fn payload(req: &Req) -> ApiResult<(Value, Vec<(usize, Upload)>)> {
-    let ct = req.header("content-type").unwrap_or_default().to_string();
-    if !ct.to_ascii_lowercase().starts_with("multipart/form-data") {
-        return req
-            .json_value()
-            .map(|v| (v, Vec::new()))
-            .map_err(|_| ApiError::bad("Failed to read the submitted batch data."));
+/// JS SDK sends) and files under `requests.N.field`, spilled to disk as
+/// they arrive (`api::bodies`).
+async fn payload(app: &App, req: &mut Req) -> ApiResult<(Value, Vec<(usize, Upload)>)> {
+    let unreadable = || ApiError::bad("Failed to read the submitted batch data.");
+    if !req.is_multipart() {
+        req.read_body().await?;
+        return req.json_value().map(|v| (v, Vec::new())).map_err(|e| {
+            if matches!(e, ApiError::TooLarge(_)) {
+                e
+            } else {
+                unreadable()
+            }
+        });
     }
-    let boundary =
-        multer::parse_boundary(&ct).map_err(|_| ApiError::bad("Invalid multipart boundary."))?;
-    let body = req.body.clone();
-    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
-    let mut mp = multer::Multipart::new(stream, boundary);
+    let got = super::bodies::receive(app, req, file_target).await?;
     let mut json = json!({});
-    let mut files = Vec::new();
-    let unreadable = || ApiError::bad("Failed to read the multipart body.");
-    while let Some(field) = mp.next_field().await.map_err(|_| unreadable())? {
-        let name = field.name().unwrap_or_default().to_string();
-        if let Some(filename) = field.file_name().map(str::to_string) {
-            let Some((i, key)) = file_target(&name) else {
-                return Err(ApiError::bad(
-                    "Failed to read the submitted batch files data.",
-                ));
-            };
-            let data = field.bytes().await.map_err(|_| unreadable())?;
+    for p in got.payloads() {
+        json = serde_json::from_str(p).map_err(|_| unreadable())?;
+    }
+    let files = got
+        .files
+        .into_iter()
+        .map(|(i, mut u)| {
             // PocketBase names a batch file twice (once when the batch is
             // read, again when the record is saved): `a_<rand>_<rand>.txt`.
-            let filename = crate::files::stored_name(&filename, &data);
-            files.push((
-                i,
-                Upload {
-                    key,
-                    filename,
-                    data,
-                },
-            ));
-        } else if name == "@jsonPayload" {
-            let text = field.text().await.map_err(|_| unreadable())?;
-            json = serde_json::from_str(&text)
-                .map_err(|_| ApiError::bad("Failed to read the submitted batch data."))?;
-        }
-    }
+            u.filename = crate::files::stored_name(&u.filename, u.data.head());
+            (i, u)
+        })
+        .collect();
     Ok((json, files))
 }
 
@@ -118,7 +104,7 @@ fn route(method: &str, url: &str) -> Option<(String, Op)> {
     Some((coll, op))
 }
 
-pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+pub async fn batch(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     let batch = app.settings().batch.clone();
     if !batch.enabled {
         return Err(ApiError::Forbidden(
@@ -126,7 +112,7 @@ pub async fn batch(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         ));
     }
     let max = batch.max_requests.max(0) as usize;
-    let (body, mut uploads) = payload(&req).await?;
+    let (body, mut uploads) = payload(&app, &mut req).await?;
     let list = body
         .get("requests")
         .and_then(Value::as_array)

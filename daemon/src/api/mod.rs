@@ -11,6 +11,7 @@ pub mod auth_otp;
 pub mod auth_totp;
 pub mod backups;
 pub mod batch;
+mod bodies;
 pub mod collections;
 pub mod files;
 pub mod health;

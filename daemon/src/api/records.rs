@@ -82,25 +82,25 @@ pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     Ok(Resp::ok(&out))
 }
 
-pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+pub async fn create(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))
         .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
     // Refused before the body is read (as PocketBase).
     if coll.create_rule.is_none() && !req.identity.is_superuser() {
         return Err(ApiError::superusers_only());
     }
-    let (body, uploads) = req.form_body_with_files().await?;
+    let (body, uploads) = super::bodies::record_body(&app, &mut req).await?;
     let out = records::create(&app, &coll, &request(&req), Input { body, uploads }).await?;
     Ok(Resp::ok(&out))
 }
 
-pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+pub async fn update(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))
         .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
     if coll.update_rule.is_none() && !req.identity.is_superuser() {
         return Err(ApiError::superusers_only());
     }
-    let (body, uploads) = req.form_body_with_files().await?;
+    let (body, uploads) = super::bodies::record_body(&app, &mut req).await?;
     let input = Input { body, uploads };
     let out = records::update(&app, &coll, req.param("id"), &request(&req), input).await?;
     Ok(Resp::ok(&out))

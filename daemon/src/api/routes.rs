@@ -72,7 +72,11 @@ pub fn table() -> Vec<Route<App>> {
         ),
         // Records.
         get("/api/collections/{collection}/records", h!(records::list)).tags(&["list"]),
-        post("/api/collections/{collection}/records", h!(records::create)).tags(&["create"]),
+        // Record writes and batches stream: their files spill to disk as
+        // they arrive (`api::bodies`).
+        post("/api/collections/{collection}/records", h!(records::create))
+            .tags(&["create"])
+            .streams_body(),
         get(
             "/api/collections/{collection}/records/{id}",
             h!(records::view),
@@ -82,7 +86,8 @@ pub fn table() -> Vec<Route<App>> {
             "/api/collections/{collection}/records/{id}",
             h!(records::update),
         )
-        .tags(&["update"]),
+        .tags(&["update"])
+        .streams_body(),
         delete(
             "/api/collections/{collection}/records/{id}",
             h!(records::delete),
@@ -197,7 +202,7 @@ pub fn table() -> Vec<Route<App>> {
         post("/api/realtime", h!(realtime::subscribe))
             .form(|_| json!({"clientId": "", "subscriptions": []})),
         // Batch and settings.
-        post("/api/batch", h!(batch::batch)),
+        post("/api/batch", h!(batch::batch)).streams_body(),
         get("/api/settings", h!(settings::get)),
         // keepd's security operations (superusers): audit log, lockouts.
         get("/api/audit", h!(audit::list)),
@@ -296,7 +301,7 @@ impl Site for App {
         let Some(route) = &head.route else {
             return cfg.max_body_bytes as u64;
         };
-        if route.streams_body {
+        if route.pattern == "/api/backups/upload" {
             return cfg.max_backup_upload_bytes;
         }
         if route.pattern == "/api/realtime" {

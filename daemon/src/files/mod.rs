@@ -29,7 +29,193 @@ pub struct Upload {
     pub key: String,
     /// The client's file name (only its shape is kept).
     pub filename: String,
-    pub data: bytes::Bytes,
+    pub data: Blob,
+}
+
+/// An upload's content: in memory (small bodies read whole), or spilled to
+/// a private temporary file as it arrived (streamed multipart bodies).
+#[derive(Debug, Clone)]
+pub enum Blob {
+    Memory(bytes::Bytes),
+    Spilled(Arc<Spill>),
+}
+
+impl Blob {
+    pub fn len(&self) -> u64 {
+        match self {
+            Blob::Memory(b) => b.len() as u64,
+            Blob::Spilled(s) => s.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first bytes (up to [`SNIFF_LEN`]): what the type is sniffed from.
+    pub fn head(&self) -> &[u8] {
+        match self {
+            Blob::Memory(b) => &b[..b.len().min(SNIFF_LEN)],
+            Blob::Spilled(s) => &s.head,
+        }
+    }
+
+    /// The whole content in memory (S3 uploads).
+    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Blob::Memory(b) => Ok(b.to_vec()),
+            Blob::Spilled(s) => std::fs::read(&s.path),
+        }
+    }
+}
+
+impl From<bytes::Bytes> for Blob {
+    fn from(b: bytes::Bytes) -> Blob {
+        Blob::Memory(b)
+    }
+}
+
+/// A spilled upload: a 0600 file under `<data dir>/.uploads/`, written and
+/// synced as the body arrived, removed when the last handle is dropped (it
+/// is linked into `storage/` if the write commits). Its bytes count
+/// against the [`Uploads`] budget until then.
+#[derive(Debug)]
+pub struct Spill {
+    path: PathBuf,
+    len: u64,
+    head: bytes::Bytes,
+    budget: Arc<Uploads>,
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        self.budget.release(self.len);
+    }
+}
+
+/// Where streamed uploads spill, and the bound on the bytes of uploads in
+/// flight (received, not yet stored or dropped) across all requests.
+#[derive(Debug)]
+pub struct Uploads {
+    dir: PathBuf,
+    max: u64,
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl Uploads {
+    /// `<data dir>/.uploads` (created 0700 when missing).
+    pub fn new(data_dir: &Path, max: u64) -> std::io::Result<Arc<Uploads>> {
+        let dir = data_dir.join(".uploads");
+        if !dir.exists() {
+            std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        }
+        Ok(Arc::new(Uploads {
+            dir,
+            max,
+            used: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    /// Removes what a crash left in `<data dir>/.uploads` (at `serve`'s
+    /// start, before any request).
+    pub fn clear_leftovers(data_dir: &Path) -> std::io::Result<()> {
+        let dir = data_dir.join(".uploads");
+        if dir.exists() {
+            for e in std::fs::read_dir(&dir)? {
+                let _ = std::fs::remove_file(e?.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves `n` bytes of the budget; false when it would go over.
+    pub fn reserve(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= self.max)
+            })
+            .is_ok()
+    }
+
+    pub fn release(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+
+    /// Bytes in flight now.
+    pub fn in_flight(&self) -> u64 {
+        self.used.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A new spill file to write an upload into.
+    pub fn writer(self: &Arc<Uploads>) -> std::io::Result<SpillWriter> {
+        let path = self
+            .dir
+            .join(format!("up_{}", crate::util::random_string(20, RANDOM)));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(SpillWriter {
+            file: Some(file),
+            spill: Some(Spill {
+                path,
+                len: 0,
+                head: bytes::Bytes::new(),
+                budget: self.clone(),
+            }),
+            head: Vec::new(),
+        })
+    }
+}
+
+/// An upload being spilled: chunks are reserved against the budget and
+/// written (blocking: call from a blocking thread or with small chunks);
+/// `finish` syncs and hands the [`Spill`] over. Dropped unfinished, the
+/// file goes and its bytes are released.
+pub struct SpillWriter {
+    file: Option<std::fs::File>,
+    spill: Option<Spill>,
+    head: Vec<u8>,
+}
+
+impl SpillWriter {
+    /// Appends a chunk; `Ok(false)` when the budget has no room for it.
+    pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<bool> {
+        let (Some(f), Some(s)) = (self.file.as_mut(), self.spill.as_mut()) else {
+            return Err(std::io::Error::other("spill already finished"));
+        };
+        if !s.budget.reserve(chunk.len() as u64) {
+            return Ok(false);
+        }
+        s.len += chunk.len() as u64;
+        if self.head.len() < SNIFF_LEN {
+            let n = (SNIFF_LEN - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..n]);
+        }
+        f.write_all(chunk)?;
+        Ok(true)
+    }
+
+    /// Syncs the file; the upload is ready to be stored.
+    pub fn finish(mut self) -> std::io::Result<Spill> {
+        if let Some(f) = self.file.take() {
+            f.sync_all()?;
+        }
+        let mut s = self
+            .spill
+            .take()
+            .ok_or_else(|| std::io::Error::other("spill already finished"))?;
+        s.head = bytes::Bytes::from(std::mem::take(&mut self.head));
+        Ok(s)
+    }
 }
 
 const RANDOM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -197,6 +383,48 @@ impl Local {
         Ok(())
     }
 
+    /// Stores an upload durably: content in memory as `put`; a spilled
+    /// upload is linked into place (same filesystem: no copy; already
+    /// synced), copied and synced otherwise — never over an existing file.
+    pub fn put_blob(
+        &self,
+        collection_id: &str,
+        record_id: &str,
+        name: &str,
+        blob: &Blob,
+    ) -> std::io::Result<()> {
+        let spill = match blob {
+            Blob::Memory(b) => return self.put(collection_id, record_id, name, b),
+            Blob::Spilled(s) => s,
+        };
+        let dir = self.dir(collection_id, record_id).ok_or_else(unsafe_name)?;
+        let path = self
+            .path(collection_id, record_id, name)
+            .ok_or_else(unsafe_name)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        if std::fs::hard_link(&spill.path, &path).is_err() {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            {
+                let mut from = std::fs::File::open(&spill.path)?;
+                let mut to = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.sync_all()?;
+            }
+            let linked = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            linked?;
+        }
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    }
+
     /// The file opened for reading, with its length.
     pub fn open(
         &self,
@@ -304,6 +532,24 @@ impl Storage {
         match self {
             Storage::Local(l) => l.put(collection_id, record_id, name, data),
             Storage::S3(c) => c.put(&key(collection_id, record_id, name)?, data, &sniff(data)),
+        }
+    }
+
+    /// Stores an upload durably (blocking): linked from its spill file on
+    /// local storage; read into memory for S3.
+    pub fn put_blob(
+        &self,
+        collection_id: &str,
+        record_id: &str,
+        name: &str,
+        blob: &Blob,
+    ) -> std::io::Result<()> {
+        match self {
+            Storage::Local(l) => l.put_blob(collection_id, record_id, name, blob),
+            Storage::S3(c) => {
+                let data = blob.to_vec()?;
+                c.put(&key(collection_id, record_id, name)?, &data, &sniff(&data))
+            }
         }
     }
 

@@ -310,74 +310,44 @@ impl Req {
         }
     }
 
-    /// The body of a record write: JSON, urlencoded or multipart form (the
-    /// `@jsonPayload` part merges its object; repeated keys become arrays).
-    pub async fn form_body(&self) -> ApiResult<Map<String, Value>> {
-        let (body, files) = self.form_body_with_files().await?;
-        if !files.is_empty() {
-            return Err(ApiError::bad("File uploads are not supported here."));
+    /// A streamed route's body read whole after all (it is not a multipart
+    /// upload), under the same cap: afterwards `body`, `json_body` and the
+    /// rest work as on any route.
+    pub async fn read_body(&mut self) -> ApiResult<()> {
+        use futures_util::StreamExt;
+        let taken = match self.stream.lock() {
+            Ok(mut s) => s.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        let Some((mut body, limit)) = taken else {
+            return Ok(());
+        };
+        let mut buf = bytes::BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    ApiError::bad("Timed out reading the request body.")
+                } else {
+                    ApiError::bad("Failed to read the request body.")
+                }
+            })?;
+            if (buf.len() + chunk.len()) as u64 > limit {
+                return Err(ApiError::TooLarge("Request entity too large.".into()));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        Ok(body)
+        self.body = buf.freeze();
+        Ok(())
     }
 
-    /// Like `form_body`, with the multipart file parts returned apart.
-    /// Every text value of a form is held to the JSON depth limit too (a
-    /// record field may read it as JSON).
-    pub async fn form_body_with_files(
-        &self,
-    ) -> ApiResult<(Map<String, Value>, Vec<crate::files::Upload>)> {
-        let ct = self.content_type();
-        let generic = "Something went wrong while processing your request.";
-        let kind = form::kind(ct);
-        if kind == Some(form::Kind::UrlEncoded) && !self.body.is_empty() {
-            let mut m = Map::new();
-            for (k, v) in form_urlencoded::parse(&self.body) {
-                form::check_json_depth(v.as_bytes(), form::MAX_JSON_DEPTH)?;
-                m.insert(k.into_owned(), Value::String(v.into_owned()));
-            }
-            return Ok((m, Vec::new()));
-        }
-        if kind != Some(form::Kind::Multipart) || self.body.is_empty() {
-            return Ok((self.json_body_or(generic)?, Vec::new()));
-        }
-        let f = form::read(form::Kind::Multipart, ct, &self.body, &[], generic)?;
-        let mut out = Map::new();
-        let mut json_payload: Option<Map<String, Value>> = None;
-        for (name, text) in f.values {
-            form::check_json_depth(text.as_bytes(), form::MAX_JSON_DEPTH)?;
-            if name == form::JSON_PAYLOAD {
-                match serde_json::from_str::<Value>(&text) {
-                    Ok(Value::Object(m)) => json_payload = Some(m),
-                    _ => return Err(ApiError::bad(generic)),
-                }
-                continue;
-            }
-            match out.get_mut(&name) {
-                None => {
-                    out.insert(name, Value::String(text));
-                }
-                Some(Value::Array(a)) => a.push(Value::String(text)),
-                Some(prev) => {
-                    let first = prev.take();
-                    *prev = Value::Array(vec![first, Value::String(text)]);
-                }
-            }
-        }
-        if let Some(p) = json_payload {
-            for (k, v) in p {
-                out.insert(k, v);
-            }
-        }
-        let files = f
-            .files
-            .into_iter()
-            .map(|p| crate::files::Upload {
-                key: p.key,
-                filename: p.filename,
-                data: p.data,
-            })
-            .collect();
-        Ok((out, files))
+    /// Whether the body is multipart form data.
+    pub fn is_multipart(&self) -> bool {
+        form::kind(self.content_type()) == Some(form::Kind::Multipart)
+    }
+
+    /// Whether the body is an urlencoded form.
+    pub fn is_urlencoded(&self) -> bool {
+        form::kind(self.content_type()) == Some(form::Kind::UrlEncoded)
     }
 
     /// The body as any JSON value (for endpoints taking arrays).

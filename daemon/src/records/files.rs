@@ -5,7 +5,7 @@
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
-use crate::files::{mime_allowed, sniff, stored_name, Upload};
+use crate::files::{mime_allowed, sniff_head, stored_name, Blob, Upload};
 use crate::schema::record::to_string_list;
 use crate::schema::{Collection, FieldKind};
 use serde_json::{json, Map, Value};
@@ -19,7 +19,7 @@ pub struct Plan {
     /// Final value of each touched file field.
     pub values: Map<String, Value>,
     /// New files to store: (stored name, content).
-    pub new: Vec<(String, bytes::Bytes)>,
+    pub new: Vec<(String, Blob)>,
     /// Files no longer referenced once the write commits.
     pub removed: Vec<String>,
 }
@@ -78,7 +78,7 @@ pub fn plan(
         let named: Vec<(Upload, String)> = mine
             .into_iter()
             .map(|u| {
-                let stored = stored_name(&u.filename, &u.data);
+                let stored = stored_name(&u.filename, u.data.head());
                 (u, stored)
             })
             .collect();
@@ -161,7 +161,7 @@ fn validate_upload(
         DEFAULT_MAX_SIZE
     };
     for (u, stored) in uploads {
-        if u.data.len() as i64 > max_size {
+        if u.data.len() > max_size.max(0) as u64 {
             return Some((
                 "validation_file_size_limit",
                 format!(
@@ -171,7 +171,7 @@ fn validate_upload(
                 json!({"file": u.filename, "maxSize": max_size}),
             ));
         }
-        if !mime_allowed(&sniff(&u.data), &o.mime_types) {
+        if !mime_allowed(&sniff_head(u.data.head()), &o.mime_types) {
             return Some((
                 "validation_invalid_mime_type",
                 format!(
@@ -208,7 +208,7 @@ pub async fn store_new(
     tokio::task::spawn_blocking(move || {
         let mut stored: Vec<String> = Vec::with_capacity(new.len());
         for (name, data) in &new {
-            if let Err(e) = storage.put(&cid, &rid, name, data) {
+            if let Err(e) = storage.put_blob(&cid, &rid, name, data) {
                 storage.remove(&cid, &rid, &stored);
                 tracing::error!(error = %e, file = %name, "storing an uploaded file failed");
                 return Err(ApiError::bad(failed));

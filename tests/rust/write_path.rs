@@ -589,3 +589,33 @@ fn back_relation_expand_is_capped() {
         Some(3)
     );
 }
+
+#[test]
+fn guests_never_manage_auth_records() {
+    let srv = TestServer::start();
+    // A manageRule a guest would pass, and an update rule open to anyone:
+    // PocketBase still never treats a guest as a manager.
+    let (st, v) = srv.su().patch(
+        "/api/collections/users",
+        &json!({"updateRule": "", "manageRule": "@request.auth.id = ''"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (uid, _) = srv.sign_up("victim@example.com", "a-Long-pass-123");
+    let url = format!("/api/collections/users/records/{uid}");
+    let (st, v) = srv.guest().patch(
+        &url,
+        &json!({"password": "Guest-owned-987", "passwordConfirm": "Guest-owned-987"}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(
+        v["data"]["oldPassword"]["code"], "validation_required",
+        "{v}"
+    );
+    let (st, v) = srv.guest().patch(&url, &json!({"verified": true}));
+    assert_eq!(st, 400, "{v}");
+    let (st, _) = srv.guest().post(
+        "/api/collections/users/auth-with-password",
+        &json!({"identity": "victim@example.com", "password": "a-Long-pass-123"}),
+    );
+    assert_eq!(st, 200, "the victim's password changed");
+}

@@ -108,7 +108,11 @@ fn managed_ids(
     recs: &[Map<String, Value>],
     ctx: &RequestCtx,
 ) -> ApiResult<Vec<String>> {
-    if !coll.is_auth() || ctx.identity.is_superuser() || recs.is_empty() {
+    if !coll.is_auth()
+        || ctx.identity.is_superuser()
+        || ctx.identity.auth().is_none()
+        || recs.is_empty()
+    {
         return Ok(vec![]);
     }
     let Some(rule) = coll.manage_rule().filter(|r| !r.trim().is_empty()) else {

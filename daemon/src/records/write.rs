@@ -587,7 +587,9 @@ fn check_update(c: &Connection, schema: &Schema, id: &str, r: &Ready) -> ApiResu
 
 /// Whether the caller manages auth record `id` of `coll` (may set
 /// `verified`, change the e-mail or the password without `oldPassword`):
-/// it passes the collection's manageRule.
+/// an authenticated caller passing the collection's manageRule. As
+/// PocketBase: a guest never manages, and an empty manageRule (refused on
+/// save) grants nothing.
 fn is_manager(
     c: &Connection,
     schema: &Schema,
@@ -595,10 +597,13 @@ fn is_manager(
     id: &str,
     ctx: &RequestCtx,
 ) -> ApiResult<bool> {
-    if !coll.is_auth() {
+    if !coll.is_auth() || ctx.identity.auth().is_none() {
         return Ok(false);
     }
-    match rules::rule_cond(schema, coll, coll.manage_rule(), ctx)? {
+    let Some(rule) = coll.manage_rule().filter(|r| !r.trim().is_empty()) else {
+        return Ok(false);
+    };
+    match rules::rule_cond(schema, coll, Some(rule), ctx)? {
         None => Ok(false),
         Some(cond) => Ok(rs::fetch_where(c, coll, id, &cond)?.is_some()),
     }

@@ -619,3 +619,104 @@ fn guests_never_manage_auth_records() {
     );
     assert_eq!(st, 200, "the victim's password changed");
 }
+
+#[test]
+fn the_auth_rule_guards_every_token_handed_out() {
+    let srv = TestServer::start();
+    let (uid, tok) = srv.sign_up("ruled@example.com", "a-Long-pass-123");
+    let refresh = |t: &str| {
+        srv.with_token(t)
+            .post("/api/collections/users/auth-refresh", &json!({}))
+    };
+    let login = || {
+        srv.guest().post(
+            "/api/collections/users/auth-with-password",
+            &json!({"identity": "ruled@example.com", "password": "a-Long-pass-123"}),
+        )
+    };
+    // A new authRule ends the sessions issued under the old one.
+    let (st, v) = srv.su().patch(
+        "/api/collections/users",
+        &json!({"authRule": "name != 'blocked'"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        refresh(&tok).0,
+        401,
+        "a token from before the authRule changed"
+    );
+    let (st, v) = login();
+    assert_eq!(st, 200, "{v}");
+    let tok = v["token"].as_str().expect("token").to_string();
+    assert_eq!(refresh(&tok).0, 200);
+    // A record the rule no longer admits gets no token, by any route.
+    let (st, _) = srv.su().patch(
+        &format!("/api/collections/users/records/{uid}"),
+        &json!({"name": "blocked"}),
+    );
+    assert_eq!(st, 200);
+    let refused = "The request doesn't satisfy the collection requirements to authenticate.";
+    let (st, v) = refresh(&tok);
+    assert_eq!((st, v["message"].as_str()), (403, Some(refused)), "{v}");
+    let (st, v) = login();
+    assert_eq!((st, v["message"].as_str()), (403, Some(refused)), "{v}");
+}
+
+#[test]
+fn form_values_and_field_edges_as_pocketbase() {
+    let srv = TestServer::start();
+    srv.create_collection(&json!({
+        "name": "vals", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+        "fields": [{"name": "num", "type": "number"}, {"name": "flag", "type": "bool"},
+                   {"name": "js", "type": "json"}, {"name": "whole", "type": "number", "onlyInt": true},
+                   {"name": "t", "type": "text"}]
+    }));
+    let url = "/api/collections/vals/records";
+    // Form values are read as PocketBase reads them, then converted.
+    let r = form(
+        &srv,
+        "POST",
+        url,
+        None,
+        &[
+            ("num", "true"),
+            ("flag", "2"),
+            ("t", "007"),
+            ("js", "1"),
+            ("js", "2"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        (&v["num"], &v["flag"], &v["t"], &v["js"]),
+        (&json!(1), &json!(true), &json!("007"), &json!([1, 2])),
+        "{v}"
+    );
+    // An empty JSON value stays empty (not null) once stored.
+    let (st, v) = srv.guest().post(url, &json!({"js": ""}));
+    assert_eq!(st, 200, "{v}");
+    let (_, back) = srv
+        .guest()
+        .get(&format!("{url}/{}", v["id"].as_str().unwrap_or_default()));
+    assert_eq!(back["js"], json!(""), "{back}");
+    // A whole number too large for an int64 is not an integer.
+    let (st, v) = srv.guest().post(url, &json!({"whole": 1e20}));
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(
+        v["data"]["whole"]["code"], "validation_only_int_constraint",
+        "{v}"
+    );
+    // oldPassword alone asks for a new password.
+    let (uid, tok) = srv.sign_up("old@example.com", "a-Long-pass-123");
+    let (st, v) = srv.with_token(&tok).patch(
+        &format!("/api/collections/users/records/{uid}"),
+        &json!({"oldPassword": "a-Long-pass-123"}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["data"]["password"]["code"], "validation_required", "{v}");
+    assert_eq!(
+        v["data"]["passwordConfirm"]["code"], "validation_required",
+        "{v}"
+    );
+}

@@ -8,7 +8,6 @@ use crate::auth::{token, AuthRecord, Identity};
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::records::render::{enrich, pick_fields};
-use crate::records::Principal;
 use crate::schema::record::to_text;
 use crate::schema::Collection;
 use crate::store::audit;
@@ -239,17 +238,10 @@ pub async fn with_password(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     // As PocketBase: a superuser from outside `superuserIPs` is refused once
     // the password is known to be right, before the auth rule and MFA.
     super::check_superuser_ip(&app, &req, &coll)?;
-    // authRule: null → nobody may authenticate; otherwise the record must pass it.
+    // authRule: null → nobody may authenticate; otherwise the record must
+    // pass it, judged for the request as it came (not yet as the record).
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    let me = super::records::request(&req).with_principal(Principal::User(AuthRecord {
-        collection: coll.clone(),
-        record: rec.clone(),
-    }));
-    if crate::records::check_rule(&app, &coll, &id, coll.auth_rule(), &me, body.clone()).await?
-        != Some(true)
-    {
-        return Err(failed());
-    }
+    check_auth_rule(&app, &req, &coll, &id, body.clone()).await?;
     if upgrade {
         // Rehash with the current parameters; the tokenKey stays, so
         // existing sessions are not revoked by a parameter upgrade.
@@ -299,6 +291,15 @@ pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let refreshable = token::unverified_claims(raw)
         .and_then(|c| c.get("refreshable").and_then(Value::as_bool))
         .unwrap_or(false);
+    // The authRule again: a record it no longer admits gets no new token.
+    check_auth_rule(
+        &app,
+        &req,
+        &coll,
+        auth.id(),
+        req.json_body().unwrap_or_default(),
+    )
+    .await?;
     if !refreshable {
         // As PocketBase: the same token back (an impersonation token is
         // never extended), with the current record.
@@ -306,6 +307,27 @@ pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return render_auth(&app, &req, &coll, auth.record, same).await;
     }
     auth_response(&app, &req, &coll, auth.record).await
+}
+
+/// PocketBase's authRule check before a token is handed out (login,
+/// refresh): the record must pass the rule for the request as it came
+/// (`body` as `@request.body`); a null rule admits only superusers.
+pub(crate) async fn check_auth_rule(
+    app: &Arc<App>,
+    req: &Req,
+    coll: &Arc<Collection>,
+    id: &str,
+    body: Map<String, Value>,
+) -> ApiResult<()> {
+    let caller = super::records::request(req);
+    let passes = crate::records::check_rule(app, coll, id, coll.auth_rule(), &caller, body).await?;
+    match passes {
+        Some(true) => Ok(()),
+        None if caller.principal.is_superuser() => Ok(()),
+        _ => Err(ApiError::Forbidden(
+            "The request doesn't satisfy the collection requirements to authenticate.".into(),
+        )),
+    }
 }
 
 /// `POST /api/collections/{collection}/impersonate/{id}` (superusers): a

@@ -298,22 +298,9 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             .write(move |c| external_auths::insert(c, &cid, &rid, &pname, &pid))
             .await?;
     }
-    // The collection's authRule, with the requester's own identity (as
-    // PocketBase's auth response).
-    let denied = || {
-        ApiError::Forbidden(
-            "The request doesn't satisfy the collection requirements to authenticate.".into(),
-        )
-    };
-    let caller = super::records::request(&req);
+    // The collection's authRule, for the request as it came.
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    match crate::records::check_rule(&app, &coll, &id, coll.auth_rule(), &caller, body.clone())
-        .await?
-    {
-        None if !caller.principal.is_superuser() => return Err(denied()),
-        Some(false) => return Err(denied()),
-        _ => {}
-    }
+    super::auth::check_auth_rule(&app, &req, &coll, &id, body.clone()).await?;
     if let Some(resp) = check_mfa(&app, &req, &coll, &rec, "oauth2").await? {
         return Ok(resp);
     }

@@ -250,6 +250,9 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             }
         }
     }
+    let id = rec.get("id").map(to_text).unwrap_or_default();
+    super::auth::check_auth_rule(&app, &req, &coll, &id, req.json_body().unwrap_or_default())
+        .await?;
     if let Some(resp) = check_mfa(&app, &req, &coll, &rec, "otp").await? {
         return Ok(resp);
     }

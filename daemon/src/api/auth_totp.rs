@@ -269,6 +269,9 @@ pub async fn auth_with_totp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     else {
         return Err(ApiError::bad("Failed to authenticate."));
     };
+    let id = rec.get("id").map(to_text).unwrap_or_default();
+    super::auth::check_auth_rule(&app, &req, &coll, &id, req.json_body().unwrap_or_default())
+        .await?;
     // The MFA step: the session's first method must differ (it does:
     // nothing else answers with method "totp").
     if let Some(resp) = check_mfa(&app, &req, &coll, &rec, "totp").await? {

@@ -28,7 +28,7 @@ pub(crate) async fn record_body(
             let mut m = Map::new();
             for (k, v) in form_urlencoded::parse(&req.body) {
                 check_json_depth(v.as_bytes(), MAX_JSON_DEPTH)?;
-                m.insert(k.into_owned(), Value::String(v.into_owned()));
+                m.insert(k.into_owned(), infer(v.into_owned()));
             }
             return Ok((m, Vec::new()));
         }
@@ -37,6 +37,31 @@ pub(crate) async fn record_body(
     let mut form = receive(app, req, |name| Some(name.to_string())).await?;
     let files = std::mem::take(&mut form.files);
     Ok((form.values(GENERIC)?, files))
+}
+
+/// A form value as PocketBase reads it into a record body: `true`/`false`
+/// are booleans, a number written exactly as its shortest form (`12`,
+/// `-0.5`, not `007` or `1.0`) is a number, anything else stays text. The
+/// field then converts it (`"2"` for a bool is true, `"true"` for a number
+/// is 1), as a JSON body's values are.
+fn infer(raw: String) -> Value {
+    match raw.as_str() {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        _ => {}
+    }
+    let numeric = raw
+        .as_bytes()
+        .first()
+        .is_some_and(|b| *b == b'-' || b.is_ascii_digit());
+    if numeric {
+        if let Ok(f) = raw.parse::<f64>() {
+            if f.is_finite() && f.to_string() == raw {
+                return crate::schema::record::number_value(f);
+            }
+        }
+    }
+    Value::String(raw)
 }
 
 /// A multipart body as received: text values in order, `@jsonPayload`
@@ -55,12 +80,12 @@ impl Received<Upload> {
         for (name, text) in self.values {
             match out.get_mut(&name) {
                 None => {
-                    out.insert(name, Value::String(text));
+                    out.insert(name, infer(text));
                 }
-                Some(Value::Array(a)) => a.push(Value::String(text)),
+                Some(Value::Array(a)) => a.push(infer(text)),
                 Some(prev) => {
                     let first = prev.take();
-                    *prev = Value::Array(vec![first, Value::String(text)]);
+                    *prev = Value::Array(vec![first, infer(text)]);
                 }
             }
         }
@@ -182,4 +207,29 @@ async fn spill(
         .map_err(ApiError::internal)?
         .map_err(io)?;
     Ok(Blob::Spilled(Arc::new(spill)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::infer;
+    use serde_json::json;
+
+    #[test]
+    fn form_values_as_pocketbase_reads_them() {
+        for (raw, want) in [
+            ("true", json!(true)),
+            ("false", json!(false)),
+            ("12", json!(12)),
+            ("-0.5", json!(-0.5)),
+            ("007", json!("007")),
+            ("1.0", json!("1.0")),
+            ("1e3", json!("1e3")),
+            ("TRUE", json!("TRUE")),
+            ("", json!("")),
+            ("abc", json!("abc")),
+            ("12345678901234567890", json!("12345678901234567890")),
+        ] {
+            assert_eq!(infer(raw.to_string()), want, "{raw}");
+        }
+    }
 }

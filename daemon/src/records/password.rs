@@ -29,7 +29,8 @@ pub fn check(
     let text = |k: &str| body.get(k).map(rv::to_text).unwrap_or_default();
     let (pw, confirm) = (text("password"), text("passwordConfirm"));
     if pw.is_empty() {
-        if create {
+        // An oldPassword alone asks for a change: the new one is missing.
+        if create || !text("oldPassword").is_empty() {
             errs.add("password", "validation_required", "Cannot be blank.");
             if confirm.is_empty() {
                 errs.add("passwordConfirm", "validation_required", "Cannot be blank.");

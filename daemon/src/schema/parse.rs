@@ -310,6 +310,20 @@ pub fn build_checked(
         if let Some(o) = c.options.get_mut("oauth2") {
             super::oauth2::keep_secrets(o, ex.options.get("oauth2"));
         }
+        // A changed authRule ends the sessions it was checked for (as
+        // PocketBase): a new auth token secret, unless one was given.
+        let given = input["authToken"]["secret"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty());
+        if c.auth_rule() != ex.auth_rule() && !given {
+            if let Some(o) = c
+                .options
+                .get_mut("authToken")
+                .and_then(Value::as_object_mut)
+            {
+                o.insert("secret".into(), Value::String(random_string(50, ALPHANUM)));
+            }
+        }
     } else if c.id.is_empty() {
         // A generated id that is taken gets a number appended.
         let base = format!(

@@ -359,7 +359,8 @@ pub fn validate(field: &Field, v: &Value) -> Result<(), Invalid> {
             if f == 0.0 {
                 return if o.required { Err(required()) } else { Ok(()) };
             }
-            if o.only_int && f.fract() != 0.0 {
+            // Whole numbers an int64 holds (PocketBase converts to one).
+            if o.only_int && (f.fract() != 0.0 || f.abs() >= 9.223_372_036_854_775e18) {
                 return Err((
                     "validation_only_int_constraint",
                     "Decimal numbers are not allowed".into(),
@@ -587,7 +588,8 @@ pub fn to_sql(field: &Field, v: &Value) -> Sql {
         FieldKind::Bool(_) => Sql::Integer(i64::from(v.as_bool().unwrap_or(false))),
         FieldKind::Json(_) => match v {
             Value::Null => Sql::Null,
-            Value::String(s) if s.is_empty() => Sql::Null,
+            // PocketBase keeps an empty value as it is (answered `""`).
+            Value::String(s) if s.is_empty() => Sql::Text(String::new()),
             other => Sql::Text(other.to_string()),
         },
         FieldKind::GeoPoint(_) => Sql::Text(v.to_string()),
@@ -627,6 +629,7 @@ pub fn from_sql(field: &Field, v: rusqlite::types::ValueRef<'_>) -> Value {
         },
         FieldKind::Json(_) => match v {
             R::Null => Value::Null,
+            R::Text(b"") => Value::String(String::new()),
             other => serde_json::from_str(&text(other)).unwrap_or(Value::Null),
         },
         FieldKind::GeoPoint(_) => {

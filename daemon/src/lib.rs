@@ -159,7 +159,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     println!("keepd listening on http://{addr}");
     ops::notify::ready(&format!("serving on {addr}"));
     let watchdog = ops::notify::watchdog_interval()
-        .map(|every| tokio::spawn(ops::notify::watchdog(store, every)));
+        .map(|every| tokio::spawn(ops::notify::watchdog(store.clone(), every)));
     let shutdown = async move {
         shutdown.await;
         ops::notify::stopping();
@@ -167,6 +167,14 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     http::serve(listener, app, shutdown, Duration::from_secs(10)).await;
     if let Some(w) = watchdog {
         w.abort();
+    }
+    // Requests drained: the WAL goes into data.db, so that the stopped
+    // data dir's data.db is complete by itself (a copy of it alone, a
+    // tool that ignores the -wal file).
+    match tokio::time::timeout(Duration::from_secs(8), store.close()).await {
+        Ok(Ok(())) => tracing::info!("database checkpointed: data.db holds every write"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "checkpoint at stop failed: data.db-wal still holds recent writes (SQLite applies it at the next open)"),
+        Err(_) => tracing::warn!("checkpoint at stop timed out: data.db-wal still holds recent writes (SQLite applies it at the next open)"),
     }
     tracing::info!("stopped");
     Ok(())

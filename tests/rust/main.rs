@@ -15,6 +15,7 @@ mod filter;
 mod guard;
 mod modes;
 mod notify;
+mod operator;
 mod passwords;
 mod realtime;
 mod records;

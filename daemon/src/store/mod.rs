@@ -193,6 +193,13 @@ impl Store {
             .await
     }
 
+    /// At a clean stop, after the last request: commits what is queued,
+    /// checkpoints the WAL into `data.db` (TRUNCATE) and stops the writer,
+    /// so that a copy of `data.db` alone holds every committed write.
+    pub async fn close(&self) -> ApiResult<()> {
+        self.writer.close().await
+    }
+
     /// A round trip through the writer (for health and the watchdog).
     pub async fn probe(&self) -> ApiResult<()> {
         self.write(|c| {

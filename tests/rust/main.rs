@@ -16,6 +16,7 @@ mod guard;
 mod modes;
 mod notify;
 mod operator;
+mod otp_enumeration;
 mod passwords;
 mod realtime;
 mod records;

@@ -30,8 +30,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Creates the data dir (0700) if missing, then checks modes and owners.
-/// With `fix`, repairs modes instead of refusing.
+/// Creates the data dir (0700) if missing, then checks every path in it
+/// (modes, owners, no links). With `fix`, repairs modes first.
 pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
@@ -40,12 +40,34 @@ pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
     if fix {
         store::fix_modes(dir)?;
     }
+    let started = std::time::Instant::now();
     let problems = store::check_modes(dir);
+    tracing::debug!(took = ?started.elapsed(), "data directory checked");
     if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        const SHOWN: usize = 20;
+        let mut list: Vec<String> = problems
+            .iter()
+            .take(SHOWN)
+            .map(|p| format!("  - {p}"))
+            .collect();
+        if problems.len() > SHOWN {
+            list.push(format!("  … and {} more", problems.len() - SHOWN));
+        }
+        let mut fixes = Vec::new();
+        if problems.iter().any(|p| p.fault == store::ModeFault::Loose) {
+            fixes
+                .push("`keepd serve --fix-permissions` sets 0700 on directories and 0600 on files");
+        }
+        if problems.iter().any(|p| p.fault == store::ModeFault::Owner) {
+            fixes.push("ownership must be fixed by hand (chown)");
+        }
+        if problems.iter().any(|p| p.fault == store::ModeFault::Kind) {
+            fixes.push("symbolic links and special files must be replaced or removed by hand: keepd neither follows nor repairs them");
+        }
         anyhow::bail!(
-            "refusing to start: the data directory is not private:\n{}\n(`keepd serve --fix-permissions` sets 0700/0600; ownership must be fixed by hand)",
-            list.join("\n")
+            "refusing to start: the data directory is not private:\n{}\n({})",
+            list.join("\n"),
+            fixes.join("; ")
         );
     }
     Ok(())

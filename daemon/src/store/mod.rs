@@ -30,7 +30,7 @@ mod writer;
 pub use changes::{Action, Change, ChangeSink, Changes, Prepared};
 pub use key::{DbKey, KeyError};
 pub use lock::DirLock;
-pub use open::{check_modes, fix_modes, open_read_only, ModeProblem};
+pub use open::{check_modes, fix_modes, open_read_only, ModeFault, ModeProblem};
 pub use rekey::{rekey, Rekeyed};
 pub use writer::WriteOutcome;
 

@@ -126,6 +126,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     let passed = listenfd::ListenFd::from_env()
         .take_tcp_listener(0)
         .map_err(|e| anyhow::anyhow!("the socket passed by the service manager: {e}"))?;
+    let activated = passed.is_some();
     let listener = match passed {
         Some(l) => {
             l.set_nonblocking(true)?;
@@ -137,6 +138,19 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?,
     };
     let addr = listener.local_addr()?;
+    if !addr.ip().to_canonical().is_loopback() {
+        // keepd has no TLS: beyond loopback, everything is readable on the
+        // way, passwords and tokens included.
+        let from = if activated {
+            "the socket the service manager passed (ListenStream= in keepd.socket)"
+        } else {
+            "the `http` setting"
+        };
+        tracing::warn!(
+            %addr,
+            "PLAINTEXT HTTP BEYOND LOOPBACK: keepd listens on {addr} ({from}) without TLS: passwords, tokens and records cross the network readable by anyone on the way; listen on 127.0.0.1 behind a TLS reverse proxy (README: HTTPS through a reverse proxy)"
+        );
+    }
     let app = app::App::new(cfg, store.clone()).await?;
     // Audit-log retention: pruned at start and daily.
     {

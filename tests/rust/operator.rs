@@ -286,3 +286,75 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// Runs `keepd serve` under `systemd-socket-activate -l LISTEN`, makes one
+/// request to trigger the start, and returns (status, stderr).
+fn activated(listen: &str, connect: std::net::SocketAddr) -> Option<(u16, String)> {
+    let tool = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("systemd-socket-activate"))
+            .find(|c| c.is_file())
+    })?;
+    let root = TempRoot::new("sockwarn");
+    let mut cmd = std::process::Command::new(tool);
+    cmd.arg("-l").arg(listen);
+    for (k, v) in base_env() {
+        cmd.arg("-E").arg(format!("{k}={v}"));
+    }
+    cmd.arg(bin())
+        .args(["serve", "--dir"])
+        .arg(root.path.join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let mut status = 0;
+    while std::time::Instant::now() < until {
+        if let Ok(mut s) = std::net::TcpStream::connect(connect) {
+            use std::io::Write;
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+            let _ = write!(
+                s,
+                "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            if let Ok(r) = read_response(&mut s) {
+                status = r.status;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait");
+    Some((status, String::from_utf8_lossy(&out.stderr).to_string()))
+}
+
+/// A plaintext socket beyond loopback (`ListenStream=80` listens on every
+/// interface) is served, with a loud warning; a loopback one is quiet.
+#[test]
+fn a_socket_beyond_loopback_is_served_with_a_loud_warning() {
+    if is_reference() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let loopback: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let Some((st, log)) = activated(&format!("0.0.0.0:{port}"), loopback) else {
+        eprintln!("systemd-socket-activate not installed: skipped");
+        return;
+    };
+    assert_eq!(st, 200, "{log}");
+    assert!(
+        log.contains("PLAINTEXT HTTP BEYOND LOOPBACK") && log.contains(&format!("0.0.0.0:{port}")),
+        "{log}"
+    );
+    assert!(
+        log.contains("ListenStream="),
+        "names where it came from: {log}"
+    );
+    let (st, log) = activated(&format!("127.0.0.1:{port}"), loopback).expect("tool");
+    assert_eq!(st, 200, "{log}");
+    assert!(!log.contains("PLAINTEXT"), "{log}");
+}

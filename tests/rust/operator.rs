@@ -358,3 +358,191 @@ fn a_socket_beyond_loopback_is_served_with_a_loud_warning() {
     assert_eq!(st, 200, "{log}");
     assert!(!log.contains("PLAINTEXT"), "{log}");
 }
+
+/// Every path under `dir` (the dir included), not following links.
+fn all_paths(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i].clone();
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            for e in std::fs::read_dir(&p).expect("read_dir").flatten() {
+                out.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+const NOBODY: u32 = 65534;
+
+/// Hands a stopped data dir to uid/gid 65534, as the package hands
+/// /var/lib/keepd to `keepd`; its parent stays root's but traversable.
+fn give_to_nobody(root: &TempRoot) -> std::path::PathBuf {
+    let dir = root.path.join("data");
+    for p in all_paths(&dir) {
+        std::os::unix::fs::lchown(&p, Some(NOBODY), Some(NOBODY)).expect("chown");
+    }
+    chmod(&root.path, 0o711);
+    dir
+}
+
+fn owned_by_nobody(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    all_paths(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let m = std::fs::symlink_metadata(&p).ok()?;
+            (m.uid() != NOBODY || m.gid() != NOBODY)
+                .then(|| format!("{} is {}:{}", p.display(), m.uid(), m.gid()))
+        })
+        .collect()
+}
+
+fn tool(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> Outcome {
+    let mut cmd = keepd_cmd();
+    cmd.args(args).arg("--dir").arg(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_with_timeout(cmd, Duration::from_secs(60))
+}
+
+/// `sudo keepd check|superuser|backup` on the service's data dir: the tool
+/// acts as the dir's owner, so the check passes and what it writes stays
+/// the owner's (as root it used to report every file as "owned by another
+/// user", and files it created were root's).
+#[test]
+fn tools_run_as_root_act_as_the_data_dirs_owner() {
+    if is_reference() || !running_as_root() {
+        eprintln!("needs root: skipped");
+        return;
+    }
+    let root = populated();
+    let dir = give_to_nobody(&root);
+    let out = tool(&["check"], &dir, &[]);
+    assert!(out.succeeded(), "{out:?}");
+    assert!(out.stderr.contains("acting as uid 65534"), "{out:?}");
+    let out = tool(
+        &[
+            "superuser",
+            "upsert",
+            "second@example.com",
+            "a long password 2",
+        ],
+        &dir,
+        &[],
+    );
+    assert!(out.succeeded(), "{out:?}");
+    let out = tool(
+        &["backup", "--name", "by_root.zip"],
+        &dir,
+        &[("KEEPD_BACKUP_ENCRYPTION", "none")],
+    );
+    assert!(out.succeeded(), "{out:?}");
+    assert!(dir.join("backups/by_root.zip").is_file());
+    let wrong = owned_by_nobody(&dir);
+    assert!(wrong.is_empty(), "files not the owner's: {wrong:?}");
+    let out = tool(&["check"], &dir, &[]);
+    assert!(out.succeeded(), "{out:?}");
+}
+
+/// Encryption at rest with the key where the unit's LoadCredential= reads
+/// it (root-only): the tools take it with `--database-key-file`, refuse it
+/// when others may read it, and, run as root, read it before acting as the
+/// data dir's owner (who can't read it).
+#[cfg(feature = "sqlcipher")]
+#[test]
+fn tools_take_the_key_file_the_operator_names() {
+    if is_reference() {
+        return;
+    }
+    let key_root = TempRoot::new("keyfile");
+    let key = key_root.path.join("database.key");
+    std::fs::write(
+        &key,
+        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    )
+    .expect("key");
+    chmod(&key, 0o600);
+    let k = key.to_str().expect("utf8");
+    let mut srv = TestServer::builder()
+        .env("KEEPD_DATABASE_KEY_FILE", k)
+        .start();
+    srv.create_collection(&json!({
+        "name": "notes", "type": "base", "fields": [{"name": "t", "type": "text"}]
+    }));
+    let root = srv.root.clone();
+    sigterm(srv.pid());
+    assert!(wait_until(Duration::from_secs(30), || !srv.is_running()));
+    let dir = root.path.join("data");
+
+    let out = tool(&["check"], &dir, &[]);
+    assert!(out.failed() && out.stdout.contains("encrypted"), "{out:?}");
+    let out = tool(&["check", "--database-key-file", k], &dir, &[]);
+    assert!(out.succeeded(), "{out:?}");
+    let out = tool(
+        &[
+            "superuser",
+            "upsert",
+            "reset@example.com",
+            "a long password 3",
+            "--database-key-file",
+            k,
+        ],
+        &dir,
+        &[],
+    );
+    assert!(out.succeeded(), "{out:?}");
+    let out = tool(
+        &["backup", "--database-key-file", k],
+        &dir,
+        &[("KEEPD_BACKUP_ENCRYPTION", "none")],
+    );
+    assert!(out.succeeded(), "{out:?}");
+    // A key file others may read is refused, naming it and its mode.
+    chmod(&key, 0o644);
+    let out = tool(&["check", "--database-key-file", k], &dir, &[]);
+    assert!(
+        out.failed() && out.stdout.contains(k) && out.stdout.contains("0644"),
+        "{out:?}"
+    );
+    let out = tool(
+        &[
+            "superuser",
+            "upsert",
+            "reset@example.com",
+            "a long password 4",
+            "--database-key-file",
+            k,
+        ],
+        &dir,
+        &[],
+    );
+    assert!(out.failed() && out.stderr.contains("0644"), "{out:?}");
+    chmod(&key, 0o600);
+
+    // As root on the service's data dir, with the key root's alone.
+    if !running_as_root() {
+        return;
+    }
+    let dir = give_to_nobody(&root);
+    let out = tool(&["check", "--database-key-file", k], &dir, &[]);
+    assert!(out.succeeded(), "{out:?}");
+    let out = tool(
+        &[
+            "superuser",
+            "upsert",
+            "reset@example.com",
+            "a long password 5",
+            "--database-key-file",
+            k,
+        ],
+        &dir,
+        &[],
+    );
+    assert!(out.succeeded(), "{out:?}");
+    let wrong = owned_by_nobody(&dir);
+    assert!(wrong.is_empty(), "files not the owner's: {wrong:?}");
+}

@@ -24,7 +24,7 @@ use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
 use crate::store::lookup::{self, Case};
 use crate::store::{mfas, otps, records as rs};
-use crate::util::{parse_datetime, random_string, ALPHANUM};
+use crate::util::{new_record_id, parse_datetime, random_string, ALPHANUM};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -64,7 +64,7 @@ fn expired(created: &str, secs: i64) -> bool {
     }
 }
 
-/// `request-otp`. The answer is PocketBase's `{"otpId": <15 characters>}`
+/// `request-otp`. The answer is PocketBase's `{"otpId": <15 of [a-z0-9]>}`
 /// whether the address belongs to an account or not, and it takes the
 /// same work either way, so neither its shape nor its time tells which:
 /// both paths read the account's recent OTPs, hash a fresh password
@@ -111,7 +111,7 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             };
             let rid = match &rec {
                 Some(r) => r.get("id").map(to_text).unwrap_or_default(),
-                None => random_string(15, ALPHANUM),
+                None => new_record_id(),
             };
             let recent: Vec<(String, String)> = otps::recent(c, &cid, &rid, 20)?;
             Ok((rec, recent))
@@ -119,11 +119,11 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .await?;
     let password = random_string(length, b"1234567890");
     let hash = app.hasher.hash(password.clone()).await?;
-    let id = random_string(15, ALPHANUM);
+    let id = new_record_id();
     let Some(rec) = rec else {
         // Unknown address: the same write, undone in its savepoint.
         let (id2, cid) = (id.clone(), coll.id.clone());
-        let decoy = random_string(15, ALPHANUM);
+        let decoy = new_record_id();
         app.store
             .write(move |c| {
                 otps::insert(c, &id2, &cid, &decoy, &hash, "")?;

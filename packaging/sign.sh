@@ -2,9 +2,10 @@
 # Detached OpenPGP signatures for release files (.deb, SBOM), and their check.
 #
 #   packaging/sign.sh FILE...          sign: FILE.asc beside each file, with the key in
-#                                      KEEPD_SIGNING_KEY (an armored secret key file);
-#                                      without it, a throwaway key is made (CI), its
-#                                      public half written to target/debian/keepd-signing-key.asc
+#                                      KEEPD_SIGNING_KEY (an armored secret key file), or,
+#                                      with KEEPD_SIGN_THROWAWAY=1, a throwaway key (a check
+#                                      of the pipeline, never a release); the public key is
+#                                      written beside the first file (keepd-signing-key.asc)
 #   packaging/sign.sh --verify KEY.asc FILE...   verify FILE.asc against the public key
 #
 # Users verify a download with:  gpg --import keepd-signing-key.asc && gpg --verify keepd_<ver>_<arch>.deb.asc
@@ -25,13 +26,17 @@ if [ "${1:-}" = "--verify" ]; then
     exit 0
 fi
 
-out_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/debian"
-mkdir -p "$out_dir"
+[ $# -gt 0 ] || { echo "usage: sign.sh FILE... | --verify KEY.asc FILE..." >&2; exit 2; }
+out_dir="$(cd "$(dirname "$1")" && pwd)"
 if [ -n "${KEEPD_SIGNING_KEY:-}" ]; then
+    [ -r "$KEEPD_SIGNING_KEY" ] || { echo "KEEPD_SIGNING_KEY=$KEEPD_SIGNING_KEY: not a readable file" >&2; exit 1; }
     gpg --batch --quiet --import "$KEEPD_SIGNING_KEY"
-else
-    echo "==> no KEEPD_SIGNING_KEY: signing with a throwaway key" >&2
+elif [ "${KEEPD_SIGN_THROWAWAY:-0}" = 1 ]; then
+    echo "==> signing with a throwaway key (a check of the pipeline, not a release)" >&2
     gpg --batch --quiet --passphrase '' --quick-gen-key "keepd release (throwaway) <release@keepd.invalid>" ed25519 sign 1d
+else
+    echo "no signing key: set KEEPD_SIGNING_KEY (an armored secret key file), or KEEPD_SIGN_THROWAWAY=1 for a throwaway key" >&2
+    exit 1
 fi
 gpg --batch --armor --export > "$out_dir/keepd-signing-key.asc"
 for f in "$@"; do

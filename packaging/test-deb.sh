@@ -60,6 +60,29 @@ curl -fs "http://127.0.0.1:$port/api/health" | grep -q healthy || { cat /tmp/kee
 ok "serves with the key (root:keepd 0640 key file)"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
+echo "# the operator's tools with a root-only key (as LoadCredential= reads it)"
+chown root:root "$key"; chmod 600 "$key"
+if runuser -u keepd -- /usr/bin/keepd check --config /etc/keepd/keepd.toml --database-key-file "$key" >/dev/null 2>&1; then
+    fail "the keepd user read a root-only key"
+fi
+/usr/bin/keepd check --config /etc/keepd/keepd.toml --database-key-file "$key" >/dev/null || fail "sudo keepd check --database-key-file"
+ok "sudo keepd check --database-key-file (acts as keepd)"
+/usr/bin/keepd superuser upsert admin@example.com 'a long password 2' --config /etc/keepd/keepd.toml --database-key-file "$key" >/dev/null \
+    || fail "sudo keepd superuser upsert --database-key-file"
+ok "sudo keepd superuser upsert --database-key-file"
+KEEPD_BACKUP_ENCRYPTION=none /usr/bin/keepd backup --name by-root.zip --config /etc/keepd/keepd.toml --database-key-file "$key" >/dev/null \
+    || fail "sudo keepd backup --database-key-file"
+ok "sudo keepd backup --database-key-file"
+others=$(find /var/lib/keepd \( ! -user keepd -o ! -group keepd \) -print)
+[ -z "$others" ] || fail "files not keepd's after the tools ran as root: $others"
+ok "everything in /var/lib/keepd stays keepd's"
+chmod 644 "$key"
+if /usr/bin/keepd check --config /etc/keepd/keepd.toml --database-key-file "$key" >/dev/null 2>&1; then
+    fail "a world-readable key file was used"
+fi
+ok "a world-readable key file is refused"
+chmod 600 "$key"
+
 echo "# upgrade (reinstall over itself) keeps data and modes"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/null
 [ -f /var/lib/keepd/data.db ] || fail "data lost on upgrade"; ok "data kept on upgrade"
@@ -72,9 +95,22 @@ dpkg -r keepd >/dev/null
 [ -f /var/lib/keepd/data.db ] || fail "data removed by remove"; ok "data kept after remove"
 [ -f /etc/keepd/keepd.toml ] || fail "conffile removed by remove"; ok "configuration kept after remove"
 
-echo "# purge removes everything it created"
+echo "# purge removes everything it created, but keeps key files"
+printf 'AGE-SECRET-KEY-1TEST\n' > /etc/keepd/backup.key; chmod 600 /etc/keepd/backup.key
 dpkg -P keepd >/dev/null
 [ ! -e /var/lib/keepd ] || fail "/var/lib/keepd left after purge"; ok "data removed on purge"
-[ ! -e /etc/keepd ] || fail "/etc/keepd left after purge"; ok "configuration removed on purge"
+[ ! -e /etc/keepd/keepd.toml ] || fail "keepd.toml left after purge"; ok "configuration removed on purge"
+expect_mode "$key" "600 root:root"
+expect_mode /etc/keepd/backup.key "600 root:root"
+expect_mode /etc/keepd "700 root:root"
+[ "$(ls -A /etc/keepd | sort | tr '\n' ' ')" = "backup.key database.key " ] || fail "only key files stay: $(ls -A /etc/keepd)"
+ok "key files kept on purge, nothing else"
 ! getent passwd keepd >/dev/null || fail "user left after purge"; ok "user removed on purge"
+
+echo "# reinstall over kept keys, then purge with KEEPD_PURGE_KEYS=1"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$deb" >/dev/null
+expect_mode "$key" "600 root:root"
+expect_mode /etc/keepd "750 root:keepd"
+KEEPD_PURGE_KEYS=1 dpkg -P keepd >/dev/null
+[ ! -e /etc/keepd ] || fail "/etc/keepd left after a purge with KEEPD_PURGE_KEYS=1: $(ls -A /etc/keepd)"; ok "KEEPD_PURGE_KEYS=1: keys removed too"
 echo "deb lifecycle: all checks passed"

@@ -97,6 +97,10 @@ pub struct Config {
     /// feature): a file path, never the key itself; empty:
     /// `$CREDENTIALS_DIRECTORY/database-key` when present, else plaintext.
     pub database_key_file: String,
+    /// The database key read ahead (`preload_database_key`): a command run
+    /// as root reads it before it becomes the data dir's owner.
+    #[serde(skip)]
+    pub preloaded_key: Option<crate::store::DbKey>,
     /// Superusers must log in with TOTP as second step; one without TOTP is
     /// refused until `keepd superuser totp EMAIL` turns it on.
     pub superuser_totp_required: bool,
@@ -146,6 +150,7 @@ impl Default for Config {
             max_upload_bytes_in_flight: 1 << 30,
             backup_cron_tick_secs: 60,
             database_key_file: String::new(),
+            preloaded_key: None,
             log: "info".into(),
             fix_permissions: false,
         }
@@ -430,9 +435,19 @@ impl Config {
 
     /// The database key, read and checked (None: plaintext).
     pub fn database_key(&self) -> Result<Option<crate::store::DbKey>, crate::store::KeyError> {
+        if let Some(k) = &self.preloaded_key {
+            return Ok(Some(k.clone()));
+        }
         self.database_key_path()
             .map(|p| crate::store::DbKey::read(&p))
             .transpose()
+    }
+
+    /// Reads the database key now and keeps it (for a command about to
+    /// give up the rights to read its file).
+    pub fn preload_database_key(&mut self) -> Result<(), crate::store::KeyError> {
+        self.preloaded_key = self.database_key()?;
+        Ok(())
     }
 
     /// `trusted_proxies` parsed (None: a malformed entry).

@@ -36,8 +36,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Creates the data dir (0700) if missing, then checks modes and owners.
-/// With `fix`, repairs modes instead of refusing.
+/// Creates the data dir (0700) if missing, then checks every path in it
+/// (modes, owners, no links). With `fix`, repairs modes first.
 pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
     if !dir.exists() {
         std::fs::create_dir_all(dir)?;
@@ -46,12 +46,34 @@ pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
     if fix {
         store::fix_modes(dir)?;
     }
+    let started = std::time::Instant::now();
     let problems = store::check_modes(dir);
+    tracing::debug!(took = ?started.elapsed(), "data directory checked");
     if !problems.is_empty() {
-        let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+        const SHOWN: usize = 20;
+        let mut list: Vec<String> = problems
+            .iter()
+            .take(SHOWN)
+            .map(|p| format!("  - {p}"))
+            .collect();
+        if problems.len() > SHOWN {
+            list.push(format!("  … and {} more", problems.len() - SHOWN));
+        }
+        let mut fixes = Vec::new();
+        if problems.iter().any(|p| p.fault == store::ModeFault::Loose) {
+            fixes
+                .push("`keepd serve --fix-permissions` sets 0700 on directories and 0600 on files");
+        }
+        if problems.iter().any(|p| p.fault == store::ModeFault::Owner) {
+            fixes.push("ownership must be fixed by hand (chown)");
+        }
+        if problems.iter().any(|p| p.fault == store::ModeFault::Kind) {
+            fixes.push("symbolic links and special files must be replaced or removed by hand: keepd neither follows nor repairs them");
+        }
         anyhow::bail!(
-            "refusing to start: the data directory is not private:\n{}\n(`keepd serve --fix-permissions` sets 0700/0600; ownership must be fixed by hand)",
-            list.join("\n")
+            "refusing to start: the data directory is not private:\n{}\n({})",
+            list.join("\n"),
+            fixes.join("; ")
         );
     }
     Ok(())
@@ -111,6 +133,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     let passed = listenfd::ListenFd::from_env()
         .take_tcp_listener(0)
         .map_err(|e| anyhow::anyhow!("the socket passed by the service manager: {e}"))?;
+    let activated = passed.is_some();
     let listener = match passed {
         Some(l) => {
             l.set_nonblocking(true)?;
@@ -122,6 +145,19 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
             .map_err(|e| anyhow::anyhow!("binding {}: {e}", cfg.http))?,
     };
     let addr = listener.local_addr()?;
+    if !addr.ip().to_canonical().is_loopback() {
+        // keepd has no TLS: beyond loopback, everything is readable on the
+        // way, passwords and tokens included.
+        let from = if activated {
+            "the socket the service manager passed (ListenStream= in keepd.socket)"
+        } else {
+            "the `http` setting"
+        };
+        tracing::warn!(
+            %addr,
+            "PLAINTEXT HTTP BEYOND LOOPBACK: keepd listens on {addr} ({from}) without TLS: passwords, tokens and records cross the network readable by anyone on the way; listen on 127.0.0.1 behind a TLS reverse proxy (README: HTTPS through a reverse proxy)"
+        );
+    }
     let app = app::App::new(cfg, store.clone()).await?;
     // Audit-log retention: pruned at start and daily.
     {
@@ -166,7 +202,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     println!("keepd listening on http://{addr}");
     ops::notify::ready(&format!("serving on {addr}"));
     let watchdog = ops::notify::watchdog_interval()
-        .map(|every| tokio::spawn(ops::notify::watchdog(store, every)));
+        .map(|every| tokio::spawn(ops::notify::watchdog(store.clone(), every)));
     let shutdown = async move {
         shutdown.await;
         ops::notify::stopping();
@@ -182,6 +218,14 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     http::serve(listener, app, api::routes::table(), limits, shutdown).await?;
     if let Some(w) = watchdog {
         w.abort();
+    }
+    // Requests drained: the WAL goes into data.db, so that the stopped
+    // data dir's data.db is complete by itself (a copy of it alone, a
+    // tool that ignores the -wal file).
+    match tokio::time::timeout(Duration::from_secs(8), store.close()).await {
+        Ok(Ok(())) => tracing::info!("database checkpointed: data.db holds every write"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "checkpoint at stop failed: data.db-wal still holds recent writes (SQLite applies it at the next open)"),
+        Err(_) => tracing::warn!("checkpoint at stop timed out: data.db-wal still holds recent writes (SQLite applies it at the next open)"),
     }
     tracing::info!("stopped");
     Ok(())

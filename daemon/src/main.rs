@@ -25,6 +25,12 @@ struct Common {
     /// TOML configuration file (defaults < file < KEEPD_* env < flags).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The database key file (as `database_key_file`; refused when others
+    /// may read it). Run as root, the tools read it first, then act as the
+    /// data directory's owner: `sudo keepd check --database-key-file
+    /// /etc/keepd/database.key` uses the key the unit's LoadCredential= reads.
+    #[arg(long, value_name = "PATH")]
+    database_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -104,6 +110,9 @@ fn load(common: &Common, mut flags: Vec<(&'static str, String)>) -> anyhow::Resu
     if let Some(d) = &common.dir {
         flags.push(("dir", d.display().to_string()));
     }
+    if let Some(k) = &common.database_key_file {
+        flags.push(("database_key_file", k.display().to_string()));
+    }
     let file = common.config.clone().or_else(|| {
         let p = PathBuf::from("/etc/keepd/keepd.toml");
         (common.config.is_none() && std::env::var_os("KEEPD_NO_ETC").is_none() && p.exists())
@@ -140,13 +149,15 @@ fn main() -> anyhow::Result<()> {
         Cmd::Check { common } => {
             // A config that doesn't load is reported by `load` (non-zero).
             let cfg = load(&common, vec![])?;
+            let key = cfg.database_key();
+            become_owner(&cfg.dir)?;
             // Shared with a running daemon; refused during a `keepd rekey`.
             let lock = cfg
                 .dir
                 .is_dir()
                 .then(|| keepd::store::DirLock::shared(&cfg.dir))
                 .transpose();
-            let problems = match (cfg.database_key(), lock) {
+            let problems = match (key, lock) {
                 (Err(e), _) => vec![e.to_string()],
                 (_, Err(e)) => vec![e.to_string()],
                 (Ok(key), Ok(_lock)) => keepd::ops::check::run(&cfg.dir, key.as_ref()),
@@ -173,6 +184,7 @@ fn main() -> anyhow::Result<()> {
                 )
             });
             let key = cfg.database_key()?;
+            become_owner(&cfg.dir)?;
             let _lock = keepd::store::DirLock::shared(&cfg.dir)?;
             let path = keepd::ops::backup::create(&cfg.dir, &name, &enc, key.as_ref())?;
             println!("{}", path.display());
@@ -189,6 +201,7 @@ fn main() -> anyhow::Result<()> {
                 .as_deref()
                 .map(keepd::store::DbKey::read)
                 .transpose()?;
+            become_owner(&cfg.dir)?;
             let db = cfg.dir.join("data.db");
             let done = keepd::store::rekey(&cfg.dir, current.as_ref(), new.as_ref())
                 .with_context(|| format!("rekey of {}", db.display()))?;
@@ -213,31 +226,31 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Superuser { cmd } => {
+            let (email, common) = match &cmd {
+                SuperuserCmd::Upsert { email, common, .. }
+                | SuperuserCmd::Delete { email, common }
+                | SuperuserCmd::Totp { email, common } => (email.clone(), common.clone()),
+            };
+            let mut cfg = load(&common, vec![])?;
+            keepd::logging::init("warn");
+            // The key is read while its file may be root's only.
+            cfg.preload_database_key()?;
+            become_owner(&cfg.dir)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             match cmd {
-                SuperuserCmd::Upsert {
-                    email,
-                    password,
-                    common,
-                } => {
-                    let cfg = load(&common, vec![])?;
-                    keepd::logging::init("warn");
+                SuperuserCmd::Upsert { password, .. } => {
                     rt.block_on(keepd::api::superusers::upsert(&cfg, &email, &password))
                         .context("superuser upsert")?;
                     println!("Successfully saved superuser \"{email}\"!");
                 }
-                SuperuserCmd::Delete { email, common } => {
-                    let cfg = load(&common, vec![])?;
-                    keepd::logging::init("warn");
+                SuperuserCmd::Delete { .. } => {
                     rt.block_on(keepd::api::superusers::delete(&cfg, &email))
                         .context("superuser delete")?;
                     println!("Successfully deleted superuser \"{email}\"!");
                 }
-                SuperuserCmd::Totp { email, common } => {
-                    let cfg = load(&common, vec![])?;
-                    keepd::logging::init("warn");
+                SuperuserCmd::Totp { .. } => {
                     let (uri, secret, codes) = rt
                         .block_on(keepd::api::superusers::totp(&cfg, &email))
                         .context("superuser totp")?;
@@ -252,6 +265,20 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Run as root on a data dir owned by another user (the service's), the
+/// tools act as that user from here on: what they create stays the
+/// service's. Call after reading root-only files.
+fn become_owner(dir: &std::path::Path) -> anyhow::Result<()> {
+    use keepd::ops::privilege::{become_owner, RunAs};
+    if let RunAs::Owner { uid, gid } = become_owner(dir)? {
+        eprintln!(
+            "keepd: acting as uid {uid} gid {gid}, the owner of {}",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

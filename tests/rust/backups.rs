@@ -237,6 +237,8 @@ fn encrypted_backup_restore_wrong_key_and_damage() {
         *b ^= 0x5a;
     }
     std::fs::write(data_dir.join("backups").join("bad.zip"), &damaged).expect("write");
+    // Private, as everything in the data dir must be (checked at start).
+    chmod(&data_dir.join("backups").join("bad.zip"), 0o600);
     let (st, v) = srv.su().post("/api/backups/bad.zip/restore", &json!({}));
     assert_eq!(st, 400, "{v}");
     assert!(

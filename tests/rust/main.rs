@@ -16,6 +16,8 @@ mod guard;
 mod http;
 mod modes;
 mod notify;
+mod operator;
+mod otp_enumeration;
 mod passwords;
 mod realtime;
 mod records;

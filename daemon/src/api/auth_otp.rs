@@ -23,7 +23,7 @@ use crate::schema::record::to_text;
 use crate::schema::{Collection, Schema};
 use crate::store::lookup::{self, Case};
 use crate::store::{mfas, otps, records as rs};
-use crate::util::{parse_datetime, random_string, ALPHANUM};
+use crate::util::{new_record_id, parse_datetime, random_string, ALPHANUM};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -63,6 +63,20 @@ fn expired(created: &str, secs: i64) -> bool {
     }
 }
 
+/// `request-otp`. The answer is PocketBase's `{"otpId": <15 of [a-z0-9]>}`
+/// whether the address belongs to an account or not, and it takes the
+/// same work either way, so neither its shape nor its time tells which:
+/// both paths read the account's recent OTPs, hash a fresh password
+/// (argon2id, the costly part), and write one `_otps` row through the
+/// writer — for an unknown address a decoy row removed in the same
+/// savepoint, so the commit is the same and nothing is left. Only the mail
+/// (queued, sent in the background) differs.
+///
+/// PocketBase answers an account's 11th live request with the id of its
+/// newest OTP again, which an unknown address (a new random id each time)
+/// never does: a tell. keepd answers a new id here too, stored with the
+/// newest OTP's password, and sends no mail — the code from the last mail
+/// works with the new id as with the old.
 pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = auth_coll(&app, req.param("collection"))?;
     otp_enabled(&coll)?;
@@ -81,46 +95,66 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if !errs.is_empty() {
         return Err(ApiError::validation(VALIDATING, errs));
     }
-    let coll2 = coll.clone();
-    let rec = app
-        .store
-        .read(
-            move |c| match lookup::id_by(c, &coll2, "email", &email, Case::Ignore)? {
-                Some(id) => rs::fetch_by_id(c, &coll2, &id),
-                None => Ok(None),
-            },
-        )
-        .await?;
-    // Unknown address: the same answer, an id that matches nothing.
-    let Some(rec) = rec else {
-        return Ok(Resp::ok(&json!({"otpId": random_string(15, ALPHANUM)})));
-    };
     let otp = option(&coll, "otp");
     let duration = otp["duration"].as_i64().unwrap_or(180);
     let length = otp["length"].as_u64().unwrap_or(8).clamp(4, 32) as usize;
-    let rid = rec.get("id").map(to_text).unwrap_or_default();
-    // Ten live OTPs already: reuse the newest, send nothing (as PocketBase).
-    let (cid, rid2) = (coll.id.clone(), rid.clone());
-    let recent: Vec<(String, String)> = app
+    // The account and its newest OTPs, in one read; an unknown address
+    // reads the OTPs of an id that matches nothing.
+    let (coll2, cid) = (coll.clone(), coll.id.clone());
+    let (rec, recent) = app
         .store
-        .read(move |c| otps::recent(c, &cid, &rid2, 20))
+        .read(move |c| {
+            let rec = match lookup::id_by(c, &coll2, "email", &email, Case::Ignore)? {
+                Some(id) => rs::fetch_by_id(c, &coll2, &id)?,
+                None => None,
+            };
+            let rid = match &rec {
+                Some(r) => r.get("id").map(to_text).unwrap_or_default(),
+                None => new_record_id(),
+            };
+            let recent: Vec<(String, String)> = otps::recent(c, &cid, &rid, 20)?;
+            Ok((rec, recent))
+        })
         .await?;
-    let live: Vec<&(String, String)> = recent
-        .iter()
-        .filter(|(_, c)| !expired(c, duration))
-        .collect();
-    if live.len() >= 10 {
-        tracing::warn!(record = %rid, "too many OTP requests: reusing the last one");
-        return Ok(Resp::ok(&json!({"otpId": live[0].0})));
-    }
     let password = random_string(length, b"1234567890");
     let hash = app.hasher.hash(password.clone()).await?;
-    let id = random_string(15, ALPHANUM);
+    let id = new_record_id();
+    let Some(rec) = rec else {
+        // Unknown address: the same write, undone in its savepoint.
+        let (id2, cid) = (id.clone(), coll.id.clone());
+        let decoy = new_record_id();
+        app.store
+            .write(move |c| {
+                otps::insert(c, &id2, &cid, &decoy, &hash, "")?;
+                otps::delete(c, &id2)
+            })
+            .await?;
+        return Ok(Resp::ok(&json!({ "otpId": id })));
+    };
+    let rid = rec.get("id").map(to_text).unwrap_or_default();
+    let newest_live = recent
+        .iter()
+        .filter(|(_, c)| !expired(c, duration))
+        .nth(9)
+        .and(recent.first())
+        .map(|(id, _)| id.clone());
     let sent_to = rec.get("email").map(to_text).unwrap_or_default();
     let (id2, cid, rid2, to2) = (id.clone(), coll.id.clone(), rid.clone(), sent_to.clone());
+    let repeat = newest_live.is_some();
     app.store
-        .write(move |c| otps::insert(c, &id2, &cid, &rid2, &hash, &to2))
+        .write(move |c| match newest_live {
+            // Ten live OTPs already: a new id for the newest one's password.
+            Some(newest) => match otps::get(c, &newest)? {
+                Some(o) => otps::insert(c, &id2, &cid, &rid2, &o.password, &o.sent_to),
+                None => otps::insert(c, &id2, &cid, &rid2, &hash, &to2),
+            },
+            None => otps::insert(c, &id2, &cid, &rid2, &hash, &to2),
+        })
         .await?;
+    if repeat {
+        tracing::warn!(record = %rid, "too many OTP requests: no new mail (a new id for the last code)");
+        return Ok(Resp::ok(&json!({ "otpId": id })));
+    }
     let settings = app.settings();
     let hidden = |f: &str| coll.is_hidden(f);
     let (subject, html) = render(
@@ -138,7 +172,7 @@ pub async fn request_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             html,
         },
     );
-    Ok(Resp::ok(&json!({"otpId": id})))
+    Ok(Resp::ok(&json!({ "otpId": id })))
 }
 
 pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {

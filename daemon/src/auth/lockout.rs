@@ -6,14 +6,29 @@
 //! login (after the delay), a password reset or a superuser clears it.
 //!
 //! Only existing accounts are tracked (unknown identities are left to the
-//! per-address rate limits), in a fixed-capacity table; when it is full,
-//! entries that are neither locked nor recent make room first.
+//! per-address rate limits), in a fixed-capacity table. The table can't be
+//! flushed: whoever fills it (say with self-registered accounts, each
+//! locked on purpose) neither turns off the counting of another account's
+//! failures nor wipes what was counted. When it is full, stale entries go
+//! first, then the least recent unlocked one, then — only when every entry
+//! is locked — the least escalated lock; what an entry pushed out knew is
+//! folded into a fixed-size sketch (two rows of cells indexed by a keyed
+//! hash, each cell the maximum of what was folded into it), and an
+//! account's next failure brings it back into the table from there: its
+//! count, its lock and its escalation, never less than they were. A
+//! collision can only make an account's estimate higher (locked sooner),
+//! never lower. `locked` reads the table: an account pushed out while
+//! locked (which takes a table of locks more escalated than its own) gets
+//! one more attempt checked, and its failure restores the lock.
 //!
 //! Time is passed in (seconds from any fixed origin) so tests set it.
 
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
 pub const CAPACITY: usize = 1024;
+/// Cells per row of the sketch (two rows).
+const CELLS: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -23,7 +38,7 @@ pub struct Policy {
     pub max: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Entry {
     /// Failures in the current window.
     failures: u32,
@@ -35,8 +50,100 @@ struct Entry {
     last: u64,
 }
 
+impl Entry {
+    fn locked(&self, now: u64) -> bool {
+        self.until > now
+    }
+    /// Failures that still count at `now`.
+    fn live_failures(&self, now: u64, p: &Policy) -> u32 {
+        if now < self.window_start.saturating_add(p.window) {
+            self.failures
+        } else {
+            0
+        }
+    }
+    /// Neither locked nor counting: nothing worth keeping.
+    fn stale(&self, now: u64, p: &Policy) -> bool {
+        !self.locked(now) && self.live_failures(now, p) == 0
+    }
+}
+
 type Key = (heapless::String<32>, heapless::String<32>);
 type Table = heapless::index_map::FnvIndexMap<Key, Entry, CAPACITY>;
+
+/// What entries pushed out of the table knew, per cell: the maximum of
+/// the failures counting, the lock's end and the lockouts folded into it.
+struct Sketch {
+    seed: std::hash::RandomState,
+    cells: [[Entry; CELLS]; 2],
+}
+
+impl Sketch {
+    fn new() -> Sketch {
+        Sketch {
+            seed: std::hash::RandomState::new(),
+            cells: [[Entry::default(); CELLS]; 2],
+        }
+    }
+
+    fn slots(&self, k: &Key) -> [usize; 2] {
+        let h = self.seed.hash_one(k);
+        [(h as usize) % CELLS, ((h >> 32) as usize) % CELLS]
+    }
+
+    fn fold(&mut self, k: &Key, e: &Entry, now: u64, p: &Policy) {
+        let slots = self.slots(k);
+        for (row, i) in slots.into_iter().enumerate() {
+            let c = &mut self.cells[row][i];
+            if c.stale(now, p) {
+                *c = Entry::default();
+            }
+            c.until = c.until.max(e.until);
+            c.lockouts = c.lockouts.max(e.lockouts);
+            let f = e.live_failures(now, p);
+            if f > 0 {
+                if c.live_failures(now, p) > 0 {
+                    c.failures = c.failures.max(f);
+                    c.window_start = c.window_start.max(e.window_start);
+                } else {
+                    c.failures = f;
+                    c.window_start = e.window_start;
+                }
+            }
+        }
+    }
+
+    /// The least of the two cells: at least what was folded for `k`.
+    fn estimate(&self, k: &Key, now: u64, p: &Policy) -> Entry {
+        let [a, b] = self.slots(k);
+        let live = |c: &Entry| {
+            if c.stale(now, p) {
+                Entry::default()
+            } else {
+                *c
+            }
+        };
+        let (a, b) = (live(&self.cells[0][a]), live(&self.cells[1][b]));
+        let (fa, fb) = (a.live_failures(now, p), b.live_failures(now, p));
+        let (failures, window_start) = match (fa, fb) {
+            (0, _) | (_, 0) => (0, now),
+            _ if fa <= fb => (fa, a.window_start),
+            _ => (fb, b.window_start),
+        };
+        Entry {
+            failures,
+            window_start,
+            until: a.until.min(b.until),
+            lockouts: a.lockouts.min(b.lockouts),
+            last: now,
+        }
+    }
+}
+
+struct State {
+    table: Table,
+    sketch: Sketch,
+}
 
 /// What a failure led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +155,7 @@ pub enum Failure {
 
 pub struct Lockout {
     policy: Mutex<Policy>,
-    table: Mutex<Box<Table>>,
+    state: Mutex<Box<State>>,
 }
 
 fn key(collection_id: &str, record_id: &str) -> Option<Key> {
@@ -98,7 +205,10 @@ impl Lockout {
     pub fn new(policy: Policy) -> Lockout {
         Lockout {
             policy: Mutex::new(policy),
-            table: Mutex::new(Box::default()),
+            state: Mutex::new(Box::new(State {
+                table: Table::new(),
+                sketch: Sketch::new(),
+            })),
         }
     }
 
@@ -117,8 +227,8 @@ impl Lockout {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Box<Table>> {
-        match self.table.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<State>> {
+        match self.state.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         }
@@ -127,8 +237,8 @@ impl Lockout {
     /// Seconds the account stays locked (None: not locked).
     pub fn locked(&self, collection_id: &str, record_id: &str, now: u64) -> Option<u64> {
         let k = key(collection_id, record_id)?;
-        let t = self.lock();
-        let e = t.get(&k)?;
+        let st = self.lock();
+        let e = st.table.get(&k)?;
         (e.until > now).then(|| e.until - now)
     }
 
@@ -141,40 +251,42 @@ impl Lockout {
         let Some(k) = key(collection_id, record_id) else {
             return Failure::Counted;
         };
-        let mut t = self.lock();
-        if t.get(&k).is_none() {
-            if t.len() >= CAPACITY {
-                // Make room: entries neither locked nor within their window.
-                t.retain(|_, e| e.until > now || now < e.window_start + p.window);
+        let mut st = self.lock();
+        let State { table, sketch } = &mut **st;
+        if !table.contains_key(&k) {
+            if table.len() >= CAPACITY {
+                // Make room: entries neither locked nor counting go.
+                table.retain(|_, e| !e.stale(now, &p));
             }
-            if t.len() >= CAPACITY {
-                // Still full: the oldest unlocked entry goes; if every entry
-                // is locked, this failure isn't tracked (the rate limits
-                // still apply to its address).
-                let victim = t
+            if table.len() >= CAPACITY {
+                // Still full: the least recent unlocked entry goes, else the
+                // least escalated lock; what it knew is kept in the sketch.
+                let victim = table
                     .iter()
-                    .filter(|(_, e)| e.until <= now)
-                    .min_by_key(|(_, e)| e.last)
-                    .map(|(k, _)| k.clone());
-                match victim {
-                    Some(v) => {
-                        t.swap_remove(&v);
-                    }
-                    None => return Failure::Counted,
+                    .min_by_key(|(_, e)| {
+                        if e.locked(now) {
+                            (1, u64::from(e.lockouts), e.until)
+                        } else {
+                            (0, e.last, 0)
+                        }
+                    })
+                    .map(|(k, e)| (k.clone(), *e));
+                if let Some((vk, ve)) = victim {
+                    sketch.fold(&vk, &ve, now, &p);
+                    table.swap_remove(&vk);
                 }
             }
-            let _ = t.insert(
-                k.clone(),
-                Entry {
-                    failures: 0,
-                    window_start: now,
-                    until: 0,
-                    lockouts: 0,
-                    last: now,
-                },
-            );
+            // Back from the sketch: never less than what was counted.
+            let e = sketch.estimate(&k, now, &p);
+            if table.insert(k.clone(), e).is_err() {
+                return Failure::Counted;
+            }
+            if e.locked(now) {
+                // A lock the account had when it was pushed out.
+                return Failure::Locked(e.until - now);
+            }
         }
-        let Some(e) = t.get_mut(&k) else {
+        let Some(e) = table.get_mut(&k) else {
             return Failure::Counted;
         };
         e.last = now;
@@ -201,12 +313,16 @@ impl Lockout {
         let Some(k) = key(collection_id, record_id) else {
             return false;
         };
-        self.lock().swap_remove(&k).is_some_and(|e| e.until > now)
+        self.lock()
+            .table
+            .swap_remove(&k)
+            .is_some_and(|e| e.until > now)
     }
 
     /// Accounts locked now: (collection id, record id, seconds left).
     pub fn list(&self, now: u64) -> Vec<(String, String, u64)> {
         self.lock()
+            .table
             .iter()
             .filter(|(_, e)| e.until > now)
             .map(|((c, r), e)| (c.to_string(), r.to_string(), e.until - now))
@@ -270,7 +386,7 @@ mod tests {
         let l = Lockout::new(policy());
         for i in 0..(CAPACITY * 2) {
             l.fail("c", &format!("r{i}"), 10);
-            assert!(l.lock().len() <= CAPACITY);
+            assert!(l.lock().table.len() <= CAPACITY);
         }
         // Locked entries are kept while others make room.
         let l = Lockout::new(policy());
@@ -281,5 +397,67 @@ mod tests {
             l.fail("c", &format!("r{i}"), 10);
         }
         assert!(l.locked("c", "victim", 10).is_some());
+    }
+
+    /// Fills the table with `CAPACITY` locked accounts ("f0"…), as an
+    /// attacker with self-registered accounts would, at time `at`.
+    fn filled_with_locks(at: u64) -> Lockout {
+        let l = Lockout::new(policy());
+        for i in 0..CAPACITY {
+            for _ in 0..3 {
+                l.fail("c", &format!("f{i}"), at);
+            }
+        }
+        assert_eq!(l.lock().table.len(), CAPACITY);
+        assert_eq!(l.list(at).len(), CAPACITY, "every entry is locked");
+        l
+    }
+
+    #[test]
+    fn a_table_full_of_locked_accounts_still_counts_a_new_one() {
+        let l = filled_with_locks(0);
+        assert_eq!(l.fail("c", "victim", 10), Failure::Counted);
+        assert_eq!(l.fail("c", "victim", 11), Failure::Counted);
+        assert_eq!(
+            l.fail("c", "victim", 12),
+            Failure::Locked(60),
+            "lockout still works for an account outside the full table"
+        );
+        assert_eq!(l.locked("c", "victim", 13), Some(59));
+        assert!(l.lock().table.len() <= CAPACITY);
+    }
+
+    #[test]
+    fn churn_through_a_full_table_does_not_reset_a_count() {
+        // Each failure for the victim is followed by one for a fresh
+        // account, which pushes the victim's entry out of the table.
+        let l = filled_with_locks(0);
+        let mut last = Failure::Counted;
+        for i in 0..3 {
+            last = l.fail("c", "victim", 10 + i);
+            l.fail("c", &format!("fresh{i}"), 10 + i);
+        }
+        assert_eq!(last, Failure::Locked(60));
+        assert!(l.locked("c", "victim", 13).is_some());
+    }
+
+    #[test]
+    fn a_lock_pushed_out_of_the_table_comes_back_at_the_next_failure() {
+        let l = Lockout::new(policy());
+        for _ in 0..3 {
+            l.fail("c", "victim", 0);
+        }
+        // Locks everywhere else, as escalated and ending later: the
+        // victim's is the one to go.
+        for i in 0..CAPACITY {
+            for _ in 0..3 {
+                l.fail("c", &format!("f{i}"), 1);
+            }
+        }
+        let victim = key("c", "victim").unwrap();
+        assert!(!l.lock().table.contains_key(&victim), "pushed out");
+        // Its next failure restores the lock it had (until 60).
+        assert_eq!(l.fail("c", "victim", 5), Failure::Locked(55));
+        assert_eq!(l.locked("c", "victim", 6), Some(54));
     }
 }

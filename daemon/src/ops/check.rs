@@ -3,13 +3,12 @@
 //! any problem makes the exit status non-zero.
 //!
 //! - the configuration is valid (it was loaded to get here);
-//! - modes and owners of the data dir, database files, `storage/` and
-//!   `backups/` (private to keepd's user);
+//! - modes and owners of everything in the data dir, no links (the check
+//!   `keepd serve` makes at start);
 //! - the database opens (with its key, when encrypted);
 //! - `PRAGMA integrity_check` and `PRAGMA foreign_key_check`;
 //! - free disk space under the data dir.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Free space below which `check` complains (bytes).
@@ -25,13 +24,6 @@ pub fn run(dir: &Path, key: Option<&crate::store::DbKey>) -> Vec<String> {
     }
     for p in crate::store::check_modes(dir) {
         out.push(p.to_string());
-    }
-    let uid = rustix::process::getuid().as_raw();
-    for sub in ["storage", "backups"] {
-        let root = dir.join(sub);
-        if root.exists() {
-            walk(&root, uid, &mut out);
-        }
     }
     let db = dir.join("data.db");
     if !db.exists() {
@@ -92,37 +84,4 @@ pub fn run(dir: &Path, key: Option<&crate::store::DbKey>) -> Vec<String> {
         Err(e) => out.push(format!("{}: free space unknown: {e}", dir.display())),
     }
     out
-}
-
-fn walk(p: &Path, uid: u32, out: &mut Vec<String>) {
-    let Ok(m) = std::fs::symlink_metadata(p) else {
-        return;
-    };
-    if m.file_type().is_symlink() {
-        out.push(format!("{}: is a symbolic link", p.display()));
-        return;
-    }
-    if m.uid() != uid {
-        out.push(format!(
-            "{}: owned by uid {}, not keepd's uid {uid}",
-            p.display(),
-            m.uid()
-        ));
-    }
-    if m.mode() & 0o077 != 0 {
-        let want = if m.is_dir() { "700" } else { "600" };
-        out.push(format!(
-            "{}: mode {:04o} lets group or others in; fix: chmod {want} {}",
-            p.display(),
-            m.mode() & 0o7777,
-            p.display()
-        ));
-    }
-    if m.is_dir() {
-        if let Ok(rd) = std::fs::read_dir(p) {
-            for e in rd.flatten() {
-                walk(&e.path(), uid, out);
-            }
-        }
-    }
 }

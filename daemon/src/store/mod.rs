@@ -30,7 +30,7 @@ mod writer;
 pub use changes::{Action, Change, ChangeSink, Changes, Prepared};
 pub use key::{DbKey, KeyError};
 pub use lock::DirLock;
-pub use open::{check_modes, fix_modes, open_read_only, ModeProblem};
+pub use open::{check_modes, fix_modes, open_read_only, ModeFault, ModeProblem};
 pub use rekey::{rekey, Rekeyed};
 pub use writer::WriteOutcome;
 
@@ -191,6 +191,13 @@ impl Store {
     pub async fn quick_check(&self) -> ApiResult<String> {
         self.read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?))
             .await
+    }
+
+    /// At a clean stop, after the last request: commits what is queued,
+    /// checkpoints the WAL into `data.db` (TRUNCATE) and stops the writer,
+    /// so that a copy of `data.db` alone holds every committed write.
+    pub async fn close(&self) -> ApiResult<()> {
+        self.writer.close().await
     }
 
     /// A round trip through the writer (for health and the watchdog).

@@ -20,15 +20,23 @@ pub enum WriteOutcome {
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// What the writer thread is sent.
+enum Msg {
+    Write(Job),
+    /// Commit what is queued before it, checkpoint the WAL into the
+    /// database (TRUNCATE), answer, and stop.
+    Close(oneshot::Sender<Result<(), String>>),
+}
+
 pub(crate) struct Writer {
-    tx: mpsc::SyncSender<Job>,
+    tx: mpsc::SyncSender<Msg>,
 }
 
 impl Writer {
     pub(crate) fn start(conn: Connection, max_batch: usize) -> anyhow::Result<Writer> {
         // The queue is bounded: when it is full, writers wait (back-pressure)
         // instead of growing memory.
-        let (tx, rx) = mpsc::sync_channel::<Job>(4096);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
         std::thread::Builder::new()
             .name("keepd-writer".into())
             .spawn(move || writer_loop(conn, rx, max_batch))?;
@@ -69,23 +77,36 @@ impl Writer {
                 let _ = done_tx.send(answer);
             })
         });
-        let tx = self.tx.clone();
-        // A full queue blocks the sender: do that off the async workers.
-        match tx.try_send(job) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || tx.send(job))
-                    .await
-                    .map_err(ApiError::internal)?
-                    .map_err(|_| ApiError::internal("writer stopped"))?;
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => {
-                return Err(ApiError::internal("writer stopped"))
-            }
-        }
+        self.send(Msg::Write(job)).await?;
         done_rx
             .await
             .map_err(|_| ApiError::internal("writer dropped the write"))?
+    }
+
+    async fn send(&self, msg: Msg) -> ApiResult<()> {
+        let tx = self.tx.clone();
+        // A full queue blocks the sender: do that off the async workers.
+        match tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(msg)) => tokio::task::spawn_blocking(move || tx.send(msg))
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|_| ApiError::internal("writer stopped")),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(ApiError::internal("writer stopped")),
+        }
+    }
+
+    /// At a clean stop: the writes queued so far are committed, then the
+    /// WAL is checkpointed into the database file and truncated, so that
+    /// `data.db` alone holds everything; the writer then stops (later
+    /// writes fail with "writer stopped").
+    pub(crate) async fn close(&self) -> ApiResult<()> {
+        let (done_tx, done_rx) = oneshot::channel();
+        self.send(Msg::Close(done_tx)).await?;
+        done_rx
+            .await
+            .map_err(|_| ApiError::internal("writer stopped before the checkpoint"))?
+            .map_err(ApiError::internal)
     }
 }
 
@@ -113,9 +134,17 @@ fn run_in_savepoint<T>(
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize) {
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
-    while let Ok(first) = rx.recv() {
+    let mut close = None;
+    while let Ok(msg) = rx.recv() {
+        let first = match msg {
+            Msg::Write(job) => job,
+            Msg::Close(done) => {
+                close = Some(done);
+                break;
+            }
+        };
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "writer could not begin a transaction");
             completions.push(first(&conn));
@@ -127,7 +156,11 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
         completions.push(first(&conn));
         while completions.len() < max_batch {
             match rx.try_recv() {
-                Ok(job) => completions.push(job(&conn)),
+                Ok(Msg::Write(job)) => completions.push(job(&conn)),
+                Ok(Msg::Close(done)) => {
+                    close = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -148,6 +181,29 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>, max_batch: usize) {
                 );
             }
         }
+        if close.is_some() {
+            break;
+        }
+    }
+    if let Some(done) = close {
+        let _ = done.send(checkpoint(&conn));
     }
     tracing::debug!("writer stopped");
+}
+
+/// `wal_checkpoint(TRUNCATE)`: every committed page copied into the
+/// database file, which is synced, and the WAL emptied. It waits (up to the
+/// busy timeout) for readers still in a transaction.
+fn checkpoint(conn: &Connection) -> Result<(), String> {
+    let (busy, log, done): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(|e| e.to_string())?;
+    if busy != 0 {
+        return Err(format!(
+            "checkpoint incomplete: {done} of {log} WAL pages copied (readers busy)"
+        ));
+    }
+    Ok(())
 }

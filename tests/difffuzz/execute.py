@@ -383,9 +383,10 @@ def generalize(path):
 
 # --------------------------------------------------------------------------- the runner
 class Runner:
-    def __init__(self, pair, log=None):
+    def __init__(self, pair, log=None, trace=False):
         self.pair = pair
         self.log = log or (lambda *_: None)
+        self.trace = trace
 
     def send_both(self, sides, fn):
         """fn(side) -> Response, for both servers in parallel (they are separate processes)."""
@@ -404,24 +405,37 @@ class Runner:
         m = side.masker.mask(body)
         return sort_items(mask_files(m, file_fields(case)))
 
-    def run(self, case, stop_at_first=True):
-        """-> (diffs, steps_run). Leaves the servers clean (or restarts them)."""
+    def run(self, case, classify=None):
+        """-> (diffs, steps_run). Leaves the servers clean (or restarts them).
+
+        `classify(diff)` names a known difference (or None). A step whose
+        differences are all known and left the stored states equal does not end
+        the case (both servers refused, say, with different messages); any
+        other difference ends it: the first unknown one, or a known one after
+        which the states have diverged. Each diff gets `.known` (entry or None).
+        """
         sides = [Side(self.pair.ref), Side(self.pair.sut)]
         for s in sides:
             s.alias_explicit(case)
         diffs = []
         steps_run = 0
+        classify = classify or (lambda d: None)
         try:
             d = self.setup(case, sides)
             if d:
+                d.known = classify(d)
                 return [d], 0
             for i, step in enumerate(case["steps"]):
-                d = self.run_step(case, sides, i, step)
+                ds, diverged = self.run_step(case, sides, i, step)
                 steps_run += 1
-                if d:
-                    diffs.append(d)
-                    if stop_at_first:
-                        break
+                if not ds:
+                    continue
+                first = ds[0]
+                first.known = classify(first)
+                diffs.append(first)
+                # a known response difference explains what follows from it in the same step
+                if first.known is None or diverged:
+                    break
             return diffs, steps_run
         finally:
             self.cleanup(case)
@@ -519,8 +533,12 @@ class Runner:
         for side in sides:
             raw = {}
             for c in case["collections"]:
-                r = http(side.server, "GET", records_url(c["name"]) + "?perPage=500&sort=created",
+                # (no sort: the generated collections have no created field; the state is keyed by id)
+                r = http(side.server, "GET", records_url(c["name"]) + "?perPage=500",
                          None, side.server.superuser_token)
+                if r.status != 200:
+                    raise RuntimeError(f"[{side.label}] listing {c['name']} as a superuser: {r.status} "
+                                       f"{r.raw[:300]!r}")
                 raw[c["name"]] = (r.json or {}).get("items", []) if r.status == 200 else \
                     {"<status>": r.status, "body": r.json}
             side.raw_state = {k: v for k, v in raw.items() if isinstance(v, list)}
@@ -530,7 +548,7 @@ class Runner:
         for coll, sym in new_syms:
             wanted.setdefault(coll, []).append(sym)
         for side, raw in zip(sides, raws):
-            known = set(side.syms.values()) | set(explicit_ids(case))
+            known = set(side.syms.values()) | set(explicit_ids(case)) | {UNBOUND_ID}
             for coll, recs in raw.items():
                 if not isinstance(recs, list):
                     continue
@@ -553,13 +571,19 @@ class Runner:
 
     # -- steps
     def run_step(self, case, sides, i, step):
+        """-> (diffs, diverged): the step's differences, first the response's; diverged
+        when the stored states (or tokens) no longer agree."""
         if not self.pair.sut.alive() or not self.pair.ref.alive():
-            return Diff("crash", case, i, None, None, note="a server is not running")
+            return [Diff("crash", case, i, None, None, note="a server is not running")], True
         rs = self.send_both(sides, lambda side: self.send(side, step))
+        if self.trace:
+            m, path = build_request(sides[0], step)[:2]
+            self.log(f"  step {i}: {step['as']} {m} {path} -> reference {rs[0].status} keepd {rs[1].status}")
+            for r, lab in zip(rs, ("reference", "keepd")):
+                self.log(f"    {lab}: {r.raw[:600].decode('utf-8', 'replace')}")
         if not self.pair.sut.alive():
-            d = Diff("crash", case, i, None, self.pair.sut.log_tail(), rs[0].status, rs[1].status,
-                     note="keepd died")
-            return d
+            return [Diff("crash", case, i, None, self.pair.sut.log_tail(), rs[0].status, rs[1].status,
+                         note="keepd died")], True
         writes = step["op"] not in ("view", "list")
         if writes:
             new = [(step["coll"], step["new"])] if step.get("new") else []
@@ -567,14 +591,21 @@ class Runner:
                 if sub.get("new"):
                     new.append((sub["coll"], sub["new"]))
             states = self.snapshot(case, sides, new)
+        diffs = []
         d = self.compare_simple(case, sides, rs, "response", "response", i)
         if d:
-            return d
+            diffs.append(d)
         if not writes:
-            return None
+            return diffs, False
         if not strict_equal(states[0], states[1]):
-            return Diff("state", case, i, states[0], states[1], rs[0].status, rs[1].status, note="stored state")
-        return self.auth_checks(case, sides, i, step)
+            diffs.append(Diff("state", case, i, states[0], states[1], rs[0].status, rs[1].status,
+                              note="stored state"))
+            return diffs, True
+        d = self.auth_checks(case, sides, i, step)
+        if d:
+            diffs.append(d)
+            return diffs, True
+        return diffs, False
 
     def send(self, side, step):
         method, path, body, form, token = build_request(side, step)

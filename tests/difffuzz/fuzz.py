@@ -60,44 +60,49 @@ class Stats:
         self.failures = []  # (label, case, diff)
 
 
-def classify(diff):
-    return known.match(diff)
-
-
 def run_one(runner, case, label, stats, args):
-    diffs, steps = runner.run(case)
+    """-> the first difference not in known.py, or None."""
+    diffs, steps = runner.run(case, known.match)
     stats.cases += 1
     stats.steps += steps
     if not diffs:
         stats.clean += 1
         return None
-    d = diffs[0]
-    entry = classify(d)
-    if entry is not None:
-        stats.known.setdefault(entry.key, []).append((label, d))
-        if args.verbose:
-            print(f"  {label}: known difference {entry.key} at step {d.step_index}")
+    for d in diffs:
+        if d.known is not None:
+            stats.known.setdefault(d.known.key, []).append((label, case, d))
+            if args.verbose:
+                print(f"  {label}: known difference {d.known.key} at step {d.step_index}")
+    last = diffs[-1]
+    if last.known is not None:
         return None
-    stats.failures.append((label, case, d))
-    print(f"\nFAIL {label}: a difference not listed in known.py\n{d.text()}", flush=True)
-    return d
+    stats.failures.append((label, case, last))
+    print(f"\nFAIL {label}: a difference not listed in known.py\n{last.text()}", flush=True)
+    return last
 
 
-def report_failure(runner, label, case, d, args):
+def reproduction(runner, case, d, args, log=print):
     small = case
     if args.shrink and d.step_index is not None:
         t0 = time.monotonic()
-        small, d2 = shrink(runner, case, d, budget_s=args.shrink_seconds, log=print)
+        small, d2 = shrink(runner, case, d, known.match, budget_s=args.shrink_seconds, log=log)
         d = d2 or d
-        print(f"  shrunk to {len(small['steps'])} step(s) in {time.monotonic() - t0:.0f}s")
+        log(f"  shrunk to {len(small['steps'])} step(s) in {time.monotonic() - t0:.0f}s")
+    if d.step_index is not None:
+        small = truncated(small, d.step_index)
+    return small, d
+
+
+def report_failure(runner, label, case, d, args):
+    small, d = reproduction(runner, case, d, args)
     print(f"--- reproduction of {label} (save with --save NAME; replay with --replay FILE)")
-    print(render_case(small, d.step_index if d.step_index is not None else None))
+    print(render_case(small))
     print(d.text())
     if args.save:
         path = args.save if args.save.endswith(".json") else os.path.join(REGRESSIONS, args.save + ".json")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
-            json.dump(truncated(small, d.step_index) if d.step_index is not None else small, f, indent=1)
+            json.dump(small, f, indent=1)
             f.write("\n")
         print(f"saved {path}")
 
@@ -129,6 +134,7 @@ def main(argv=None):
     ap.add_argument("--print-case", action="store_true", help="print each generated case")
     ap.add_argument("--max-failures", type=int, default=3, help="stop after this many new differences")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--trace", action="store_true", help="print every step's request and both answers")
     args = ap.parse_args(argv)
     if args.shrink is None:
         args.shrink = True
@@ -162,7 +168,7 @@ def main(argv=None):
     print(f"difffuzz: PB_BIN={pb}\ndifffuzz: KEEPD_BIN={kd}", flush=True)
     t0 = time.monotonic()
     pair.start()
-    runner = Runner(pair, log=print)
+    runner = Runner(pair, log=print, trace=args.trace)
     stats = Stats()
     rng = random.SystemRandom()
     try:
@@ -186,13 +192,13 @@ def main(argv=None):
                 if len(stats.failures) >= args.max_failures:
                     print(f"stopping after {len(stats.failures)} new difference(s)")
                     break
-            elif args.shrink_known and label in {lab for v in stats.known.values() for lab, _ in v[-1:]}:
-                k = next(k for k, v in stats.known.items() if v[-1][0] == label)
-                dd = stats.known[k][-1][1]
-                small, d2 = shrink(runner, case, dd, budget_s=args.shrink_seconds, log=lambda *_: None)
-                print(f"\n=== known difference {k}: {label}, shrunk to {len(small['steps'])} step(s)")
-                print(render_case(small, (d2 or dd).step_index))
-                print((d2 or dd).text(2500))
+        if args.shrink_known:
+            for k, hits in sorted(stats.known.items()):
+                label, case, d = min(hits, key=lambda h: h[2].step_index or 0)
+                small, d2 = reproduction(runner, case, d, args, log=lambda *_: None)
+                print(f"\n=== known difference {k} ({label}), shrunk to {len(small['steps'])} step(s)")
+                print(json.dumps(small))
+                print(d2.text(2500))
     finally:
         pair.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -204,7 +210,7 @@ def main(argv=None):
         print("known differences hit (known.py; open ones are being fixed):")
         for k, hits in sorted(stats.known.items()):
             e = known.by_key(k)
-            print(f"  {k} [{e.status}] x{len(hits)}: {', '.join(lab for lab, _ in hits[:6])}"
+            print(f"  {k} [{e.status}] x{len(hits)}: {', '.join(h[0] for h in hits[:6])}"
                   f"{' ...' if len(hits) > 6 else ''}")
     print(f"difffuzz: {stats.cases - len(stats.failures)} passed, {len(stats.failures)} failed")
     return 1 if stats.failures else 0

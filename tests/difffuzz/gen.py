@@ -412,7 +412,9 @@ class Gen:
         for f in c["fields"]:
             p = p_field
             if f.get("hidden"):
-                p = max(p, 0.45)
+                # non-superusers' hidden values are a known open difference (known.py) that ends a
+                # case; send them less often so the cases get further
+                p = max(p, 0.45) if principal == "superuser" else p * 0.4
             if f.get("required") and op == "create":
                 p = 0.85
             if r.random() < p:

@@ -13,7 +13,7 @@ def same(d, ref):
     return d is not None and d.signature() == ref.signature()
 
 
-def shrink(runner, case, diff, budget_s=120, log=print):
+def shrink(runner, case, diff, classify=None, budget_s=120, log=print):
     deadline = time.monotonic() + budget_s
     cur = copy.deepcopy(case)
     cur["steps"] = cur["steps"][:diff.step_index + 1]
@@ -23,9 +23,11 @@ def shrink(runner, case, diff, budget_s=120, log=print):
         nonlocal best
         if time.monotonic() > deadline:
             return False
-        diffs, _ = runner.run(candidate)
-        if diffs and diffs[0].step_index == len(candidate["steps"]) - 1 and same(diffs[0], diff):
-            best = diffs[0]
+        diffs, _ = runner.run(candidate, classify)
+        last = diffs[-1] if diffs else None
+        if last is not None and last.step_index == len(candidate["steps"]) - 1 and same(last, diff) \
+                and getattr(last, "known", None) is getattr(diff, "known", None):
+            best = last
             return True
         return False
 

@@ -67,12 +67,19 @@ def run_one(runner, case, label, stats, args):
     stats.steps += steps
     if not diffs:
         stats.clean += 1
+        if case.get("expect_known"):
+            print(f"  note: {label} was saved for the known difference {case['expect_known']!r}, which no "
+                  f"longer shows: if it is fixed, remove its entry from known.py and this file")
         return None
     for d in diffs:
         if d.known is not None:
             stats.known.setdefault(d.known.key, []).append((label, case, d))
             if args.verbose:
                 print(f"  {label}: known difference {d.known.key} at step {d.step_index}")
+    want = case.get("expect_known")
+    if want and want not in {d.known.key for d in diffs if d.known is not None}:
+        print(f"  note: {label} was saved for the known difference {want!r}, which no longer shows: "
+              f"if it is fixed, remove its entry from known.py and this file")
     last = diffs[-1]
     if last.known is not None:
         return None
@@ -131,6 +138,9 @@ def main(argv=None):
     ap.add_argument("--shrink-known", action="store_true",
                     help="also shrink and print known differences (to document them)")
     ap.add_argument("--save", help="save the (shrunk) failing case as regressions/NAME.json")
+    ap.add_argument("--save-known", action="store_true",
+                    help="with --shrink-known: save each known difference not yet saved as "
+                         "regressions/known-KEY.json (replayed on every run; a note when it stops showing)")
     ap.add_argument("--print-case", action="store_true", help="print each generated case")
     ap.add_argument("--max-failures", type=int, default=3, help="stop after this many new differences")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -148,6 +158,10 @@ def main(argv=None):
         print("known.py is malformed:\n" + "\n".join(problems), file=sys.stderr)
         return 2
 
+    saved_known = set()
+    for _, c in load_regressions():
+        if c.get("expect_known"):
+            saved_known.add(c["expect_known"])
     jobs = []  # (label, case-or-seed)
     explicit = bool(args.seed or args.seeds or args.replay or args.seconds)
     if not args.no_regressions and not (args.seed or args.replay):
@@ -194,11 +208,20 @@ def main(argv=None):
                     break
         if args.shrink_known:
             for k, hits in sorted(stats.known.items()):
+                if k in saved_known:
+                    continue
                 label, case, d = min(hits, key=lambda h: h[2].step_index or 0)
                 small, d2 = reproduction(runner, case, d, args, log=lambda *_: None)
                 print(f"\n=== known difference {k} ({label}), shrunk to {len(small['steps'])} step(s)")
                 print(json.dumps(small))
                 print(d2.text(2500))
+                if args.save_known:
+                    small = dict(small, expect_known=k)
+                    path = os.path.join(REGRESSIONS, f"known-{k}.json")
+                    with open(path, "w") as f:
+                        json.dump(small, f, indent=1)
+                        f.write("\n")
+                    print(f"saved {path}")
     finally:
         pair.stop()
         shutil.rmtree(tmp, ignore_errors=True)

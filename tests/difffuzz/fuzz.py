@@ -97,6 +97,8 @@ def reproduction(runner, case, d, args, log=print):
         log(f"  shrunk to {len(small['steps'])} step(s) in {time.monotonic() - t0:.0f}s")
     if d.step_index is not None:
         small = truncated(small, d.step_index)
+    else:  # a difference while setting up: no step is needed
+        small = dict(small, steps=[])
     return small, d
 
 
@@ -201,6 +203,9 @@ def main(argv=None):
             if args.print_case:
                 print(render_case(case))
             d = run_one(runner, case, label, stats, args)
+            if args.seconds and stats.cases % 25 == 0:
+                print(f"  ... {stats.cases} cases, {stats.steps} steps, {time.monotonic() - t0:.0f}s; known: "
+                      + ", ".join(f"{k} x{len(v)}" for k, v in sorted(stats.known.items())), flush=True)
             if d is not None:
                 report_failure(runner, label, case, d, args)
                 if len(stats.failures) >= args.max_failures:

@@ -171,8 +171,8 @@ def file_json_unknown_name(d):
 
 
 def batch_password_policy(d):
-    """In a batch, keepd skips the password checks of auth records (length, confirmation,
-    oldPassword) that a direct request makes: PocketBase refuses the sub-request."""
+    """In a batch, keepd skips the password checks of auth records (required, length,
+    confirmation, oldPassword) that a direct request makes: PocketBase refuses the sub-request."""
     if d.where != "response" or d.step["op"] != "batch":
         return False
     rf = ref_fail(d)
@@ -183,9 +183,13 @@ def batch_password_policy(d):
     sub = d.step["requests"][rf[0]]
     if not keys & pw or coll(d, sub["coll"])["type"] != "auth":
         return False
+    only_pw = keys <= pw | {k for k, v in rf[3].items() if isinstance(v, dict)
+                            and v.get("code") == "validation_invalid_file"}
     if sut_ok(d):
-        return keys <= pw | {k for k, v in rf[3].items() if isinstance(v, dict)
-                             and v.get("code") == "validation_invalid_file"}
+        return only_pw
+    sf = sut_fail(d)
+    if sf and sf[0] is not None and sf[0] > rf[0]:  # keepd passed it and failed a later one
+        return only_pw
     # keepd refuses the same sub-request for its other errors only (PocketBase answers the password
     # errors before validating the rest, so it may list fewer of them)
     sf = sut_fail(d)
@@ -412,20 +416,43 @@ def json_empty_string(d):
     return True
 
 
-def batch_upload_errors_dropped(d):
-    """A multipart batch sub-request with an upload that fails validation: keepd answers its 400
-    with empty data, PocketBase lists the field errors."""
-    if d.where != "response" or d.step["op"] != "batch" or not d.step.get("multipart"):
+def upload_with_invalid_id(d):
+    """A create with an upload and an invalid id ("BAD id!", too short): PocketBase answers the
+    id's validation error; keepd answers 400 with empty data (its storage refuses the name
+    before the record is validated). Direct or in a batch."""
+    if d.where != "response":
         return False
     rf, sf = ref_fail(d), sut_fail(d)
-    if not sf or sf[1] != 400 or sf[3] != {} or sf[2] not in ("Failed to create record.",
-                                                               "Failed to update record."):
+    if not rf or not sf or rf[0] != sf[0] or sf[1] != 400 or sf[3] != {} or "id" not in rf[3]:
         return False
-    sub = d.step["requests"][sf[0]]
+    sub = sub_at(d, sf[0])
+    if sub is None or sub["op"] not in ("create", "upsert"):
+        return False
+    body = sub.get("body") or {}
+    rid = body.get("id")
     has_upload = any(isinstance(v, dict) and "$file" in v or isinstance(v, list) and any(
-        isinstance(x, dict) and "$file" in x for x in v) for v in (sub.get("body") or {}).values())
-    permitted = d.step["as"] == "superuser" or op_rule(d, sub) == ""
-    return has_upload and permitted and bool(rf) and rf[0] <= sf[0]
+        isinstance(x, dict) and "$file" in x for x in v) for v in body.values())
+    import re
+    return has_upload and isinstance(rid, str) and not re.fullmatch(r"[a-z0-9]{15}", rid) and \
+        sf[2] == rf[2] == "Failed to create record."
+
+
+def common_password_refused(d):
+    """keepd refuses the most common passwords (validation_common_password); PocketBase accepts
+    them."""
+    if d.where != "response":
+        return False
+    sf = sut_fail(d)
+    if not sf or (sf[3].get("password") or {}).get("code") != "validation_common_password":
+        return False
+    sub = sub_at(d, sf[0])
+    if sub is None or (sub.get("body") or {}).get("password") != "password123":
+        return False
+    rf = ref_fail(d)
+    rest = without(sf[3], {"password"})
+    if rf is None:
+        return rest == {} and d.ref_status < 400
+    return rf[0] == sf[0] and "password" not in rf[3] and without(rf[3], {"password"}) == rest
 
 
 def file_size_checked_at_load(d):
@@ -515,6 +542,9 @@ def big_number_text(d):
 
 
 KNOWN = [
+    Known("common-password-refused", DELIBERATE,
+          "keepd refuses the ~10,000 most common passwords (validation_common_password); PocketBase accepts "
+          "them. See COMPATIBILITY.md, 'Deliberate differences' (common passwords).", common_password_refused),
     Known("create-rule-denial-leaks-validation", OPEN,
           "keepd validates a create before its createRule: a caller the rule denies learns which values are "
           "invalid (or taken: unique indexes); PocketBase answers the denial with an empty 400. Being fixed "
@@ -555,10 +585,10 @@ KNOWN = [
     Known("json-empty-string-stored-as-null", OPEN,
           "A json field set to \"\": PocketBase stores the JSON string \"\", keepd answers \"\" but stores "
           "null. Reported, not fixed yet (schema/record).", json_empty_string),
-    Known("batch-upload-errors-dropped", OPEN,
-          "A multipart batch sub-request with an upload that fails validation: keepd's 400 has empty data, "
-          "PocketBase's lists the field errors. Reported, not fixed yet (api/batch).",
-          batch_upload_errors_dropped),
+    Known("upload-with-invalid-id", OPEN,
+          "A create with an upload and an invalid id: PocketBase answers the id's validation error, keepd a "
+          "400 with empty data (the file storage refuses the name first). Reported, not fixed yet "
+          "(files::plan, record write path).", upload_with_invalid_id),
     Known("auth-error-tiers", OPEN,
           "Auth record writes: PocketBase answers auth-form errors (passwordConfirm, oldPassword, "
           "manager-only fields) alone before validating the record; keepd validates in another order and "

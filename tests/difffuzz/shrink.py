@@ -1,8 +1,9 @@
 """Shrink a failing case to the shortest step sequence that still shows the same difference.
 
 The failing step is kept; the steps before it are removed by delta debugging
-(chunks, then single steps), then users and whole body keys of the remaining
-steps are dropped where the difference stays. Every try replays the case on
+(chunks, then single steps), then users, whole body keys and batch
+sub-requests of the remaining steps, then unused collections, fields, and
+rules (made null or "") are dropped where the difference stays. Every try replays the case on
 the running servers (fresh collections), so shrinking is bounded by time.
 """
 import copy
@@ -86,5 +87,37 @@ def shrink(runner, case, diff, classify=None, budget_s=120, log=print):
                 del cand["steps"][si]["requests"][j]
                 if attempt(cand):
                     cur = cand
+    # 4. the schema: collections no step uses, fields, then rules made trivial
+    def uses(c, name):
+        return any(st.get("coll") == name or any(sub.get("coll") == name for sub in st.get("requests", ()))
+                   for st in c["steps"]) or any(u["collection"] == name for u in c["users"])
+    for name in [x["name"] for x in reversed(cur["collections"])]:
+        if time.monotonic() > deadline or uses(cur, name):
+            continue
+        cand = copy.deepcopy(cur)
+        cand["collections"] = [x for x in cand["collections"] if x["name"] != name]
+        if attempt(cand):
+            cur = cand
+    for ci in range(len(cur["collections"])):
+        for fname in [f["name"] for f in cur["collections"][ci]["fields"]]:
+            if time.monotonic() > deadline:
+                break
+            cand = copy.deepcopy(cur)
+            cand["collections"][ci]["fields"] = [f for f in cand["collections"][ci]["fields"] if f["name"] != fname]
+            if "indexes" in cand["collections"][ci]:
+                cand["collections"][ci]["indexes"] = [i for i in cand["collections"][ci]["indexes"]
+                                                      if f"({fname})" not in i]
+            if attempt(cand):
+                cur = cand
+        for key in [k for k in cur["collections"][ci] if k.endswith("Rule")]:
+            v = cur["collections"][ci][key]
+            for simpler in (None, ""):
+                if v == simpler or time.monotonic() > deadline:
+                    continue
+                cand = copy.deepcopy(cur)
+                cand["collections"][ci][key] = simpler
+                if attempt(cand):
+                    cur = cand
+                    break
     log(f"  shrink: {len(case['steps'][:diff.step_index + 1])} -> {len(cur['steps'])} step(s)")
     return cur, best

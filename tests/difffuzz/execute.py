@@ -11,12 +11,13 @@ server), and the fuzzer compares
 The first difference ends the case (after it the two states have diverged).
 """
 import copy
+import difflib
 import json
 import os
 import re
 import sys
 import threading
-import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "compat"))
@@ -260,7 +261,6 @@ def build_request(side, step):
     if op == "list":
         q = "?perPage=500"
         if step.get("query", {}).get("filter"):
-            import urllib.parse
             q += "&filter=" + urllib.parse.quote(step["query"]["filter"], safe="")
         return "GET", records_url(step["coll"]) + q, None, None, token
     if op in ("view", "delete"):
@@ -366,7 +366,6 @@ class Diff:
                "  differing paths: " + ", ".join(self.paths[:12])]
         a = json.dumps(self.ref, indent=1, sort_keys=True)
         b = json.dumps(self.sut, indent=1, sort_keys=True)
-        import difflib
         d = "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), "reference (PocketBase)", "keepd",
                                            lineterm="", n=2))
         out.append(d[:limit] + ("\n..." if len(d) > limit else ""))
@@ -456,9 +455,9 @@ class Runner:
             if d:
                 return d
             if rs[0].status != 200:
-                return None if False else Diff("setup", case, None, rs[0].json, rs[1].json, rs[0].status,
-                                               rs[1].status, note=f"the reference refused collection "
-                                               f"{c['name']}: the generator made an invalid schema")
+                return Diff("setup", case, None, rs[0].json, rs[1].json, rs[0].status, rs[1].status,
+                            note=f"the reference refused collection {c['name']}: the generator made an "
+                                 f"invalid schema")
             for s, r in zip(sides, rs):
                 s.coll_ids[c["name"]] = r.json["id"]
                 s.masker.alias(r.json["id"], "coll:" + c["name"])
@@ -665,6 +664,3 @@ def truncated(case, upto):
     c["steps"] = c["steps"][:upto + 1]
     return c
 
-
-def now():
-    return time.monotonic()

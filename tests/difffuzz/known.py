@@ -11,6 +11,8 @@ status:
   "deliberate"  a deliberate difference, documented in COMPATIBILITY.md
 """
 
+import re
+
 OPEN = "open"
 DELIBERATE = "deliberate"
 
@@ -199,7 +201,6 @@ def batch_password_policy(d):
 
 def mentions(rule_text, name):
     """Does a rule read field `name` (as a record field, a relation path or @request.body.name)?"""
-    import re
     return bool(re.search(r"(?<![\w.@])%s\b|@request\.body\.%s\b" % (re.escape(name), re.escape(name)),
                           rule_text or ""))
 
@@ -389,7 +390,6 @@ def null_path_equals_guest_id(d):
     if sub is None:
         return False
     r = op_rule(d, sub)
-    import re
     if not re.search(r"[\w.]+\.id \?=? ?@request\.auth\.id|@collection\.", r) or "@request.auth.id" not in r:
         return False
     denied = (sf[1] == 400 and sf[3] == {} and sf[2] in ("Failed to create record.",)) or sf[1] in (403, 404)
@@ -432,7 +432,6 @@ def upload_with_invalid_id(d):
     rid = body.get("id")
     has_upload = any(isinstance(v, dict) and "$file" in v or isinstance(v, list) and any(
         isinstance(x, dict) and "$file" in x for x in v) for v in body.values())
-    import re
     return has_upload and isinstance(rid, str) and not re.fullmatch(r"[a-z0-9]{15}", rid) and \
         sf[2] == rf[2] == "Failed to create record."
 

@@ -206,8 +206,10 @@ def mentions(rule_text, name):
 
 
 def op_rule(d, sub):
-    op = "create" if sub["op"] in ("create", "upsert") else sub["op"]
-    return rule(d, sub["coll"], op) or ""
+    """The rule text a (sub-)request is checked against (an upsert: create's and update's)."""
+    if sub["op"] == "upsert":
+        return " ".join(r for r in (rule(d, sub["coll"], "create"), rule(d, sub["coll"], "update")) if r)
+    return rule(d, sub["coll"], sub["op"]) or ""
 
 
 def hidden_field_written(d):
@@ -281,8 +283,7 @@ def modifier_bypasses_body_rule(d):
     for idx, sub in subs(d):
         body = sub.get("body") or {}
         mods = {base_key(k) for k in body if k != base_key(k)}
-        op = "create" if sub["op"] in ("create", "upsert") else sub["op"]
-        r = rule(d, sub["coll"], op) or ""
+        r = op_rule(d, sub)
         if not any(f"@request.body.{m}" in r for m in mods):
             continue
         if rf and sf and rf[0] == sf[0] == idx:
@@ -302,21 +303,42 @@ def uploads(sub):
     return out
 
 
-def upload_invisible_to_body_rule(d):
-    """A multipart upload for a field the rule reads as @request.body.f: PocketBase's rule sees
-    the uploaded file, keepd's does not, so `@request.body.f:isset = false` is bypassed by
-    uploading."""
+def file_fields_sent(d, sub):
+    """File fields a (sub-)request sends anything for (uploads, names, [] or "", +/- forms)."""
+    return {base_key(k) for k in (sub.get("body") or {})
+            if (field(d, sub["coll"], base_key(k)) or {}).get("type") == "file"}
+
+
+def denial_differs(d, idx):
+    """One server refused the (sub-)request at idx and the other did not (or not the same way)."""
+    rf, sf = ref_fail(d), sut_fail(d)
+    ra = rf if rf and rf[0] == idx else None
+    sa = sf if sf and sf[0] == idx else None
+    return (ra is None) != (sa is None) or (ra is not None and ra[:3] != sa[:3])
+
+
+def file_field_invisible_to_body_rule(d):
+    """Any value for a file field (an upload, a name, [] or "") is invisible to
+    @request.body.<field> in keepd's rules, so `@request.body.avatar:isset = false` is bypassed;
+    PocketBase's rules see it."""
     if d.where != "response" or d.step is None:
         return False
-    rf, sf = ref_fail(d), sut_fail(d)
     for idx, sub in subs(d):
-        up = uploads(sub)
-        if not any(f"@request.body.{f}" in op_rule(d, sub) for f in up):
-            continue
-        if (rf and rf[0] == idx and (not sf or sf[0] != idx or sf[:3] != rf[:3])) or \
-                (sf and sf[0] == idx and (not rf or rf[0] != idx)):
+        if any(f"@request.body.{f}" in op_rule(d, sub) for f in file_fields_sent(d, sub)) and \
+                denial_differs(d, idx):
             return True
     return False
+
+
+def form_values_uncast_in_rules(d):
+    """A multipart form value (always text) compared in a rule as @request.body.<field>:
+    PocketBase casts it to the field's type first (\"true\" = true, \"2\" = 2), keepd compares
+    the text, so `@request.body.flag != true` is bypassed by sending the form."""
+    if d.where != "response" or d.step is None or d.step.get("via") != "multipart":
+        return False
+    sub = d.step
+    typed = {k for k, v in (sub.get("body") or {}).items() if isinstance(v, (bool, int, float))}
+    return any(f"@request.body.{k}" in op_rule(d, sub) for k in typed) and denial_differs(d, None)
 
 
 def number_form_bool(d):
@@ -617,10 +639,14 @@ KNOWN = [
           "Modifier keys (credits+, +tags, tags-) are invisible to @request.body.<field> in keepd's rules, so "
           "guards like `@request.body.credits:isset = false` are bypassed; PocketBase's rules see the field. "
           "Being fixed (record write path rewrite).", modifier_bypasses_body_rule),
-    Known("upload-invisible-to-body-rule", OPEN,
-          "Uploaded files are invisible to @request.body.<field> in keepd's rules, so a guard like "
-          "`@request.body.avatar:isset = false` is bypassed by a multipart upload; PocketBase's rules see "
-          "them. Reported, not fixed yet (record write path, rules).", upload_invisible_to_body_rule),
+    Known("file-field-invisible-to-body-rule", OPEN,
+          "Values for file fields (uploads, names, [] or \"\") are invisible to @request.body.<field> in keepd's "
+          "rules, so a guard like `@request.body.avatar:isset = false` is bypassed; PocketBase's rules see "
+          "them. Reported, not fixed yet (record write path, rules).", file_field_invisible_to_body_rule),
+    Known("form-values-uncast-in-rules", OPEN,
+          "Multipart form values compared in rules as @request.body.<field>: PocketBase casts them to the "
+          "field's type (\"true\" = true), keepd compares the text, so `@request.body.flag != true` is "
+          "bypassed by a form. Reported, not fixed yet (record write path, rules).", form_values_uncast_in_rules),
     Known("number-form-bool", OPEN,
           "A number field sent as the form value \"true\"/\"false\": PocketBase reads 1/0, keepd reads it as "
           "blank (required fails, else 0). Reported, not fixed yet (schema/record).", number_form_bool),

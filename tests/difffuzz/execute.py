@@ -351,10 +351,12 @@ class Diff:
         return self.case["steps"][self.step_index] if self.step_index is not None else None
 
     def signature(self):
-        """What makes two differences 'the same' (for shrinking)."""
+        """What makes two differences 'the same' (for shrinking): where, the kind of step, the
+        statuses, the differing paths and each side's failing answer (message and error codes)."""
         st = self.step or {}
         return (self.where, st.get("op"), self.ref_status, self.sut_status,
-                tuple(sorted({generalize(p) for p in self.paths})))
+                tuple(sorted({generalize(p) for p in self.paths})),
+                answer_shape(self.ref, self.ref_status), answer_shape(self.sut, self.sut_status))
 
     def text(self, limit=4000):
         head = f"difference in {self.where}"
@@ -370,6 +372,21 @@ class Diff:
                                            lineterm="", n=2))
         out.append(d[:limit] + ("\n..." if len(d) > limit else ""))
         return "\n".join(out)
+
+
+def answer_shape(body, status):
+    """(status, message, sorted (field, code)) of a failed answer or of a batch's failing
+    sub-request; None for a success or a state."""
+    if not isinstance(status, int) or status < 400 or not isinstance(body, dict):
+        return None
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    reqs = data.get("requests")
+    if isinstance(reqs, dict) and len(reqs) == 1:
+        (_, sub), = reqs.items()
+        body = sub.get("response") or {} if isinstance(sub, dict) else {}
+        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    codes = tuple(sorted((k, v.get("code")) for k, v in data.items() if isinstance(v, dict)))
+    return body.get("status"), body.get("message"), codes
 
 
 GEN_RE = re.compile(r"<[^>]+>")

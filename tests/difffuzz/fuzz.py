@@ -16,6 +16,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -183,6 +184,8 @@ def main(argv=None):
         seeds = CI_SEEDS
     jobs.extend((f"seed {s}", s) for s in seeds)
 
+    # a TERM (e.g. a CI timeout) still stops both servers and removes their data dirs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = tempfile.mkdtemp(prefix="difffuzz-")
     pair = Pair(pb, kd, tmp)
     print(f"difffuzz: PB_BIN={pb}\ndifffuzz: KEEPD_BIN={kd}", flush=True)

@@ -341,6 +341,23 @@ def form_values_uncast_in_rules(d):
     return any(f"@request.body.{k}" in op_rule(d, sub) for k in typed) and denial_differs(d, None)
 
 
+def batch_upload_unknown_field(d):
+    """A multipart batch uploading a file for a field the collection does not have (or a hidden
+    one, from a non-superuser): PocketBase ignores the part, keepd refuses the batch with
+    'Failed to read the submitted batch files data.'."""
+    if d.where != "response" or d.step is None or d.step["op"] != "batch" or not d.step.get("multipart"):
+        return False
+    sf = sut_fail(d)
+    if not sf or sf[2] != "Failed to read the submitted batch files data." or sf[3] != {}:
+        return False
+    sub = d.step["requests"][sf[0]]
+    for f in uploads(sub):
+        fd = field(d, sub["coll"], f)
+        if fd is None or fd.get("type") != "file" or (fd.get("hidden") and non_superuser(d)):
+            return True
+    return False
+
+
 def number_form_bool(d):
     """A number field sent "true"/"false" as a form value (multipart): PocketBase reads 1/0,
     keepd reads blank (a required field then fails, else 0 is stored)."""
@@ -647,6 +664,10 @@ KNOWN = [
           "Multipart form values compared in rules as @request.body.<field>: PocketBase casts them to the "
           "field's type (\"true\" = true), keepd compares the text, so `@request.body.flag != true` is "
           "bypassed by a form. Reported, not fixed yet (record write path, rules).", form_values_uncast_in_rules),
+    Known("batch-upload-unknown-field", OPEN,
+          "A multipart batch with a file part for a field the collection lacks (or a hidden one, from a "
+          "non-superuser): PocketBase ignores the part, keepd refuses the whole batch ('Failed to read the "
+          "submitted batch files data.'). Reported, not fixed yet (api/batch).", batch_upload_unknown_field),
     Known("number-form-bool", OPEN,
           "A number field sent as the form value \"true\"/\"false\": PocketBase reads 1/0, keepd reads it as "
           "blank (required fails, else 0). Reported, not fixed yet (schema/record).", number_form_bool),

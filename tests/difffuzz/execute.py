@@ -441,11 +441,14 @@ class Runner:
             if d:
                 d.known = classify(d)
                 return [d], 0
+            no_token = {sym for sym, tok in sides[0].tokens.items() if tok is None}
             for i, step in enumerate(case["steps"]):
                 ds, diverged = self.run_step(case, sides, i, step)
                 steps_run += 1
                 if not ds:
                     continue
+                for d in ds:
+                    d.no_token = no_token  # users whose login failed: they act as guests
                 first = ds[0]
                 first.known = classify(first)
                 diffs.append(first)

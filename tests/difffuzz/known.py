@@ -120,6 +120,14 @@ def without(data, keys):
     return {k: v for k, v in (data or {}).items() if k not in keys}
 
 
+def late_unique(rf, sf):
+    """keepd-only unique errors after PocketBase reported others: PocketBase checks the unique
+    indexes only once everything else validates, so they follow from another difference."""
+    if not rf or not sf or not rf[3]:
+        return set()
+    return {k for k, v in sf[3].items() if k not in rf[3] and v.get("code") == "validation_not_unique"}
+
+
 def rule(d, cname, op):
     return coll(d, cname).get(op + "Rule")
 
@@ -264,6 +272,7 @@ def hidden_field_written(d):
         return False
     # (in a batch the password errors keepd skips there, batch-skips-password-policy, may add to it)
     e = h | ({"password", "passwordConfirm", "oldPassword"} if d.step["op"] == "batch" else set())
+    e |= late_unique(rf, sf)
     if rf and sf and rf[2] == sf[2] and without(rf[3], e) == without(sf[3], e):
         differing = (set(rf[3]) ^ set(sf[3])) | {k for k in set(rf[3]) & set(sf[3]) if rf[3][k] != sf[3][k]}
         if differing & h:
@@ -438,11 +447,32 @@ def combined_field_errors(d):
     if sub is None:
         return False
     by = explained_keys(d, sub, rf)
-    e = set().union(*by.values()) if by else set()
+    e = (set().union(*by.values()) if by else set()) | late_unique(rf, sf)
     if without(rf[3], e) != without(sf[3], e):
         return False
     differing = (set(rf[3]) ^ set(sf[3])) | {k for k in set(rf[3]) & set(sf[3]) if rf[3][k] != sf[3][k]}
     return len([k for k, keys in by.items() if keys & differing]) >= 2
+
+
+def manage_rule_applied_to_guests(d):
+    """A guest and an auth collection whose manageRule a guest satisfies (say
+    `@request.auth.id = ""`): PocketBase never gives guests manage rights (email, verified,
+    password without oldPassword stay refused), keepd evaluates the rule and lets the guest
+    manage the record."""
+    if d.where != "response" or not is_guest(d):
+        return False
+    rf = ref_fail(d)
+    if not rf:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None or coll(d, sub["coll"])["type"] != "auth" or not coll(d, sub["coll"]).get("manageRule"):
+        return False
+    if not rf[3] or not set(rf[3]) <= FORM_KEYS:
+        return False
+    if sut_ok(d):
+        return True
+    sf = sut_fail(d)
+    return bool(sf) and sf[0] == rf[0] and not set(sf[3]) & set(rf[3])
 
 
 def auth_rule_login_status(d):
@@ -745,6 +775,11 @@ KNOWN = [
           "A plain (JSON or form text) value for a file field that is not one of the record's stored file "
           "names: PocketBase refuses it with validation_invalid_file, keepd ignores it. Reported, not fixed "
           "yet (files::plan, record write path).", file_json_unknown_name),
+    Known("manage-rule-applied-to-guests", OPEN,
+          "keepd evaluates an auth collection's manageRule for guests too: with a rule a guest satisfies "
+          "(`@request.auth.id = \"\"`, `@request.auth.role != \"user\"`) a guest may change any record's email, "
+          "verified or password; PocketBase gives manage rights to authenticated records only. Reported, not "
+          "fixed yet (record write path).", manage_rule_applied_to_guests),
     Known("combined-field-errors", OPEN,
           "Two or more of the field-level open differences above (hidden fields, unknown file names, batch "
           "password checks, huge onlyInt numbers) in one answer; each is listed on its own.",

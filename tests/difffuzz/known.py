@@ -251,8 +251,9 @@ def hidden_field_written(d):
     if d.step["op"] == "batch":
         # keepd fails an earlier sub-request on its hidden values only (PocketBase got further)
         if sf and (not rf or ri > si):
-            hs = hidden_keys(d, d.step["requests"][si])
-            if sf[3] and set(sf[3]) <= hs:
+            ssub = d.step["requests"][si]
+            hs = hidden_keys(d, ssub)
+            if sf[3] and set(sf[3]) <= hs or any(mentions(op_rule(d, ssub), x) for x in hs):
                 return True
         # PocketBase fails an earlier sub-request whose rule reads a hidden field that was sent,
         # or that fails on hidden values alone (blank to PocketBase)
@@ -411,6 +412,8 @@ def number_form_bool(d):
         rf = ref_fail(d)
         if rf and sf:
             return rf[2] == sf[2] and without(rf[3], bools) == without(sf[3], bools)
+        if not rf and not sf and isinstance(d.ref, dict) and isinstance(d.sut, dict):
+            return without(d.ref, bools) == without(d.sut, bools)
         return False
     if d.where == "state":
         fields = state_fields(d)
@@ -473,6 +476,43 @@ def manage_rule_applied_to_guests(d):
         return True
     sf = sut_fail(d)
     return bool(sf) and sf[0] == rf[0] and not set(sf[3]) & set(rf[3])
+
+
+def manage_rule_ignored_on_create(d):
+    """A user whose collection's manageRule grants them manage rights creates an auth record with
+    verified: PocketBase allows it, keepd refuses (verified: validation_values_mismatch, or an empty
+    400 when the createRule is an expression)."""
+    if d.where != "response" or not non_superuser(d) or is_guest(d):
+        return False
+    sf = sut_fail(d)
+    if not sf:
+        return False
+    sub = sub_at(d, sf[0])
+    if sub is None or sub["op"] not in ("create", "upsert") or "verified" not in (sub.get("body") or {}):
+        return False
+    c = coll(d, sub["coll"])
+    if c["type"] != "auth" or not c.get("manageRule"):
+        return False
+    refused = sf[3] == {} or (sf[3].get("verified") or {}).get("code") == "validation_values_mismatch"
+    rf = ref_fail(d)
+    return refused and (rf is None or rf[0] != sf[0] or "verified" not in rf[3])
+
+
+def create_rule_path_on_invalid_body(d):
+    """A create whose body is invalid and whose createRule reads a field through a relation
+    (`rel.field`): PocketBase's rule passes and it answers the field errors; keepd answers an empty
+    400 as if the rule had failed."""
+    if d.where != "response" or not non_superuser(d):
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf or not sf or rf[0] != sf[0] or rf[1] != 400 or sf[1] != 400 or rf[2] != sf[2]:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None or sub["op"] not in ("create", "upsert"):
+        return False
+    r = rule(d, sub["coll"], "create") or ""
+    has_path = re.search(r"(?<![@\w.])[A-Za-z]\w*\.(?!id\b)[A-Za-z]\w*", r)
+    return bool(has_path) and rf[3] != {} and sf[3] == {}
 
 
 def auth_rule_login_status(d):
@@ -780,6 +820,14 @@ KNOWN = [
           "(`@request.auth.id = \"\"`, `@request.auth.role != \"user\"`) a guest may change any record's email, "
           "verified or password; PocketBase gives manage rights to authenticated records only. Reported, not "
           "fixed yet (record write path).", manage_rule_applied_to_guests),
+    Known("manage-rule-ignored-on-create", OPEN,
+          "A user whom the collection's manageRule makes a manager creates an auth record with verified: "
+          "PocketBase allows it, keepd refuses it. Reported, not fixed yet (record write path).",
+          manage_rule_ignored_on_create),
+    Known("create-rule-path-on-invalid-body", OPEN,
+          "A create with an invalid body under a createRule that reads a relation's field (`rel.field`): "
+          "PocketBase's rule passes and it answers the field errors, keepd an empty 400 as for a denial. "
+          "Reported, not fixed yet (rules, record write path).", create_rule_path_on_invalid_body),
     Known("combined-field-errors", OPEN,
           "Two or more of the field-level open differences above (hidden fields, unknown file names, batch "
           "password checks, huge onlyInt numbers) in one answer; each is listed on its own.",

@@ -478,24 +478,38 @@ def manage_rule_applied_to_guests(d):
     return bool(sf) and sf[0] == rf[0] and not set(sf[3]) & set(rf[3])
 
 
-def manage_rule_ignored_on_create(d):
-    """A user whose collection's manageRule grants them manage rights creates an auth record with
-    verified: PocketBase allows it, keepd refuses (verified: validation_values_mismatch, or an empty
-    400 when the createRule is an expression)."""
+MANAGER_FIELD_CODES = {"validation_values_mismatch", "validation_required"}
+
+
+def manage_rule_ignored(d):
+    """A user whom the collection's manageRule makes a manager sets fields only managers may set
+    (verified, email, password without oldPassword) in a create, or in any batch sub-request:
+    PocketBase allows it; keepd does not apply the manageRule there and refuses (the field's
+    validation_values_mismatch / oldPassword required, or an empty 400 under an expression
+    createRule)."""
     if d.where != "response" or not non_superuser(d) or is_guest(d):
         return False
     sf = sut_fail(d)
     if not sf:
         return False
     sub = sub_at(d, sf[0])
-    if sub is None or sub["op"] not in ("create", "upsert") or "verified" not in (sub.get("body") or {}):
+    if sub is None:
+        return False
+    batch = d.step["op"] == "batch"
+    if not (sub["op"] in ("create", "upsert") or batch):
         return False
     c = coll(d, sub["coll"])
     if c["type"] != "auth" or not c.get("manageRule"):
         return False
-    refused = sf[3] == {} or (sf[3].get("verified") or {}).get("code") == "validation_values_mismatch"
+    body = sub.get("body") or {}
+    manager_keys = {"verified", "email", "password", "oldPassword"}
+    if not manager_keys & set(body):
+        return False
+    refused = (sf[3] == {} and sub["op"] in ("create", "upsert")) or (
+        sf[3] and set(sf[3]) <= manager_keys | {"passwordConfirm"}
+        and all(v.get("code") in MANAGER_FIELD_CODES for v in sf[3].values()))
     rf = ref_fail(d)
-    return refused and (rf is None or rf[0] != sf[0] or "verified" not in rf[3])
+    return refused and (rf is None or rf[0] != sf[0] or not set(rf[3]) & set(sf[3]))
 
 
 def create_rule_path_on_invalid_body(d):
@@ -699,10 +713,11 @@ def file_size_checked_at_load(d):
     sub = sub_at(d, sf[0])
     if sub is None or not all((field(d, sub["coll"], k) or {}).get("type") == "file" for k in sf[3]):
         return False
-    # PocketBase found the same (or, for a non-superuser's hidden field, ignored the upload)
+    # PocketBase found the same, or another problem of the same uploads that it checks first (their
+    # number, their type), or (a non-superuser's hidden field) ignored them
     ignored = hidden_keys(d, sub) if non_superuser(d) else set()
-    return all(v.get("code") == "validation_file_size_limit" for k, v in rf[3].items()
-               if k in sf[3] and k not in ignored)
+    file_codes = {"validation_file_size_limit", "validation_too_many_files", "validation_invalid_mime_type"}
+    return all(v.get("code") in file_codes for k, v in rf[3].items() if k in sf[3] and k not in ignored)
 
 
 def batch_error_order(d):
@@ -820,10 +835,10 @@ KNOWN = [
           "(`@request.auth.id = \"\"`, `@request.auth.role != \"user\"`) a guest may change any record's email, "
           "verified or password; PocketBase gives manage rights to authenticated records only. Reported, not "
           "fixed yet (record write path).", manage_rule_applied_to_guests),
-    Known("manage-rule-ignored-on-create", OPEN,
-          "A user whom the collection's manageRule makes a manager creates an auth record with verified: "
-          "PocketBase allows it, keepd refuses it. Reported, not fixed yet (record write path).",
-          manage_rule_ignored_on_create),
+    Known("manage-rule-ignored", OPEN,
+          "keepd does not apply the auth collection's manageRule to creates, nor to any batch sub-request: a "
+          "manager setting verified, email, or a password without oldPassword there is refused; PocketBase "
+          "allows it. Reported, not fixed yet (record write path, api/batch).", manage_rule_ignored),
     Known("create-rule-path-on-invalid-body", OPEN,
           "A create with an invalid body under a createRule that reads a relation's field (`rel.field`): "
           "PocketBase's rule passes and it answers the field errors, keepd an empty 400 as for a denial. "

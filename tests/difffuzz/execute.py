@@ -258,14 +258,16 @@ def build_request(side, step):
             files["@jsonPayload"] = json.dumps({"requests": reqs})
             return "POST", "/api/batch", None, files, token
         return "POST", "/api/batch", {"requests": reqs}, None, token
+    query = step.get("query") or {}
+    q = "".join(f"&{k}=" + urllib.parse.quote(query[k], safe="") for k in ("filter", "expand", "fields")
+                if query.get(k))
     if op == "list":
-        q = "?perPage=500"
-        if step.get("query", {}).get("filter"):
-            q += "&filter=" + urllib.parse.quote(step["query"]["filter"], safe="")
-        return "GET", records_url(step["coll"]) + q, None, None, token
-    if op in ("view", "delete"):
-        return ("GET" if op == "view" else "DELETE"), records_url(step["coll"], side.resolve(step["target"])), \
+        return "GET", records_url(step["coll"]) + "?perPage=500" + q, None, None, token
+    if op == "view":
+        return "GET", records_url(step["coll"], side.resolve(step["target"])) + ("?" + q[1:] if q else ""), \
             None, None, token
+    if op == "delete":
+        return "DELETE", records_url(step["coll"], side.resolve(step["target"])), None, None, token
     method = SUB_METHOD[op]
     url = sub_url(side, step)
     body = side.resolve(step.get("body") or {})

@@ -547,15 +547,25 @@ class Gen:
                 sop = wchoice(r, [("create", 4), ("update", 4), ("delete", 1), ("upsert", 1)])
                 subs.append(self.write_sub(sop, sc, principal, multipart))
             return {"op": "batch", "as": principal, "multipart": multipart, "requests": subs}
-        if op in ("view", "delete"):
+        if op == "delete":
             return {"op": op, "as": principal, "coll": c["name"], "target": self.pick_target(c, principal)}
-        if op == "list":
-            step = {"op": "list", "as": principal, "coll": c["name"]}
-            if r.random() < 0.3:
+        if op in ("view", "list"):
+            step = {"op": op, "as": principal, "coll": c["name"]}
+            if op == "view":
+                step["target"] = self.pick_target(c, principal)
+            query = {}
+            if op == "list" and r.random() < 0.3:
                 cand = [f for f in c["fields"] if f["type"] in ("number", "text", "bool")]
                 if cand:
                     f = r.choice(cand)
-                    step["query"] = {"filter": self.cmp_atom(f["name"], f)}
+                    query["filter"] = self.cmp_atom(f["name"], f)
+            rels = [f for f in c["fields"] if f["type"] == "relation"]
+            if rels and r.random() < 0.35:  # related records go through their own view rules
+                query["expand"] = r.choice(rels)["name"]
+            if r.random() < 0.1:
+                query["fields"] = r.choice(["id,email", "*,expand.*", "id," + r.choice(c["fields"])["name"]])
+            if query:
+                step["query"] = query
             return step
         via = "multipart" if r.random() < 0.3 else "json"
         step = {"as": principal, "via": via}

@@ -573,8 +573,11 @@ class Runner:
             for coll, recs in raw.items():
                 if not isinstance(recs, list):
                     continue
-                fresh = [rec["id"] for rec in recs if rec.get("id") not in known]
-                for sym, rid in zip(wanted.get(coll, []), fresh):
+                fresh = [rec for rec in recs if rec.get("id") not in known]
+                if len(fresh) > 1:  # several in one step (a batch): pair them by content, not list order
+                    fresh.sort(key=lambda rec: json.dumps(
+                        {k: v for k, v in rec.items() if k not in ("id", "created", "updated")}, sort_keys=True))
+                for sym, rid in zip(wanted.get(coll, []), [rec["id"] for rec in fresh]):
                     if sym not in side.syms:
                         side.bind(sym, rid)
         out = []

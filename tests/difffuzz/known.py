@@ -395,29 +395,34 @@ def json_form_repeated_values(d):
     return norm(d.ref) == norm(d.sut) and d.ref != d.sut
 
 
-def number_form_bool(d):
-    """A number field sent "true"/"false" as a form value (multipart): PocketBase reads 1/0,
-    keepd reads blank (a required field then fails, else 0 is stored)."""
+def form_value_coercion(d):
+    """A number or bool field sent as a form value (multipart) of another kind: "true"/"false" for a
+    number, "2" for a bool. PocketBase coerces them (true = 1, "2" = true), keepd reads a number from
+    "true" as blank (required fails, else 0) and a bool from "2" as false."""
     if d.step is None or d.step.get("via") != "multipart":
         return False
     sub = d.step
-    bools = {k for k, v in (sub.get("body") or {}).items() if isinstance(v, bool)
-             and (field(d, sub["coll"], k) or {}).get("type") == "number"}
-    if not bools:
+
+    def odd(k, v):
+        t = (field(d, sub["coll"], k) or {}).get("type")
+        return (t == "number" and isinstance(v, bool)) or (
+            t == "bool" and isinstance(v, (int, float)) and not isinstance(v, bool))
+    keys = {k for k, v in (sub.get("body") or {}).items() if odd(k, v)}
+    if not keys:
         return False
     if d.where == "response":
         sf = sut_fail(d)
         if sf and d.ref_status == 200:
-            return set(sf[3]) <= bools and all(v.get("code") == "validation_required" for v in sf[3].values())
+            return set(sf[3]) <= keys and all(v.get("code") == "validation_required" for v in sf[3].values())
         rf = ref_fail(d)
         if rf and sf:
-            return rf[2] == sf[2] and without(rf[3], bools) == without(sf[3], bools)
+            return rf[2] == sf[2] and without(rf[3], keys) == without(sf[3], keys)
         if not rf and not sf and isinstance(d.ref, dict) and isinstance(d.sut, dict):
-            return without(d.ref, bools) == without(d.sut, bools)
+            return without(d.ref, keys) == without(d.sut, keys)
         return False
     if d.where == "state":
         fields = state_fields(d)
-        return bool(fields) and all(c == sub["coll"] and f in bools for c, f in fields)
+        return bool(fields) and all(c == sub["coll"] and f in keys for c, f in fields)
     return False
 
 
@@ -514,8 +519,8 @@ def manage_rule_ignored(d):
 
 def create_rule_path_on_invalid_body(d):
     """A create whose body is invalid and whose createRule reads a field through a relation
-    (`rel.field`): PocketBase's rule passes and it answers the field errors; keepd answers an empty
-    400 as if the rule had failed."""
+    (`rel.field`) or @collection: PocketBase's rule passes and it answers the field errors; keepd
+    answers an empty 400 as if the rule had failed."""
     if d.where != "response" or not non_superuser(d):
         return False
     rf, sf = ref_fail(d), sut_fail(d)
@@ -525,7 +530,7 @@ def create_rule_path_on_invalid_body(d):
     if sub is None or sub["op"] not in ("create", "upsert"):
         return False
     r = rule(d, sub["coll"], "create") or ""
-    has_path = re.search(r"(?<![@\w.])[A-Za-z]\w*\.(?!id\b)[A-Za-z]\w*", r)
+    has_path = re.search(r"(?<![@\w.])[A-Za-z]\w*\.(?!id\b)[A-Za-z]\w*", r) or "@collection." in r
     return bool(has_path) and rf[3] != {} and sf[3] == {}
 
 
@@ -536,6 +541,15 @@ def auth_rule_login_status(d):
             and (d.ref or {}).get("message") == "The request doesn't satisfy the collection requirements to "
                                                 "authenticate."
             and (d.sut or {}).get("message") == "Failed to authenticate."
+            and any(c.get("authRule") for c in d.case["collections"] if c["type"] == "auth"))
+
+
+def auth_refresh_skips_auth_rule(d):
+    """auth-refresh for a user the collection's authRule no longer admits (say verified was set
+    false under `verified = true`): PocketBase refuses (403), keepd issues a new token."""
+    return (d.where == "token" and d.ref_status == 403 and d.sut_status == 200
+            and (d.ref or {}).get("message") == "The request doesn't satisfy the collection requirements to "
+                                                "authenticate."
             and any(c.get("authRule") for c in d.case["collections"] if c["type"] == "auth"))
 
 
@@ -788,6 +802,7 @@ def big_number_text(d):
     return walk(d.ref, d.sut)
 
 
+# First match wins: where two entries could explain a difference, the more specific one comes first.
 KNOWN = [
     Known("common-password-refused", DELIBERATE,
           "keepd refuses the ~10,000 most common passwords (validation_common_password); PocketBase accepts "
@@ -820,9 +835,10 @@ KNOWN = [
           "A json field sent as repeated multipart values: PocketBase stores the values read as JSON "
           "([1, 2]), keepd the texts ([\"1\", \"2\"]). A single JSON text is read alike. Reported, not fixed "
           "yet (schema/record).", json_form_repeated_values),
-    Known("number-form-bool", OPEN,
-          "A number field sent as the form value \"true\"/\"false\": PocketBase reads 1/0, keepd reads it as "
-          "blank (required fails, else 0). Reported, not fixed yet (schema/record).", number_form_bool),
+    Known("form-value-coercion", OPEN,
+          "Number and bool fields sent as form values of another kind: PocketBase coerces them (\"true\" = 1 "
+          "for a number, \"2\" = true for a bool), keepd reads a number from \"true\" as blank and a bool from "
+          "\"2\" as false. Reported, not fixed yet (schema/record).", form_value_coercion),
     Known("batch-skips-password-policy", OPEN,
           "keepd's batch path does not apply the auth record password checks (min length, passwordConfirm, "
           "oldPassword) of the direct routes. Being fixed (record write path rewrite).", batch_password_policy),
@@ -839,8 +855,14 @@ KNOWN = [
           "keepd does not apply the auth collection's manageRule to creates, nor to any batch sub-request: a "
           "manager setting verified, email, or a password without oldPassword there is refused; PocketBase "
           "allows it. Reported, not fixed yet (record write path, api/batch).", manage_rule_ignored),
+    Known("null-path-equals-guest-id", OPEN,
+          "A rule comparing a path that resolves to nothing (relation to a missing record, @collection.X of an "
+          "empty collection) with @request.auth.id: PocketBase compares NULL as \"\" so a guest (empty id) "
+          "passes; keepd's rule fails (the stricter answer). Reported, not fixed yet (rules).",
+          null_path_equals_guest_id),
     Known("create-rule-path-on-invalid-body", OPEN,
-          "A create with an invalid body under a createRule that reads a relation's field (`rel.field`): "
+          "A create with an invalid body under a createRule that reads a relation's field (`rel.field`) or "
+          "@collection: "
           "PocketBase's rule passes and it answers the field errors, keepd an empty 400 as for a denial. "
           "Reported, not fixed yet (rules, record write path).", create_rule_path_on_invalid_body),
     Known("combined-field-errors", OPEN,
@@ -850,6 +872,10 @@ KNOWN = [
     Known("auth-rule-login-status", OPEN,
           "A password login refused by the collection's authRule: PocketBase 403 with its own message, keepd "
           "400 'Failed to authenticate.'. Reported, not fixed yet (api/auth).", auth_rule_login_status),
+    Known("auth-refresh-skips-auth-rule", OPEN,
+          "auth-refresh does not apply the collection's authRule in keepd: a user it no longer admits (e.g. "
+          "verified set false under `verified = true`) keeps refreshing tokens; PocketBase answers 403. "
+          "Reported, not fixed yet (api/auth).", auth_refresh_skips_auth_rule),
     Known("manage-rule-empty-accepted", OPEN,
           "manageRule \"\" is refused by PocketBase (null or a non-empty rule only); keepd stores it, giving "
           "every user manage rights. Reported, not fixed yet (schema/parse).", manage_rule_empty),
@@ -860,11 +886,6 @@ KNOWN = [
           "mimeTypes [text/plain] and an upload whose content matches no known signature: PocketBase sniffs "
           "application/octet-stream and refuses it (validation_invalid_mime_type), keepd stores it. Reported, "
           "not fixed yet (files::plan).", file_mime_unknown_content),
-    Known("null-path-equals-guest-id", OPEN,
-          "A rule comparing a path that resolves to nothing (relation to a missing record, @collection.X of an "
-          "empty collection) with @request.auth.id: PocketBase compares NULL as \"\" so a guest (empty id) "
-          "passes; keepd's rule fails (the stricter answer). Reported, not fixed yet (rules).",
-          null_path_equals_guest_id),
     Known("json-empty-string-stored-as-null", OPEN,
           "A json field set to \"\": PocketBase stores the JSON string \"\", keepd answers \"\" but stores "
           "null. Reported, not fixed yet (schema/record).", json_empty_string),

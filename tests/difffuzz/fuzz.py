@@ -141,7 +141,7 @@ def main(argv=None):
     ap.add_argument("--no-regressions", action="store_true", help="skip the saved regression cases")
     ap.add_argument("--shrink", action="store_true", default=None, help="shrink failing cases (default: on)")
     ap.add_argument("--no-shrink", dest="shrink", action="store_false")
-    ap.add_argument("--shrink-seconds", type=float, default=120)
+    ap.add_argument("--shrink-seconds", type=float, default=60, help="time to shrink one case (default 60)")
     ap.add_argument("--shrink-known", action="store_true",
                     help="also shrink and print known differences (to document them)")
     ap.add_argument("--save", help="save the (shrunk) failing case as regressions/NAME.json")
@@ -190,11 +190,11 @@ def main(argv=None):
     pair = Pair(pb, kd, tmp)
     print(f"difffuzz: PB_BIN={pb}\ndifffuzz: KEEPD_BIN={kd}", flush=True)
     t0 = time.monotonic()
-    pair.start()
-    runner = Runner(pair, log=print, trace=args.trace)
     stats = Stats()
     rng = random.SystemRandom()
     try:
+        pair.start()
+        runner = Runner(pair, log=print, trace=args.trace)
         def todo():
             yield from jobs
             if args.seconds:
@@ -242,7 +242,7 @@ def main(argv=None):
     print(f"\ndifffuzz: {stats.cases} case(s), {stats.steps} step(s) in {took:.0f}s; "
           f"{stats.clean} without difference")
     if stats.known:
-        print("known differences hit (known.py; open ones are being fixed):")
+        print("known differences hit (known.py):")
         for k, hits in sorted(stats.known.items()):
             e = known.by_key(k)
             print(f"  {k} [{e.status}] x{stats.known_count[k]}: {', '.join(h[0] for h in hits[:6])}"

@@ -879,8 +879,9 @@ KNOWN = [
           "verified set false under `verified = true`) keeps refreshing tokens; PocketBase answers 403. "
           "Reported, not fixed yet (api/auth).", auth_refresh_skips_auth_rule),
     Known("manage-rule-empty-accepted", OPEN,
-          "manageRule \"\" is refused by PocketBase (null or a non-empty rule only); keepd stores it, giving "
-          "every user manage rights. Reported, not fixed yet (schema/parse).", manage_rule_empty),
+          "manageRule \"\" is refused by PocketBase (null or a non-empty rule only); keepd stores it, and then "
+          "every caller, guests included, manages the records (sets any user's password). Reported, not fixed "
+          "yet (schema/parse).", manage_rule_empty),
     Known("old-password-without-password", OPEN,
           "oldPassword without password: PocketBase answers password/passwordConfirm required, keepd ignores "
           "the lone oldPassword. Reported, not fixed yet (record write path).", old_password_without_password),

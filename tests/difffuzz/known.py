@@ -434,6 +434,11 @@ def explained_keys(d, sub, rf):
     out["file-json-unknown-name"] = {
         k for k, v in rf[3].items() if v.get("code") == "validation_invalid_file"
         and (field(d, sub["coll"], k) or {}).get("type") == "file" and k not in uploads(sub)}
+    octet = {base_key(k) for k, v in (sub.get("body") or {}).items()
+             if any(isinstance(x, dict) and "$file" in x and x["$file"][2] == "application/octet-stream"
+                    for x in (v if isinstance(v, list) else [v]))}
+    out["file-mime-unknown-content"] = {k for k, v in rf[3].items()
+                                        if v.get("code") == "validation_invalid_mime_type" and k in octet}
     if d.step["op"] == "batch":
         out["batch-skips-password-policy"] = {"password", "passwordConfirm", "oldPassword"}
     out["only-int-huge-number"] = {
@@ -868,8 +873,8 @@ KNOWN = [
           "PocketBase's rule passes and it answers the field errors, keepd an empty 400 as for a denial. "
           "Reported, not fixed yet (rules, record write path).", create_rule_path_on_invalid_body),
     Known("combined-field-errors", OPEN,
-          "Two or more of the field-level open differences above (hidden fields, unknown file names, batch "
-          "password checks, huge onlyInt numbers) in one answer; each is listed on its own.",
+          "Two or more of the field-level open differences above (hidden fields, unknown file names, file "
+          "types, batch password checks, huge onlyInt numbers) in one answer; each is listed on its own.",
           combined_field_errors),
     Known("auth-rule-login-status", OPEN,
           "A password login refused by the collection's authRule: PocketBase 403 with its own message, keepd "

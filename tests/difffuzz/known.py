@@ -14,6 +14,8 @@ status:
 import json
 import re
 
+from gen import is_multi
+
 OPEN = "open"
 DELIBERATE = "deliberate"
 
@@ -341,15 +343,27 @@ def file_field_invisible_to_body_rule(d):
     return False
 
 
-def form_values_uncast_in_rules(d):
-    """A multipart form value (always text) compared in a rule as @request.body.<field>:
-    PocketBase casts it to the field's type first (\"true\" = true, \"2\" = 2), keepd compares
-    the text, so `@request.body.flag != true` is bypassed by sending the form."""
-    if d.where != "response" or d.step is None or d.step.get("via") != "multipart":
+def body_values_uncast_in_rules(d):
+    """A body value the rule compares as @request.body.<field> (or checks with :changed) that is
+    not yet of the field's type: a multipart text ("true" for a bool, "2" for a number) or a single
+    value for a multi-value field ("a" for a select of up to 3). PocketBase normalizes it to the
+    field's type first ("true" = true, "a" = ["a"]), keepd compares the raw value, so
+    `@request.body.flag != true` is bypassed by a form and `@request.body.tags:changed = false`
+    fails for an unchanged value."""
+    if d.where != "response" or d.step is None:
         return False
-    sub = d.step
-    typed = {k for k, v in (sub.get("body") or {}).items() if isinstance(v, (bool, int, float))}
-    return any(f"@request.body.{k}" in op_rule(d, sub) for k in typed) and denial_differs(d, None)
+    multipart = d.step.get("via") == "multipart" or d.step.get("multipart")
+    for idx, sub in subs(d):
+        r = op_rule(d, sub)
+        for k, v in (sub.get("body") or {}).items():
+            f = field(d, sub["coll"], k)
+            if f is None or f"@request.body.{k}" not in r:
+                continue
+            uncast = (is_multi(f) and not isinstance(v, list)) or (
+                multipart and d.step["op"] != "batch" and f["type"] in ("number", "bool") and not isinstance(v, str))
+            if uncast and denial_differs(d, idx):
+                return True
+    return False
 
 
 def batch_upload_unknown_field(d):
@@ -515,11 +529,17 @@ def manage_rule_ignored(d):
     manager_keys = {"verified", "email", "password", "oldPassword"}
     if not manager_keys & set(body):
         return False
-    refused = (sf[3] == {} and sub["op"] in ("create", "upsert")) or (
-        sf[3] and set(sf[3]) <= manager_keys | {"passwordConfirm"}
-        and all(v.get("code") in MANAGER_FIELD_CODES for v in sf[3].values()))
     rf = ref_fail(d)
-    return refused and (rf is None or rf[0] != sf[0] or not set(rf[3]) & set(sf[3]))
+    same_sub = rf is not None and rf[0] == sf[0]
+    ref_data = rf[3] if same_sub else {}
+    extra = {k: v for k, v in sf[3].items() if k not in ref_data}
+    if any(ref_data.get(k) != sf[3].get(k) for k in ref_data if k in sf[3]):
+        return False
+    if sf[3] == {}:
+        return sub["op"] in ("create", "upsert") and not ref_data
+    return bool(extra) and set(extra) <= manager_keys | {"passwordConfirm"} and \
+        all(v.get("code") in MANAGER_FIELD_CODES for v in extra.values()) and \
+        all(k in sf[3] for k in ref_data)
 
 
 def create_rule_path_on_invalid_body(d):
@@ -830,10 +850,12 @@ KNOWN = [
           "Values for file fields (uploads, names, [] or \"\") are invisible to @request.body.<field> in keepd's "
           "rules, so a guard like `@request.body.avatar:isset = false` is bypassed; PocketBase's rules see "
           "them. Reported, not fixed yet (record write path, rules).", file_field_invisible_to_body_rule),
-    Known("form-values-uncast-in-rules", OPEN,
-          "Multipart form values compared in rules as @request.body.<field>: PocketBase casts them to the "
-          "field's type (\"true\" = true), keepd compares the text, so `@request.body.flag != true` is "
-          "bypassed by a form. Reported, not fixed yet (record write path, rules).", form_values_uncast_in_rules),
+    Known("body-values-uncast-in-rules", OPEN,
+          "Body values compared in rules as @request.body.<field> (or with :changed) are not normalized to "
+          "the field's type in keepd: a form's \"true\" for a bool, a single \"a\" for a multi-select. PocketBase "
+          "compares true and [\"a\"], so `@request.body.flag != true` is bypassed by a form and "
+          "`@request.body.tags:changed = false` refuses an unchanged value. Reported, not fixed yet (record "
+          "write path, rules).", body_values_uncast_in_rules),
     Known("batch-upload-unknown-field", OPEN,
           "A multipart batch with a file part for a field the collection lacks (or a hidden one, from a "
           "non-superuser): PocketBase ignores the part, keepd refuses the whole batch ('Failed to read the "

@@ -153,7 +153,7 @@ def test_file_field_and_form_value_rules():
     cast = copy.deepcopy(other)
     cast["collections"][0]["createRule"] = "@request.body.b1 != true"
     assert known.match(Diff("response", cast, 0, err({}), ok(b1=True), 400, 200)).key == \
-        "form-values-uncast-in-rules"
+        "body-values-uncast-in-rules"
     as_json = copy.deepcopy(cast)
     as_json["steps"][0]["via"] = "json"
     assert known.match(Diff("response", as_json, 0, err({}), ok(b1=True), 400, 200)) is None

@@ -98,6 +98,15 @@ def sut_ok(d):
     return isinstance(d.sut_status, int) and d.sut_status < 400
 
 
+def sut_passed(d, idx):
+    """keepd accepted the (sub-)request at idx: the whole request succeeded, or (a batch) it
+    failed only at a later sub-request."""
+    if sut_ok(d):
+        return True
+    sf = sut_fail(d)
+    return bool(sf) and idx is not None and sf[0] is not None and sf[0] > idx
+
+
 def sub_at(d, idx):
     s = subs(d)
     if idx is None:
@@ -175,7 +184,7 @@ def file_json_unknown_name(d):
                 isinstance(x, dict) and "$file" in x for x in v):
             return False
     rest = without(rf[3], bad)
-    if sut_ok(d):
+    if sut_passed(d, rf[0]):
         return rest == {}
     sf = sut_fail(d)
     if not sf or sf[0] != rf[0] or sf[2] != rf[2]:
@@ -651,7 +660,7 @@ def file_mime_unknown_content(d):
                    for x in flat):
             return False
     rest = without(rf[3], bad)
-    if sut_ok(d):
+    if sut_passed(d, rf[0]):
         return rest == {}
     sf = sut_fail(d)
     return bool(sf) and sf[0] == rf[0] and without(sf[3], bad) == rest
@@ -806,7 +815,7 @@ def only_int_huge(d):
             huge.add(k)
     if not huge:
         return False
-    if sut_ok(d):
+    if sut_passed(d, rf[0]):
         return set(rf[3]) == huge
     sf = sut_fail(d)  # keepd: nothing, or another error (max) for the same field
     return bool(sf) and sf[0] == rf[0] and sf[2] == rf[2] and without(sf[3], huge) == without(rf[3], huge)

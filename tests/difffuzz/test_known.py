@@ -157,3 +157,21 @@ def test_file_field_and_form_value_rules():
     as_json = copy.deepcopy(cast)
     as_json["steps"][0]["via"] = "json"
     assert known.match(Diff("response", as_json, 0, err({}), ok(b1=True), 400, 200)) is None
+
+
+def test_combined_needs_every_key_explained():
+    c = {"name": "c0", "type": "base", "createRule": "",
+         "fields": [{"name": "h1", "type": "number", "hidden": True, "required": True},
+                    {"name": "f1", "type": "file", "maxSelect": 1, "maxSize": 100},
+                    {"name": "t1", "type": "text", "max": 3}]}
+    step = {"op": "create", "as": "guest", "via": "json", "coll": "c0",
+            "body": {"h1": 5, "f1": "nonexistent.txt", "t1": "toolong"}}
+    case = case_with(step, [c])
+    t1 = {"code": "validation_max_text_constraint", "message": "x"}
+    ref = err({"h1": {"code": "validation_required", "message": "Cannot be blank."},
+               "f1": {"code": "validation_invalid_file", "message": "Invalid new files: [nonexistent.txt]."},
+               "t1": t1})
+    assert known.match(Diff("response", case, 0, ref, err({"t1": t1}), 400, 400)).key == "combined-field-errors"
+    # the unexplained field differing too: a new difference
+    t1b = {"code": "validation_length_out_of_range", "message": "y"}
+    assert known.match(Diff("response", case, 0, ref, err({"t1": t1b}), 400, 400)) is None

@@ -435,8 +435,9 @@ def form_value_coercion(d):
         return False
     if d.where == "response":
         sf = sut_fail(d)
-        if sf and d.ref_status == 200:
-            return set(sf[3]) <= keys and all(v.get("code") == "validation_required" for v in sf[3].values())
+        if sf and d.ref_status == 200:  # keepd's blank/0 is then required, or taken (unique)
+            return set(sf[3]) <= keys and all(v.get("code") in ("validation_required", "validation_not_unique")
+                                              for v in sf[3].values())
         rf = ref_fail(d)
         if rf and sf:
             return rf[2] == sf[2] and without(rf[3], keys) == without(sf[3], keys)

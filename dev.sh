@@ -5,7 +5,7 @@
 #   ./dev.sh test                   run the whole test suite (unit, integration, SDK, compatibility, fuzz smoke)
 #   ./dev.sh deps                   install what the tests need (apt, npm, pip; registries only)
 #
-# Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1,
+# Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1, SKIP_DIFFFUZZ=1,
 #   SKIP_DEB=1 (the .deb build and install/purge test), SKIP_CROSS=1 (aarch64
 #   build and tests under qemu), SKIP_BENCH=1 (benchmark smoke run),
 #   SKIP_SUPPLY=1 (cargo deny against ../shared/advisory-db).
@@ -87,6 +87,10 @@ cmd_test() {
     if [ "${SKIP_COMPAT:-0}" != 1 ]; then
         log "differential tests (real PocketBase vs keepd)"
         KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/compat/run.sh -q
+    fi
+    if [ "${SKIP_DIFFFUZZ:-0}" != 1 ]; then
+        log "differential fuzzer: fixed seeds and saved regressions (real PocketBase vs keepd)"
+        KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/difffuzz/run.sh
     fi
     if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
         log "fuzz smoke (${FUZZ_SECONDS:-60}s)"

@@ -54,6 +54,14 @@ class Masker:
         self._re = None
 
     # -- learning ---------------------------------------------------------
+    def alias(self, value, name):
+        """Mask `value` as `<name>` from now on (a caller that knows which
+        values correspond between the servers names them itself, so the
+        placeholders do not depend on the order values were first seen)."""
+        if isinstance(value, str) and value and self.ids.get(value) != f"<{name}>":
+            self.ids[value] = f"<{name}>"
+            self._re = None
+
     def _register(self, value, category, names):
         if not isinstance(value, str) or value == "" or value in self.ids:
             return

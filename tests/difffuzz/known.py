@@ -1,0 +1,1023 @@
+"""Known differences between keepd and PocketBase 0.40.6 found by the fuzzer.
+
+Each entry: a key, a status, the reason, and a matcher over a `Diff`
+(execute.py). The matchers are deliberately narrow: they check who sent what
+to which collection, which server answered what, and that *every* differing
+path is explained by the entry, so a new, different difference still fails.
+
+status:
+  "open"        a keepd bug, not fixed yet (each entry says whether it is being
+                fixed or only reported); remove the entry when it is fixed
+  "deliberate"  a deliberate difference, documented in COMPATIBILITY.md
+"""
+
+import json
+import re
+
+from gen import is_multi
+
+OPEN = "open"
+DELIBERATE = "deliberate"
+
+
+class Known:
+    def __init__(self, key, status, reason, match):
+        self.key, self.status, self.reason, self._match = key, status, reason, match
+
+    def match(self, diff):
+        try:
+            return bool(self._match(diff))
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+            return False
+
+
+# --------------------------------------------------------------------------- helpers
+def subs(d):
+    """The (sub-)requests of the step: [(index or None, sub)]."""
+    st = d.step
+    if st is None:
+        return []
+    if st["op"] == "batch":
+        return list(enumerate(st["requests"]))
+    return [(None, st)]
+
+
+def coll(d, name):
+    return next(c for c in d.case["collections"] if c["name"] == name)
+
+
+def field(d, cname, fname):
+    return next((f for f in coll(d, cname)["fields"] if f["name"] == fname), None)
+
+
+def base_key(k):
+    return k.strip("+-")
+
+
+def non_superuser(d):
+    return d.step is not None and d.step["as"] != "superuser"
+
+
+def is_guest(d):
+    """A guest, or a user whose login failed on both servers (so sends no token)."""
+    return d.step is not None and (d.step["as"] == "guest" or d.step["as"] in getattr(d, "no_token", ()))
+
+
+def hidden_keys(d, sub):
+    """Body keys of a (sub-)request that name hidden fields (modifiers included), by field name."""
+    out = set()
+    for k in (sub.get("body") or {}):
+        f = field(d, sub["coll"], base_key(k))
+        if f is not None and f.get("hidden"):
+            out.add(base_key(k))
+    return out
+
+
+def failure(body, status):
+    """(index, status, message, data) of a failed answer: a batch's failing sub-request
+    (index = its position) or a direct request (index None); None for a success."""
+    if not isinstance(status, int) or status < 400 or not isinstance(body, dict):
+        return None
+    reqs = (body.get("data") or {}).get("requests") if isinstance(body.get("data"), dict) else None
+    if isinstance(reqs, dict) and len(reqs) == 1:
+        (i, sub), = reqs.items()
+        r = sub.get("response") or {}
+        return int(i), r.get("status"), r.get("message"), r.get("data") or {}
+    return None, status, body.get("message"), body.get("data") or {}
+
+
+def ref_fail(d):
+    return failure(d.ref, d.ref_status)
+
+
+def sut_fail(d):
+    return failure(d.sut, d.sut_status)
+
+
+def sut_ok(d):
+    return isinstance(d.sut_status, int) and d.sut_status < 400
+
+
+def sut_passed(d, idx):
+    """keepd accepted the (sub-)request at idx: the whole request succeeded, or (a batch) it
+    failed only at a later sub-request."""
+    if sut_ok(d):
+        return True
+    sf = sut_fail(d)
+    return bool(sf) and idx is not None and sf[0] is not None and sf[0] > idx
+
+
+def sub_at(d, idx):
+    s = subs(d)
+    if idx is None:
+        return s[0][1] if len(s) == 1 and s[0][0] is None else None
+    return d.step["requests"][idx]
+
+
+def state_fields(d):
+    """(collection, field) of every differing state path (None if a path is not of that form)."""
+    out = set()
+    for p in d.paths:
+        if p == "<status>":
+            continue
+        parts = p.split(" ")[0].split(".")
+        if len(parts) < 3:
+            return None
+        out.add((parts[0], parts[2].split("[")[0]))
+    return out
+
+
+def without(data, keys):
+    return {k: v for k, v in (data or {}).items() if k not in keys}
+
+
+def late_unique(rf, sf):
+    """Unique errors on one side only while the other side reported other errors: both servers
+    check the unique indexes only once everything else validates, so these follow from another
+    difference (a value one side validated and the other ignored)."""
+    if not rf or not sf:
+        return set()
+    out = set()
+    for a, b in ((rf[3], sf[3]), (sf[3], rf[3])):
+        if b:
+            out |= {k for k, v in a.items() if k not in b and v.get("code") == "validation_not_unique"}
+    return out
+
+
+def rule(d, cname, op):
+    return coll(d, cname).get(op + "Rule")
+
+
+# --------------------------------------------------------------------------- matchers
+def create_rule_denial_leaks_validation(d):
+    """PocketBase answers a create its createRule denies with an empty 400 (nothing about
+    the values); keepd validates first and tells the caller which values are wrong."""
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf or not sf or rf[0] != sf[0]:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None or sub["op"] not in ("create", "upsert") or not non_superuser(d):
+        return False
+    r = rule(d, sub["coll"], "create")
+    return (r not in (None, "") and rf[1] == sf[1] == 400 and rf[2] == sf[2] == "Failed to create record."
+            and rf[3] == {} and sf[3] != {})
+
+
+def file_json_unknown_name(d):
+    """A JSON (non-upload) value for a file field that names no file of the record (or is no
+    string): PocketBase refuses it (validation_invalid_file, 'Invalid new files: [...]'),
+    keepd drops it silently."""
+    if d.where != "response":
+        return False
+    rf = ref_fail(d)
+    if not rf or rf[1] != 400:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None:
+        return False
+    bad = {k for k, v in rf[3].items()
+           if isinstance(v, dict) and v.get("code") == "validation_invalid_file"
+           and (field(d, sub["coll"], k) or {}).get("type") == "file"}
+    if not bad:
+        return False
+    # the refused values were sent as plain values, not uploads
+    for k in bad:
+        v = (sub.get("body") or {}).get(k)
+        if isinstance(v, dict) and "$file" in v or isinstance(v, list) and any(
+                isinstance(x, dict) and "$file" in x for x in v):
+            return False
+    rest = without(rf[3], bad)
+    if sut_passed(d, rf[0]):
+        return rest == {}
+    sf = sut_fail(d)
+    if not sf or sf[0] != rf[0] or sf[2] != rf[2]:
+        return False
+    sd = dict(sf[3])
+    for k in bad:  # keepd then reports what PocketBase's invalid-file error hid (e.g. required)
+        sd.pop(k, None)
+    # with the file value dropped keepd's validation passes on to the unique indexes
+    sd = {k: v for k, v in sd.items() if not (k not in rest and v.get("code") == "validation_not_unique")}
+    return sd == rest
+
+
+def batch_password_policy(d):
+    """In a batch, keepd skips the password checks of auth records (required, length,
+    confirmation, oldPassword) that a direct request makes: PocketBase refuses the sub-request."""
+    if d.where != "response" or d.step["op"] != "batch":
+        return False
+    rf = ref_fail(d)
+    if not rf or rf[0] is None or rf[1] != 400:
+        return False
+    keys = set(rf[3])
+    pw = {"password", "passwordConfirm", "oldPassword"}
+    sub = d.step["requests"][rf[0]]
+    if not keys & pw or coll(d, sub["coll"])["type"] != "auth":
+        return False
+    only_pw = keys <= pw | {k for k, v in rf[3].items() if isinstance(v, dict)
+                            and v.get("code") == "validation_invalid_file"}
+    if sut_ok(d):
+        return only_pw
+    sf = sut_fail(d)
+    if sf and sf[0] is not None and sf[0] > rf[0]:  # keepd passed it and failed a later one
+        return only_pw
+    # keepd refuses the same sub-request for its other errors only (PocketBase answers the password
+    # errors before validating the rest, so it may list fewer of them)
+    sf = sut_fail(d)
+    return bool(sf) and sf[0] == rf[0] and sf[2] == rf[2] and not set(sf[3]) & pw and \
+        all(rf[3][k] == sf[3][k] for k in set(rf[3]) & set(sf[3]))
+
+
+def mentions(rule_text, name):
+    """Does a rule read field `name` (as a record field, a relation path or @request.body.name)?"""
+    return bool(re.search(r"(?<![\w.@])%s\b|@request\.body\.%s\b" % (re.escape(name), re.escape(name)),
+                          rule_text or ""))
+
+
+def op_rule(d, sub):
+    """The rule text a (sub-)request is checked against (an upsert: create's and update's)."""
+    if sub["op"] == "upsert":
+        return " ".join(r for r in (rule(d, sub["coll"], "create"), rule(d, sub["coll"], "update")) if r)
+    return rule(d, sub["coll"], sub["op"]) or ""
+
+
+def hidden_field_written(d):
+    """Non-superusers' values for hidden fields: PocketBase ignores them (as if not sent: its
+    rules do not see them, a hidden required or unique field counts as blank); keepd validates,
+    checks its rules against and stores them."""
+    if not non_superuser(d):
+        return False
+    if d.where == "state":
+        fields = state_fields(d)
+        if not fields:
+            return False
+        sent = {}
+        for _, sub in subs(d):
+            for h in hidden_keys(d, sub):
+                sent.setdefault(sub["coll"], set()).add(h)
+        return all(f in sent.get(c, ()) for c, f in fields)
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf and not sf:
+        return False
+    ri = rf[0] if rf else None
+    si = sf[0] if sf else None
+    if d.step["op"] == "batch":
+        # keepd fails an earlier sub-request on its hidden values only (PocketBase got further)
+        if sf and (not rf or ri > si):
+            ssub = d.step["requests"][si]
+            hs = hidden_keys(d, ssub)
+            if sf[3] and set(sf[3]) <= hs or any(mentions(op_rule(d, ssub), x) for x in hs):
+                return True
+        # PocketBase fails an earlier sub-request whose rule reads a hidden field that was sent,
+        # or that fails on hidden values alone (blank to PocketBase)
+        if rf and (not sf or si > ri):
+            sub = d.step["requests"][ri]
+            hs = hidden_keys(d, sub)
+            if any(mentions(op_rule(d, sub), x) for x in hs):
+                return True
+            return bool(rf[3]) and set(rf[3]) <= hs
+        if ri != si:
+            return False
+    sub = sub_at(d, ri if rf else si)
+    if sub is None:
+        return False
+    h = hidden_keys(d, sub)
+    if not h:
+        return False
+    # (in a batch the password errors keepd skips there, batch-skips-password-policy, may add to it)
+    e = h | ({"password", "passwordConfirm", "oldPassword"} if d.step["op"] == "batch" else set())
+    e |= late_unique(rf, sf)
+    if rf and sf and rf[2] == sf[2] and without(rf[3], e) == without(sf[3], e):
+        differing = (set(rf[3]) ^ set(sf[3])) | {k for k in set(rf[3]) & set(sf[3]) if rf[3][k] != sf[3][k]}
+        if differing & h:
+            return True
+    # a rule reading a hidden field: PocketBase's rule does not see the value, keepd's does
+    if any(mentions(op_rule(d, sub), x) for x in h):
+        return True
+    if rf and sf:
+        return False
+    if rf:  # PocketBase: the hidden field counts as blank (required, unique, min)
+        return bool(rf[3]) and set(rf[3]) <= h
+    return bool(sf[3]) and set(sf[3]) <= h  # keepd refuses a value PocketBase never looked at
+
+
+def modifier_bypasses_body_rule(d):
+    """A modifier key (f+, +f, f-) for a field the rule reads as @request.body.f: PocketBase's rule
+    sees the field (with the modifier applied), keepd's rule does not, so a guard such as
+    `@request.body.credits:isset = false` or `@request.body.n > 1` is bypassed (or, the other
+    way, a rule requiring the field fails)."""
+    if d.where != "response" or d.step is None:
+        return False
+    for idx, sub in subs(d):
+        body = sub.get("body") or {}
+        mods = {base_key(k) for k in body if k != base_key(k)}
+        r = op_rule(d, sub)
+        if any(f"@request.body.{m}" in r for m in mods) and denial_differs(d, idx):
+            return True
+    return False
+
+
+def uploads(sub):
+    """Field names a (sub-)request uploads files to (plain, + and - forms)."""
+    out = set()
+    for k, v in (sub.get("body") or {}).items():
+        vals = v if isinstance(v, list) else [v]
+        if any(isinstance(x, dict) and "$file" in x for x in vals):
+            out.add(base_key(k))
+    return out
+
+
+def file_fields_sent(d, sub):
+    """File fields a (sub-)request sends anything for (uploads, names, [] or "", +/- forms)."""
+    return {base_key(k) for k in (sub.get("body") or {})
+            if (field(d, sub["coll"], base_key(k)) or {}).get("type") == "file"}
+
+
+def denial_differs(d, idx):
+    """One server refused the (sub-)request at idx and the other did not (or not the same way)."""
+    rf, sf = ref_fail(d), sut_fail(d)
+    ra = rf if rf and rf[0] == idx else None
+    sa = sf if sf and sf[0] == idx else None
+    # (a create's denial is a 400 with empty data: the same status and message as a validation error)
+    return (ra is None) != (sa is None) or (ra is not None and (ra[:3], ra[3] == {}) != (sa[:3], sa[3] == {}))
+
+
+def file_field_invisible_to_body_rule(d):
+    """Any value for a file field (an upload, a name, [] or "") is invisible to
+    @request.body.<field> in keepd's rules, so `@request.body.avatar:isset = false` is bypassed;
+    PocketBase's rules see it."""
+    if d.where != "response" or d.step is None:
+        return False
+    for idx, sub in subs(d):
+        if any(f"@request.body.{f}" in op_rule(d, sub) for f in file_fields_sent(d, sub)) and \
+                denial_differs(d, idx):
+            return True
+    return False
+
+
+def body_values_uncast_in_rules(d):
+    """A body value the rule compares as @request.body.<field> (or checks with :changed) that is
+    not yet of the field's type: a multipart text ("true" for a bool, "2" for a number), a single
+    value for a multi-value field ("a" for a select of up to 3), a date that is no date. PocketBase normalizes it to the
+    field's type first ("true" = true, "a" = ["a"]), keepd compares the raw value, so
+    `@request.body.flag != true` is bypassed by a form and `@request.body.tags:changed = false`
+    fails for an unchanged value."""
+    if d.where != "response" or d.step is None:
+        return False
+    multipart = d.step.get("via") == "multipart" or d.step.get("multipart")
+    for idx, sub in subs(d):
+        r = op_rule(d, sub)
+        for k, v in (sub.get("body") or {}).items():
+            f = field(d, sub["coll"], k)
+            if f"@request.body.{k}" not in r:
+                continue
+            if f is None:  # a key the collection lacks: a form sends it as text, JSON as typed
+                uncast = multipart and d.step["op"] != "batch" and not isinstance(v, str)
+            else:
+                uncast = (is_multi(f) and not isinstance(v, list)) or (
+                    multipart and d.step["op"] != "batch" and f["type"] in ("number", "bool")
+                    and not isinstance(v, str)) \
+                    or (f["type"] == "number" and not isinstance(v, (int, float))) \
+                    or (f["type"] == "bool" and not isinstance(v, bool)) \
+                    or (f["type"] == "date" and not (isinstance(v, str)
+                                                     and (v == "" or re.match(r"^\d{4}-\d{2}-\d{2}", v))))
+            if uncast and denial_differs(d, idx):
+                return True
+    return False
+
+
+def batch_upload_unknown_field(d):
+    """A multipart batch uploading a file for a field the collection does not have (or a hidden
+    one, from a non-superuser): PocketBase ignores the part, keepd refuses the batch with
+    'Failed to read the submitted batch files data.'."""
+    if d.where != "response" or d.step is None or d.step["op"] != "batch" or not d.step.get("multipart"):
+        return False
+    sf = sut_fail(d)
+    if not sf or sf[2] != "Failed to read the submitted batch files data." or sf[3] != {}:
+        return False
+    sub = d.step["requests"][sf[0]]
+    for f in uploads(sub):
+        fd = field(d, sub["coll"], f)
+        if fd is None or fd.get("type") != "file" or (fd.get("hidden") and non_superuser(d)):
+            return True
+    return False
+
+
+def json_form_repeated_values(d):
+    """A json field sent as repeated multipart values (f=1, f=2): PocketBase stores the array of
+    the values read as JSON ([1, 2]), keepd the array of the texts (["1", "2"])."""
+    if d.where not in ("response", "state") or d.step is None or d.step.get("via") != "multipart":
+        return False
+    sub = d.step
+    lists = {k for k, v in (sub.get("body") or {}).items() if isinstance(v, list) and v
+             and (field(d, sub["coll"], k) or {}).get("type") == "json"}
+    if not lists or d.ref_status != d.sut_status:
+        return False
+
+    def parsed(v):
+        try:
+            return json.loads(v)
+        except (TypeError, ValueError):
+            return v
+
+    def norm(node, key=None):
+        if isinstance(node, dict):
+            return {k: norm(v, k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [parsed(x) if key in lists else norm(x) for x in node]
+        return node
+    return norm(d.ref) == norm(d.sut) and d.ref != d.sut
+
+
+def form_value_coercion(d):
+    """A number or bool field sent as a form value (multipart) of another kind: "true"/"false" for a
+    number, "2" for a bool. PocketBase coerces them (true = 1, "2" = true), keepd reads a number from
+    "true" as blank (required fails, else 0) and a bool from "2" as false."""
+    if d.step is None or d.step.get("via") != "multipart":
+        return False
+    sub = d.step
+
+    def odd(k, v):
+        t = (field(d, sub["coll"], k) or {}).get("type")
+        return (t == "number" and isinstance(v, bool)) or (
+            t == "bool" and isinstance(v, (int, float)) and not isinstance(v, bool))
+    keys = {k for k, v in (sub.get("body") or {}).items() if odd(k, v)}
+    if not keys:
+        return False
+    if d.where == "response":
+        sf = sut_fail(d)
+        if sf and d.ref_status == 200:  # keepd's blank/0 is then required, or taken (unique)
+            return set(sf[3]) <= keys and all(v.get("code") in ("validation_required", "validation_not_unique")
+                                              for v in sf[3].values())
+        rf = ref_fail(d)
+        if rf and sf:
+            return rf[2] == sf[2] and without(rf[3], keys) == without(sf[3], keys)
+        if not rf and not sf and isinstance(d.ref, dict) and isinstance(d.sut, dict):
+            return without(d.ref, keys) == without(d.sut, keys)
+        return False
+    if d.where == "state":
+        fields = state_fields(d)
+        return bool(fields) and all(c == sub["coll"] and f in keys for c, f in fields)
+    return False
+
+
+def explained_keys(d, sub, rf):
+    """Error keys of a (sub-)request's answers that single open entries explain, by entry."""
+    out = {}
+    if non_superuser(d):
+        out["hidden-field-written-by-non-superuser"] = hidden_keys(d, sub)
+    out["file-json-unknown-name"] = {
+        k for k, v in rf[3].items() if v.get("code") == "validation_invalid_file"
+        and (field(d, sub["coll"], k) or {}).get("type") == "file" and k not in uploads(sub)}
+    octet = {base_key(k) for k, v in (sub.get("body") or {}).items()
+             if any(isinstance(x, dict) and "$file" in x and x["$file"][2] == "application/octet-stream"
+                    for x in (v if isinstance(v, list) else [v]))}
+    out["file-mime-unknown-content"] = {k for k, v in rf[3].items()
+                                        if v.get("code") == "validation_invalid_mime_type" and k in octet}
+    if d.step["op"] == "batch":
+        out["batch-skips-password-policy"] = {"password", "passwordConfirm", "oldPassword"}
+    out["only-int-huge-number"] = {
+        k for k, v in rf[3].items() if v.get("code") == "validation_only_int_constraint"
+        and any(isinstance(x, (int, float)) and abs(x) >= 2**63
+                for kk, x in (sub.get("body") or {}).items() if base_key(kk) == k)}
+    return {k: v for k, v in out.items() if v}
+
+
+def combined_field_errors(d):
+    """Both refuse the same (sub-)request, and the error lists differ only in fields that two or
+    more of the field-level entries above explain (e.g. a hidden field and an unknown file name)."""
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf or not sf or rf[0] != sf[0] or rf[2] != sf[2]:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None:
+        return False
+    by = explained_keys(d, sub, rf)
+    e = (set().union(*by.values()) if by else set()) | late_unique(rf, sf)
+    if without(rf[3], e) != without(sf[3], e):
+        return False
+    differing = (set(rf[3]) ^ set(sf[3])) | {k for k in set(rf[3]) & set(sf[3]) if rf[3][k] != sf[3][k]}
+    return len([k for k, keys in by.items() if keys & differing]) >= 2
+
+
+def manage_rule_applied_to_guests(d):
+    """A guest and an auth collection whose manageRule a guest satisfies (say
+    `@request.auth.id = ""`): PocketBase never gives guests manage rights (email, verified,
+    password without oldPassword stay refused), keepd evaluates the rule and lets the guest
+    manage the record."""
+    if d.where != "response" or not is_guest(d):
+        return False
+    rf = ref_fail(d)
+    if not rf:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None or coll(d, sub["coll"])["type"] != "auth" or not coll(d, sub["coll"]).get("manageRule"):
+        return False
+    if not rf[3] or not set(rf[3]) <= FORM_KEYS:
+        return False
+    if sut_ok(d):
+        return True
+    sf = sut_fail(d)
+    return bool(sf) and sf[0] == rf[0] and not set(sf[3]) & set(rf[3])
+
+
+MANAGER_FIELD_CODES = {"validation_values_mismatch", "validation_required"}
+
+
+def manage_rule_ignored(d):
+    """A user whom the collection's manageRule makes a manager sets fields only managers may set
+    (verified, email, password without oldPassword) in a create, or in any batch sub-request:
+    PocketBase allows it; keepd does not apply the manageRule there and refuses (the field's
+    validation_values_mismatch / oldPassword required, or an empty 400 under an expression
+    createRule)."""
+    if d.where != "response" or not non_superuser(d) or is_guest(d):
+        return False
+    sf = sut_fail(d)
+    if not sf:
+        return False
+    sub = sub_at(d, sf[0])
+    if sub is None:
+        return False
+    batch = d.step["op"] == "batch"
+    if not (sub["op"] in ("create", "upsert") or batch):
+        return False
+    c = coll(d, sub["coll"])
+    if c["type"] != "auth" or not c.get("manageRule"):
+        return False
+    body = sub.get("body") or {}
+    manager_keys = {"verified", "email", "password", "oldPassword"}
+    if not manager_keys & set(body):
+        return False
+    rf = ref_fail(d)
+    same_sub = rf is not None and rf[0] == sf[0]
+    ref_data = rf[3] if same_sub else {}
+    extra = {k: v for k, v in sf[3].items() if k not in ref_data}
+    if any(ref_data.get(k) != sf[3].get(k) for k in ref_data if k in sf[3]):
+        return False
+    if sf[3] == {}:
+        return sub["op"] in ("create", "upsert") and not ref_data
+    return bool(extra) and set(extra) <= manager_keys | {"passwordConfirm"} and \
+        all(v.get("code") in MANAGER_FIELD_CODES for v in extra.values()) and \
+        all(k in sf[3] for k in ref_data)
+
+
+def create_rule_path_on_invalid_body(d):
+    """A create whose body is invalid and whose createRule reads a field through a relation
+    (`rel.field`) or @collection: PocketBase's rule passes and it answers the field errors; keepd
+    answers an empty 400 as if the rule had failed."""
+    if d.where != "response" or not non_superuser(d):
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf or not sf or rf[0] != sf[0] or rf[1] != 400 or sf[1] != 400 or rf[2] != sf[2]:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None or sub["op"] not in ("create", "upsert"):
+        return False
+    r = rule(d, sub["coll"], "create") or ""
+    has_path = re.search(r"(?<![@\w.])[A-Za-z]\w*\.(?!id\b)[A-Za-z]\w*", r) or "@collection." in r
+    return bool(has_path) and rf[3] != {} and sf[3] == {}
+
+
+def select_error_precedence(d):
+    """A select over maxSelect that also holds an unknown value: PocketBase reports the count
+    (validation_too_many_values), keepd the value (validation_invalid_value). Both refuse."""
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf or not sf or rf[0] != sf[0] or rf[2] != sf[2]:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None:
+        return False
+    keys = {k for k in set(rf[3]) & set(sf[3]) if rf[3][k] != sf[3][k]
+            and (field(d, sub["coll"], k) or {}).get("type") == "select"
+            and rf[3][k].get("code") == "validation_too_many_values"
+            and sf[3][k].get("code") == "validation_invalid_value"}
+    return bool(keys) and without(rf[3], keys) == without(sf[3], keys)
+
+
+def auth_rule_login_status(d):
+    """A login the collection's authRule refuses: PocketBase 403 'The request doesn't satisfy
+    the collection requirements to authenticate.', keepd 400 'Failed to authenticate.'."""
+    return (d.where in ("setup", "login") and d.ref_status == 403 and d.sut_status == 400
+            and (d.ref or {}).get("message") == "The request doesn't satisfy the collection requirements to "
+                                                "authenticate."
+            and (d.sut or {}).get("message") == "Failed to authenticate."
+            and any(c.get("authRule") for c in d.case["collections"] if c["type"] == "auth"))
+
+
+def auth_refresh_skips_auth_rule(d):
+    """auth-refresh for a user the collection's authRule no longer admits (say verified was set
+    false under `verified = true`): PocketBase refuses (403), keepd issues a new token."""
+    return (d.where == "token" and d.ref_status == 403 and d.sut_status == 200
+            and (d.ref or {}).get("message") == "The request doesn't satisfy the collection requirements to "
+                                                "authenticate."
+            and any(c.get("authRule") for c in d.case["collections"] if c["type"] == "auth"))
+
+
+def manage_rule_empty(d):
+    """An empty manageRule: PocketBase refuses it (validation_nil_or_not_empty_required),
+    keepd stores it."""
+    return (d.where == "setup" and d.ref_status == 400 and d.sut_status == 200
+            and set((d.ref or {}).get("data", {})) == {"manageRule"}
+            and d.ref["data"]["manageRule"].get("code") == "validation_nil_or_not_empty_required")
+
+
+FORM_KEYS = {"password", "passwordConfirm", "oldPassword", "verified", "emailVisibility", "tokenKey", "email"}
+
+
+def auth_error_tiers(d):
+    """An auth record write with both auth-form errors (passwordConfirm, oldPassword, fields only
+    managers may set, password length) and other errors: PocketBase checks the form first and
+    answers with those errors alone, then the record; keepd checks in its own order, so the two
+    answers list different subsets. Both refuse; where both name a field they agree."""
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf or not sf or rf[0] != sf[0] or rf[1] != 400 or sf[1] != 400 or rf[2] != sf[2]:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None or coll(d, sub["coll"])["type"] != "auth" or rf[3] == sf[3]:
+        return False
+    a, b = rf[3], sf[3]
+    if not a or not b or any(a[k] != b[k] for k in set(a) & set(b)):
+        return False
+    return set(a) <= FORM_KEYS or set(b) <= FORM_KEYS
+
+
+def old_password_without_password(d):
+    """oldPassword sent without password: PocketBase then requires password and passwordConfirm;
+    keepd ignores the lone oldPassword."""
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf:
+        return False
+    sub = sub_at(d, rf[0])
+    body = (sub or {}).get("body") or {}
+    if "oldPassword" not in body or "password" in body:
+        return False
+    extra = {k for k in ("password", "passwordConfirm") if rf[3].get(k, {}).get("code") == "validation_required"}
+    if "password" not in extra:
+        return False
+    rest = without(rf[3], extra)
+    if sf is None:
+        return rest == {} and sut_ok(d)
+    return sf[0] == rf[0] and not set(sf[3]) & extra and all(rest[k] == sf[3][k] for k in set(rest) & set(sf[3]))
+
+
+def file_mime_unknown_content(d):
+    """A field with mimeTypes [text/plain] and an upload whose content sniffs as no known type
+    (application/octet-stream): PocketBase refuses it (validation_invalid_mime_type), keepd
+    stores it."""
+    if d.where != "response":
+        return False
+    rf = ref_fail(d)
+    if not rf:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None:
+        return False
+    bad = {k for k, v in rf[3].items() if v.get("code") == "validation_invalid_mime_type"}
+    if not bad:
+        return False
+    for k in bad:
+        vals = [v for kk, v in (sub.get("body") or {}).items() if base_key(kk) == k]
+        flat = [x for v in vals for x in (v if isinstance(v, list) else [v])]
+        if not any(isinstance(x, dict) and "$file" in x and x["$file"][2] == "application/octet-stream"
+                   for x in flat):
+            return False
+    rest = without(rf[3], bad)
+    if sut_passed(d, rf[0]):
+        return rest == {}
+    sf = sut_fail(d)
+    late = late_unique(rf, sf)  # keepd took the file, so went on to the unique indexes
+    return bool(sf) and sf[0] == rf[0] and without(sf[3], bad | late) == without(rest, late)
+
+
+def null_path_equals_guest_id(d):
+    """A guest and a rule comparing a path that resolves to nothing (a relation to a missing
+    record, @collection.X of an empty collection) with @request.auth.id: PocketBase compares
+    NULL as "" and the guest's empty id matches, so the rule passes; keepd's does not."""
+    if d.where != "response" or not is_guest(d):
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not sf:
+        return False
+    sub = sub_at(d, sf[0])
+    if sub is None:
+        return False
+    r = op_rule(d, sub)
+    if not re.search(r"[\w.]+\.id \?=? ?@request\.auth\.id|@collection\.", r) or "@request.auth.id" not in r:
+        return False
+    denied = (sf[1] == 400 and sf[3] == {} and sf[2] in ("Failed to create record.",)) or sf[1] in (403, 404)
+    passed_ref = (not rf or rf[0] != sf[0]) or (rf[1] == 400 and rf[3] != {})
+    return denied and passed_ref
+
+
+def json_empty_string(d):
+    """A json field set to "" (JSON "" or an empty form value): PocketBase stores the JSON string
+    "", keepd answers "" but stores null."""
+    if d.where != "state":
+        return False
+    for p in d.paths:
+        if p == "<status>":
+            continue
+        parts = p.split(".")
+        if len(parts) != 3:
+            return False
+        f = field(d, parts[0], parts[2])
+        c, rid = parts[0], parts[1]
+        a, b = d.ref.get(c, {}).get(rid, {}), d.sut.get(c, {}).get(rid, {})
+        if not f or f["type"] != "json" or a.get(parts[2]) != "" or b.get(parts[2]) is not None:
+            return False
+    return True
+
+
+def upload_with_invalid_id(d):
+    """A create with an upload and an invalid id ("BAD id!", too short): PocketBase answers the
+    id's validation error; keepd answers 400 with empty data (its storage refuses the name
+    before the record is validated). Direct or in a batch."""
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    # (PocketBase names the id, or only the auth-form errors it answers before validating the record)
+    if not rf or not sf or rf[0] != sf[0] or sf[1] != 400 or sf[3] != {} or not rf[3] or \
+            not ("id" in rf[3] or set(rf[3]) <= FORM_KEYS):
+        return False
+    sub = sub_at(d, sf[0])
+    if sub is None or sub["op"] not in ("create", "upsert"):
+        return False
+    body = sub.get("body") or {}
+    rid = body.get("id")
+    has_upload = any(isinstance(v, dict) and "$file" in v or isinstance(v, list) and any(
+        isinstance(x, dict) and "$file" in x for x in v) for v in body.values())
+    return has_upload and isinstance(rid, str) and not re.fullmatch(r"[a-z0-9]{15}", rid) and \
+        sf[2] == rf[2] == "Failed to create record."
+
+
+def common_password_refused(d):
+    """keepd refuses the most common passwords (validation_common_password); PocketBase accepts
+    them."""
+    if d.where != "response":
+        return False
+    sf = sut_fail(d)
+    if not sf or (sf[3].get("password") or {}).get("code") != "validation_common_password":
+        return False
+    sub = sub_at(d, sf[0])
+    if sub is None or (sub.get("body") or {}).get("password") != "password123":
+        return False
+    rf = ref_fail(d)
+    rest = without(sf[3], {"password"})
+    if rf is None:
+        return rest == {} and d.ref_status < 400
+    return rf[0] == sf[0] and "password" not in rf[3] and without(rf[3], {"password"}) == rest
+
+
+def file_size_checked_at_load(d):
+    """An upload over the field's maxSize: keepd refuses it while reading the form ('Failed to load
+    the submitted data.', the name quoted, nothing else checked); PocketBase refuses it while
+    validating the record ('Failed to create/update record.', with the other errors of the request,
+    or only the auth-form errors that come first; in a batch the message names the stored name),
+    after its rules and the record lookup (404)."""
+    if d.where != "response":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not rf or not sf or rf[0] != sf[0] or sf[1] != 400:
+        return False
+    if sf[2] != "Failed to load the submitted data.":
+        return False
+    if not sf[3] or any(v.get("code") != "validation_file_size_limit" for v in sf[3].values()):
+        return False
+    sub = sub_at(d, sf[0])
+    if sub is None or not all((field(d, sub["coll"], k) or {}).get("type") == "file" for k in sf[3]):
+        return False
+    # PocketBase found the same, or another problem of the same uploads that it checks first (their
+    # number, their type), or (a non-superuser's hidden field) ignored them
+    ignored = hidden_keys(d, sub) if non_superuser(d) else set()
+    file_codes = {"validation_file_size_limit", "validation_too_many_files", "validation_invalid_mime_type"}
+    return all(v.get("code") in file_codes for k, v in rf[3].items() if k in sf[3] and k not in ignored)
+
+
+def batch_error_order(d):
+    """A batch with several failing sub-requests: PocketBase runs them in order and reports the
+    first failure; keepd first loads every sub-request's body (uploads over maxSize fail there)
+    and refuses superuser-only ones (null rules, 403), and looks records up later, so it reports
+    a later sub-request (a load/403 failure, or one after PocketBase's 404)."""
+    if d.where != "response" or d.step["op"] != "batch":
+        return False
+    rf, sf = ref_fail(d), sut_fail(d)
+    if not (rf and sf and rf[0] is not None and sf[0] is not None and rf[0] < sf[0]
+            and d.ref_status == d.sut_status == 400):
+        return False
+    prechecked = (sf[1] == 403 and sf[2] == "Only superusers can perform this action.") or \
+        (sf[2] == "Failed to load the submitted data.")
+    return prechecked or rf[1] == 404
+
+
+def superuser_token_key_ignored(d):
+    """A superuser sets tokenKey in an update: PocketBase stores it, so the user's earlier tokens
+    stop working; keepd ignores the key and the tokens stay valid."""
+    if d.where != "token" or d.ref_status != 401 or d.sut_status != 200:
+        return False
+    return any("tokenKey" in (sub.get("body") or {}) and sub["op"] in ("update", "upsert")
+               for _, sub in subs(d)) and not non_superuser(d)
+
+
+def only_int_huge(d):
+    """1e20 for an onlyInt number: PocketBase refuses it (not representable as an int64), keepd
+    accepts it as a whole number."""
+    if d.where != "response":
+        return False
+    rf = ref_fail(d)
+    if not rf:
+        return False
+    sub = sub_at(d, rf[0])
+    if sub is None or not rf[3]:
+        return False
+    huge = set()
+    for k, v in rf[3].items():
+        f = field(d, sub["coll"], k)
+        sent = [x for kk, x in (sub.get("body") or {}).items() if base_key(kk) == k]
+        if f and f.get("onlyInt") and v.get("code") == "validation_only_int_constraint" and \
+                any(isinstance(x, (int, float)) and abs(x) >= 2**63 for x in sent):
+            huge.add(k)
+    if not huge:
+        return False
+    if sut_passed(d, rf[0]):
+        return set(rf[3]) == huge
+    sf = sut_fail(d)  # keepd: nothing, or another error (max) for the same field
+    return bool(sf) and sf[0] == rf[0] and sf[2] == rf[2] and without(sf[3], huge) == without(rf[3], huge)
+
+
+def big_number_text(d):
+    """Numbers of 1e20 and more: Go writes 1e20 as 100000000000000000000 (no exponent below 1e21),
+    keepd as 1e20. The same number for any JSON reader."""
+    if d.where not in ("response", "state") or d.ref_status != d.sut_status:
+        return False
+
+    def walk(a, b):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return set(a) == set(b) and all(walk(a[k], b[k]) for k in a)
+        if isinstance(a, list) and isinstance(b, list):
+            return len(a) == len(b) and all(walk(x, y) for x, y in zip(a, b))
+        if type(a) is int and type(b) is float:
+            return float(a) == b and abs(b) >= 1e16
+        return type(a) is type(b) and a == b
+    return walk(d.ref, d.sut)
+
+
+# First match wins: where two entries could explain a difference, the more specific one comes first.
+KNOWN = [
+    Known("common-password-refused", DELIBERATE,
+          "keepd refuses the ~10,000 most common passwords (validation_common_password); PocketBase accepts "
+          "them. See COMPATIBILITY.md, 'Deliberate differences' (common passwords).", common_password_refused),
+    Known("create-rule-denial-leaks-validation", OPEN,
+          "keepd validates a create before its createRule: a caller the rule denies learns which values are "
+          "invalid (or taken: unique indexes); PocketBase answers the denial with an empty 400. Being fixed "
+          "(record write path rewrite).", create_rule_denial_leaks_validation),
+    Known("hidden-field-written-by-non-superuser", OPEN,
+          "keepd accepts, validates and stores values for hidden fields from non-superusers; PocketBase drops "
+          "them (a hidden required field then counts as blank). Being fixed (record write path rewrite).",
+          hidden_field_written),
+    Known("modifier-bypasses-body-rule", OPEN,
+          "Modifier keys (credits+, +tags, tags-) are invisible to @request.body.<field> in keepd's rules, so "
+          "guards like `@request.body.credits:isset = false` are bypassed; PocketBase's rules see the field. "
+          "Being fixed (record write path rewrite).", modifier_bypasses_body_rule),
+    Known("file-field-invisible-to-body-rule", OPEN,
+          "Values for file fields (uploads, names, [] or \"\") are invisible to @request.body.<field> in keepd's "
+          "rules, so a guard like `@request.body.avatar:isset = false` is bypassed; PocketBase's rules see "
+          "them. Reported, not fixed yet (record write path, rules).", file_field_invisible_to_body_rule),
+    Known("body-values-uncast-in-rules", OPEN,
+          "Body values compared in rules as @request.body.<field> (or with :changed) are not normalized to "
+          "the field's type in keepd: a form's \"true\" for a bool, a single \"a\" for a multi-select. PocketBase "
+          "compares true and [\"a\"], so `@request.body.flag != true` is bypassed by a form and "
+          "`@request.body.tags:changed = false` refuses an unchanged value. Reported, not fixed yet (record "
+          "write path, rules).", body_values_uncast_in_rules),
+    Known("batch-upload-unknown-field", OPEN,
+          "A multipart batch with a file part for a field the collection lacks (or a hidden one, from a "
+          "non-superuser): PocketBase ignores the part, keepd refuses the whole batch ('Failed to read the "
+          "submitted batch files data.'). Reported, not fixed yet (api/batch).", batch_upload_unknown_field),
+    Known("json-form-repeated-values", OPEN,
+          "A json field sent as repeated multipart values: PocketBase stores the values read as JSON "
+          "([1, 2]), keepd the texts ([\"1\", \"2\"]). A single JSON text is read alike. Reported, not fixed "
+          "yet (schema/record).", json_form_repeated_values),
+    Known("form-value-coercion", OPEN,
+          "Number and bool fields sent as form values of another kind: PocketBase coerces them (\"true\" = 1 "
+          "for a number, \"2\" = true for a bool), keepd reads a number from \"true\" as blank and a bool from "
+          "\"2\" as false. Reported, not fixed yet (schema/record).", form_value_coercion),
+    Known("batch-skips-password-policy", OPEN,
+          "keepd's batch path does not apply the auth record password checks (min length, passwordConfirm, "
+          "oldPassword) of the direct routes. Being fixed (record write path rewrite).", batch_password_policy),
+    Known("file-json-unknown-name", OPEN,
+          "A plain (JSON or form text) value for a file field that is not one of the record's stored file "
+          "names: PocketBase refuses it with validation_invalid_file, keepd ignores it. Reported, not fixed "
+          "yet (files::plan, record write path).", file_json_unknown_name),
+    Known("manage-rule-applied-to-guests", OPEN,
+          "keepd evaluates an auth collection's manageRule for guests too: with a rule a guest satisfies "
+          "(`@request.auth.id = \"\"`, `@request.auth.role != \"user\"`) a guest may change any record's email, "
+          "verified or password; PocketBase gives manage rights to authenticated records only. Reported, not "
+          "fixed yet (record write path).", manage_rule_applied_to_guests),
+    Known("manage-rule-ignored", OPEN,
+          "keepd does not apply the auth collection's manageRule to creates, nor to any batch sub-request: a "
+          "manager setting verified, email, or a password without oldPassword there is refused; PocketBase "
+          "allows it. Reported, not fixed yet (record write path, api/batch).", manage_rule_ignored),
+    Known("null-path-equals-guest-id", OPEN,
+          "A rule comparing a path that resolves to nothing (relation to a missing record, @collection.X of an "
+          "empty collection) with @request.auth.id: PocketBase compares NULL as \"\" so a guest (empty id) "
+          "passes; keepd's rule fails (the stricter answer). Reported, not fixed yet (rules).",
+          null_path_equals_guest_id),
+    Known("create-rule-path-on-invalid-body", OPEN,
+          "A create with an invalid body under a createRule that reads a relation's field (`rel.field`) or "
+          "@collection: "
+          "PocketBase's rule passes and it answers the field errors, keepd an empty 400 as for a denial. "
+          "Reported, not fixed yet (rules, record write path).", create_rule_path_on_invalid_body),
+    Known("combined-field-errors", OPEN,
+          "Two or more of the field-level open differences above (hidden fields, unknown file names, file "
+          "types, batch password checks, huge onlyInt numbers) in one answer; each is listed on its own.",
+          combined_field_errors),
+    Known("select-error-precedence", OPEN,
+          "A select over maxSelect holding an unknown value: PocketBase reports the count, keepd the value. "
+          "Both refuse. Reported, not fixed yet (schema/record).", select_error_precedence),
+    Known("auth-rule-login-status", OPEN,
+          "A password login refused by the collection's authRule: PocketBase 403 with its own message, keepd "
+          "400 'Failed to authenticate.'. Reported, not fixed yet (api/auth).", auth_rule_login_status),
+    Known("auth-refresh-skips-auth-rule", OPEN,
+          "auth-refresh does not apply the collection's authRule in keepd: a user it no longer admits (e.g. "
+          "verified set false under `verified = true`) keeps refreshing tokens; PocketBase answers 403. "
+          "Reported, not fixed yet (api/auth).", auth_refresh_skips_auth_rule),
+    Known("manage-rule-empty-accepted", OPEN,
+          "manageRule \"\" is refused by PocketBase (null or a non-empty rule only); keepd stores it, and then "
+          "every caller, guests included, manages the records (sets any user's password). Reported, not fixed "
+          "yet (schema/parse).", manage_rule_empty),
+    Known("old-password-without-password", OPEN,
+          "oldPassword without password: PocketBase answers password/passwordConfirm required, keepd ignores "
+          "the lone oldPassword. Reported, not fixed yet (record write path).", old_password_without_password),
+    Known("file-mime-unknown-content", OPEN,
+          "mimeTypes [text/plain] and an upload whose content matches no known signature: PocketBase sniffs "
+          "application/octet-stream and refuses it (validation_invalid_mime_type), keepd stores it. Reported, "
+          "not fixed yet (files::plan).", file_mime_unknown_content),
+    Known("json-empty-string-stored-as-null", OPEN,
+          "A json field set to \"\": PocketBase stores the JSON string \"\", keepd answers \"\" but stores "
+          "null. Reported, not fixed yet (schema/record).", json_empty_string),
+    Known("upload-with-invalid-id", OPEN,
+          "A create with an upload and an invalid id: PocketBase answers the id's validation error, keepd a "
+          "400 with empty data (the file storage refuses the name first). Reported, not fixed yet "
+          "(files::plan, record write path).", upload_with_invalid_id),
+    Known("auth-error-tiers", OPEN,
+          "Auth record writes: PocketBase answers auth-form errors (passwordConfirm, oldPassword, "
+          "manager-only fields) alone before validating the record; keepd validates in another order and "
+          "lists a different subset of errors. Both refuse. Reported, not fixed yet (record write path).",
+          auth_error_tiers),
+    Known("file-size-checked-at-load", OPEN,
+          "An upload over maxSize: keepd refuses it while reading the form ('Failed to load the submitted "
+          "data.', quoted name) before any other check; PocketBase while validating the record, with the "
+          "other errors. Both refuse. Reported, not fixed yet (files::plan, record write path).",
+          file_size_checked_at_load),
+    Known("batch-error-order", OPEN,
+          "A batch with several failing sub-requests: keepd reports a later sub-request's failure (it loads "
+          "every body and refuses superuser-only sub-requests before running any) where PocketBase reports "
+          "the first failing one. Both roll back. "
+          "Reported, not fixed yet (api/batch).", batch_error_order),
+    Known("superuser-token-key-ignored", OPEN,
+          "tokenKey in a superuser's update is stored by PocketBase (revoking the user's tokens) and ignored "
+          "by keepd, whose earlier tokens keep working. Reported, not fixed yet (record write path).",
+          superuser_token_key_ignored),
+    Known("only-int-huge-number", OPEN,
+          "1e20 for an onlyInt number field: PocketBase refuses it (validation_only_int_constraint), keepd "
+          "stores it. Reported, not fixed yet (schema/record).", only_int_huge),
+    Known("big-number-text", OPEN,
+          "Go's JSON writes numbers below 1e21 without an exponent (100000000000000000000), keepd as 1e20: "
+          "the same value for every JSON reader. Reported (cosmetic).", big_number_text),
+]
+
+
+def match(diff):
+    for e in KNOWN:
+        if e.match(diff):
+            return e
+    return None
+
+
+def by_key(k):
+    return next(e for e in KNOWN if e.key == k)
+
+
+def validate():
+    problems = []
+    keys = [e.key for e in KNOWN]
+    if len(keys) != len(set(keys)):
+        problems.append("duplicate keys")
+    for e in KNOWN:
+        if e.status not in (OPEN, DELIBERATE):
+            problems.append(f"{e.key}: status must be {OPEN!r} or {DELIBERATE!r}")
+        if len(e.reason.strip()) < 20:
+            problems.append(f"{e.key}: needs a reason")
+        if e.status == DELIBERATE and "COMPATIBILITY.md" not in e.reason:
+            problems.append(f"{e.key}: a deliberate difference must point to COMPATIBILITY.md")
+    return problems

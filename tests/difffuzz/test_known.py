@@ -1,0 +1,177 @@
+"""Self-tests without servers: the allowlist is well formed, its matchers are narrow (a
+different difference next to a known one still fails), generation is reproducible, and
+the state comparison sees what it must."""
+import copy
+import json
+
+import gen
+import known
+from execute import Diff, diff_paths, mask_files, sort_items
+
+
+def case_with(step, colls):
+    return {"seed": 0, "collections": colls, "users": [], "steps": [step]}
+
+
+C_HIDDEN = {"name": "c0", "type": "base", "createRule": "", "updateRule": "",
+            "fields": [{"name": "t1", "type": "text"}, {"name": "h1", "type": "number", "hidden": True}]}
+C_GUARD = {"name": "u0", "type": "auth", "createRule": "", "updateRule": "@request.body.credits:isset = false",
+           "fields": [{"name": "credits", "type": "number"}]}
+C_DENY = {"name": "c0", "type": "base", "createRule": "@request.auth.id != \"\"",
+          "fields": [{"name": "t1", "type": "text", "required": True}]}
+
+
+def err(data, message="Failed to create record.", status=400):
+    return {"data": data, "message": message, "status": status}
+
+
+def ok(**fields):
+    return dict(collectionId="<coll:c0>", collectionName="c0", id="<r>", **fields)
+
+
+def test_allowlist_is_well_formed():
+    assert known.validate() == []
+    for e in known.KNOWN:
+        assert e.status in (known.OPEN, known.DELIBERATE)
+
+
+def test_hidden_value_stored_matches_only_the_hidden_field():
+    step = {"op": "update", "as": "someuser", "via": "json", "coll": "c0", "target": {"$ref": "r"},
+            "body": {"h1": 5, "t1": "a"}}
+    case = case_with(step, [C_HIDDEN])
+    ref = {"c0": {"<r>": {"id": "<r>", "t1": "a", "h1": 0}}}
+    sut = {"c0": {"<r>": {"id": "<r>", "t1": "a", "h1": 5}}}
+    d = Diff("state", case, 0, ref, sut, 200, 200)
+    assert known.match(d).key == "hidden-field-written-by-non-superuser"
+    # a visible field differing as well is a new difference
+    sut2 = copy.deepcopy(sut)
+    sut2["c0"]["<r>"]["t1"] = "b"
+    assert known.match(Diff("state", case, 0, ref, sut2, 200, 200)) is None
+    # the same from a superuser is a new difference
+    su = copy.deepcopy(case)
+    su["steps"][0]["as"] = "superuser"
+    assert known.match(Diff("state", su, 0, ref, sut, 200, 200)) is None
+    # and so is a hidden field the request did not send
+    nosend = copy.deepcopy(case)
+    del nosend["steps"][0]["body"]["h1"]
+    assert known.match(Diff("state", nosend, 0, ref, sut, 200, 200)) is None
+
+
+def test_modifier_bypass_needs_a_modifier_on_a_guarded_field():
+    step = {"op": "update", "as": "someuser", "via": "json", "coll": "u0", "target": {"$ref": "r"},
+            "body": {"credits+": 100}}
+    case = case_with(step, [C_GUARD])
+    ref = err({}, "The requested resource wasn't found.", 404)
+    d = Diff("response", case, 0, ref, ok(credits=100), 404, 200)
+    assert known.match(d).key == "modifier-bypasses-body-rule"
+    plain = copy.deepcopy(case)
+    plain["steps"][0]["body"] = {"credits": 100}  # no modifier: keepd's rule sees it, a new bug
+    assert known.match(Diff("response", plain, 0, ref, ok(credits=100), 404, 200)) is None
+    unguarded = copy.deepcopy(case)
+    unguarded["collections"][0]["updateRule"] = "id = @request.auth.id"
+    assert known.match(Diff("response", unguarded, 0, ref, ok(credits=100), 404, 200)) is None
+
+
+def test_create_rule_denial_leak_needs_an_empty_reference_answer():
+    step = {"op": "create", "as": "guest", "via": "json", "coll": "c0", "body": {}}
+    case = case_with(step, [C_DENY])
+    leak = err({"t1": {"code": "validation_required", "message": "Cannot be blank."}})
+    d = Diff("response", case, 0, err({}), leak, 400, 400)
+    assert known.match(d).key == "create-rule-denial-leaks-validation"
+    # keepd creating the record the rule denies is not this entry
+    assert known.match(Diff("response", case, 0, err({}), ok(t1="x"), 400, 200)) is None
+    # nor is a different error set when the rule allows the create
+    allowed = copy.deepcopy(case)
+    allowed["collections"][0]["createRule"] = ""
+    other = err({"t1": {"code": "validation_min_text_constraint", "message": "x"}})
+    assert known.match(Diff("response", allowed, 0, leak, other, 400, 400)) is None
+
+
+def test_batch_password_policy_only_for_password_errors():
+    step = {"op": "batch", "as": "superuser", "multipart": False,
+            "requests": [{"op": "create", "coll": "u0", "body": {"email": "a@b.io", "password": "short1",
+                                                                 "passwordConfirm": "short1"}}]}
+    case = case_with(step, [C_GUARD])
+    ref = {"data": {"requests": {"0": {"code": "batch_request_failed", "message": "Batch request failed.",
+                                       "response": err({"password": {"code": "validation_min_text_constraint",
+                                                                     "message": "Must be at least 8 character(s)."}})}}},
+           "message": "Batch transaction failed.", "status": 400}
+    sut = [{"status": 200, "body": ok()}]
+    assert known.match(Diff("response", case, 0, ref, sut, 400, 200)).key == "batch-skips-password-policy"
+    ref2 = copy.deepcopy(ref)
+    ref2["data"]["requests"]["0"]["response"]["data"] = {"credits": {"code": "validation_invalid_number",
+                                                                     "message": "x"}}
+    assert known.match(Diff("response", case, 0, ref2, sut, 400, 200)) is None
+
+
+def test_unrelated_differences_match_nothing():
+    step = {"op": "view", "as": "superuser", "coll": "c0", "target": {"$ref": "r"}}
+    case = case_with(step, [C_HIDDEN])
+    assert known.match(Diff("response", case, 0, ok(t1="a"), ok(t1="b"), 200, 200)) is None
+    assert known.match(Diff("response", case, 0, err({}, "x", 404), ok(t1="a"), 404, 200)) is None
+    assert known.match(Diff("crash", case, 0, None, "log", 200, 0)) is None
+
+
+def test_generation_is_reproducible_and_json():
+    a, b = gen.generate(1234), gen.generate(1234)
+    assert json.dumps(a) == json.dumps(b)
+    assert json.dumps(gen.generate(1235)) != json.dumps(a)
+    kinds = {f["type"] for s in range(1, 30) for c in gen.generate(s)["collections"] for f in c["fields"]}
+    assert {"text", "number", "bool", "email", "url", "date", "select", "relation", "file", "json"} <= kinds
+
+
+def test_masking_of_file_names_and_list_order():
+    body = {"items": [{"id": "<b>", "f1": "note_abcdefghij.txt"}, {"id": "<a>", "f1": ["x_0123456789.bin"]}]}
+    out = sort_items(mask_files(body, {"f1"}))
+    assert [it["id"] for it in out["items"]] == ["<a>", "<b>"]
+    assert out["items"][1]["f1"] == "note_<rand>.txt"
+    assert out["items"][0]["f1"] == ["x_<rand>.bin"]
+
+
+def test_diff_paths_are_strict():
+    assert diff_paths({"a": 1}, {"a": 1.0}) == ["a"]
+    assert diff_paths({"a": [1, 2]}, {"a": [1, 2]}) == []
+    assert diff_paths({"a": 1}, {"b": 1}) == ["a (only reference)", "b (only keepd)"]
+
+
+C_FILE = {"name": "c0", "type": "base", "createRule": "@request.body.f1:isset = false",
+          "fields": [{"name": "f1", "type": "file", "maxSelect": 1, "maxSize": 100},
+                     {"name": "b1", "type": "bool"}]}
+
+
+def test_file_field_and_form_value_rules():
+    up = {"op": "create", "as": "guest", "via": "multipart", "coll": "c0",
+          "body": {"f1": {"$file": ["one.txt", "hello", "text/plain"]}}}
+    case = case_with(up, [C_FILE])
+    d = Diff("response", case, 0, err({}), ok(f1="one_<rand>.txt"), 400, 200)
+    assert known.match(d).key == "file-field-invisible-to-body-rule"
+    # the same answers for a request that sends no file field: something else
+    other = copy.deepcopy(case)
+    other["steps"][0]["body"] = {"b1": True}
+    assert known.match(Diff("response", other, 0, err({}), ok(b1=True), 400, 200)) is None
+    # a form value the rule compares: PocketBase casts it, keepd does not
+    cast = copy.deepcopy(other)
+    cast["collections"][0]["createRule"] = "@request.body.b1 != true"
+    assert known.match(Diff("response", cast, 0, err({}), ok(b1=True), 400, 200)).key == \
+        "body-values-uncast-in-rules"
+    as_json = copy.deepcopy(cast)
+    as_json["steps"][0]["via"] = "json"
+    assert known.match(Diff("response", as_json, 0, err({}), ok(b1=True), 400, 200)) is None
+
+
+def test_combined_needs_every_key_explained():
+    c = {"name": "c0", "type": "base", "createRule": "",
+         "fields": [{"name": "h1", "type": "number", "hidden": True, "required": True},
+                    {"name": "f1", "type": "file", "maxSelect": 1, "maxSize": 100},
+                    {"name": "t1", "type": "text", "max": 3}]}
+    step = {"op": "create", "as": "guest", "via": "json", "coll": "c0",
+            "body": {"h1": 5, "f1": "nonexistent.txt", "t1": "toolong"}}
+    case = case_with(step, [c])
+    t1 = {"code": "validation_max_text_constraint", "message": "x"}
+    ref = err({"h1": {"code": "validation_required", "message": "Cannot be blank."},
+               "f1": {"code": "validation_invalid_file", "message": "Invalid new files: [nonexistent.txt]."},
+               "t1": t1})
+    assert known.match(Diff("response", case, 0, ref, err({"t1": t1}), 400, 400)).key == "combined-field-errors"
+    # the unexplained field differing too: a new difference
+    t1b = {"code": "validation_length_out_of_range", "message": "y"}
+    assert known.match(Diff("response", case, 0, ref, err({"t1": t1b}), 400, 400)) is None

@@ -196,6 +196,25 @@ impl Operand {
         self.value_count() > 0 && !self.has_empty_value() && !self.is_empty_ident()
     }
 
+    /// ANDs `other` to this operand's guard.
+    fn and_guard(&mut self, other: Option<&Frag>) {
+        if let Some(g) = other {
+            self.guard = Some(match self.guard.take() {
+                None => g.clone(),
+                Some(mine) => Frag::sql("(").f(&mine).s(" AND ").f(g).s(")"),
+            });
+        }
+    }
+
+    /// The value as read outside a comparison (a sort term): NULL where
+    /// the guard does not hold.
+    fn visible_sql(&self) -> Frag {
+        match &self.guard {
+            None => self.sql.clone(),
+            Some(g) => only_if(g, &self.sql),
+        }
+    }
+
     /// The operand without multi-match or guard, as a subquery comparison
     /// sees the other side.
     fn bare(&self, nf: NullFallback) -> Operand {
@@ -207,6 +226,15 @@ impl Operand {
             guard: None,
         }
     }
+}
+
+/// `CASE WHEN cond THEN value END`: the value where `cond` holds, else NULL.
+pub(crate) fn only_if(cond: &Frag, value: &Frag) -> Frag {
+    Frag::sql("CASE WHEN ")
+        .f(cond)
+        .s(" THEN ")
+        .f(value)
+        .s(" END")
 }
 
 pub(crate) fn id_ident() -> Ident {
@@ -365,7 +393,7 @@ impl<'a> Query<'a> {
             if op.value_count() > 0 || op.kind == Kind::Null {
                 return Err(invalid());
             }
-            self.order.push(op.sql.s(dir));
+            self.order.push(op.visible_sql().s(dir));
         }
         Ok(self)
     }
@@ -528,18 +556,21 @@ impl<'a> Query<'a> {
             )));
         }
         let mut r = Vec::with_capacity(4);
+        let mut guard = Operand::null();
         for (i, a) in args.iter().enumerate() {
             if !matches!(a, Term::Ident { .. } | Term::Number(_)) {
                 return Err(FilterError::invalid(format!(
                     "[geoDistance] argument {i} must be an identifier or number"
                 )));
             }
-            r.push(self.term(a, scope)?.sql);
+            let arg = self.term(a, scope)?;
+            guard.and_guard(arg.guard.as_ref());
+            r.push(arg.sql);
         }
-        Ok(
-            Operand::expr(dialect::geo_distance(&r[0], &r[1], &r[2], &r[3]))
-                .with_nf(NullFallback::Disabled),
-        )
+        let mut op = Operand::expr(dialect::geo_distance(&r[0], &r[1], &r[2], &r[3]))
+            .with_nf(NullFallback::Disabled);
+        op.guard = guard.guard;
+        Ok(op)
     }
 
     fn strftime(&mut self, args: &[Term], scope: &Scope<'a>) -> Result<Operand, FilterError> {
@@ -586,6 +617,8 @@ impl<'a> Query<'a> {
         let mut all = vec![format.sql.clone(), time.sql.clone()];
         all.extend(mods.iter().cloned());
         let mut op = Operand::expr(dialect::strftime(&all)).with_nf(NullFallback::Enforced);
+        // The time value's guard (a hidden e-mail) holds for the result.
+        op.guard = time.guard;
         if let Some(mut mm) = time.multi {
             let mut mm_args = vec![format.sql, mm.value.clone()];
             mm_args.extend(mods);

@@ -35,6 +35,8 @@ pub mod audit;
 mod compile;
 mod context;
 mod error;
+#[cfg(test)]
+mod hidden_tests;
 mod lexer;
 mod parser;
 mod resolve;

@@ -16,7 +16,7 @@
 //! collection name) or is a generated alias; names typed by the user are
 //! only used to look those up.
 
-use super::compile::{id_ident, Kind, MultiMatch, NullFallback, Operand, Query, Scope};
+use super::compile::{id_ident, only_if, Kind, MultiMatch, NullFallback, Operand, Query, Scope};
 use super::error::FilterError;
 use crate::schema::{Collection, Field, FieldKind};
 use crate::store::dialect::{self, Bind, Frag, Ident};
@@ -851,12 +851,14 @@ impl<'q, 'a> Runner<'q, 'a> {
 
         let mut op = Operand::expr(col.clone());
         let mut mm_value = mm_col.clone();
-        if field.name == "email" && !self.scope.allow_hidden && coll.is_auth() {
-            op.guard = Some(
-                Frag::new()
-                    .col(&self.alias, &Ident::constant("emailVisibility"))
-                    .s(" = TRUE"),
-            );
+        // PocketBase's guard on auth e-mails: a client reads one only where
+        // `emailVisibility` is on. The comparison is ANDed with the guard
+        // (index-friendly); wherever the value is read without that
+        // comparison (the "every value" subquery, a sort, a function
+        // argument) it reads as NULL when hidden.
+        let guarded = field.name == "email" && !self.scope.allow_hidden && coll.is_auth();
+        if guarded {
+            op.guard = Some(email_visible(&self.alias));
         }
         if matches!(field.kind, FieldKind::Json(_)) {
             op.nf = NullFallback::Disabled;
@@ -868,11 +870,21 @@ impl<'q, 'a> Runner<'q, 'a> {
             mm_value = dialect::lower(&mm_value);
         }
         if self.with_mm {
+            if guarded {
+                mm_value = only_if(&email_visible(&self.mm_alias), &mm_value);
+            }
             self.mm.value = mm_value;
             op.multi = Some(Box::new(self.mm));
         }
         Ok(op)
     }
+}
+
+/// `alias.emailVisibility = TRUE`.
+fn email_visible(alias: &Ident) -> Frag {
+    Frag::new()
+        .col(alias, &Ident::constant("emailVisibility"))
+        .s(" = TRUE")
 }
 
 fn walk_map(m: &Map<String, Value>, keys: &[&str]) -> Option<Value> {

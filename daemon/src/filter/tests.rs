@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 20, 50, 0)
         .single()
         .expect("valid time")
@@ -38,7 +38,7 @@ fn auth_fields(extra: Vec<Value>) -> Value {
     Value::Array(f)
 }
 
-fn schema() -> Schema {
+pub(super) fn schema() -> Schema {
     let defs = [
         json!({"id": "pbc_su", "name": "_superusers", "type": "auth", "system": true,
                "listRule": null, "fields": auth_fields(vec![])}),
@@ -79,7 +79,8 @@ fn schema() -> Schema {
                    {"name": "tags", "type": "select", "values": ["a", "b", "c"], "maxSelect": 3},
                    {"name": "owner", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1},
                    {"name": "refs", "type": "relation", "collectionId": "pbc_cats", "maxSelect": 5},
-                   {"name": "flag", "type": "bool"}]}),
+                   {"name": "flag", "type": "bool"},
+                   {"name": "readers", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 5}]}),
     ];
     Schema::new(
         defs.iter()
@@ -94,7 +95,7 @@ fn t(s: &str) -> Sql {
     Sql::Text(s.to_string())
 }
 
-fn db(schema: &Schema) -> Connection {
+pub(super) fn db(schema: &Schema) -> Connection {
     let conn = Connection::open_in_memory().expect("sqlite");
     for c in schema.all() {
         let cols: Vec<String> = c
@@ -336,13 +337,13 @@ fn map(v: Value) -> Map<String, Value> {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Who {
+pub(super) enum Who {
     Superuser,
     Guest,
     Alice,
 }
 
-fn request(schema: &Schema, who: Who, query: Value, body: Value) -> RequestInfo {
+pub(super) fn request(schema: &Schema, who: Who, query: Value, body: Value) -> RequestInfo {
     let auth = match who {
         Who::Guest => None,
         Who::Superuser => Some(AuthInfo {
@@ -371,10 +372,10 @@ fn request(schema: &Schema, who: Who, query: Value, body: Value) -> RequestInfo 
     }
 }
 
-struct Env {
-    schema: Schema,
-    conn: Connection,
-    names: HashSet<String>,
+pub(super) struct Env {
+    pub(super) schema: Schema,
+    pub(super) conn: Connection,
+    pub(super) names: HashSet<String>,
 }
 
 fn env() -> Env {
@@ -391,7 +392,7 @@ fn env() -> Env {
 impl Env {
     /// Lists `coll` as PocketBase's list API does: the rule (if any), the
     /// filter and the sort in one query; returns the 2-letter id prefixes.
-    fn list(
+    pub(super) fn list(
         &self,
         coll: &str,
         req: &RequestInfo,

@@ -60,8 +60,13 @@ fn hide(conn: &Connection, variant: usize) {
         )
         .expect("hide");
     }
-    conn.execute("UPDATE users SET secret = ?1", [v])
-        .expect("hide");
+    conn.execute(
+        "UPDATE users SET secret = ?1, prefs = json_object('a', ?1, 'b', json_array(?1)), \
+         boss = CASE WHEN id = 'u1aaaaaaaaaaaaa' THEN 'u2aaaaaaaaaaaaa' ELSE 'u1aaaaaaaaaaaaa' END, \
+         badges = json_array(?1, 'x')",
+        [v],
+    )
+    .expect("hide");
 }
 
 fn env_variant(variant: usize) -> Env {
@@ -154,6 +159,18 @@ const PATHS: &[(&str, &[&str])] = &[
             "secret:lower",
             "password",
             "tokenKey",
+            "prefs",
+            "prefs.a",
+            "prefs.b.0",
+            "prefs:each",
+            "boss",
+            "boss.name",
+            "boss.email",
+            "boss:each",
+            "users_via_boss.name",
+            "badges",
+            "badges:each",
+            "badges:length",
             "posts_via_author.author.email",
             "posts_via_author.title",
             "comments_via_by.post.author.email",
@@ -173,6 +190,10 @@ const PATHS: &[(&str, &[&str])] = &[
             "author.email:length",
             "author.secret",
             "author.password",
+            "author.prefs.a",
+            "author.boss.email",
+            "author.badges:each",
+            "author.users_via_boss.email",
             "author.name",
             "author.emailVisibility",
             "comments_via_post.by.email",
@@ -248,6 +269,18 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ("users", "", "email:changed"),
     ("users", "", "secret"),
     ("users", "", "password"),
+    ("users", "", "prefs.a"),
+    ("users", "", "boss.name"),
+    ("users", "", "users_via_boss.name"),
+    ("users", "", "badges:length"),
+    ("users", "prefs.a > 'b'", ""),
+    ("users", "prefs:each ?= 'x'", ""),
+    ("users", "boss.name = 'Bob'", ""),
+    ("users", "users_via_boss.name ?= 'Bob'", ""),
+    ("users", "badges:each ?= 'x'", ""),
+    ("users", "badges:length > 1", ""),
+    ("users", "strftime('%Y', prefs.a) = '2030'", ""),
+    ("posts", "author.boss.email != ''", ""),
     ("posts", "", "author.email"),
     ("posts", "", "-author.email"),
     ("posts", "", "author.email:lower"),

@@ -49,6 +49,9 @@ pub(super) fn schema() -> Schema {
             json!({"name": "age", "type": "number"}),
             json!({"name": "secret", "type": "text", "hidden": true}),
             json!({"name": "nick", "type": "text"}),
+            json!({"name": "prefs", "type": "json", "hidden": true}),
+            json!({"name": "boss", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1, "hidden": true}),
+            json!({"name": "badges", "type": "select", "values": ["x", "y"], "maxSelect": 2, "hidden": true}),
         ])}),
         json!({"id": "pbc_cats", "name": "categories", "type": "base", "listRule": "", "viewRule": "",
                "fields": [id_field(), {"name": "name", "type": "text"},
@@ -470,7 +473,7 @@ fn check(case: &str, who: &str, want: &str, got: &Result<Vec<String>, FilterErro
 }
 
 /// (filter, superuser, guest, alice) as answered by PocketBase 0.40.6.
-const ORACLE_FILTERS: &[(&str, &str, &str, &str)] = &[
+pub(super) const ORACLE_FILTERS: &[(&str, &str, &str, &str)] = &[
     (r#"title = 'hello'"#, "p5", "p5", "p5"),
     (r#"title ~ 'hello'"#, "p1 p5", "p1 p5", "p1 p5"),
     (r#"title !~ 'hello'"#, "p2 p3 p4", "p2 p3 p4", "p2 p3 p4"),
@@ -1062,7 +1065,7 @@ const ORACLE_FILTERS: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// (posts list rule, alice, guest) as answered by PocketBase 0.40.6.
-const ORACLE_RULES: &[(&str, &str, &str)] = &[
+pub(super) const ORACLE_RULES: &[(&str, &str, &str)] = &[
     (r#"@request.auth.id != ''"#, "p1 p2 p3 p4 p5", ""),
     (r#"@request.auth.id = author"#, "p1 p4", "p3"),
     (r#"@request.auth.id = author.id"#, "p1 p4", "p3"),
@@ -1188,7 +1191,7 @@ const ORACLE_RULES: &[(&str, &str, &str)] = &[
 ];
 
 /// (notes update rule, body, matches?) as answered by PocketBase 0.40.6; None: invalid rule.
-const ORACLE_BODY: &[(&str, &str, Option<bool>)] = &[
+pub(super) const ORACLE_BODY: &[(&str, &str, Option<bool>)] = &[
     (
         r#"@request.body.title:isset = true"#,
         r#"{"title": "t"}"#,

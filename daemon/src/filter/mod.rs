@@ -40,6 +40,9 @@ mod hidden_tests;
 mod lexer;
 mod parser;
 mod resolve;
+mod template;
+#[cfg(test)]
+mod template_tests;
 #[cfg(test)]
 mod tests;
 
@@ -48,13 +51,14 @@ pub use compile::{
     check_superuser_only, compile, compile_rule, compile_sort, Compiled, Query, SortCompiled,
     MAX_SORT_FIELD_LENGTH, MAX_SORT_TERMS,
 };
-pub use context::{header_key, Access, AuthInfo, Ctx, RequestInfo};
+pub use context::{header_key, Access, AuthInfo, AuthView, Ctx, RequestInfo, RequestView};
 pub use error::{FilterError, GENERIC_MESSAGE};
 pub use lexer::MAX_FUNC_DEPTH;
 pub use parser::{
     parse, parse_with, Limits, MAX_DEPTH, MAX_EXPRESSIONS, MAX_FILTER_LENGTH, MAX_INPUT_LENGTH,
 };
 pub use resolve::MAX_NESTED_RELATIONS;
+pub use template::Template;
 
 /// PocketBase's check on a non-superuser's `filter` and `sort` parameters:
 /// 403 "Only superusers can filter by @collection." / "... @request." when

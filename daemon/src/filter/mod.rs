@@ -2,8 +2,13 @@
 //! rules, parsed into an AST and compiled to SQL with bound parameters.
 //!
 //! ```text
-//! text ──lexer──► tokens ──parser──► Expr ──compile (schema, request, clock)──► Compiled
+//! text ──lexer──► tokens ──parser──► Expr ──compile (schema, request shape)──► Template
+//!                                                  ──bind (request values, clock)──► Compiled
 //! ```
+//!
+//! A [`Template`] serves every request that answers the compiler's probes
+//! as the one it was compiled for (`rules` keeps one per rule and request
+//! shape); [`Query::finish`] compiles and binds at once.
 //!
 //! Invariants:
 //! - No path from input text to SQL text: identifiers are looked up in the
@@ -13,6 +18,9 @@
 //! - Bounded: input length, comparisons (200, PocketBase's cap), parenthesis
 //!   nesting (64), function nesting (3), relation depth (6), sort terms (8).
 //! - Pure: no I/O; SQLite spelling lives in `store::dialect`.
+//! - For a non-superuser nothing hidden shapes an answer: hidden fields are
+//!   refused, an auth e-mail is read only where `emailVisibility` is on
+//!   (`hidden_tests` checks this by non-interference).
 //!
 //! Use one [`Query`] per SELECT so that the rule, the client filter and the
 //! sort share their joins as in PocketBase:

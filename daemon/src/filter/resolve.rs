@@ -9,8 +9,10 @@
 //!   row; it is attached when the path can yield several values (multi
 //!   relation, `:each` on a multi field, back-relation without a unique
 //!   index, `@collection`), so that plain operators require all values to match;
-//! - `@request.*` values are bound parameters; `@request.auth.<field>` other
-//!   than id/email/... joins the auth collection on the auth record's id.
+//! - `@request.*` values are bound parameters, read only through the
+//!   query's probes and slots (`template`): what shapes the SQL is asked,
+//!   values are bound later; `@request.auth.<field>` other than
+//!   id/email/... joins the auth collection on the auth record's id.
 //!
 //! Every SQL identifier comes from the schema ([`Ident::new`] on a field or
 //! collection name) or is a generated alias; names typed by the user are

@@ -137,7 +137,8 @@ fn check(f: &Fixture, conn: &Connection, coll: &str, out: &filter::Compiled, inp
         let mut st = conn.prepare(&sql)?;
         let rows = st.query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0))?;
         let mut ids = rows.collect::<rusqlite::Result<Vec<String>>>()?;
-        if out.order_by.is_empty() {
+        // Unordered, or `@random`: compare as a set.
+        if out.order_by.is_empty() || out.order_by.iter().any(|o| o.contains("RANDOM()")) {
             ids.sort();
         }
         Ok(ids)

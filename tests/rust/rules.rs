@@ -323,3 +323,69 @@ fn create_rule_through_a_self_relation() {
         "the refused create left nothing: {list}"
     );
 }
+
+/// Requests per second for rule-checked reads over one keep-alive
+/// connection (not run by default; point `KEEPD_TEST_BIN` at an optimized
+/// build):
+///
+/// ```sh
+/// cargo build -p keepd --profile cross-test
+/// KEEPD_TEST_BIN=$PWD/target/cross-test/keepd \
+///   cargo test -p keepd --test integration rules::rule_throughput -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "a timing loop; run by hand"]
+fn rule_throughput() {
+    use std::io::Write;
+    use std::time::Instant;
+    let srv = TestServer::start();
+    let w = setup(&srv);
+    let (st, v) = srv
+        .su()
+        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
+    assert_eq!(st, 200, "{v}");
+    for i in 0..40 {
+        let (st, v) = srv.with_token(&w.ta).post(
+            "/api/collections/docs/records",
+            &json!({"title": format!("d{i}"), "public": i % 3 == 0, "owner": w.a}),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    let n: u32 = std::env::var("RULE_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4000);
+    let auth = format!("Authorization: {}\r\n", w.ta);
+    let cases = [
+        (
+            "list, rule reads @request.auth.id",
+            "/api/collections/docs/records?perPage=5&skipTotal=1".to_string(),
+        ),
+        (
+            "view, rule reads @request.auth.id",
+            format!("/api/collections/docs/records/{}", w.a_priv),
+        ),
+    ];
+    for (label, path) in &cases {
+        let addr = srv.base.trim_start_matches("http://").to_string();
+        let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+        s.set_nodelay(true).expect("nodelay");
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n");
+        let mut round = |count: u32| {
+            for _ in 0..count {
+                s.write_all(req.as_bytes()).expect("write");
+                let r = read_response(&mut s).expect("response");
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            }
+        };
+        round(n / 10);
+        let t = Instant::now();
+        round(n);
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{label:<36} {:>8.0} req/s  {:>6.1} µs/req",
+            f64::from(n) / secs,
+            secs * 1e6 / f64::from(n)
+        );
+    }
+}

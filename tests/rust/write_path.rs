@@ -350,7 +350,7 @@ fn passwords_are_hashed_only_for_authorized_writes() {
     // Slow hashing (each hash well over 100 ms) makes the difference plain:
     // a batch of sign-ups the create rule refuses must not pay for them.
     let srv = TestServer::builder()
-        .env("KEEPD_ARGON2_ITERATIONS", "30")
+        .env("KEEPD_ARGON2_ITERATIONS", "80")
         .env("KEEPD_MAX_CONCURRENT_HASHES", "1")
         .start();
     enable_batch(&srv);

@@ -3,7 +3,10 @@
 //! whatever compiles contains no input text (every token of the SQL is a
 //! placeholder, a schema name, a generated alias or a compiler constant),
 //! that placeholders and parameters agree, and that SQLite accepts and runs
-//! the statement.
+//! the statement. For the client it also asserts non-interference: the
+//! answer (rows in order, or the error) is the same on a second database
+//! whose hidden data differ (hidden fields, e-mails with
+//! `emailVisibility` off), so no syntax reaches them unguarded.
 #![no_main]
 
 use keepd::filter::{self, audit, AuthInfo, Ctx, Query, RequestInfo};
@@ -37,6 +40,8 @@ fn fixture() -> &'static Fixture {
                 {"name": "email", "type": "email"}, {"name": "emailVisibility", "type": "bool"},
                 {"name": "password", "type": "password", "hidden": true},
                 {"name": "name", "type": "text"}, {"name": "age", "type": "number"},
+                {"name": "secret", "type": "text", "hidden": true},
+                {"name": "fav", "type": "relation", "collectionId": "p", "maxSelect": 1},
                 {"name": "friends", "type": "relation", "collectionId": "u", "maxSelect": 9}]}),
             json!({"id": "l", "name": "locked", "type": "base", "listRule": null, "fields": [id,
                 {"name": "code", "type": "text"}]}),
@@ -75,19 +80,30 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn conn(schema: &Schema) -> Connection {
+/// The fixture rows; `hidden` fills what a client may not read (u1 and u3
+/// hide their e-mails, u2 shows it).
+fn conn(schema: &Schema, hidden: [&str; 3]) -> Connection {
     let conn = Connection::open_in_memory().expect("sqlite");
     for c in schema.all() {
         let cols: Vec<String> = c.fields.iter().map(|f| format!("\"{}\" {}", f.name, f.column_def())).collect();
         conn.execute(&format!("CREATE TABLE \"{}\" ({})", c.name, cols.join(", ")), []).expect("create");
     }
     conn.execute_batch(
-        r#"INSERT INTO users (id, email, name, friends) VALUES ('u1', 'a@b.c', 'A', '["u2"]'), ('u2', '', 'B', '[]');
+        r#"INSERT INTO users (id, email, emailVisibility, name, friends, fav) VALUES
+             ('u1', 'a@b.c', 0, 'A', '["u2","u3"]', 'p1'), ('u2', 'm@b.c', 1, 'B', '[]', 'p1'),
+             ('u3', 'z@b.c', 0, 'C', '["u1"]', 'p2');
            INSERT INTO posts (id, title, meta, tags, author, readers) VALUES
-             ('p1', 'x', '{"a":[1,{"b":2}]}', '["a"]', 'u1', '["u1","u2"]'), ('p2', '', NULL, '[]', '', '[]');
-           INSERT INTO comments (id, post, text) VALUES ('c1', 'p1', 'hi');"#,
+             ('p1', 'x', '{"a":[1,{"b":2}]}', '["a"]', 'u1', '["u1","u2"]'), ('p2', '', NULL, '[]', 'u3', '["u3","u2"]'),
+             ('p3', 'y', '5', '["b"]', 'u2', '[]');
+           INSERT INTO comments (id, post, text) VALUES ('c1', 'p1', 'hi'), ('c2', 'p2', 'yo');"#,
     )
     .expect("rows");
+    if !hidden[0].is_empty() {
+        conn.execute("UPDATE users SET email = ?1 || id WHERE emailVisibility = 0", [hidden[0]])
+            .expect("hide");
+        conn.execute("UPDATE users SET secret = ?1, password = ?2", [hidden[1], hidden[2]])
+            .expect("hide");
+    }
     conn
 }
 
@@ -98,7 +114,8 @@ fn tolerated(e: &rusqlite::Error) -> bool {
     m.contains("no such function") || m.contains("JSON path") || m.contains("malformed JSON")
 }
 
-fn check(f: &Fixture, conn: &Connection, coll: &str, out: &filter::Compiled, input: &str) {
+/// Audits and runs `out`; the answer is the ids in order, or the SQL error.
+fn check(f: &Fixture, conn: &Connection, coll: &str, out: &filter::Compiled, input: &str) -> String {
     let text = [out.joins.join(" "), out.where_sql.clone(), out.order_by.join(", ")];
     for part in &text {
         if let Err(e) = audit::check_sql(part, &f.names) {
@@ -116,18 +133,22 @@ fn check(f: &Fixture, conn: &Connection, coll: &str, out: &filter::Compiled, inp
     }
     let params = out.params_in_order();
     assert_eq!(sql.matches('?').count(), params.len(), "{input:?}: {sql}");
-    let run = || -> rusqlite::Result<usize> {
+    let run = || -> rusqlite::Result<Vec<String>> {
         let mut st = conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(params.iter()), |_| Ok(()))?;
-        let mut n = 0;
-        for r in rows {
-            r?;
-            n += 1;
+        let rows = st.query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0))?;
+        let mut ids = rows.collect::<rusqlite::Result<Vec<String>>>()?;
+        // Unordered, or `@random`: compare as a set.
+        if out.order_by.is_empty() || out.order_by.iter().any(|o| o.contains("RANDOM()")) {
+            ids.sort();
         }
-        Ok(n)
+        Ok(ids)
     };
-    if let Err(e) = run() {
-        assert!(tolerated(&e), "{input:?}: {e}\n{sql}");
+    match run() {
+        Ok(ids) => ids.join(" "),
+        Err(e) => {
+            assert!(tolerated(&e), "{input:?}: {e}\n{sql}");
+            format!("error: {e}")
+        }
     }
 }
 
@@ -137,28 +158,32 @@ fuzz_target!(|data: &[u8]| {
     };
     let f = fixture();
     thread_local! {
-        static CONN: Connection = conn(&fixture().schema);
+        static CONN: Connection = conn(&fixture().schema, ["", "", ""]);
+        // The same rows with other hidden data: dates, numbers, JSON, and
+        // e-mails that sort on the other side of the visible one.
+        static OTHER: Connection = conn(&fixture().schema, ["2030-01-01 00:00:00.000Z", "[1,{\"b\":2}]", "45.5"]);
     }
     let _ = filter::parse(input);
-    for coll in ["posts", "comments"] {
+    for coll in ["posts", "comments", "users"] {
         let Some(c) = f.schema.get(coll) else { continue };
         for (req, privileged) in [(&f.su, true), (&f.guest, false)] {
             let ctx = Ctx::new(&f.schema, c, req, privileged);
-            let res = (|| -> Result<filter::Compiled, filter::FilterError> {
+            let filtered = (|| -> Result<filter::Compiled, filter::FilterError> {
                 let mut q = Query::new(&ctx)?;
                 q.filter_str(input)?;
                 q.finish()
             })();
-            if let Ok(out) = res {
-                CONN.with(|conn| check(f, conn, coll, &out, input));
-            }
-            let sort = (|| -> Result<filter::Compiled, filter::FilterError> {
+            let sorted = (|| -> Result<filter::Compiled, filter::FilterError> {
                 let mut q = Query::new(&ctx)?;
                 q.sort(input)?;
                 q.finish()
             })();
-            if let Ok(out) = sort {
-                CONN.with(|conn| check(f, conn, coll, &out, input));
+            for out in [filtered, sorted].into_iter().flatten() {
+                let answer = CONN.with(|conn| check(f, conn, coll, &out, input));
+                if !privileged {
+                    let other = OTHER.with(|conn| check(f, conn, coll, &out, input));
+                    assert_eq!(answer, other, "{coll}: {input:?} reads hidden data\n{out:?}");
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ use super::context::{Access, Ctx};
 use super::error::FilterError;
 use super::parser::{self, MAX_EXPRESSIONS};
 use super::resolve::Runner;
+use super::template::{Binder, Outcome, Probe, Source, StaticClass, Template};
 use crate::schema::Collection;
 use crate::store::dialect::{self, Bind, Frag, Ident};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
@@ -196,6 +197,25 @@ impl Operand {
         self.value_count() > 0 && !self.has_empty_value() && !self.is_empty_ident()
     }
 
+    /// ANDs `other` to this operand's guard.
+    fn and_guard(&mut self, other: Option<&Frag>) {
+        if let Some(g) = other {
+            self.guard = Some(match self.guard.take() {
+                None => g.clone(),
+                Some(mine) => Frag::sql("(").f(&mine).s(" AND ").f(g).s(")"),
+            });
+        }
+    }
+
+    /// The value as read outside a comparison (a sort term): NULL where
+    /// the guard does not hold.
+    fn visible_sql(&self) -> Frag {
+        match &self.guard {
+            None => self.sql.clone(),
+            Some(g) => only_if(g, &self.sql),
+        }
+    }
+
     /// The operand without multi-match or guard, as a subquery comparison
     /// sees the other side.
     fn bare(&self, nf: NullFallback) -> Operand {
@@ -207,6 +227,15 @@ impl Operand {
             guard: None,
         }
     }
+}
+
+/// `CASE WHEN cond THEN value END`: the value where `cond` holds, else NULL.
+pub(crate) fn only_if(cond: &Frag, value: &Frag) -> Frag {
+    Frag::sql("CASE WHEN ")
+        .f(cond)
+        .s(" THEN ")
+        .f(value)
+        .s(" END")
 }
 
 pub(crate) fn id_ident() -> Ident {
@@ -248,6 +277,8 @@ pub struct Query<'a> {
     next_join: u32,
     next_sub: u32,
     next_scope: u32,
+    /// What the compile asked of the request, and the values it deferred.
+    binder: Binder,
 }
 
 impl<'a> Query<'a> {
@@ -266,6 +297,7 @@ impl<'a> Query<'a> {
             next_join: 0,
             next_sub: 0,
             next_scope: 1,
+            binder: Binder::default(),
         })
     }
 
@@ -293,8 +325,13 @@ impl<'a> Query<'a> {
             return Ok(self);
         }
         let e = parser::parse(src)?;
+        self.rule_expr(&e)
+    }
+
+    /// [`Query::rule`] for a rule parsed beforehand.
+    pub fn rule_expr(&mut self, e: &Expr) -> Result<&mut Self, FilterError> {
         let scope = self.scope(Access::Privileged);
-        self.and_expr(&e, &scope)?;
+        self.and_expr(e, &scope)?;
         Ok(self)
     }
 
@@ -365,22 +402,30 @@ impl<'a> Query<'a> {
             if op.value_count() > 0 || op.kind == Kind::Null {
                 return Err(invalid());
             }
-            self.order.push(op.sql.s(dir));
+            self.order.push(op.visible_sql().s(dir));
         }
         Ok(self)
     }
 
-    /// Renders everything collected so far.
-    pub fn finish(mut self) -> Result<Compiled, FilterError> {
+    /// Renders everything collected so far, bound for the context's
+    /// request and clock.
+    pub fn finish(self) -> Result<Compiled, FilterError> {
+        let (request, now) = (self.ctx.request, self.ctx.now);
+        Ok(self.finish_template()?.bind(request.as_ref(), now))
+    }
+
+    /// Renders everything collected so far as a [`Template`]: valid for
+    /// every request that answers its probes as this one did.
+    pub fn finish_template(mut self) -> Result<Template, FilterError> {
         self.apply_rule_joins()?;
-        let mut out = Compiled::default();
+        let mut out = Template::new(std::mem::take(&mut self.binder));
         for j in &self.joins {
             let mut s = String::from("LEFT JOIN ");
             let mut f = j.table.clone().s(" ").ident(&j.alias);
             if let Some(on) = &j.on {
                 f = f.s(" ON ").f(on);
             }
-            f.render(&mut s, &mut out.join_params);
+            f.render_binds(&mut s, &mut out.join_params);
             out.joins.push(s);
         }
         if !self.wheres.is_empty() {
@@ -391,15 +436,59 @@ impl<'a> Query<'a> {
                 .collect();
             Frag::new()
                 .join(&parts, " AND ")
-                .render(&mut out.where_sql, &mut out.params);
+                .render_binds(&mut out.where_sql, &mut out.params);
         }
         for o in &self.order {
             let mut s = String::new();
-            o.render(&mut s, &mut out.order_params);
+            o.render_binds(&mut s, &mut out.order_params);
             out.order_by.push(s);
         }
         out.distinct = !self.joins.is_empty();
         Ok(out)
+    }
+
+    // -- what the compile may know of the request --------------------------
+
+    /// Whether there is a request (else every `@request.*` is NULL).
+    pub(crate) fn probe_request(&mut self) -> bool {
+        let req = self.ctx.request;
+        self.binder.probe(Probe::Request, req.as_ref()) == Outcome::Bool(true)
+    }
+
+    /// The auth collection, if the request is authenticated.
+    pub(crate) fn probe_auth(&mut self) -> Option<&'a std::sync::Arc<Collection>> {
+        let req = self.ctx.request;
+        self.binder.probe(Probe::Auth, req.as_ref());
+        req.and_then(|r| r.auth).map(|a| a.collection)
+    }
+
+    pub(crate) fn probe_static(&mut self, keys: Vec<String>, numeric: bool) -> StaticClass {
+        let req = self.ctx.request;
+        match self
+            .binder
+            .probe(Probe::Static { keys, numeric }, req.as_ref())
+        {
+            Outcome::Class(c) => c,
+            _ => StaticClass::Missing,
+        }
+    }
+
+    pub(crate) fn probe_bool(&mut self, p: Probe) -> bool {
+        let req = self.ctx.request;
+        self.binder.probe(p, req.as_ref()) == Outcome::Bool(true)
+    }
+
+    pub(crate) fn probe_count(&mut self, p: Probe) -> usize {
+        let req = self.ctx.request;
+        match self.binder.probe(p, req.as_ref()) {
+            Outcome::Count(n) => n,
+            _ => 0,
+        }
+    }
+
+    /// A request value, bound when the template is.
+    pub(crate) fn slot(&mut self, src: Source) -> Bind {
+        self.binder.slot(src)
     }
 
     /// PocketBase's `updateQueryWithCollectionListRule`: a client filter
@@ -494,8 +583,8 @@ impl<'a> Query<'a> {
             Term::Text(s) => Ok(Operand::value(Bind::Text(s.clone()))),
             Term::Number(n) => Ok(Operand::value(Bind::Real(parse_number(n)))),
             Term::Ident { name, .. } => {
-                if let Some(v) = macro_value(name, self.ctx.now) {
-                    return Ok(Operand::value(v));
+                if let Some(m) = macro_name(name) {
+                    return Ok(Operand::value(self.slot(Source::Macro(m))));
                 }
                 match Runner::new(self, scope, name).run() {
                     Ok(op) => Ok(op),
@@ -528,18 +617,21 @@ impl<'a> Query<'a> {
             )));
         }
         let mut r = Vec::with_capacity(4);
+        let mut guard = Operand::null();
         for (i, a) in args.iter().enumerate() {
             if !matches!(a, Term::Ident { .. } | Term::Number(_)) {
                 return Err(FilterError::invalid(format!(
                     "[geoDistance] argument {i} must be an identifier or number"
                 )));
             }
-            r.push(self.term(a, scope)?.sql);
+            let arg = self.term(a, scope)?;
+            guard.and_guard(arg.guard.as_ref());
+            r.push(arg.sql);
         }
-        Ok(
-            Operand::expr(dialect::geo_distance(&r[0], &r[1], &r[2], &r[3]))
-                .with_nf(NullFallback::Disabled),
-        )
+        let mut op = Operand::expr(dialect::geo_distance(&r[0], &r[1], &r[2], &r[3]))
+            .with_nf(NullFallback::Disabled);
+        op.guard = guard.guard;
+        Ok(op)
     }
 
     fn strftime(&mut self, args: &[Term], scope: &Scope<'a>) -> Result<Operand, FilterError> {
@@ -586,6 +678,8 @@ impl<'a> Query<'a> {
         let mut all = vec![format.sql.clone(), time.sql.clone()];
         all.extend(mods.iter().cloned());
         let mut op = Operand::expr(dialect::strftime(&all)).with_nf(NullFallback::Enforced);
+        // The time value's guard (a hidden e-mail) holds for the result.
+        op.guard = time.guard;
         if let Some(mut mm) = time.multi {
             let mut mm_args = vec![format.sql, mm.value.clone()];
             mm_args.extend(mods);
@@ -608,9 +702,20 @@ impl<'a> Query<'a> {
                 if r.value_count() == 0 {
                     dialect::like_contains(&l.sql, &r.sql, negate)
                 } else {
-                    let pattern = r
-                        .sql
-                        .map_values(|v| Bind::Text(dialect::like_pattern(&v.to_text())));
+                    // A late-bound value becomes its pattern when bound.
+                    let mut likes = std::collections::BTreeMap::new();
+                    for v in r.sql.values() {
+                        if let Bind::Slot(i) = v {
+                            likes.insert(*i, Bind::Slot(0));
+                        }
+                    }
+                    for (i, b) in likes.iter_mut() {
+                        *b = self.slot(Source::Like(*i));
+                    }
+                    let pattern = r.sql.map_values(|v| match v {
+                        Bind::Slot(i) => likes.get(i).cloned().unwrap_or(Bind::Null),
+                        v => Bind::Text(dialect::like_pattern(&v.to_text())),
+                    });
                     dialect::like(&l.sql, &pattern, negate)
                 }
             }
@@ -849,6 +954,31 @@ fn forbid_superuser_idents(e: &Expr) -> Result<(), FilterError> {
         Some(p) => Err(FilterError::forbidden_prefix(p)),
         None => Ok(()),
     }
+}
+
+/// PocketBase's identifier macros.
+const MACROS: &[&str] = &[
+    "@now",
+    "@yesterday",
+    "@tomorrow",
+    "@second",
+    "@minute",
+    "@hour",
+    "@day",
+    "@month",
+    "@weekday",
+    "@year",
+    "@todayStart",
+    "@todayEnd",
+    "@monthStart",
+    "@monthEnd",
+    "@yearStart",
+    "@yearEnd",
+];
+
+/// `name` if it is a macro.
+fn macro_name(name: &str) -> Option<&'static str> {
+    MACROS.iter().copied().find(|m| *m == name)
 }
 
 /// `@now`, `@todayStart`, ... for `now` (PocketBase's identifier macros).

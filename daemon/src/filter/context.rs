@@ -29,6 +29,43 @@ pub struct RequestInfo {
     pub context: String,
 }
 
+impl RequestInfo {
+    /// The request as the compiler reads it.
+    pub fn view(&self) -> RequestView<'_> {
+        RequestView {
+            auth: self.auth.as_ref().map(|a| AuthView {
+                collection: &a.collection,
+                record: &a.record,
+            }),
+            body: &self.body,
+            query: &self.query,
+            headers: &self.headers,
+            method: &self.method,
+            context: &self.context,
+        }
+    }
+}
+
+/// The authenticated record, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthView<'a> {
+    pub collection: &'a Arc<Collection>,
+    /// The record's fields as stored (hidden ones included).
+    pub record: &'a Map<String, Value>,
+}
+
+/// What `@request.*` reads, borrowed from wherever the request keeps it
+/// (no copy per rule); see [`RequestInfo`] for the fields.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub auth: Option<AuthView<'a>>,
+    pub body: &'a Map<String, Value>,
+    pub query: &'a Map<String, Value>,
+    pub headers: &'a Map<String, Value>,
+    pub method: &'a str,
+    pub context: &'a str,
+}
+
 /// PocketBase's header key normalisation (`inflector.Snakecase`):
 /// `X-Token` → `x_token`, `userAgent` → `user_agent`.
 pub fn header_key(name: &str) -> String {
@@ -73,7 +110,7 @@ pub struct Ctx<'a> {
     /// SQL alias of the base table (default: the collection name).
     pub alias: &'a str,
     /// `None` when compiling outside a request: every `@request.*` is NULL.
-    pub request: Option<&'a RequestInfo>,
+    pub request: Option<RequestView<'a>>,
     pub now: DateTime<Utc>,
     pub access: Access,
 }
@@ -85,6 +122,16 @@ impl<'a> Ctx<'a> {
         schema: &'a Schema,
         collection: &'a Collection,
         request: &'a RequestInfo,
+        privileged: bool,
+    ) -> Ctx<'a> {
+        Ctx::for_request(schema, collection, request.view(), privileged)
+    }
+
+    /// [`Ctx::new`] for a borrowed view of the request.
+    pub fn for_request(
+        schema: &'a Schema,
+        collection: &'a Collection,
+        request: RequestView<'a>,
         privileged: bool,
     ) -> Ctx<'a> {
         Ctx {

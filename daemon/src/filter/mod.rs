@@ -2,8 +2,13 @@
 //! rules, parsed into an AST and compiled to SQL with bound parameters.
 //!
 //! ```text
-//! text ──lexer──► tokens ──parser──► Expr ──compile (schema, request, clock)──► Compiled
+//! text ──lexer──► tokens ──parser──► Expr ──compile (schema, request shape)──► Template
+//!                                                  ──bind (request values, clock)──► Compiled
 //! ```
+//!
+//! A [`Template`] serves every request that answers the compiler's probes
+//! as the one it was compiled for (`rules` keeps one per rule and request
+//! shape); [`Query::finish`] compiles and binds at once.
 //!
 //! Invariants:
 //! - No path from input text to SQL text: identifiers are looked up in the
@@ -13,6 +18,9 @@
 //! - Bounded: input length, comparisons (200, PocketBase's cap), parenthesis
 //!   nesting (64), function nesting (3), relation depth (6), sort terms (8).
 //! - Pure: no I/O; SQLite spelling lives in `store::dialect`.
+//! - For a non-superuser nothing hidden shapes an answer: hidden fields are
+//!   refused, an auth e-mail is read only where `emailVisibility` is on
+//!   (`hidden_tests` checks this by non-interference).
 //!
 //! Use one [`Query`] per SELECT so that the rule, the client filter and the
 //! sort share their joins as in PocketBase:
@@ -35,9 +43,14 @@ pub mod audit;
 mod compile;
 mod context;
 mod error;
+#[cfg(test)]
+mod hidden_tests;
 mod lexer;
 mod parser;
 mod resolve;
+mod template;
+#[cfg(test)]
+mod template_tests;
 #[cfg(test)]
 mod tests;
 
@@ -46,13 +59,14 @@ pub use compile::{
     check_superuser_only, compile, compile_rule, compile_sort, Compiled, Query, SortCompiled,
     MAX_SORT_FIELD_LENGTH, MAX_SORT_TERMS,
 };
-pub use context::{header_key, Access, AuthInfo, Ctx, RequestInfo};
+pub use context::{header_key, Access, AuthInfo, AuthView, Ctx, RequestInfo, RequestView};
 pub use error::{FilterError, GENERIC_MESSAGE};
 pub use lexer::MAX_FUNC_DEPTH;
 pub use parser::{
     parse, parse_with, Limits, MAX_DEPTH, MAX_EXPRESSIONS, MAX_FILTER_LENGTH, MAX_INPUT_LENGTH,
 };
 pub use resolve::MAX_NESTED_RELATIONS;
+pub use template::Template;
 
 /// PocketBase's check on a non-superuser's `filter` and `sort` parameters:
 /// 403 "Only superusers can filter by @collection." / "... @request." when

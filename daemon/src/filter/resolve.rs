@@ -9,18 +9,20 @@
 //!   row; it is attached when the path can yield several values (multi
 //!   relation, `:each` on a multi field, back-relation without a unique
 //!   index, `@collection`), so that plain operators require all values to match;
-//! - `@request.*` values are bound parameters; `@request.auth.<field>` other
-//!   than id/email/... joins the auth collection on the auth record's id.
+//! - `@request.*` values are bound parameters, read only through the
+//!   query's probes and slots (`template`): what shapes the SQL is asked,
+//!   values are bound later; `@request.auth.<field>` other than
+//!   id/email/... joins the auth collection on the auth record's id.
 //!
 //! Every SQL identifier comes from the schema ([`Ident::new`] on a field or
 //! collection name) or is a generated alias; names typed by the user are
 //! only used to look those up.
 
-use super::compile::{id_ident, Kind, MultiMatch, NullFallback, Operand, Query, Scope};
+use super::compile::{id_ident, only_if, Kind, MultiMatch, NullFallback, Operand, Query, Scope};
 use super::error::FilterError;
+use super::template::{Probe, Source, StaticClass};
 use crate::schema::{Collection, Field, FieldKind};
 use crate::store::dialect::{self, Bind, Frag, Ident};
-use serde_json::{Map, Value};
 
 /// PocketBase's `maxNestedRels`.
 pub const MAX_NESTED_RELATIONS: usize = 6;
@@ -134,57 +136,6 @@ fn col_ident(f: &Field) -> Result<Ident, FilterError> {
     })
 }
 
-/// Go's `toSlice`: null → [], an array → its items, anything else → [it].
-fn to_slice(v: Option<&Value>) -> Vec<Value> {
-    match v {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
-        Some(other) => vec![other.clone()],
-    }
-}
-
-/// Go's `cast.ToString` of a request value ("" where it cannot).
-fn to_text(v: Option<&Value>) -> String {
-    match v {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => Bind::Real(n.as_f64().unwrap_or(0.0)).to_text(),
-        _ => String::new(),
-    }
-}
-
-/// PocketBase's `list.ToUniqueStringSlice` for relation ids in a body.
-fn to_unique_strings(v: Option<&Value>) -> Vec<String> {
-    let raw: Vec<String> = match v {
-        Some(Value::String(s)) if s.is_empty() => Vec::new(),
-        Some(Value::String(s)) if s.contains('[') => {
-            serde_json::from_str::<Vec<String>>(s).unwrap_or_else(|_| vec![s.clone()])
-        }
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().map(|x| to_text(Some(x))).collect(),
-        _ => Vec::new(),
-    };
-    let mut out: Vec<String> = Vec::with_capacity(raw.len());
-    for s in raw {
-        if !s.is_empty() && !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    out
-}
-
-/// Walks `keys` into a JSON value (objects by key, arrays by index).
-fn walk<'v>(mut cur: &'v Value, keys: &[&str]) -> Option<&'v Value> {
-    for k in keys {
-        cur = match cur {
-            Value::Object(m) => m.get(*k)?,
-            Value::Array(a) => a.get(k.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
-
 pub(crate) struct Runner<'q, 'a> {
     q: &'q mut Query<'a>,
     scope: &'q Scope<'a>,
@@ -247,10 +198,10 @@ impl<'q, 'a> Runner<'q, 'a> {
         self.q.ctx.schema.get(name_or_id).map(|c| &**c)
     }
 
-    fn request_field(self, props: &[&'q str]) -> Result<Operand, FilterError> {
-        let Some(req) = self.q.ctx.request else {
+    fn request_field(mut self, props: &[&'q str]) -> Result<Operand, FilterError> {
+        if !self.q.probe_request() {
             return Ok(Operand::null());
-        };
+        }
         if self.name.starts_with("@request.auth.") {
             return self.auth_field(props);
         }
@@ -261,9 +212,8 @@ impl<'q, 'a> Runner<'q, 'a> {
                     return self.body_relation(field, props);
                 }
                 if props.len() == 3 {
-                    let value = req.body.get(&field.name);
                     match modifier {
-                        Some(Modifier::Each) => return self.body_each(field, value),
+                        Some(Modifier::Each) => return self.body_each(field),
                         Some(Modifier::Length) => {
                             if !is_multi_valuer(field) {
                                 return Err(self.fail(format!(
@@ -271,7 +221,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                                     field.name
                                 )));
                             }
-                            let n = to_slice(value).len();
+                            let n = self.q.probe_count(Probe::BodyLen(field.name.clone()));
                             let kind = if n <= 1 { Kind::Const } else { Kind::Expr };
                             return Ok(Operand {
                                 kind,
@@ -281,9 +231,13 @@ impl<'q, 'a> Runner<'q, 'a> {
                             });
                         }
                         Some(Modifier::Lower) => {
-                            return Ok(Operand::expr(dialect::lower(
-                                &Frag::new().value(Bind::Text(to_text(value))),
-                            )));
+                            let empty = self.q.probe_bool(Probe::BodyTextEmpty(field.name.clone()));
+                            let v = if empty {
+                                Bind::Text(String::new())
+                            } else {
+                                self.q.slot(Source::BodyText(field.name.clone()))
+                            };
+                            return Ok(Operand::expr(dialect::lower(&Frag::new().value(v))));
                         }
                         Some(Modifier::Changed) => return self.body_changed(field),
                         _ => {}
@@ -296,71 +250,39 @@ impl<'q, 'a> Runner<'q, 'a> {
 
     /// A value of the request (context, method, query, headers, body, auth)
     /// as a bound parameter (PocketBase's `resolveStaticRequestField`).
-    fn static_field(&self, path: &[&str]) -> Result<Operand, FilterError> {
-        let Some(req) = self.q.ctx.request else {
+    fn static_field(&mut self, path: &[&str]) -> Result<Operand, FilterError> {
+        if !self.q.probe_request() {
             return Ok(Operand::null());
-        };
+        }
         let Some((last, head)) = path.split_last() else {
             return Err(self.fail("empty request path"));
         };
         let (last, modifier) = split_modifier(last)?;
-        let mut keys: Vec<&str> = head.to_vec();
-        keys.push(last);
-
-        let auth_export;
-        let found: Option<Value> = match keys[0] {
-            "context" => walk(&Value::Null, &keys[1..]).map(|_| Value::String(req.context.clone())),
-            "method" => walk(&Value::Null, &keys[1..]).map(|_| Value::String(req.method.clone())),
-            "query" => walk_map(&req.query, &keys[1..]),
-            "headers" => walk_map(&req.headers, &keys[1..]),
-            "body" => walk_map(&req.body, &keys[1..]),
-            "auth" => match &req.auth {
-                None => (keys.len() == 1).then_some(Value::Null),
-                Some(a) => {
-                    let mut m = a.record.clone();
-                    m.insert(
-                        "collectionId".into(),
-                        Value::String(a.collection.id.clone()),
-                    );
-                    m.insert(
-                        "collectionName".into(),
-                        Value::String(a.collection.name.clone()),
-                    );
-                    auth_export = Value::Object(m);
-                    walk(&auth_export, &keys[1..]).cloned()
-                }
-            },
-            _ => None,
-        };
+        let keys: Vec<String> = head
+            .iter()
+            .chain(std::iter::once(&last))
+            .map(|k| k.to_string())
+            .collect();
+        let numeric = self
+            .scope
+            .base
+            .field(last)
+            .is_some_and(|f| matches!(f.kind, FieldKind::Number(_)));
+        let class = self.q.probe_static(keys.clone(), numeric);
         if modifier == Some(Modifier::Isset) {
-            return Ok(Operand::constant(if found.is_some() {
-                "TRUE"
-            } else {
+            return Ok(Operand::constant(if class == StaticClass::Missing {
                 "FALSE"
+            } else {
+                "TRUE"
             }));
         }
-        let bind = match found {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => {
-                let numeric = self
-                    .scope
-                    .base
-                    .field(last)
-                    .is_some_and(|f| matches!(f.kind, FieldKind::Number(_)));
-                match (numeric, s.parse::<f64>()) {
-                    (true, Ok(n)) => Some(Bind::Real(n)),
-                    _ => Some(Bind::Text(s)),
-                }
-            }
-            Some(Value::Bool(b)) => Some(Bind::Bool(b)),
-            Some(Value::Number(n)) => Some(Bind::Real(n.as_f64().unwrap_or(0.0))),
-            Some(other) => Some(Bind::Text(other.to_string())),
-        };
         if modifier.is_some() && modifier != Some(Modifier::Lower) {
             return Err(self.fail(format!("invalid modifier sequence in {:?}", self.name)));
         }
-        let Some(bind) = bind else {
-            return Ok(Operand::null());
+        let bind = match class {
+            StaticClass::Missing | StaticClass::Null => return Ok(Operand::null()),
+            StaticClass::Empty => Bind::Text(String::new()),
+            StaticClass::Value => self.q.slot(Source::Static { keys, numeric }),
         };
         let v = Frag::new().value(bind);
         Ok(Operand::expr(if modifier == Some(Modifier::Lower) {
@@ -371,18 +293,15 @@ impl<'q, 'a> Runner<'q, 'a> {
     }
 
     fn auth_field(mut self, props: &[&'q str]) -> Result<Operand, FilterError> {
-        let Some(auth) = self.q.ctx.request.and_then(|r| r.auth.as_ref()) else {
+        let Some(coll) = self.q.probe_auth() else {
             return Ok(Operand::null());
         };
         if PLAIN_AUTH_FIELDS.contains(&self.name) {
             return self.static_field(&props[1..]);
         }
-        let coll: &'a Collection = &auth.collection;
+        let coll: &'a Collection = coll;
         let table = table_ident(coll)?;
-        let auth_id = match auth.record.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        };
+        let auth_id = self.q.slot(Source::AuthId);
         let id = id_ident();
         let on_id = auth_id.clone();
         let alias = self.q.join(
@@ -390,7 +309,7 @@ impl<'q, 'a> Runner<'q, 'a> {
             "auth".into(),
             Frag::new().ident(&table),
             Some(coll),
-            |a| Some(Frag::new().col(a, &id).s(" = ").aux(Bind::Text(on_id))),
+            |a| Some(Frag::new().col(a, &id).s(" = ").aux(on_id)),
         )?;
         let mm_alias = self.q.sub_alias("_m");
         self.mm.joins.push(
@@ -401,7 +320,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                 .s(" ON ")
                 .col(&mm_alias, &id)
                 .s(" = ")
-                .aux(Bind::Text(auth_id)),
+                .aux(auth_id),
         );
         self.mm_alias = mm_alias;
         self.active = coll;
@@ -409,14 +328,14 @@ impl<'q, 'a> Runner<'q, 'a> {
         self.active_props(&props[2..])
     }
 
-    fn body_each(mut self, field: &Field, value: Option<&Value>) -> Result<Operand, FilterError> {
+    fn body_each(mut self, field: &Field) -> Result<Operand, FilterError> {
         if !is_multi_valuer(field) {
             return Err(self.fail(format!(
                 "field {:?} doesn't support multivalue operations",
                 field.name
             )));
         }
-        let json = Value::Array(to_slice(value)).to_string();
+        let json = self.q.slot(Source::BodyArray(field.name.clone()));
         let je = self.q.join(
             self.scope,
             format!("body_each|{}", field.name),
@@ -469,12 +388,10 @@ impl<'q, 'a> Runner<'q, 'a> {
                 field.name
             )));
         };
-        let body = self.q.ctx.request.map(|r| &r.body);
-        let ids = to_unique_strings(body.and_then(|b| b.get(&field.name)));
-        if ids.is_empty() {
+        if self.q.probe_bool(Probe::BodyIdsEmpty(field.name.clone())) {
             return Ok(Operand::null());
         }
-        let json = Value::Array(ids.into_iter().map(Value::String).collect()).to_string();
+        let json = self.q.slot(Source::BodyIds(field.name.clone()));
         let table = table_ident(rel)?;
         let id = id_ident();
         let on_json = json.clone();
@@ -851,12 +768,14 @@ impl<'q, 'a> Runner<'q, 'a> {
 
         let mut op = Operand::expr(col.clone());
         let mut mm_value = mm_col.clone();
-        if field.name == "email" && !self.scope.allow_hidden && coll.is_auth() {
-            op.guard = Some(
-                Frag::new()
-                    .col(&self.alias, &Ident::constant("emailVisibility"))
-                    .s(" = TRUE"),
-            );
+        // PocketBase's guard on auth e-mails: a client reads one only where
+        // `emailVisibility` is on. The comparison is ANDed with the guard
+        // (index-friendly); wherever the value is read without that
+        // comparison (the "every value" subquery, a sort, a function
+        // argument) it reads as NULL when hidden.
+        let guarded = field.name == "email" && !self.scope.allow_hidden && coll.is_auth();
+        if guarded {
+            op.guard = Some(email_visible(&self.alias));
         }
         if matches!(field.kind, FieldKind::Json(_)) {
             op.nf = NullFallback::Disabled;
@@ -868,6 +787,9 @@ impl<'q, 'a> Runner<'q, 'a> {
             mm_value = dialect::lower(&mm_value);
         }
         if self.with_mm {
+            if guarded {
+                mm_value = only_if(&email_visible(&self.mm_alias), &mm_value);
+            }
             self.mm.value = mm_value;
             op.multi = Some(Box::new(self.mm));
         }
@@ -875,9 +797,11 @@ impl<'q, 'a> Runner<'q, 'a> {
     }
 }
 
-fn walk_map(m: &Map<String, Value>, keys: &[&str]) -> Option<Value> {
-    let (first, rest) = keys.split_first()?;
-    walk(m.get(*first)?, rest).cloned()
+/// `alias.emailVisibility = TRUE`.
+fn email_visible(alias: &Ident) -> Frag {
+    Frag::new()
+        .col(alias, &Ident::constant("emailVisibility"))
+        .s(" = TRUE")
 }
 
 #[cfg(test)]
@@ -941,16 +865,5 @@ mod tests {
         assert!(matches!(split_modifier("a"), Ok(("a", None))));
         assert!(matches!(split_modifier("a:b:c"), Ok(("a:b:c", None))));
         assert!(split_modifier("a:nope").is_err());
-    }
-
-    #[test]
-    fn unique_strings() {
-        let v = serde_json::json!(["a", "", "b", "a", 5]);
-        assert_eq!(to_unique_strings(Some(&v)), vec!["a", "b", "5"]);
-        let s = Value::String("[\"x\",\"y\"]".into());
-        assert_eq!(to_unique_strings(Some(&s)), vec!["x", "y"]);
-        let s = Value::String("[oops".into());
-        assert_eq!(to_unique_strings(Some(&s)), vec!["[oops"]);
-        assert!(to_unique_strings(Some(&Value::Null)).is_empty());
     }
 }

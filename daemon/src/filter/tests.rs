@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 20, 50, 0)
         .single()
         .expect("valid time")
@@ -38,7 +38,7 @@ fn auth_fields(extra: Vec<Value>) -> Value {
     Value::Array(f)
 }
 
-fn schema() -> Schema {
+pub(super) fn schema() -> Schema {
     let defs = [
         json!({"id": "pbc_su", "name": "_superusers", "type": "auth", "system": true,
                "listRule": null, "fields": auth_fields(vec![])}),
@@ -49,6 +49,9 @@ fn schema() -> Schema {
             json!({"name": "age", "type": "number"}),
             json!({"name": "secret", "type": "text", "hidden": true}),
             json!({"name": "nick", "type": "text"}),
+            json!({"name": "prefs", "type": "json", "hidden": true}),
+            json!({"name": "boss", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1, "hidden": true}),
+            json!({"name": "badges", "type": "select", "values": ["x", "y"], "maxSelect": 2, "hidden": true}),
         ])}),
         json!({"id": "pbc_cats", "name": "categories", "type": "base", "listRule": "", "viewRule": "",
                "fields": [id_field(), {"name": "name", "type": "text"},
@@ -79,7 +82,8 @@ fn schema() -> Schema {
                    {"name": "tags", "type": "select", "values": ["a", "b", "c"], "maxSelect": 3},
                    {"name": "owner", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1},
                    {"name": "refs", "type": "relation", "collectionId": "pbc_cats", "maxSelect": 5},
-                   {"name": "flag", "type": "bool"}]}),
+                   {"name": "flag", "type": "bool"},
+                   {"name": "readers", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 5}]}),
     ];
     Schema::new(
         defs.iter()
@@ -94,7 +98,7 @@ fn t(s: &str) -> Sql {
     Sql::Text(s.to_string())
 }
 
-fn db(schema: &Schema) -> Connection {
+pub(super) fn db(schema: &Schema) -> Connection {
     let conn = Connection::open_in_memory().expect("sqlite");
     for c in schema.all() {
         let cols: Vec<String> = c
@@ -336,13 +340,13 @@ fn map(v: Value) -> Map<String, Value> {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Who {
+pub(super) enum Who {
     Superuser,
     Guest,
     Alice,
 }
 
-fn request(schema: &Schema, who: Who, query: Value, body: Value) -> RequestInfo {
+pub(super) fn request(schema: &Schema, who: Who, query: Value, body: Value) -> RequestInfo {
     let auth = match who {
         Who::Guest => None,
         Who::Superuser => Some(AuthInfo {
@@ -371,10 +375,10 @@ fn request(schema: &Schema, who: Who, query: Value, body: Value) -> RequestInfo 
     }
 }
 
-struct Env {
-    schema: Schema,
-    conn: Connection,
-    names: HashSet<String>,
+pub(super) struct Env {
+    pub(super) schema: Schema,
+    pub(super) conn: Connection,
+    pub(super) names: HashSet<String>,
 }
 
 fn env() -> Env {
@@ -391,7 +395,7 @@ fn env() -> Env {
 impl Env {
     /// Lists `coll` as PocketBase's list API does: the rule (if any), the
     /// filter and the sort in one query; returns the 2-letter id prefixes.
-    fn list(
+    pub(super) fn list(
         &self,
         coll: &str,
         req: &RequestInfo,
@@ -469,7 +473,7 @@ fn check(case: &str, who: &str, want: &str, got: &Result<Vec<String>, FilterErro
 }
 
 /// (filter, superuser, guest, alice) as answered by PocketBase 0.40.6.
-const ORACLE_FILTERS: &[(&str, &str, &str, &str)] = &[
+pub(super) const ORACLE_FILTERS: &[(&str, &str, &str, &str)] = &[
     (r#"title = 'hello'"#, "p5", "p5", "p5"),
     (r#"title ~ 'hello'"#, "p1 p5", "p1 p5", "p1 p5"),
     (r#"title !~ 'hello'"#, "p2 p3 p4", "p2 p3 p4", "p2 p3 p4"),
@@ -1061,7 +1065,7 @@ const ORACLE_FILTERS: &[(&str, &str, &str, &str)] = &[
 ];
 
 /// (posts list rule, alice, guest) as answered by PocketBase 0.40.6.
-const ORACLE_RULES: &[(&str, &str, &str)] = &[
+pub(super) const ORACLE_RULES: &[(&str, &str, &str)] = &[
     (r#"@request.auth.id != ''"#, "p1 p2 p3 p4 p5", ""),
     (r#"@request.auth.id = author"#, "p1 p4", "p3"),
     (r#"@request.auth.id = author.id"#, "p1 p4", "p3"),
@@ -1187,7 +1191,7 @@ const ORACLE_RULES: &[(&str, &str, &str)] = &[
 ];
 
 /// (notes update rule, body, matches?) as answered by PocketBase 0.40.6; None: invalid rule.
-const ORACLE_BODY: &[(&str, &str, Option<bool>)] = &[
+pub(super) const ORACLE_BODY: &[(&str, &str, Option<bool>)] = &[
     (
         r#"@request.body.title:isset = true"#,
         r#"{"title": "t"}"#,

@@ -51,11 +51,16 @@ pub const TOKEN_KEYS: &[&str] = &[
     "fileToken",
 ];
 
-/// Text derived from a collection's definition (the SELECT list of its
-/// columns), computed on first use and kept with the schema snapshot. A
-/// clone starts empty: clones are made to be changed.
+/// What is derived from a collection's definition, computed on first use
+/// and kept with the schema snapshot: the SELECT list of its columns
+/// (`store::records`), and its API rules parsed with their compiled
+/// templates (`rules`, which alone knows the type). A clone starts empty:
+/// clones are made to be changed.
 #[derive(Default)]
-pub struct Derived(pub(crate) std::sync::OnceLock<String>);
+pub struct Derived(
+    pub(crate) std::sync::OnceLock<String>,
+    pub(crate) std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+);
 
 impl Clone for Derived {
     fn clone(&self) -> Self {

@@ -74,6 +74,10 @@ pub enum Bind {
     Int(i64),
     Real(f64),
     Text(String),
+    /// A late-bound parameter: its value is supplied when the rendered
+    /// statement is bound (a request value of a rule compiled once). It
+    /// is never empty; rendered by [`Frag::render`] it binds NULL.
+    Slot(u32),
 }
 
 impl Bind {
@@ -84,6 +88,7 @@ impl Bind {
             Bind::Int(i) => Value::Integer(*i),
             Bind::Real(f) => Value::Real(*f),
             Bind::Text(s) => Value::Text(s.clone()),
+            Bind::Slot(_) => Value::Null,
         }
     }
 
@@ -96,6 +101,7 @@ impl Bind {
             Bind::Int(i) => i.to_string(),
             Bind::Real(f) => format!("{f}"),
             Bind::Text(s) => s.clone(),
+            Bind::Slot(_) => String::new(),
         }
     }
 
@@ -230,6 +236,16 @@ impl Frag {
 
     /// Renders the fragment with `?` placeholders, pushing values in order.
     pub fn render(&self, out: &mut String, params: &mut Vec<Value>) {
+        self.render_with(out, |v| params.push(v.to_value()));
+    }
+
+    /// Renders the fragment with `?` placeholders, pushing the values
+    /// themselves (late-bound slots included) in order.
+    pub fn render_binds(&self, out: &mut String, params: &mut Vec<Bind>) {
+        self.render_with(out, |v| params.push(v.clone()));
+    }
+
+    fn render_with(&self, out: &mut String, mut push: impl FnMut(&Bind)) {
         for p in &self.parts {
             match p {
                 Part::Sql(s) => out.push_str(s),
@@ -243,7 +259,7 @@ impl Frag {
                 }
                 Part::Value(v) | Part::Aux(v) => {
                     out.push('?');
-                    params.push(v.to_value());
+                    push(v);
                 }
             }
         }
@@ -288,8 +304,8 @@ pub fn json_each_text(col: &str) -> String {
 }
 
 /// `json_each` over a bound JSON array (request body values).
-pub fn json_each_bound(json_array: String) -> Frag {
-    Frag::sql("json_each(").aux(Bind::Text(json_array)).s(")")
+pub fn json_each_bound(json_array: Bind) -> Frag {
+    Frag::sql("json_each(").aux(json_array).s(")")
 }
 
 /// The number of items of a multi-value column; 0 for '' and NULL, 1 for a
@@ -333,11 +349,11 @@ pub fn json_extract(col: &Frag, path: &str) -> Frag {
 }
 
 /// `lhs IN (values of the bound JSON array)`.
-pub fn in_json_array(lhs: &Frag, json_array: String) -> Frag {
+pub fn in_json_array(lhs: &Frag, json_array: Bind) -> Frag {
     Frag::new()
         .f(lhs)
         .s(" IN (SELECT value FROM json_each(")
-        .aux(Bind::Text(json_array))
+        .aux(json_array)
         .s("))")
 }
 

@@ -521,9 +521,9 @@ pub fn stage_restore(
         // (or none) is refused here, not at the next start.
         let conn = crate::store::open_read_only(&stage.join("data.db"), key)
             .map_err(|e| invalid(format!("The backup's database can't be opened: {e}.")))?;
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(|e| invalid(format!("The backup's database is damaged: {e}.")))?;
+        let check: String = crate::store::integrity_check(&conn)
+            .map_err(|e| invalid(format!("The backup's database is damaged: {e}.")))?
+            .join("; ");
         if check != "ok" {
             return Err(invalid(format!(
                 "The backup's database is damaged: {check}."

@@ -36,10 +36,7 @@ pub fn run(dir: &Path, key: Option<&crate::store::DbKey>) -> Vec<String> {
             Err(e) if e.is::<crate::store::KeyError>() => out.push(e.to_string()),
             Err(e) => out.push(format!("{}: can't be opened: {e}", db.display())),
             Ok(c) => {
-                match c.prepare("PRAGMA integrity_check").and_then(|mut st| {
-                    st.query_map([], |r| r.get::<_, String>(0))?
-                        .collect::<Result<Vec<String>, _>>()
-                }) {
+                match crate::store::integrity_check(&c) {
                     Ok(lines) if lines == ["ok"] => {}
                     Ok(lines) => {
                         for l in lines.into_iter().take(20) {
@@ -48,17 +45,7 @@ pub fn run(dir: &Path, key: Option<&crate::store::DbKey>) -> Vec<String> {
                     }
                     Err(e) => out.push(format!("{}: integrity_check failed: {e}", db.display())),
                 }
-                match c.prepare("PRAGMA foreign_key_check").and_then(|mut st| {
-                    st.query_map([], |r| {
-                        Ok(format!(
-                            "row {} of {} refers to a missing row of {}",
-                            r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(2)?
-                        ))
-                    })?
-                    .collect::<Result<Vec<String>, _>>()
-                }) {
+                match crate::store::foreign_key_problems(&c) {
                     Ok(v) => {
                         for l in v.into_iter().take(20) {
                             out.push(format!("{}: foreign_key_check: {l}", db.display()));

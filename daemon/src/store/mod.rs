@@ -30,7 +30,10 @@ mod writer;
 pub use changes::{Action, Change, ChangeSink, Changes, Prepared};
 pub use key::{DbKey, KeyError};
 pub use lock::DirLock;
-pub use open::{check_modes, fix_modes, open_read_only, ModeFault, ModeProblem};
+pub use open::{
+    check_modes, fix_modes, foreign_key_problems, integrity_check, open_read_only, ModeFault,
+    ModeProblem,
+};
 pub use rekey::{rekey, Rekeyed};
 pub use writer::WriteOutcome;
 

@@ -290,3 +290,24 @@ pub fn fix_modes(dir: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// SQLite's `integrity_check`: `["ok"]`, or a line per problem.
+pub fn integrity_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("PRAGMA integrity_check")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect()
+}
+
+/// SQLite's `foreign_key_check`, each problem in words.
+pub fn foreign_key_problems(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("PRAGMA foreign_key_check")?
+        .query_map([], |r| {
+            Ok(format!(
+                "row {} of {} refers to a missing row of {}",
+                r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(2)?
+            ))
+        })?
+        .collect()
+}

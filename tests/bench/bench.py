@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import resource
 import shutil
 import signal
@@ -687,6 +688,9 @@ def main() -> int:
     ap.add_argument("--json-out", default=None)
     ap.add_argument("--command", default="", help="the command line to print with the results")
     ap.add_argument("--smoke", action="store_true", help="exit non-zero on request errors (CI)")
+    ap.add_argument("--big-upload-mib", type=int, default=100,
+                    help="size of each upload in the bigupload phase (8 clients at once)")
+    ap.add_argument("--big-upload-clients", type=int, default=8)
     ap.add_argument("--baseline", default=None,
                     help="an earlier keepd binary, run beside the others in --baseline-scenarios (before vs after, same run)")
     ap.add_argument("--baseline-scenarios", default="get,list,create")
@@ -786,7 +790,7 @@ def run(args, workdir: str, started: float) -> int:
 
     # 3. load, scenario by scenario, servers alternating each round
     runs: dict = {}
-    for sc in [x for x in scen if x != "realtime"]:
+    for sc in [x for x in scen if x not in ("realtime", "bigupload")]:
         servers = [K, P, H] if sc == "get" else list(pair)
         if B and sc in base_sc:
             servers.insert(1, B)
@@ -822,6 +826,8 @@ def run(args, workdir: str, started: float) -> int:
                     f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")
     if "realtime" in scen and args.rtload:
         realtime_phase(args, pair, order, R)
+    if "bigupload" in scen:
+        bigupload_phase(args, pair, order, R, workdir)
     for s in (K, P, H) + ((B,) if B else ()):
         s.stop()
 
@@ -839,6 +845,39 @@ def run(args, workdir: str, started: float) -> int:
         if args.smoke:
             return 1
     return 0
+
+
+def bigupload_phase(args, pair, order, R, workdir: str) -> None:
+    """Peak RSS while N clients each upload one big file at once (multipart create)."""
+    size = args.big_upload_mib << 20
+    path = os.path.join(workdir, "big-upload.bin")
+    with open(path, "wb") as f:
+        chunk = random.Random(11).randbytes(1 << 20)
+        for _ in range(args.big_upload_mib):
+            f.write(chunk)
+    R["big_upload_kb"] = {s.key: [] for s in pair}
+    for s in pair:
+        must(s.port, "POST", "/api/collections", {
+            "name": "bigfiles", "type": "base", "createRule": "", "viewRule": "",
+            "fields": [{"name": "f", "type": "file", "maxSelect": 1, "maxSize": 2 * size}],
+        }, token=s.token, what="bigfiles collection")
+    for r in range(max(1, min(args.rounds, 3))):
+        for s in order(r, pair):
+            time.sleep(3.0)
+            if not reset_hwm(s.pid):
+                raise RuntimeError("cannot reset VmHWM (/proc/PID/clear_refs)")
+            url = f"http://127.0.0.1:{s.port}/api/collections/bigfiles/records"
+            procs = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-F", f"f=@{path}", url],
+                                      stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+                     for _ in range(args.big_upload_clients)]
+            codes = [p.communicate(timeout=600)[0].strip() for p in procs]
+            peak = proc_status(s.pid)["VmHWM"]
+            R["big_upload_kb"][s.key].append(peak)
+            log(f"bigupload {s.label}: {args.big_upload_clients} × {args.big_upload_mib} MiB, answers {codes}, "
+                f"peak RSS {peak / 1024:.1f} MiB")
+            if any(c != "200" for c in codes):
+                raise RuntimeError(f"{s.label}: big uploads answered {codes}")
+            must(s.port, "DELETE", "/api/collections/bigfiles/truncate", token=s.token, what="truncate bigfiles")
 
 
 def realtime_phase(args, pair, order, R) -> None:
@@ -973,6 +1012,13 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
         row("Auth p99 (ms)", series("auth", K, "p99_ms"), series("auth", P, "p99_ms"), False)
         row(f"Peak RSS under {a} concurrent logins (MiB)", series("auth", K, "peak_rss_kb", 1 / MiB),
             series("auth", P, "peak_rss_kb", 1 / MiB), False)
+    if R.get("big_upload_kb"):
+        n, mib = args.big_upload_clients, args.big_upload_mib
+        row(f"Peak RSS while {n} clients each upload a {mib} MiB file (MiB)",
+            [x / MiB for x in R["big_upload_kb"][K]], [x / MiB for x in R["big_upload_kb"][P]], False)
+        km = med([x / MiB for x in R["big_upload_kb"][K]])
+        rows.append([f"keepd peak RSS while {n} × {mib} MiB uploads run", fmt(km, ""), "", "", "≤ 64 MiB",
+                     target_mark(km <= 64)])
     if R.get("rt_idle_kb"):
         n = args.rt_idle
         row(f"RSS with {n:,} idle realtime (SSE) clients (MiB)", [x / MiB for x in R["rt_idle_total_kb"][K]],

@@ -14,6 +14,7 @@ use fuser::{
     RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
     ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,7 +36,13 @@ pub struct PowerFs {
     model: Shared,
     /// Size reported by statfs.
     capacity: u64,
+    /// Open directories: the listing as of `opendir`, so that entries
+    /// added or removed meanwhile never make `readdir` repeat or skip the
+    /// others (offsets index this snapshot).
+    listings: Mutex<(u64, HashMap<u64, Listing>)>,
 }
+
+type Listing = Vec<(u64, bool, std::ffi::OsString)>;
 
 /// Mounts `model` at `at`; dropping the session unmounts.
 pub fn mount(model: Shared, at: &Path) -> std::io::Result<fuser::BackgroundSession> {
@@ -51,6 +58,7 @@ pub fn mount(model: Shared, at: &Path) -> std::io::Result<fuser::BackgroundSessi
         PowerFs {
             model,
             capacity: 64 << 30,
+            listings: Mutex::new((1, HashMap::new())),
         },
         at,
         &cfg,
@@ -324,10 +332,15 @@ impl fuser::Filesystem for PowerFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let m = self.m();
-        match m.node(ino.0) {
-            Ok(n) if n.is_dir() => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Ok(_) => reply.error(Errno::ENOTDIR),
+        let list = self.m().readdir(ino.0);
+        match list {
+            Ok(list) => {
+                let mut l = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+                let fh = l.0;
+                l.0 += 1;
+                l.1.insert(fh, list);
+                reply.opened(FileHandle(fh), FopenFlags::empty())
+            }
             Err(e) => reply.error(err(e)),
         }
     }
@@ -335,25 +348,41 @@ impl fuser::Filesystem for PowerFs {
     fn readdir(
         &self,
         _req: &Request,
-        ino: INodeNo,
-        _fh: FileHandle,
+        _ino: INodeNo,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let list = match self.m().readdir(ino.0) {
-            Ok(l) => l,
-            Err(e) => return reply.error(err(e)),
+        if self.m().frozen {
+            return reply.error(Errno::EIO);
+        }
+        let l = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = l.1.get(&fh.0) else {
+            return reply.error(Errno::EBADF);
         };
-        for (i, (child, is_dir, name)) in list.into_iter().enumerate().skip(offset as usize) {
-            let kind = if is_dir {
+        for (i, (child, is_dir, name)) in list.iter().enumerate().skip(offset as usize) {
+            let kind = if *is_dir {
                 FileType::Directory
             } else {
                 FileType::RegularFile
             };
-            if reply.add(INodeNo(child), (i + 1) as u64, kind, name) {
+            if reply.add(INodeNo(*child), (i + 1) as u64, kind, name) {
                 break;
             }
         }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        let mut l = self.listings.lock().unwrap_or_else(|p| p.into_inner());
+        l.1.remove(&fh.0);
         reply.ok();
     }
 

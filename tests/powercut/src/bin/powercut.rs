@@ -11,7 +11,7 @@
 //!
 //!   keepd-powercut [--keepd BIN] [--seed N] [--runs R] [--cuts C]
 //!                  [--seconds S] [--writers W] [--mode strict|writeback|mixed]
-//!                  [--work DIR] [--self-test]
+//!                  [--wait-ms MIN..MAX] [--work DIR] [--self-test]
 
 use anyhow::{anyhow, bail, Context, Result};
 use keepd_powercut::client::{Client, Multipart};
@@ -41,6 +41,8 @@ struct Opts {
     self_test: bool,
     /// Orphan files reported without failing the run (exploration only).
     orphans_warn: bool,
+    /// Load before each cut, in milliseconds (drawn from this range).
+    wait_ms: (u64, u64),
 }
 
 fn parse_opts() -> Result<Opts> {
@@ -61,6 +63,7 @@ fn parse_opts() -> Result<Opts> {
         work: std::env::temp_dir(),
         self_test: false,
         orphans_warn: false,
+        wait_ms: (300, 2500),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -83,6 +86,11 @@ fn parse_opts() -> Result<Opts> {
             }
             "--self-test" => o.self_test = true,
             "--orphans-warn" => o.orphans_warn = true,
+            "--wait-ms" => {
+                let v = val()?;
+                let (a, b) = v.split_once("..").unwrap_or((&v, &v));
+                o.wait_ms = (a.parse()?, b.parse::<u64>()?.max(a.parse::<u64>()? + 1));
+            }
             "-h" | "--help" => {
                 println!(
                     "{}",
@@ -324,13 +332,42 @@ struct Ledger {
     backups: BTreeMap<String, bool>,
     /// (kind → (attempted, acknowledged)).
     counts: BTreeMap<&'static str, (u64, u64)>,
+    /// The last refusal of each kind (an answer other than 2xx, or no
+    /// answer), for the report.
+    refused: BTreeMap<&'static str, Vec<String>>,
+    /// (kind → (total, longest)) time to an acknowledgement.
+    latency: BTreeMap<&'static str, (Duration, Duration)>,
 }
 
 impl Ledger {
-    fn count(&mut self, kind: &'static str, acked: bool) {
+    fn count(
+        &mut self,
+        kind: &'static str,
+        r: &std::io::Result<keepd_powercut::client::Resp>,
+        t0: Instant,
+    ) {
+        let acked = matches!(r, Ok(r) if r.ok());
         let c = self.counts.entry(kind).or_default();
         c.0 += 1;
         c.1 += acked as u64;
+        if acked {
+            let l = self.latency.entry(kind).or_default();
+            l.0 += t0.elapsed();
+            l.1 = l.1.max(t0.elapsed());
+        }
+        let why = match r {
+            Ok(r) if !r.ok() => {
+                let mut t = r.text();
+                t.truncate(200);
+                format!("{} {t}", r.status)
+            }
+            Err(e) => format!("no answer: {e}"),
+            Ok(_) => return,
+        };
+        let seen = self.refused.entry(kind).or_default();
+        if seen.len() < 3 && !seen.contains(&why) {
+            seen.push(why);
+        }
     }
 }
 
@@ -341,6 +378,8 @@ struct Totals {
     strict: u64,
     writeback: u64,
     counts: BTreeMap<&'static str, (u64, u64)>,
+    refused: BTreeMap<&'static str, Vec<String>>,
+    latency: BTreeMap<&'static str, (Duration, Duration)>,
     checked: u64,
     unacked_kept: u64,
     unacked_lost: u64,
@@ -389,7 +428,15 @@ fn run_all(o: &Opts) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     for (k, (a, ack)) in &t.counts {
-        println!("  {k:<8} attempted {a:>6}, acknowledged {ack:>6}");
+        let (sum, max) = t.latency.get(k).copied().unwrap_or_default();
+        println!(
+            "  {k:<8} attempted {a:>6}, acknowledged {ack:>6} (mean {:>5.1} ms, longest {:>6.1} ms)",
+            sum.as_secs_f64() * 1000.0 / (*ack).max(1) as f64,
+            max.as_secs_f64() * 1000.0
+        );
+        for why in t.refused.get(k).into_iter().flatten() {
+            println!("           not acknowledged: {why}");
+        }
     }
     println!(
         "  acknowledged writes checked after cuts: {}; unacknowledged writes found after a cut: {} kept, {} lost",
@@ -521,7 +568,7 @@ fn one_run(o: &Opts, seed: u64, root: &Path, t: &mut Totals, started: Instant) -
                 )
             }));
         }
-        let wait = Duration::from_millis(rng.gen_range(300..2500));
+        let wait = Duration::from_millis(rng.gen_range(o.wait_ms.0..o.wait_ms.1));
         std::thread::sleep(wait);
         let mode = o.mode.unwrap_or(if rng.gen_bool(0.5) {
             Cut::Strict
@@ -529,8 +576,8 @@ fn one_run(o: &Opts, seed: u64, root: &Path, t: &mut Totals, started: Instant) -
             Cut::Writeback
         });
         let (image, report) = mounted.cut(mode, &mut rng);
-        let killed = keepd.kill();
         stop.store(true, Ordering::SeqCst);
+        let killed = keepd.kill();
         for w in workers {
             let _ = w.join();
         }
@@ -575,6 +622,19 @@ fn one_run(o: &Opts, seed: u64, root: &Path, t: &mut Totals, started: Instant) -
         c.0 += a;
         c.1 += ack;
     }
+    for (k, why) in &l.refused {
+        let seen = t.refused.entry(k).or_default();
+        for w in why {
+            if seen.len() < 3 && !seen.contains(w) {
+                seen.push(w.clone());
+            }
+        }
+    }
+    for (k, (sum, max)) in &l.latency {
+        let e = t.latency.entry(k).or_default();
+        e.0 += *sum;
+        e.1 = e.1.max(*max);
+    }
     Ok(())
 }
 
@@ -603,6 +663,7 @@ fn writer(
     let mut k = 0u64;
     while !stop.load(Ordering::SeqCst) {
         k += 1;
+        let t0 = Instant::now();
         let roll = rng.gen_range(0..100);
         if roll < 30 {
             let tag = format!("{prefix}-n{k}");
@@ -621,7 +682,7 @@ fn writer(
             );
             let mut l = lock();
             let ok = matches!(&r, Ok(r) if r.ok());
-            l.count("create", ok);
+            l.count("create", &r, t0);
             if let Some(n) = l.notes.get_mut(&tag) {
                 n.busy = false;
                 if let (true, Ok(r)) = (ok, &r) {
@@ -674,7 +735,7 @@ fn writer(
             };
             let ok = matches!(&r, Ok(r) if r.ok());
             let mut l = lock();
-            l.count(if del { "delete" } else { "update" }, ok);
+            l.count(if del { "delete" } else { "update" }, &r, t0);
             if let Some(n) = l.notes.get_mut(&tag) {
                 n.busy = false;
                 if ok {
@@ -716,7 +777,7 @@ fn writer(
             let r = c.json("POST", "/api/batch", &json!({ "requests": reqs }));
             let ok = matches!(&r, Ok(r) if r.ok());
             let mut l = lock();
-            l.count("batch", ok);
+            l.count("batch", &r, t0);
             let ids: Vec<Option<String>> = match (&r, ok) {
                 (Ok(r), true) => r
                     .json()
@@ -768,7 +829,7 @@ fn writer(
             let r = c.multipart("POST", "/api/collections/docs/records", &form);
             let ok = matches!(&r, Ok(r) if r.ok());
             let mut l = lock();
-            l.count("file", ok);
+            l.count("file", &r, t0);
             if let (true, Ok(r)) = (ok, &r) {
                 let v = r.json();
                 if let Some(d) = l.docs.get_mut(&tag) {
@@ -784,7 +845,7 @@ fn writer(
             let r = c.json("POST", "/api/backups", &json!({ "name": name }));
             let ok = matches!(&r, Ok(r) if r.ok());
             let mut l = lock();
-            l.count("backup", ok);
+            l.count("backup", &r, t0);
             if ok {
                 l.backups.insert(name, true);
             }

@@ -113,6 +113,19 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     ops::backup::clean_temporary(&cfg.dir);
     files::Uploads::clear_leftovers(&cfg.dir)
         .map_err(|e| anyhow::anyhow!("clearing {}/.uploads: {e}", cfg.dir.display()))?;
+    // Files a crash left without a committed record (stored before a
+    // COMMIT that never came, or not yet removed after a delete).
+    let started = std::time::Instant::now();
+    match files::sweep::sweep(&store, &cfg.dir) {
+        Ok(s) if s != files::sweep::Swept::default() => tracing::warn!(
+            records = s.records,
+            files = s.files,
+            took = ?started.elapsed(),
+            "removed stored files no committed record names (left by a crash)"
+        ),
+        Ok(_) => tracing::debug!(took = ?started.elapsed(), "storage swept"),
+        Err(e) => tracing::warn!(error = %e, "sweeping storage for files without a record failed"),
+    }
     if let Some(note) = restored {
         tracing::warn!("restored from a backup (the replaced files are in .pre-restore/)");
         let n: serde_json::Value = serde_json::from_str(&note).unwrap_or_default();

@@ -65,6 +65,36 @@ fn filesystem(dir: &Path) -> (bool, Option<u64>) {
     }
 }
 
+/// The filesystem's own answer to a write: a file created, written,
+/// synced and removed in the data dir. Its error names the fault SQLite's
+/// "disk I/O error" hides (a filesystem remounted read-only after an
+/// error doesn't show in `statvfs`' flags; the write says EROFS).
+fn try_write(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let p = dir.join(".keepd-write-probe");
+    let _ = std::fs::remove_file(&p);
+    let r = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)?;
+        f.write_all(b"probe")?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&p);
+    r
+}
+
+/// A failed write's fault, from its OS error.
+fn fault_of(e: &std::io::Error) -> String {
+    use rustix::io::Errno;
+    match Errno::from_io_error(e) {
+        Some(Errno::ROFS) => format!("read-only filesystem: {e}"),
+        Some(Errno::NOSPC) | Some(Errno::DQUOT) => format!("disk full: {e}"),
+        _ => format!("I/O errors: {e}"),
+    }
+}
+
 /// What the monitor found, worst first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -124,7 +154,12 @@ pub async fn monitor(store: Arc<Store>, dir: PathBuf, addr: String, watchdog: Op
                 if read_only {
                     State::Degraded("read-only filesystem".into())
                 } else if let Some(f) = store.write_failure() {
-                    State::Degraded(format!("{}: {}", f.fault.describe(), f.detail))
+                    // The filesystem names the fault better than SQLite.
+                    let d = dir.clone();
+                    match tokio::task::spawn_blocking(move || try_write(&d)).await {
+                        Ok(Err(e)) => State::Degraded(fault_of(&e)),
+                        _ => State::Degraded(format!("{}: {}", f.fault.describe(), f.detail)),
+                    }
                 } else if full {
                     State::Degraded(format!("disk full: {} free", mib(free.unwrap_or_default())))
                 } else {
@@ -140,6 +175,7 @@ pub async fn monitor(store: Arc<Store>, dir: PathBuf, addr: String, watchdog: Op
         }
         if state != last {
             let text = line(&state, &addr);
+            let was_failing = !matches!(last, State::Serving(_));
             match &state {
                 State::Stuck => tracing::error!(
                     "the database writer did not answer within {tick:?}; withholding the watchdog ping"
@@ -148,8 +184,13 @@ pub async fn monitor(store: Arc<Store>, dir: PathBuf, addr: String, watchdog: Op
                     reason = %why,
                     "WRITES FAILING: records, files and settings can't be saved until this is fixed; reads are still served"
                 ),
+                // Warn, as the failure was an error: its end must show too.
+                State::Serving(_) if was_failing => tracing::warn!("writes work again"),
                 State::Serving(Some(w)) => tracing::warn!(warning = %w, "storage warning"),
-                State::Serving(None) => tracing::info!("writes work again"),
+                State::Serving(None) => {}
+            }
+            if let (true, State::Serving(Some(w))) = (was_failing, &state) {
+                tracing::warn!(warning = %w, "storage warning");
             }
             status(&text);
             last = state;

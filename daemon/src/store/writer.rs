@@ -196,7 +196,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, heal
         let commit = conn.execute_batch("COMMIT");
         match &commit {
             Err(e) => {
-                tracing::error!(error = %e, "commit failed; rolling back the batch");
+                // Once per failing spell: the monitor says the rest.
+                if health.failure().is_none() {
+                    tracing::error!(error = %e, "commit failed; rolling back the batch");
+                } else {
+                    tracing::debug!(error = %e, "commit failed; rolling back the batch");
+                }
                 if let Some(fault) = health::classify(e) {
                     health.failed(fault, &e.to_string());
                 }

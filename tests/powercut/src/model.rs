@@ -177,6 +177,10 @@ pub struct Model {
     /// After a cut: every operation fails (EIO), as on a machine without
     /// power.
     pub frozen: bool,
+    /// A failing device: every operation that would change the medium
+    /// (writes, syncs, creates, links, renames, removals) fails with this
+    /// errno; reads work.
+    pub inject: Option<Errno>,
     pub stats: Stats,
 }
 
@@ -202,6 +206,7 @@ impl Model {
             next_ino: ROOT + 1,
             log: Vec::new(),
             frozen: false,
+            inject: None,
             stats: Stats::default(),
         }
     }
@@ -219,8 +224,17 @@ impl Model {
         self.nodes.get(&ino).ok_or(libc::ENOENT)
     }
 
-    fn node_mut(&mut self, ino: u64) -> Res<&mut Node> {
+    /// A change to the medium: refused by a failing device.
+    fn change(&self) -> Res<()> {
         self.live()?;
+        match self.inject {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn node_mut(&mut self, ino: u64) -> Res<&mut Node> {
+        self.change()?;
         self.nodes.get_mut(&ino).ok_or(libc::ENOENT)
     }
 
@@ -267,6 +281,7 @@ impl Model {
     }
 
     fn add(&mut self, dir: u64, name: &OsStr, node: Node) -> Res<u64> {
+        self.change()?;
         Self::check_name(name)?;
         if self.entries(dir)?.contains_key(name) {
             return Err(libc::EEXIST);
@@ -434,7 +449,7 @@ impl Model {
     }
 
     pub fn write(&mut self, ino: u64, off: u64, buf: &[u8]) -> Res<u32> {
-        self.live()?;
+        self.change()?;
         let n = self.nodes.get_mut(&ino).ok_or(libc::ENOENT)?;
         let Body::File { data, dirty, .. } = &mut n.body else {
             return Err(libc::EISDIR);
@@ -460,7 +475,7 @@ impl Model {
     }
 
     pub fn truncate(&mut self, ino: u64, size: u64) -> Res<()> {
-        self.live()?;
+        self.change()?;
         if size > (1 << 34) {
             return Err(libc::EFBIG);
         }
@@ -530,7 +545,7 @@ impl Model {
 
     /// `fsync`/`fdatasync` of a file, or `fsync` of a directory.
     pub fn fsync(&mut self, ino: u64) -> Res<()> {
-        self.live()?;
+        self.change()?;
         let n = self.nodes.get_mut(&ino).ok_or(libc::ENOENT)?;
         match &mut n.body {
             Body::File {
@@ -597,6 +612,7 @@ impl Model {
             next_ino: self.next_ino,
             log: Vec::new(),
             frozen: false,
+            inject: None,
             stats: Stats::default(),
         };
         let mut seen = HashSet::new();

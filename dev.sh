@@ -8,7 +8,10 @@
 # Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1, SKIP_DIFFFUZZ=1,
 #   SKIP_DEB=1 (the .deb build and install/purge test), SKIP_CROSS=1 (aarch64
 #   build and tests under qemu), SKIP_BENCH=1 (benchmark smoke run),
-#   SKIP_SUPPLY=1 (cargo deny against ../shared/advisory-db).
+#   SKIP_SUPPLY=1 (cargo deny against ../shared/advisory-db),
+#   SKIP_FAULTS=1 (power cuts through tests/powercut's FUSE model, full /
+#   read-only / failing disks through tests/diskfull; root, /dev/fuse, loop
+#   devices), POWERCUT_RUNS / POWERCUT_CUTS (default 2 × 5).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -63,6 +66,32 @@ cmd_run() {
     exec "$ROOT/target/release/keepd" serve "$@"
 }
 
+# Power cuts and failing disks (bounded: about a minute). They need root,
+# FUSE (/dev/fuse) and loop devices; where those are missing the step fails
+# under KEEPD_TESTS_STRICT / CI, and is skipped with a notice otherwise.
+faults() {
+    local why=""
+    [ "$(id -u)" = 0 ] || why="not root"
+    [ -e /dev/fuse ] || why="${why:+$why, }no /dev/fuse"
+    [ -e /dev/loop-control ] || why="${why:+$why, }no loop devices"
+    command -v mkfs.ext4 >/dev/null 2>&1 || apt_install e2fsprogs
+    if [ -n "$why" ]; then
+        if [ "${KEEPD_TESTS_STRICT:-0}" = 1 ] || [ -n "${CI:-}" ]; then
+            echo "power-cut and disk-full tests can't run: $why" >&2
+            return 1
+        fi
+        log "SKIPPED power-cut and disk-full tests: $why"
+        return 0
+    fi
+    cargo build --locked -p keepd-powercut -p keepd-diskfull
+    log "power cuts: FUSE model self-test, then ${POWERCUT_RUNS:-2} seeded runs x ${POWERCUT_CUTS:-5} cuts"
+    KEEPD_BIN="$ROOT/target/debug/keepd" target/debug/keepd-powercut --self-test
+    KEEPD_BIN="$ROOT/target/debug/keepd" target/debug/keepd-powercut \
+        --seed "${POWERCUT_SEED:-20261206}" --runs "${POWERCUT_RUNS:-2}" --cuts "${POWERCUT_CUTS:-5}" --writers 3
+    log "disk full, read-only filesystem, failing device"
+    KEEPD_BIN="$ROOT/target/debug/keepd" target/debug/keepd-diskfull full readonly eio
+}
+
 cmd_test() {
     deps
     # A test that cannot run here (a missing tool or binary) fails instead of
@@ -80,6 +109,9 @@ cmd_test() {
     # The feature builds above replaced target/debug/keepd: the SDK and
     # differential tests get the plain binary back.
     cargo build --locked -p keepd
+    if [ "${SKIP_FAULTS:-0}" != 1 ]; then
+        faults
+    fi
     if [ "${SKIP_SDK:-0}" != 1 ]; then
         log "SDK tests (npm pocketbase against keepd)"
         (cd tests/sdk && KEEPD_BIN="$ROOT/target/debug/keepd" npm test --silent)
@@ -126,5 +158,5 @@ case "${1:-}" in
     run) shift; cmd_run "$@" ;;
     test) shift; cmd_test "$@" ;;
     deps) shift; deps ;;
-    *) sed -n '2,9p' "$0"; exit 2 ;;
+    *) sed -n '2,13p' "$0"; exit 2 ;;
 esac

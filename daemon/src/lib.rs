@@ -113,6 +113,19 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     ops::backup::clean_temporary(&cfg.dir);
     files::Uploads::clear_leftovers(&cfg.dir)
         .map_err(|e| anyhow::anyhow!("clearing {}/.uploads: {e}", cfg.dir.display()))?;
+    // Files a crash left without a committed record (stored before a
+    // COMMIT that never came, or not yet removed after a delete).
+    let started = std::time::Instant::now();
+    match files::sweep::sweep(&store, &cfg.dir) {
+        Ok(s) if s != files::sweep::Swept::default() => tracing::warn!(
+            records = s.records,
+            files = s.files,
+            took = ?started.elapsed(),
+            "removed stored files no committed record names (left by a crash)"
+        ),
+        Ok(_) => tracing::debug!(took = ?started.elapsed(), "storage swept"),
+        Err(e) => tracing::warn!(error = %e, "sweeping storage for files without a record failed"),
+    }
     if let Some(note) = restored {
         tracing::warn!("restored from a backup (the replaced files are in .pre-restore/)");
         let n: serde_json::Value = serde_json::from_str(&note).unwrap_or_default();
@@ -201,8 +214,13 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     // Tests and supervisors read this line to learn the bound port.
     println!("keepd listening on http://{addr}");
     ops::notify::ready(&format!("serving on {addr}"));
-    let watchdog = ops::notify::watchdog_interval()
-        .map(|every| tokio::spawn(ops::notify::watchdog(store.clone(), every)));
+    // Storage health in STATUS= and the journal, and the watchdog pings.
+    let monitor = tokio::spawn(ops::notify::monitor(
+        store.clone(),
+        app.config.dir.clone(),
+        addr.to_string(),
+        ops::notify::watchdog_interval(),
+    ));
     let shutdown = async move {
         shutdown.await;
         ops::notify::stopping();
@@ -216,9 +234,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     // The server gets keepd's routes and its per-request decisions
     // (`impl http::Site for App`) from here: it imports neither.
     http::serve(listener, app, api::routes::table(), limits, shutdown).await?;
-    if let Some(w) = watchdog {
-        w.abort();
-    }
+    monitor.abort();
     // Requests drained: the WAL goes into data.db, so that the stopped
     // data dir's data.db is complete by itself (a copy of it alone, a
     // tool that ignores the -wal file).

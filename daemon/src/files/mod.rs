@@ -16,6 +16,7 @@
 //! client sends, it can't leave its record's directory.
 
 pub mod s3;
+pub mod sweep;
 pub mod thumb;
 
 use std::io::Write;
@@ -321,6 +322,49 @@ pub fn mime_allowed(sniffed: &str, allowed: &[String]) -> bool {
     })
 }
 
+/// Creates `dir` and its missing parents (0700) durably: after each
+/// `mkdir` the parent that gained the entry is synced. A new directory's
+/// name is on the medium only once its parent is synced; without that, a
+/// power cut can take the directory away with every file stored in it,
+/// synced or not. Serialized, so that a writer finding a directory another
+/// writer just made also finds it synced.
+pub fn create_dir_durable(dir: &Path) -> std::io::Result<()> {
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _one = MAKING.lock().unwrap_or_else(|p| p.into_inner());
+    let mut missing = Vec::new();
+    let mut p = dir;
+    loop {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} is not a directory", p.display()),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(p);
+                match p.parent() {
+                    Some(up) if !up.as_os_str().is_empty() => p = up,
+                    _ => break,
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(up) = d.parent().filter(|u| !u.as_os_str().is_empty()) {
+            std::fs::File::open(up)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
 /// Local storage rooted at `<data dir>/storage`.
 #[derive(Debug, Clone)]
 pub struct Local {
@@ -360,10 +404,7 @@ impl Local {
         let path = self
             .path(collection_id, record_id, name)
             .ok_or_else(unsafe_name)?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        create_dir_durable(&dir)?;
         let tmp = dir.join(format!(".{name}.tmp"));
         {
             let mut f = std::fs::OpenOptions::new()
@@ -401,10 +442,7 @@ impl Local {
         let path = self
             .path(collection_id, record_id, name)
             .ok_or_else(unsafe_name)?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        create_dir_durable(&dir)?;
         if std::fs::hard_link(&spill.path, &path).is_err() {
             let tmp = dir.join(format!(".{name}.tmp"));
             {
@@ -652,6 +690,25 @@ mod tests {
     const PNG: &[u8] = &[
         0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52,
     ];
+
+    #[test]
+    fn directories_made_durably_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("keepd-mkdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir(&root).unwrap();
+        let deep = root.join("a/b/c");
+        create_dir_durable(&deep).unwrap();
+        create_dir_durable(&deep).unwrap();
+        for d in ["a", "a/b", "a/b/c"] {
+            let m = std::fs::metadata(root.join(d)).unwrap();
+            assert!(m.is_dir());
+            assert_eq!(m.permissions().mode() & 0o777, 0o700, "{d}");
+        }
+        std::fs::write(root.join("f"), b"x").unwrap();
+        assert!(create_dir_durable(&root.join("f/g")).is_err());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn names_as_pocketbase() {

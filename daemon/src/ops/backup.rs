@@ -108,12 +108,11 @@ fn snakecase(s: &str) -> String {
     out
 }
 
+/// The backups dir, created 0700 and durably (its parent synced: a
+/// backup published in a directory whose own name was lost to a power cut
+/// would be lost with it).
 fn private_dir(p: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(p)
+    crate::files::create_dir_durable(p)
 }
 
 fn private_file(p: &Path) -> std::io::Result<std::fs::File> {

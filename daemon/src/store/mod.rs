@@ -13,6 +13,7 @@ pub mod changes;
 mod ddl;
 pub mod dialect;
 pub mod external_auths;
+pub mod health;
 pub mod key;
 mod lock;
 pub mod lookup;
@@ -72,6 +73,8 @@ pub struct Store {
     /// Where committed record changes go (the realtime broker), once set.
     sink: OnceLock<Arc<dyn ChangeSink>>,
     key: Option<DbKey>,
+    /// Whether writes reach the disk (the writer's last failure).
+    health: Arc<health::Health>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -87,7 +90,8 @@ impl Store {
         migrate::run(&mut conn)?;
         let schema = migrate::load_schema(&conn)?;
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
-        let writer = writer::Writer::start(conn, opts.max_batch.max(1))?;
+        let health = Arc::new(health::Health::default());
+        let writer = writer::Writer::start(conn, opts.max_batch.max(1), health.clone())?;
         open::tighten_files(dir)?;
         Ok(Arc::new(Store {
             dir: dir.to_path_buf(),
@@ -97,6 +101,7 @@ impl Store {
             schema: RwLock::new(Arc::new(schema)),
             sink: OnceLock::new(),
             key: opts.key.clone(),
+            health,
             _lock: lock,
         }))
     }
@@ -210,6 +215,28 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// A write that reaches the disk and leaves nothing: a row added to
+    /// and removed from `_keepd_migrations` in one transaction (its pages
+    /// are still written to the WAL and synced). While writes are failing,
+    /// this is how the monitor learns that the disk takes them again.
+    pub async fn probe_write(&self) -> ApiResult<()> {
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO _keepd_migrations (version, name, applied) VALUES (-1, 'write probe', '')",
+                [],
+            )?;
+            c.execute("DELETE FROM _keepd_migrations WHERE version = -1", [])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The last write failure not followed by a commit (disk full, I/O
+    /// error, read-only), if any.
+    pub fn write_failure(&self) -> Option<health::WriteFailure> {
+        self.health.failure()
     }
 }
 

@@ -3,9 +3,10 @@
 //! savepoint, so one failing write rolls back alone; every caller is
 //! answered only after the shared COMMIT returned.
 
+use super::health::{self, Health};
 use crate::error::{ApiError, ApiResult};
 use rusqlite::Connection;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
 /// What happened to a write (used by the batch statistics and tests).
@@ -16,8 +17,9 @@ pub enum WriteOutcome {
 }
 
 /// A queued write: runs on the writer thread, returns the completion to call
-/// once the batch's fate (commit or not) is known.
-type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+/// once the batch's fate (commit or not) is known, and whether it changed
+/// rows (a commit of changes proves the disk takes writes).
+type Job = Box<dyn FnOnce(&Connection) -> (Completion, bool) + Send>;
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// What the writer thread is sent.
@@ -30,17 +32,23 @@ enum Msg {
 
 pub(crate) struct Writer {
     tx: mpsc::SyncSender<Msg>,
+    health: Arc<Health>,
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection, max_batch: usize) -> anyhow::Result<Writer> {
+    pub(crate) fn start(
+        conn: Connection,
+        max_batch: usize,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Writer> {
         // The queue is bounded: when it is full, writers wait (back-pressure)
         // instead of growing memory.
         let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+        let h = health.clone();
         std::thread::Builder::new()
             .name("keepd-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch))?;
-        Ok(Writer { tx })
+            .spawn(move || writer_loop(conn, rx, max_batch, &h))?;
+        Ok(Writer { tx, health })
     }
 
     pub(crate) async fn run<T, F>(&self, f: F) -> ApiResult<T>
@@ -62,9 +70,19 @@ impl Writer {
         H: FnOnce(&mut T) + Send + 'static,
     {
         let (done_tx, done_rx) = oneshot::channel::<ApiResult<T>>();
+        let health = self.health.clone();
         let job: Job = Box::new(move |conn: &Connection| {
+            let before = conn.total_changes();
             let result = run_in_savepoint(conn, f);
-            Box::new(move |commit: Result<(), String>| {
+            let wrote = result.is_ok() && conn.total_changes() > before;
+            if let Err(ApiError::Internal(detail)) = &result {
+                // A statement that had to write pages (a cache spill, a
+                // large value) fails before the COMMIT does.
+                if let Some(fault) = health::classify_text(detail) {
+                    health.failed(fault, detail);
+                }
+            }
+            let done: Completion = Box::new(move |commit: Result<(), String>| {
                 let answer = match (commit, result) {
                     (Ok(()), Ok(mut v)) => {
                         on_commit(&mut v);
@@ -75,7 +93,8 @@ impl Writer {
                     (Err(_), Err(e)) => Err(e),
                 };
                 let _ = done_tx.send(answer);
-            })
+            });
+            (done, wrote)
         });
         self.send(Msg::Write(job)).await?;
         done_rx
@@ -134,8 +153,14 @@ fn run_in_savepoint<T>(
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, health: &Health) {
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
+    let mut wrote = false;
+    let run = |job: Job, conn: &Connection, wrote: &mut bool| {
+        let (c, w) = job(conn);
+        *wrote |= w;
+        c
+    };
     let mut close = None;
     while let Ok(msg) = rx.recv() {
         let first = match msg {
@@ -147,16 +172,20 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize) {
         };
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "writer could not begin a transaction");
-            completions.push(first(&conn));
+            if let Some(fault) = health::classify(&e) {
+                health.failed(fault, &e.to_string());
+            }
+            completions.push(run(first, &conn, &mut wrote));
             for c in completions.drain(..) {
                 c(Err(e.to_string()));
             }
             continue;
         }
-        completions.push(first(&conn));
+        wrote = false;
+        completions.push(run(first, &conn, &mut wrote));
         while completions.len() < max_batch {
             match rx.try_recv() {
-                Ok(Msg::Write(job)) => completions.push(job(&conn)),
+                Ok(Msg::Write(job)) => completions.push(run(job, &conn, &mut wrote)),
                 Ok(Msg::Close(done)) => {
                     close = Some(done);
                     break;
@@ -164,11 +193,24 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize) {
                 Err(_) => break,
             }
         }
-        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "commit failed; rolling back the batch");
-            let _ = conn.execute_batch("ROLLBACK");
+        let commit = conn.execute_batch("COMMIT");
+        match &commit {
+            Err(e) => {
+                // Once per failing spell: the monitor says the rest.
+                if health.failure().is_none() {
+                    tracing::error!(error = %e, "commit failed; rolling back the batch");
+                } else {
+                    tracing::debug!(error = %e, "commit failed; rolling back the batch");
+                }
+                if let Some(fault) = health::classify(e) {
+                    health.failed(fault, &e.to_string());
+                }
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Ok(()) if wrote => health.committed(),
+            Ok(()) => {}
         }
+        let commit = commit.map_err(|e| e.to_string());
         for c in completions.drain(..) {
             // A completion that panics (an after-commit hook) leaves its
             // caller unanswered ("writer dropped the write"), not the

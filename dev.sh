@@ -43,6 +43,8 @@ deps() {
     apt_install libssl-dev
     # tests/rust/socket.rs starts keepd the way systemd's socket activation does.
     command -v systemd-socket-activate >/dev/null 2>&1 || apt_install systemd
+    # The sync tests make a test CA and certificates with openssl.
+    command -v openssl >/dev/null 2>&1 || apt_install openssl
     command -v node >/dev/null 2>&1 || apt_install nodejs npm
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
     local want

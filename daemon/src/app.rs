@@ -37,6 +37,8 @@ pub struct App {
     pub mailer: crate::auth::mail::Mailer,
     /// Thumbnail makers (`?thumb=` on file downloads).
     pub thumbs: crate::files::thumb::Thumbs,
+    /// Cloud sync's state, once started (`[sync] role`).
+    pub sync: std::sync::OnceLock<Arc<crate::sync::Sync>>,
 }
 
 fn read_lock(l: &RwLock<Arc<Current>>) -> Arc<Current> {
@@ -160,6 +162,7 @@ impl App {
             started: std::time::Instant::now(),
             mailer: crate::auth::mail::Mailer::start(),
             thumbs,
+            sync: std::sync::OnceLock::new(),
         }))
     }
 

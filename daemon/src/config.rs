@@ -10,6 +10,16 @@ use std::path::PathBuf;
 pub struct Config {
     /// Address to listen on.
     pub http: SocketAddr,
+    /// Address to serve HTTPS on (TLS 1.3, `tls_cert_file` and
+    /// `tls_key_file`); empty: no HTTPS listener.
+    pub https: String,
+    /// PEM certificate chain of the HTTPS listener (leaf first).
+    pub tls_cert_file: String,
+    /// PEM private key of the HTTPS listener (PKCS#8, SEC1 or PKCS#1).
+    pub tls_key_file: String,
+    /// Seconds between checks of the certificate and key files; a change
+    /// is loaded for new connections without a restart.
+    pub tls_reload_secs: u64,
     /// Data directory (database, files). Created 0700.
     pub dir: PathBuf,
     /// Most open client connections; more are answered 429 and closed.
@@ -108,12 +118,210 @@ pub struct Config {
     pub log: String,
     /// Repair loose file modes at start instead of refusing to run.
     pub fix_permissions: bool,
+    /// Cloud sync (`[sync]` in the file, `KEEPD_SYNC_<KEY>` in the
+    /// environment).
+    pub sync: SyncConfig,
+}
+
+/// `[sync]`: this keepd's part in a fleet — a hub, a device of a hub, or
+/// neither (see ARCHITECTURE.md, "Sync").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncConfig {
+    /// "off" (default), "hub" or "device".
+    pub role: String,
+    /// Device: the hub's base URL (`https://…` only).
+    pub hub: String,
+    /// Device: the PEM CA certificate(s) the hub's certificate must chain
+    /// to (pinned; the system roots are not used).
+    pub ca_file: String,
+    /// Device: where the device credential is kept (0600); empty:
+    /// `$CREDENTIALS_DIRECTORY/sync-credential` when present, else
+    /// `<dir>/sync-credential`.
+    pub credential_file: String,
+    /// Device: longest wait of one pull (long poll) in seconds.
+    pub poll_secs: u64,
+    /// Device: most changes in one push.
+    pub batch_changes: usize,
+    /// Largest push body in bytes (the hub refuses larger ones with 413);
+    /// also the largest pull answer a device asks for.
+    pub max_batch_bytes: usize,
+    /// Device: DEFLATE frames.
+    pub compress: bool,
+    /// Device: most changes queued for the hub; local writes to synced
+    /// collections are refused beyond it.
+    pub outbox_max: u64,
+    /// Device: a warning is logged once the queue is this full (percent).
+    pub outbox_warn_percent: u64,
+    /// Device: longest pause between retries (jittered exponential backoff).
+    pub retry_max_secs: u64,
+    /// Device: seconds to connect to the hub (TCP + TLS).
+    pub connect_timeout_secs: u64,
+    /// Device: seconds a push may take as a whole, and a pull beyond its
+    /// long poll, before it is abandoned and retried.
+    pub request_timeout_secs: u64,
+    /// Hub: the auth collection devices are records of (created at start).
+    pub device_collection: String,
+    /// Hub: seconds an enrolment token stays valid.
+    pub enrol_ttl_secs: u64,
+    /// Hub: log entries kept for pulls; a device whose cursor is older
+    /// re-snapshots.
+    pub log_keep: u64,
+    /// Hub: sync requests per second one device may make (429 beyond).
+    pub device_rate_per_sec: u32,
+    /// Hub: an incoming clock more than this ahead of the hub's is not
+    /// believed (the change is kept, ordered at the hub's time).
+    pub max_clock_skew_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            role: "off".into(),
+            hub: String::new(),
+            ca_file: String::new(),
+            credential_file: String::new(),
+            poll_secs: 25,
+            batch_changes: 500,
+            max_batch_bytes: 1 << 20,
+            compress: true,
+            outbox_max: 1_000_000,
+            outbox_warn_percent: 80,
+            retry_max_secs: 60,
+            connect_timeout_secs: 10,
+            request_timeout_secs: 30,
+            device_collection: "devices".into(),
+            enrol_ttl_secs: 24 * 3600,
+            log_keep: 1_000_000,
+            device_rate_per_sec: 50,
+            max_clock_skew_secs: 300,
+        }
+    }
+}
+
+/// Keys of `[sync]`; each is also read from `KEEPD_SYNC_<KEY IN UPPER CASE>`.
+const SYNC_KEYS: &[&str] = &[
+    "role",
+    "hub",
+    "ca_file",
+    "credential_file",
+    "poll_secs",
+    "batch_changes",
+    "max_batch_bytes",
+    "compress",
+    "outbox_max",
+    "outbox_warn_percent",
+    "retry_max_secs",
+    "connect_timeout_secs",
+    "request_timeout_secs",
+    "device_collection",
+    "enrol_ttl_secs",
+    "log_keep",
+    "device_rate_per_sec",
+    "max_clock_skew_secs",
+];
+
+/// Which part this keepd plays in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRole {
+    Off,
+    Hub,
+    Device,
+}
+
+impl SyncConfig {
+    pub fn role(&self) -> SyncRole {
+        match self.role.as_str() {
+            "hub" => SyncRole::Hub,
+            "device" => SyncRole::Device,
+            _ => SyncRole::Off,
+        }
+    }
+
+    /// Where the device credential is read from and written to.
+    pub fn credential_path(&self, dir: &std::path::Path) -> PathBuf {
+        if !self.credential_file.is_empty() {
+            return PathBuf::from(&self.credential_file);
+        }
+        if let Some(cred) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let p = std::path::Path::new(&cred).join("sync-credential");
+            if p.exists() {
+                return p;
+            }
+        }
+        dir.join("sync-credential")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Key {
+                key: format!("sync.{key}"),
+                message: message.into(),
+            })
+        };
+        if !matches!(self.role.as_str(), "off" | "hub" | "device") {
+            return bad("role", "must be \"off\", \"hub\" or \"device\"");
+        }
+        if !self.hub.is_empty() && !self.hub.starts_with("https://") {
+            return bad("hub", "must be an https:// URL (sync is HTTPS only)");
+        }
+        if self.role() == SyncRole::Device && self.hub.is_empty() {
+            return bad("hub", "a device needs the hub's https:// URL");
+        }
+        if self.role() == SyncRole::Device && self.ca_file.is_empty() {
+            return bad(
+                "ca_file",
+                "a device needs the CA certificate the hub's certificate chains to",
+            );
+        }
+        if self.poll_secs == 0 || self.poll_secs > 300 {
+            return bad("poll_secs", "must be between 1 and 300");
+        }
+        if self.batch_changes == 0 || self.batch_changes > 100_000 {
+            return bad("batch_changes", "must be between 1 and 100000");
+        }
+        if self.max_batch_bytes < 4096 || self.max_batch_bytes > 64 << 20 {
+            return bad("max_batch_bytes", "must be between 4096 and 67108864");
+        }
+        if self.outbox_max == 0 {
+            return bad("outbox_max", "must be at least 1");
+        }
+        if self.outbox_warn_percent == 0 || self.outbox_warn_percent > 100 {
+            return bad("outbox_warn_percent", "must be between 1 and 100");
+        }
+        if self.retry_max_secs == 0 {
+            return bad("retry_max_secs", "must be at least 1");
+        }
+        if self.connect_timeout_secs == 0 || self.request_timeout_secs == 0 {
+            return bad(
+                "request_timeout_secs",
+                "connect_timeout_secs and request_timeout_secs must be at least 1",
+            );
+        }
+        if !crate::schema::parse::is_name(&self.device_collection) {
+            return bad("device_collection", "must be a collection name");
+        }
+        if self.enrol_ttl_secs == 0 {
+            return bad("enrol_ttl_secs", "must be at least 1");
+        }
+        if self.log_keep < 10 {
+            return bad("log_keep", "must be at least 10");
+        }
+        if self.device_rate_per_sec == 0 {
+            return bad("device_rate_per_sec", "must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             http: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            https: String::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_reload_secs: 5,
             dir: PathBuf::from("keepd_data"),
             max_connections: 1024,
             header_timeout_secs: 10,
@@ -153,6 +361,7 @@ impl Default for Config {
             preloaded_key: None,
             log: "info".into(),
             fix_permissions: false,
+            sync: SyncConfig::default(),
         }
     }
 }
@@ -160,6 +369,10 @@ impl Default for Config {
 /// Keys that may be set; each is also read from `KEEPD_<KEY IN UPPER CASE>`.
 const KEYS: &[&str] = &[
     "http",
+    "https",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_reload_secs",
     "dir",
     "max_connections",
     "header_timeout_secs",
@@ -198,6 +411,7 @@ const KEYS: &[&str] = &[
     "database_key_file",
     "log",
     "fix_permissions",
+    "sync",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -240,19 +454,60 @@ impl Config {
             })?;
         }
         for (k, v) in env {
-            if let Some(rest) = k.strip_prefix("KEEPD_") {
+            if let Some(rest) = k.strip_prefix("KEEPD_SYNC_") {
                 let key = rest.to_ascii_lowercase();
-                if KEYS.contains(&key.as_str()) {
+                if SYNC_KEYS.contains(&key.as_str()) {
+                    sync_table(&mut table).insert(key, scalar(&v));
+                }
+            } else if let Some(rest) = k.strip_prefix("KEEPD_") {
+                let key = rest.to_ascii_lowercase();
+                if KEYS.contains(&key.as_str()) && key != "sync" {
                     table.insert(key, scalar(&v));
                 }
             }
         }
         for (k, v) in flags {
-            table.insert(k.to_string(), scalar(v));
+            match k.strip_prefix("sync.") {
+                Some(key) => {
+                    sync_table(&mut table).insert(key.to_string(), scalar(v));
+                }
+                None => {
+                    table.insert(k.to_string(), scalar(v));
+                }
+            }
+        }
+        if let Some(sync) = table.get_mut("sync").and_then(toml::Value::as_table_mut) {
+            for key in [
+                "role",
+                "hub",
+                "ca_file",
+                "credential_file",
+                "device_collection",
+            ] {
+                if let Some(v) = sync.get_mut(key) {
+                    if !v.is_str() {
+                        *v = toml::Value::String(v.to_string());
+                    }
+                }
+            }
+            for key in sync.keys() {
+                if !SYNC_KEYS.contains(&key.as_str()) {
+                    return Err(ConfigError::Key {
+                        key: format!("sync.{key}"),
+                        message: format!(
+                            "unknown key (known keys of [sync]: {})",
+                            SYNC_KEYS.join(", ")
+                        ),
+                    });
+                }
+            }
         }
         // Addresses and paths are strings even when they look like numbers.
         for key in [
             "http",
+            "https",
+            "tls_cert_file",
+            "tls_key_file",
             "dir",
             "log",
             "trusted_proxies",
@@ -277,10 +532,15 @@ impl Config {
         }
         let cfg: Config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
             let msg = e.to_string();
-            let key = KEYS
+            let key = SYNC_KEYS
                 .iter()
-                .find(|k| msg.contains(&format!("`{k}`")) || msg.contains(&format!("{k} ")))
-                .map(|k| k.to_string())
+                .find(|k| msg.contains(&format!("`{k}`")))
+                .map(|k| format!("sync.{k}"))
+                .or_else(|| {
+                    KEYS.iter()
+                        .find(|k| msg.contains(&format!("`{k}`")) || msg.contains(&format!("{k} ")))
+                        .map(|k| k.to_string())
+                })
                 .unwrap_or_else(|| "?".into());
             ConfigError::Key {
                 key,
@@ -396,6 +656,21 @@ impl Config {
         if self.dir.as_os_str().is_empty() {
             return bad("dir", "must not be empty");
         }
+        if !self.https.is_empty() {
+            if self.https.parse::<SocketAddr>().is_err() {
+                return bad("https", "must be an address such as 0.0.0.0:8443");
+            }
+            if self.tls_cert_file.is_empty() || self.tls_key_file.is_empty() {
+                return bad(
+                    "https",
+                    "HTTPS needs tls_cert_file and tls_key_file (PEM files)",
+                );
+            }
+        }
+        if self.tls_reload_secs == 0 {
+            return bad("tls_reload_secs", "must be at least 1");
+        }
+        self.sync.validate()?;
         if !self.database_key_file.is_empty() && !cfg!(feature = "sqlcipher") {
             return bad(
                 "database_key_file",
@@ -406,7 +681,26 @@ impl Config {
     }
 }
 
+/// The `[sync]` table of the layered configuration, made if missing.
+fn sync_table(table: &mut toml::Table) -> &mut toml::Table {
+    let entry = table
+        .entry("sync")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if !entry.is_table() {
+        *entry = toml::Value::Table(toml::Table::new());
+    }
+    match entry {
+        toml::Value::Table(t) => t,
+        _ => unreachable!("made a table above"),
+    }
+}
+
 impl Config {
+    /// The HTTPS listen address, if HTTPS is on.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.parse().ok()
+    }
+
     /// How backups are encrypted (None: age chosen but no recipients).
     pub fn backup_encryption(&self) -> Option<crate::ops::backup::Encryption> {
         use crate::ops::backup::{parse_recipients, Encryption};
@@ -477,6 +771,43 @@ mod tests {
         assert_eq!(c.max_connections, 20);
         assert_eq!(c.log, "warn");
         assert_eq!(c.http.port(), 8090);
+    }
+
+    #[test]
+    fn the_sync_table_layers_and_names_its_keys() {
+        let dir = std::env::temp_dir().join(format!("keepd-cfg-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("k.toml");
+        std::fs::write(
+            &f,
+            "[sync]\nrole = \"device\"\nhub = \"https://hub:8443\"\nca_file = \"/ca.pem\"\npoll_secs = 10\n",
+        )
+        .unwrap();
+        let env = vec![("KEEPD_SYNC_POLL_SECS".to_string(), "20".to_string())];
+        let c = Config::load(Some(&f), env, &[]).unwrap();
+        assert_eq!(c.sync.role(), SyncRole::Device);
+        assert_eq!(c.sync.poll_secs, 20);
+        assert_eq!(c.sync.hub, "https://hub:8443");
+        let bad = |env: Vec<(&str, &str)>| {
+            let env = env.into_iter().map(|(k, v)| (k.to_string(), v.to_string()));
+            Config::load(None, env, &[]).unwrap_err().to_string()
+        };
+        let e = bad(vec![("KEEPD_SYNC_ROLE", "device")]);
+        assert!(e.contains("`sync.hub`"), "{e}");
+        let e = bad(vec![
+            ("KEEPD_SYNC_ROLE", "hub"),
+            ("KEEPD_SYNC_HUB", "http://x"),
+        ]);
+        assert!(e.contains("`sync.hub`") && e.contains("https"), "{e}");
+        let e = bad(vec![("KEEPD_SYNC_OUTBOX_MAX", "0")]);
+        assert!(e.contains("`sync.outbox_max`"), "{e}");
+        let e = bad(vec![("KEEPD_HTTPS", "127.0.0.1:8443")]);
+        assert!(e.contains("`https`") && e.contains("tls_cert_file"), "{e}");
+        std::fs::write(&f, "[sync]\nrol = \"hub\"\n").unwrap();
+        let e = Config::load(Some(&f), Vec::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`sync.rol`"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub mod rules;
 pub mod schema;
 pub mod settings;
 pub mod store;
+pub mod sync;
 pub mod util;
 
 use std::future::Future;
@@ -159,8 +160,8 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     };
     let addr = listener.local_addr()?;
     if !addr.ip().to_canonical().is_loopback() {
-        // keepd has no TLS: beyond loopback, everything is readable on the
-        // way, passwords and tokens included.
+        // Plain HTTP beyond loopback: everything is readable on the way,
+        // passwords and tokens included.
         let from = if activated {
             "the socket the service manager passed (ListenStream= in keepd.socket)"
         } else {
@@ -168,10 +169,29 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         };
         tracing::warn!(
             %addr,
-            "PLAINTEXT HTTP BEYOND LOOPBACK: keepd listens on {addr} ({from}) without TLS: passwords, tokens and records cross the network readable by anyone on the way; listen on 127.0.0.1 behind a TLS reverse proxy (README: HTTPS through a reverse proxy)"
+            "PLAINTEXT HTTP BEYOND LOOPBACK: keepd listens on {addr} ({from}) without TLS: passwords, tokens and records cross the network readable by anyone on the way; listen on 127.0.0.1 behind a TLS reverse proxy or serve HTTPS itself (`https`, with a certificate; README)"
         );
     }
+    // HTTPS (rustls, TLS 1.3), its certificate reloaded when the files change.
+    let https = match cfg.https_addr() {
+        Some(a) => {
+            let tls = http::tls::Tls::load(
+                std::path::Path::new(&cfg.tls_cert_file),
+                std::path::Path::new(&cfg.tls_key_file),
+            )?;
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding {a} (https): {e}"))?;
+            tokio::spawn(tls.clone().watch(Duration::from_secs(cfg.tls_reload_secs)));
+            Some((l, tls))
+        }
+        None => None,
+    };
     let app = app::App::new(cfg, store.clone()).await?;
+    // Cloud sync: the capture is registered before the first request.
+    if let Some(s) = sync::start(&app).await? {
+        let _ = app.sync.set(s);
+    }
     // Audit-log retention: pruned at start and daily.
     {
         let app = app.clone();
@@ -211,6 +231,11 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         });
     }
     tracing::info!(%addr, "keepd is serving");
+    if let Some((l, _)) = &https {
+        let a = l.local_addr()?;
+        tracing::info!(addr = %a, "keepd is serving HTTPS");
+        println!("keepd listening on https://{a}");
+    }
     // Tests and supervisors read this line to learn the bound port.
     println!("keepd listening on http://{addr}");
     ops::notify::ready(&format!("serving on {addr}"));
@@ -233,7 +258,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     };
     // The server gets keepd's routes and its per-request decisions
     // (`impl http::Site for App`) from here: it imports neither.
-    http::serve(listener, app, api::routes::table(), limits, shutdown).await?;
+    http::serve(listener, https, app, api::routes::table(), limits, shutdown).await?;
     monitor.abort();
     // Requests drained: the WAL goes into data.db, so that the stopped
     // data dir's data.db is complete by itself (a copy of it alone, a

@@ -40,6 +40,10 @@ enum Cmd {
         /// Address to listen on (default 127.0.0.1:8090).
         #[arg(long)]
         http: Option<String>,
+        /// Also serve HTTPS (TLS 1.3) on this address, with tls_cert_file
+        /// and tls_key_file (reloaded when they change).
+        #[arg(long, value_name = "ADDR")]
+        https: Option<String>,
         /// Repair loose data-dir modes (0700 dir, 0600 files) instead of refusing to start.
         #[arg(long)]
         fix_permissions: bool,
@@ -80,6 +84,38 @@ enum Cmd {
     Superuser {
         #[command(subcommand)]
         cmd: SuperuserCmd,
+    },
+    /// Cloud sync of this device with its hub.
+    Sync {
+        #[command(subcommand)]
+        cmd: SyncCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCmd {
+    /// Trade a hub's enrolment token for this device's credential (kept
+    /// 0600 in sync.credential_file). Safe to run again after a failure.
+    Enrol {
+        /// The hub's base URL (https://…).
+        #[arg(long)]
+        hub: String,
+        /// The single-use enrolment token a hub superuser got for this device.
+        #[arg(long)]
+        token: String,
+        /// PEM CA certificate the hub's certificate chains to (default: sync.ca_file).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Queue depth, last push/pull, lag, rejected and conflict counts.
+    Status {
+        /// The whole summary as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -128,12 +164,16 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Serve {
             http,
+            https,
             fix_permissions,
             common,
         } => {
             let mut flags = Vec::new();
             if let Some(h) = http {
                 flags.push(("http", h));
+            }
+            if let Some(h) = https {
+                flags.push(("https", h));
             }
             if fix_permissions {
                 flags.push(("fix_permissions", "true".into()));
@@ -224,6 +264,53 @@ fn main() -> anyhow::Result<()> {
                 ),
             }
             Ok(())
+        }
+        Cmd::Sync { cmd } => {
+            match cmd {
+                SyncCmd::Enrol {
+                    hub,
+                    token,
+                    ca_file,
+                    common,
+                } => {
+                    let cfg = load(&common, vec![])?;
+                    keepd::logging::init("warn");
+                    let (device, path) =
+                        keepd::sync::device::enrol(&cfg, &hub, &token, ca_file.as_deref())
+                            .context("sync enrol")?;
+                    println!(
+                        "Enrolled as device {device}; the credential is in {}.",
+                        path.display()
+                    );
+                    if cfg.sync.role != "device" {
+                        println!(
+                        "Turn sync on in keepd.toml:\n[sync]\nrole = \"device\"\nhub = \"{hub}\"\nca_file = \"{}\"",
+                        ca_file
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| cfg.sync.ca_file.clone())
+                    );
+                    }
+                    Ok(())
+                }
+                SyncCmd::Status { json, common } => {
+                    let cfg = load(&common, vec![])?;
+                    keepd::logging::init("warn");
+                    let key = cfg.database_key()?;
+                    let db = cfg.dir.join("data.db");
+                    let conn = keepd::store::open_read_only(&db, key.as_ref())
+                        .with_context(|| format!("opening {}", db.display()))?;
+                    let role = cfg.sync.role();
+                    let v = keepd::sync::device::status_json(&conn, role)
+                    .map_err(|e| anyhow::anyhow!("reading the sync state (has this keepd run since sync was added?): {e}"))?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        println!("{}", keepd::sync::device::status_line(&v));
+                    }
+                    Ok(())
+                }
+            }
         }
         Cmd::Superuser { cmd } => {
             let (email, common) = match &cmd {

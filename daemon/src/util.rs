@@ -140,6 +140,25 @@ pub fn random_from_pattern(pattern: &str) -> Option<String> {
     Some(out)
 }
 
+/// Why a secret file's mode and owner are too loose (None: fine): keys
+/// of the database, TLS, sync credentials.
+pub fn loose_mode(mode: u32, uid: u32) -> Option<&'static str> {
+    if mode & 0o007 != 0 {
+        return Some(
+            "others may access it (fix: chmod 600, or 640 with owner root and group keepd)",
+        );
+    }
+    if mode & 0o020 != 0 {
+        return Some("its group may write it (fix: chmod 600)");
+    }
+    if mode & 0o040 != 0 && uid != 0 {
+        return Some(
+            "its group may read it, which is allowed only for a root-owned file (fix: chmod 600)",
+        );
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -348,6 +348,7 @@ async fn audit_change(app: &App, req: &Req, action: &'static str, name: &str, di
 pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let existing = find(&app, req.param("collection"))?;
+    crate::sync::guard_schema_edit(&app, &existing)?;
     let body = Value::Object(
         req.json_body_or("Failed to load the collection type data due to invalid formatting.")?,
     );
@@ -372,6 +373,7 @@ pub async fn update(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let c = find(&app, req.param("collection"))?;
+    crate::sync::guard_schema_edit(&app, &c)?;
     if c.system {
         return Err(ApiError::bad("Failed to delete collection."));
     }
@@ -444,6 +446,7 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .get("deleteMissing")
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    crate::sync::guard_import(&app, list, delete_missing)?;
     // Validate every definition against the schema as it will be after the
     // import, then apply all of them in one transaction.
     let schema = app.store.schema();

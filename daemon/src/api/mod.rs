@@ -21,6 +21,7 @@ pub mod records;
 pub mod routes;
 pub mod settings;
 pub mod superusers;
+pub mod sync;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::Req;

@@ -8,7 +8,7 @@
 
 use super::{
     audit, auth, auth_email, auth_oauth2, auth_otp, auth_totp, backups, batch, collections, files,
-    health, realtime, records, settings,
+    health, realtime, records, settings, sync,
 };
 use crate::app::App;
 use crate::auth::Identity;
@@ -212,6 +212,24 @@ pub fn table() -> Vec<Route<App>> {
         // into a copy of its settings).
         patch("/api/settings", h!(settings::update)).form(|app: &App| app.settings().to_json()),
         post("/api/settings/test/s3", h!(settings::test_s3)),
+        // keepd's cloud sync (api::sync): device routes, then superusers'.
+        post("/api/sync/enrol", h!(sync::enrol)),
+        post("/api/sync/push", h!(sync::push)),
+        get("/api/sync/pull", h!(sync::pull)),
+        get("/api/sync/snapshot", h!(sync::snapshot)),
+        get("/api/sync/schema", h!(sync::schema)),
+        head("/api/sync/blobs/{sha256}", h!(sync::blob)),
+        get("/api/sync/blobs/{sha256}", h!(sync::blob)),
+        put("/api/sync/blobs/{sha256}", h!(sync::blob)),
+        get("/api/sync/devices", h!(sync::devices)),
+        post("/api/sync/devices", h!(sync::create_device)),
+        post("/api/sync/devices/{id}/token", h!(sync::device_token)),
+        delete("/api/sync/devices/{id}", h!(sync::revoke_device)),
+        get("/api/sync/collections", h!(sync::collections)),
+        put("/api/sync/collections", h!(sync::set_collections)),
+        get("/api/sync/status", h!(sync::status)),
+        get("/api/sync/conflicts", h!(sync::conflicts)),
+        get("/api/sync/rejected", h!(sync::rejected)),
     ];
     #[cfg(feature = "panic-test")]
     routes.push(get("/api/__panic", h!(panic_test)));

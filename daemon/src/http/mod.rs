@@ -17,6 +17,7 @@ pub mod request;
 pub mod response;
 pub mod router;
 mod stream;
+pub mod tls;
 
 pub use hyper::{HeaderMap, Method};
 pub use request::{Req, WsUpgrade};
@@ -106,10 +107,23 @@ struct Server<S> {
     event_path: Option<&'static str>,
 }
 
+/// Accepts on the HTTPS listener, if any (pending forever otherwise).
+async fn accept_tls(
+    https: Option<&(TcpListener, Arc<tls::Tls>)>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match https {
+        Some((l, _)) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Serves `routes` until `shutdown` resolves, then stops accepting and
 /// waits (up to `limits.drain`) for in-flight connections to finish.
+/// `https`: a second listener served over TLS (the same routes, limits and
+/// connection cap; its requests are marked, `Req::tls`).
 pub async fn serve<S: Site>(
     listener: TcpListener,
+    https: Option<(TcpListener, Arc<tls::Tls>)>,
     site: Arc<S>,
     routes: Vec<Route<S>>,
     limits: Limits,
@@ -128,12 +142,20 @@ pub async fn serve<S: Site>(
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, secure) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok(x) => x,
+                Ok((s, p)) => (s, p, false),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            r = accept_tls(https.as_ref()) => match r {
+                Ok((s, p)) => (s, p, true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed (https)");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -150,6 +172,38 @@ pub async fn serve<S: Site>(
         // The connection's permit; an upgraded connection (WebSocket) takes
         // it along, so it counts until the socket closes.
         let permit: ConnPermit = Arc::new(std::sync::Mutex::new(Some(permit)));
+        if secure {
+            let Some((_, tls)) = https.as_ref() else {
+                continue;
+            };
+            let acceptor = tls.acceptor();
+            tokio::spawn(async move {
+                // The handshake gets the header timeout: a client that
+                // stalls it holds a slot no longer than one that stalls
+                // its request head.
+                let timeout = srv.limits.header_timeout;
+                let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let conn = Conn {
+                    srv,
+                    peer,
+                    permit,
+                    stop_rx,
+                    tls: true,
+                };
+                Box::pin(serve_hyper(conn, stream)).await;
+            });
+            continue;
+        }
         tokio::spawn(async move {
             // A fresh connection asking for an event stream takes the lean
             // path (no hyper buffers for the life of the stream). Each path
@@ -166,6 +220,7 @@ pub async fn serve<S: Site>(
                         peer,
                         permit,
                         stop_rx,
+                        tls: false,
                     };
                     Box::pin(serve_hyper(conn, stream)).await;
                 }
@@ -188,16 +243,22 @@ struct Conn<S> {
     peer: SocketAddr,
     permit: ConnPermit,
     stop_rx: watch::Receiver<bool>,
+    /// The connection came in over TLS.
+    tls: bool,
 }
 
 /// Serves a connection with hyper until it closes, its close switch flips
 /// (a realtime client dropped by the broker), or shutdown (graceful).
-async fn serve_hyper<S: Site>(c: Conn<S>, stream: tokio::net::TcpStream) {
+async fn serve_hyper<S: Site, T>(c: Conn<S>, stream: T)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let Conn {
         srv,
         peer,
         permit,
         mut stop_rx,
+        tls,
     } = c;
     let header_timeout = srv.limits.header_timeout;
     // Closes this connection when flipped, even while a write to it is
@@ -209,6 +270,9 @@ async fn serve_hyper<S: Site>(c: Conn<S>, stream: tokio::net::TcpStream) {
         let srv = srv.clone();
         let closer = closer.clone();
         req.extensions_mut().insert(slot.clone());
+        if tls {
+            req.extensions_mut().insert(request::OverTls);
+        }
         async move { Ok::<_, Infallible>(handle(srv, req, peer, closer).await) }
     });
     let conn = http1::Builder::new()

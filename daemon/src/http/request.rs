@@ -26,6 +26,8 @@ pub struct Req {
     /// Flipping it to `true` closes this request's connection (used by the
     /// realtime broker to drop a client that stopped reading).
     pub closer: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// The request came over the HTTPS listener.
+    pub tls: bool,
     /// The connection's upgrade handle (a WebSocket handshake takes it).
     upgrade: Option<hyper::upgrade::OnUpgrade>,
     permit: Option<super::ConnPermit>,
@@ -33,6 +35,10 @@ pub struct Req {
     /// the dispatcher, which discards what the handler left untouched.
     stream: UnreadBody,
 }
+
+/// Marks a request that came over the HTTPS listener (a request extension).
+#[derive(Clone, Copy)]
+pub(crate) struct OverTls;
 
 /// A streamed route's body until someone takes it (the mutex keeps `Req`
 /// `Sync`; it is never held across an await).
@@ -136,6 +142,7 @@ impl Req {
             .unwrap_or_default();
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         let permit = parts.extensions.remove::<super::ConnPermit>();
+        let tls = parts.extensions.get::<OverTls>().is_some();
         Req {
             method: parts.method,
             params,
@@ -147,6 +154,7 @@ impl Req {
             peer,
             client_ip: peer.ip(),
             closer,
+            tls,
             upgrade,
             permit,
             stream: UnreadBody::default(),

@@ -30,10 +30,13 @@ pub mod files;
 pub mod password;
 pub mod read;
 pub mod render;
+pub mod sync;
 mod write;
 
 pub use read::{check_rule, list, view, ListParams};
-pub use write::{batch, create, delete, delete_cascade, update, BatchError, Op, Step};
+pub use write::{
+    apply_synced, batch, create, delete, delete_cascade, update, BatchError, Op, Step, Synced,
+};
 
 use crate::auth::{AuthRecord, Identity};
 use crate::files::Upload;

@@ -439,6 +439,55 @@ async fn prepare(
     Ok(ready)
 }
 
+/// A write sync makes inside its own transaction (a change from a device
+/// on the hub, from the hub on a device): no password, no uploads — file
+/// fields take `files`, names of files sync already placed in storage.
+pub struct Synced {
+    pub op: Op,
+    pub coll: Arc<Collection>,
+    pub req: Request,
+    /// Plain keys and values.
+    pub body: Map<String, Value>,
+    /// Final values of the file fields the write sets.
+    pub files: Map<String, Value>,
+}
+
+/// Runs a sync write on the writer's connection (sync's own transaction
+/// and savepoint) exactly as `apply` runs every write: the rule of the
+/// request's principal on the current rows, validation, the write,
+/// cascades, change capture. Returns the written row (None: deleted).
+pub fn apply_synced(
+    c: &Connection,
+    schema: &Schema,
+    w: Synced,
+    changes: &mut Changes,
+) -> ApiResult<Option<Map<String, Value>>> {
+    let privileged = w.req.principal.is_privileged();
+    let null_rule = |r: &Option<String>| r.is_none() && !privileged;
+    match &w.op {
+        Op::Create if null_rule(&w.coll.create_rule) => return Err(ApiError::superusers_only()),
+        Op::Update(_) if null_rule(&w.coll.update_rule) => return Err(ApiError::superusers_only()),
+        Op::Delete(_) if null_rule(&w.coll.delete_rule) => return Err(ApiError::superusers_only()),
+        _ => {}
+    }
+    if w.coll.is_auth() && w.body.contains_key("password") {
+        return Err(ApiError::bad("A password can't be synced."));
+    }
+    let ready = Ready {
+        op: w.op,
+        coll: w.coll,
+        req: w.req,
+        raw: w.body,
+        files: w.files,
+        hash: None,
+        file_id: String::new(),
+        stored: Vec::new(),
+        dropped: Vec::new(),
+        early: None,
+    };
+    apply(c, schema, &ready, changes)
+}
+
 /// The write on the writer's connection: everything checked again on the
 /// current rows, then written. Returns the written row (None: deleted).
 fn apply(
@@ -451,16 +500,16 @@ fn apply(
     let create = |changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
         let rec = check_create(c, schema, r, false)?;
         rs::insert(c, coll, &rec)?;
-        changes.created(coll, &rec);
+        changes.created(c, coll, &rec)?;
         Ok(Some(rec))
     };
     let update = |id: &str, changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
-        let (rec, _, _) = check_update(c, schema, id, r)?;
+        let (rec, before, _) = check_update(c, schema, id, r)?;
         rs::update(c, coll, id, &rec).map_err(|e| match e {
             ApiError::BadRequest { data, .. } => ApiError::validation(UPDATE_FAILED, data),
             other => other,
         })?;
-        changes.updated(coll, &rec);
+        changes.updated(c, coll, &before, &rec)?;
         Ok(Some(rec))
     };
     match &r.op {
@@ -817,15 +866,16 @@ pub fn delete_cascade(
                 } else {
                     json!("")
                 };
+                let before = row.clone();
                 row.insert(f.name.clone(), v);
                 rs::update(c, other, &rid, &row)?;
-                changes.updated(other, &row);
+                changes.updated(c, other, &before, &row)?;
             }
         }
     }
     if changes.wants(coll, Action::Delete) {
         if let Some(row) = rs::fetch_by_id(c, coll, id)? {
-            changes.deleting(c, schema, coll, &row);
+            changes.deleting(c, schema, coll, &row)?;
         }
     }
     rs::delete(c, coll, id)?;

@@ -10,7 +10,14 @@
 //! chance to look at the record inside the transaction, before it is gone
 //! ([`ChangeSink::prepare_delete`]); what it prepares travels with the change
 //! as an opaque value.
+//!
+//! A second consumer, the [`Capture`], sees every change *inside* the
+//! write's transaction, with the row before and after (sync's outbox and
+//! log are written there, so they commit or roll back with the write). Its
+//! error fails the write. A write may carry a [`Tag`] for it (who the write
+//! is made for), opaque to the store.
 
+use crate::error::ApiResult;
 use crate::schema::{Collection, Schema};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
@@ -67,18 +74,55 @@ pub trait ChangeSink: Send + Sync {
     fn committed(&self, changes: Vec<Change>);
 }
 
+/// What a write carries for the capture (opaque to the store).
+pub type Tag = Arc<dyn Any + Send + Sync>;
+
+/// One record change as the capture sees it, inside the transaction.
+pub struct Captured<'a> {
+    pub action: Action,
+    pub collection: &'a Arc<Collection>,
+    /// The row before (updates and deletes).
+    pub before: Option<&'a Map<String, Value>>,
+    /// The row as written (creates and updates).
+    pub after: Option<&'a Map<String, Value>>,
+    /// The write's tag, if it has one.
+    pub tag: Option<&'a Tag>,
+}
+
+/// Sees every record change inside the write's transaction.
+pub trait Capture: Send + Sync {
+    /// Whether changes of `coll` are captured at all (cheap).
+    fn wants(&self, coll: &Collection) -> bool;
+    /// Called on the writer thread, inside the transaction, after a create
+    /// or update and before a delete. An error fails the write.
+    fn capture(&self, conn: &Connection, change: Captured<'_>) -> ApiResult<()>;
+    /// Called on the writer thread after COMMIT of a write that captured
+    /// something (in commit order). Must not block.
+    fn committed(&self) {}
+}
+
 /// The changes of one write, collected while it runs.
 #[derive(Default)]
 pub struct Changes {
     list: Vec<Change>,
     sink: Option<Arc<dyn ChangeSink>>,
+    capture: Option<Arc<dyn Capture>>,
+    tag: Option<Tag>,
+    /// Something was captured (the capture hears of the commit).
+    captured: bool,
 }
 
 impl Changes {
-    pub(crate) fn new(sink: Option<Arc<dyn ChangeSink>>) -> Changes {
+    pub(crate) fn new(
+        sink: Option<Arc<dyn ChangeSink>>,
+        capture: Option<Arc<dyn Capture>>,
+    ) -> Changes {
         Changes {
             list: Vec::new(),
             sink,
+            capture,
+            tag: None,
+            captured: false,
         }
     }
 
@@ -87,13 +131,48 @@ impl Changes {
         Changes::default()
     }
 
-    /// Whether `action` changes of `coll` are recorded.
+    /// Sets the tag the capture sees for the changes that follow.
+    pub fn set_tag(&mut self, tag: Option<Tag>) {
+        self.tag = tag;
+    }
+
+    /// Whether `action` changes of `coll` are recorded or captured.
     pub fn wants(&self, coll: &Collection, action: Action) -> bool {
+        self.sink_wants(coll, action) || self.capture.as_ref().is_some_and(|c| c.wants(coll))
+    }
+
+    fn sink_wants(&self, coll: &Collection, action: Action) -> bool {
         self.sink.as_ref().is_some_and(|s| s.wants(coll, action))
     }
 
+    fn capture(
+        &mut self,
+        conn: &Connection,
+        action: Action,
+        coll: &Arc<Collection>,
+        before: Option<&Map<String, Value>>,
+        after: Option<&Map<String, Value>>,
+    ) -> ApiResult<()> {
+        match &self.capture {
+            Some(c) if c.wants(coll) => {
+                self.captured = true;
+                c.capture(
+                    conn,
+                    Captured {
+                        action,
+                        collection: coll,
+                        before,
+                        after,
+                        tag: self.tag.as_ref(),
+                    },
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn push(&mut self, action: Action, coll: &Arc<Collection>, record: &Map<String, Value>) {
-        if self.wants(coll, action) {
+        if self.sink_wants(coll, action) {
             self.list.push(Change {
                 action,
                 collection: coll.clone(),
@@ -104,13 +183,28 @@ impl Changes {
     }
 
     /// A record was inserted.
-    pub fn created(&mut self, coll: &Arc<Collection>, record: &Map<String, Value>) {
+    pub fn created(
+        &mut self,
+        conn: &Connection,
+        coll: &Arc<Collection>,
+        record: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        self.capture(conn, Action::Create, coll, None, Some(record))?;
         self.push(Action::Create, coll, record);
+        Ok(())
     }
 
-    /// A record was rewritten.
-    pub fn updated(&mut self, coll: &Arc<Collection>, record: &Map<String, Value>) {
+    /// A record was rewritten (`before`: as it was).
+    pub fn updated(
+        &mut self,
+        conn: &Connection,
+        coll: &Arc<Collection>,
+        before: &Map<String, Value>,
+        record: &Map<String, Value>,
+    ) -> ApiResult<()> {
+        self.capture(conn, Action::Update, coll, Some(before), Some(record))?;
         self.push(Action::Update, coll, record);
+        Ok(())
     }
 
     /// A record is about to be deleted (call before the DELETE, inside the
@@ -121,12 +215,13 @@ impl Changes {
         schema: &Schema,
         coll: &Arc<Collection>,
         record: &Map<String, Value>,
-    ) {
+    ) -> ApiResult<()> {
+        self.capture(conn, Action::Delete, coll, Some(record), None)?;
         let Some(sink) = self.sink.clone() else {
-            return;
+            return Ok(());
         };
         if !sink.wants(coll, Action::Delete) {
-            return;
+            return Ok(());
         }
         let prepared = sink.prepare_delete(conn, schema, coll, record);
         self.list.push(Change {
@@ -135,10 +230,16 @@ impl Changes {
             record: record.clone(),
             prepared,
         });
+        Ok(())
     }
 
     /// Hands the collected changes to the sink (after COMMIT).
     pub(crate) fn publish(&mut self) {
+        if self.captured {
+            if let Some(c) = &self.capture {
+                c.committed();
+            }
+        }
         let list = std::mem::take(&mut self.list);
         if list.is_empty() {
             return;

@@ -118,23 +118,7 @@ impl DbKey {
     }
 }
 
-/// Why a key file's mode and owner are too loose (None: fine).
-fn loose_mode(mode: u32, uid: u32) -> Option<&'static str> {
-    if mode & 0o007 != 0 {
-        return Some(
-            "others may access it (fix: chmod 600, or 640 with owner root and group keepd)",
-        );
-    }
-    if mode & 0o020 != 0 {
-        return Some("its group may write it (fix: chmod 600)");
-    }
-    if mode & 0o040 != 0 && uid != 0 {
-        return Some(
-            "its group may read it, which is allowed only for a root-owned file (fix: chmod 600)",
-        );
-    }
-    None
-}
+pub(crate) use crate::util::loose_mode;
 
 /// Where the key is read from: `database_key_file` when set, else the
 /// systemd credential when present (None: no key, a plaintext database).

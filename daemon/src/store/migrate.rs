@@ -29,7 +29,19 @@ const MIGRATIONS: &[Migration] = &[
         name: "TOTP second factor",
         up: totp,
     },
+    // Numbered apart from the others so that migrations added meanwhile on
+    // other lines of work don't collide with it.
+    Migration {
+        version: 20,
+        name: "sync: state, clocks, outbox, hub log, devices, conflicts, rejected changes",
+        up: sync_tables,
+    },
 ];
+
+fn sync_tables(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(super::sync::DDL)?;
+    Ok(())
+}
 
 fn totp(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(

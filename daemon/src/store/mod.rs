@@ -25,10 +25,11 @@ pub mod params;
 mod readers;
 pub mod records;
 mod rekey;
+pub mod sync;
 pub mod totp;
 mod writer;
 
-pub use changes::{Action, Change, ChangeSink, Changes, Prepared};
+pub use changes::{Action, Capture, Captured, Change, ChangeSink, Changes, Prepared, Tag};
 pub use key::{DbKey, KeyError};
 pub use lock::DirLock;
 pub use open::{
@@ -72,6 +73,8 @@ pub struct Store {
     schema: RwLock<Arc<Schema>>,
     /// Where committed record changes go (the realtime broker), once set.
     sink: OnceLock<Arc<dyn ChangeSink>>,
+    /// What sees record changes inside their transaction (sync), once set.
+    capture: OnceLock<Arc<dyn Capture>>,
     key: Option<DbKey>,
     /// Whether writes reach the disk (the writer's last failure).
     health: Arc<health::Health>,
@@ -100,6 +103,7 @@ impl Store {
             local: readers::Local::new(&db_path, opts.key.clone()),
             schema: RwLock::new(Arc::new(schema)),
             sink: OnceLock::new(),
+            capture: OnceLock::new(),
             key: opts.key.clone(),
             health,
             _lock: lock,
@@ -172,20 +176,28 @@ impl Store {
         let _ = self.sink.set(sink);
     }
 
+    /// Registers what sees record changes inside their transaction (once;
+    /// later calls are ignored).
+    pub fn set_capture(&self, capture: Arc<dyn Capture>) {
+        let _ = self.capture.set(capture);
+    }
+
     /// Like `write`, for writes that change records: `f` records them in
-    /// `Changes`, which are handed to the change sink after COMMIT (on the
-    /// writer thread, in commit order, before the caller is answered).
+    /// `Changes`, which the capture sees inside the transaction and which
+    /// are handed to the change sink after COMMIT (on the writer thread, in
+    /// commit order, before the caller is answered).
     pub async fn write_changes<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &mut Changes) -> ApiResult<T> + Send + 'static,
     {
         let sink = self.sink.get().cloned();
+        let capture = self.capture.get().cloned();
         let (v, _) = self
             .writer
             .run_then(
                 move |c| {
-                    let mut changes = Changes::new(sink);
+                    let mut changes = Changes::new(sink, capture);
                     let v = f(c, &mut changes)?;
                     Ok((v, changes))
                 },

@@ -19,7 +19,11 @@ pub enum WriteOutcome {
 /// A queued write: runs on the writer thread, returns the completion to call
 /// once the batch's fate (commit or not) is known, and whether it changed
 /// rows (a commit of changes proves the disk takes writes).
-type Job = Box<dyn FnOnce(&Connection) -> (Completion, bool) + Send>;
+/// A queued write: run on the writer's connection inside the batch's
+/// transaction, or — `None`: the transaction could not begin — only told
+/// so, so that it never runs outside one (its savepoint would commit it
+/// on its own while its caller is told it failed).
+type Job = Box<dyn FnOnce(Option<&Connection>) -> (Completion, bool) + Send>;
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// What the writer thread is sent.
@@ -71,7 +75,14 @@ impl Writer {
     {
         let (done_tx, done_rx) = oneshot::channel::<ApiResult<T>>();
         let health = self.health.clone();
-        let job: Job = Box::new(move |conn: &Connection| {
+        let job: Job = Box::new(move |conn: Option<&Connection>| {
+            let Some(conn) = conn else {
+                let done: Completion = Box::new(move |commit: Result<(), String>| {
+                    let e = commit.err().unwrap_or_else(|| "no transaction".into());
+                    let _ = done_tx.send(Err(ApiError::internal(format!("write not run: {e}"))));
+                });
+                return (done, false);
+            };
             let before = conn.total_changes();
             let result = run_in_savepoint(conn, f);
             let wrote = result.is_ok() && conn.total_changes() > before;
@@ -155,9 +166,9 @@ fn run_in_savepoint<T>(
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, health: &Health) {
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
-    let mut wrote = false;
+    let mut wrote: bool;
     let run = |job: Job, conn: &Connection, wrote: &mut bool| {
-        let (c, w) = job(conn);
+        let (c, w) = job(Some(conn));
         *wrote |= w;
         c
     };
@@ -175,7 +186,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, heal
             if let Some(fault) = health::classify(&e) {
                 health.failed(fault, &e.to_string());
             }
-            completions.push(run(first, &conn, &mut wrote));
+            completions.push(first(None).0);
             for c in completions.drain(..) {
                 c(Err(e.to_string()));
             }
@@ -248,4 +259,62 @@ fn checkpoint(conn: &Connection) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// A write whose batch could not begin a transaction is never run:
+    /// run outside one, its own savepoint would commit it while its caller
+    /// is told it failed.
+    #[tokio::test]
+    async fn a_write_is_not_run_when_its_transaction_cannot_begin() {
+        let dir = std::env::temp_dir().join(format!("keepd-writer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+            .unwrap();
+        conn.busy_timeout(Duration::from_millis(0)).unwrap();
+        // Another connection holds the write lock: BEGIN IMMEDIATE fails.
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder_thread = std::thread::spawn(move || {
+            // The write, if it runs, lets the lock go before it inserts:
+            // its insert would then succeed.
+            if release_rx.recv().is_ok() {
+                holder.execute_batch("COMMIT").unwrap();
+            }
+            drop(holder);
+        });
+        let writer = Writer::start(conn, 16, Arc::new(Health::default())).unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        let ran2 = ran.clone();
+        let r = writer
+            .run(move |c| {
+                ran2.store(true, Ordering::SeqCst);
+                let _ = release_tx.send(());
+                std::thread::sleep(Duration::from_millis(50));
+                c.execute("INSERT INTO t VALUES (1)", [])?;
+                Ok(())
+            })
+            .await;
+        assert!(r.is_err(), "the write must be refused: {r:?}");
+        assert!(
+            !ran.load(Ordering::SeqCst),
+            "the write ran outside a transaction"
+        );
+        holder_thread.join().unwrap();
+        let check = Connection::open(&path).unwrap();
+        let n: i64 = check
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0, "a refused write left a row");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

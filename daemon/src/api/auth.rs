@@ -128,7 +128,7 @@ async fn render_auth(
     super::check_superuser_ip(app, req, coll)?;
     let who = AuthRecord {
         collection: coll.clone(),
-        record: rec.clone(),
+        record: Arc::new(rec.clone()),
     };
     let identity = if coll.name == "_superusers" {
         Identity::Superuser(who)
@@ -304,9 +304,9 @@ pub async fn refresh(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         // As PocketBase: the same token back (an impersonation token is
         // never extended), with the current record.
         let same = raw.trim().to_string();
-        return render_auth(&app, &req, &coll, auth.record, same).await;
+        return render_auth(&app, &req, &coll, Arc::unwrap_or_clone(auth.record), same).await;
     }
-    auth_response(&app, &req, &coll, auth.record).await
+    auth_response(&app, &req, &coll, Arc::unwrap_or_clone(auth.record)).await
 }
 
 /// PocketBase's authRule check before a token is handed out (login,

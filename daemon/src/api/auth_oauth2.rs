@@ -159,7 +159,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .identity
         .auth()
         .filter(|a| a.collection.id == coll.id)
-        .map(|a| a.record.clone());
+        .map(|a| (*a.record).clone());
     let mut rec = match &link {
         Some(l) => by_id(&app, &coll, l.record_ref.clone()).await?,
         None => None,

@@ -184,7 +184,7 @@ fn step(app: &App, req: &Req, r: &Value, uploads: Vec<Upload>) -> ApiResult<Step
         .unwrap_or_default();
     let mut request = super::records::request(req);
     request.method = method.to_ascii_uppercase();
-    request.query = query;
+    request.query = std::sync::Arc::new(query);
     Ok(Step {
         op,
         coll,

@@ -92,7 +92,7 @@ pub fn verify_token_now(
         (
             AuthRecord {
                 collection: coll,
-                record,
+                record: Arc::new(record),
             },
             claims,
         )

@@ -29,8 +29,8 @@ pub(crate) fn request(req: &Req) -> Request {
         principal: req.identity.clone().into(),
         method: req.method.as_str().to_string(),
         context: "default",
-        query: req.query_map(),
-        headers: req.headers_map(),
+        query: std::sync::Arc::new(req.query_map()),
+        headers: std::sync::Arc::new(req.headers_map()),
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 pub struct AuthRecord {
     pub collection: Arc<Collection>,
     /// Every column of the record, hidden ones included (never sent as is).
-    pub record: Map<String, Value>,
+    pub record: Arc<Map<String, Value>>,
 }
 
 impl AuthRecord {

@@ -306,7 +306,7 @@ impl Broker {
                         Identity::Guest
                     } else {
                         let mut a = a.clone();
-                        a.record = record.clone();
+                        a.record = Arc::new(record.clone());
                         match &*c.identity {
                             Identity::Superuser(_) => Identity::Superuser(a),
                             _ => Identity::User(a),

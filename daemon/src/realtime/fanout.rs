@@ -429,8 +429,8 @@ fn request_ctx(identity: &Identity, topic: &Topic) -> RequestCtx {
         identity: identity.clone(),
         method: "GET".into(),
         context: "realtime".into(),
-        query: topic.query_map(),
-        headers: topic.headers_map(),
+        query: Arc::new(topic.query_map()),
+        headers: Arc::new(topic.headers_map()),
         body: Map::new(),
         files: Map::new(),
     }
@@ -695,7 +695,7 @@ mod tests {
                 rec.insert("id".into(), json!(format!("user{i}")));
                 Identity::User(AuthRecord {
                     collection: users.clone(),
-                    record: rec,
+                    record: rec.into(),
                 })
             };
             broker
@@ -896,7 +896,7 @@ mod tests {
                 rec.insert("id".into(), json!(format!("user{i}")));
                 Identity::User(AuthRecord {
                     collection: users.clone(),
-                    record: rec,
+                    record: rec.into(),
                 })
             };
             broker

@@ -42,6 +42,7 @@ use crate::auth::{AuthRecord, Identity};
 use crate::files::Upload;
 use crate::rules::RequestCtx;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Who a record operation is done for.
 #[derive(Debug, Clone, Default)]
@@ -104,10 +105,11 @@ pub struct Request {
     pub method: String,
     /// `@request.context`: "default", "oauth2", "otp", "password", ...
     pub context: &'static str,
-    /// `@request.query.*`: the first value of each parameter.
-    pub query: Map<String, Value>,
+    /// `@request.query.*`: the first value of each parameter (shared with
+    /// the rule context, not copied per check).
+    pub query: Arc<Map<String, Value>>,
     /// `@request.headers.*`, keyed as PocketBase keys them.
-    pub headers: Map<String, Value>,
+    pub headers: Arc<Map<String, Value>>,
 }
 
 impl Request {

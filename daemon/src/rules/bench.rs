@@ -77,7 +77,7 @@ fn rule_evaluation_timing() {
     let req = RequestCtx {
         identity: Identity::User(AuthRecord {
             collection: users,
-            record,
+            record: record.into(),
         }),
         method: "GET".into(),
         context: "default".into(),

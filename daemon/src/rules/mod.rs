@@ -23,8 +23,8 @@ pub struct RequestCtx {
     pub identity: Identity,
     pub method: String,
     pub context: String,
-    pub query: Map<String, Value>,
-    pub headers: Map<String, Value>,
+    pub query: Arc<Map<String, Value>>,
+    pub headers: Arc<Map<String, Value>>,
     pub body: Map<String, Value>,
     /// Final values of `file` fields for a write, computed from the uploads
     /// and the record's own files (never taken from the body as such).
@@ -323,7 +323,7 @@ mod tests {
         RequestCtx {
             identity: Identity::User(AuthRecord {
                 collection: schema.get("users").expect("users").clone(),
-                record,
+                record: record.into(),
             }),
             ..Default::default()
         }

@@ -355,7 +355,7 @@ pub async fn authenticate(
         id: dev.id,
         record: AuthRecord {
             collection: coll,
-            record: rec,
+            record: Arc::new(rec),
         },
     })
 }

@@ -104,6 +104,37 @@ def test_batch_password_policy_only_for_password_errors():
     assert known.match(Diff("response", case, 0, ref2, sut, 400, 200)) is None
 
 
+def test_common_password_refused_at_an_earlier_batch_request():
+    step = {"op": "batch", "as": "superuser", "multipart": False,
+            "requests": [{"op": "create", "coll": "u0", "body": {"email": "a@b.io", "password": "password123",
+                                                                 "passwordConfirm": "password123"}},
+                         {"op": "delete", "coll": "u0", "target": {"$ref": "gone"}}]}
+    case = case_with(step, [C_GUARD])
+
+    def batch_err(i, resp):
+        return {"data": {"requests": {str(i): {"code": "batch_request_failed", "message": "Batch request failed.",
+                                               "response": resp}}},
+                "message": "Batch transaction failed.", "status": 400}
+    common = {"password": {"code": "validation_common_password",
+                           "message": "The password is too common, please choose another one."}}
+    ref = batch_err(1, err({}, "The requested resource wasn't found.", 404))
+    sut = batch_err(0, err(common))
+    assert known.match(Diff("response", case, 0, ref, sut, 400, 400)).key == "common-password-refused"
+    # another error of keepd's next to the common password is a new difference
+    sut2 = batch_err(0, err(dict(common, email={"code": "validation_not_unique", "message": "x"})))
+    assert known.match(Diff("response", case, 0, ref, sut2, 400, 400)) is None
+    # PocketBase failing at an earlier sub-request than keepd is not this entry
+    later = copy.deepcopy(case)
+    later["steps"][0]["requests"].reverse()
+    ref0 = batch_err(0, err({}, "The requested resource wasn't found.", 404))
+    sut1 = batch_err(1, err(common))
+    assert known.common_password_refused(Diff("response", later, 0, ref0, sut1, 400, 400)) is False
+    # a password other than the common one is a new difference
+    other = copy.deepcopy(case)
+    other["steps"][0]["requests"][0]["body"]["password"] = "Not-common-123"
+    assert known.match(Diff("response", other, 0, ref, sut, 400, 400)) is None
+
+
 def test_unrelated_differences_match_nothing():
     step = {"op": "view", "as": "superuser", "coll": "c0", "target": {"$ref": "r"}}
     case = case_with(step, [C_HIDDEN])
@@ -126,6 +157,14 @@ def test_masking_of_file_names_and_list_order():
     assert [it["id"] for it in out["items"]] == ["<a>", "<b>"]
     assert out["items"][1]["f1"] == "note_<rand>.txt"
     assert out["items"][0]["f1"] == ["x_<rand>.bin"]
+    # a file field's error naming a stored file
+    e = {"data": {"f1": {"code": "validation_file_size_limit", "message": "Failed to upload big_welz8ckhkm.txt.",
+                         "params": {"file": "big_welz8ckhkm.txt", "maxSize": 64}},
+                  "t1": {"code": "x", "message": "big_welz8ckhkm.txt"}}}
+    out = mask_files(e, {"f1"})
+    assert out["data"]["f1"]["message"] == "Failed to upload big_<rand>.txt."
+    assert out["data"]["f1"]["params"] == {"file": "big_<rand>.txt", "maxSize": 64}
+    assert out["data"]["t1"]["message"] == "big_welz8ckhkm.txt"
 
 
 def test_diff_paths_are_strict():

@@ -840,3 +840,67 @@ fn a_batch_reports_its_first_failing_request() {
     let (_, list) = srv.su().get("/api/collections/notes/records");
     assert_eq!(list["totalItems"], 0, "{list}");
 }
+
+#[test]
+fn hidden_file_fields_are_not_writable_by_non_superusers() {
+    let srv = TestServer::start();
+    enable_batch(&srv);
+    srv.create_collection(&json!({
+        "name": "stash", "type": "base", "listRule": "", "viewRule": "",
+        "createRule": "", "updateRule": "",
+        "fields": [
+            {"name": "t", "type": "text"},
+            {"name": "secret", "type": "file", "maxSelect": 2, "hidden": true}
+        ]
+    }));
+    let url = "/api/collections/stash/records";
+    let check = |id: &str, what: &str| {
+        let (st, v) = srv.su().get(&format!("{url}/{id}"));
+        assert_eq!(st, 200, "{what}: {v}");
+        assert_eq!(v["secret"], json!([]), "{what}: {v}");
+    };
+    // Direct: plain, appended and prepended uploads are ignored.
+    for key in ["secret", "secret+", "+secret"] {
+        let (ct, mp) = multipart(&[("t", None, b"x"), (key, Some("a.txt"), b"hello")]);
+        let r = srv.raw("POST", url, &[("Content-Type", ct.as_str())], Some(&mp));
+        assert_eq!(r.status, 200, "{key}: {}", r.text());
+        check(r.json()["id"].as_str().expect("id"), key);
+    }
+    // In a multipart batch.
+    let payload = json!({"requests": [
+        {"method": "POST", "url": url, "body": {"t": "x"}}
+    ]});
+    let payload = payload.to_string();
+    let (ct, mp) = multipart(&[
+        ("@jsonPayload", None, payload.as_bytes()),
+        ("requests.0.+secret", Some("a.txt"), b"hello"),
+    ]);
+    let r = srv.raw(
+        "POST",
+        "/api/batch",
+        &[("Content-Type", ct.as_str())],
+        Some(&mp),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    check(v[0]["body"]["id"].as_str().expect("id"), "batch");
+    // A superuser writes it.
+    let (ct, mp) = multipart(&[("t", None, b"x"), ("secret", Some("a.txt"), b"hello")]);
+    let tok = srv.superuser_token();
+    let r = srv.raw(
+        "POST",
+        url,
+        &[
+            ("Content-Type", ct.as_str()),
+            ("Authorization", tok.as_str()),
+        ],
+        Some(&mp),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["secret"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text()
+    );
+}

@@ -32,12 +32,15 @@ pub struct Plan {
 /// keys (`f` keeps listed existing names, `f-` drops names, uploads under
 /// `f` replace, under `f+`/`+f` append/prepend). File keys leave the body.
 /// A field whose new value is invalid keeps its current value, stores
-/// nothing and has its error in `errors`.
+/// nothing and has its error in `errors`. A hidden file field is written
+/// only by the `privileged` (superusers): for anyone else its keys and
+/// uploads are dropped, as PocketBase ignores them.
 pub fn plan(
     coll: &Collection,
     existing: Option<&Map<String, Value>>,
     body: &mut Map<String, Value>,
     uploads: Vec<Upload>,
+    privileged: bool,
 ) -> Plan {
     let mut out = Plan::default();
     let mut uploads = uploads;
@@ -58,7 +61,7 @@ pub fn plan(
             uploads = rest;
             m
         };
-        if plain.is_none() && minus.is_none() && mine.is_empty() {
+        if (plain.is_none() && minus.is_none() && mine.is_empty()) || (f.hidden && !privileged) {
             continue;
         }
         let current: Vec<String> = existing

@@ -399,7 +399,13 @@ async fn prepare(
             return Err(ApiError::superusers_only());
         }
     }
-    let plan: Plan = files::plan(&coll, current.as_ref(), &mut ready.raw, input.uploads);
+    let plan: Plan = files::plan(
+        &coll,
+        current.as_ref(),
+        &mut ready.raw,
+        input.uploads,
+        privileged,
+    );
     ready.files = plan.values.clone();
     ready.file_errs = plan.errors.clone();
     ready.dropped = plan.removed.clone();

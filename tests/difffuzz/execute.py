@@ -286,6 +286,17 @@ def file_fields(case):
     return {f["name"] for c in case["collections"] for f in c["fields"] if f["type"] == "file"}
 
 
+def mask_all_files(node):
+    """Every string in node with the random part of stored file names masked."""
+    if isinstance(node, dict):
+        return {k: mask_all_files(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [mask_all_files(x) for x in node]
+    if isinstance(node, str):
+        return FILE_RAND_RE.sub("_<rand>", node)
+    return node
+
+
 def mask_files(node, names):
     if isinstance(node, dict):
         out = {}
@@ -295,6 +306,9 @@ def mask_files(node, names):
                     v = FILE_RAND_RE.sub("_<rand>", v)
                 elif isinstance(v, list):
                     v = [FILE_RAND_RE.sub("_<rand>", x) if isinstance(x, str) else x for x in v]
+                elif isinstance(v, dict):
+                    # a field error naming a stored file (its message, params.file)
+                    v = mask_all_files(v)
                 out[k] = v
             else:
                 out[k] = mask_files(v, names)

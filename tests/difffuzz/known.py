@@ -6,8 +6,7 @@ to which collection, which server answered what, and that *every* differing
 path is explained by the entry, so a new, different difference still fails.
 
 status:
-  "open"        a keepd bug, not fixed yet (each entry says whether it is being
-                fixed or only reported); remove the entry when it is fixed
+  "open"        a keepd bug, not fixed yet (reported); remove the entry when it is fixed
   "deliberate"  a deliberate difference, documented in COMPATIBILITY.md
 """
 
@@ -149,22 +148,6 @@ def rule(d, cname, op):
 
 
 # --------------------------------------------------------------------------- matchers
-def create_rule_denial_leaks_validation(d):
-    """PocketBase answers a create its createRule denies with an empty 400 (nothing about
-    the values); keepd validates first and tells the caller which values are wrong."""
-    if d.where != "response":
-        return False
-    rf, sf = ref_fail(d), sut_fail(d)
-    if not rf or not sf or rf[0] != sf[0]:
-        return False
-    sub = sub_at(d, rf[0])
-    if sub is None or sub["op"] not in ("create", "upsert") or not non_superuser(d):
-        return False
-    r = rule(d, sub["coll"], "create")
-    return (r not in (None, "") and rf[1] == sf[1] == 400 and rf[2] == sf[2] == "Failed to create record."
-            and rf[3] == {} and sf[3] != {})
-
-
 def file_json_unknown_name(d):
     """A JSON (non-upload) value for a file field that names no file of the record (or is no
     string): PocketBase refuses it (validation_invalid_file, 'Invalid new files: [...]'),
@@ -406,126 +389,6 @@ def batch_upload_unknown_field(d):
     return False
 
 
-def json_form_repeated_values(d):
-    """A json field sent as repeated multipart values (f=1, f=2): PocketBase stores the array of
-    the values read as JSON ([1, 2]), keepd the array of the texts (["1", "2"])."""
-    if d.where not in ("response", "state") or d.step is None or d.step.get("via") != "multipart":
-        return False
-    sub = d.step
-    lists = {k for k, v in (sub.get("body") or {}).items() if isinstance(v, list) and v
-             and (field(d, sub["coll"], k) or {}).get("type") == "json"}
-    if not lists or d.ref_status != d.sut_status:
-        return False
-
-    def parsed(v):
-        try:
-            return json.loads(v)
-        except (TypeError, ValueError):
-            return v
-
-    def norm(node, key=None):
-        if isinstance(node, dict):
-            return {k: norm(v, k) for k, v in node.items()}
-        if isinstance(node, list):
-            return [parsed(x) if key in lists else norm(x) for x in node]
-        return node
-    return norm(d.ref) == norm(d.sut) and d.ref != d.sut
-
-
-def form_value_coercion(d):
-    """A number or bool field sent as a form value (multipart) of another kind: "true"/"false" for a
-    number, "2" for a bool. PocketBase coerces them (true = 1, "2" = true), keepd reads a number from
-    "true" as blank (required fails, else 0) and a bool from "2" as false."""
-    if d.step is None or d.step.get("via") != "multipart":
-        return False
-    sub = d.step
-
-    def odd(k, v):
-        t = (field(d, sub["coll"], k) or {}).get("type")
-        return (t == "number" and isinstance(v, bool)) or (
-            t == "bool" and isinstance(v, (int, float)) and not isinstance(v, bool))
-    keys = {k for k, v in (sub.get("body") or {}).items() if odd(k, v)}
-    if not keys:
-        return False
-    if d.where == "response":
-        sf = sut_fail(d)
-        if sf and d.ref_status == 200:  # keepd's blank/0 is then required, or taken (unique)
-            return set(sf[3]) <= keys and all(v.get("code") in ("validation_required", "validation_not_unique")
-                                              for v in sf[3].values())
-        rf = ref_fail(d)
-        if rf and sf:
-            return rf[2] == sf[2] and without(rf[3], keys) == without(sf[3], keys)
-        if not rf and not sf and isinstance(d.ref, dict) and isinstance(d.sut, dict):
-            return without(d.ref, keys) == without(d.sut, keys)
-        return False
-    if d.where == "state":
-        fields = state_fields(d)
-        return bool(fields) and all(c == sub["coll"] and f in keys for c, f in fields)
-    return False
-
-
-def explained_keys(d, sub, rf):
-    """Error keys of a (sub-)request's answers that single open entries explain, by entry."""
-    out = {}
-    if non_superuser(d):
-        out["hidden-field-written-by-non-superuser"] = hidden_keys(d, sub)
-    out["file-json-unknown-name"] = {
-        k for k, v in rf[3].items() if v.get("code") == "validation_invalid_file"
-        and (field(d, sub["coll"], k) or {}).get("type") == "file" and k not in uploads(sub)}
-    octet = {base_key(k) for k, v in (sub.get("body") or {}).items()
-             if any(isinstance(x, dict) and "$file" in x and x["$file"][2] == "application/octet-stream"
-                    for x in (v if isinstance(v, list) else [v]))}
-    out["file-mime-unknown-content"] = {k for k, v in rf[3].items()
-                                        if v.get("code") == "validation_invalid_mime_type" and k in octet}
-    if d.step["op"] == "batch":
-        out["batch-skips-password-policy"] = {"password", "passwordConfirm", "oldPassword"}
-    out["only-int-huge-number"] = {
-        k for k, v in rf[3].items() if v.get("code") == "validation_only_int_constraint"
-        and any(isinstance(x, (int, float)) and abs(x) >= 2**63
-                for kk, x in (sub.get("body") or {}).items() if base_key(kk) == k)}
-    return {k: v for k, v in out.items() if v}
-
-
-def combined_field_errors(d):
-    """Both refuse the same (sub-)request, and the error lists differ only in fields that two or
-    more of the field-level entries above explain (e.g. a hidden field and an unknown file name)."""
-    if d.where != "response":
-        return False
-    rf, sf = ref_fail(d), sut_fail(d)
-    if not rf or not sf or rf[0] != sf[0] or rf[2] != sf[2]:
-        return False
-    sub = sub_at(d, rf[0])
-    if sub is None:
-        return False
-    by = explained_keys(d, sub, rf)
-    e = (set().union(*by.values()) if by else set()) | late_unique(rf, sf)
-    if without(rf[3], e) != without(sf[3], e):
-        return False
-    differing = (set(rf[3]) ^ set(sf[3])) | {k for k in set(rf[3]) & set(sf[3]) if rf[3][k] != sf[3][k]}
-    return len([k for k, keys in by.items() if keys & differing]) >= 2
-
-
-def manage_rule_applied_to_guests(d):
-    """A guest and an auth collection whose manageRule a guest satisfies (say
-    `@request.auth.id = ""`): PocketBase never gives guests manage rights (email, verified,
-    password without oldPassword stay refused), keepd evaluates the rule and lets the guest
-    manage the record."""
-    if d.where != "response" or not is_guest(d):
-        return False
-    rf = ref_fail(d)
-    if not rf:
-        return False
-    sub = sub_at(d, rf[0])
-    if sub is None or coll(d, sub["coll"])["type"] != "auth" or not coll(d, sub["coll"]).get("manageRule"):
-        return False
-    if not rf[3] or not set(rf[3]) <= FORM_KEYS:
-        return False
-    if sut_ok(d):
-        return True
-    sf = sut_fail(d)
-    return bool(sf) and sf[0] == rf[0] and not set(sf[3]) & set(rf[3])
-
-
 MANAGER_FIELD_CODES = {"validation_values_mismatch", "validation_required"}
 
 
@@ -601,33 +464,6 @@ def select_error_precedence(d):
     return bool(keys) and without(rf[3], keys) == without(sf[3], keys)
 
 
-def auth_rule_login_status(d):
-    """A login the collection's authRule refuses: PocketBase 403 'The request doesn't satisfy
-    the collection requirements to authenticate.', keepd 400 'Failed to authenticate.'."""
-    return (d.where in ("setup", "login") and d.ref_status == 403 and d.sut_status == 400
-            and (d.ref or {}).get("message") == "The request doesn't satisfy the collection requirements to "
-                                                "authenticate."
-            and (d.sut or {}).get("message") == "Failed to authenticate."
-            and any(c.get("authRule") for c in d.case["collections"] if c["type"] == "auth"))
-
-
-def auth_refresh_skips_auth_rule(d):
-    """auth-refresh for a user the collection's authRule no longer admits (say verified was set
-    false under `verified = true`): PocketBase refuses (403), keepd issues a new token."""
-    return (d.where == "token" and d.ref_status == 403 and d.sut_status == 200
-            and (d.ref or {}).get("message") == "The request doesn't satisfy the collection requirements to "
-                                                "authenticate."
-            and any(c.get("authRule") for c in d.case["collections"] if c["type"] == "auth"))
-
-
-def manage_rule_empty(d):
-    """An empty manageRule: PocketBase refuses it (validation_nil_or_not_empty_required),
-    keepd stores it."""
-    return (d.where == "setup" and d.ref_status == 400 and d.sut_status == 200
-            and set((d.ref or {}).get("data", {})) == {"manageRule"}
-            and d.ref["data"]["manageRule"].get("code") == "validation_nil_or_not_empty_required")
-
-
 FORM_KEYS = {"password", "passwordConfirm", "oldPassword", "verified", "emailVisibility", "tokenKey", "email"}
 
 
@@ -648,27 +484,6 @@ def auth_error_tiers(d):
     if not a or not b or any(a[k] != b[k] for k in set(a) & set(b)):
         return False
     return set(a) <= FORM_KEYS or set(b) <= FORM_KEYS
-
-
-def old_password_without_password(d):
-    """oldPassword sent without password: PocketBase then requires password and passwordConfirm;
-    keepd ignores the lone oldPassword."""
-    if d.where != "response":
-        return False
-    rf, sf = ref_fail(d), sut_fail(d)
-    if not rf:
-        return False
-    sub = sub_at(d, rf[0])
-    body = (sub or {}).get("body") or {}
-    if "oldPassword" not in body or "password" in body:
-        return False
-    extra = {k for k in ("password", "passwordConfirm") if rf[3].get(k, {}).get("code") == "validation_required"}
-    if "password" not in extra:
-        return False
-    rest = without(rf[3], extra)
-    if sf is None:
-        return rest == {} and sut_ok(d)
-    return sf[0] == rf[0] and not set(sf[3]) & extra and all(rest[k] == sf[3][k] for k in set(rest) & set(sf[3]))
 
 
 def file_mime_unknown_content(d):
@@ -720,50 +535,9 @@ def null_path_equals_guest_id(d):
     return denied and passed_ref
 
 
-def json_empty_string(d):
-    """A json field set to "" (JSON "" or an empty form value): PocketBase stores the JSON string
-    "", keepd answers "" but stores null."""
-    if d.where != "state":
-        return False
-    for p in d.paths:
-        if p == "<status>":
-            continue
-        parts = p.split(".")
-        if len(parts) != 3:
-            return False
-        f = field(d, parts[0], parts[2])
-        c, rid = parts[0], parts[1]
-        a, b = d.ref.get(c, {}).get(rid, {}), d.sut.get(c, {}).get(rid, {})
-        if not f or f["type"] != "json" or a.get(parts[2]) != "" or b.get(parts[2]) is not None:
-            return False
-    return True
-
-
-def upload_with_invalid_id(d):
-    """A create with an upload and an invalid id ("BAD id!", too short): PocketBase answers the
-    id's validation error; keepd answers 400 with empty data (its storage refuses the name
-    before the record is validated). Direct or in a batch."""
-    if d.where != "response":
-        return False
-    rf, sf = ref_fail(d), sut_fail(d)
-    # (PocketBase names the id, or only the auth-form errors it answers before validating the record)
-    if not rf or not sf or rf[0] != sf[0] or sf[1] != 400 or sf[3] != {} or not rf[3] or \
-            not ("id" in rf[3] or set(rf[3]) <= FORM_KEYS):
-        return False
-    sub = sub_at(d, sf[0])
-    if sub is None or sub["op"] not in ("create", "upsert"):
-        return False
-    body = sub.get("body") or {}
-    rid = body.get("id")
-    has_upload = any(isinstance(v, dict) and "$file" in v or isinstance(v, list) and any(
-        isinstance(x, dict) and "$file" in x for x in v) for v in body.values())
-    return has_upload and isinstance(rid, str) and not re.fullmatch(r"[a-z0-9]{15}", rid) and \
-        sf[2] == rf[2] == "Failed to create record."
-
-
 def common_password_refused(d):
     """keepd refuses the most common passwords (validation_common_password); PocketBase accepts
-    them."""
+    them (in a batch, it may then fail at a later sub-request)."""
     if d.where != "response":
         return False
     sf = sut_fail(d)
@@ -776,83 +550,11 @@ def common_password_refused(d):
     rest = without(sf[3], {"password"})
     if rf is None:
         return rest == {} and d.ref_status < 400
+    if rf[0] is not None and sf[0] is not None and sf[0] < rf[0]:
+        # a batch: keepd stopped at the common password, PocketBase accepted it and failed at a
+        # later sub-request (both roll back)
+        return rest == {}
     return rf[0] == sf[0] and "password" not in rf[3] and without(rf[3], {"password"}) == rest
-
-
-def file_size_checked_at_load(d):
-    """An upload over the field's maxSize: keepd refuses it while reading the form ('Failed to load
-    the submitted data.', the name quoted, nothing else checked); PocketBase refuses it while
-    validating the record ('Failed to create/update record.', with the other errors of the request,
-    or only the auth-form errors that come first; in a batch the message names the stored name),
-    after its rules and the record lookup (404)."""
-    if d.where != "response":
-        return False
-    rf, sf = ref_fail(d), sut_fail(d)
-    if not rf or not sf or rf[0] != sf[0] or sf[1] != 400:
-        return False
-    if sf[2] != "Failed to load the submitted data.":
-        return False
-    if not sf[3] or any(v.get("code") != "validation_file_size_limit" for v in sf[3].values()):
-        return False
-    sub = sub_at(d, sf[0])
-    if sub is None or not all((field(d, sub["coll"], k) or {}).get("type") == "file" for k in sf[3]):
-        return False
-    # PocketBase found the same, or another problem of the same uploads that it checks first (their
-    # number, their type), or (a non-superuser's hidden field) ignored them
-    ignored = hidden_keys(d, sub) if non_superuser(d) else set()
-    file_codes = {"validation_file_size_limit", "validation_too_many_files", "validation_invalid_mime_type"}
-    return all(v.get("code") in file_codes for k, v in rf[3].items() if k in sf[3] and k not in ignored)
-
-
-def batch_error_order(d):
-    """A batch with several failing sub-requests: PocketBase runs them in order and reports the
-    first failure; keepd first loads every sub-request's body (uploads over maxSize fail there)
-    and refuses superuser-only ones (null rules, 403), and looks records up later, so it reports
-    a later sub-request (a load/403 failure, or one after PocketBase's 404)."""
-    if d.where != "response" or d.step["op"] != "batch":
-        return False
-    rf, sf = ref_fail(d), sut_fail(d)
-    if not (rf and sf and rf[0] is not None and sf[0] is not None and rf[0] < sf[0]
-            and d.ref_status == d.sut_status == 400):
-        return False
-    prechecked = (sf[1] == 403 and sf[2] == "Only superusers can perform this action.") or \
-        (sf[2] == "Failed to load the submitted data.")
-    return prechecked or rf[1] == 404
-
-
-def superuser_token_key_ignored(d):
-    """A superuser sets tokenKey in an update: PocketBase stores it, so the user's earlier tokens
-    stop working; keepd ignores the key and the tokens stay valid."""
-    if d.where != "token" or d.ref_status != 401 or d.sut_status != 200:
-        return False
-    return any("tokenKey" in (sub.get("body") or {}) and sub["op"] in ("update", "upsert")
-               for _, sub in subs(d)) and not non_superuser(d)
-
-
-def only_int_huge(d):
-    """1e20 for an onlyInt number: PocketBase refuses it (not representable as an int64), keepd
-    accepts it as a whole number."""
-    if d.where != "response":
-        return False
-    rf = ref_fail(d)
-    if not rf:
-        return False
-    sub = sub_at(d, rf[0])
-    if sub is None or not rf[3]:
-        return False
-    huge = set()
-    for k, v in rf[3].items():
-        f = field(d, sub["coll"], k)
-        sent = [x for kk, x in (sub.get("body") or {}).items() if base_key(kk) == k]
-        if f and f.get("onlyInt") and v.get("code") == "validation_only_int_constraint" and \
-                any(isinstance(x, (int, float)) and abs(x) >= 2**63 for x in sent):
-            huge.add(k)
-    if not huge:
-        return False
-    if sut_passed(d, rf[0]):
-        return set(rf[3]) == huge
-    sf = sut_fail(d)  # keepd: nothing, or another error (max) for the same field
-    return bool(sf) and sf[0] == rf[0] and sf[2] == rf[2] and without(sf[3], huge) == without(rf[3], huge)
 
 
 def big_number_text(d):
@@ -877,18 +579,14 @@ KNOWN = [
     Known("common-password-refused", DELIBERATE,
           "keepd refuses the ~10,000 most common passwords (validation_common_password); PocketBase accepts "
           "them. See COMPATIBILITY.md, 'Deliberate differences' (common passwords).", common_password_refused),
-    Known("create-rule-denial-leaks-validation", OPEN,
-          "keepd validates a create before its createRule: a caller the rule denies learns which values are "
-          "invalid (or taken: unique indexes); PocketBase answers the denial with an empty 400. Being fixed "
-          "(record write path rewrite).", create_rule_denial_leaks_validation),
     Known("hidden-field-written-by-non-superuser", OPEN,
           "keepd accepts, validates and stores values for hidden fields from non-superusers; PocketBase drops "
-          "them (a hidden required field then counts as blank). Being fixed (record write path rewrite).",
+          "them (a hidden required field then counts as blank). Reported; the record write path rewrite did not fix this case.",
           hidden_field_written),
     Known("modifier-bypasses-body-rule", OPEN,
           "Modifier keys (credits+, +tags, tags-) are invisible to @request.body.<field> in keepd's rules, so "
           "guards like `@request.body.credits:isset = false` are bypassed; PocketBase's rules see the field. "
-          "Being fixed (record write path rewrite).", modifier_bypasses_body_rule),
+          "Reported; the record write path rewrite did not fix this case.", modifier_bypasses_body_rule),
     Known("file-field-invisible-to-body-rule", OPEN,
           "Values for file fields (uploads, names, [] or \"\") are invisible to @request.body.<field> in keepd's "
           "rules, so a guard like `@request.body.avatar:isset = false` is bypassed; PocketBase's rules see "
@@ -903,26 +601,13 @@ KNOWN = [
           "A multipart batch with a file part for a field the collection lacks (or a hidden one, from a "
           "non-superuser): PocketBase ignores the part, keepd refuses the whole batch ('Failed to read the "
           "submitted batch files data.'). Reported, not fixed yet (api/batch).", batch_upload_unknown_field),
-    Known("json-form-repeated-values", OPEN,
-          "A json field sent as repeated multipart values: PocketBase stores the values read as JSON "
-          "([1, 2]), keepd the texts ([\"1\", \"2\"]). A single JSON text is read alike. Reported, not fixed "
-          "yet (schema/record).", json_form_repeated_values),
-    Known("form-value-coercion", OPEN,
-          "Number and bool fields sent as form values of another kind: PocketBase coerces them (\"true\" = 1 "
-          "for a number, \"2\" = true for a bool), keepd reads a number from \"true\" as blank and a bool from "
-          "\"2\" as false. Reported, not fixed yet (schema/record).", form_value_coercion),
     Known("batch-skips-password-policy", OPEN,
           "keepd's batch path does not apply the auth record password checks (min length, passwordConfirm, "
-          "oldPassword) of the direct routes. Being fixed (record write path rewrite).", batch_password_policy),
+          "oldPassword) of the direct routes. Reported; the record write path rewrite did not fix this case.", batch_password_policy),
     Known("file-json-unknown-name", OPEN,
           "A plain (JSON or form text) value for a file field that is not one of the record's stored file "
           "names: PocketBase refuses it with validation_invalid_file, keepd ignores it. Reported, not fixed "
           "yet (files::plan, record write path).", file_json_unknown_name),
-    Known("manage-rule-applied-to-guests", OPEN,
-          "keepd evaluates an auth collection's manageRule for guests too: with a rule a guest satisfies "
-          "(`@request.auth.id = \"\"`, `@request.auth.role != \"user\"`) a guest may change any record's email, "
-          "verified or password; PocketBase gives manage rights to authenticated records only. Reported, not "
-          "fixed yet (record write path).", manage_rule_applied_to_guests),
     Known("manage-rule-ignored", OPEN,
           "keepd does not apply the auth collection's manageRule to creates, nor to any batch sub-request: a "
           "manager setting verified, email, or a password without oldPassword there is refused; PocketBase "
@@ -937,60 +622,18 @@ KNOWN = [
           "@collection: "
           "PocketBase's rule passes and it answers the field errors, keepd an empty 400 as for a denial. "
           "Reported, not fixed yet (rules, record write path).", create_rule_path_on_invalid_body),
-    Known("combined-field-errors", OPEN,
-          "Two or more of the field-level open differences above (hidden fields, unknown file names, file "
-          "types, batch password checks, huge onlyInt numbers) in one answer; each is listed on its own.",
-          combined_field_errors),
     Known("select-error-precedence", OPEN,
           "A select over maxSelect holding an unknown value: PocketBase reports the count, keepd the value. "
           "Both refuse. Reported, not fixed yet (schema/record).", select_error_precedence),
-    Known("auth-rule-login-status", OPEN,
-          "A password login refused by the collection's authRule: PocketBase 403 with its own message, keepd "
-          "400 'Failed to authenticate.'. Reported, not fixed yet (api/auth).", auth_rule_login_status),
-    Known("auth-refresh-skips-auth-rule", OPEN,
-          "auth-refresh does not apply the collection's authRule in keepd: a user it no longer admits (e.g. "
-          "verified set false under `verified = true`) keeps refreshing tokens; PocketBase answers 403. "
-          "Reported, not fixed yet (api/auth).", auth_refresh_skips_auth_rule),
-    Known("manage-rule-empty-accepted", OPEN,
-          "manageRule \"\" is refused by PocketBase (null or a non-empty rule only); keepd stores it, and then "
-          "every caller, guests included, manages the records (sets any user's password). Reported, not fixed "
-          "yet (schema/parse).", manage_rule_empty),
-    Known("old-password-without-password", OPEN,
-          "oldPassword without password: PocketBase answers password/passwordConfirm required, keepd ignores "
-          "the lone oldPassword. Reported, not fixed yet (record write path).", old_password_without_password),
     Known("file-mime-unknown-content", OPEN,
           "mimeTypes [text/plain] and an upload whose content matches no known signature: PocketBase sniffs "
           "application/octet-stream and refuses it (validation_invalid_mime_type), keepd stores it. Reported, "
           "not fixed yet (files::plan).", file_mime_unknown_content),
-    Known("json-empty-string-stored-as-null", OPEN,
-          "A json field set to \"\": PocketBase stores the JSON string \"\", keepd answers \"\" but stores "
-          "null. Reported, not fixed yet (schema/record).", json_empty_string),
-    Known("upload-with-invalid-id", OPEN,
-          "A create with an upload and an invalid id: PocketBase answers the id's validation error, keepd a "
-          "400 with empty data (the file storage refuses the name first). Reported, not fixed yet "
-          "(files::plan, record write path).", upload_with_invalid_id),
     Known("auth-error-tiers", OPEN,
           "Auth record writes: PocketBase answers auth-form errors (passwordConfirm, oldPassword, "
           "manager-only fields) alone before validating the record; keepd validates in another order and "
           "lists a different subset of errors. Both refuse. Reported, not fixed yet (record write path).",
           auth_error_tiers),
-    Known("file-size-checked-at-load", OPEN,
-          "An upload over maxSize: keepd refuses it while reading the form ('Failed to load the submitted "
-          "data.', quoted name) before any other check; PocketBase while validating the record, with the "
-          "other errors. Both refuse. Reported, not fixed yet (files::plan, record write path).",
-          file_size_checked_at_load),
-    Known("batch-error-order", OPEN,
-          "A batch with several failing sub-requests: keepd reports a later sub-request's failure (it loads "
-          "every body and refuses superuser-only sub-requests before running any) where PocketBase reports "
-          "the first failing one. Both roll back. "
-          "Reported, not fixed yet (api/batch).", batch_error_order),
-    Known("superuser-token-key-ignored", OPEN,
-          "tokenKey in a superuser's update is stored by PocketBase (revoking the user's tokens) and ignored "
-          "by keepd, whose earlier tokens keep working. Reported, not fixed yet (record write path).",
-          superuser_token_key_ignored),
-    Known("only-int-huge-number", OPEN,
-          "1e20 for an onlyInt number field: PocketBase refuses it (validation_only_int_constraint), keepd "
-          "stores it. Reported, not fixed yet (schema/record).", only_int_huge),
     Known("big-number-text", OPEN,
           "Go's JSON writes numbers below 1e21 without an exponent (100000000000000000000), keepd as 1e20: "
           "the same value for every JSON reader. Reported (cosmetic).", big_number_text),

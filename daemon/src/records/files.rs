@@ -22,19 +22,27 @@ pub struct Plan {
     pub new: Vec<(String, Blob)>,
     /// Files no longer referenced once the write commits.
     pub removed: Vec<String>,
+    /// The file fields' validation errors: reported with the record's
+    /// other field errors (PocketBase validates every field together),
+    /// after the write's rule.
+    pub errors: FieldErrors,
 }
 
 /// Works out a write's file fields from the uploads and the body's file
 /// keys (`f` keeps listed existing names, `f-` drops names, uploads under
 /// `f` replace, under `f+`/`+f` append/prepend). File keys leave the body.
+/// A field whose new value is invalid keeps its current value, stores
+/// nothing and has its error in `errors`. A hidden file field is written
+/// only by the `privileged` (superusers): for anyone else its keys and
+/// uploads are dropped, as PocketBase ignores them.
 pub fn plan(
     coll: &Collection,
     existing: Option<&Map<String, Value>>,
     body: &mut Map<String, Value>,
     uploads: Vec<Upload>,
-) -> ApiResult<Plan> {
+    privileged: bool,
+) -> Plan {
     let mut out = Plan::default();
-    let mut errs = FieldErrors::new();
     let mut uploads = uploads;
     for f in &coll.fields {
         let FieldKind::File(o) = &f.kind else {
@@ -53,7 +61,7 @@ pub fn plan(
             uploads = rest;
             m
         };
-        if plain.is_none() && minus.is_none() && mine.is_empty() {
+        if (plain.is_none() && minus.is_none() && mine.is_empty()) || (f.hidden && !privileged) {
             continue;
         }
         let current: Vec<String> = existing
@@ -86,7 +94,7 @@ pub fn plan(
         if let Some((code, message, params)) =
             validate_upload(o, list.len() + named.len(), &unknown, &named)
         {
-            errs.add_params(name, code, message, params);
+            out.errors.add_params(name, code, message, params);
             continue;
         }
         let mut prepend = Vec::new();
@@ -116,18 +124,7 @@ pub fn plan(
         };
         out.values.insert(name.to_string(), value);
     }
-    if !errs.is_empty() {
-        let action = if existing.is_some() {
-            "update"
-        } else {
-            "create"
-        };
-        return Err(ApiError::validation(
-            format!("Failed to {action} record."),
-            errs,
-        ));
-    }
-    Ok(out)
+    out
 }
 
 /// PocketBase's checks of one file field's new value, the first failing

@@ -70,6 +70,8 @@ struct Ready {
     stored: Vec<String>,
     /// Files no longer referenced once the write commits.
     dropped: Vec<String>,
+    /// The file fields' validation errors (`files::Plan::errors`).
+    file_errs: FieldErrors,
     /// The body resolved and the rule compiled off the writer, when they
     /// don't depend on the record's current values (a create, an update
     /// without modifier keys): the writer's serial work stays small.
@@ -171,10 +173,13 @@ pub async fn batch(app: &Arc<App>, steps: Vec<Step>) -> Result<Vec<Option<Value>
         match prepare(app, &schema, step, true).await {
             Ok(r) => ready.push(r),
             Err(error) => {
+                // As PocketBase runs sub-requests in order, an earlier one
+                // that fails is the one reported.
+                let earlier = first_failure(app, &schema, &ready).await;
                 for r in ready {
                     files::remove(app, &r.coll, &r.file_id, r.stored).await;
                 }
-                return Err(BatchError { index, error });
+                return Err(earlier.unwrap_or(BatchError { index, error }));
             }
         }
     }
@@ -183,6 +188,38 @@ pub async fn batch(app: &Arc<App>, steps: Vec<Step>) -> Result<Vec<Option<Value>
     show(app, &schema, done)
         .await
         .map_err(|error| BatchError { index: 0, error })
+}
+
+/// The first of made-ready writes that fails when they run in order on the
+/// writer, in a savepoint always rolled back (a dry run: nothing is
+/// written, nothing published). None: they would all succeed.
+async fn first_failure(
+    app: &Arc<App>,
+    schema: &Arc<Schema>,
+    ready: &[Ready],
+) -> Option<BatchError> {
+    if ready.is_empty() {
+        return None;
+    }
+    let (schema2, ready2) = (schema.clone(), ready.to_vec());
+    let found = Arc::new(std::sync::Mutex::new(None));
+    let found2 = found.clone();
+    let _ = app
+        .store
+        .write_changes(move |c, changes| -> ApiResult<()> {
+            for (index, r) in ready2.iter().enumerate() {
+                if let Err(error) = apply(c, &schema2, r, changes) {
+                    if let Ok(mut f) = found2.lock() {
+                        *f = Some(BatchError { index, error });
+                    }
+                    break;
+                }
+            }
+            Err(ApiError::bad("dry run"))
+        })
+        .await;
+    let mut f = found.lock().ok()?;
+    f.take()
 }
 
 /// A committed write: its collection, request and row (None: deleted).
@@ -320,6 +357,7 @@ async fn prepare(
         file_id: String::new(),
         stored: Vec::new(),
         dropped: Vec::new(),
+        file_errs: FieldErrors::new(),
         early: None,
     };
     if matches!(ready.op, Op::Delete(_)) {
@@ -361,8 +399,15 @@ async fn prepare(
             return Err(ApiError::superusers_only());
         }
     }
-    let plan: Plan = files::plan(&coll, current.as_ref(), &mut ready.raw, input.uploads)?;
+    let plan: Plan = files::plan(
+        &coll,
+        current.as_ref(),
+        &mut ready.raw,
+        input.uploads,
+        privileged,
+    );
     ready.files = plan.values.clone();
+    ready.file_errs = plan.errors.clone();
     ready.dropped = plan.removed.clone();
     ready.file_id = target
         .clone()
@@ -483,6 +528,7 @@ pub fn apply_synced(
         file_id: String::new(),
         stored: Vec::new(),
         dropped: Vec::new(),
+        file_errs: FieldErrors::new(),
         early: None,
     };
     apply(c, schema, &ready, changes)
@@ -558,7 +604,8 @@ fn check_create(
         None => authz(schema, r, None, coll.create_rule.as_deref())?,
     };
     let privileged = r.req.principal.is_privileged();
-    let mut errs = FieldErrors::new();
+    // The file fields' errors go with the other fields'.
+    let mut errs = r.file_errs.clone();
     let rec = build_record(
         c,
         schema,
@@ -617,6 +664,9 @@ fn check_update(c: &Connection, schema: &Schema, id: &str, r: &Ready) -> ApiResu
     let manager = r.req.principal.is_privileged() || is_manager(c, schema, coll, id, &az.ctx)?;
     let mut errs = FieldErrors::new();
     password::check(coll, &r.raw, false, !manager, &mut errs);
+    for (k, v) in &r.file_errs.0 {
+        errs.add_nested(k, v.clone());
+    }
     let rec = build_record(
         c,
         schema,

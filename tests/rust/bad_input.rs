@@ -944,3 +944,38 @@ fn open_idle(srv: &TestServer, mut held: Vec<TcpStream>, n: usize) -> Vec<TcpStr
     }
     panic!("could not hold {n} idle connections open");
 }
+
+/// Found by tests/dast: an import whose list holds something other than
+/// collection objects (`[[null, null]]`, numbers, strings) panicked while
+/// reading it (a 500). PocketBase fails to decode such a list: 400, and
+/// nothing is imported.
+#[test]
+fn import_of_non_objects_is_400() {
+    let srv = TestServer::start();
+    setup(&srv);
+    let before = fingerprint(&srv);
+    let su = srv.su();
+    for list in [
+        json!([[null, null]]),
+        json!([1]),
+        json!(["items"]),
+        json!([{"name": "fine_one"}, true]),
+    ] {
+        for delete_missing in [false, true] {
+            let (st, v) = su.send(
+                "PUT",
+                "/api/collections/import",
+                Some(&json!({"collections": list, "deleteMissing": delete_missing})),
+            );
+            assert_error_shape(&v, 400, &format!("import {list}"));
+            assert_eq!(st, 400, "{list}: {v}");
+            assert_eq!(
+                v["message"], "An error occurred while loading the submitted data.",
+                "{list}"
+            );
+        }
+    }
+    assert_eq!(fingerprint(&srv), before, "an import was applied");
+    let (st, _) = su.get("/api/collections/items");
+    assert_eq!(st, 200);
+}

@@ -9,14 +9,16 @@
 #
 # Env:
 #   KEEPD_BIN          the daemon (default target/debug/keepd, built if missing)
-#   DAST_SECONDS       time budget of the fuzzing (default 120)
+#   DAST_SECONDS       time budget of the fuzzing as the superuser (default 120)
+#   DAST_DEVICE_SECONDS  then of the sync device routes as a device (default 30)
 #   DAST_SEED          seed (default 1; a run is reproducible with it)
 #   DAST_VENV          venv (default tests/dast/.venv, made from requirements.txt)
 #   DAST_KEEP=1        keep the data dir, the daemon's log and the report
 #
-# The daemon runs on a fresh data dir as a sync hub (so the sync superuser
-# routes are fuzzed too) with a superuser, a collection of every common
-# field kind, a record with a file in it and a `users` record.
+# The daemon runs on a fresh data dir as a sync hub (so the sync routes are
+# fuzzed too) with a superuser, a collection of every common field kind
+# (synced), a record with a file in it, a `users` record and an enrolled
+# device.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +27,8 @@ VENV="${DAST_VENV:-$HERE/.venv}"
 PY="${PYTHON:-python3}"
 SECONDS_BUDGET="${DAST_SECONDS:-120}"
 SEED="${DAST_SEED:-1}"
+DEVICE_SECONDS="${DAST_DEVICE_SECONDS:-30}"
+DEVICE_ROUTES='^/api/sync/(enrol|push|pull|snapshot|schema|blobs/)' 
 
 stamp="$VENV/.requirements.sha"
 want="$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)"
@@ -54,7 +58,9 @@ EMAIL="dast@example.com"
 PASSWORD="Dast-Quartz-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 
 "$KEEPD_BIN" superuser upsert --dir "$WORK/data" "$EMAIL" "$PASSWORD" >/dev/null
-KEEPD_SYNC_ROLE=hub "$KEEPD_BIN" serve --dir "$WORK/data" --http "127.0.0.1:$PORT" >"$WORK/keepd.log" 2>&1 &
+# Loopback is a trusted proxy: the device routes (HTTPS only) count it as
+# TLS terminated in front of the daemon, and are fuzzed over plain HTTP.
+KEEPD_SYNC_ROLE=hub KEEPD_TRUSTED_PROXIES=127.0.0.1/32 "$KEEPD_BIN" serve --dir "$WORK/data" --http "127.0.0.1:$PORT" >"$WORK/keepd.log" 2>&1 &
 PID=$!
 
 # The fixtures, through the API itself.
@@ -116,7 +122,13 @@ body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\n
         f"Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
 rec = call("POST", "/api/collections/dast_posts/records", body, token=tok,
            ctype=f"multipart/form-data; boundary={boundary}")
-for k, v in {"KEEPD_DAST_TOKEN": tok, "KEEPD_DAST_COLLECTION": "dast_posts",
+# A synced collection and an enrolled device, for the device routes.
+call("PUT", "/api/sync/collections", [{"collection": "dast_posts", "direction": "both"}], token=tok)
+dev = call("POST", "/api/sync/devices", {"name": "dast"}, token=tok)
+secret = "dast-device-secret-" + "7" * 24
+call("POST", "/api/sync/enrol", {"token": dev["token"], "secret": secret})
+for k, v in {"KEEPD_DAST_DEVICE": f"KeepdDevice {dev['device']['id']}.{secret}",
+             "KEEPD_DAST_TOKEN": tok, "KEEPD_DAST_COLLECTION": "dast_posts",
              "KEEPD_DAST_RECORD": rec["id"], "KEEPD_DAST_FILE": rec["docs"][0]}.items():
     print(f"export {k}={shlex.quote(v)}")
 PYEOF
@@ -124,11 +136,16 @@ PYEOF
 
 echo "dast: keepd $("$KEEPD_BIN" --version 2>/dev/null | head -1) on $BASE; ${SECONDS_BUDGET}s, seed $SEED"
 rc=0
-(cd "$HERE" && "$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run \
-    "$ROOT/openapi/keepd.yaml" --url "$BASE" \
-    --max-time "$SECONDS_BUDGET" --seed "$SEED" --workers 1 \
-    --report junit --report-dir "$WORK/report" \
-    --suppress-health-check all "$@") 2>&1 | tee "$WORK/schemathesis.log" || rc=$?
+st() {
+    (cd "$HERE" && "$VENV/bin/schemathesis" --config-file "$HERE/schemathesis.toml" run \
+        "$ROOT/openapi/keepd.yaml" --url "$BASE" --seed "$SEED" --workers 1 \
+        --suppress-health-check all "$@") 2>&1 | tee -a "$WORK/schemathesis.log"
+}
+# As the superuser: every operation but the device routes of sync.
+st --max-time "$SECONDS_BUDGET" --exclude-path-regex "$DEVICE_ROUTES" "$@" || rc=$?
+# As an enrolled device: the device routes.
+(export KEEPD_DAST_TOKEN="$KEEPD_DAST_DEVICE"
+    st --max-time "$DEVICE_SECONDS" --include-path-regex "$DEVICE_ROUTES" "$@") || rc=$?
 
 if ! kill -0 "$PID" 2>/dev/null; then
     echo "dast: FAIL: keepd died during the run; its log:" >&2
@@ -140,8 +157,8 @@ if grep -q "panicked" "$WORK/keepd.log"; then
     grep -A5 "panicked" "$WORK/keepd.log" | head -40 >&2
     rc=1
 fi
-cases="$(sed -n 's/^ *\([0-9][0-9]*\) generated.*/\1/p' "$WORK/schemathesis.log" | tail -1)"
-echo "dast: ${cases:-?} schemathesis cases run in ${SECONDS_BUDGET}s (seed $SEED)"
+cases="$(sed -n 's/^ *\([0-9][0-9]*\) generated.*/\1/p' "$WORK/schemathesis.log" | awk '{s+=$1} END {print s}')"
+echo "dast: ${cases:-?} schemathesis cases run in ${SECONDS_BUDGET}s + ${DEVICE_SECONDS}s (seed $SEED)"
 if [ "$rc" != 0 ]; then
     DAST_KEEP=1
     echo "dast: FAIL (exit $rc)" >&2

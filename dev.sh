@@ -11,7 +11,9 @@
 #   SKIP_SUPPLY=1 (cargo deny against ../shared/advisory-db),
 #   SKIP_FAULTS=1 (power cuts through tests/powercut's FUSE model, full /
 #   read-only / failing disks through tests/diskfull; root, /dev/fuse, loop
-#   devices), POWERCUT_RUNS / POWERCUT_CUTS (default 2 × 5).
+#   devices), POWERCUT_RUNS / POWERCUT_CUTS (default 2 × 5), SKIP_DAST=1
+#   (schemathesis against openapi/keepd.yaml), SKIP_SOAK=1 (the soak;
+#   SOAK_MINUTES, default 2).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -125,6 +127,14 @@ cmd_test() {
     if [ "${SKIP_DIFFFUZZ:-0}" != 1 ]; then
         log "differential fuzzer: fixed seeds and saved regressions (real PocketBase vs keepd)"
         KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/difffuzz/run.sh
+    fi
+    if [ "${SKIP_DAST:-0}" != 1 ]; then
+        log "DAST: schemathesis against keepd's OpenAPI description (openapi/keepd.yaml)"
+        KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/dast/run.sh
+    fi
+    if [ "${SKIP_SOAK:-0}" != 1 ]; then
+        log "soak: mixed load and realtime clients, RSS and FDs flat (${SOAK_MINUTES:-2} min)"
+        KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/soak/run.sh --minutes "${SOAK_MINUTES:-2}"
     fi
     if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
         log "fuzz smoke (${FUZZ_SECONDS:-60}s)"

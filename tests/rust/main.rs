@@ -16,6 +16,7 @@ mod guard;
 mod http;
 mod modes;
 mod notify;
+mod openapi;
 mod operator;
 mod otp_enumeration;
 mod passwords;

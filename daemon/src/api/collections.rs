@@ -442,6 +442,13 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             ));
         }
     };
+    // PocketBase decodes the list into collections first: an entry that is
+    // not an object (nor null) fails the whole request.
+    if list.iter().any(|c| !c.is_object() && !c.is_null()) {
+        return Err(ApiError::bad(
+            "An error occurred while loading the submitted data.",
+        ));
+    }
     let delete_missing = body
         .get("deleteMissing")
         .and_then(Value::as_bool)

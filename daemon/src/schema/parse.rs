@@ -260,7 +260,12 @@ pub fn build_checked(
     // The type: empty or null means base; anything else unknown is an error
     // reported with the others.
     let mut errs = FieldErrors::new();
-    let mut input = input.clone();
+    // A definition that is not an object is read as an empty one (its
+    // errors are then those of a blank collection).
+    let mut input = match input {
+        Value::Object(_) => input.clone(),
+        _ => Value::Object(Map::new()),
+    };
     let type_given = input.get("type").and_then(Value::as_str).unwrap_or("");
     if !["", "base", "auth", "view"].contains(&type_given) {
         errs.add("type", "validation_in_invalid", "Must be a valid value.");

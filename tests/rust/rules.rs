@@ -389,3 +389,64 @@ fn rule_throughput() {
         );
     }
 }
+
+/// `@request.headers.*` in rules and in a superuser's filter read the
+/// request's headers (keyed lower case, `-` → `_`), also after a rule that
+/// reads them is added to a schema whose rules read none.
+#[test]
+fn rules_and_superuser_filters_read_request_headers() {
+    let srv = TestServer::start();
+    srv.create_collection(&json!({
+        "name": "plain", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
+    let (st, v) = srv
+        .su()
+        .post("/api/collections/plain/records", &json!({"title": "x"}));
+    assert_eq!(st, 200, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let count = |path: &str, headers: &[(&str, &str)]| -> u64 {
+        let r = srv.raw("GET", path, headers, None);
+        assert_eq!(r.status, 200, "{path}: {}", r.json());
+        r.json()["totalItems"].as_u64().expect("totalItems")
+    };
+    // A superuser's filter reads headers while no rule does.
+    let su = srv.superuser_token();
+    let filter = "/api/collections/plain/records?filter=%40request.headers.x_team%3D%22red%22";
+    assert_eq!(
+        count(filter, &[("Authorization", &su), ("X-Team", "red")]),
+        1
+    );
+    assert_eq!(
+        count(filter, &[("Authorization", &su), ("X-Team", "blue")]),
+        0
+    );
+    // A rule reading headers, added later.
+    srv.create_collection(&json!({
+        "name": "teams", "type": "base",
+        "listRule": "@request.headers.x_team = \"red\"",
+        "viewRule": "@request.headers.x_team = \"red\"",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
+    let (st, v) = srv
+        .su()
+        .post("/api/collections/teams/records", &json!({"title": "t"}));
+    assert_eq!(st, 200, "{v}");
+    let tid = v["id"].as_str().expect("id").to_string();
+    let list = "/api/collections/teams/records";
+    assert_eq!(count(list, &[("X-Team", "red")]), 1);
+    assert_eq!(count(list, &[("X-Team", "blue")]), 0);
+    assert_eq!(count(list, &[]), 0);
+    let view = format!("/api/collections/teams/records/{tid}");
+    assert_eq!(
+        srv.raw("GET", &view, &[("X-Team", "red")], None).status,
+        200
+    );
+    assert_eq!(
+        srv.raw("GET", &view, &[("X-Team", "blue")], None).status,
+        404
+    );
+    // Collections without such rules are unchanged.
+    let pview = format!("/api/collections/plain/records/{id}");
+    assert_eq!(srv.raw("GET", &pview, &[], None).status, 200);
+}

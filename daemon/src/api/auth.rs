@@ -135,7 +135,7 @@ async fn render_auth(
     } else {
         Identity::User(who)
     };
-    let mut ctx = request_ctx(req, Map::new());
+    let mut ctx = request_ctx(app, req, Map::new());
     ctx.identity = identity;
     let expand = req.q("expand").unwrap_or("").to_string();
     let schema = app.store.schema();
@@ -319,7 +319,7 @@ pub(crate) async fn check_auth_rule(
     id: &str,
     body: Map<String, Value>,
 ) -> ApiResult<()> {
-    let caller = super::records::request(req);
+    let caller = super::records::request(app, req);
     let passes = crate::records::check_rule(app, coll, id, coll.auth_rule(), &caller, body).await?;
     match passes {
         Some(true) => Ok(()),

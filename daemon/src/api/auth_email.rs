@@ -165,7 +165,7 @@ async fn save_as_system(
 ) -> ApiResult<Value> {
     let id = rec.get("id").map(to_text).unwrap_or_default();
     // The flow's own authority: the token (or password) was checked above.
-    let system = super::records::request(req).with_principal(Principal::System);
+    let system = super::records::request(app, req).with_principal(Principal::System);
     crate::records::update(app, coll, &id, &system, Input::json(body)).await
 }
 

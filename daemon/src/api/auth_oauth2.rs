@@ -87,7 +87,7 @@ async fn system_update(
     body: Map<String, Value>,
 ) -> ApiResult<()> {
     let id = rec.get("id").map(to_text).unwrap_or_default();
-    let system = super::records::request(req).with_principal(Principal::System);
+    let system = super::records::request(app, req).with_principal(Principal::System);
     crate::records::update(app, coll, &id, &system, Input::json(body)).await?;
     Ok(())
 }
@@ -223,7 +223,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 payload.insert("passwordConfirm".into(), json!(pw));
             }
             // The create rule applies, as to any sign-up.
-            let mut signup = super::records::request(&req).with_principal(Principal::Guest);
+            let mut signup = super::records::request(&app, &req).with_principal(Principal::Guest);
             signup.context = "oauth2";
             let created = crate::records::create(&app, &coll, &signup, Input::json(payload))
                 .await

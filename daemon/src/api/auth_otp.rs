@@ -268,7 +268,7 @@ pub async fn auth_with_otp(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         // The code reached the address: it is verified.
         let mut b = Map::new();
         b.insert("verified".into(), json!(true));
-        let system = super::records::request(&req).with_principal(Principal::System);
+        let system = super::records::request(&app, &req).with_principal(Principal::System);
         let id = rec.get("id").map(to_text).unwrap_or_default();
         if let Value::Object(m) =
             crate::records::update(&app, &coll, &id, &system, Input::json(b)).await?
@@ -322,7 +322,7 @@ pub(crate) async fn check_mfa(
     // The rule: "" → everyone; otherwise only records that pass it.
     let rule = mfa["rule"].as_str().unwrap_or("");
     if !totp_on && !rule.is_empty() {
-        let caller = super::records::request(req);
+        let caller = super::records::request(app, req);
         let wants =
             match crate::records::check_rule(app, coll, &rid, Some(rule), &caller, body.clone())
                 .await

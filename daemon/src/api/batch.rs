@@ -182,7 +182,7 @@ fn step(app: &App, req: &Req, r: &Value, uploads: Vec<Upload>) -> ApiResult<Step
                 .collect()
         })
         .unwrap_or_default();
-    let mut request = super::records::request(req);
+    let mut request = super::records::request(app, req);
     request.method = method.to_ascii_uppercase();
     request.query = std::sync::Arc::new(query);
     Ok(Step {

@@ -87,7 +87,7 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 _ => crate::auth::Identity::Guest,
             };
             if !identity.is_superuser() {
-                let holder = super::records::request(&req).with_principal(identity.into());
+                let holder = super::records::request(&app, &req).with_principal(identity.into());
                 let rule = coll.view_rule.as_deref();
                 if crate::records::check_rule(&app, &coll, &rid, rule, &holder, Map::new()).await?
                     != Some(true)

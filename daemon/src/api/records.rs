@@ -24,23 +24,31 @@ pub(crate) fn collection(app: &App, name: &str) -> ApiResult<(Arc<Schema>, Arc<C
 
 /// The record domain's view of an HTTP request: who asks, the method, the
 /// query and the headers (what rules read as `@request.*`).
-pub(crate) fn request(req: &Req) -> Request {
+pub(crate) fn request(app: &App, req: &Req) -> Request {
+    // Copied only when something may read them: a rule of the schema, or
+    // a superuser's filter.
+    let headers = if req.identity.is_superuser() || app.store.schema().rules_read_headers() {
+        std::sync::Arc::new(req.headers_map())
+    } else {
+        Default::default()
+    };
     Request {
         principal: req.identity.clone().into(),
         method: req.method.as_str().to_string(),
         context: "default",
         query: std::sync::Arc::new(req.query_map()),
-        headers: std::sync::Arc::new(req.headers_map()),
+        headers,
     }
 }
 
 /// What rules read about an HTTP request, with `body` as `@request.body`
 /// (auth flows checking authRule / MFA rules).
 pub(crate) fn request_ctx(
+    app: &App,
     req: &Req,
     body: serde_json::Map<String, serde_json::Value>,
 ) -> crate::rules::RequestCtx {
-    request(req).rule_ctx(body, serde_json::Map::new())
+    request(app, req).rule_ctx(body, serde_json::Map::new())
 }
 
 /// A paging parameter: absent → None; not an integer → PocketBase's generic 400.
@@ -72,13 +80,13 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         skip_total: matches!(req.q("skipTotal"), Some("1" | "true" | "t" | "TRUE")),
     };
     Ok(Resp::ok(
-        &records::list(&app, &coll, &request(&req), params).await?,
+        &records::list(&app, &coll, &request(&app, &req), params).await?,
     ))
 }
 
 pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))?;
-    let out = records::view(&app, &coll, req.param("id"), &request(&req)).await?;
+    let out = records::view(&app, &coll, req.param("id"), &request(&app, &req)).await?;
     Ok(Resp::ok(&out))
 }
 
@@ -90,7 +98,7 @@ pub async fn create(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
         return Err(ApiError::superusers_only());
     }
     let (body, uploads) = super::bodies::record_body(&app, &mut req).await?;
-    let out = records::create(&app, &coll, &request(&req), Input { body, uploads }).await?;
+    let out = records::create(&app, &coll, &request(&app, &req), Input { body, uploads }).await?;
     Ok(Resp::ok(&out))
 }
 
@@ -102,12 +110,12 @@ pub async fn update(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     }
     let (body, uploads) = super::bodies::record_body(&app, &mut req).await?;
     let input = Input { body, uploads };
-    let out = records::update(&app, &coll, req.param("id"), &request(&req), input).await?;
+    let out = records::update(&app, &coll, req.param("id"), &request(&app, &req), input).await?;
     Ok(Resp::ok(&out))
 }
 
 pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))?;
-    records::delete(&app, &coll, req.param("id"), &request(&req)).await?;
+    records::delete(&app, &coll, req.param("id"), &request(&app, &req)).await?;
     Ok(Resp::empty(204))
 }

@@ -11,6 +11,7 @@ use super::{
     health, realtime, records, settings, sync,
 };
 use crate::app::App;
+use crate::auth::limiter::Label;
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{BoxFut, Handler, Head, HeaderMap, Method, Req, Route, Site};
@@ -397,21 +398,21 @@ fn rate_limit(app: &App, head: &Head<'_>, identity: &Identity, ip: IpAddr) -> Ap
         .as_ref()
         .and_then(|r| r.param("collection"))
         .and_then(|name| app.store.schema().get(name).cloned());
-    let mut labels: Vec<String> = Vec::with_capacity(tags.len() * 2 + 2);
+    let mut labels: Vec<Label<'_>> = Vec::with_capacity(tags.len() * 2 + 2);
     let mut id = String::new();
     if let (Some(c), false) = (&coll, tags.is_empty()) {
         id.push_str(&c.id);
         id.push_str(pattern);
         for t in tags {
             id.push_str(t);
-            labels.push(format!("{}:{t}", c.name));
+            labels.push(Label([&c.name, ":", t]));
         }
         for t in tags {
-            labels.push(format!("*:{t}"));
+            labels.push(Label(["*:", t, ""]));
         }
     }
-    labels.push(format!("{} {}", head.method, head.path));
-    labels.push(head.path.to_string());
+    labels.push(Label([head.method.as_str(), " ", head.path]));
+    labels.push(Label([head.path, "", ""]));
     let Some(rule) = rules.find(&labels, &audiences) else {
         return Ok(());
     };

@@ -68,27 +68,57 @@ impl Rules {
     /// match first, then (for the first label only) rules whose label ends
     /// with `/` as path prefixes; the rule's audience must be one of
     /// `audiences`.
-    pub fn find(&self, labels: &[String], audiences: &[&str]) -> Option<&Rule> {
+    pub fn find(&self, labels: &[Label<'_>], audiences: &[&str]) -> Option<&Rule> {
         let aud_ok = |r: &Rule| audiences.contains(&r.audience.as_str());
-        let mut prefix_rules: Vec<&Rule> = Vec::new();
-        for (i, label) in labels.iter().enumerate() {
-            for r in &self.rules {
-                if *label == r.label && aud_ok(r) {
-                    return Some(r);
-                }
-                if i == 0 && r.label.ends_with('/') {
-                    prefix_rules.push(r);
-                }
+        for label in labels {
+            if let Some(r) = self.rules.iter().find(|r| label.is(&r.label) && aud_ok(r)) {
+                return Some(r);
             }
-            let with_slash = format!("{label}/");
-            if let Some(r) = prefix_rules
+            if let Some(r) = self
+                .rules
                 .iter()
-                .find(|r| with_slash.starts_with(r.label.as_str()) && aud_ok(r))
+                .find(|r| r.label.ends_with('/') && label.slash_starts_with(&r.label) && aud_ok(r))
             {
                 return Some(r);
             }
         }
         None
+    }
+}
+
+/// A request label (`users:create`, `POST /api/batch`, ...) as the pieces
+/// it is made of, compared with rule labels without being joined: the
+/// check runs on every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Label<'a>(pub [&'a str; 3]);
+
+impl Label<'_> {
+    /// The label is `s`.
+    pub fn is(&self, s: &str) -> bool {
+        let mut rest = s;
+        for p in self.0 {
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
+    }
+
+    /// The label followed by `/` starts with `s` (PocketBase's path-prefix
+    /// rules, labels ending in `/`).
+    pub fn slash_starts_with(&self, s: &str) -> bool {
+        let mut rest = s;
+        for p in self.0.iter().copied().chain(std::iter::once("/")) {
+            if rest.len() <= p.len() {
+                return p.starts_with(rest);
+            }
+            match rest.strip_prefix(p) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        rest.is_empty()
     }
 }
 
@@ -292,8 +322,25 @@ mod tests {
         assert_eq!(kept, ["z"]);
     }
 
-    fn labels(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn labels<'a>(v: &[&'a str]) -> Vec<Label<'a>> {
+        v.iter().map(|s| Label([s, "", ""])).collect()
+    }
+
+    #[test]
+    fn labels_in_pieces_compare_as_joined() {
+        let l = Label(["POST", " ", "/api/batch"]);
+        assert!(l.is("POST /api/batch"));
+        assert!(!l.is("POST /api/batc"));
+        assert!(!l.is("POST /api/batch/"));
+        assert!(!l.is("POST"));
+        assert!(l.slash_starts_with("POST /api/"));
+        assert!(l.slash_starts_with("POST /api/batch/"));
+        assert!(l.slash_starts_with(""));
+        assert!(!l.slash_starts_with("POST /api/batch//"));
+        assert!(!l.slash_starts_with("GET /"));
+        let p = Label(["/api", "", ""]);
+        assert!(p.slash_starts_with("/api/"));
+        assert!(!p.slash_starts_with("/api/x"));
     }
 
     #[test]

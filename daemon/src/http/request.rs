@@ -274,7 +274,16 @@ impl Req {
             .filter_map(|(k, v)| {
                 v.to_str().ok().map(|v| {
                     (
-                        k.as_str().to_ascii_lowercase().replace('-', "_"),
+                        k.as_str()
+                            .chars()
+                            .map(|c| {
+                                if c == '-' {
+                                    '_'
+                                } else {
+                                    c.to_ascii_lowercase()
+                                }
+                            })
+                            .collect::<String>(),
                         Value::String(v.to_string()),
                     )
                 })

@@ -21,6 +21,8 @@ pub struct Schema {
     collections: Vec<Arc<Collection>>,
     by_name: HashMap<String, usize>,
     by_id: HashMap<String, usize>,
+    /// Some collection's rule reads `@request.headers`.
+    rules_read_headers: bool,
 }
 
 impl Schema {
@@ -32,10 +34,25 @@ impl Schema {
             by_name.insert(c.name.to_lowercase(), i);
             by_id.insert(c.id.clone(), i);
         }
+        let rules_read_headers = collections.iter().any(|c| {
+            [
+                c.list_rule.as_deref(),
+                c.view_rule.as_deref(),
+                c.create_rule.as_deref(),
+                c.update_rule.as_deref(),
+                c.delete_rule.as_deref(),
+                c.auth_rule(),
+                c.manage_rule(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|r| r.contains("@request.headers"))
+        });
         Schema {
             collections,
             by_name,
             by_id,
+            rules_read_headers,
         }
     }
 
@@ -44,8 +61,21 @@ impl Schema {
     pub fn get(&self, name_or_id: &str) -> Option<&Arc<Collection>> {
         self.by_id
             .get(name_or_id)
-            .or_else(|| self.by_name.get(&name_or_id.to_lowercase()))
+            .or_else(|| {
+                if name_or_id.bytes().any(|b| b.is_ascii_uppercase()) || !name_or_id.is_ascii() {
+                    self.by_name.get(&name_or_id.to_lowercase())
+                } else {
+                    self.by_name.get(name_or_id)
+                }
+            })
             .map(|&i| &self.collections[i])
+    }
+
+    /// Whether any collection's rule reads `@request.headers`: a request's
+    /// headers are copied for rules only then (and for superusers, whose
+    /// filters may read them).
+    pub fn rules_read_headers(&self) -> bool {
+        self.rules_read_headers
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Arc<Collection>> {

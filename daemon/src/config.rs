@@ -30,6 +30,17 @@ pub struct Config {
     pub body_timeout_secs: u64,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies read whole (JSON, urlencoded, the text of
+    /// forms) held in memory at once across all requests; a body that
+    /// would go over is answered 429 before more of it is read. Its last
+    /// eighth is kept for bodies up to 64 KiB; the rest must hold
+    /// `max_body_bytes`.
+    pub max_body_bytes_in_flight: u64,
+    /// Most open connections from one peer address (0: no cap); more are
+    /// answered 429 and closed at accept. Addresses in `trusted_proxies`
+    /// are not counted (a proxy carries many clients; `max_connections`
+    /// still bounds them, and rate limits see the forwarded address).
+    pub max_connections_per_ip: usize,
     /// Read-only SQLite connections.
     pub readers: usize,
     /// Most password hashes computed at once (each holds `argon2_memory_kib`).
@@ -327,6 +338,8 @@ impl Default for Config {
             header_timeout_secs: 10,
             body_timeout_secs: 60,
             max_body_bytes: 32 << 20,
+            max_body_bytes_in_flight: 64 << 20,
+            max_connections_per_ip: 64,
             readers: 4,
             max_concurrent_hashes: 2,
             max_thumb_workers: 2,
@@ -378,6 +391,8 @@ const KEYS: &[&str] = &[
     "header_timeout_secs",
     "body_timeout_secs",
     "max_body_bytes",
+    "max_body_bytes_in_flight",
+    "max_connections_per_ip",
     "readers",
     "max_concurrent_hashes",
     "max_thumb_workers",
@@ -584,6 +599,15 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
+        }
+        // An eighth of the budget is kept for small bodies: the rest must
+        // hold the largest body.
+        let in_flight = self.max_body_bytes_in_flight;
+        if in_flight - in_flight / 8 < self.max_body_bytes as u64 {
+            return bad(
+                "max_body_bytes_in_flight",
+                "must be at least 8/7 of max_body_bytes (an eighth is kept for small bodies)",
+            );
         }
         if self.header_timeout_secs == 0 {
             return bad("header_timeout_secs", "must be at least 1");

@@ -1,0 +1,263 @@
+//! Memory and connection budgets under attack: each test runs an attack
+//! against the real daemon with its default configuration (or a stated
+//! one), asserts the daemon's peak RSS (`VmHWM`) stays under a stated cap,
+//! and that a well-behaved client is served meanwhile.
+//!
+//! - bodies read whole: a global budget of bytes in flight (429 over it,
+//!   before more is read);
+//! - connections: a cap per peer address at accept;
+//! - realtime: queued bytes per client and in total;
+//! - thumbnails: the decoder's allocations bounded.
+
+use crate::common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A field of `/proc/PID/status` in KiB (VmRSS, VmHWM).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("status field")
+}
+
+fn peak_mib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:") / 1024
+}
+
+#[allow(dead_code)]
+fn rss_mib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:") / 1024
+}
+
+/// A TCP connection to `addr` from the local address `from` (another
+/// loopback address: another client as the daemon counts them).
+fn connect_from(from: [u8; 4], addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.bind(&SocketAddr::from((from, 0)).into())?;
+    s.connect_timeout(&addr.into(), Duration::from_secs(5))?;
+    let s: TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    Ok(s)
+}
+
+/// A GET on a fresh connection from `from`; the status (0: no answer).
+fn get_from(from: [u8; 4], srv: &TestServer, path: &str) -> u16 {
+    let Ok(mut s) = connect_from(from, srv.addr) else {
+        return 0;
+    };
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        srv.addr
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    read_response(&mut s).map(|r| r.status).unwrap_or(0)
+}
+
+fn notes(srv: &TestServer) {
+    srv.create_collection(&json!({
+        "name": "notes", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+        "updateRule": "",
+        "fields": [{"name": "title", "type": "text", "max": 0},
+                   {"name": "body", "type": "editor", "maxSize": 40000000}]
+    }));
+}
+
+/// 40 connections each send most of a 32 MiB JSON body and hold it there.
+/// Before the budget every body was read whole at once (RSS grew by the
+/// sum: 1.2 GiB); now the bodies in flight share 64 MiB, the others are
+/// answered 429 before their body is read, and small requests go on.
+#[test]
+fn bodies_in_flight_share_a_budget() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    notes(&srv);
+    let pid = srv.pid();
+    let (st, v) = srv
+        .guest()
+        .post("/api/collections/notes/records", &json!({"title": "warm"}));
+    assert_eq!(st, 200, "{v}");
+    let before = peak_mib(pid);
+    const N: usize = 40;
+    const LEN: usize = 32 << 20;
+    const SENT: usize = 31 << 20;
+    let mut body = Vec::with_capacity(SENT);
+    body.extend_from_slice(br#"{"title":"x","body":""#);
+    body.resize(SENT, b'a');
+    let body = Arc::new(body);
+    let refused = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let hold = Duration::from_secs(6);
+    let attackers: Vec<_> = (0..N)
+        .map(|_| {
+            let body = body.clone();
+            let refused = refused.clone();
+            let addr = srv.addr;
+            std::thread::spawn(move || {
+                let Ok(mut s) = TcpStream::connect(addr) else {
+                    return;
+                };
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let head = format!(
+                    "POST /api/collections/notes/records HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {LEN}\r\n\r\n"
+                );
+                if s.write_all(head.as_bytes()).is_err() {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                for piece in body.chunks(1 << 20) {
+                    if s.write_all(piece).is_err() {
+                        break;
+                    }
+                }
+                // Hold the body unfinished; note whether it was refused.
+                let mut buf = [0u8; 512];
+                let mut seen = Vec::new();
+                while started.elapsed() < hold {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => break,
+                    }
+                }
+                if seen.starts_with(b"HTTP/1.1 429") || seen.starts_with(b"HTTP/1.1 413") {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // Meanwhile a well-behaved client is served, reads and small writes.
+    std::thread::sleep(Duration::from_secs(2));
+    let mut served = 0;
+    for i in 0..5 {
+        let (st, v) = srv.guest().post(
+            "/api/collections/notes/records",
+            &json!({"title": format!("small {i}")}),
+        );
+        assert_eq!(st, 200, "a small write during the attack: {v}");
+        let (st, _) = srv.guest().get("/api/health");
+        assert_eq!(st, 200);
+        served += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for a in attackers {
+        let _ = a.join();
+    }
+    let peak = peak_mib(pid);
+    let refused = refused.load(Ordering::Relaxed);
+    eprintln!(
+        "{N} × 32 MiB bodies held: peak RSS {before} → {peak} MiB; {refused} refused, {served} small requests served"
+    );
+    assert!(
+        refused >= N - 2,
+        "only {refused} of {N} large bodies were refused"
+    );
+    // 56 MiB of large bodies at most, plus the daemon's own.
+    const CAP_MIB: u64 = 180;
+    assert!(
+        peak < CAP_MIB,
+        "peak RSS {peak} MiB (cap {CAP_MIB} MiB; before the attack {before} MiB)"
+    );
+    // The budget is given back: a large body goes through afterwards.
+    let big = "b".repeat(8 << 20);
+    let (st, v) = srv.guest().post(
+        "/api/collections/notes/records",
+        &json!({"title": "after", "body": big}),
+    );
+    assert_eq!(
+        st,
+        200,
+        "{}",
+        v.to_string().chars().take(300).collect::<String>()
+    );
+}
+
+/// One address opens more connections than the daemon serves and trickles
+/// on each. Before the per-address cap it held every slot and everyone
+/// else got 429; now it holds `max_connections_per_ip` and another
+/// address is served.
+#[test]
+fn one_address_cannot_take_every_connection() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .env("KEEPD_MAX_CONNECTIONS", "200")
+        .env("KEEPD_MAX_CONNECTIONS_PER_IP", "64")
+        .start();
+    let pid = srv.pid();
+    assert_eq!(get_from([127, 0, 0, 2], &srv, "/api/health"), 200);
+    let before = peak_mib(pid);
+    const N: usize = 300;
+    let mut held = Vec::new();
+    for _ in 0..N {
+        let Ok(mut s) = connect_from([127, 0, 0, 1], srv.addr) else {
+            continue;
+        };
+        let head = format!(
+            "POST /api/collections/notes/records HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{",
+            srv.addr
+        );
+        let _ = s.write_all(head.as_bytes());
+        held.push(s);
+    }
+    // Let the daemon answer the ones over the cap.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut refused = 0;
+    for s in &mut held {
+        let _ = s.set_read_timeout(Some(Duration::from_millis(20)));
+        let mut buf = [0u8; 64];
+        if let Ok(n) = s.read(&mut buf) {
+            if buf[..n].starts_with(b"HTTP/1.1 429") || n == 0 {
+                refused += 1;
+            }
+        } else {
+            // Still open, waiting for the rest of the body: a trickle.
+            let _ = s.write_all(b" ");
+        }
+    }
+    // Another address is served while the trickling ones hold their slots.
+    for _ in 0..5 {
+        assert_eq!(
+            get_from([127, 0, 0, 2], &srv, "/api/health"),
+            200,
+            "another address during the attack"
+        );
+    }
+    let peak = peak_mib(pid);
+    eprintln!(
+        "{N} trickling connections from one address: {refused} refused at accept; peak RSS {before} → {peak} MiB"
+    );
+    assert!(
+        refused >= N - 64,
+        "only {refused} of {N} connections from one address were refused"
+    );
+    drop(held);
+    // Its slots are given back when they close.
+    assert!(
+        wait_until(Duration::from_secs(5), || get_from(
+            [127, 0, 0, 1],
+            &srv,
+            "/api/health"
+        ) == 200),
+        "the address is served again once its connections closed"
+    );
+    const CAP_MIB: u64 = 120;
+    assert!(peak < CAP_MIB, "peak RSS {peak} MiB (cap {CAP_MIB} MiB)");
+}

@@ -120,6 +120,8 @@ impl App {
             max_clients_per_ip: config.realtime_max_clients_per_ip,
             max_subscriptions: config.realtime_max_subscriptions,
             queue: config.realtime_queue,
+            queue_bytes: config.realtime_queue_bytes,
+            total_queue_bytes: config.realtime_max_queued_bytes,
         });
         // Committed record changes flow from the writer to the broker.
         let publisher = realtime::Publisher::start(

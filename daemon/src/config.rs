@@ -73,6 +73,13 @@ pub struct Config {
     /// Events queued for one realtime client; a client that falls this far
     /// behind is disconnected.
     pub realtime_queue: usize,
+    /// Bytes queued for one realtime client; a client that falls this far
+    /// behind is disconnected (a message to an empty queue is taken
+    /// whatever its size).
+    pub realtime_queue_bytes: usize,
+    /// Bytes queued across all realtime clients; over it the client
+    /// furthest behind is disconnected.
+    pub realtime_max_queued_bytes: usize,
     /// Seconds between keep-alive comments on an idle event stream (0: none).
     pub realtime_keepalive_secs: u64,
     /// Seconds without an event after which a stream is closed (the SDK
@@ -354,6 +361,8 @@ impl Default for Config {
             realtime_max_topic_len: 512,
             realtime_max_body_bytes: 64 << 10,
             realtime_queue: 256,
+            realtime_queue_bytes: 4 << 20,
+            realtime_max_queued_bytes: 64 << 20,
             realtime_keepalive_secs: 25,
             realtime_idle_timeout_secs: 300,
             realtime_max_lifetime_secs: 1800,
@@ -407,6 +416,8 @@ const KEYS: &[&str] = &[
     "realtime_max_topic_len",
     "realtime_max_body_bytes",
     "realtime_queue",
+    "realtime_queue_bytes",
+    "realtime_max_queued_bytes",
     "realtime_keepalive_secs",
     "realtime_idle_timeout_secs",
     "realtime_max_lifetime_secs",
@@ -637,6 +648,15 @@ impl Config {
         }
         if self.realtime_queue == 0 {
             return bad("realtime_queue", "must be at least 1");
+        }
+        if self.realtime_queue_bytes < 1024 {
+            return bad("realtime_queue_bytes", "must be at least 1024");
+        }
+        if self.realtime_max_queued_bytes < self.realtime_queue_bytes {
+            return bad(
+                "realtime_max_queued_bytes",
+                "must be at least realtime_queue_bytes",
+            );
         }
         if self.realtime_idle_timeout_secs == 0 {
             return bad("realtime_idle_timeout_secs", "must be at least 1");

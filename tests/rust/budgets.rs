@@ -31,7 +31,6 @@ fn peak_mib(pid: u32) -> u64 {
     status_kib(pid, "VmHWM:") / 1024
 }
 
-#[allow(dead_code)]
 fn rss_mib(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:") / 1024
 }
@@ -68,7 +67,7 @@ fn notes(srv: &TestServer) {
         "name": "notes", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
         "updateRule": "",
         "fields": [{"name": "title", "type": "text", "max": 0},
-                   {"name": "body", "type": "editor", "maxSize": 40000000}]
+                   {"name": "body", "type": "text", "max": 40000000}]
     }));
 }
 
@@ -260,4 +259,152 @@ fn one_address_cannot_take_every_connection() {
     );
     const CAP_MIB: u64 = 120;
     assert!(peak < CAP_MIB, "peak RSS {peak} MiB (cap {CAP_MIB} MiB)");
+}
+
+/// An event stream opened on a fresh connection: the socket and the
+/// client id (from PB_CONNECT); what came after it is left unread.
+fn open_stream(srv: &TestServer, rcvbuf: Option<usize>) -> (TcpStream, String) {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    if let Some(n) = rcvbuf {
+        // A client that stops reading with little in its socket buffers.
+        sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
+    }
+    sock.connect(&srv.addr.into()).expect("connect");
+    let mut s: TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let req = format!(
+        "GET /api/realtime HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        srv.addr
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&seen).to_string();
+        if let Some(i) = text.find("\"clientId\":\"") {
+            let rest = &text[i + 12..];
+            if let Some(j) = rest.find('"') {
+                return (s, rest[..j].to_string());
+            }
+        }
+        let n = s.read(&mut buf).expect("read the stream");
+        assert!(n > 0, "the stream closed before PB_CONNECT: {text}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// 45 realtime clients that never read, each with its own rendering
+/// (`fields`), while a ~900 KB record is updated 12 times (each stalled
+/// client is gone after a few). Before the byte caps each queue held up to
+/// 256 events (RSS grew by gigabytes and stayed there); now a client more
+/// than `realtime_queue_bytes` behind is disconnected, the queues share
+/// `realtime_max_queued_bytes`, a client that reads gets every event, and
+/// the memory comes back.
+#[test]
+fn realtime_queues_are_bounded_in_bytes() {
+    if is_reference() {
+        return;
+    }
+    // As the packaged unit runs it: glibc's mmap threshold fixed, so that
+    // large buffers go back to the system when freed.
+    let mut b = TestServer::builder().env("MALLOC_MMAP_THRESHOLD_", "131072");
+    // A smaller queue per client than the default 4 MiB: each stalled
+    // client is rendered for fewer times before it goes (the queues' total
+    // is the default 64 MiB).
+    b = b.env("KEEPD_REALTIME_QUEUE_BYTES", "1048576");
+    let srv = b.start();
+    notes(&srv);
+    let pid = srv.pid();
+    let big = |i: usize| format!("{i:06}{}", "r".repeat(900_000));
+    let (st, v) = srv.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "t", "body": big(0)}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    // The reader: subscribed without options, reads everything.
+    let (mut reader, rid) = open_stream(&srv, None);
+    let (st, v) = srv.guest().post(
+        "/api/realtime",
+        &json!({"clientId": rid, "subscriptions": ["notes/*"]}),
+    );
+    assert_eq!(st, 204, "{v}");
+    let before = peak_mib(pid);
+    const N: usize = 45;
+    const UPDATES: usize = 12;
+    let mut stalled = Vec::new();
+    for i in 0..N {
+        let (s, cid) = open_stream(&srv, Some(8 << 10));
+        let options = json!({"query": {"fields": format!("id,body,f{i}")}}).to_string();
+        let topic = format!("notes/{id}?options={}", enc(&options));
+        let (st, v) = srv.guest().post(
+            "/api/realtime",
+            &json!({"clientId": cid, "subscriptions": [topic]}),
+        );
+        assert_eq!(st, 204, "{v}");
+        stalled.push(s);
+    }
+    let events = Arc::new(AtomicUsize::new(0));
+    let reading = {
+        let events = events.clone();
+        reader
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut tail = Vec::new();
+            let needle = b"event:notes/*";
+            while events.load(Ordering::Relaxed) < UPDATES {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                tail.extend_from_slice(&buf[..n]);
+                let found = tail.windows(needle.len()).filter(|w| w == needle).count();
+                events.fetch_add(found, Ordering::Relaxed);
+                let keep = tail.len().min(needle.len() - 1);
+                tail.drain(..tail.len() - keep);
+            }
+        })
+    };
+    let su = srv.su();
+    let mut peak_rss = 0;
+    for i in 1..=UPDATES {
+        let (st, v) = su.patch(
+            &format!("/api/collections/notes/records/{id}"),
+            &json!({"body": big(i)}),
+        );
+        assert_eq!(st, 200, "update {i}: {v}");
+        peak_rss = peak_rss.max(rss_mib(pid));
+    }
+    let got_all = wait_until(Duration::from_secs(30), || {
+        events.load(Ordering::Relaxed) >= UPDATES
+    });
+    let _ = reading.join();
+    let peak = peak_mib(pid);
+    drop(stalled);
+    // They left: the queues' memory is given back.
+    let mut after = rss_mib(pid);
+    wait_until(Duration::from_secs(5), || {
+        after = rss_mib(pid);
+        after < before + 48
+    });
+    eprintln!(
+        "{N} stalled realtime clients, {UPDATES} updates of a 900 KB record: peak RSS {before} → {peak} MiB (sampled {peak_rss}); {after} MiB after they left"
+    );
+    assert!(
+        got_all,
+        "the reading client got {} of {UPDATES} events",
+        events.load(Ordering::Relaxed)
+    );
+    // 64 MiB of queues, 45 renderings of one event and the frames being
+    // written, the daemon's own.
+    const CAP_MIB: u64 = 256;
+    assert!(peak < CAP_MIB, "peak RSS {peak} MiB (cap {CAP_MIB} MiB)");
+    assert!(
+        after < before + 48,
+        "RSS {after} MiB after the clients left ({before} MiB before)"
+    );
 }

@@ -147,8 +147,11 @@ impl App {
             realtime: publisher,
             files: janitor,
         }));
-        let thumbs =
-            crate::files::thumb::Thumbs::new(config.max_thumb_workers, config.max_thumb_pixels);
+        let thumbs = crate::files::thumb::Thumbs::new(
+            config.max_thumb_workers,
+            config.max_thumb_pixels,
+            config.max_thumb_bytes,
+        );
         Ok(Arc::new(App {
             config,
             store,

@@ -45,13 +45,18 @@ pub struct Config {
     pub readers: usize,
     /// Most password hashes computed at once (each holds `argon2_memory_kib`).
     pub max_concurrent_hashes: usize,
-    /// Most thumbnails (`?thumb=`) decoded at once; each may hold an image
-    /// of up to `max_thumb_pixels` (4 bytes a pixel).
+    /// Most thumbnails (`?thumb=`) decoded at once; each may take up to
+    /// `max_thumb_bytes`.
     pub max_thumb_workers: usize,
     /// Largest image (width × height, as its header declares it, and at
     /// each step of the resize) a thumbnail is made of; larger ones are
     /// served as they are.
     pub max_thumb_pixels: u64,
+    /// Memory one thumbnail may take while it is made (the decoded image
+    /// at its depth, a conversion to 8 bits, the resampler's buffers; the
+    /// decoder's allocations are capped there too); an image that would
+    /// take more is served as it is. At most `max_thumb_workers` × this.
+    pub max_thumb_bytes: u64,
     /// Argon2id memory in KiB (OWASP: 19456).
     pub argon2_memory_kib: u32,
     /// Argon2id iterations (OWASP: 2).
@@ -351,6 +356,7 @@ impl Default for Config {
             max_concurrent_hashes: 2,
             max_thumb_workers: 2,
             max_thumb_pixels: 50_000_000,
+            max_thumb_bytes: 96 << 20,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -406,6 +412,7 @@ const KEYS: &[&str] = &[
     "max_concurrent_hashes",
     "max_thumb_workers",
     "max_thumb_pixels",
+    "max_thumb_bytes",
     "argon2_memory_kib",
     "argon2_iterations",
     "argon2_parallelism",
@@ -598,6 +605,9 @@ impl Config {
         }
         if self.max_thumb_pixels == 0 {
             return bad("max_thumb_pixels", "must be at least 1");
+        }
+        if self.max_thumb_bytes < 1 << 20 {
+            return bad("max_thumb_bytes", "must be at least 1048576");
         }
         if self.argon2_memory_kib < 8 * 1024 {
             return bad("argon2_memory_kib", "must be at least 8192 (8 MiB)");

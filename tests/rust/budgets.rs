@@ -408,3 +408,134 @@ fn realtime_queues_are_bounded_in_bytes() {
         "RSS {after} MiB after the clients left ({before} MiB before)"
     );
 }
+
+/// A PNG of `w`×`h` RGBA pixels at 16 bits a channel, all zero, written
+/// by hand: one fixed-Huffman deflate block of back-references (a few MB
+/// that decode to `h` × (1 + 8`w`) bytes).
+fn png16(w: u32, h: u32) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, v: u64, n: u32) {
+            self.acc |= v << self.n;
+            self.n += n;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        /// A Huffman code (most significant bit first).
+        fn code(&mut self, c: u64, n: u32) {
+            let mut r = 0;
+            for i in 0..n {
+                r |= ((c >> i) & 1) << (n - 1 - i);
+            }
+            self.put(r, n);
+        }
+    }
+    let total = u64::from(h) * (1 + 8 * u64::from(w));
+    let mut b = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        n: 0,
+    };
+    b.put(1, 1); // the last block
+    b.put(1, 2); // fixed Huffman codes
+    let literal_zero = |b: &mut Bits| b.code(0x30, 8);
+    literal_zero(&mut b);
+    let mut left = total - 1;
+    while left >= 258 {
+        b.code(0xC5, 8); // length 258 (symbol 285)
+        b.code(0, 5); // distance 1
+        left -= 258;
+    }
+    for _ in 0..left {
+        literal_zero(&mut b);
+    }
+    b.code(0, 7); // end of block
+    if b.n > 0 {
+        b.out.push(b.acc as u8); // to a byte boundary
+    }
+    let adler = (((total % 65521) as u32) << 16) | 1;
+    b.out.extend(adler.to_be_bytes());
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([16, 6, 0, 0, 0]);
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (&b"IHDR"[..], &ihdr[..]),
+        (b"IDAT", &b.out[..]),
+        (b"IEND", &[]),
+    ] {
+        v.extend((data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend(data);
+        v.extend(&c);
+        v.extend(crc32fast::hash(&c).to_be_bytes());
+    }
+    v
+}
+
+/// Two `?thumb=2000x2000` requests for a 16-bit 7000×7000 PNG (under
+/// `max_thumb_pixels`): before the byte bound each decoded ~400 MB of
+/// pixels and converted them (peak RSS over 1 GiB); now an image whose
+/// thumb would take more than `max_thumb_bytes` is served as it is,
+/// without decoding, while other requests go on.
+#[test]
+fn thumbnails_are_bounded_in_bytes() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    let c = srv.create_collection(&json!({
+        "name": "pics", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+        "fields": [{"name": "img", "type": "file", "maxSelect": 1, "maxSize": 20000000,
+                    "thumbs": ["2000x2000"]}]
+    }));
+    let cid = c["id"].as_str().expect("id").to_string();
+    let png = png16(7000, 7000);
+    let (ct, body) = multipart(&[("img", Some("big.png"), &png)]);
+    let r = srv.raw(
+        "POST",
+        "/api/collections/pics/records",
+        &[("Content-Type", &ct)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let rid = v["id"].as_str().expect("id").to_string();
+    let name = v["img"].as_str().expect("file name").to_string();
+    let pid = srv.pid();
+    let before = peak_mib(pid);
+    let path = format!("/api/files/{cid}/{rid}/{name}?thumb=2000x2000");
+    let answers: Vec<(u16, Vec<u8>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let (srv, path) = (&srv, &path);
+                s.spawn(move || {
+                    let r = srv.raw("GET", path, &[], None);
+                    (r.status, r.body)
+                })
+            })
+            .collect();
+        // Meanwhile another client is served.
+        let (st, _) = srv.guest().get("/api/health");
+        assert_eq!(st, 200);
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let peak = peak_mib(pid);
+    eprintln!(
+        "2 × ?thumb=2000x2000 of a {} KB 16-bit 7000×7000 PNG: peak RSS {before} → {peak} MiB",
+        png.len() / 1000
+    );
+    for (st, b) in &answers {
+        assert_eq!(*st, 200);
+        assert!(*b == png, "the original is served");
+    }
+    const CAP_MIB: u64 = 150;
+    assert!(peak < CAP_MIB, "peak RSS {peak} MiB (cap {CAP_MIB} MiB)");
+}

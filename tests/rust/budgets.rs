@@ -263,9 +263,11 @@ fn one_address_cannot_take_every_connection() {
 
 /// An event stream opened on a fresh connection: the socket and the
 /// client id (from PB_CONNECT); what came after it is left unread.
-fn open_stream(srv: &TestServer, rcvbuf: Option<usize>) -> (TcpStream, String) {
+fn open_stream(srv: &TestServer, rcvbuf: Option<usize>, from: [u8; 4]) -> (TcpStream, String) {
     let sock =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.bind(&SocketAddr::from((from, 0)).into())
+        .expect("bind");
     if let Some(n) = rcvbuf {
         // A client that stops reading with little in its socket buffers.
         sock.set_recv_buffer_size(n).expect("SO_RCVBUF");
@@ -309,12 +311,9 @@ fn realtime_queues_are_bounded_in_bytes() {
     }
     // As the packaged unit runs it: glibc's mmap threshold fixed, so that
     // large buffers go back to the system when freed.
-    let mut b = TestServer::builder().env("MALLOC_MMAP_THRESHOLD_", "131072");
-    // A smaller queue per client than the default 4 MiB: each stalled
-    // client is rendered for fewer times before it goes (the queues' total
-    // is the default 64 MiB).
-    b = b.env("KEEPD_REALTIME_QUEUE_BYTES", "1048576");
-    let srv = b.start();
+    let srv = TestServer::builder()
+        .env("MALLOC_MMAP_THRESHOLD_", "131072")
+        .start();
     notes(&srv);
     let pid = srv.pid();
     let big = |i: usize| format!("{i:06}{}", "r".repeat(900_000));
@@ -325,7 +324,7 @@ fn realtime_queues_are_bounded_in_bytes() {
     assert_eq!(st, 200, "{v}");
     let id = v["id"].as_str().expect("id").to_string();
     // The reader: subscribed without options, reads everything.
-    let (mut reader, rid) = open_stream(&srv, None);
+    let (mut reader, rid) = open_stream(&srv, None, [127, 0, 0, 1]);
     let (st, v) = srv.guest().post(
         "/api/realtime",
         &json!({"clientId": rid, "subscriptions": ["notes/*"]}),
@@ -336,7 +335,7 @@ fn realtime_queues_are_bounded_in_bytes() {
     const UPDATES: usize = 12;
     let mut stalled = Vec::new();
     for i in 0..N {
-        let (s, cid) = open_stream(&srv, Some(8 << 10));
+        let (s, cid) = open_stream(&srv, Some(8 << 10), [127, 0, 0, 1]);
         let options = json!({"query": {"fields": format!("id,body,f{i}")}}).to_string();
         let topic = format!("notes/{id}?options={}", enc(&options));
         let (st, v) = srv.guest().post(
@@ -538,4 +537,166 @@ fn thumbnails_are_bounded_in_bytes() {
     }
     const CAP_MIB: u64 = 150;
     assert!(peak < CAP_MIB, "peak RSS {peak} MiB (cap {CAP_MIB} MiB)");
+}
+
+/// Every attack above at once, each from its own address, with the
+/// default budgets (and the packaged unit's allocator setting): the
+/// daemon's peak RSS stays under the worst case the README states for the
+/// defaults (420 MiB), and a well-behaved client is served throughout.
+#[test]
+fn all_at_once() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .env("MALLOC_MMAP_THRESHOLD_", "131072")
+        .start();
+    notes(&srv);
+    let pid = srv.pid();
+    let addr = srv.addr;
+    let c = srv.create_collection(&json!({
+        "name": "pics", "type": "base", "listRule": "", "viewRule": "", "createRule": "",
+        "fields": [{"name": "img", "type": "file", "maxSelect": 1, "maxSize": 20000000,
+                    "thumbs": ["2000x2000"]}]
+    }));
+    let cid = c["id"].as_str().expect("id").to_string();
+    let png = png16(7000, 7000);
+    let (ct, body) = multipart(&[("img", Some("big.png"), &png)]);
+    let r = srv.raw(
+        "POST",
+        "/api/collections/pics/records",
+        &[("Content-Type", &ct)],
+        Some(&body),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let thumb = format!(
+        "/api/files/{cid}/{}/{}?thumb=2000x2000",
+        v["id"].as_str().expect("id"),
+        v["img"].as_str().expect("name")
+    );
+    let big = |i: usize| format!("{i:06}{}", "r".repeat(900_000));
+    let su = srv.su();
+    let (st, v) = su.post(
+        "/api/collections/notes/records",
+        &json!({"title": "t", "body": big(0)}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let before = peak_mib(pid);
+
+    // Realtime: 45 stalled clients from 127.0.0.4, each its own rendering.
+    let mut stalled = Vec::new();
+    for i in 0..45 {
+        let (s, client) = open_stream(&srv, Some(8 << 10), [127, 0, 0, 4]);
+        let options = json!({"query": {"fields": format!("id,body,f{i}")}}).to_string();
+        let topic = format!("notes/{id}?options={}", enc(&options));
+        let body = json!({"clientId": client, "subscriptions": [topic]}).to_string();
+        let mut c = connect_from([127, 0, 0, 4], addr).expect("connect");
+        let req = format!(
+            "POST /api/realtime HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        c.write_all(req.as_bytes()).expect("subscribe");
+        assert_eq!(read_response(&mut c).expect("answer").status, 204);
+        stalled.push(s);
+    }
+    // Trickling connections: 300 from 127.0.0.5.
+    let mut trickling = Vec::new();
+    for _ in 0..300 {
+        if let Ok(mut s) = connect_from([127, 0, 0, 5], addr) {
+            let head = format!(
+                "POST /api/collections/notes/records HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+            );
+            let _ = s.write_all(head.as_bytes());
+            trickling.push(s);
+        }
+    }
+    // Large bodies: 40 × 32 MiB from 127.0.0.3, held unfinished.
+    let mut body = Vec::with_capacity(31 << 20);
+    body.extend_from_slice(br#"{"title":"x","body":""#);
+    body.resize(31 << 20, b'a');
+    let body = Arc::new(body);
+    let started = Instant::now();
+    let hold = Duration::from_secs(8);
+    let holders: Vec<_> = (0..40)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let Ok(mut s) = connect_from([127, 0, 0, 3], addr) else {
+                    return;
+                };
+                let head = format!(
+                    "POST /api/collections/notes/records HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    32 << 20
+                );
+                if s.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for piece in body.chunks(1 << 20) {
+                    if s.write_all(piece).is_err() {
+                        break;
+                    }
+                }
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                let mut buf = [0u8; 512];
+                while started.elapsed() < hold {
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    // Thumbnails: two of the 16-bit 7000×7000 PNG.
+    let thumbs: Vec<_> = (0..2)
+        .map(|_| {
+            let path = thumb.clone();
+            std::thread::spawn(move || {
+                let Ok(mut s) = connect_from([127, 0, 0, 6], addr) else {
+                    return 0;
+                };
+                let req =
+                    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                let _ = s.write_all(req.as_bytes());
+                read_response(&mut s).map(|r| r.status).unwrap_or(0)
+            })
+        })
+        .collect();
+    // Record updates feed the stalled realtime clients; between them a
+    // well-behaved client reads and writes.
+    for i in 1..=12 {
+        let (st, v) = su.patch(
+            &format!("/api/collections/notes/records/{id}"),
+            &json!({"body": big(i)}),
+        );
+        assert_eq!(st, 200, "update {i}: {v}");
+        let (st, v) = srv.guest().post(
+            "/api/collections/notes/records",
+            &json!({"title": format!("small {i}")}),
+        );
+        assert_eq!(st, 200, "a small write during the attacks: {v}");
+        assert_eq!(get_from([127, 0, 0, 2], &srv, "/api/health"), 200);
+    }
+    for t in thumbs {
+        assert_eq!(t.join().expect("thumb thread"), 200);
+    }
+    for h in holders {
+        let _ = h.join();
+    }
+    let peak = peak_mib(pid);
+    drop((stalled, trickling));
+    eprintln!("every attack at once: peak RSS {before} → {peak} MiB");
+    const README_WORST_CASE_MIB: u64 = 420;
+    assert!(
+        peak < README_WORST_CASE_MIB,
+        "peak RSS {peak} MiB (the README's worst case: {README_WORST_CASE_MIB} MiB)"
+    );
 }

@@ -353,6 +353,29 @@ impl Req {
         Ok(())
     }
 
+    /// Charges `total` bytes of this request's body held in memory (a
+    /// streamed form's text, read as it arrives) to the budget of bodies in
+    /// flight, until the request is done: 429 over it.
+    pub fn hold_body_bytes(&mut self, total: u64) -> ApiResult<()> {
+        let Some(budget) = self.budget.clone() else {
+            return Ok(());
+        };
+        if total > budget.largest() {
+            return Err(ApiError::TooLarge("Request entity too large.".into()));
+        }
+        let charge = match &mut self.charge {
+            Some(c) => c,
+            None => self
+                .charge
+                .insert(budget.charge(0).ok_or_else(super::budget::busy)?),
+        };
+        if charge.grow_to(total) {
+            Ok(())
+        } else {
+            Err(super::budget::busy())
+        }
+    }
+
     /// Whether the body is multipart form data.
     pub fn is_multipart(&self) -> bool {
         form::kind(self.content_type()) == Some(form::Kind::Multipart)

@@ -120,6 +120,8 @@ impl App {
             max_clients_per_ip: config.realtime_max_clients_per_ip,
             max_subscriptions: config.realtime_max_subscriptions,
             queue: config.realtime_queue,
+            queue_bytes: config.realtime_queue_bytes,
+            total_queue_bytes: config.realtime_max_queued_bytes,
         });
         // Committed record changes flow from the writer to the broker.
         let publisher = realtime::Publisher::start(
@@ -145,8 +147,11 @@ impl App {
             realtime: publisher,
             files: janitor,
         }));
-        let thumbs =
-            crate::files::thumb::Thumbs::new(config.max_thumb_workers, config.max_thumb_pixels);
+        let thumbs = crate::files::thumb::Thumbs::new(
+            config.max_thumb_workers,
+            config.max_thumb_pixels,
+            config.max_thumb_bytes,
+        );
         Ok(Arc::new(App {
             config,
             store,

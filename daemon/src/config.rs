@@ -30,17 +30,33 @@ pub struct Config {
     pub body_timeout_secs: u64,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies read whole (JSON, urlencoded, the text of
+    /// forms) held in memory at once across all requests; a body that
+    /// would go over is answered 429 before more of it is read. Its last
+    /// eighth is kept for bodies up to 64 KiB; the rest must hold
+    /// `max_body_bytes`.
+    pub max_body_bytes_in_flight: u64,
+    /// Most open connections from one peer address (0: no cap); more are
+    /// answered 429 and closed at accept. Addresses in `trusted_proxies`
+    /// are not counted (a proxy carries many clients; `max_connections`
+    /// still bounds them, and rate limits see the forwarded address).
+    pub max_connections_per_ip: usize,
     /// Read-only SQLite connections.
     pub readers: usize,
     /// Most password hashes computed at once (each holds `argon2_memory_kib`).
     pub max_concurrent_hashes: usize,
-    /// Most thumbnails (`?thumb=`) decoded at once; each may hold an image
-    /// of up to `max_thumb_pixels` (4 bytes a pixel).
+    /// Most thumbnails (`?thumb=`) decoded at once; each may take up to
+    /// `max_thumb_bytes`.
     pub max_thumb_workers: usize,
     /// Largest image (width × height, as its header declares it, and at
     /// each step of the resize) a thumbnail is made of; larger ones are
     /// served as they are.
     pub max_thumb_pixels: u64,
+    /// Memory one thumbnail may take while it is made (the decoded image
+    /// at its depth, a conversion to 8 bits, the resampler's buffers; the
+    /// decoder's allocations are capped there too); an image that would
+    /// take more is served as it is. At most `max_thumb_workers` × this.
+    pub max_thumb_bytes: u64,
     /// Argon2id memory in KiB (OWASP: 19456).
     pub argon2_memory_kib: u32,
     /// Argon2id iterations (OWASP: 2).
@@ -62,6 +78,13 @@ pub struct Config {
     /// Events queued for one realtime client; a client that falls this far
     /// behind is disconnected.
     pub realtime_queue: usize,
+    /// Bytes queued for one realtime client; a client that falls this far
+    /// behind is disconnected (a message to an empty queue is taken
+    /// whatever its size).
+    pub realtime_queue_bytes: usize,
+    /// Bytes queued across all realtime clients; over it the client
+    /// furthest behind is disconnected.
+    pub realtime_max_queued_bytes: usize,
     /// Seconds between keep-alive comments on an idle event stream (0: none).
     pub realtime_keepalive_secs: u64,
     /// Seconds without an event after which a stream is closed (the SDK
@@ -327,10 +350,13 @@ impl Default for Config {
             header_timeout_secs: 10,
             body_timeout_secs: 60,
             max_body_bytes: 32 << 20,
+            max_body_bytes_in_flight: 64 << 20,
+            max_connections_per_ip: 64,
             readers: 4,
             max_concurrent_hashes: 2,
             max_thumb_workers: 2,
             max_thumb_pixels: 50_000_000,
+            max_thumb_bytes: 96 << 20,
             argon2_memory_kib: 19456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
@@ -341,6 +367,8 @@ impl Default for Config {
             realtime_max_topic_len: 512,
             realtime_max_body_bytes: 64 << 10,
             realtime_queue: 256,
+            realtime_queue_bytes: 4 << 20,
+            realtime_max_queued_bytes: 64 << 20,
             realtime_keepalive_secs: 25,
             realtime_idle_timeout_secs: 300,
             realtime_max_lifetime_secs: 1800,
@@ -378,10 +406,13 @@ const KEYS: &[&str] = &[
     "header_timeout_secs",
     "body_timeout_secs",
     "max_body_bytes",
+    "max_body_bytes_in_flight",
+    "max_connections_per_ip",
     "readers",
     "max_concurrent_hashes",
     "max_thumb_workers",
     "max_thumb_pixels",
+    "max_thumb_bytes",
     "argon2_memory_kib",
     "argon2_iterations",
     "argon2_parallelism",
@@ -392,6 +423,8 @@ const KEYS: &[&str] = &[
     "realtime_max_topic_len",
     "realtime_max_body_bytes",
     "realtime_queue",
+    "realtime_queue_bytes",
+    "realtime_max_queued_bytes",
     "realtime_keepalive_secs",
     "realtime_idle_timeout_secs",
     "realtime_max_lifetime_secs",
@@ -573,6 +606,9 @@ impl Config {
         if self.max_thumb_pixels == 0 {
             return bad("max_thumb_pixels", "must be at least 1");
         }
+        if self.max_thumb_bytes < 1 << 20 {
+            return bad("max_thumb_bytes", "must be at least 1048576");
+        }
         if self.argon2_memory_kib < 8 * 1024 {
             return bad("argon2_memory_kib", "must be at least 8192 (8 MiB)");
         }
@@ -584,6 +620,15 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
+        }
+        // An eighth of the budget is kept for small bodies: the rest must
+        // hold the largest body.
+        let in_flight = self.max_body_bytes_in_flight;
+        if in_flight - in_flight / 8 < self.max_body_bytes as u64 {
+            return bad(
+                "max_body_bytes_in_flight",
+                "must be at least 8/7 of max_body_bytes (an eighth is kept for small bodies)",
+            );
         }
         if self.header_timeout_secs == 0 {
             return bad("header_timeout_secs", "must be at least 1");
@@ -613,6 +658,15 @@ impl Config {
         }
         if self.realtime_queue == 0 {
             return bad("realtime_queue", "must be at least 1");
+        }
+        if self.realtime_queue_bytes < 1024 {
+            return bad("realtime_queue_bytes", "must be at least 1024");
+        }
+        if self.realtime_max_queued_bytes < self.realtime_queue_bytes {
+            return bad(
+                "realtime_max_queued_bytes",
+                "must be at least realtime_queue_bytes",
+            );
         }
         if self.realtime_idle_timeout_secs == 0 {
             return bad("realtime_idle_timeout_secs", "must be at least 1");

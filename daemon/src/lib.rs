@@ -255,6 +255,9 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         header_timeout: Duration::from_secs(app.config.header_timeout_secs.max(1)),
         body_timeout: Duration::from_secs(app.config.body_timeout_secs),
         drain: Duration::from_secs(10),
+        max_body_bytes_in_flight: app.config.max_body_bytes_in_flight,
+        max_connections_per_ip: app.config.max_connections_per_ip,
+        per_ip_exempt: app.trusted.clone(),
     };
     // The server gets keepd's routes and its per-request decisions
     // (`impl http::Site for App`) from here: it imports neither.

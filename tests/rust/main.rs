@@ -5,6 +5,7 @@ mod common;
 
 mod backups;
 mod bad_input;
+mod budgets;
 mod check;
 mod collection_names;
 mod config;

@@ -1,7 +1,8 @@
 //! The bodies of record writes (`POST`/`PATCH …/records`, `POST
 //! /api/batch`): JSON or urlencoded, read whole under the route's cap; or
 //! multipart, read part by part as it arrives — text parts into the body
-//! (under the cap, JSON depth-limited), file parts spilled to private
+//! (under the cap and charged to the budget of bodies in flight,
+//! `max_body_bytes_in_flight`; JSON depth-limited), file parts spilled to private
 //! temporary files (`files::Uploads`, 0600 under `<data>/.uploads/`)
 //! under a global budget of upload bytes in flight
 //! (`max_upload_bytes_in_flight`; over it: 429 and nothing kept). A body
@@ -129,11 +130,16 @@ where
         payloads: Vec::new(),
         files: Vec::new(),
     };
+    // Text parts are held in memory: charged to the budget of bodies in
+    // flight as they arrive (files go to disk under their own budget).
+    let mut held: u64 = 0;
     while let Some(mut part) = form.next_part().await? {
         let name = part.name().to_string();
         let Some(filename) = part.file_name().map(str::to_string) else {
             let mut text = Vec::new();
             while let Some(chunk) = part.chunk().await? {
+                held += chunk.len() as u64;
+                req.hold_body_bytes(held)?;
                 text.extend_from_slice(&chunk);
             }
             check_json_depth(&text, MAX_JSON_DEPTH)?;

@@ -25,7 +25,11 @@
 //! gets the original); one thumb is made once however many requests ask
 //! for it together (the others wait, then read the file); an image larger
 //! than `max_thumb_pixels` — as its header declares it, or at any step of
-//! the resize — is never decoded (decompression bombs).
+//! the resize — is never decoded (decompression bombs); nor is one whose
+//! decoding and resizing would take more than `max_thumb_bytes` of memory
+//! (the decoded pixels at their depth, a conversion to 8 bits, the
+//! resampler's buffers), and the decoder's own allocations are capped
+//! there too (`image::Limits::max_alloc`).
 
 use super::{safe_name, Local, Storage};
 use bytes::Bytes;
@@ -338,6 +342,8 @@ pub(crate) fn plan(sw: u32, sh: u32, size: Size) -> Vec<Step> {
 pub enum ThumbError {
     #[error("{0}×{1} pixels is over max_thumb_pixels")]
     TooLarge(u32, u32),
+    #[error("making the thumb would take {0} bytes, over max_thumb_bytes")]
+    TooManyBytes(u64),
     #[error("no thumb worker free in time")]
     Busy,
     #[error("image: {0}")]
@@ -350,14 +356,56 @@ pub enum ThumbError {
 
 /// Decodes `original`, makes the thumb, encodes it. Refuses, before
 /// decoding, an image or a step of the resize over `max_pixels`.
+#[cfg(test)]
 pub(crate) fn render(
     original: &[u8],
     format: ImageFormat,
     size: Size,
     max_pixels: u64,
 ) -> Result<Vec<u8>, ThumbError> {
+    render_bounded(original, format, size, max_pixels, u64::MAX)
+}
+
+/// The memory making a thumb takes at most: the decoded image at its
+/// depth, its conversion to 8 bits a channel (when it isn't), and at each
+/// resize the resampler's buffers (an intermediate of the source width ×
+/// the new height in f32 RGBA, 16 bytes a pixel, and the output).
+fn cost(decoded: u64, color: image::ColorType, (w, h): (u32, u32), steps: &[Step]) -> u64 {
+    use image::ColorType as C;
+    let px = |(w, h): (u32, u32)| u64::from(w) * u64::from(h);
+    let mut total = decoded;
+    if !matches!(color, C::L8 | C::La8 | C::Rgb8 | C::Rgba8) {
+        total = total.saturating_add(px((w, h)) * 4);
+    }
+    let mut from = (w, h);
+    let mut peak = 0u64;
+    for step in steps {
+        let to = step.output();
+        let step_cost = match step {
+            Step::Resize(..) => px((from.0, to.1)) * 16 + px(to) * 4,
+            Step::Crop(..) => px(to) * 4,
+        };
+        peak = peak.max(step_cost);
+        from = to;
+    }
+    total.saturating_add(peak)
+}
+
+/// `render` under a bound on the memory it takes (`max_bytes`): an image
+/// that would take more is refused before it is decoded, and the decoder
+/// may allocate no more than that.
+pub(crate) fn render_bounded(
+    original: &[u8],
+    format: ImageFormat,
+    size: Size,
+    max_pixels: u64,
+    max_bytes: u64,
+) -> Result<Vec<u8>, ThumbError> {
     let mut decoder =
         ImageReader::with_format(std::io::Cursor::new(original), format).into_decoder()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_bytes);
+    decoder.set_limits(limits)?;
     let (w, h) = decoder.dimensions();
     let over = |(w, h): (u32, u32)| u64::from(w) * u64::from(h) > max_pixels;
     if over((w, h)) {
@@ -374,6 +422,10 @@ pub(crate) fn render(
     let steps = plan(w, h, size);
     if let Some(big) = steps.iter().map(Step::output).find(|&wh| over(wh)) {
         return Err(ThumbError::TooLarge(big.0, big.1));
+    }
+    let need = cost(decoder.total_bytes(), decoder.color_type(), (w, h), &steps);
+    if need > max_bytes {
+        return Err(ThumbError::TooManyBytes(need));
     }
     let mut img = DynamicImage::from_decoder(decoder)?;
     img.apply_orientation(orientation);
@@ -441,22 +493,25 @@ pub struct Served {
     pub thumb: bool,
 }
 
-/// The thumb makers: the worker bound, the pixel bound, the thumbs being
-/// made.
+/// The thumb makers: the worker bound, the pixel and byte bounds, the
+/// thumbs being made.
 pub struct Thumbs {
     workers: Arc<Semaphore>,
     /// Longest wait for a worker (`MAX_WAIT`).
     wait: Duration,
     max_pixels: u64,
+    /// Memory one thumb may take (`max_thumb_bytes`).
+    max_bytes: u64,
     flights: Flights,
 }
 
 impl Thumbs {
-    pub fn new(max_workers: usize, max_pixels: u64) -> Thumbs {
+    pub fn new(max_workers: usize, max_pixels: u64, max_bytes: u64) -> Thumbs {
         Thumbs {
             workers: Arc::new(Semaphore::new(max_workers.max(1))),
             wait: MAX_WAIT,
             max_pixels,
+            max_bytes,
             flights: Flights::default(),
         }
     }
@@ -567,21 +622,22 @@ impl Thumbs {
             .await
             .map_err(|_| ThumbError::Busy)?
             .map_err(|_| ThumbError::Busy)?;
-        let max_pixels = self.max_pixels;
+        let (max_pixels, max_bytes) = (self.max_pixels, self.max_bytes);
         // The worker, the turn and the flight go with the task: a client
         // that leaves doesn't free them before the work is done.
         tokio::task::spawn_blocking(move || {
-            let out = render(&job.original, job.format, job.size, max_pixels).and_then(|t| {
-                store(
-                    &job.storage,
-                    &job.cid,
-                    &job.rid,
-                    &job.filename,
-                    &job.label,
-                    &t,
-                )?;
-                Ok(Bytes::from(t))
-            });
+            let out = render_bounded(&job.original, job.format, job.size, max_pixels, max_bytes)
+                .and_then(|t| {
+                    store(
+                        &job.storage,
+                        &job.cid,
+                        &job.rid,
+                        &job.filename,
+                        &job.label,
+                        &t,
+                    )?;
+                    Ok(Bytes::from(t))
+                });
             drop(worker);
             drop(turn);
             drop(flight);
@@ -864,6 +920,36 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_bounded_before_decoding() {
+        // 7000×7000 RGB at 8 bits: 147 MB decoded, under the pixel bound.
+        let e = render_bounded(
+            &bomb(7000, 7000),
+            ImageFormat::Png,
+            size("2000x2000"),
+            50_000_000,
+            64 << 20,
+        );
+        assert!(matches!(e, Err(ThumbError::TooManyBytes(_))), "{e:?}");
+        // A 16 MP photo's thumb fits the default.
+        let e = render_bounded(
+            &bomb(4608, 3456),
+            ImageFormat::Png,
+            size("100x100"),
+            50_000_000,
+            96 << 20,
+        );
+        assert!(matches!(e, Err(ThumbError::Image(_))), "{e:?}");
+        // A 2000×2000 thumb of 3000×3000 resamples through 3000×2000×16.
+        let need = cost(
+            3000 * 3000 * 3,
+            image::ColorType::Rgb8,
+            (3000, 3000),
+            &plan(3000, 3000, size("2000x2000")),
+        );
+        assert!(need >= 27_000_000 + 96_000_000, "{need}");
+    }
+
+    #[test]
     fn exif_orientation_is_applied_first() {
         // A 40×30 JPEG marked "rotate 90°" is a 30×40 picture.
         let mut jpeg = Vec::new();
@@ -896,7 +982,7 @@ mod tests {
         let storage = Storage::Local(Local::new(&root));
         let name = "pic_abcdefghij.png";
         storage.put("c1", "r1", name, &bands(40, 30)).unwrap();
-        let thumbs = Thumbs::new(2, 50_000_000);
+        let thumbs = Thumbs::new(2, 50_000_000, 64 << 20);
         let listed = vec!["20x10".to_string()];
         let s = thumbs
             .serve(storage.clone(), "c1", "r1", name, Some("20x10"), &listed)
@@ -943,7 +1029,7 @@ mod tests {
         let dir = root.join(format!("storage/c1/r1/thumbs_{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!(".100x100_{name}.tmp")), b"half").unwrap();
-        let thumbs = Thumbs::new(1, 50_000_000);
+        let thumbs = Thumbs::new(1, 50_000_000, 64 << 20);
         let s = thumbs
             .serve(storage.clone(), "c1", "r1", name, Some("100x100"), &[])
             .await
@@ -989,7 +1075,7 @@ mod tests {
         let storage = Storage::Local(Local::new(&root));
         let name = "pic_abcdefghij.png";
         storage.put("c1", "r1", name, &bands(300, 300)).unwrap();
-        let mut thumbs = Thumbs::new(1, 50_000_000);
+        let mut thumbs = Thumbs::new(1, 50_000_000, 64 << 20);
         thumbs.wait = Duration::from_millis(200);
         let thumbs = Arc::new(thumbs);
         let file = root.join(format!("storage/c1/r1/thumbs_{name}/100x100_{name}"));

@@ -11,6 +11,7 @@
 //!
 //! Only this folder knows hyper.
 
+pub mod budget;
 pub mod client_ip;
 pub mod form;
 pub mod request;
@@ -26,7 +27,7 @@ pub use router::{BoxFut, Handler, Route};
 
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -96,6 +97,16 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// How long shutdown waits for in-flight connections.
     pub drain: Duration,
+    /// Bytes of request bodies read whole and held at once, across all
+    /// requests; a body that would go over is answered 429 before more of
+    /// it is read.
+    pub max_body_bytes_in_flight: u64,
+    /// Most open connections from one peer address (0: no cap); more are
+    /// answered 429 and closed at accept.
+    pub max_connections_per_ip: usize,
+    /// Peers the per-address cap does not count (trusted proxies, whose
+    /// one address carries many clients).
+    pub per_ip_exempt: Vec<(IpAddr, u8)>,
 }
 
 /// What every connection shares.
@@ -105,6 +116,8 @@ struct Server<S> {
     limits: Limits,
     /// The path of the event-stream route (served lean when first).
     event_path: Option<&'static str>,
+    /// Bodies read whole, in flight.
+    bodies: Arc<budget::ByteBudget>,
 }
 
 /// Accepts on the HTTPS listener, if any (pending forever otherwise).
@@ -132,9 +145,11 @@ pub async fn serve<S: Site>(
     let router = router::Router::new(routes)?;
     let event_path = router.event_stream_path();
     let max = limits.max_connections;
+    let per_ip = budget::PerIp::new(limits.max_connections_per_ip, limits.per_ip_exempt.clone());
     let srv = Arc::new(Server {
         site,
         router,
+        bodies: budget::ByteBudget::new(limits.max_body_bytes_in_flight),
         limits,
         event_path,
     });
@@ -162,10 +177,21 @@ pub async fn serve<S: Site>(
             },
         };
         let _ = stream.set_nodelay(true);
+        // One address may hold only so many connections: a client that
+        // opens many and trickles on each can't take every slot.
+        let Ok(ip_slot) = per_ip.admit(peer.ip()) else {
+            tracing::debug!(%peer, "too many connections from one address");
+            tokio::spawn(reject_connection(stream));
+            continue;
+        };
         let Ok(permit) = conns.clone().try_acquire_owned() else {
             // Over the cap: answer in PocketBase's shape and close.
             tokio::spawn(reject_connection(stream));
             continue;
+        };
+        let permit = Slot {
+            _conn: permit,
+            _ip: ip_slot,
         };
         let srv = srv.clone();
         let stop_rx = stop_rx.clone();
@@ -297,7 +323,14 @@ where
 }
 
 /// A connection's slot under the connection cap.
-pub(crate) type ConnPermit = Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>;
+pub(crate) type ConnPermit = Arc<std::sync::Mutex<Option<Slot>>>;
+
+/// What an open connection holds: its place under the connection cap and
+/// under its address's cap.
+pub(crate) struct Slot {
+    _conn: tokio::sync::OwnedSemaphorePermit,
+    _ip: Option<budget::IpSlot>,
+}
 
 /// Resolves once the connection's close switch is flipped.
 async fn until_closed(rx: &mut watch::Receiver<bool>) {
@@ -438,6 +471,7 @@ async fn dispatch<S: Site>(
             closer,
         );
         req.client_ip = ip;
+        req.set_budget(srv.bodies.clone());
         let unread: request::UnreadBody = Arc::new(std::sync::Mutex::new(Some((
             body_stream(body, body_timeout),
             limit,
@@ -447,23 +481,24 @@ async fn dispatch<S: Site>(
         discard_unread(&unread).await;
         return resp;
     }
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let body = match tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await {
+    // Read whole under the route's cap and the budget of bodies in
+    // flight, charged until the handler is done with it.
+    let read = budget::read_charged(
+        body_stream(body, body_timeout),
+        limit,
+        declared,
+        &srv.bodies,
+    );
+    let (body, charge) = match tokio::time::timeout(body_timeout, read).await {
         Err(_) => return Err(ApiError::bad("Timed out reading the request body.")),
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return Err(ApiError::TooLarge("Request entity too large.".into()));
-            }
-            return Err(ApiError::bad("Failed to read the request body."));
-        }
-        Ok(Ok(c)) => c.to_bytes(),
+        Ok(r) => r?,
     };
     let mut req = Req::new(parts, found.params, body, identity, peer, closer);
     req.client_ip = ip;
     req.form_shape = form_shape;
-    run(route.handler, srv.site.clone(), req).await
+    let resp = run(route.handler, srv.site.clone(), req).await;
+    drop(charge);
+    resp
 }
 
 /// Reads and drops a body the handler never took (it answered before

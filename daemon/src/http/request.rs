@@ -34,6 +34,10 @@ pub struct Req {
     /// The unread body of a streamed route, with its byte cap; shared with
     /// the dispatcher, which discards what the handler left untouched.
     stream: UnreadBody,
+    /// The budget a body read whole is charged to, and its charge (given
+    /// back with the request).
+    budget: Option<std::sync::Arc<super::budget::ByteBudget>>,
+    charge: Option<super::budget::Charge>,
 }
 
 /// Marks a request that came over the HTTPS listener (a request extension).
@@ -107,7 +111,7 @@ pub struct WsUpgrade {
     pub accept_key: String,
     on: hyper::upgrade::OnUpgrade,
     /// The connection's slot under the cap, held while the socket lives.
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    permit: Option<super::Slot>,
 }
 
 impl WsUpgrade {
@@ -158,7 +162,14 @@ impl Req {
             upgrade,
             permit,
             stream: UnreadBody::default(),
+            budget: None,
+            charge: None,
         }
+    }
+
+    /// The budget `read_body` charges a body to.
+    pub(crate) fn set_budget(&mut self, budget: std::sync::Arc<super::budget::ByteBudget>) {
+        self.budget = Some(budget);
     }
 
     /// Hands a streamed route its unread body, capped at `limit` bytes.
@@ -331,30 +342,47 @@ impl Req {
     /// upload), under the same cap: afterwards `body`, `json_body` and the
     /// rest work as on any route.
     pub async fn read_body(&mut self) -> ApiResult<()> {
-        use futures_util::StreamExt;
         let taken = match self.stream.lock() {
             Ok(mut s) => s.take(),
             Err(p) => p.into_inner().take(),
         };
-        let Some((mut body, limit)) = taken else {
+        let Some((body, limit)) = taken else {
             return Ok(());
         };
-        let mut buf = bytes::BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                if e.kind() == std::io::ErrorKind::TimedOut {
-                    ApiError::bad("Timed out reading the request body.")
-                } else {
-                    ApiError::bad("Failed to read the request body.")
-                }
-            })?;
-            if (buf.len() + chunk.len()) as u64 > limit {
-                return Err(ApiError::TooLarge("Request entity too large.".into()));
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        self.body = buf.freeze();
+        let budget = self
+            .budget
+            .get_or_insert_with(|| super::budget::ByteBudget::new(u64::MAX))
+            .clone();
+        let declared = self
+            .header("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        let (body, charge) = super::budget::read_charged(body, limit, declared, &budget).await?;
+        self.body = body;
+        self.charge = Some(charge);
         Ok(())
+    }
+
+    /// Charges `total` bytes of this request's body held in memory (a
+    /// streamed form's text, read as it arrives) to the budget of bodies in
+    /// flight, until the request is done: 429 over it.
+    pub fn hold_body_bytes(&mut self, total: u64) -> ApiResult<()> {
+        let Some(budget) = self.budget.clone() else {
+            return Ok(());
+        };
+        if total > budget.largest() {
+            return Err(ApiError::TooLarge("Request entity too large.".into()));
+        }
+        let charge = match &mut self.charge {
+            Some(c) => c,
+            None => self
+                .charge
+                .insert(budget.charge(0).ok_or_else(super::budget::busy)?),
+        };
+        if charge.grow_to(total) {
+            Ok(())
+        } else {
+            Err(super::budget::busy())
+        }
     }
 
     /// Whether the body is multipart form data.

@@ -3,8 +3,11 @@
 //!
 //! Limits (all from the config): clients in total and per IP address,
 //! subscriptions per client (a fixed-capacity `heapless::Vec`), events
-//! queued per client — a client whose queue is full is disconnected, never
-//! buffered further.
+//! and bytes queued per client — a client whose queue is full is
+//! disconnected, never buffered further — and bytes queued across all
+//! clients (over it, the client furthest behind is disconnected). A queued
+//! message is charged until it is written or dropped with its client's
+//! queue, so the bytes are given back when a client leaves.
 
 use super::topic::Topic;
 use crate::auth::Identity;
@@ -36,6 +39,11 @@ pub struct Limits {
     pub max_clients_per_ip: usize,
     pub max_subscriptions: usize,
     pub queue: usize,
+    /// Bytes queued for one client (a message to an empty queue is taken
+    /// whatever its size).
+    pub queue_bytes: usize,
+    /// Bytes queued across all clients.
+    pub total_queue_bytes: usize,
 }
 
 /// One message for a client: the event name and its JSON data (shared by
@@ -44,6 +52,87 @@ pub struct Limits {
 pub struct Msg {
     pub name: Arc<str>,
     pub data: Bytes,
+    /// Its bytes charged to its client's queue (given back on drop).
+    charge: Option<Arc<Charge>>,
+}
+
+impl Msg {
+    pub fn new(name: Arc<str>, data: Bytes) -> Msg {
+        Msg {
+            name,
+            data,
+            charge: None,
+        }
+    }
+
+    /// What it costs queued.
+    fn cost(&self) -> usize {
+        self.data.len() + self.name.len() + 64
+    }
+}
+
+/// Bytes queued for one client. Once the client is gone (`close`), its
+/// bytes no longer count toward the total, even before its queue is
+/// dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Account {
+    state: Mutex<AccountState>,
+}
+
+#[derive(Debug, Default)]
+struct AccountState {
+    bytes: usize,
+    closed: bool,
+}
+
+impl Account {
+    fn lock(&self) -> MutexGuard<'_, AccountState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// The client is gone: its bytes leave the total.
+    fn close(&self, total: &AtomicUsize) {
+        let mut st = self.lock();
+        if !st.closed {
+            st.closed = true;
+            total.fetch_sub(st.bytes, Ordering::AcqRel);
+            st.bytes = 0;
+        }
+    }
+}
+
+/// A queued message's bytes, charged to its client and to the total.
+#[derive(Debug)]
+struct Charge {
+    account: Arc<Account>,
+    total: Arc<AtomicUsize>,
+    n: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let mut st = self.account.lock();
+        if !st.closed {
+            st.bytes -= self.n;
+            self.total.fetch_sub(self.n, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Why a message was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Over {
+    /// The client's queue holds its cap in bytes.
+    Client,
+    /// Every client's queues together hold the total.
+    Total,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -66,6 +155,7 @@ pub enum SubscribeError {
 struct Client {
     ip: IpAddr,
     tx: mpsc::Sender<Msg>,
+    account: Arc<Account>,
     closer: Closer,
     identity: Arc<Identity>,
     subs: Subscriptions,
@@ -75,11 +165,14 @@ struct Client {
 struct State {
     clients: HashMap<Arc<str>, Client>,
     per_ip: HashMap<IpAddr, usize>,
+    /// Bytes queued across all clients (the broker's counter).
+    queued: Arc<AtomicUsize>,
 }
 
 impl State {
     fn remove(&mut self, id: &str) -> Option<Client> {
         let c = self.clients.remove(id)?;
+        c.account.close(&self.queued);
         if let Some(n) = self.per_ip.get_mut(&c.ip) {
             *n -= 1;
             if *n == 0 {
@@ -94,6 +187,8 @@ pub struct Broker {
     limits: Limits,
     state: Mutex<State>,
     count: AtomicUsize,
+    /// Bytes queued across all clients (shared with `State`).
+    queued: Arc<AtomicUsize>,
 }
 
 /// A subscription an event may go to, snapshotted for the fan-out.
@@ -101,6 +196,7 @@ pub struct Broker {
 pub(crate) struct Candidate {
     pub client: Arc<str>,
     pub tx: mpsc::Sender<Msg>,
+    pub account: Arc<Account>,
     pub identity: Arc<Identity>,
     pub topic: Arc<Topic>,
 }
@@ -130,11 +226,62 @@ fn same_auth(a: &Identity, b: &Identity) -> bool {
 
 impl Broker {
     pub fn new(limits: Limits) -> Arc<Broker> {
+        let state = State::default();
+        let queued = state.queued.clone();
         Arc::new(Broker {
             limits,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             count: AtomicUsize::new(0),
+            queued,
         })
+    }
+
+    /// Bytes queued across all clients.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Charges `msg` to `account` (and the total), under both caps.
+    pub(crate) fn charge(&self, account: &Arc<Account>, msg: &mut Msg) -> Result<(), Over> {
+        let n = msg.cost();
+        let mut st = account.lock();
+        if st.closed || (st.bytes > 0 && st.bytes + n > self.limits.queue_bytes) {
+            return Err(Over::Client);
+        }
+        let total = self.queued.fetch_add(n, Ordering::AcqRel);
+        if total > 0 && total + n > self.limits.total_queue_bytes {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(Over::Total);
+        }
+        st.bytes += n;
+        drop(st);
+        msg.charge = Some(Arc::new(Charge {
+            account: account.clone(),
+            total: self.queued.clone(),
+            n,
+        }));
+        Ok(())
+    }
+
+    /// Disconnects the client with the most bytes queued (the one
+    /// furthest behind); false when no client has anything queued.
+    pub(crate) fn shed_furthest_behind(&self) -> bool {
+        let furthest = {
+            let st = self.lock();
+            st.clients
+                .iter()
+                .map(|(id, c)| (c.account.queued(), id.clone()))
+                .filter(|(q, _)| *q > 0)
+                .max_by_key(|(q, _)| *q)
+        };
+        match furthest {
+            Some((queued, id)) => {
+                tracing::info!(client = %id, queued, "realtime queues over their total; disconnecting the client furthest behind");
+                self.disconnect(&id);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -176,6 +323,7 @@ impl Broker {
             Client {
                 ip,
                 tx,
+                account: Arc::default(),
                 closer,
                 identity: Arc::new(Identity::Guest),
                 subs: Subscriptions::new(),
@@ -218,6 +366,9 @@ impl Broker {
             self.count.store(0, Ordering::Relaxed);
             st.clients.drain().map(|(_, c)| c).collect()
         };
+        for c in &all {
+            c.account.close(&self.queued);
+        }
         for c in all {
             c.closer.send_replace(true);
         }
@@ -273,6 +424,7 @@ impl Broker {
                     out.push(Candidate {
                         client: cid.clone(),
                         tx: c.tx.clone(),
+                        account: c.account.clone(),
                         identity: c.identity.clone(),
                         topic: t.clone(),
                     });
@@ -334,11 +486,7 @@ impl Broker {
             return false;
         };
         let _ = c.subs.swap_remove(pos);
-        c.tx.try_send(Msg {
-            name: Arc::from(topic),
-            data,
-        })
-        .is_ok()
+        c.tx.try_send(Msg::new(Arc::from(topic), data)).is_ok()
     }
 
     /// An auth record was deleted: clients authenticated as it become guests.
@@ -368,6 +516,8 @@ mod tests {
             max_clients_per_ip: per_ip,
             max_subscriptions: 3,
             queue: 2,
+            queue_bytes: 1000,
+            total_queue_bytes: 2500,
         })
     }
 
@@ -443,5 +593,37 @@ mod tests {
         assert_eq!(b.candidates(&coll, "x").len(), 1);
         assert_eq!(b.candidates(&coll, "y").len(), 0);
         assert!(b.has_subscribers(&coll));
+    }
+
+    #[test]
+    fn queued_bytes_are_bounded_and_given_back() {
+        let b = broker(10, 10);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let r1 = b.register(ip, closer()).unwrap();
+        let r2 = b.register(ip, closer()).unwrap();
+        let r3 = b.register(ip, closer()).unwrap();
+        let acct = |id: &str| b.lock().clients.get(id).unwrap().account.clone();
+        let (a1, a2, a3) = (acct(&r1.id), acct(&r2.id), acct(&r3.id));
+        let charged = |a: &Arc<Account>, n: usize| {
+            let mut m = Msg::new(Arc::from("t"), Bytes::from(vec![b'x'; n]));
+            b.charge(a, &mut m).map(|()| m)
+        };
+        // A message to an empty queue is taken whatever its size.
+        let big = charged(&a1, 1500).expect("first message");
+        assert_eq!(charged(&a1, 10).err(), Some(Over::Client));
+        let small = charged(&a2, 500).expect("room for another client");
+        assert_eq!(charged(&a3, 900).err(), Some(Over::Total));
+        assert!(b.queued_bytes() > 2000);
+        // The furthest behind is shed; its bytes leave the total at once.
+        assert!(b.shed_furthest_behind());
+        assert!(!b.lock().clients.contains_key(&*r1.id));
+        assert!(b.queued_bytes() < 1000);
+        let third = charged(&a3, 900).expect("room again");
+        drop(third);
+        drop(big);
+        drop(small);
+        assert_eq!(b.queued_bytes(), 0);
+        assert_eq!(a1.queued() + a2.queued(), 0);
+        drop((r1, r2, r3));
     }
 }

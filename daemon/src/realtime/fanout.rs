@@ -220,9 +220,31 @@ fn publish(
     deliver(broker, deliveries);
 }
 
-/// Queues each message; a client whose queue is full is disconnected.
+/// Queues each message; a client whose queue is full (in events or in
+/// bytes) is disconnected. Over the total of bytes queued, the client
+/// furthest behind goes first.
 fn deliver(broker: &Broker, deliveries: Vec<(Candidate, Msg)>) {
-    for (cand, msg) in deliveries {
+    use super::broker::Over;
+    for (cand, mut msg) in deliveries {
+        match broker.charge(&cand.account, &mut msg) {
+            Ok(()) => {}
+            Err(Over::Client) => {
+                tracing::info!(client = %cand.client, "realtime client too far behind (bytes queued); disconnecting");
+                broker.disconnect(&cand.client);
+                continue;
+            }
+            Err(Over::Total) => {
+                // The client furthest behind goes (its bytes leave the
+                // total at once), then this message is tried again.
+                let retried =
+                    broker.shed_furthest_behind() && broker.charge(&cand.account, &mut msg).is_ok();
+                if !retried {
+                    tracing::info!(client = %cand.client, "realtime queues full; disconnecting");
+                    broker.disconnect(&cand.client);
+                    continue;
+                }
+            }
+        }
         match cand.tx.try_send(msg) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -507,7 +529,15 @@ fn fan_out_counted(
     // What each distinct client filter reads through its joins.
     let mut client_reads: HashMap<String, Reads> = HashMap::new();
     let mut out = Vec::with_capacity(candidates.len());
+    let queue_bytes = broker.limits().queue_bytes;
     for cand in candidates {
+        // A client already a full queue behind is not rendered for: it
+        // goes (and costs nothing more).
+        if cand.account.queued() >= queue_bytes {
+            tracing::info!(client = %cand.client, "realtime client too far behind (bytes queued); disconnecting");
+            broker.disconnect(&cand.client);
+            continue;
+        }
         let identity = effective(schema, &cand.identity);
         let topic = &cand.topic;
         let superuser = identity.is_superuser();
@@ -615,7 +645,7 @@ fn fan_out_counted(
             .clone();
         if let Some(data) = data {
             let name = topic.raw.clone();
-            out.push((cand, Msg { name, data }));
+            out.push((cand, Msg::new(name, data)));
         }
     }
     out
@@ -680,6 +710,8 @@ mod tests {
             max_clients_per_ip: 1000,
             max_subscriptions: 8,
             queue: 8,
+            queue_bytes: 1 << 20,
+            total_queue_bytes: 8 << 20,
         });
         let ip: IpAddr = [127, 0, 0, 1].into();
         let mut regs = Vec::new();
@@ -872,6 +904,8 @@ mod tests {
             max_clients_per_ip: 1000,
             max_subscriptions: 8,
             queue: 8,
+            queue_bytes: 1 << 20,
+            total_queue_bytes: 8 << 20,
         });
         let ip: IpAddr = [127, 0, 0, 1].into();
         let topic = |f: &str| {

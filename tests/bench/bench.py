@@ -706,7 +706,8 @@ def main() -> int:
     except (ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # keepd's own caps (PocketBase has none) are raised to the benchmark's scale.
-    for k in ("KEEPD_MAX_CONNECTIONS", "KEEPD_REALTIME_MAX_CLIENTS", "KEEPD_REALTIME_MAX_CLIENTS_PER_IP"):
+    for k in ("KEEPD_MAX_CONNECTIONS", "KEEPD_MAX_CONNECTIONS_PER_IP", "KEEPD_REALTIME_MAX_CLIENTS",
+              "KEEPD_REALTIME_MAX_CLIENTS_PER_IP"):
         os.environ[k] = str(args.rt_idle + 1024)
 
     os.makedirs(args.workdir or tempfile.gettempdir(), exist_ok=True)

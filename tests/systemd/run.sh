@@ -183,8 +183,12 @@ systemd-nspawn -D "$croot" --boot --register=no --keep-unit --console=pipe \
     --private-network --capability=CAP_IPC_LOCK -M "$machine" \
     </dev/null >"$work/nspawn.log" 2>&1 &
 nspawn_pid=$!
-for _ in $(seq 1 $((50 * slow))); do
-    cpid="$(pgrep -P "$nspawn_pid" | head -n 1 || true)"
+# The container's PID 1 is nspawn's child that is PID 1 in its own PID
+# namespace (before that, nspawn's intermediate child is there).
+for _ in $(seq 1 $((100 * slow))); do
+    for p in $(pgrep -P "$nspawn_pid" || true); do
+        if [ "$(awk '/^NSpid:/ {print $NF}' "/proc/$p/status" 2>/dev/null)" = 1 ]; then cpid=$p; fi
+    done
     [ -n "$cpid" ] && break
     kill -0 "$nspawn_pid" 2>/dev/null || break
     sleep 0.2
@@ -233,13 +237,23 @@ journal_has() { # journal_has UNIT SINCE TEXT
 }
 now() { c date '+%Y-%m-%d %H:%M:%S'; }
 
+# Until PID 1 has exec'd systemd and opened its socket, systemctl says
+# "offline": ask again.
 state=""
-if ! state="$(timeout $((120 * slow)) nsenter -t "$cpid" -a -- systemctl is-system-running --wait 2>&1)"; then
+t0=$SECONDS
+while [ $((SECONDS - t0)) -lt $((120 * slow)) ]; do
+    state="$(timeout $((120 * slow)) nsenter -t "$cpid" -a -- systemctl is-system-running --wait 2>/dev/null || true)"
     case "$state" in
-        degraded) echo "note: the container's system is degraded: $(c systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')" >&2 ;;
-        *) tail -n 30 "$work/nspawn.log" >&2; fail "the container's systemd did not finish booting: '$state'" ;;
+        running|degraded) break ;;
     esac
-fi
+    kill -0 "$nspawn_pid" 2>/dev/null || break
+    sleep 0.5
+done
+case "$state" in
+    running) ;;
+    degraded) echo "note: the container's system is degraded: $(c systemctl --failed --no-legend --plain | awk '{print $1}' | tr '\n' ' ')" >&2 ;;
+    *) tail -n 30 "$work/nspawn.log" >&2; fail "the container's systemd did not finish booting: '$state'" ;;
+esac
 say "booted: $(c systemctl --version | head -n 1) as PID 1 in $arch ($(c uname -m)), state ${state:-?}"
 
 # --- install --------------------------------------------------------------

@@ -97,7 +97,7 @@ faults() {
 
 # The amd64 .deb under a real systemd: a Debian 12 root booted with
 # systemd-nspawn (notify, watchdog restart, stop, LoadCredential, socket
-# activation, remove/purge; bounded, 10 minutes at most, about 2 once the root
+# activation, remove/purge; bounded, 10 minutes at most, 1-2 once the root
 # is cached). Needs root; the arm64 form is `tests/systemd/run.sh --arch arm64`.
 systemd_e2e() {
     if [ "$(id -u)" != 0 ]; then

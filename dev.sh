@@ -6,7 +6,8 @@
 #   ./dev.sh deps                   install what the tests need (apt, npm, pip; registries only)
 #
 # Env for `test`: FUZZ_SECONDS (default 60; 0 skips), SKIP_COMPAT=1, SKIP_SDK=1, SKIP_DIFFFUZZ=1,
-#   SKIP_DEB=1 (the .deb build and install/purge test), SKIP_CROSS=1 (aarch64
+#   SKIP_DEB=1 (the .deb build and install/purge test), SKIP_SYSTEMD=1 (the
+#   .deb under a real systemd in a booted container), SKIP_CROSS=1 (aarch64
 #   build and tests under qemu), SKIP_BENCH=1 (benchmark smoke run),
 #   SKIP_SUPPLY=1 (cargo deny against ../shared/advisory-db),
 #   SKIP_FAULTS=1 (power cuts through tests/powercut's FUSE model, full /
@@ -96,6 +97,28 @@ faults() {
     KEEPD_BIN="$ROOT/target/debug/keepd" target/debug/keepd-diskfull full readonly eio
 }
 
+# The amd64 .deb under a real systemd: a Debian 12 root booted with
+# systemd-nspawn (notify, watchdog restart, stop, LoadCredential, socket
+# activation, remove/purge; bounded, 10 minutes at most, 1-2 once the root
+# is cached). Needs root; the arm64 form is `tests/systemd/run.sh --arch arm64`.
+systemd_e2e() {
+    if [ "$(id -u)" != 0 ]; then
+        if [ "${KEEPD_TESTS_STRICT:-0}" = 1 ] || [ -n "${CI:-}" ]; then
+            echo "the .deb under a real systemd can't run: not root" >&2
+            return 1
+        fi
+        log "SKIPPED the .deb under a real systemd: not root"
+        return 0
+    fi
+    log ".deb under a real systemd (booted Debian 12 container)"
+    local deb=()
+    if [ "${SKIP_DEB:-0}" != 1 ]; then
+        # The package the step above built and checked.
+        deb=(--deb "$(ls -t "${CARGO_TARGET_DIR:-$ROOT/target}"/debian/keepd_*_amd64.deb | head -n 1)")
+    fi
+    bash tests/systemd/run.sh --arch amd64 "${deb[@]}"
+}
+
 cmd_test() {
     deps
     # A test that cannot run here (a missing tool or binary) fails instead of
@@ -153,6 +176,9 @@ cmd_test() {
         # A throwaway key checks the signing pipeline (a release sets KEEPD_SIGNING_KEY and KEEPD_SIGN=required).
         KEEPD_SIGN="${KEEPD_SIGN:-throwaway}" bash packaging/build-deb.sh
         as_root bash packaging/test-deb.sh
+    fi
+    if [ "${SKIP_SYSTEMD:-0}" != 1 ]; then
+        systemd_e2e
     fi
     if [ "${SKIP_CROSS:-0}" != 1 ]; then
         log "ARM: aarch64 build and tests under qemu"

@@ -91,10 +91,11 @@ faults() {
     cargo build --locked -p keepd-powercut -p keepd-diskfull
     log "power cuts: FUSE model self-test, then ${POWERCUT_RUNS:-2} seeded runs x ${POWERCUT_CUTS:-5} cuts"
     KEEPD_BIN="$ROOT/target/debug/keepd" target/debug/keepd-powercut --self-test
-    KEEPD_BIN="$ROOT/target/debug/keepd" target/debug/keepd-powercut \
+    # Bounded: a hung FUSE session must fail the step, not stall CI.
+    KEEPD_BIN="$ROOT/target/debug/keepd" timeout 900 target/debug/keepd-powercut \
         --seed "${POWERCUT_SEED:-20261206}" --runs "${POWERCUT_RUNS:-2}" --cuts "${POWERCUT_CUTS:-5}" --writers 3
     log "disk full, read-only filesystem, failing device"
-    KEEPD_BIN="$ROOT/target/debug/keepd" target/debug/keepd-diskfull full readonly eio
+    KEEPD_BIN="$ROOT/target/debug/keepd" timeout 600 target/debug/keepd-diskfull full readonly eio
 }
 
 # The amd64 .deb under a real systemd: a Debian 12 root booted with

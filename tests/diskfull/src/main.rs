@@ -558,6 +558,7 @@ fn eio(bin: &Path, root: &Path) -> Result<()> {
     std::fs::create_dir_all(&mnt)?;
     let model = Arc::new(Mutex::new(Model::new(0o700, 0, 0)));
     let session = fuse::mount(model.clone(), &mnt)?;
+    let conn = fuse::connection(&mnt);
     let r = (|| {
         let d = start(bin, root, &mnt)?;
         let t = Instant::now();
@@ -584,6 +585,6 @@ fn eio(bin: &Path, root: &Path) -> Result<()> {
         }
         finish(bin, d)
     })();
-    let _ = session.umount_and_join();
+    let _ = fuse::unmount(session, &mnt, conn, Duration::from_secs(10));
     r
 }

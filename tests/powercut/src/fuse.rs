@@ -65,6 +65,62 @@ pub fn mount(model: Shared, at: &Path) -> std::io::Result<fuser::BackgroundSessi
     )
 }
 
+/// The FUSE connection number of the filesystem mounted at `at` (its
+/// directory under /sys/fs/fuse/connections).
+pub fn connection(at: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(at).ok().map(|m| {
+        let dev = m.dev();
+        (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev))
+    })
+}
+
+/// Unmounts and waits for the session's threads, bounded: a reader of the
+/// FUSE device sometimes stays blocked after the unmount (the connection
+/// never told it is gone), which would hang the run. After `wait`, the
+/// connection is aborted through the fuse control filesystem (mounted at
+/// /sys/fs/fuse/connections if it isn't), which ends every reader.
+/// `conn`: the mount's connection number, from `connection` right after
+/// the mount (asking later could block on a frozen filesystem).
+pub fn unmount(
+    session: fuser::BackgroundSession,
+    at: &Path,
+    conn: Option<u64>,
+    wait: Duration,
+) -> std::io::Result<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(session.umount_and_join());
+    });
+    match rx.recv_timeout(wait) {
+        Ok(r) => return r,
+        Err(_) => eprintln!(
+            "  note: the FUSE session at {} did not end {:?} after its unmount; aborting its connection",
+            at.display(),
+            wait
+        ),
+    }
+    let ctl = Path::new("/sys/fs/fuse/connections");
+    if std::fs::read_dir(ctl)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+    {
+        let _ = std::process::Command::new("mount")
+            .args(["-t", "fusectl", "none"])
+            .arg(ctl)
+            .status();
+    }
+    if let Some(c) = conn {
+        let _ = std::fs::write(ctl.join(c.to_string()).join("abort"), "1");
+    }
+    rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+        std::io::Error::other(format!(
+            "the FUSE session at {} would not end",
+            at.display()
+        ))
+    })?
+}
+
 fn attr(ino: u64, n: &Node) -> FileAttr {
     let size = n.size();
     FileAttr {

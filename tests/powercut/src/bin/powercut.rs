@@ -143,6 +143,8 @@ fn main() {
 struct Mounted {
     model: fuse::Shared,
     session: Option<fuser::BackgroundSession>,
+    /// The FUSE connection (to abort a session that won't end).
+    conn: Option<u64>,
     at: PathBuf,
 }
 
@@ -154,6 +156,7 @@ impl Mounted {
         Ok(Mounted {
             model,
             session: Some(session),
+            conn: fuse::connection(at),
             at: at.to_path_buf(),
         })
     }
@@ -165,7 +168,7 @@ impl Mounted {
 
     fn unmount(&mut self) -> Result<()> {
         if let Some(s) = self.session.take() {
-            if let Err(e) = s.umount_and_join() {
+            if let Err(e) = fuse::unmount(s, &self.at, self.conn, Duration::from_secs(10)) {
                 // Busy: detach lazily (nothing of keepd runs any more).
                 let c = std::ffi::CString::new(self.at.as_os_str().as_encoded_bytes())?;
                 // SAFETY: a valid C string path.

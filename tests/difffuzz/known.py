@@ -287,21 +287,6 @@ def hidden_field_written(d):
     return bool(sf[3]) and set(sf[3]) <= h  # keepd refuses a value PocketBase never looked at
 
 
-def modifier_bypasses_body_rule(d):
-    """A modifier key (f+, +f, f-) for a field the rule reads as @request.body.f: PocketBase's rule
-    sees the field (with the modifier applied), keepd's rule does not, so a guard such as
-    `@request.body.credits:isset = false` or `@request.body.n > 1` is bypassed (or, the other
-    way, a rule requiring the field fails)."""
-    if d.where != "response" or d.step is None:
-        return False
-    for idx, sub in subs(d):
-        body = sub.get("body") or {}
-        mods = {base_key(k) for k in body if k != base_key(k)}
-        r = op_rule(d, sub)
-        if any(f"@request.body.{m}" in r for m in mods) and denial_differs(d, idx):
-            return True
-    return False
-
 
 def uploads(sub):
     """Field names a (sub-)request uploads files to (plain, + and - forms)."""
@@ -327,49 +312,6 @@ def denial_differs(d, idx):
     # (a create's denial is a 400 with empty data: the same status and message as a validation error)
     return (ra is None) != (sa is None) or (ra is not None and (ra[:3], ra[3] == {}) != (sa[:3], sa[3] == {}))
 
-
-def file_field_invisible_to_body_rule(d):
-    """Any value for a file field (an upload, a name, [] or "") is invisible to
-    @request.body.<field> in keepd's rules, so `@request.body.avatar:isset = false` is bypassed;
-    PocketBase's rules see it."""
-    if d.where != "response" or d.step is None:
-        return False
-    for idx, sub in subs(d):
-        if any(f"@request.body.{f}" in op_rule(d, sub) for f in file_fields_sent(d, sub)) and \
-                denial_differs(d, idx):
-            return True
-    return False
-
-
-def body_values_uncast_in_rules(d):
-    """A body value the rule compares as @request.body.<field> (or checks with :changed) that is
-    not yet of the field's type: a multipart text ("true" for a bool, "2" for a number), a single
-    value for a multi-value field ("a" for a select of up to 3), a date that is no date. PocketBase normalizes it to the
-    field's type first ("true" = true, "a" = ["a"]), keepd compares the raw value, so
-    `@request.body.flag != true` is bypassed by a form and `@request.body.tags:changed = false`
-    fails for an unchanged value."""
-    if d.where != "response" or d.step is None:
-        return False
-    multipart = d.step.get("via") == "multipart" or d.step.get("multipart")
-    for idx, sub in subs(d):
-        r = op_rule(d, sub)
-        for k, v in (sub.get("body") or {}).items():
-            f = field(d, sub["coll"], k)
-            if f"@request.body.{k}" not in r:
-                continue
-            if f is None:  # a key the collection lacks: a form sends it as text, JSON as typed
-                uncast = multipart and d.step["op"] != "batch" and not isinstance(v, str)
-            else:
-                uncast = (is_multi(f) and not isinstance(v, list)) or (
-                    multipart and d.step["op"] != "batch" and f["type"] in ("number", "bool")
-                    and not isinstance(v, str)) \
-                    or (f["type"] == "number" and not isinstance(v, (int, float))) \
-                    or (f["type"] == "bool" and not isinstance(v, bool)) \
-                    or (f["type"] == "date" and not (isinstance(v, str)
-                                                     and (v == "" or re.match(r"^\d{4}-\d{2}-\d{2}", v))))
-            if uncast and denial_differs(d, idx):
-                return True
-    return False
 
 
 def batch_upload_unknown_field(d):
@@ -580,34 +522,23 @@ KNOWN = [
           "keepd refuses the ~10,000 most common passwords (validation_common_password); PocketBase accepts "
           "them. See COMPATIBILITY.md, 'Deliberate differences' (common passwords).", common_password_refused),
     Known("hidden-field-written-by-non-superuser", OPEN,
-          "keepd accepts, validates and stores values for hidden fields from non-superusers; PocketBase drops "
-          "them (a hidden required field then counts as blank). Reported; the record write path rewrite did not fix this case.",
+          "Fixed in what matters: keepd drops non-superusers' hidden-field values as PocketBase does "
+          "(tests/rust/write_path.rs). The matcher still explains answers that differ only in which of the "
+          "errors of a request naming hidden fields come first (an auth form's password errors, say). Both refuse.",
           hidden_field_written),
-    Known("modifier-bypasses-body-rule", OPEN,
-          "Modifier keys (credits+, +tags, tags-) are invisible to @request.body.<field> in keepd's rules, so "
-          "guards like `@request.body.credits:isset = false` are bypassed; PocketBase's rules see the field. "
-          "Reported; the record write path rewrite did not fix this case.", modifier_bypasses_body_rule),
-    Known("file-field-invisible-to-body-rule", OPEN,
-          "Values for file fields (uploads, names, [] or \"\") are invisible to @request.body.<field> in keepd's "
-          "rules, so a guard like `@request.body.avatar:isset = false` is bypassed; PocketBase's rules see "
-          "them. Reported, not fixed yet (record write path, rules).", file_field_invisible_to_body_rule),
-    Known("body-values-uncast-in-rules", OPEN,
-          "Body values compared in rules as @request.body.<field> (or with :changed) are not normalized to "
-          "the field's type in keepd: a form's \"true\" for a bool, a single \"a\" for a multi-select. PocketBase "
-          "compares true and [\"a\"], so `@request.body.flag != true` is bypassed by a form and "
-          "`@request.body.tags:changed = false` refuses an unchanged value. Reported, not fixed yet (record "
-          "write path, rules).", body_values_uncast_in_rules),
     Known("batch-upload-unknown-field", OPEN,
           "A multipart batch with a file part for a field the collection lacks (or a hidden one, from a "
           "non-superuser): PocketBase ignores the part, keepd refuses the whole batch ('Failed to read the "
           "submitted batch files data.'). Reported, not fixed yet (api/batch).", batch_upload_unknown_field),
     Known("batch-skips-password-policy", OPEN,
-          "keepd's batch path does not apply the auth record password checks (min length, passwordConfirm, "
-          "oldPassword) of the direct routes. Reported; the record write path rewrite did not fix this case.", batch_password_policy),
+          "Fixed in what matters: batch sub-requests get the direct routes' password checks "
+          "(tests/rust/write_path.rs). Left: a batch password change carrying another auth-form error (an e-mail "
+          "change without the e-mail) where PocketBase also reports the old password invalid and keepd only the "
+          "other error. Both refuse.", batch_password_policy),
     Known("file-json-unknown-name", OPEN,
           "A plain (JSON or form text) value for a file field that is not one of the record's stored file "
-          "names: PocketBase refuses it with validation_invalid_file, keepd ignores it. Reported, not fixed "
-          "yet (files::plan, record write path).", file_json_unknown_name),
+          "names: both refuse it with validation_invalid_file; keepd lists every unknown name, PocketBase "
+          "sometimes fewer of them (its message and invalidFiles). Reported.", file_json_unknown_name),
     Known("manage-rule-ignored", OPEN,
           "keepd does not apply the auth collection's manageRule to creates, nor to any batch sub-request: a "
           "manager setting verified, email, or a password without oldPassword there is refused; PocketBase "

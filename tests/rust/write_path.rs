@@ -326,6 +326,24 @@ fn batch_and_direct_writes_apply_the_password_policy() {
         let (st, v) = batch_one(&user, "PATCH", &me, &body);
         assert_eq!(st, 400, "batch {body}: {v}");
     }
+    // A confirmation alone asks for a change too (as PocketBase): the new
+    // password is missing, the confirmation doesn't match, the old one is owed.
+    let lone = json!({"passwordConfirm": "Another-pass-987"});
+    let (st, v) = user.patch(&me, &lone);
+    assert_eq!(st, 400, "direct {lone}: {v}");
+    let (st2, b) = batch_one(&user, "PATCH", &me, &lone);
+    assert_eq!(st2, 400, "batch {lone}: {b}");
+    for data in [&v["data"], &b["data"]["requests"]["0"]["response"]["data"]] {
+        assert_eq!(data["password"]["code"], "validation_required", "{v} {b}");
+        assert_eq!(
+            data["passwordConfirm"]["code"], "validation_values_mismatch",
+            "{v} {b}"
+        );
+        assert_eq!(
+            data["oldPassword"]["code"], "validation_required",
+            "{v} {b}"
+        );
+    }
     let login = |pw: &str| {
         srv.guest()
             .post(
@@ -902,5 +920,62 @@ fn hidden_file_fields_are_not_writable_by_non_superusers() {
         Some(1),
         "{}",
         r.text()
+    );
+}
+
+/// A rule reading `@request.body.<file field>` sees the files a write
+/// touches — an upload, kept names, a removal, `[]` — as PocketBase's rules
+/// do: `@request.body.doc:isset = false` can't be dodged by sending the
+/// file field.
+#[test]
+fn body_guards_on_file_fields_see_uploads_and_removals() {
+    let srv = TestServer::start();
+    srv.create_collection(&json!({
+        "name": "guarded", "type": "base",
+        "listRule": "", "viewRule": "",
+        "createRule": "@request.body.doc:isset = false",
+        "updateRule": "@request.body.doc:isset = false",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "doc", "type": "file", "maxSelect": 2, "maxSize": 1024}
+        ]
+    }));
+    let url = "/api/collections/guarded/records";
+    // Without the file field: allowed.
+    let (st, v) = srv.guest().post(url, &json!({"title": "plain"}));
+    assert_eq!(st, 200, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    // An upload: the guard sees it.
+    let (ct, body) = multipart(&[
+        ("title", None, b"with file"),
+        ("doc", Some("a.txt"), b"hello"),
+    ]);
+    let r = srv.raw("POST", url, &[("Content-Type", ct.as_str())], Some(&body));
+    assert_eq!(r.status, 400, "an upload passed the guard: {}", r.text());
+    let (st, v) = srv
+        .guest()
+        .post(url, &json!({"title": "empty list", "doc": []}));
+    assert_eq!(st, 400, "[] passed the guard: {v}");
+    // Updates: an upload or a removal is refused as a denial (404).
+    let one = format!("{url}/{id}");
+    let (ct, body) = multipart(&[("doc+", Some("b.txt"), b"hello")]);
+    let r = srv.raw("PATCH", &one, &[("Content-Type", ct.as_str())], Some(&body));
+    assert_eq!(
+        r.status,
+        404,
+        "an appended upload passed the guard: {}",
+        r.text()
+    );
+    let (st, v) = srv.guest().patch(&one, &json!({"doc": []}));
+    assert_eq!(st, 404, "a removal passed the guard: {v}");
+    let (st, v) = srv.guest().patch(&one, &json!({"title": "renamed"}));
+    assert_eq!(st, 200, "{v}");
+    let (_, l) = srv.su().list("guarded", &[]);
+    assert_eq!(l["totalItems"], 1, "{l}");
+    assert!(
+        l["items"][0]["doc"]
+            .as_array()
+            .is_some_and(|a| a.is_empty()),
+        "{l}"
     );
 }

@@ -147,9 +147,17 @@ impl Request {
     /// What the rules read, with the body as resolved for the write.
     pub(crate) fn rule_ctx(
         &self,
-        body: Map<String, Value>,
+        mut body: Map<String, Value>,
         files: Map<String, Value>,
     ) -> RequestCtx {
+        // A file field the write touches (an upload, kept names, a
+        // removal, `[]`) is in `@request.body` with its final value, as
+        // PocketBase's rules see it: `@request.body.avatar:isset = false`
+        // guards uploads too. (Record values are built from `files`, never
+        // from these keys.)
+        for (k, v) in &files {
+            body.insert(k.clone(), v.clone());
+        }
         RequestCtx {
             identity: self.principal.identity(),
             method: self.method.clone(),

@@ -29,11 +29,23 @@ pub fn check(
     let text = |k: &str| body.get(k).map(rv::to_text).unwrap_or_default();
     let (pw, confirm) = (text("password"), text("passwordConfirm"));
     if pw.is_empty() {
-        // An oldPassword alone asks for a change: the new one is missing.
-        if create || !text("oldPassword").is_empty() {
+        // An oldPassword or a passwordConfirm alone asks for a change: the
+        // new one is missing (and, as PocketBase, the confirmation then
+        // doesn't match it, and a non-manager owes the old one).
+        let old = text("oldPassword");
+        if create || !old.is_empty() || !confirm.is_empty() {
             errs.add("password", "validation_required", "Cannot be blank.");
             if confirm.is_empty() {
                 errs.add("passwordConfirm", "validation_required", "Cannot be blank.");
+            } else {
+                errs.add(
+                    "passwordConfirm",
+                    "validation_values_mismatch",
+                    "Values don't match.",
+                );
+            }
+            if !create && needs_old && old.is_empty() {
+                errs.add("oldPassword", "validation_required", "Cannot be blank.");
             }
         }
         return None;

@@ -298,6 +298,9 @@ fn main() -> anyhow::Result<()> {
             let mut cfg = load(&common, vec![])?;
             keepd::logging::init("warn");
             cfg.preload_database_key()?;
+            // As root on a (empty) data dir of the service's user: act as
+            // that user, so what is built is the service's.
+            become_owner(&cfg.dir)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()

@@ -250,6 +250,34 @@ fn pocketbase_data_moves_in() {
         ),
     );
     let before_list = pb.send("GET", "/api/collections/posts/records?sort=title", t, None);
+    // A record PocketBase keeps though it no longer validates (its field was
+    // made required after): refused by keepd's validation, and reported.
+    let drafts = pb.send(
+        "POST",
+        "/api/collections",
+        t,
+        Some(&json!({"name": "drafts", "type": "base",
+            "fields": [{"name": "body", "type": "text"}]})),
+    );
+    let draft = pb.send(
+        "POST",
+        "/api/collections/drafts/records",
+        t,
+        Some(&json!({})),
+    );
+    let draft_id = draft["id"].as_str().expect("draft id").to_string();
+    let mut fields = drafts["fields"].clone();
+    for f in fields.as_array_mut().expect("fields") {
+        if f["name"] == "body" {
+            f["required"] = json!(true);
+        }
+    }
+    pb.send(
+        "PATCH",
+        "/api/collections/drafts",
+        t,
+        Some(&json!({"fields": fields})),
+    );
 
     // While PocketBase runs, the import refuses and writes nothing.
     let o = import(&[&pb_s, "--dir", &target_s]);
@@ -278,7 +306,12 @@ fn pocketbase_data_moves_in() {
     assert!(report.contains("posts: 2 of 2 record(s)"), "{report}");
     assert!(report.contains("users: 1 of 1 record(s)"), "{report}");
     assert!(report.contains("_superusers: 1 of 1 record(s)"), "{report}");
-    assert!(report.contains("not imported: nothing"), "{report}");
+    assert!(report.contains("drafts: 0 of 1 record(s)"), "{report}");
+    assert!(
+        report.contains(&format!("record drafts/{draft_id}: body: Cannot be blank.")),
+        "{report}"
+    );
+    assert!(report.contains("not imported (1):"), "{report}");
 
     // The source is as it was, byte for byte, mode and time.
     let after = snapshot(&pb_dir);

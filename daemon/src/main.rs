@@ -85,10 +85,32 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SuperuserCmd,
     },
+    /// Build a keepd data dir from another server's data (PocketBase).
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
+    },
     /// Cloud sync of this device with its hub.
     Sync {
         #[command(subcommand)]
         cmd: SyncCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCmd {
+    /// Read a PocketBase 0.23+ pb_data (never changed; PocketBase must be
+    /// stopped) and build a new keepd data dir (--dir, which must be empty
+    /// or absent) from it: collections, records with their ids and password
+    /// hashes, settings, stored files. Prints what it could not map.
+    Pocketbase {
+        /// PocketBase's data directory (holding data.db).
+        pb_data: PathBuf,
+        /// Print the report only; nothing is written to --dir.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -262,6 +284,40 @@ fn main() -> anyhow::Result<()> {
                     "Decrypted {}. Remove database_key_file (or the database-key credential) before starting keepd.",
                     db.display()
                 ),
+            }
+            Ok(())
+        }
+        Cmd::Import {
+            cmd:
+                ImportCmd::Pocketbase {
+                    pb_data,
+                    dry_run,
+                    common,
+                },
+        } => {
+            let mut cfg = load(&common, vec![])?;
+            keepd::logging::init("warn");
+            cfg.preload_database_key()?;
+            // As root on a (empty) data dir of the service's user: act as
+            // that user, so what is built is the service's.
+            become_owner(&cfg.dir)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let report = rt
+                .block_on(keepd::ops::import::run(&cfg, &pb_data, dry_run))
+                .context("import pocketbase")?;
+            print!("{}", report.render(dry_run));
+            if dry_run {
+                println!("dry run: nothing was written to {}", cfg.dir.display());
+            } else {
+                println!(
+                    "Imported {} into {}. Start it with: keepd serve --dir {}",
+                    pb_data.display(),
+                    cfg.dir.display(),
+                    cfg.dir.display()
+                );
             }
             Ok(())
         }

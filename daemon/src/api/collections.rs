@@ -457,7 +457,59 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     // Validate every definition against the schema as it will be after the
     // import, then apply all of them in one transaction.
     let schema = app.store.schema();
-    let mut planned: Vec<(Option<Arc<Collection>>, Collection)> = Vec::new();
+    let (planned, errs_all) = plan_import(&schema, list);
+    if let Some((_, Value::String(first))) = errs_all.iter().next() {
+        let mut e = FieldErrors::new();
+        e.add(
+            "collections",
+            "validation_collections_import_failure",
+            first.clone(),
+        );
+        return Err(ApiError::validation("Failed to import collections.", e));
+    }
+    let to_delete: Vec<Arc<Collection>> = if delete_missing {
+        schema
+            .all()
+            .iter()
+            .filter(|c| !c.system && !planned.iter().any(|(_, p)| p.id == c.id))
+            .cloned()
+            .collect()
+    } else {
+        vec![]
+    };
+    let summary = json!({
+        "created": planned.iter().filter(|(o, _)| o.is_none()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
+        "updated": planned.iter().filter(|(o, _)| o.is_some()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
+        "deleted": to_delete.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+    });
+    app.store
+        .write(move |conn| {
+            for (old, new) in &planned {
+                match old {
+                    None => catalog::create(conn, new)?,
+                    Some(o) => catalog::update(conn, o, new)?,
+                }
+            }
+            for c in &to_delete {
+                catalog::delete(conn, c)?;
+            }
+            Ok(())
+        })
+        .await?;
+    app.store.reload_schema().await?;
+    audit_change(&app, &req, "collections.import", "*", summary).await;
+    Ok(Resp::empty(204))
+}
+
+/// Collections to create (`None`) or update (the current one), built.
+pub type Planned = Vec<(Option<Arc<Collection>>, Collection)>;
+
+/// Plans a collections import: every definition of `list` built and
+/// validated against `schema` as it will be after the import. Returns what
+/// to create or update, and the failures by position in `list`
+/// (PocketBase's message for each). `keepd import pocketbase` uses it too.
+pub fn plan_import(schema: &Schema, list: &[Value]) -> (Planned, Map<String, Value>) {
+    let mut planned: Planned = Vec::new();
     let mut staged: Vec<Collection> = schema.all().iter().map(|c| (**c).clone()).collect();
     // First pass: register names/ids so relations between imported ones resolve.
     for item in list {
@@ -557,47 +609,7 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             }
         }
     }
-    if let Some((_, Value::String(first))) = errs_all.iter().next() {
-        let mut e = FieldErrors::new();
-        e.add(
-            "collections",
-            "validation_collections_import_failure",
-            first.clone(),
-        );
-        return Err(ApiError::validation("Failed to import collections.", e));
-    }
-    let to_delete: Vec<Arc<Collection>> = if delete_missing {
-        schema
-            .all()
-            .iter()
-            .filter(|c| !c.system && !planned.iter().any(|(_, p)| p.id == c.id))
-            .cloned()
-            .collect()
-    } else {
-        vec![]
-    };
-    let summary = json!({
-        "created": planned.iter().filter(|(o, _)| o.is_none()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
-        "updated": planned.iter().filter(|(o, _)| o.is_some()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
-        "deleted": to_delete.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-    });
-    app.store
-        .write(move |conn| {
-            for (old, new) in &planned {
-                match old {
-                    None => catalog::create(conn, new)?,
-                    Some(o) => catalog::update(conn, o, new)?,
-                }
-            }
-            for c in &to_delete {
-                catalog::delete(conn, c)?;
-            }
-            Ok(())
-        })
-        .await?;
-    app.store.reload_schema().await?;
-    audit_change(&app, &req, "collections.import", "*", summary).await;
-    Ok(Resp::empty(204))
+    (planned, errs_all)
 }
 
 /// `GET /api/collections/meta/scaffolds` (superusers).

@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod check;
 pub mod cron;
+pub mod import;
 pub mod notify;
 pub mod privilege;
 pub mod schedule;

@@ -14,6 +14,7 @@ mod ddl;
 pub mod dialect;
 pub mod external_auths;
 pub mod health;
+pub mod import;
 pub mod key;
 mod lock;
 pub mod lookup;

@@ -406,32 +406,7 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> std::io::Result<Resp> {
-        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(b) = body {
-            if !headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            {
-                head.push_str("Content-Type: application/json\r\n");
-            }
-            head.push_str(&format!("Content-Length: {}\r\n", b.len()));
-        }
-        head.push_str("\r\n");
-        let mut req = head.into_bytes();
-        if let Some(b) = body {
-            req.extend_from_slice(b);
-        }
-        s.write_all(&req)?;
-        read_response(&mut s)
+        raw_at(self.addr, method, path, headers, body)
     }
 
     pub fn raw(
@@ -509,6 +484,43 @@ impl TestServer {
     pub fn open_db(&self) -> rusqlite::Connection {
         open_db_ro(&self.db_path())
     }
+}
+
+/// One request to `addr` on a fresh connection (`Connection: close`): any
+/// server, keepd or another.
+pub fn raw_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        addr
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        head.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    head.push_str("\r\n");
+    let mut req = head.into_bytes();
+    if let Some(b) = body {
+        req.extend_from_slice(b);
+    }
+    s.write_all(&req)?;
+    read_response(&mut s)
 }
 
 pub fn open_db_ro(path: &Path) -> rusqlite::Connection {

@@ -15,6 +15,7 @@ mod files;
 mod filter;
 mod guard;
 mod http;
+mod logs;
 mod modes;
 mod notify;
 mod openapi;

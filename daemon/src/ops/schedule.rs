@@ -97,7 +97,7 @@ fn announce(app: &App, expr: &str, keep: i64) {
 }
 
 /// One scheduled run: a backup, then the retention.
-async fn run_once(app: &Arc<App>) {
+pub(crate) async fn run_once(app: &Arc<App>) {
     let settings = app.settings();
     let name = backup::auto_name(&settings.meta.app_name, chrono::Utc::now());
     let dir = app.store.dir().to_path_buf();

@@ -709,8 +709,8 @@ impl Config {
         if !(1..=60).contains(&self.backup_cron_tick_secs) {
             return bad("backup_cron_tick_secs", "must be between 1 and 60");
         }
-        if self.request_log_entries > 1_000_000 {
-            return bad("request_log_entries", "must be at most 1000000");
+        if self.request_log_entries > 100_000 {
+            return bad("request_log_entries", "must be at most 100000");
         }
         if self.audit_retention_days == 0 {
             return bad("audit_retention_days", "must be at least 1");

@@ -172,6 +172,20 @@ fn the_ring_is_bounded() {
     }
     let v = logs(&srv, "perPage=100");
     assert_eq!(v["totalItems"], 5, "{v}");
+    // An entry's size is bounded too: a long target and user agent are cut.
+    let long = "x".repeat(6000);
+    let r = srv.raw(
+        "GET",
+        &format!("/api/health?long={long}"),
+        &[("User-Agent", &long)],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let lv = logs(&srv, "filter=data.url~'long='");
+    assert_eq!(lv["totalItems"], 1, "{lv}");
+    let e = &lv["items"][0]["data"];
+    assert_eq!(e["url"].as_str().map(str::len), Some(512), "{e}");
+    assert_eq!(e["userAgent"].as_str().map(str::len), Some(256), "{e}");
     // Newest first by default.
     let items = v["items"].as_array().expect("items");
     assert!(items[0]["created"].as_str() >= items[4]["created"].as_str());

@@ -40,7 +40,6 @@ pub async fn run(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::NotFound("Missing or invalid cron job.".into()));
     }
     tracing::info!(job = %id, "cron job started by request");
-    let app2 = app.clone();
-    tokio::spawn(async move { crate::ops::schedule::run_once(&app2).await });
+    crate::ops::schedule::start_now(app.clone());
     Ok(Resp::empty(204))
 }

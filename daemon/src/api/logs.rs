@@ -19,7 +19,8 @@
 //! The URL is kept without secrets: the values of query parameters whose
 //! name looks like a credential (`token`, `secret`, `password`, `key`,
 //! `code`, `signature`, `auth`) are replaced by `***`; no header but the
-//! user agent and referer is kept.
+//! user agent and referer is kept. An entry keeps at most 512 bytes of the
+//! URL and 256 of the user agent and of the referer.
 
 use super::require_superuser;
 use crate::app::App;
@@ -32,6 +33,22 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 const MAX_PER_PAGE: usize = 1000;
+/// Bytes kept of a URL, and of a user agent or referer: an entry's size is
+/// bounded whatever a client sends (the ring holds a bounded number).
+const MAX_URL: usize = 512;
+const MAX_HEADER: usize = 256;
+
+/// `s` cut to at most `max` bytes (on a character boundary).
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+    s
+}
 
 /// One answered request.
 #[derive(Clone, Debug)]
@@ -93,7 +110,7 @@ impl RequestLog {
     pub fn new(cap: usize) -> RequestLog {
         RequestLog {
             cap,
-            ring: Mutex::new(VecDeque::with_capacity(cap)),
+            ring: Mutex::new(VecDeque::with_capacity(cap.min(1024))),
         }
     }
 
@@ -125,8 +142,13 @@ impl RequestLog {
             return;
         }
         let text = |v: Option<&crate::http::HeaderValue>| {
-            v.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_default()
+            v.map(|v| {
+                cut(
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    MAX_HEADER,
+                )
+            })
+            .unwrap_or_default()
         };
         let auth = done
             .identity
@@ -137,7 +159,7 @@ impl RequestLog {
             id: crate::util::new_record_id(),
             created: chrono::Utc::now().timestamp_millis(),
             method: done.method.clone(),
-            url: redact(done.uri),
+            url: cut(redact(done.uri), MAX_URL),
             status: done.status,
             exec_ms: done.elapsed.as_secs_f64() * 1000.0,
             remote_ip: done.peer,

@@ -123,6 +123,12 @@ fn requests_are_logged_in_memory_without_secrets() {
     let mut sorted = times.clone();
     sorted.sort();
     assert_eq!(times, sorted);
+    let v = logs(&srv, "perPage=2&skipTotal=1");
+    assert_eq!(
+        (&v["totalItems"], &v["totalPages"]),
+        (&json!(-1), &json!(-1))
+    );
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(2), "{v}");
     let (st, bad) = srv.su().get("/api/logs?filter=bad~~");
     assert_eq!(st, 400, "{bad}");
 
@@ -186,9 +192,20 @@ fn the_ring_is_bounded() {
     let e = &lv["items"][0]["data"];
     assert_eq!(e["url"].as_str().map(str::len), Some(512), "{e}");
     assert_eq!(e["userAgent"].as_str().map(str::len), Some(256), "{e}");
-    // Newest first by default.
+    // Oldest first unless sorted (as PocketBase); `-@rowid` newest first.
     let items = v["items"].as_array().expect("items");
-    assert!(items[0]["created"].as_str() >= items[4]["created"].as_str());
+    assert!(items[0]["created"].as_str() <= items[4]["created"].as_str());
+    let newest = logs(&srv, "perPage=100&sort=-@rowid");
+    let urls: Vec<&str> = newest["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|x| x["data"]["url"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(urls.len(), 5, "{newest}");
+    assert_eq!(urls[0], "/api/logs?filter=data.url~'long='", "{urls:?}");
+    assert!(urls[1].starts_with("/api/health?long="), "{urls:?}");
+    assert_eq!(urls[2], "/api/logs?perPage=100", "{urls:?}");
 
     let off = TestServer::builder()
         .env("KEEPD_REQUEST_LOG_ENTRIES", "0")

@@ -99,6 +99,11 @@ describe("logs", () => {
     const sorted = await su.logs.getList(1, 50, { sort: "-created" });
     const times = sorted.items.map((x) => x.created);
     assert.deepEqual(times, [...times].sort().reverse());
+    // Unsorted: oldest first; `-@rowid`: the order logged, newest first.
+    const plain = (await su.logs.getList(1, 50)).items.map((x) => x.created);
+    assert.deepEqual(plain, [...plain].sort());
+    const byRow = (await su.logs.getList(1, 50, { sort: "-@rowid" })).items.map((x) => x.created);
+    assert.deepEqual(byRow, [...byRow].sort().reverse());
     // Requests per hour.
     const stats = await su.logs.getStats();
     assert.ok(stats.length >= 1, JSON.stringify(stats));

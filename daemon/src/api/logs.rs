@@ -4,7 +4,8 @@
 //! write and a read of the logs none either. Lost at restart.
 //!
 //! - `GET /api/logs` — PocketBase's list (`page`, `perPage`, `filter`,
-//!   `sort`); each entry as PocketBase's request log
+//!   `sort`, `skipTotal`; oldest first unless sorted, as PocketBase; `@rowid`
+//!   sorts in the order logged); each entry as PocketBase's request log
 //!   `{id, created, data: {type, method, url, status, execTime, remoteIP,
 //!   userIP, auth, userAgent, referer}, message, level}`.
 //! - `GET /api/logs/stats` — requests per hour `[{date, total}]`
@@ -332,27 +333,30 @@ fn eval(rec: &Value, e: &Expr) -> Result<bool, ApiError> {
     }
 }
 
-/// The log records matching the request's `filter`, newest first.
-fn matching(app: &App, req: &Req) -> ApiResult<Vec<Value>> {
+/// The log records matching the request's `filter`, oldest first (as
+/// PocketBase lists them without a sort), each with its place in the ring
+/// (PocketBase's `@rowid`).
+fn matching(app: &App, req: &Req) -> ApiResult<Vec<(usize, Value)>> {
     let expr = match req.q("filter").map(str::trim).filter(|f| !f.is_empty()) {
         None => None,
         Some(f) => Some(crate::filter::parse(f).map_err(|_| bad_filter())?),
     };
     let mut out = Vec::new();
-    for e in app.request_log.snapshot().into_iter().rev() {
+    for (i, e) in app.request_log.snapshot().into_iter().enumerate() {
         let rec = e.to_json();
         if let Some(x) = &expr {
             if !eval(&rec, x)? {
                 continue;
             }
         }
-        out.push(rec);
+        out.push((i, rec));
     }
     Ok(out)
 }
 
-/// PocketBase's `sort`: comma-separated fields, `-` for descending.
-fn sort(items: &mut [Value], spec: &str) -> ApiResult<()> {
+/// PocketBase's `sort`: comma-separated fields, `-` for descending;
+/// `@rowid` is the order the requests were logged in.
+fn sort(items: &mut [(usize, Value)], spec: &str) -> ApiResult<()> {
     let mut keys: Vec<(String, bool)> = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (desc, name) = match part.strip_prefix('-') {
@@ -360,15 +364,23 @@ fn sort(items: &mut [Value], spec: &str) -> ApiResult<()> {
             None => (false, part.strip_prefix('+').unwrap_or(part)),
         };
         let root = name.split('.').next().unwrap_or("");
-        if !matches!(root, "id" | "created" | "message" | "level" | "data") || keys.len() >= 8 {
+        let known = matches!(
+            root,
+            "id" | "created" | "message" | "level" | "data" | "@rowid"
+        );
+        if !known || keys.len() >= 8 {
             return Err(bad_filter());
         }
         keys.push((name.to_string(), desc));
     }
-    items.sort_by(|a, b| {
+    items.sort_by(|(ra, a), (rb, b)| {
         for (k, desc) in &keys {
             let null = Value::Null;
-            let o = compare(lookup(a, k).unwrap_or(&null), lookup(b, k).unwrap_or(&null));
+            let o = if k == "@rowid" {
+                ra.cmp(rb)
+            } else {
+                compare(lookup(a, k).unwrap_or(&null), lookup(b, k).unwrap_or(&null))
+            };
             let o = if *desc { o.reverse() } else { o };
             if o != std::cmp::Ordering::Equal {
                 return o;
@@ -400,25 +412,30 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if let Some(s) = req.q("sort").filter(|s| !s.trim().is_empty()) {
         sort(&mut items, s)?;
     }
+    let skip_total = matches!(
+        req.q("skipTotal"),
+        Some("1" | "true" | "t" | "T" | "TRUE" | "True")
+    );
     let total = items.len();
     let page_items: Vec<Value> = items
         .into_iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
+        .map(|(_, v)| v)
         .collect();
     Ok(Resp::ok(&json!({
         "items": page_items,
         "page": page,
         "perPage": per_page,
-        "totalItems": total,
-        "totalPages": total.div_ceil(per_page),
+        "totalItems": if skip_total { -1 } else { total as i64 },
+        "totalPages": if skip_total { -1 } else { total.div_ceil(per_page) as i64 },
     })))
 }
 
 pub async fn stats(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let mut hours: Map<String, Value> = Map::new();
-    for rec in matching(&app, &req)? {
+    for (_, rec) in matching(&app, &req)? {
         let created = rec["created"].as_str().unwrap_or_default();
         // "2026-12-06 15:22:03.109Z" → "2026-12-06 15:00:00.000Z"
         let Some(hour) = created.get(..13) else {

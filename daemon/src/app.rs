@@ -39,6 +39,8 @@ pub struct App {
     pub thumbs: crate::files::thumb::Thumbs,
     /// Cloud sync's state, once started (`[sync] role`).
     pub sync: std::sync::OnceLock<Arc<crate::sync::Sync>>,
+    /// The recent requests (`request_log_entries`), in memory only.
+    pub request_log: crate::api::logs::RequestLog,
 }
 
 fn read_lock(l: &RwLock<Arc<Current>>) -> Arc<Current> {
@@ -153,7 +155,6 @@ impl App {
             config.max_thumb_bytes,
         );
         Ok(Arc::new(App {
-            config,
             store,
             hasher,
             realtime: broker,
@@ -168,6 +169,8 @@ impl App {
             mailer: crate::auth::mail::Mailer::start(),
             thumbs,
             sync: std::sync::OnceLock::new(),
+            request_log: crate::api::logs::RequestLog::new(config.request_log_entries),
+            config,
         }))
     }
 

@@ -106,6 +106,9 @@ pub struct Config {
     pub lockout_max_secs: u64,
     /// Days audit-log entries are kept (at least 1).
     pub audit_retention_days: u32,
+    /// Requests kept in the in-memory request log (`GET /api/logs`; the
+    /// oldest dropped; 0: none kept).
+    pub request_log_entries: usize,
     /// Backups are encrypted with age to these recipients (comma-separated
     /// `age1…` public keys).
     pub backup_recipients: String,
@@ -378,6 +381,7 @@ impl Default for Config {
             lockout_base_secs: 60,
             lockout_max_secs: 900,
             audit_retention_days: 365,
+            request_log_entries: 1000,
             superuser_totp_required: false,
             backup_recipients: String::new(),
             backup_encryption: "age".into(),
@@ -434,6 +438,7 @@ const KEYS: &[&str] = &[
     "lockout_base_secs",
     "lockout_max_secs",
     "audit_retention_days",
+    "request_log_entries",
     "superuser_totp_required",
     "backup_recipients",
     "backup_encryption",
@@ -703,6 +708,9 @@ impl Config {
         }
         if !(1..=60).contains(&self.backup_cron_tick_secs) {
             return bad("backup_cron_tick_secs", "must be between 1 and 60");
+        }
+        if self.request_log_entries > 100_000 {
+            return bad("request_log_entries", "must be at most 100000");
         }
         if self.audit_retention_days == 0 {
             return bad("audit_retention_days", "must be at least 1");

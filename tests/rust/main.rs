@@ -16,6 +16,7 @@ mod filter;
 mod guard;
 mod http;
 mod import;
+mod logs;
 mod modes;
 mod notify;
 mod openapi;

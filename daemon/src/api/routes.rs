@@ -7,14 +7,14 @@
 //! route and no PocketBase rule.
 
 use super::{
-    audit, auth, auth_email, auth_oauth2, auth_otp, auth_totp, backups, batch, collections, files,
-    health, realtime, records, settings, sync,
+    audit, auth, auth_email, auth_oauth2, auth_otp, auth_totp, backups, batch, collections, crons,
+    files, health, logs, realtime, records, settings, sync,
 };
 use crate::app::App;
 use crate::auth::limiter::Label;
 use crate::auth::Identity;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{BoxFut, Handler, Head, HeaderMap, Method, Req, Route, Site};
+use crate::http::{Answered, BoxFut, Handler, Head, HeaderMap, Method, Req, Route, Site};
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -213,6 +213,13 @@ pub fn table() -> Vec<Route<App>> {
         // into a copy of its settings).
         patch("/api/settings", h!(settings::update)).form(|app: &App| app.settings().to_json()),
         post("/api/settings/test/s3", h!(settings::test_s3)),
+        post("/api/settings/test/email", h!(settings::test_email)),
+        // Logs (the in-memory request log) and crons (superusers).
+        get("/api/logs", h!(logs::list)),
+        get("/api/logs/stats", h!(logs::stats)),
+        get("/api/logs/{id}", h!(logs::view)),
+        get("/api/crons", h!(crons::list)),
+        post("/api/crons/{id}", h!(crons::run)),
         // keepd's cloud sync (api::sync): device routes, then superusers'.
         post("/api/sync/enrol", h!(sync::enrol)),
         post("/api/sync/push", h!(sync::push)),
@@ -363,6 +370,11 @@ impl Site for App {
 
     fn stopping(&self) {
         self.realtime.close_all();
+    }
+
+    /// Into the request log (`api::logs`, memory only).
+    fn answered(&self, done: &Answered<'_>) {
+        self.request_log.record(done);
     }
 }
 

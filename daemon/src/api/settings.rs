@@ -86,3 +86,107 @@ pub async fn test_s3(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     .map_err(raw)?;
     Ok(Resp::empty(204))
 }
+
+/// PocketBase's test-email templates and the collection option each reads.
+const TEST_TEMPLATES: &[(&str, &str)] = &[
+    ("verification", "verificationTemplate"),
+    ("password-reset", "resetPasswordTemplate"),
+    ("email-change", "confirmEmailChangeTemplate"),
+    ("otp", "otp.emailTemplate"),
+    ("login-alert", "authAlert.emailTemplate"),
+];
+
+/// `POST /api/settings/test/email` — `{email, template, collection}`:
+/// sends the collection's template (`_superusers` when no collection is
+/// named) to `email` with sample values, at once through the SMTP
+/// settings (not the queue), and answers with the mail server's error.
+pub async fn test_email(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let body = req.json_body()?;
+    let field = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let (email, template, collection) = (field("email"), field("template"), field("collection"));
+    let mut e = crate::error::FieldErrors::new();
+    if email.is_empty() {
+        e.add("email", "validation_required", "Cannot be blank.");
+    } else if !crate::schema::record::is_email(&email) {
+        e.add(
+            "email",
+            "validation_is_email",
+            "Must be a valid email address.",
+        );
+    }
+    let option = TEST_TEMPLATES
+        .iter()
+        .find(|(t, _)| *t == template)
+        .map(|(_, o)| *o);
+    if template.is_empty() {
+        e.add("template", "validation_required", "Cannot be blank.");
+    } else if option.is_none() {
+        e.add(
+            "template",
+            "validation_in_invalid",
+            "Must be a valid value.",
+        );
+    }
+    let failed = "Failed to send the test email.";
+    if !e.is_empty() {
+        return Err(ApiError::validation(failed, e));
+    }
+    let schema = app.store.schema();
+    let name = if collection.is_empty() {
+        "_superusers"
+    } else {
+        collection.as_str()
+    };
+    let coll = schema
+        .get(name)
+        .or_else(|| schema.by_id(name))
+        .filter(|c| c.is_auth())
+        .cloned();
+    let Some(coll) = coll else {
+        let mut e = crate::error::FieldErrors::new();
+        e.add(
+            "collection",
+            "validation_invalid_auth_collection",
+            "Must be a valid auth collection id or name.",
+        );
+        return Err(ApiError::validation(failed, e));
+    };
+    let mut tpl = &Value::Object(coll.options.clone());
+    for seg in option.unwrap_or_default().split('.') {
+        tpl = tpl.get(seg).unwrap_or(&Value::Null);
+    }
+    let mut rec = serde_json::Map::new();
+    rec.insert("id".into(), Value::String("__pb_test_id__".into()));
+    rec.insert("email".into(), Value::String(email.clone()));
+    rec.insert("collectionId".into(), Value::String(coll.id.clone()));
+    rec.insert("collectionName".into(), Value::String(coll.name.clone()));
+    let settings = app.settings();
+    let hidden = |f: &str| coll.is_hidden(f);
+    let extra = [
+        ("{TOKEN}", "__pb_test_token__"),
+        ("{OTP}", "123456"),
+        ("{OTP_ID}", "__pb_test_otp_id__"),
+        ("{ALERT_INFO}", "127.0.0.1 test"),
+    ];
+    let (subject, html) = crate::auth::mail::render(tpl, &settings.meta, &rec, &hidden, &extra);
+    let mail = crate::auth::mail::Mail {
+        to: email,
+        subject,
+        html,
+    };
+    let raw = |m: String| ApiError::bad(format!("{failed} Raw error: \n{m}"));
+    let sending = crate::auth::mail::send(&settings.smtp, &settings.meta, mail);
+    match tokio::time::timeout(std::time::Duration::from_secs(30), sending).await {
+        Err(_) => Err(raw("timed out".into())),
+        Ok(Err(m)) => Err(raw(m)),
+        Ok(Ok(false)) => Err(raw("SMTP is disabled in the settings.".into())),
+        Ok(Ok(true)) => Ok(Resp::empty(204)),
+    }
+}

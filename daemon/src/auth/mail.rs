@@ -66,7 +66,7 @@ impl Mailer {
 }
 
 /// Sends one message with the SMTP settings; Ok(false) when SMTP is off.
-async fn send(smtp: &Smtp, meta: &Meta, mail: Mail) -> Result<bool, String> {
+pub async fn send(smtp: &Smtp, meta: &Meta, mail: Mail) -> Result<bool, String> {
     if !smtp.enabled {
         tracing::warn!(to = %mail.to, subject = %mail.subject, "SMTP is disabled in the settings: mail not sent");
         return Ok(false);

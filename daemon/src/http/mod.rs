@@ -20,7 +20,7 @@ pub mod router;
 mod stream;
 pub mod tls;
 
-pub use hyper::{HeaderMap, Method};
+pub use hyper::{header::HeaderValue, HeaderMap, Method, Uri};
 pub use request::{Req, WsUpgrade};
 pub use response::Resp;
 pub use router::{BoxFut, Handler, Route};
@@ -56,6 +56,27 @@ pub trait Site: Send + Sync + Sized + 'static {
     fn body_limit(&self, head: &Head<'_>) -> u64;
     /// The server stopped accepting: end long-lived streams.
     fn stopping(&self);
+    /// A request was answered (the request log). Runs on the async worker
+    /// after every answer: it must be cheap and never wait.
+    fn answered(&self, _done: &Answered<'_>) {}
+}
+
+/// An answered request, as `Site::answered` sees it.
+pub struct Answered<'a> {
+    pub method: &'a Method,
+    /// The request target as sent: path and query.
+    pub uri: &'a hyper::Uri,
+    pub status: u16,
+    pub elapsed: Duration,
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// The client's address (`Site::client_ip`; the peer when the request
+    /// was refused before it was asked).
+    pub client_ip: IpAddr,
+    /// The caller (Guest when the request was refused before it was known).
+    pub identity: &'a Identity,
+    pub user_agent: Option<&'a hyper::header::HeaderValue>,
+    pub referer: Option<&'a hyper::header::HeaderValue>,
 }
 
 /// A request as the `Site` sees it before its body is read.
@@ -360,14 +381,30 @@ async fn handle<S: Site>(
     closer: Arc<watch::Sender<bool>>,
 ) -> hyper::Response<response::Body> {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
+    let user_agent = req.headers().get(hyper::header::USER_AGENT).cloned();
+    let referer = req.headers().get(hyper::header::REFERER).cloned();
     let started = std::time::Instant::now();
-    let resp = match dispatch(&srv, req, peer, closer).await {
+    let mut seen: Option<(Identity, IpAddr)> = None;
+    let resp = match dispatch(&srv, req, peer, closer, &mut seen).await {
         Ok(r) => r,
         Err(e) => Resp::error(&e),
     };
     let status = resp.status;
-    tracing::debug!(%method, %path, status, elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let elapsed = started.elapsed();
+    tracing::debug!(%method, path = uri.path(), status, elapsed_us = elapsed.as_micros() as u64, "request");
+    let (identity, client_ip) = seen.unwrap_or((Identity::Guest, peer.ip()));
+    srv.site.answered(&Answered {
+        method: &method,
+        uri: &uri,
+        status,
+        elapsed,
+        peer: peer.ip(),
+        client_ip,
+        identity: &identity,
+        user_agent: user_agent.as_ref(),
+        referer: referer.as_ref(),
+    });
     resp.into_hyper()
 }
 
@@ -378,10 +415,12 @@ fn admit<S: Site>(
     parts: &hyper::http::request::Parts,
     found: Option<&router::Found<'_, S>>,
     peer: SocketAddr,
+    seen: &mut Option<(Identity, IpAddr)>,
 ) -> ApiResult<(Identity, IpAddr)> {
     let site = &srv.site;
     let identity = site.identity(&parts.headers)?;
     let ip = site.client_ip(peer.ip(), &parts.headers);
+    *seen = Some((identity.clone(), ip));
     let head = Head {
         method: &parts.method,
         path: parts.uri.path(),
@@ -426,6 +465,7 @@ async fn dispatch<S: Site>(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     closer: Arc<watch::Sender<bool>>,
+    seen: &mut Option<(Identity, IpAddr)>,
 ) -> Result<Resp, ApiError> {
     let (parts, body) = req.into_parts();
     if parts.method == hyper::Method::OPTIONS {
@@ -435,7 +475,7 @@ async fn dispatch<S: Site>(
         return Ok(Resp::redirect(&location));
     }
     let found = srv.router.find(&parts.method, parts.uri.path());
-    let (identity, ip) = admit(srv, &parts, found.as_ref().ok(), peer)?;
+    let (identity, ip) = admit(srv, &parts, found.as_ref().ok(), peer, seen)?;
     let found = found?;
     let limit = srv.site.body_limit(&Head {
         method: &parts.method,

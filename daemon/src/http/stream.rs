@@ -108,7 +108,7 @@ pub(crate) async fn serve<S: Site>(
     let mut parts = *parts;
     parts.extensions.insert(permit.clone());
     let found = srv.router.find(&parts.method, parts.uri.path());
-    let resp = match super::admit(&srv, &parts, found.as_ref().ok(), peer) {
+    let resp = match super::admit(&srv, &parts, found.as_ref().ok(), peer, &mut None) {
         Err(e) => Resp::error(&e),
         Ok((identity, ip)) => match found {
             Err(e) => Resp::error(&e),

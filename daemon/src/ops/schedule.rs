@@ -19,10 +19,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Set while a scheduled backup runs (by the clock or `POST /api/crons`).
+static BUSY: std::sync::LazyLock<Arc<AtomicBool>> =
+    std::sync::LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+
+/// Starts a scheduled backup now (`POST /api/crons/__pbAutoBackup__`),
+/// unless one is running already.
+pub(crate) fn start_now(app: Arc<App>) {
+    if BUSY.swap(true, Ordering::AcqRel) {
+        tracing::warn!("scheduled backup not started: one is running already");
+        return;
+    }
+    let done = Done(BUSY.clone());
+    tokio::spawn(async move {
+        run_once(&app).await;
+        drop(done);
+    });
+}
+
 /// The scheduler; runs for the life of the daemon (spawn it).
 pub async fn run(app: Arc<App>) {
     let period_ms = (app.config.backup_cron_tick_secs.max(1) * 1000) as i64;
-    let busy = Arc::new(AtomicBool::new(false));
+    let busy = BUSY.clone();
     let mut reported_bad = String::new();
     let mut last_expr: Option<String> = None;
     loop {

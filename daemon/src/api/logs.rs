@@ -105,6 +105,20 @@ impl Entry {
 pub struct RequestLog {
     cap: usize,
     ring: Mutex<VecDeque<Entry>>,
+    /// Entry ids: a random 64-bit start, then one more per entry — unique
+    /// within the ring, and no random draw per request.
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// 15 characters of `[a-z0-9]` (PocketBase's id shape) from a number.
+fn id_from(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = [b'0'; 15];
+    for slot in out.iter_mut().rev() {
+        *slot = DIGITS[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl RequestLog {
@@ -112,6 +126,7 @@ impl RequestLog {
         RequestLog {
             cap,
             ring: Mutex::new(VecDeque::with_capacity(cap.min(1024))),
+            next_id: std::sync::atomic::AtomicU64::new(rand::random::<u64>() >> 1),
         }
     }
 
@@ -157,7 +172,10 @@ impl RequestLog {
             .map(|a| a.collection.name.clone())
             .unwrap_or_default();
         self.push(Entry {
-            id: crate::util::new_record_id(),
+            id: id_from(
+                self.next_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
             created: chrono::Utc::now().timestamp_millis(),
             method: done.method.clone(),
             url: cut(redact(done.uri), MAX_URL),
@@ -174,7 +192,11 @@ impl RequestLog {
 
 /// Whether a query parameter's name looks like it carries a credential.
 fn secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
+    let n = name.as_bytes();
+    let has = |s: &str| {
+        n.windows(s.len())
+            .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+    };
     [
         "token",
         "secret",
@@ -187,7 +209,7 @@ fn secret_name(name: &str) -> bool {
         "state",
     ]
     .iter()
-    .any(|s| n.contains(s))
+    .any(|s| has(s))
 }
 
 /// The path and query of a request, credential-like query values replaced.
@@ -195,8 +217,16 @@ pub fn redact(uri: &crate::http::Uri) -> String {
     let path = uri.path();
     match uri.query() {
         None => path.to_string(),
+        // Most queries name no credential: copied as they are.
+        Some(q) if !q.split('&').any(secret_pair) => format!("{path}?{q}"),
         Some(q) => format!("{path}?{}", redact_query(q)),
     }
+}
+
+/// A `name=value` pair whose value is to be hidden.
+fn secret_pair(pair: &str) -> bool {
+    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    !v.is_empty() && secret_name(&percent_encoding::percent_decode_str(k).decode_utf8_lossy())
 }
 
 fn redact_query(q: &str) -> String {

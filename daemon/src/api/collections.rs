@@ -54,7 +54,7 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             distinct: c.distinct,
         },
         limit: per_page,
-        offset: (page - 1) * per_page,
+        offset: (page - 1).saturating_mul(per_page),
     };
     let skip_total = matches!(req.q("skipTotal"), Some("1" | "true" | "t" | "TRUE"));
     let (rows, total) = app

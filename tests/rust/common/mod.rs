@@ -39,6 +39,19 @@ pub fn is_reference() -> bool {
 /// Whether a test that cannot run must fail instead of skipping: under CI
 /// (`CI` set, as CI systems and `.ci/run` set it) and under `./dev.sh test`
 /// (`KEEPD_TESTS_STRICT=1`), where a skip would pass unseen.
+/// The suite runs under qemu-user (`cross/build.sh --test` sets
+/// KEEPD_TESTS_UNDER_QEMU): a few checks measure what the emulator itself
+/// changes — its helper thread in every process, its own memory in the
+/// RSS. They are skipped there, saying why; the same run checks them
+/// natively first.
+pub fn under_qemu(why: &str) -> bool {
+    let yes = std::env::var_os("KEEPD_TESTS_UNDER_QEMU").is_some();
+    if yes {
+        eprintln!("skipped under qemu-user: {why}");
+    }
+    yes
+}
+
 pub fn strict() -> bool {
     let on = |k: &str| {
         std::env::var(k)

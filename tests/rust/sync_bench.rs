@@ -73,7 +73,7 @@ fn wait_for<F: FnMut() -> bool>(secs: u64, mut f: F) -> Duration {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a benchmark: tests/bench/sync.sh runs it (release build) for BENCHMARKS.md"]
 fn figures_one_device_each_way() {
     let n = env_u64("KEEPD_SYNC_BENCH_N", 10_000);
     let pki = Pki::new();
@@ -209,7 +209,7 @@ fn figures_one_device_each_way() {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a benchmark: tests/bench/sync.sh runs it (release build) for BENCHMARKS.md"]
 fn figures_a_hub_with_100_devices_pushing_at_once() {
     let devices = env_u64("KEEPD_SYNC_BENCH_DEVICES", 100) as usize;
     let batches = env_u64("KEEPD_SYNC_BENCH_BATCHES", 10);

@@ -450,3 +450,46 @@ fn rules_and_superuser_filters_read_request_headers() {
     let pview = format!("/api/collections/plain/records/{id}");
     assert_eq!(srv.raw("GET", &pview, &[], None).status, 200);
 }
+
+/// A collections import whose rule reads, through a relation, a field of a
+/// collection created earlier in the same import (as PocketBase's own
+/// export orders them): accepted, and the rule works.
+#[test]
+fn imported_rules_read_fields_of_collections_imported_with_them() {
+    let srv = TestServer::start();
+    let posts = json!({"id": "pbc_posts00000001", "name": "posts", "type": "base",
+        "listRule": "",
+        "fields": [{"name": "author", "type": "relation",
+            "collectionId": "_pb_users_auth_", "maxSelect": 1}]});
+    let comments = json!({"id": "pbc_comms00000001", "name": "comments", "type": "base",
+        "listRule": "post.author = @request.auth.id",
+        "fields": [{"name": "post", "type": "relation",
+            "collectionId": "pbc_posts00000001", "maxSelect": 1}]});
+    let (s, b) = srv.su().send(
+        "PUT",
+        "/api/collections/import",
+        Some(&json!({"collections": [posts, comments], "deleteMissing": false})),
+    );
+    assert_eq!(s, 204, "{b}");
+    let (uid, token) = srv.sign_up("author@example.com", "author-password-1");
+    let (s, post) = srv.su().send(
+        "POST",
+        "/api/collections/posts/records",
+        Some(&json!({"author": uid})),
+    );
+    assert_eq!(s, 200, "{post}");
+    let (s, c) = srv.su().send(
+        "POST",
+        "/api/collections/comments/records",
+        Some(&json!({"post": post["id"]})),
+    );
+    assert_eq!(s, 200, "{c}");
+    let (s, mine) = srv
+        .with_token(&token)
+        .send("GET", "/api/collections/comments/records", None);
+    assert_eq!((s, mine["totalItems"].as_i64()), (200, Some(1)), "{mine}");
+    let (s, none) = srv
+        .guest()
+        .send("GET", "/api/collections/comments/records", None);
+    assert_eq!((s, none["totalItems"].as_i64()), (200, Some(0)), "{none}");
+}

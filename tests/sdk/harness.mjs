@@ -78,6 +78,16 @@ export async function startServer() {
     throw new Error(`superuser upsert failed (status ${up.status}): ${up.stdout}\n${up.stderr}\n${up.error ?? ""}`);
   }
 
+  const server = await serve(bin, root, dir);
+  return { ...server, superuserEmail, superuserPassword };
+}
+
+/**
+ * Serve an existing data dir with `bin` (keepd or PocketBase) on a free
+ * loopback port; `root` is the private directory around it, removed by
+ * stop() unless `keep` is set. Returns {url, dir, stop(), output()}.
+ */
+export async function serve(bin, root, dir, { keep = false } = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], {
@@ -116,7 +126,7 @@ export async function startServer() {
   if (!ready) {
     child.kill("SIGKILL");
     await exitPromise;
-    rmSync(root, { recursive: true, force: true });
+    if (!keep) rmSync(root, { recursive: true, force: true });
     throw new Error(`server not ready within ${READY_TIMEOUT_MS}ms (exit: ${JSON.stringify(exited)}):\n${output}`);
   }
 
@@ -130,10 +140,10 @@ export async function startServer() {
       await exitPromise;
       clearTimeout(t);
     }
-    rmSync(root, { recursive: true, force: true });
+    if (!keep) rmSync(root, { recursive: true, force: true });
   }
 
-  return { url, superuserEmail, superuserPassword, dir, stop, output: () => output };
+  return { url, dir, stop, output: () => output };
 }
 
 /** A fresh SDK client (no auto-cancellation, so parallel requests are fine). */

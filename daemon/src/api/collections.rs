@@ -533,6 +533,9 @@ pub fn plan_import(schema: &Schema, list: &[Value]) -> (Planned, Map<String, Val
     }
     let staged_schema = Schema::new(staged);
     let mut errs_all = Map::new();
+    // Second pass: build each collection; its rules wait for the third, as
+    // they may read fields of collections built later in the list.
+    let mut built_all: Vec<(usize, Option<Arc<Collection>>, Collection)> = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
         let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -552,64 +555,79 @@ pub fn plan_import(schema: &Schema, list: &[Value]) -> (Planned, Map<String, Val
                 .collect();
             sch = Schema::new(others);
         }
-        let built = crate::schema::parse::build_for_import(&input, existing.as_deref(), &sch)
-            .and_then(|c| {
-                let mut errs = FieldErrors::new();
-                check_rules(&staged_schema, &c, existing.as_deref(), &mut errs);
-                if errs.is_empty() {
-                    Ok(c)
-                } else {
-                    Err(errs)
-                }
-            });
-        match built {
-            Ok(mut c) => {
-                let now = crate::util::now_string();
-                if existing.is_none() {
-                    c.created = now.clone();
-                }
-                c.updated = now;
-                planned.push((existing, c));
-            }
-            Err(e) => {
-                let id = match input.get("id").and_then(Value::as_str) {
-                    Some(id) if !id.is_empty() => id.to_string(),
-                    _ => {
-                        let kind = input.get("type").and_then(Value::as_str).unwrap_or("base");
-                        format!(
-                            "pbc_{}",
-                            crate::util::crc32_checksum(&format!("{kind}{name}"))
-                        )
-                    }
-                };
-                // PocketBase prints the failures as an indented map of
-                // field → message.
-                let flat: Map<String, Value> = e
-                    .into_value()
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| {
-                                let m = v
-                                    .get("message")
-                                    .and_then(Value::as_str)
-                                    .map(|m| m.trim_end_matches('.').to_string());
-                                (k.clone(), Value::String(m.unwrap_or_else(|| v.to_string())))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let pretty = serde_json::to_string_pretty(&Value::Object(flat)).unwrap_or_default();
-                errs_all.insert(
-                    i.to_string(),
-                    Value::String(format!(
-                        "Data validations failed for collection {name:?} ({id}):\n{pretty}"
-                    )),
-                );
-            }
+        match crate::schema::parse::build_for_import(&input, existing.as_deref(), &sch) {
+            Ok(c) => built_all.push((i, existing, c)),
+            Err(e) => import_error(&mut errs_all, i, &input, name, e),
         }
     }
+    // Third pass: rules, against the schema as it will be after the import.
+    let mut after: Vec<Collection> = schema
+        .all()
+        .iter()
+        .filter(|c| !built_all.iter().any(|(_, _, b)| b.id == c.id))
+        .map(|c| (**c).clone())
+        .collect();
+    after.extend(built_all.iter().map(|(_, _, b)| b.clone()));
+    let after = Schema::new(after);
+    for (i, existing, mut c) in built_all {
+        let mut errs = FieldErrors::new();
+        check_rules(&after, &c, existing.as_deref(), &mut errs);
+        if !errs.is_empty() {
+            let name = c.name.clone();
+            import_error(&mut errs_all, i, &list[i], &name, errs);
+            continue;
+        }
+        let now = crate::util::now_string();
+        if existing.is_none() {
+            c.created = now.clone();
+        }
+        c.updated = now;
+        planned.push((existing, c));
+    }
     (planned, errs_all)
+}
+
+/// One collection's import failure, worded as PocketBase words it.
+fn import_error(
+    errs_all: &mut Map<String, Value>,
+    i: usize,
+    input: &Value,
+    name: &str,
+    e: FieldErrors,
+) {
+    let id = match input.get("id").and_then(Value::as_str) {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => {
+            let kind = input.get("type").and_then(Value::as_str).unwrap_or("base");
+            format!(
+                "pbc_{}",
+                crate::util::crc32_checksum(&format!("{kind}{name}"))
+            )
+        }
+    };
+    // PocketBase prints the failures as an indented map of field → message.
+    let flat: Map<String, Value> = e
+        .into_value()
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let m = v
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(|m| m.trim_end_matches('.').to_string());
+                    (k.clone(), Value::String(m.unwrap_or_else(|| v.to_string())))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let pretty = serde_json::to_string_pretty(&Value::Object(flat)).unwrap_or_default();
+    errs_all.insert(
+        i.to_string(),
+        Value::String(format!(
+            "Data validations failed for collection {name:?} ({id}):\n{pretty}"
+        )),
+    );
 }
 
 /// `GET /api/collections/meta/scaffolds` (superusers).

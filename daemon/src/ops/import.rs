@@ -11,9 +11,9 @@
 //! validated as a write validates it; a refused record is reported); map the
 //! settings through keepd's typed `Settings` (a group that doesn't validate
 //! is reported and left at its default); copy the stored files of the
-//! imported collections (`storage/<collectionId>/<recordId>/…`, thumbnails
-//! left out: keepd makes its own, and so are the `.attrs` metadata files of
-//! PocketBase's blob store) with keepd's modes.
+//! imported collections (`storage/<collectionId>/<recordId>/…`, with the
+//! thumbnails PocketBase made, under the keys keepd uses too; the `.attrs`
+//! metadata files of PocketBase's blob store left out) with keepd's modes.
 //!
 //! A live PocketBase: every SQLite connection to a WAL database holds a
 //! shared POSIX lock on the "dead man switch" byte of `data.db-shm` (offset
@@ -445,7 +445,8 @@ fn futures_block<T>(f: impl std::future::Future<Output = T>) -> T {
 }
 
 /// Copies a stored-files tree: directories 0700, files 0600, synced;
-/// PocketBase's thumbnails (`thumbs_*`) left out, links refused.
+/// links refused. PocketBase's thumbnails (`thumbs_<name>/<size>_<name>`,
+/// the keys keepd uses too) come along: served as they were, not remade.
 fn copy_tree(from: &Path, to: &Path, report: &mut Report) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -464,9 +465,6 @@ fn copy_tree(from: &Path, to: &Path, report: &mut Report) -> anyhow::Result<()> 
                 e.path().display()
             ));
         } else if ty.is_dir() {
-            if name.to_string_lossy().starts_with("thumbs_") {
-                continue;
-            }
             copy_tree(&e.path(), &dest, report)?;
         } else if ty.is_file() {
             // PocketBase's blob store keeps each file's metadata beside it

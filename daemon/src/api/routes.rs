@@ -305,11 +305,24 @@ impl Site for App {
         )
     }
 
-    /// PocketBase's order: the rate limit, then (the token having been
-    /// read) the `superuserIPs` allow-list.
+    /// With an admin listener (`admin_http`), requests off it see no
+    /// console (`/_/…` is 404) and no route of the `_superusers`
+    /// collection (sign-in, OTP, records: 403). Then PocketBase's order:
+    /// the rate limit, then (the token having been read) where a superuser
+    /// may be served from (the admin listener, `superuserIPs`).
     fn admit(&self, head: &Head<'_>, identity: &Identity, ip: IpAddr) -> ApiResult<()> {
+        if !head.admin && self.config.admin_addr().is_some() {
+            if is_console(head.path) {
+                return Err(ApiError::not_found());
+            }
+            if names_superusers(self, head) {
+                return Err(ApiError::Forbidden(
+                    "You are not allowed to perform this request.".into(),
+                ));
+            }
+        }
         rate_limit(self, head, identity, ip)?;
-        if identity.is_superuser() && !super::superuser_ip_allowed(self, ip) {
+        if identity.is_superuser() && !super::superuser_allowed(self, ip, head.admin) {
             return Err(ApiError::Forbidden(
                 "You are not allowed to perform this request.".into(),
             ));
@@ -376,6 +389,26 @@ impl Site for App {
     fn answered(&self, done: &Answered<'_>) {
         self.request_log.record(done);
     }
+}
+
+/// The console: `/_` and every path under `/_/` (its routes are
+/// registered with patterns starting `/_/`).
+fn is_console(path: &str) -> bool {
+    path == "/_" || path.starts_with("/_/")
+}
+
+/// Whether a matched route's `{collection}` is `_superusers` (by name or id).
+fn names_superusers(app: &App, head: &Head<'_>) -> bool {
+    let Some(name) = head.route.as_ref().and_then(|r| r.param("collection")) else {
+        return false;
+    };
+    if name == "_superusers" {
+        return true;
+    }
+    app.store
+        .schema()
+        .get(name)
+        .is_some_and(|c| c.name == "_superusers")
 }
 
 /// PocketBase's rate limiting (on by default in keepd): the first rule

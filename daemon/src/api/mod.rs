@@ -21,6 +21,7 @@ pub mod logs;
 pub mod realtime;
 pub mod records;
 pub mod routes;
+pub mod rules;
 pub mod settings;
 pub mod superusers;
 pub mod sync;

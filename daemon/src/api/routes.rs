@@ -8,7 +8,7 @@
 
 use super::{
     audit, auth, auth_email, auth_oauth2, auth_otp, auth_totp, backups, batch, collections, crons,
-    files, health, logs, realtime, records, settings, sync,
+    files, health, logs, realtime, records, rules, settings, sync,
 };
 use crate::app::App;
 use crate::auth::limiter::Label;
@@ -209,6 +209,13 @@ pub fn table() -> Vec<Route<App>> {
         get("/api/audit", h!(audit::list)),
         get("/api/lockouts", h!(audit::lockouts)),
         delete("/api/lockouts/{collection}/{recordId}", h!(audit::unlock)),
+        get(
+            "/api/totp/{collection}/{recordId}",
+            h!(auth_totp::status_for),
+        ),
+        // The console's rule tools (superusers).
+        post("/api/rules/check", h!(rules::check_rule)),
+        post("/api/rules/test", h!(rules::test_rule)),
         // A form binds into the settings as they are (PocketBase binds
         // into a copy of its settings).
         patch("/api/settings", h!(settings::update)).form(|app: &App| app.settings().to_json()),
@@ -218,6 +225,7 @@ pub fn table() -> Vec<Route<App>> {
         get("/api/logs", h!(logs::list)),
         get("/api/logs/stats", h!(logs::stats)),
         get("/api/logs/{id}", h!(logs::view)),
+        delete("/api/logs", h!(logs::clear)),
         get("/api/crons", h!(crons::list)),
         post("/api/crons/{id}", h!(crons::run)),
         // keepd's cloud sync (api::sync): device routes, then superusers'.

@@ -15,6 +15,12 @@ fn with_admin() -> (TestServer, SocketAddr) {
         .arg("--admin-http")
         .arg("127.0.0.1:0")
         .start();
+    let addr = admin_of(&srv);
+    (srv, addr)
+}
+
+/// The admin listener's address, from the line keepd prints.
+fn admin_of(srv: &TestServer) -> SocketAddr {
     let out = srv.output();
     let marker = "keepd admin listening on http://";
     let addr = out
@@ -24,7 +30,7 @@ fn with_admin() -> (TestServer, SocketAddr) {
                 .map(|i| l[i + marker.len()..].trim().to_string())
         })
         .unwrap_or_else(|| panic!("no admin listener line:\n{out}"));
-    (srv, addr.parse().expect("admin address"))
+    addr.parse().expect("admin address")
 }
 
 fn call(
@@ -159,6 +165,42 @@ fn superusers_and_the_console_answer_only_on_the_admin_listener() {
         None,
     );
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn both_listeners_share_the_connection_budgets() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .env("KEEPD_MAX_CONNECTIONS_PER_IP", "2")
+        .arg("--admin-http")
+        .arg("127.0.0.1:0")
+        .start();
+    let admin = admin_of(&srv);
+    // Two idle connections to one listener take this address's slots, so
+    // the other listener turns the next connection away (a slot freed by
+    // an earlier round may still be in use for a moment: tried again).
+    let refused = |hold: SocketAddr, ask: SocketAddr| {
+        (0..20).any(|_| {
+            let held: Vec<std::net::TcpStream> = (0..2)
+                .map(|_| std::net::TcpStream::connect(hold).expect("connect"))
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let status = call(ask, "GET", "/api/health", None, None).status;
+            drop(held);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            status == 429
+        })
+    };
+    assert!(
+        refused(admin, srv.addr),
+        "admin connections don't count on the public listener"
+    );
+    assert!(
+        refused(srv.addr, admin),
+        "public connections don't count on the admin listener"
+    );
 }
 
 #[test]

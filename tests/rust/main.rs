@@ -4,6 +4,7 @@
 mod common;
 
 mod backups;
+mod backups_s3;
 mod bad_input;
 mod budgets;
 mod check;

@@ -311,14 +311,16 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         .map_err(ApiError::internal)?;
         (
             crate::http::response::file_stream(file, bytes::Bytes::new()),
-            len,
+            Some(len),
         )
     };
     let mut r = Resp::empty(200);
     r.stream = Some(chunks);
     r.headers
         .push(("content-type", "application/octet-stream".into()));
-    r.headers.push(("content-length", len.to_string()));
+    if let Some(len) = len {
+        r.headers.push(("content-length", len.to_string()));
+    }
     r.headers.push((
         "content-disposition",
         format!("attachment; filename=\"{key}\""),

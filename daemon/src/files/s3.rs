@@ -194,9 +194,14 @@ impl S3 {
         }
     }
 
-    /// The object's body as a reader and its length, or `None` when there
-    /// is no such key. Nothing is read ahead: the caller streams it.
-    pub fn get_stream(&self, key: &str) -> io::Result<Option<(Box<dyn io::Read + Send>, u64)>> {
+    /// The object's body as a reader and its length (when the store said
+    /// it), or `None` when there is no such key. Nothing is read ahead: the
+    /// caller streams it.
+    #[allow(clippy::type_complexity)]
+    pub fn get_stream(
+        &self,
+        key: &str,
+    ) -> io::Result<Option<(Box<dyn io::Read + Send>, Option<u64>)>> {
         let url = self
             .bucket
             .get_object(Some(&self.creds), key)
@@ -204,7 +209,7 @@ impl S3 {
         let resp = self.stream_agent.get(url.as_str()).call().map_err(other)?;
         match resp.status().as_u16() {
             200..=299 => {
-                let len = resp.body().content_length().unwrap_or(0);
+                let len = resp.body().content_length();
                 let r = resp.into_body().into_with_config().reader();
                 Ok(Some((Box::new(r), len)))
             }

@@ -503,8 +503,9 @@ pub mod remote {
         s3.delete(name).map_err(unreachable)
     }
 
-    /// The body of backup `name` as a reader and its length.
-    pub fn open(s3: &S3, name: &str) -> Result<(Box<dyn Read + Send>, u64)> {
+    /// The body of backup `name` as a reader and its length (when known).
+    #[allow(clippy::type_complexity)]
+    pub fn open(s3: &S3, name: &str) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
         if !valid_key(name) {
             return Err(invalid("Missing or invalid backup file."));
         }

@@ -286,6 +286,30 @@ fn s3_backups_create_list_download_restore_delete() {
     let (st, _) = srv.su().delete("/api/backups/copy.zip");
     assert_eq!(st, 204);
 
+    // A damaged archive on the bucket: the restore fetches and checks it,
+    // refuses it, and stages nothing.
+    let mut damaged = r.body.clone();
+    let mid = damaged.len() / 2;
+    for b in &mut damaged[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    let (st, v) = upload(&srv, "bad.zip", &damaged);
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = srv.su().post("/api/backups/bad.zip/restore", &json!({}));
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap_or("").contains("damaged"),
+        "{v}"
+    );
+    assert!(srv.is_running());
+    assert!(
+        local_leftovers(&srv).is_empty(),
+        "{:?}",
+        local_leftovers(&srv)
+    );
+    let (st, _) = srv.su().delete("/api/backups/bad.zip");
+    assert_eq!(st, 204);
+
     // Restore from the bucket: answered, the daemon exits, and after the
     // restart the data is as it was at the backup.
     note(&srv, "after");

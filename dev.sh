@@ -71,6 +71,11 @@ deps() {
         log "npm ci (tests/sdk)"
         (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
     fi
+    # The S3 server that checks signatures (tests/rust/backups_s3.rs).
+    if [ ! -d tests/s3/node_modules ]; then
+        log "npm ci (tests/s3)"
+        (cd tests/s3 && npm ci --no-audit --no-fund --loglevel=error)
+    fi
 }
 
 cmd_run() {

@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod backups;
+mod backups_s3;
 mod bad_input;
 mod budgets;
 mod check;

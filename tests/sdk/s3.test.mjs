@@ -4,7 +4,9 @@
 // the bucket under <collectionId>/<recordId>/<name> (and not on disk),
 // downloads served from the bucket, files of deleted records (cascades
 // included) and of dropped values removed from it, `?thumb=` thumbs made
-// into the bucket and removed with their image.
+// into the bucket and removed with their image; backups on S3
+// (`backups.s3`) made into the same bucket, listed (only backups, not the
+// files beside them), downloaded and deleted through the SDK.
 //
 // moto_server comes from MOTO_SERVER, else tests/sdk/.venv (made by
 // `./dev.sh deps` from requirements.txt).
@@ -21,6 +23,9 @@ import { startServer, superuserClient, expectError } from "./harness.mjs";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const MOTO = process.env.MOTO_SERVER || join(HERE, ".venv", "bin", "moto_server");
 const BUCKET = "keepd-files";
+// The server started below makes plaintext backups (no age key to manage
+// here; encrypted backups on S3 are tested in tests/rust/backups_s3.rs).
+process.env.KEEPD_BACKUP_ENCRYPTION = "none";
 
 let moto; // { url, child }
 let server;
@@ -245,4 +250,32 @@ test("an unreachable bucket fails the write and stores nothing", async () => {
   const afterList = await su.collection("photos").getFullList();
   assert.equal(afterList.length, before.length, "no record without its file");
   await su.settings.update({ s3: { enabled: false } });
+});
+
+test("backups on S3: made into the bucket, listed, downloaded and deleted through the SDK", async () => {
+  await su.settings.update({ s3: s3conf(), backups: { s3: s3conf() } });
+  await su.collection("albums").create({ title: "kept" });
+  const fd = new FormData();
+  fd.append("images", new Blob([Buffer.from("beside the backup\n")]), "beside.txt");
+  const rec = await su.collection("photos").create(fd);
+  await su.backups.create("sdk_s3.zip");
+  const keys = await bucketKeys();
+  assert.ok(keys.includes("sdk_s3.zip"), `${keys}`);
+  assert.ok(keys.length > 1, "the record's file is in the bucket too");
+  const list = await su.backups.getFullList();
+  assert.deepEqual(list.map((b) => b.key), ["sdk_s3.zip"], "only backups are listed");
+  assert.ok(list[0].size > 100 && /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z$/.test(list[0].modified));
+  const token = await su.files.getToken();
+  const r = await fetch(su.backups.getDownloadURL(token, "sdk_s3.zip"));
+  assert.equal(r.status, 200);
+  const body = Buffer.from(await r.arrayBuffer());
+  assert.equal(body.length, list[0].size);
+  assert.equal(body.subarray(0, 2).toString(), "PK", "a plaintext zip, as configured");
+  assert.deepEqual(body, await bucketObject("sdk_s3.zip"));
+  assert.ok(!existsSync(join(server.dir, "backups", "sdk_s3.zip")), "not kept locally");
+  await su.backups.delete("sdk_s3.zip");
+  assert.ok(!(await bucketKeys()).includes("sdk_s3.zip"));
+  await expectError(su.backups.delete("sdk_s3.zip"), 400);
+  await su.collection("photos").delete(rec.id);
+  await su.settings.update({ s3: { enabled: false }, backups: { s3: { enabled: false } } });
 });

@@ -5,6 +5,12 @@
 //! staged, and swapped in at the next start — the daemon exits right after
 //! answering (status 75) so its service manager restarts it, as PocketBase
 //! restarts itself.
+//!
+//! With `backups.s3` enabled every route works on the S3 bucket instead
+//! (`backup::remote`): made locally, streamed up (multipart when large),
+//! the local copy removed; listed from the bucket; downloads streamed from
+//! S3 to the client; restores fetched as a stream to a temporary file and
+//! checked like a local one.
 
 use super::require_superuser;
 use crate::app::App;
@@ -14,6 +20,26 @@ use crate::ops::backup;
 use crate::schema::record::to_text;
 use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// The bucket backups go to when `backups.s3` is enabled.
+fn remote(app: &App) -> ApiResult<Option<crate::files::s3::S3>> {
+    match crate::files::s3::S3::from_settings(&app.settings().backups.s3) {
+        None => Ok(None),
+        Some(Ok(s3)) => Ok(Some(s3)),
+        Some(Err(e)) => Err(ApiError::bad(format!(
+            "The S3 backups storage can't be used: {e}."
+        ))),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, backup::BackupError> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(bad)
+}
 
 fn bad(e: backup::BackupError) -> ApiError {
     match e {
@@ -78,6 +104,7 @@ pub async fn upload(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
         Some(backup::Encryption::None)
     );
     let dir = app.store.dir().to_path_buf();
+    let s3 = remote(&app)?.map(Arc::new);
     let mut stored: Option<String> = None;
     let mut refusal: Option<ApiError> = None;
     if let Some(mut form) = req.streamed_form()? {
@@ -92,6 +119,14 @@ pub async fn upload(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
                 continue;
             }
             let name = part.file_name().unwrap_or_default().to_string();
+            if let Some(s3) = &s3 {
+                let (s3, n) = (s3.clone(), name.clone());
+                if blocking(move || backup::remote::exists(&s3, &n)).await? {
+                    refusal = Some(refused(&name, backup::UploadRefusal::Exists));
+                    while part.chunk().await?.is_some() {}
+                    continue;
+                }
+            }
             match receive(&dir, &name, &mut part, plaintext_ok).await? {
                 Ok(()) => stored = Some(name),
                 Err(r) => refusal = Some(refused(&name, r)),
@@ -104,6 +139,17 @@ pub async fn upload(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     let Some(name) = stored else {
         return Err(file_error("validation_required", "Cannot be blank."));
     };
+    if let Some(s3) = s3 {
+        // Checked and complete on disk: streamed up, then removed here.
+        let n = name.clone();
+        blocking(move || {
+            let local = backup::backups_dir(&dir).join(&n);
+            let r = backup::remote::put_file(&s3, &n, &local);
+            let _ = std::fs::remove_file(&local);
+            r
+        })
+        .await?;
+    }
     tracing::info!(backup = %name, "backup uploaded");
     audit(&app, &req, "backup.upload", &name).await;
     Ok(Resp::empty(204))
@@ -175,10 +221,10 @@ async fn receive(
 pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let dir = app.store.dir().to_path_buf();
-    let items = tokio::task::spawn_blocking(move || backup::list(&dir))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(bad)?;
+    let items = match remote(&app)? {
+        Some(s3) => blocking(move || backup::remote::list(&s3)).await?,
+        None => blocking(move || backup::list(&dir)).await?,
+    };
     let out: Vec<Value> = items
         .into_iter()
         .map(|(key, size, modified)| {
@@ -219,10 +265,14 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let dir = app.store.dir().to_path_buf();
     let n2 = name.clone();
     let db_key = app.store.key().cloned();
-    tokio::task::spawn_blocking(move || backup::create(&dir, &n2, &enc, db_key.as_ref()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(bad)?;
+    match remote(&app)? {
+        Some(s3) => {
+            blocking(move || backup::remote::create(&dir, &s3, &n2, &enc, db_key.as_ref())).await?;
+        }
+        None => {
+            blocking(move || backup::create(&dir, &n2, &enc, db_key.as_ref())).await?;
+        }
+    }
     audit(&app, &req, "backup.create", &name).await;
     Ok(Resp::empty(204))
 }
@@ -240,23 +290,37 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         ));
     }
     let key = req.param("key").to_string();
-    let p = backup::path(app.store.dir(), &key)
-        .ok_or_else(|| ApiError::bad("Missing or invalid backup file."))?;
     // Streamed in 256 KiB reads: a backup may be larger than the memory.
-    let (file, len) = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(&p)?;
-        let len = f.metadata()?.len();
-        Ok::<_, std::io::Error>((f, len))
-    })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(ApiError::internal)?;
-    let chunks = crate::http::response::file_stream(file, bytes::Bytes::new());
+    let (chunks, len) = if let Some(s3) = remote(&app)? {
+        let k = key.clone();
+        let (body, len) = blocking(move || backup::remote::open(&s3, &k)).await?;
+        (
+            crate::http::response::reader_stream(body, bytes::Bytes::new()),
+            len,
+        )
+    } else {
+        let p = backup::path(app.store.dir(), &key)
+            .ok_or_else(|| ApiError::bad("Missing or invalid backup file."))?;
+        let (file, len) = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&p)?;
+            let len = f.metadata()?.len();
+            Ok::<_, std::io::Error>((f, len))
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+        (
+            crate::http::response::file_stream(file, bytes::Bytes::new()),
+            Some(len),
+        )
+    };
     let mut r = Resp::empty(200);
     r.stream = Some(chunks);
     r.headers
         .push(("content-type", "application/octet-stream".into()));
-    r.headers.push(("content-length", len.to_string()));
+    if let Some(len) = len {
+        r.headers.push(("content-length", len.to_string()));
+    }
     r.headers.push((
         "content-disposition",
         format!("attachment; filename=\"{key}\""),
@@ -267,6 +331,12 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let key = req.param("key").to_string();
+    if let Some(s3) = remote(&app)? {
+        let k = key.clone();
+        blocking(move || backup::remote::delete(&s3, &k)).await?;
+        audit(&app, &req, "backup.delete", &key).await;
+        return Ok(Resp::empty(204));
+    }
     let p = backup::path(app.store.dir(), &key)
         .ok_or_else(|| ApiError::bad("Missing or invalid backup file."))?;
     tokio::task::spawn_blocking(move || std::fs::remove_file(&p))
@@ -296,12 +366,14 @@ pub async fn restore(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         json!({"key": key, "actor": super::auth::actor(&req), "ip": req.client_ip.to_string()})
             .to_string();
     let db_key = app.store.key().cloned();
-    tokio::task::spawn_blocking(move || {
-        backup::stage_restore(&dir, &k2, identity.as_ref(), &note, db_key.as_ref())
+    let s3 = remote(&app)?;
+    blocking(move || match s3 {
+        Some(s3) => {
+            backup::remote::stage_restore(&dir, &s3, &k2, identity.as_ref(), &note, db_key.as_ref())
+        }
+        None => backup::stage_restore(&dir, &k2, identity.as_ref(), &note, db_key.as_ref()),
     })
-    .await
-    .map_err(ApiError::internal)?
-    .map_err(bad)?;
+    .await?;
     tracing::warn!(backup = %key, "restore staged: exiting so that the service manager restarts keepd with it");
     tokio::spawn(async {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -37,11 +37,15 @@ pub(crate) const COMMON_HEADERS: [(&str, &str); 8] = [
 /// time whatever the file's size. A read error ends the stream early (the
 /// client sees fewer bytes than the content-length said) and is logged.
 pub fn file_stream(file: std::fs::File, first: Bytes) -> ByteStream {
+    reader_stream(file, first)
+}
+
+/// `file_stream` of any blocking reader (an S3 object's body).
+pub fn reader_stream<R: std::io::Read + Send + 'static>(file: R, first: Bytes) -> ByteStream {
     let head = futures_util::stream::iter((!first.is_empty()).then_some(first));
     let rest = futures_util::stream::unfold(Some(file), |file| async move {
         let mut f = file?;
         let read = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
             let mut buf = vec![0u8; 256 << 10];
             let n = f.read(&mut buf)?;
             buf.truncate(n);

@@ -140,63 +140,88 @@ pub fn create(
     if dest.exists() {
         return Err(invalid("Backup with the specified name already exists."));
     }
+    let built = build(data, enc, key)?;
+    publish(&built.file, &dest)?;
+    Ok(dest)
+}
+
+/// A finished, synced backup archive in a temporary work dir of the
+/// backups dir (`.tmp-…`), removed with everything in it when dropped.
+pub struct Built {
+    work: PathBuf,
+    pub file: PathBuf,
+}
+
+impl Drop for Built {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.work);
+    }
+}
+
+/// Makes a backup archive of the data dir: the snapshot, zipped with the
+/// stored files, encrypted as `enc` says. Blocking.
+pub fn build(data: &Path, enc: &Encryption, key: Option<&crate::store::DbKey>) -> Result<Built> {
+    let dir = backups_dir(data);
+    private_dir(&dir)?;
     let work = dir.join(format!(
         ".tmp-{}",
         crate::util::random_string(10, crate::util::ALPHANUM)
     ));
     private_dir(&work)?;
-    let result = (|| -> Result<()> {
-        // A consistent snapshot while the writer goes on.
-        let snap = work.join("data.db");
-        let conn = crate::store::open_read_only(&data.join("data.db"), key)
-            .map_err(|e| invalid(format!("opening the database: {e}")))?;
-        conn.execute("VACUUM INTO ?1", [snap.to_string_lossy().as_ref()])
-            .map_err(|e| invalid(format!("snapshot: {e}")))?;
-        drop(conn);
-        let zip_path = work.join("backup.zip");
-        {
-            let f = private_file(&zip_path)?;
-            let mut z = zip::ZipWriter::new(f);
-            let opts = zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated)
-                .unix_permissions(0o600);
-            z.start_file("data.db", opts)
-                .map_err(|e| invalid(e.to_string()))?;
-            std::io::copy(&mut std::fs::File::open(&snap)?, &mut z)?;
-            let storage = data.join("storage");
-            if storage.is_dir() {
-                add_tree(&mut z, &storage, "storage", opts)?;
-            }
-            z.finish().map_err(|e| invalid(e.to_string()))?;
+    let built = Built {
+        file: work.join("final"),
+        work,
+    };
+    let work = &built.work;
+    // A consistent snapshot while the writer goes on.
+    let snap = work.join("data.db");
+    let conn = crate::store::open_read_only(&data.join("data.db"), key)
+        .map_err(|e| invalid(format!("opening the database: {e}")))?;
+    conn.execute("VACUUM INTO ?1", [snap.to_string_lossy().as_ref()])
+        .map_err(|e| invalid(format!("snapshot: {e}")))?;
+    drop(conn);
+    let zip_path = work.join("backup.zip");
+    {
+        let f = private_file(&zip_path)?;
+        let mut z = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .unix_permissions(0o600);
+        z.start_file("data.db", opts)
+            .map_err(|e| invalid(e.to_string()))?;
+        std::io::copy(&mut std::fs::File::open(&snap)?, &mut z)?;
+        let storage = data.join("storage");
+        if storage.is_dir() {
+            add_tree(&mut z, &storage, "storage", opts)?;
         }
-        let tmp_dest = work.join("final");
-        {
-            let mut out = private_file(&tmp_dest)?;
-            let mut src = std::fs::File::open(&zip_path)?;
-            match enc {
-                Encryption::None => {
-                    std::io::copy(&mut src, &mut out)?;
-                }
-                Encryption::Age(recipients) => {
-                    let rs: Vec<&dyn age::Recipient> = recipients
-                        .iter()
-                        .map(|r| r as &dyn age::Recipient)
-                        .collect();
-                    let e = age::Encryptor::with_recipients(rs.into_iter())
-                        .map_err(|e| invalid(format!("encryption: {e}")))?;
-                    let mut w = e
-                        .wrap_output(&mut out)
-                        .map_err(|e| invalid(format!("encryption: {e}")))?;
-                    std::io::copy(&mut src, &mut w)?;
-                    w.finish()?;
-                }
+        z.finish().map_err(|e| invalid(e.to_string()))?;
+    }
+    std::fs::remove_file(&snap)?;
+    {
+        let mut out = private_file(&built.file)?;
+        let mut src = std::fs::File::open(&zip_path)?;
+        match enc {
+            Encryption::None => {
+                std::io::copy(&mut src, &mut out)?;
             }
-            out.sync_all()?;
+            Encryption::Age(recipients) => {
+                let rs: Vec<&dyn age::Recipient> = recipients
+                    .iter()
+                    .map(|r| r as &dyn age::Recipient)
+                    .collect();
+                let e = age::Encryptor::with_recipients(rs.into_iter())
+                    .map_err(|e| invalid(format!("encryption: {e}")))?;
+                let mut w = e
+                    .wrap_output(&mut out)
+                    .map_err(|e| invalid(format!("encryption: {e}")))?;
+                std::io::copy(&mut src, &mut w)?;
+                w.finish()?;
+            }
         }
-        publish(&tmp_dest, &dest)
-    })();
-    let _ = std::fs::remove_dir_all(&work);
-    result.map(|()| dest)
+        out.sync_all()?;
+    }
+    std::fs::remove_file(&zip_path)?;
+    Ok(built)
 }
 
 /// Puts a synced temporary file in place under its final name — never over
@@ -376,14 +401,8 @@ fn check_upload(p: &Path, plaintext_ok: bool) -> Result<std::result::Result<(), 
 /// Deletes the oldest scheduled backups (`@auto_pb_backup_…`) beyond the
 /// newest `keep`; other backups are never touched. Returns the deleted.
 pub fn prune_auto(data: &Path, keep: usize) -> Result<Vec<String>> {
-    let mut auto: Vec<_> = list(data)?
-        .into_iter()
-        .filter(|(k, _, _)| k.starts_with(AUTO_PREFIX))
-        .collect();
-    // Newest first; same time: the later name (its timestamp) first.
-    auto.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| b.0.cmp(&a.0)));
     let mut removed = Vec::new();
-    for (key, _, _) in auto.into_iter().skip(keep) {
+    for key in beyond_keep(list(data)?, keep) {
         std::fs::remove_file(backups_dir(data).join(&key))?;
         removed.push(key);
     }
@@ -391,6 +410,148 @@ pub fn prune_auto(data: &Path, keep: usize) -> Result<Vec<String>> {
         std::fs::File::open(backups_dir(data))?.sync_all()?;
     }
     Ok(removed)
+}
+
+/// The scheduled backups of `all` beyond the newest `keep`, oldest last.
+fn beyond_keep(all: Vec<(String, u64, std::time::SystemTime)>, keep: usize) -> Vec<String> {
+    let mut auto: Vec<_> = all
+        .into_iter()
+        .filter(|(k, _, _)| k.starts_with(AUTO_PREFIX))
+        .collect();
+    // Newest first; same time: the later name (its timestamp) first.
+    auto.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| b.0.cmp(&a.0)));
+    auto.into_iter().skip(keep).map(|b| b.0).collect()
+}
+
+/// Backups on S3 (`backups.s3` enabled): the same archives, encrypted the
+/// same way, stored as objects named as the files would be, at the root of
+/// the bucket (where PocketBase keeps them). Objects whose key is not a
+/// backup name are neither listed nor touched. Every call blocks.
+pub mod remote {
+    use super::*;
+    use crate::files::s3::S3;
+
+    fn unreachable(e: std::io::Error) -> BackupError {
+        invalid(format!("The S3 backups storage can't be used: {e}."))
+    }
+
+    /// The backups on S3: (key, size, modified) newest first.
+    pub fn list(s3: &S3) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
+        let mut out: Vec<_> = s3
+            .list_objects("")
+            .map_err(unreachable)?
+            .into_iter()
+            .filter(|o| valid_key(&o.key))
+            .map(|o| {
+                let t = chrono::DateTime::parse_from_rfc3339(&o.modified)
+                    .map(std::time::SystemTime::from)
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                (o.key, o.size, t)
+            })
+            .collect();
+        out.sort_by_key(|b| std::cmp::Reverse(b.2));
+        Ok(out)
+    }
+
+    /// Whether backup `name` is on S3.
+    pub fn exists(s3: &S3, name: &str) -> Result<bool> {
+        Ok(valid_key(name)
+            && s3
+                .list_objects(name)
+                .map_err(unreachable)?
+                .iter()
+                .any(|o| o.key == name))
+    }
+
+    /// Makes backup `name` and streams it to S3 (multipart above
+    /// `PART_SIZE`); the local archive is removed whatever happens.
+    /// Returns (size, parts sent).
+    pub fn create(
+        data: &Path,
+        s3: &S3,
+        name: &str,
+        enc: &Encryption,
+        key: Option<&crate::store::DbKey>,
+    ) -> Result<(u64, usize)> {
+        if !valid_key(name) {
+            return Err(invalid("Invalid backup name."));
+        }
+        if exists(s3, name)? {
+            return Err(invalid("Backup with the specified name already exists."));
+        }
+        let built = build(data, enc, key)?;
+        let (size, parts) = put_file(s3, name, &built.file)?;
+        drop(built);
+        Ok((size, parts))
+    }
+
+    /// Streams the local file `src` to S3 as backup `name`.
+    pub fn put_file(s3: &S3, name: &str, src: &Path) -> Result<(u64, usize)> {
+        let mut f = std::fs::File::open(src)?;
+        let size = f.metadata()?.len();
+        let parts = s3
+            .put_stream(name, &mut f, "application/zip")
+            .map_err(unreachable)?;
+        Ok((size, parts))
+    }
+
+    /// Deletes backup `name` from S3.
+    pub fn delete(s3: &S3, name: &str) -> Result<()> {
+        if !exists(s3, name)? {
+            return Err(invalid("Missing or invalid backup file."));
+        }
+        s3.delete(name).map_err(unreachable)
+    }
+
+    /// The body of backup `name` as a reader and its length (when known).
+    #[allow(clippy::type_complexity)]
+    pub fn open(s3: &S3, name: &str) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
+        if !valid_key(name) {
+            return Err(invalid("Missing or invalid backup file."));
+        }
+        s3.get_stream(name)
+            .map_err(unreachable)?
+            .ok_or_else(|| invalid("Missing or invalid backup file."))
+    }
+
+    /// Fetches backup `name` as a stream into a temporary file of the
+    /// backups dir, then stages it as `stage_restore` does; the fetched
+    /// copy is removed whatever happens.
+    pub fn stage_restore(
+        data: &Path,
+        s3: &S3,
+        name: &str,
+        identity: Option<&age::x25519::Identity>,
+        note: &str,
+        key: Option<&crate::store::DbKey>,
+    ) -> Result<()> {
+        let (mut body, _) = open(s3, name)?;
+        let dir = backups_dir(data);
+        private_dir(&dir)?;
+        let tmp = dir.join(format!(
+            ".tmp-{}",
+            crate::util::random_string(10, crate::util::ALPHANUM)
+        ));
+        let result = (|| -> Result<()> {
+            let mut out = private_file(&tmp)?;
+            std::io::copy(&mut body, &mut out).map_err(unreachable)?;
+            out.sync_all()?;
+            drop(out);
+            stage_restore_file(data, &tmp, identity, note, key)
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        result
+    }
+
+    /// `prune_auto` on S3.
+    pub fn prune_auto(s3: &S3, keep: usize) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for key in beyond_keep(list(s3)?, keep) {
+            s3.delete(&key).map_err(unreachable)?;
+            removed.push(key);
+        }
+        Ok(removed)
+    }
 }
 
 fn add_tree<W: Write + std::io::Seek>(
@@ -457,28 +618,45 @@ pub fn stage_restore(
     key: Option<&crate::store::DbKey>,
 ) -> Result<()> {
     let src = path(data, name).ok_or_else(|| invalid("Missing or invalid backup file."))?;
-    let raw = std::fs::read(&src)?;
-    let zip_bytes = if raw.starts_with(AGE_MAGIC) {
-        let id = identity.ok_or_else(|| {
-            invalid("The backup is encrypted and no backup_identity_file is configured.")
-        })?;
-        let d = age::Decryptor::new(&raw[..])
-            .map_err(|e| invalid(format!("The backup can't be read: {e}.")))?;
-        let mut r = d
-            .decrypt(std::iter::once(id as &dyn age::Identity))
-            .map_err(|_| invalid("The backup can't be decrypted with the configured key."))?;
-        let mut out = Vec::new();
-        r.read_to_end(&mut out)
-            .map_err(|e| invalid(format!("The backup is damaged: {e}.")))?;
-        out
-    } else {
-        raw
-    };
+    stage_restore_file(data, &src, identity, note, key)
+}
+
+/// `stage_restore` of the backup archive at `src` (any path). The archive
+/// is decrypted as a stream into the staging dir, never whole in memory.
+pub fn stage_restore_file(
+    data: &Path,
+    src: &Path,
+    identity: Option<&age::x25519::Identity>,
+    note: &str,
+    key: Option<&crate::store::DbKey>,
+) -> Result<()> {
     let stage = data.join(STAGE);
     let _ = std::fs::remove_dir_all(&stage);
     private_dir(&stage)?;
     let result = (|| -> Result<()> {
-        let mut z = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes))
+        let mut head = [0u8; AGE_MAGIC.len()];
+        let mut f = std::fs::File::open(src)?;
+        let n = f.read(&mut head)?;
+        drop(f);
+        let archive = if head[..n].starts_with(AGE_MAGIC) && n == AGE_MAGIC.len() {
+            let id = identity.ok_or_else(|| {
+                invalid("The backup is encrypted and no backup_identity_file is configured.")
+            })?;
+            let d =
+                age::Decryptor::new_buffered(std::io::BufReader::new(std::fs::File::open(src)?))
+                    .map_err(|e| invalid(format!("The backup can't be read: {e}.")))?;
+            let mut r = d
+                .decrypt(std::iter::once(id as &dyn age::Identity))
+                .map_err(|_| invalid("The backup can't be decrypted with the configured key."))?;
+            let plain = stage.join(".archive");
+            let mut out = private_file(&plain)?;
+            std::io::copy(&mut r, &mut out)
+                .map_err(|e| invalid(format!("The backup is damaged: {e}.")))?;
+            plain
+        } else {
+            src.to_path_buf()
+        };
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&archive)?)
             .map_err(|e| invalid(format!("The backup is not a valid archive: {e}.")))?;
         let mut has_db = false;
         for i in 0..z.len() {
@@ -529,6 +707,10 @@ pub fn stage_restore(
             )));
         }
         drop(conn);
+        drop(z);
+        if archive != src {
+            std::fs::remove_file(&archive)?;
+        }
         let mut ready = private_file(&stage.join(READY))?;
         ready.write_all(note.as_bytes())?;
         ready.sync_all()?;

@@ -5,7 +5,9 @@
 //! with the same code as `keepd backup` (`backup::create`), then the
 //! oldest scheduled backups beyond `backups.cronMaxKeep` are deleted
 //! (0: keep all; other backups are never touched). The settings are read at
-//! every tick, so a change applies at once.
+//! every tick, so a change applies at once. With `backups.s3` enabled the
+//! backup goes to the S3 bucket and the retention runs there
+//! (`backup::remote`).
 //!
 //! A run never overlaps the previous one (a tick during a run is skipped)
 //! and never takes the daemon down: every failure is logged at error level
@@ -119,19 +121,32 @@ async fn run_once(app: &Arc<App>) {
     let settings = app.settings();
     let name = backup::auto_name(&settings.meta.app_name, chrono::Utc::now());
     let dir = app.store.dir().to_path_buf();
+    let s3 = match crate::files::s3::S3::from_settings(&settings.backups.s3) {
+        None => None,
+        Some(Ok(s3)) => Some(Arc::new(s3)),
+        Some(Err(e)) => {
+            tracing::error!(backup = %name, error = %e, "SCHEDULED BACKUP NOT MADE: backups.s3 can't be used");
+            return;
+        }
+    };
     match app.config.backup_encryption() {
         None => tracing::error!(
             backup = %name,
             "SCHEDULED BACKUP NOT MADE: backups are encrypted with age and backup_recipients is empty (set it, or backup_encryption = \"none\" for plaintext)"
         ),
         Some(enc) => {
-            let (d, n) = (dir.clone(), name.clone());
+            let (d, n, s3) = (dir.clone(), name.clone(), s3.clone());
             let db_key = app.store.key().cloned();
-            match tokio::task::spawn_blocking(move || backup::create(&d, &n, &enc, db_key.as_ref()))
-                .await
+            match tokio::task::spawn_blocking(move || match s3 {
+                Some(s3) => {
+                    backup::remote::create(&d, &s3, &n, &enc, db_key.as_ref()).map(|(size, _)| size)
+                }
+                None => backup::create(&d, &n, &enc, db_key.as_ref())
+                    .map(|path| std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)),
+            })
+            .await
             {
-                Ok(Ok(path)) => {
-                    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                Ok(Ok(size)) => {
                     tracing::info!(backup = %name, size, "scheduled backup created");
                     audit(app, "backup.create", &name).await;
                 }
@@ -147,7 +162,11 @@ async fn run_once(app: &Arc<App>) {
     if keep <= 0 {
         return;
     }
-    let pruned = tokio::task::spawn_blocking(move || backup::prune_auto(&dir, keep as usize)).await;
+    let pruned = tokio::task::spawn_blocking(move || match s3 {
+        Some(s3) => backup::remote::prune_auto(&s3, keep as usize),
+        None => backup::prune_auto(&dir, keep as usize),
+    })
+    .await;
     match pruned {
         Ok(Ok(removed)) => {
             for key in removed {

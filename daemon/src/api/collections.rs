@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::schema::parse::{build_checked, merge_update};
-use crate::schema::{Collection, Schema};
+use crate::schema::{Collection, CollectionType, Schema};
 use crate::store::catalog;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -293,8 +293,67 @@ async fn save(
             "Failed to load the submitted data due to invalid formatting.",
         ));
     }
+    // A view's fields come from its query (whatever the body says).
+    let is_view = match input.get("type").and_then(Value::as_str) {
+        Some("view") => true,
+        Some("") | None => existing
+            .as_ref()
+            .is_some_and(|e| e.kind == CollectionType::View),
+        Some(_) => false,
+    };
+    let mut view_sql = None;
+    let mut view_err = None;
+    let mut input = input.clone();
+    let query = input
+        .get("viewQuery")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if is_view && !query.trim().is_empty() {
+        let name = input
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let sch = schema.clone();
+        match app
+            .store
+            .read(move |conn| Ok(catalog::prepare_view(conn, &sch, &name, &query)))
+            .await?
+        {
+            Ok(v) => {
+                input["fields"] = Value::Array(v.fields.clone());
+                view_sql = Some(v.sql);
+            }
+            Err(reason) => {
+                input["fields"] = json!([]);
+                view_err = Some(reason);
+            }
+        }
+    } else if is_view {
+        input["fields"] = json!([]);
+    }
+    let input = &input;
     let (mut c, mut errs) =
         build_checked(input, existing.as_deref(), &schema, false).map_err(fail)?;
+    if let Some(reason) = view_err {
+        let mut reason: String = reason.chars().take(500).collect();
+        if !reason.ends_with('.') {
+            reason.push('.');
+        }
+        errs.add(
+            "viewQuery",
+            "validation_invalid_view_query",
+            format!("Invalid query - {reason}"),
+        );
+        if reason.starts_with("missing required id column") {
+            errs.0.insert(
+                "fields".into(),
+                json!({"code": "validation_missing_primary_key",
+                    "message": "Missing or invalid \"id\" PK field."}),
+            );
+        }
+    }
     check_rules(&schema, &c, existing.as_deref(), &mut errs);
     if !errs.is_empty() {
         return Err(fail(errs));
@@ -306,9 +365,11 @@ async fn save(
     c.updated = now;
     let c2 = c.clone();
     app.store
-        .write(move |conn| match &existing {
-            None => catalog::create(conn, &c2),
-            Some(old) => catalog::update(conn, old, &c2),
+        .write(move |conn| match (&existing, view_sql) {
+            (None, Some(sql)) => catalog::create_view(conn, &c2, &sql),
+            (Some(old), Some(sql)) => catalog::update_view(conn, old, &c2, &sql),
+            (None, None) => catalog::create(conn, &c2),
+            (Some(old), None) => catalog::update(conn, old, &c2),
         })
         .await?;
     app.store.reload_schema().await?;
@@ -378,6 +439,11 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::bad("Failed to delete collection."));
     }
     let schema = app.store.schema();
+    // A collection a view reads stays (as PocketBase: the views are saved
+    // again and fail).
+    if views_reading(&schema, &c.name).next().is_some() {
+        return Err(ApiError::bad("Failed to delete collection."));
+    }
     if let Some(child) = schema
         .all()
         .iter()
@@ -616,4 +682,96 @@ pub fn plan_import(schema: &Schema, list: &[Value]) -> (Planned, Map<String, Val
 pub async fn scaffolds(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     Ok(Resp::ok(&crate::schema::parse::scaffolds()))
+}
+
+/// The view collections whose query reads the collection `name`.
+pub fn views_reading<'a>(
+    schema: &'a Schema,
+    name: &'a str,
+) -> impl Iterator<Item = &'a Arc<Collection>> + 'a {
+    schema.all().iter().filter(move |v| {
+        v.kind == CollectionType::View
+            && v.name != name
+            && v.options
+                .get("viewQuery")
+                .and_then(Value::as_str)
+                .and_then(|q| crate::schema::view::plan(q, schema, &v.name).ok())
+                .is_some_and(|p| p.sources.iter().any(|s| s.eq_ignore_ascii_case(name)))
+    })
+}
+
+/// `POST /api/collections/meta/dry-run-view`: the fields a view query would
+/// get and up to ten of its rows, nothing saved (PocketBase's dashboard
+/// builds a view with it).
+pub async fn dry_run_view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let body = req.json_body()?;
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let invalid = |e: Value| {
+        let mut errs = FieldErrors::new();
+        errs.add_nested("query", e);
+        ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            errs,
+        )
+    };
+    if query.is_empty() {
+        return Err(invalid(
+            json!({"code": "validation_required", "message": "Cannot be blank."}),
+        ));
+    }
+    if query.chars().count() > crate::schema::view::MAX_QUERY_LEN {
+        return Err(invalid(json!({"code": "validation_length_out_of_range",
+            "message": "The length must be between 0 and 5000.",
+            "params": {"max": 5000, "min": 0}})));
+    }
+    let schema = app.store.schema();
+    let temp = format!(
+        "temp_view_{}",
+        crate::util::random_string(5, crate::util::ALPHANUM)
+    );
+    let out = app
+        .store
+        .read(move |conn| {
+            let fail = |reason: String| {
+                let mut reason: String = reason.chars().take(500).collect();
+                if !reason.ends_with('.') {
+                    reason.push('.');
+                }
+                ApiError::bad(format!("Invalid view query. Raw error: \n{reason}"))
+            };
+            let v = catalog::prepare_view(conn, &schema, &temp, &query).map_err(fail)?;
+            let c = crate::schema::parse::collection_from_json(&json!({
+                "id": format!("pbc_{}", crate::util::crc32_checksum(&format!("view{temp}"))),
+                "name": temp, "type": "view", "fields": v.fields,
+            }))
+            .map_err(|_| fail("invalid view fields".into()))?;
+            let rows = catalog::sample_view(conn, &c, &v.sql, 10).map_err(fail)?;
+            let mut seen = std::collections::HashSet::new();
+            let mut sample = Vec::with_capacity(rows.len());
+            for mut r in rows {
+                let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+                if id.is_empty() {
+                    return Err(fail(
+                        "the query could return records with empty or invalid ids".into(),
+                    ));
+                }
+                if !seen.insert(id.to_string()) {
+                    return Err(fail(
+                        "the query could return records with non-unique ids".into(),
+                    ));
+                }
+                r.retain(|k, _| !c.is_hidden(k));
+                r.insert("collectionId".into(), json!(c.id));
+                r.insert("collectionName".into(), json!(c.name));
+                sample.push(Value::Object(r));
+            }
+            Ok(json!({"fields": c.fields, "sample": sample}))
+        })
+        .await?;
+    Ok(Resp::ok(&out))
 }

@@ -260,9 +260,31 @@ pub mod catalog {
     use crate::schema::Collection;
     use rusqlite::Connection;
 
+    pub use super::ddl::{prepare_view, sample_view, ViewSql};
+
     pub fn create(conn: &Connection, c: &Collection) -> ApiResult<()> {
         migrate::insert_collection(conn, c)?;
         ddl::create_table(conn, c)?;
+        Ok(())
+    }
+
+    /// A view collection: its row and its SQLite view (from `prepare_view`).
+    pub fn create_view(conn: &Connection, c: &Collection, sql: &str) -> ApiResult<()> {
+        migrate::insert_collection(conn, c)?;
+        ddl::create_view(conn, &c.name, sql)?;
+        Ok(())
+    }
+
+    /// A view collection changed: its row, its SQLite view made again.
+    pub fn update_view(
+        conn: &Connection,
+        old: &Collection,
+        new: &Collection,
+        sql: &str,
+    ) -> ApiResult<()> {
+        migrate::update_collection(conn, new)?;
+        ddl::drop_view(conn, &old.name)?;
+        ddl::create_view(conn, &new.name, sql)?;
         Ok(())
     }
 
@@ -274,6 +296,9 @@ pub mod catalog {
 
     pub fn delete(conn: &Connection, c: &Collection) -> ApiResult<()> {
         conn.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
+        if c.kind == crate::schema::CollectionType::View {
+            ddl::drop_view(conn, &c.name)?;
+        }
         ddl::drop_table(conn, c)?;
         Ok(())
     }

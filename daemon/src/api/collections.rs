@@ -473,6 +473,11 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let c = find(&app, req.param("collection"))?;
+    if c.kind == CollectionType::View {
+        return Err(ApiError::bad(
+            "View collections cannot be truncated since they don't store their own records.",
+        ));
+    }
     if c.name == "_superusers" {
         return Err(ApiError::bad("Failed to truncate collection (most likely due to required cascade delete record references)."));
     }

@@ -199,6 +199,19 @@ pub fn plan(query: &str, schema: &Schema, self_name: &str) -> Result<Plan, Strin
             "the query is longer than {MAX_QUERY_LEN} characters"
         ));
     }
+    // As PocketBase: a `;` between statements, or in a comment, is refused
+    // (the rendered SQL has no comments, but the query should say what runs).
+    let tokens = sqlparser::tokenizer::Tokenizer::new(&SQLiteDialect {}, text)
+        .tokenize()
+        .map_err(|e| format!("invalid SQL: {e}"))?;
+    let hides = tokens.iter().any(|t| match t {
+        sqlparser::tokenizer::Token::SemiColon => true,
+        sqlparser::tokenizer::Token::Whitespace(w) => w.to_string().contains(';'),
+        _ => false,
+    });
+    if hides {
+        return refuse("multiple statements are not supported");
+    }
     let stmts = Parser::new(&SQLiteDialect {})
         .with_recursion_limit(MAX_DEPTH)
         .try_with_sql(text)
@@ -326,8 +339,8 @@ struct Renderer<'a> {
     tables: HashSet<String>,
     /// Column names the query reads.
     columns: Vec<String>,
-    /// Qualifiers of `t.column` references.
-    qualifiers: Vec<String>,
+    /// `t.column` references.
+    qualifiers: Vec<(String, String)>,
     /// Collections read.
     sources: Vec<String>,
 }
@@ -374,12 +387,12 @@ impl Renderer<'_> {
                 return refuse(format!("the hidden field {col} can't be read by a view"));
             }
             if !fields.contains(&l) && !self.defined.contains(&l) {
-                return refuse(format!("no such column: {col}"));
+                return refuse(format!("SQL logic error: no such column: {col} (1)"));
             }
         }
-        for t in &self.qualifiers {
+        for (t, c) in &self.qualifiers {
             if !self.tables.contains(&t.to_lowercase()) {
-                return refuse(format!("no such table: {t}"));
+                return refuse(format!("SQL logic error: no such column: {t}.{c} (1)"));
             }
         }
         Ok(())
@@ -756,7 +769,7 @@ impl Renderer<'_> {
         }
         match self.schema.get(name) {
             Some(c) if c.name.eq_ignore_ascii_case(name) => Ok(c.name.clone()),
-            _ => refuse(format!("no such table: {name}")),
+            _ => refuse(format!("SQL logic error: no such table: main.{name} (1)")),
         }
     }
 
@@ -787,7 +800,7 @@ impl Renderer<'_> {
                 let [t, c] = parts.as_slice() else {
                     return refuse("unsupported qualified name");
                 };
-                self.qualifiers.push(t.value.clone());
+                self.qualifiers.push((t.value.clone(), c.value.clone()));
                 self.columns.push(c.value.clone());
                 self.ident(t);
                 self.w(".");
@@ -1053,7 +1066,7 @@ impl Renderer<'_> {
             return refuse(format!("unsupported function call {name}"));
         }
         if !FUNCTIONS.contains(&name.as_str()) {
-            return refuse(format!("no such function: {name}"));
+            return refuse(format!("SQL logic error: no such function: {name} (1)"));
         }
         self.w(&name);
         self.w("(");

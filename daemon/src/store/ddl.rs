@@ -174,7 +174,10 @@ pub fn prepare_view(
 
 fn sqlite_reason(e: rusqlite::Error) -> String {
     match e {
-        rusqlite::Error::SqliteFailure(_, Some(m)) => m,
+        // Worded as PocketBase's SQLite driver words it.
+        rusqlite::Error::SqliteFailure(e, Some(m)) => {
+            format!("SQL logic error: {m} ({})", e.extended_code & 0xff)
+        }
         other => other.to_string(),
     }
 }

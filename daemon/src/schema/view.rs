@@ -807,11 +807,8 @@ impl Renderer<'_> {
                 self.ident(c);
             }
             Expr::Value(v) => self.value(&v.value)?,
-            Expr::Nested(e) => {
-                self.w("(");
-                self.expr(e)?;
-                self.w(")");
-            }
+            // Every compound expression is rendered in its own parentheses.
+            Expr::Nested(e) => self.expr(e)?,
             Expr::IsNull(x) | Expr::IsNotNull(x) => {
                 self.w("(");
                 self.expr(x)?;
@@ -1232,4 +1229,100 @@ pub fn infer_fields(
         out.push(f);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::parse::collection_from_json;
+
+    fn schema() -> Schema {
+        let id = json!({"name": "id", "type": "text", "primaryKey": true});
+        Schema::new(vec![
+            collection_from_json(&json!({"id": "p", "name": "posts", "fields": [id,
+                {"name": "title", "type": "text"}, {"name": "n", "type": "number"},
+                {"name": "tag", "type": "relation", "collectionId": "t"}]}))
+            .unwrap(),
+            collection_from_json(&json!({"id": "t", "name": "tags", "fields": [id,
+                {"name": "title", "type": "text"}]}))
+            .unwrap(),
+            collection_from_json(
+                &json!({"id": "u", "name": "users", "type": "auth", "fields": [id,
+                {"name": "password", "type": "password"}, {"name": "tokenKey", "type": "text"},
+                {"name": "name", "type": "text"}]}),
+            )
+            .unwrap(),
+        ])
+    }
+
+    #[test]
+    fn rendered_sql_is_a_fixed_point_and_quotes_every_identifier() {
+        let s = schema();
+        for q in [
+            "select id, title from posts",
+            "select p.id, -p.n as m, (p.n + 1) * 2 as x, not (p.n > 1) as b from posts p",
+            "with x as (select id, title from posts) select id, upper(title) as t from x order by t desc limit 2 offset 1",
+            "select t.id, count(p.id) as c from tags t left join posts p on p.tag = t.id group by t.id having count(*) > 0",
+            "select (row_number() over (partition by tag order by n)) as id from posts",
+            "select id, case when n between 1 and 2 then 'a''b' else null end as k from posts where title like 'x%' escape '!'",
+            "select id from posts where id in (select id from tags) and exists (select 1 from tags) union all select id from tags",
+            "select id, cast(n as integer) as i, j.value as v from posts, json_each(posts.tag) j",
+        ] {
+            let p = plan(q, &s, "v").unwrap_or_else(|e| panic!("{q}: {e}"));
+            let again = plan(&p.sql, &s, "v").unwrap_or_else(|e| panic!("{}: {e}", p.sql));
+            assert_eq!(p.sql, again.sql, "{q}");
+            assert!(p.sql.contains("\"posts\"") || p.sql.contains("\"tags\""), "{}", p.sql);
+        }
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_select_over_collections() {
+        let s = schema();
+        for q in [
+            "delete from posts",
+            "select id from posts; delete from posts",
+            "select id from posts /* ; */",
+            "select name as id from sqlite_master",
+            "select id from _params",
+            "select id from pragma_table_info('posts')",
+            "select id, load_extension('x') as e from posts",
+            "select id, password from users",
+            "select id, tokenKey from users",
+            "select id, nope from posts",
+            "select x.id from posts p",
+            "select * from posts",
+            "select id from v",
+            "select id from main.posts",
+            "with recursive c(x) as (select 1) select x as id from c",
+            "select id, zeroblob(1000000000) as z from posts",
+            "select id, ?1 as p from posts",
+            "attach 'x' as y",
+        ] {
+            assert!(plan(q, &s, "v").is_err(), "accepted: {q}");
+        }
+    }
+
+    #[test]
+    fn hints_for_inference() {
+        let s = schema();
+        let p = plan(
+            "select p.id, count(*) as c, total(n) as t, cast(n as text) as s, p.tag, title, n + 1 as x from posts p",
+            &s,
+            "v",
+        )
+        .unwrap();
+        let cols: Vec<String> = ["id", "c", "t", "s", "tag", "title", "x"]
+            .map(String::from)
+            .to_vec();
+        let f = infer_fields(&p, &cols, &s).unwrap();
+        let kinds: Vec<&str> = f.iter().map(|f| f["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["text", "number", "number", "text", "relation", "text", "json"]
+        );
+        assert_eq!(f[1]["onlyInt"], true);
+        assert_eq!(f[2]["onlyInt"], false);
+        assert_eq!(f[4]["collectionId"], "t");
+        assert!(infer_fields(&p, &cols[1..], &s).is_err(), "no id column");
+    }
 }

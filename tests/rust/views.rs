@@ -298,3 +298,38 @@ fn dry_run_view_as_pocketbase() {
     let (_, list) = su.get("/api/collections?filter=type%3D'view'");
     assert_eq!(list["totalItems"], 0, "{list}");
 }
+
+#[test]
+fn collections_import_makes_the_views() {
+    let srv = TestServer::start();
+    fixture(&srv);
+    let su = srv.su();
+    let (_, list) = su.get("/api/collections?perPage=100");
+    let mut all: Vec<Value> = list["items"].as_array().expect("items").clone();
+    all.push(json!({"name": "v2", "type": "view", "listRule": "",
+        "viewQuery": "select id, t from v1"}));
+    all.push(json!({"name": "v1", "type": "view", "listRule": "",
+        "viewQuery": "select id, upper(title) as t from posts"}));
+    let (st, v) = su.send(
+        "PUT",
+        "/api/collections/import",
+        Some(&json!({"collections": all})),
+    );
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = srv.guest().get("/api/collections/v2/records?sort=t");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["items"][0]["t"], "ALPHA");
+    // A refused query fails the import, which changes nothing.
+    let before = snapshot(&srv);
+    let mut bad: Vec<Value> = list["items"].as_array().expect("items").clone();
+    bad.push(
+        json!({"name": "v3", "type": "view", "viewQuery": "select name as id from sqlite_master"}),
+    );
+    let (st, v) = su.send(
+        "PUT",
+        "/api/collections/import",
+        Some(&json!({"collections": bad})),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(snapshot(&srv), before);
+}

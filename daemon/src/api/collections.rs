@@ -553,6 +553,7 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         "updated": planned.iter().filter(|(o, _)| o.is_some()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
         "deleted": to_delete.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
     });
+    let conn_schema = schema.clone();
     app.store
         .write(move |conn| {
             for (old, new) in &planned {
@@ -564,6 +565,13 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             for c in &to_delete {
                 catalog::delete(conn, c)?;
             }
+            let after = staged_schema(&conn_schema, &planned, &to_delete);
+            let views: Vec<&Collection> = planned
+                .iter()
+                .map(|(_, c)| c)
+                .filter(|c| c.kind == CollectionType::View)
+                .collect();
+            catalog::make_views(conn, &after, &views)?;
             Ok(())
         })
         .await?;
@@ -608,10 +616,15 @@ pub fn plan_import(schema: &Schema, list: &[Value]) -> (Planned, Map<String, Val
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
         let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
         let existing = schema.by_id(id).or_else(|| schema.get(name)).cloned();
-        let input = match &existing {
+        let mut input = match &existing {
             Some(e) => merge_update(&e.to_api_json(), item),
             None => item.clone(),
         };
+        // A view's fields are inferred from its query when its SQLite view
+        // is made (`catalog::make_views`); until then, its id.
+        if input.get("type").and_then(Value::as_str) == Some("view") {
+            input["fields"] = json!([crate::schema::view::id_field()]);
+        }
         let mut sch = staged_schema.clone();
         if existing.is_none() {
             // Let the new collection be found under its own id when it is built.
@@ -779,4 +792,18 @@ pub async fn dry_run_view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         })
         .await?;
     Ok(Resp::ok(&out))
+}
+
+/// The schema once `planned` is saved and `deleted` gone.
+pub fn staged_schema(schema: &Schema, planned: &Planned, deleted: &[Arc<Collection>]) -> Schema {
+    let mut all: Vec<Collection> = schema
+        .all()
+        .iter()
+        .filter(|c| {
+            !deleted.iter().any(|d| d.id == c.id) && !planned.iter().any(|(_, p)| p.id == c.id)
+        })
+        .map(|c| (**c).clone())
+        .collect();
+    all.extend(planned.iter().map(|(_, c)| c.clone()));
+    Schema::new(all)
 }

@@ -284,6 +284,33 @@ fn pocketbase_data_moves_in() {
         Some(&json!({"fields": fields})),
     );
 
+    // View collections: one keepd maps, one whose query keepd refuses (it
+    // reads password hashes), reported.
+    let pv = pb.send(
+        "POST",
+        "/api/collections",
+        t,
+        Some(
+            &json!({"name": "post_titles", "type": "view", "listRule": "",
+            "viewQuery": "select p.id, p.title, (p.n * 2) as twice from posts p"}),
+        ),
+    );
+    assert_eq!(pv["type"], "view", "{pv}");
+    let hv = pb.send(
+        "POST",
+        "/api/collections",
+        t,
+        Some(&json!({"name": "hashes", "type": "view",
+            "viewQuery": "select id, password from users"})),
+    );
+    assert_eq!(hv["type"], "view", "{hv}");
+    let before_view = pb.send(
+        "GET",
+        "/api/collections/post_titles/records?sort=title",
+        t,
+        None,
+    );
+
     // While PocketBase runs, the import refuses and writes nothing.
     let o = import(&tmp, &[&pb_s, "--dir", &target_s]);
     assert!(
@@ -355,7 +382,12 @@ fn pocketbase_data_moves_in() {
         report.contains(&format!("record drafts/{draft_id}: body: Cannot be blank.")),
         "{report}"
     );
-    assert!(report.contains("not imported (1):"), "{report}");
+    assert!(report.contains("not imported (2):"), "{report}");
+    assert!(
+        report
+            .contains("view collection hashes: the hidden field password can't be read by a view"),
+        "{report}"
+    );
     assert!(tmp_empty(), "the import left its temporary directory");
 
     // The source is as it was, byte for byte, mode and time.
@@ -404,6 +436,14 @@ fn pocketbase_data_moves_in() {
     assert_eq!(st, 200, "{list}");
     assert_eq!(list["items"], before_list["items"], "records differ");
     assert_eq!(list["totalItems"], 2);
+
+    let (st, vlist) = srv
+        .guest()
+        .get("/api/collections/post_titles/records?sort=title");
+    assert_eq!(st, 200, "{vlist}");
+    assert_eq!(vlist["items"], before_view["items"], "view records differ");
+    let (st, _) = srv.with_token(&ktoken).get("/api/collections/hashes");
+    assert_eq!(st, 404, "a refused view is not imported");
 
     let (st, coll) = srv.with_token(&ktoken).get("/api/collections/posts");
     assert_eq!(st, 200, "{coll}");

@@ -37,5 +37,6 @@ mod sync_harness;
 mod tokens;
 mod totp;
 mod uploads;
+mod views;
 mod websocket;
 mod write_path;

@@ -793,3 +793,30 @@ fn subscription_filter_through_a_relation_reads_the_subscriptions_headers() {
         assert_eq!(titles(&got), vec![format!("for-{name}")], "{name}: {got:?}");
     }
 }
+
+/// PocketBase sends no events for view collections (their records are
+/// never saved); the source collection's events still go out.
+#[test]
+fn no_events_for_view_collections() {
+    let srv = TestServer::start();
+    public_collection(&srv, "notes");
+    srv.create_collection(
+        &json!({"name": "notes_view", "type": "view", "listRule": "",
+        "viewRule": "", "viewQuery": "select id, title from notes"}),
+    );
+    let mut sse = Sse::connect(&srv);
+    let (st, v) = sse.subscribe(&srv, None, &["notes_view/*", "notes/*"]);
+    assert_eq!(st, 204, "{v}");
+    let (st, v) = srv
+        .su()
+        .post("/api/collections/notes/records", &json!({"title": "a"}));
+    assert_eq!(st, 200, "{v}");
+    let (name, _) = sse
+        .next(Duration::from_secs(5))
+        .expect("the source's event");
+    assert_eq!(name, "notes/*");
+    assert!(
+        sse.next(Duration::from_millis(500)).is_none(),
+        "no event for the view"
+    );
+}

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult, FieldErrors};
 use crate::http::{Req, Resp};
 use crate::schema::parse::{build_checked, merge_update};
-use crate::schema::{Collection, Schema};
+use crate::schema::{Collection, CollectionType, Schema};
 use crate::store::catalog;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -293,8 +293,67 @@ async fn save(
             "Failed to load the submitted data due to invalid formatting.",
         ));
     }
+    // A view's fields come from its query (whatever the body says).
+    let is_view = match input.get("type").and_then(Value::as_str) {
+        Some("view") => true,
+        Some("") | None => existing
+            .as_ref()
+            .is_some_and(|e| e.kind == CollectionType::View),
+        Some(_) => false,
+    };
+    let mut view_sql = None;
+    let mut view_err = None;
+    let mut input = input.clone();
+    let query = input
+        .get("viewQuery")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if is_view && !query.trim().is_empty() {
+        let name = input
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let sch = schema.clone();
+        match app
+            .store
+            .read(move |conn| Ok(catalog::prepare_view(conn, &sch, &name, &query)))
+            .await?
+        {
+            Ok(v) => {
+                input["fields"] = Value::Array(v.fields.clone());
+                view_sql = Some(v.sql);
+            }
+            Err(reason) => {
+                input["fields"] = json!([]);
+                view_err = Some(reason);
+            }
+        }
+    } else if is_view {
+        input["fields"] = json!([]);
+    }
+    let input = &input;
     let (mut c, mut errs) =
         build_checked(input, existing.as_deref(), &schema, false).map_err(fail)?;
+    if let Some(reason) = view_err {
+        let mut reason: String = reason.chars().take(500).collect();
+        if !reason.ends_with('.') {
+            reason.push('.');
+        }
+        errs.add(
+            "viewQuery",
+            "validation_invalid_view_query",
+            format!("Invalid query - {reason}"),
+        );
+        if reason.starts_with("missing required id column") {
+            errs.0.insert(
+                "fields".into(),
+                json!({"code": "validation_missing_primary_key",
+                    "message": "Missing or invalid \"id\" PK field."}),
+            );
+        }
+    }
     check_rules(&schema, &c, existing.as_deref(), &mut errs);
     if !errs.is_empty() {
         return Err(fail(errs));
@@ -306,9 +365,11 @@ async fn save(
     c.updated = now;
     let c2 = c.clone();
     app.store
-        .write(move |conn| match &existing {
-            None => catalog::create(conn, &c2),
-            Some(old) => catalog::update(conn, old, &c2),
+        .write(move |conn| match (&existing, view_sql) {
+            (None, Some(sql)) => catalog::create_view(conn, &c2, &sql),
+            (Some(old), Some(sql)) => catalog::update_view(conn, old, &c2, &sql),
+            (None, None) => catalog::create(conn, &c2),
+            (Some(old), None) => catalog::update(conn, old, &c2),
         })
         .await?;
     app.store.reload_schema().await?;
@@ -378,6 +439,11 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         return Err(ApiError::bad("Failed to delete collection."));
     }
     let schema = app.store.schema();
+    // A collection a view reads stays (as PocketBase: the views are saved
+    // again and fail).
+    if views_reading(&schema, &c.name).next().is_some() {
+        return Err(ApiError::bad("Failed to delete collection."));
+    }
     if let Some(child) = schema
         .all()
         .iter()
@@ -407,6 +473,11 @@ pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn truncate(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let c = find(&app, req.param("collection"))?;
+    if c.kind == CollectionType::View {
+        return Err(ApiError::bad(
+            "View collections cannot be truncated since they don't store their own records.",
+        ));
+    }
     if c.name == "_superusers" {
         return Err(ApiError::bad("Failed to truncate collection (most likely due to required cascade delete record references)."));
     }
@@ -482,6 +553,7 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         "updated": planned.iter().filter(|(o, _)| o.is_some()).map(|(_, n)| n.name.clone()).collect::<Vec<_>>(),
         "deleted": to_delete.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
     });
+    let conn_schema = schema.clone();
     app.store
         .write(move |conn| {
             for (old, new) in &planned {
@@ -493,6 +565,13 @@ pub async fn import(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             for c in &to_delete {
                 catalog::delete(conn, c)?;
             }
+            let after = staged_schema(&conn_schema, &planned, &to_delete);
+            let views: Vec<&Collection> = planned
+                .iter()
+                .map(|(_, c)| c)
+                .filter(|c| c.kind == CollectionType::View)
+                .collect();
+            catalog::make_views(conn, &after, &views)?;
             Ok(())
         })
         .await?;
@@ -540,10 +619,15 @@ pub fn plan_import(schema: &Schema, list: &[Value]) -> (Planned, Map<String, Val
         let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
         let name = item.get("name").and_then(Value::as_str).unwrap_or_default();
         let existing = schema.by_id(id).or_else(|| schema.get(name)).cloned();
-        let input = match &existing {
+        let mut input = match &existing {
             Some(e) => merge_update(&e.to_api_json(), item),
             None => item.clone(),
         };
+        // A view's fields are inferred from its query when its SQLite view
+        // is made (`catalog::make_views`); until then, its id.
+        if input.get("type").and_then(Value::as_str) == Some("view") {
+            input["fields"] = json!([crate::schema::view::id_field()]);
+        }
         let mut sch = staged_schema.clone();
         if existing.is_none() {
             // Let the new collection be found under its own id when it is built.
@@ -634,4 +718,110 @@ fn import_error(
 pub async fn scaffolds(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     Ok(Resp::ok(&crate::schema::parse::scaffolds()))
+}
+
+/// The view collections whose query reads the collection `name`.
+pub fn views_reading<'a>(
+    schema: &'a Schema,
+    name: &'a str,
+) -> impl Iterator<Item = &'a Arc<Collection>> + 'a {
+    schema.all().iter().filter(move |v| {
+        v.kind == CollectionType::View
+            && v.name != name
+            && v.options
+                .get("viewQuery")
+                .and_then(Value::as_str)
+                .and_then(|q| crate::schema::view::plan(q, schema, &v.name).ok())
+                .is_some_and(|p| p.sources.iter().any(|s| s.eq_ignore_ascii_case(name)))
+    })
+}
+
+/// `POST /api/collections/meta/dry-run-view`: the fields a view query would
+/// get and up to ten of its rows, nothing saved (PocketBase's dashboard
+/// builds a view with it).
+pub async fn dry_run_view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let body = req.json_body()?;
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let invalid = |e: Value| {
+        let mut errs = FieldErrors::new();
+        errs.add_nested("query", e);
+        ApiError::validation(
+            "An error occurred while validating the submitted data.",
+            errs,
+        )
+    };
+    if query.is_empty() {
+        return Err(invalid(
+            json!({"code": "validation_required", "message": "Cannot be blank."}),
+        ));
+    }
+    if query.chars().count() > crate::schema::view::MAX_QUERY_LEN {
+        return Err(invalid(json!({"code": "validation_length_out_of_range",
+            "message": "The length must be between 0 and 5000.",
+            "params": {"max": 5000, "min": 0}})));
+    }
+    let schema = app.store.schema();
+    let temp = format!(
+        "temp_view_{}",
+        crate::util::random_string(5, crate::util::ALPHANUM)
+    );
+    let out = app
+        .store
+        .read(move |conn| {
+            let fail = |reason: String| {
+                let mut reason: String = reason.chars().take(500).collect();
+                if !reason.ends_with('.') {
+                    reason.push('.');
+                }
+                ApiError::bad(format!("Invalid view query. Raw error: \n{reason}"))
+            };
+            let v = catalog::prepare_view(conn, &schema, &temp, &query).map_err(fail)?;
+            let c = crate::schema::parse::collection_from_json(&json!({
+                "id": format!("pbc_{}", crate::util::crc32_checksum(&format!("view{temp}"))),
+                "name": temp, "type": "view", "fields": v.fields,
+            }))
+            .map_err(|_| fail("invalid view fields".into()))?;
+            let rows = catalog::sample_view(conn, &c, &v.sql, 10).map_err(fail)?;
+            let mut seen = std::collections::HashSet::new();
+            let mut sample = Vec::with_capacity(rows.len());
+            for mut r in rows {
+                let id = r.get("id").and_then(Value::as_str).unwrap_or_default();
+                if id.is_empty() {
+                    return Err(fail(
+                        "the query could return records with empty or invalid ids".into(),
+                    ));
+                }
+                if !seen.insert(id.to_string()) {
+                    return Err(fail(
+                        "the query could return records with non-unique ids".into(),
+                    ));
+                }
+                r.retain(|k, _| !c.is_hidden(k));
+                r.insert("collectionId".into(), json!(c.id));
+                r.insert("collectionName".into(), json!(c.name));
+                sample.push(Value::Object(r));
+            }
+            Ok(json!({"fields": c.fields, "sample": sample}))
+        })
+        .await?;
+    Ok(Resp::ok(&out))
+}
+
+/// The schema once `planned` is saved and `deleted` gone.
+pub fn staged_schema(schema: &Schema, planned: &Planned, deleted: &[Arc<Collection>]) -> Schema {
+    let mut all: Vec<Collection> = schema
+        .all()
+        .iter()
+        .filter(|c| {
+            !deleted.iter().any(|d| d.id == c.id) && !planned.iter().any(|(_, p)| p.id == c.id)
+        })
+        .map(|c| (**c).clone())
+        .collect();
+    all.extend(planned.iter().map(|(_, c)| c.clone()));
+    Schema::new(all)
 }

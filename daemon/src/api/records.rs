@@ -93,6 +93,7 @@ pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 pub async fn create(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))
         .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
+    records::refuse_view(&coll)?;
     // Refused before the body is read (as PocketBase).
     if coll.create_rule.is_none() && !req.identity.is_superuser() {
         return Err(ApiError::superusers_only());
@@ -105,6 +106,7 @@ pub async fn create(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
 pub async fn update(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))
         .map_err(|_| ApiError::NotFound("Missing or invalid collection context.".into()))?;
+    records::refuse_view(&coll)?;
     if coll.update_rule.is_none() && !req.identity.is_superuser() {
         return Err(ApiError::superusers_only());
     }
@@ -116,6 +118,7 @@ pub async fn update(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
 
 pub async fn delete(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))?;
+    records::refuse_view(&coll)?;
     records::delete(&app, &coll, req.param("id"), &request(&app, &req)).await?;
     Ok(Resp::empty(204))
 }

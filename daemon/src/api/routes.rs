@@ -64,6 +64,10 @@ pub fn table() -> Vec<Route<App>> {
             "/api/collections/meta/scaffolds",
             h!(collections::scaffolds),
         ),
+        post(
+            "/api/collections/meta/dry-run-view",
+            h!(collections::dry_run_view),
+        ),
         get("/api/collections/{collection}", h!(collections::view)),
         patch("/api/collections/{collection}", h!(collections::update)).form(collection_form),
         delete("/api/collections/{collection}", h!(collections::delete)),

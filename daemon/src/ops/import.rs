@@ -327,7 +327,40 @@ async fn build_in(
             c.updated = s.updated.clone();
         }
     }
+    // A view whose query keepd refuses (a system table, a password hash…)
+    // is reported, not imported.
+    loop {
+        let after = crate::api::collections::staged_schema(&schema, &planned, &[]);
+        let refused = planned.iter().position(|(_, c)| {
+            c.kind == CollectionType::View
+                && crate::schema::view::plan(
+                    c.options
+                        .get("viewQuery")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default(),
+                    &after,
+                    &c.name,
+                )
+                .is_err()
+        });
+        let Some(i) = refused else { break };
+        let (_, c) = planned.remove(i);
+        let why = crate::schema::view::plan(
+            c.options
+                .get("viewQuery")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default(),
+            &after,
+            &c.name,
+        )
+        .err()
+        .unwrap_or_default();
+        report
+            .not_imported
+            .push(format!("view collection {}: {why}", c.name));
+    }
     let names: Vec<String> = planned.iter().map(|(_, c)| c.name.clone()).collect();
+    let after = crate::api::collections::staged_schema(&schema, &planned, &[]);
     store
         .write(move |conn| {
             for (old, new) in &planned {
@@ -336,6 +369,12 @@ async fn build_in(
                     Some(o) => crate::store::catalog::update(conn, o, new)?,
                 }
             }
+            let views: Vec<&Collection> = planned
+                .iter()
+                .map(|(_, c)| c)
+                .filter(|c| c.kind == CollectionType::View)
+                .collect();
+            crate::store::catalog::make_views(conn, &after, &views)?;
             Ok(())
         })
         .await

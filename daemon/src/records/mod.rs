@@ -35,7 +35,8 @@ mod write;
 
 pub use read::{check_rule, list, view, ListParams};
 pub use write::{
-    apply_synced, batch, create, delete, delete_cascade, update, BatchError, Op, Step, Synced,
+    apply_synced, batch, create, delete, delete_cascade, refuse_view, update, BatchError, Op, Step,
+    Synced,
 };
 
 use crate::auth::{AuthRecord, Identity};

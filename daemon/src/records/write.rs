@@ -100,6 +100,15 @@ fn authz(
     Ok(Authz { ctx, rule })
 }
 
+/// A view collection stores no records: writes to it are refused (as
+/// PocketBase, before its rules are read).
+pub fn refuse_view(coll: &Collection) -> ApiResult<()> {
+    if coll.kind == crate::schema::CollectionType::View {
+        return Err(ApiError::bad("Unsupported collection type."));
+    }
+    Ok(())
+}
+
 /// Creates a record; returns it as the caller may see it.
 pub async fn create(
     app: &Arc<App>,
@@ -339,6 +348,7 @@ async fn prepare(
         req,
         input,
     } = step;
+    refuse_view(&coll)?;
     let privileged = req.principal.is_privileged();
     let null_rule = |r: &Option<String>| r.is_none() && !privileged;
     match &op {

@@ -7,6 +7,7 @@ pub mod index;
 pub(crate) mod oauth2;
 pub mod parse;
 pub mod record;
+pub mod view;
 
 pub use collection::{Collection, CollectionType};
 pub use field::{Field, FieldKind, ValueShape};

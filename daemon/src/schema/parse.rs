@@ -549,15 +549,20 @@ pub fn build_checked(
     }
 
     if c.kind == CollectionType::View {
-        if type_changed {
+        let query = c.options.get("viewQuery").and_then(Value::as_str);
+        if type_changed || query.is_none_or(|q| q.trim().is_empty()) {
             errs.add("fields", "validation_required", "Cannot be blank.");
             errs.add("viewQuery", "validation_required", "Cannot be blank.");
-        } else {
-            errs.add(
-                "type",
-                "validation_view_unsupported",
-                "View collections are not supported yet.",
-            );
+        }
+        // A view stores no records: it has no write rules.
+        for (key, rule) in [
+            ("createRule", &c.create_rule),
+            ("updateRule", &c.update_rule),
+            ("deleteRule", &c.delete_rule),
+        ] {
+            if rule.is_some() {
+                errs.add(key, "validation_nil", "Must be blank.");
+            }
         }
     }
     // A column an index names but the collection lacks fails when the

@@ -630,7 +630,12 @@ pub fn from_sql(field: &Field, v: rusqlite::types::ValueRef<'_>) -> Value {
         FieldKind::Json(_) => match v {
             R::Null => Value::Null,
             R::Text(b"") => Value::String(String::new()),
-            other => serde_json::from_str(&text(other)).unwrap_or(Value::Null),
+            // A view's JSON column may hold plain text: shown as a string
+            // (as PocketBase shows it).
+            other => {
+                let t = text(other);
+                serde_json::from_str(&t).unwrap_or(Value::String(t))
+            }
         },
         FieldKind::GeoPoint(_) => {
             serde_json::from_str(&text(v)).unwrap_or(json!({"lon": 0, "lat": 0}))

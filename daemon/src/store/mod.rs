@@ -260,9 +260,31 @@ pub mod catalog {
     use crate::schema::Collection;
     use rusqlite::Connection;
 
+    pub use super::ddl::{prepare_view, sample_view, ViewSql};
+
     pub fn create(conn: &Connection, c: &Collection) -> ApiResult<()> {
         migrate::insert_collection(conn, c)?;
         ddl::create_table(conn, c)?;
+        Ok(())
+    }
+
+    /// A view collection: its row and its SQLite view (from `prepare_view`).
+    pub fn create_view(conn: &Connection, c: &Collection, sql: &str) -> ApiResult<()> {
+        migrate::insert_collection(conn, c)?;
+        ddl::create_view(conn, &c.name, sql)?;
+        Ok(())
+    }
+
+    /// A view collection changed: its row, its SQLite view made again.
+    pub fn update_view(
+        conn: &Connection,
+        old: &Collection,
+        new: &Collection,
+        sql: &str,
+    ) -> ApiResult<()> {
+        migrate::update_collection(conn, new)?;
+        ddl::drop_view(conn, &old.name)?;
+        ddl::create_view(conn, &new.name, sql)?;
         Ok(())
     }
 
@@ -272,8 +294,73 @@ pub mod catalog {
         Ok(())
     }
 
+    /// The SQLite views of imported view collections, made after every
+    /// table exists (a view reading another view waits for it): each query
+    /// checked and rendered against `schema`, the collections as they will
+    /// be. `Err` names the first view whose query can't be made.
+    pub fn make_views(
+        conn: &Connection,
+        schema: &crate::schema::Schema,
+        views: &[&Collection],
+    ) -> ApiResult<()> {
+        let mut pending: Vec<&Collection> = views.to_vec();
+        let mut last = String::new();
+        let mut schema = schema.clone();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut left = Vec::new();
+            for c in pending {
+                let query = c
+                    .options
+                    .get("viewQuery")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                ddl::drop_view(conn, &c.name)?;
+                match ddl::prepare_view(conn, &schema, &c.name, query) {
+                    Ok(v) => {
+                        ddl::create_view(conn, &c.name, &v.sql)?;
+                        // The fields inferred from the query, as on a save.
+                        let mut with = c.clone();
+                        with.fields = v
+                            .fields
+                            .into_iter()
+                            .filter_map(|f| serde_json::from_value(f).ok())
+                            .collect();
+                        migrate::update_collection(conn, &with)?;
+                        // A view reading this one sees its columns.
+                        schema = crate::schema::Schema::new(
+                            schema
+                                .all()
+                                .iter()
+                                .map(|x| {
+                                    if x.id == with.id {
+                                        with.clone()
+                                    } else {
+                                        (**x).clone()
+                                    }
+                                })
+                                .collect(),
+                        );
+                    }
+                    Err(e) => {
+                        last = format!("Failed to create the view {}: {e}", c.name);
+                        left.push(c);
+                    }
+                }
+            }
+            if left.len() == before {
+                return Err(crate::error::ApiError::bad(last));
+            }
+            pending = left;
+        }
+        Ok(())
+    }
+
     pub fn delete(conn: &Connection, c: &Collection) -> ApiResult<()> {
         conn.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
+        if c.kind == crate::schema::CollectionType::View {
+            ddl::drop_view(conn, &c.name)?;
+        }
         ddl::drop_table(conn, c)?;
         Ok(())
     }

@@ -63,32 +63,6 @@ export function pager(res, go) {
   );
 }
 
-// Marks a form's inputs from a PocketBase error's `data` ({a: {b: {code,
-// message}}} names the input `a.b`). Returns how many were marked; the
-// caller shows the message itself when none was.
-export function showFieldErrors(form, err) {
-  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
-  for (const el of form.querySelectorAll(".field-error")) el.remove();
-  let marked = 0;
-  const walk = (obj, path) => {
-    if (!obj || typeof obj !== "object") return;
-    if (typeof obj.message === "string" && typeof obj.code === "string") {
-      const input = form.querySelector(`[name="${CSS.escape(path)}"]`);
-      const msg = h("span", { class: "field-error", id: uid("err"), role: "alert" }, obj.message);
-      if (input) {
-        input.setAttribute("aria-invalid", "true");
-        input.setAttribute("aria-errormessage", msg.id);
-        input.closest(".field, td, .fieldset-body")?.append(msg);
-        marked += 1;
-      }
-      return;
-    }
-    for (const [k, v] of Object.entries(obj)) walk(v, path ? `${path}.${k}` : k);
-  };
-  walk(err && err.data, "");
-  return marked;
-}
-
 // A modal <dialog> asking to confirm; resolves true/false.
 export function confirmDialog(message, confirmLabel = "Confirm") {
   return new Promise((resolve) => {

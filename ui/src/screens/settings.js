@@ -4,7 +4,7 @@
 // field errors come from PocketBase's error `data` (input names are the
 // settings' paths, e.g. `s3.bucket`).
 import { h, replace } from "../core/dom.js";
-import { field, select, showFieldErrors, read, errorNote } from "./ops-common.js";
+import { field, select, read, errorNote } from "./ops-common.js";
 
 const TEMPLATES = [
   ["verification", "Verification"],
@@ -42,14 +42,14 @@ function rateRow(rule, remove) {
   const row = h(
     "tr",
     { class: "rate-rule" },
-    h("td", {}, h("input", { type: "text", name: "label", value: rule.label || "", "aria-label": "Label" })),
+    h("td", {}, h("input", { type: "text", name: "label", dataset: { key: "label" }, value: rule.label || "", "aria-label": "Label" })),
     h(
       "td",
       {},
-      select({ name: "audience", "aria-label": "Audience" }, [["", "Everyone"], ["@guest", "Guests"], ["@auth", "Signed in"]], rule.audience || ""),
+      select({ name: "audience", dataset: { key: "audience" }, "aria-label": "Audience" }, [["", "Everyone"], ["@guest", "Guests"], ["@auth", "Signed in"]], rule.audience || ""),
     ),
-    h("td", {}, h("input", { type: "number", min: "1", name: "duration", value: String(rule.duration ?? 1), "aria-label": "Duration (seconds)" })),
-    h("td", {}, h("input", { type: "number", min: "1", name: "maxRequests", value: String(rule.maxRequests ?? 1), "aria-label": "Max requests" })),
+    h("td", {}, h("input", { type: "number", min: "1", name: "duration", dataset: { key: "duration" }, value: String(rule.duration ?? 1), "aria-label": "Duration (seconds)" })),
+    h("td", {}, h("input", { type: "number", min: "1", name: "maxRequests", dataset: { key: "maxRequests" }, value: String(rule.maxRequests ?? 1), "aria-label": "Max requests" })),
     h("td", {}, h("button", { type: "button", class: "link", onclick: () => remove(row) }, "Remove")),
   );
   return row;
@@ -225,12 +225,15 @@ export default async function settings(ctx) {
       },
       rateLimits: {
         enabled: g("rateLimits.enabled"),
-        rules: [...rulesBody.querySelectorAll("tr")].map((tr) => ({
-          label: read(tr, "label"),
-          audience: read(tr, "audience"),
-          duration: read(tr, "duration"),
-          maxRequests: read(tr, "maxRequests"),
-        })),
+        rules: [...rulesBody.querySelectorAll("tr")].map((tr, i) => {
+          // Named by position, as PocketBase's errors name them.
+          const rule = {};
+          for (const el of tr.querySelectorAll("[data-key]")) {
+            el.name = `rateLimits.rules.${i}.${el.dataset.key}`;
+            rule[el.dataset.key] = read(tr, el.name);
+          }
+          return rule;
+        }),
       },
       lockout: {
         maxFailures: g("lockout.maxFailures"),
@@ -246,36 +249,15 @@ export default async function settings(ctx) {
     replace(status, "Saving…");
     try {
       await ctx.api("PATCH", "/api/settings", { body: patch });
-      showFieldErrors(form, null);
+      ctx.fieldErrors(form, null);
       replace(status, "Saved.");
       ctx.toast("Settings saved.", "ok");
     } catch (e) {
-      // Rate-limit rule errors name the row: rateLimits.rules.N.field.
-      const marked = showFieldErrors(form, e) + markRuleErrors(rulesBody, e);
+      const marked = ctx.fieldErrors(form, e);
       replace(status, h("span", { class: "error-note" }, marked ? `${e.message} See the marked fields.` : e.message));
-      ctx.toast(e.message, "error");
     }
   });
 
   replace(root, h("h1", { id: "settings-h" }, "Settings"), form);
   return root;
-}
-
-function markRuleErrors(tbody, err) {
-  const rules = err && err.data && err.data.rateLimits && err.data.rateLimits.rules;
-  if (!rules || typeof rules !== "object") return 0;
-  let n = 0;
-  const rows = tbody.querySelectorAll("tr");
-  for (const [i, fields] of Object.entries(rules)) {
-    const tr = rows[Number(i)];
-    if (!tr || !fields) continue;
-    for (const [name, e] of Object.entries(fields)) {
-      const input = tr.querySelector(`[name="${CSS.escape(name)}"]`);
-      if (!input || !e || !e.message) continue;
-      input.setAttribute("aria-invalid", "true");
-      input.closest("td").append(h("span", { class: "field-error", role: "alert" }, e.message));
-      n += 1;
-    }
-  }
-  return n;
 }

@@ -1,0 +1,4 @@
+// Placeholder until the screen lands.
+export default async function screen(ctx) {
+  return ctx.h("h1", null, "collection");
+}

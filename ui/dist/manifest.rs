@@ -7,15 +7,15 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-877ace365f23.js",
+        name: "app-156065d22837.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-877ace365f23.js"),
-        gzip: include_bytes!("app-877ace365f23.js.gz"),
+        plain: include_bytes!("app-156065d22837.js"),
+        gzip: include_bytes!("app-156065d22837.js.gz"),
     },
     Asset {
-        name: "app-0526084d9e44.css",
+        name: "app-df1697f6e46b.css",
         content_type: "text/css; charset=utf-8",
-        plain: include_bytes!("app-0526084d9e44.css"),
-        gzip: include_bytes!("app-0526084d9e44.css.gz"),
+        plain: include_bytes!("app-df1697f6e46b.css"),
+        gzip: include_bytes!("app-df1697f6e46b.css.gz"),
     },
 ]

@@ -11,6 +11,14 @@ import collection from "./screens/collection.js";
 import records from "./screens/records.js";
 import record from "./screens/record.js";
 import ruleTester from "./screens/rules.js";
+// The operations screens.
+import settingsScreen from "./screens/settings.js";
+import backupsScreen from "./screens/backups.js";
+import logsScreen from "./screens/logs.js";
+import auditScreen from "./screens/audit.js";
+import cronsScreen from "./screens/crons.js";
+import authmgmtScreen from "./screens/authmgmt.js";
+import syncScreen from "./screens/sync.js";
 
 // Signed out after this long without a key press, click or scroll.
 export const IDLE_SIGN_OUT_MS = 30 * 60 * 1000;
@@ -25,6 +33,14 @@ export const SCREENS = {
   records: { render: records },
   record: { render: record },
   rules: { render: ruleTester, nav: "Rule tester" },
+  // The operations screens.
+  authmgmt: { render: authmgmtScreen, nav: "Auth records" },
+  logs: { render: logsScreen, nav: "Request log" },
+  audit: { render: auditScreen, nav: "Audit log" },
+  backups: { render: backupsScreen, nav: "Backups" },
+  crons: { render: cronsScreen, nav: "Crons" },
+  sync: { render: syncScreen, nav: "Sync" },
+  settings: { render: settingsScreen, nav: "Settings" },
 };
 const HOME = "#/collections";
 

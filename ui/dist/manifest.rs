@@ -7,10 +7,10 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-156065d22837.js",
+        name: "app-c63cc84a6ac7.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-156065d22837.js"),
-        gzip: include_bytes!("app-156065d22837.js.gz"),
+        plain: include_bytes!("app-c63cc84a6ac7.js"),
+        gzip: include_bytes!("app-c63cc84a6ac7.js.gz"),
     },
     Asset {
         name: "app-df1697f6e46b.css",

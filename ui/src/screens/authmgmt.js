@@ -113,7 +113,7 @@ export default async function authmgmt(ctx, collection) {
     let res;
     try {
       res = await ctx.api("GET", `/api/collections/${encodeURIComponent(current.name)}/records`, {
-        query: { page: state.page, perPage: PER_PAGE, filter, sort: "-created" },
+        query: { page: state.page, perPage: PER_PAGE, filter },
       });
     } catch (e) {
       replace(recBox, errorNote(e));
@@ -132,7 +132,9 @@ export default async function authmgmt(ctx, collection) {
             "Lock",
             (r) => {
               const l = lockOf(r);
-              return l ? h("button", { type: "button", onclick: () => unlock(current.name, r.id), "aria-label": `Unlock ${r.email || r.id}` }, `Unlock (${l.secondsLeft} s)`) : "not locked";
+              return l
+                ? [`locked for ${l.secondsLeft} s `, h("button", { type: "button", onclick: () => unlock(current.name, r.id), "aria-label": `Unlock ${r.email || r.id}` }, "Unlock")]
+                : "not locked";
             },
           ],
           ["TOTP", (r) => totpCell(r)],

@@ -88,7 +88,7 @@ export default async function backups(ctx) {
     }
   };
 
-  const nameInput = h("input", { type: "text", name: "name", placeholder: "pb_backup_YYYYMMDDhhmmss.zip", pattern: "[a-z0-9_-]+\\.zip" });
+  const nameInput = h("input", { type: "text", name: "name", placeholder: "pb_backup_YYYYMMDDhhmmss.zip", pattern: "[a-z0-9_\\-]+\\.zip" });
   const createForm = h(
     "form",
     { class: "inline-form" },

@@ -28,7 +28,7 @@ export default async function crons(ctx) {
           [
             ["Job", (j) => [NAMES[j.id] || j.id, " ", h("span", { class: "mono muted" }, NAMES[j.id] ? `(${j.id})` : "")]],
             ["Schedule", (j) => h("span", { class: "mono" }, j.expression)],
-            ["Run", (j) => h("button", { type: "button", onclick: () => run(j.id), "aria-label": `Run ${NAMES[j.id] || j.id} now` }, "Run now")],
+            ["Run", (j) => h("button", { type: "button", onclick: () => run(j.id), "aria-label": `Run now: ${NAMES[j.id] || j.id}` }, "Run now")],
           ],
           jobs,
           "No scheduled jobs. Set a backups schedule in Settings to add one.",

@@ -7,10 +7,10 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-877ace365f23.js",
+        name: "app-59316d5965ad.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-877ace365f23.js"),
-        gzip: include_bytes!("app-877ace365f23.js.gz"),
+        plain: include_bytes!("app-59316d5965ad.js"),
+        gzip: include_bytes!("app-59316d5965ad.js.gz"),
     },
     Asset {
         name: "app-0526084d9e44.css",

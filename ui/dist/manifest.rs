@@ -7,10 +7,10 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-c63cc84a6ac7.js",
+        name: "app-e9706707ead5.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-c63cc84a6ac7.js"),
-        gzip: include_bytes!("app-c63cc84a6ac7.js.gz"),
+        plain: include_bytes!("app-e9706707ead5.js"),
+        gzip: include_bytes!("app-e9706707ead5.js.gz"),
     },
     Asset {
         name: "app-df1697f6e46b.css",

@@ -168,6 +168,8 @@ async function render() {
   }
   if (seq !== renderSeq) return; // a newer navigation won
   replace(main, nodes);
+  const auto = main.querySelector("[autofocus]");
+  if (auto) auto.focus();
   const h1 = main.querySelector("h1");
   document.title = h1 ? `${h1.textContent} · keepd` : "keepd console";
 }

@@ -10,7 +10,7 @@ export default async function login(ctx) {
   const box = h("section", { class: "login card", "aria-labelledby": "login-title" });
 
   function passwordStep() {
-    const email = h("input", { id: "login-email", name: "identity", type: "email", autocomplete: "username", required: true });
+    const email = h("input", { id: "login-email", name: "identity", type: "email", autocomplete: "username", required: true, autofocus: true });
     const password = h("input", { id: "login-password", name: "password", type: "password", autocomplete: "current-password", required: true });
     const form = h(
       "form",
@@ -49,7 +49,7 @@ export default async function login(ctx) {
       otp = !!(m && m.otp && m.otp.enabled);
     } catch { /* no OTP offer */ }
     let otpId = "";
-    const code = h("input", { id: "login-code", name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true });
+    const code = h("input", { id: "login-code", name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true, autofocus: true });
     const hint = h("p", { id: "login-code-hint", class: "muted" }, "Enter the code from your authenticator app (or a recovery code).");
     code.setAttribute("aria-describedby", "login-code-hint");
     const form = h(
@@ -91,7 +91,7 @@ export default async function login(ctx) {
   }
 
   function show(title, form) {
-    ctx.h && box.replaceChildren(h("h1", { id: "login-title" }, title), form);
+    box.replaceChildren(h("h1", { id: "login-title" }, title), form);
   }
 
   passwordStep();

@@ -46,8 +46,11 @@ const ENV = {
   KEEPD_LOG: "warn",
 };
 
-// keepd with a superuser; { url, dir, stop(), run(args) }.
-export async function startKeepd() {
+// keepd with a superuser; { url, dir, stop(), run(args), restart() }.
+// `env`: more KEEPD_* variables for this keepd. restart() starts keepd again
+// on the same data dir and port (after it exited by itself, e.g. for a
+// backup's restore, or after stopping it).
+export async function startKeepd({ env = {} } = {}) {
   const root = mkdtempSync(join(tmpdir(), "keepd-browser-"));
   const dir = join(root, "data");
   mkdirSync(dir, { mode: 0o700 });
@@ -59,29 +62,43 @@ export async function startKeepd() {
   run(["superuser", "upsert", EMAIL, PASSWORD]);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(bin(), ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], { cwd: root, env: ENV, stdio: ["ignore", "pipe", "pipe"] });
+  let child;
+  let exited;
   let output = "";
-  child.stdout.on("data", (d) => { output += d; });
-  child.stderr.on("data", (d) => { output += d; });
-  const exited = new Promise((r) => child.on("exit", r));
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/api/health`)).ok) break;
-    } catch { /* not yet */ }
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`keepd did not start:\n${output}`);
-    await sleep(100);
-  }
+  const serve = async () => {
+    child = spawn(bin(), ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], { cwd: root, env: { ...ENV, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (d) => { output += d; });
+    child.stderr.on("data", (d) => { output += d; });
+    exited = new Promise((r) => child.on("exit", (code) => r(code)));
+    const deadline = Date.now() + 20000;
+    for (;;) {
+      try {
+        if ((await fetch(`${url}/api/health`)).ok) break;
+      } catch { /* not yet */ }
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`keepd did not start:\n${output}`);
+      await sleep(100);
+    }
+  };
+  const halt = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+    }
+    return exited;
+  };
+  await serve();
   return {
     url,
     dir,
     run,
     output: () => output,
+    // The exit code once keepd has exited (by itself or stopped).
+    exited: () => exited,
+    async restart() {
+      await halt();
+      await serve();
+    },
     async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await exited;
-      }
+      await halt();
       rmSync(root, { recursive: true, force: true });
     },
   };

@@ -20,6 +20,10 @@ pub struct Config {
     /// Seconds between checks of the certificate and key files; a change
     /// is loaded for new connections without a restart.
     pub tls_reload_secs: u64,
+    /// Address of the admin listener (plain HTTP, e.g. 127.0.0.1:8091);
+    /// empty: none. When set, the console (`/_/…`) and every superuser
+    /// surface answer only there; it serves the whole API too.
+    pub admin_http: String,
     /// Data directory (database, files). Created 0700.
     pub dir: PathBuf,
     /// Most open client connections; more are answered 429 and closed.
@@ -348,6 +352,7 @@ impl Default for Config {
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
             tls_reload_secs: 5,
+            admin_http: String::new(),
             dir: PathBuf::from("keepd_data"),
             max_connections: 1024,
             header_timeout_secs: 10,
@@ -405,6 +410,7 @@ const KEYS: &[&str] = &[
     "tls_cert_file",
     "tls_key_file",
     "tls_reload_secs",
+    "admin_http",
     "dir",
     "max_connections",
     "header_timeout_secs",
@@ -546,6 +552,7 @@ impl Config {
             "https",
             "tls_cert_file",
             "tls_key_file",
+            "admin_http",
             "dir",
             "log",
             "trusted_proxies",
@@ -729,6 +736,15 @@ impl Config {
                 );
             }
         }
+        if !self.admin_http.is_empty() {
+            match self.admin_http.parse::<SocketAddr>() {
+                Err(_) => return bad("admin_http", "must be an address such as 127.0.0.1:8091"),
+                Ok(a) if a == self.http && a.port() != 0 => {
+                    return bad("admin_http", "must differ from `http`");
+                }
+                Ok(_) => {}
+            }
+        }
         if self.tls_reload_secs == 0 {
             return bad("tls_reload_secs", "must be at least 1");
         }
@@ -761,6 +777,11 @@ impl Config {
     /// The HTTPS listen address, if HTTPS is on.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https.parse().ok()
+    }
+
+    /// The admin listener's address, if there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_http.parse().ok()
     }
 
     /// How backups are encrypted (None: age chosen but no recipients).

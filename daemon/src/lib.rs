@@ -187,6 +187,24 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         }
         None => None,
     };
+    // The admin listener: bound by keepd itself, also when the API socket
+    // comes from the service manager (socket activation passes one socket).
+    let admin = match cfg.admin_addr() {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding {a} (admin_http): {e}"))?;
+            let bound = l.local_addr()?;
+            if !bound.ip().to_canonical().is_loopback() {
+                tracing::warn!(
+                    addr = %bound,
+                    "the admin listener (admin_http) is plain HTTP beyond loopback: superuser passwords and tokens cross the network readable; bind it to 127.0.0.1 and reach it through an SSH tunnel (README)"
+                );
+            }
+            Some(l)
+        }
+        None => None,
+    };
     let app = app::App::new(cfg, store.clone()).await?;
     // Cloud sync: the capture is registered before the first request.
     if let Some(s) = sync::start(&app).await? {
@@ -236,6 +254,11 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         tracing::info!(addr = %a, "keepd is serving HTTPS");
         println!("keepd listening on https://{a}");
     }
+    if let Some(l) = &admin {
+        let a = l.local_addr()?;
+        tracing::info!(addr = %a, "keepd is serving the console and superuser routes (admin listener)");
+        println!("keepd admin listening on http://{a}");
+    }
     // Tests and supervisors read this line to learn the bound port.
     println!("keepd listening on http://{addr}");
     ops::notify::ready(&format!("serving on {addr}"));
@@ -261,7 +284,16 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     };
     // The server gets keepd's routes and its per-request decisions
     // (`impl http::Site for App`) from here: it imports neither.
-    http::serve(listener, https, app, api::routes::table(), limits, shutdown).await?;
+    http::serve(
+        listener,
+        https,
+        admin,
+        app,
+        api::routes::table(),
+        limits,
+        shutdown,
+    )
+    .await?;
     monitor.abort();
     // Requests drained: the WAL goes into data.db, so that the stopped
     // data dir's data.db is complete by itself (a copy of it alone, a

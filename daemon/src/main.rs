@@ -44,6 +44,11 @@ enum Cmd {
         /// and tls_key_file (reloaded when they change).
         #[arg(long, value_name = "ADDR")]
         https: Option<String>,
+        /// Also listen on this address for the console (`/_/`) and the
+        /// superuser routes, which then answer only there (e.g.
+        /// 127.0.0.1:8091, reached through an SSH tunnel).
+        #[arg(long, value_name = "ADDR")]
+        admin_http: Option<String>,
         /// Repair loose data-dir modes (0700 dir, 0600 files) instead of refusing to start.
         #[arg(long)]
         fix_permissions: bool,
@@ -187,6 +192,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Serve {
             http,
             https,
+            admin_http,
             fix_permissions,
             common,
         } => {
@@ -196,6 +202,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(h) = https {
                 flags.push(("https", h));
+            }
+            if let Some(a) = admin_http {
+                flags.push(("admin_http", a));
             }
             if fix_permissions {
                 flags.push(("fix_permissions", "true".into()));

@@ -308,3 +308,40 @@ fn test_email_validates_as_pocketbase() {
     );
     assert_eq!(st, 401);
 }
+
+#[test]
+fn a_superuser_clears_the_request_log() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    for _ in 0..3 {
+        assert_eq!(srv.guest().get("/api/health").0, 200);
+    }
+    let health = "filter=data.url%3D%22%2Fapi%2Fhealth%22";
+    assert!(logs(&srv, health)["totalItems"].as_i64().unwrap_or(0) >= 3);
+    // Guests and users may not.
+    assert_eq!(srv.guest().delete("/api/logs").0, 401);
+    let (_, user) = srv.sign_up("u@example.com", "user-password-123");
+    assert_eq!(srv.with_token(&user).delete("/api/logs").0, 403);
+    assert!(logs(&srv, health)["totalItems"].as_i64().unwrap_or(0) >= 3);
+
+    let (st, v) = srv.su().delete("/api/logs");
+    assert_eq!(st, 204, "{v}");
+    assert_eq!(logs(&srv, health)["totalItems"], 0);
+    // What is logged after goes on being logged (the DELETE itself first).
+    let all = logs(&srv, "sort=%40rowid");
+    assert_eq!(all["items"][0]["data"]["method"], "DELETE", "{all}");
+    assert_eq!(srv.guest().get("/api/health").0, 200);
+    assert_eq!(logs(&srv, health)["totalItems"], 1);
+    // Audited.
+    let (_, a) = srv.su().get("/api/audit?action=logs.clear");
+    assert_eq!(a["items"].as_array().map(Vec::len), Some(1), "{a}");
+    assert_eq!(
+        a["items"][0]["actor"]
+            .as_str()
+            .map(|s| s.starts_with("_superusers")),
+        Some(true),
+        "{a}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin;
 mod backups;
 mod bad_input;
 mod budgets;

@@ -271,3 +271,47 @@ fn superusers_can_be_required_to_use_totp() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["items"][0]["actor"], "cli");
 }
+
+#[test]
+fn a_superuser_reads_any_records_totp_state() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::start();
+    let (id, token) = srv.sign_up("s@example.com", "totp-password-1");
+    let (other, _) = srv.sign_up("o@example.com", "totp-password-1");
+    let su = srv.su();
+    let path = format!("/api/totp/users/{id}");
+    assert_eq!(
+        su.get(&path),
+        (200, json!({"enabled": false, "recoveryCodesLeft": 0}))
+    );
+    let me = srv.with_token(&token);
+    let (st, e) = me.post("/api/collections/users/totp/enroll", &json!({}));
+    assert_eq!(st, 200, "{e}");
+    let secret = e["secret"].as_str().expect("secret").to_string();
+    // Pending is off.
+    assert_eq!(su.get(&path).1["enabled"], false);
+    let (st, v) = me.post(
+        "/api/collections/users/totp/confirm",
+        &json!({"code": code_at(&secret, step_now())}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        su.get(&path),
+        (200, json!({"enabled": true, "recoveryCodesLeft": 10}))
+    );
+    // Another record's own state, by collection id too.
+    let (_, users) = su.get("/api/collections/users");
+    let cid = users["id"].as_str().expect("id");
+    assert_eq!(
+        su.get(&format!("/api/totp/{cid}/{other}")),
+        (200, json!({"enabled": false, "recoveryCodesLeft": 0}))
+    );
+    // Superusers only; a missing record or a base collection is 404.
+    assert_eq!(me.get(&path).0, 403);
+    assert_eq!(srv.guest().get(&path).0, 401);
+    assert_eq!(su.get("/api/totp/users/nosuchrecord123").0, 404);
+    srv.create_collection(&json!({"name": "notes", "type": "base", "fields": []}));
+    assert_eq!(su.get(&format!("/api/totp/notes/{id}")).0, 404);
+}

@@ -2,6 +2,7 @@
 //! PocketBase's MFA flow:
 //!
 //! - `GET  /api/collections/{c}/totp` — `{enabled, recoveryCodesLeft}` for the caller.
+//! - `GET  /api/totp/{c}/{recordId}` — the same for any auth record (superusers).
 //! - `POST /api/collections/{c}/totp/enroll` — a new secret: `{secret, uri, qrSvg}`
 //!   (pending until confirmed; the secret is never shown again).
 //! - `POST /api/collections/{c}/totp/confirm {code}` — turns it on; answers the
@@ -142,14 +143,30 @@ fn wrong(app: &App, rid: &str) -> ApiError {
     attempt(app, rid, true).err().unwrap_or_else(invalid_code)
 }
 
+/// `{enabled, recoveryCodesLeft}` of a record (a pending enrolment is off).
+async fn status_of(app: &App, cid: &str, rid: &str) -> ApiResult<Value> {
+    let row = load(app, cid, rid).await?;
+    Ok(json!({
+        "enabled": row.as_ref().is_some_and(|r| r.confirmed),
+        "recoveryCodesLeft": row.as_ref().filter(|r| r.confirmed).map(|r| r.recovery.len()).unwrap_or(0),
+    }))
+}
+
 pub async fn status(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = auth_coll(&app, req.param("collection"))?;
     let a = me(&req, &coll)?;
-    let row = load(&app, &coll.id, a.id()).await?;
-    Ok(Resp::ok(&json!({
-        "enabled": row.as_ref().is_some_and(|r| r.confirmed),
-        "recoveryCodesLeft": row.as_ref().filter(|r| r.confirmed).map(|r| r.recovery.len()).unwrap_or(0),
-    })))
+    Ok(Resp::ok(&status_of(&app, &coll.id, a.id()).await?))
+}
+
+/// `GET /api/totp/{collection}/{recordId}` (superusers): any auth record's
+/// TOTP state; 404 for a record that doesn't exist.
+pub async fn status_for(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    super::require_superuser(&req)?;
+    let (_, coll) = auth_coll(&app, req.param("collection"))?;
+    let rid = req.param("recordId").to_string();
+    let view = super::records::request(&app, &req);
+    crate::records::view(&app, &coll, &rid, &view).await?;
+    Ok(Resp::ok(&status_of(&app, &coll.id, &rid).await?))
 }
 
 pub async fn enroll(app: Arc<App>, req: Req) -> ApiResult<Resp> {

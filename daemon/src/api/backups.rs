@@ -233,7 +233,7 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let ok = match super::identity::verify_auth_token(&app, &tok, "file").await? {
         Some((a, _)) => a.collection.name == "_superusers",
         None => false,
-    } && super::superuser_ip_allowed(&app, req.client_ip);
+    } && super::superuser_allowed(&app, req.client_ip, req.admin);
     if !ok {
         return Err(ApiError::Forbidden(
             "Insufficient permissions to access the resource.".into(),

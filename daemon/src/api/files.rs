@@ -74,7 +74,7 @@ pub async fn download(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                         // A superuser's token from outside `superuserIPs`
                         // counts for nothing (as PocketBase).
                         Some((a, _)) if a.collection.name == "_superusers" => {
-                            if super::superuser_ip_allowed(&app, req.client_ip) {
+                            if super::superuser_allowed(&app, req.client_ip, req.admin) {
                                 crate::auth::Identity::Superuser(a)
                             } else {
                                 crate::auth::Identity::Guest

@@ -21,15 +21,36 @@ pub fn resolve(app: &App, authorization: Option<&str>) -> ApiResult<Identity> {
     };
     let tok = raw.strip_prefix("Bearer ").unwrap_or(raw).trim();
     Ok(match verify_token_now(app, tok, "auth")? {
-        Some((rec, _claims)) => {
-            if rec.collection.name == "_superusers" {
-                Identity::Superuser(rec)
-            } else {
-                Identity::User(rec)
-            }
-        }
+        Some((rec, _claims)) => identity_of(rec),
         None => Identity::Guest,
     })
+}
+
+/// Who a valid auth token of this record stands for.
+pub fn identity_of(rec: AuthRecord) -> Identity {
+    if rec.collection.name == "_superusers" {
+        Identity::Superuser(rec)
+    } else {
+        Identity::User(rec)
+    }
+}
+
+/// An auth record as a token's holder is loaded (every column), without a
+/// token: who the rule tester acts as. None: no such record.
+pub fn auth_record_now(
+    app: &App,
+    coll: &Arc<Collection>,
+    id: &str,
+) -> ApiResult<Option<AuthRecord>> {
+    if !coll.is_auth() {
+        return Ok(None);
+    }
+    Ok(
+        load_auth_record_now(app, coll, id)?.map(|record| AuthRecord {
+            collection: coll.clone(),
+            record: Arc::new(record),
+        }),
+    )
 }
 
 /// Verifies a token of `kind` ("auth", "file", …): finds its collection and

@@ -11,6 +11,7 @@
 //! - `GET /api/logs/stats` — requests per hour `[{date, total}]`
 //!   (`filter` too).
 //! - `GET /api/logs/{id}`.
+//! - `DELETE /api/logs` — empties the ring (204; audited as `logs.clear`).
 //!
 //! The filter is PocketBase's language evaluated on the entries: fields
 //! `id`, `created`, `message`, `level` and `data.*`, the comparison
@@ -146,6 +147,14 @@ impl RequestLog {
             ring.pop_front();
         }
         ring.push_back(e);
+    }
+
+    /// Drops every entry; the number dropped.
+    pub fn clear(&self) -> usize {
+        let mut ring = self.lock();
+        let n = ring.len();
+        ring.clear();
+        n
     }
 
     /// The entries, oldest first.
@@ -484,6 +493,22 @@ pub async fn stats(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     Ok(Resp::ok(&Value::Array(out)))
 }
 
+/// `DELETE /api/logs`: empties the request log (the request itself is
+/// logged after its answer, so it is the next entry).
+pub async fn clear(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let dropped = app.request_log.clear();
+    app.audit(crate::store::audit::Entry {
+        action: "logs.clear",
+        actor: super::auth::actor(&req),
+        ip: req.client_ip.to_string(),
+        target: "logs".into(),
+        diff: json!({"entries": dropped}),
+    })
+    .await;
+    Ok(Resp::empty(204))
+}
+
 pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     let id = req.param("id");
@@ -540,5 +565,7 @@ mod tests {
         }
         let ids: Vec<String> = log.snapshot().into_iter().map(|e| e.id).collect();
         assert_eq!(ids, ["3", "4"]);
+        assert_eq!(log.clear(), 2);
+        assert!(log.snapshot().is_empty());
     }
 }

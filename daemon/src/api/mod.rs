@@ -22,6 +22,7 @@ pub mod logs;
 pub mod realtime;
 pub mod records;
 pub mod routes;
+pub mod rules;
 pub mod settings;
 pub mod superusers;
 pub mod sync;
@@ -42,11 +43,17 @@ pub(crate) fn require_superuser(req: &Req) -> ApiResult<()> {
     }
 }
 
-/// PocketBase's `superuserIPs` setting: when it lists addresses or
-/// subnets, a superuser is served only from one of them (`ip` is the
-/// client's address, `Req::client_ip`). Entries that don't parse match
-/// nothing (the settings refuse them).
-pub(crate) fn superuser_ip_allowed(app: &crate::app::App, ip: std::net::IpAddr) -> bool {
+/// Where a superuser may be served from. Two conditions, one check:
+/// keepd's admin listener — when `admin_http` is set, a superuser is
+/// served only through it (`admin`: the request came that way,
+/// `Req::admin`) —, and PocketBase's `superuserIPs` setting — when it
+/// lists addresses or subnets, a superuser is served only from one of
+/// them (`ip` is the client's address, `Req::client_ip`). Entries that
+/// don't parse match nothing (the settings refuse them).
+pub(crate) fn superuser_allowed(app: &crate::app::App, ip: std::net::IpAddr, admin: bool) -> bool {
+    if app.config.admin_addr().is_some() && !admin {
+        return false;
+    }
     let settings = app.settings();
     let list = &settings.superuser_ips;
     if list.is_empty() {
@@ -57,13 +64,14 @@ pub(crate) fn superuser_ip_allowed(app: &crate::app::App, ip: std::net::IpAddr) 
         .any(|net| crate::auth::limiter::in_net(ip, net))
 }
 
-/// The answer to a superuser authenticating from outside `superuserIPs`.
+/// The answer to a superuser authenticating from outside `superuserIPs`
+/// (or off the admin listener, when there is one).
 pub(crate) fn check_superuser_ip(
     app: &crate::app::App,
     req: &Req,
     coll: &crate::schema::Collection,
 ) -> ApiResult<()> {
-    if coll.name == "_superusers" && !superuser_ip_allowed(app, req.client_ip) {
+    if coll.name == "_superusers" && !superuser_allowed(app, req.client_ip, req.admin) {
         return Err(ApiError::Forbidden(
             "You are not allowed to perform this request.".into(),
         ));

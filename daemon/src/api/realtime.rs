@@ -50,6 +50,7 @@ pub async fn connect(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
         };
         let accept = up.accept_key.clone();
         let ip = req.client_ip;
+        let admin = req.admin;
         let client: Arc<str> = reg.id.clone();
         let app = app.clone();
         tokio::spawn(async move {
@@ -58,7 +59,7 @@ pub async fn connect(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {
                     let on_text = |text: String| {
                         let app = app.clone();
                         let client = client.clone();
-                        async move { ws_message(&app, &client, ip, &text).await }
+                        async move { ws_message(&app, &client, ip, admin, &text).await }
                     };
                     ws::run(reg, io, opts, on_text).await;
                 }
@@ -165,6 +166,7 @@ async fn ws_message(
     app: &Arc<App>,
     client: &str,
     ip: std::net::IpAddr,
+    admin: bool,
     text: &str,
 ) -> (&'static str, Vec<u8>) {
     let applied = async {
@@ -183,7 +185,7 @@ async fn ws_message(
             Some(_) => return Err(ApiError::bad(GENERIC)),
         };
         let identity = super::identity::resolve(app, authorization)?;
-        if identity.is_superuser() && !super::superuser_ip_allowed(app, ip) {
+        if identity.is_superuser() && !super::superuser_allowed(app, ip, admin) {
             return Err(ApiError::Forbidden(
                 "You are not allowed to perform this request.".into(),
             ));

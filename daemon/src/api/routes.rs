@@ -8,7 +8,7 @@
 
 use super::{
     audit, auth, auth_email, auth_oauth2, auth_otp, auth_totp, backups, batch, collections,
-    console, crons, files, health, logs, realtime, records, settings, sync,
+    console, crons, files, health, logs, realtime, records, rules, settings, sync,
 };
 use crate::app::App;
 use crate::auth::limiter::Label;
@@ -209,6 +209,13 @@ pub fn table() -> Vec<Route<App>> {
         get("/api/audit", h!(audit::list)),
         get("/api/lockouts", h!(audit::lockouts)),
         delete("/api/lockouts/{collection}/{recordId}", h!(audit::unlock)),
+        get(
+            "/api/totp/{collection}/{recordId}",
+            h!(auth_totp::status_for),
+        ),
+        // The console's rule tools (superusers).
+        post("/api/rules/check", h!(rules::check_rule)),
+        post("/api/rules/test", h!(rules::test_rule)),
         // A form binds into the settings as they are (PocketBase binds
         // into a copy of its settings).
         patch("/api/settings", h!(settings::update)).form(|app: &App| app.settings().to_json()),
@@ -218,6 +225,7 @@ pub fn table() -> Vec<Route<App>> {
         get("/api/logs", h!(logs::list)),
         get("/api/logs/stats", h!(logs::stats)),
         get("/api/logs/{id}", h!(logs::view)),
+        delete("/api/logs", h!(logs::clear)),
         get("/api/crons", h!(crons::list)),
         post("/api/crons/{id}", h!(crons::run)),
         // keepd's cloud sync (api::sync): device routes, then superusers'.
@@ -312,11 +320,24 @@ impl Site for App {
         )
     }
 
-    /// PocketBase's order: the rate limit, then (the token having been
-    /// read) the `superuserIPs` allow-list.
+    /// With an admin listener (`admin_http`), requests off it see no
+    /// console (`/_/…` is 404) and no route of the `_superusers`
+    /// collection (sign-in, OTP, records: 403). Then PocketBase's order:
+    /// the rate limit, then (the token having been read) where a superuser
+    /// may be served from (the admin listener, `superuserIPs`).
     fn admit(&self, head: &Head<'_>, identity: &Identity, ip: IpAddr) -> ApiResult<()> {
+        if !head.admin && self.config.admin_addr().is_some() {
+            if is_console(head.path) {
+                return Err(ApiError::not_found());
+            }
+            if names_superusers(self, head) {
+                return Err(ApiError::Forbidden(
+                    "You are not allowed to perform this request.".into(),
+                ));
+            }
+        }
         rate_limit(self, head, identity, ip)?;
-        if identity.is_superuser() && !super::superuser_ip_allowed(self, ip) {
+        if identity.is_superuser() && !super::superuser_allowed(self, ip, head.admin) {
             return Err(ApiError::Forbidden(
                 "You are not allowed to perform this request.".into(),
             ));
@@ -383,6 +404,26 @@ impl Site for App {
     fn answered(&self, done: &Answered<'_>) {
         self.request_log.record(done);
     }
+}
+
+/// The console: `/_` and every path under `/_/` (its routes are
+/// registered with patterns starting `/_/`).
+fn is_console(path: &str) -> bool {
+    path == "/_" || path.starts_with("/_/")
+}
+
+/// Whether a matched route's `{collection}` is `_superusers` (by name or id).
+fn names_superusers(app: &App, head: &Head<'_>) -> bool {
+    let Some(name) = head.route.as_ref().and_then(|r| r.param("collection")) else {
+        return false;
+    };
+    if name == "_superusers" {
+        return true;
+    }
+    app.store
+        .schema()
+        .get(name)
+        .is_some_and(|c| c.name == "_superusers")
 }
 
 /// PocketBase's rate limiting (on by default in keepd): the first rule

@@ -85,6 +85,8 @@ pub struct Head<'a> {
     /// The path as sent (percent-encoded).
     pub path: &'a str,
     pub headers: &'a HeaderMap,
+    /// The request came through the admin listener (`serve`'s `admin`).
+    pub admin: bool,
     /// The matched route (None: no route matched; a 404 follows).
     pub route: Option<RouteHead<'a>>,
 }
@@ -151,13 +153,34 @@ async fn accept_tls(
     }
 }
 
+/// Accepts on a listener, if any (pending forever otherwise).
+async fn accept_on(
+    l: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Which listener a connection came through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Plain,
+    Tls,
+    Admin,
+}
+
 /// Serves `routes` until `shutdown` resolves, then stops accepting and
 /// waits (up to `limits.drain`) for in-flight connections to finish.
 /// `https`: a second listener served over TLS (the same routes, limits and
-/// connection cap; its requests are marked, `Req::tls`).
+/// connection cap; its requests are marked, `Req::tls`). `admin`: a plain
+/// listener whose requests are marked `Req::admin`/`Head::admin` (the same
+/// routes, limits and caps; what the mark means is the `Site`'s to decide).
 pub async fn serve<S: Site>(
     listener: TcpListener,
     https: Option<(TcpListener, Arc<tls::Tls>)>,
+    admin: Option<TcpListener>,
     site: Arc<S>,
     routes: Vec<Route<S>>,
     limits: Limits,
@@ -178,10 +201,10 @@ pub async fn serve<S: Site>(
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer, secure) = tokio::select! {
+        let (stream, peer, door) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok((s, p)) => (s, p, false),
+                Ok((s, p)) => (s, p, Door::Plain),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -189,9 +212,17 @@ pub async fn serve<S: Site>(
                 }
             },
             r = accept_tls(https.as_ref()) => match r {
-                Ok((s, p)) => (s, p, true),
+                Ok((s, p)) => (s, p, Door::Tls),
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed (https)");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            r = accept_on(admin.as_ref()) => match r {
+                Ok((s, p)) => (s, p, Door::Admin),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed (admin)");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -219,7 +250,8 @@ pub async fn serve<S: Site>(
         // The connection's permit; an upgraded connection (WebSocket) takes
         // it along, so it counts until the socket closes.
         let permit: ConnPermit = Arc::new(std::sync::Mutex::new(Some(permit)));
-        if secure {
+        let on_admin = door == Door::Admin;
+        if door == Door::Tls {
             let Some((_, tls)) = https.as_ref() else {
                 continue;
             };
@@ -246,6 +278,7 @@ pub async fn serve<S: Site>(
                     permit,
                     stop_rx,
                     tls: true,
+                    admin: false,
                 };
                 Box::pin(serve_hyper(conn, stream)).await;
             });
@@ -258,7 +291,10 @@ pub async fn serve<S: Site>(
             let timeout = srv.limits.header_timeout;
             match stream::classify(&stream, timeout, srv.event_path).await {
                 None => {}
-                Some(stream::First::EventStream(len, parts)) => {
+                Some(stream::First::EventStream(len, mut parts)) => {
+                    if on_admin {
+                        parts.extensions.insert(request::OverAdmin);
+                    }
                     Box::pin(stream::serve(srv, stream, len, parts, peer, permit)).await;
                 }
                 Some(stream::First::Other) => {
@@ -268,6 +304,7 @@ pub async fn serve<S: Site>(
                         permit,
                         stop_rx,
                         tls: false,
+                        admin: on_admin,
                     };
                     Box::pin(serve_hyper(conn, stream)).await;
                 }
@@ -292,6 +329,8 @@ struct Conn<S> {
     stop_rx: watch::Receiver<bool>,
     /// The connection came in over TLS.
     tls: bool,
+    /// The connection came in through the admin listener.
+    admin: bool,
 }
 
 /// Serves a connection with hyper until it closes, its close switch flips
@@ -306,6 +345,7 @@ where
         permit,
         mut stop_rx,
         tls,
+        admin,
     } = c;
     let header_timeout = srv.limits.header_timeout;
     // Closes this connection when flipped, even while a write to it is
@@ -319,6 +359,9 @@ where
         req.extensions_mut().insert(slot.clone());
         if tls {
             req.extensions_mut().insert(request::OverTls);
+        }
+        if admin {
+            req.extensions_mut().insert(request::OverAdmin);
         }
         async move { Ok::<_, Infallible>(handle(srv, req, peer, closer).await) }
     });
@@ -425,6 +468,7 @@ fn admit<S: Site>(
         method: &parts.method,
         path: parts.uri.path(),
         headers: &parts.headers,
+        admin: parts.extensions.get::<request::OverAdmin>().is_some(),
         route: found.map(route_head),
     };
     site.admit(&head, &identity, ip)?;
@@ -481,6 +525,7 @@ async fn dispatch<S: Site>(
         method: &parts.method,
         path: parts.uri.path(),
         headers: &parts.headers,
+        admin: parts.extensions.get::<request::OverAdmin>().is_some(),
         route: Some(route_head(&found)),
     });
     let route = found.route;

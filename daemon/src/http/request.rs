@@ -28,6 +28,8 @@ pub struct Req {
     pub closer: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     /// The request came over the HTTPS listener.
     pub tls: bool,
+    /// The request came through the admin listener.
+    pub admin: bool,
     /// The connection's upgrade handle (a WebSocket handshake takes it).
     upgrade: Option<hyper::upgrade::OnUpgrade>,
     permit: Option<super::ConnPermit>,
@@ -43,6 +45,10 @@ pub struct Req {
 /// Marks a request that came over the HTTPS listener (a request extension).
 #[derive(Clone, Copy)]
 pub(crate) struct OverTls;
+
+/// Marks a request that came through the admin listener (a request extension).
+#[derive(Clone, Copy)]
+pub(crate) struct OverAdmin;
 
 /// A streamed route's body until someone takes it (the mutex keeps `Req`
 /// `Sync`; it is never held across an await).
@@ -147,6 +153,7 @@ impl Req {
         let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
         let permit = parts.extensions.remove::<super::ConnPermit>();
         let tls = parts.extensions.get::<OverTls>().is_some();
+        let admin = parts.extensions.get::<OverAdmin>().is_some();
         Req {
             method: parts.method,
             params,
@@ -159,6 +166,7 @@ impl Req {
             client_ip: peer.ip(),
             closer,
             tls,
+            admin,
             upgrade,
             permit,
             stream: UnreadBody::default(),

@@ -287,16 +287,33 @@ pub fn filter_cond(
     Ok(to_cond(q.finish().map_err(client_err)?))
 }
 
+/// Why a rule does not compile for a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleProblem {
+    /// PocketBase's raw error text (what a collection save answers).
+    pub message: String,
+    /// Where the parser stopped (byte offset into the rule) and what it
+    /// expected there, when the rule doesn't parse.
+    pub at: Option<(usize, String)>,
+}
+
 /// Checks that a rule string parses and names only known fields (used when
-/// a collection is saved). Returns PocketBase's raw error text on failure.
-pub fn validate_rule(schema: &Schema, coll: &Arc<Collection>, rule: &str) -> Result<(), String> {
+/// a collection is saved, and by the rule check before one is).
+pub fn rule_problem(
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    rule: &str,
+) -> Result<(), RuleProblem> {
     if rule.trim().is_empty() {
         return Ok(());
     }
     let ctx = filter::Ctx::system(schema, coll);
-    filter::compile_rule(rule, &ctx)
-        .map(|_| ())
-        .map_err(|e| match e {
+    filter::compile_rule(rule, &ctx).map(|_| ()).map_err(|e| {
+        let at = match &e {
+            FilterError::Parse { pos, message } => Some((*pos, message.clone())),
+            _ => None,
+        };
+        let message = match e {
             FilterError::Parse { .. } => "invalid or incomplete filter expression".to_string(),
             FilterError::UnknownField { field, .. } if field.starts_with('@') => {
                 format!("invalid left operand {field:?} - failed to resolve field {field:?}")
@@ -305,7 +322,14 @@ pub fn validate_rule(schema: &Schema, coll: &Arc<Collection>, rule: &str) -> Res
                 format!("invalid left operand {field:?} - unknown field {field:?}")
             }
             other => other.to_string(),
-        })
+        };
+        RuleProblem { message, at }
+    })
+}
+
+/// `rule_problem` as PocketBase's raw error text.
+pub fn validate_rule(schema: &Schema, coll: &Arc<Collection>, rule: &str) -> Result<(), String> {
+    rule_problem(schema, coll, rule).map_err(|p| p.message)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { SMTPServer } from "smtp-server";
-import { startKeepd, superuserApi, launch, openConsole, signIn, screenshot, axe, heading } from "./lib.mjs";
+import { startKeepd, superuserApi, launch, openConsole, signIn, screenshot, axe, heading, totpCode } from "./lib.mjs";
 
 let srv;
 let browser;
@@ -107,6 +107,9 @@ test("settings: saved through the form, read back; a refused value is marked on 
   assert.equal(await row.getByLabel("Label").getAttribute("aria-invalid"), "true");
   assert.ok(await row.locator(".field-error").count(), "the message is shown by the field");
   assert.equal((await api("GET", "/api/settings")).body.rateLimits.rules.length, 4, "nothing saved");
+  // The S3 test answers with the server's reason (S3 is off here).
+  await page.getByRole("button", { name: "Test storage S3" }).click();
+  await page.getByText(/S3 storage filesystem is not enabled/).waitFor();
   assert.deepEqual(page.errors, []);
 });
 
@@ -154,6 +157,16 @@ test("request log: a request made before appears, found with a filter, its detai
   await page.getByLabel("Filter", { exact: true }).fill("data.url ~");
   await page.getByRole("button", { name: "Apply" }).click();
   await page.locator(".log-list .error-note").waitFor();
+  // Clear: the request is gone.
+  await page.getByLabel("Filter", { exact: true }).fill(`data.url ~ "/api/collections/nosuch/records?${marker}"`);
+  await page.getByLabel("Status").selectOption("");
+  await until("the row again", async () => (await rows.count()) === 1);
+  await page.getByRole("button", { name: "Clear the log" }).click();
+  await page.getByRole("dialog", { name: "Confirm" }).getByRole("button", { name: "Clear" }).click();
+  await page.getByText("No request matches.").waitFor();
+  const left = (await api("GET", `/api/logs?filter=${encodeURIComponent(`data.url ~ "${marker}"`)}`)).body;
+  assert.ok(left.items.every((e) => e.data.url.startsWith("/api/logs")), JSON.stringify(left.items));
+  assert.deepEqual(page.errors, []);
 });
 
 test("audit log: the settings change is listed, found by its action", async () => {
@@ -199,6 +212,22 @@ test("backups: create, download, restore (keepd restarts with it)", async () => 
   assert.equal(bytes.subarray(0, 2).toString(), "PK");
   // The token went in the query of a fetch, never into the address bar.
   assert.doesNotMatch(page.url(), /token/);
+
+  // The downloaded file uploaded again under another name.
+  await page.getByLabel("Backup file (.zip)").setInputFiles({ name: "ops_up.zip", mimeType: "application/zip", buffer: bytes });
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.getByRole("cell", { name: "ops_up.zip", exact: true }).waitFor();
+  assert.equal((await api("GET", "/api/backups")).body.find((b) => b.key === "ops_up.zip").size, bytes.length);
+  // Not a backup: refused, with the server's reason.
+  await page.getByLabel("Backup file (.zip)").setInputFiles({ name: "junk.zip", mimeType: "application/zip", buffer: Buffer.from("not a zip") });
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.locator(".backups .status .error-note").waitFor();
+  assert.ok(!(await api("GET", "/api/backups")).body.some((b) => b.key === "junk.zip"));
+  // Delete, confirmed.
+  await page.getByRole("button", { name: "Delete ops_up.zip" }).click();
+  await page.getByRole("dialog", { name: "Confirm" }).getByRole("button", { name: "Delete" }).click();
+  await page.getByRole("cell", { name: "ops_up.zip", exact: true }).waitFor({ state: "detached" });
+  assert.ok(!(await api("GET", "/api/backups")).body.some((b) => b.key === "ops_up.zip"));
 
   // A change after the backup, which the restore takes back.
   assert.equal((await api("PATCH", "/api/settings", { meta: { appName: "After The Backup" } })).status, 200);
@@ -271,6 +300,18 @@ test("auth records: a locked account unlocked; verify; impersonate shows a token
   assert.equal(me.status, 200);
   assert.equal((await me.json()).record.id, rec.body.id);
   await dlg.getByRole("button", { name: "Close" }).click();
+
+  // TOTP state: off, then on once the member enrols.
+  const row = page.locator(".auth-records tbody tr", { hasText: "locked@example.com" });
+  await row.getByText("off", { exact: true }).waitFor();
+  const own = (path, body) =>
+    fetch(`${srv.url}${path}`, { method: "POST", headers: { Authorization: token, "content-type": "application/json" }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+  const en = await own("/api/collections/members/totp/enroll", {});
+  assert.equal(en.status, 200, JSON.stringify(en.body));
+  const conf = await own("/api/collections/members/totp/confirm", { code: totpCode(en.body.secret) });
+  assert.equal(conf.status, 200, JSON.stringify(conf.body));
+  await page.getByRole("button", { name: "Search" }).click();
+  await row.getByText(`on (${conf.body.recoveryCodes.length} recovery codes left)`).waitFor();
   assert.deepEqual(page.errors, []);
 });
 
@@ -279,4 +320,39 @@ test("sync: off on this keepd, and the screen says so", async () => {
   await page.getByText("Sync is not configured on this keepd.").waitFor();
   await axe(page, "sync");
   await screenshot(page, "sync");
+});
+
+test("sync on a hub: status, a device created (its token shown once) and revoked", async () => {
+  const hub = await startKeepd({ env: { KEEPD_SYNC_ROLE: "hub" } });
+  try {
+    const hubApi = await superuserApi(hub);
+    const p = await openConsole(browser, hub);
+    await signIn(p);
+    await heading(p, "Collections");
+    await p.evaluate(() => { location.hash = "#/sync"; });
+    await heading(p, "Sync");
+    await p.getByText("hub", { exact: true }).waitFor();
+    await p.getByLabel("New device name").fill("field-unit-1");
+    await p.getByRole("button", { name: "Create device" }).click();
+    const dlg = p.getByRole("dialog", { name: /Device field-unit-1 created/ });
+    await dlg.waitFor();
+    const token = await dlg.getByLabel("Enrolment token").inputValue();
+    assert.ok(token.length > 20, token);
+    await axe(p, "sync-hub-token");
+    await dlg.getByRole("button", { name: "Close" }).click();
+    const devs = (await hubApi("GET", "/api/sync/devices")).body.items;
+    assert.equal(devs.length, 1);
+    assert.equal(devs[0].name, "field-unit-1");
+    await p.getByRole("cell", { name: "field-unit-1", exact: true }).waitFor();
+    await axe(p, "sync-hub");
+    await screenshot(p, "sync-hub");
+    await p.getByRole("button", { name: "Revoke field-unit-1" }).click();
+    await p.getByRole("dialog", { name: "Confirm" }).getByRole("button", { name: "Revoke" }).click();
+    await until("revoked", async () => (await hubApi("GET", "/api/sync/devices")).body.items[0].revoked !== "");
+    await p.getByRole("button", { name: "Revoke field-unit-1" }).waitFor({ state: "detached" });
+    assert.deepEqual(p.errors, []);
+    await p.context().close();
+  } finally {
+    await hub.stop();
+  }
 });

@@ -143,6 +143,9 @@ test("request log: a request made before appears, found with a filter, its detai
   const rows = page.locator(".log-list tbody tr");
   await until("one matching row", async () => (await rows.count()) === 1 && (await rows.first().textContent()).includes(marker));
   assert.match(await rows.first().textContent(), /GET.*404/);
+  // The chart counts what the filter matches.
+  await page.locator(".logs-chart figcaption").filter({ hasText: ": 1 in all, at most 1 in one hour." }).waitFor();
+  assert.equal(await page.locator(".logs-chart svg rect").count(), 1);
   // A quick filter that excludes it.
   await page.getByLabel("Status").selectOption("2xx");
   await page.getByText("No request matches.").waitFor();

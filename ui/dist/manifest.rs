@@ -7,15 +7,15 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-e9706707ead5.js",
+        name: "app-0596d7fe1687.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-e9706707ead5.js"),
-        gzip: include_bytes!("app-e9706707ead5.js.gz"),
+        plain: include_bytes!("app-0596d7fe1687.js"),
+        gzip: include_bytes!("app-0596d7fe1687.js.gz"),
     },
     Asset {
-        name: "app-df1697f6e46b.css",
+        name: "app-b5857eab88bd.css",
         content_type: "text/css; charset=utf-8",
-        plain: include_bytes!("app-df1697f6e46b.css"),
-        gzip: include_bytes!("app-df1697f6e46b.css.gz"),
+        plain: include_bytes!("app-b5857eab88bd.css"),
+        gzip: include_bytes!("app-b5857eab88bd.css.gz"),
     },
 ]

@@ -15,16 +15,33 @@ function svg(tag, attrs, ...kids) {
   return el;
 }
 
+const HOUR = 3600 * 1000;
+const hourKey = (ms) => `${new Date(ms).toISOString().slice(0, 13).replace("T", " ")}:00:00.000Z`;
+
+// Every hour from the first counted one (at least the last 24, at most a
+// week) to the last, the hours without requests at 0.
+function hours(stats) {
+  const at = (s) => Date.parse(s.date.replace(" ", "T"));
+  const last = at(stats[stats.length - 1]);
+  const first = Math.max(Math.min(at(stats[0]), last - 23 * HOUR), last - 167 * HOUR);
+  const by = new Map(stats.map((s) => [hourKey(at(s)), s.total]));
+  const out = [];
+  for (let t = first; t <= last; t += HOUR) out.push({ date: hourKey(t), total: by.get(hourKey(t)) || 0 });
+  return out;
+}
+
 // Bars of requests per hour; a text summary for screen readers.
-export function chart(stats) {
-  if (!stats.length) return h("p", { class: "empty" }, "No requests in the log.");
+export function chart(counted) {
+  if (!counted.length) return h("p", { class: "empty" }, "No requests in the log.");
+  const stats = hours(counted);
   const W = 600;
   const H = 120;
   const max = Math.max(...stats.map((s) => s.total), 1);
   const bw = W / stats.length;
   const total = stats.reduce((n, s) => n + s.total, 0);
-  const label = `Requests per hour: ${total} in ${stats.length} hour(s), at most ${max} in one hour.`;
+  const label = `Requests per hour over ${stats.length} hours: ${total} in all, at most ${max} in one hour.`;
   const bars = stats.map((s, i) => {
+    if (!s.total) return null;
     const bh = Math.max(1, Math.round((s.total / max) * (H - 20)));
     return svg(
       "rect",
@@ -39,7 +56,7 @@ export function chart(stats) {
       "svg",
       { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label, preserveAspectRatio: "none", class: "chart" },
       svg("text", { x: 4, y: 12, class: "chart-max" }, String(max)),
-      ...bars,
+      ...bars.filter(Boolean),
     ),
     h("figcaption", {}, label),
   );

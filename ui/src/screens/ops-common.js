@@ -15,14 +15,16 @@ export function uid(prefix) {
 export function field(label, control, hint) {
   const id = control.id || uid("f");
   control.id = id;
-  const kids = [h("label", { for: id }, label), control];
+  const lab = h("label", { for: id }, label);
+  const check = control.type === "checkbox";
+  // A checkbox before its label, as the platform draws them.
+  const kids = check ? [control, lab] : [lab, control];
   if (hint) {
     const hid = `${id}-hint`;
     control.setAttribute("aria-describedby", hid);
     kids.push(h("small", { id: hid, class: "hint" }, hint));
   }
-  const cls = control.type === "checkbox" ? "field field-check" : "field";
-  return h("div", { class: cls }, kids);
+  return h("div", { class: check ? "ops-field ops-check" : "ops-field" }, kids);
 }
 
 // <select> with its options; `value` picks the selected one.

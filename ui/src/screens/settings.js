@@ -192,7 +192,7 @@ export default async function settings(ctx) {
         h("dd", {}, (s.superuserIPs || []).length ? s.superuserIPs.join(", ") : "any"),
       ),
     ),
-    h("div", { class: "actions sticky" }, h("button", { type: "submit", class: "primary" }, "Save settings"), status),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "primary" }, "Save settings"), status),
   );
 
   form.addEventListener("submit", async (ev) => {

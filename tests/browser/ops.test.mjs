@@ -359,3 +359,37 @@ test("sync on a hub: status, a device created (its token shown once) and revoked
     await hub.stop();
   }
 });
+
+test("keyboard only: a backup deleted with Tab, Enter and the dialog's keys; focus visible", async () => {
+  assert.equal((await api("POST", "/api/backups", { name: "ops_kbd.zip" })).status, 204);
+  await open("backups", "Backups");
+  await page.getByRole("cell", { name: "ops_kbd.zip", exact: true }).waitFor();
+  const focused = () => page.evaluate(() => document.activeElement && (document.activeElement.getAttribute("aria-label") || document.activeElement.textContent));
+  const tabTo = async (name) => {
+    for (let i = 0; i < 80; i++) {
+      await page.keyboard.press("Tab");
+      if ((await focused()) === name) return;
+    }
+    throw new Error(`${name} not reached by Tab`);
+  };
+  await page.evaluate(() => document.activeElement && document.activeElement.blur());
+  await tabTo("Delete ops_kbd.zip");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "the focused button shows its focus");
+  await page.keyboard.press("Enter");
+  const dlg = page.getByRole("dialog", { name: "Confirm" });
+  await dlg.waitFor();
+  assert.equal(await focused(), "Cancel", "the dialog opens on its safe choice");
+  await page.keyboard.press("Escape");
+  await dlg.waitFor({ state: "detached" });
+  assert.ok((await api("GET", "/api/backups")).body.some((b) => b.key === "ops_kbd.zip"), "Escape deletes nothing");
+  await tabTo("Delete ops_kbd.zip");
+  await page.keyboard.press("Enter");
+  await dlg.waitFor();
+  await page.keyboard.press("Tab");
+  assert.equal(await focused(), "Delete");
+  await page.keyboard.press("Enter");
+  await page.getByRole("cell", { name: "ops_kbd.zip", exact: true }).waitFor({ state: "detached" });
+  assert.ok(!(await api("GET", "/api/backups")).body.some((b) => b.key === "ops_kbd.zip"));
+  assert.deepEqual(page.errors, []);
+});

@@ -76,7 +76,8 @@ deps() {
         log "npm ci (ui)"
         (cd ui && npm ci --no-audit --no-fund --loglevel=error)
     fi
-    if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules ]; then
+    # Again when the lock file changed since the last install (a new dependency).
+    if [ -f tests/browser/package-lock.json ] && [ ! tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ]; then
         log "npm ci (tests/browser)"
         (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
     fi

@@ -10,6 +10,7 @@ export KEEPD_BIN="$(realpath "${KEEPD_BIN:-$HERE/../../target/debug/keepd}")"
 [ -x "$KEEPD_BIN" ] || { echo "no keepd at $KEEPD_BIN (cargo build -p keepd)" >&2; exit 1; }
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "no Chromium (apt-get install chromium)" >&2; exit 1; }
 cd "$HERE"
-[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+# Installed again when the lock file changed since the last install.
+[ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error
 rm -rf artifacts
 exec node --test --test-concurrency=1 --test-timeout=180000 "$@" ./*.test.mjs

@@ -7,10 +7,10 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-0596d7fe1687.js",
+        name: "app-a063a73ff018.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-0596d7fe1687.js"),
-        gzip: include_bytes!("app-0596d7fe1687.js.gz"),
+        plain: include_bytes!("app-a063a73ff018.js"),
+        gzip: include_bytes!("app-a063a73ff018.js.gz"),
     },
     Asset {
         name: "app-b5857eab88bd.css",

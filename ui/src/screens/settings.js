@@ -1,5 +1,6 @@
 // Settings: application, mail (with a test e-mail), S3 storage (with its
-// test), rate limits, keepd's lockout policy, the backup schedule; trusted
+// test), rate limits, the batch API, keepd's lockout policy, the backup
+// schedule and the backups' S3 (with its test); trusted
 // proxies and superuser IPs shown read-only. Saved with PATCH /api/settings;
 // field errors come from PocketBase's error `data` (input names are the
 // settings' paths, e.g. `s3.bucket`).
@@ -69,6 +70,7 @@ export default async function settings(ctx) {
   const rl = s.rateLimits || { rules: [] };
   const lock = s.lockout || {};
   const tp = s.trustedProxy || { headers: [] };
+  const batch = s.batch || {};
 
   const rulesBody = h("tbody", {});
   const removeRow = (row) => row.remove();
@@ -96,13 +98,14 @@ export default async function settings(ctx) {
 
   // --- S3 test ---
   const s3Out = h("p", { class: "status", role: "status" });
-  const testS3 = (filesystem) => async () => {
-    replace(s3Out, "Testing…");
+  const backupsS3Out = h("p", { class: "status", role: "status" });
+  const testS3 = (filesystem, out) => async () => {
+    replace(out, "Testing…");
     try {
       await ctx.api("POST", "/api/settings/test/s3", { body: { filesystem } });
-      replace(s3Out, `The ${filesystem} bucket answered.`);
+      replace(out, `The ${filesystem} bucket answered.`);
     } catch (e) {
-      replace(s3Out, h("span", { class: "error-note" }, e.message));
+      replace(out, h("span", { class: "error-note" }, e.message));
     }
   };
 
@@ -144,7 +147,7 @@ export default async function settings(ctx) {
     section(
       "File storage (S3)",
       ...s3Fields("s3", s.s3 || {}),
-      h("button", { type: "button", onclick: testS3("storage") }, "Test storage S3"),
+      h("button", { type: "button", onclick: testS3("storage", s3Out) }, "Test storage S3"),
       s3Out,
     ),
     section(
@@ -168,6 +171,13 @@ export default async function settings(ctx) {
       ),
     ),
     section(
+      "Batch API",
+      field("Batch requests on", check("batch.enabled", batch.enabled)),
+      field("Requests per batch", num("batch.maxRequests", batch.maxRequests, { min: "0" })),
+      field("Timeout (seconds)", num("batch.timeout", batch.timeout, { min: "0" })),
+      field("Largest body (bytes, 0: the default)", num("batch.maxBodySize", batch.maxBodySize, { min: "0" })),
+    ),
+    section(
       "Account lockout",
       field("Failures before a lock", num("lockout.maxFailures", lock.maxFailures, { min: "0" })),
       field("Window (seconds)", num("lockout.windowSeconds", lock.windowSeconds, { min: "1", max: "86400" })),
@@ -178,6 +188,14 @@ export default async function settings(ctx) {
       "Backups schedule",
       field("Cron expression", text("backups.cron", backups.cron, { placeholder: "0 3 * * *" }), "Empty: no scheduled backups."),
       field("Scheduled backups kept", num("backups.cronMaxKeep", backups.cronMaxKeep, { min: "1" })),
+      h(
+        "div",
+        { class: "subpanel", role: "group", "aria-label": "Backups in S3" },
+        h("h3", {}, "Backups in S3"),
+        ...s3Fields("backups.s3", backups.s3 || {}),
+        h("button", { type: "button", onclick: testS3("backups", backupsS3Out) }, "Test backups S3"),
+        backupsS3Out,
+      ),
     ),
     section(
       "Trusted proxies (read-only)",
@@ -241,11 +259,29 @@ export default async function settings(ctx) {
         baseSeconds: g("lockout.baseSeconds"),
         maxSeconds: g("lockout.maxSeconds"),
       },
-      backups: { cron: g("backups.cron"), cronMaxKeep: g("backups.cronMaxKeep") },
+      batch: {
+        enabled: g("batch.enabled"),
+        maxRequests: g("batch.maxRequests"),
+        timeout: g("batch.timeout"),
+        maxBodySize: g("batch.maxBodySize"),
+      },
+      backups: {
+        cron: g("backups.cron"),
+        cronMaxKeep: g("backups.cronMaxKeep"),
+        s3: {
+          enabled: g("backups.s3.enabled"),
+          bucket: g("backups.s3.bucket"),
+          region: g("backups.s3.region"),
+          endpoint: g("backups.s3.endpoint"),
+          accessKey: g("backups.s3.accessKey"),
+          forcePathStyle: g("backups.s3.forcePathStyle"),
+        },
+      },
     };
     // Secrets are sent only when typed (the answer never shows them).
     if (g("smtp.password")) patch.smtp.password = g("smtp.password");
     if (g("s3.secret")) patch.s3.secret = g("s3.secret");
+    if (g("backups.s3.secret")) patch.backups.s3.secret = g("backups.s3.secret");
     replace(status, "Saving…");
     try {
       await ctx.api("PATCH", "/api/settings", { body: patch });

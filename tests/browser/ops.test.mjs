@@ -133,8 +133,8 @@ test("settings: saved through the form, read back; a refused value is marked on 
   const b3 = (await api("GET", "/api/settings")).body.backups.s3;
   assert.equal(b3.bucket, "keepd-backups");
   assert.equal(b3.secret, undefined);
-  // Saved again without typing it: the stored secret is kept (the test
-  // reaches the endpoint with it, and fails there, not on a missing key).
+  // Saved again without typing it: accepted, so the stored secret was kept
+  // (an enabled S3 needs one); the test then fails at the endpoint.
   await page.getByRole("button", { name: "Save settings" }).click();
   await page.getByText("Saved.", { exact: true }).waitFor();
   await page.getByRole("button", { name: "Test backups S3" }).click();

@@ -189,6 +189,21 @@ test("request log: a request made before appears, found with a filter, its detai
   await dlg.waitFor();
   assert.match(await dlg.textContent(), new RegExp(`/api/collections/nosuch/records\\?${marker}=1`));
   await dlg.getByRole("button", { name: "Close" }).click();
+  // What a client sends is shown as text: markup in a URL and a user agent
+  // draws nothing and runs nothing.
+  const xss = `<img src=x onerror="window.__xss=1">`;
+  const r2 = await fetch(`${srv.url}/api/health?${marker}x=${encodeURIComponent("<script>window.__xss=2</script>")}`, { headers: { "user-agent": xss } });
+  assert.equal(r2.status, 200);
+  await page.getByLabel("Status").selectOption("");
+  await page.getByLabel("Filter", { exact: true }).fill(`data.url ~ "/api/health?${marker}x"`);
+  await page.getByRole("button", { name: "Apply" }).click();
+  await until("the markup row", async () => (await rows.count()) === 1);
+  await rows.first().getByRole("button", { name: /Details/ }).click();
+  await dlg.waitFor();
+  await dlg.getByText(xss, { exact: true }).waitFor();
+  assert.equal(await page.locator(".ops-dialog img, .log-list img, .log-list script").count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  await dlg.getByRole("button", { name: "Close" }).click();
   // A bad filter is the server's error, shown.
   await page.getByLabel("Filter", { exact: true }).fill("data.url ~");
   await page.getByRole("button", { name: "Apply" }).click();

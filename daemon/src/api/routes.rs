@@ -488,3 +488,16 @@ fn rate_limit(app: &App, head: &Head<'_>, identity: &Identity, ip: IpAddr) -> Ap
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_console_is_every_path_under_its_prefix() {
+        for p in ["/_", "/_/", "/_/index.html", "/_/assets/app.js"] {
+            assert!(super::is_console(p), "{p}");
+        }
+        for p in ["/", "/_x", "/__/", "/api/_/", "/api/health"] {
+            assert!(!super::is_console(p), "{p}");
+        }
+    }
+}

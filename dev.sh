@@ -14,7 +14,9 @@
 #   read-only / failing disks through tests/diskfull; root, /dev/fuse, loop
 #   devices), POWERCUT_RUNS / POWERCUT_CUTS (default 2 × 5), SKIP_DAST=1
 #   (schemathesis against openapi/keepd.yaml), SKIP_SOAK=1 (the soak;
-#   SOAK_MINUTES, default 2).
+#   SOAK_MINUTES, default 2), SKIP_UI=1 (rebuild the console, ui/check.sh,
+#   and fail on any difference from the committed ui/dist), SKIP_BROWSER=1
+#   (the console in headless Chromium, tests/browser/run.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -66,6 +68,18 @@ deps() {
         python3 -m venv tests/compat/.venv
         tests/compat/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/compat/requirements.txt
         echo "$want" > tests/compat/.venv/.requirements.sha
+    fi
+    # The console's build (ui/, esbuild) and its browser tests
+    # (tests/browser/, playwright-core + axe-core on Debian's Chromium).
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
+    if [ ! -d ui/node_modules ]; then
+        log "npm ci (ui)"
+        (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    # Again when the lock file changed since the last install (a new dependency).
+    if [ -f tests/browser/package-lock.json ] && [ ! tests/browser/node_modules/.package-lock.json -nt tests/browser/package-lock.json ]; then
+        log "npm ci (tests/browser)"
+        (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
     fi
     if [ ! -d tests/sdk/node_modules ]; then
         log "npm ci (tests/sdk)"
@@ -153,6 +167,14 @@ cmd_test() {
     cargo build --locked -p keepd
     if [ "${SKIP_FAULTS:-0}" != 1 ]; then
         faults
+    fi
+    if [ "${SKIP_UI:-0}" != 1 ]; then
+        log "console: ui/dist rebuilt from ui/src, no difference"
+        bash ui/check.sh
+    fi
+    if [ "${SKIP_BROWSER:-0}" != 1 ] && [ -x tests/browser/run.sh ]; then
+        log "console in headless Chromium (tests/browser)"
+        KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/browser/run.sh
     fi
     if [ "${SKIP_SDK:-0}" != 1 ]; then
         log "SDK tests (npm pocketbase against keepd)"

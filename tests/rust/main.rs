@@ -11,6 +11,7 @@ mod budgets;
 mod check;
 mod collection_names;
 mod config;
+mod console;
 mod durability;
 mod encryption;
 mod files;

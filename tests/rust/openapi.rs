@@ -35,7 +35,10 @@ fn described() -> BTreeSet<(String, String)> {
         if let Some(key) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ')) {
             let key = key.trim_end().strip_suffix(':').expect("a path key");
             let key = key.trim_matches(|c| c == '\'' || c == '"');
-            assert!(key.starts_with("/api/"), "path {key:?} outside /api/");
+            assert!(
+                key.starts_with("/api/") || key == "/_" || key.starts_with("/_/"),
+                "path {key:?} outside /api/ and the console's /_/"
+            );
             path = Some(key.to_string());
         } else if let Some(key) = line.strip_prefix("    ").filter(|l| !l.starts_with(' ')) {
             let key = key.trim_end().trim_end_matches(':');

@@ -13,6 +13,7 @@ pub mod backups;
 pub mod batch;
 mod bodies;
 pub mod collections;
+pub mod console;
 pub mod crons;
 pub mod files;
 pub mod health;

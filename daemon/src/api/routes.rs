@@ -7,8 +7,8 @@
 //! route and no PocketBase rule.
 
 use super::{
-    audit, auth, auth_email, auth_oauth2, auth_otp, auth_totp, backups, batch, collections, crons,
-    files, health, logs, realtime, records, rules, settings, sync,
+    audit, auth, auth_email, auth_oauth2, auth_otp, auth_totp, backups, batch, collections,
+    console, crons, files, health, logs, realtime, records, rules, settings, sync,
 };
 use crate::app::App;
 use crate::auth::limiter::Label;
@@ -250,6 +250,13 @@ pub fn table() -> Vec<Route<App>> {
         get("/api/sync/status", h!(sync::status)),
         get("/api/sync/conflicts", h!(sync::conflicts)),
         get("/api/sync/rejected", h!(sync::rejected)),
+        // The console (ui/dist, embedded; api::console).
+        get("/_", h!(console::redirect)),
+        head("/_", h!(console::redirect)),
+        get("/_/", h!(console::index)),
+        head("/_/", h!(console::index)),
+        get("/_/{file}", h!(console::file)),
+        head("/_/{file}", h!(console::file)),
     ];
     #[cfg(feature = "panic-test")]
     routes.push(get("/api/__panic", h!(panic_test)));

@@ -168,7 +168,15 @@ impl Resp {
         });
         let mut headers = HeaderMap::with_capacity(common.len() + 2 + self.headers.len());
         for (k, v) in common {
-            headers.append(k.clone(), v.clone());
+            // A response may set its own value of a common header (the
+            // console's `x-frame-options: DENY`, its `vary`).
+            if !self
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(k.as_str()))
+            {
+                headers.append(k.clone(), v.clone());
+            }
         }
         if !self.content_type.is_empty() {
             headers.append(CONTENT_TYPE, HeaderValue::from_static(self.content_type));

@@ -12,6 +12,8 @@ export class ApiError extends Error {
     this.status = status;
     // PocketBase's error shape: { status, message, data: { field: { code, message } } }
     this.data = (body && body.data) || {};
+    // The whole answer (a 401 of the first sign-in step carries `mfaId`).
+    this.body = body || {};
   }
 }
 

@@ -1,0 +1,199 @@
+// Shared helpers of the console's browser tests: a real keepd on an
+// ephemeral loopback port in a temp dir, Debian's Chromium through
+// playwright-core, sign-in, screenshots into tests/browser/artifacts/, and
+// an axe-core check failing on serious or critical violations.
+
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { chromium } from "playwright-core";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const ARTIFACTS = join(HERE, "artifacts");
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+export const EMAIL = "admin@example.com";
+export const PASSWORD = "admin-password-123";
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.on("error", fail);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+function bin() {
+  const b = process.env.KEEPD_BIN || join(HERE, "../../target/debug/keepd");
+  return resolve(b);
+}
+
+const ENV = {
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KEEPD_"))),
+  KEEPD_NO_ETC: "1",
+  KEEPD_ARGON2_MEMORY_KIB: "8192",
+  KEEPD_ARGON2_ITERATIONS: "1",
+  KEEPD_LOG: "warn",
+};
+
+// keepd with a superuser; { url, dir, stop(), run(args), restart() }.
+// `env`: more KEEPD_* variables for this keepd. restart() starts keepd again
+// on the same data dir and port (after it exited by itself, e.g. for a
+// backup's restore, or after stopping it).
+export async function startKeepd({ env = {} } = {}) {
+  const root = mkdtempSync(join(tmpdir(), "keepd-browser-"));
+  const dir = join(root, "data");
+  mkdirSync(dir, { mode: 0o700 });
+  const run = (args) => {
+    const r = spawnSync(bin(), [...args, "--dir", dir], { cwd: root, env: ENV, encoding: "utf8" });
+    if (r.status !== 0) throw new Error(`keepd ${args.join(" ")}: ${r.stdout}${r.stderr}${r.error || ""}`);
+    return r.stdout;
+  };
+  run(["superuser", "upsert", EMAIL, PASSWORD]);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let child;
+  let exited;
+  let output = "";
+  const serve = async () => {
+    child = spawn(bin(), ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], { cwd: root, env: { ...ENV, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.on("data", (d) => { output += d; });
+    child.stderr.on("data", (d) => { output += d; });
+    exited = new Promise((r) => child.on("exit", (code) => r(code)));
+    const deadline = Date.now() + 20000;
+    for (;;) {
+      try {
+        if ((await fetch(`${url}/api/health`)).ok) break;
+      } catch { /* not yet */ }
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`keepd did not start:\n${output}`);
+      await sleep(100);
+    }
+  };
+  const halt = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+    }
+    return exited;
+  };
+  await serve();
+  return {
+    url,
+    dir,
+    run,
+    output: () => output,
+    // The exit code once keepd has exited (by itself or stopped).
+    exited: () => exited,
+    async restart() {
+      await halt();
+      await serve();
+    },
+    async stop() {
+      await halt();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+// A superuser API client for set-up and assertions: api(method, path, body).
+export async function superuserApi(srv, email = EMAIL, password = PASSWORD) {
+  const r = await fetch(`${srv.url}/api/collections/_superusers/auth-with-password`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ identity: email, password }),
+  });
+  const body = await r.json();
+  assert.equal(r.status, 200, JSON.stringify(body));
+  const token = body.token;
+  const api = async (method, path, data) => {
+    const res = await fetch(`${srv.url}${path}`, {
+      method,
+      headers: { Authorization: token, ...(data !== undefined ? { "content-type": "application/json" } : {}) },
+      body: data !== undefined ? JSON.stringify(data) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  api.token = token;
+  return api;
+}
+
+// Playwright gives every launch a fresh profile directory of its own
+// (TOOLCHAIN.md's --user-data-dir; it refuses that flag in `args`).
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+}
+
+// A page on the console; page.errors collects page errors, console errors
+// and CSP violations.
+export async function openConsole(browser, srv) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("pageerror", (e) => page.errors.push(`pageerror: ${e.message}`));
+  // A refused request (a wrong password, a bad filter) is logged by the
+  // browser as "Failed to load resource": expected, not an error here.
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) page.errors.push(`console: ${m.text()}`);
+  });
+  page.on("dialog", (d) => d.accept());
+  await page.goto(`${srv.url}/_/`);
+  return page;
+}
+
+export async function signIn(page, email = EMAIL, password = PASSWORD) {
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+// axe-core on the current page: fails on serious or critical violations.
+export async function axe(page, name) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`),
+    [],
+    `axe on ${name}`,
+  );
+}
+
+// RFC 6238 TOTP (six digits, 30-second steps, HMAC-SHA1) of a base32 secret.
+export function totpCode(secret, step = Math.floor(Date.now() / 30000)) {
+  const A = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const ch of secret.replace(/=+$/, "").toUpperCase()) bits += A.indexOf(ch).toString(2).padStart(5, "0");
+  const key = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) key.push(parseInt(bits.slice(i, i + 8), 2));
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const mac = createHmac("sha1", Buffer.from(key)).update(msg).digest();
+  const o = mac[mac.length - 1] & 15;
+  return String((mac.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, "0");
+}
+
+// The screen is drawn: its h1 has the text.
+export async function heading(page, text) {
+  await page.getByRole("heading", { level: 1, name: text }).waitFor();
+}

@@ -199,6 +199,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             {
                 payload.insert(uname, json!(user.username));
             }
+            let mut uploads = Vec::new();
             for (key, value) in [
                 ("id", &user.id),
                 ("name", &user.name),
@@ -211,8 +212,14 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 if field.is_empty()
                     || payload.contains_key(&field)
                     || !coll.has_field(&field)
-                    || (key == "avatarURL" && (value.is_empty() || is_file))
+                    || (key == "avatarURL" && value.is_empty())
                 {
+                    continue;
+                }
+                if key == "avatarURL" && is_file {
+                    if let Some(up) = avatar_upload(&app, &coll, &field, value).await {
+                        uploads.push(up);
+                    }
                     continue;
                 }
                 payload.insert(field, json!(value));
@@ -225,7 +232,11 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             // The create rule applies, as to any sign-up.
             let mut signup = super::records::request(&app, &req).with_principal(Principal::Guest);
             signup.context = "oauth2";
-            let created = crate::records::create(&app, &coll, &signup, Input::json(payload))
+            let input = Input {
+                body: payload,
+                uploads,
+            };
+            let created = crate::records::create(&app, &coll, &signup, input)
                 .await
                 .map_err(|e| match e {
                     ApiError::BadRequest { .. } => e,
@@ -312,6 +323,41 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         m.insert("meta".into(), user.meta(is_new));
     }
     Ok(Resp::ok(&out))
+}
+
+/// The provider's avatar as an upload into the file field `field` (as
+/// PocketBase downloads it on sign-up): fetched through the bounded
+/// outbound client (10 s, at most 5 MiB, public addresses only unless
+/// `oauth2_private_addresses`), then checked as the field checks uploads.
+/// A failed download or a file the field refuses is logged and left out:
+/// the sign-up goes on without it.
+async fn avatar_upload(
+    app: &App,
+    coll: &Collection,
+    field: &str,
+    url: &str,
+) -> Option<crate::files::Upload> {
+    let (u, private) = (url.to_string(), app.config.oauth2_private_addresses);
+    let got =
+        tokio::task::spawn_blocking(move || crate::auth::outbound::download_avatar(&u, private))
+            .await
+            .ok()?;
+    let (data, filename) = match got {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to retrieve the OAuth2 avatar");
+            return None;
+        }
+    };
+    if let Some(why) = crate::records::files::refusal(coll, field, &filename, &data) {
+        tracing::warn!(reason = %why, "the OAuth2 avatar was refused");
+        return None;
+    }
+    Some(crate::files::Upload {
+        key: field.to_string(),
+        filename,
+        data: crate::files::Blob::Memory(bytes::Bytes::from(data)),
+    })
 }
 
 /// PocketBase's answers when built without its dashboard.

@@ -617,3 +617,15 @@ pub async fn scaffolds(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
     require_superuser(&req)?;
     Ok(Resp::ok(&crate::schema::parse::scaffolds()))
 }
+
+/// `GET /api/collections/meta/oauth2-providers` (superusers): every OAuth2
+/// provider keepd knows — PocketBase's list, byte for byte as its 0.40.6
+/// answers (name, display name, inline SVG logo), which its dashboard
+/// reads to add and edit a collection's providers.
+pub async fn oauth2_providers(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let mut r = Resp::empty(200);
+    r.body = bytes::Bytes::from_static(crate::auth::oauth2_presets::PROVIDERS_LIST.as_bytes());
+    r.content_type = "application/json";
+    Ok(r)
+}

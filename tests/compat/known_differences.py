@@ -107,10 +107,3 @@ KNOWN_DIFFERENCES["collection_errors_rules_indexes"] = {
                  "rule bad operator", "rule unknown modifier")
 }
 
-NO_LOGOS = (
-    "keepd ships no provider logos: `logo` is an empty string (PocketBase embeds each provider's SVG "
-    "logo here); every other key of the provider entries is PocketBase's."
-)
-KNOWN_DIFFERENCES["auth_methods_configs"] = {
-    "oauth2 on with two providers": [{"path": "$.oauth2.providers[*].logo", "reason": NO_LOGOS}],
-}

@@ -19,6 +19,7 @@ mod import;
 mod logs;
 mod modes;
 mod notify;
+mod oauth2;
 mod openapi;
 mod operator;
 mod otp_enumeration;

@@ -186,6 +186,7 @@ impl Provider {
         json!({
             "name": self.name,
             "displayName": self.display_name,
+            "logo": super::oauth2_presets::logo(&self.name),
             "state": state,
             "authURL": url,
             "codeVerifier": verifier,

@@ -548,3 +548,27 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 /// PocketBase's `GET /api/collections/meta/oauth2-providers` answer, as
 /// its binary gives it (name, display name, inline SVG logo).
 pub const PROVIDERS_LIST: &str = include_str!("oauth2_providers.json");
+
+/// The provider's logo (inline SVG) from PocketBase's list, as its
+/// auth-methods embeds it; empty for a name it doesn't list.
+pub fn logo(name: &str) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static LOGOS: OnceLock<HashMap<String, String>> = OnceLock::new();
+    LOGOS
+        .get_or_init(|| {
+            let list: Vec<serde_json::Value> =
+                serde_json::from_str(PROVIDERS_LIST).unwrap_or_default();
+            list.iter()
+                .filter_map(|p| {
+                    Some((
+                        p["name"].as_str()?.to_string(),
+                        p["logo"].as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .get(name)
+        .map(String::as_str)
+        .unwrap_or("")
+}

@@ -50,6 +50,7 @@ fn the_list_is_pocketbases() {
             "{}",
             p.name
         );
+        assert_eq!(item["logo"], super::super::oauth2_presets::logo(p.name));
         let keys: Vec<&String> = item.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["displayName", "logo", "name"]);
     }

@@ -294,6 +294,9 @@ const PNG: &[u8] = &[
 struct Idp {
     users: HashMap<String, Value>,
     hits: HashMap<String, usize>,
+    /// Codes answered with an `id_token` (and no user-info use).
+    id_tokens: HashMap<String, String>,
+    jwks: Value,
 }
 
 fn start_idp(state: Arc<Mutex<Idp>>) -> SocketAddr {
@@ -339,9 +342,17 @@ fn serve_one(s: std::net::TcpStream, state: &Mutex<Idp>) -> std::io::Result<()> 
             let form: HashMap<String, String> =
                 form_urlencoded::parse(&body).into_owned().collect();
             let code = form.get("code").cloned().unwrap_or_default();
-            if form.get("client_secret").map(String::as_str) != Some("idp-secret")
-                || !state.lock().unwrap().users.contains_key(&code)
-            {
+            let st = state.lock().unwrap();
+            if form.get("client_secret").map(String::as_str) != Some("idp-secret") {
+                (
+                    400,
+                    "application/json",
+                    br#"{"error":"invalid_client"}"#.to_vec(),
+                )
+            } else if let Some(idt) = st.id_tokens.get(&code) {
+                let t = json!({"access_token": format!("at-{code}"), "token_type": "Bearer", "id_token": idt});
+                (200, "application/json", t.to_string().into_bytes())
+            } else if !st.users.contains_key(&code) {
                 (
                     400,
                     "application/json",
@@ -359,6 +370,11 @@ fn serve_one(s: std::net::TcpStream, state: &Mutex<Idp>) -> std::io::Result<()> 
                 None => (401, "application/json", b"{}".to_vec()),
             }
         }
+        "/jwks" => (
+            200,
+            "application/json",
+            state.lock().unwrap().jwks.to_string().into_bytes(),
+        ),
         "/avatar.png" => (200, "image/png", PNG.to_vec()),
         // Over the 5 MiB cap.
         "/huge.png" => {
@@ -525,4 +541,73 @@ fn avatars_on_private_addresses_are_refused_by_default() {
         None,
         "never asked"
     );
+}
+
+/// An Ed25519-signed id_token and the key set holding its key.
+fn ed25519_id_token(claims: &Value) -> (String, Value) {
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let kp =
+        Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+    let header = json!({"alg": "EdDSA", "kid": "k-1", "typ": "JWT"});
+    let signed = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig = kp.sign(signed.as_bytes());
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k-1", "alg": "EdDSA", "use": "sig",
+                                "x": B64.encode(kp.public_key().as_ref())}]});
+    (format!("{signed}.{}", B64.encode(sig.as_ref())), jwks)
+}
+
+#[test]
+fn oidc_id_token_checked_against_the_configured_key_set() {
+    let state = Arc::new(Mutex::new(Idp::default()));
+    let idp = start_idp(state.clone());
+    let base = format!("http://{idp}");
+    let now = chrono::Utc::now().timestamp();
+    let claims = |aud: &str| {
+        json!({"iss": base, "aud": aud, "iat": now, "exp": now + 300, "sub": "idt-user",
+               "email": "idt@example.com", "email_verified": true, "name": "Id Token"})
+    };
+    let (good, jwks) = ed25519_id_token(&claims("idp-client"));
+    let (other_aud, _) = ed25519_id_token(&claims("someone-else"));
+    {
+        let mut s = state.lock().unwrap();
+        s.id_tokens.insert("good".into(), good.clone());
+        // Signed by a key the set doesn't hold.
+        s.id_tokens.insert("forged".into(), other_aud.clone());
+        s.jwks = jwks;
+    }
+    let srv = TestServer::start();
+    let (st, v) = srv.su().patch(
+        "/api/collections/users",
+        &json!({"oauth2": {"enabled": true, "providers": [{
+            "name": "oidc", "clientId": "idp-client", "clientSecret": "idp-secret",
+            "authURL": format!("{base}/authorize"), "tokenURL": format!("{base}/token"),
+            "extra": {"jwksURL": format!("{base}/jwks"), "issuers": [base]}}]}}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = oauth2_login(&srv, "good");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["meta"]["id"], "idt-user");
+    assert_eq!(v["record"]["email"], "idt@example.com");
+    assert_eq!(v["record"]["name"], "Id Token");
+    assert_eq!(state.lock().unwrap().hits.get("/jwks"), Some(&1));
+    assert_eq!(state.lock().unwrap().hits.get("/me"), None);
+    let (st, v) = oauth2_login(&srv, "forged");
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["message"], "Failed to fetch OAuth2 user.");
+    // Another issuer than the configured ones.
+    let (st, v) = srv.su().patch(
+        "/api/collections/users",
+        &json!({"oauth2": {"enabled": true, "providers": [{
+            "name": "oidc", "clientId": "idp-client", "clientSecret": "idp-secret",
+            "authURL": format!("{base}/authorize"), "tokenURL": format!("{base}/token"),
+            "extra": {"jwksURL": format!("{base}/jwks"), "issuers": ["https://elsewhere.example"]}}]}}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = oauth2_login(&srv, "good");
+    assert_eq!(st, 400);
 }

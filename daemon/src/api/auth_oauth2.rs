@@ -137,7 +137,8 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let provider = Provider::from_options(&o, &name)
         .ok_or_else(|| ApiError::internal("Missing or invalid provider config."))?;
-    let user: AuthUser =
+    let code_key = code.clone();
+    let mut user: AuthUser =
         tokio::task::spawn_blocking(move || provider.login(&code, &verifier, &redirect))
             .await
             .map_err(ApiError::internal)?
@@ -148,6 +149,12 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                     LoginError::User(_) => ApiError::bad("Failed to fetch OAuth2 user."),
                 }
             })?;
+    // Apple gives the name only in its first redirect (kept there by code).
+    if name == "apple" && user.name.is_empty() {
+        if let Some(n) = apple_names::take(&code_key) {
+            user.name = n;
+        }
+    }
 
     // Which record: an existing link, the caller, or the verified email.
     let (cid, pname, pid) = (coll.id.clone(), name.clone(), user.id.clone());
@@ -395,12 +402,24 @@ pub async fn redirect(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if !error.is_empty() {
         data["error"] = json!(error);
     }
+    // Apple posts the user's name (`user`) on the first sign-in only: kept
+    // a minute for the auth-with-oauth2 call that follows, before the code
+    // reaches the client.
+    let apple_name = (error.is_empty() && !code.is_empty())
+        .then(|| apple_names::parse(&get("user")))
+        .flatten();
+    if let Some(n) = &apple_name {
+        apple_names::keep(&code, n);
+    }
     let sent = app.realtime.send_direct(
         &state,
         req.client_ip,
         "@oauth2",
         bytes::Bytes::from(data.to_string()),
     );
+    if !sent && apple_name.is_some() {
+        apple_names::take(&code);
+    }
     Ok(page(sent && error.is_empty() && !code.is_empty()))
 }
 
@@ -447,4 +466,94 @@ async fn can_assign_username(
         .read(move |c| Ok(lookup::id_by(c, &coll, &field, &name, case)?.is_some()))
         .await?;
     Ok(!taken)
+}
+
+/// Apple's user names from its redirects, by authorization code, for a
+/// minute; bounded (the oldest go first past 1,000).
+mod apple_names {
+    use serde_json::Value;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const TTL: Duration = Duration::from_secs(60);
+    const MAX: usize = 1000;
+    static NAMES: Mutex<Option<HashMap<String, (String, Instant)>>> = Mutex::new(None);
+
+    /// The full name in Apple's `user` form value
+    /// (`{"name": {"firstName", "lastName"}, "email"}`), trimmed, at most
+    /// 150 bytes; None when there is none.
+    pub fn parse(user: &str) -> Option<String> {
+        if user.is_empty() || user.len() > 10_000 {
+            return None;
+        }
+        let v: Value = serde_json::from_str(user).ok()?;
+        let part = |k: &str| v["name"][k].as_str().unwrap_or_default().to_string();
+        let mut full = format!("{} {}", part("firstName"), part("lastName"));
+        if full.len() > 150 {
+            let mut cut = 150;
+            while !full.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            full.truncate(cut);
+        }
+        let full = full.trim().to_string();
+        (!full.is_empty()).then_some(full)
+    }
+
+    pub fn keep(code: &str, name: &str) {
+        if code.len() > 1000 {
+            return;
+        }
+        let mut g = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let m = g.get_or_insert_with(HashMap::new);
+        m.retain(|_, (_, at)| at.elapsed() < TTL);
+        if m.len() >= MAX {
+            if let Some(oldest) = m
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            {
+                m.remove(&oldest);
+            }
+        }
+        m.insert(code.to_string(), (name.to_string(), Instant::now()));
+    }
+
+    /// The name kept for this code, once.
+    pub fn take(code: &str) -> Option<String> {
+        let mut g = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let (name, at) = g.as_mut()?.remove(code)?;
+        (at.elapsed() < TTL).then_some(name)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_from_apples_redirect() {
+            let u = r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"a@privaterelay.appleid.com"}"#;
+            assert_eq!(parse(u).as_deref(), Some("Ada Lovelace"));
+            assert_eq!(
+                parse(r#"{"name":{"firstName":"Ada"}}"#).as_deref(),
+                Some("Ada")
+            );
+            assert_eq!(parse(r#"{"email":"x@y.z"}"#), None);
+            assert_eq!(parse("not json"), None);
+            assert_eq!(parse(""), None);
+            let long = format!(r#"{{"name":{{"firstName":"{}"}}}}"#, "é".repeat(200));
+            let n = parse(&long).unwrap();
+            assert!(n.len() <= 150 && n.chars().all(|c| c == 'é'));
+            keep("code-1", "Ada Lovelace");
+            assert_eq!(take("code-1").as_deref(), Some("Ada Lovelace"));
+            assert_eq!(take("code-1"), None, "once");
+            assert_eq!(take("code-2"), None);
+            for i in 0..MAX + 10 {
+                keep(&format!("c{i}"), "n");
+            }
+            let len = NAMES.lock().unwrap().as_ref().unwrap().len();
+            assert!(len <= MAX, "{len}");
+        }
+    }
 }

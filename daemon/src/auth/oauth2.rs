@@ -33,6 +33,8 @@ pub struct Provider {
     pub user_info_url: String,
     pub scopes: Vec<String>,
     pub pkce: bool,
+    /// The provider's `extra` settings (OIDC: `jwksURL`, `issuers`).
+    pub extra: Value,
     preset: &'static Preset,
 }
 
@@ -139,6 +141,7 @@ impl Provider {
             user_info_url: or("userInfoURL", pre.user_info_url),
             scopes: pre.scopes.iter().map(|x| x.to_string()).collect(),
             pkce: cfg["pkce"].as_bool().unwrap_or(pre.pkce),
+            extra: cfg.get("extra").cloned().unwrap_or(Value::Null),
             preset: pre,
         };
         let info_needed = !matches!(pre.quirk, Quirk::Oidc | Quirk::Apple);
@@ -253,13 +256,29 @@ impl Provider {
         };
         let raw = match self.preset.quirk {
             Quirk::Apple => apple_claims(&s(&tok, "id_token"), &self.client_id, &|kid| {
-                apple_keys(kid)
+                jwks(APPLE_JWKS_URL, kid)
             })
             .map_err(LoginError::User)?,
             Quirk::Oidc if self.user_info_url.is_empty() => {
-                // Without a user-info endpoint: the id_token's claims.
-                id_token_claims(&s(&tok, "id_token"))
-                    .ok_or_else(|| LoginError::User("no user info".into()))?
+                // Without a user-info endpoint: the id_token's claims,
+                // checked with the `extra` settings (`issuers`, `jwksURL`).
+                let issuers: Vec<String> = self.extra["issuers"]
+                    .as_array()
+                    .map(|l| {
+                        l.iter()
+                            .filter_map(|i| i.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let jwks_url = s(&self.extra, "jwksURL");
+                let keys = |kid: &str| jwks(&jwks_url, kid);
+                let check = IdTokenCheck {
+                    client_id: &self.client_id,
+                    issuers: &issuers,
+                    exp_required: false,
+                };
+                let keys: Option<KeySet> = (!jwks_url.is_empty()).then_some(&keys);
+                checked_id_token(&s(&tok, "id_token"), &check, keys).map_err(LoginError::User)?
             }
             _ => self.fetch_info(&agent, &access)?,
         };
@@ -481,13 +500,6 @@ pub fn s256(verifier: &str) -> String {
     B64.encode(Sha256::digest(verifier.as_bytes()))
 }
 
-/// The payload of an id_token (trusted as it came straight from the
-/// provider's token endpoint over TLS, as the OIDC code flow allows).
-fn id_token_claims(tok: &str) -> Option<Value> {
-    let payload = tok.split('.').nth(1)?;
-    serde_json::from_slice(&B64.decode(payload).ok()?).ok()
-}
-
 /// Splits a compact JWT into its decoded header and claims, and the
 /// signed part and signature.
 fn jwt_parts(tok: &str) -> Result<(Value, Value, String, Vec<u8>), String> {
@@ -503,91 +515,165 @@ fn jwt_parts(tok: &str) -> Result<(Value, Value, String, Vec<u8>), String> {
     Ok((dec(h)?, dec(c)?, format!("{h}.{c}"), sig))
 }
 
-/// Apple's `id_token` checked as PocketBase checks it: `exp` required and
-/// not past, `iat` not ahead (5 minutes' leeway each), issuer Apple,
-/// audience the client id, and an RS256 signature by the key its `kid`
-/// names among `keys(kid)` (Apple's JWKS). Returns the claims.
-pub fn apple_claims(
+/// Answers a key id with the JSON Web Key Set that should hold it.
+pub type KeySet<'a> = &'a dyn Fn(&str) -> Result<Value, String>;
+
+/// What an `id_token` is checked against (PocketBase's checks).
+pub struct IdTokenCheck<'a> {
+    /// The audience it must name.
+    pub client_id: &'a str,
+    /// When not empty, its issuer must be one of these.
+    pub issuers: &'a [String],
+    /// Whether `exp` must be present (Apple's).
+    pub exp_required: bool,
+}
+
+/// An `id_token`'s claims, checked: `exp` not past and `iat`/`nbf` not
+/// ahead (5 minutes' leeway each), the audience, the issuer; and, when
+/// `keys` is given (it answers a key id with a JWKS), the signature — RS256
+/// by an RSA key or EdDSA by an Ed25519 key, as PocketBase takes them.
+pub fn checked_id_token(
     id_token: &str,
-    client_id: &str,
-    keys: &dyn Fn(&str) -> Result<Value, String>,
+    check: &IdTokenCheck,
+    keys: Option<KeySet>,
 ) -> Result<Value, String> {
     if id_token.is_empty() {
         return Err("empty id_token".into());
     }
     let (header, claims, signed, sig) = jwt_parts(id_token)?;
     let now = chrono::Utc::now().timestamp();
-    let exp = claims["exp"].as_f64().ok_or("the id_token has no exp")?;
-    if (exp as i64) + ID_TOKEN_LEEWAY < now {
-        return Err("the id_token has expired".into());
+    let time = |k: &str| claims[k].as_f64().map(|t| t as i64);
+    match time("exp") {
+        Some(exp) if exp + ID_TOKEN_LEEWAY < now => return Err("the id_token has expired".into()),
+        None if check.exp_required || !claims["exp"].is_null() => {
+            return Err("the id_token has no valid exp".into())
+        }
+        _ => {}
     }
-    if let Some(iat) = claims["iat"].as_f64() {
-        if (iat as i64) - ID_TOKEN_LEEWAY > now {
-            return Err("the id_token is used before its issue time".into());
+    for k in ["iat", "nbf"] {
+        if time(k).is_some_and(|t| t - ID_TOKEN_LEEWAY > now) {
+            return Err(format!("the id_token's {k} is ahead"));
         }
     }
-    if claims["iss"].as_str() != Some(APPLE_ISSUER) {
-        return Err("the id_token's issuer is not Apple".into());
-    }
     let aud_ok = match &claims["aud"] {
-        Value::String(a) => a == client_id,
-        Value::Array(l) => l.iter().any(|a| a.as_str() == Some(client_id)),
+        Value::String(a) => a == check.client_id,
+        Value::Array(l) => l.iter().any(|a| a.as_str() == Some(check.client_id)),
         _ => false,
     };
-    if !aud_ok || client_id.is_empty() {
+    if !aud_ok || check.client_id.is_empty() {
         return Err("the id_token is for another audience".into());
     }
-    if header["alg"].as_str() != Some("RS256") {
-        return Err("the id_token is not RS256".into());
+    if !check.issuers.is_empty() {
+        let iss = claims["iss"].as_str().unwrap_or_default();
+        if !check
+            .issuers
+            .iter()
+            .any(|i| bool::from(subtle::ConstantTimeEq::ct_eq(i.as_bytes(), iss.as_bytes())))
+        {
+            return Err(format!("the id_token's issuer {iss:?} is not accepted"));
+        }
     }
+    let Some(keys) = keys else {
+        return Ok(claims);
+    };
     let kid = header["kid"].as_str().unwrap_or_default();
+    if kid.is_empty() {
+        return Err("the id_token names no key (kid)".into());
+    }
     let jwks = keys(kid)?;
     let key = jwks["keys"]
         .as_array()
         .and_then(|l| {
             l.iter()
-                .find(|k| k["kid"].as_str() == Some(kid) && k["kty"] == "RSA")
+                .find(|k| k["kid"].as_str() == Some(kid) && !s(k, "alg").is_empty())
         })
-        .ok_or("no Apple key for the id_token's kid")?;
-    let n = B64.decode(s(key, "n")).map_err(|e| e.to_string())?;
-    let e = B64.decode(s(key, "e")).map_err(|e| e.to_string())?;
-    ring::signature::RsaPublicKeyComponents { n: &n, e: &e }
+        .ok_or_else(|| format!("no key {kid:?} in the key set"))?;
+    let b = |k: &str| {
+        B64.decode(s(key, k).trim_end_matches('='))
+            .map_err(|e| e.to_string())
+    };
+    use ring::signature;
+    let ok = match (header["alg"].as_str(), s(key, "kty").as_str()) {
+        (Some("RS256"), "RSA") => signature::RsaPublicKeyComponents {
+            n: b("n")?,
+            e: b("e")?,
+        }
         .verify(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            &signature::RSA_PKCS1_2048_8192_SHA256,
             signed.as_bytes(),
             &sig,
         )
-        .map_err(|_| "the id_token's signature does not verify".to_string())?;
+        .is_ok(),
+        (Some("EdDSA"), "OKP") if s(key, "crv") == "Ed25519" => {
+            signature::UnparsedPublicKey::new(&signature::ED25519, b("x")?)
+                .verify(signed.as_bytes(), &sig)
+                .is_ok()
+        }
+        (alg, kty) => return Err(format!("unsupported id_token key: {alg:?} with {kty:?}")),
+    };
+    if !ok {
+        return Err("the id_token's signature does not verify".into());
+    }
     Ok(claims)
 }
 
-/// Apple's JWKS, cached for an hour; fetched again (at most once a minute)
-/// when a token names a key the cached set lacks (Apple rotates them).
-fn apple_keys(kid: &str) -> Result<Value, String> {
+/// Apple's `id_token` checked as PocketBase checks it: `exp` required,
+/// issuer Apple, audience the client id, signed by a key of Apple's
+/// (`keys` answers with Apple's JWKS).
+pub fn apple_claims(
+    id_token: &str,
+    client_id: &str,
+    keys: &dyn Fn(&str) -> Result<Value, String>,
+) -> Result<Value, String> {
+    let issuers = [APPLE_ISSUER.to_string()];
+    let check = IdTokenCheck {
+        client_id,
+        issuers: &issuers,
+        exp_required: true,
+    };
+    checked_id_token(id_token, &check, Some(keys))
+}
+
+/// A JWKS, cached per URL for an hour; fetched again (at most once a
+/// minute) when a token names a key the cached set lacks (keys rotate).
+fn jwks(url: &str, kid: &str) -> Result<Value, String> {
+    use std::collections::HashMap;
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
-    static CACHE: Mutex<Option<(Instant, Value)>> = Mutex::new(None);
+    static CACHE: Mutex<Option<HashMap<String, (Instant, Value)>>> = Mutex::new(None);
     let has = |v: &Value| {
         v["keys"]
             .as_array()
             .is_some_and(|l| l.iter().any(|k| k["kid"].as_str() == Some(kid)))
     };
-    if let Some((at, v)) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+    if let Some((at, v)) = CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|m| m.get(url))
+    {
         let age = at.elapsed();
         if age < Duration::from_secs(3600) && (has(v) || age < Duration::from_secs(60)) {
             return Ok(v.clone());
         }
     }
     let mut r = provider_agent()
-        .get(APPLE_JWKS_URL)
+        .get(url)
+        .header("Accept", "application/json")
         .call()
         .map_err(|e| e.to_string())?;
-    if !r.status().is_success() {
-        return Err(format!("Apple keys: status {}", r.status().as_u16()));
-    }
+    let status = r.status().as_u16();
     let body = read_capped(&mut r, MAX_BODY)?;
+    if status >= 400 {
+        return Err(format!("the key set at {url}: status {status}"));
+    }
     let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    *CACHE.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), v.clone()));
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let m = cache.get_or_insert_with(HashMap::new);
+    if m.len() >= 16 {
+        m.clear();
+    }
+    m.insert(url.to_string(), (Instant::now(), v.clone()));
     Ok(v)
 }
 

@@ -880,3 +880,91 @@ fn apple_id_token_is_checked() {
     let (t, j) = rsa_signed(&header, &c);
     assert!(apple_claims(&t, "com.example.app", &|_| Ok(j.clone())).is_ok());
 }
+
+fn ed25519_signed(header: &Value, claims: &Value) -> (String, Value) {
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let kp = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let signed = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig = kp.sign(signed.as_bytes());
+    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "alg": "EdDSA", "x": B64.encode(kp.public_key().as_ref())}]});
+    (format!("{signed}.{}", B64.encode(sig.as_ref())), jwks)
+}
+
+#[test]
+fn oidc_id_token_checks() {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": "https://idp.example.com", "aud": "cid", "iat": now, "exp": now + 300, "sub": "u1"});
+    let header = json!({"alg": "EdDSA", "kid": "ed1"});
+    let (tok, keys) = ed25519_signed(&header, &claims);
+    let issuers = vec![
+        "https://other.example".to_string(),
+        "https://idp.example.com".to_string(),
+    ];
+    let check = IdTokenCheck {
+        client_id: "cid",
+        issuers: &issuers,
+        exp_required: false,
+    };
+    let k = |_: &str| Ok(keys.clone());
+    assert_eq!(
+        checked_id_token(&tok, &check, Some(&k)).unwrap()["sub"],
+        "u1"
+    );
+    // Without a key set the claims are taken as the token endpoint gave
+    // them, still checked.
+    assert!(checked_id_token(&tok, &check, None).is_ok());
+    let other = IdTokenCheck {
+        client_id: "nope",
+        issuers: &issuers,
+        exp_required: false,
+    };
+    assert!(checked_id_token(&tok, &other, None).is_err(), "audience");
+    let only = vec!["https://other.example".to_string()];
+    let iss = IdTokenCheck {
+        client_id: "cid",
+        issuers: &only,
+        exp_required: false,
+    };
+    assert!(checked_id_token(&tok, &iss, None).is_err(), "issuer");
+    // Another key with the same id: the signature fails.
+    let (_, other_keys) = ed25519_signed(&header, &claims);
+    let k2 = |_: &str| Ok(other_keys.clone());
+    assert!(checked_id_token(&tok, &check, Some(&k2))
+        .unwrap_err()
+        .contains("signature"));
+    // A key without `alg` is not taken (PocketBase's rule).
+    let mut no_alg = keys.clone();
+    no_alg["keys"][0].as_object_mut().unwrap().remove("alg");
+    let k3 = |_: &str| Ok(no_alg.clone());
+    assert!(checked_id_token(&tok, &check, Some(&k3)).is_err());
+    // Unsigned, or alg none: refused when a key set is configured.
+    let parts: Vec<&str> = tok.split('.').collect();
+    let none = format!(
+        "{}.{}.",
+        B64.encode(json!({"alg": "none", "kid": "ed1"}).to_string()),
+        parts[1]
+    );
+    assert!(checked_id_token(&none, &check, Some(&k)).is_err());
+    // Expired beyond the leeway.
+    let mut old = claims.clone();
+    old["exp"] = json!(now - 600);
+    let (t, j) = ed25519_signed(&header, &old);
+    assert!(checked_id_token(&t, &check, Some(&|_: &str| Ok(j.clone()))).is_err());
+}
+
+#[test]
+fn oidc_without_user_info_needs_no_url() {
+    let opts = json!({"providers": [{"name": "oidc", "clientId": "c", "clientSecret": "s", "authURL": "https://idp/a", "tokenURL": "https://idp/t", "extra": {"jwksURL": "https://idp/jwks"}}]});
+    let p = Provider::from_options(&opts, "oidc").unwrap();
+    assert_eq!(p.extra["jwksURL"], "https://idp/jwks");
+    assert!(p.user_info_url.is_empty());
+    // A preset that reads a user-info endpoint needs one.
+    let opts = json!({"providers": [{"name": "mailcow", "clientId": "c", "clientSecret": "s", "authURL": "https://m/a", "tokenURL": "https://m/t"}]});
+    assert!(Provider::from_options(&opts, "mailcow").is_none());
+}

@@ -144,6 +144,13 @@ impl Provider {
             extra: cfg.get("extra").cloned().unwrap_or(Value::Null),
             preset: pre,
         };
+        let mut p = p;
+        if pre.quirk == Quirk::Microsoft
+            && !s(&p.extra, "idTokenEmailClaim").is_empty()
+            && !p.scopes.iter().any(|x| x == "openid")
+        {
+            p.scopes.push("openid".into());
+        }
         let info_needed = !matches!(pre.quirk, Quirk::Oidc | Quirk::Apple);
         (!p.client_id.is_empty()
             && !p.auth_url.is_empty()
@@ -283,6 +290,12 @@ impl Provider {
             _ => self.fetch_info(&agent, &access)?,
         };
         let mut u = map_user(self.preset, &self.user_info_url, raw, &tok, &get)?;
+        if self.preset.quirk == Quirk::Microsoft {
+            let mode = s(&self.extra, "idTokenEmailClaim");
+            if !mode.is_empty() {
+                u.email = microsoft_email(&mode, &s(&tok, "id_token"));
+            }
+        }
         u.access_token = access.clone();
         u.refresh_token = s(&tok, "refresh_token");
         u.expiry = expiry;
@@ -332,6 +345,41 @@ impl Provider {
             return Err(LoginError::User(format!("status {status}")));
         }
         serde_json::from_slice(&body).map_err(|e| LoginError::User(e.to_string()))
+    }
+}
+
+/// Microsoft's email from its id_token as `extra.idTokenEmailClaim`
+/// chooses (PocketBase's modes): `verified_primary_email`,
+/// `email_and_xms_edov` (the `email` claim when `xms_edov` is true),
+/// `any_verified` (the first, else the second), `email`. The token came
+/// straight from the token endpoint; only its issue time is checked.
+pub fn microsoft_email(mode: &str, id_token: &str) -> String {
+    let Ok((_, claims, _, _)) = jwt_parts(id_token) else {
+        return String::new();
+    };
+    let now = chrono::Utc::now().timestamp();
+    if claims["iat"]
+        .as_f64()
+        .is_some_and(|t| t as i64 - ID_TOKEN_LEEWAY > now)
+    {
+        return String::new();
+    }
+    let primary = || s(&claims, "verified_primary_email");
+    let edov = || {
+        if truthy(claims.get("xms_edov")) {
+            s(&claims, "email")
+        } else {
+            String::new()
+        }
+    };
+    match mode {
+        "any_verified" => Some(primary())
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(edov),
+        "verified_primary_email" => primary(),
+        "email_and_xms_edov" => edov(),
+        "email" => s(&claims, "email"),
+        _ => String::new(),
     }
 }
 
@@ -481,7 +529,7 @@ pub fn map_user(
                 u.avatar_url.clear();
             }
         }
-        Quirk::None | Quirk::Oidc | Quirk::Apple | Quirk::Instagram => {}
+        Quirk::None | Quirk::Oidc | Quirk::Apple | Quirk::Instagram | Quirk::Microsoft => {}
     }
     u.raw = raw;
     Ok(u)

@@ -55,6 +55,9 @@ pub enum Quirk {
     Wakatime,
     /// The token answer's `permissions` kept in the raw user.
     Instagram,
+    /// The email from the id_token's claims when `extra.idTokenEmailClaim`
+    /// says which (`openid` is then asked for too), else `mail`.
+    Microsoft,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +161,7 @@ pub const PRESETS: &[Preset] = &[
         user_name: "/displayName",
         email: "/mail",
         verified: Verified::Always,
+        quirk: Quirk::Microsoft,
         ..BASE
     },
     Preset {

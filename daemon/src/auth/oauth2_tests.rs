@@ -192,6 +192,44 @@ fn microsoft_graph_me() {
 }
 
 #[test]
+fn microsoft_email_from_the_id_token() {
+    let now = chrono::Utc::now().timestamp();
+    let tok = |c: Value| {
+        format!(
+            "{}.{}.sig",
+            B64.encode(r#"{"alg":"RS256"}"#),
+            B64.encode(c.to_string())
+        )
+    };
+    let both = tok(
+        json!({"iat": now, "verified_primary_email": "p@contoso.com", "email": "e@contoso.com", "xms_edov": true}),
+    );
+    let edov_only = tok(json!({"iat": now, "email": "e@contoso.com", "xms_edov": "1"}));
+    let unverified = tok(json!({"iat": now, "email": "e@contoso.com", "xms_edov": false}));
+    assert_eq!(
+        microsoft_email("verified_primary_email", &both),
+        "p@contoso.com"
+    );
+    assert_eq!(
+        microsoft_email("email_and_xms_edov", &both),
+        "e@contoso.com"
+    );
+    assert_eq!(microsoft_email("any_verified", &both), "p@contoso.com");
+    assert_eq!(microsoft_email("any_verified", &edov_only), "e@contoso.com");
+    assert_eq!(microsoft_email("any_verified", &unverified), "");
+    assert_eq!(microsoft_email("email", &unverified), "e@contoso.com");
+    let future = tok(json!({"iat": now + 3600, "email": "e@contoso.com"}));
+    assert_eq!(microsoft_email("email", &future), "");
+    assert_eq!(microsoft_email("email", "garbage"), "");
+    // The mode adds `openid` to the scopes.
+    let opts = json!({"providers": [{"name": "microsoft", "clientId": "c", "clientSecret": "s", "extra": {"idTokenEmailClaim": "email"}}]});
+    assert_eq!(
+        Provider::from_options(&opts, "microsoft").unwrap().scopes,
+        ["User.Read", "openid"]
+    );
+}
+
+#[test]
 fn yandex_info() {
     let raw = json!({"id": "1000034426", "login": "ivan", "real_name": "Ivan Ivanov", "default_email": "ivan@yandex.ru", "is_avatar_empty": false, "default_avatar_id": "131652443"});
     let u = ok("yandex", raw);

@@ -297,6 +297,9 @@ struct Idp {
     /// Codes answered with an `id_token` (and no user-info use).
     id_tokens: HashMap<String, String>,
     jwks: Value,
+    /// Whether the token endpoint takes the client's credentials in a
+    /// Basic header (else only in the form).
+    basic_ok: bool,
 }
 
 fn start_idp(state: Arc<Mutex<Idp>>) -> SocketAddr {
@@ -342,8 +345,29 @@ fn serve_one(s: std::net::TcpStream, state: &Mutex<Idp>) -> std::io::Result<()> 
             let form: HashMap<String, String> =
                 form_urlencoded::parse(&body).into_owned().collect();
             let code = form.get("code").cloned().unwrap_or_default();
-            let st = state.lock().unwrap();
-            if form.get("client_secret").map(String::as_str) != Some("idp-secret") {
+            let mut st = state.lock().unwrap();
+            // The client's credentials: Basic only when `basic_ok`, else
+            // the form (a provider that takes one way only).
+            let basic = auth
+                .strip_prefix("Basic ")
+                .and_then(|b| STANDARD.decode(b).ok());
+            let (id, secret) = match basic {
+                Some(b) => {
+                    *st.hits.entry("basic".into()).or_default() += 1;
+                    if !st.basic_ok {
+                        (String::new(), String::new())
+                    } else {
+                        let t = String::from_utf8_lossy(&b).to_string();
+                        let (i, s) = t.split_once(':').unwrap_or_default();
+                        (i.to_string(), s.to_string())
+                    }
+                }
+                None => (
+                    form.get("client_id").cloned().unwrap_or_default(),
+                    form.get("client_secret").cloned().unwrap_or_default(),
+                ),
+            };
+            if id != "idp-client" || secret != "idp-secret" {
                 (
                     400,
                     "application/json",
@@ -512,6 +536,10 @@ fn sign_up_downloads_the_avatar_into_the_file_field() {
     assert_eq!(v["meta"]["isNew"], false);
     assert_eq!(v["record"]["avatar"], file);
     assert_eq!(state.lock().unwrap().hits.get("/avatar.png").copied(), hits);
+    // The token endpoint refused the Basic header each time; the form
+    // with the credentials followed.
+    let hits = state.lock().unwrap().hits.clone();
+    assert_eq!(hits.get("/token"), Some(&(2 * hits["basic"])), "{hits:?}");
     // Each refused one was asked for once, the huge one not read whole.
     assert_eq!(state.lock().unwrap().hits.get("/huge.png"), Some(&1));
     let _ = state.lock().unwrap().users.remove("again");
@@ -579,6 +607,7 @@ fn oidc_id_token_checked_against_the_configured_key_set() {
         // Signed by a key the set doesn't hold.
         s.id_tokens.insert("forged".into(), other_aud.clone());
         s.jwks = jwks;
+        s.basic_ok = true;
     }
     let srv = TestServer::start();
     let (st, v) = srv.su().patch(
@@ -595,6 +624,9 @@ fn oidc_id_token_checked_against_the_configured_key_set() {
     assert_eq!(v["record"]["email"], "idt@example.com");
     assert_eq!(v["record"]["name"], "Id Token");
     assert_eq!(state.lock().unwrap().hits.get("/jwks"), Some(&1));
+    // The credentials went in a Basic header, taken the first time.
+    assert_eq!(state.lock().unwrap().hits.get("basic"), Some(&1));
+    assert_eq!(state.lock().unwrap().hits.get("/token"), Some(&1));
     assert_eq!(state.lock().unwrap().hits.get("/me"), None);
     let (st, v) = oauth2_login(&srv, "forged");
     assert_eq!(st, 400, "{v}");

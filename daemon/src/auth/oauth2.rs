@@ -214,31 +214,15 @@ impl Provider {
         redirect_url: &str,
     ) -> Result<AuthUser, LoginError> {
         let agent = provider_agent();
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_url),
-            ("client_id", &self.client_id),
-            ("client_secret", &self.client_secret),
-        ];
-        if self.pkce {
-            form.push(("code_verifier", verifier));
-        }
-        let mut resp = agent
-            .post(&self.token_url)
-            .header("Accept", "application/json")
-            .send_form(form)
-            .map_err(|e| LoginError::Token(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let text = read_capped(&mut resp, MAX_BODY).map_err(LoginError::Token)?;
-        if !(200..300).contains(&status) {
-            return Err(LoginError::Token(format!("status {status}")));
-        }
-        let tok = token_answer(&text);
+        // As PocketBase's OAuth2 client: the client's credentials in a
+        // Basic header first, then in the form if the provider refuses that.
+        let tok = match self.exchange(&agent, code, verifier, redirect_url, true) {
+            Ok(t) => t,
+            Err(first) => self
+                .exchange(&agent, code, verifier, redirect_url, false)
+                .map_err(|e| LoginError::Token(format!("{first}; then {e}")))?,
+        };
         let access = s(&tok, "access_token");
-        if access.is_empty() {
-            return Err(LoginError::Token("no access_token".into()));
-        }
         let expiry = match &tok["expires_in"] {
             Value::Number(n) => n.as_i64(),
             Value::String(t) => t.parse().ok(),
@@ -303,6 +287,56 @@ impl Provider {
             return Err(LoginError::User("the provider gave no user id".into()));
         }
         Ok(u)
+    }
+
+    /// One code exchange: the token endpoint's answer when it is a 2xx with
+    /// an access token. `basic`: the client id and secret (each
+    /// URL-encoded, RFC 6749 2.3.1) in a Basic header, else in the form.
+    fn exchange(
+        &self,
+        agent: &ureq::Agent,
+        code: &str,
+        verifier: &str,
+        redirect_url: &str,
+        basic: bool,
+    ) -> Result<Value, String> {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_url),
+        ];
+        if !basic {
+            form.push(("client_id", &self.client_id));
+            if !self.client_secret.is_empty() {
+                form.push(("client_secret", &self.client_secret));
+            }
+        }
+        if self.pkce {
+            form.push(("code_verifier", verifier));
+        }
+        let mut rq = agent
+            .post(&self.token_url)
+            .header("Accept", "application/json");
+        if basic {
+            let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            let cred = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc(&self.client_id),
+                enc(&self.client_secret)
+            ));
+            rq = rq.header("Authorization", &format!("Basic {cred}"));
+        }
+        let mut resp = rq.send_form(form).map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let text = read_capped(&mut resp, MAX_BODY)?;
+        if !(200..300).contains(&status) {
+            return Err(format!("status {status}"));
+        }
+        let tok = token_answer(&text);
+        if s(&tok, "access_token").is_empty() {
+            return Err("no access_token".into());
+        }
+        Ok(tok)
     }
 
     /// The user-info request as the preset makes it (GET, or a GraphQL

@@ -335,7 +335,8 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 /// The provider's avatar as an upload into the file field `field` (as
 /// PocketBase downloads it on sign-up): fetched through the bounded
 /// outbound client (10 s, at most 5 MiB, public addresses only unless
-/// `oauth2_private_addresses`), then checked as the field checks uploads.
+/// `oauth2_private_addresses`; two at a time), then checked as the field
+/// checks uploads.
 /// A failed download or a file the field refuses is logged and left out:
 /// the sign-up goes on without it.
 async fn avatar_upload(
@@ -344,6 +345,9 @@ async fn avatar_upload(
     field: &str,
     url: &str,
 ) -> Option<crate::files::Upload> {
+    // At most two downloads at once: each holds up to 5 MiB in memory.
+    static DOWNLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = DOWNLOADS.acquire().await.ok()?;
     let (u, private) = (url.to_string(), app.config.oauth2_private_addresses);
     let got =
         tokio::task::spawn_blocking(move || crate::auth::outbound::download_avatar(&u, private))

@@ -1006,3 +1006,160 @@ fn oidc_without_user_info_needs_no_url() {
     let opts = json!({"providers": [{"name": "mailcow", "clientId": "c", "clientSecret": "s", "authURL": "https://m/a", "tokenURL": "https://m/t"}]});
     assert!(Provider::from_options(&opts, "mailcow").is_none());
 }
+
+/// A one-shot local server recording the requests it gets (request line,
+/// lower-cased headers, body) and answering each with `answer`.
+fn recorder(
+    answer: &'static str,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>, String)>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rec = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            let mut headers = Vec::new();
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                let h = h.trim_end().to_string();
+                if h.is_empty() {
+                    break;
+                }
+                let (k, v) = h.split_once(':').unwrap();
+                let (k, v) = (k.to_ascii_lowercase(), v.trim().to_string());
+                if k == "content-length" {
+                    len = v.parse().unwrap();
+                }
+                headers.push((k, v));
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            rec.lock().unwrap().push((
+                line.trim_end().to_string(),
+                headers,
+                String::from_utf8(body).unwrap(),
+            ));
+            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}", answer.len());
+        }
+    });
+    (base, seen)
+}
+
+#[test]
+fn user_info_requests_as_each_provider_wants_them() {
+    for (name, method, extra) in [
+        ("linear", "POST", vec![("content-type", "application/json")]),
+        ("monday", "POST", vec![("content-type", "application/json")]),
+        (
+            "trakt",
+            "GET",
+            vec![("trakt-api-key", "my-client"), ("trakt-api-version", "2")],
+        ),
+        ("twitch", "GET", vec![("client-id", "my-client")]),
+        ("notion", "GET", vec![("notion-version", "2022-06-28")]),
+        ("google", "GET", vec![]),
+    ] {
+        let (base, seen) = recorder(r#"{"id":"x"}"#);
+        let opts = json!({"providers": [{"name": name, "clientId": "my-client", "clientSecret": "s", "userInfoURL": format!("{base}/me")}]});
+        let p = Provider::from_options(&opts, name).unwrap();
+        let v = p.fetch_info(&provider_agent(), "tok-1").unwrap();
+        assert_eq!(v, json!({"id": "x"}), "{name}");
+        let seen = seen.lock().unwrap();
+        let (line, headers, body) = &seen[0];
+        assert_eq!(line, &format!("{method} /me HTTP/1.1"), "{name}");
+        let h = |k: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(h("authorization"), Some("Bearer tok-1"), "{name}");
+        for (k, v) in extra {
+            assert_eq!(h(k), Some(v), "{name}: {k}");
+        }
+        let want_body = preset(name).unwrap().info_post.unwrap_or("");
+        assert_eq!(body, want_body, "{name}");
+    }
+}
+
+#[test]
+fn code_exchange_basic_first_then_the_form() {
+    let (base, seen) = recorder(r#"{"access_token":"at","token_type":"Bearer","expires_in":"60"}"#);
+    let opts = json!({"providers": [{"name": "gitlab", "clientId": "my client", "clientSecret": "s&cret", "tokenURL": format!("{base}/token")}]});
+    let p = Provider::from_options(&opts, "gitlab").unwrap();
+    let tok = p
+        .exchange(
+            &provider_agent(),
+            "the-code",
+            "the-verifier",
+            "https://app/cb",
+            true,
+        )
+        .unwrap();
+    assert_eq!(tok["access_token"], "at");
+    let tok = p
+        .exchange(
+            &provider_agent(),
+            "the-code",
+            "the-verifier",
+            "https://app/cb",
+            false,
+        )
+        .unwrap();
+    assert_eq!(tok["access_token"], "at");
+    let seen = seen.lock().unwrap();
+    let (line, headers, body) = &seen[0];
+    assert_eq!(line, "POST /token HTTP/1.1");
+    let auth = headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let cred = base64::engine::general_purpose::STANDARD
+        .decode(auth.strip_prefix("Basic ").unwrap())
+        .unwrap();
+    assert_eq!(
+        cred, b"my+client:s%26cret",
+        "each part URL-encoded (RFC 6749 2.3.1)"
+    );
+    let form: std::collections::HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(form["grant_type"], "authorization_code");
+    assert_eq!(form["code"], "the-code");
+    assert_eq!(form["code_verifier"], "the-verifier");
+    assert_eq!(form["redirect_uri"], "https://app/cb");
+    assert!(!form.contains_key("client_secret"));
+    let (_, headers, body) = &seen[1];
+    assert!(!headers.iter().any(|(k, _)| k == "authorization"));
+    let form: std::collections::HashMap<String, String> = form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    assert_eq!(
+        (form["client_id"].as_str(), form["client_secret"].as_str()),
+        ("my client", "s&cret")
+    );
+    // Without PKCE no verifier goes.
+    drop(seen);
+    let (base, seen) = recorder(r#"{"access_token":"at"}"#);
+    let opts = json!({"providers": [{"name": "bitbucket", "clientId": "c", "clientSecret": "s", "tokenURL": format!("{base}/token")}]});
+    let p = Provider::from_options(&opts, "bitbucket").unwrap();
+    p.exchange(&provider_agent(), "c1", "v", "https://app/cb", false)
+        .unwrap();
+    assert!(!seen.lock().unwrap()[0].2.contains("code_verifier"));
+    // A 200 without an access token is a failure.
+    let (base, _) = recorder(r#"{"error":"nope"}"#);
+    let opts = json!({"providers": [{"name": "gitlab", "clientId": "c", "clientSecret": "s", "tokenURL": format!("{base}/token")}]});
+    let p = Provider::from_options(&opts, "gitlab").unwrap();
+    assert!(p.exchange(&provider_agent(), "c", "v", "r", true).is_err());
+}

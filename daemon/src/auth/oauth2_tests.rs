@@ -1007,11 +1007,11 @@ fn oidc_without_user_info_needs_no_url() {
     assert!(Provider::from_options(&opts, "mailcow").is_none());
 }
 
-/// A one-shot local server recording the requests it gets (request line,
-/// lower-cased headers, body) and answering each with `answer`.
 /// Requests seen: (request line, lower-cased headers, body).
 type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>, String)>>>;
 
+/// A local server recording the requests it gets and answering each with
+/// `answer`.
 fn recorder(answer: &'static str) -> (String, Seen) {
     use std::io::{BufRead, BufReader, Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -148,6 +148,10 @@ pub struct Config {
     pub log: String,
     /// Repair loose file modes at start instead of refusing to run.
     pub fix_permissions: bool,
+    /// Let an OAuth2 sign-up download the provider's avatar from loopback,
+    /// private and link-local addresses (refused by default, as PocketBase
+    /// refuses them): for an identity provider on the local network.
+    pub oauth2_private_addresses: bool,
     /// Cloud sync (`[sync]` in the file, `KEEPD_SYNC_<KEY>` in the
     /// environment).
     pub sync: SyncConfig,
@@ -398,6 +402,7 @@ impl Default for Config {
             preloaded_key: None,
             log: "info".into(),
             fix_permissions: false,
+            oauth2_private_addresses: false,
             sync: SyncConfig::default(),
         }
     }
@@ -455,6 +460,7 @@ const KEYS: &[&str] = &[
     "database_key_file",
     "log",
     "fix_permissions",
+    "oauth2_private_addresses",
     "sync",
 ];
 

@@ -87,11 +87,15 @@ KNOWN_DIFFERENCES["collection_errors_rules_indexes"] = {
 }
 
 NO_LOGOS = (
-    "keepd ships no provider logos: `logo` is an empty string (PocketBase embeds each provider's SVG "
-    "logo here); every other key of the provider entries is PocketBase's."
+    "keepd ships no third-party artwork: each provider's `logo` is an SVG letter mark of keepd's own "
+    "(PocketBase embeds each provider's brand logo); every other key of the provider entries is PocketBase's."
 )
 KNOWN_DIFFERENCES["auth_methods_configs"] = {
     "oauth2 on with two providers": [{"path": "$.oauth2.providers[*].logo", "reason": NO_LOGOS}],
+}
+KNOWN_DIFFERENCES["oauth2_providers"] = {
+    "list": [{"path": "$[*].logo", "reason": NO_LOGOS}],
+    "auth-methods with every provider": [{"path": "$.oauth2.providers[*].logo", "reason": NO_LOGOS}],
 }
 
 # View queries (scenarios/views.py): where keepd's checker, not SQLite, refuses

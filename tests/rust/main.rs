@@ -22,6 +22,7 @@ mod import;
 mod logs;
 mod modes;
 mod notify;
+mod oauth2;
 mod openapi;
 mod operator;
 mod otp_enumeration;

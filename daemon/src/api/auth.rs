@@ -51,16 +51,25 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         Vec::new()
     };
     let mut providers = super::auth_oauth2::providers_info(&c);
-    // Each provider also under the legacy `authUrl` key; keepd ships no
-    // provider logos (an empty `logo`, as in PocketBase's legacy list).
+    // Each provider also under the legacy `authUrl` key.
     for p in providers.iter_mut() {
         if let Some(o) = p.as_object_mut() {
             if let Some(u) = o.get("authURL").cloned() {
                 o.insert("authUrl".into(), u);
             }
-            o.entry("logo").or_insert(json!(""));
         }
     }
+    // The legacy list: the same entries without their logos (PocketBase's).
+    let legacy: Vec<Value> = providers
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            if let Some(o) = p.as_object_mut() {
+                o.insert("logo".into(), json!(""));
+            }
+            p
+        })
+        .collect();
     let oauth2_on = c
         .options
         .get("oauth2")
@@ -72,7 +81,7 @@ pub async fn methods(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         "oauth2": {"enabled": oauth2_on, "providers": providers},
         "mfa": {"enabled": enabled(&mfa), "duration": duration(&mfa)},
         "otp": {"enabled": enabled(&otp), "duration": duration(&otp)},
-        "authProviders": providers,
+        "authProviders": legacy,
         "emailPassword": c.password_auth_enabled() && fields.iter().any(|f| f == "email"),
         "usernamePassword": c.password_auth_enabled() && fields.iter().any(|f| f == "username"),
     });

@@ -137,7 +137,8 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     }
     let provider = Provider::from_options(&o, &name)
         .ok_or_else(|| ApiError::internal("Missing or invalid provider config."))?;
-    let user: AuthUser =
+    let code_key = code.clone();
+    let mut user: AuthUser =
         tokio::task::spawn_blocking(move || provider.login(&code, &verifier, &redirect))
             .await
             .map_err(ApiError::internal)?
@@ -148,6 +149,12 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                     LoginError::User(_) => ApiError::bad("Failed to fetch OAuth2 user."),
                 }
             })?;
+    // Apple gives the name only in its first redirect (kept there by code).
+    if name == "apple" && user.name.is_empty() {
+        if let Some(n) = apple_names::take(&code_key) {
+            user.name = n;
+        }
+    }
 
     // Which record: an existing link, the caller, or the verified email.
     let (cid, pname, pid) = (coll.id.clone(), name.clone(), user.id.clone());
@@ -199,6 +206,7 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             {
                 payload.insert(uname, json!(user.username));
             }
+            let mut uploads = Vec::new();
             for (key, value) in [
                 ("id", &user.id),
                 ("name", &user.name),
@@ -211,8 +219,14 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
                 if field.is_empty()
                     || payload.contains_key(&field)
                     || !coll.has_field(&field)
-                    || (key == "avatarURL" && (value.is_empty() || is_file))
+                    || (key == "avatarURL" && value.is_empty())
                 {
+                    continue;
+                }
+                if key == "avatarURL" && is_file {
+                    if let Some(up) = avatar_upload(&app, &coll, &field, value).await {
+                        uploads.push(up);
+                    }
                     continue;
                 }
                 payload.insert(field, json!(value));
@@ -225,7 +239,11 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
             // The create rule applies, as to any sign-up.
             let mut signup = super::records::request(&app, &req).with_principal(Principal::Guest);
             signup.context = "oauth2";
-            let created = crate::records::create(&app, &coll, &signup, Input::json(payload))
+            let input = Input {
+                body: payload,
+                uploads,
+            };
+            let created = crate::records::create(&app, &coll, &signup, input)
                 .await
                 .map_err(|e| match e {
                     ApiError::BadRequest { .. } => e,
@@ -314,6 +332,45 @@ pub async fn auth_with_oauth2(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     Ok(Resp::ok(&out))
 }
 
+/// The provider's avatar as an upload into the file field `field` (as
+/// PocketBase downloads it on sign-up): fetched through the bounded
+/// outbound client (10 s, at most 5 MiB, public addresses only unless
+/// `oauth2_private_addresses`; two at a time), then checked as the field
+/// checks uploads.
+/// A failed download or a file the field refuses is logged and left out:
+/// the sign-up goes on without it.
+async fn avatar_upload(
+    app: &App,
+    coll: &Collection,
+    field: &str,
+    url: &str,
+) -> Option<crate::files::Upload> {
+    // At most two downloads at once: each holds up to 5 MiB in memory.
+    static DOWNLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _permit = DOWNLOADS.acquire().await.ok()?;
+    let (u, private) = (url.to_string(), app.config.oauth2_private_addresses);
+    let got =
+        tokio::task::spawn_blocking(move || crate::auth::outbound::download_avatar(&u, private))
+            .await
+            .ok()?;
+    let (data, filename) = match got {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to retrieve the OAuth2 avatar");
+            return None;
+        }
+    };
+    if let Some(why) = crate::records::files::refusal(coll, field, &filename, &data) {
+        tracing::warn!(reason = %why, "the OAuth2 avatar was refused");
+        return None;
+    }
+    Some(crate::files::Upload {
+        key: field.to_string(),
+        filename,
+        data: crate::files::Blob::Memory(bytes::Bytes::from(data)),
+    })
+}
+
 /// PocketBase's answers when built without its dashboard.
 fn page(ok: bool) -> Resp {
     let mut r = Resp::empty(200);
@@ -349,12 +406,24 @@ pub async fn redirect(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     if !error.is_empty() {
         data["error"] = json!(error);
     }
+    // Apple posts the user's name (`user`) on the first sign-in only: kept
+    // a minute for the auth-with-oauth2 call that follows, before the code
+    // reaches the client.
+    let apple_name = (error.is_empty() && !code.is_empty())
+        .then(|| apple_names::parse(&get("user")))
+        .flatten();
+    if let Some(n) = &apple_name {
+        apple_names::keep(&code, n);
+    }
     let sent = app.realtime.send_direct(
         &state,
         req.client_ip,
         "@oauth2",
         bytes::Bytes::from(data.to_string()),
     );
+    if !sent && apple_name.is_some() {
+        apple_names::take(&code);
+    }
     Ok(page(sent && error.is_empty() && !code.is_empty()))
 }
 
@@ -401,4 +470,94 @@ async fn can_assign_username(
         .read(move |c| Ok(lookup::id_by(c, &coll, &field, &name, case)?.is_some()))
         .await?;
     Ok(!taken)
+}
+
+/// Apple's user names from its redirects, by authorization code, for a
+/// minute; bounded (the oldest go first past 1,000).
+mod apple_names {
+    use serde_json::Value;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const TTL: Duration = Duration::from_secs(60);
+    const MAX: usize = 1000;
+    static NAMES: Mutex<Option<HashMap<String, (String, Instant)>>> = Mutex::new(None);
+
+    /// The full name in Apple's `user` form value
+    /// (`{"name": {"firstName", "lastName"}, "email"}`), trimmed, at most
+    /// 150 bytes; None when there is none.
+    pub fn parse(user: &str) -> Option<String> {
+        if user.is_empty() || user.len() > 10_000 {
+            return None;
+        }
+        let v: Value = serde_json::from_str(user).ok()?;
+        let part = |k: &str| v["name"][k].as_str().unwrap_or_default().to_string();
+        let mut full = format!("{} {}", part("firstName"), part("lastName"));
+        if full.len() > 150 {
+            let mut cut = 150;
+            while !full.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            full.truncate(cut);
+        }
+        let full = full.trim().to_string();
+        (!full.is_empty()).then_some(full)
+    }
+
+    pub fn keep(code: &str, name: &str) {
+        if code.len() > 1000 {
+            return;
+        }
+        let mut g = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let m = g.get_or_insert_with(HashMap::new);
+        m.retain(|_, (_, at)| at.elapsed() < TTL);
+        if m.len() >= MAX {
+            if let Some(oldest) = m
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            {
+                m.remove(&oldest);
+            }
+        }
+        m.insert(code.to_string(), (name.to_string(), Instant::now()));
+    }
+
+    /// The name kept for this code, once.
+    pub fn take(code: &str) -> Option<String> {
+        let mut g = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        let (name, at) = g.as_mut()?.remove(code)?;
+        (at.elapsed() < TTL).then_some(name)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_from_apples_redirect() {
+            let u = r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"a@privaterelay.appleid.com"}"#;
+            assert_eq!(parse(u).as_deref(), Some("Ada Lovelace"));
+            assert_eq!(
+                parse(r#"{"name":{"firstName":"Ada"}}"#).as_deref(),
+                Some("Ada")
+            );
+            assert_eq!(parse(r#"{"email":"x@y.z"}"#), None);
+            assert_eq!(parse("not json"), None);
+            assert_eq!(parse(""), None);
+            let long = format!(r#"{{"name":{{"firstName":"{}"}}}}"#, "é".repeat(200));
+            let n = parse(&long).unwrap();
+            assert!(n.len() <= 150 && n.chars().all(|c| c == 'é'));
+            keep("code-1", "Ada Lovelace");
+            assert_eq!(take("code-1").as_deref(), Some("Ada Lovelace"));
+            assert_eq!(take("code-1"), None, "once");
+            assert_eq!(take("code-2"), None);
+            for i in 0..MAX + 10 {
+                keep(&format!("c{i}"), "n");
+            }
+            let len = NAMES.lock().unwrap().as_ref().unwrap().len();
+            assert!(len <= MAX, "{len}");
+        }
+    }
 }

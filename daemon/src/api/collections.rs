@@ -825,3 +825,15 @@ pub fn staged_schema(schema: &Schema, planned: &Planned, deleted: &[Arc<Collecti
     all.extend(planned.iter().map(|(_, c)| c.clone()));
     Schema::new(all)
 }
+
+/// `GET /api/collections/meta/oauth2-providers` (superusers): every OAuth2
+/// provider keepd knows — PocketBase's list, names, display names and order
+/// as its 0.40.6 answers them, with keepd's own letter-mark SVG logos —,
+/// which its dashboard reads to add and edit a collection's providers.
+pub async fn oauth2_providers(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    let mut r = Resp::empty(200);
+    r.body = bytes::Bytes::from_static(crate::auth::oauth2_presets::PROVIDERS_LIST.as_bytes());
+    r.content_type = "application/json";
+    Ok(r)
+}

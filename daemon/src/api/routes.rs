@@ -68,6 +68,10 @@ pub fn table() -> Vec<Route<App>> {
             "/api/collections/meta/dry-run-view",
             h!(collections::dry_run_view),
         ),
+        get(
+            "/api/collections/meta/oauth2-providers",
+            h!(collections::oauth2_providers),
+        ),
         get("/api/collections/{collection}", h!(collections::view)),
         patch("/api/collections/{collection}", h!(collections::update)).form(collection_form),
         delete("/api/collections/{collection}", h!(collections::delete)),
@@ -225,6 +229,11 @@ pub fn table() -> Vec<Route<App>> {
         patch("/api/settings", h!(settings::update)).form(|app: &App| app.settings().to_json()),
         post("/api/settings/test/s3", h!(settings::test_s3)),
         post("/api/settings/test/email", h!(settings::test_email)),
+        post(
+            "/api/settings/apple/generate-client-secret",
+            h!(settings::apple_client_secret),
+        )
+        .form(|_| json!({"duration": 0})),
         // Logs (the in-memory request log) and crons (superusers).
         get("/api/logs", h!(logs::list)),
         get("/api/logs/stats", h!(logs::stats)),

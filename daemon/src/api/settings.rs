@@ -190,3 +190,93 @@ pub async fn test_email(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         Ok(Ok(true)) => Ok(Resp::empty(204)),
     }
 }
+
+/// `POST /api/settings/apple/generate-client-secret {clientId, teamId,
+/// keyId, privateKey, duration}` → `{secret}`: the ES256-signed JWT Apple
+/// takes as the OAuth2 client secret, checked and made as PocketBase's.
+pub async fn apple_client_secret(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    require_superuser(&req)?;
+    const LOADING: &str = "An error occurred while loading the submitted data.";
+    let body = req.json_body()?;
+    let text = |k: &str| -> ApiResult<String> {
+        match body.get(k) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(ApiError::bad(LOADING)),
+        }
+    };
+    let (client_id, team_id, key_id, private_key) = (
+        text("clientId")?,
+        text("teamId")?,
+        text("keyId")?,
+        text("privateKey")?,
+    );
+    let duration = match body.get("duration") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| ApiError::bad(LOADING))?,
+        Some(_) => return Err(ApiError::bad(LOADING)),
+    };
+    let mut e = crate::error::FieldErrors::new();
+    if client_id.is_empty() {
+        e.add("clientId", "validation_required", "Cannot be blank.");
+    }
+    for (k, v) in [("teamId", &team_id), ("keyId", &key_id)] {
+        if v.is_empty() {
+            e.add(k, "validation_required", "Cannot be blank.");
+        } else if v.chars().count() != 10 {
+            e.add_params(
+                k,
+                "validation_length_invalid",
+                "The length must be exactly 10.",
+                serde_json::json!({"max": 10, "min": 10}),
+            );
+        }
+    }
+    let pem_block = private_key
+        .find("-----BEGIN PRIVATE KEY----")
+        .is_some_and(|i| private_key[i..].contains("-----END PRIVATE KEY-----"));
+    if private_key.is_empty() {
+        e.add("privateKey", "validation_required", "Cannot be blank.");
+    } else if !pem_block {
+        e.add(
+            "privateKey",
+            "validation_match_invalid",
+            "Must be in a valid format.",
+        );
+    }
+    const MAX: i64 = 15_777_000;
+    if duration == 0 {
+        e.add("duration", "validation_required", "Cannot be blank.");
+    } else if duration < 1 {
+        e.add_params(
+            "duration",
+            "validation_min_greater_equal_than_required",
+            "Must be no less than 1.",
+            serde_json::json!({"threshold": 1}),
+        );
+    } else if duration > MAX {
+        e.add_params(
+            "duration",
+            "validation_max_less_equal_than_required",
+            format!("Must be no greater than {MAX}."),
+            serde_json::json!({"threshold": MAX}),
+        );
+    }
+    if !e.is_empty() {
+        return Err(ApiError::validation("Invalid client secret data.", e));
+    }
+    let secret = crate::auth::oauth2::apple_client_secret(
+        &client_id,
+        &team_id,
+        &key_id,
+        &private_key,
+        duration,
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(|err| {
+        ApiError::bad(format!(
+            "Failed to generate client secret. Raw error: \n{err}"
+        ))
+    })?;
+    Ok(Resp::ok(&serde_json::json!({ "secret": secret })))
+}

@@ -127,6 +127,23 @@ pub fn plan(
     out
 }
 
+/// Why the file field `field` would refuse `data` as its one new file
+/// (size, sniffed MIME type: the checks an upload gets), or None when it
+/// takes it. An OAuth2 sign-up checks the provider's avatar with it first,
+/// so a refused avatar is left out instead of failing the sign-up.
+pub fn refusal(coll: &Collection, field: &str, filename: &str, data: &[u8]) -> Option<String> {
+    let Some(FieldKind::File(o)) = coll.field(field).map(|f| &f.kind) else {
+        return Some(format!("{field} is not a file field"));
+    };
+    let up = Upload {
+        key: field.to_string(),
+        filename: filename.to_string(),
+        data: Blob::Memory(bytes::Bytes::copy_from_slice(data)),
+    };
+    let stored = stored_name(filename, data);
+    validate_upload(o, 1, &[], &[(up, stored)]).map(|(_, msg, _)| msg)
+}
+
 /// PocketBase's checks of one file field's new value, the first failing
 /// one: names kept that the record doesn't have, more files than
 /// `maxSelect` (a multiple field; `count` is the final number), then each

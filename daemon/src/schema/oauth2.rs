@@ -5,8 +5,10 @@
 
 use serde_json::{json, Map, Value};
 
-/// Provider names keepd can use (generic OIDC and the presets).
-pub(crate) const PROVIDERS: &[&str] = &["oidc", "oidc2", "oidc3", "google", "github"];
+/// Whether keepd knows a provider of this name (PocketBase's list).
+fn known(name: &str) -> bool {
+    crate::auth::oauth2_presets::preset(name).is_some()
+}
 
 fn s(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
@@ -59,7 +61,7 @@ pub(crate) fn validate_options(o: &Value) -> Option<Value> {
                 "name".into(),
                 err("validation_required", "Cannot be blank."),
             );
-        } else if !PROVIDERS.contains(&name.as_str()) {
+        } else if !known(&name) {
             e.insert(
                 "name".into(),
                 json!({"code": "validation_missing_provider",

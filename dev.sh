@@ -179,6 +179,8 @@ cmd_test() {
     if [ "${SKIP_SDK:-0}" != 1 ]; then
         log "SDK tests (npm pocketbase against keepd)"
         (cd tests/sdk && KEEPD_BIN="$ROOT/target/debug/keepd" npm test --silent)
+        log "SDK tests: the same suite against the reference PocketBase (the checks hold there too)"
+        (cd tests/sdk && KEEPD_BIN="$ROOT/tests/compat/.venv/bin/pocketbase" npm test --silent)
     fi
     if [ "${SKIP_COMPAT:-0}" != 1 ]; then
         log "differential tests (real PocketBase vs keepd)"

@@ -496,8 +496,10 @@ pub mod remote {
     }
 
     /// Deletes backup `name` from S3.
+    /// Deletes backup `name`; a valid name the bucket doesn't hold is
+    /// deleted already (PocketBase answers 204 for it on S3 too).
     pub fn delete(s3: &S3, name: &str) -> Result<()> {
-        if !exists(s3, name)? {
+        if !valid_key(name) {
             return Err(invalid("Missing or invalid backup file."));
         }
         s3.delete(name).map_err(unreachable)

@@ -165,3 +165,14 @@ export async function axe(page, name) {
 export async function heading(page, text) {
   await page.getByRole("heading", { level: 1, name: text }).waitFor();
 }
+
+// Polls `fn` until it returns a truthy value (or throws after `ms`).
+export async function eventually(fn, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${fn}`);
+    await sleep(100);
+  }
+}

@@ -7,15 +7,15 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-59316d5965ad.js",
+        name: "app-8c871d18c4d9.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-59316d5965ad.js"),
-        gzip: include_bytes!("app-59316d5965ad.js.gz"),
+        plain: include_bytes!("app-8c871d18c4d9.js"),
+        gzip: include_bytes!("app-8c871d18c4d9.js.gz"),
     },
     Asset {
-        name: "app-0526084d9e44.css",
+        name: "app-7823898def36.css",
         content_type: "text/css; charset=utf-8",
-        plain: include_bytes!("app-0526084d9e44.css"),
-        gzip: include_bytes!("app-0526084d9e44.css.gz"),
+        plain: include_bytes!("app-7823898def36.css"),
+        gzip: include_bytes!("app-7823898def36.css.gz"),
     },
 ]

@@ -198,7 +198,6 @@ export default async function collection(ctx, name) {
         : await api("PATCH", `/api/collections/${encodeURIComponent(c.id)}`, { body });
       ctx.toast(`Collection ${saved.name} saved.`);
       ctx.navigate(`#/collection/${encodeURIComponent(saved.name)}`);
-      if (!isNew && saved.name === name) ctx.refresh();
     } catch (err) {
       ctx.fieldErrors(form, err);
     }

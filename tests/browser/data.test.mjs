@@ -84,6 +84,7 @@ test("an API rule is checked as you type and saved", async (t) => {
   const checker = (await api("POST", "/api/rules/check", { collection: "things", rule: "id != ''" })).status;
   if (checker !== 404) {
     await page.locator("#rule-listRule-status.field-error").waitFor();
+    assert.doesNotMatch(await page.locator("#rule-listRule-status").textContent(), /An error occurred/, "the parser's own message");
     assert.equal(await page.locator("#rule-listRule").getAttribute("aria-invalid"), "true");
   } else {
     t.diagnostic("POST /api/rules/check is not in this keepd: the form stays quiet");
@@ -168,8 +169,11 @@ test("edit a record, search, sort and delete", async () => {
   await page.locator("#field-text1").fill("visible edited");
   await page.locator("#field-number2").fill("7");
   await page.getByRole("button", { name: "Save record" }).click();
-  await page.getByText(`Record ${recId} saved.`).first().waitFor();
-  let r = await api("GET", `/api/collections/things/records/${recId}`);
+  // (The create's own "saved" toast may still be up: ask the server.)
+  let r = await eventually(async () => {
+    const r = await api("GET", `/api/collections/things/records/${recId}`);
+    return r.body.text1 === "visible edited" && r;
+  });
   assert.equal(r.body.text1, "visible edited");
   assert.equal(r.body.number2, 7);
   for (const n of [1, 2, 3]) {
@@ -264,6 +268,8 @@ test("the rule tester shows what a guest gets and why a record is refused", asyn
   await page.getByRole("button", { name: "Test rule" }).click();
   if (probe.status === 404) {
     await page.locator("#rule-result .error-box").waitFor();
+    // Under ./dev.sh test and CI a test that cannot run fails.
+    assert.ok(!(process.env.KEEPD_TESTS_STRICT === "1" || process.env.CI), "keepd has no POST /api/rules/test");
     t.skip("POST /api/rules/test is not in this keepd yet");
     return;
   }

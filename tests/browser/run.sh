@@ -12,4 +12,6 @@ export KEEPD_BIN="$(realpath "${KEEPD_BIN:-$HERE/../../target/debug/keepd}")"
 cd "$HERE"
 [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
 rm -rf artifacts
-exec node --test --test-concurrency=1 --test-timeout=180000 "$@" ./*.test.mjs
+# Arguments: test files to run (default: all of them).
+[ $# -gt 0 ] || set -- ./*.test.mjs
+exec node --test --test-concurrency=1 --test-timeout=180000 "$@"

@@ -7,10 +7,10 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-8c871d18c4d9.js",
+        name: "app-995ccd3123a0.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-8c871d18c4d9.js"),
-        gzip: include_bytes!("app-8c871d18c4d9.js.gz"),
+        plain: include_bytes!("app-995ccd3123a0.js"),
+        gzip: include_bytes!("app-995ccd3123a0.js.gz"),
     },
     Asset {
         name: "app-7823898def36.css",

@@ -149,7 +149,8 @@ export default async function collection(ctx, name) {
           if (err.status === 404 || err.status === 405) { ruleCheck = false; status.textContent = ""; return; }
           text.setAttribute("aria-invalid", "true");
           status.className = "field-error";
-          status.textContent = err.message;
+          // 400 {data: {rule: {code, message}}}: the parser's message.
+          status.textContent = (err.data.rule && err.data.rule.message) || err.message;
         }
       }, 350);
     }

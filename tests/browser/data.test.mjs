@@ -66,6 +66,22 @@ test("the collections list and a new collection with every field type", async ()
   assert.deepEqual(page.errors, []);
 });
 
+test("collections export as JSON and import from JSON", async () => {
+  await page.goto(`${srv.url}/_/#/collections`);
+  await heading(page, "Collections");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export JSON" }).click()]);
+  const exported = JSON.parse(await new Response(await download.createReadStream()).text());
+  assert.ok(exported.some((c) => c.name === "things" && c.fields.length >= TYPES.length), "things exported");
+  const imported = [{ name: "imported", type: "base", fields: [{ name: "title", type: "text" }], listRule: null }];
+  await page.getByLabel("Collections (JSON array)").fill(JSON.stringify(imported));
+  await page.getByRole("button", { name: "Import", exact: true }).click();
+  await page.getByRole("link", { name: "imported", exact: true }).waitFor();
+  const c = await api("GET", "/api/collections/imported");
+  assert.equal(c.status, 200);
+  assert.equal(c.body.fields.find((f) => f.name === "title")?.type, "text");
+  assert.equal((await api("GET", "/api/collections/things")).status, 200, "deleteMissing off keeps the others");
+});
+
 test("a field error from the server marks its input", async () => {
   await page.goto(`${srv.url}/_/#/collection`);
   await heading(page, "New collection");

@@ -42,7 +42,7 @@ test("password sign-in opens the collections; sign out returns to the sign-in fo
   await axe(page, "login");
   await screenshot(page, "login");
   await signIn(page, EMAIL, "wrong-password-123");
-  await page.locator(".toast.error, .field-error").first().waitFor();
+  await page.locator(".toast-error, .field-error").first().waitFor();
   await signIn(page);
   await heading(page, "Collections");
   assert.match(page.url(), /#\/collections$/);

@@ -7,15 +7,15 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-995ccd3123a0.js",
+        name: "app-edd70f333a09.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-995ccd3123a0.js"),
-        gzip: include_bytes!("app-995ccd3123a0.js.gz"),
+        plain: include_bytes!("app-edd70f333a09.js"),
+        gzip: include_bytes!("app-edd70f333a09.js.gz"),
     },
     Asset {
-        name: "app-7823898def36.css",
+        name: "app-2e790a7320be.css",
         content_type: "text/css; charset=utf-8",
-        plain: include_bytes!("app-7823898def36.css"),
-        gzip: include_bytes!("app-7823898def36.css.gz"),
+        plain: include_bytes!("app-2e790a7320be.css"),
+        gzip: include_bytes!("app-2e790a7320be.css.gz"),
     },
 ]

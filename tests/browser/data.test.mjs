@@ -95,6 +95,7 @@ test("a field error from the server marks its input", async () => {
 test("an API rule is checked as you type and saved", async (t) => {
   await page.goto(`${srv.url}/_/#/collection/things`);
   await heading(page, "Collection things");
+  await axe(page, "collection-edit");
   await page.locator("#rule-listRule-locked").uncheck();
   await page.locator("#rule-listRule").fill('text1 = "visible" &&');
   const checker = (await api("POST", "/api/rules/check", { collection: "things", rule: "id != ''" })).status;
@@ -225,6 +226,41 @@ test("edit a record, search, sort and delete", async () => {
   r = await api("GET", `/api/collections/things/records/${recId}`);
   assert.equal(r.status, 404);
   assert.deepEqual(page.errors, []);
+});
+
+test("pages of records", async () => {
+  let r = await api("POST", "/api/collections", { name: "many", type: "base", fields: [{ name: "n", type: "number" }] });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  for (let n = 1; n <= 25; n++) assert.equal((await api("POST", "/api/collections/many/records", { n })).status, 200);
+  await page.goto(`${srv.url}/_/#/records/many/1/n`);
+  await page.getByText("25 records · page 1 of 2").waitFor();
+  assert.equal(await page.locator("tbody tr").count(), 20);
+  assert.ok(await page.getByRole("button", { name: "Previous page" }).isDisabled());
+  await page.getByRole("button", { name: "Next page" }).click();
+  await page.getByText("25 records · page 2 of 2").waitFor();
+  assert.deepEqual(await page.locator("tbody tr td:nth-child(2)").allTextContents(), ["21", "22", "23", "24", "25"]);
+  assert.ok(await page.getByRole("button", { name: "Next page" }).isDisabled());
+});
+
+test("an auth record: e-mail, password and its confirmation", async () => {
+  await page.goto(`${srv.url}/_/#/record/users`);
+  await heading(page, "New record in users");
+  assert.equal(await page.locator("#field-tokenKey").count(), 0, "tokenKey is not shown");
+  await page.locator("#field-email").fill("made@example.com");
+  await page.locator("#field-password").fill("made-password-1");
+  await page.locator("#field-password-confirm").fill("other-password-1");
+  await page.locator("#save-record").focus();
+  await page.getByRole("button", { name: "Create record" }).click();
+  await page.locator('[name="passwordConfirm"][aria-invalid="true"]').waitFor();
+  await page.locator("#field-password-confirm").fill("made-password-1");
+  await page.locator("#save-record").focus();
+  await page.getByRole("button", { name: "Create record" }).click();
+  await page.getByRole("heading", { level: 1, name: /^Record [a-z0-9]{15}$/ }).waitFor();
+  const login = await fetch(`${srv.url}/api/collections/users/auth-with-password`, {
+    method: "POST", headers: { "content-type": "application/json" },
+    body: JSON.stringify({ identity: "made@example.com", password: "made-password-1" }),
+  });
+  assert.equal(login.status, 200, "the new user signs in with the password set in the console");
 });
 
 test("a record created through the API appears live", async () => {

@@ -228,6 +228,27 @@ test("edit a record, search, sort and delete", async () => {
   assert.deepEqual(page.errors, []);
 });
 
+test("a protected file's preview carries a file token", async () => {
+  const c = (await api("GET", "/api/collections/things")).body;
+  const fields = c.fields.map((f) => (f.name === "file11" ? { ...f, protected: true } : f));
+  // (A protected file is still public when the view rule is: PocketBase's rule.)
+  assert.equal((await api("PATCH", `/api/collections/${c.id}`, { fields, viewRule: '@request.auth.id != ""' })).status, 200);
+  const form = new FormData();
+  form.append("text1", "with a protected file");
+  form.append("file11", new Blob([PNG], { type: "image/png" }), "secret.png");
+  const res = await fetch(`${srv.url}/api/collections/things/records`, { method: "POST", headers: { Authorization: api.token }, body: form });
+  const rec = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(rec));
+  const guest = await fetch(`${srv.url}/api/files/${c.id}/${rec.id}/${rec.file11[0]}`);
+  assert.notEqual(guest.status, 200, "no token, no file");
+  await page.goto(`${srv.url}/_/#/record/things/${rec.id}`);
+  await heading(page, `Record ${rec.id}`);
+  const img = page.locator(`img[alt="${rec.file11[0]}"]`);
+  assert.match(await img.getAttribute("src"), /\?thumb=100x100&token=[^&]+$/);
+  await page.waitForFunction((alt) => { const i = document.querySelector(`img[alt="${alt}"]`); return i && i.complete && i.naturalWidth > 0; }, rec.file11[0]);
+  assert.equal((await api("PATCH", `/api/collections/${c.id}`, { fields: c.fields, viewRule: c.viewRule })).status, 200);
+});
+
 test("pages of records", async () => {
   let r = await api("POST", "/api/collections", { name: "many", type: "base", fields: [{ name: "n", type: "number" }] });
   assert.equal(r.status, 200, JSON.stringify(r.body));

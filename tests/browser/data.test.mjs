@@ -33,6 +33,16 @@ after(async () => {
   await srv?.stop();
 });
 
+// Saves the collection form; done when a new "saved" toast is up (one from
+// an earlier save may still be) and the editor is drawn again.
+async function saveCollection(name) {
+  const toast = page.locator(".toast", { hasText: `Collection ${name} saved.` });
+  const before = await toast.count();
+  await page.getByRole("button", { name: "Save changes" }).click();
+  await eventually(async () => (await toast.count()) > before);
+  await heading(page, `Collection ${name}`);
+}
+
 const fieldName = (type, i) => `${type}${i + 1}`.toLowerCase();
 
 test("the collections list and a new collection with every field type", async () => {
@@ -82,6 +92,21 @@ test("collections export as JSON and import from JSON", async () => {
   assert.equal((await api("GET", "/api/collections/things")).status, 200, "deleteMissing off keeps the others");
 });
 
+test("an auth collection's sign-in options", async () => {
+  await page.goto(`${srv.url}/_/#/collection/users`);
+  await heading(page, "Collection users");
+  await page.getByLabel("One-time codes by e-mail (OTP)").check();
+  await page.getByLabel("OTP length").fill("6");
+  await page.getByLabel("Auth token lifetime (s)").fill("3600");
+  await axe(page, "collection-auth");
+  await screenshot(page, "collection-auth");
+  await saveCollection("users");
+  const c = (await api("GET", "/api/collections/users")).body;
+  assert.equal(c.otp.length, 6);
+  assert.equal(c.authToken.duration, 3600);
+  assert.equal(c.passwordAuth.enabled, true, "untouched options kept");
+});
+
 test("a field error from the server marks its input", async () => {
   await page.goto(`${srv.url}/_/#/collection`);
   await heading(page, "New collection");
@@ -111,12 +136,7 @@ test("an API rule is checked as you type and saved", async (t) => {
   await page.locator("#rule-viewRule-locked").uncheck();
   await page.locator("#rule-viewRule").fill("");
   await screenshot(page, "collection-rules");
-  // Done when a new "saved" toast is up (one from an earlier save may be).
-  const toast = page.locator(".toast", { hasText: "Collection things saved." });
-  const before = await toast.count();
-  await page.getByRole("button", { name: "Save changes" }).click();
-  await eventually(async () => (await toast.count()) > before);
-  await heading(page, "Collection things");
+  await saveCollection("things");
   const c = await api("GET", "/api/collections/things");
   assert.equal(c.body.listRule, 'text1 = "visible"');
   assert.equal(c.body.viewRule, "");

@@ -7,10 +7,10 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-edd70f333a09.js",
+        name: "app-a47be876e1b6.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-edd70f333a09.js"),
-        gzip: include_bytes!("app-edd70f333a09.js.gz"),
+        plain: include_bytes!("app-a47be876e1b6.js"),
+        gzip: include_bytes!("app-a47be876e1b6.js.gz"),
     },
     Asset {
         name: "app-2e790a7320be.css",

@@ -197,3 +197,53 @@ export function totpCode(secret, step = Math.floor(Date.now() / 30000)) {
 export async function heading(page, text) {
   await page.getByRole("heading", { level: 1, name: text }).waitFor();
 }
+
+// Polls `fn` until it returns a truthy value (or throws after `ms`).
+export async function eventually(fn, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${fn}`);
+    await sleep(100);
+  }
+}
+
+// A minimal SMTP sink on loopback (no TLS, no AUTH offered): every message's
+// raw text is pushed to `messages`. { port, messages, close() }.
+export async function smtpSink() {
+  const { createServer: tcp } = await import("node:net");
+  const messages = [];
+  const server = tcp((sock) => {
+    let buf = "";
+    let data = false;
+    const say = (l) => sock.write(`${l}\r\n`);
+    say("220 sink ESMTP");
+    sock.on("data", (chunk) => {
+      buf += chunk.toString("latin1");
+      for (;;) {
+        if (data) {
+          const end = buf.indexOf("\r\n.\r\n");
+          if (end < 0) return;
+          messages.push(buf.slice(0, end));
+          buf = buf.slice(end + 5);
+          data = false;
+          say("250 OK queued");
+          continue;
+        }
+        const nl = buf.indexOf("\r\n");
+        if (nl < 0) return;
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        const cmd = line.slice(0, 4).toUpperCase();
+        if (cmd === "EHLO") { sock.write("250-sink\r\n250 8BITMIME\r\n"); }
+        else if (cmd === "DATA") { data = true; say("354 go ahead"); }
+        else if (cmd === "QUIT") { say("221 bye"); sock.end(); return; }
+        else say("250 OK");
+      }
+    });
+    sock.on("error", () => {});
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  return { port: server.address().port, messages, close: () => new Promise((ok) => server.close(ok)) };
+}

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { startKeepd, superuserApi, launch, openConsole, signIn, screenshot, axe, heading, EMAIL, PASSWORD } from "./lib.mjs";
+import { startKeepd, superuserApi, launch, openConsole, signIn, screenshot, axe, heading, eventually, smtpSink, EMAIL, PASSWORD } from "./lib.mjs";
 
 let srv;
 let browser;
@@ -42,7 +42,7 @@ test("password sign-in opens the collections; sign out returns to the sign-in fo
   await axe(page, "login");
   await screenshot(page, "login");
   await signIn(page, EMAIL, "wrong-password-123");
-  await page.locator(".toast.error, .field-error").first().waitFor();
+  await page.locator(".toast-error, .field-error").first().waitFor();
   await signIn(page);
   await heading(page, "Collections");
   assert.match(page.url(), /#\/collections$/);
@@ -127,4 +127,32 @@ test("idle: the console signs out after IDLE_SIGN_OUT_MS without input", async (
   assert.equal(await page.evaluate(() => sessionStorage.getItem("keepd.console.token")), null);
   await page.getByText(/Signed out after 30 minutes/).waitFor();
   await context.close();
+});
+
+test("with MFA on, the password is followed by a one-time code sent by e-mail", async () => {
+  const smtp = await smtpSink();
+  const api = await superuserApi(srv);
+  try {
+    let r = await api("PATCH", "/api/settings", { smtp: { enabled: true, host: "127.0.0.1", port: smtp.port, tls: false } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    // An unusual length, so the code is easy to find in the mail.
+    r = await api("PATCH", "/api/collections/_superusers", { otp: { enabled: true, length: 9, duration: 300 }, mfa: { enabled: true, duration: 600 } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+
+    const page = await openConsole(browser, srv);
+    await signIn(page);
+    await heading(page, "Second step");
+    await page.getByRole("button", { name: "E-mail me a one-time code instead" }).click();
+    await page.getByText(/We sent a one-time code/).waitFor();
+    const mail = await eventually(() => smtp.messages.find((m) => /\b\d{9}\b/.test(m.replace(/=\r\n/g, ""))));
+    const code = mail.replace(/=\r\n/g, "").match(/\b(\d{9})\b/)[1];
+    await page.getByLabel("Code").fill(code);
+    await page.getByRole("button", { name: "Verify" }).click();
+    await heading(page, "Collections");
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  } finally {
+    await api("PATCH", "/api/collections/_superusers", { otp: { enabled: false }, mfa: { enabled: false } });
+    await smtp.close();
+  }
 });

@@ -13,4 +13,6 @@ cd "$HERE"
 # Installed again when the lock file changed since the last install.
 [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error
 rm -rf artifacts
-exec node --test --test-concurrency=1 --test-timeout=180000 "$@" ./*.test.mjs
+# Arguments: test files to run (default: all of them).
+[ $# -gt 0 ] || set -- ./*.test.mjs
+exec node --test --test-concurrency=1 --test-timeout=180000 "$@"

@@ -7,15 +7,15 @@
         gzip: include_bytes!("index.html.gz"),
     },
     Asset {
-        name: "app-a063a73ff018.js",
+        name: "app-091204a666fa.js",
         content_type: "text/javascript; charset=utf-8",
-        plain: include_bytes!("app-a063a73ff018.js"),
-        gzip: include_bytes!("app-a063a73ff018.js.gz"),
+        plain: include_bytes!("app-091204a666fa.js"),
+        gzip: include_bytes!("app-091204a666fa.js.gz"),
     },
     Asset {
-        name: "app-b5857eab88bd.css",
+        name: "app-715e26723b87.css",
         content_type: "text/css; charset=utf-8",
-        plain: include_bytes!("app-b5857eab88bd.css"),
-        gzip: include_bytes!("app-b5857eab88bd.css.gz"),
+        plain: include_bytes!("app-715e26723b87.css"),
+        gzip: include_bytes!("app-715e26723b87.css.gz"),
     },
 ]

@@ -64,7 +64,7 @@ function skipToMain(e) {
 }
 
 export function toast(message, kind = "ok") {
-  const t = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : null }, String(message));
+  const t = h("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : null }, String(message));
   toasts.append(t);
   setTimeout(() => t.remove(), kind === "error" ? 8000 : 4000);
 }

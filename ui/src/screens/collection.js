@@ -149,7 +149,8 @@ export default async function collection(ctx, name) {
           if (err.status === 404 || err.status === 405) { ruleCheck = false; status.textContent = ""; return; }
           text.setAttribute("aria-invalid", "true");
           status.className = "field-error";
-          status.textContent = err.message;
+          // 400 {data: {rule: {code, message}}}: the parser's message.
+          status.textContent = (err.data.rule && err.data.rule.message) || err.message;
         }
       }, 350);
     }
@@ -178,10 +179,37 @@ export default async function collection(ctx, name) {
       h("section", { "aria-labelledby": "rh" }, h("h2", { id: "rh" }, "API rules"),
         h("p", { class: "muted" }, "PocketBase filter syntax, e.g. @request.auth.id != \"\". Locked: superusers only; empty: everyone."),
         rules.map(([k, l]) => ruleInput(k, l))),
+      model.type === "auth" && authOptions(),
       model.type !== "view" && h("section", { "aria-labelledby": "ih" }, h("h2", { id: "ih" }, "Indexes"),
         h("label", { for: "coll-indexes" }, "One CREATE INDEX statement per line"), indexes),
     );
     drawFields();
+  }
+
+  // Auth collections: sign-in methods and token lifetimes ([path, kind, label]).
+  const AUTH_OPTIONS = [
+    ["passwordAuth.enabled", "bool", "Password sign-in"], ["passwordAuth.identityFields", "list", "Identity fields"],
+    ["otp.enabled", "bool", "One-time codes by e-mail (OTP)"], ["otp.duration", "number", "OTP lifetime (s)"],
+    ["otp.length", "number", "OTP length"], ["mfa.enabled", "bool", "Multi-factor (two methods)"],
+    ["mfa.duration", "number", "MFA window (s)"], ["authToken.duration", "number", "Auth token lifetime (s)"],
+  ];
+  function authOptions() {
+    const at = (path) => path.split(".").reduce((o, k) => (o[k] = o[k] || {}), model);
+    const inputs = AUTH_OPTIONS.map(([path, kind, label]) => {
+      const [group, key] = path.split(".");
+      const id = `opt-${group}-${key}`;
+      const obj = at(group);
+      if (kind === "bool") {
+        return h("label", { class: "inline", for: id },
+          h("input", { id, name: path, type: "checkbox", checked: !!obj[key], onchange: (e) => { obj[key] = e.target.checked; } }), label);
+      }
+      const value = kind === "list" ? (obj[key] || []).join(", ") : obj[key] ?? "";
+      return h("div", null, h("label", { for: id }, label),
+        h("input", { id, name: path, type: kind === "number" ? "number" : "text", value: String(value), oninput: (e) => {
+          obj[key] = kind === "list" ? e.target.value.split(",").map((x) => x.trim()).filter(Boolean) : Number(e.target.value) || 0;
+        } }));
+    });
+    return h("section", { "aria-labelledby": "ah" }, h("h2", { id: "ah" }, "Sign-in"), h("div", { class: "grid" }, inputs));
   }
 
   async function save(e) {
@@ -192,13 +220,13 @@ export default async function collection(ctx, name) {
     if (model.type === "view") body.viewQuery = model.viewQuery || "";
     else body.fields = model.fields;
     if (model.type !== "auth") { delete body.authRule; delete body.manageRule; }
+    else for (const g of ["passwordAuth", "otp", "mfa", "authToken"]) if (model[g]) body[g] = model[g];
     try {
       const saved = isNew
         ? await api("POST", "/api/collections", { body })
         : await api("PATCH", `/api/collections/${encodeURIComponent(c.id)}`, { body });
       ctx.toast(`Collection ${saved.name} saved.`);
       ctx.navigate(`#/collection/${encodeURIComponent(saved.name)}`);
-      if (!isNew && saved.name === name) ctx.refresh();
     } catch (err) {
       ctx.fieldErrors(form, err);
     }

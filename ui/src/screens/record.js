@@ -230,9 +230,10 @@ export default async function record(ctx, name, id) {
     }
   }
 
+  const readOnly = c.type === "view";
   form.append(h("div", { class: "actions" },
-    h("button", { type: "submit", class: "primary", id: "save-record" }, isNew ? "Create record" : "Save record"),
-    !isNew && h("button", { type: "button", class: "danger", id: "delete-record", onclick: remove }, "Delete record"),
+    !readOnly && h("button", { type: "submit", class: "primary", id: "save-record" }, isNew ? "Create record" : "Save record"),
+    !isNew && !readOnly && h("button", { type: "button", class: "danger", id: "delete-record", onclick: remove }, "Delete record"),
     h("a", { href: `#/records/${encodeURIComponent(name)}` }, "Back to the list")));
 
   return [

@@ -51,11 +51,8 @@ export default async function ruleTester(ctx, preset = "") {
     try {
       r = await api("POST", "/api/rules/test", { body });
     } catch (err) {
-      if (err.status === 404 && !Object.keys(err.data).length && /not found/i.test(err.message) && !body.recordId) {
-        out.replaceChildren(h("p", { class: "error-box" }, "This keepd has no rule tester (POST /api/rules/test)."));
-        return;
-      }
-      ctx.fieldErrors(form, err);
+      out.replaceChildren(h("p", { class: "error-box", role: "alert" }, `The rule tester answered ${err.status}: ${err.message}`));
+      ctx.fieldErrors(form, Object.keys(err.data).length ? err : null);
       return;
     }
     const items = r.items || [];

@@ -142,6 +142,31 @@ const STEPS = [
     },
   ],
   [
+    "collection-rules-and-index",
+    async ({ page }) => {
+      await page.getByRole("button", { name: "Collection settings" }).click();
+      const m = modal(page, "collectionUpsertModal");
+      await m.getByRole("button", { name: "API rules" }).click();
+      await m.locator("[name=listRule] .unlock-overlay").click();
+      await m.locator("[name=listRule] [contenteditable]").click();
+      await page.keyboard.type('@request.auth.id != "" && number > 0');
+      await m.getByRole("button", { name: "Fields" }).click();
+      await m.getByRole("button", { name: "New index" }).click();
+      const im = page.locator(".index-upsert-modal[data-modal-state=open]");
+      await im.getByRole("button", { name: "number", exact: true }).click();
+      await im.getByRole("button", { name: "Set index" }).click();
+      const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/api/collections/"));
+      await m.locator("footer").getByRole("button", { name: "Save changes", exact: true }).click();
+      const res = await saved;
+      if (res.status() !== 200) throw new Error(`saving the collection: ${res.status()}`);
+      const body = await res.json();
+      if (!String(body.listRule).includes("number > 0") || body.indexes?.length !== 1) {
+        throw new Error(`the rule or index didn't stick: ${JSON.stringify({ listRule: body.listRule, indexes: body.indexes })}`);
+      }
+      await settle(page);
+    },
+  ],
+  [
     "record-with-file",
     async ({ page, files }) => {
       await page.locator("[data-pb=pageHeaderPrimaryBtns]").getByRole("button", { name: "New record" }).click();
@@ -161,7 +186,7 @@ const STEPS = [
       await m.locator("input[id$='.lon']").fill("24.5");
       await m.locator("input[id$='.lat']").fill("42.7");
       await m.locator("footer").getByRole("button", { name: "Create", exact: true }).click();
-      await toastSuccess(page, "Successfully created");
+      await toastSuccess(page, "Successfully created everything");
       await settle(page);
       // The thumbnail in the list, then the record opened (its file preview).
       await page.locator("[data-pb=recordsListTable] tbody tr img").first().waitFor({ timeout: STEP_TIMEOUT_MS });
@@ -212,6 +237,36 @@ const STEPS = [
     },
   ],
   [
+    "record-edit-and-delete",
+    async ({ page }) => {
+      const search = page.locator("[data-pb=pageCollections] form [contenteditable]").first();
+      const filterBy = async (text) => {
+        await search.click();
+        await page.keyboard.press("Control+A");
+        await page.keyboard.type(text);
+        await page.keyboard.press("Enter");
+        await settle(page);
+      };
+      await filterBy('text = "hello world"');
+      await page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "hello world" }).click();
+      const m = modal(page, "recordUpsertModal");
+      await m.locator("input[name=number]").fill("43");
+      const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/records/"));
+      await m.locator("footer").getByRole("button", { name: "Save changes", exact: true }).click();
+      const res = await saved;
+      if (res.status() !== 200 || (await res.json()).number !== 43) throw new Error(`record update: ${res.status()}`);
+      await toastSuccess(page, "Successfully updated");
+      await settle(page);
+      await filterBy('text = "live"');
+      const row = page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "live" });
+      await row.locator("input[type=checkbox]").check({ force: true });
+      await page.locator("main button.danger", { hasText: "Delete" }).click();
+      await page.locator(".modal.popup[data-modal-state=open]").getByRole("button", { name: /^Yes/ }).click();
+      await toastSuccess(page, "Successfully deleted 1 record");
+      await filterBy("");
+    },
+  ],
+  [
     "users-and-impersonation",
     async ({ page, files }) => {
       await page.locator("[data-pb=pageSidebar] button[title=users]").click();
@@ -226,7 +281,7 @@ const STEPS = [
       await m.locator("textarea[name=name]").fill("User One");
       await m.locator("input[type=file]").setInputFiles(files.png);
       await m.locator("footer").getByRole("button", { name: "Create", exact: true }).click();
-      await toastSuccess(page, "Successfully created");
+      await toastSuccess(page, "Successfully created users");
       await settle(page);
       await page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "user1@example.com" }).click();
       await m.locator("button[aria-label='More options'], button[title='More options']").first().click();
@@ -277,8 +332,12 @@ const STEPS = [
       await page.locator("input[name='smtp.enabled']").check({ force: true });
       await page.locator("input[name='smtp.host']").fill("127.0.0.1");
       await page.locator("input[name='smtp.port']").fill(String(smtp.port));
+      const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().endsWith("/api/settings"));
       await page.getByRole("button", { name: "Save changes" }).click();
-      await toastSuccess(page, "Successfully saved");
+      const res = await saved;
+      if (res.status() !== 200 || (await res.json()).smtp?.port !== smtp.port) {
+        throw new Error(`saving the mail settings: ${res.status()}`);
+      }
       const before = smtp.messages.length;
       await page.getByRole("button", { name: "Send test email" }).click();
       const m = topModal(page);
@@ -360,8 +419,15 @@ const STEPS = [
   [
     "settings-pages",
     async ({ page }) => {
+      // Application settings saved whole (as the dashboard sends them back),
+      // with one rate limit rule added.
       await go(page, "#/settings");
-      await page.locator("input[name='meta.appName']").waitFor({ timeout: STEP_TIMEOUT_MS });
+      await page.locator("input[name='meta.appName']").fill("Dashboard test");
+      await page.getByText("Rate limiting", { exact: true }).click();
+      await page.getByRole("button", { name: "Add rate limit rule" }).click();
+      await page.locator("input[name$='.label'][name^='rateLimits.rules.']").last().fill("/api/files");
+      await page.getByRole("button", { name: "Save changes" }).click();
+      await toastSuccess(page, "Successfully saved application settings");
       await go(page, "#/settings/storage");
       await page.locator("input[name='s3.enabled']").waitFor({ state: "attached", timeout: STEP_TIMEOUT_MS });
     },
@@ -398,8 +464,12 @@ const STEPS = [
       await page.locator("input[name='backups.cron']").waitFor();
       await page.locator("input[name='backups.cron']").fill("0 3 * * *");
       await page.locator("input[name='backups.cronMaxKeep']").fill("2");
+      const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().endsWith("/api/settings"));
       await page.getByRole("button", { name: "Save changes" }).click();
-      await toastSuccess(page, "Successfully saved");
+      const res = await saved;
+      if (res.status() !== 200 || (await res.json()).backups?.cron !== "0 3 * * *") {
+        throw new Error(`saving the backup schedule: ${res.status()}`);
+      }
       await go(page, "#/settings/crons");
       const row = page.locator("[data-pb=cronsList] .list-item", { hasText: "__pbAutoBackup__" });
       await row.waitFor({ timeout: STEP_TIMEOUT_MS });

@@ -19,7 +19,7 @@
 
 import { chromium } from "playwright-core";
 import { SMTPServer } from "smtp-server";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -185,7 +185,19 @@ const STEPS = [
       await page.keyboard.type('{"a":[1,2]}');
       await m.locator("input[id$='.lon']").fill("24.5");
       await m.locator("input[id$='.lat']").fill("42.7");
+      // The rich editor (TinyMCE, in its iframe).
+      await m.locator("iframe").first().contentFrame().locator("body").click();
+      await page.keyboard.type("rich text");
+      const created = page.waitForResponse((r) => r.request().method() === "POST" && r.url().includes("/records"));
       await m.locator("footer").getByRole("button", { name: "Create", exact: true }).click();
+      const res = await created;
+      const rec = res.status() === 200 ? await res.json() : {};
+      const want = { text: "hello world", number: 42, bool: true, select: "green", lon: 24.5 };
+      const got = { text: rec.text, number: rec.number, bool: rec.bool, select: rec.select, lon: rec.geoPoint?.lon };
+      if (JSON.stringify(got) !== JSON.stringify(want) || !String(rec.editor).includes("rich text")
+        || !/^red.*\.png$/.test(rec.file ?? "") || JSON.stringify(rec.json) !== '{"a":[1,2]}') {
+        throw new Error(`the record created: ${res.status()} ${JSON.stringify(rec)}`);
+      }
       await toastSuccess(page, "Successfully created everything");
       await settle(page);
       // The thumbnail in the list, then the record opened (its file preview).
@@ -375,9 +387,20 @@ const STEPS = [
       if (await d.failure()) throw new Error(`backup download failed: ${await d.failure()}`);
       const saved = join(mkdtempSync(join(tmpdir(), "pbdash-dl-")), "backup.zip");
       await d.saveAs(saved);
-      const size = statSync(saved).size;
+      const zip = readFileSync(saved);
       rmSync(dirname(saved), { recursive: true, force: true });
-      if (size < 1000) throw new Error(`the downloaded backup is ${size} bytes`);
+      if (zip.length < 1000) throw new Error(`the downloaded backup is ${zip.length} bytes`);
+      // Uploaded back under another name (multipart through the proxy).
+      const uploaded = page.waitForResponse((r) => r.url().endsWith("/api/backups/upload"));
+      await page
+        .locator("[data-pb=pageBackupsSettings] input[type=file]")
+        .first()
+        .setInputFiles({ name: "pbdash_uploaded.zip", mimeType: "application/zip", buffer: zip });
+      const yes = page.locator(".modal.popup[data-modal-state=open]").getByRole("button", { name: /^Yes/ });
+      await Promise.race([uploaded, yes.waitFor().then(() => yes.click())]);
+      const up = await uploaded;
+      if (up.status() >= 400) throw new Error(`backup upload: ${up.status()}`);
+      await page.locator("[data-pb=backupsList] .list-item", { hasText: "pbdash_uploaded.zip" }).waitFor();
       // Restore it: the server restarts on the restored data.
       await item.hover();
       await item.getByRole("button", { name: "Restore" }).click();

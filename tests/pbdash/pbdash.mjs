@@ -307,6 +307,36 @@ const STEPS = [
     },
   ],
   [
+    // An auth collection with OTP and MFA on and a shorter auth token.
+    "auth-collection",
+    async ({ page }) => {
+      await page.locator("[data-pb=pageSidebar]").getByRole("button", { name: "New collection" }).click();
+      const m = modal(page, "collectionUpsertModal");
+      await m.locator("input[name=name]").fill("members");
+      await m.getByRole("button", { name: /Type:/ }).click();
+      await page.getByRole("button", { name: "Auth collection" }).click();
+      await m.getByRole("button", { name: "Options", exact: true }).click();
+      const open = (input) => input.evaluate((e) => e.closest("details") && (e.closest("details").open = true));
+      for (const name of ["otp.enabled", "mfa.enabled"]) {
+        const input = m.locator(`input[name='${name}']`);
+        await open(input);
+        if (!(await input.isChecked())) await m.locator(`label[for='${await input.getAttribute("id")}']`).click();
+      }
+      const duration = m.locator("input[name='authToken.duration']");
+      await open(duration);
+      await duration.fill("3600");
+      const created = page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/api/collections"));
+      await m.locator("footer").getByRole("button", { name: "Create", exact: true }).click();
+      const res = await created;
+      const c = res.status() === 200 ? await res.json() : {};
+      if (c.type !== "auth" || !c.otp?.enabled || !c.mfa?.enabled || c.authToken?.duration !== 3600) {
+        throw new Error(`the auth collection created: ${res.status()} ${JSON.stringify(c).slice(0, 300)}`);
+      }
+      await toastSuccess(page, 'created collection "members"');
+      await settle(page);
+    },
+  ],
+  [
     "export-and-import-collections",
     async ({ page }) => {
       await go(page, "#/settings/export-collections");

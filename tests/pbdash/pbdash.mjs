@@ -206,6 +206,15 @@ const STEPS = [
       const v = modal(page, "recordUpsertModal");
       await v.locator("output[name=file] img").first().waitFor({ timeout: STEP_TIMEOUT_MS });
       await settle(page);
+      // The file itself, in the dashboard's preview.
+      const full = page.waitForResponse(
+        (r) => r.url().includes("/api/files/") && !r.url().includes("thumb="),
+      );
+      await v.locator("output[name=file] button[title^='Preview']").first().click();
+      const file = await full;
+      if (file.status() !== 200) throw new Error(`the file preview: ${file.status()}`);
+      await page.keyboard.press("Escape");
+      await settle(page);
       await v.locator("footer").getByRole("button", { name: "Close", exact: true }).click();
     },
   ],
@@ -255,7 +264,8 @@ const STEPS = [
       const filterBy = async (text) => {
         await search.click();
         await page.keyboard.press("Control+A");
-        await page.keyboard.type(text);
+        await page.keyboard.press("Backspace");
+        if (text) await page.keyboard.type(text);
         await page.keyboard.press("Enter");
         await settle(page);
       };
@@ -427,7 +437,8 @@ const STEPS = [
         .first()
         .setInputFiles({ name: "pbdash_uploaded.zip", mimeType: "application/zip", buffer: zip });
       const yes = page.locator(".modal.popup[data-modal-state=open]").getByRole("button", { name: /^Yes/ });
-      await Promise.race([uploaded, yes.waitFor().then(() => yes.click())]);
+      // A confirmation first, if this version asks for one.
+      await Promise.race([uploaded, yes.waitFor().then(() => yes.click(), () => {})]);
       const up = await uploaded;
       if (up.status() >= 400) throw new Error(`backup upload: ${up.status()}`);
       await page.locator("[data-pb=backupsList] .list-item", { hasText: "pbdash_uploaded.zip" }).waitFor();

@@ -476,7 +476,42 @@ const STEPS = [
       await go(page, "#/logs");
       await page.locator("[data-pb=logsList] tbody tr").first().waitFor({ timeout: STEP_TIMEOUT_MS });
       await page.locator("[data-pb=logsList] tbody tr").first().click();
-      await page.locator(".modal[data-modal-state=open]").last().waitFor({ timeout: STEP_TIMEOUT_MS });
+      const preview = modal(page, "logPreviewModal");
+      await preview.waitFor({ timeout: STEP_TIMEOUT_MS });
+      await settle(page);
+      await page.keyboard.press("Escape");
+      await preview.waitFor({ state: "hidden" });
+      // A filter, as typed into the logs search.
+      const filtered = page.waitForResponse(
+        (r) => r.url().includes("/api/logs?") && decodeURIComponent(r.url()).includes("data.status"),
+      );
+      await page.locator("[data-pb=pageLogs] [contenteditable]").first().click();
+      await page.keyboard.type("data.status >= 200 && data.method = \"GET\"");
+      await page.keyboard.press("Enter");
+      const res = await filtered;
+      if (res.status() !== 200) throw new Error(`filtered logs: ${res.status()}`);
+      await page.locator("[data-pb=logsList] tbody tr").first().waitFor({ timeout: STEP_TIMEOUT_MS });
+    },
+  ],
+  [
+    "superusers-and-sign-out",
+    async ({ page, front }) => {
+      await go(page, "#/collections?collection=_superusers");
+      await page.locator("[data-pb=pageHeaderPrimaryBtns]").getByRole("button", { name: "New record" }).click();
+      const m = modal(page, "recordUpsertModal");
+      await m.locator("input[name=email]").fill("second-admin@example.com");
+      await m.locator("input[name=password]").fill("second-admin-password-1");
+      await m.locator("input[name=passwordConfirm]").fill("second-admin-password-1");
+      await m.locator("footer").getByRole("button", { name: "Create", exact: true }).click();
+      await toastSuccess(page, "Successfully created _superusers");
+      await settle(page);
+      // Out, and in again as the new superuser.
+      await page.locator("[data-pb=appHeader] button[popovertarget=logged-user-dropdown]").click();
+      await page.locator("[data-pb=loggedUserDropdown]").getByRole("button", { name: "Logout" }).click();
+      await page.locator("#login_identity").fill("second-admin@example.com");
+      await page.locator("#login_pass").fill("second-admin-password-1");
+      await page.locator("form[data-pb=authWithPasswordForm] button.next").click();
+      await page.locator("[data-pb=appHeader]", { hasText: "second-admin@example.com" }).waitFor();
       await settle(page);
     },
   ],

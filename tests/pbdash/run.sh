@@ -15,5 +15,5 @@ for f in "$KEEPD_BIN" "$PB_BIN" "$CHROMIUM"; do
     [ -x "$f" ] || { echo "tests/pbdash: $f is missing (./dev.sh deps; cargo build)" >&2; exit 1; }
 done
 [ -d "$HERE/node_modules/playwright-core" ] || { echo "tests/pbdash: run ./dev.sh deps (npm ci)" >&2; exit 1; }
-# Bounded: both passes take about 90 s; a hang must fail the step.
+# Bounded: both passes take about 2 minutes; a hang must fail the step.
 exec timeout 240 node "$HERE/pbdash.mjs"

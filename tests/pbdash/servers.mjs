@@ -255,7 +255,9 @@ export async function startFront({ cacheDir, backendUrl, fillFrom = null, misses
       },
     );
     up.on("error", (e) => {
-      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" });
+      // Marked, so that the test can tell the backend being down (e.g.
+      // restarting after a backup restore) from an answer of the backend.
+      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain", "x-pbdash-backend-down": "1" });
       res.end(String(e));
     });
     res.on("close", () => up.destroy());

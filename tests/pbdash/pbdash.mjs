@@ -92,7 +92,7 @@ async function toastSuccess(page, text) {
 // The network gone quiet, as far as it does within a few seconds (the
 // dashboard may poll); what a step needs is then awaited explicitly.
 async function settle(page) {
-  await page.waitForLoadState("networkidle", { timeout: 5000 }).catch(() => {});
+  await page.waitForLoadState("networkidle", { timeout: 3000 }).catch(() => {});
 }
 
 async function go(page, hash) {
@@ -258,37 +258,6 @@ const STEPS = [
     },
   ],
   [
-    "record-edit-and-delete",
-    async ({ page }) => {
-      const search = page.locator("[data-pb=pageCollections] form [contenteditable]").first();
-      const filterBy = async (text) => {
-        await search.click();
-        await page.keyboard.press("Control+A");
-        await page.keyboard.press("Backspace");
-        if (text) await page.keyboard.type(text);
-        await page.keyboard.press("Enter");
-        await settle(page);
-      };
-      await filterBy('text = "hello world"');
-      await page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "hello world" }).click();
-      const m = modal(page, "recordUpsertModal");
-      await m.locator("input[name=number]").fill("43");
-      const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/records/"));
-      await m.locator("footer").getByRole("button", { name: "Save changes", exact: true }).click();
-      const res = await saved;
-      if (res.status() !== 200 || (await res.json()).number !== 43) throw new Error(`record update: ${res.status()}`);
-      await toastSuccess(page, "Successfully updated");
-      await settle(page);
-      await filterBy('text = "live"');
-      const row = page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "live" });
-      await row.locator("input[type=checkbox]").check({ force: true });
-      await page.locator("main button.danger", { hasText: "Delete" }).click();
-      await page.locator(".modal.popup[data-modal-state=open]").getByRole("button", { name: /^Yes/ }).click();
-      await toastSuccess(page, "Successfully deleted 1 record");
-      await filterBy("");
-    },
-  ],
-  [
     "users-and-impersonation",
     async ({ page, files }) => {
       await page.locator("[data-pb=pageSidebar] button[title=users]").click();
@@ -314,6 +283,49 @@ const STEPS = [
       await im.locator(".impersonate-success:not([hidden])").waitFor({ timeout: STEP_TIMEOUT_MS });
       await im.getByRole("button", { name: "Close", exact: true }).click();
       await m.locator("footer").getByRole("button", { name: "Close", exact: true }).click();
+    },
+  ],
+  [
+    "record-edit-and-delete",
+    async ({ page }) => {
+      const search = page.locator("[data-pb=pageCollections] form [contenteditable]").first();
+      const filterBy = async (text) => {
+        await search.click();
+        await page.keyboard.press("Control+A");
+        await page.keyboard.press("Backspace");
+        if (text) await page.keyboard.type(text);
+        await page.keyboard.press("Enter");
+        await settle(page);
+      };
+      await go(page, "#/collections?collection=everything");
+      await filterBy('text = "hello world"');
+      await page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "hello world" }).click();
+      const m = modal(page, "recordUpsertModal");
+      await m.locator("input[name=number]").fill("43");
+      // The relation through the records picker (searching the users).
+      await m.getByRole("button", { name: "Open records picker" }).click();
+      const picker = page.locator(".records-picker-modal[data-modal-state=open]");
+      await picker.locator("[contenteditable]").click();
+      await page.keyboard.type("User One");
+      await page.keyboard.press("Enter");
+      await picker.locator(".records-picker-list .list-item", { hasText: "User One" }).click();
+      await picker.getByRole("button", { name: "Set selection" }).click();
+      const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/records/"));
+      await m.locator("footer").getByRole("button", { name: "Save changes", exact: true }).click();
+      const res = await saved;
+      const rec = res.status() === 200 ? await res.json() : {};
+      if (rec.number !== 43 || !/^[a-z0-9]{15}$/.test(rec.relation ?? "")) {
+        throw new Error(`record update: ${res.status()} ${JSON.stringify(rec).slice(0, 300)}`);
+      }
+      await toastSuccess(page, "Successfully updated");
+      await settle(page);
+      await filterBy('text = "live"');
+      const row = page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "live" });
+      await row.locator("input[type=checkbox]").check({ force: true });
+      await page.locator("main button.danger", { hasText: "Delete" }).click();
+      await page.locator(".modal.popup[data-modal-state=open]").getByRole("button", { name: /^Yes/ }).click();
+      await toastSuccess(page, "Successfully deleted 1 record");
+      await filterBy("");
     },
   ],
   [
@@ -375,6 +387,17 @@ const STEPS = [
       await confirm.click();
       await toastSuccess(page, "Successfully imported");
       await settle(page);
+      // The imported collection deleted again (its name typed to confirm).
+      await go(page, "#/collections?collection=imported");
+      await page.getByRole("button", { name: "Collection settings" }).click();
+      const m = modal(page, "collectionUpsertModal");
+      await m.locator("header button[popovertarget]").first().click();
+      await m.getByRole("button", { name: "Delete", exact: true }).click();
+      const confirmDelete = page.locator(".modal.popup[data-modal-state=open]").last();
+      await confirmDelete.locator("input[id$='.confirm_name']").fill("imported");
+      await confirmDelete.getByRole("button", { name: "Yes" }).click();
+      await toastSuccess(page, 'deleted collection "imported"');
+      await settle(page);
     },
   ],
   [
@@ -403,6 +426,24 @@ const STEPS = [
       if (!got.some((msg) => msg.to.includes("mailtest@example.com"))) {
         throw new Error(`the SMTP server got no test mail (got ${JSON.stringify(got.map((x) => x.to))})`);
       }
+      // The test e-mail form closes itself once sent.
+      if (await m.isVisible()) await m.getByRole("button", { name: "Close", exact: true }).click();
+      // A password reset mail for a user, from the user's record.
+      await go(page, "#/collections?collection=users");
+      await page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "user1@example.com" }).click();
+      const r = modal(page, "recordUpsertModal");
+      await r.locator("button[aria-label='More options'], button[title='More options']").first().click();
+      const sent = page.waitForResponse((x) => x.url().includes("/request-password-reset"));
+      await page.getByRole("button", { name: "Send password reset email", exact: true }).click();
+      await page.locator(".modal.popup[data-modal-state=open]").getByRole("button", { name: "Send", exact: true }).click();
+      const reset = await sent;
+      if (reset.status() !== 204) throw new Error(`request-password-reset: ${reset.status()}`);
+      const until = Date.now() + 10_000;
+      while (!smtp.messages.some((msg) => msg.to.includes("user1@example.com")) && Date.now() < until) await sleep(100);
+      if (!smtp.messages.some((msg) => msg.to.includes("user1@example.com"))) {
+        throw new Error("the SMTP server got no password reset mail");
+      }
+      await r.locator("footer").getByRole("button", { name: "Close", exact: true }).click();
     },
   ],
   [

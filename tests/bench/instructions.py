@@ -7,8 +7,9 @@ Called by instructions.sh (Python 3 stdlib only). For each server:
      and create rules ""; 10,000 records, half with flag=true; `iowned`: view
      rule `owner = @request.auth.id`, 50 records owned by the user), seeded
      natively, then the server is stopped;
-  2. the server is started again under `valgrind --tool=callgrind
-     --instr-atstart=no` (nothing counted until asked), the user logs in;
+  2. the server is started again under `valgrind --tool=callgrind` on that
+     data dir: the instructions from exec to its first 200 on /api/health are
+     the start-up figure; counting is then off until asked; the user logs in;
   3. per scenario, on one keep-alive connection: a warm-up, then counting on
      (`callgrind_control -i on`, counters zeroed), N1 requests, a dump, N2
      requests, a dump, counting off. Each dump holds the instructions of all
@@ -152,7 +153,9 @@ class Server:
         self.owned: list[str] = []
         self.user_token = ""
 
-    def start(self, under_callgrind: bool) -> None:
+    def start(self, under_callgrind: bool) -> int | None:
+        """Starts the server; under callgrind, returns the instructions from exec to
+        its first 200 on /api/health (counting is then switched off)."""
         self.port = free_port()
         argv = [self.binary, "serve", "--http", f"127.0.0.1:{self.port}", "--dir", self.dir]
         env = dict(os.environ)
@@ -161,10 +164,15 @@ class Server:
         if under_callgrind:
             shutil.rmtree(self.cgdir, ignore_errors=True)
             os.makedirs(self.cgdir)
-            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
+            argv = ["valgrind", "--tool=callgrind", "--instr-atstart=yes", "--dump-instr=no",
                     f"--callgrind-out-file={self.cgdir}/cg.out"] + argv
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         wait_ready(self.proc, self.port, 600 if under_callgrind else 60)
+        if not under_callgrind:
+            return None
+        startup = read_total(self.dump()) or 0
+        self.control("-i", "off")
+        return startup
 
     def setup(self) -> None:
         os.makedirs(self.dir, mode=0o700)
@@ -391,13 +399,14 @@ def main() -> int:
             srv.setup()
             seeded[key] = srv
             log(f"{label}: starting under callgrind")
-            srv.start(True)
+            startup = srv.start(True)
+            log(f"{label}: {startup:,} instructions from exec to the first 200 on /api/health")
             try:
                 c = Conn(srv.port)
                 srv.user_token = c.must("POST", "/api/collections/users/auth-with-password",
                                         {"identity": USER[0], "password": USER[1]})["token"]
                 c.close()
-                results[key] = {}
+                results[key] = {"startup": startup}
                 # What the server does on its own (timers, Go's sysmon and GC), per second of
                 # wall time under callgrind: requests take ~50x longer there, so this background
                 # is inflated in the per-request figures by about rate x (seconds per request).
@@ -474,6 +483,10 @@ def main() -> int:
                 r2 = f"{pv / kv:.2f}×" if kv and pv else ""
                 lines.append(f"| … of which {what} | {fmt(kv)} | {fmt(pv)} | {r2} | |"
                              + (" |" if "aarch64" in results else ""))
+    ks, ps = results.get("keepd", {}).get("startup"), results.get("pocketbase", {}).get("startup")
+    lines.append(f"| Start-up on the seeded data dir: exec → first 200 on /api/health (instructions, once) "
+                 f"| {fmt(ks)} | {fmt(ps)} | {f'{ps / ks:.2f}×' if ks and ps else ''} | |"
+                 + (" |" if "aarch64" in results else ""))
     for key, label in (("keepd", "keepd"), ("pocketbase", "PocketBase")):
         if key in results and "idle_per_second" in results[key]:
             lines.append("")

@@ -2,7 +2,7 @@
 # Instructions per request, keepd vs PocketBase, counted by valgrind's callgrind: a cost the
 # machine's load cannot move (wall-clock figures on a shared machine drift by 2x between runs).
 #
-#   tests/bench/instructions.sh                  get, authget, list, create, auth; median of 3 (~10 min)
+#   tests/bench/instructions.sh                  get, authget, list, create, auth; median of 3 (~5 min)
 #   tests/bench/instructions.sh --quick          small N1/N2, for a quick look (~2 min)
 #   tests/bench/instructions.sh --keepd-only     keepd alone (before/after a change)
 #   tests/bench/instructions.sh --aarch64        also keepd built for aarch64, counted under qemu-user

@@ -323,7 +323,7 @@ def qemu_count(a, seeded: Server, workdir: str, scenario: str, n: int, warm: int
     """Guest instructions of one aarch64 keepd process that served n requests of scenario."""
     d = os.path.join(workdir, "aarch64")
     shutil.rmtree(d, ignore_errors=True)
-    shutil.copytree(seeded.dir, d)
+    shutil.copytree(seeded.dir + "-seeded", d)
     out = os.path.join(workdir, "aarch64.count")
     if os.path.exists(out):
         os.remove(out)
@@ -368,7 +368,7 @@ def main() -> int:
     ap.add_argument("--workdir", default="")
     ap.add_argument("--aarch64-keepd", default="", help="keepd built for aarch64: also count it under qemu")
     ap.add_argument("--qemu", default="qemu-aarch64", help="a qemu-aarch64 with plugin support (not -static)")
-    ap.add_argument("--qemu-ld-prefix", default="/usr/aarch64-linux-gnu")
+    ap.add_argument("--qemu-ld-prefix", default="", help="-L for qemu (default: none, the host's arm64 multiarch libraries; the cross toolchain's libc under -L hangs keepd at its first thread)")
     ap.add_argument("--plugin", default="", help="the instruction-counting plugin (libinsncount.so)")
     ap.add_argument("--keep", action="store_true", help="keep data dirs and callgrind dumps")
     ap.add_argument("--out", default="")
@@ -398,6 +398,9 @@ def main() -> int:
             log(f"{label}: seeding {RECORDS:,} records natively")
             srv.setup()
             seeded[key] = srv
+            if key == "keepd" and a.aarch64_keepd:
+                # as seeded: the runs below add records (create)
+                shutil.copytree(srv.dir, srv.dir + "-seeded")
             log(f"{label}: starting under callgrind")
             startup = srv.start(True)
             log(f"{label}: {startup:,} instructions from exec to the first 200 on /api/health")

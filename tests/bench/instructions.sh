@@ -16,7 +16,8 @@
 # tests/bench/results/instructions.md / instructions.json.
 #
 # --aarch64 installs qemu-user (Debian's dynamic build: qemu-user-static has no plugin
-# support) and builds the plugin with cc and keepd with cross/build.sh (release, aarch64).
+# support) and builds the plugin with cc and keepd with cross/build.sh (release, aarch64;
+# cross/setup.sh first: the arm64 libraries keepd runs on come from its multiarch set-up).
 #
 # Env: KEEPD_BIN (skip the build, use this binary), PB_BIN (use this PocketBase),
 #      KEEPD_AARCH64_BIN (skip the aarch64 build), QEMU_AARCH64 (default qemu-aarch64),

@@ -69,9 +69,12 @@ pub fn verify_token_now(
     tok: &str,
     kind: &str,
 ) -> ApiResult<Option<(AuthRecord, Map<String, Value>)>> {
-    let Some(claims) = token::unverified_claims(tok) else {
+    // Decoded and parsed once: `verify` checks the signature over the
+    // bytes these claims were read from.
+    let Some(parsed) = token::Parsed::new(tok) else {
         return Ok(None);
     };
+    let claims = parsed.claims();
     if claims.get("type").and_then(Value::as_str) != Some(kind) {
         return Ok(None);
     }
@@ -109,7 +112,7 @@ pub fn verify_token_now(
         secret
     );
     let now = chrono::Utc::now().timestamp();
-    Ok(token::verify(tok, &key, now).map(|claims| {
+    Ok(parsed.verify(&key, now).map(|claims| {
         (
             AuthRecord {
                 collection: coll,

@@ -93,13 +93,7 @@ impl Hasher {
                 .name(format!("keepd-hash-{i}"))
                 .spawn(move || worker(rx, params, blocks))?;
         }
-        let mut memory = new_block(params.block_count());
-        let dummy = hash_with(
-            &params,
-            &mut memory,
-            crate::util::random_string(24, crate::util::ALPHANUM).as_bytes(),
-        )
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+        let dummy = dummy_phc(&params).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
         Ok(Hasher {
             params,
             permits: Arc::new(Semaphore::new(threads)),
@@ -265,6 +259,29 @@ fn hash_with(params: &Params, memory: &mut [Block], password: &[u8]) -> Result<S
     ))
 }
 
+/// The hash an unknown identity's password is verified against: the
+/// current parameters, a random salt and a random output. Verifying
+/// against it is the same work as against a stored hash of these
+/// parameters (argon2 runs in full, then the compare fails), so the
+/// timing doesn't tell which identities exist; unlike hashing a random
+/// password, making it costs nothing at start-up (a full argon2 run was
+/// nine tenths of the instructions from exec to the first answer).
+fn dummy_phc(params: &Params) -> Result<String, String> {
+    use rand::RngCore;
+    let salt = SaltString::generate(&mut rand::thread_rng());
+    let mut out = [0u8; OUTPUT_LEN];
+    rand::thread_rng().fill_bytes(&mut out);
+    let out = Output::new(&out).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        out
+    ))
+}
+
 /// (matched, parameters differ from the current ones)
 fn verify_with(
     current: &Params,
@@ -346,6 +363,47 @@ fn verify_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dummy_costs_what_a_stored_hash_costs_and_never_matches() {
+        let params = Params::new(19_456, 2, 1, Some(OUTPUT_LEN)).unwrap();
+        let dummy = dummy_phc(&params).unwrap();
+        let parsed = PasswordHash::new(&dummy).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        let theirs = Params::try_from(&parsed).unwrap();
+        assert_eq!(
+            (theirs.m_cost(), theirs.t_cost(), theirs.p_cost()),
+            (19_456, 2, 1),
+            "same parameters, so the same work as a stored hash"
+        );
+        assert_eq!(parsed.hash.unwrap().len(), OUTPUT_LEN);
+        assert_ne!(dummy, dummy_phc(&params).unwrap(), "random salt and output");
+        let mut memory = new_block(params.block_count());
+        // No password matches it (and it is not stale: current parameters).
+        assert_eq!(
+            verify_with(&params, &mut memory, b"", &dummy),
+            (false, false)
+        );
+        assert_eq!(
+            verify_with(&params, &mut memory, b"password", &dummy),
+            (false, false)
+        );
+    }
+
+    #[test]
+    fn making_a_hasher_runs_no_argon2() {
+        // 256 MiB over 10 passes would take seconds to hash (0.8 s for
+        // 128 MiB over 8 on a 2-core test machine); setting up the pool
+        // must not do it.
+        let started = std::time::Instant::now();
+        let h = Hasher::new(256 * 1024, 10, 1, 1).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "Hasher::new took {:?}",
+            started.elapsed()
+        );
+        assert!(h.dummy.starts_with("$argon2id$v=19$m=262144,t=10,p=1$"));
+    }
 
     #[test]
     fn common_passwords() {

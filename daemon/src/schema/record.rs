@@ -603,7 +603,12 @@ pub fn from_sql(field: &Field, v: rusqlite::types::ValueRef<'_>) -> Value {
     use rusqlite::types::ValueRef as R;
     let text = |v: R<'_>| -> String {
         match v {
-            R::Text(t) | R::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+            // Valid UTF-8 (always, for what keepd stored) is copied as it
+            // is; `from_utf8_lossy` walks it in slower chunks.
+            R::Text(t) | R::Blob(t) => match std::str::from_utf8(t) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(t).into_owned(),
+            },
             R::Integer(i) => i.to_string(),
             R::Real(f) => to_text(&number_value(f)),
             R::Null => String::new(),

@@ -44,6 +44,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::schema::Schema;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Options the store needs from the configuration.
@@ -79,6 +80,10 @@ pub struct Store {
     key: Option<DbKey>,
     /// Whether writes reach the disk (the writer's last failure).
     health: Arc<health::Health>,
+    /// Bumped after every COMMIT that changed rows, a schema reload and a
+    /// settings change: what was read under an older value may be stale
+    /// (the list cache, `records::cache`).
+    generation: Arc<AtomicU64>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -95,7 +100,13 @@ impl Store {
         let schema = migrate::load_schema(&conn)?;
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
         let health = Arc::new(health::Health::default());
-        let writer = writer::Writer::start(conn, opts.max_batch.max(1), health.clone())?;
+        let generation = Arc::new(AtomicU64::new(1));
+        let writer = writer::Writer::start(
+            conn,
+            opts.max_batch.max(1),
+            health.clone(),
+            generation.clone(),
+        )?;
         open::tighten_files(dir)?;
         Ok(Arc::new(Store {
             dir: dir.to_path_buf(),
@@ -107,6 +118,7 @@ impl Store {
             capture: OnceLock::new(),
             key: opts.key.clone(),
             health,
+            generation,
             _lock: lock,
         }))
     }
@@ -135,6 +147,22 @@ impl Store {
             Err(p) => p.into_inner(),
         };
         *g = Arc::new(s);
+        drop(g);
+        // After the swap: a reader that sees the new generation gets the
+        // new schema.
+        self.changed();
+    }
+
+    /// The data generation. Read it before reading anything an answer
+    /// kept under it depends on.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Something answers depend on changed outside a record write (the
+    /// settings held in memory): a new generation.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Reloads the schema from the database (after a collection change).

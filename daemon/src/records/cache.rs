@@ -11,7 +11,9 @@
 //!   whole and compared byte for byte (the hash only finds the slot).
 //! - **Stored data = one generation**: the store bumps its generation after
 //!   every COMMIT that changed a row (any table: rules read other
-//!   collections), after a schema reload and after a settings change. A
+//!   collections), after a schema reload and after a settings change, and
+//!   when reading it finds that another process committed
+//!   (`Store::generation`, SQLite's `data_version`). A
 //!   caller reads the generation *before* it reads anything else; an entry
 //!   made under an older generation is never served, and the cache drops
 //!   them all when it sees a newer one.

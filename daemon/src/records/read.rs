@@ -35,6 +35,7 @@ pub async fn list_json(
 ) -> ApiResult<Bytes> {
     let cache = &app.list_cache;
     if !cache.enabled() {
+        tracing::trace!(collection = %coll.name, "list cache off");
         return encode(&list(app, coll, req, p).await?);
     }
     // The generation before anything else is read: what is computed
@@ -43,11 +44,14 @@ pub async fn list_json(
     let schema = app.store.schema();
     let Some(key) = cache_key(&schema, coll, req, &p) else {
         cache.bypass();
+        tracing::trace!(collection = %coll.name, "list cache bypassed");
         return encode(&list(app, coll, req, p).await?);
     };
     if let Some(hit) = cache.get(&key, generation) {
+        tracing::trace!(collection = %coll.name, "list cache hit");
         return Ok(hit);
     }
+    tracing::trace!(collection = %coll.name, "list cache miss");
     let out = encode(&list(app, coll, req, p).await?)?;
     cache.put(&key, out.clone(), generation);
     Ok(out)

@@ -45,7 +45,7 @@ use crate::schema::Schema;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Options the store needs from the configuration.
 #[derive(Debug, Clone)]
@@ -84,6 +84,10 @@ pub struct Store {
     /// settings change: what was read under an older value may be stale
     /// (the list cache, `records::cache`).
     generation: Arc<AtomicU64>,
+    /// A connection that only asks SQLite whether another connection —
+    /// another process too (`keepd superuser upsert` while serving) —
+    /// committed since it last asked, and the answer it last got.
+    watch: Mutex<(Connection, i64)>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -101,6 +105,8 @@ impl Store {
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
         let health = Arc::new(health::Health::default());
         let generation = Arc::new(AtomicU64::new(1));
+        let watch = open::open_reader(&db_path, key)?;
+        let seen = data_version(&watch)?;
         let writer = writer::Writer::start(
             conn,
             opts.max_batch.max(1),
@@ -119,6 +125,7 @@ impl Store {
             key: opts.key.clone(),
             health,
             generation,
+            watch: Mutex::new((watch, seen)),
             _lock: lock,
         }))
     }
@@ -154,8 +161,24 @@ impl Store {
     }
 
     /// The data generation. Read it before reading anything an answer
-    /// kept under it depends on.
+    /// kept under it depends on. A commit by another connection (another
+    /// process: the writer's own commits bump it already) is noticed here
+    /// and makes a new generation; so does any doubt (an error asking).
     pub fn generation(&self) -> u64 {
+        let unchanged = match self.watch.lock() {
+            Ok(mut w) => match data_version(&w.0) {
+                Ok(v) if v == w.1 => true,
+                Ok(v) => {
+                    w.1 = v;
+                    false
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if !unchanged {
+            self.changed();
+        }
         self.generation.load(Ordering::SeqCst)
     }
 
@@ -279,6 +302,13 @@ impl Store {
     pub fn write_failure(&self) -> Option<health::WriteFailure> {
         self.health.failure()
     }
+}
+
+/// SQLite's `data_version`: it differs from the last value the same
+/// connection got when another connection has committed since.
+fn data_version(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
 }
 
 /// Collection definitions: rows in `_collections` plus their tables.

@@ -99,7 +99,9 @@ fn cache_key(
         .part(req.method.as_bytes())
         .part(req.context.as_bytes());
     k.part(&serde_json::to_vec(&*req.query).ok()?);
-    k.part(&serde_json::to_vec(&*req.headers).ok()?);
+    // Headers and the auth record go in as SHA-256 digests: a cached key
+    // keeps no token or password hash in memory.
+    k.part(&digest(&serde_json::to_vec(&*req.headers).ok()?));
     let (tag, auth) = match &req.principal {
         Principal::Guest => (b"guest".as_slice(), None),
         Principal::User(a) => (b"user".as_slice(), Some(a)),
@@ -114,9 +116,14 @@ fn cache_key(
             return None;
         }
         k.part(a.collection.id.as_bytes());
-        k.part(&serde_json::to_vec(&*a.record).ok()?);
+        k.part(&digest(&serde_json::to_vec(&*a.record).ok()?));
     }
     Some(k.0)
+}
+
+fn digest(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
 }
 
 /// One page of records, in PocketBase's list shape.

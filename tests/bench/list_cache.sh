@@ -8,6 +8,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${1:-$HERE/../../target/release/keepd}
 N=${2:-300}
+command -v valgrind >/dev/null || { echo "valgrind is missing: ./dev.sh deps" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "no keepd at $BIN: cargo build --release -p keepd" >&2; exit 1; }
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 run() { # label mode cache_bytes

@@ -53,6 +53,8 @@ deps() {
     command -v systemd-socket-activate >/dev/null 2>&1 || apt_install systemd
     # The sync tests make a test CA and certificates with openssl.
     command -v openssl >/dev/null 2>&1 || apt_install openssl
+    # tests/bench/list_cache.sh counts instructions with callgrind.
+    command -v valgrind >/dev/null 2>&1 || apt_install valgrind
     command -v node >/dev/null 2>&1 || apt_install nodejs npm
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_install python3-venv
     local want

@@ -41,6 +41,9 @@ pub struct App {
     pub sync: std::sync::OnceLock<Arc<crate::sync::Sync>>,
     /// The recent requests (`request_log_entries`), in memory only.
     pub request_log: crate::api::logs::RequestLog,
+    /// Record-list answers kept until the data next changes
+    /// (`list_cache_bytes`).
+    pub list_cache: crate::records::cache::ListCache,
 }
 
 fn read_lock(l: &RwLock<Arc<Current>>) -> Arc<Current> {
@@ -170,6 +173,7 @@ impl App {
             thumbs,
             sync: std::sync::OnceLock::new(),
             request_log: crate::api::logs::RequestLog::new(config.request_log_entries),
+            list_cache: crate::records::cache::ListCache::new(config.list_cache_bytes),
             config,
         }))
     }
@@ -231,6 +235,8 @@ impl App {
         }
         // New rules, new windows (as PocketBase resets its limiters).
         self.limiter.clear();
+        // Nothing cached before the new settings is served after them.
+        self.store.changed();
         Ok(next)
     }
 }

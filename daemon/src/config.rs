@@ -113,6 +113,9 @@ pub struct Config {
     /// Requests kept in the in-memory request log (`GET /api/logs`; the
     /// oldest dropped; 0: none kept).
     pub request_log_entries: usize,
+    /// Bytes of record-list answers kept for reuse until the data next
+    /// changes (keys counted too; 0: off).
+    pub list_cache_bytes: usize,
     /// Backups are encrypted with age to these recipients (comma-separated
     /// `age1…` public keys).
     pub backup_recipients: String,
@@ -391,6 +394,7 @@ impl Default for Config {
             lockout_max_secs: 900,
             audit_retention_days: 365,
             request_log_entries: 1000,
+            list_cache_bytes: 4 << 20,
             superuser_totp_required: false,
             backup_recipients: String::new(),
             backup_encryption: "age".into(),
@@ -450,6 +454,7 @@ const KEYS: &[&str] = &[
     "lockout_max_secs",
     "audit_retention_days",
     "request_log_entries",
+    "list_cache_bytes",
     "superuser_totp_required",
     "backup_recipients",
     "backup_encryption",
@@ -721,6 +726,9 @@ impl Config {
         }
         if !(1..=60).contains(&self.backup_cron_tick_secs) {
             return bad("backup_cron_tick_secs", "must be between 1 and 60");
+        }
+        if self.list_cache_bytes > 1 << 30 {
+            return bad("list_cache_bytes", "must be at most 1073741824");
         }
         if self.request_log_entries > 100_000 {
             return bad("request_log_entries", "must be at most 100000");

@@ -19,6 +19,7 @@ mod filter;
 mod guard;
 mod http;
 mod import;
+mod list_cache;
 mod logs;
 mod modes;
 mod notify;

@@ -79,8 +79,8 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         per_page: per_page.min(MAX_PER_PAGE),
         skip_total: matches!(req.q("skipTotal"), Some("1" | "true" | "t" | "TRUE")),
     };
-    Ok(Resp::ok(
-        &records::list(&app, &coll, &request(&app, &req), params).await?,
+    Ok(Resp::ok_json_bytes(
+        records::list_json(&app, &coll, &request(&app, &req), params).await?,
     ))
 }
 

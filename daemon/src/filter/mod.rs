@@ -75,3 +75,41 @@ pub fn check_superuser_only_fields(filter: &str, sort: &str) -> Result<(), Filte
     check_superuser_only(filter)?;
     check_superuser_only(sort)
 }
+
+/// Whether a filter or sort text may read the clock or chance: any `@`
+/// that is not `@request.`/`@collection.` (the clock macros `@now`,
+/// `@todayStart`, … and any added later), `strftime`, `random`.
+pub fn volatile(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("strftime") || lower.contains("random") {
+        return true;
+    }
+    lower.match_indices('@').any(|(i, _)| {
+        let rest = &lower[i + 1..];
+        !(rest.starts_with("request.") || rest.starts_with("collection."))
+    })
+}
+
+#[cfg(test)]
+mod volatile_tests {
+    #[test]
+    fn clock_and_chance() {
+        for f in [
+            "created > @now",
+            "d >= @todayStart",
+            "x = @WEEKDAY",
+            "strftime('%Y', created) = '2024'",
+            "@yesterday = 1",
+        ] {
+            assert!(super::volatile(f), "{f}");
+        }
+        for f in [
+            "owner = @request.auth.id",
+            "@collection.posts.author ?= @request.auth.id",
+            "title ~ 'now'",
+            "-updated,created",
+        ] {
+            assert!(!super::volatile(f), "{f}");
+        }
+    }
+}

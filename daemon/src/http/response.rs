@@ -88,6 +88,17 @@ impl Resp {
         }
     }
 
+    /// 200 with a JSON text already encoded.
+    pub fn ok_json_bytes(body: Bytes) -> Resp {
+        Resp {
+            status: 200,
+            body,
+            stream: None,
+            content_type: "application/json",
+            headers: Vec::new(),
+        }
+    }
+
     pub fn ok(v: &Value) -> Resp {
         Resp::json(200, v)
     }

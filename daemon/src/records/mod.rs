@@ -26,6 +26,7 @@
 //! [`Request`] (what rules may read about the request).
 
 pub mod body;
+pub mod cache;
 pub mod files;
 pub mod password;
 pub mod read;
@@ -33,7 +34,7 @@ pub mod render;
 pub mod sync;
 mod write;
 
-pub use read::{check_rule, list, view, ListParams};
+pub use read::{check_rule, list, list_json, view, ListParams};
 pub use write::{
     apply_synced, batch, create, delete, delete_cascade, refuse_view, update, BatchError, Op, Step,
     Synced,

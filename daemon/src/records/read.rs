@@ -1,12 +1,13 @@
 //! Reading records: a page of a list (list rule + the caller's filter and
 //! sort) and one record by id (view rule), shown through [`super::render`].
 
-use super::{render, Request};
+use super::{render, Principal, Request};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use crate::rules;
 use crate::schema::Collection;
 use crate::store::records::{self as rs, Cond};
+use bytes::Bytes;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -21,6 +22,108 @@ pub struct ListParams {
     pub per_page: i64,
     /// Don't count the matching records (`totalItems` -1).
     pub skip_total: bool,
+}
+
+/// One page of records as the JSON bytes of the answer, through the list
+/// cache (`records::cache`): a repeated request, while nothing has
+/// changed, is answered with the bytes computed the first time.
+pub async fn list_json(
+    app: &App,
+    coll: &Arc<Collection>,
+    req: &Request,
+    p: ListParams,
+) -> ApiResult<Bytes> {
+    let cache = &app.list_cache;
+    if !cache.enabled() {
+        tracing::trace!(collection = %coll.name, "list cache off");
+        return encode(&list(app, coll, req, p).await?);
+    }
+    // The generation before anything else is read: what is computed
+    // below is at least as new as it.
+    let generation = app.store.generation();
+    let schema = app.store.schema();
+    let Some(key) = cache_key(&schema, coll, req, &p) else {
+        cache.bypass();
+        tracing::trace!(collection = %coll.name, "list cache bypassed");
+        return encode(&list(app, coll, req, p).await?);
+    };
+    if let Some(hit) = cache.get(&key, generation) {
+        tracing::trace!(collection = %coll.name, "list cache hit");
+        return Ok(hit);
+    }
+    tracing::trace!(collection = %coll.name, "list cache miss");
+    let out = encode(&list(app, coll, req, p).await?)?;
+    cache.put(&key, out.clone(), generation);
+    Ok(out)
+}
+
+fn encode(v: &Value) -> ApiResult<Bytes> {
+    Ok(Bytes::from(
+        serde_json::to_vec(v).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Everything a list answer depends on besides the stored data, or None
+/// when the answer must not be kept (see `records::cache`).
+fn cache_key(
+    schema: &crate::schema::Schema,
+    coll: &Arc<Collection>,
+    req: &Request,
+    p: &ListParams,
+) -> Option<Vec<u8>> {
+    let current = |c: &Arc<Collection>| schema.by_id(&c.id).is_some_and(|s| Arc::ptr_eq(s, c));
+    // Not the current schema's collection (a clone under test, or the
+    // schema changed since the request was read).
+    if !current(coll) {
+        return None;
+    }
+    if schema.reads_clock()
+        || crate::filter::volatile(&p.filter)
+        || crate::filter::volatile(&p.sort)
+    {
+        return None;
+    }
+    // Headers not copied for rules that read them: the request was read
+    // under an older schema.
+    if schema.rules_read_headers() && req.headers.is_empty() && !req.principal.is_superuser() {
+        return None;
+    }
+    let mut k = super::cache::KeyBuf::default();
+    k.part(b"list/1")
+        .part(coll.id.as_bytes())
+        .part(p.filter.as_bytes())
+        .part(p.sort.as_bytes())
+        .part(&p.page.to_le_bytes())
+        .part(&p.per_page.to_le_bytes())
+        .part(&[u8::from(p.skip_total)])
+        .part(req.method.as_bytes())
+        .part(req.context.as_bytes());
+    k.part(&serde_json::to_vec(&*req.query).ok()?);
+    // Headers and the auth record go in as SHA-256 digests: a cached key
+    // keeps no token or password hash in memory.
+    k.part(&digest(&serde_json::to_vec(&*req.headers).ok()?));
+    let (tag, auth) = match &req.principal {
+        Principal::Guest => (b"guest".as_slice(), None),
+        Principal::User(a) => (b"user".as_slice(), Some(a)),
+        Principal::Superuser(a) => (b"superuser".as_slice(), Some(a)),
+        Principal::System => return None,
+    };
+    k.part(tag);
+    if let Some(a) = auth {
+        // The auth record as loaded for this request, every column: rules
+        // read any of them (`@request.auth.role`).
+        if !current(&a.collection) {
+            return None;
+        }
+        k.part(a.collection.id.as_bytes());
+        k.part(&digest(&serde_json::to_vec(&*a.record).ok()?));
+    }
+    Some(k.0)
+}
+
+fn digest(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
 }
 
 /// One page of records, in PocketBase's list shape.

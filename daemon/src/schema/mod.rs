@@ -24,6 +24,8 @@ pub struct Schema {
     by_id: HashMap<String, usize>,
     /// Some collection's rule reads `@request.headers`.
     rules_read_headers: bool,
+    /// Some rule or view query may read the clock or chance.
+    reads_clock: bool,
 }
 
 impl Schema {
@@ -35,7 +37,7 @@ impl Schema {
             by_name.insert(c.name.to_lowercase(), i);
             by_id.insert(c.id.clone(), i);
         }
-        let rules_read_headers = collections.iter().any(|c| {
+        let rules = |c: &Collection| {
             [
                 c.list_rule.as_deref(),
                 c.view_rule.as_deref(),
@@ -47,13 +49,25 @@ impl Schema {
             ]
             .into_iter()
             .flatten()
-            .any(|r| r.contains("@request.headers"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+        };
+        let rules_read_headers = collections
+            .iter()
+            .any(|c| rules(c).iter().any(|r| r.contains("@request.headers")));
+        let reads_clock = collections.iter().any(|c| {
+            rules(c).iter().any(|r| crate::filter::volatile(r))
+                || c.options
+                    .get("viewQuery")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(view::volatile)
         });
         Schema {
             collections,
             by_name,
             by_id,
             rules_read_headers,
+            reads_clock,
         }
     }
 
@@ -77,6 +91,13 @@ impl Schema {
     /// filters may read them).
     pub fn rules_read_headers(&self) -> bool {
         self.rules_read_headers
+    }
+
+    /// Whether some collection's rule or view query may read the clock or
+    /// chance (`@now`, `strftime`, `random()`, …): list answers are then
+    /// not cached.
+    pub fn reads_clock(&self) -> bool {
+        self.reads_clock
     }
 
     pub fn by_id(&self, id: &str) -> Option<&Arc<Collection>> {

@@ -1326,3 +1326,48 @@ mod tests {
         assert!(infer_fields(&p, &cols[1..], &s).is_err(), "no id column");
     }
 }
+
+/// Whether a view query may read the clock or chance: a date/time
+/// function called (with no argument it is "now"), `current_*`,
+/// `random`, or a comment (which could hide a call from this check).
+pub fn volatile(sql: &str) -> bool {
+    let squeezed: String = sql
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '"' | '`' | '[' | ']'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    [
+        "date(",
+        "time(",
+        "julianday(",
+        "unixepoch(",
+        "strftime(",
+        "timediff(",
+        "current_",
+        "random",
+        "/*",
+        "--",
+    ]
+    .iter()
+    .any(|t| squeezed.contains(t))
+}
+
+#[cfg(test)]
+mod volatile_tests {
+    #[test]
+    fn clock_and_chance() {
+        for q in [
+            "SELECT id, date() AS d FROM posts",
+            "select id, DATETIME ('now') from posts",
+            "select id, CURRENT_TIMESTAMP as t from posts",
+            "select id, \"julianday\"() as t from posts",
+            "select id, random() as r from posts",
+            "select id /* date() */ from posts",
+        ] {
+            assert!(super::volatile(q), "{q}");
+        }
+        assert!(!super::volatile(
+            "SELECT id, updated, title FROM posts WHERE title != 'x'"
+        ));
+    }
+}

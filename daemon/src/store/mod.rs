@@ -44,7 +44,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::schema::Schema;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Options the store needs from the configuration.
 #[derive(Debug, Clone)]
@@ -79,6 +80,14 @@ pub struct Store {
     key: Option<DbKey>,
     /// Whether writes reach the disk (the writer's last failure).
     health: Arc<health::Health>,
+    /// Bumped after every COMMIT that changed rows, a schema reload and a
+    /// settings change: what was read under an older value may be stale
+    /// (the list cache, `records::cache`).
+    generation: Arc<AtomicU64>,
+    /// A connection that only asks SQLite whether another connection —
+    /// another process too (`keepd superuser upsert` while serving) —
+    /// committed since it last asked, and the answer it last got.
+    watch: Mutex<(Connection, i64)>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -95,7 +104,15 @@ impl Store {
         let schema = migrate::load_schema(&conn)?;
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
         let health = Arc::new(health::Health::default());
-        let writer = writer::Writer::start(conn, opts.max_batch.max(1), health.clone())?;
+        let generation = Arc::new(AtomicU64::new(1));
+        let watch = open::open_reader(&db_path, key)?;
+        let seen = data_version(&watch)?;
+        let writer = writer::Writer::start(
+            conn,
+            opts.max_batch.max(1),
+            health.clone(),
+            generation.clone(),
+        )?;
         open::tighten_files(dir)?;
         Ok(Arc::new(Store {
             dir: dir.to_path_buf(),
@@ -107,6 +124,8 @@ impl Store {
             capture: OnceLock::new(),
             key: opts.key.clone(),
             health,
+            generation,
+            watch: Mutex::new((watch, seen)),
             _lock: lock,
         }))
     }
@@ -135,6 +154,38 @@ impl Store {
             Err(p) => p.into_inner(),
         };
         *g = Arc::new(s);
+        drop(g);
+        // After the swap: a reader that sees the new generation gets the
+        // new schema.
+        self.changed();
+    }
+
+    /// The data generation. Read it before reading anything an answer
+    /// kept under it depends on. A commit by another connection (another
+    /// process: the writer's own commits bump it already) is noticed here
+    /// and makes a new generation; so does any doubt (an error asking).
+    pub fn generation(&self) -> u64 {
+        let unchanged = match self.watch.lock() {
+            Ok(mut w) => match data_version(&w.0) {
+                Ok(v) if v == w.1 => true,
+                Ok(v) => {
+                    w.1 = v;
+                    false
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if !unchanged {
+            self.changed();
+        }
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Something answers depend on changed outside a record write (the
+    /// settings held in memory): a new generation.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Reloads the schema from the database (after a collection change).
@@ -251,6 +302,13 @@ impl Store {
     pub fn write_failure(&self) -> Option<health::WriteFailure> {
         self.health.failure()
     }
+}
+
+/// SQLite's `data_version`: it differs from the last value the same
+/// connection got when another connection has committed since.
+fn data_version(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
 }
 
 /// Collection definitions: rows in `_collections` plus their tables.

@@ -6,6 +6,7 @@
 use super::health::{self, Health};
 use crate::error::{ApiError, ApiResult};
 use rusqlite::Connection;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
 
@@ -44,6 +45,7 @@ impl Writer {
         conn: Connection,
         max_batch: usize,
         health: Arc<Health>,
+        generation: Arc<AtomicU64>,
     ) -> anyhow::Result<Writer> {
         // The queue is bounded: when it is full, writers wait (back-pressure)
         // instead of growing memory.
@@ -51,7 +53,7 @@ impl Writer {
         let h = health.clone();
         std::thread::Builder::new()
             .name("keepd-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, &h))?;
+            .spawn(move || writer_loop(conn, rx, max_batch, &h, &generation))?;
         Ok(Writer { tx, health })
     }
 
@@ -164,7 +166,13 @@ fn run_in_savepoint<T>(
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, health: &Health) {
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    health: &Health,
+    generation: &AtomicU64,
+) {
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
     let mut wrote: bool;
     let run = |job: Job, conn: &Connection, wrote: &mut bool| {
@@ -193,6 +201,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, heal
             continue;
         }
         wrote = false;
+        let changes_before = conn.total_changes();
         completions.push(run(first, &conn, &mut wrote));
         while completions.len() < max_batch {
             match rx.try_recv() {
@@ -220,6 +229,14 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Msg>, max_batch: usize, heal
             }
             Ok(()) if wrote => health.committed(),
             Ok(()) => {}
+        }
+        // The data changed (rows of any table, a write rolled back to its
+        // savepoint counted too — one bump too many is harmless): answers
+        // cached under the old generation are not served any more. Before
+        // any caller of the batch is answered, so nobody who saw the write
+        // acknowledged can get an answer from before it.
+        if commit.is_ok() && conn.total_changes() != changes_before {
+            generation.fetch_add(1, Ordering::SeqCst);
         }
         let commit = commit.map_err(|e| e.to_string());
         for c in completions.drain(..) {
@@ -292,7 +309,13 @@ mod tests {
             }
             drop(holder);
         });
-        let writer = Writer::start(conn, 16, Arc::new(Health::default())).unwrap();
+        let writer = Writer::start(
+            conn,
+            16,
+            Arc::new(Health::default()),
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
         let ran = Arc::new(AtomicBool::new(false));
         let ran2 = ran.clone();
         let r = writer

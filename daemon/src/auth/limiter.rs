@@ -197,7 +197,9 @@ struct Window {
 type Table = heapless::index_map::FnvIndexMap<(u64, IpAddr), Window, CAPACITY>;
 
 pub struct Limiter {
-    table: Mutex<Box<Table>>,
+    /// Allocated (about 270 KiB) with the first request counted: a daemon
+    /// whose rate limits never apply does not hold it.
+    table: Mutex<Option<Box<Table>>>,
     /// Keys the rule ids: which ids collide can't be chosen from outside.
     seed: RandomState,
 }
@@ -211,7 +213,7 @@ impl Default for Limiter {
 impl Limiter {
     pub fn new() -> Limiter {
         Limiter {
-            table: Mutex::new(Box::default()),
+            table: Mutex::new(None),
             seed: RandomState::new(),
         }
     }
@@ -220,10 +222,11 @@ impl Limiter {
     /// Ok, or Err(seconds until the window resets).
     pub fn check(&self, id: &str, rule: &Rule, ip: IpAddr, now: u64) -> Result<(), u64> {
         let key = (self.seed.hash_one(id), client_key(ip));
-        let mut t = match self.table.lock() {
+        let mut g = match self.table.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        let t = g.get_or_insert_with(Box::default);
         if let Some(w) = t.get_mut(&key) {
             if now >= w.start + w.duration || w.duration != rule.duration {
                 *w = Window {
@@ -269,14 +272,17 @@ impl Limiter {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let w = t.get(&key)?;
+        let w = t.as_ref()?.get(&key)?;
         (now < w.start + w.duration && w.used >= rule.max_requests)
             .then(|| (w.start + w.duration).saturating_sub(now).max(1))
     }
 
     /// Windows tracked now.
     pub fn len(&self) -> usize {
-        self.table.lock().map(|t| t.len()).unwrap_or(0)
+        self.table
+            .lock()
+            .map(|t| t.as_ref().map_or(0, |t| t.len()))
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -286,7 +292,7 @@ impl Limiter {
     /// Forgets every window (the rules changed).
     pub fn clear(&self) {
         if let Ok(mut t) = self.table.lock() {
-            t.clear();
+            *t = None;
         }
     }
 }
@@ -408,6 +414,28 @@ mod tests {
         assert_eq!(l.check("s", &rule, a, 103), Ok(()));
         // The window resets.
         assert_eq!(l.check("r", &rule, a, 110), Ok(()));
+    }
+
+    /// The table is allocated with the first request counted and given
+    /// back when the rules change; reads never allocate it.
+    #[test]
+    fn table_allocated_when_a_request_is_counted() {
+        let l = Limiter::new();
+        let rule = Rule {
+            label: "x".into(),
+            audience: "".into(),
+            duration: 10,
+            max_requests: 2,
+        };
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(l.exceeded("r", &rule, a, 100), None);
+        assert!(l.is_empty());
+        assert!(l.table.lock().unwrap().is_none());
+        assert_eq!(l.check("r", &rule, a, 100), Ok(()));
+        assert_eq!(l.len(), 1);
+        l.clear();
+        assert!(l.table.lock().unwrap().is_none());
+        assert!(l.is_empty());
     }
 
     #[test]

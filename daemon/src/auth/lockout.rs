@@ -155,7 +155,8 @@ pub enum Failure {
 
 pub struct Lockout {
     policy: Mutex<Policy>,
-    state: Mutex<Box<State>>,
+    /// Allocated (about 190 KiB) with the first failed login.
+    state: Mutex<Option<Box<State>>>,
 }
 
 fn key(collection_id: &str, record_id: &str) -> Option<Key> {
@@ -205,10 +206,7 @@ impl Lockout {
     pub fn new(policy: Policy) -> Lockout {
         Lockout {
             policy: Mutex::new(policy),
-            state: Mutex::new(Box::new(State {
-                table: Table::new(),
-                sketch: Sketch::new(),
-            })),
+            state: Mutex::new(None),
         }
     }
 
@@ -227,7 +225,7 @@ impl Lockout {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Box<State>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<State>>> {
         match self.state.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -238,7 +236,7 @@ impl Lockout {
     pub fn locked(&self, collection_id: &str, record_id: &str, now: u64) -> Option<u64> {
         let k = key(collection_id, record_id)?;
         let st = self.lock();
-        let e = st.table.get(&k)?;
+        let e = st.as_ref()?.table.get(&k)?;
         (e.until > now).then(|| e.until - now)
     }
 
@@ -252,7 +250,12 @@ impl Lockout {
             return Failure::Counted;
         };
         let mut st = self.lock();
-        let State { table, sketch } = &mut **st;
+        let State { table, sketch } = &mut **st.get_or_insert_with(|| {
+            Box::new(State {
+                table: Table::new(),
+                sketch: Sketch::new(),
+            })
+        });
         if !table.contains_key(&k) {
             if table.len() >= CAPACITY {
                 // Make room: entries neither locked nor counting go.
@@ -314,15 +317,18 @@ impl Lockout {
             return false;
         };
         self.lock()
-            .table
-            .swap_remove(&k)
+            .as_mut()
+            .and_then(|st| st.table.swap_remove(&k))
             .is_some_and(|e| e.until > now)
     }
 
     /// Accounts locked now: (collection id, record id, seconds left).
     pub fn list(&self, now: u64) -> Vec<(String, String, u64)> {
-        self.lock()
-            .table
+        let st = self.lock();
+        let Some(st) = st.as_ref() else {
+            return Vec::new();
+        };
+        st.table
             .iter()
             .filter(|(_, e)| e.until > now)
             .map(|((c, r), e)| (c.to_string(), r.to_string(), e.until - now))
@@ -333,6 +339,19 @@ impl Lockout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table and sketch are allocated with the first failure, not
+    /// before: reads of an untouched lockout keep nothing resident.
+    #[test]
+    fn state_allocated_with_the_first_failure() {
+        let l = Lockout::new(policy());
+        assert_eq!(l.locked("c", "r", 100), None);
+        assert!(!l.clear("c", "r", 100));
+        assert!(l.list(100).is_empty());
+        assert!(l.lock().is_none());
+        assert_eq!(l.fail("c", "r", 100), Failure::Counted);
+        assert!(l.lock().is_some());
+    }
 
     fn policy() -> Policy {
         Policy {
@@ -386,7 +405,7 @@ mod tests {
         let l = Lockout::new(policy());
         for i in 0..(CAPACITY * 2) {
             l.fail("c", &format!("r{i}"), 10);
-            assert!(l.lock().table.len() <= CAPACITY);
+            assert!(l.lock().as_ref().map_or(0, |s| s.table.len()) <= CAPACITY);
         }
         // Locked entries are kept while others make room.
         let l = Lockout::new(policy());
@@ -408,7 +427,7 @@ mod tests {
                 l.fail("c", &format!("f{i}"), at);
             }
         }
-        assert_eq!(l.lock().table.len(), CAPACITY);
+        assert_eq!(l.lock().as_ref().map_or(0, |s| s.table.len()), CAPACITY);
         assert_eq!(l.list(at).len(), CAPACITY, "every entry is locked");
         l
     }
@@ -424,7 +443,7 @@ mod tests {
             "lockout still works for an account outside the full table"
         );
         assert_eq!(l.locked("c", "victim", 13), Some(59));
-        assert!(l.lock().table.len() <= CAPACITY);
+        assert!(l.lock().as_ref().map_or(0, |s| s.table.len()) <= CAPACITY);
     }
 
     #[test]
@@ -455,7 +474,12 @@ mod tests {
             }
         }
         let victim = key("c", "victim").unwrap();
-        assert!(!l.lock().table.contains_key(&victim), "pushed out");
+        assert!(
+            !l.lock()
+                .as_ref()
+                .is_some_and(|s| s.table.contains_key(&victim)),
+            "pushed out"
+        );
         // Its next failure restores the lock it had (until 60).
         assert_eq!(l.fail("c", "victim", 5), Failure::Locked(55));
         assert_eq!(l.locked("c", "victim", 6), Some(54));

@@ -641,23 +641,47 @@ impl Storage {
 /// Removes the files of deleted records after their commit: at once for
 /// local storage (a few unlinks on the writer thread), on its own thread
 /// for S3 (network calls never hold the writer). The queue is bounded;
-/// when it is full the removal runs where it was asked.
+/// when it is full the removal runs where it was asked. The thread and its
+/// queue (4096 slots, about 320 KiB once allocated) start with the first
+/// S3 removal: a daemon on local storage never holds them.
 pub struct Janitor {
     storage: Box<dyn Fn() -> std::io::Result<Storage> + Send + Sync>,
-    tx: std::sync::mpsc::SyncSender<(Storage, String, String)>,
+    tx: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<(Storage, String, String)>>>,
 }
+
+/// The removals queued for the S3 thread at most.
+const JANITOR_QUEUE: usize = 4096;
 
 impl Janitor {
     pub fn start(storage: Box<dyn Fn() -> std::io::Result<Storage> + Send + Sync>) -> Janitor {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Storage, String, String)>(4096);
-        let _ = std::thread::Builder::new()
-            .name("keepd-files".into())
-            .spawn(move || {
-                while let Ok((s, cid, rid)) = rx.recv() {
-                    s.remove_record(&cid, &rid);
+        Janitor {
+            storage,
+            tx: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The S3 removal queue, its thread started on first use (None: the
+    /// thread could not start; removals then run where they are asked).
+    fn queue(&self) -> Option<&std::sync::mpsc::SyncSender<(Storage, String, String)>> {
+        self.tx
+            .get_or_init(|| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<(Storage, String, String)>(JANITOR_QUEUE);
+                let started = std::thread::Builder::new()
+                    .name("keepd-files".into())
+                    .spawn(move || {
+                        while let Ok((s, cid, rid)) = rx.recv() {
+                            s.remove_record(&cid, &rid);
+                        }
+                    });
+                match started {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the file removal thread did not start; removals run inline");
+                        None
+                    }
                 }
-            });
-        Janitor { storage, tx }
+            })
+            .as_ref()
     }
 
     /// Removes (or queues the removal of) a deleted record's files.
@@ -672,11 +696,15 @@ impl Janitor {
         match storage {
             Storage::Local(l) => l.remove_record(collection_id, record_id),
             s => {
-                if let Err(std::sync::mpsc::TrySendError::Full((s, c, r))) =
-                    self.tx
-                        .try_send((s, collection_id.to_string(), record_id.to_string()))
-                {
-                    s.remove_record(&c, &r);
+                let Some(tx) = self.queue() else {
+                    return s.remove_record(collection_id, record_id);
+                };
+                match tx.try_send((s, collection_id.to_string(), record_id.to_string())) {
+                    Ok(()) => {}
+                    Err(
+                        std::sync::mpsc::TrySendError::Full((s, c, r))
+                        | std::sync::mpsc::TrySendError::Disconnected((s, c, r)),
+                    ) => s.remove_record(&c, &r),
                 }
             }
         }
@@ -690,6 +718,23 @@ mod tests {
     const PNG: &[u8] = &[
         0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52,
     ];
+
+    /// Local removals run inline; the S3 thread and its queue are not
+    /// started for them (nothing of theirs resident on local storage).
+    #[test]
+    fn local_removals_start_no_thread() {
+        let root = std::env::temp_dir().join(format!("keepd-janitor-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("storage/c1/r1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.txt"), b"x").unwrap();
+        let data = root.clone();
+        let j = Janitor::start(Box::new(move || Ok(Storage::Local(Local::new(&data)))));
+        j.record_deleted("c1", "r1");
+        assert!(!dir.exists(), "the record's files are removed at once");
+        assert!(j.tx.get().is_none(), "no removal thread for local storage");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn directories_made_durably_private() {

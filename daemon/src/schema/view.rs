@@ -20,11 +20,12 @@ use sqlparser::ast::{
     BinaryOperator, CastKind, Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
     GroupByExpr, Ident, JoinConstraint, JoinOperator, LimitClause, ObjectName, ObjectNamePart,
     OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectFlavor, SelectItem, SetExpr,
-    SetOperator, SetQuantifier, Statement, TableFactor, TableWithJoins, UnaryOperator, Value as V,
-    WindowType,
+    SetOperator, SetQuantifier, TableFactor, TableWithJoins, UnaryOperator, Value as V, WindowType,
 };
 use sqlparser::dialect::SQLiteDialect;
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
 use std::collections::HashSet;
 
 /// The longest `viewQuery` accepted (PocketBase's dry-run form limit).
@@ -212,16 +213,40 @@ pub fn plan(query: &str, schema: &Schema, self_name: &str) -> Result<Plan, Strin
     if hides {
         return refuse("multiple statements are not supported");
     }
-    let stmts = Parser::new(&SQLiteDialect {})
+    // Only the query grammar is entered (`parse_query`, not
+    // `parse_statement`): the parser's DDL/DML statement code is then never
+    // reached and the linker leaves it out of the binary (about 1 MB).
+    let mut p = Parser::new(&SQLiteDialect {})
         .with_recursion_limit(MAX_DEPTH)
         .try_with_sql(text)
-        .and_then(|mut p| p.parse_statements())
         .map_err(|e| format!("invalid SQL: {e}"))?;
-    let q = match stmts.as_slice() {
-        [Statement::Query(q)] => q,
-        [_] => return refuse("only a SELECT query is allowed"),
-        _ => return refuse("multiple statements are not supported"),
-    };
+    let first = p.peek_token();
+    match &first.token {
+        Token::LParen => {}
+        Token::Word(w) => match w.keyword {
+            Keyword::SELECT | Keyword::WITH | Keyword::VALUES | Keyword::FROM => {}
+            Keyword::NoKeyword => {
+                return p
+                    .expected("an SQL statement", first)
+                    .map_err(|e| format!("invalid SQL: {e}"))
+            }
+            // Another statement (INSERT, CREATE, PRAGMA...).
+            _ => return refuse("only a SELECT query is allowed"),
+        },
+        _ => {
+            return p
+                .expected("an SQL statement", first)
+                .map_err(|e| format!("invalid SQL: {e}"))
+        }
+    }
+    let q = p
+        .parse_query()
+        .and_then(|q| match p.peek_token().token {
+            Token::EOF => Ok(q),
+            _ => p.expected("end of statement", p.peek_token()),
+        })
+        .map_err(|e| format!("invalid SQL: {e}"))?;
+    let q = &*q;
     let mut r = Renderer {
         schema,
         self_name,

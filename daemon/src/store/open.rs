@@ -311,3 +311,51 @@ pub fn foreign_key_problems(conn: &Connection) -> rusqlite::Result<Vec<String>> 
         })?
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    /// The bundled SQLite is built as `.cargo/config.toml` says: math
+    /// functions in (geoDistance), and none of full-text search, R*Tree,
+    /// dbstat, soundex or extension loading (unused; binary size and attack
+    /// surface).
+    #[test]
+    fn bundled_sqlite_has_only_the_modules_keepd_uses() {
+        let c = Connection::open_in_memory().unwrap();
+        let opts: Vec<String> = c
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            opts.iter().any(|o| o == "ENABLE_MATH_FUNCTIONS"),
+            "{opts:?}"
+        );
+        assert!(opts.iter().any(|o| o == "OMIT_LOAD_EXTENSION"), "{opts:?}");
+        for absent in [
+            "ENABLE_FTS3",
+            "ENABLE_FTS5",
+            "ENABLE_RTREE",
+            "ENABLE_DBSTAT_VTAB",
+            "SOUNDEX",
+        ] {
+            assert!(!opts.iter().any(|o| o == absent), "{absent} in {opts:?}");
+        }
+        for module in ["fts5", "fts4", "rtree"] {
+            let e = c
+                .execute_batch(&format!(
+                    "CREATE VIRTUAL TABLE t_{module} USING {module}(a, b, c)"
+                ))
+                .unwrap_err();
+            assert!(e.to_string().contains("no such module"), "{module}: {e}");
+        }
+        assert_eq!(
+            c.query_row("SELECT round(acos(1.0), 3)", [], |r| r.get::<_, f64>(0))
+                .unwrap(),
+            0.0
+        );
+    }
+}

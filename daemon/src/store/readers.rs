@@ -1,5 +1,8 @@
 //! A small pool of read-only connections. A read borrows one connection on a
 //! blocking thread and gives it back; nothing holds it across an `.await`.
+//! One connection is opened with the store (it proves the database readable);
+//! the others only when that many reads first run at once, so an idle
+//! daemon does not hold `readers` connections' memory (about 120 KiB each).
 //!
 //! Point reads (one row by primary key) skip the hand-off to a blocking
 //! thread: they run on the calling thread with that thread's own read-only
@@ -17,6 +20,8 @@ use tokio::sync::Semaphore;
 pub(crate) struct Readers {
     conns: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
+    path: Arc<std::path::PathBuf>,
+    key: Option<DbKey>,
 }
 
 /// Distinguishes stores in one process (tests open several).
@@ -63,14 +68,19 @@ impl Local {
 
 impl Readers {
     pub(crate) fn open(path: &Path, n: usize, key: Option<&DbKey>) -> anyhow::Result<Readers> {
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            v.push(open_reader(path, key)?);
-        }
+        let first = open_reader(path, key)?;
         Ok(Readers {
-            conns: Arc::new(Mutex::new(v)),
+            conns: Arc::new(Mutex::new(vec![first])),
             permits: Arc::new(Semaphore::new(n)),
+            path: Arc::new(path.to_path_buf()),
+            key: key.cloned(),
         })
+    }
+
+    /// Connections open now (idle in the pool).
+    #[cfg(test)]
+    fn open_count(&self) -> usize {
+        self.conns.lock().map(|g| g.len()).unwrap_or(0)
     }
 
     pub(crate) async fn run<T, F>(&self, f: F) -> ApiResult<T>
@@ -85,13 +95,16 @@ impl Readers {
             .await
             .map_err(ApiError::internal)?;
         let conns = self.conns.clone();
+        let (path, key) = (self.path.clone(), self.key.clone());
         tokio::task::spawn_blocking(move || {
-            let conn = {
-                let mut g = conns
-                    .lock()
-                    .map_err(|_| ApiError::internal("reader pool poisoned"))?;
-                g.pop()
-                    .ok_or_else(|| ApiError::internal("reader pool empty"))?
+            let pooled = conns
+                .lock()
+                .map_err(|_| ApiError::internal("reader pool poisoned"))?
+                .pop();
+            // A permit and an empty pool: fewer than `n` are open yet.
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&path, key.as_ref()).map_err(ApiError::internal)?,
             };
             // A panic in `f` is this read's error: the connection goes
             // back to the pool all the same.
@@ -116,4 +129,64 @@ pub(crate) fn panic_text(what: &str, p: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_default();
     format!("{what} panicked: {msg}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One connection is open at start; more only when that many reads run
+    /// at once, never more than the pool's size, and they are kept for the
+    /// next reads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_open_as_concurrent_reads_need_them() {
+        let dir = std::env::temp_dir().join(format!("keepd-readers-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+            .unwrap();
+        let readers = Arc::new(Readers::open(&path, 3, None).unwrap());
+        assert_eq!(readers.open_count(), 1);
+        for _ in 0..5 {
+            readers
+                .run(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            readers.open_count(),
+            1,
+            "sequential reads share one connection"
+        );
+        // Four reads at once, each held until all that can run have started:
+        // three run (the pool's size), the fourth waits for a permit.
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let (readers, barrier) = (readers.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    readers
+                        .run(move |c| {
+                            if i < 3 {
+                                barrier.wait();
+                            }
+                            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            readers.open_count(),
+            3,
+            "one per concurrent read, at most `readers`"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -70,15 +70,20 @@ fn backup_dir_entries(dir: &Path) -> Vec<String> {
 }
 
 /// A backup downloaded with a superuser file token.
-fn download(srv: &TestServer, key: &str) -> Vec<u8> {
+/// `GET /api/backups/{key}` with a superuser file token.
+pub(crate) fn download_resp(srv: &TestServer, key: &str) -> Resp {
     let (_, t) = srv.su().post("/api/files/token", &json!({}));
     let tok = t["token"].as_str().expect("token").to_string();
-    let r = srv.raw("GET", &format!("/api/backups/{key}?token={tok}"), &[], None);
+    srv.raw("GET", &format!("/api/backups/{key}?token={tok}"), &[], None)
+}
+
+fn download(srv: &TestServer, key: &str) -> Vec<u8> {
+    let r = download_resp(srv, key);
     assert_eq!(r.status, 200, "download {key}");
     r.body
 }
 
-fn titles(srv: &TestServer) -> Vec<String> {
+pub(crate) fn titles(srv: &TestServer) -> Vec<String> {
     let (st, v) = srv.su().list("notes", &[("sort", "title")]);
     assert_eq!(st, 200, "{v}");
     v["items"]
@@ -89,7 +94,7 @@ fn titles(srv: &TestServer) -> Vec<String> {
         .collect()
 }
 
-fn note(srv: &TestServer, title: &str) {
+pub(crate) fn note(srv: &TestServer, title: &str) {
     let (st, v) = srv
         .su()
         .post("/api/collections/notes/records", &json!({"title": title}));
@@ -532,7 +537,8 @@ fn backup_schedule_settings_validated_as_pocketbase() {
     }
 }
 
-fn audit_targets(srv: &TestServer, action: &str) -> Vec<String> {
+/// The targets of the scheduler's audit entries for `action`, newest first.
+pub(crate) fn audit_targets(srv: &TestServer, action: &str) -> Vec<String> {
     let (st, a) = srv.su().get(&format!(
         "/api/audit?action={action}&actor=cron&perPage=500"
     ));

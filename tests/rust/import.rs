@@ -3,98 +3,42 @@
 //! served: same records, same ids, old passwords, same files; the source
 //! untouched; `--dry-run` writes nothing; refusals.
 
-use crate::common::{keepd_cmd, missing_prerequisite, raw_at, uniq, Resp, TempRoot, TestServer};
+use crate::common::{
+    keepd_cmd, raw_at, reference_pocketbase, uniq, PocketBase, Resp, TempRoot, TestServer,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 const SU: &str = "owner@example.com";
 const SU_PASS: &str = "owner-secret-123";
 const USER: &str = "reader@example.com";
 const USER_PASS: &str = "reader-secret-123";
 
-/// The reference PocketBase: `KEEPD_PB_BIN`, else the one tests/compat
-/// installs.
-fn pocketbase() -> Option<PathBuf> {
-    let p = match std::env::var_os("KEEPD_PB_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/compat/.venv/bin/pocketbase"),
-    };
-    if p.is_file() {
-        return Some(p);
+/// A request to the reference PocketBase that must answer 200: its JSON.
+fn pb_json(
+    pb: &PocketBase,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Value {
+    let mut h = vec![];
+    if let Some(t) = token {
+        h.push(("Authorization", t));
     }
-    missing_prerequisite(
-        &format!("the reference PocketBase at {}", p.display()),
-        "run tests/compat/setup.sh, or set KEEPD_PB_BIN",
+    let b = body.map(|b| b.to_string().into_bytes());
+    let r = raw_at(pb.addr, method, path, &h, b.as_deref()).expect("pocketbase request");
+    assert_eq!(
+        r.status,
+        200,
+        "{method} {path}: {}",
+        String::from_utf8_lossy(&r.body)
     );
-    None
-}
-
-/// A running PocketBase on a loopback port.
-struct Pb {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Pb {
-    fn start(bin: &Path, dir: &Path) -> Pb {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let child = Command::new(bin)
-            .args(["serve", "--dir"])
-            .arg(dir)
-            .args(["--http", &addr.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn pocketbase");
-        let pb = Pb { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if raw_at(addr, "GET", "/api/health", &[], None).is_ok_and(|r| r.status == 200) {
-                return pb;
-            }
-            assert!(Instant::now() < deadline, "pocketbase did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Value {
-        let mut h = vec![];
-        if let Some(t) = token {
-            h.push(("Authorization", t));
-        }
-        let b = body.map(|b| b.to_string().into_bytes());
-        let r = raw_at(self.addr, method, path, &h, b.as_deref()).expect("pocketbase request");
-        assert_eq!(
-            r.status,
-            200,
-            "{method} {path}: {}",
-            String::from_utf8_lossy(&r.body)
-        );
-        r.json()
-    }
-
-    fn stop(mut self) {
-        // Killed, not stopped: what it wrote is left in the WAL, which the
-        // import must read.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Pb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    r.json()
 }
 
 /// Every file under `dir`: contents, mode and modification time.
@@ -170,7 +114,9 @@ fn multipart(fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> (String, Vec
 
 #[test]
 fn pocketbase_data_moves_in() {
-    let Some(bin) = pocketbase() else { return };
+    let Some(bin) = reference_pocketbase() else {
+        return;
+    };
     let root = TempRoot::new("import");
     let pb_dir = root.path.join("pb_data");
     let target = root.path.join("data");
@@ -185,8 +131,9 @@ fn pocketbase_data_moves_in() {
         .output()
         .expect("pocketbase superuser upsert");
     assert!(out.status.success(), "{}", text(&out));
-    let pb = Pb::start(&bin, &pb_dir);
-    let auth = pb.send(
+    let pb = PocketBase::start(&bin, &pb_dir);
+    let auth = pb_json(
+        &pb,
         "POST",
         "/api/collections/_superusers/auth-with-password",
         None,
@@ -194,7 +141,8 @@ fn pocketbase_data_moves_in() {
     );
     let token = auth["token"].as_str().expect("token").to_string();
     let t = Some(token.as_str());
-    let posts = pb.send(
+    let posts = pb_json(
+        &pb,
         "POST",
         "/api/collections",
         t,
@@ -213,11 +161,14 @@ fn pocketbase_data_moves_in() {
         })),
     );
     let posts_id = posts["id"].as_str().expect("collection id").to_string();
-    let user = pb.send(
+    let user = pb_json(
+        &pb,
         "POST",
         "/api/collections/users/records",
         None,
-        Some(&json!({"email": USER, "password": USER_PASS, "passwordConfirm": USER_PASS, "name": "Reader"})),
+        Some(
+            &json!({"email": USER, "password": USER_PASS, "passwordConfirm": USER_PASS, "name": "Reader"}),
+        ),
     );
     let user_id = user["id"].as_str().expect("user id").to_string();
     let file_bytes: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -240,13 +191,15 @@ fn pocketbase_data_moves_in() {
     .expect("upload");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let with_file = r.json();
-    pb.send(
+    pb_json(
+        &pb,
         "POST",
         "/api/collections/posts/records",
         t,
         Some(&json!({"title": "plain", "n": -2, "ok": false})),
     );
-    pb.send(
+    pb_json(
+        &pb,
         "PATCH",
         "/api/settings",
         t,
@@ -254,17 +207,25 @@ fn pocketbase_data_moves_in() {
             &json!({"meta": {"appName": "Moved In"}, "batch": {"enabled": true, "maxRequests": 7}}),
         ),
     );
-    let before_list = pb.send("GET", "/api/collections/posts/records?sort=title", t, None);
+    let before_list = pb_json(
+        &pb,
+        "GET",
+        "/api/collections/posts/records?sort=title",
+        t,
+        None,
+    );
     // A record PocketBase keeps though it no longer validates (its field was
     // made required after): refused by keepd's validation, and reported.
-    let drafts = pb.send(
+    let drafts = pb_json(
+        &pb,
         "POST",
         "/api/collections",
         t,
         Some(&json!({"name": "drafts", "type": "base",
             "fields": [{"name": "body", "type": "text"}]})),
     );
-    let draft = pb.send(
+    let draft = pb_json(
+        &pb,
         "POST",
         "/api/collections/drafts/records",
         t,
@@ -277,7 +238,8 @@ fn pocketbase_data_moves_in() {
             f["required"] = json!(true);
         }
     }
-    pb.send(
+    pb_json(
+        &pb,
         "PATCH",
         "/api/collections/drafts",
         t,
@@ -286,7 +248,8 @@ fn pocketbase_data_moves_in() {
 
     // View collections: one keepd maps, one whose query keepd refuses (it
     // reads password hashes), reported.
-    let pv = pb.send(
+    let pv = pb_json(
+        &pb,
         "POST",
         "/api/collections",
         t,
@@ -296,7 +259,8 @@ fn pocketbase_data_moves_in() {
         ),
     );
     assert_eq!(pv["type"], "view", "{pv}");
-    let hv = pb.send(
+    let hv = pb_json(
+        &pb,
         "POST",
         "/api/collections",
         t,
@@ -304,7 +268,8 @@ fn pocketbase_data_moves_in() {
             "viewQuery": "select id, password from users"})),
     );
     assert_eq!(hv["type"], "view", "{hv}");
-    let before_view = pb.send(
+    let before_view = pb_json(
+        &pb,
         "GET",
         "/api/collections/post_titles/records?sort=title",
         t,
@@ -320,7 +285,9 @@ fn pocketbase_data_moves_in() {
     );
     assert!(text(&o).contains("still running"), "{}", text(&o));
     assert!(!target.exists(), "a refused import left {target_s}");
-    pb.stop();
+    // Killed, not stopped: what it wrote is left in the WAL, which the
+    // import must read.
+    drop(pb);
 
     // Served in place (a copy), a pb_data is refused with the way in, and
     // left without keepd's tables.

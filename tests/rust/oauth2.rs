@@ -6,48 +6,21 @@
 //! record's file field — or left out, without failing the sign-up, when
 //! it is too large, not an image, missing, or on a refused address.
 
-use crate::common::{missing_prerequisite, raw_at, TestServer};
+use crate::common::{raw_at, reference_pocketbase, PocketBase, TestServer};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 // -- the reference PocketBase ------------------------------------------------
 
-fn pocketbase() -> Option<PathBuf> {
-    let p = match std::env::var_os("KEEPD_PB_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/compat/.venv/bin/pocketbase"),
-    };
-    if p.is_file() {
-        return Some(p);
-    }
-    missing_prerequisite(
-        &format!("the reference PocketBase at {}", p.display()),
-        "run tests/compat/setup.sh, or set KEEPD_PB_BIN",
-    );
-    None
-}
-
-/// The process, its address, and its data dir (kept while it runs).
-struct Pb(
-    Child,
-    SocketAddr,
-    #[allow(dead_code)] Arc<crate::common::TempRoot>,
-);
-
-impl Drop for Pb {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// The reference PocketBase and the data dir it serves (kept while it runs).
+struct Pb(PocketBase, #[allow(dead_code)] Arc<crate::common::TempRoot>);
 
 /// The reference PocketBase running with a superuser: (it, token).
 fn start_pb(bin: &Path) -> (Pb, String) {
@@ -67,26 +40,8 @@ fn start_pb(bin: &Path) -> (Pb, String) {
         .status()
         .expect("pocketbase superuser upsert");
     assert!(ok.success());
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let child = Command::new(bin)
-        .args(["serve", "--dir"])
-        .arg(&dir)
-        .args(["--http", &addr.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn pocketbase");
-    let pb = Pb(child, addr, root);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !raw_at(addr, "GET", "/api/health", &[], None).is_ok_and(|r| r.status == 200) {
-        assert!(Instant::now() < deadline, "pocketbase did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let pb = Pb(PocketBase::start(bin, &dir), root);
+    let addr = pb.0.addr;
     let body = json!({"identity": "su@example.com", "password": "su-password-123"}).to_string();
     let r = raw_at(
         addr,
@@ -130,10 +85,12 @@ fn providers_list_is_pocketbases() {
     if crate::common::is_reference() {
         return;
     }
-    let Some(bin) = pocketbase() else { return };
+    let Some(bin) = reference_pocketbase() else {
+        return;
+    };
     let (pb, token) = start_pb(&bin);
     let theirs = raw_at(
-        pb.1,
+        pb.0.addr,
         "GET",
         "/api/collections/meta/oauth2-providers",
         &[("Authorization", &token)],

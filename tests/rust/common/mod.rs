@@ -71,6 +71,67 @@ pub fn missing_prerequisite(what: &str, fix: &str) {
     eprintln!("SKIPPED: {what} ({fix})");
 }
 
+/// The reference PocketBase binary: `KEEPD_PB_BIN`, else the one
+/// tests/compat installs; `None` (a skip, or a failure under [`strict`])
+/// when it is missing.
+pub fn reference_pocketbase() -> Option<std::path::PathBuf> {
+    let p = match std::env::var_os("KEEPD_PB_BIN") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/compat/.venv/bin/pocketbase"),
+    };
+    if p.is_file() {
+        return Some(p);
+    }
+    missing_prerequisite(
+        &format!("the reference PocketBase at {}", p.display()),
+        "run tests/compat/setup.sh, or set KEEPD_PB_BIN",
+    );
+    None
+}
+
+/// The reference PocketBase serving `dir` on a loopback port; killed on
+/// drop (never stopped cleanly, so what it wrote may be left in its WAL).
+pub struct PocketBase {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl PocketBase {
+    /// Starts it and waits until `/api/health` answers 200 (30 s at most).
+    pub fn start(bin: &std::path::Path, dir: &std::path::Path) -> PocketBase {
+        use std::time::{Duration, Instant};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let child = Command::new(bin)
+            .args(["serve", "--dir"])
+            .arg(dir)
+            .args(["--http", &addr.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn pocketbase");
+        let pb = PocketBase { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !raw_at(addr, "GET", "/api/health", &[], None).is_ok_and(|r| r.status == 200) {
+            assert!(Instant::now() < deadline, "pocketbase did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pb
+    }
+}
+
+impl Drop for PocketBase {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Environment every keepd child gets: no /etc config, fast hashing.
 pub fn base_env() -> Vec<(String, String)> {
     vec![

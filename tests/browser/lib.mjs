@@ -3,11 +3,8 @@
 // playwright-core, sign-in, screenshots into tests/browser/artifacts/, and
 // an axe-core check failing on serious or critical violations.
 
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import assert from "node:assert/strict";
@@ -18,91 +15,23 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const ARTIFACTS = join(HERE, "artifacts");
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-export const EMAIL = "admin@example.com";
-export const PASSWORD = "admin-password-123";
+import { keepdEnv, startServer, SUPERUSER } from "../lib/server.mjs";
+
+export const EMAIL = SUPERUSER.email;
+export const PASSWORD = SUPERUSER.password;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.on("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
 function bin() {
-  const b = process.env.KEEPD_BIN || join(HERE, "../../target/debug/keepd");
-  return resolve(b);
+  return process.env.KEEPD_BIN || join(HERE, "../../target/debug/keepd");
 }
 
-const ENV = {
-  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("KEEPD_"))),
-  KEEPD_NO_ETC: "1",
-  KEEPD_ARGON2_MEMORY_KIB: "8192",
-  KEEPD_ARGON2_ITERATIONS: "1",
-  KEEPD_LOG: "warn",
-};
-
-// keepd with a superuser; { url, dir, stop(), run(args), restart() }.
-// `env`: more KEEPD_* variables for this keepd. restart() starts keepd again
-// on the same data dir and port (after it exited by itself, e.g. for a
-// backup's restore, or after stopping it).
-export async function startKeepd({ env = {} } = {}) {
-  const root = mkdtempSync(join(tmpdir(), "keepd-browser-"));
-  const dir = join(root, "data");
-  mkdirSync(dir, { mode: 0o700 });
-  const run = (args) => {
-    const r = spawnSync(bin(), [...args, "--dir", dir], { cwd: root, env: ENV, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`keepd ${args.join(" ")}: ${r.stdout}${r.stderr}${r.error || ""}`);
-    return r.stdout;
-  };
-  run(["superuser", "upsert", EMAIL, PASSWORD]);
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  let child;
-  let exited;
-  let output = "";
-  const serve = async () => {
-    child = spawn(bin(), ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], { cwd: root, env: { ...ENV, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => { output += d; });
-    child.stderr.on("data", (d) => { output += d; });
-    exited = new Promise((r) => child.on("exit", (code) => r(code)));
-    const deadline = Date.now() + 20000;
-    for (;;) {
-      try {
-        if ((await fetch(`${url}/api/health`)).ok) break;
-      } catch { /* not yet */ }
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`keepd did not start:\n${output}`);
-      await sleep(100);
-    }
-  };
-  const halt = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-    }
-    return exited;
-  };
-  await serve();
-  return {
-    url,
-    dir,
-    run,
-    output: () => output,
-    // The exit code once keepd has exited (by itself or stopped).
-    exited: () => exited,
-    async restart() {
-      await halt();
-      await serve();
-    },
-    async stop() {
-      await halt();
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+// keepd with a superuser; { url, dir, stop(), run(args), restart(), exited() }
+// (tests/lib/server.mjs). `env`: more KEEPD_* variables for this keepd.
+// restart() starts keepd again on the same data dir and port (after it
+// exited by itself, e.g. for a backup's restore, or after stopping it).
+export function startKeepd({ env = {} } = {}) {
+  return startServer(bin(), { name: "browser", env: keepdEnv(env) });
 }
 
 // A superuser API client for set-up and assertions: api(method, path, body).

@@ -3,138 +3,22 @@
 // fetched from the reference PocketBase, and a small front server that
 // serves those assets under /_/ and proxies /api/ to the backend.
 
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
-import { createServer as createNetServer } from "node:net";
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve, posix } from "node:path";
+import { dirname, join, posix } from "node:path";
+import { startServer, SUPERUSER } from "../lib/server.mjs";
 
-const READY_TIMEOUT_MS = 20_000;
-const running = new Set();
+export { SUPERUSER };
 
-function killAll() {
-  for (const child of running) {
-    try {
-      child.kill("SIGKILL");
-    } catch {}
-  }
-  running.clear();
-}
-process.on("exit", killAll);
-for (const sig of ["SIGINT", "SIGTERM"]) {
-  process.on(sig, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export const SUPERUSER = { email: "admin@example.com", password: "admin-password-123" };
-
-/** Start `bin` (keepd or pocketbase) with a superuser in a fresh data dir. */
+/**
+ * Start `bin` (keepd or pocketbase) with a superuser in a fresh data dir
+ * (tests/lib/server.mjs). keepd's exit 75 after a staged backup restore is
+ * answered by starting it again, as its service manager would; PocketBase
+ * re-executes itself.
+ */
 export async function startBackend(bin, name, env = {}) {
-  bin = resolve(bin);
-  // PocketBase writes pb_migrations/ and pb_hooks/ next to its data dir: nest it.
-  const root = mkdtempSync(join(tmpdir(), `keepd-pbdash-${name}-`));
-  const dir = join(root, "pb_data");
-  mkdirSync(dir, { mode: 0o700 });
-  const up = spawnSync(bin, ["superuser", "upsert", SUPERUSER.email, SUPERUSER.password, "--dir", dir], {
-    cwd: root,
-    encoding: "utf8",
-    timeout: READY_TIMEOUT_MS,
-  });
-  if (up.status !== 0) {
-    rmSync(root, { recursive: true, force: true });
-    throw new Error(`${name}: superuser upsert failed (${up.status}): ${up.stdout}\n${up.stderr}`);
-  }
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  let output = "";
-  const collect = (chunk) => {
-    output += chunk;
-    if (output.length > 50_000) output = output.slice(-50_000);
-  };
-  let child;
-  let exited = null;
-  let exitPromise;
-  let stopping = false;
-  let restarts = 0;
-  const launch = () => {
-    exited = null;
-    child = spawn(bin, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], {
-      cwd: root,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    running.add(child);
-    child.stdout.on("data", collect);
-    child.stderr.on("data", collect);
-    exitPromise = new Promise((r) =>
-      child.on("exit", (code, signal) => {
-        exited = { code, signal };
-        running.delete(child);
-        // keepd ends a staged backup restore with status 75 for its service
-        // manager (systemd's Restart=on-failure) to start it again on the
-        // restored data; play that part. PocketBase re-executes itself.
-        if (code === 75 && !stopping && restarts < 3) {
-          restarts += 1;
-          collect(`\n[pbdash] exit 75: restarting ${name}\n`);
-          launch();
-        }
-        r();
-      }),
-    );
-  };
-  launch();
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let ready = false;
-  while (Date.now() < deadline && !exited) {
-    try {
-      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
-      if (res.status === 200) {
-        ready = true;
-        break;
-      }
-    } catch {}
-    await sleep(100);
-  }
-  if (!ready) {
-    child.kill("SIGKILL");
-    await exitPromise;
-    rmSync(root, { recursive: true, force: true });
-    throw new Error(`${name} not ready within ${READY_TIMEOUT_MS}ms (exit ${JSON.stringify(exited)}):\n${output}`);
-  }
-  return {
-    name,
-    url,
-    dir,
-    output: () => output,
-    restarts: () => restarts,
-    async stop() {
-      stopping = true;
-      if (!exited) {
-        child.kill("SIGTERM");
-        const t = setTimeout(() => child.kill("SIGKILL"), 5000);
-        await exitPromise;
-        clearTimeout(t);
-      }
-      rmSync(root, { recursive: true, force: true });
-    },
-  };
+  const srv = await startServer(bin, { name: `pbdash-${name}`, env: { ...process.env, ...env }, restartOn75: true });
+  return { ...srv, name };
 }
 
 // ---------------------------------------------------------------------------

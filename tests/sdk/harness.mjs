@@ -4,50 +4,14 @@
 //   BIN superuser upsert EMAIL PASSWORD --dir DIR
 //   BIN serve --http 127.0.0.1:PORT --dir DIR
 //
-// Readiness: GET /api/health answers 200.
+// Readiness: GET /api/health answers 200. The processes are run by
+// tests/lib/server.mjs, shared with the browser and dashboard suites.
 
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import PocketBase, { ClientResponseError } from "pocketbase";
 import assert from "node:assert/strict";
+import { startServer as start, serve as serveDir, SUPERUSER } from "../lib/server.mjs";
 
 export { PocketBase, ClientResponseError };
-
-const READY_TIMEOUT_MS = 20_000;
-const running = new Set();
-
-function killAll() {
-  for (const child of running) {
-    try {
-      child.kill("SIGKILL");
-    } catch {}
-  }
-  running.clear();
-}
-process.on("exit", killAll);
-for (const sig of ["SIGINT", "SIGTERM"]) {
-  process.on(sig, () => {
-    killAll();
-    process.exit(130);
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start a server. Returns {url, superuserEmail, superuserPassword, dir, stop()}.
@@ -57,29 +21,8 @@ export async function startServer() {
   if (!bin) {
     throw new Error("KEEPD_BIN must point at the server binary (keepd or pocketbase)");
   }
-  // the child runs in its own cwd, so make a relative path absolute
-  if (bin.includes("/")) bin = resolve(bin);
-  // The data dir is nested inside a private root: PocketBase puts its default
-  // pb_migrations/ (auto-migrations) and pb_hooks/ next to the data dir, i.e.
-  // in DIR/.., so a bare temp dir would leak migrations into the shared tmpdir.
-  const root = mkdtempSync(join(tmpdir(), "keepd-sdk-"));
-  const dir = join(root, "pb_data");
-  mkdirSync(dir, { mode: 0o700 });
-  const superuserEmail = "admin@example.com";
-  const superuserPassword = "admin-password-123";
-
-  const up = spawnSync(bin, ["superuser", "upsert", superuserEmail, superuserPassword, "--dir", dir], {
-    cwd: root,
-    encoding: "utf8",
-    timeout: READY_TIMEOUT_MS,
-  });
-  if (up.status !== 0) {
-    rmSync(root, { recursive: true, force: true });
-    throw new Error(`superuser upsert failed (status ${up.status}): ${up.stdout}\n${up.stderr}\n${up.error ?? ""}`);
-  }
-
-  const server = await serve(bin, root, dir);
-  return { ...server, superuserEmail, superuserPassword };
+  const server = await start(bin, { name: "sdk" });
+  return { ...server, superuserEmail: SUPERUSER.email, superuserPassword: SUPERUSER.password };
 }
 
 /**
@@ -87,63 +30,8 @@ export async function startServer() {
  * loopback port; `root` is the private directory around it, removed by
  * stop() unless `keep` is set. Returns {url, dir, stop(), output()}.
  */
-export async function serve(bin, root, dir, { keep = false } = {}) {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ["serve", "--http", `127.0.0.1:${port}`, "--dir", dir], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  running.add(child);
-  let output = "";
-  const collect = (chunk) => {
-    output += chunk;
-    if (output.length > 20_000) output = output.slice(-20_000);
-  };
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
-  let exited = null;
-  const exitPromise = new Promise((resolve) => {
-    child.on("exit", (code, signal) => {
-      exited = { code, signal };
-      running.delete(child);
-      resolve();
-    });
-  });
-
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let ready = false;
-  while (Date.now() < deadline && !exited) {
-    try {
-      const res = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(1000) });
-      if (res.status === 200) {
-        ready = true;
-        break;
-      }
-    } catch {}
-    await sleep(100);
-  }
-  if (!ready) {
-    child.kill("SIGKILL");
-    await exitPromise;
-    if (!keep) rmSync(root, { recursive: true, force: true });
-    throw new Error(`server not ready within ${READY_TIMEOUT_MS}ms (exit: ${JSON.stringify(exited)}):\n${output}`);
-  }
-
-  let stopped = false;
-  async function stop() {
-    if (stopped) return;
-    stopped = true;
-    if (!exited) {
-      child.kill("SIGTERM");
-      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exitPromise;
-      clearTimeout(t);
-    }
-    if (!keep) rmSync(root, { recursive: true, force: true });
-  }
-
-  return { url, dir, stop, output: () => output };
+export function serve(bin, root, dir, { keep = false } = {}) {
+  return serveDir(bin, root, dir, { keep, name: "sdk" });
 }
 
 /** A fresh SDK client (no auto-cancellation, so parallel requests are fine). */

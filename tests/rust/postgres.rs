@@ -388,6 +388,52 @@ fn the_role_and_the_connection_are_checked() {
     assert_eq!(r.code, 1, "{}", r.out);
     assert!(r.has("password authentication failed"), "{}", r.out);
 
+    // The pool: never more sessions than database_pool; a caller waits
+    // for one given back, and gives up after the statement timeout.
+    {
+        use keepd::store::postgres::{connect, pool::Pool, url::DatabaseUrl};
+        let settings = connect::Settings {
+            url: DatabaseUrl::new(&format!(
+                "postgres://keepd:keepd-Secret-1@localhost:{p}/app"
+            )),
+            ca: Some(pg.ca.clone()),
+            schema: "keepd".into(),
+            pool: 2,
+            statement_timeout: std::time::Duration::from_secs(1),
+        };
+        let pool = Pool::new(connect::prepare(&settings).expect("target"), 2);
+        let mut a = pool.get().expect("first");
+        let b = pool.get().expect("second");
+        let count = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'keepd' AND application_name = 'keepd'";
+        let n: i64 = a.query_one(count, &[]).expect("count").get(0);
+        assert_eq!(n, 2);
+        let started = std::time::Instant::now();
+        let e = pool.get().err().expect("a third session while two are out");
+        assert!(e.0.contains("database_pool"), "{e}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| pool.get().map(|_| ()));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(b);
+            waiter
+                .join()
+                .expect("waiter")
+                .expect("the session given back");
+        });
+        assert_eq!(pool.open(), 2);
+        let n: i64 = a.query_one(count, &[]).expect("count").get(0);
+        assert_eq!(n, 2, "sessions are reused, not reopened");
+        // The pinned session: a statement longer than the timeout is ended.
+        let Err(e) = a.simple_query("SELECT pg_sleep(3)") else {
+            panic!("a statement longer than the timeout ran to its end");
+        };
+        assert_eq!(
+            e.code(),
+            Some(&::postgres::error::SqlState::QUERY_CANCELED),
+            "{e:?}"
+        );
+    }
+
     // No password in any output, nor in the server's log.
     let server_log = std::fs::read_to_string(pg.root.join("server.log")).unwrap_or_default();
     all.push(server_log);

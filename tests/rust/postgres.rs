@@ -22,12 +22,13 @@ const PASSWORDS: &[&str] = &[
 ];
 
 /// pg_hba.conf: md5 and trust for two roles over TLS (the client must
-/// refuse both), plaintext SCRAM for keepd on loopback (sslmode=disable),
-/// SCRAM over TLS for everyone else.
+/// refuse both), plaintext SCRAM for keepd on loopback and the Unix socket
+/// (sslmode=disable), SCRAM over TLS for everyone else.
 const HBA: &str = "\
 hostssl all md5user 127.0.0.1/32 md5
 hostssl all trustuser 127.0.0.1/32 trust
 hostnossl all keepd 127.0.0.1/32 scram-sha-256
+local all keepd scram-sha-256
 hostssl all all 127.0.0.1/32 scram-sha-256
 ";
 
@@ -269,6 +270,27 @@ fn the_role_and_the_connection_are_checked() {
     );
     assert_eq!(r.code, 0, "{}", r.out);
     assert!(r.has("tls: off (sslmode=disable"), "{}", r.out);
+    let socket_dir = pg.root.to_str().expect("utf-8 path").replace('/', "%2F");
+    let r = check(
+        "plaintext over the Unix socket",
+        &format!("postgres://keepd:keepd-Secret-1@{socket_dir}:{p}/app?sslmode=disable"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.has("tls: off (sslmode=disable"), "{}", r.out);
+    let r = check(
+        "the Unix socket without sslmode=disable",
+        &format!("postgres://keepd:keepd-Secret-1@{socket_dir}:{p}/app"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.has("Unix socket directory") && r.has("add sslmode=disable"),
+        "{}",
+        r.out
+    );
     let r = check(
         "plaintext to another host",
         &format!("postgres://keepd:keepd-Secret-1@db.example:{p}/app?sslmode=disable"),

@@ -34,14 +34,11 @@ impl DatabaseUrl {
     }
 
     /// Whether it carries a password (in its user part or a `password=`
-    /// parameter).
+    /// parameter). Conservative: the user part is all before the last `@`.
     pub fn has_password(&self) -> bool {
-        let (auth, query) = split(&self.0);
-        let in_user = auth
-            .and_then(|a| a.rsplit_once('@'))
-            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
-        in_user
-            || query
+        let (userinfo, rest) = split(&self.0);
+        userinfo.is_some_and(|u| u.contains(':'))
+            || query_of(rest)
                 .split('&')
                 .any(|kv| kv.split('=').next() == Some("password"))
     }
@@ -59,34 +56,34 @@ impl DatabaseUrl {
         Ok(url)
     }
 
-    /// The URL with its password replaced by `***`.
+    /// The URL with its password replaced by `***`. Conservative for a
+    /// malformed URL (a raw `/`, `?` or `@` in the password): the user part
+    /// is everything before the last `@`, and only what comes before its
+    /// first `:` is shown.
     pub fn redacted(&self) -> String {
         let s: &str = &self.0;
-        let (auth, query) = split(s);
-        let mut out = String::with_capacity(s.len());
         let Some(scheme_end) = s.find("://") else {
             return "(not a postgres:// URL)".into();
         };
+        let (userinfo, rest) = split(s);
+        let mut out = String::with_capacity(s.len());
         out.push_str(&s[..scheme_end + 3]);
-        let auth = auth.unwrap_or("");
-        match auth.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        out.push_str(user);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
+        if let Some(u) = userinfo {
+            match u.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
                 }
-                out.push('@');
-                out.push_str(host);
+                None => out.push_str(u),
             }
-            None => out.push_str(auth),
+            out.push('@');
         }
-        let after_auth = scheme_end + 3 + auth.len();
-        let path_end = s.find('?').unwrap_or(s.len()).max(after_auth);
-        out.push_str(&s[after_auth..path_end]);
-        if !query.is_empty() {
+        let (before_query, query) = match rest.split_once('?') {
+            Some((b, q)) => (b, Some(q)),
+            None => (rest, None),
+        };
+        out.push_str(before_query);
+        if let Some(query) = query {
             out.push('?');
             let parts: Vec<String> = query
                 .split('&')
@@ -101,16 +98,21 @@ impl DatabaseUrl {
     }
 }
 
-/// The authority (`user:pass@host:port`, None without `://`) and the query
-/// (empty when none) of a URL.
+/// A URL's user part (all between `://` and the last `@`; None without
+/// `@`) and the rest (host, path, query).
 fn split(s: &str) -> (Option<&str>, &str) {
-    let query = s.split_once('?').map(|(_, q)| q).unwrap_or("");
-    let query = query.split('#').next().unwrap_or("");
-    let auth = s.split_once("://").map(|(_, rest)| {
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        &rest[..end]
-    });
-    (auth, query)
+    let after = s.split_once("://").map(|(_, r)| r).unwrap_or(s);
+    match after.rsplit_once('@') {
+        Some((userinfo, rest)) => (Some(userinfo), rest),
+        None => (None, after),
+    }
+}
+
+/// The query of the part after the user part (empty when none).
+fn query_of(rest: &str) -> &str {
+    rest.split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(""))
+        .unwrap_or("")
 }
 
 impl std::fmt::Debug for DatabaseUrl {

@@ -19,6 +19,7 @@ const PASSWORDS: &[&str] = &[
     "md5-Secret-7",
     "pgrsf-Secret-8",
     "wrong-Secret-9",
+    "grantee-Secret-10",
 ];
 
 /// pg_hba.conf: md5 and trust for two roles over TLS (the client must
@@ -109,6 +110,9 @@ fn the_role_and_the_connection_are_checked() {
          CREATE SCHEMA outside AUTHORIZATION outside;
          CREATE TABLE public.stray (id int);
          ALTER TABLE public.stray OWNER TO outside;
+         CREATE ROLE grantee LOGIN PASSWORD 'grantee-Secret-10';
+         CREATE SCHEMA grantee AUTHORIZATION grantee;
+         GRANT SELECT ON public.stray TO grantee;
          CREATE ROLE pgrsf LOGIN PASSWORD 'pgrsf-Secret-8' IN ROLE pg_read_server_files;
          CREATE SCHEMA pgrsf AUTHORIZATION pgrsf;
          CREATE ROLE owner LOGIN PASSWORD 'own-Secret-6';
@@ -186,6 +190,12 @@ fn the_role_and_the_connection_are_checked() {
             "outside:out-Secret-5",
             "outside",
             "refused: role outside owns more than its schema outside: table public.stray",
+        ),
+        (
+            "a privilege on a table outside the schema",
+            "grantee:grantee-Secret-10",
+            "grantee",
+            "refused: role grantee may use tables outside schema grantee: public.stray",
         ),
         (
             "no such schema",

@@ -15,7 +15,9 @@
 //!   elsewhere, in this database or any other (`pg_shdepend`, through every
 //!   role it is a member of);
 //! - be able to create schemas in the database or objects in another schema
-//!   (`public` included: `REVOKE CREATE ON SCHEMA public FROM PUBLIC`).
+//!   (`public` included: `REVOKE CREATE ON SCHEMA public FROM PUBLIC`);
+//! - have any privilege on a table, view or sequence outside its schema
+//!   (PostgreSQL's catalogs excepted).
 //!
 //! And the schema (`database_schema`) must exist and be owned by the role —
 //! the documented set-up creates it (`CREATE SCHEMA keepd AUTHORIZATION
@@ -367,6 +369,40 @@ pub fn run(c: &mut postgres::Client, target: &Target) -> Result<Report, PgError>
     if clean {
         r.ok(format!(
             "role {role} may create objects only in schema {schema}"
+        ));
+    }
+
+    // What it may read or write outside its schema (granted on tables,
+    // views and sequences of others; PostgreSQL's catalogs excepted).
+    let granted = c
+        .query(
+            "SELECT n.nspname::text || '.' || c.relname::text FROM pg_class c \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname <> $1 \
+               AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+               AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%' \
+               AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') \
+               AND CASE WHEN c.relkind = 'S' \
+                     THEN has_sequence_privilege(c.oid, 'USAGE, SELECT, UPDATE') \
+                     ELSE has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') \
+                   END \
+             ORDER BY 1 LIMIT 6",
+            &[&schema],
+        )
+        .map_err(db)?;
+    if granted.is_empty() {
+        r.ok(format!(
+            "role {role} may use no table, view or sequence outside schema {schema}"
+        ));
+    } else {
+        let mut names: Vec<String> = granted.iter().map(|g| g.get(0)).collect();
+        if names.len() > 5 {
+            names.truncate(5);
+            names.push("more".into());
+        }
+        r.refuse(format!(
+            "role {role} may use tables outside schema {schema}: {} (REVOKE ALL ON them FROM {role}, and from PUBLIC)",
+            names.join(", ")
         ));
     }
 

@@ -20,14 +20,16 @@ const PASSWORDS: &[&str] = &[
     "pgrsf-Secret-8",
     "wrong-Secret-9",
     "grantee-Secret-10",
+    "clear-Secret-11",
 ];
 
-/// pg_hba.conf: md5 and trust for two roles over TLS (the client must
-/// refuse both), plaintext SCRAM for keepd on loopback and the Unix socket
+/// pg_hba.conf: md5, trust and password (clear text) for three roles over
+/// TLS (the client must refuse them all), plaintext SCRAM for keepd on loopback and the Unix socket
 /// (sslmode=disable), SCRAM over TLS for everyone else.
 const HBA: &str = "\
 hostssl all md5user 127.0.0.1/32 md5
 hostssl all trustuser 127.0.0.1/32 trust
+hostssl all clearuser 127.0.0.1/32 password
 hostnossl all keepd 127.0.0.1/32 scram-sha-256
 local all keepd scram-sha-256
 hostssl all all 127.0.0.1/32 scram-sha-256
@@ -117,6 +119,7 @@ fn the_role_and_the_connection_are_checked() {
          CREATE SCHEMA pgrsf AUTHORIZATION pgrsf;
          CREATE ROLE owner LOGIN PASSWORD 'own-Secret-6';
          CREATE ROLE trustuser LOGIN;
+         CREATE ROLE clearuser LOGIN PASSWORD 'clear-Secret-11';
          CREATE SCHEMA trustuser AUTHORIZATION trustuser;",
     );
     pg.psql("postgres", "CREATE DATABASE owned OWNER owner");
@@ -249,19 +252,25 @@ fn the_role_and_the_connection_are_checked() {
     assert_eq!(r.code, 1, "{}", r.out);
     assert!(r.has("not valid for name \"127.0.0.1\""), "{}", r.out);
 
-    // md5 and trust over TLS: the client refuses both (no channel binding).
-    for (what, url) in [
+    // md5, trust and a clear-text password over TLS: the client refuses
+    // them all (no channel binding), before sending any password.
+    for (what, user, url) in [
         (
             "md5",
+            "md5user",
             format!("postgres://md5user:md5-Secret-7@localhost:{p}/app"),
         ),
-        ("trust", format!("postgres://trustuser@localhost:{p}/app")),
+        (
+            "trust",
+            "trustuser",
+            format!("postgres://trustuser@localhost:{p}/app"),
+        ),
+        (
+            "password",
+            "clearuser",
+            format!("postgres://clearuser:clear-Secret-11@localhost:{p}/app"),
+        ),
     ] {
-        let user = if what == "md5" {
-            "md5user"
-        } else {
-            "trustuser"
-        };
         let r = check(what, &url, &pg.ca, user);
         assert_eq!(r.code, 1, "{what}: {}", r.out);
         assert!(

@@ -17,6 +17,8 @@
 #   SOAK_MINUTES, default 2), SKIP_UI=1 (rebuild the console, ui/check.sh,
 #   and fail on any difference from the committed ui/dist), SKIP_BROWSER=1
 #   (the console in headless Chromium, tests/browser/run.sh),
+#   SKIP_POSTGRES=1 (the `postgres` feature's tests against Debian's
+#   PostgreSQL, started by the test in a temp dir),
 #   SKIP_PBDASH=1 (PocketBase's own dashboard,
 #   fetched from the reference binary, driven in headless Chromium against
 #   PocketBase and keepd: tests/pbdash; screenshots in tests/pbdash/artifacts).
@@ -52,6 +54,8 @@ deps() {
     # tests/rust/socket.rs starts keepd the way systemd's socket activation does.
     command -v systemd-socket-activate >/dev/null 2>&1 || apt_install systemd
     # The sync tests make a test CA and certificates with openssl.
+    # tests/rust/postgres.rs starts Debian's PostgreSQL server (initdb, pg_ctl, psql).
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_install postgresql
     command -v openssl >/dev/null 2>&1 || apt_install openssl
     # tests/bench/list_cache.sh counts instructions with callgrind.
     command -v valgrind >/dev/null 2>&1 || apt_install valgrind
@@ -174,6 +178,10 @@ cmd_test() {
     cargo test --locked -p keepd --features sqlcipher --test integration encryption:: 2>&1 | tee -a target/cargo-test.log
     log "cargo test: a panicking request is a 500 (--features panic-test)"
     cargo test --locked -p keepd --features panic-test --test integration http:: 2>&1 | tee -a target/cargo-test.log
+    if [ "${SKIP_POSTGRES:-0}" != 1 ]; then
+        log "cargo test: PostgreSQL connection and role checks (--features postgres, Debian's PostgreSQL)"
+        cargo test --locked -p keepd --features postgres --test integration postgres:: 2>&1 | tee -a target/cargo-test.log
+    fi
     # The feature builds above replaced target/debug/keepd: the SDK and
     # differential tests get the plain binary back.
     cargo build --locked -p keepd

@@ -144,6 +144,24 @@ pub struct Config {
     /// as root reads it before it becomes the data dir's owner.
     #[serde(skip)]
     pub preloaded_key: Option<crate::store::DbKey>,
+    /// PostgreSQL instead of SQLite (builds with the `postgres` feature; in
+    /// progress: the connection and `keepd db check`, no storage yet):
+    /// `postgres://ROLE:PASSWORD@HOST:PORT/DB`. Read from this file (which
+    /// must then not be readable by others) or, when empty, from the
+    /// systemd credential `database-url`; never from the environment or the
+    /// command line, and never shown with its password. Empty: SQLite.
+    pub database_url: crate::store::postgres::url::DatabaseUrl,
+    /// PEM file of the CA the PostgreSQL server's certificate must chain
+    /// to (TLS is required; the host name is checked too).
+    pub database_ca: String,
+    /// The one schema keepd's role owns and works in (the search_path is
+    /// pinned to it).
+    pub database_schema: String,
+    /// Most connections to PostgreSQL at once.
+    pub database_pool: usize,
+    /// Seconds a statement may run, a lock may be waited for, and a
+    /// transaction may sit idle, before PostgreSQL ends it.
+    pub database_statement_timeout_secs: u64,
     /// Superusers must log in with TOTP as second step; one without TOTP is
     /// refused until `keepd superuser totp EMAIL` turns it on.
     pub superuser_totp_required: bool,
@@ -404,6 +422,11 @@ impl Default for Config {
             backup_cron_tick_secs: 60,
             database_key_file: String::new(),
             preloaded_key: None,
+            database_url: Default::default(),
+            database_ca: String::new(),
+            database_schema: "keepd".into(),
+            database_pool: 8,
+            database_statement_timeout_secs: 30,
             log: "info".into(),
             fix_permissions: false,
             oauth2_private_addresses: false,
@@ -463,6 +486,11 @@ const KEYS: &[&str] = &[
     "max_upload_bytes_in_flight",
     "backup_cron_tick_secs",
     "database_key_file",
+    "database_url",
+    "database_ca",
+    "database_schema",
+    "database_pool",
+    "database_statement_timeout_secs",
     "log",
     "fix_permissions",
     "oauth2_private_addresses",
@@ -508,7 +536,40 @@ impl Config {
                 message: e.to_string(),
             })?;
         }
+        // The URL carries a password: the environment (readable in
+        // /proc/PID/environ, inherited by children) never holds it.
+        let file_holds_url = table.contains_key("database_url");
+        if file_holds_url {
+            if let Some(path) = file {
+                use std::os::unix::fs::PermissionsExt;
+                let url = match table.get("database_url") {
+                    Some(toml::Value::String(s)) => {
+                        crate::store::postgres::url::DatabaseUrl::new(s)
+                    }
+                    _ => Default::default(),
+                };
+                let mode = std::fs::metadata(path)
+                    .map(|m| m.permissions().mode())
+                    .unwrap_or(0);
+                if url.has_password() && mode & 0o007 != 0 {
+                    return Err(ConfigError::Key {
+                        key: "database_url".into(),
+                        message: format!(
+                            "it carries a password and {} may be read by others (mode {:o}): make the file 0600 or 0640, or give the URL as the systemd credential `database-url`",
+                            path.display(),
+                            mode & 0o777
+                        ),
+                    });
+                }
+            }
+        }
         for (k, v) in env {
+            if k == "KEEPD_DATABASE_URL" {
+                return Err(ConfigError::Key {
+                    key: "database_url".into(),
+                    message: "not read from the environment (KEEPD_DATABASE_URL), which would carry the password: set it in the configuration file or give it as the systemd credential `database-url`".into(),
+                });
+            }
             if let Some(rest) = k.strip_prefix("KEEPD_SYNC_") {
                 let key = rest.to_ascii_lowercase();
                 if SYNC_KEYS.contains(&key.as_str()) {
@@ -522,6 +583,12 @@ impl Config {
             }
         }
         for (k, v) in flags {
+            if *k == "database_url" {
+                return Err(ConfigError::Key {
+                    key: "database_url".into(),
+                    message: "never taken from the command line (ps shows it to every user)".into(),
+                });
+            }
             match k.strip_prefix("sync.") {
                 Some(key) => {
                     sync_table(&mut table).insert(key.to_string(), scalar(v));
@@ -571,6 +638,8 @@ impl Config {
             "backup_encryption",
             "backup_identity_file",
             "database_key_file",
+            "database_ca",
+            "database_schema",
         ] {
             if let Some(v) = table.get_mut(key) {
                 if !v.is_str() {
@@ -763,6 +832,29 @@ impl Config {
             return bad("tls_reload_secs", "must be at least 1");
         }
         self.sync.validate()?;
+        if self.database_pool == 0 || self.database_pool > 100 {
+            return bad("database_pool", "must be between 1 and 100");
+        }
+        if !(1..=3600).contains(&self.database_statement_timeout_secs) {
+            return bad(
+                "database_statement_timeout_secs",
+                "must be between 1 and 3600",
+            );
+        }
+        if !crate::store::postgres::is_schema_name(&self.database_schema) {
+            return bad(
+                "database_schema",
+                "must be a lower-case name (a-z, 0-9, _; at most 63; not public, information_schema or pg_…)",
+            );
+        }
+        if !self.database_url.is_empty() {
+            crate::store::postgres::check_url_form(&self.database_url).map_err(|message| {
+                ConfigError::Key {
+                    key: "database_url".into(),
+                    message,
+                }
+            })?;
+        }
         if !self.database_key_file.is_empty() && !cfg!(feature = "sqlcipher") {
             return bad(
                 "database_key_file",
@@ -841,6 +933,22 @@ impl Config {
         Ok(())
     }
 
+    /// The PostgreSQL URL, if keepd is to use PostgreSQL: `database_url`,
+    /// else the systemd credential `database-url` when present.
+    pub fn database_url(&self) -> Result<Option<crate::store::postgres::url::DatabaseUrl>, String> {
+        use crate::store::postgres::url;
+        if !self.database_url.is_empty() {
+            return Ok(Some(self.database_url.clone()));
+        }
+        let Some(path) = url::credential_path() else {
+            return Ok(None);
+        };
+        let u = url::DatabaseUrl::read(&path)?;
+        crate::store::postgres::check_url_form(&u)
+            .map_err(|e| format!("the credential {}: {e}", path.display()))?;
+        Ok(Some(u))
+    }
+
     /// `trusted_proxies` parsed (None: a malformed entry).
     pub fn trusted_proxy_nets(&self) -> Option<Vec<(std::net::IpAddr, u8)>> {
         self.trusted_proxies
@@ -905,6 +1013,78 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`sync.rol`"), "{e}");
+    }
+
+    #[test]
+    fn the_database_url_comes_only_from_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("keepd-cfg-pg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let e = Config::load(
+            None,
+            env("KEEPD_DATABASE_URL", "postgres://k:envpw@db/app"),
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`database_url`") && e.contains("environment"),
+            "{e}"
+        );
+        assert!(!e.contains("envpw"), "{e}");
+        let e = Config::load(
+            None,
+            Vec::new(),
+            &[("database_url", "postgres://k:p@h/d".into())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("command line") && !e.contains("k:p@"), "{e}");
+        let f = dir.join("k.toml");
+        std::fs::write(&f, "database_url = \"postgres://k:filepw@db/app\"\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = Config::load(Some(&f), Vec::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("read by others") && !e.contains("filepw"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let built_with = cfg!(feature = "postgres");
+        match Config::load(Some(&f), Vec::new(), &[]) {
+            Ok(c) => {
+                assert!(built_with);
+                assert_eq!(c.database_schema, "keepd");
+                assert_eq!(c.database_pool, 8);
+                let shown = format!("{c:?}");
+                assert!(
+                    !shown.contains("filepw") && shown.contains("k:***@db"),
+                    "{shown}"
+                );
+            }
+            Err(e) => {
+                assert!(!built_with, "{e}");
+                assert!(e.to_string().contains("`postgres`"), "{e}");
+            }
+        }
+        // Without a password the file's mode does not matter.
+        std::fs::write(
+            &f,
+            "database_url = \"postgres://k@%2Frun%2Fpostgresql/app?sslmode=disable\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = Config::load(Some(&f), Vec::new(), &[]);
+        assert_eq!(r.is_ok(), cfg!(feature = "postgres"), "{r:?}");
+        for (k, v) in [
+            ("KEEPD_DATABASE_SCHEMA", "public"),
+            ("KEEPD_DATABASE_SCHEMA", "Bad"),
+            ("KEEPD_DATABASE_POOL", "0"),
+            ("KEEPD_DATABASE_STATEMENT_TIMEOUT_SECS", "0"),
+        ] {
+            let key = k.trim_start_matches("KEEPD_").to_ascii_lowercase();
+            let e = Config::load(None, env(k, v), &[]).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")), "{e}");
+        }
     }
 
     #[test]

@@ -100,6 +100,24 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SyncCmd,
     },
+    /// The external database (PostgreSQL; builds with the `postgres` feature).
+    Db {
+        #[command(subcommand)]
+        cmd: DbCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCmd {
+    /// Connect to PostgreSQL as configured (database_url, database_ca) and
+    /// check the connection and the role: TLS, SCRAM, no superuser or
+    /// other privileged attribute or membership, nothing owned outside its
+    /// schema, the search_path pinned. Prints each finding and the
+    /// server's facts; non-zero exit unless every check passes.
+    Check {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -210,6 +228,12 @@ fn main() -> anyhow::Result<()> {
                 flags.push(("fix_permissions", "true".into()));
             }
             let cfg = load(&common, flags)?;
+            // A PostgreSQL database_url: its checks, then a refusal (storage
+            // on PostgreSQL is not built yet). Before any runtime: the
+            // client is blocking.
+            if let Some(status) = keepd::store::postgres::serve_refusal(&cfg) {
+                std::process::exit(status);
+            }
             keepd::logging::init(&cfg.log);
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting keepd");
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -377,6 +401,12 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Cmd::Db {
+            cmd: DbCmd::Check { common },
+        } => {
+            let cfg = load(&common, vec![])?;
+            db_check(&cfg)
+        }
         Cmd::Superuser { cmd } => {
             let (email, common) = match &cmd {
                 SuperuserCmd::Upsert { email, common, .. }
@@ -416,6 +446,36 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// `keepd db check`: prints the report; exit status 0 only when every
+/// check passes.
+fn db_check(cfg: &Config) -> anyhow::Result<()> {
+    let url = cfg
+        .database_url()
+        .map_err(anyhow::Error::msg)?
+        .context("database_url is not set (nor the database-url credential): this keepd uses SQLite, which `keepd check` checks")?;
+    #[cfg(feature = "postgres")]
+    {
+        match keepd::store::postgres::checks::run_configured(cfg, url) {
+            Ok(report) => {
+                print!("{}", report.render());
+                if !report.passed() {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                println!("refused: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = url;
+        anyhow::bail!("this keepd was built without PostgreSQL support (cargo feature `postgres`)")
     }
 }
 

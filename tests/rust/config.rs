@@ -279,3 +279,37 @@ fn superuser_upsert_then_password_change() {
     let out = run_with_timeout(cmd, Duration::from_secs(20));
     assert!(out.failed(), "{out:?}");
 }
+
+/// Built without the `postgres` feature, a PostgreSQL URL (in the file or
+/// as the `database-url` credential) stops the start, saying why, and
+/// never shows the password.
+#[cfg(not(feature = "postgres"))]
+#[test]
+fn a_postgres_url_without_the_feature_is_refused() {
+    if is_reference() {
+        return;
+    }
+    let (root, dir) = data_dir();
+    let creds = root.path.join("creds");
+    std::fs::create_dir_all(&creds).expect("creds");
+    std::fs::write(
+        creds.join("database-url"),
+        "postgres://keepd:cred-Secret@db.example/app\n",
+    )
+    .expect("credential");
+    let out = keepd_cmd()
+        .args(["serve", "--http", "127.0.0.1:0", "--dir"])
+        .arg(&dir)
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .output()
+        .expect("run keepd");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("cargo feature `postgres`"), "{text}");
+    assert!(!text.contains("cred-Secret"), "{text}");
+    assert!(!dir.exists(), "nothing created: {text}");
+}

@@ -28,6 +28,8 @@ mod openapi;
 mod operator;
 mod otp_enumeration;
 mod passwords;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod realtime;
 mod records;
 mod rules;

@@ -23,6 +23,7 @@ mod migrate;
 mod open;
 pub mod otps;
 pub mod params;
+pub mod postgres;
 mod readers;
 pub mod records;
 mod rekey;

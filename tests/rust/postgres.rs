@@ -1,0 +1,527 @@
+//! PostgreSQL (cargo feature `postgres`, first phase): the connection as
+//! the security review asks and the start-up checks of the role, against
+//! Debian's PostgreSQL started by the test (`common::pg`). Run with
+//! `cargo test -p keepd --features postgres --test integration postgres::`.
+
+use crate::common::pg::PgCluster;
+use crate::common::{keepd_cmd, TempRoot};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+
+/// The passwords of every role the tests use: none may ever be printed.
+const PASSWORDS: &[&str] = &[
+    "keepd-Secret-1",
+    "su-Secret-2",
+    "cr-Secret-3",
+    "mem-Secret-4",
+    "out-Secret-5",
+    "own-Secret-6",
+    "md5-Secret-7",
+    "pgrsf-Secret-8",
+    "wrong-Secret-9",
+    "grantee-Secret-10",
+    "clear-Secret-11",
+];
+
+/// pg_hba.conf: md5, trust and password (clear text) for three roles over
+/// TLS (the client must refuse them all), plaintext SCRAM for keepd on loopback and the Unix socket
+/// (sslmode=disable), SCRAM over TLS for everyone else.
+const HBA: &str = "\
+hostssl all md5user 127.0.0.1/32 md5
+hostssl all trustuser 127.0.0.1/32 trust
+hostssl all clearuser 127.0.0.1/32 password
+hostnossl all keepd 127.0.0.1/32 scram-sha-256
+local all keepd scram-sha-256
+hostssl all all 127.0.0.1/32 scram-sha-256
+";
+
+struct Run {
+    code: i32,
+    out: String,
+}
+
+impl Run {
+    fn has(&self, s: &str) -> bool {
+        self.out.contains(s)
+    }
+}
+
+fn finish(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        out: format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    }
+}
+
+/// Runs `keepd <args> --config <file with toml>` (the file 0600), with
+/// `env` added; returns the exit code and stdout+stderr.
+fn keepd(args: &[&str], toml: &str, env: &[(&str, &str)]) -> Run {
+    let root = TempRoot::new("pg");
+    let f = root.path.join("keepd.toml");
+    std::fs::write(&f, toml).expect("config");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut c = keepd_cmd();
+    c.args(args)
+        .arg("--config")
+        .arg(&f)
+        .arg("--dir")
+        .arg(root.path.join("data"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let run = finish(c.output().expect("run keepd"));
+    assert!(
+        !root.path.join("data").exists(),
+        "nothing may be created in the SQLite data dir:\n{}",
+        run.out
+    );
+    run
+}
+
+fn config(url: &str, ca: &std::path::Path, schema: &str) -> String {
+    format!(
+        "database_url = \"{url}\"\ndatabase_ca = \"{}\"\ndatabase_schema = \"{schema}\"\n",
+        ca.display()
+    )
+}
+
+#[test]
+fn the_role_and_the_connection_are_checked() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    let p = pg.port;
+    pg.psql("postgres", "CREATE DATABASE app");
+    pg.psql(
+        "app",
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         CREATE ROLE keepd LOGIN PASSWORD 'keepd-Secret-1';
+         CREATE SCHEMA keepd AUTHORIZATION keepd;
+         ALTER ROLE postgres PASSWORD 'su-Secret-2';
+         CREATE ROLE cr LOGIN CREATEROLE PASSWORD 'cr-Secret-3';
+         CREATE SCHEMA cr AUTHORIZATION cr;
+         CREATE ROLE dbcreator NOLOGIN CREATEDB;
+         CREATE ROLE middle NOLOGIN IN ROLE dbcreator;
+         CREATE ROLE mem LOGIN PASSWORD 'mem-Secret-4' IN ROLE middle;
+         CREATE SCHEMA mem AUTHORIZATION mem;
+         CREATE ROLE outside LOGIN PASSWORD 'out-Secret-5';
+         CREATE SCHEMA outside AUTHORIZATION outside;
+         CREATE TABLE public.stray (id int);
+         ALTER TABLE public.stray OWNER TO outside;
+         CREATE ROLE grantee LOGIN PASSWORD 'grantee-Secret-10';
+         CREATE SCHEMA grantee AUTHORIZATION grantee;
+         GRANT SELECT ON public.stray TO grantee;
+         CREATE ROLE pgrsf LOGIN PASSWORD 'pgrsf-Secret-8' IN ROLE pg_read_server_files;
+         CREATE SCHEMA pgrsf AUTHORIZATION pgrsf;
+         CREATE ROLE owner LOGIN PASSWORD 'own-Secret-6';
+         CREATE ROLE trustuser LOGIN;
+         CREATE ROLE clearuser LOGIN PASSWORD 'clear-Secret-11';
+         CREATE SCHEMA trustuser AUTHORIZATION trustuser;",
+    );
+    pg.psql("postgres", "CREATE DATABASE owned OWNER owner");
+    pg.psql("owned", "CREATE SCHEMA owner AUTHORIZATION owner");
+    // An md5 hash, so the server asks for md5 (with a SCRAM secret it
+    // would do SCRAM on an md5 line).
+    pg.psql(
+        "app",
+        "SET password_encryption = 'md5';
+         CREATE ROLE md5user LOGIN PASSWORD 'md5-Secret-7';
+         CREATE SCHEMA md5user AUTHORIZATION md5user;",
+    );
+
+    let mut all = Vec::new();
+    let mut check = |what: &str, url: &str, ca: &std::path::Path, schema: &str| {
+        let r = keepd(&["db", "check"], &config(url, ca, schema), &[]);
+        all.push(format!("--- {what}\n{}", r.out));
+        r
+    };
+
+    // The least-privileged role passes, over TLS 1.2+ with SCRAM and channel binding.
+    let r = check(
+        "least privileged",
+        &format!("postgres://keepd:keepd-Secret-1@localhost:{p}/app"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    for want in [
+        "ok: every check passed",
+        "server: PostgreSQL ",
+        "tls: TLSv1.",
+        "SCRAM-SHA-256-PLUS",
+        "data checksums: ",
+        "search_path=keepd statement_timeout=30s lock_timeout=30s idle_in_transaction_session_timeout=30s",
+        "ok: search_path is pinned to keepd",
+        "ok: schema keepd exists and is owned by keepd",
+    ] {
+        assert!(r.has(want), "{want}:\n{}", r.out);
+    }
+    assert!(!r.has("refused"), "{}", r.out);
+
+    // Each refusal, saying why.
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "superuser",
+            "postgres:su-Secret-2",
+            "keepd",
+            "refused: role postgres is a superuser",
+        ),
+        (
+            "CREATEROLE",
+            "cr:cr-Secret-3",
+            "cr",
+            "refused: role cr has CREATEROLE",
+        ),
+        (
+            "member of a CREATEDB role, through another",
+            "mem:mem-Secret-4",
+            "mem",
+            "refused: role mem is a member of role dbcreator, which has CREATEDB",
+        ),
+        (
+            "member of a predefined role",
+            "pgrsf:pgrsf-Secret-8",
+            "pgrsf",
+            "refused: role pgrsf is a member of the predefined role pg_read_server_files",
+        ),
+        (
+            "an object owned outside the schema",
+            "outside:out-Secret-5",
+            "outside",
+            "refused: role outside owns more than its schema outside: table public.stray",
+        ),
+        (
+            "a privilege on a table outside the schema",
+            "grantee:grantee-Secret-10",
+            "grantee",
+            "refused: role grantee may use tables outside schema grantee: public.stray",
+        ),
+        (
+            "no such schema",
+            "keepd:keepd-Secret-1",
+            "nothere",
+            "refused: schema nothere does not exist",
+        ),
+    ];
+    for (what, cred, schema, want) in cases {
+        let r = check(
+            what,
+            &format!("postgres://{cred}@localhost:{p}/app"),
+            &pg.ca,
+            schema,
+        );
+        assert_eq!(r.code, 1, "{what}: {}", r.out);
+        assert!(r.has(want), "{what}: {want}:\n{}", r.out);
+    }
+    let r = check(
+        "owner of the database",
+        &format!("postgres://owner:own-Secret-6@localhost:{p}/owned"),
+        &pg.ca,
+        "owner",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.has("refused: role owner owns the database owned"),
+        "{}",
+        r.out
+    );
+
+    // The server's certificate: the chain, then the name.
+    let r = check(
+        "another CA",
+        &format!("postgres://keepd:keepd-Secret-1@localhost:{p}/app"),
+        &pg.other_ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.has("invalid peer certificate") && r.has("UnknownIssuer"),
+        "{}",
+        r.out
+    );
+    let r = check(
+        "a certificate for another name",
+        &format!("postgres://keepd:keepd-Secret-1@127.0.0.1:{p}/app"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.has("not valid for name \"127.0.0.1\""), "{}", r.out);
+
+    // md5, trust and a clear-text password over TLS: the client refuses
+    // them all (no channel binding), before sending any password.
+    for (what, user, url) in [
+        (
+            "md5",
+            "md5user",
+            format!("postgres://md5user:md5-Secret-7@localhost:{p}/app"),
+        ),
+        (
+            "trust",
+            "trustuser",
+            format!("postgres://trustuser@localhost:{p}/app"),
+        ),
+        (
+            "password",
+            "clearuser",
+            format!("postgres://clearuser:clear-Secret-11@localhost:{p}/app"),
+        ),
+    ] {
+        let r = check(what, &url, &pg.ca, user);
+        assert_eq!(r.code, 1, "{what}: {}", r.out);
+        assert!(
+            r.has("server did not use channel binding") && r.has("scram-sha-256"),
+            "{what}: {}",
+            r.out
+        );
+    }
+
+    // Plaintext: to loopback when asked for, never elsewhere.
+    let r = check(
+        "plaintext to loopback",
+        &format!("postgres://keepd:keepd-Secret-1@127.0.0.1:{p}/app?sslmode=disable"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.has("tls: off (sslmode=disable"), "{}", r.out);
+    let socket_dir = pg.root.to_str().expect("utf-8 path").replace('/', "%2F");
+    let r = check(
+        "plaintext over the Unix socket",
+        &format!("postgres://keepd:keepd-Secret-1@{socket_dir}:{p}/app?sslmode=disable"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.has("tls: off (sslmode=disable"), "{}", r.out);
+    let r = check(
+        "the Unix socket without sslmode=disable",
+        &format!("postgres://keepd:keepd-Secret-1@{socket_dir}:{p}/app"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.has("Unix socket directory") && r.has("add sslmode=disable"),
+        "{}",
+        r.out
+    );
+    let r = check(
+        "plaintext to another host",
+        &format!("postgres://keepd:keepd-Secret-1@db.example:{p}/app?sslmode=disable"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.has("sslmode=disable is taken only for a loopback host") && r.has("db.example"),
+        "{}",
+        r.out
+    );
+    let r = check(
+        "TLS without verification",
+        &format!("postgres://keepd:keepd-Secret-1@localhost:{p}/app?sslmode=require"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.has("sslmode=require is not taken"), "{}", r.out);
+
+    // A wrong password: the server's refusal, the password in no output.
+    let r = check(
+        "wrong password",
+        &format!("postgres://keepd:wrong-Secret-9@localhost:{p}/app"),
+        &pg.ca,
+        "keepd",
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.has("password authentication failed for user \"keepd\""),
+        "{}",
+        r.out
+    );
+    assert!(r.has("postgres://keepd:***@localhost"), "{}", r.out);
+
+    // The statement timeout and the pool come from the configuration.
+    let toml = format!(
+        "{}database_statement_timeout_secs = 7\ndatabase_pool = 1\n",
+        config(
+            &format!("postgres://keepd:keepd-Secret-1@localhost:{p}/app"),
+            &pg.ca,
+            "keepd"
+        )
+    );
+    let r = keepd(&["db", "check"], &toml, &[]);
+    all.push(r.out.clone());
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(
+        r.has("statement_timeout=7s lock_timeout=7s idle_in_transaction_session_timeout=7s"),
+        "{}",
+        r.out
+    );
+
+    // The systemd credential `database-url`.
+    let creds = TempRoot::new("pg-creds");
+    std::fs::write(
+        creds.path.join("database-url"),
+        format!("postgres://keepd:keepd-Secret-1@localhost:{p}/app\n"),
+    )
+    .expect("credential");
+    let toml = format!("database_ca = \"{}\"\n", pg.ca.display());
+    let cred_dir = creds.path.to_str().expect("utf-8 path");
+    let r = keepd(
+        &["db", "check"],
+        &toml,
+        &[("CREDENTIALS_DIRECTORY", cred_dir)],
+    );
+    all.push(r.out.clone());
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.has("role: keepd on database app"), "{}", r.out);
+
+    // `keepd serve`: the same checks, then it says storage is not built.
+    let good = config(
+        &format!("postgres://keepd:keepd-Secret-1@localhost:{p}/app"),
+        &pg.ca,
+        "keepd",
+    );
+    let r = keepd(
+        &["serve", "--http", "127.0.0.1:0"],
+        &good,
+        &[("KEEPD_LOG", "debug")],
+    );
+    all.push(r.out.clone());
+    assert_eq!(r.code, 2, "{}", r.out);
+    assert!(
+        r.has("pass every check, but storing data on PostgreSQL is not built yet"),
+        "{}",
+        r.out
+    );
+    let r = keepd(
+        &["serve", "--http", "127.0.0.1:0"],
+        &config(
+            &format!("postgres://cr:cr-Secret-3@localhost:{p}/app"),
+            &pg.ca,
+            "cr",
+        ),
+        &[("KEEPD_LOG", "debug")],
+    );
+    all.push(r.out.clone());
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(
+        r.has("keepd: refused to start: role cr has CREATEROLE"),
+        "{}",
+        r.out
+    );
+    let r = keepd(
+        &["serve", "--http", "127.0.0.1:0"],
+        &config(
+            &format!("postgres://keepd:wrong-Secret-9@localhost:{p}/app"),
+            &pg.ca,
+            "keepd",
+        ),
+        &[("KEEPD_LOG", "debug")],
+    );
+    all.push(r.out.clone());
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.has("password authentication failed"), "{}", r.out);
+
+    // The pool: never more sessions than database_pool; a caller waits
+    // for one given back, and gives up after the statement timeout.
+    {
+        use keepd::store::postgres::{connect, pool::Pool, url::DatabaseUrl};
+        let settings = connect::Settings {
+            url: DatabaseUrl::new(&format!(
+                "postgres://keepd:keepd-Secret-1@localhost:{p}/app"
+            )),
+            ca: Some(pg.ca.clone()),
+            schema: "keepd".into(),
+            pool: 2,
+            statement_timeout: std::time::Duration::from_secs(1),
+        };
+        let pool = Pool::new(connect::prepare(&settings).expect("target"), 2);
+        let mut a = pool.get().expect("first");
+        let b = pool.get().expect("second");
+        let count = "SELECT count(*) FROM pg_stat_activity WHERE usename = 'keepd' AND application_name = 'keepd'";
+        let n: i64 = a.query_one(count, &[]).expect("count").get(0);
+        assert_eq!(n, 2);
+        let started = std::time::Instant::now();
+        let e = pool.get().err().expect("a third session while two are out");
+        assert!(e.0.contains("database_pool"), "{e}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| pool.get().map(|_| ()));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(b);
+            waiter
+                .join()
+                .expect("waiter")
+                .expect("the session given back");
+        });
+        assert_eq!(pool.open(), 2);
+        let n: i64 = a.query_one(count, &[]).expect("count").get(0);
+        assert_eq!(n, 2, "sessions are reused, not reopened");
+        // The pinned session: a statement longer than the timeout is ended.
+        let Err(e) = a.simple_query("SELECT pg_sleep(3)") else {
+            panic!("a statement longer than the timeout ran to its end");
+        };
+        assert_eq!(
+            e.code(),
+            Some(&::postgres::error::SqlState::QUERY_CANCELED),
+            "{e:?}"
+        );
+    }
+
+    // No password in any output, nor in the server's log.
+    let server_log = std::fs::read_to_string(pg.root.join("server.log")).unwrap_or_default();
+    all.push(server_log);
+    let all = all.join("\n");
+    for pw in PASSWORDS {
+        assert!(!all.contains(pw), "{pw} was printed:\n{all}");
+    }
+}
+
+/// What is refused before any connection: no PostgreSQL needed.
+#[test]
+fn the_url_is_never_taken_from_the_environment_or_a_readable_file() {
+    let root = TempRoot::new("pg-cfg");
+    let r = finish(
+        keepd_cmd()
+            .args(["db", "check", "--dir"])
+            .arg(root.path.join("data"))
+            .env("KEEPD_DATABASE_URL", "postgres://k:env-Secret@db/app")
+            .output()
+            .expect("run"),
+    );
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(r.has("environment") && !r.has("env-Secret"), "{}", r.out);
+    let f = root.path.join("keepd.toml");
+    std::fs::write(&f, "database_url = \"postgres://k:file-Secret@db/app\"\n").expect("config");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let r = finish(
+        keepd_cmd()
+            .args(["db", "check", "--config"])
+            .arg(&f)
+            .output()
+            .expect("run"),
+    );
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(
+        r.has("read by others") && !r.has("file-Secret"),
+        "{}",
+        r.out
+    );
+    // Without a URL, `db check` says SQLite is in use.
+    let r = finish(
+        keepd_cmd()
+            .args(["db", "check", "--dir"])
+            .arg(root.path.join("data"))
+            .output()
+            .expect("run"),
+    );
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(r.has("database_url is not set"), "{}", r.out);
+}

@@ -5,13 +5,14 @@
 //! - Only the writer thread writes. A write's result is sent to its caller
 //!   only after the batch holding it has committed (`synchronous=FULL`).
 //! - No connection is held across an `.await`.
-//! - SQLite dialect lives in `dialect`; nothing else spells it.
+//! - SQLite-specific SQL lives in `sqlite` (its `dialect` and the engine's
+//!   statements); nothing else in the crate spells it, and nothing outside
+//!   `store` names `rusqlite` (the unit test `seam` checks both).
 
 pub mod audit;
 pub mod auth_origins;
 pub mod changes;
 mod ddl;
-pub mod dialect;
 pub mod external_auths;
 pub mod health;
 pub mod import;
@@ -20,15 +21,17 @@ mod lock;
 pub mod lookup;
 pub mod mfas;
 mod migrate;
-mod open;
 pub mod otps;
 pub mod params;
 mod readers;
 pub mod records;
-mod rekey;
+mod sqlite;
 pub mod sync;
 pub mod totp;
 mod writer;
+
+pub use sqlite::dialect;
+use sqlite::{open, rekey};
 
 pub use changes::{Action, Capture, Captured, Change, ChangeSink, Changes, Prepared, Tag};
 pub use key::{DbKey, KeyError};
@@ -38,6 +41,7 @@ pub use open::{
     ModeProblem,
 };
 pub use rekey::{rekey, Rekeyed};
+pub use sqlite::snapshot;
 pub use writer::WriteOutcome;
 
 use crate::error::{ApiError, ApiResult};
@@ -106,7 +110,7 @@ impl Store {
         let health = Arc::new(health::Health::default());
         let generation = Arc::new(AtomicU64::new(1));
         let watch = open::open_reader(&db_path, key)?;
-        let seen = data_version(&watch)?;
+        let seen = sqlite::data_version(&watch)?;
         let writer = writer::Writer::start(
             conn,
             opts.max_batch.max(1),
@@ -166,7 +170,7 @@ impl Store {
     /// and makes a new generation; so does any doubt (an error asking).
     pub fn generation(&self) -> u64 {
         let unchanged = match self.watch.lock() {
-            Ok(mut w) => match data_version(&w.0) {
+            Ok(mut w) => match sqlite::data_version(&w.0) {
                 Ok(v) if v == w.1 => true,
                 Ok(v) => {
                     w.1 = v;
@@ -261,8 +265,7 @@ impl Store {
 
     /// SQLite's `quick_check` on a reader: "ok", or what is damaged.
     pub async fn quick_check(&self) -> ApiResult<String> {
-        self.read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?))
-            .await
+        self.read(|c| Ok(sqlite::quick_check(c)?)).await
     }
 
     /// At a clean stop, after the last request: commits what is queued,
@@ -302,13 +305,6 @@ impl Store {
     pub fn write_failure(&self) -> Option<health::WriteFailure> {
         self.health.failure()
     }
-}
-
-/// SQLite's `data_version`: it differs from the last value the same
-/// connection got when another connection has committed since.
-fn data_version(c: &Connection) -> rusqlite::Result<i64> {
-    c.prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))
 }
 
 /// Collection definitions: rows in `_collections` plus their tables.

@@ -485,7 +485,7 @@ pub fn outbox_append(c: &Connection, x: &OutChange) -> ApiResult<u64> {
         x.bytes as i64,
         x.created
     ])?;
-    Ok(c.last_insert_rowid().max(0) as u64)
+    Ok(super::sqlite::last_insert_id(c))
 }
 
 /// The oldest changes, in seq order.
@@ -747,7 +747,7 @@ pub fn log_append(c: &Connection, x: &LogEntry) -> ApiResult<u64> {
         x.snapshot.as_ref().map(|m| json_text(&Value::Object(m.clone()))),
         x.created
     ])?;
-    Ok(c.last_insert_rowid().max(0) as u64)
+    Ok(super::sqlite::last_insert_id(c))
 }
 
 /// Entries after `cursor`, in order.

@@ -1,6 +1,6 @@
 //! Opening connections, pragmas, the database key and the file-mode guard.
 
-use super::key::{DbKey, KeyError};
+use crate::store::key::{DbKey, KeyError};
 use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

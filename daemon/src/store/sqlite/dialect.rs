@@ -520,6 +520,60 @@ pub fn older_than_days(col: &'static str) -> String {
     format!("julianday(replace(replace({col}, 'Z', ''), 'T', ' ')) < julianday('now') - ?")
 }
 
+/// The column definition of a collection's `id`: text, filled with `r` and
+/// 14 random hex digits when an insert gives none (as PocketBase declares it).
+pub const RANDOM_ID_COLUMN: &str =
+    "TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL";
+
+/// Every keyword, function and string constant the filter compiler's SQL
+/// is made of, through this module (`filter::audit` admits no other word).
+pub const VOCABULARY: &[&str] = &[
+    "select",
+    "from",
+    "where",
+    "left",
+    "join",
+    "on",
+    "and",
+    "or",
+    "not",
+    "exists",
+    "is",
+    "null",
+    "like",
+    "escape",
+    "in",
+    "as",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "coalesce",
+    "true",
+    "false",
+    "json_each",
+    "json_valid",
+    "json_type",
+    "json_array",
+    "json_array_length",
+    "json_extract",
+    "json_object",
+    "iif",
+    "lower",
+    "strftime",
+    "acos",
+    "cos",
+    "sin",
+    "radians",
+    "random",
+    "value",
+    "_rowid_",
+    "asc",
+    "desc",
+    "mmv",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,9 +139,9 @@ pub fn list(
          ORDER BY created DESC, {} DESC LIMIT ? OFFSET ?",
         super::dialect::INSERTION_ORDER
     );
-    let mut params: Vec<rusqlite::types::Value> = args
+    let mut params: Vec<super::SqlValue> = args
         .iter()
-        .map(|a| rusqlite::types::Value::Text(a.to_string()))
+        .map(|a| super::SqlValue::Text(a.to_string()))
         .collect();
     params.push(limit.into());
     params.push(offset.into());

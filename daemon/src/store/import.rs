@@ -175,7 +175,7 @@ pub fn source_records(
     while let Some(r) = rows.next()? {
         let mut m = Map::new();
         for (i, f) in coll.fields.iter().enumerate() {
-            m.insert(f.name.clone(), from_sql(f, r.get_ref(i)?));
+            m.insert(f.name.clone(), from_sql(f, r.get_ref(i)?.into()));
         }
         out.push(m);
         if out.len() >= batch {

@@ -28,6 +28,7 @@ pub mod records;
 mod sqlite;
 pub mod sync;
 pub mod totp;
+pub mod value;
 mod writer;
 
 pub use sqlite::dialect;
@@ -42,6 +43,7 @@ pub use open::{
 };
 pub use rekey::{rekey, Rekeyed};
 pub use sqlite::snapshot;
+pub use value::{SqlRef, SqlValue};
 pub use writer::WriteOutcome;
 
 use crate::error::{ApiError, ApiResult};

@@ -2,10 +2,10 @@
 //! identifier comes from the collection definition; every value is bound.
 
 use super::dialect::{json_each_text, qualified_table, quote_ident};
+use super::SqlValue as Sql;
 use crate::error::{ApiError, ApiResult};
 use crate::schema::record::{from_sql, to_sql};
 use crate::schema::Collection;
-use rusqlite::types::Value as Sql;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
@@ -58,7 +58,7 @@ fn select_columns(c: &Collection) -> &str {
 pub fn row_to_map(c: &Collection, row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
     let mut m = Map::new();
     for (i, f) in c.fields.iter().enumerate() {
-        m.insert(f.name.clone(), from_sql(f, row.get_ref(i)?));
+        m.insert(f.name.clone(), from_sql(f, row.get_ref(i)?.into()));
     }
     Ok(m)
 }

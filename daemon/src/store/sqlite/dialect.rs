@@ -8,7 +8,7 @@
 //! second implementation (PostgreSQL, for a cloud hub) would replace this
 //! file and nothing else.
 
-use rusqlite::types::Value;
+use crate::store::SqlValue as Value;
 use std::fmt::Write as _;
 
 /// Quotes an SQL identifier that comes from the schema (collection or field

@@ -15,6 +15,7 @@
 pub mod dialect;
 pub(super) mod open;
 pub(super) mod rekey;
+mod value;
 
 use rusqlite::Connection;
 

@@ -8,7 +8,8 @@
 //! pruning (`audit_retention_days`, at least 1) deletes only older ones.
 //! Nothing in the API writes it except through `append`.
 
-use rusqlite::{params, params_from_iter, Connection};
+use super::Conn as Connection;
+use rusqlite::{params, params_from_iter};
 use serde_json::{json, Map, Value};
 
 pub(crate) const DDL: &str = r#"

@@ -28,13 +28,13 @@ pub enum SourceFormat {
 
 /// Opens the copy of the source database (read-write: SQLite replays the
 /// copied WAL into it).
-pub fn open_source(path: &Path) -> rusqlite::Result<Connection> {
+pub fn open_source(path: &Path) -> rusqlite::Result<super::Conn> {
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(c)
+    Ok(c.into())
 }
 
 use super::sqlite::{table_columns as columns, table_exists as has_table};
@@ -219,7 +219,7 @@ pub fn check_record(c: &Collection, values: &Map<String, Value>) -> Result<(), R
 /// refused (its values, or a unique index) is returned with the reason and
 /// the others go on.
 pub fn insert_imported(
-    conn: &Connection,
+    conn: &super::Conn,
     c: &Collection,
     rows: &[Map<String, Value>],
 ) -> ApiResult<Vec<(String, String)>> {

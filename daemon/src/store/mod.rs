@@ -42,13 +42,12 @@ pub use open::{
     ModeProblem,
 };
 pub use rekey::{rekey, Rekeyed};
-pub use sqlite::snapshot;
+pub use sqlite::{snapshot, Conn};
 pub use value::{SqlRef, SqlValue};
 pub use writer::WriteOutcome;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::Schema;
-use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -93,7 +92,7 @@ pub struct Store {
     /// A connection that only asks SQLite whether another connection —
     /// another process too (`keepd superuser upsert` while serving) —
     /// committed since it last asked, and the answer it last got.
-    watch: Mutex<(Connection, i64)>,
+    watch: Mutex<(Conn, i64)>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -206,7 +205,7 @@ impl Store {
     /// Runs `f` at once on this thread's own read-only connection, without
     /// the hand-off to a blocking thread. Only for reads whose cost is
     /// bounded and small (a row by primary key): it runs on an async worker.
-    pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+    pub fn read_now<T>(&self, f: impl FnOnce(&Conn) -> ApiResult<T>) -> ApiResult<T> {
         self.local.run(f)
     }
 
@@ -214,7 +213,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Conn) -> ApiResult<T> + Send + 'static,
     {
         self.readers.run(f).await
     }
@@ -223,7 +222,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Conn) -> ApiResult<T> + Send + 'static,
     {
         self.writer.run(f).await
     }
@@ -247,7 +246,7 @@ impl Store {
     pub async fn write_changes<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Changes) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Conn, &mut Changes) -> ApiResult<T> + Send + 'static,
     {
         let sink = self.sink.get().cloned();
         let capture = self.capture.get().cloned();
@@ -309,12 +308,32 @@ impl Store {
     }
 }
 
+/// Opens a savepoint `name` inside the writer's transaction: what follows
+/// until `release` or `roll_back_to` can be undone alone.
+pub fn savepoint(c: &Conn, name: &'static str) -> ApiResult<()> {
+    c.execute_batch(&format!("SAVEPOINT {name}"))?;
+    Ok(())
+}
+
+/// Keeps what was done since `savepoint(name)` (in the enclosing
+/// transaction).
+pub fn release(c: &Conn, name: &'static str) -> ApiResult<()> {
+    c.execute_batch(&format!("RELEASE {name}"))?;
+    Ok(())
+}
+
+/// Undoes what was done since `savepoint(name)` and ends the savepoint.
+pub fn roll_back_to(c: &Conn, name: &'static str) -> ApiResult<()> {
+    c.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+    Ok(())
+}
+
 /// Collection definitions: rows in `_collections` plus their tables.
 pub mod catalog {
     use super::{ddl, migrate};
     use crate::error::ApiResult;
     use crate::schema::Collection;
-    use rusqlite::Connection;
+    use crate::store::Conn as Connection;
 
     pub use super::ddl::{prepare_view, sample_view, ViewSql};
 

@@ -2,11 +2,12 @@
 //! identifier comes from the collection definition; every value is bound.
 
 use super::dialect::{json_each_text, qualified_table, quote_ident};
+use super::Conn as Connection;
 use super::SqlValue as Sql;
 use crate::error::{ApiError, ApiResult};
 use crate::schema::record::{from_sql, to_sql};
 use crate::schema::Collection;
-use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params_from_iter, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
 /// A compiled condition: SQL with `?` placeholders, its joins and values.

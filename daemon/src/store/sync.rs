@@ -4,8 +4,9 @@
 //! values (`u64`, stored as INTEGER).
 
 use super::dialect;
+use super::Conn as Connection;
 use crate::error::ApiResult;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
 /// The tables (migration 20). JSON is kept in TEXT columns: a column

@@ -4,8 +4,8 @@
 //! answered only after the shared COMMIT returned.
 
 use super::health::{self, Health};
+use super::Conn as Connection;
 use crate::error::{ApiError, ApiResult};
-use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;

@@ -12,11 +12,13 @@
 //! outside `store/` names `rusqlite` (the unit test `store::seam` walks the
 //! sources). A second engine gets a sibling module with the same functions.
 
+mod conn;
 pub mod dialect;
 pub(super) mod open;
 pub(super) mod rekey;
 mod value;
 
+pub use conn::Conn;
 use rusqlite::Connection;
 
 /// Whether the database has a table called `name`.

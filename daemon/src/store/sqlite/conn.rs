@@ -1,0 +1,60 @@
+//! The store's connection handle over an SQLite connection, and how
+//! SQLite's errors become the API's.
+
+use crate::error::ApiError;
+
+/// A connection to the database, as the store lends it to what runs in a
+/// read or a write (the record domain, sync, realtime): outside `store`
+/// it is only passed on to the store's functions, which know its engine.
+/// One engine now; an enum of engines later.
+pub struct Conn(rusqlite::Connection);
+
+impl From<rusqlite::Connection> for Conn {
+    fn from(c: rusqlite::Connection) -> Self {
+        Conn(c)
+    }
+}
+
+#[cfg(test)]
+impl Conn {
+    /// A private in-memory database.
+    pub fn open_in_memory() -> rusqlite::Result<Conn> {
+        rusqlite::Connection::open_in_memory().map(Conn)
+    }
+
+    /// A database file opened read-write (created if missing), as it is.
+    pub fn open(path: &std::path::Path) -> rusqlite::Result<Conn> {
+        rusqlite::Connection::open(path).map(Conn)
+    }
+}
+
+// The store's own modules run their statements on the engine's connection.
+impl std::ops::Deref for Conn {
+    type Target = rusqlite::Connection;
+    #[inline]
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.0
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        // A collection's table is named from the schema snapshot a request
+        // read; when the collection is deleted between that read and the
+        // request's write, the table is gone: the request came after the
+        // delete (404), not a server error.
+        if let rusqlite::Error::SqliteFailure(_, Some(m)) = &e {
+            if m.starts_with("no such table: ") {
+                return ApiError::NotFound("The requested resource wasn't found.".into());
+            }
+        }
+        ApiError::Internal(format!("sqlite: {e}"))
+    }
+}

@@ -25,6 +25,8 @@ pub mod otps;
 pub mod params;
 mod readers;
 pub mod records;
+#[cfg(test)]
+mod seam;
 mod sqlite;
 pub mod sync;
 pub mod totp;

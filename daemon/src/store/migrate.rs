@@ -61,7 +61,7 @@ fn totp(conn: &Connection) -> anyhow::Result<()> {
 }
 
 fn audit_log(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch(super::audit::DDL)?;
+    super::audit::create(conn)?;
     Ok(())
 }
 

@@ -21,6 +21,20 @@ mod value;
 pub use conn::Conn;
 use rusqlite::Connection;
 
+/// The audit log's triggers: no UPDATE, and no DELETE of an entry younger
+/// than a day (`created` is PocketBase's timestamp text).
+pub const AUDIT_TRIGGERS: &str = r#"
+CREATE TRIGGER IF NOT EXISTS _keepd_audit_no_update BEFORE UPDATE ON _keepd_audit
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS _keepd_audit_no_recent_delete BEFORE DELETE ON _keepd_audit
+WHEN julianday(replace(replace(old.created, 'Z', ''), 'T', ' ')) > julianday('now') - 1
+BEGIN
+    SELECT RAISE(ABORT, 'audit entries younger than a day cannot be deleted');
+END;
+"#;
+
 /// Whether the database has a table called `name`.
 pub fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {
     c.query_row(

@@ -41,3 +41,34 @@ impl<'a> From<ValueRef<'a>> for SqlRef<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Binding lends the value's own bytes to SQLite (no copy on the hot
+    /// path), and reading lends the row's.
+    #[test]
+    fn values_are_lent_both_ways() {
+        let v = SqlValue::Text("abc".into());
+        match v.to_sql().unwrap() {
+            ToSqlOutput::Borrowed(ValueRef::Text(t)) => {
+                let SqlValue::Text(s) = &v else {
+                    unreachable!()
+                };
+                assert_eq!(t.as_ptr(), s.as_ptr());
+            }
+            other => panic!("not borrowed: {other:?}"),
+        }
+        let row = b"xyz".as_slice();
+        let SqlRef::Blob(b) = SqlRef::from(ValueRef::Blob(row)) else {
+            panic!("not a blob")
+        };
+        assert_eq!(b.as_ptr(), row.as_ptr());
+        let c = crate::store::Conn::open_in_memory().unwrap();
+        let back: SqlValue = c
+            .query_row("SELECT ?1", [SqlValue::Real(1.5)], |r| r.get(0))
+            .unwrap();
+        assert_eq!(back, SqlValue::Real(1.5));
+    }
+}

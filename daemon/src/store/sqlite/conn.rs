@@ -2,6 +2,7 @@
 //! SQLite's errors become the API's.
 
 use crate::error::ApiError;
+use crate::store::health::Fault;
 
 /// A connection to the database, as the store lends it to what runs in a
 /// read or a write (the record domain, sync, realtime): outside `store`
@@ -56,5 +57,24 @@ impl From<rusqlite::Error> for ApiError {
             }
         }
         ApiError::Internal(format!("sqlite: {e}"))
+    }
+}
+
+/// The storage fault behind a SQLite error, if it is one.
+pub fn classify(e: &rusqlite::Error) -> Option<Fault> {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::DiskFull => Some(Fault::Full),
+            C::ReadOnly => Some(Fault::ReadOnly),
+            C::SystemIoFailure | C::CannotOpen => {
+                // SQLITE_IOERR's extended codes don't say ENOSPC; the OS
+                // error of the failed call does (rusqlite doesn't carry it,
+                // the message often does).
+                Some(crate::store::health::classify_text(&e.to_string()).unwrap_or(Fault::Io))
+            }
+            _ => None,
+        },
+        _ => None,
     }
 }

@@ -313,6 +313,7 @@ impl Store {
 /// Opens a savepoint `name` inside the writer's transaction: what follows
 /// until `release` or `roll_back_to` can be undone alone.
 pub fn savepoint(c: &Conn, name: &'static str) -> ApiResult<()> {
+    debug_assert!(dialect::Ident::new(name).is_some(), "savepoint {name:?}");
     c.execute_batch(&format!("SAVEPOINT {name}"))?;
     Ok(())
 }

@@ -29,7 +29,8 @@ impl Conn {
     }
 }
 
-// The store's own modules run their statements on the engine's connection.
+// The store's own modules run their statements on the engine's connection;
+// outside `store/`, `store::seam` refuses a call of its statement methods.
 impl std::ops::Deref for Conn {
     type Target = rusqlite::Connection;
     #[inline]

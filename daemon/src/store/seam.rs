@@ -4,7 +4,7 @@
 //!   spells SQLite-specific SQL (`INSERT OR …`, `ON CONFLICT`, `rowid`,
 //!   `strftime(`, `json_each`, `json_extract`, `COLLATE NOCASE`, `PRAGMA`,
 //!   `sqlite_master`/`sqlite_schema`, `last_insert_rowid`, `GLOB`,
-//!   `datetime(`, `randomblob`, `julianday(`, `RAISE(ABORT …`);
+//!   `datetime(`, `randomblob`, `julianday(`, `RAISE(ABORT …`, `LIMIT -1`);
 //! - a file outside `store/` names `rusqlite` or calls a connection's
 //!   statement methods (`.execute(`, `.prepare(`, `.query_row(`, …: the
 //!   store's connection handle hands its engine's connection to the store's
@@ -81,6 +81,7 @@ fn sqlisms() -> Vec<Rule> {
         r("GLOB", r"\bglob\b", false),
         r("datetime(", r"\bdatetime\s*\(", true),
         r("randomblob", r"\brandomblob\b", false),
+        r("LIMIT -1", r"\blimit\s+-1\b", false),
         r("julianday", r"\bjulianday\s*\(", false),
         r(
             "RAISE(ABORT",

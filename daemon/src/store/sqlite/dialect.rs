@@ -520,6 +520,9 @@ pub fn older_than_days(col: &'static str) -> String {
     format!("julianday(replace(replace({col}, 'Z', ''), 'T', ' ')) < julianday('now') - ?")
 }
 
+/// A LIMIT clause that limits nothing (an OFFSET needs one before it).
+pub const NO_LIMIT: &str = " LIMIT -1";
+
 /// The column definition of a collection's `id`: text, filled with `r` and
 /// 14 random hex digits when an insert gives none (as PocketBase declares it).
 pub const RANDOM_ID_COLUMN: &str =

@@ -70,7 +70,7 @@ impl ChangeSink for Sinks {
 
     fn prepare_delete(
         &self,
-        conn: &rusqlite::Connection,
+        conn: &crate::store::Conn,
         schema: &Schema,
         coll: &Arc<Collection>,
         record: &serde_json::Map<String, Value>,

@@ -150,18 +150,3 @@ impl ApiError {
         json!({"status": self.status(), "message": message, "data": data})
     }
 }
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        // A collection's table is named from the schema snapshot a request
-        // read; when the collection is deleted between that read and the
-        // request's write, the table is gone: the request came after the
-        // delete (404), not a server error.
-        if let rusqlite::Error::SqliteFailure(_, Some(m)) = &e {
-            if m.starts_with("no such table: ") {
-                return ApiError::NotFound("The requested resource wasn't found.".into());
-            }
-        }
-        ApiError::Internal(format!("sqlite: {e}"))
-    }
-}

@@ -7,52 +7,8 @@
 use crate::schema::Schema;
 use std::collections::HashSet;
 
-const KEYWORDS: &[&str] = &[
-    "select",
-    "from",
-    "where",
-    "left",
-    "join",
-    "on",
-    "and",
-    "or",
-    "not",
-    "exists",
-    "is",
-    "null",
-    "like",
-    "escape",
-    "in",
-    "as",
-    "case",
-    "when",
-    "then",
-    "else",
-    "end",
-    "coalesce",
-    "true",
-    "false",
-    "json_each",
-    "json_valid",
-    "json_type",
-    "json_array",
-    "json_array_length",
-    "json_extract",
-    "json_object",
-    "iif",
-    "lower",
-    "strftime",
-    "acos",
-    "cos",
-    "sin",
-    "radians",
-    "random",
-    "value",
-    "_rowid_",
-    "asc",
-    "desc",
-    "mmv",
-];
+/// The words the compiler writes: the dialect's vocabulary.
+const KEYWORDS: &[&str] = crate::store::dialect::VOCABULARY;
 
 const LITERALS: &[&str] = &["", "%", "\\", "array", "pb"];
 

@@ -16,8 +16,8 @@ use super::resolve::Runner;
 use super::template::{Binder, Outcome, Probe, Source, StaticClass, Template};
 use crate::schema::Collection;
 use crate::store::dialect::{self, Bind, Frag, Ident};
+use crate::store::SqlValue as Value;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
-use rusqlite::types::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 

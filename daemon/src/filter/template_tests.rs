@@ -162,7 +162,7 @@ fn one_template_serves_every_user() {
     let a = t.bind(Some(&alice.view()), now());
     let b = t.bind(Some(&bob.view()), now() + Duration::days(1));
     assert_eq!(a.where_sql, b.where_sql);
-    use rusqlite::types::Value as Sql;
+    use crate::store::SqlValue as Sql;
     let text = |s: &str| Sql::Text(s.into());
     assert_eq!(
         a.params,

@@ -177,8 +177,7 @@ pub fn build(data: &Path, enc: &Encryption, key: Option<&crate::store::DbKey>) -
     let snap = work.join("data.db");
     let conn = crate::store::open_read_only(&data.join("data.db"), key)
         .map_err(|e| invalid(format!("opening the database: {e}")))?;
-    conn.execute("VACUUM INTO ?1", [snap.to_string_lossy().as_ref()])
-        .map_err(|e| invalid(format!("snapshot: {e}")))?;
+    crate::store::snapshot(&conn, &snap).map_err(|e| invalid(format!("snapshot: {e}")))?;
     drop(conn);
     let zip_path = work.join("backup.zip");
     {

@@ -246,7 +246,7 @@ pub async fn run(cfg: &Config, pb_data: &Path, dry_run: bool) -> anyhow::Result<
 async fn build(
     cfg: &Config,
     pb_data: &Path,
-    source: &rusqlite::Connection,
+    source: &crate::store::Conn,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let store = crate::open_store(cfg)?;
@@ -311,7 +311,7 @@ async fn build_in(
     cfg: &Config,
     store: &Arc<Store>,
     pb_data: &Path,
-    source: &rusqlite::Connection,
+    source: &crate::store::Conn,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     // Collections.

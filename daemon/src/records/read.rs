@@ -7,8 +7,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::rules;
 use crate::schema::Collection;
 use crate::store::records::{self as rs, Cond};
+use crate::store::Conn as Connection;
 use bytes::Bytes;
-use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 

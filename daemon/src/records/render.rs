@@ -14,7 +14,7 @@ use crate::rules::{self, RequestCtx};
 use crate::schema::record::{self as rv};
 use crate::schema::{Collection, Field, FieldKind, Schema};
 use crate::store::records::{self as rs, Cond};
-use rusqlite::Connection;
+use crate::store::Conn as Connection;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use crate::error::ApiResult;
 use crate::rules;
 use crate::schema::{Collection, Schema};
 use crate::store::records::{self as rs, Cond};
-use rusqlite::Connection;
+use crate::store::Conn as Connection;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 

@@ -17,9 +17,9 @@ use crate::rules::{self, RequestCtx};
 use crate::schema::record::{self as rv, Setter};
 use crate::schema::{Collection, FieldKind, Schema};
 use crate::store::records::{self as rs, Cond};
+use crate::store::Conn as Connection;
 use crate::store::{Action, Changes};
 use crate::util::{new_record_id, now_string, random_string, ALPHANUM};
-use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 

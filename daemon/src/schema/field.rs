@@ -282,9 +282,7 @@ impl Field {
     /// PocketBase declares it.
     pub fn column_def(&self) -> &'static str {
         match &self.kind {
-            FieldKind::Text(o) if o.primary_key => {
-                "TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL"
-            }
+            FieldKind::Text(o) if o.primary_key => crate::store::dialect::RANDOM_ID_COLUMN,
             FieldKind::Number(_) => "NUMERIC DEFAULT 0 NOT NULL",
             FieldKind::Bool(_) => "BOOLEAN DEFAULT FALSE NOT NULL",
             FieldKind::Json(_) => "JSON DEFAULT NULL",

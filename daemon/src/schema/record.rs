@@ -4,8 +4,8 @@
 //! uniqueness are checked by the caller against the store.
 
 use super::field::{Field, FieldKind};
+use crate::store::{SqlRef, SqlValue as Sql};
 use crate::util::{format_time, parse_datetime};
-use rusqlite::types::Value as Sql;
 use serde_json::{json, Value};
 
 /// A body key's modifier.
@@ -599,8 +599,8 @@ pub fn to_sql(field: &Field, v: &Value) -> Sql {
 }
 
 /// The JSON value of a stored column.
-pub fn from_sql(field: &Field, v: rusqlite::types::ValueRef<'_>) -> Value {
-    use rusqlite::types::ValueRef as R;
+pub fn from_sql(field: &Field, v: SqlRef<'_>) -> Value {
+    use SqlRef as R;
     let text = |v: R<'_>| -> String {
         match v {
             // Valid UTF-8 (always, for what keepd stored) is copied as it

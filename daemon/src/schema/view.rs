@@ -489,7 +489,7 @@ impl Renderer<'_> {
                     self.w(" LIMIT ");
                     self.expr(l)?;
                 } else if offset.is_some() {
-                    self.w(" LIMIT -1");
+                    self.w(crate::store::dialect::NO_LIMIT);
                 }
                 if let Some(o) = offset {
                     self.w(" OFFSET ");

@@ -8,7 +8,8 @@
 //! pruning (`audit_retention_days`, at least 1) deletes only older ones.
 //! Nothing in the API writes it except through `append`.
 
-use rusqlite::{params, params_from_iter, Connection};
+use super::Conn as Connection;
+use rusqlite::{params, params_from_iter};
 use serde_json::{json, Map, Value};
 
 pub(crate) const DDL: &str = r#"
@@ -23,16 +24,14 @@ CREATE TABLE IF NOT EXISTS _keepd_audit (
 );
 CREATE INDEX IF NOT EXISTS idx__keepd_audit_created ON _keepd_audit (created);
 CREATE INDEX IF NOT EXISTS idx__keepd_audit_action ON _keepd_audit (action);
-CREATE TRIGGER IF NOT EXISTS _keepd_audit_no_update BEFORE UPDATE ON _keepd_audit
-BEGIN
-    SELECT RAISE(ABORT, 'the audit log is append-only');
-END;
-CREATE TRIGGER IF NOT EXISTS _keepd_audit_no_recent_delete BEFORE DELETE ON _keepd_audit
-WHEN julianday(replace(replace(old.created, 'Z', ''), 'T', ' ')) > julianday('now') - 1
-BEGIN
-    SELECT RAISE(ABORT, 'audit entries younger than a day cannot be deleted');
-END;
 "#;
+
+/// Creates the table (if missing) and its append-only triggers (the
+/// engine's: `sqlite::AUDIT_TRIGGERS`).
+pub(crate) fn create(c: &rusqlite::Connection) -> rusqlite::Result<()> {
+    c.execute_batch(DDL)?;
+    c.execute_batch(super::sqlite::AUDIT_TRIGGERS)
+}
 
 /// One entry to append.
 #[derive(Debug, Clone, Default)]
@@ -139,9 +138,9 @@ pub fn list(
          ORDER BY created DESC, {} DESC LIMIT ? OFFSET ?",
         super::dialect::INSERTION_ORDER
     );
-    let mut params: Vec<rusqlite::types::Value> = args
+    let mut params: Vec<super::SqlValue> = args
         .iter()
-        .map(|a| rusqlite::types::Value::Text(a.to_string()))
+        .map(|a| super::SqlValue::Text(a.to_string()))
         .collect();
     params.push(limit.into());
     params.push(offset.into());
@@ -268,7 +267,7 @@ mod tests {
     #[test]
     fn append_only() {
         let c = Connection::open_in_memory().expect("db");
-        c.execute_batch(DDL).expect("ddl");
+        create(&c).expect("ddl");
         append(
             &c,
             &Entry {
@@ -301,7 +300,7 @@ mod tests {
     #[test]
     fn lists_newest_first_filtered_and_paged() {
         let c = Connection::open_in_memory().expect("db");
-        c.execute_batch(DDL).expect("ddl");
+        create(&c).expect("ddl");
         for (action, target) in [("a", "x"), ("b", "x"), ("a", "y")] {
             let e = Entry {
                 action: if action == "a" { "a" } else { "b" },

@@ -1,9 +1,10 @@
 //! `_authOrigins`: the origins (a fingerprint of client address and user
 //! agent) a record has logged in from, for PocketBase's login alert.
 
+use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::{now_string, random_string, ALPHANUM};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 
 /// One remembered origin.
 #[derive(Debug, Clone)]

@@ -17,9 +17,9 @@
 //! error fails the write. A write may carry a [`Tag`] for it (who the write
 //! is made for), opaque to the store.
 
+use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::schema::{Collection, Schema};
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 use std::any::Any;
 use std::sync::Arc;

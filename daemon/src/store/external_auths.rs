@@ -1,9 +1,10 @@
 //! `_externalAuths`: PocketBase's links between an auth record and an
 //! OAuth2 provider's account.
 
+use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::{now_string, random_string, ALPHANUM};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 /// One link.
 #[derive(Debug, Clone)]

@@ -70,24 +70,7 @@ impl Health {
     }
 }
 
-/// The storage fault behind a SQLite error, if it is one.
-pub fn classify(e: &rusqlite::Error) -> Option<Fault> {
-    use rusqlite::ErrorCode as C;
-    match e {
-        rusqlite::Error::SqliteFailure(f, _) => match f.code {
-            C::DiskFull => Some(Fault::Full),
-            C::ReadOnly => Some(Fault::ReadOnly),
-            C::SystemIoFailure | C::CannotOpen => {
-                // SQLITE_IOERR's extended codes don't say ENOSPC; the OS
-                // error of the failed call does (rusqlite doesn't carry it,
-                // the message often does).
-                Some(classify_text(&e.to_string()).unwrap_or(Fault::Io))
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
+pub use super::sqlite::classify;
 
 /// The storage fault an error message names (errors that reached the
 /// writer already turned into text).

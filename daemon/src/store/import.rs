@@ -28,32 +28,16 @@ pub enum SourceFormat {
 
 /// Opens the copy of the source database (read-write: SQLite replays the
 /// copied WAL into it).
-pub fn open_source(path: &Path) -> rusqlite::Result<Connection> {
+pub fn open_source(path: &Path) -> rusqlite::Result<super::Conn> {
     let c = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(c)
+    Ok(c.into())
 }
 
-fn has_table(c: &Connection, name: &str) -> rusqlite::Result<bool> {
-    c.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-}
-
-/// The columns of a table of the source.
-fn columns(c: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare(&format!("PRAGMA table_info({})", quote_ident(table)))?;
-    let cols = st
-        .query_map([], |r| r.get::<_, String>(1))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(cols)
-}
+use super::sqlite::{table_columns as columns, table_exists as has_table};
 
 /// Which kind of database the source is.
 pub fn source_format(c: &Connection) -> rusqlite::Result<SourceFormat> {
@@ -83,10 +67,11 @@ pub struct SourceCollection {
 
 /// Every collection of the source, in the order they were stored.
 pub fn source_collections(c: &Connection) -> rusqlite::Result<Vec<SourceCollection>> {
-    let mut st = c.prepare(
+    let mut st = c.prepare(&format!(
         "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule, \
-         updateRule, deleteRule, options, created, updated FROM _collections ORDER BY rowid",
-    )?;
+         updateRule, deleteRule, options, created, updated FROM _collections ORDER BY {}",
+        super::dialect::INSERTION_ORDER
+    ))?;
     let rows = st.query_map([], |r| {
         let json_col = |i: usize| -> rusqlite::Result<Value> {
             let t: Option<String> = r.get(i)?;
@@ -179,9 +164,10 @@ pub fn source_records(
         })
         .collect();
     let sql = format!(
-        "SELECT {} FROM {} ORDER BY rowid",
+        "SELECT {} FROM {} ORDER BY {}",
         cols.join(", "),
-        quote_ident(&coll.name)
+        quote_ident(&coll.name),
+        super::dialect::INSERTION_ORDER
     );
     let mut st = c.prepare(&sql)?;
     let mut rows = st.query([])?;
@@ -189,7 +175,7 @@ pub fn source_records(
     while let Some(r) = rows.next()? {
         let mut m = Map::new();
         for (i, f) in coll.fields.iter().enumerate() {
-            m.insert(f.name.clone(), from_sql(f, r.get_ref(i)?));
+            m.insert(f.name.clone(), from_sql(f, r.get_ref(i)?.into()));
         }
         out.push(m);
         if out.len() >= batch {
@@ -233,7 +219,7 @@ pub fn check_record(c: &Collection, values: &Map<String, Value>) -> Result<(), R
 /// refused (its values, or a unique index) is returned with the reason and
 /// the others go on.
 pub fn insert_imported(
-    conn: &Connection,
+    conn: &super::Conn,
     c: &Collection,
     rows: &[Map<String, Value>],
 ) -> ApiResult<Vec<(String, String)>> {

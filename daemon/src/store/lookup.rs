@@ -4,9 +4,10 @@
 //! value is bound.
 
 use super::dialect::{quote_ident, COLLATE_NOCASE};
+use super::Conn as Connection;
 use crate::error::{ApiError, ApiResult};
 use crate::schema::Collection;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::OptionalExtension;
 
 /// How a lookup compares text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

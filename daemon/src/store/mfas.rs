@@ -1,9 +1,10 @@
 //! `_mfas`: PocketBase's multi-factor sessions — the first method that
 //! succeeded for a record, waiting for a second, different one.
 
+use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 /// One MFA session.
 #[derive(Debug, Clone)]

@@ -61,21 +61,14 @@ fn totp(conn: &Connection) -> anyhow::Result<()> {
 }
 
 fn audit_log(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch(super::audit::DDL)?;
+    super::audit::create(conn)?;
     Ok(())
 }
 
 pub(crate) fn run(conn: &mut Connection) -> anyhow::Result<()> {
     // A PocketBase database is not served in place (its collections would
     // collide with keepd's first migration); it is imported.
-    let table = |name: &str| -> rusqlite::Result<bool> {
-        conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [name],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)
-    };
+    let table = |name: &str| super::sqlite::table_exists(conn, name);
     if table("_collections")? && !table("_keepd_migrations")? {
         anyhow::bail!(
             "this database was written by PocketBase: keepd does not serve it in place; \

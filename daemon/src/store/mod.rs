@@ -5,13 +5,14 @@
 //! - Only the writer thread writes. A write's result is sent to its caller
 //!   only after the batch holding it has committed (`synchronous=FULL`).
 //! - No connection is held across an `.await`.
-//! - SQLite dialect lives in `dialect`; nothing else spells it.
+//! - SQLite-specific SQL lives in `sqlite` (its `dialect` and the engine's
+//!   statements); nothing else in the crate spells it, and nothing outside
+//!   `store` names `rusqlite` (the unit test `seam` checks both).
 
 pub mod audit;
 pub mod auth_origins;
 pub mod changes;
 mod ddl;
-pub mod dialect;
 pub mod external_auths;
 pub mod health;
 pub mod import;
@@ -20,16 +21,21 @@ mod lock;
 pub mod lookup;
 pub mod mfas;
 mod migrate;
-mod open;
 pub mod otps;
 pub mod params;
 pub mod postgres;
 mod readers;
 pub mod records;
-mod rekey;
+#[cfg(test)]
+mod seam;
+mod sqlite;
 pub mod sync;
 pub mod totp;
+pub mod value;
 mod writer;
+
+pub use sqlite::dialect;
+use sqlite::{open, rekey};
 
 pub use changes::{Action, Capture, Captured, Change, ChangeSink, Changes, Prepared, Tag};
 pub use key::{DbKey, KeyError};
@@ -39,11 +45,12 @@ pub use open::{
     ModeProblem,
 };
 pub use rekey::{rekey, Rekeyed};
+pub use sqlite::{snapshot, Conn};
+pub use value::{SqlRef, SqlValue};
 pub use writer::WriteOutcome;
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::Schema;
-use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -88,7 +95,7 @@ pub struct Store {
     /// A connection that only asks SQLite whether another connection —
     /// another process too (`keepd superuser upsert` while serving) —
     /// committed since it last asked, and the answer it last got.
-    watch: Mutex<(Connection, i64)>,
+    watch: Mutex<(Conn, i64)>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -107,7 +114,7 @@ impl Store {
         let health = Arc::new(health::Health::default());
         let generation = Arc::new(AtomicU64::new(1));
         let watch = open::open_reader(&db_path, key)?;
-        let seen = data_version(&watch)?;
+        let seen = sqlite::data_version(&watch)?;
         let writer = writer::Writer::start(
             conn,
             opts.max_batch.max(1),
@@ -167,7 +174,7 @@ impl Store {
     /// and makes a new generation; so does any doubt (an error asking).
     pub fn generation(&self) -> u64 {
         let unchanged = match self.watch.lock() {
-            Ok(mut w) => match data_version(&w.0) {
+            Ok(mut w) => match sqlite::data_version(&w.0) {
                 Ok(v) if v == w.1 => true,
                 Ok(v) => {
                     w.1 = v;
@@ -201,7 +208,7 @@ impl Store {
     /// Runs `f` at once on this thread's own read-only connection, without
     /// the hand-off to a blocking thread. Only for reads whose cost is
     /// bounded and small (a row by primary key): it runs on an async worker.
-    pub fn read_now<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+    pub fn read_now<T>(&self, f: impl FnOnce(&Conn) -> ApiResult<T>) -> ApiResult<T> {
         self.local.run(f)
     }
 
@@ -209,7 +216,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Conn) -> ApiResult<T> + Send + 'static,
     {
         self.readers.run(f).await
     }
@@ -218,7 +225,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Conn) -> ApiResult<T> + Send + 'static,
     {
         self.writer.run(f).await
     }
@@ -242,7 +249,7 @@ impl Store {
     pub async fn write_changes<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Changes) -> ApiResult<T> + Send + 'static,
+        F: FnOnce(&Conn, &mut Changes) -> ApiResult<T> + Send + 'static,
     {
         let sink = self.sink.get().cloned();
         let capture = self.capture.get().cloned();
@@ -262,8 +269,7 @@ impl Store {
 
     /// SQLite's `quick_check` on a reader: "ok", or what is damaged.
     pub async fn quick_check(&self) -> ApiResult<String> {
-        self.read(|c| Ok(c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))?))
-            .await
+        self.read(|c| Ok(sqlite::quick_check(c)?)).await
     }
 
     /// At a clean stop, after the last request: commits what is queued,
@@ -305,11 +311,25 @@ impl Store {
     }
 }
 
-/// SQLite's `data_version`: it differs from the last value the same
-/// connection got when another connection has committed since.
-fn data_version(c: &Connection) -> rusqlite::Result<i64> {
-    c.prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))
+/// Opens a savepoint `name` inside the writer's transaction: what follows
+/// until `release` or `roll_back_to` can be undone alone.
+pub fn savepoint(c: &Conn, name: &'static str) -> ApiResult<()> {
+    debug_assert!(dialect::Ident::new(name).is_some(), "savepoint {name:?}");
+    c.execute_batch(&format!("SAVEPOINT {name}"))?;
+    Ok(())
+}
+
+/// Keeps what was done since `savepoint(name)` (in the enclosing
+/// transaction).
+pub fn release(c: &Conn, name: &'static str) -> ApiResult<()> {
+    c.execute_batch(&format!("RELEASE {name}"))?;
+    Ok(())
+}
+
+/// Undoes what was done since `savepoint(name)` and ends the savepoint.
+pub fn roll_back_to(c: &Conn, name: &'static str) -> ApiResult<()> {
+    c.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
+    Ok(())
 }
 
 /// Collection definitions: rows in `_collections` plus their tables.
@@ -317,7 +337,7 @@ pub mod catalog {
     use super::{ddl, migrate};
     use crate::error::ApiResult;
     use crate::schema::Collection;
-    use rusqlite::Connection;
+    use crate::store::Conn as Connection;
 
     pub use super::ddl::{prepare_view, sample_view, ViewSql};
 

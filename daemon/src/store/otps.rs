@@ -2,9 +2,10 @@
 //! collection). The password is stored hashed; rows are kept until used or
 //! superseded, and their age is judged by the caller.
 
+use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 /// One stored OTP.
 #[derive(Debug, Clone)]

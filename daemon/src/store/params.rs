@@ -2,9 +2,10 @@
 //! (the settings, as JSON text under `settings`).
 
 use super::dialect;
+use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
 /// The keys keepd stores.

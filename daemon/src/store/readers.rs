@@ -11,8 +11,8 @@
 
 use super::key::DbKey;
 use super::open::open_reader;
+use super::Conn as Connection;
 use crate::error::{ApiError, ApiResult};
-use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;

@@ -2,11 +2,12 @@
 //! identifier comes from the collection definition; every value is bound.
 
 use super::dialect::{json_each_text, qualified_table, quote_ident};
+use super::Conn as Connection;
+use super::SqlValue as Sql;
 use crate::error::{ApiError, ApiResult};
 use crate::schema::record::{from_sql, to_sql};
 use crate::schema::Collection;
-use rusqlite::types::Value as Sql;
-use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params_from_iter, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
 /// A compiled condition: SQL with `?` placeholders, its joins and values.
@@ -58,7 +59,7 @@ fn select_columns(c: &Collection) -> &str {
 pub fn row_to_map(c: &Collection, row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
     let mut m = Map::new();
     for (i, f) in c.fields.iter().enumerate() {
-        m.insert(f.name.clone(), from_sql(f, row.get_ref(i)?));
+        m.insert(f.name.clone(), from_sql(f, row.get_ref(i)?.into()));
     }
     Ok(m)
 }

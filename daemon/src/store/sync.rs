@@ -4,8 +4,9 @@
 //! values (`u64`, stored as INTEGER).
 
 use super::dialect;
+use super::Conn as Connection;
 use crate::error::ApiResult;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
 /// The tables (migration 20). JSON is kept in TEXT columns: a column
@@ -485,7 +486,7 @@ pub fn outbox_append(c: &Connection, x: &OutChange) -> ApiResult<u64> {
         x.bytes as i64,
         x.created
     ])?;
-    Ok(c.last_insert_rowid().max(0) as u64)
+    Ok(super::sqlite::last_insert_id(c))
 }
 
 /// The oldest changes, in seq order.
@@ -747,7 +748,7 @@ pub fn log_append(c: &Connection, x: &LogEntry) -> ApiResult<u64> {
         x.snapshot.as_ref().map(|m| json_text(&Value::Object(m.clone()))),
         x.created
     ])?;
-    Ok(c.last_insert_rowid().max(0) as u64)
+    Ok(super::sqlite::last_insert_id(c))
 }
 
 /// Entries after `cursor`, in order.

@@ -3,9 +3,10 @@
 //! good once) and the digests of the unused recovery codes.
 
 use super::dialect;
+use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 /// A record's TOTP state.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 //! answered only after the shared COMMIT returned.
 
 use super::health::{self, Health};
+use super::Conn as Connection;
 use crate::error::{ApiError, ApiResult};
-use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::oneshot;
@@ -256,26 +256,9 @@ fn writer_loop(
         }
     }
     if let Some(done) = close {
-        let _ = done.send(checkpoint(&conn));
+        let _ = done.send(super::sqlite::checkpoint(&conn));
     }
     tracing::debug!("writer stopped");
-}
-
-/// `wal_checkpoint(TRUNCATE)`: every committed page copied into the
-/// database file, which is synced, and the WAL emptied. It waits (up to the
-/// busy timeout) for readers still in a transaction.
-fn checkpoint(conn: &Connection) -> Result<(), String> {
-    let (busy, log, done): (i64, i64, i64) = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .map_err(|e| e.to_string())?;
-    if busy != 0 {
-        return Err(format!(
-            "checkpoint incomplete: {done} of {log} WAL pages copied (readers busy)"
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

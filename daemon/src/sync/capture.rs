@@ -9,8 +9,8 @@ use crate::config::SyncRole;
 use crate::error::{ApiError, ApiResult};
 use crate::schema::{Collection, FieldKind};
 use crate::store::sync::{self as ss, ClockRow};
+use crate::store::Conn as Connection;
 use crate::store::{Action, Capture, Captured};
-use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 

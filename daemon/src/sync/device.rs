@@ -18,8 +18,8 @@ use crate::records::{self, Request};
 use crate::schema::Schema;
 use crate::store::records as rs;
 use crate::store::sync as ss;
+use crate::store::Conn as Connection;
 use crate::util::now_string;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -835,7 +835,7 @@ impl Engine {
                                 origin: super::HUB_ORIGIN.into(),
                                 echo: false,
                             })));
-                            c.execute_batch("SAVEPOINT sync_gone")?;
+                            crate::store::savepoint(c, "sync_gone")?;
                             let r = records::apply_synced(
                                 c,
                                 &schema,
@@ -851,11 +851,11 @@ impl Engine {
                             changes.set_tag(None);
                             match r {
                                 Ok(_) => {
-                                    c.execute_batch("RELEASE sync_gone")?;
+                                    crate::store::release(c, "sync_gone")?;
                                     ss::clock_delete(c, &coll.id, &id)?;
                                 }
                                 Err(e) => {
-                                    c.execute_batch("ROLLBACK TO sync_gone; RELEASE sync_gone")?;
+                                    crate::store::roll_back_to(c, "sync_gone")?;
                                     tracing::warn!(record = %id, error = %e, "sync: a record the hub no longer lists could not be removed");
                                 }
                             }
@@ -920,18 +920,18 @@ impl Engine {
             .write_changes(move |c, changes| {
                 let mut dropped: Vec<(String, String, Vec<String>)> = Vec::new();
                 for rec in &recs {
-                    c.execute_batch("SAVEPOINT sync_rec")?;
+                    crate::store::savepoint(c, "sync_rec")?;
                     let r = apply_record(c, &schema, &sync, rec, changes, &place);
                     changes.set_tag(None);
                     match r {
                         Ok(d) => {
-                            c.execute_batch("RELEASE sync_rec")?;
+                            crate::store::release(c, "sync_rec")?;
                             if !d.is_empty() {
                                 dropped.push((rec.collection.clone(), rec.id.clone(), d));
                             }
                         }
                         Err(e) => {
-                            c.execute_batch("ROLLBACK TO sync_rec; RELEASE sync_rec")?;
+                            crate::store::roll_back_to(c, "sync_rec")?;
                             tracing::warn!(collection = %rec.collection, record = %rec.id, error = %e, "sync: a record from the hub could not be applied here");
                             ss::rejected_add(
                                 c,

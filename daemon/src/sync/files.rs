@@ -16,7 +16,7 @@ use super::frame::{FileRef, Record};
 use crate::error::{ApiError, ApiResult};
 use crate::schema::{Collection, FieldKind};
 use crate::store::sync as ss;
-use rusqlite::Connection;
+use crate::store::Conn as Connection;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

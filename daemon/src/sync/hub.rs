@@ -16,8 +16,8 @@ use crate::records::{self, Principal, Request};
 use crate::schema::{Collection, FieldKind, Schema};
 use crate::store::records as rs;
 use crate::store::sync::{self as ss, Device};
+use crate::store::Conn as Connection;
 use crate::util::{now_string, random_string, ALPHANUM};
-use rusqlite::Connection;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -398,18 +398,18 @@ pub async fn push(
                 if ch.seq <= d.last_seq {
                     continue;
                 }
-                c.execute_batch("SAVEPOINT sync_change")?;
+                crate::store::savepoint(c, "sync_change")?;
                 let r = apply_one(c, &schema, &sync2, &dev2, ch, skew_ms, &place, changes);
                 changes.set_tag(None);
                 match r {
                     Ok(d) => {
-                        c.execute_batch("RELEASE sync_change")?;
+                        crate::store::release(c, "sync_change")?;
                         if !d.is_empty() {
                             dropped.push((ch.collection.clone(), ch.record.clone(), d));
                         }
                     }
                     Err(e) if refusal(&e) => {
-                        c.execute_batch("ROLLBACK TO sync_change; RELEASE sync_change")?;
+                        crate::store::roll_back_to(c, "sync_change")?;
                         tracing::info!(device = %dev2.id, seq = ch.seq, status = e.status(), error = %e, "sync change refused");
                         ss::rejected_add(
                             c,
@@ -429,7 +429,7 @@ pub async fn push(
                         )?;
                     }
                     Err(e) => {
-                        c.execute_batch("ROLLBACK TO sync_change; RELEASE sync_change")?;
+                        crate::store::roll_back_to(c, "sync_change")?;
                         tracing::error!(device = %dev2.id, seq = ch.seq, error = %e, "sync change failed; the device will retry it");
                         break;
                     }

@@ -1,6 +1,7 @@
 //! Opening connections, pragmas, the database key and the file-mode guard.
 
-use super::key::{DbKey, KeyError};
+use super::Conn;
+use crate::store::key::{DbKey, KeyError};
 use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -43,7 +44,7 @@ pub(crate) fn quiet(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "cipher_log_level", "NONE")
 }
 
-pub(crate) fn open_writer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Connection> {
+pub(crate) fn open_writer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -64,10 +65,10 @@ pub(crate) fn open_writer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Co
          PRAGMA journal_size_limit = 16777216;
          PRAGMA wal_autocheckpoint = 1000;",
     )?;
-    Ok(conn)
+    Ok(conn.into())
 }
 
-pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Connection> {
+pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
     let conn = open_read_only(path, key)?;
     conn.execute_batch(COMMON_PRAGMAS)?;
     conn.execute_batch("PRAGMA query_only = ON;")?;
@@ -76,13 +77,13 @@ pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Co
 
 /// A read-only connection to an existing database, key applied and
 /// checked: for tools (`keepd check`, backups, restores).
-pub fn open_read_only(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Connection> {
+pub fn open_read_only(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     unlock(&conn, path, key)?;
-    Ok(conn)
+    Ok(conn.into())
 }
 
 /// The database files keepd owns inside the data dir.

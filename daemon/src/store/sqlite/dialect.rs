@@ -8,7 +8,7 @@
 //! second implementation (PostgreSQL, for a cloud hub) would replace this
 //! file and nothing else.
 
-use rusqlite::types::Value;
+use crate::store::SqlValue as Value;
 use std::fmt::Write as _;
 
 /// Quotes an SQL identifier that comes from the schema (collection or field
@@ -519,6 +519,63 @@ pub const INSERTION_ORDER: &str = "rowid";
 pub fn older_than_days(col: &'static str) -> String {
     format!("julianday(replace(replace({col}, 'Z', ''), 'T', ' ')) < julianday('now') - ?")
 }
+
+/// A LIMIT clause that limits nothing (an OFFSET needs one before it).
+pub const NO_LIMIT: &str = " LIMIT -1";
+
+/// The column definition of a collection's `id`: text, filled with `r` and
+/// 14 random hex digits when an insert gives none (as PocketBase declares it).
+pub const RANDOM_ID_COLUMN: &str =
+    "TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL";
+
+/// Every keyword, function and string constant the filter compiler's SQL
+/// is made of, through this module (`filter::audit` admits no other word).
+pub const VOCABULARY: &[&str] = &[
+    "select",
+    "from",
+    "where",
+    "left",
+    "join",
+    "on",
+    "and",
+    "or",
+    "not",
+    "exists",
+    "is",
+    "null",
+    "like",
+    "escape",
+    "in",
+    "as",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "coalesce",
+    "true",
+    "false",
+    "json_each",
+    "json_valid",
+    "json_type",
+    "json_array",
+    "json_array_length",
+    "json_extract",
+    "json_object",
+    "iif",
+    "lower",
+    "strftime",
+    "acos",
+    "cos",
+    "sin",
+    "radians",
+    "random",
+    "value",
+    "_rowid_",
+    "asc",
+    "desc",
+    "mmv",
+];
 
 #[cfg(test)]
 mod tests {

@@ -9,9 +9,9 @@
 //! the database as it was. Runs only under the data directory's exclusive
 //! lock: never while the daemon or another keepd command has it open.
 
-use super::key::DbKey;
-use super::lock::DirLock;
 use super::open::unlock;
+use crate::store::key::DbKey;
+use crate::store::lock::DirLock;
 use rusqlite::{Connection, OpenFlags};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

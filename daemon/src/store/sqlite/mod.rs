@@ -1,0 +1,100 @@
+//! SQLite, the engine: everything the store does that only SQLite spells.
+//!
+//! - `dialect`: the SQL fragments the filter compiler and the store build
+//!   queries from (JSON functions, `COLLATE NOCASE`, upserts, `rowid`);
+//! - `open`: opening a connection, its pragmas, SQLCipher's key, file modes,
+//!   and the integrity checks;
+//! - `rekey`: SQLCipher's export into a database under a new key;
+//! - the catalogue and maintenance statements below (`sqlite_master`,
+//!   `PRAGMA`s, `last_insert_rowid`, `VACUUM INTO`).
+//!
+//! Nothing outside `store/sqlite/` spells SQLite-specific SQL, and nothing
+//! outside `store/` names `rusqlite` (the unit test `store::seam` walks the
+//! sources). A second engine gets a sibling module with the same functions.
+
+mod conn;
+pub mod dialect;
+pub(super) mod open;
+pub(super) mod rekey;
+mod value;
+
+pub use conn::{classify, Conn};
+use rusqlite::Connection;
+
+/// The audit log's triggers: no UPDATE, and no DELETE of an entry younger
+/// than a day (`created` is PocketBase's timestamp text).
+pub const AUDIT_TRIGGERS: &str = r#"
+CREATE TRIGGER IF NOT EXISTS _keepd_audit_no_update BEFORE UPDATE ON _keepd_audit
+BEGIN
+    SELECT RAISE(ABORT, 'the audit log is append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS _keepd_audit_no_recent_delete BEFORE DELETE ON _keepd_audit
+WHEN julianday(replace(replace(old.created, 'Z', ''), 'T', ' ')) > julianday('now') - 1
+BEGIN
+    SELECT RAISE(ABORT, 'audit entries younger than a day cannot be deleted');
+END;
+"#;
+
+/// Whether the database has a table called `name`.
+pub fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// The column names of `table`, in their order.
+pub fn table_columns(c: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = c.prepare(&format!(
+        "PRAGMA table_info({})",
+        dialect::quote_ident(table)
+    ))?;
+    let cols = st
+        .query_map([], |r| r.get::<_, String>(1))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cols)
+}
+
+/// SQLite's `quick_check`: "ok", or what is damaged.
+pub fn quick_check(c: &Connection) -> rusqlite::Result<String> {
+    c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
+}
+
+/// SQLite's `data_version`: it differs from the last value the same
+/// connection got when another connection has committed since.
+pub fn data_version(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
+}
+
+/// The id of the row the last `INSERT` on `c` made (an `INTEGER PRIMARY
+/// KEY` column's value), 0 if none.
+pub fn last_insert_id(c: &Connection) -> u64 {
+    c.last_insert_rowid().max(0) as u64
+}
+
+/// `wal_checkpoint(TRUNCATE)`: every committed page copied into the
+/// database file, which is synced, and the WAL emptied. It waits (up to the
+/// busy timeout) for readers still in a transaction.
+pub fn checkpoint(conn: &Connection) -> Result<(), String> {
+    let (busy, log, done): (i64, i64, i64) = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(|e| e.to_string())?;
+    if busy != 0 {
+        return Err(format!(
+            "checkpoint incomplete: {done} of {log} WAL pages copied (readers busy)"
+        ));
+    }
+    Ok(())
+}
+
+/// A consistent copy of the database (as of one read transaction) written
+/// to `dest`, a new file, while the writer goes on.
+pub fn snapshot(c: &Connection, dest: &std::path::Path) -> rusqlite::Result<()> {
+    c.execute("VACUUM INTO ?1", [dest.to_string_lossy().as_ref()])?;
+    Ok(())
+}

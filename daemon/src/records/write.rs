@@ -89,6 +89,10 @@ struct Built {
     rec: Map<String, Value>,
     errs: FieldErrors,
     perrs: FieldErrors,
+    /// The create rule compiled (None: none applies).
+    rule: Option<Cond>,
+    /// The INSERT, when the row has no field errors.
+    insert: Option<rs::Insert>,
 }
 
 /// A write's body as rules read it, and the rule it must pass (None: none
@@ -518,7 +522,7 @@ fn build_early(ready: &mut Ready) {
     if !matches!(ready.op, Op::Create) {
         return;
     }
-    let Some(az) = &ready.early else { return };
+    let Some(az) = ready.early.take() else { return };
     let mut errs = ready.file_errs.clone();
     let rec = build_fields(
         &ready.coll,
@@ -531,7 +535,17 @@ fn build_early(ready: &mut Ready) {
     );
     let mut perrs = FieldErrors::new();
     password::check(&ready.coll, &ready.raw, true, false, &mut perrs);
-    ready.built = Some(Box::new(Built { rec, errs, perrs }));
+    let insert = (errs.is_empty() && perrs.is_empty()).then(|| rs::Insert::new(&ready.coll, &rec));
+    ready.built = Some(Box::new(Built {
+        rec,
+        errs,
+        perrs,
+        rule: az.rule,
+        insert,
+    }));
+    // The request's context (the body as rules read it) is dropped here,
+    // not on the writer.
+    drop(az.ctx);
 }
 
 /// A write sync makes inside its own transaction (a change from a device
@@ -596,8 +610,11 @@ fn apply(
     let coll = r.coll.clone();
     let coll = &coll;
     let create = |r: &mut Ready, changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
-        let rec = check_create(c, schema, r, false)?;
-        rs::insert(c, coll, &rec)?;
+        let (rec, insert) = check_create(c, schema, r, false)?;
+        match insert {
+            Some(insert) => insert.run(c, coll)?,
+            None => rs::insert(c, coll, &rec)?,
+        }
         changes.created(c, coll, &rec)?;
         Ok(Some(rec))
     };
@@ -645,25 +662,28 @@ fn apply(
 /// A create, resolved, authorized and validated (not written). The create
 /// rule is checked on the unsaved values first: a caller it refuses gets
 /// the same answer whatever the data (no probing of unique values or ids).
-/// Then the password errors alone, then the fields'.
+/// Then the password errors alone, then the fields'. Returns the row and,
+/// when it was made ready before the writer, its INSERT.
 fn check_create(
     c: &Connection,
     schema: &Schema,
     r: &mut Ready,
     pre: bool,
-) -> ApiResult<Map<String, Value>> {
+) -> ApiResult<(Map<String, Value>, Option<rs::Insert>)> {
     let coll = &r.coll;
-    let az = match r.early.take() {
-        Some(az) => az,
-        None => authz(schema, r, None, coll.create_rule.as_deref())?,
-    };
     let Built {
         rec,
         mut errs,
         perrs,
+        rule,
+        insert,
     } = match r.built.take() {
         Some(b) => *b,
         None => {
+            let az = match r.early.take() {
+                Some(az) => az,
+                None => authz(schema, r, None, coll.create_rule.as_deref())?,
+            };
             // The file fields' errors go with the other fields'.
             let mut errs = r.file_errs.clone();
             let rec = build_fields(
@@ -677,11 +697,17 @@ fn check_create(
             );
             let mut perrs = FieldErrors::new();
             password::check(coll, &r.raw, true, false, &mut perrs);
-            Built { rec, errs, perrs }
+            Built {
+                rec,
+                errs,
+                perrs,
+                rule: az.rule,
+                insert: None,
+            }
         }
     };
     check_relations(c, schema, coll, &rec, &mut errs)?;
-    if let Some(rule) = &az.rule {
+    if let Some(rule) = &rule {
         let open = rule.sql.is_empty() && rule.joins.is_empty();
         if !open && !rs::passes_unsaved(c, coll, &rec, rule)? {
             return Err(ApiError::bad(CREATE_FAILED));
@@ -703,7 +729,7 @@ fn check_create(
             }
         }
     }
-    Ok(rec)
+    Ok((rec, insert))
 }
 
 /// An update checked: the record as it will be, as it is, and whether the

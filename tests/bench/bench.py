@@ -566,7 +566,8 @@ def writer_delta(a: dict, b: dict, wall: float) -> dict:
     return {"fsyncs_per_s": commits / wall if wall > 0 else 0.0, "writes_per_commit": writes / commits,
             "p50_group": pct(0.5), "p99_group": pct(0.99),
             "run_share": (b["runMs"] - a["runMs"]) / (1000 * wall) if wall > 0 else 0.0,
-            "commit_share": (b["commitMs"] - a["commitMs"]) / (1000 * wall) if wall > 0 else 0.0}
+            "commit_share": (b["commitMs"] - a["commitMs"]) / (1000 * wall) if wall > 0 else 0.0,
+            "wait_share": (b.get("waitMs", 0) - a.get("waitMs", 0)) / (1000 * wall) if wall > 0 else 0.0}
 
 
 def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, duration: float,
@@ -1136,7 +1137,8 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
                 f"writes per commit mean {cell([x['writes_per_commit'] for x in xs])}, "
                 f"p50 ≤ {statistics.median(x['p50_group'] for x in xs):.0f}, p99 ≤ {statistics.median(x['p99_group'] for x in xs):.0f}; "
                 f"writer thread running writes {cell([100 * x['run_share'] for x in xs], '%')} of the time, "
-                f"in COMMIT {cell([100 * x['commit_share'] for x in xs], '%')}")
+                f"in COMMIT {cell([100 * x['commit_share'] for x in xs], '%')}, "
+                f"waiting for a group to fill {cell([100 * x.get('wait_share', 0) for x in xs], '%')}")
 
     # keepd before vs after, each against PocketBase in the same rounds
     before_rows: list[str] = []

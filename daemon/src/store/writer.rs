@@ -8,7 +8,10 @@ use crate::error::{ApiError, ApiResult};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The longest the writer waits for a group to fill (see `writer_loop`).
+const MAX_LINGER: Duration = Duration::from_millis(2);
 use tokio::sync::oneshot;
 
 /// Upper bounds of the group-size buckets (`WriterStats::sizes`): a group
@@ -33,6 +36,8 @@ pub struct WriterStats {
     /// transaction, before COMMIT) and in COMMIT (the fsync).
     run_ns: AtomicU64,
     commit_ns: AtomicU64,
+    /// Nanoseconds the writer waited for a group to fill.
+    wait_ns: AtomicU64,
 }
 
 /// A copy of [`WriterStats`] at one moment.
@@ -45,10 +50,11 @@ pub struct WriterSnapshot {
     pub group_sizes: Vec<(u64, u64)>,
     pub run_ms: u64,
     pub commit_ms: u64,
+    pub wait_ms: u64,
 }
 
 impl WriterStats {
-    fn group(&self, size: usize, run_ns: u64, commit_ns: u64) {
+    fn group(&self, size: usize, run_ns: u64, commit_ns: u64, wait_ns: u64) {
         let n = size as u64;
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.writes.fetch_add(n, Ordering::Relaxed);
@@ -59,6 +65,7 @@ impl WriterStats {
         self.sizes[i].fetch_add(1, Ordering::Relaxed);
         self.run_ns.fetch_add(run_ns, Ordering::Relaxed);
         self.commit_ns.fetch_add(commit_ns, Ordering::Relaxed);
+        self.wait_ns.fetch_add(wait_ns, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> WriterSnapshot {
@@ -72,6 +79,7 @@ impl WriterStats {
                 .collect(),
             run_ms: self.run_ns.load(Ordering::Relaxed) / 1_000_000,
             commit_ms: self.commit_ns.load(Ordering::Relaxed) / 1_000_000,
+            wait_ms: self.wait_ns.load(Ordering::Relaxed) / 1_000_000,
         }
     }
 }
@@ -300,6 +308,9 @@ fn writer_loop(
         ran.done
     };
     let mut close = None;
+    // The last group's size and how long its COMMIT took.
+    let mut expect = 1;
+    let mut linger = Duration::ZERO;
     while let Ok(msg) = rx.recv() {
         let first = match msg {
             Msg::Write(job) => job,
@@ -337,24 +348,54 @@ fn writer_loop(
         }
         wrote = ran.wrote;
         completions.push(ran.done);
+        // What is queued joins the group; and while the group is smaller
+        // than the last one, the writer waits for more — at most as long
+        // as the last COMMIT took. The callers answered by the last commit
+        // are on their way back: without the wait, callers split into
+        // cohorts that take turns, each paying a commit of its own. A lone
+        // caller (a group of one after a group of one) never waits.
+        let wait_until = started + linger;
+        let mut waited = Duration::ZERO;
         while completions.len() < max_batch {
-            match rx.try_recv() {
-                Ok(Msg::Write(job)) => completions.push(run(job, &conn, &mut wrote)),
-                Ok(Msg::Close(done)) => {
+            let msg = match rx.try_recv() {
+                Ok(msg) => msg,
+                Err(mpsc::TryRecvError::Empty) => {
+                    if completions.len() >= expect {
+                        break;
+                    }
+                    let until = wait_until;
+                    let now = Instant::now();
+                    if now >= until {
+                        break;
+                    }
+                    let got = rx.recv_timeout(until - now);
+                    waited += now.elapsed();
+                    match got {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    }
+                }
+                Err(_) => break,
+            };
+            match msg {
+                Msg::Write(job) => completions.push(run(job, &conn, &mut wrote)),
+                Msg::Close(done) => {
                     close = Some(done);
                     break;
                 }
-                Err(_) => break,
             }
         }
         let ran = Instant::now();
         let commit = exec(&conn, "COMMIT");
+        let committed = Instant::now();
+        expect = completions.len();
+        linger = (committed - ran).min(MAX_LINGER);
         if commit.is_ok() && wrote {
-            let committed = Instant::now();
             stats.group(
                 completions.len(),
-                (ran - started).as_nanos() as u64,
+                (ran - started).saturating_sub(waited).as_nanos() as u64,
                 (committed - ran).as_nanos() as u64,
+                waited.as_nanos() as u64,
             );
         }
         match &commit {

@@ -542,6 +542,34 @@ def sanity_check(scenario: str, srv: Server) -> None:
         raise RuntimeError(f"{srv.label}: {scenario} sanity request answered HTTP {st}")
 
 
+def writer_stats(srv: Server) -> dict | None:
+    """keepd's group commit figures since start (superusers' /api/health `data.writer`)."""
+    if not srv.token:
+        return None
+    st, js = call(srv.port, "GET", "/api/health", token=srv.token)
+    return js.get("data", {}).get("writer") if st == 200 and isinstance(js, dict) else None
+
+
+def writer_delta(a: dict, b: dict, wall: float) -> dict:
+    """Commits (one fsync each) per second and writes per commit between two snapshots:
+    mean, and p50 / p99 as the upper bound of the group-size bucket they fall in."""
+    commits, writes = b["commits"] - a["commits"], b["writes"] - a["writes"]
+    buckets = [(ub, nb - na) for (ub, nb), (_, na) in zip(b["groupSizes"], a["groupSizes"])]
+
+    def pct(q: float) -> int:
+        seen = 0
+        for ub, n in buckets:
+            seen += n
+            if seen >= q * commits:
+                return ub or 2 * buckets[-2][0]
+        return 0
+    return {"fsyncs_per_s": commits / wall if wall > 0 else 0.0, "writes_per_commit": writes / commits,
+            "p50_group": pct(0.5), "p99_group": pct(0.99),
+            "run_share": (b["runMs"] - a["runMs"]) / (1000 * wall) if wall > 0 else 0.0,
+            "commit_share": (b["commitMs"] - a["commitMs"]) / (1000 * wall) if wall > 0 else 0.0,
+            "wait_share": (b.get("waitMs", 0) - a.get("waitMs", 0)) / (1000 * wall) if wall > 0 else 0.0}
+
+
 def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, duration: float,
             timeout_s: int, workdir: str, track_threads: bool) -> dict:
     path = os.path.join(workdir, f"wrk-{srv.key}.lua")
@@ -552,6 +580,7 @@ def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, durati
     argv = [wrk, f"-t{threads}", f"-c{conns}", f"-d{dur}s", f"--timeout", f"{timeout_s}s",
             "-s", path, f"http://127.0.0.1:{srv.port}"]
     pid = srv.pid
+    w0 = writer_stats(srv) if track_threads else None
     hwm_ok = reset_hwm(pid)
     cpu0, th0, t0 = cpu_ticks(pid), thread_ticks(pid) if track_threads else {}, time.monotonic()
     busy0 = machine_busy_ticks()
@@ -600,6 +629,9 @@ def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, durati
     }
     if track_threads:
         res["threads"] = {k: th1.get(k, 0) - th0.get(k, 0) for k in th1 if th1.get(k, 0) - th0.get(k, 0) > 0}
+    w1 = writer_stats(srv) if w0 is not None else None
+    if w0 is not None and w1 is not None and w1["commits"] > w0["commits"]:
+        res["writer"] = writer_delta(w0, w1, wall)
     if srv.proc is not None and srv.proc.poll() is not None:
         raise RuntimeError(f"{srv.label} died under load; see {os.path.join(workdir, srv.key + '.log')}")
     return res
@@ -1095,6 +1127,19 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
             parts = ", ".join(f"{k} {100 * v / s:.0f}%" for k, v in sorted(tot.items(), key=lambda kv: -kv[1])[:6])
             threads_txt.append(f"- {sc}: {parts}")
 
+    # keepd's group commit under the write loads
+    writer_txt = []
+    for sc in ("create", "mixed", "upload"):
+        xs = [x["writer"] for x in runs.get((sc, K), []) if "writer" in x]
+        if xs:
+            writer_txt.append(
+                f"- {sc}: {cell([x['fsyncs_per_s'] for x in xs])} commits (fsyncs of the WAL) per second; "
+                f"writes per commit mean {cell([x['writes_per_commit'] for x in xs])}, "
+                f"p50 ≤ {statistics.median(x['p50_group'] for x in xs):.0f}, p99 ≤ {statistics.median(x['p99_group'] for x in xs):.0f}; "
+                f"writer thread running writes {cell([100 * x['run_share'] for x in xs], '%')} of the time, "
+                f"in COMMIT {cell([100 * x['commit_share'] for x in xs], '%')}, "
+                f"waiting for a group to fill {cell([100 * x.get('wait_share', 0) for x in xs], '%')}")
+
     # keepd before vs after, each against PocketBase in the same rounds
     before_rows: list[str] = []
     for sc, what in (("get", "Get by id (req/s)"), ("list", "List (req/s)"),
@@ -1143,6 +1188,9 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
     out.append("|---|---|---|---|---|---|---|---|")
     for e in eff:
         out.append("| " + " | ".join(e) + " |")
+    if writer_txt:
+        out.append("\n## keepd's group commit (superusers' /api/health `data.writer`, over each run)\n")
+        out.extend(writer_txt)
     if threads_txt:
         out.append("\n## keepd CPU by thread name (share of keepd's CPU time during each scenario)\n")
         out.extend(threads_txt)

@@ -152,6 +152,9 @@ class Server:
         self.ids: list[str] = []
         self.owned: list[str] = []
         self.user_token = ""
+        # --writer-thread: callgrind keeps each thread's counts apart, and
+        # the thread that syncs the database (the writer) is reported too
+        self.per_thread = False
 
     def start(self, under_callgrind: bool) -> int | None:
         """Starts the server; under callgrind, returns the instructions from exec to
@@ -165,7 +168,8 @@ class Server:
             shutil.rmtree(self.cgdir, ignore_errors=True)
             os.makedirs(self.cgdir)
             argv = ["valgrind", "--tool=callgrind", "--instr-atstart=yes", "--dump-instr=no",
-                    f"--callgrind-out-file={self.cgdir}/cg.out"] + argv
+                    f"--callgrind-out-file={self.cgdir}/cg.out"] + \
+                (["--separate-threads=yes"] if self.per_thread else []) + argv
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         wait_ready(self.proc, self.port, 600 if under_callgrind else 60)
         if not under_callgrind:
@@ -230,24 +234,32 @@ class Server:
     def dumps(self) -> set[str]:
         return set(glob.glob(os.path.join(self.cgdir, "cg.out.*")))
 
-    def dump(self) -> str:
+    def dump(self) -> list[str]:
+        """Asks for a dump; returns its file (one per thread with --writer-thread)."""
         before = self.dumps()
         self.control("-d")
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             new = self.dumps() - before
             if new:
-                path = new.pop()
-                # the file is complete once its totals line is written
+                # complete once each file's totals line is written (and, per thread,
+                # once no more files appear)
                 for _ in range(200):
-                    if read_total(path) is not None:
-                        return path
+                    time.sleep(0.1 if self.per_thread else 0)
+                    again = self.dumps() - before
+                    if again == new and all(read_total(p) is not None for p in new):
+                        return sorted(new)
+                    new = again
                     time.sleep(0.05)
             time.sleep(0.05)
         raise RuntimeError("no callgrind dump appeared")
 
 
-def read_total(path: str) -> int | None:
+def read_total(path: str | list[str]) -> int | None:
+    """The instructions of a dump (summed over its files)."""
+    if isinstance(path, list):
+        totals = [read_total(p) for p in path]
+        return None if any(t is None for t in totals) else sum(totals)
     try:
         with open(path) as f:
             for line in f:
@@ -258,8 +270,26 @@ def read_total(path: str) -> int | None:
     return None
 
 
-def hash_cost(path: str, pattern: str) -> int:
+SYNC_FN = re.compile(r"^c?fn=\(\d+\) (fdatasync|fsync)$", re.M)
+
+
+def writer_total(paths: list[str]) -> int:
+    """The instructions of the thread that synced the database in this dump: only the
+    writer thread commits (the per-thread files of --separate-threads=yes)."""
+    found = []
+    for p in paths:
+        with open(p) as f:
+            if SYNC_FN.search(f.read()):
+                found.append(p)
+    if len(found) != 1:
+        raise RuntimeError(f"expected one thread calling fsync in the dump, found {found}")
+    return read_total(found[0]) or 0
+
+
+def hash_cost(path: str | list[str], pattern: str) -> int:
     """Inclusive cost of the outermost function matching pattern (the largest inclusive)."""
+    if isinstance(path, list):
+        return sum(hash_cost(p, pattern) for p in path)
     r = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
                        capture_output=True, text=True, timeout=600)
     best = 0
@@ -313,6 +343,8 @@ def measure(srv: Server, scenario: str, n1: int, n2: int, warm: int, hash_patter
     t1, t2 = read_total(d1) or 0, read_total(d2) or 0
     out = {"n1": n1, "n2": n2, "total1": t1, "total2": t2, "per_request": (t2 - t1) / (n2 - n1),
            "seconds_per_request": ((w2 - w1) - (w1 - w0)) / (n2 - n1), "dumps": [d1, d2]}
+    if srv.per_thread and scenario == "create":
+        out["writer_per_request"] = (writer_total(d2) - writer_total(d1)) / (n2 - n1)
     if hash_pattern:
         h1, h2 = hash_cost(d1, hash_pattern), hash_cost(d2, hash_pattern)
         out["hash_per_request"] = (h2 - h1) / (n2 - n1)
@@ -371,6 +403,8 @@ def main() -> int:
     ap.add_argument("--qemu-ld-prefix", default="", help="-L for qemu (default: none, the host's arm64 multiarch libraries; the cross toolchain's libc under -L hangs keepd at its first thread)")
     ap.add_argument("--plugin", default="", help="the instruction-counting plugin (libinsncount.so)")
     ap.add_argument("--keep", action="store_true", help="keep data dirs and callgrind dumps")
+    ap.add_argument("--writer-thread", action="store_true",
+                    help="keepd: count each thread apart and report the writer thread's share of a create")
     ap.add_argument("--out", default="")
     ap.add_argument("--json-out", default="")
     ap.add_argument("--command", default="tests/bench/instructions.sh")
@@ -395,6 +429,7 @@ def main() -> int:
     try:
         for key, label, binary, hpat in servers_spec:
             srv = Server(key, label, binary, workdir, logf)
+            srv.per_thread = a.writer_thread and key == "keepd"
             log(f"{label}: seeding {RECORDS:,} records natively")
             srv.setup()
             seeded[key] = srv
@@ -429,11 +464,14 @@ def main() -> int:
                     for r in range(a.repeat):
                         m = measure(srv, s, n1, n2, warm, hpat if s == "auth" else None)
                         log(f"{label} {s} #{r + 1}: {m['per_request']:,.0f} instructions per request"
-                            + (f" (hash {m['hash_per_request']:,.0f})" if "hash_per_request" in m else ""))
+                            + (f" (hash {m['hash_per_request']:,.0f})" if "hash_per_request" in m else "")
+                            + (f" (writer thread {m['writer_per_request']:,.0f})" if "writer_per_request" in m else ""))
                         runs.append(m)
                     per = statistics.median(m["per_request"] for m in runs)
                     entry = {"per_request": per, "runs": [m["per_request"] for m in runs], "n1": n1, "n2": n2,
                              "seconds_per_request": statistics.median(m["seconds_per_request"] for m in runs)}
+                    if runs and "writer_per_request" in runs[0]:
+                        entry["writer_per_request"] = statistics.median(m["writer_per_request"] for m in runs)
                     if s == "auth" and hpat:
                         h = statistics.median(m["hash_per_request"] for m in runs)
                         entry["hash_per_request"] = h
@@ -479,6 +517,9 @@ def main() -> int:
         arm = results.get("aarch64", {}).get(s)
         lines.append(f"| {SCENARIOS[s][0]} | {fmt(k and k['per_request'])} | {fmt(p and p['per_request'])} | {ratio} | {nn} |"
                      + (f" {fmt(arm and arm['per_request'])} |" if "aarch64" in results else ""))
+        if k and "writer_per_request" in k:
+            lines.append(f"| … of which keepd's writer thread (one write per group) | {fmt(k['writer_per_request'])} | | | |"
+                         + (" |" if "aarch64" in results else ""))
         if s == "auth":
             for part, what in (("hash_per_request", "the password hash (argon2id / bcrypt)"),
                                ("non_hash_per_request", "everything but the hash")):

@@ -7,6 +7,8 @@
 #   tests/bench/instructions.sh --keepd-only     keepd alone (before/after a change)
 #   tests/bench/instructions.sh --aarch64        also keepd built for aarch64, counted under qemu-user
 #                                                with tests/bench/qemu-insn (a TCG plugin)
+#   tests/bench/instructions.sh --keepd-only --scenarios create --writer-thread
+#                                                also the writer thread's own instructions per create
 #   tests/bench/instructions.sh [instructions.py options...]   e.g. --scenarios get,authget --repeat 5 --keep
 #
 # Builds keepd with the `profiling` profile (the release build with symbols, so the dumps
@@ -40,7 +42,7 @@ for a in "$@"; do
     case "$a" in
         --keepd-only) keepd_only=1 ;;
         --aarch64) aarch64=1 ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) extra+=("$a") ;;
     esac
 done

@@ -2,7 +2,7 @@
 //! acknowledged with 200 survives `kill -9`; the database stays intact.
 
 use crate::common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -244,5 +244,67 @@ fn read_requests_write_nothing_to_disk() {
         0,
         "300 read requests wrote {} bytes to storage",
         after_reads - before
+    );
+}
+
+/// The group commit's figures are there for operators (superusers'
+/// `/api/health`): every acknowledged write is counted in a commit, each
+/// commit (one fsync) in one group-size bucket. Guests see none of it.
+#[test]
+fn group_commit_figures_are_reported() {
+    let srv = TestServer::start();
+    srv.create_collection(&json!({
+        "name": "gc", "type": "base", "createRule": "",
+        "fields": [{"name": "t", "type": "text"}]
+    }));
+    let (st, v) = srv
+        .su()
+        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
+    assert_eq!(st, 200, "{v}");
+    let writer = |srv: &TestServer| {
+        let (st, v) = srv.su().get("/api/health");
+        assert_eq!(st, 200, "{v}");
+        v["data"]["writer"].clone()
+    };
+    let before = writer(&srv);
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let srv = &srv;
+            s.spawn(move || {
+                for i in 0..10 {
+                    let (st, v) = srv.guest().post(
+                        "/api/collections/gc/records",
+                        &json!({"t": format!("{t}-{i}")}),
+                    );
+                    assert_eq!(st, 200, "{v}");
+                }
+            });
+        }
+    });
+    let after = writer(&srv);
+    let writes = n(&after, "writes") - n(&before, "writes");
+    let commits = n(&after, "commits") - n(&before, "commits");
+    assert!(writes >= 80, "80 creates, {writes} writes counted: {after}");
+    assert!(
+        commits >= 1 && commits <= writes,
+        "{commits} commits for {writes} writes"
+    );
+    let groups: u64 = after["groupSizes"]
+        .as_array()
+        .expect("groupSizes")
+        .iter()
+        .map(|b| b[1].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        groups,
+        n(&after, "commits"),
+        "each commit in one bucket: {after}"
+    );
+    let (st, v) = srv.guest().get("/api/health");
+    assert_eq!(st, 200);
+    assert!(
+        v["data"].get("writer").is_none(),
+        "guests see no writer figures: {v}"
     );
 }

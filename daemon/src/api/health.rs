@@ -12,8 +12,10 @@ pub async fn health(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         data["canBackup"] = json!(true);
         data["realIP"] = json!(req.client_ip.to_string());
         data["possibleProxyHeader"] = json!("");
+        // keepd's own: the group commit's figures since start (not in
+        // PocketBase's answer).
+        data["writer"] = json!(app.store.writer_stats());
     }
-    let _ = app;
     Ok(Resp::ok(
         &json!({"message": "API is healthy.", "code": 200, "data": data}),
     ))

@@ -76,6 +76,23 @@ struct Ready {
     /// don't depend on the record's current values (a create, an update
     /// without modifier keys): the writer's serial work stays small.
     early: Option<Authz>,
+    /// A create's row built off the writer from `early` (values, defaults,
+    /// id, autodates, auth system values, every check that reads no
+    /// database), taken by the writer, which adds what reads the database.
+    built: Option<Box<Built>>,
+}
+
+/// A create's row built before the writer: the row, the field errors and
+/// the password errors found without the database.
+#[derive(Clone)]
+struct Built {
+    rec: Map<String, Value>,
+    errs: FieldErrors,
+    perrs: FieldErrors,
+    /// The create rule compiled (None: none applies).
+    rule: Option<Cond>,
+    /// The INSERT, when the row has no field errors.
+    insert: Option<rs::Insert>,
 }
 
 /// A write's body as rules read it, and the rule it must pass (None: none
@@ -210,13 +227,13 @@ async fn first_failure(
     if ready.is_empty() {
         return None;
     }
-    let (schema2, ready2) = (schema.clone(), ready.to_vec());
+    let (schema2, mut ready2) = (schema.clone(), ready.to_vec());
     let found = Arc::new(std::sync::Mutex::new(None));
     let found2 = found.clone();
     let _ = app
         .store
         .write_changes(move |c, changes| -> ApiResult<()> {
-            for (index, r) in ready2.iter().enumerate() {
+            for (index, r) in ready2.iter_mut().enumerate() {
                 if let Err(error) = apply(c, &schema2, r, changes) {
                     if let Ok(mut f) = found2.lock() {
                         *f = Some(BatchError { index, error });
@@ -261,9 +278,9 @@ async fn commit(
         .store
         .write_changes(move |c, changes| {
             let mut out = Vec::with_capacity(ready.len());
-            for (i, r) in ready.into_iter().enumerate() {
+            for (i, mut r) in ready.into_iter().enumerate() {
                 failed.store(i, std::sync::atomic::Ordering::Relaxed);
-                let row = apply(c, &schema2, &r, changes)?;
+                let row = apply(c, &schema2, &mut r, changes)?;
                 out.push((r.coll, r.req, row));
             }
             Ok(out)
@@ -369,6 +386,7 @@ async fn prepare(
         dropped: Vec::new(),
         file_errs: FieldErrors::new(),
         early: None,
+        built: None,
     };
     if matches!(ready.op, Op::Delete(_)) {
         if !input.uploads.is_empty() {
@@ -451,10 +469,11 @@ async fn prepare(
         return Err(ApiError::not_found());
     }
     if !(costly || (updating && !in_batch)) {
+        build_early(&mut ready);
         return Ok(ready);
     }
     // Authorize (and validate) on the current rows before any cost.
-    let (schema2, ready2) = (schema.clone(), ready.clone());
+    let (schema2, mut ready2) = (schema.clone(), ready.clone());
     let id2 = target.clone().unwrap_or_default();
     let checked = app
         .store
@@ -463,7 +482,7 @@ async fn prepare(
                 check_update(c, &schema2, &id2, &ready2)
                     .map(|(_, current, manager)| Some((current, manager)))
             } else {
-                check_create(c, &schema2, &ready2, true).map(|_| None)
+                check_create(c, &schema2, &mut ready2, true).map(|_| None)
             }
         })
         .await?;
@@ -491,7 +510,42 @@ async fn prepare(
         CREATE_FAILED
     };
     ready.stored = files::store_new(app, &coll, &ready.file_id, &plan, failed).await?;
+    build_early(&mut ready);
     Ok(ready)
+}
+
+/// Builds a create's row off the writer when its body and rule did not
+/// depend on the database (`Ready::early`): the writer then only checks
+/// what reads the database (the rule on the unsaved row, relations,
+/// uniqueness) and inserts.
+fn build_early(ready: &mut Ready) {
+    if !matches!(ready.op, Op::Create) {
+        return;
+    }
+    let Some(az) = ready.early.take() else { return };
+    let mut errs = ready.file_errs.clone();
+    let rec = build_fields(
+        &ready.coll,
+        None,
+        &az.ctx.body,
+        ready.hash.as_deref(),
+        ready.req.principal.is_privileged(),
+        &ready.files,
+        &mut errs,
+    );
+    let mut perrs = FieldErrors::new();
+    password::check(&ready.coll, &ready.raw, true, false, &mut perrs);
+    let insert = (errs.is_empty() && perrs.is_empty()).then(|| rs::Insert::new(&ready.coll, &rec));
+    ready.built = Some(Box::new(Built {
+        rec,
+        errs,
+        perrs,
+        rule: az.rule,
+        insert,
+    }));
+    // The request's context (the body as rules read it) is dropped here,
+    // not on the writer.
+    drop(az.ctx);
 }
 
 /// A write sync makes inside its own transaction (a change from a device
@@ -528,7 +582,7 @@ pub fn apply_synced(
     if w.coll.is_auth() && w.body.contains_key("password") {
         return Err(ApiError::bad("A password can't be synced."));
     }
-    let ready = Ready {
+    let mut ready = Ready {
         op: w.op,
         coll: w.coll,
         req: w.req,
@@ -540,8 +594,9 @@ pub fn apply_synced(
         dropped: Vec::new(),
         file_errs: FieldErrors::new(),
         early: None,
+        built: None,
     };
-    apply(c, schema, &ready, changes)
+    apply(c, schema, &mut ready, changes)
 }
 
 /// The write on the writer's connection: everything checked again on the
@@ -549,40 +604,46 @@ pub fn apply_synced(
 fn apply(
     c: &Connection,
     schema: &Schema,
-    r: &Ready,
+    r: &mut Ready,
     changes: &mut Changes,
 ) -> ApiResult<Option<Map<String, Value>>> {
-    let coll = &r.coll;
-    let create = |changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
-        let rec = check_create(c, schema, r, false)?;
-        rs::insert(c, coll, &rec)?;
+    let coll = r.coll.clone();
+    let coll = &coll;
+    let create = |r: &mut Ready, changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
+        let (rec, insert) = check_create(c, schema, r, false)?;
+        match insert {
+            Some(insert) => insert.run(c, coll)?,
+            None => rs::insert(c, coll, &rec)?,
+        }
         changes.created(c, coll, &rec)?;
         Ok(Some(rec))
     };
-    let update = |id: &str, changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
-        let (rec, before, _) = check_update(c, schema, id, r)?;
-        rs::update(c, coll, id, &rec).map_err(|e| match e {
-            ApiError::BadRequest { data, .. } => ApiError::validation(UPDATE_FAILED, data),
-            other => other,
-        })?;
-        changes.updated(c, coll, &before, &rec)?;
-        Ok(Some(rec))
-    };
-    match &r.op {
-        Op::Create => create(changes),
-        Op::Update(id) => update(id, changes),
+    let update =
+        |r: &Ready, id: &str, changes: &mut Changes| -> ApiResult<Option<Map<String, Value>>> {
+            let (rec, before, _) = check_update(c, schema, id, r)?;
+            rs::update(c, coll, id, &rec).map_err(|e| match e {
+                ApiError::BadRequest { data, .. } => ApiError::validation(UPDATE_FAILED, data),
+                other => other,
+            })?;
+            changes.updated(c, coll, &before, &rec)?;
+            Ok(Some(rec))
+        };
+    let op = r.op.clone();
+    match &op {
+        Op::Create => create(r, changes),
+        Op::Update(id) => update(r, id, changes),
         Op::Upsert => {
             let id = r.raw.get("id").map(rv::to_text).unwrap_or_default();
             if !id.is_empty() && rs::fetch_by_id(c, coll, &id)?.is_some() {
                 if coll.update_rule.is_none() && !r.req.principal.is_privileged() {
                     return Err(ApiError::superusers_only());
                 }
-                update(&id, changes)
+                update(r, &id, changes)
             } else {
                 if coll.create_rule.is_none() && !r.req.principal.is_privileged() {
                     return Err(ApiError::superusers_only());
                 }
-                create(changes)
+                create(r, changes)
             }
         }
         Op::Delete(id) => {
@@ -601,40 +662,57 @@ fn apply(
 /// A create, resolved, authorized and validated (not written). The create
 /// rule is checked on the unsaved values first: a caller it refuses gets
 /// the same answer whatever the data (no probing of unique values or ids).
-/// Then the password errors alone, then the fields'.
+/// Then the password errors alone, then the fields'. Returns the row and,
+/// when it was made ready before the writer, its INSERT.
 fn check_create(
     c: &Connection,
     schema: &Schema,
-    r: &Ready,
+    r: &mut Ready,
     pre: bool,
-) -> ApiResult<Map<String, Value>> {
+) -> ApiResult<(Map<String, Value>, Option<rs::Insert>)> {
     let coll = &r.coll;
-    let az = match &r.early {
-        Some(az) => az.clone(),
-        None => authz(schema, r, None, coll.create_rule.as_deref())?,
+    let Built {
+        rec,
+        mut errs,
+        perrs,
+        rule,
+        insert,
+    } = match r.built.take() {
+        Some(b) => *b,
+        None => {
+            let az = match r.early.take() {
+                Some(az) => az,
+                None => authz(schema, r, None, coll.create_rule.as_deref())?,
+            };
+            // The file fields' errors go with the other fields'.
+            let mut errs = r.file_errs.clone();
+            let rec = build_fields(
+                coll,
+                None,
+                &az.ctx.body,
+                r.hash.as_deref(),
+                r.req.principal.is_privileged(),
+                &r.files,
+                &mut errs,
+            );
+            let mut perrs = FieldErrors::new();
+            password::check(coll, &r.raw, true, false, &mut perrs);
+            Built {
+                rec,
+                errs,
+                perrs,
+                rule: az.rule,
+                insert: None,
+            }
+        }
     };
-    let privileged = r.req.principal.is_privileged();
-    // The file fields' errors go with the other fields'.
-    let mut errs = r.file_errs.clone();
-    let rec = build_record(
-        c,
-        schema,
-        coll,
-        None,
-        &az.ctx.body,
-        r.hash.as_deref(),
-        privileged,
-        &r.files,
-        &mut errs,
-    )?;
-    if let Some(rule) = &az.rule {
+    check_relations(c, schema, coll, &rec, &mut errs)?;
+    if let Some(rule) = &rule {
         let open = rule.sql.is_empty() && rule.joins.is_empty();
         if !open && !rs::passes_unsaved(c, coll, &rec, rule)? {
             return Err(ApiError::bad(CREATE_FAILED));
         }
     }
-    let mut perrs = FieldErrors::new();
-    password::check(coll, &r.raw, true, false, &mut perrs);
     if !perrs.is_empty() {
         return Err(ApiError::validation(CREATE_FAILED, perrs));
     }
@@ -651,7 +729,7 @@ fn check_create(
             }
         }
     }
-    Ok(rec)
+    Ok((rec, insert))
 }
 
 /// An update checked: the record as it will be, as it is, and whether the
@@ -733,6 +811,22 @@ fn build_record(
     files: &Map<String, Value>,
     errs: &mut FieldErrors,
 ) -> ApiResult<Map<String, Value>> {
+    let rec = build_fields(coll, existing, body, password_hash, manager, files, errs);
+    check_relations(c, schema, coll, &rec, errs)?;
+    Ok(rec)
+}
+
+/// The part of [`build_record`] that reads no database: the row, and every
+/// field validated on its own value (a field that fails is in `errs`).
+fn build_fields(
+    coll: &Arc<Collection>,
+    existing: Option<&Map<String, Value>>,
+    body: &Map<String, Value>,
+    password_hash: Option<&str>,
+    manager: bool,
+    files: &Map<String, Value>,
+    errs: &mut FieldErrors,
+) -> Map<String, Value> {
     let now = now_string();
     let mut rec: Map<String, Value> = match existing {
         Some(e) => e.clone(),
@@ -852,13 +946,29 @@ fn build_record(
         if matches!(f.kind, FieldKind::Password(_)) || (f.name == "id" && existing.is_none()) {
             continue;
         }
-        let v = rec.get(&f.name).cloned().unwrap_or(Value::Null);
-        if let Err((code, msg, params)) = rv::validate(f, &v) {
+        let v = rec.get(&f.name).unwrap_or(&Value::Null);
+        if let Err((code, msg, params)) = rv::validate(f, v) {
             errs.add_params(&f.name, code, msg, params);
+        }
+    }
+    rec
+}
+
+/// The part of [`build_record`] that reads the database: each relation
+/// field without an error names records that exist.
+fn check_relations(
+    c: &Connection,
+    schema: &Schema,
+    coll: &Arc<Collection>,
+    rec: &Map<String, Value>,
+    errs: &mut FieldErrors,
+) -> ApiResult<()> {
+    for f in &coll.fields {
+        if errs.0.contains_key(&f.name) {
             continue;
         }
         if let FieldKind::Relation(o) = &f.kind {
-            let ids = rv::to_string_list(&v);
+            let ids = rv::to_string_list(rec.get(&f.name).unwrap_or(&Value::Null));
             if !ids.is_empty() {
                 let ok = match schema.by_id(&o.collection_id) {
                     Some(t) => rs::count_existing(c, t, &ids)? == ids.len(),
@@ -874,7 +984,7 @@ fn build_record(
             }
         }
     }
-    Ok(rec)
+    Ok(())
 }
 
 /// Deletes a record and resolves references to it: cascadeDelete relations

@@ -47,7 +47,7 @@ pub use open::{
 pub use rekey::{rekey, Rekeyed};
 pub use sqlite::{snapshot, Conn};
 pub use value::{SqlRef, SqlValue};
-pub use writer::WriteOutcome;
+pub use writer::{WriteOutcome, WriterSnapshot};
 
 use crate::error::{ApiError, ApiResult};
 use crate::schema::Schema;
@@ -277,6 +277,12 @@ impl Store {
     /// so that a copy of `data.db` alone holds every committed write.
     pub async fn close(&self) -> ApiResult<()> {
         self.writer.close().await
+    }
+
+    /// What the writer did since start: commits (one fsync each), writes,
+    /// group sizes, time running writes and committing.
+    pub fn writer_stats(&self) -> WriterSnapshot {
+        self.writer.stats()
     }
 
     /// A round trip through the writer (for health and the watchdog).

@@ -416,22 +416,41 @@ fn map_write_err(e: rusqlite::Error, c: &Collection) -> ApiError {
 
 /// Inserts a full row (every field present in `values`).
 pub fn insert(conn: &Connection, c: &Collection, values: &Map<String, Value>) -> ApiResult<()> {
-    let cols: Vec<String> = c.fields.iter().map(|f| quote_ident(&f.name)).collect();
-    let marks = vec!["?"; cols.len()].join(", ");
-    let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({marks})",
-        quote_ident(&c.name),
-        cols.join(", ")
-    );
-    let params: Vec<Sql> = c
-        .fields
-        .iter()
-        .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
-        .collect();
-    let mut st = conn.prepare_cached(&sql)?;
-    st.execute(params_from_iter(params.iter()))
-        .map_err(|e| map_write_err(e, c))?;
-    Ok(())
+    Insert::new(c, values).run(conn, c)
+}
+
+/// An INSERT of one row made ready (its SQL and bound values), so that
+/// the text and the conversions can be done before the writer runs it.
+#[derive(Debug, Clone)]
+pub struct Insert {
+    sql: String,
+    params: Vec<Sql>,
+}
+
+impl Insert {
+    pub fn new(c: &Collection, values: &Map<String, Value>) -> Insert {
+        let cols: Vec<String> = c.fields.iter().map(|f| quote_ident(&f.name)).collect();
+        let marks = vec!["?"; cols.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({marks})",
+            quote_ident(&c.name),
+            cols.join(", ")
+        );
+        let params: Vec<Sql> = c
+            .fields
+            .iter()
+            .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
+            .collect();
+        Insert { sql, params }
+    }
+
+    /// Runs it on `conn` (the collection must be the one it was made for).
+    pub fn run(&self, conn: &Connection, c: &Collection) -> ApiResult<()> {
+        let mut st = conn.prepare_cached(&self.sql)?;
+        st.execute(params_from_iter(self.params.iter()))
+            .map_err(|e| map_write_err(e, c))?;
+        Ok(())
+    }
 }
 
 /// Rewrites a row (every field present in `values`), keyed by `old_id`.

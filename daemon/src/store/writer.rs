@@ -8,7 +8,81 @@ use super::Conn as Connection;
 use crate::error::{ApiError, ApiResult};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// The longest the writer waits for a group to fill (see `writer_loop`).
+const MAX_LINGER: Duration = Duration::from_millis(2);
 use tokio::sync::oneshot;
+
+/// Upper bounds of the group-size buckets (`WriterStats::sizes`): a group
+/// of n writes counts in the first bucket whose bound is ≥ n; the last
+/// bucket takes the rest.
+pub const GROUP_BUCKETS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// What the writer did since it started, for operators (superusers'
+/// `/api/health`) and the benchmarks. Counters only: reading them costs the
+/// writer nothing.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed that wrote (each one is an fsync of the WAL,
+    /// `synchronous=FULL`).
+    commits: AtomicU64,
+    /// Writes run in those transactions (a batch request counts once; a
+    /// write that failed and rolled back to its savepoint counts too).
+    writes: AtomicU64,
+    /// Groups by size (`GROUP_BUCKETS`, then one bucket for larger).
+    sizes: [AtomicU64; GROUP_BUCKETS.len() + 1],
+    /// Nanoseconds the writer spent running writes (inside the
+    /// transaction, before COMMIT) and in COMMIT (the fsync).
+    run_ns: AtomicU64,
+    commit_ns: AtomicU64,
+    /// Nanoseconds the writer waited for a group to fill.
+    wait_ns: AtomicU64,
+}
+
+/// A copy of [`WriterStats`] at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WriterSnapshot {
+    pub commits: u64,
+    pub writes: u64,
+    /// `[upper bound, groups]` per bucket; the last bound is 0 (larger).
+    pub group_sizes: Vec<(u64, u64)>,
+    pub run_ms: u64,
+    pub commit_ms: u64,
+    pub wait_ms: u64,
+}
+
+impl WriterStats {
+    fn group(&self, size: usize, run_ns: u64, commit_ns: u64, wait_ns: u64) {
+        let n = size as u64;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(n, Ordering::Relaxed);
+        let i = GROUP_BUCKETS
+            .iter()
+            .position(|b| n <= *b)
+            .unwrap_or(GROUP_BUCKETS.len());
+        self.sizes[i].fetch_add(1, Ordering::Relaxed);
+        self.run_ns.fetch_add(run_ns, Ordering::Relaxed);
+        self.commit_ns.fetch_add(commit_ns, Ordering::Relaxed);
+        self.wait_ns.fetch_add(wait_ns, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> WriterSnapshot {
+        let bounds = GROUP_BUCKETS.iter().copied().chain([0]);
+        WriterSnapshot {
+            commits: self.commits.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            group_sizes: bounds
+                .zip(self.sizes.iter())
+                .map(|(b, c)| (b, c.load(Ordering::Relaxed)))
+                .collect(),
+            run_ms: self.run_ns.load(Ordering::Relaxed) / 1_000_000,
+            commit_ms: self.commit_ns.load(Ordering::Relaxed) / 1_000_000,
+            wait_ms: self.wait_ns.load(Ordering::Relaxed) / 1_000_000,
+        }
+    }
+}
 
 /// What happened to a write (used by the batch statistics and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,9 +98,30 @@ pub enum WriteOutcome {
 /// transaction, or — `None`: the transaction could not begin — only told
 /// so, so that it never runs outside one (its savepoint would commit it
 /// on its own while its caller is told it failed).
-type Job = Box<dyn FnOnce(Option<&Connection>) -> (Completion, bool) + Send>;
+///
+/// `Place::First`: the write opens the transaction's work, and runs without
+/// a savepoint of its own (a savepoint copies each page the write changes
+/// to the sub-journal first): if it fails, the writer rolls the whole
+/// transaction back, which holds nothing else.
+type Job = Box<dyn FnOnce(Option<&Connection>, Place) -> Ran + Send>;
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// Where a write runs in its batch's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The first: no savepoint, the transaction is its own.
+    First,
+    /// After others: in a savepoint of its own.
+    Later,
+}
+
+/// What running a write left: its completion, whether it changed rows,
+/// and whether it failed.
+struct Ran {
+    done: Completion,
+    wrote: bool,
+    failed: bool,
+}
 /// What the writer thread is sent.
 enum Msg {
     Write(Job),
@@ -38,6 +133,7 @@ enum Msg {
 pub(crate) struct Writer {
     tx: mpsc::SyncSender<Msg>,
     health: Arc<Health>,
+    stats: Arc<WriterStats>,
 }
 
 impl Writer {
@@ -50,11 +146,20 @@ impl Writer {
         // The queue is bounded: when it is full, writers wait (back-pressure)
         // instead of growing memory.
         let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
+        // Room for the transaction control statements beside the writes'
+        // own (inserts per collection, relation checks, change capture).
+        conn.set_prepared_statement_cache_capacity(64);
         let h = health.clone();
+        let stats = Arc::new(WriterStats::default());
+        let st = stats.clone();
         std::thread::Builder::new()
             .name("keepd-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, &h, &generation))?;
-        Ok(Writer { tx, health })
+            .spawn(move || writer_loop(conn, rx, max_batch, &h, &generation, &st))?;
+        Ok(Writer { tx, health, stats })
+    }
+
+    pub(crate) fn stats(&self) -> WriterSnapshot {
+        self.stats.snapshot()
     }
 
     pub(crate) async fn run<T, F>(&self, f: F) -> ApiResult<T>
@@ -77,16 +182,24 @@ impl Writer {
     {
         let (done_tx, done_rx) = oneshot::channel::<ApiResult<T>>();
         let health = self.health.clone();
-        let job: Job = Box::new(move |conn: Option<&Connection>| {
+        let job: Job = Box::new(move |conn: Option<&Connection>, place: Place| {
             let Some(conn) = conn else {
                 let done: Completion = Box::new(move |commit: Result<(), String>| {
                     let e = commit.err().unwrap_or_else(|| "no transaction".into());
                     let _ = done_tx.send(Err(ApiError::internal(format!("write not run: {e}"))));
                 });
-                return (done, false);
+                return Ran {
+                    done,
+                    wrote: false,
+                    failed: true,
+                };
             };
             let before = conn.total_changes();
-            let result = run_in_savepoint(conn, f);
+            let result = match place {
+                Place::First => run_caught(conn, f),
+                Place::Later => run_in_savepoint(conn, f),
+            };
+            let failed = result.is_err();
             let wrote = result.is_ok() && conn.total_changes() > before;
             if let Err(ApiError::Internal(detail)) = &result {
                 // A statement that had to write pages (a cache spill, a
@@ -107,7 +220,11 @@ impl Writer {
                 };
                 let _ = done_tx.send(answer);
             });
-            (done, wrote)
+            Ran {
+                done,
+                wrote,
+                failed,
+            }
         });
         self.send(Msg::Write(job)).await?;
         done_rx
@@ -146,18 +263,11 @@ fn run_in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    conn.execute_batch("SAVEPOINT w")?;
-    // A panic in `f` is this write's error (rolled back below): the
-    // writer thread and the other writes of the batch go on.
-    let r =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| {
-            Err(ApiError::internal(super::readers::panic_text(
-                "a write", &*p,
-            )))
-        });
+    exec(conn, "SAVEPOINT w")?;
+    let r = run_caught(conn, f);
     let end = match &r {
-        Ok(_) => conn.execute_batch("RELEASE w"),
-        Err(_) => conn.execute_batch("ROLLBACK TO w; RELEASE w"),
+        Ok(_) => exec(conn, "RELEASE w"),
+        Err(_) => exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w")),
     };
     match (r, end) {
         (Ok(v), Ok(())) => Ok(v),
@@ -166,21 +276,41 @@ fn run_in_savepoint<T>(
     }
 }
 
+/// Runs `f`; a panic in it is this write's error (rolled back by the
+/// caller): the writer thread and the other writes of the batch go on.
+fn run_caught<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))).unwrap_or_else(|p| {
+        Err(ApiError::internal(super::readers::panic_text(
+            "a write", &*p,
+        )))
+    })
+}
+
+/// Runs one statement of the writer's own (transaction control) from the
+/// connection's statement cache: parsed once, not once per write.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     health: &Health,
     generation: &AtomicU64,
+    stats: &WriterStats,
 ) {
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
     let mut wrote: bool;
     let run = |job: Job, conn: &Connection, wrote: &mut bool| {
-        let (c, w) = job(Some(conn));
-        *wrote |= w;
-        c
+        let ran = job(Some(conn), Place::Later);
+        *wrote |= ran.wrote;
+        ran.done
     };
     let mut close = None;
+    // The last group's size and how long its COMMIT took.
+    let mut expect = 1;
+    let mut linger = Duration::ZERO;
     while let Ok(msg) = rx.recv() {
         let first = match msg {
             Msg::Write(job) => job,
@@ -189,31 +319,85 @@ fn writer_loop(
                 break;
             }
         };
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             tracing::error!(error = %e, "writer could not begin a transaction");
             if let Some(fault) = health::classify(&e) {
                 health.failed(fault, &e.to_string());
             }
-            completions.push(first(None).0);
+            completions.push(first(None, Place::First).done);
             for c in completions.drain(..) {
                 c(Err(e.to_string()));
             }
             continue;
         }
-        wrote = false;
+        let started = Instant::now();
         let changes_before = conn.total_changes();
-        completions.push(run(first, &conn, &mut wrote));
+        let ran = first(Some(&conn), Place::First);
+        if ran.failed {
+            // It ran without a savepoint: whatever it changed goes with
+            // the transaction, which held nothing else. Its caller gets its
+            // error whatever the rollback says.
+            if let Err(e) = exec(&conn, "ROLLBACK") {
+                tracing::error!(error = %e, "rollback of a failed write failed");
+                if let Some(fault) = health::classify(&e) {
+                    health.failed(fault, &e.to_string());
+                }
+            }
+            finish(ran.done, Ok(()));
+            continue;
+        }
+        wrote = ran.wrote;
+        completions.push(ran.done);
+        // What is queued joins the group; and while the group is smaller
+        // than the last one, the writer waits for more — at most as long
+        // as the last COMMIT took. The callers answered by the last commit
+        // are on their way back: without the wait, callers split into
+        // cohorts that take turns, each paying a commit of its own. A lone
+        // caller (a group of one after a group of one) never waits.
+        let wait_until = started + linger;
+        let mut waited = Duration::ZERO;
         while completions.len() < max_batch {
-            match rx.try_recv() {
-                Ok(Msg::Write(job)) => completions.push(run(job, &conn, &mut wrote)),
-                Ok(Msg::Close(done)) => {
+            let msg = match rx.try_recv() {
+                Ok(msg) => msg,
+                Err(mpsc::TryRecvError::Empty) => {
+                    if completions.len() >= expect {
+                        break;
+                    }
+                    let until = wait_until;
+                    let now = Instant::now();
+                    if now >= until {
+                        break;
+                    }
+                    let got = rx.recv_timeout(until - now);
+                    waited += now.elapsed();
+                    match got {
+                        Ok(msg) => msg,
+                        Err(_) => break,
+                    }
+                }
+                Err(_) => break,
+            };
+            match msg {
+                Msg::Write(job) => completions.push(run(job, &conn, &mut wrote)),
+                Msg::Close(done) => {
                     close = Some(done);
                     break;
                 }
-                Err(_) => break,
             }
         }
-        let commit = conn.execute_batch("COMMIT");
+        let ran = Instant::now();
+        let commit = exec(&conn, "COMMIT");
+        let committed = Instant::now();
+        expect = completions.len();
+        linger = (committed - ran).min(MAX_LINGER);
+        if commit.is_ok() && wrote {
+            stats.group(
+                completions.len(),
+                (ran - started).saturating_sub(waited).as_nanos() as u64,
+                (committed - ran).as_nanos() as u64,
+                waited.as_nanos() as u64,
+            );
+        }
         match &commit {
             Err(e) => {
                 // Once per failing spell: the monitor says the rest.
@@ -225,7 +409,7 @@ fn writer_loop(
                 if let Some(fault) = health::classify(e) {
                     health.failed(fault, &e.to_string());
                 }
-                let _ = conn.execute_batch("ROLLBACK");
+                let _ = exec(&conn, "ROLLBACK");
             }
             Ok(()) if wrote => health.committed(),
             Ok(()) => {}
@@ -240,16 +424,7 @@ fn writer_loop(
         }
         let commit = commit.map_err(|e| e.to_string());
         for c in completions.drain(..) {
-            // A completion that panics (an after-commit hook) leaves its
-            // caller unanswered ("writer dropped the write"), not the
-            // writer stopped.
-            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c(commit.clone())));
-            if let Err(p) = done {
-                tracing::error!(
-                    "{}",
-                    super::readers::panic_text("an after-commit hook", &*p)
-                );
-            }
+            finish(c, commit.clone());
         }
         if close.is_some() {
             break;
@@ -259,6 +434,19 @@ fn writer_loop(
         let _ = done.send(super::sqlite::checkpoint(&conn));
     }
     tracing::debug!("writer stopped");
+}
+
+/// Calls a write's completion. One that panics (an after-commit hook)
+/// leaves its caller unanswered ("writer dropped the write"), not the
+/// writer stopped.
+fn finish(c: Completion, commit: Result<(), String>) {
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c(commit)));
+    if let Err(p) = done {
+        tracing::error!(
+            "{}",
+            super::readers::panic_text("an after-commit hook", &*p)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -322,5 +510,83 @@ mod tests {
             .unwrap();
         assert_eq!(n, 0, "a refused write left a row");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn writer_on(tag: &str) -> (Writer, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("keepd-writer-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+            .unwrap();
+        let writer = Writer::start(
+            conn,
+            16,
+            Arc::new(Health::default()),
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+        (writer, path)
+    }
+
+    fn values(path: &std::path::Path) -> Vec<i64> {
+        let c = Connection::open(path).unwrap();
+        let mut st = c.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        let rows = st.query_map([], |r| r.get(0)).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
+    /// A write that fails after changing rows leaves none of them, whether
+    /// it ran first in its transaction (no savepoint: the transaction is
+    /// rolled back) or after others (its savepoint is); the others commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_leaves_nothing_and_the_others_commit() {
+        let (writer, path) = writer_on("fail");
+        let writer = Arc::new(writer);
+        // Alone (first in its transaction).
+        let r = writer
+            .run(|c| {
+                c.execute("INSERT INTO t VALUES (1)", [])?;
+                Err::<(), _>(ApiError::bad("no"))
+            })
+            .await;
+        assert!(r.is_err());
+        // Many at once: some fail after inserting, some panic.
+        let mut tasks = Vec::new();
+        for i in 0..64i64 {
+            let w = writer.clone();
+            tasks.push(tokio::spawn(async move {
+                w.run(move |c| {
+                    c.execute("INSERT INTO t VALUES (?1)", [i + 10])?;
+                    match i % 4 {
+                        0 => Err(ApiError::bad("no")),
+                        1 => panic!("a write panics"),
+                        _ => Ok(()),
+                    }
+                })
+                .await
+            }));
+        }
+        let mut ok = Vec::new();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let r = t.await.unwrap();
+            assert_eq!(r.is_ok(), i % 4 >= 2, "write {i}: {r:?}");
+            if r.is_ok() {
+                ok.push(i as i64 + 10);
+            }
+        }
+        writer
+            .run(|c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+            .await
+            .unwrap();
+        ok.insert(0, 2);
+        assert_eq!(values(&path), ok);
+        let st = writer.stats();
+        // Failed writes run in a committed transaction are counted too.
+        assert!((33..=66).contains(&st.writes), "{st:?}");
+        let groups: u64 = st.group_sizes.iter().map(|(_, n)| n).sum();
+        assert_eq!(groups, st.commits);
+        assert!(st.commits >= 1 && st.commits <= st.writes, "{st:?}");
     }
 }

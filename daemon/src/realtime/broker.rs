@@ -47,13 +47,14 @@ pub struct Limits {
 }
 
 /// One message for a client: the event name and its JSON data (shared by
-/// every client that gets the same rendering).
-#[derive(Debug, Clone)]
+/// every client that gets the same rendering: queuing one copies no bytes
+/// and allocates nothing of its own).
+#[derive(Debug)]
 pub struct Msg {
     pub name: Arc<str>,
     pub data: Bytes,
     /// Its bytes charged to its client's queue (given back on drop).
-    charge: Option<Arc<Charge>>,
+    charge: Option<Charge>,
 }
 
 impl Msg {
@@ -255,11 +256,11 @@ impl Broker {
         }
         st.bytes += n;
         drop(st);
-        msg.charge = Some(Arc::new(Charge {
+        msg.charge = Some(Charge {
             account: account.clone(),
             total: self.queued.clone(),
             n,
-        }));
+        });
         Ok(())
     }
 

@@ -18,8 +18,9 @@
 use super::broker::{Msg, Registration};
 use bytes::Bytes;
 use futures_util::Stream;
+use std::pin::Pin;
 use std::time::Duration;
-use tokio::time::{Instant, Interval};
+use tokio::time::{Instant, Interval, Sleep};
 
 #[derive(Debug, Clone)]
 pub struct StreamOptions {
@@ -49,8 +50,13 @@ struct State {
     connected: bool,
     keepalive: Option<Interval>,
     idle: Duration,
-    idle_until: Instant,
-    end: Instant,
+    /// When the last event went out (the idle limit counts from it).
+    last: Instant,
+    /// Fires at the idle limit as last armed; when it fires early (events
+    /// went out since), it is re-armed from `last`. An event itself touches
+    /// no timer.
+    idle_timer: Pin<Box<Sleep>>,
+    end_timer: Pin<Box<Sleep>>,
 }
 
 /// The client's event stream. Dropping it (the connection closed)
@@ -66,8 +72,9 @@ pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Byte
             i
         }),
         idle: opts.idle,
-        idle_until: now + opts.idle,
-        end: now + opts.max_life,
+        last: now,
+        idle_timer: Box::pin(tokio::time::sleep_until(now + opts.idle)),
+        end_timer: Box::pin(tokio::time::sleep_until(now + opts.max_life)),
     };
     futures_util::stream::unfold(st, |mut st| async move {
         if !st.connected {
@@ -76,38 +83,50 @@ pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Byte
             let f = frame(&st.reg.id, "PB_CONNECT", data.as_bytes());
             return Some((f, st));
         }
-        let next = {
-            let State {
-                reg,
-                keepalive,
-                idle_until,
-                end,
-                ..
-            } = &mut st;
-            let tick = async {
-                match keepalive {
-                    Some(i) => {
-                        i.tick().await;
+        loop {
+            let next = {
+                let State {
+                    reg,
+                    keepalive,
+                    idle_timer,
+                    end_timer,
+                    ..
+                } = &mut st;
+                let tick = async {
+                    match keepalive {
+                        Some(i) => {
+                            i.tick().await;
+                        }
+                        None => std::future::pending::<()>().await,
                     }
-                    None => std::future::pending::<()>().await,
+                };
+                tokio::select! {
+                    // Closing and the lifetime first: a client that always
+                    // has an event waiting still ends.
+                    biased;
+                    _ = until_closed(&mut reg.closed) => Next::End,
+                    _ = end_timer.as_mut() => Next::End,
+                    m = reg.rx.recv() => m.map(Next::Msg).unwrap_or(Next::End),
+                    _ = idle_timer.as_mut() => Next::Idle,
+                    _ = tick => Next::KeepAlive,
                 }
             };
-            tokio::select! {
-                m = reg.rx.recv() => m.map(Next::Msg).unwrap_or(Next::End),
-                _ = tick => Next::KeepAlive,
-                _ = tokio::time::sleep_until(*idle_until) => Next::End,
-                _ = tokio::time::sleep_until(*end) => Next::End,
-                _ = until_closed(&mut reg.closed) => Next::End,
+            match next {
+                Next::Msg(m) => {
+                    st.last = Instant::now();
+                    let f = frame(&st.reg.id, &m.name, &m.data);
+                    return Some((f, st));
+                }
+                Next::KeepAlive => return Some((Bytes::from_static(KEEPALIVE), st)),
+                Next::Idle => {
+                    let due = st.last + st.idle;
+                    if Instant::now() >= due {
+                        return None;
+                    }
+                    st.idle_timer.as_mut().reset(due);
+                }
+                Next::End => return None,
             }
-        };
-        match next {
-            Next::Msg(m) => {
-                st.idle_until = Instant::now() + st.idle;
-                let f = frame(&st.reg.id, &m.name, &m.data);
-                Some((f, st))
-            }
-            Next::KeepAlive => Some((Bytes::from_static(KEEPALIVE), st)),
-            Next::End => None,
         }
     })
 }
@@ -119,6 +138,8 @@ async fn until_closed(rx: &mut tokio::sync::watch::Receiver<bool>) {
 enum Next {
     Msg(Msg),
     KeepAlive,
+    /// The idle timer fired (the stream may have been active since).
+    Idle,
     End,
 }
 

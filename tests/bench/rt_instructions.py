@@ -43,7 +43,10 @@ def main() -> int:
     ap.add_argument("--n1", type=int, default=4)
     ap.add_argument("--n2", type=int, default=14)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=3.0, help="seconds after each rtload run before a dump")
     ap.add_argument("--variants", default="guest,auth")
+    ap.add_argument("--keep", default=None, help="copy the dumps here (read them with callgrind_annotate; "
+                                                  "n2 minus n1 is N2 - N1 writes)")
     args = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="rt-insn-")
@@ -104,12 +107,20 @@ def main() -> int:
             for r in range(args.repeat):
                 # warm-up (first statements prepared, buffers grown), uncounted
                 run(coll, 2, extra)
+                time.sleep(args.settle)
                 srv.control("-i", "on")
                 srv.control("-z")
                 run(coll, args.n1, extra)
-                d1 = ins.read_total(srv.dump()) or 0
+                time.sleep(args.settle)  # the server closes the streams rtload left
+                p1 = srv.dump()
+                d1 = ins.read_total(p1) or 0
                 run(coll, args.n2, extra)
-                d2 = ins.read_total(srv.dump()) or 0
+                time.sleep(args.settle)
+                p2 = srv.dump()
+                d2 = ins.read_total(p2) or 0
+                if args.keep:
+                    for tag, path in (("n1", p1), ("n2", p2)):
+                        shutil.copy(path, os.path.join(args.keep, f"{variant}-{r + 1}-{tag}.out"))
                 srv.control("-i", "off")
                 per = (d2 - d1) / (args.n2 - args.n1)
                 xs.append(per)

@@ -274,6 +274,24 @@ fn who(identity: &Identity) -> Who {
     }
 }
 
+/// [`Who`] borrowed from the subscriber's identity (a rule check's key,
+/// made for every subscriber: no copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum WhoRef<'a> {
+    Anyone,
+    Superuser(&'a str),
+    Guest,
+    Record(&'a str, &'a str),
+}
+
+fn who_ref(identity: &Identity) -> WhoRef<'_> {
+    match identity {
+        Identity::Guest => WhoRef::Guest,
+        Identity::Superuser(a) => WhoRef::Superuser(a.id()),
+        Identity::User(a) => WhoRef::Record(&a.collection.id, a.id()),
+    }
+}
+
 /// What of the request an expression's result may depend on (beyond what
 /// is the same for every realtime check: method, context, the clock).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -406,10 +424,10 @@ fn joined_reads(schema: &Schema, coll: &Collection, props: &[&str], depth: usize
     }
 }
 
-#[derive(PartialEq, Eq, Hash)]
-struct RuleKey {
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RuleKey<'a> {
     view: bool,
-    who: Who,
+    who: WhoRef<'a>,
     options: String,
 }
 
@@ -422,7 +440,7 @@ struct FilterKey {
     options: String,
 }
 
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct RenderKey {
     who: Who,
     expand: String,
@@ -550,7 +568,6 @@ fn fan_out_counted(
     if candidates.is_empty() {
         return Vec::new();
     }
-    let mut rule_ok: HashMap<RuleKey, Option<usize>> = HashMap::new();
     let mut filter_ok: HashMap<FilterKey, bool> = HashMap::new();
     let mut rendered: HashMap<RenderKey, Option<Bytes>> = HashMap::new();
     // What each distinct client filter reads through its joins.
@@ -566,51 +583,76 @@ fn fan_out_counted(
     // with one rule whose `@request.auth.id` differs per subscriber).
     // `None`: the subscriber is refused (or gone); `Some(i)`: passed with
     // rule verdict `i` (`usize::MAX`: no check needed).
+    let identities: Vec<Arc<Identity>> = candidates
+        .iter()
+        .map(|c| effective(schema, &c.identity, &mut token_ok))
+        .collect();
     let mut verdict_of: Vec<Option<usize>> = Vec::with_capacity(candidates.len());
-    let mut identities: Vec<Arc<Identity>> = Vec::with_capacity(candidates.len());
     let mut conds: Vec<Cond> = Vec::new();
     let queue_bytes = broker.limits().queue_bytes;
-    for cand in &candidates {
-        let identity = effective(schema, &cand.identity, &mut token_ok);
-        let topic = &cand.topic;
-        let v = if identity.is_superuser() {
-            Some(usize::MAX)
-        } else {
-            let view = matches!(topic.target, Target::Record(_));
-            let rule = if view {
-                coll.view_rule.as_deref()
+    {
+        let mut rule_ok: HashMap<RuleKey<'_>, Option<usize>> = HashMap::new();
+        let mut last: Option<(RuleKey<'_>, Option<usize>)> = None;
+        for (cand, identity) in candidates.iter().zip(&identities) {
+            let topic = &cand.topic;
+            let v = if identity.is_superuser() {
+                Some(usize::MAX)
             } else {
-                coll.list_rule.as_deref()
-            };
-            match rule {
-                None => None,
-                Some(r) if r.trim().is_empty() => Some(usize::MAX),
-                Some(r) => {
-                    let reads = if view { view_reads } else { list_reads };
-                    let (who, options) = reads.key(&identity, topic);
-                    let key = RuleKey { view, who, options };
-                    *rule_ok.entry(key).or_insert_with(|| {
-                        work.rules += 1;
-                        let ctx = request_ctx(&identity, topic);
-                        match rules::rule_cond(schema, coll, Some(r), &ctx) {
-                            Ok(Some(cond)) => {
-                                conds.push(cond);
-                                Some(conds.len() - 1)
-                            }
-                            Ok(None) => None,
-                            Err(e) => {
-                                tracing::debug!(error = %e, "realtime rule failed");
-                                None
+                let view = matches!(topic.target, Target::Record(_));
+                let rule = if view {
+                    coll.view_rule.as_deref()
+                } else {
+                    coll.list_rule.as_deref()
+                };
+                match rule {
+                    None => None,
+                    Some(r) if r.trim().is_empty() => Some(usize::MAX),
+                    Some(r) => {
+                        let reads = if view { view_reads } else { list_reads };
+                        let key = RuleKey {
+                            view,
+                            who: if reads.auth {
+                                who_ref(identity)
+                            } else {
+                                WhoRef::Anyone
+                            },
+                            options: if reads.options {
+                                topic.options_key()
+                            } else {
+                                String::new()
+                            },
+                        };
+                        match &last {
+                            // Neighbours often share a group: compared, not hashed.
+                            Some((k, v)) if *k == key => *v,
+                            _ => {
+                                let v = *rule_ok.entry(key.clone()).or_insert_with(|| {
+                                    work.rules += 1;
+                                    let ctx = request_ctx(identity, topic);
+                                    match rules::rule_cond(schema, coll, Some(r), &ctx) {
+                                        Ok(Some(cond)) => {
+                                            conds.push(cond);
+                                            Some(conds.len() - 1)
+                                        }
+                                        Ok(None) => None,
+                                        Err(e) => {
+                                            tracing::debug!(error = %e, "realtime rule failed");
+                                            None
+                                        }
+                                    }
+                                });
+                                last = Some((key, v));
+                                v
                             }
                         }
-                    })
+                    }
                 }
-            }
-        };
-        verdict_of.push(v);
-        identities.push(identity);
+            };
+            verdict_of.push(v);
+        }
     }
     let passed = passes_all(conn, coll, record, &conds);
+    let mut last_render: Option<(RenderKey, Option<Bytes>)> = None;
     let mut out = Vec::with_capacity(candidates.len());
     for ((cand, verdict), identity) in candidates.into_iter().zip(verdict_of).zip(identities) {
         match verdict {
@@ -684,20 +726,28 @@ fn fan_out_counted(
                 String::new()
             },
         };
-        let data = rendered
-            .entry(key)
-            .or_insert_with(|| {
-                work.renders += 1;
-                let ctx = request_ctx(&identity, topic);
-                match render(conn, schema, coll, record.clone(), &ctx, expand, fields) {
-                    Ok(v) => Some(message_data(action, &v)),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "realtime render failed");
-                        None
-                    }
-                }
-            })
-            .clone();
+        // Neighbours usually share a shape: compared, not hashed again.
+        let data = match &last_render {
+            Some((k, d)) if *k == key => d.clone(),
+            _ => {
+                let d = rendered
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        work.renders += 1;
+                        let ctx = request_ctx(&identity, topic);
+                        match render(conn, schema, coll, record.clone(), &ctx, expand, fields) {
+                            Ok(v) => Some(message_data(action, &v)),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "realtime render failed");
+                                None
+                            }
+                        }
+                    })
+                    .clone();
+                last_render = Some((key, d.clone()));
+                d
+            }
+        };
         if let Some(data) = data {
             let name = topic.raw.clone();
             out.push((cand, Msg::new(name, data)));

@@ -18,6 +18,7 @@
 use super::broker::{Msg, Registration};
 use bytes::Bytes;
 use futures_util::Stream;
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{Instant, Interval, Sleep};
@@ -57,13 +58,20 @@ struct State {
     /// no timer.
     idle_timer: Pin<Box<Sleep>>,
     end_timer: Pin<Box<Sleep>>,
+    /// Resolves when the client is disconnected (made once: its waker
+    /// stays registered across events).
+    closed: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 /// The client's event stream. Dropping it (the connection closed)
 /// unregisters the client.
 pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Bytes> + Send {
     let now = Instant::now();
+    let mut closed_rx = reg.closed.clone();
     let st = State {
+        closed: Box::pin(async move {
+            let _ = closed_rx.wait_for(|closed| *closed).await;
+        }),
         reg,
         connected: false,
         keepalive: opts.keepalive.filter(|d| !d.is_zero()).map(|every| {
@@ -90,6 +98,7 @@ pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Byte
                     keepalive,
                     idle_timer,
                     end_timer,
+                    closed,
                     ..
                 } = &mut st;
                 let tick = async {
@@ -104,7 +113,7 @@ pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Byte
                     // Closing and the lifetime first: a client that always
                     // has an event waiting still ends.
                     biased;
-                    _ = until_closed(&mut reg.closed) => Next::End,
+                    _ = closed.as_mut() => Next::End,
                     _ = end_timer.as_mut() => Next::End,
                     m = reg.rx.recv() => m.map(Next::Msg).unwrap_or(Next::End),
                     _ = idle_timer.as_mut() => Next::Idle,
@@ -129,10 +138,6 @@ pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Byte
             }
         }
     })
-}
-
-async fn until_closed(rx: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = rx.wait_for(|closed| *closed).await;
 }
 
 enum Next {

@@ -969,19 +969,46 @@ def realtime_phase(args, servers, order, R, workdir: str) -> None:
             if tokens[s.key]:
                 variants.append(("rt_lat_auth", RT_AUTH_COLLECTION, [tokens[s.key]]))
             for key, coll, extra in variants:
-                out = subprocess.run([args.rtload, "latency", f"127.0.0.1:{s.port}", str(args.rt_subs),
-                                      str(args.rt_writes), coll, s.token, *extra],
-                                     capture_output=True, text=True, timeout=600)
-                if out.returncode != 0:
-                    raise RuntimeError(f"{s.label}: rtload latency failed: {out.stderr.strip()}")
-                res = json.loads(out.stdout.strip().splitlines()[-1])
+                res = rt_latency_run(args, s, coll, extra)
                 R[key][s.key].append(res)
                 lr, ls, dr = res["last_from_response"], res["last_from_sent"], res["delivery_from_response"]
                 log(f"realtime {coll} {s.label}: {res['subscribers']} subscribers × {res['writes']} writes; "
                     f"last delivery − response p50 {lr['p50']:.2f} p99 {lr['p99']:.2f} max {lr['max']:.2f} ms; "
                     f"last − sent p50 {ls['p50']:.2f} p99 {ls['p99']:.2f}; each delivery − response "
-                    f"p50 {dr['p50']:.2f} p99 {dr['p99']:.2f}; missing {res['missing']}")
+                    f"p50 {dr['p50']:.2f} p99 {dr['p99']:.2f}; server CPU {res['server_cpu_ms_per_write']:.2f} ms "
+                    f"per write; rest of the machine {res['other_cpu_pct']:.0f}% of a core; missing {res['missing']}")
                 time.sleep(1.0)
+
+
+def rt_latency_run(args, s: Server, coll: str, extra: list[str]) -> dict:
+    """One `rtload latency` run; also the server's CPU time (user + system) and the rest of
+    the machine's, from the first write until every subscriber has every event."""
+    p = subprocess.Popen([args.rtload, "latency", f"127.0.0.1:{s.port}", str(args.rt_subs),
+                          str(args.rt_writes), coll, s.token, *extra],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, RTLOAD_SYNC="1"), preexec_fn=_die_with_parent)
+    _CHILDREN.append(p)
+    assert p.stdin is not None and p.stdout is not None
+    marks = {}
+    for want in ("writing", "delivered"):
+        line = p.stdout.readline().strip()
+        if line != want:
+            p.kill()
+            err = p.stderr.read() if p.stderr else ""
+            raise RuntimeError(f"{s.label}: rtload latency: expected {want!r}, got {line!r}: {err.strip()}")
+        marks[want] = (cpu_ticks(s.pid), machine_busy_ticks(), time.monotonic())
+        p.stdin.write("\n")
+        p.stdin.flush()
+    out, err = p.communicate(timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError(f"{s.label}: rtload latency failed: {err.strip()}")
+    res = json.loads(out.strip().splitlines()[-1])
+    (c0, m0, t0), (c1, m1, t1) = marks["writing"], marks["delivered"]
+    res["server_cpu_ms_per_write"] = 1000.0 * (c1 - c0) / CLK_TCK / max(1, args.rt_writes)
+    wall = max(t1 - t0, 1e-9)
+    # everything else the machine ran meanwhile (the load client included)
+    res["other_cpu_pct"] = 100.0 * ((m1 - m0) - (c1 - c0)) / CLK_TCK / wall
+    return res
 
 
 def realtime_table(args, R) -> list[str]:
@@ -1001,6 +1028,8 @@ def realtime_table(args, R) -> list[str]:
                ("delivery_from_response", "each delivery − response"),
                ("delivery_from_sent", "each delivery − sent"),
                ("write_round_trip", "write round trip (sent → response)")]
+    scalars = [("server_cpu_ms_per_write", "server CPU per write, user + system (ms)"),
+               ("other_cpu_pct", "rest of the machine meanwhile, load client included (% of a core)")]
     for key, who in (("rt_lat", "guests"), ("rt_lat_auth", f"signed in ({args.rt_users} users)")):
         if not any(R.get(key, {}).get(k) for k in servers):
             continue
@@ -1012,6 +1041,9 @@ def realtime_table(args, R) -> list[str]:
                     cells.append("")
                     continue
                 cells.append(" / ".join(fmt(med([x[f][q] for x in xs])) for q in ("p50", "p99", "max")))
+            lines.append(f"| {who} | {name} | " + " | ".join(cells) + " |")
+        for f, name in scalars:
+            cells = [cell([x[f] for x in R[key].get(k, [])]) if R[key].get(k) else "" for k in servers]
             lines.append(f"| {who} | {name} | " + " | ".join(cells) + " |")
     return lines
 

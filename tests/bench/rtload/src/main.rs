@@ -265,6 +265,25 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Prints `what` and waits for a line on stdin.
+async fn handshake(what: &str) -> Res<()> {
+    let mut out = tokio::io::stdout();
+    out.write_all(format!("{what}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    out.flush().await.map_err(|e| e.to_string())?;
+    let mut stdin = tokio::io::stdin();
+    let mut b = [0u8; 1];
+    loop {
+        match stdin.read(&mut b).await {
+            Ok(0) => return Err("stdin closed".into()),
+            Ok(_) if b[0] == b'\n' => return Ok(()),
+            Ok(_) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// p50 / p99 / max of a sample, in ms.
 fn dist(xs: &mut [f64]) -> String {
     xs.sort_by(f64::total_cmp);
@@ -340,6 +359,14 @@ async fn latency(
     }
     // Give the subscriptions a moment, then write.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // RTLOAD_SYNC: say `writing` before the first write and `delivered`
+    // once every subscriber has every event (before the streams close), each
+    // time waiting for a line on stdin: the caller reads the server's CPU
+    // time at both.
+    let sync = std::env::var_os("RTLOAD_SYNC").is_some();
+    if sync {
+        handshake("writing").await?;
+    }
     let mut sent = Vec::with_capacity(writes);
     let mut answered = Vec::with_capacity(writes);
     for i in 0..writes {
@@ -356,6 +383,13 @@ async fn latency(
         answered.push(tr);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let mut got_all = Vec::with_capacity(subs);
+    for r in readers {
+        got_all.push(r.await.map_err(|e| e.to_string())?);
+    }
+    if sync {
+        handshake("delivered").await?;
+    }
     let mut from_resp = Vec::with_capacity(writes * subs);
     let mut from_sent = Vec::with_capacity(writes * subs);
     // Per write: its first and last arrival and how many arrived.
@@ -363,8 +397,7 @@ async fn latency(
     let mut last: Vec<Option<Instant>> = vec![None; writes];
     let mut count = vec![0usize; writes];
     let mut received = 0usize;
-    for r in readers {
-        let got = r.await.map_err(|e| e.to_string())?;
+    for got in got_all {
         for (i, at) in got {
             if i >= writes {
                 continue;

@@ -157,6 +157,16 @@ def thread_ticks(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_ticks_split(pid: int) -> tuple[int, int]:
+    """(utime, stime) of the whole process, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
 def machine_busy_ticks() -> int:
     """Busy clock ticks of the whole machine (all CPUs), from /proc/stat."""
     try:
@@ -976,7 +986,9 @@ def realtime_phase(args, servers, order, R, workdir: str) -> None:
                     f"last delivery − response p50 {lr['p50']:.2f} p99 {lr['p99']:.2f} max {lr['max']:.2f} ms; "
                     f"last − sent p50 {ls['p50']:.2f} p99 {ls['p99']:.2f}; each delivery − response "
                     f"p50 {dr['p50']:.2f} p99 {dr['p99']:.2f}; server CPU {res['server_cpu_ms_per_write']:.2f} ms "
-                    f"per write; rest of the machine {res['other_cpu_pct']:.0f}% of a core; missing {res['missing']}")
+                    f"(system {res['server_sys_ms_per_write']:.2f}) "
+                    f"per write; rtload {res['client_cpu_ms_per_write']:.2f} ms; rest of the machine "
+                    f"{res['other_cpu_pct']:.0f}% of a core; missing {res['missing']}")
                 time.sleep(1.0)
 
 
@@ -996,18 +1008,21 @@ def rt_latency_run(args, s: Server, coll: str, extra: list[str]) -> dict:
             p.kill()
             err = p.stderr.read() if p.stderr else ""
             raise RuntimeError(f"{s.label}: rtload latency: expected {want!r}, got {line!r}: {err.strip()}")
-        marks[want] = (cpu_ticks(s.pid), machine_busy_ticks(), time.monotonic())
+        marks[want] = (cpu_ticks_split(s.pid), machine_busy_ticks(), time.monotonic(), cpu_ticks(p.pid))
         p.stdin.write("\n")
         p.stdin.flush()
     out, err = p.communicate(timeout=600)
     if p.returncode != 0:
         raise RuntimeError(f"{s.label}: rtload latency failed: {err.strip()}")
     res = json.loads(out.strip().splitlines()[-1])
-    (c0, m0, t0), (c1, m1, t1) = marks["writing"], marks["delivered"]
+    ((u0, s0), m0, t0, l0), ((u1, s1), m1, t1, l1) = marks["writing"], marks["delivered"]
+    c0, c1 = u0 + s0, u1 + s1
     res["server_cpu_ms_per_write"] = 1000.0 * (c1 - c0) / CLK_TCK / max(1, args.rt_writes)
+    res["server_sys_ms_per_write"] = 1000.0 * (s1 - s0) / CLK_TCK / max(1, args.rt_writes)
     wall = max(t1 - t0, 1e-9)
-    # everything else the machine ran meanwhile (the load client included)
-    res["other_cpu_pct"] = 100.0 * ((m1 - m0) - (c1 - c0)) / CLK_TCK / wall
+    res["client_cpu_ms_per_write"] = 1000.0 * (l1 - l0) / CLK_TCK / max(1, args.rt_writes)
+    # everything else the machine ran meanwhile (not the server, not the load client)
+    res["other_cpu_pct"] = 100.0 * ((m1 - m0) - (c1 - c0) - (l1 - l0)) / CLK_TCK / wall
     return res
 
 
@@ -1029,7 +1044,9 @@ def realtime_table(args, R) -> list[str]:
                ("delivery_from_sent", "each delivery − sent"),
                ("write_round_trip", "write round trip (sent → response)")]
     scalars = [("server_cpu_ms_per_write", "server CPU per write, user + system (ms)"),
-               ("other_cpu_pct", "rest of the machine meanwhile, load client included (% of a core)")]
+               ("server_sys_ms_per_write", "of which system (kernel: socket writes) (ms)"),
+               ("client_cpu_ms_per_write", "load client (rtload) CPU per write (ms)"),
+               ("other_cpu_pct", "rest of the machine meanwhile: other users, builds (% of a core)")]
     for key, who in (("rt_lat", "guests"), ("rt_lat_auth", f"signed in ({args.rt_users} users)")):
         if not any(R.get(key, {}).get(k) for k in servers):
             continue

@@ -13,7 +13,7 @@
 //! later request of a keep-alive connection — goes to hyper untouched.
 
 use super::{ConnPermit, Req, Resp, Server, Site};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,12 +157,27 @@ pub(crate) async fn serve<S: Site>(
             return;
         }
         drop(out);
-        while let Some(frame) = events.next().await {
-            // The chunk's size line, the frame (shared, not copied) and the
-            // chunk's end, in one write.
+        let mut ended = false;
+        while !ended {
+            let Some(first) = events.next().await else {
+                break;
+            };
+            // A frame may come in two parts (a client's `id:` line, then
+            // the tail shared by every client), the second ready at once:
+            // one chunk — size line, the parts (not copied), end — in one
+            // write. (A stream that ended is not polled again.)
+            let second = match events.next().now_or_never() {
+                Some(Some(b)) => Some(b),
+                Some(None) => {
+                    ended = true;
+                    None
+                }
+                None => None,
+            };
+            let rest = second.as_deref().unwrap_or(&[]);
             let mut size = [0u8; 18];
-            let n = chunk_size_line(frame.len(), &mut size);
-            if write_all_vectored(&mut wr, [&size[..n], &frame[..], b"\r\n"])
+            let n = chunk_size_line(first.len() + rest.len(), &mut size);
+            if write_all_vectored(&mut wr, [&size[..n], &first[..], rest, b"\r\n"])
                 .await
                 .is_err()
             {
@@ -199,13 +214,13 @@ fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
 /// when it takes them all).
 async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
     w: &mut W,
-    parts: [&[u8]; 3],
+    parts: [&[u8]; 4],
 ) -> std::io::Result<()> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let mut done = 0;
     while done < total {
         let mut skip = done;
-        let mut slices: [std::io::IoSlice<'_>; 3] = [std::io::IoSlice::new(&[]); 3];
+        let mut slices: [std::io::IoSlice<'_>; 4] = [std::io::IoSlice::new(&[]); 4];
         let mut k = 0;
         for p in parts {
             if skip >= p.len() {
@@ -341,9 +356,12 @@ mod tests {
             }
         }
         let mut w = Trickle(Vec::new());
-        write_all_vectored(&mut w, [b"1f\r\n", b"id:x\nevent:a\ndata:{}\n\n", b"\r\n"])
-            .await
-            .expect("write");
+        write_all_vectored(
+            &mut w,
+            [b"1f\r\n", b"id:x", b"\nevent:a\ndata:{}\n\n", b"\r\n"],
+        )
+        .await
+        .expect("write");
         assert_eq!(&w.0[..], b"1f\r\nid:x\nevent:a\ndata:{}\n\n\r\n");
     }
 

@@ -53,15 +53,26 @@ pub struct Limits {
 pub struct Msg {
     pub name: Arc<str>,
     pub data: Bytes,
+    /// The SSE frame after its `id:` line (`\nevent:…\ndata:…\n\n`),
+    /// serialised once and shared by every client it goes to.
+    pub tail: Bytes,
     /// Its bytes charged to its client's queue (given back on drop).
     charge: Option<Charge>,
 }
 
 impl Msg {
     pub fn new(name: Arc<str>, data: Bytes) -> Msg {
+        let tail = super::sse::frame_tail(&name, &data);
+        Msg::shared(name, data, tail)
+    }
+
+    /// A message whose frame tail is already made (`sse::frame_tail` of
+    /// the same name and data).
+    pub fn shared(name: Arc<str>, data: Bytes, tail: Bytes) -> Msg {
         Msg {
             name,
             data,
+            tail,
             charge: None,
         }
     }

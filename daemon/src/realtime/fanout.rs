@@ -653,6 +653,7 @@ fn fan_out_counted(
     }
     let passed = passes_all(conn, coll, record, &conds);
     let mut last_render: Option<(RenderKey, Option<Bytes>)> = None;
+    let mut last_tail: Option<(Arc<str>, Bytes, Bytes)> = None;
     let mut out = Vec::with_capacity(candidates.len());
     for ((cand, verdict), identity) in candidates.into_iter().zip(verdict_of).zip(identities) {
         match verdict {
@@ -750,7 +751,17 @@ fn fan_out_counted(
         };
         if let Some(data) = data {
             let name = topic.raw.clone();
-            out.push((cand, Msg::new(name, data)));
+            // The frame tail, serialised once per (event name, rendering):
+            // neighbours usually share both.
+            let tail = match &last_tail {
+                Some((n, d, t)) if **n == *name && d.as_ptr() == data.as_ptr() => t.clone(),
+                _ => {
+                    let t = super::sse::frame_tail(&name, &data);
+                    last_tail = Some((name.clone(), data.clone(), t.clone()));
+                    t
+                }
+            };
+            out.push((cand, Msg::shared(name, data, tail)));
         }
     }
     out

@@ -33,6 +33,17 @@ pub struct StreamOptions {
 
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
+/// An SSE frame after its `id:` line: the same for every client.
+pub fn frame_tail(event: &str, data: &[u8]) -> Bytes {
+    let mut b = Vec::with_capacity(event.len() + data.len() + 15);
+    b.extend_from_slice(b"\nevent:");
+    b.extend_from_slice(event.as_bytes());
+    b.extend_from_slice(b"\ndata:");
+    b.extend_from_slice(data);
+    b.extend_from_slice(b"\n\n");
+    Bytes::from(b)
+}
+
 /// One SSE frame.
 pub fn frame(id: &str, event: &str, data: &[u8]) -> Bytes {
     let mut b = Vec::with_capacity(id.len() + event.len() + data.len() + 20);
@@ -61,6 +72,11 @@ struct State {
     /// Resolves when the client is disconnected (made once: its waker
     /// stays registered across events).
     closed: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// `id:<client id>`, the first part of every event's frame.
+    id_line: Bytes,
+    /// The rest of an event's frame, due next (an event goes out as its
+    /// `id:` line, then its shared tail: nothing copied per client).
+    tail: Option<Bytes>,
 }
 
 /// The client's event stream. Dropping it (the connection closed)
@@ -68,7 +84,10 @@ struct State {
 pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Bytes> + Send {
     let now = Instant::now();
     let mut closed_rx = reg.closed.clone();
+    let id_line = Bytes::from(format!("id:{}", reg.id));
     let st = State {
+        id_line,
+        tail: None,
         closed: Box::pin(async move {
             let _ = closed_rx.wait_for(|closed| *closed).await;
         }),
@@ -85,6 +104,9 @@ pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Byte
         end_timer: Box::pin(tokio::time::sleep_until(now + opts.max_life)),
     };
     futures_util::stream::unfold(st, |mut st| async move {
+        if let Some(tail) = st.tail.take() {
+            return Some((tail, st));
+        }
         if !st.connected {
             st.connected = true;
             let data = format!("{{\"clientId\":\"{}\"}}", st.reg.id);
@@ -123,8 +145,8 @@ pub fn stream(reg: Registration, opts: StreamOptions) -> impl Stream<Item = Byte
             match next {
                 Next::Msg(m) => {
                     st.last = Instant::now();
-                    let f = frame(&st.reg.id, &m.name, &m.data);
-                    return Some((f, st));
+                    st.tail = Some(m.tail.clone());
+                    return Some((st.id_line.clone(), st));
                 }
                 Next::KeepAlive => return Some((Bytes::from_static(KEEPALIVE), st)),
                 Next::Idle => {
@@ -151,6 +173,46 @@ enum Next {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An event goes out as the client's `id:` line and the shared tail,
+    /// which together are the frame.
+    #[tokio::test]
+    async fn event_is_id_line_then_shared_tail() {
+        use super::super::broker::{Broker, Limits};
+        use futures_util::StreamExt;
+        let b = Broker::new(Limits {
+            max_clients: 4,
+            max_clients_per_ip: 4,
+            max_subscriptions: 4,
+            queue: 4,
+            queue_bytes: 1 << 16,
+            total_queue_bytes: 1 << 20,
+        });
+        let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+        let reg = b
+            .register(
+                ip,
+                std::sync::Arc::new(tokio::sync::watch::channel(false).0),
+            )
+            .expect("register");
+        let id = reg.id.to_string();
+        b.set_subscriptions(&id, ip, crate::auth::Identity::Guest, &["t".to_string()])
+            .expect("subscribe");
+        let opts = StreamOptions {
+            keepalive: None,
+            idle: Duration::from_secs(60),
+            max_life: Duration::from_secs(60),
+        };
+        let mut s = Box::pin(stream(reg, opts));
+        let connect = s.next().await.expect("PB_CONNECT");
+        assert!(connect.starts_with(format!("id:{id}\nevent:PB_CONNECT\ndata:").as_bytes()));
+        assert!(b.send_direct(&id, ip, "t", Bytes::from_static(b"{\"a\":1}")));
+        let head = s.next().await.expect("id line");
+        let tail = s.next().await.expect("tail");
+        let mut whole = head.to_vec();
+        whole.extend_from_slice(&tail);
+        assert_eq!(&whole[..], &frame(&id, "t", br#"{"a":1}"#)[..]);
+    }
 
     #[test]
     fn frame_format() {

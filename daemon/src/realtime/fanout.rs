@@ -761,7 +761,7 @@ fn fan_out_counted(
                     t
                 }
             };
-            out.push((cand, Msg::shared(name, data, tail)));
+            out.push((cand, Msg::shared(name, tail)));
         }
     }
     out

@@ -33,6 +33,12 @@ pub struct StreamOptions {
 
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
+/// Where the data lies in a frame tail of `event` of `len` bytes.
+pub fn tail_data_range(event: &str, len: usize) -> (usize, usize) {
+    let start = (b"\nevent:".len() + event.len() + b"\ndata:".len()).min(len);
+    (start, len.saturating_sub(2).max(start))
+}
+
 /// An SSE frame after its `id:` line: the same for every client.
 pub fn frame_tail(event: &str, data: &[u8]) -> Bytes {
     let mut b = Vec::with_capacity(event.len() + data.len() + 15);

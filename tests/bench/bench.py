@@ -157,6 +157,16 @@ def thread_ticks(pid: int) -> dict[str, int]:
     return out
 
 
+def cpu_ticks_split(pid: int) -> tuple[int, int]:
+    """(utime, stime) of the whole process, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
 def machine_busy_ticks() -> int:
     """Busy clock ticks of the whole machine (all CPUs), from /proc/stat."""
     try:
@@ -730,6 +740,9 @@ def main() -> int:
     ap.add_argument("--rt-idle", type=int, default=10000, help="idle realtime connections")
     ap.add_argument("--rt-subs", type=int, default=1000, help="subscribers for the write → event latency")
     ap.add_argument("--rt-writes", type=int, default=100, help="writes per latency round")
+    ap.add_argument("--rt-rounds", type=int, default=None, help="realtime rounds (default: min(--rounds, 3))")
+    ap.add_argument("--rt-users", type=int, default=100,
+                    help="distinct users the authenticated subscribers are spread over (0: guests only)")
     ap.add_argument("--workdir", default=None, help="data dirs (on a real disk: fsync must cost what it costs)")
     ap.add_argument("--out", required=True, help="Markdown file to write")
     ap.add_argument("--json-out", default=None)
@@ -746,7 +759,7 @@ def main() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     # Thousands of realtime sockets: the servers and the client inherit this.
-    want = max(4096, 2 * args.rt_idle + 4096)
+    want = max(4096, 2 * max(args.rt_idle, args.rt_subs) + 4096)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
@@ -755,7 +768,7 @@ def main() -> int:
     # keepd's own caps (PocketBase has none) are raised to the benchmark's scale.
     for k in ("KEEPD_MAX_CONNECTIONS", "KEEPD_MAX_CONNECTIONS_PER_IP", "KEEPD_REALTIME_MAX_CLIENTS",
               "KEEPD_REALTIME_MAX_CLIENTS_PER_IP"):
-        os.environ[k] = str(args.rt_idle + 1024)
+        os.environ[k] = str(max(args.rt_idle, args.rt_subs) + 1024)
 
     os.makedirs(args.workdir or tempfile.gettempdir(), exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
@@ -873,7 +886,7 @@ def run(args, workdir: str, started: float) -> int:
                     f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  errors {res['errors']}  "
                     f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")
     if "realtime" in scen and args.rtload:
-        realtime_phase(args, pair, order, R)
+        realtime_phase(args, pair + ([B] if B and "realtime" in base_sc else []), order, R, workdir)
     if "bigupload" in scen:
         bigupload_phase(args, pair, order, R, workdir)
     for s in (K, P, H) + ((B,) if B else ()):
@@ -928,48 +941,160 @@ def bigupload_phase(args, pair, order, R, workdir: str) -> None:
             must(s.port, "DELETE", "/api/collections/bigfiles/truncate", token=s.token, what="truncate bigfiles")
 
 
-def realtime_phase(args, pair, order, R) -> None:
-    """Idle SSE clients (RSS per client) and write → event latency at N subscribers."""
-    R["rt_idle_kb"] = {s.key: [] for s in pair}
-    R["rt_idle_total_kb"] = {s.key: [] for s in pair}
-    R["rt_lat"] = {s.key: [] for s in pair}
-    rounds = max(1, min(args.rounds, 3))
+RT_AUTH_COLLECTION = "rtauth"  # subscribers must be signed in: the rule check is per auth record
+
+
+def realtime_setup(args, s: Server, workdir: str) -> str:
+    """The authenticated variant: a collection whose rules read @request.auth.id and
+    --rt-users users (tokens from impersonation). Returns the tokens file ("" when none)."""
+    if args.rt_users <= 0:
+        return ""
+    p = s.port
+    must(p, "POST", "/api/collections", {
+        "name": RT_AUTH_COLLECTION, "type": "base",
+        "listRule": '@request.auth.id != ""', "viewRule": '@request.auth.id != ""', "createRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"},
+                   {"name": "flag", "type": "bool"}],
+    }, s.token, what="create rtauth collection")
+    tokens = []
+    for i in range(args.rt_users):
+        pw = "rt-user-pass-123"
+        u = must(p, "POST", "/api/collections/users/records",
+                 {"email": f"rt-user-{i}@example.com", "password": pw, "passwordConfirm": pw},
+                 s.token, what="create realtime user")
+        t = must(p, "POST", f"/api/collections/users/impersonate/{u['id']}", {"duration": 86400},
+                 s.token, what="impersonate realtime user")
+        tokens.append(t["token"])
+    path = os.path.join(workdir, f"rt-tokens-{s.key}.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(tokens) + "\n")
+    return path
+
+
+def realtime_phase(args, servers, order, R, workdir: str) -> None:
+    """Idle SSE clients (RSS per client) and write → event latency at N subscribers,
+    guests and (with --rt-users) signed-in subscribers."""
+    R["rt_idle_kb"] = {s.key: [] for s in servers}
+    R["rt_idle_total_kb"] = {s.key: [] for s in servers}
+    R["rt_lat"] = {s.key: [] for s in servers}
+    R["rt_lat_auth"] = {s.key: [] for s in servers}
+    tokens = {s.key: realtime_setup(args, s, workdir) for s in servers}
+    rounds = max(1, min(args.rounds, 3)) if args.rt_rounds is None else args.rt_rounds
     for r in range(rounds):
-        for s in order(r, pair):
+        for s in order(r, servers):
             # Settle first: keepd gives its argon2 blocks back 2 s after the
             # last login, which must not happen inside the measurement.
             time.sleep(5.0)
-            base = proc_status(s.pid)["VmRSS"]
-            p = subprocess.Popen([args.rtload, "idle", f"127.0.0.1:{s.port}", str(args.rt_idle)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                 preexec_fn=_die_with_parent)
-            _CHILDREN.append(p)
-            line = p.stdout.readline().split() if p.stdout else []
-            if len(line) < 3 or line[0] != "ready":
-                raise RuntimeError(f"{s.label}: rtload idle failed: {line}")
-            opened, failed = int(line[1]), int(line[2])
-            time.sleep(1.0)
-            rss = proc_status(s.pid)["VmRSS"]
-            if p.stdin:
-                p.stdin.close()
-            p.wait(timeout=60)
-            if failed:
-                raise RuntimeError(f"{s.label}: {failed} of {args.rt_idle} realtime connections failed")
-            R["rt_idle_kb"][s.key].append((rss - base) / max(1, opened))
-            R["rt_idle_total_kb"][s.key].append(rss)
-            log(f"realtime idle {s.label}: {opened} clients, RSS {base / 1024:.1f} → {rss / 1024:.1f} MiB, "
-                f"{(rss - base) / max(1, opened):.1f} KiB per client")
-            time.sleep(2.0)
-            out = subprocess.run([args.rtload, "latency", f"127.0.0.1:{s.port}", str(args.rt_subs),
-                                  str(args.rt_writes), COLLECTION, s.token],
-                                 capture_output=True, text=True, timeout=600)
-            if out.returncode != 0:
-                raise RuntimeError(f"{s.label}: rtload latency failed: {out.stderr.strip()}")
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            R["rt_lat"][s.key].append(res)
-            log(f"realtime latency {s.label}: {res['subscribers']} subscribers × {res['writes']} writes, "
-                f"from response p50 {res['p50_ms_from_response']:.2f} ms p99 {res['p99_ms_from_response']:.2f} ms; "
-                f"from sent p50 {res['p50_ms_from_sent']:.2f} p99 {res['p99_ms_from_sent']:.2f}; missing {res['missing']}")
+            if args.rt_idle > 0:
+                base = proc_status(s.pid)["VmRSS"]
+                p = subprocess.Popen([args.rtload, "idle", f"127.0.0.1:{s.port}", str(args.rt_idle)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=_die_with_parent)
+                _CHILDREN.append(p)
+                line = p.stdout.readline().split() if p.stdout else []
+                if len(line) < 3 or line[0] != "ready":
+                    raise RuntimeError(f"{s.label}: rtload idle failed: {line}")
+                opened, failed = int(line[1]), int(line[2])
+                time.sleep(1.0)
+                rss = proc_status(s.pid)["VmRSS"]
+                if p.stdin:
+                    p.stdin.close()
+                p.wait(timeout=60)
+                if failed:
+                    raise RuntimeError(f"{s.label}: {failed} of {args.rt_idle} realtime connections failed")
+                R["rt_idle_kb"][s.key].append((rss - base) / max(1, opened))
+                R["rt_idle_total_kb"][s.key].append(rss)
+                log(f"realtime idle {s.label}: {opened} clients, RSS {base / 1024:.1f} → {rss / 1024:.1f} MiB, "
+                    f"{(rss - base) / max(1, opened):.1f} KiB per client")
+                time.sleep(2.0)
+            variants = [("rt_lat", COLLECTION, [])]
+            if tokens[s.key]:
+                variants.append(("rt_lat_auth", RT_AUTH_COLLECTION, [tokens[s.key]]))
+            for key, coll, extra in variants:
+                res = rt_latency_run(args, s, coll, extra)
+                R[key][s.key].append(res)
+                lr, ls, dr = res["last_from_response"], res["last_from_sent"], res["delivery_from_response"]
+                log(f"realtime {coll} {s.label}: {res['subscribers']} subscribers × {res['writes']} writes; "
+                    f"last delivery − response p50 {lr['p50']:.2f} p99 {lr['p99']:.2f} max {lr['max']:.2f} ms; "
+                    f"last − sent p50 {ls['p50']:.2f} p99 {ls['p99']:.2f}; each delivery − response "
+                    f"p50 {dr['p50']:.2f} p99 {dr['p99']:.2f}; server CPU {res['server_cpu_ms_per_write']:.2f} ms "
+                    f"(system {res['server_sys_ms_per_write']:.2f}) "
+                    f"per write; rtload {res['client_cpu_ms_per_write']:.2f} ms; rest of the machine "
+                    f"{res['other_cpu_pct']:.0f}% of a core; missing {res['missing']}")
+                time.sleep(1.0)
+
+
+def rt_latency_run(args, s: Server, coll: str, extra: list[str]) -> dict:
+    """One `rtload latency` run; also the server's CPU time (user + system) and the rest of
+    the machine's, from the first write until every subscriber has every event."""
+    p = subprocess.Popen([args.rtload, "latency", f"127.0.0.1:{s.port}", str(args.rt_subs),
+                          str(args.rt_writes), coll, s.token, *extra],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, RTLOAD_SYNC="1"), preexec_fn=_die_with_parent)
+    _CHILDREN.append(p)
+    assert p.stdin is not None and p.stdout is not None
+    marks = {}
+    for want in ("writing", "delivered"):
+        line = p.stdout.readline().strip()
+        if line != want:
+            p.kill()
+            err = p.stderr.read() if p.stderr else ""
+            raise RuntimeError(f"{s.label}: rtload latency: expected {want!r}, got {line!r}: {err.strip()}")
+        marks[want] = (cpu_ticks_split(s.pid), machine_busy_ticks(), time.monotonic(), cpu_ticks(p.pid))
+        p.stdin.write("\n")
+        p.stdin.flush()
+    out, err = p.communicate(timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError(f"{s.label}: rtload latency failed: {err.strip()}")
+    res = json.loads(out.strip().splitlines()[-1])
+    ((u0, s0), m0, t0, l0), ((u1, s1), m1, t1, l1) = marks["writing"], marks["delivered"]
+    c0, c1 = u0 + s0, u1 + s1
+    res["server_cpu_ms_per_write"] = 1000.0 * (c1 - c0) / CLK_TCK / max(1, args.rt_writes)
+    res["server_sys_ms_per_write"] = 1000.0 * (s1 - s0) / CLK_TCK / max(1, args.rt_writes)
+    wall = max(t1 - t0, 1e-9)
+    res["client_cpu_ms_per_write"] = 1000.0 * (l1 - l0) / CLK_TCK / max(1, args.rt_writes)
+    # everything else the machine ran meanwhile (not the server, not the load client)
+    res["other_cpu_pct"] = 100.0 * ((m1 - m0) - (c1 - c0) - (l1 - l0)) / CLK_TCK / wall
+    return res
+
+
+def realtime_table(args, R) -> list[str]:
+    """Write → event figures, one column per server (medians over rounds)."""
+    servers = [k for k in R["rt_lat"] if R["rt_lat"][k]]
+    if not servers:
+        return []
+    label = {"keepd": "keepd", "pb": "PocketBase", "before": "keepd before"}
+    lines = ["", f"### Realtime: one write → {args.rt_subs:,} subscribers (ms; median over rounds of each "
+                 "round's p50 / p99 / max)", "",
+             "Commit lies between the write's request and its response: arrival − response ≤ arrival − commit "
+             "≤ arrival − sent.", "",
+             "| Subscribers | Figure | " + " | ".join(label.get(k, k) for k in servers) + " |",
+             "|---|---|" + "---|" * len(servers)]
+    figures = [("last_from_response", "per write: last delivery − response"),
+               ("last_from_sent", "per write: last delivery − sent"),
+               ("delivery_from_response", "each delivery − response"),
+               ("delivery_from_sent", "each delivery − sent"),
+               ("write_round_trip", "write round trip (sent → response)")]
+    scalars = [("server_cpu_ms_per_write", "server CPU per write, user + system (ms)"),
+               ("server_sys_ms_per_write", "of which system (kernel: socket writes) (ms)"),
+               ("client_cpu_ms_per_write", "load client (rtload) CPU per write (ms)"),
+               ("other_cpu_pct", "rest of the machine meanwhile: other users, builds (% of a core)")]
+    for key, who in (("rt_lat", "guests"), ("rt_lat_auth", f"signed in ({args.rt_users} users)")):
+        if not any(R.get(key, {}).get(k) for k in servers):
+            continue
+        for f, name in figures:
+            cells = []
+            for k in servers:
+                xs = R[key].get(k, [])
+                if not xs:
+                    cells.append("")
+                    continue
+                cells.append(" / ".join(fmt(med([x[f][q] for x in xs])) for q in ("p50", "p99", "max")))
+            lines.append(f"| {who} | {name} | " + " | ".join(cells) + " |")
+        for f, name in scalars:
+            cells = [cell([x[f] for x in R[key].get(k, [])]) if R[key].get(k) else "" for k in servers]
+            lines.append(f"| {who} | {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
@@ -1078,20 +1203,27 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
             [x / MiB for x in R["rt_idle_total_kb"][P]], False)
         row("Memory per idle realtime client (KiB)", R["rt_idle_kb"][K], R["rt_idle_kb"][P], False,
             target=("≤ 1/4 of PB (ratio ≥ 4)", 4.0))
-        lat = R["rt_lat"]
+    if R.get("rt_lat"):
         ns = args.rt_subs
-        row(f"Write response → event at each of {ns:,} subscribers, p50 (ms)",
-            [x["p50_ms_from_response"] for x in lat[K]], [x["p50_ms_from_response"] for x in lat[P]], False)
-        row(f"Write response → event at each of {ns:,} subscribers, p99 (ms)",
-            [x["p99_ms_from_response"] for x in lat[K]], [x["p99_ms_from_response"] for x in lat[P]], False)
-        row(f"Write sent → event at each of {ns:,} subscribers, p50 (ms)",
-            [x["p50_ms_from_sent"] for x in lat[K]], [x["p50_ms_from_sent"] for x in lat[P]], False)
-        row(f"Write sent → event at each of {ns:,} subscribers, p99 (ms)",
-            [x["p99_ms_from_sent"] for x in lat[K]], [x["p99_ms_from_sent"] for x in lat[P]], False)
-        for key, label in ((K, "keepd"), (P, "PocketBase")):
-            miss = sum(x["missing"] for x in lat[key])
-            if miss:
-                failures.append(f"realtime/{label}: {miss} events never arrived")
+        for key, who in (("rt_lat", "guest"), ("rt_lat_auth", "signed-in")):
+            lat = R.get(key, {})
+            if not lat.get(K) or not lat.get(P):
+                continue
+            km = med([x["last_from_response"]["p99"] for x in lat[K]])
+            row(f"One write → {ns:,} {who} subscribers: last delivery − response, p99 (ms)",
+                [x["last_from_response"]["p99"] for x in lat[K]], [x["last_from_response"]["p99"] for x in lat[P]],
+                False)
+            if ns >= 1000:  # the target is stated for 1,000 subscribers
+                rows[-1][4] = "keepd ≤ 5 ms"
+                rows[-1][5] = target_mark(km <= 5.0)
+            row(f"One write → {ns:,} {who} subscribers: each delivery − response, p99 (ms)",
+                [x["delivery_from_response"]["p99"] for x in lat[K]],
+                [x["delivery_from_response"]["p99"] for x in lat[P]], False)
+        for key in ("rt_lat", "rt_lat_auth"):
+            for srv, xs in R.get(key, {}).items():
+                miss = sum(x["missing"] for x in xs)
+                if miss:
+                    failures.append(f"realtime/{srv}/{key}: {miss} events never arrived")
 
     # CPU efficiency and errors
     eff: list[list[str]] = []
@@ -1174,6 +1306,10 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
     for r in rows:
         out.append("| " + " | ".join(r) + " |")
     out.append(f"\nTargets: {met} met, {missed} missed.\n")
+    rt = realtime_table(args, R) if R.get("rt_lat") else []
+    if rt:
+        out.extend(rt)
+        out.append("")
     if before_rows:
         out.append(f"## keepd before and after (`{args.baseline}`), same rounds\n")
         out.append("| Figure | keepd before | keepd now | now/before | before/PB | now/PB |")

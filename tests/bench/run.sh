@@ -82,7 +82,7 @@ log "cargo build --release (tests/bench/rtload)"
 RTLOAD_BIN="$ROOT/target/bench-rtload/release/bench-rtload"
 
 if [ "$mode" = smoke ]; then
-    set -- --smoke --rounds 1 --duration 2 --warmup 0 --startup-rounds 1 --rt-idle 500 --rt-subs 100 --rt-writes 10
+    set -- --smoke --rounds 1 --duration 2 --warmup 0 --startup-rounds 1 --rt-idle 500 --rt-subs 100 --rt-writes 10 --rt-users 5
 else
     set --
 fi

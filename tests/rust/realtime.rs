@@ -820,3 +820,98 @@ fn no_events_for_view_collections() {
         "no event for the view"
     );
 }
+
+/// One event, many subscribers with different identities: each gets the
+/// record as *they* may see it, or nothing when the rule refuses them. A
+/// rule that reads `@request.auth.id` lets signed-in users through and no
+/// guest; hidden fields reach only the superuser; a subscription's own
+/// `fields` option applies to that subscription only; on an auth
+/// collection, the email (not visible) reaches only its owner.
+#[test]
+fn one_event_rendered_per_subscriber_identity() {
+    let srv = TestServer::start();
+    let (ua, ta) = srv.sign_up(&format!("{}@example.com", uniq("a")), "password-123");
+    let (_, tb) = srv.sign_up(&format!("{}@example.com", uniq("b")), "password-123");
+    let su_token = srv.superuser_token();
+    srv.create_collection(&json!({
+        "name": "notes", "type": "base",
+        "listRule": "@request.auth.id != \"\"", "viewRule": "@request.auth.id != \"\"",
+        "fields": [{"name": "title", "type": "text"},
+                   {"name": "secret", "type": "text", "hidden": true}]
+    }));
+    let (st, v) = srv.su().patch(
+        "/api/collections/users",
+        &json!({"listRule": "@request.auth.id != \"\"", "viewRule": "@request.auth.id != \"\""}),
+    );
+    assert_eq!(st, 200, "{v}");
+    public_collection(&srv, "marks");
+    let only_title = format!(
+        "notes/*?options={}",
+        enc(&json!({"query": {"fields": "title"}}).to_string())
+    );
+    let mut clients = Vec::new();
+    for (who, token, topics) in [
+        ("guest", None, vec!["notes/*", "users/*", "marks/*"]),
+        ("a", Some(&ta), vec!["notes/*", "users/*", "marks/*"]),
+        ("b", Some(&tb), vec!["notes/*", "users/*", "marks/*"]),
+        ("su", Some(&su_token), vec!["notes/*", "users/*", "marks/*"]),
+        ("a-title", Some(&ta), vec![only_title.as_str(), "marks/*"]),
+    ] {
+        let sse = Sse::connect(&srv);
+        let (st, v) = sse.subscribe(&srv, token.map(String::as_str), &topics);
+        assert_eq!(st, 204, "{who}: {v}");
+        clients.push((who, sse));
+    }
+    let su = srv.su();
+    let (st, note) = su.post(
+        "/api/collections/notes/records",
+        &json!({"title": "t", "secret": "s"}),
+    );
+    assert_eq!(st, 200, "{note}");
+    let (st, v) = su.patch(
+        &format!("/api/collections/users/records/{ua}"),
+        &json!({"name": "renamed"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = su.post("/api/collections/marks/records", &json!({"title": "end"}));
+    assert_eq!(st, 200);
+    for (who, mut sse) in clients {
+        let got = events_before(&mut sse, "marks/*");
+        let parsed: Vec<(String, Value)> = got
+            .iter()
+            .map(|(n, d)| (n.clone(), serde_json::from_str(d).expect("json")))
+            .collect();
+        let notes: Vec<&Value> = parsed
+            .iter()
+            .filter(|(n, _)| n.starts_with("notes/"))
+            .map(|(_, v)| &v["record"])
+            .collect();
+        let users: Vec<&Value> = parsed
+            .iter()
+            .filter(|(n, _)| n == "users/*")
+            .map(|(_, v)| &v["record"])
+            .collect();
+        match who {
+            "guest" => assert!(got.is_empty(), "a refused guest got {got:?}"),
+            "a-title" => {
+                assert_eq!(notes.len(), 1, "{got:?}");
+                assert_eq!(*notes[0], json!({"title": "t"}), "{got:?}");
+            }
+            _ => {
+                assert_eq!(notes.len(), 1, "{who}: {got:?}");
+                assert_eq!(notes[0]["title"], "t");
+                assert_eq!(notes[0]["id"], note["id"]);
+                let sees_secret = notes[0].get("secret").is_some();
+                assert_eq!(sees_secret, who == "su", "{who}: {got:?}");
+                assert_eq!(users.len(), 1, "{who}: {got:?}");
+                assert_eq!(users[0]["name"], "renamed");
+                let sees_email = users[0]
+                    .get("email")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| !e.is_empty());
+                assert_eq!(sees_email, who != "b", "{who}: {got:?}");
+                assert!(users[0].get("tokenKey").is_none() && users[0].get("password").is_none());
+            }
+        }
+    }
+}

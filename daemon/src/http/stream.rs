@@ -13,7 +13,7 @@
 //! later request of a keep-alive connection — goes to hyper untouched.
 
 use super::{ConnPermit, Req, Resp, Server, Site};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,12 +157,30 @@ pub(crate) async fn serve<S: Site>(
             return;
         }
         drop(out);
-        while let Some(frame) = events.next().await {
-            let mut chunk = Vec::with_capacity(frame.len() + 12);
-            chunk.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
-            chunk.extend_from_slice(&frame);
-            chunk.extend_from_slice(b"\r\n");
-            if wr.write_all(&chunk).await.is_err() {
+        let mut ended = false;
+        while !ended {
+            let Some(first) = events.next().await else {
+                break;
+            };
+            // A frame may come in two parts (a client's `id:` line, then
+            // the tail shared by every client), the second ready at once:
+            // one chunk — size line, the parts (not copied), end — in one
+            // write. (A stream that ended is not polled again.)
+            let second = match events.next().now_or_never() {
+                Some(Some(b)) => Some(b),
+                Some(None) => {
+                    ended = true;
+                    None
+                }
+                None => None,
+            };
+            let rest = second.as_deref().unwrap_or(&[]);
+            let mut size = [0u8; 18];
+            let n = chunk_size_line(first.len() + rest.len(), &mut size);
+            if write_all_vectored(&mut wr, [&size[..n], &first[..], rest, b"\r\n"])
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -178,6 +196,48 @@ pub(crate) async fn serve<S: Site>(
         _ = async { let _ = closed.wait_for(|c| *c).await; } => {}
     }
     drop(permit);
+}
+
+/// Writes `len` in hex and CRLF into `out`; returns the bytes written.
+fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS as usize / 4 - len.leading_zeros() as usize / 4).max(1);
+    for i in 0..digits {
+        out[digits - 1 - i] = HEX[(len >> (4 * i)) & 0xf];
+    }
+    out[digits] = b'\r';
+    out[digits + 1] = b'\n';
+    digits + 2
+}
+
+/// Writes every part, with as few system calls as the socket allows (one
+/// when it takes them all).
+async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    parts: [&[u8]; 4],
+) -> std::io::Result<()> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let mut done = 0;
+    while done < total {
+        let mut skip = done;
+        let mut slices: [std::io::IoSlice<'_>; 4] = [std::io::IoSlice::new(&[]); 4];
+        let mut k = 0;
+        for p in parts {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            slices[k] = std::io::IoSlice::new(&p[skip..]);
+            skip = 0;
+            k += 1;
+        }
+        let n = w.write_vectored(&slices[..k]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        done += n;
+    }
+    Ok(())
 }
 
 /// The status line and headers every response carries (as
@@ -256,6 +316,53 @@ mod tests {
             "a value with a line break is dropped"
         );
         assert!(s.contains("connection: close\r\n"));
+    }
+
+    #[test]
+    fn chunk_size_lines() {
+        for len in [0usize, 1, 9, 10, 15, 16, 255, 256, 4095, 65536, 1 << 40] {
+            let mut b = [0u8; 18];
+            let n = chunk_size_line(len, &mut b);
+            assert_eq!(&b[..n], format!("{len:x}\r\n").as_bytes(), "{len}");
+        }
+    }
+
+    /// A writer that takes at most a few bytes per call: the parts still
+    /// arrive whole and in order.
+    #[tokio::test]
+    async fn vectored_writes_survive_short_writes() {
+        struct Trickle(Vec<u8>);
+        impl tokio::io::AsyncWrite for Trickle {
+            fn poll_write(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let n = buf.len().min(3);
+                self.0.extend_from_slice(&buf[..n]);
+                std::task::Poll::Ready(Ok(n))
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn poll_shutdown(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+        let mut w = Trickle(Vec::new());
+        write_all_vectored(
+            &mut w,
+            [b"1f\r\n", b"id:x", b"\nevent:a\ndata:{}\n\n", b"\r\n"],
+        )
+        .await
+        .expect("write");
+        assert_eq!(&w.0[..], b"1f\r\nid:x\nevent:a\ndata:{}\n\n\r\n");
     }
 
     #[test]

@@ -46,21 +46,35 @@ pub struct Limits {
     pub total_queue_bytes: usize,
 }
 
-/// One message for a client: the event name and its JSON data (shared by
-/// every client that gets the same rendering).
-#[derive(Debug, Clone)]
+/// One message for a client: the event name and its JSON data, held once
+/// as the SSE frame after its `id:` line (`\nevent:…\ndata:…\n\n`), which
+/// is serialised once and shared by every client that gets the same
+/// rendering under the same name: queuing one copies no bytes and
+/// allocates nothing of its own, and what a message holds is one buffer no
+/// larger than what it is charged.
+#[derive(Debug)]
 pub struct Msg {
     pub name: Arc<str>,
+    /// The JSON data: a slice of `tail`.
     pub data: Bytes,
+    pub tail: Bytes,
     /// Its bytes charged to its client's queue (given back on drop).
-    charge: Option<Arc<Charge>>,
+    charge: Option<Charge>,
 }
 
 impl Msg {
     pub fn new(name: Arc<str>, data: Bytes) -> Msg {
+        let tail = super::sse::frame_tail(&name, &data);
+        Msg::shared(name, tail)
+    }
+
+    /// A message from its frame tail (`sse::frame_tail` of this name).
+    pub fn shared(name: Arc<str>, tail: Bytes) -> Msg {
+        let (start, end) = super::sse::tail_data_range(&name, tail.len());
         Msg {
             name,
-            data,
+            data: tail.slice(start..end),
+            tail,
             charge: None,
         }
     }
@@ -255,11 +269,11 @@ impl Broker {
         }
         st.bytes += n;
         drop(st);
-        msg.charge = Some(Arc::new(Charge {
+        msg.charge = Some(Charge {
             account: account.clone(),
             total: self.queued.clone(),
             n,
-        }));
+        });
         Ok(())
     }
 
@@ -593,6 +607,17 @@ mod tests {
         assert_eq!(b.candidates(&coll, "x").len(), 1);
         assert_eq!(b.candidates(&coll, "y").len(), 0);
         assert!(b.has_subscribers(&coll));
+    }
+
+    /// A message's data is its frame tail's bytes, not a second copy.
+    #[test]
+    fn message_data_is_a_slice_of_its_frame() {
+        let m = Msg::new(Arc::from("posts/*"), Bytes::from_static(br#"{"a":1}"#));
+        assert_eq!(&m.data[..], br#"{"a":1}"#);
+        assert_eq!(&m.tail[..], b"\nevent:posts/*\ndata:{\"a\":1}\n\n");
+        let t = m.tail.as_ptr_range();
+        assert!(t.contains(&m.data.as_ptr()));
+        assert!(m.cost() >= m.tail.len());
     }
 
     #[test]

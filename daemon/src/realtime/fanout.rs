@@ -27,7 +27,7 @@ use crate::auth::Identity;
 use crate::error::ApiResult;
 use crate::rules::{self, RequestCtx};
 use crate::schema::{Collection, Schema};
-use crate::store::records::{passes_snapshot, Cond};
+use crate::store::records::{passes_snapshot, passes_snapshot_all, Cond};
 use crate::store::Conn as Connection;
 use crate::store::{Action, Change, ChangeSink, Prepared, Store};
 use bytes::Bytes;
@@ -274,6 +274,24 @@ fn who(identity: &Identity) -> Who {
     }
 }
 
+/// [`Who`] borrowed from the subscriber's identity (a rule check's key,
+/// made for every subscriber: no copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum WhoRef<'a> {
+    Anyone,
+    Superuser(&'a str),
+    Guest,
+    Record(&'a str, &'a str),
+}
+
+fn who_ref(identity: &Identity) -> WhoRef<'_> {
+    match identity {
+        Identity::Guest => WhoRef::Guest,
+        Identity::Superuser(a) => WhoRef::Superuser(a.id()),
+        Identity::User(a) => WhoRef::Record(&a.collection.id, a.id()),
+    }
+}
+
 /// What of the request an expression's result may depend on (beyond what
 /// is the same for every realtime check: method, context, the clock).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -406,10 +424,10 @@ fn joined_reads(schema: &Schema, coll: &Collection, props: &[&str], depth: usize
     }
 }
 
-#[derive(PartialEq, Eq, Hash)]
-struct RuleKey {
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RuleKey<'a> {
     view: bool,
-    who: Who,
+    who: WhoRef<'a>,
     options: String,
 }
 
@@ -422,7 +440,7 @@ struct FilterKey {
     options: String,
 }
 
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 struct RenderKey {
     who: Who,
     expand: String,
@@ -432,12 +450,20 @@ struct RenderKey {
 
 /// A token that no longer verifies (its collection is gone or its secret
 /// changed) makes the subscriber a guest, as in PocketBase.
-fn effective(schema: &Schema, identity: &Arc<Identity>) -> Arc<Identity> {
+/// `seen` memoises the answer per auth collection (as the token was
+/// verified against it).
+fn effective(
+    schema: &Schema,
+    identity: &Arc<Identity>,
+    seen: &mut HashMap<*const Collection, bool>,
+) -> Arc<Identity> {
     let Some(a) = identity.auth() else {
         return identity.clone();
     };
-    let valid = schema.by_id(&a.collection.id).is_some_and(|now| {
-        now.token_settings("authToken").1 == a.collection.token_settings("authToken").1
+    let valid = *seen.entry(Arc::as_ptr(&a.collection)).or_insert_with(|| {
+        schema.by_id(&a.collection.id).is_some_and(|now| {
+            now.token_settings("authToken").1 == a.collection.token_settings("authToken").1
+        })
     });
     if valid {
         identity.clone()
@@ -455,6 +481,25 @@ fn request_ctx(identity: &Identity, topic: &Topic) -> RequestCtx {
         headers: Arc::new(topic.headers_map()),
         body: Map::new(),
         files: Map::new(),
+    }
+}
+
+/// Whether the record passes each condition (all checked together).
+fn passes_all(
+    conn: &Connection,
+    coll: &Collection,
+    record: &Map<String, Value>,
+    conds: &[Cond],
+) -> Vec<bool> {
+    if conds.is_empty() {
+        return Vec::new();
+    }
+    match passes_snapshot_all(conn, coll, record, conds) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!(collection = %coll.name, error = %e, "realtime access check failed");
+            vec![false; conds.len()]
+        }
     }
 }
 
@@ -523,14 +568,100 @@ fn fan_out_counted(
     if candidates.is_empty() {
         return Vec::new();
     }
-    let mut rule_ok: HashMap<RuleKey, bool> = HashMap::new();
     let mut filter_ok: HashMap<FilterKey, bool> = HashMap::new();
     let mut rendered: HashMap<RenderKey, Option<Bytes>> = HashMap::new();
     // What each distinct client filter reads through its joins.
     let mut client_reads: HashMap<String, Reads> = HashMap::new();
-    let mut out = Vec::with_capacity(candidates.len());
+    // What each collection rule reads, judged once per event.
+    let list_reads = coll.list_rule.as_deref().map(Reads::of).unwrap_or_default();
+    let view_reads = coll.view_rule.as_deref().map(Reads::of).unwrap_or_default();
+    // Whether each auth collection's tokens still verify, once per event.
+    let mut token_ok: HashMap<*const Collection, bool> = HashMap::new();
+    // 1. The collection rule, once per group, every group in one pass: the
+    // conditions are compiled per group first, then checked together (one
+    // query for all the groups whose compiled SQL has the same shape, as
+    // with one rule whose `@request.auth.id` differs per subscriber).
+    // `None`: the subscriber is refused (or gone); `Some(i)`: passed with
+    // rule verdict `i` (`usize::MAX`: no check needed).
+    let identities: Vec<Arc<Identity>> = candidates
+        .iter()
+        .map(|c| effective(schema, &c.identity, &mut token_ok))
+        .collect();
+    let mut verdict_of: Vec<Option<usize>> = Vec::with_capacity(candidates.len());
+    let mut conds: Vec<Cond> = Vec::new();
     let queue_bytes = broker.limits().queue_bytes;
-    for cand in candidates {
+    {
+        let mut rule_ok: HashMap<RuleKey<'_>, Option<usize>> = HashMap::new();
+        let mut last: Option<(RuleKey<'_>, Option<usize>)> = None;
+        for (cand, identity) in candidates.iter().zip(&identities) {
+            let topic = &cand.topic;
+            let v = if identity.is_superuser() {
+                Some(usize::MAX)
+            } else {
+                let view = matches!(topic.target, Target::Record(_));
+                let rule = if view {
+                    coll.view_rule.as_deref()
+                } else {
+                    coll.list_rule.as_deref()
+                };
+                match rule {
+                    None => None,
+                    Some(r) if r.trim().is_empty() => Some(usize::MAX),
+                    Some(r) => {
+                        let reads = if view { view_reads } else { list_reads };
+                        let key = RuleKey {
+                            view,
+                            who: if reads.auth {
+                                who_ref(identity)
+                            } else {
+                                WhoRef::Anyone
+                            },
+                            options: if reads.options {
+                                topic.options_key()
+                            } else {
+                                String::new()
+                            },
+                        };
+                        match &last {
+                            // Neighbours often share a group: compared, not hashed.
+                            Some((k, v)) if *k == key => *v,
+                            _ => {
+                                let v = *rule_ok.entry(key.clone()).or_insert_with(|| {
+                                    work.rules += 1;
+                                    let ctx = request_ctx(identity, topic);
+                                    match rules::rule_cond(schema, coll, Some(r), &ctx) {
+                                        Ok(Some(cond)) => {
+                                            conds.push(cond);
+                                            Some(conds.len() - 1)
+                                        }
+                                        Ok(None) => None,
+                                        Err(e) => {
+                                            tracing::debug!(error = %e, "realtime rule failed");
+                                            None
+                                        }
+                                    }
+                                });
+                                last = Some((key, v));
+                                v
+                            }
+                        }
+                    }
+                }
+            };
+            verdict_of.push(v);
+        }
+    }
+    let passed = passes_all(conn, coll, record, &conds);
+    let mut last_render: Option<(RenderKey, Option<Bytes>)> = None;
+    let mut last_tail: Option<(Arc<str>, Bytes, Bytes)> = None;
+    let mut out = Vec::with_capacity(candidates.len());
+    for ((cand, verdict), identity) in candidates.into_iter().zip(verdict_of).zip(identities) {
+        match verdict {
+            None => continue,
+            Some(usize::MAX) => {}
+            Some(i) if passed.get(i).copied().unwrap_or(false) => {}
+            Some(_) => continue,
+        }
         // A client already a full queue behind is not rendered for: it
         // goes (and costs nothing more).
         if cand.account.queued() >= queue_bytes {
@@ -538,41 +669,8 @@ fn fan_out_counted(
             broker.disconnect(&cand.client);
             continue;
         }
-        let identity = effective(schema, &cand.identity);
         let topic = &cand.topic;
         let superuser = identity.is_superuser();
-        // 1. The collection rule, once per group.
-        if !superuser {
-            let view = matches!(topic.target, Target::Record(_));
-            let rule = if view {
-                coll.view_rule.as_deref()
-            } else {
-                coll.list_rule.as_deref()
-            };
-            let ok = match rule {
-                None => false,
-                Some(r) if r.trim().is_empty() => true,
-                Some(r) => {
-                    let (who, options) = depends(r, &identity, topic);
-                    let key = RuleKey { view, who, options };
-                    *rule_ok.entry(key).or_insert_with(|| {
-                        work.rules += 1;
-                        let ctx = request_ctx(&identity, topic);
-                        match rules::rule_cond(schema, coll, Some(r), &ctx) {
-                            Ok(Some(cond)) => passes(conn, coll, record, &cond),
-                            Ok(None) => false,
-                            Err(e) => {
-                                tracing::debug!(error = %e, "realtime rule failed");
-                                false
-                            }
-                        }
-                    })
-                }
-            };
-            if !ok {
-                continue;
-            }
-        }
         // 2. The subscription's own filter, once per distinct filter.
         let filter = topic.option("filter");
         if !filter.is_empty() {
@@ -629,23 +727,41 @@ fn fan_out_counted(
                 String::new()
             },
         };
-        let data = rendered
-            .entry(key)
-            .or_insert_with(|| {
-                work.renders += 1;
-                let ctx = request_ctx(&identity, topic);
-                match render(conn, schema, coll, record.clone(), &ctx, expand, fields) {
-                    Ok(v) => Some(message_data(action, &v)),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "realtime render failed");
-                        None
-                    }
-                }
-            })
-            .clone();
+        // Neighbours usually share a shape: compared, not hashed again.
+        let data = match &last_render {
+            Some((k, d)) if *k == key => d.clone(),
+            _ => {
+                let d = rendered
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        work.renders += 1;
+                        let ctx = request_ctx(&identity, topic);
+                        match render(conn, schema, coll, record.clone(), &ctx, expand, fields) {
+                            Ok(v) => Some(message_data(action, &v)),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "realtime render failed");
+                                None
+                            }
+                        }
+                    })
+                    .clone();
+                last_render = Some((key, d.clone()));
+                d
+            }
+        };
         if let Some(data) = data {
             let name = topic.raw.clone();
-            out.push((cand, Msg::new(name, data)));
+            // The frame tail, serialised once per (event name, rendering):
+            // neighbours usually share both.
+            let tail = match &last_tail {
+                Some((n, d, t)) if **n == *name && d.as_ptr() == data.as_ptr() => t.clone(),
+                _ => {
+                    let t = super::sse::frame_tail(&name, &data);
+                    last_tail = Some((name.clone(), data.clone(), t.clone()));
+                    t
+                }
+            };
+            out.push((cand, Msg::shared(name, tail)));
         }
     }
     out
@@ -787,6 +903,82 @@ mod tests {
             data,
             r#"{"record":{"collectionId":"pbc_open","collectionName":"open","id":"r3","title":"t"},"action":"update"}"#
         );
+    }
+
+    /// A rule read per subscriber (`owner = @request.auth.id`), more
+    /// subscribers than one statement checks: every group is checked in
+    /// the same pass, and exactly the owner passes, wherever it sits among
+    /// the others; a rule that refuses everyone sends nothing.
+    #[test]
+    fn rule_checked_for_all_subscribers_in_one_pass() {
+        let id = json!({"name": "id", "type": "text", "primaryKey": true, "system": true});
+        let users = coll(
+            json!({"id": "_pb_users_auth_", "name": "users", "type": "auth",
+            "fields": [id.clone(), {"name": "tokenKey", "type": "text", "hidden": true}]}),
+        );
+        let mine = coll(json!({"id": "pbc_mine", "name": "mine", "type": "base",
+            "listRule": "owner = @request.auth.id && title != 'hidden'",
+            "viewRule": "owner = @request.auth.id",
+            "fields": [id, {"name": "title", "type": "text"}, {"name": "owner", "type": "text"}]}));
+        let schema = Schema::new(vec![(*users).clone(), (*mine).clone()]);
+        let broker = Broker::new(Limits {
+            max_clients: 1000,
+            max_clients_per_ip: 1000,
+            max_subscriptions: 8,
+            queue: 8,
+            queue_bytes: 1 << 20,
+            total_queue_bytes: 8 << 20,
+        });
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let mut regs = Vec::new();
+        let mut client_of = HashMap::new();
+        for i in 0..75 {
+            let reg = broker
+                .register(ip, Arc::new(tokio::sync::watch::channel(false).0))
+                .expect("register");
+            let mut rec = Map::new();
+            rec.insert("id".into(), json!(format!("user{i}")));
+            let identity = Identity::User(AuthRecord {
+                collection: users.clone(),
+                record: rec.into(),
+            });
+            broker
+                .set_subscriptions(&reg.id, ip, identity, &["mine/*".to_string()])
+                .expect("subscribe");
+            client_of.insert(reg.id.to_string(), i);
+            regs.push(reg);
+        }
+        let conn = Connection::open_in_memory().expect("sqlite");
+        for owner in [0, 31, 32, 33, 64, 74] {
+            let rec = json!({"id": "r", "title": "t", "owner": format!("user{owner}")});
+            let mut work = Work::default();
+            let out = fan_out_counted(
+                &conn,
+                &schema,
+                &broker,
+                &mine,
+                Action::Create,
+                rec.as_object().expect("object"),
+                plain,
+                3500,
+                &mut work,
+            );
+            assert_eq!(work.rules, 75);
+            let got: Vec<usize> = out.iter().map(|(c, _)| client_of[&*c.client]).collect();
+            assert_eq!(got, vec![owner], "owner user{owner}");
+        }
+        let rec = json!({"id": "r", "title": "hidden", "owner": "user5"});
+        let out = fan_out(
+            &conn,
+            &schema,
+            &broker,
+            &mine,
+            Action::Create,
+            rec.as_object().expect("object"),
+            plain,
+            3500,
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

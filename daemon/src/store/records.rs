@@ -210,6 +210,94 @@ pub fn passes_snapshot(
     Ok(st.exists(params_from_iter(params.iter()))?)
 }
 
+/// [`passes_snapshot`] for many conditions at once: whether the record
+/// passes each. Conditions whose SQL has the same shape (the same joins and
+/// WHERE text, e.g. one rule compiled for different subscribers, differing
+/// only in bound values) are checked by one statement: a `UNION ALL` of
+/// one branch per condition, each selecting its own index when a row
+/// passes it.
+/// Branch counts are rounded up to a power of two (the last condition
+/// repeated) so that few distinct statements are prepared and cached.
+pub fn passes_snapshot_all(
+    conn: &Connection,
+    c: &Collection,
+    values: &Map<String, Value>,
+    conds: &[Cond],
+) -> ApiResult<Vec<bool>> {
+    /// Most branches in one statement (SQLite allows 500).
+    const MAX_BRANCHES: usize = 32;
+    /// Bound values per statement, under SQLite's 32,766.
+    const MAX_VARS: usize = 30_000;
+    let mut out = vec![false; conds.len()];
+    // Groups of the same shape, in first-seen order.
+    let mut groups: Vec<(&[String], &str, Vec<usize>)> = Vec::new();
+    for (i, cond) in conds.iter().enumerate() {
+        if cond.sql.is_empty() && cond.joins.is_empty() {
+            out[i] = true;
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|(j, w, _)| *j == &cond.joins[..] && *w == cond.sql)
+        {
+            Some((_, _, members)) => members.push(i),
+            None => groups.push((&cond.joins[..], &cond.sql, vec![i])),
+        }
+    }
+    if groups.is_empty() {
+        return Ok(out);
+    }
+    let field_values: Vec<Sql> = c
+        .fields
+        .iter()
+        .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
+        .collect();
+    let snapshot = format!(
+        "FROM (SELECT {}) AS {}",
+        c.fields
+            .iter()
+            .map(|f| format!("? AS {}", quote_ident(&f.name)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quote_ident(&c.name)
+    );
+    for (joins, sql, members) in groups {
+        let first = &conds[members[0]];
+        let per_branch = 1 + field_values.len() + first.join_params.len() + first.params.len();
+        let cap = (MAX_VARS / per_branch).clamp(1, MAX_BRANCHES);
+        // Each branch as `passes_snapshot` asks it: does one row exist.
+        let mut branch = format!(
+            "SELECT ? WHERE EXISTS (SELECT 1 {snapshot} {}",
+            joins.join(" ")
+        );
+        if !sql.is_empty() {
+            branch.push_str(&format!(" WHERE ({sql})"));
+        }
+        branch.push_str(" LIMIT 1)");
+        for chunk in members.chunks(cap) {
+            let n = chunk.len().next_power_of_two().min(cap.max(chunk.len()));
+            let text = vec![branch.as_str(); n].join(" UNION ALL ");
+            let mut params: Vec<Sql> = Vec::with_capacity(n * per_branch);
+            for k in 0..n {
+                let i = chunk[k.min(chunk.len() - 1)];
+                params.push(Sql::Integer(i as i64));
+                params.extend(field_values.iter().cloned());
+                params.extend(conds[i].join_params.iter().cloned());
+                params.extend(conds[i].params.iter().cloned());
+            }
+            let mut st = conn.prepare_cached(&text)?;
+            let mut rows = st.query(params_from_iter(params.iter()))?;
+            while let Some(row) = rows.next()? {
+                let i: i64 = row.get(0)?;
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                    *slot = true;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn from_where(c: &Collection, cond: &Cond) -> String {
     let mut s = format!("FROM {}", quote_ident(&c.name));
     for j in &cond.joins {

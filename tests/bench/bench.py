@@ -553,11 +553,11 @@ def sanity_check(scenario: str, srv: Server) -> None:
 
 
 def writer_stats(srv: Server) -> dict | None:
-    """keepd's group commit figures since start (superusers' /api/health `data.writer`)."""
+    """keepd's group commit figures since start (its superusers-only `GET /api/writer`)."""
     if not srv.token:
         return None
-    st, js = call(srv.port, "GET", "/api/health", token=srv.token)
-    return js.get("data", {}).get("writer") if st == 200 and isinstance(js, dict) else None
+    st, js = call(srv.port, "GET", "/api/writer", token=srv.token)
+    return js if st == 200 and isinstance(js, dict) and "commits" in js else None
 
 
 def writer_delta(a: dict, b: dict, wall: float) -> dict:
@@ -1325,7 +1325,7 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
     for e in eff:
         out.append("| " + " | ".join(e) + " |")
     if writer_txt:
-        out.append("\n## keepd's group commit (superusers' /api/health `data.writer`, over each run)\n")
+        out.append("\n## keepd's group commit (keepd's superusers-only `GET /api/writer`, over each run)\n")
         out.extend(writer_txt)
     if threads_txt:
         out.append("\n## keepd CPU by thread name (share of keepd's CPU time during each scenario)\n")

@@ -262,9 +262,9 @@ fn group_commit_figures_are_reported() {
         .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
     assert_eq!(st, 200, "{v}");
     let writer = |srv: &TestServer| {
-        let (st, v) = srv.su().get("/api/health");
+        let (st, v) = srv.su().get("/api/writer");
         assert_eq!(st, 200, "{v}");
-        v["data"]["writer"].clone()
+        v
     };
     let before = writer(&srv);
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
@@ -301,10 +301,13 @@ fn group_commit_figures_are_reported() {
         n(&after, "commits"),
         "each commit in one bucket: {after}"
     );
-    let (st, v) = srv.guest().get("/api/health");
+    let (st, v) = srv.guest().get("/api/writer");
+    assert_eq!(st, 401, "guests see no writer figures: {v}");
+    let (_, user) = srv.sign_up("gc-user@example.com", "gc-user-password-1");
+    let r = srv.raw("GET", "/api/writer", &[("Authorization", &user)], None);
+    assert_eq!(r.status, 403, "users see no writer figures");
+    // /api/health keeps PocketBase's shape, superusers included.
+    let (st, v) = srv.su().get("/api/health");
     assert_eq!(st, 200);
-    assert!(
-        v["data"].get("writer").is_none(),
-        "guests see no writer figures: {v}"
-    );
+    assert!(v["data"].get("writer").is_none(), "{v}");
 }

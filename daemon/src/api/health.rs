@@ -1,4 +1,4 @@
-//! `GET /api/health`.
+//! `GET /api/health`, and keepd's `GET /api/writer`.
 
 use crate::app::App;
 use crate::error::ApiResult;
@@ -12,11 +12,16 @@ pub async fn health(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         data["canBackup"] = json!(true);
         data["realIP"] = json!(req.client_ip.to_string());
         data["possibleProxyHeader"] = json!("");
-        // keepd's own: the group commit's figures since start (not in
-        // PocketBase's answer).
-        data["writer"] = json!(app.store.writer_stats());
     }
     Ok(Resp::ok(
         &json!({"message": "API is healthy.", "code": 200, "data": data}),
     ))
+}
+
+/// `GET /api/writer` (keepd's own, superusers only): the group commit's
+/// figures since start. Kept out of `/api/health`, whose answer is
+/// PocketBase's shape exactly.
+pub async fn writer(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+    super::require_superuser(&req)?;
+    Ok(Resp::ok(&json!(app.store.writer_stats())))
 }

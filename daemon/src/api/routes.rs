@@ -216,6 +216,7 @@ pub fn table() -> Vec<Route<App>> {
         // keepd's security operations (superusers): audit log, lockouts.
         get("/api/audit", h!(audit::list)),
         get("/api/lockouts", h!(audit::lockouts)),
+        get("/api/writer", h!(health::writer)),
         delete("/api/lockouts/{collection}/{recordId}", h!(audit::unlock)),
         get(
             "/api/totp/{collection}/{recordId}",

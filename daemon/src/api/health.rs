@@ -6,7 +6,7 @@ use crate::http::{Req, Resp};
 use serde_json::json;
 use std::sync::Arc;
 
-pub async fn health(app: Arc<App>, req: Req) -> ApiResult<Resp> {
+pub async fn health(_app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let mut data = json!({});
     if req.identity.is_superuser() {
         data["canBackup"] = json!(true);

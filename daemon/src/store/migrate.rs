@@ -61,7 +61,8 @@ fn totp(conn: &Connection) -> anyhow::Result<()> {
 }
 
 fn audit_log(conn: &Connection) -> anyhow::Result<()> {
-    super::audit::create(conn)?;
+    conn.execute_batch(super::audit::DDL)?;
+    conn.execute_batch(super::sqlite::AUDIT_TRIGGERS)?;
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! The store's connection handle over an SQLite connection, and how
 //! SQLite's errors become the API's.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::store::health::Fault;
+use crate::store::value::{Column, Params, SqlRef};
+use rusqlite::params_from_iter;
 
 /// A connection to the database, as the store lends it to what runs in a
 /// read or a write (the record domain, sync, realtime): outside `store`
@@ -13,6 +15,179 @@ pub struct Conn(rusqlite::Connection);
 impl From<rusqlite::Connection> for Conn {
     fn from(c: rusqlite::Connection) -> Self {
         Conn(c)
+    }
+}
+
+/// A statement's text, run from the connection's statement cache.
+/// `uncached(&sql)` runs one prepared for this call only (text made for one
+/// use, that would only push the statements that repeat out of the cache).
+pub trait Sql {
+    fn text(&self) -> &str;
+    fn cached(&self) -> bool;
+}
+
+impl Sql for &str {
+    #[inline]
+    fn text(&self) -> &str {
+        self
+    }
+    #[inline]
+    fn cached(&self) -> bool {
+        true
+    }
+}
+
+impl Sql for &String {
+    #[inline]
+    fn text(&self) -> &str {
+        self
+    }
+    #[inline]
+    fn cached(&self) -> bool {
+        true
+    }
+}
+
+/// A statement prepared for one call only (see [`Sql`]).
+pub struct Uncached<'a>(&'a str);
+
+/// `sql` prepared for one call, not kept in the statement cache.
+#[inline]
+pub fn uncached(sql: &str) -> Uncached<'_> {
+    Uncached(sql)
+}
+
+impl Sql for Uncached<'_> {
+    #[inline]
+    fn text(&self) -> &str {
+        self.0
+    }
+    #[inline]
+    fn cached(&self) -> bool {
+        false
+    }
+}
+
+/// One row of a query's answer, lent to the caller's closure.
+pub struct Row<'a>(&'a rusqlite::Row<'a>);
+
+impl Row<'_> {
+    /// Column `i` (from 0) as `T`; an error when it holds another type.
+    #[inline]
+    pub fn get<T: Column>(&self, i: usize) -> ApiResult<T> {
+        let v = self.get_ref(i)?;
+        match T::from_ref(v) {
+            Some(Ok(t)) => Ok(t),
+            Some(Err(e)) => Err(ApiError::Internal(format!("sqlite: column {i}: {e}"))),
+            None => Err(ApiError::Internal(format!(
+                "sqlite: column {i}: unexpected {}",
+                match v {
+                    SqlRef::Null => "NULL",
+                    SqlRef::Integer(_) => "integer",
+                    SqlRef::Real(_) => "real",
+                    SqlRef::Text(_) => "text",
+                    SqlRef::Blob(_) => "blob",
+                }
+            ))),
+        }
+    }
+
+    /// Column `i` (from 0) as the row holds it, borrowed.
+    #[inline]
+    pub fn get_ref(&self, i: usize) -> ApiResult<SqlRef<'_>> {
+        Ok(self.0.get_ref(i)?.into())
+    }
+}
+
+impl Conn {
+    /// Runs `f` on the statement for `sql`, prepared or from the cache.
+    #[inline]
+    fn with<S: Sql, T>(
+        &self,
+        sql: S,
+        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        if sql.cached() {
+            let mut st = self.0.prepare_cached(sql.text())?;
+            f(&mut st)
+        } else {
+            let mut st = self.0.prepare(sql.text())?;
+            f(&mut st)
+        }
+    }
+
+    /// Runs a statement that answers no rows; the number of rows it
+    /// changed.
+    #[inline]
+    pub fn exec<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<usize> {
+        self.with(sql, |st| {
+            Ok(st.execute(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
+        })
+    }
+
+    /// The first row of a query's answer through `f`, None if it has none.
+    #[inline]
+    pub fn one<S: Sql, P: Params, T>(
+        &self,
+        sql: S,
+        p: P,
+        f: impl FnOnce(&Row<'_>) -> ApiResult<T>,
+    ) -> ApiResult<Option<T>> {
+        self.with(sql, |st| {
+            let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
+            match rows.next()? {
+                Some(r) => f(&Row(r)).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Every row of a query's answer through `f`, in order.
+    #[inline]
+    pub fn all<S: Sql, P: Params, T>(
+        &self,
+        sql: S,
+        p: P,
+        mut f: impl FnMut(&Row<'_>) -> ApiResult<T>,
+    ) -> ApiResult<Vec<T>> {
+        let mut out = Vec::new();
+        self.each(sql, p, |r| {
+            out.push(f(r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Each row of a query's answer to `f`, in order.
+    #[inline]
+    pub fn each<S: Sql, P: Params>(
+        &self,
+        sql: S,
+        p: P,
+        mut f: impl FnMut(&Row<'_>) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        self.with(sql, |st| {
+            let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
+            while let Some(r) = rows.next()? {
+                f(&Row(r))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether a query answers any row.
+    #[inline]
+    pub fn exists<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<bool> {
+        self.with(sql, |st| {
+            Ok(st.exists(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
+        })
+    }
+
+    /// Statements separated by `;`, with no values and no answer (DDL,
+    /// savepoints).
+    pub fn script(&self, sql: &str) -> ApiResult<()> {
+        self.0.execute_batch(sql)?;
+        Ok(())
     }
 }
 

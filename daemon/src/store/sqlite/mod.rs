@@ -18,7 +18,7 @@ pub(super) mod open;
 pub(super) mod rekey;
 mod value;
 
-pub use conn::{classify, Conn};
+pub use conn::{classify, uncached, Conn, Row, Sql};
 use rusqlite::Connection;
 
 /// The audit log's triggers: no UPDATE, and no DELETE of an entry younger

@@ -29,6 +29,19 @@ impl FromSql for SqlValue {
     }
 }
 
+impl ToSql for SqlRef<'_> {
+    #[inline]
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            SqlRef::Null => ValueRef::Null,
+            SqlRef::Integer(i) => ValueRef::Integer(i),
+            SqlRef::Real(f) => ValueRef::Real(f),
+            SqlRef::Text(t) => ValueRef::Text(t),
+            SqlRef::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
 impl<'a> From<ValueRef<'a>> for SqlRef<'a> {
     #[inline]
     fn from(v: ValueRef<'a>) -> Self {

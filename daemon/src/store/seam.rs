@@ -8,10 +8,8 @@
 //! - a file outside an engine's module names `rusqlite` or calls the engine
 //!   connection's statement methods (`.execute(`, `.prepare(`,
 //!   `.query_row(`, …): the rest of the store runs its statements through
-//!   `Conn`'s own (`exec`, `one`, `all`, `each`, `exists`, `script`) and
-//!   reads rows as `store::Row`. The store modules not ported to it yet are
-//!   listed in `ON_THE_ENGINE` (a list that only shrinks: an entry whose
-//!   file no longer needs it fails the test).
+//!   `Conn`'s own (`exec`, `one`, `all`, `each`, `exists`, `script`, which
+//!   only `store/` may call) and reads rows as `store::Row`.
 //!
 //! Only code counts: comments are stripped (string literals are kept, they
 //! are where SQL is), and so are test modules (`#[cfg(test)] mod … {` to the
@@ -30,18 +28,6 @@ const ENGINES: &[&str] = &["store/sqlite/", "store/postgres/"];
 
 /// The checker itself (it spells what it looks for).
 const SELF: &str = "store/seam.rs";
-
-/// Store modules that still run their statements on the engine's
-/// connection (through `Conn`'s `Deref`), to be ported to `Conn`'s
-/// statement API; nothing may be added here.
-const ON_THE_ENGINE: &[&str] = &[
-    "store/ddl.rs",
-    "store/import.rs",
-    "store/migrate.rs",
-    "store/records.rs",
-    "store/sync.rs",
-    "store/writer.rs",
-];
 
 /// Lines that match a pattern without being SQL for the engine: (file,
 /// text the code line contains, why).
@@ -236,9 +222,7 @@ pub(crate) fn check(rel: &str, text: &str) -> Vec<String> {
         return Vec::new();
     }
     let mut rules = sqlisms();
-    if !ON_THE_ENGINE.contains(&rel) {
-        rules.extend(engine_api());
-    }
+    rules.extend(engine_api());
     let mut out = Vec::new();
     for (n, line) in code_lines(text) {
         if ALLOW
@@ -337,19 +321,6 @@ mod tests {
             "engine-specific code outside the engine:\n{}",
             bad.join("\n")
         );
-        // Every module still on the engine's connection needs to be (the
-        // list only shrinks).
-        let api = engine_api();
-        for f in ON_THE_ENGINE {
-            let text = std::fs::read_to_string(root.join(f)).unwrap();
-            assert!(
-                code_lines(&text)
-                    .iter()
-                    .any(|(_, x)| !hits(&api, x).is_empty()),
-                "{f} no longer runs statements on the engine's connection: \
-                 remove it from ON_THE_ENGINE"
-            );
-        }
         // Every allow-listed line still exists and would be refused without
         // its entry (a stale entry allows nothing).
         let rules = sqlisms();
@@ -400,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn the_scanner_keeps_rusqlite_inside_the_store() {
+    fn the_scanner_keeps_rusqlite_inside_the_engine() {
         let sample =
             "use rusqlite::Connection;\nfn f(c: &Conn) { c.execute_batch(\"SAVEPOINT s\"); }\n";
         assert_eq!(
@@ -410,10 +381,9 @@ mod tests {
                 "sync/x.rs:2: a connection's statement method outside the engine",
             ]
         );
-        // A store module still on the engine's connection may, until it is
-        // ported; a ported one may not.
-        assert!(check("store/records.rs", sample).is_empty());
-        assert_eq!(check("store/params.rs", sample).len(), 2);
+        // Nor may the rest of the store: it has `Conn`'s statement API.
+        assert_eq!(check("store/records.rs", sample).len(), 2);
+        assert!(check("store/sqlite/conn.rs", sample).is_empty());
     }
 
     #[test]

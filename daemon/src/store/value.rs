@@ -223,6 +223,39 @@ impl<T: Param, const N: usize> Params for &[T; N] {
     }
 }
 
+/// Values of several lists one after the other (`(&joins, [id], &rest)`),
+/// without copying them into one.
+macro_rules! tuple_params {
+    ($($n:ident),+) => {
+        impl<$($n: Params),+> Params for ($($n,)+) {
+            #[inline]
+            fn count(&self) -> usize {
+                #[allow(non_snake_case)]
+                let ($($n,)+) = self;
+                0 $(+ $n.count())+
+            }
+            #[inline]
+            fn at(&self, mut i: usize) -> SqlRef<'_> {
+                #[allow(non_snake_case)]
+                let ($($n,)+) = self;
+                $(
+                    let k = $n.count();
+                    if i < k {
+                        return $n.at(i);
+                    }
+                    i -= k;
+                )+
+                let _ = i;
+                SqlRef::Null
+            }
+        }
+    };
+}
+tuple_params!(A, B);
+tuple_params!(A, B, C);
+tuple_params!(A, B, C, D);
+tuple_params!(A, B, C, D, E);
+
 /// Values of different types for one statement: `args![id, name, 3]`.
 macro_rules! args {
     ($($v:expr),+ $(,)?) => {
@@ -258,6 +291,22 @@ impl Column for i64 {
         }
     }
 }
+
+macro_rules! int_column {
+    ($($t:ty),*) => {$(
+        /// An integer out of the type's range is not of the type.
+        impl Column for $t {
+            #[inline]
+            fn from_ref(v: SqlRef<'_>) -> Option<Result<Self, std::str::Utf8Error>> {
+                match v {
+                    SqlRef::Integer(i) => <$t>::try_from(i).ok().map(Ok),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+int_column!(i32, u16, u32, u64, usize);
 
 impl Column for bool {
     #[inline]

@@ -148,7 +148,7 @@ impl Writer {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
         // Room for the transaction control statements beside the writes'
         // own (inserts per collection, relation checks, change capture).
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_statement_cache(64);
         let h = health.clone();
         let stats = Arc::new(WriterStats::default());
         let st = stats.clone();
@@ -263,11 +263,13 @@ fn run_in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    exec(conn, "SAVEPOINT w")?;
+    conn.control("SAVEPOINT w")?;
     let r = run_caught(conn, f);
     let end = match &r {
-        Ok(_) => exec(conn, "RELEASE w"),
-        Err(_) => exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w")),
+        Ok(_) => conn.control("RELEASE w"),
+        Err(_) => conn
+            .control("ROLLBACK TO w")
+            .and_then(|()| conn.control("RELEASE w")),
     };
     match (r, end) {
         (Ok(v), Ok(())) => Ok(v),
@@ -284,12 +286,6 @@ fn run_caught<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>)
             "a write", &*p,
         )))
     })
-}
-
-/// Runs one statement of the writer's own (transaction control) from the
-/// connection's statement cache: parsed once, not once per write.
-fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn writer_loop(
@@ -319,9 +315,9 @@ fn writer_loop(
                 break;
             }
         };
-        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
+        if let Err(e) = conn.control(super::dialect::BEGIN_WRITE) {
             tracing::error!(error = %e, "writer could not begin a transaction");
-            if let Some(fault) = health::classify(&e) {
+            if let Some(fault) = e.fault {
                 health.failed(fault, &e.to_string());
             }
             completions.push(first(None, Place::First).done);
@@ -337,9 +333,9 @@ fn writer_loop(
             // It ran without a savepoint: whatever it changed goes with
             // the transaction, which held nothing else. Its caller gets its
             // error whatever the rollback says.
-            if let Err(e) = exec(&conn, "ROLLBACK") {
+            if let Err(e) = conn.control("ROLLBACK") {
                 tracing::error!(error = %e, "rollback of a failed write failed");
-                if let Some(fault) = health::classify(&e) {
+                if let Some(fault) = e.fault {
                     health.failed(fault, &e.to_string());
                 }
             }
@@ -386,7 +382,7 @@ fn writer_loop(
             }
         }
         let ran = Instant::now();
-        let commit = exec(&conn, "COMMIT");
+        let commit = conn.control("COMMIT");
         let committed = Instant::now();
         expect = completions.len();
         linger = (committed - ran).min(MAX_LINGER);
@@ -406,10 +402,10 @@ fn writer_loop(
                 } else {
                     tracing::debug!(error = %e, "commit failed; rolling back the batch");
                 }
-                if let Some(fault) = health::classify(e) {
+                if let Some(fault) = e.fault {
                     health.failed(fault, &e.to_string());
                 }
-                let _ = exec(&conn, "ROLLBACK");
+                let _ = conn.control("ROLLBACK");
             }
             Ok(()) if wrote => health.committed(),
             Ok(()) => {}

@@ -68,10 +68,46 @@ impl Sql for Uncached<'_> {
     }
 }
 
+/// An engine failure as the writer tells it apart: the storage fault
+/// behind it, if it is one (disk full, read-only, I/O), and its text.
+#[derive(Debug, Clone)]
+pub struct DbError {
+    pub fault: Option<Fault>,
+    pub text: String,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::Internal(format!("sqlite: {e}"))
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError {
+            fault: classify(&e),
+            text: e.to_string(),
+        }
+    }
+}
+
 /// One row of a query's answer, lent to the caller's closure.
 pub struct Row<'a>(&'a rusqlite::Row<'a>);
 
-impl Row<'_> {
+impl<'a> Row<'a> {
+    /// A row the engine's own API read (for the store modules not yet
+    /// ported to `Conn`'s statement API: `store::seam` lists them).
+    #[inline]
+    pub(in crate::store) fn engine(r: &'a rusqlite::Row<'a>) -> Self {
+        Row(r)
+    }
+
     /// Column `i` (from 0) as `T`; an error when it holds another type.
     #[inline]
     pub fn get<T: Column>(&self, i: usize) -> ApiResult<T> {
@@ -99,6 +135,8 @@ impl Row<'_> {
     }
 }
 
+// The statement API is the store's own: outside `store/` a `Conn` is only
+// passed on to the store's functions.
 impl Conn {
     /// Runs `f` on the statement for `sql`, prepared or from the cache.
     #[inline]
@@ -119,15 +157,35 @@ impl Conn {
     /// Runs a statement that answers no rows; the number of rows it
     /// changed.
     #[inline]
-    pub fn exec<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<usize> {
+    pub(in crate::store) fn exec<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<usize> {
         self.with(sql, |st| {
             Ok(st.execute(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
         })
     }
 
+    /// Like `exec`, for a write that may break a UNIQUE constraint:
+    /// `Ok(Err(columns))` then, the columns the engine names (without
+    /// their table).
+    #[inline]
+    pub(in crate::store) fn exec_unique<S: Sql, P: Params>(
+        &self,
+        sql: S,
+        p: P,
+    ) -> ApiResult<Result<usize, Vec<String>>> {
+        self.with(sql, |st| {
+            match st.execute(params_from_iter((0..p.count()).map(|i| p.at(i)))) {
+                Ok(n) => Ok(Ok(n)),
+                Err(e) => match unique_columns(&e) {
+                    Some(cols) => Ok(Err(cols)),
+                    None => Err(e.into()),
+                },
+            }
+        })
+    }
+
     /// The first row of a query's answer through `f`, None if it has none.
     #[inline]
-    pub fn one<S: Sql, P: Params, T>(
+    pub(in crate::store) fn one<S: Sql, P: Params, T>(
         &self,
         sql: S,
         p: P,
@@ -144,7 +202,7 @@ impl Conn {
 
     /// Every row of a query's answer through `f`, in order.
     #[inline]
-    pub fn all<S: Sql, P: Params, T>(
+    pub(in crate::store) fn all<S: Sql, P: Params, T>(
         &self,
         sql: S,
         p: P,
@@ -160,7 +218,7 @@ impl Conn {
 
     /// Each row of a query's answer to `f`, in order.
     #[inline]
-    pub fn each<S: Sql, P: Params>(
+    pub(in crate::store) fn each<S: Sql, P: Params>(
         &self,
         sql: S,
         p: P,
@@ -177,15 +235,35 @@ impl Conn {
 
     /// Whether a query answers any row.
     #[inline]
-    pub fn exists<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<bool> {
+    pub(in crate::store) fn exists<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<bool> {
         self.with(sql, |st| {
             Ok(st.exists(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
         })
     }
 
+    /// A statement with no values and no answer that the caller must see
+    /// fail as the engine failed (the writer's transaction control), from
+    /// the statement cache: parsed once, not once per use.
+    pub(in crate::store) fn control(&self, sql: &str) -> Result<(), DbError> {
+        self.0.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    /// Rows changed by every statement on this connection since it was
+    /// opened (a write that changed none leaves it as it was).
+    #[inline]
+    pub(in crate::store) fn total_changes(&self) -> u64 {
+        self.0.total_changes()
+    }
+
+    /// How many prepared statements the connection keeps.
+    pub(in crate::store) fn set_statement_cache(&self, n: usize) {
+        self.0.set_prepared_statement_cache_capacity(n);
+    }
+
     /// Statements separated by `;`, with no values and no answer (DDL,
     /// savepoints).
-    pub fn script(&self, sql: &str) -> ApiResult<()> {
+    pub(in crate::store) fn script(&self, sql: &str) -> ApiResult<()> {
         self.0.execute_batch(sql)?;
         Ok(())
     }
@@ -234,6 +312,30 @@ impl From<rusqlite::Error> for ApiError {
         }
         ApiError::Internal(format!("sqlite: {e}"))
     }
+}
+
+/// The columns of a UNIQUE constraint a write broke, if that is the error
+/// ("UNIQUE constraint failed: users.email, users.x").
+fn unique_columns(e: &rusqlite::Error) -> Option<Vec<String>> {
+    if let rusqlite::Error::SqliteFailure(f, Some(msg)) = e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("UNIQUE") {
+            return Some(
+                msg.rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|part| {
+                        part.trim()
+                            .rsplit('.')
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect(),
+            );
+        }
+    }
+    None
 }
 
 /// The storage fault behind a SQLite error, if it is one.

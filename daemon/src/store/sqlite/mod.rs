@@ -5,20 +5,23 @@
 //! - `open`: opening a connection, its pragmas, SQLCipher's key, file modes,
 //!   and the integrity checks;
 //! - `rekey`: SQLCipher's export into a database under a new key;
+//! - `conn`: `Conn`, its statement API and `Row`;
+//! - `pocketbase`: reading a PocketBase database for the import;
 //! - the catalogue and maintenance statements below (`sqlite_master`,
 //!   `PRAGMA`s, `last_insert_rowid`, `VACUUM INTO`).
 //!
-//! Nothing outside `store/sqlite/` spells SQLite-specific SQL, and nothing
-//! outside `store/` names `rusqlite` (the unit test `store::seam` walks the
-//! sources). A second engine gets a sibling module with the same functions.
+//! Nothing outside `store/sqlite/` spells SQLite-specific SQL or names
+//! `rusqlite` (the unit test `store::seam` walks the sources). A second
+//! engine gets a sibling module with the same functions.
 
 mod conn;
 pub mod dialect;
 pub(super) mod open;
+pub(super) mod pocketbase;
 pub(super) mod rekey;
 mod value;
 
-pub use conn::{classify, uncached, Conn, Row, Sql};
+pub use conn::{uncached, Conn, Row, Sql};
 use rusqlite::Connection;
 
 /// The audit log's triggers: no UPDATE, and no DELETE of an entry younger
@@ -34,6 +37,44 @@ BEGIN
     SELECT RAISE(ABORT, 'audit entries younger than a day cannot be deleted');
 END;
 "#;
+
+/// An SQLite error worded as PocketBase's SQLite driver words it (the
+/// reason a view query is refused, shown to the client).
+fn reason(e: rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(e, Some(m)) => {
+            format!("SQL logic error: {m} ({})", e.extended_code & 0xff)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The columns a SELECT gives, asked of SQLite without running it: each
+/// one's name and declared type (a column of a table; None for an
+/// expression). `Err`: why SQLite refuses the query, worded by `reason`.
+pub fn result_columns(c: &Conn, sql: &str) -> Result<Vec<(String, Option<String>)>, String> {
+    let st = c.prepare(sql).map_err(reason)?;
+    Ok(st
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.decl_type().map(str::to_string)))
+        .collect())
+}
+
+/// Every row of a query through `f`; `Err` worded by `reason`.
+pub fn sample<T>(
+    c: &Conn,
+    sql: &str,
+    mut f: impl FnMut(&Row<'_>) -> crate::error::ApiResult<T>,
+) -> Result<Vec<T>, String> {
+    let mut st = c.prepare(sql).map_err(reason)?;
+    let mut rows = st.query([]).map_err(reason)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(reason)? {
+        out.push(f(&Row::engine(r)).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
 
 /// Whether the database has a table called `name`.
 pub fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {

@@ -282,20 +282,21 @@ impl Conn {
     }
 }
 
-// The store's own modules run their statements on the engine's connection;
-// outside `store/`, `store::seam` refuses a call of its statement methods.
-impl std::ops::Deref for Conn {
-    type Target = rusqlite::Connection;
+impl Conn {
+    /// The SQLite connection, for the engine's own statements (catalogue,
+    /// pragmas, maintenance) in `store/sqlite/`.
     #[inline]
-    fn deref(&self) -> &rusqlite::Connection {
+    pub(super) fn engine(&self) -> &rusqlite::Connection {
         &self.0
     }
 }
 
-impl std::ops::DerefMut for Conn {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
-        &mut self.0
+// Tests set their databases up with the engine's own API.
+#[cfg(test)]
+impl std::ops::Deref for Conn {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.0
     }
 }
 

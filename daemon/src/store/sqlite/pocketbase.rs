@@ -4,6 +4,7 @@
 //! SQLite's; the import's write side is `store::import`.
 
 use super::dialect::quote_ident;
+use super::Conn;
 use crate::schema::record::from_sql;
 use crate::schema::Collection;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -37,7 +38,7 @@ pub fn open_source(path: &Path) -> rusqlite::Result<super::Conn> {
 use super::{table_columns as columns, table_exists as has_table};
 
 /// Which kind of database the source is.
-pub fn source_format(c: &Connection) -> rusqlite::Result<SourceFormat> {
+pub fn source_format(c: &Conn) -> rusqlite::Result<SourceFormat> {
     if has_table(c, "_keepd_migrations")? {
         return Ok(SourceFormat::Keepd);
     }
@@ -63,7 +64,8 @@ pub struct SourceCollection {
 }
 
 /// Every collection of the source, in the order they were stored.
-pub fn source_collections(c: &Connection) -> rusqlite::Result<Vec<SourceCollection>> {
+pub fn source_collections(c: &Conn) -> rusqlite::Result<Vec<SourceCollection>> {
+    let c = c.engine();
     let mut st = c.prepare(&format!(
         "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule, \
          updateRule, deleteRule, options, created, updated FROM _collections ORDER BY {}",
@@ -106,12 +108,13 @@ pub fn source_collections(c: &Connection) -> rusqlite::Result<Vec<SourceCollecti
 
 /// The source's settings: `Ok(None)` when absent, `Err(text)` when stored
 /// but not JSON (PocketBase encrypts them under `PB_ENCRYPTION`).
-pub fn source_settings(c: &Connection) -> rusqlite::Result<Result<Option<Value>, String>> {
+pub fn source_settings(c: &Conn) -> rusqlite::Result<Result<Option<Value>, String>> {
     if !has_table(c, "_params")? {
         return Ok(Ok(None));
     }
     // PocketBase stores the JSON as a blob.
     let bytes: Option<Option<Vec<u8>>> = c
+        .engine()
         .query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| {
             Ok(match r.get_ref(0)? {
                 rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
@@ -131,7 +134,8 @@ pub fn source_settings(c: &Connection) -> rusqlite::Result<Result<Option<Value>,
 }
 
 /// The number of rows of a source table (the collection's name).
-pub fn source_count(c: &Connection, table: &str) -> rusqlite::Result<i64> {
+pub fn source_count(c: &Conn, table: &str) -> rusqlite::Result<i64> {
+    let c = c.engine();
     c.query_row(
         &format!("SELECT count(*) FROM {}", quote_ident(table)),
         [],
@@ -143,7 +147,7 @@ pub fn source_count(c: &Connection, table: &str) -> rusqlite::Result<i64> {
 /// from the source table of the same name in rowid order, `batch` at a time:
 /// `each` gets each batch. A column the source table lacks reads as null.
 pub fn source_records(
-    c: &Connection,
+    c: &Conn,
     coll: &Collection,
     batch: usize,
     mut each: impl FnMut(Vec<Map<String, Value>>) -> anyhow::Result<()>,
@@ -166,7 +170,7 @@ pub fn source_records(
         quote_ident(&coll.name),
         super::dialect::INSERTION_ORDER
     );
-    let mut st = c.prepare(&sql)?;
+    let mut st = c.engine().prepare(&sql)?;
     let mut rows = st.query([])?;
     let mut out = Vec::with_capacity(batch);
     while let Some(r) = rows.next()? {

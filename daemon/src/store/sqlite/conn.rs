@@ -101,10 +101,9 @@ impl From<rusqlite::Error> for DbError {
 pub struct Row<'a>(&'a rusqlite::Row<'a>);
 
 impl<'a> Row<'a> {
-    /// A row the engine's own API read (for the store modules not yet
-    /// ported to `Conn`'s statement API: `store::seam` lists them).
+    /// A row the engine's own API read (`sqlite::sample`).
     #[inline]
-    pub(in crate::store) fn engine(r: &'a rusqlite::Row<'a>) -> Self {
+    pub(super) fn engine(r: &'a rusqlite::Row<'a>) -> Self {
         Row(r)
     }
 
@@ -355,5 +354,124 @@ pub fn classify(e: &rusqlite::Error) -> Option<Fault> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{args, SqlValue};
+
+    fn db() -> Conn {
+        let c = Conn::open_in_memory().unwrap();
+        c.script("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b BLOB, x TEXT)")
+            .unwrap();
+        c
+    }
+
+    /// Values of several lists bind one after the other, in order, and
+    /// every kind of value keeps its storage class.
+    #[test]
+    fn params_bind_in_order() {
+        let c = db();
+        let first = vec![SqlValue::Text("a".into())];
+        let rest: Vec<SqlValue> = vec![SqlValue::Real(1.5), SqlValue::Blob(vec![1, 2])];
+        assert_eq!(
+            c.exec(
+                "INSERT INTO t (id, n, f, b, x) VALUES (?, ?, ?, ?, ?)",
+                (&first, [7_i64], &rest, [None::<&str>]),
+            )
+            .unwrap(),
+            1
+        );
+        let got = c
+            .one("SELECT id, n, f, b, x FROM t WHERE id = ?1", ["a"], |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<i64>(1)?,
+                    r.get::<f64>(2)?,
+                    r.get::<Vec<u8>>(3)?,
+                    r.get::<Option<String>>(4)?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(got, Some(("a".into(), 7, 1.5, vec![1, 2], None)));
+        // Too few values is an error, as the engine's own API says.
+        assert!(c
+            .exec("INSERT INTO t (id, n) VALUES (?, ?)", ["b"])
+            .is_err());
+        // No row: None; many: all of them, in order.
+        assert_eq!(
+            c.one("SELECT n FROM t WHERE id = 'none'", (), |r| r.get::<i64>(0))
+                .unwrap(),
+            None
+        );
+        c.exec(
+            uncached("INSERT INTO t (id, n) VALUES (?1, ?2)"),
+            args!["b", 8_u32],
+        )
+        .unwrap();
+        assert_eq!(
+            c.all("SELECT n FROM t ORDER BY id", (), |r| r.get::<i64>(0))
+                .unwrap(),
+            vec![7, 8]
+        );
+        assert!(c.exists("SELECT 1 FROM t WHERE n = ?1", [8_i64]).unwrap());
+        assert!(!c.exists("SELECT 1 FROM t WHERE n = ?1", [9_i64]).unwrap());
+    }
+
+    /// A column read as another type is an error, not a made-up value.
+    #[test]
+    fn columns_are_read_as_their_type_only() {
+        let c = db();
+        c.exec(
+            "INSERT INTO t (id, n) VALUES (?1, ?2)",
+            args!["a", 70_000_i64],
+        )
+        .unwrap();
+        let read = |sql: &str| c.one(uncached(sql), (), |r| r.get::<String>(0));
+        assert!(read("SELECT n FROM t").is_err());
+        assert!(c.one("SELECT n FROM t", (), |r| r.get::<u16>(0)).is_err());
+        assert_eq!(
+            c.one("SELECT n FROM t", (), |r| r.get::<u32>(0)).unwrap(),
+            Some(70_000)
+        );
+        assert_eq!(
+            c.one("SELECT n FROM t", (), |r| r.get::<f64>(0)).unwrap(),
+            Some(70_000.0)
+        );
+        assert!(c.one("SELECT f FROM t", (), |r| r.get::<i64>(0)).is_err());
+    }
+
+    /// A write that breaks a UNIQUE constraint names its columns; any other
+    /// failure stays an error.
+    #[test]
+    fn unique_violations_name_their_columns() {
+        let c = db();
+        c.script("CREATE UNIQUE INDEX t_nx ON t (n, x)").unwrap();
+        let ins = "INSERT INTO t (id, n, x) VALUES (?1, ?2, ?3)";
+        assert_eq!(c.exec_unique(ins, args!["a", 1_i64, "q"]).unwrap(), Ok(1));
+        assert_eq!(
+            c.exec_unique(ins, args!["b", 1_i64, "q"]).unwrap(),
+            Err(vec!["n".to_string(), "x".to_string()])
+        );
+        assert_eq!(
+            c.exec_unique(ins, args!["a", 2_i64, "q"]).unwrap(),
+            Err(vec!["id".to_string()])
+        );
+        assert!(c
+            .exec_unique("INSERT INTO nowhere VALUES (?1)", ["a"])
+            .is_err());
+    }
+
+    /// The writer's transaction control reports the engine's failure.
+    #[test]
+    fn control_statements_report_failures() {
+        let c = db();
+        c.control(crate::store::dialect::BEGIN_WRITE).unwrap();
+        let e = c.control(crate::store::dialect::BEGIN_WRITE).unwrap_err();
+        assert!(e.text.contains("within a transaction"), "{e}");
+        assert_eq!(e.fault, None);
+        c.control("COMMIT").unwrap();
     }
 }

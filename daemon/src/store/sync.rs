@@ -831,7 +831,7 @@ mod tests {
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(DDL).unwrap();
+        c.script(DDL).unwrap();
         c
     }
 

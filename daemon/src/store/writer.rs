@@ -460,12 +460,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("w.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
             .unwrap();
-        conn.busy_timeout(Duration::from_millis(0)).unwrap();
+        raw.busy_timeout(Duration::from_millis(0)).unwrap();
+        let conn = Connection::from(raw);
         // Another connection holds the write lock: BEGIN IMMEDIATE fails.
-        let holder = Connection::open(&path).unwrap();
+        let holder = rusqlite::Connection::open(&path).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let holder_thread = std::thread::spawn(move || {
@@ -490,7 +491,7 @@ mod tests {
                 ran2.store(true, Ordering::SeqCst);
                 let _ = release_tx.send(());
                 std::thread::sleep(Duration::from_millis(50));
-                c.execute("INSERT INTO t VALUES (1)", [])?;
+                c.exec("INSERT INTO t VALUES (1)", ())?;
                 Ok(())
             })
             .await;
@@ -502,7 +503,8 @@ mod tests {
         holder_thread.join().unwrap();
         let check = Connection::open(&path).unwrap();
         let n: i64 = check
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .one("SELECT count(*) FROM t", (), |r| r.get(0))
+            .unwrap()
             .unwrap();
         assert_eq!(n, 0, "a refused write left a row");
         let _ = std::fs::remove_dir_all(&dir);
@@ -514,7 +516,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("w.db");
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+        conn.script("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
             .unwrap();
         let writer = Writer::start(
             conn,
@@ -528,9 +530,8 @@ mod tests {
 
     fn values(path: &std::path::Path) -> Vec<i64> {
         let c = Connection::open(path).unwrap();
-        let mut st = c.prepare("SELECT v FROM t ORDER BY v").unwrap();
-        let rows = st.query_map([], |r| r.get(0)).unwrap();
-        rows.map(|r| r.unwrap()).collect()
+        c.all("SELECT v FROM t ORDER BY v", (), |r| r.get(0))
+            .unwrap()
     }
 
     /// A write that fails after changing rows leaves none of them, whether
@@ -543,7 +544,7 @@ mod tests {
         // Alone (first in its transaction).
         let r = writer
             .run(|c| {
-                c.execute("INSERT INTO t VALUES (1)", [])?;
+                c.exec("INSERT INTO t VALUES (1)", ())?;
                 Err::<(), _>(ApiError::bad("no"))
             })
             .await;
@@ -554,7 +555,7 @@ mod tests {
             let w = writer.clone();
             tasks.push(tokio::spawn(async move {
                 w.run(move |c| {
-                    c.execute("INSERT INTO t VALUES (?1)", [i + 10])?;
+                    c.exec("INSERT INTO t VALUES (?1)", [i + 10])?;
                     match i % 4 {
                         0 => Err(ApiError::bad("no")),
                         1 => panic!("a write panics"),
@@ -573,7 +574,7 @@ mod tests {
             }
         }
         writer
-            .run(|c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+            .run(|c| c.exec("INSERT INTO t VALUES (2)", ()))
             .await
             .unwrap();
         ok.insert(0, 2);

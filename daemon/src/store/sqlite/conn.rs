@@ -290,15 +290,6 @@ impl Conn {
     }
 }
 
-// Tests set their databases up with the engine's own API.
-#[cfg(test)]
-impl std::ops::Deref for Conn {
-    type Target = rusqlite::Connection;
-    fn deref(&self) -> &rusqlite::Connection {
-        &self.0
-    }
-}
-
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         // A collection's table is named from the schema snapshot a request

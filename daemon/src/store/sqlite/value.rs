@@ -80,7 +80,8 @@ mod tests {
         assert_eq!(b.as_ptr(), row.as_ptr());
         let c = crate::store::Conn::open_in_memory().unwrap();
         let back: SqlValue = c
-            .query_row("SELECT ?1", [SqlValue::Real(1.5)], |r| r.get(0))
+            .one("SELECT ?1", [SqlValue::Real(1.5)], |r| r.get(0))
+            .unwrap()
             .unwrap();
         assert_eq!(back, SqlValue::Real(1.5));
     }

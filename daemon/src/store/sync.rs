@@ -212,13 +212,14 @@ pub struct ClockRow {
 }
 
 pub fn clock_get(c: &Connection, coll: &str, rec: &str) -> ApiResult<Option<ClockRow>> {
-    let row = c.one("SELECT fields, deleted, deletedBy FROM _keepd_sync_clocks WHERE collectionRef = ?1 AND recordRef = ?2", [coll, rec], |r| {
-            Ok((
-                r.get::<String>(0)?,
-                r.get::<Option<i64>>(1)?,
-                r.get::<String>(2)?,
-            ))
-        })?;
+    let sql = "SELECT fields, deleted, deletedBy FROM _keepd_sync_clocks WHERE collectionRef = ?1 AND recordRef = ?2";
+    let row = c.one(sql, [coll, rec], |r| {
+        Ok((
+            r.get::<String>(0)?,
+            r.get::<Option<i64>>(1)?,
+            r.get::<String>(2)?,
+        ))
+    })?;
     Ok(row.map(|(fields, deleted, by)| {
         let fields = parse_obj(&fields)
             .into_iter()
@@ -295,27 +296,32 @@ pub struct Conflict {
 }
 
 pub fn conflict_add(c: &Connection, x: &Conflict) -> ApiResult<()> {
-    c.exec("INSERT INTO _keepd_sync_conflicts (collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", args![
-        x.collection,
-        x.record,
-        x.field,
-        json_text(&x.kept),
-        x.kept_hlc as i64,
-        x.kept_by,
-        json_text(&x.lost),
-        x.lost_hlc as i64,
-        x.lost_by,
-        x.why,
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_conflicts (collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    c.exec(
+        sql,
+        args![
+            x.collection,
+            x.record,
+            x.field,
+            json_text(&x.kept),
+            x.kept_hlc as i64,
+            x.kept_by,
+            json_text(&x.lost),
+            x.lost_hlc as i64,
+            x.lost_by,
+            x.why,
+            x.created
+        ],
+    )?;
     Ok(())
 }
 
 /// The newest conflicts first (`before`: ids below it; 0: from the newest).
 pub fn conflicts(c: &Connection, before: i64, limit: i64) -> ApiResult<Vec<Conflict>> {
-    let rows = c.all("SELECT id, collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created
-         FROM _keepd_sync_conflicts WHERE (?1 = 0 OR id < ?1) ORDER BY id DESC LIMIT ?2", args![before, limit], |r| {
+    let sql = "SELECT id, collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created
+         FROM _keepd_sync_conflicts WHERE (?1 = 0 OR id < ?1) ORDER BY id DESC LIMIT ?2";
+    let rows = c.all(sql, args![before, limit], |r| {
         Ok(Conflict {
             id: r.get(0)?,
             collection: r.get(1)?,
@@ -368,20 +374,24 @@ pub struct Rejected {
 /// Stores a rejected change (a replay of the same device and seq keeps the
 /// first).
 pub fn rejected_add(c: &Connection, x: &Rejected) -> ApiResult<()> {
-    c.exec("INSERT INTO _keepd_sync_rejected (device, seq, hlc, collectionRef, recordRef, op, fields, status, reason, created)
+    let sql = "INSERT INTO _keepd_sync_rejected (device, seq, hlc, collectionRef, recordRef, op, fields, status, reason, created)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-         WHERE NOT EXISTS (SELECT 1 FROM _keepd_sync_rejected WHERE device = ?1 AND seq = ?2)", args![
-        x.device,
-        x.seq as i64,
-        x.hlc as i64,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        x.status,
-        json_text(&x.reason),
-        x.created
-    ])?;
+         WHERE NOT EXISTS (SELECT 1 FROM _keepd_sync_rejected WHERE device = ?1 AND seq = ?2)";
+    c.exec(
+        sql,
+        args![
+            x.device,
+            x.seq as i64,
+            x.hlc as i64,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            x.status,
+            json_text(&x.reason),
+            x.created
+        ],
+    )?;
     Ok(())
 }
 
@@ -459,17 +469,21 @@ pub struct OutChange {
 
 /// Appends a change; its seq is the next integer (returned).
 pub fn outbox_append(c: &Connection, x: &OutChange) -> ApiResult<u64> {
-    c.exec("INSERT INTO _keepd_sync_outbox (hlc, collectionRef, recordRef, op, fields, base, bytes, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", args![
-        x.hlc as i64,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        json_text(&Value::Object(x.base.clone())),
-        x.bytes as i64,
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_outbox (hlc, collectionRef, recordRef, op, fields, base, bytes, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    c.exec(
+        sql,
+        args![
+            x.hlc as i64,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            json_text(&Value::Object(x.base.clone())),
+            x.bytes as i64,
+            x.created
+        ],
+    )?;
     Ok(super::sqlite::last_insert_id(c))
 }
 
@@ -531,18 +545,22 @@ pub fn outbox_last_seq(c: &Connection) -> ApiResult<u64> {
 /// Inserts with an explicit seq (seqs never go back, even when the
 /// outbox was emptied).
 pub fn outbox_append_at(c: &Connection, x: &OutChange) -> ApiResult<()> {
-    c.exec("INSERT INTO _keepd_sync_outbox (seq, hlc, collectionRef, recordRef, op, fields, base, bytes, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", args![
-        x.seq as i64,
-        x.hlc as i64,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        json_text(&Value::Object(x.base.clone())),
-        x.bytes as i64,
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_outbox (seq, hlc, collectionRef, recordRef, op, fields, base, bytes, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    c.exec(
+        sql,
+        args![
+            x.seq as i64,
+            x.hlc as i64,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            json_text(&Value::Object(x.base.clone())),
+            x.bytes as i64,
+            x.created
+        ],
+    )?;
     Ok(())
 }
 
@@ -685,7 +703,8 @@ pub fn device_delete(c: &Connection, id: &str) -> ApiResult<()> {
 
 /// Records how far a device's pushes got.
 pub fn device_pushed(c: &Connection, id: &str, last_seq: u64, now: &str) -> ApiResult<()> {
-    c.exec("UPDATE _keepd_sync_devices SET lastSeq = CASE WHEN lastSeq < ?2 THEN ?2 ELSE lastSeq END, lastPush = ?3 WHERE id = ?1", args![id, last_seq as i64, now])?;
+    let sql = "UPDATE _keepd_sync_devices SET lastSeq = CASE WHEN lastSeq < ?2 THEN ?2 ELSE lastSeq END, lastPush = ?3 WHERE id = ?1";
+    c.exec(sql, args![id, last_seq as i64, now])?;
     Ok(())
 }
 
@@ -720,18 +739,24 @@ pub struct LogEntry {
 }
 
 pub fn log_append(c: &Connection, x: &LogEntry) -> ApiResult<u64> {
-    c.exec("INSERT INTO _keepd_sync_log (hlc, origin, echo, collectionRef, recordRef, op, fields, snapshot, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)", args![
-        x.hlc as i64,
-        x.origin,
-        x.echo,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        x.snapshot.as_ref().map(|m| json_text(&Value::Object(m.clone()))),
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_log (hlc, origin, echo, collectionRef, recordRef, op, fields, snapshot, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    c.exec(
+        sql,
+        args![
+            x.hlc as i64,
+            x.origin,
+            x.echo,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            x.snapshot
+                .as_ref()
+                .map(|m| json_text(&Value::Object(m.clone()))),
+            x.created
+        ],
+    )?;
     Ok(super::sqlite::last_insert_id(c))
 }
 
@@ -804,7 +829,8 @@ pub fn blob_add(c: &Connection, sha256: &str, size: u64, now: &str) -> ApiResult
 // Which content each stored file of a synced record has
 
 pub fn file_sha(c: &Connection, coll: &str, rec: &str, name: &str) -> ApiResult<Option<String>> {
-    c.one("SELECT sha256 FROM _keepd_sync_files WHERE collectionRef = ?1 AND recordRef = ?2 AND name = ?3", [coll, rec, name], |r| r.get(0))
+    let sql = "SELECT sha256 FROM _keepd_sync_files WHERE collectionRef = ?1 AND recordRef = ?2 AND name = ?3";
+    c.one(sql, [coll, rec, name], |r| r.get(0))
 }
 
 pub fn file_note(c: &Connection, coll: &str, rec: &str, name: &str, sha: &str) -> ApiResult<()> {

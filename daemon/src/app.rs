@@ -208,7 +208,7 @@ impl App {
     pub async fn audit(&self, e: crate::store::audit::Entry) {
         let r = self
             .store
-            .write(move |c| Ok(crate::store::audit::append(c, &e)?))
+            .write(move |c| crate::store::audit::append(c, &e))
             .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "audit log append failed");

@@ -138,7 +138,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
             diff: serde_json::json!({}),
         };
         store
-            .write(move |c| Ok(store::audit::append(c, &entry)?))
+            .write(move |c| store::audit::append(c, &entry))
             .await
             .map_err(|e| anyhow::anyhow!("audit of the restore: {e}"))?;
     }
@@ -216,10 +216,7 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
         tokio::spawn(async move {
             let days = app.config.audit_retention_days;
             loop {
-                let pruned = app
-                    .store
-                    .write(move |c| Ok(store::audit::prune(c, days)?))
-                    .await;
+                let pruned = app.store.write(move |c| store::audit::prune(c, days)).await;
                 match pruned {
                     Ok(n) if n > 0 => tracing::info!(entries = n, days, "audit log pruned"),
                     Ok(_) => {}

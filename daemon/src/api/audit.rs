@@ -40,14 +40,7 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     };
     let (total, rows) = app
         .store
-        .read(move |c| {
-            Ok(audit::list(
-                c,
-                &filter,
-                per_page,
-                (page - 1).saturating_mul(per_page),
-            )?)
-        })
+        .read(move |c| audit::list(c, &filter, per_page, (page - 1).saturating_mul(per_page)))
         .await?;
     let items: Vec<Value> = rows
         .into_iter()

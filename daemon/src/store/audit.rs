@@ -8,10 +8,12 @@
 //! pruning (`audit_retention_days`, at least 1) deletes only older ones.
 //! Nothing in the API writes it except through `append`.
 
-use super::Conn as Connection;
-use rusqlite::{params, params_from_iter};
+use super::{args, uncached, Conn as Connection};
+use crate::error::ApiResult;
 use serde_json::{json, Map, Value};
 
+/// The table; migration 3 creates it with its append-only triggers (the
+/// engine's: `sqlite::AUDIT_TRIGGERS`).
 pub(crate) const DDL: &str = r#"
 CREATE TABLE IF NOT EXISTS _keepd_audit (
     id      TEXT PRIMARY KEY NOT NULL,
@@ -25,13 +27,6 @@ CREATE TABLE IF NOT EXISTS _keepd_audit (
 CREATE INDEX IF NOT EXISTS idx__keepd_audit_created ON _keepd_audit (created);
 CREATE INDEX IF NOT EXISTS idx__keepd_audit_action ON _keepd_audit (action);
 "#;
-
-/// Creates the table (if missing) and its append-only triggers (the
-/// engine's: `sqlite::AUDIT_TRIGGERS`).
-pub(crate) fn create(c: &rusqlite::Connection) -> rusqlite::Result<()> {
-    c.execute_batch(DDL)?;
-    c.execute_batch(super::sqlite::AUDIT_TRIGGERS)
-}
 
 /// One entry to append.
 #[derive(Debug, Clone, Default)]
@@ -47,13 +42,13 @@ pub struct Entry {
 }
 
 /// Appends an entry (inside the caller's write).
-pub fn append(c: &Connection, e: &Entry) -> rusqlite::Result<()> {
+pub fn append(c: &Connection, e: &Entry) -> ApiResult<()> {
     let id = crate::util::random_string(15, crate::util::ALPHANUM);
     let diff = redact(&e.diff).to_string();
-    c.execute(
+    c.exec(
         "INSERT INTO _keepd_audit (id, created, action, actor, ip, target, diff)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
+        args![
             id,
             crate::util::now_string(),
             e.action,
@@ -67,12 +62,12 @@ pub fn append(c: &Connection, e: &Entry) -> rusqlite::Result<()> {
 }
 
 /// Deletes entries older than `days` (at least one day).
-pub fn prune(c: &Connection, days: u32) -> rusqlite::Result<usize> {
+pub fn prune(c: &Connection, days: u32) -> ApiResult<usize> {
     let sql = format!(
         "DELETE FROM _keepd_audit WHERE {}",
         super::dialect::older_than_days("created")
     );
-    c.execute(&sql, [f64::from(days.max(1)) + 0.001])
+    c.exec(uncached(&sql), [f64::from(days.max(1)) + 0.001])
 }
 
 /// Which entries to list: exact matches, and a range of `created` text
@@ -101,12 +96,7 @@ pub struct Row {
 
 /// The entries passing `f`, newest first, `limit` from `offset`, and how
 /// many pass in all.
-pub fn list(
-    c: &Connection,
-    f: &Filter,
-    limit: i64,
-    offset: i64,
-) -> rusqlite::Result<(i64, Vec<Row>)> {
+pub fn list(c: &Connection, f: &Filter, limit: i64, offset: i64) -> ApiResult<(i64, Vec<Row>)> {
     // Fixed conditions, values bound.
     let mut conds: Vec<&'static str> = Vec::new();
     let mut args: Vec<&str> = Vec::new();
@@ -128,11 +118,13 @@ pub fn list(
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     };
-    let total: i64 = c.query_row(
-        &format!("SELECT COUNT(*) FROM _keepd_audit{where_sql}"),
-        params_from_iter(args.iter()),
-        |r| r.get(0),
-    )?;
+    let total: i64 = c
+        .one(
+            uncached(&format!("SELECT COUNT(*) FROM _keepd_audit{where_sql}")),
+            &args,
+            |r| r.get(0),
+        )?
+        .unwrap_or(0);
     let sql = format!(
         "SELECT id, created, action, actor, ip, target, diff FROM _keepd_audit{where_sql}
          ORDER BY created DESC, {} DESC LIMIT ? OFFSET ?",
@@ -144,8 +136,7 @@ pub fn list(
         .collect();
     params.push(limit.into());
     params.push(offset.into());
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(params.iter()), |r| {
+    let rows = c.all(uncached(&sql), &params, |r| {
         let diff: String = r.get(6)?;
         Ok(Row {
             id: r.get(0)?,
@@ -157,7 +148,7 @@ pub fn list(
             diff: serde_json::from_str(&diff).unwrap_or(Value::Null),
         })
     })?;
-    Ok((total, rows.collect::<Result<_, _>>()?))
+    Ok((total, rows))
 }
 
 /// Keys whose values never go into the log.
@@ -242,6 +233,11 @@ fn walk(prefix: &str, a: &Value, b: &Value, out: &mut Map<String, Value>) {
 mod tests {
     use super::*;
 
+    fn create(c: &Connection) -> ApiResult<()> {
+        c.script(DDL)?;
+        c.script(super::super::sqlite::AUDIT_TRIGGERS)
+    }
+
     #[test]
     fn diffs_name_changed_paths_and_hide_secrets() {
         let a =
@@ -280,18 +276,17 @@ mod tests {
         )
         .expect("append");
         let diff: String = c
-            .query_row("SELECT diff FROM _keepd_audit", [], |r| r.get(0))
-            .expect("row");
+            .one("SELECT diff FROM _keepd_audit", (), |r| r.get(0))
+            .expect("row")
+            .expect("an entry");
         assert!(!diff.contains("\"x\""), "{diff}");
-        assert!(c
-            .execute("UPDATE _keepd_audit SET action = 'x'", [])
-            .is_err());
-        assert!(c.execute("DELETE FROM _keepd_audit", []).is_err());
+        assert!(c.exec("UPDATE _keepd_audit SET action = 'x'", ()).is_err());
+        assert!(c.exec("DELETE FROM _keepd_audit", ()).is_err());
         assert_eq!(prune(&c, 1).expect("prune"), 0);
         // An old entry can be pruned.
-        c.execute(
+        c.exec(
             "INSERT INTO _keepd_audit (id, created, action) VALUES ('old', '2020-01-01 00:00:00.000Z', 'x')",
-            [],
+            (),
         )
         .expect("insert");
         assert_eq!(prune(&c, 30).expect("prune"), 1);

@@ -1,13 +1,14 @@
 //! Table definitions for collections: create, alter (sync) and drop. SQL
 //! identifiers come only from validated collection and field names.
 
+use super::Conn as Connection;
+use crate::error::ApiResult;
 use crate::schema::index::parse_index;
 use crate::schema::{Collection, CollectionType};
-use rusqlite::Connection;
 
 use super::dialect::quote_ident;
 
-pub(crate) fn create_table(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
+pub(crate) fn create_table(conn: &Connection, c: &Collection) -> ApiResult<()> {
     if c.kind == CollectionType::View {
         return Ok(());
     }
@@ -16,7 +17,7 @@ pub(crate) fn create_table(conn: &Connection, c: &Collection) -> rusqlite::Resul
         .iter()
         .map(|f| format!("{} {}", quote_ident(&f.name), f.column_def()))
         .collect();
-    conn.execute_batch(&format!(
+    conn.script(&format!(
         "CREATE TABLE {} ({})",
         quote_ident(&c.name),
         cols.join(", ")
@@ -24,13 +25,13 @@ pub(crate) fn create_table(conn: &Connection, c: &Collection) -> rusqlite::Resul
     create_indexes(conn, c)
 }
 
-pub(crate) fn create_indexes(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
+pub(crate) fn create_indexes(conn: &Connection, c: &Collection) -> ApiResult<()> {
     for ix in &c.indexes {
         // Validated at collection save; an unparsable one is skipped loudly.
         match parse_index(ix) {
             Ok(mut def) => {
                 def.table = c.name.clone();
-                conn.execute_batch(&def.to_sql())?;
+                conn.script(&def.to_sql())?;
             }
             Err(e) => tracing::warn!(collection = %c.name, error = %e, "skipping index"),
         }
@@ -38,37 +39,33 @@ pub(crate) fn create_indexes(conn: &Connection, c: &Collection) -> rusqlite::Res
     Ok(())
 }
 
-fn drop_indexes(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
+fn drop_indexes(conn: &Connection, c: &Collection) -> ApiResult<()> {
     for ix in &c.indexes {
         if let Ok(def) = parse_index(ix) {
-            conn.execute_batch(&format!("DROP INDEX IF EXISTS {}", quote_ident(&def.name)))?;
+            conn.script(&format!("DROP INDEX IF EXISTS {}", quote_ident(&def.name)))?;
         }
     }
     Ok(())
 }
 
-pub(crate) fn drop_table(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
+pub(crate) fn drop_table(conn: &Connection, c: &Collection) -> ApiResult<()> {
     if c.kind == CollectionType::View {
         return Ok(());
     }
     drop_indexes(conn, c)?;
-    conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote_ident(&c.name)))
+    conn.script(&format!("DROP TABLE IF EXISTS {}", quote_ident(&c.name)))
 }
 
 /// Brings the table of `old` to the shape of `new`: rename table, rename
 /// columns (matched by field id), drop removed ones, add new ones, and
 /// recreate the indexes.
-pub(crate) fn sync_table(
-    conn: &Connection,
-    old: &Collection,
-    new: &Collection,
-) -> rusqlite::Result<()> {
+pub(crate) fn sync_table(conn: &Connection, old: &Collection, new: &Collection) -> ApiResult<()> {
     if new.kind == CollectionType::View {
         return Ok(());
     }
     drop_indexes(conn, old)?;
     if old.name != new.name {
-        conn.execute_batch(&format!(
+        conn.script(&format!(
             "ALTER TABLE {} RENAME TO {}",
             quote_ident(&old.name),
             quote_ident(&new.name)
@@ -83,7 +80,7 @@ pub(crate) fn sync_table(
             .find(|nf| nf.id == of.id)
             .filter(|nf| nf.column_def() == of.column_def());
         if keep.is_none() {
-            conn.execute_batch(&format!(
+            conn.script(&format!(
                 "ALTER TABLE {t} DROP COLUMN {}",
                 quote_ident(&of.name)
             ))?;
@@ -96,7 +93,7 @@ pub(crate) fn sync_table(
             .find(|of| of.id == nf.id && of.column_def() == nf.column_def())
         {
             Some(of) if of.name != nf.name => {
-                conn.execute_batch(&format!(
+                conn.script(&format!(
                     "ALTER TABLE {t} RENAME COLUMN {} TO {}",
                     quote_ident(&of.name),
                     quote_ident(&nf.name)
@@ -107,7 +104,7 @@ pub(crate) fn sync_table(
                 let def = nf.column_def();
                 // SQLite can't ADD a PRIMARY KEY column; ids exist from the start.
                 if !nf.is_primary_key() {
-                    conn.execute_batch(&format!(
+                    conn.script(&format!(
                         "ALTER TABLE {t} ADD COLUMN {} {def}",
                         quote_ident(&nf.name)
                     ))?;
@@ -140,13 +137,14 @@ pub fn prepare_view(
     use crate::schema::view;
     let plan = view::plan(query, schema, name)?;
     let (names, id_text) = {
-        let st = conn.prepare(&plan.sql).map_err(sqlite_reason)?;
-        let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
-        let id_text = st.columns().iter().any(|c| {
-            c.name() == "id"
-                && c.decl_type()
+        let cols = super::sqlite::result_columns(conn, &plan.sql)?;
+        let id_text = cols.iter().any(|(name, decl)| {
+            name == "id"
+                && decl
+                    .as_deref()
                     .is_some_and(|t| t.eq_ignore_ascii_case("text"))
         });
+        let names: Vec<String> = cols.into_iter().map(|(name, _)| name).collect();
         (names, id_text)
     };
     let fields = view::infer_fields(&plan, &names, schema)?;
@@ -172,16 +170,6 @@ pub fn prepare_view(
     })
 }
 
-fn sqlite_reason(e: rusqlite::Error) -> String {
-    match e {
-        // Worded as PocketBase's SQLite driver words it.
-        rusqlite::Error::SqliteFailure(e, Some(m)) => {
-            format!("SQL logic error: {m} ({})", e.extended_code & 0xff)
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Up to `limit` rows of a prepared view's SELECT, as PocketBase's
 /// dry run samples them.
 pub fn sample_view(
@@ -196,11 +184,7 @@ pub fn sample_view(
         cols.join(", "),
         limit.max(0)
     );
-    let mut st = conn.prepare(&q).map_err(sqlite_reason)?;
-    let rows = st
-        .query_map([], |r| super::records::row_to_map(c, r))
-        .map_err(sqlite_reason)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(sqlite_reason)
+    super::sqlite::sample(conn, &q, |r| super::records::row_to_map(c, r))
 }
 
 fn view_col(name: &str) -> String {
@@ -208,13 +192,13 @@ fn view_col(name: &str) -> String {
 }
 
 /// Creates the SQLite view of a view collection from its prepared SQL.
-pub(crate) fn create_view(conn: &Connection, name: &str, sql: &str) -> rusqlite::Result<()> {
-    conn.execute_batch(&format!(
+pub(crate) fn create_view(conn: &Connection, name: &str, sql: &str) -> ApiResult<()> {
+    conn.script(&format!(
         "CREATE VIEW {} AS SELECT * FROM ({sql})",
         quote_ident(name)
     ))
 }
 
-pub(crate) fn drop_view(conn: &Connection, name: &str) -> rusqlite::Result<()> {
-    conn.execute_batch(&format!("DROP VIEW IF EXISTS {}", quote_ident(name)))
+pub(crate) fn drop_view(conn: &Connection, name: &str) -> ApiResult<()> {
+    conn.script(&format!("DROP VIEW IF EXISTS {}", quote_ident(name)))
 }

@@ -1,10 +1,10 @@
 //! `_externalAuths`: PocketBase's links between an auth record and an
 //! OAuth2 provider's account.
 
+use super::args;
 use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::{now_string, random_string, ALPHANUM};
-use rusqlite::{params, OptionalExtension};
 
 /// One link.
 #[derive(Debug, Clone)]
@@ -20,17 +20,17 @@ pub fn find(
     provider: &str,
     provider_id: &str,
 ) -> ApiResult<Option<ExternalAuth>> {
-    Ok(c.prepare_cached(
+    c.one(
         "SELECT id, recordRef FROM _externalAuths
          WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3",
-    )?
-    .query_row([collection_ref, provider, provider_id], |r| {
-        Ok(ExternalAuth {
-            id: r.get(0)?,
-            record_ref: r.get(1)?,
-        })
-    })
-    .optional()?)
+        [collection_ref, provider, provider_id],
+        |r| {
+            Ok(ExternalAuth {
+                id: r.get(0)?,
+                record_ref: r.get(1)?,
+            })
+        },
+    )
 }
 
 /// Links a record to a provider's account; answers the new link's id.
@@ -43,17 +43,19 @@ pub fn insert(
 ) -> ApiResult<String> {
     let id = random_string(15, ALPHANUM);
     let now = now_string();
-    c.prepare_cached(
+    c.exec(
         "INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId, created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-    )?
-    .execute(params![id, collection_ref, record_ref, provider, provider_id, now])?;
+        args![id, collection_ref, record_ref, provider, provider_id, now],
+    )?;
     Ok(id)
 }
 
 /// Removes every link of a record.
 pub fn delete_for_record(c: &Connection, collection_ref: &str, record_ref: &str) -> ApiResult<()> {
-    c.prepare_cached("DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2")?
-        .execute([collection_ref, record_ref])?;
+    c.exec(
+        "DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2",
+        [collection_ref, record_ref],
+    )?;
     Ok(())
 }

@@ -70,8 +70,6 @@ impl Health {
     }
 }
 
-pub use super::sqlite::classify;
-
 /// The storage fault an error message names (errors that reached the
 /// writer already turned into text).
 pub fn classify_text(s: &str) -> Option<Fault> {

@@ -4,10 +4,9 @@
 //! value is bound.
 
 use super::dialect::{quote_ident, COLLATE_NOCASE};
-use super::Conn as Connection;
+use super::{uncached, Conn as Connection};
 use crate::error::{ApiError, ApiResult};
 use crate::schema::Collection;
-use rusqlite::OptionalExtension;
 
 /// How a lookup compares text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,16 +47,11 @@ pub fn id_by(
             ""
         }
     );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([value], |r| r.get(0))
-        .optional()?)
+    conn.one(&sql, [value], |r| r.get(0))
 }
 
 /// Every record id of a collection.
 pub fn all_ids(conn: &Connection, c: &Collection) -> ApiResult<Vec<String>> {
     let sql = format!("SELECT \"id\" FROM {}", quote_ident(&c.name));
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    conn.all(uncached(&sql), (), |r| r.get::<String>(0))
 }

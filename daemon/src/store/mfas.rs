@@ -1,10 +1,10 @@
 //! `_mfas`: PocketBase's multi-factor sessions — the first method that
 //! succeeded for a record, waiting for a second, different one.
 
+use super::args;
 use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, OptionalExtension};
 
 /// One MFA session.
 #[derive(Debug, Clone)]
@@ -26,32 +26,31 @@ pub fn insert(
     method: &str,
 ) -> ApiResult<()> {
     let now = now_string();
-    c.prepare_cached(
+    c.exec(
         "INSERT INTO _mfas (id, collectionRef, recordRef, method, created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-    )?
-    .execute(params![id, collection_ref, record_ref, method, now])?;
+        args![id, collection_ref, record_ref, method, now],
+    )?;
     Ok(())
 }
 
 pub fn get(c: &Connection, id: &str) -> ApiResult<Option<Mfa>> {
-    Ok(c.prepare_cached(
+    c.one(
         "SELECT id, collectionRef, recordRef, method, created FROM _mfas WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(Mfa {
-            id: r.get(0)?,
-            collection_ref: r.get(1)?,
-            record_ref: r.get(2)?,
-            method: r.get(3)?,
-            created: r.get(4)?,
-        })
-    })
-    .optional()?)
+        [id],
+        |r| {
+            Ok(Mfa {
+                id: r.get(0)?,
+                collection_ref: r.get(1)?,
+                record_ref: r.get(2)?,
+                method: r.get(3)?,
+                created: r.get(4)?,
+            })
+        },
+    )
 }
 
 pub fn delete(c: &Connection, id: &str) -> ApiResult<()> {
-    c.prepare_cached("DELETE FROM _mfas WHERE id = ?1")?
-        .execute([id])?;
+    c.exec("DELETE FROM _mfas WHERE id = ?1", [id])?;
     Ok(())
 }

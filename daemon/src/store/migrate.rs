@@ -2,9 +2,10 @@
 //! the collection rows ↔ `Collection` mapping.
 
 use super::ddl;
+use super::{args, uncached, Conn as Connection};
+use crate::error::ApiResult;
 use crate::schema::{Collection, CollectionType, Schema};
 use crate::util::{now_string, random_string, ALPHANUM};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 struct Migration {
@@ -39,12 +40,12 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 fn sync_tables(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch(super::sync::DDL)?;
+    conn.script(super::sync::DDL)?;
     Ok(())
 }
 
 fn totp(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch(
+    conn.script(
         "CREATE TABLE IF NOT EXISTS _keepd_totp (
             collectionRef TEXT NOT NULL,
             recordRef     TEXT NOT NULL,
@@ -61,11 +62,12 @@ fn totp(conn: &Connection) -> anyhow::Result<()> {
 }
 
 fn audit_log(conn: &Connection) -> anyhow::Result<()> {
-    super::audit::create(conn)?;
+    conn.script(super::audit::DDL)?;
+    conn.script(super::sqlite::AUDIT_TRIGGERS)?;
     Ok(())
 }
 
-pub(crate) fn run(conn: &mut Connection) -> anyhow::Result<()> {
+pub(crate) fn run(conn: &Connection) -> anyhow::Result<()> {
     // A PocketBase database is not served in place (its collections would
     // collide with keepd's first migration); it is imported.
     let table = |name: &str| super::sqlite::table_exists(conn, name);
@@ -76,7 +78,7 @@ pub(crate) fn run(conn: &mut Connection) -> anyhow::Result<()> {
              (README, \"Moving in from PocketBase\")"
         );
     }
-    conn.execute_batch(
+    conn.script(
         "CREATE TABLE IF NOT EXISTS _keepd_migrations (
             version INTEGER PRIMARY KEY,
             name    TEXT NOT NULL,
@@ -84,30 +86,39 @@ pub(crate) fn run(conn: &mut Connection) -> anyhow::Result<()> {
         )",
     )?;
     for m in MIGRATIONS {
-        let done: Option<i64> = conn
-            .query_row(
-                "SELECT version FROM _keepd_migrations WHERE version = ?1",
-                [m.version],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let done: Option<i64> = conn.one(
+            uncached("SELECT version FROM _keepd_migrations WHERE version = ?1"),
+            [m.version],
+            |r| r.get(0),
+        )?;
         if done.is_some() {
             continue;
         }
         tracing::info!(version = m.version, name = m.name, "applying migration");
-        let tx = conn.transaction()?;
-        (m.up)(&tx)?;
-        tx.execute(
-            "INSERT INTO _keepd_migrations (version, name, applied) VALUES (?1, ?2, ?3)",
-            params![m.version, m.name, now_string()],
-        )?;
-        tx.commit()?;
+        // Each migration in its own transaction, rolled back if it fails.
+        conn.script("BEGIN")?;
+        let applied = (m.up)(conn).and_then(|()| {
+            conn.exec(
+                uncached(
+                    "INSERT INTO _keepd_migrations (version, name, applied) VALUES (?1, ?2, ?3)",
+                ),
+                args![m.version, m.name, now_string()],
+            )?;
+            Ok(())
+        });
+        match applied {
+            Ok(()) => conn.script("COMMIT")?,
+            Err(e) => {
+                let _ = conn.script("ROLLBACK");
+                return Err(e);
+            }
+        }
     }
     Ok(())
 }
 
 fn init(conn: &Connection) -> anyhow::Result<()> {
-    conn.execute_batch(
+    conn.script(
         r#"CREATE TABLE IF NOT EXISTS _collections (
             id         TEXT PRIMARY KEY NOT NULL,
             system     BOOLEAN DEFAULT FALSE NOT NULL,
@@ -150,12 +161,14 @@ fn init(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn insert_collection(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule,
+pub(crate) fn insert_collection(conn: &Connection, c: &Collection) -> ApiResult<()> {
+    conn.exec(
+        uncached(
+            "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule,
             createRule, updateRule, deleteRule, options, created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
+        ),
+        args![
             c.id,
             c.system,
             c.kind.as_str(),
@@ -175,12 +188,14 @@ pub(crate) fn insert_collection(conn: &Connection, c: &Collection) -> rusqlite::
     Ok(())
 }
 
-pub(crate) fn update_collection(conn: &Connection, c: &Collection) -> rusqlite::Result<()> {
-    conn.execute(
-        "UPDATE _collections SET system = ?2, type = ?3, name = ?4, fields = ?5, indexes = ?6,
+pub(crate) fn update_collection(conn: &Connection, c: &Collection) -> ApiResult<()> {
+    conn.exec(
+        uncached(
+            "UPDATE _collections SET system = ?2, type = ?3, name = ?4, fields = ?5, indexes = ?6,
             listRule = ?7, viewRule = ?8, createRule = ?9, updateRule = ?10, deleteRule = ?11,
             options = ?12, updated = ?13 WHERE id = ?1",
-        params![
+        ),
+        args![
             c.id,
             c.system,
             c.kind.as_str(),
@@ -200,35 +215,34 @@ pub(crate) fn update_collection(conn: &Connection, c: &Collection) -> rusqlite::
 }
 
 pub(crate) fn load_schema(conn: &Connection) -> anyhow::Result<Schema> {
-    let mut stmt = conn.prepare(&format!(
+    let sql = format!(
         "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule,
                 updateRule, deleteRule, options, created, updated
          FROM _collections ORDER BY {}",
         super::dialect::INSERTION_ORDER
-    ))?;
-    let rows = stmt.query_map([], |r| {
+    );
+    let rows = conn.all(uncached(&sql), (), |r| {
         Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, bool>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, String>(5)?,
+            r.get::<String>(0)?,
+            r.get::<bool>(1)?,
+            r.get::<String>(2)?,
+            r.get::<String>(3)?,
+            r.get::<String>(4)?,
+            r.get::<String>(5)?,
             [
-                r.get::<_, Option<String>>(6)?,
-                r.get::<_, Option<String>>(7)?,
-                r.get::<_, Option<String>>(8)?,
-                r.get::<_, Option<String>>(9)?,
-                r.get::<_, Option<String>>(10)?,
+                r.get::<Option<String>>(6)?,
+                r.get::<Option<String>>(7)?,
+                r.get::<Option<String>>(8)?,
+                r.get::<Option<String>>(9)?,
+                r.get::<Option<String>>(10)?,
             ],
-            r.get::<_, String>(11)?,
-            r.get::<_, String>(12)?,
-            r.get::<_, String>(13)?,
+            r.get::<String>(11)?,
+            r.get::<String>(12)?,
+            r.get::<String>(13)?,
         ))
     })?;
     let mut out = Vec::new();
-    for row in rows {
-        let (id, system, kind, name, fields, indexes, rules, options, created, updated) = row?;
+    for (id, system, kind, name, fields, indexes, rules, options, created, updated) in rows {
         let [list_rule, view_rule, create_rule, update_rule, delete_rule] = rules;
         let kind = match kind.as_str() {
             "auth" => CollectionType::Auth,

@@ -7,7 +7,8 @@
 //! - No connection is held across an `.await`.
 //! - SQLite-specific SQL lives in `sqlite` (its `dialect` and the engine's
 //!   statements); nothing else in the crate spells it, and nothing outside
-//!   `store` names `rusqlite` (the unit test `seam` checks both).
+//!   `sqlite` names `rusqlite`: the store's modules run their statements
+//!   through `Conn`'s statement API (the unit test `seam` checks both).
 
 pub mod audit;
 pub mod auth_origins;
@@ -45,8 +46,9 @@ pub use open::{
     ModeProblem,
 };
 pub use rekey::{rekey, Rekeyed};
-pub use sqlite::{snapshot, Conn};
-pub use value::{SqlRef, SqlValue};
+pub use sqlite::{snapshot, uncached, Conn, Row, Sql};
+pub(crate) use value::args;
+pub use value::{Column, Param, Params, SqlRef, SqlValue};
 pub use writer::{WriteOutcome, WriterSnapshot};
 
 use crate::error::{ApiError, ApiResult};
@@ -107,8 +109,8 @@ impl Store {
         let lock = DirLock::shared(dir)?;
         let db_path = dir.join("data.db");
         let key = opts.key.as_ref();
-        let mut conn = open::open_writer(&db_path, key)?;
-        migrate::run(&mut conn)?;
+        let conn = open::open_writer(&db_path, key)?;
+        migrate::run(&conn)?;
         let schema = migrate::load_schema(&conn)?;
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
         let health = Arc::new(health::Health::default());
@@ -288,7 +290,7 @@ impl Store {
     /// A round trip through the writer (for health and the watchdog).
     pub async fn probe(&self) -> ApiResult<()> {
         self.write(|c| {
-            c.query_row("SELECT 1", [], |_| Ok(()))?;
+            c.one("SELECT 1", (), |_| Ok(()))?;
             Ok(())
         })
         .await
@@ -300,11 +302,11 @@ impl Store {
     /// this is how the monitor learns that the disk takes them again.
     pub async fn probe_write(&self) -> ApiResult<()> {
         self.write(|c| {
-            c.execute(
+            c.exec(
                 "INSERT INTO _keepd_migrations (version, name, applied) VALUES (-1, 'write probe', '')",
-                [],
+                (),
             )?;
-            c.execute("DELETE FROM _keepd_migrations WHERE version = -1", [])?;
+            c.exec("DELETE FROM _keepd_migrations WHERE version = -1", ())?;
             Ok(())
         })
         .await
@@ -321,21 +323,18 @@ impl Store {
 /// until `release` or `roll_back_to` can be undone alone.
 pub fn savepoint(c: &Conn, name: &'static str) -> ApiResult<()> {
     debug_assert!(dialect::Ident::new(name).is_some(), "savepoint {name:?}");
-    c.execute_batch(&format!("SAVEPOINT {name}"))?;
-    Ok(())
+    c.script(&format!("SAVEPOINT {name}"))
 }
 
 /// Keeps what was done since `savepoint(name)` (in the enclosing
 /// transaction).
 pub fn release(c: &Conn, name: &'static str) -> ApiResult<()> {
-    c.execute_batch(&format!("RELEASE {name}"))?;
-    Ok(())
+    c.script(&format!("RELEASE {name}"))
 }
 
 /// Undoes what was done since `savepoint(name)` and ends the savepoint.
 pub fn roll_back_to(c: &Conn, name: &'static str) -> ApiResult<()> {
-    c.execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))?;
-    Ok(())
+    c.script(&format!("ROLLBACK TO {name}; RELEASE {name}"))
 }
 
 /// Collection definitions: rows in `_collections` plus their tables.
@@ -442,7 +441,7 @@ pub mod catalog {
     }
 
     pub fn delete(conn: &Connection, c: &Collection) -> ApiResult<()> {
-        conn.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
+        conn.exec("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
         if c.kind == crate::schema::CollectionType::View {
             ddl::drop_view(conn, &c.name)?;
         }

@@ -2,10 +2,10 @@
 //! collection). The password is stored hashed; rows are kept until used or
 //! superseded, and their age is judged by the caller.
 
+use super::args;
 use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, OptionalExtension};
 
 /// One stored OTP.
 #[derive(Debug, Clone)]
@@ -29,18 +29,11 @@ pub fn insert(
     sent_to: &str,
 ) -> ApiResult<()> {
     let now = now_string();
-    c.prepare_cached(
+    c.exec(
         "INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-    )?
-    .execute(params![
-        id,
-        collection_ref,
-        record_ref,
-        password_hash,
-        sent_to,
-        now
-    ])?;
+        args![id, collection_ref, record_ref, password_hash, sent_to, now],
+    )?;
     Ok(())
 }
 
@@ -51,35 +44,32 @@ pub fn recent(
     record_ref: &str,
     limit: u32,
 ) -> ApiResult<Vec<(String, String)>> {
-    let mut st = c.prepare_cached(
+    c.all(
         "SELECT id, created FROM _otps WHERE collectionRef = ?1 AND recordRef = ?2
          ORDER BY created DESC LIMIT ?3",
-    )?;
-    let rows = st.query_map(params![collection_ref, record_ref, limit], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![collection_ref, record_ref, limit],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 pub fn get(c: &Connection, id: &str) -> ApiResult<Option<Otp>> {
-    Ok(c.prepare_cached(
+    c.one(
         "SELECT id, collectionRef, recordRef, password, sentTo, created FROM _otps WHERE id = ?1",
-    )?
-    .query_row([id], |r| {
-        Ok(Otp {
-            id: r.get(0)?,
-            collection_ref: r.get(1)?,
-            record_ref: r.get(2)?,
-            password: r.get(3)?,
-            sent_to: r.get(4)?,
-            created: r.get(5)?,
-        })
-    })
-    .optional()?)
+        [id],
+        |r| {
+            Ok(Otp {
+                id: r.get(0)?,
+                collection_ref: r.get(1)?,
+                record_ref: r.get(2)?,
+                password: r.get(3)?,
+                sent_to: r.get(4)?,
+                created: r.get(5)?,
+            })
+        },
+    )
 }
 
 pub fn delete(c: &Connection, id: &str) -> ApiResult<()> {
-    c.prepare_cached("DELETE FROM _otps WHERE id = ?1")?
-        .execute([id])?;
+    c.exec("DELETE FROM _otps WHERE id = ?1", [id])?;
     Ok(())
 }

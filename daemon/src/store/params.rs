@@ -1,11 +1,11 @@
 //! `_params`: PocketBase's key/value table of application parameters
 //! (the settings, as JSON text under `settings`).
 
+use super::args;
 use super::dialect;
 use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, OptionalExtension};
 use serde_json::Value;
 
 /// The keys keepd stores.
@@ -25,10 +25,11 @@ impl Key {
 /// The stored value; None when absent or not JSON (the caller's defaults
 /// apply).
 pub fn get(c: &Connection, key: Key) -> ApiResult<Option<Value>> {
-    let text: Option<Option<String>> = c
-        .prepare_cached("SELECT value FROM _params WHERE id = ?1")?
-        .query_row([key.as_str()], |r| r.get(0))
-        .optional()?;
+    let text: Option<Option<String>> = c.one(
+        "SELECT value FROM _params WHERE id = ?1",
+        [key.as_str()],
+        |r| r.get(0),
+    )?;
     Ok(text.flatten().and_then(|t| match serde_json::from_str(&t) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -42,7 +43,6 @@ pub fn get(c: &Connection, key: Key) -> ApiResult<Option<Value>> {
 pub fn put(c: &Connection, key: Key, value: &Value) -> ApiResult<()> {
     let sql = dialect::upsert("_params", &["id", "value", "created", "updated"], &["id"]);
     let now = now_string();
-    c.prepare_cached(&sql)?
-        .execute(params![key.as_str(), value.to_string(), now, now])?;
+    c.exec(&sql, args![key.as_str(), value.to_string(), now, now])?;
     Ok(())
 }

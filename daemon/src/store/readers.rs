@@ -146,13 +146,13 @@ mod tests {
         let path = dir.join("r.db");
         Connection::open(&path)
             .unwrap()
-            .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+            .script("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
             .unwrap();
         let readers = Arc::new(Readers::open(&path, 3, None).unwrap());
         assert_eq!(readers.open_count(), 1);
         for _ in 0..5 {
             readers
-                .run(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?))
+                .run(|c| c.one("SELECT count(*) FROM t", (), |r| r.get::<i64>(0)))
                 .await
                 .unwrap();
         }
@@ -173,7 +173,7 @@ mod tests {
                             if i < 3 {
                                 barrier.wait();
                             }
-                            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+                            c.one("SELECT 1", (), |r| r.get::<i64>(0))
                         })
                         .await
                 })

@@ -4,10 +4,10 @@
 use super::dialect::{json_each_text, qualified_table, quote_ident};
 use super::Conn as Connection;
 use super::SqlValue as Sql;
+use super::{args, uncached, Row};
 use crate::error::{ApiError, ApiResult};
 use crate::schema::record::{from_sql, to_sql};
 use crate::schema::Collection;
-use rusqlite::{params_from_iter, OptionalExtension, Row};
 use serde_json::{Map, Value};
 
 /// A compiled condition: SQL with `?` placeholders, its joins and values.
@@ -56,10 +56,10 @@ fn select_columns(c: &Collection) -> &str {
     })
 }
 
-pub fn row_to_map(c: &Collection, row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
+pub fn row_to_map(c: &Collection, row: &Row<'_>) -> ApiResult<Map<String, Value>> {
     let mut m = Map::new();
     for (i, f) in c.fields.iter().enumerate() {
-        m.insert(f.name.clone(), from_sql(f, row.get_ref(i)?.into()));
+        m.insert(f.name.clone(), from_sql(f, row.get_ref(i)?));
     }
     Ok(m)
 }
@@ -75,8 +75,7 @@ pub fn fetch_by_id(
         quote_ident(&c.name),
         quote_ident(&c.name)
     );
-    let mut st = conn.prepare_cached(&sql)?;
-    Ok(st.query_row([id], |r| row_to_map(c, r)).optional()?)
+    conn.one(&sql, [id], |r| row_to_map(c, r))
 }
 
 /// Fetches one record if it passes `cond`.
@@ -112,13 +111,9 @@ pub fn fetch_where(
         sql.push(')');
     }
     sql.push_str(" LIMIT 1");
-    let mut params: Vec<Sql> = cond.join_params.clone();
-    params.push(Sql::Text(id.to_string()));
-    params.extend(cond.params.iter().cloned());
-    let mut st = conn.prepare_cached(&sql)?;
-    Ok(st
-        .query_row(params_from_iter(params.iter()), |r| row_to_map(c, r))
-        .optional()?)
+    conn.one(&sql, (&cond.join_params, [id], &cond.params), |r| {
+        row_to_map(c, r)
+    })
 }
 
 /// Whether a record that is not stored yet would pass `cond`, judged as if
@@ -166,8 +161,7 @@ pub fn passes_unsaved(
     params.extend(cond.join_params.iter().cloned());
     params.push(id);
     params.extend(cond.params.iter().cloned());
-    let mut st = conn.prepare(&sql)?;
-    Ok(st.exists(params_from_iter(params.iter()))?)
+    conn.exists(uncached(&sql), &params)
 }
 
 /// Whether a record, as given by `values` (e.g. as committed, or as it was
@@ -206,8 +200,7 @@ pub fn passes_snapshot(
         .collect();
     params.extend(cond.join_params.iter().cloned());
     params.extend(cond.params.iter().cloned());
-    let mut st = conn.prepare_cached(&sql)?;
-    Ok(st.exists(params_from_iter(params.iter()))?)
+    conn.exists(&sql, &params)
 }
 
 /// [`passes_snapshot`] for many conditions at once: whether the record
@@ -285,14 +278,13 @@ pub fn passes_snapshot_all(
                 params.extend(conds[i].join_params.iter().cloned());
                 params.extend(conds[i].params.iter().cloned());
             }
-            let mut st = conn.prepare_cached(&text)?;
-            let mut rows = st.query(params_from_iter(params.iter()))?;
-            while let Some(row) = rows.next()? {
+            conn.each(&text, &params, |row| {
                 let i: i64 = row.get(0)?;
                 if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
                     *slot = true;
                 }
-            }
+                Ok(())
+            })?;
         }
     }
     Ok(out)
@@ -327,18 +319,16 @@ pub fn list(
         sql.push_str(&q.order.join(", "));
     }
     sql.push_str(" LIMIT ? OFFSET ?");
-    let mut params: Vec<Sql> = q.cond.join_params.clone();
-    params.extend(q.cond.params.iter().cloned());
-    params.extend(q.order_params.iter().cloned());
-    params.push(Sql::Integer(q.limit));
-    params.push(Sql::Integer(q.offset));
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map(params_from_iter(params.iter()), |r| row_to_map(c, r))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(out)
+    conn.all(
+        &sql,
+        (
+            &q.cond.join_params,
+            &q.cond.params,
+            &q.order_params,
+            [q.limit, q.offset],
+        ),
+        |r| row_to_map(c, r),
+    )
 }
 
 pub fn count(conn: &Connection, c: &Collection, cond: &Cond) -> ApiResult<i64> {
@@ -348,9 +338,9 @@ pub fn count(conn: &Connection, c: &Collection, cond: &Cond) -> ApiResult<i64> {
     } else {
         format!("SELECT COUNT(*) {}", from_where(c, cond))
     };
-    let params = cond.join_params.iter().chain(cond.params.iter());
-    let mut st = conn.prepare_cached(&sql)?;
-    Ok(st.query_row(params_from_iter(params), |r| r.get(0))?)
+    Ok(conn
+        .one(&sql, (&cond.join_params, &cond.params), |r| r.get(0))?
+        .unwrap_or(0))
 }
 
 /// How many of `ids` exist in `c` (relation validation).
@@ -363,7 +353,7 @@ pub fn count_existing(conn: &Connection, c: &Collection, ids: &[String]) -> ApiR
         "SELECT COUNT(*) FROM {} WHERE \"id\" IN ({marks})",
         quote_ident(&c.name)
     );
-    let n: i64 = conn.query_row(&sql, params_from_iter(ids.iter()), |r| r.get(0))?;
+    let n: i64 = conn.one(uncached(&sql), ids, |r| r.get(0))?.unwrap_or(0);
     Ok(n as usize)
 }
 
@@ -388,16 +378,11 @@ pub fn fetch_many(
     if !cond.sql.is_empty() {
         sql.push_str(&format!(" AND ({})", cond.sql));
     }
-    let mut params: Vec<Sql> = cond.join_params.clone();
-    params.extend(ids.iter().map(|s| Sql::Text(s.clone())));
-    params.extend(cond.params.iter().cloned());
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(params.iter()), |r| row_to_map(c, r))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(out)
+    conn.all(
+        uncached(&sql),
+        (&cond.join_params, ids, &cond.params),
+        |r| row_to_map(c, r),
+    )
 }
 
 /// Ids of records in `c` whose relation field `field` holds `target_id`.
@@ -417,13 +402,7 @@ pub fn referencing_ids(
     } else {
         format!("SELECT {t}.\"id\" FROM {t} WHERE {t}.{col} = ?1")
     };
-    let mut st = conn.prepare_cached(&sql)?;
-    let rows = st.query_map([target_id], |r| r.get::<_, String>(0))?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(out)
+    conn.all(&sql, [target_id], |r| r.get::<String>(0))
 }
 
 /// Records of `c` whose relation `field` holds one of `target_ids` and that
@@ -469,37 +448,24 @@ pub fn fetch_referencing(
     let sql = format!(
         "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY \"__parent\") AS \"__rn\" FROM ({inner})) WHERE \"__rn\" <= ?"
     );
-    let mut params: Vec<Sql> = cond.join_params.clone();
-    params.extend(target_ids.iter().map(|s| Sql::Text(s.clone())));
-    params.extend(cond.params.iter().cloned());
-    params.push(Sql::Integer(per_target as i64));
     let n = c.fields.len();
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(params.iter()), |r| {
-        Ok((r.get::<_, String>(n)?, row_to_map(c, r)?))
-    })?;
-    let mut out = Vec::new();
-    for r in rows {
-        out.push(r?);
-    }
-    Ok(out)
+    conn.all(
+        uncached(&sql),
+        (&cond.join_params, target_ids, &cond.params, [per_target]),
+        |r| Ok((r.get::<String>(n)?, row_to_map(c, r)?)),
+    )
 }
 
-fn map_write_err(e: rusqlite::Error, c: &Collection) -> ApiError {
-    if let rusqlite::Error::SqliteFailure(f, Some(msg)) = &e {
-        if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("UNIQUE") {
-            let mut errs = crate::error::FieldErrors::new();
-            // "UNIQUE constraint failed: users.email, users.x"
-            for part in msg.rsplit(':').next().unwrap_or_default().split(',') {
-                let col = part.trim().rsplit('.').next().unwrap_or_default();
-                if c.has_field(col) {
-                    errs.add(col, "validation_not_unique", "Value must be unique.");
-                }
-            }
-            return ApiError::validation("Failed to create record.", errs);
+/// A write that broke a UNIQUE constraint on `columns`: the fields'
+/// validation error.
+fn not_unique(columns: &[String], c: &Collection) -> ApiError {
+    let mut errs = crate::error::FieldErrors::new();
+    for col in columns {
+        if c.has_field(col) {
+            errs.add(col, "validation_not_unique", "Value must be unique.");
         }
     }
-    e.into()
+    ApiError::validation("Failed to create record.", errs)
 }
 
 /// Inserts a full row (every field present in `values`).
@@ -534,10 +500,10 @@ impl Insert {
 
     /// Runs it on `conn` (the collection must be the one it was made for).
     pub fn run(&self, conn: &Connection, c: &Collection) -> ApiResult<()> {
-        let mut st = conn.prepare_cached(&self.sql)?;
-        st.execute(params_from_iter(self.params.iter()))
-            .map_err(|e| map_write_err(e, c))?;
-        Ok(())
+        match conn.exec_unique(&self.sql, &self.params)? {
+            Ok(_) => Ok(()),
+            Err(cols) => Err(not_unique(&cols, c)),
+        }
     }
 }
 
@@ -564,10 +530,10 @@ pub fn update(
         .map(|f| to_sql(f, values.get(&f.name).unwrap_or(&Value::Null)))
         .collect();
     params.push(Sql::Text(old_id.to_string()));
-    let mut st = conn.prepare_cached(&sql)?;
-    st.execute(params_from_iter(params.iter()))
-        .map_err(|e| map_write_err(e, c))?;
-    Ok(())
+    match conn.exec_unique(&sql, &params)? {
+        Ok(_) => Ok(()),
+        Err(cols) => Err(not_unique(&cols, c)),
+    }
 }
 
 /// Sets one field of a row (a system column such as a password hash).
@@ -586,16 +552,15 @@ pub fn set_value(
         quote_ident(&c.name),
         quote_ident(&f.name)
     );
-    conn.execute(&sql, rusqlite::params![to_sql(f, value), id])?;
+    conn.exec(uncached(&sql), args![to_sql(f, value), id])?;
     Ok(())
 }
 
 pub fn delete(conn: &Connection, c: &Collection, id: &str) -> ApiResult<usize> {
     let sql = format!("DELETE FROM {} WHERE \"id\" = ?1", quote_ident(&c.name));
-    Ok(conn.execute(&sql, [id])?)
+    conn.exec(uncached(&sql), [id])
 }
 
 pub fn truncate(conn: &Connection, c: &Collection) -> ApiResult<()> {
-    conn.execute_batch(&format!("DELETE FROM {}", quote_ident(&c.name)))?;
-    Ok(())
+    conn.script(&format!("DELETE FROM {}", quote_ident(&c.name)))
 }

@@ -4,9 +4,8 @@
 //! values (`u64`, stored as INTEGER).
 
 use super::dialect;
-use super::Conn as Connection;
+use super::{args, uncached, Conn as Connection, Row};
 use crate::error::ApiResult;
-use rusqlite::{params, OptionalExtension};
 use serde_json::{Map, Value};
 
 /// The tables (migration 20). JSON is kept in TEXT columns: a column
@@ -135,25 +134,27 @@ fn hlc_of(v: i64) -> u64 {
 // State
 
 pub fn state_get(c: &Connection, key: &str) -> ApiResult<Option<String>> {
-    Ok(
-        c.prepare_cached("SELECT value FROM _keepd_sync_state WHERE key = ?1")?
-            .query_row([key], |r| r.get(0))
-            .optional()?,
+    c.one(
+        "SELECT value FROM _keepd_sync_state WHERE key = ?1",
+        [key],
+        |r| r.get(0),
     )
 }
 
 pub fn state_put(c: &Connection, key: &str, value: &str) -> ApiResult<()> {
     let sql = dialect::upsert("_keepd_sync_state", &["key", "value"], &["key"]);
-    c.prepare_cached(&sql)?.execute(params![key, value])?;
+    c.exec(&sql, args![key, value])?;
     Ok(())
 }
 
 pub fn state_all(c: &Connection) -> ApiResult<Map<String, Value>> {
-    let mut st = c.prepare_cached("SELECT key, value FROM _keepd_sync_state ORDER BY key")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = c.all(
+        "SELECT key, value FROM _keepd_sync_state ORDER BY key",
+        (),
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+    )?;
     let mut out = Map::new();
-    for row in rows {
-        let (k, v) = row?;
+    for (k, v) in rows {
         out.insert(k, Value::String(v));
     }
     Ok(out)
@@ -172,27 +173,28 @@ pub struct SyncedCollection {
 }
 
 pub fn collections(c: &Connection) -> ApiResult<Vec<SyncedCollection>> {
-    let mut st = c.prepare_cached(
+    let rows = c.all(
         "SELECT name, collectionId, direction FROM _keepd_sync_collections ORDER BY name",
+        (),
+        |r| {
+            Ok(SyncedCollection {
+                name: r.get(0)?,
+                collection_id: r.get(1)?,
+                direction: r.get(2)?,
+            })
+        },
     )?;
-    let rows = st.query_map([], |r| {
-        Ok(SyncedCollection {
-            name: r.get(0)?,
-            collection_id: r.get(1)?,
-            direction: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows)
 }
 
 /// Replaces the whole list.
 pub fn set_collections(c: &Connection, list: &[SyncedCollection], now: &str) -> ApiResult<()> {
-    c.execute("DELETE FROM _keepd_sync_collections", [])?;
-    let mut st = c.prepare_cached(
-        "INSERT INTO _keepd_sync_collections (name, collectionId, direction, updated) VALUES (?1, ?2, ?3, ?4)",
-    )?;
+    c.exec(uncached("DELETE FROM _keepd_sync_collections"), ())?;
     for s in list {
-        st.execute(params![s.name, s.collection_id, s.direction, now])?;
+        c.exec(
+            "INSERT INTO _keepd_sync_collections (name, collectionId, direction, updated) VALUES (?1, ?2, ?3, ?4)",
+            args![s.name, s.collection_id, s.direction, now],
+        )?;
     }
     Ok(())
 }
@@ -210,18 +212,14 @@ pub struct ClockRow {
 }
 
 pub fn clock_get(c: &Connection, coll: &str, rec: &str) -> ApiResult<Option<ClockRow>> {
-    let row = c
-        .prepare_cached(
-            "SELECT fields, deleted, deletedBy FROM _keepd_sync_clocks WHERE collectionRef = ?1 AND recordRef = ?2",
-        )?
-        .query_row([coll, rec], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .optional()?;
+    let sql = "SELECT fields, deleted, deletedBy FROM _keepd_sync_clocks WHERE collectionRef = ?1 AND recordRef = ?2";
+    let row = c.one(sql, [coll, rec], |r| {
+        Ok((
+            r.get::<String>(0)?,
+            r.get::<Option<i64>>(1)?,
+            r.get::<String>(2)?,
+        ))
+    })?;
     Ok(row.map(|(fields, deleted, by)| {
         let fields = parse_obj(&fields)
             .into_iter()
@@ -259,20 +257,19 @@ pub fn clock_put(c: &Connection, coll: &str, rec: &str, row: &ClockRow) -> ApiRe
         Some((h, o)) => (Some(*h as i64), o.as_str()),
         None => (None, ""),
     };
-    c.prepare_cached(&sql)?.execute(params![
-        coll,
-        rec,
-        json_text(&Value::Object(fields)),
-        deleted,
-        by
-    ])?;
+    c.exec(
+        &sql,
+        args![coll, rec, json_text(&Value::Object(fields)), deleted, by],
+    )?;
     Ok(())
 }
 
 /// Forgets a record's clocks (a record a snapshot no longer lists).
 pub fn clock_delete(c: &Connection, coll: &str, rec: &str) -> ApiResult<()> {
-    c.prepare_cached("DELETE FROM _keepd_sync_clocks WHERE collectionRef = ?1 AND recordRef = ?2")?
-        .execute([coll, rec])?;
+    c.exec(
+        "DELETE FROM _keepd_sync_clocks WHERE collectionRef = ?1 AND recordRef = ?2",
+        [coll, rec],
+    )?;
     Ok(())
 }
 
@@ -299,57 +296,57 @@ pub struct Conflict {
 }
 
 pub fn conflict_add(c: &Connection, x: &Conflict) -> ApiResult<()> {
-    c.prepare_cached(
-        "INSERT INTO _keepd_sync_conflicts (collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        x.collection,
-        x.record,
-        x.field,
-        json_text(&x.kept),
-        x.kept_hlc as i64,
-        x.kept_by,
-        json_text(&x.lost),
-        x.lost_hlc as i64,
-        x.lost_by,
-        x.why,
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_conflicts (collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    c.exec(
+        sql,
+        args![
+            x.collection,
+            x.record,
+            x.field,
+            json_text(&x.kept),
+            x.kept_hlc as i64,
+            x.kept_by,
+            json_text(&x.lost),
+            x.lost_hlc as i64,
+            x.lost_by,
+            x.why,
+            x.created
+        ],
+    )?;
     Ok(())
 }
 
 /// The newest conflicts first (`before`: ids below it; 0: from the newest).
 pub fn conflicts(c: &Connection, before: i64, limit: i64) -> ApiResult<Vec<Conflict>> {
-    let mut st = c.prepare_cached(
-        "SELECT id, collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created
-         FROM _keepd_sync_conflicts WHERE (?1 = 0 OR id < ?1) ORDER BY id DESC LIMIT ?2",
-    )?;
-    let rows = st.query_map(params![before, limit], |r| {
+    let sql = "SELECT id, collectionRef, recordRef, field, kept, keptHlc, keptBy, lost, lostHlc, lostBy, why, created
+         FROM _keepd_sync_conflicts WHERE (?1 = 0 OR id < ?1) ORDER BY id DESC LIMIT ?2";
+    let rows = c.all(sql, args![before, limit], |r| {
         Ok(Conflict {
             id: r.get(0)?,
             collection: r.get(1)?,
             record: r.get(2)?,
             field: r.get(3)?,
-            kept: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or(Value::Null),
+            kept: serde_json::from_str(&r.get::<String>(4)?).unwrap_or(Value::Null),
             kept_hlc: hlc_of(r.get(5)?),
             kept_by: r.get(6)?,
-            lost: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+            lost: serde_json::from_str(&r.get::<String>(7)?).unwrap_or(Value::Null),
             lost_hlc: hlc_of(r.get(8)?),
             lost_by: r.get(9)?,
             why: r.get(10)?,
             created: r.get(11)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows)
 }
 
 pub fn conflict_count(c: &Connection) -> ApiResult<i64> {
-    Ok(
-        c.query_row("SELECT COUNT(*) FROM _keepd_sync_conflicts", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(c.one(
+        uncached("SELECT COUNT(*) FROM _keepd_sync_conflicts"),
+        (),
+        |r| r.get(0),
+    )?
+    .unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------
@@ -377,27 +374,28 @@ pub struct Rejected {
 /// Stores a rejected change (a replay of the same device and seq keeps the
 /// first).
 pub fn rejected_add(c: &Connection, x: &Rejected) -> ApiResult<()> {
-    c.prepare_cached(
-        "INSERT INTO _keepd_sync_rejected (device, seq, hlc, collectionRef, recordRef, op, fields, status, reason, created)
+    let sql = "INSERT INTO _keepd_sync_rejected (device, seq, hlc, collectionRef, recordRef, op, fields, status, reason, created)
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
-         WHERE NOT EXISTS (SELECT 1 FROM _keepd_sync_rejected WHERE device = ?1 AND seq = ?2)",
-    )?
-    .execute(params![
-        x.device,
-        x.seq as i64,
-        x.hlc as i64,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        x.status,
-        json_text(&x.reason),
-        x.created
-    ])?;
+         WHERE NOT EXISTS (SELECT 1 FROM _keepd_sync_rejected WHERE device = ?1 AND seq = ?2)";
+    c.exec(
+        sql,
+        args![
+            x.device,
+            x.seq as i64,
+            x.hlc as i64,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            x.status,
+            json_text(&x.reason),
+            x.created
+        ],
+    )?;
     Ok(())
 }
 
-fn rejected_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rejected> {
+fn rejected_row(r: &Row<'_>) -> ApiResult<Rejected> {
     Ok(Rejected {
         id: r.get(0)?,
         device: r.get(1)?,
@@ -406,9 +404,9 @@ fn rejected_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rejected> {
         collection: r.get(4)?,
         record: r.get(5)?,
         op: r.get(6)?,
-        fields: parse_obj(&r.get::<_, String>(7)?),
+        fields: parse_obj(&r.get::<String>(7)?),
         status: r.get(8)?,
-        reason: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or(Value::Null),
+        reason: serde_json::from_str(&r.get::<String>(9)?).unwrap_or(Value::Null),
         created: r.get(10)?,
     })
 }
@@ -421,9 +419,8 @@ pub fn rejected(c: &Connection, before: i64, limit: i64) -> ApiResult<Vec<Reject
     let sql = format!(
         "SELECT {REJECTED_COLS} FROM _keepd_sync_rejected WHERE (?1 = 0 OR id < ?1) ORDER BY id DESC LIMIT ?2"
     );
-    let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map(params![before, limit], rejected_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows = c.all(&sql, args![before, limit], rejected_row)?;
+    Ok(rows)
 }
 
 /// A device's rejected changes with seq in `from..=to` (a replayed batch is
@@ -437,17 +434,17 @@ pub fn rejected_between(
     let sql = format!(
         "SELECT {REJECTED_COLS} FROM _keepd_sync_rejected WHERE device = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq"
     );
-    let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map(params![device, from as i64, to as i64], rejected_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows = c.all(&sql, args![device, from as i64, to as i64], rejected_row)?;
+    Ok(rows)
 }
 
 pub fn rejected_count(c: &Connection) -> ApiResult<i64> {
-    Ok(
-        c.query_row("SELECT COUNT(*) FROM _keepd_sync_rejected", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(c.one(
+        uncached("SELECT COUNT(*) FROM _keepd_sync_rejected"),
+        (),
+        |r| r.get(0),
+    )?
+    .unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------
@@ -472,62 +469,65 @@ pub struct OutChange {
 
 /// Appends a change; its seq is the next integer (returned).
 pub fn outbox_append(c: &Connection, x: &OutChange) -> ApiResult<u64> {
-    c.prepare_cached(
-        "INSERT INTO _keepd_sync_outbox (hlc, collectionRef, recordRef, op, fields, base, bytes, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        x.hlc as i64,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        json_text(&Value::Object(x.base.clone())),
-        x.bytes as i64,
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_outbox (hlc, collectionRef, recordRef, op, fields, base, bytes, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    c.exec(
+        sql,
+        args![
+            x.hlc as i64,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            json_text(&Value::Object(x.base.clone())),
+            x.bytes as i64,
+            x.created
+        ],
+    )?;
     Ok(super::sqlite::last_insert_id(c))
 }
 
 /// The oldest changes, in seq order.
 pub fn outbox_first(c: &Connection, limit: i64) -> ApiResult<Vec<OutChange>> {
-    let mut st = c.prepare_cached(
+    let rows = c.all(
         "SELECT seq, hlc, collectionRef, recordRef, op, fields, base, bytes, created
          FROM _keepd_sync_outbox ORDER BY seq LIMIT ?1",
+        [limit],
+        |r| {
+            Ok(OutChange {
+                seq: hlc_of(r.get(0)?),
+                hlc: hlc_of(r.get(1)?),
+                collection: r.get(2)?,
+                record: r.get(3)?,
+                op: r.get(4)?,
+                fields: parse_obj(&r.get::<String>(5)?),
+                base: parse_obj(&r.get::<String>(6)?),
+                bytes: hlc_of(r.get(7)?),
+                created: r.get(8)?,
+            })
+        },
     )?;
-    let rows = st.query_map([limit], |r| {
-        Ok(OutChange {
-            seq: hlc_of(r.get(0)?),
-            hlc: hlc_of(r.get(1)?),
-            collection: r.get(2)?,
-            record: r.get(3)?,
-            op: r.get(4)?,
-            fields: parse_obj(&r.get::<_, String>(5)?),
-            base: parse_obj(&r.get::<_, String>(6)?),
-            bytes: hlc_of(r.get(7)?),
-            created: r.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows)
 }
 
 /// Drops the changes the hub acknowledged (seq ≤ `through`).
 pub fn outbox_ack(c: &Connection, through: u64) -> ApiResult<usize> {
-    Ok(
-        c.prepare_cached("DELETE FROM _keepd_sync_outbox WHERE seq <= ?1")?
-            .execute([through as i64])?,
+    c.exec(
+        "DELETE FROM _keepd_sync_outbox WHERE seq <= ?1",
+        [through as i64],
     )
 }
 
 /// (queued changes, oldest queued change's time).
 pub fn outbox_depth(c: &Connection) -> ApiResult<(u64, Option<String>)> {
     let n: i64 = c
-        .prepare_cached("SELECT COUNT(*) FROM _keepd_sync_outbox")?
-        .query_row([], |r| r.get(0))?;
-    let oldest: Option<String> = c
-        .prepare_cached("SELECT created FROM _keepd_sync_outbox ORDER BY seq LIMIT 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
+        .one("SELECT COUNT(*) FROM _keepd_sync_outbox", (), |r| r.get(0))?
+        .unwrap_or(0);
+    let oldest: Option<String> = c.one(
+        "SELECT created FROM _keepd_sync_outbox ORDER BY seq LIMIT 1",
+        (),
+        |r| r.get(0),
+    )?;
     Ok((n.max(0) as u64, oldest))
 }
 
@@ -535,38 +535,43 @@ pub fn outbox_depth(c: &Connection) -> ApiResult<(u64, Option<String>)> {
 /// table's keys; kept in the state so it survives an empty outbox.
 pub fn outbox_last_seq(c: &Connection) -> ApiResult<u64> {
     let v: Option<i64> = c
-        .prepare_cached("SELECT MAX(seq) FROM _keepd_sync_outbox")?
-        .query_row([], |r| r.get(0))?;
+        .one("SELECT MAX(seq) FROM _keepd_sync_outbox", (), |r| {
+            r.get::<Option<i64>>(0)
+        })?
+        .flatten();
     Ok(v.unwrap_or(0).max(0) as u64)
 }
 
 /// Inserts with an explicit seq (seqs never go back, even when the
 /// outbox was emptied).
 pub fn outbox_append_at(c: &Connection, x: &OutChange) -> ApiResult<()> {
-    c.prepare_cached(
-        "INSERT INTO _keepd_sync_outbox (seq, hlc, collectionRef, recordRef, op, fields, base, bytes, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        x.seq as i64,
-        x.hlc as i64,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        json_text(&Value::Object(x.base.clone())),
-        x.bytes as i64,
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_outbox (seq, hlc, collectionRef, recordRef, op, fields, base, bytes, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    c.exec(
+        sql,
+        args![
+            x.seq as i64,
+            x.hlc as i64,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            json_text(&Value::Object(x.base.clone())),
+            x.bytes as i64,
+            x.created
+        ],
+    )?;
     Ok(())
 }
 
 /// The records changes still queued touch: (collection, record).
 pub fn outbox_records(c: &Connection) -> ApiResult<Vec<(String, String)>> {
-    let mut st =
-        c.prepare_cached("SELECT DISTINCT collectionRef, recordRef FROM _keepd_sync_outbox")?;
-    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows = c.all(
+        "SELECT DISTINCT collectionRef, recordRef FROM _keepd_sync_outbox",
+        (),
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(rows)
 }
 
 /// Fields of a record touched by changes still queued.
@@ -575,16 +580,14 @@ pub fn outbox_pending_fields(
     coll: &str,
     rec: &str,
 ) -> ApiResult<(bool, std::collections::BTreeSet<String>)> {
-    let mut st = c.prepare_cached(
+    let rows = c.all(
         "SELECT op, fields FROM _keepd_sync_outbox WHERE collectionRef = ?1 AND recordRef = ?2",
+        [coll, rec],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
     )?;
-    let rows = st.query_map([coll, rec], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
     let mut any = false;
     let mut out = std::collections::BTreeSet::new();
-    for row in rows {
-        let (_, fields) = row?;
+    for (_, fields) in rows {
         any = true;
         out.extend(parse_obj(&fields).into_iter().map(|(k, _)| k));
     }
@@ -622,7 +625,7 @@ pub struct Device {
 
 const DEVICE_COLS: &str = "id, collectionRef, credential, enrolHash, enrolExpires, enrolSecret, enrolled, revoked, lastSeq, lastPush, lastPull, cursor, created";
 
-fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
+fn device_row(r: &Row<'_>) -> ApiResult<Device> {
     Ok(Device {
         id: r.get(0)?,
         collection_id: r.get(1)?,
@@ -642,16 +645,13 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Device> {
 
 pub fn device_get(c: &Connection, id: &str) -> ApiResult<Option<Device>> {
     let sql = format!("SELECT {DEVICE_COLS} FROM _keepd_sync_devices WHERE id = ?1");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([id], device_row)
-        .optional()?)
+    c.one(&sql, [id], device_row)
 }
 
 pub fn devices(c: &Connection) -> ApiResult<Vec<Device>> {
     let sql = format!("SELECT {DEVICE_COLS} FROM _keepd_sync_devices ORDER BY created, id");
-    let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map([], device_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let rows = c.all(&sql, (), device_row)?;
+    Ok(rows)
 }
 
 /// Inserts or replaces a device row.
@@ -672,42 +672,48 @@ pub fn device_put(c: &Connection, d: &Device) -> ApiResult<()> {
         "created",
     ];
     let sql = dialect::upsert("_keepd_sync_devices", &cols, &["id"]);
-    c.prepare_cached(&sql)?.execute(params![
-        d.id,
-        d.collection_id,
-        d.credential,
-        d.enrol_hash,
-        d.enrol_expires,
-        d.enrol_secret,
-        d.enrolled,
-        d.revoked,
-        d.last_seq as i64,
-        d.last_push,
-        d.last_pull,
-        d.cursor as i64,
-        d.created
-    ])?;
+    c.exec(
+        &sql,
+        args![
+            d.id,
+            d.collection_id,
+            d.credential,
+            d.enrol_hash,
+            d.enrol_expires,
+            d.enrol_secret,
+            d.enrolled,
+            d.revoked,
+            d.last_seq as i64,
+            d.last_push,
+            d.last_pull,
+            d.cursor as i64,
+            d.created
+        ],
+    )?;
     Ok(())
 }
 
 pub fn device_delete(c: &Connection, id: &str) -> ApiResult<()> {
-    c.execute("DELETE FROM _keepd_sync_devices WHERE id = ?1", [id])?;
+    c.exec(
+        uncached("DELETE FROM _keepd_sync_devices WHERE id = ?1"),
+        [id],
+    )?;
     Ok(())
 }
 
 /// Records how far a device's pushes got.
 pub fn device_pushed(c: &Connection, id: &str, last_seq: u64, now: &str) -> ApiResult<()> {
-    c.prepare_cached(
-        "UPDATE _keepd_sync_devices SET lastSeq = CASE WHEN lastSeq < ?2 THEN ?2 ELSE lastSeq END, lastPush = ?3 WHERE id = ?1",
-    )?
-    .execute(params![id, last_seq as i64, now])?;
+    let sql = "UPDATE _keepd_sync_devices SET lastSeq = CASE WHEN lastSeq < ?2 THEN ?2 ELSE lastSeq END, lastPush = ?3 WHERE id = ?1";
+    c.exec(sql, args![id, last_seq as i64, now])?;
     Ok(())
 }
 
 /// Records a device's pull.
 pub fn device_pulled(c: &Connection, id: &str, cursor: u64, now: &str) -> ApiResult<()> {
-    c.prepare_cached("UPDATE _keepd_sync_devices SET cursor = ?2, lastPull = ?3 WHERE id = ?1")?
-        .execute(params![id, cursor as i64, now])?;
+    c.exec(
+        "UPDATE _keepd_sync_devices SET cursor = ?2, lastPull = ?3 WHERE id = ?1",
+        args![id, cursor as i64, now],
+    )?;
     Ok(())
 }
 
@@ -733,52 +739,58 @@ pub struct LogEntry {
 }
 
 pub fn log_append(c: &Connection, x: &LogEntry) -> ApiResult<u64> {
-    c.prepare_cached(
-        "INSERT INTO _keepd_sync_log (hlc, origin, echo, collectionRef, recordRef, op, fields, snapshot, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        x.hlc as i64,
-        x.origin,
-        x.echo,
-        x.collection,
-        x.record,
-        x.op,
-        json_text(&Value::Object(x.fields.clone())),
-        x.snapshot.as_ref().map(|m| json_text(&Value::Object(m.clone()))),
-        x.created
-    ])?;
+    let sql = "INSERT INTO _keepd_sync_log (hlc, origin, echo, collectionRef, recordRef, op, fields, snapshot, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    c.exec(
+        sql,
+        args![
+            x.hlc as i64,
+            x.origin,
+            x.echo,
+            x.collection,
+            x.record,
+            x.op,
+            json_text(&Value::Object(x.fields.clone())),
+            x.snapshot
+                .as_ref()
+                .map(|m| json_text(&Value::Object(m.clone()))),
+            x.created
+        ],
+    )?;
     Ok(super::sqlite::last_insert_id(c))
 }
 
 /// Entries after `cursor`, in order.
 pub fn log_after(c: &Connection, cursor: u64, limit: i64) -> ApiResult<Vec<LogEntry>> {
-    let mut st = c.prepare_cached(
+    let rows = c.all(
         "SELECT seq, hlc, origin, echo, collectionRef, recordRef, op, fields, snapshot, created
          FROM _keepd_sync_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        args![cursor as i64, limit],
+        |r| {
+            Ok(LogEntry {
+                seq: hlc_of(r.get(0)?),
+                hlc: hlc_of(r.get(1)?),
+                origin: r.get(2)?,
+                echo: r.get(3)?,
+                collection: r.get(4)?,
+                record: r.get(5)?,
+                op: r.get(6)?,
+                fields: parse_obj(&r.get::<String>(7)?),
+                snapshot: r.get::<Option<String>>(8)?.map(|s| parse_obj(&s)),
+                created: r.get(9)?,
+            })
+        },
     )?;
-    let rows = st.query_map(params![cursor as i64, limit], |r| {
-        Ok(LogEntry {
-            seq: hlc_of(r.get(0)?),
-            hlc: hlc_of(r.get(1)?),
-            origin: r.get(2)?,
-            echo: r.get(3)?,
-            collection: r.get(4)?,
-            record: r.get(5)?,
-            op: r.get(6)?,
-            fields: parse_obj(&r.get::<_, String>(7)?),
-            snapshot: r.get::<_, Option<String>>(8)?.map(|s| parse_obj(&s)),
-            created: r.get(9)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(rows)
 }
 
 /// (oldest seq kept, newest seq) — (0, 0) when the log is empty.
 pub fn log_bounds(c: &Connection) -> ApiResult<(u64, u64)> {
     let (lo, hi): (Option<i64>, Option<i64>) = c
-        .prepare_cached("SELECT MIN(seq), MAX(seq) FROM _keepd_sync_log")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .one("SELECT MIN(seq), MAX(seq) FROM _keepd_sync_log", (), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .unwrap_or((None, None));
     Ok((lo.unwrap_or(0).max(0) as u64, hi.unwrap_or(0).max(0) as u64))
 }
 
@@ -788,9 +800,9 @@ pub fn log_prune(c: &Connection, keep: u64) -> ApiResult<usize> {
     if hi <= keep {
         return Ok(0);
     }
-    Ok(
-        c.prepare_cached("DELETE FROM _keepd_sync_log WHERE seq <= ?1")?
-            .execute([(hi - keep) as i64])?,
+    c.exec(
+        "DELETE FROM _keepd_sync_log WHERE seq <= ?1",
+        [(hi - keep) as i64],
     )
 }
 
@@ -798,18 +810,18 @@ pub fn log_prune(c: &Connection, keep: u64) -> ApiResult<usize> {
 // Blobs
 
 pub fn blob_known(c: &Connection, sha256: &str) -> ApiResult<bool> {
-    Ok(
-        c.prepare_cached("SELECT 1 FROM _keepd_sync_blobs WHERE sha256 = ?1")?
-            .exists([sha256])?,
+    c.exists(
+        "SELECT 1 FROM _keepd_sync_blobs WHERE sha256 = ?1",
+        [sha256],
     )
 }
 
 pub fn blob_add(c: &Connection, sha256: &str, size: u64, now: &str) -> ApiResult<()> {
-    c.prepare_cached(
+    c.exec(
         "INSERT INTO _keepd_sync_blobs (sha256, size, created) SELECT ?1, ?2, ?3
          WHERE NOT EXISTS (SELECT 1 FROM _keepd_sync_blobs WHERE sha256 = ?1)",
-    )?
-    .execute(params![sha256, size as i64, now])?;
+        args![sha256, size as i64, now],
+    )?;
     Ok(())
 }
 
@@ -817,11 +829,8 @@ pub fn blob_add(c: &Connection, sha256: &str, size: u64, now: &str) -> ApiResult
 // Which content each stored file of a synced record has
 
 pub fn file_sha(c: &Connection, coll: &str, rec: &str, name: &str) -> ApiResult<Option<String>> {
-    Ok(c.prepare_cached(
-        "SELECT sha256 FROM _keepd_sync_files WHERE collectionRef = ?1 AND recordRef = ?2 AND name = ?3",
-    )?
-    .query_row([coll, rec, name], |r| r.get(0))
-    .optional()?)
+    let sql = "SELECT sha256 FROM _keepd_sync_files WHERE collectionRef = ?1 AND recordRef = ?2 AND name = ?3";
+    c.one(sql, [coll, rec, name], |r| r.get(0))
 }
 
 pub fn file_note(c: &Connection, coll: &str, rec: &str, name: &str, sha: &str) -> ApiResult<()> {
@@ -830,15 +839,15 @@ pub fn file_note(c: &Connection, coll: &str, rec: &str, name: &str, sha: &str) -
         &["collectionRef", "recordRef", "name", "sha256"],
         &["collectionRef", "recordRef", "name"],
     );
-    c.prepare_cached(&sql)?.execute([coll, rec, name, sha])?;
+    c.exec(&sql, [coll, rec, name, sha])?;
     Ok(())
 }
 
 pub fn file_forget(c: &Connection, coll: &str, rec: &str, name: &str) -> ApiResult<()> {
-    c.prepare_cached(
+    c.exec(
         "DELETE FROM _keepd_sync_files WHERE collectionRef = ?1 AND recordRef = ?2 AND name = ?3",
-    )?
-    .execute([coll, rec, name])?;
+        [coll, rec, name],
+    )?;
     Ok(())
 }
 
@@ -848,7 +857,7 @@ mod tests {
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().unwrap();
-        c.execute_batch(DDL).unwrap();
+        c.script(DDL).unwrap();
         c
     }
 

@@ -2,11 +2,11 @@
 //! the secret, whether it is confirmed, the last time step used (a code is
 //! good once) and the digests of the unused recovery codes.
 
+use super::args;
 use super::dialect;
 use super::Conn as Connection;
 use crate::error::ApiResult;
 use crate::util::now_string;
-use rusqlite::{params, OptionalExtension};
 
 /// A record's TOTP state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,20 +24,20 @@ fn recovery_json(digests: &[String]) -> String {
 }
 
 pub fn get(c: &Connection, collection_ref: &str, record_ref: &str) -> ApiResult<Option<Totp>> {
-    Ok(c.prepare_cached(
+    c.one(
         "SELECT secret, confirmed, lastStep, recovery FROM _keepd_totp
          WHERE collectionRef = ?1 AND recordRef = ?2",
-    )?
-    .query_row([collection_ref, record_ref], |r| {
-        let recovery: String = r.get(3)?;
-        Ok(Totp {
-            secret: r.get(0)?,
-            confirmed: r.get::<_, i64>(1)? != 0,
-            last_step: r.get::<_, i64>(2)?.max(0) as u64,
-            recovery: serde_json::from_str(&recovery).unwrap_or_default(),
-        })
-    })
-    .optional()?)
+        [collection_ref, record_ref],
+        |r| {
+            let recovery: String = r.get(3)?;
+            Ok(Totp {
+                secret: r.get(0)?,
+                confirmed: r.get::<i64>(1)? != 0,
+                last_step: r.get::<i64>(2)?.max(0) as u64,
+                recovery: serde_json::from_str(&recovery).unwrap_or_default(),
+            })
+        },
+    )
 }
 
 /// Writes a record's whole TOTP state (a new enrolment replaces the old).
@@ -57,16 +57,19 @@ pub fn put(c: &Connection, collection_ref: &str, record_ref: &str, t: &Totp) -> 
         &["collectionRef", "recordRef"],
     );
     let now = now_string();
-    c.prepare_cached(&sql)?.execute(params![
-        collection_ref,
-        record_ref,
-        t.secret,
-        t.confirmed,
-        t.last_step as i64,
-        recovery_json(&t.recovery),
-        now,
-        now
-    ])?;
+    c.exec(
+        &sql,
+        args![
+            collection_ref,
+            record_ref,
+            t.secret,
+            t.confirmed,
+            t.last_step as i64,
+            recovery_json(&t.recovery),
+            now,
+            now
+        ],
+    )?;
     Ok(())
 }
 
@@ -79,17 +82,17 @@ pub fn confirm(
     step: u64,
     recovery: &[String],
 ) -> ApiResult<()> {
-    c.prepare_cached(
+    c.exec(
         "UPDATE _keepd_totp SET confirmed = 1, lastStep = ?3, recovery = ?4, updated = ?5
          WHERE collectionRef = ?1 AND recordRef = ?2",
-    )?
-    .execute(params![
-        collection_ref,
-        record_ref,
-        step as i64,
-        recovery_json(recovery),
-        now_string()
-    ])?;
+        args![
+            collection_ref,
+            record_ref,
+            step as i64,
+            recovery_json(recovery),
+            now_string()
+        ],
+    )?;
     Ok(())
 }
 
@@ -101,17 +104,11 @@ pub fn advance(
     record_ref: &str,
     step: u64,
 ) -> ApiResult<bool> {
-    let n = c
-        .prepare_cached(
-            "UPDATE _keepd_totp SET lastStep = ?3, updated = ?4
-             WHERE collectionRef = ?1 AND recordRef = ?2 AND lastStep < ?3",
-        )?
-        .execute(params![
-            collection_ref,
-            record_ref,
-            step as i64,
-            now_string()
-        ])?;
+    let n = c.exec(
+        "UPDATE _keepd_totp SET lastStep = ?3, updated = ?4
+         WHERE collectionRef = ?1 AND recordRef = ?2 AND lastStep < ?3",
+        args![collection_ref, record_ref, step as i64, now_string()],
+    )?;
     Ok(n == 1)
 }
 
@@ -124,24 +121,25 @@ pub fn replace_recovery(
     old: &[String],
     left: &[String],
 ) -> ApiResult<bool> {
-    let n = c
-        .prepare_cached(
-            "UPDATE _keepd_totp SET recovery = ?3, updated = ?5
-             WHERE collectionRef = ?1 AND recordRef = ?2 AND recovery = ?4",
-        )?
-        .execute(params![
+    let n = c.exec(
+        "UPDATE _keepd_totp SET recovery = ?3, updated = ?5
+         WHERE collectionRef = ?1 AND recordRef = ?2 AND recovery = ?4",
+        args![
             collection_ref,
             record_ref,
             recovery_json(left),
             recovery_json(old),
             now_string()
-        ])?;
+        ],
+    )?;
     Ok(n == 1)
 }
 
 pub fn delete(c: &Connection, collection_ref: &str, record_ref: &str) -> ApiResult<()> {
-    c.prepare_cached("DELETE FROM _keepd_totp WHERE collectionRef = ?1 AND recordRef = ?2")?
-        .execute([collection_ref, record_ref])?;
+    c.exec(
+        "DELETE FROM _keepd_totp WHERE collectionRef = ?1 AND recordRef = ?2",
+        [collection_ref, record_ref],
+    )?;
     Ok(())
 }
 
@@ -151,7 +149,7 @@ mod tests {
 
     fn db() -> Connection {
         let c = Connection::open_in_memory().expect("db");
-        c.execute_batch(
+        c.script(
             "CREATE TABLE _keepd_totp (
                 collectionRef TEXT NOT NULL, recordRef TEXT NOT NULL, secret TEXT NOT NULL,
                 confirmed INTEGER NOT NULL DEFAULT 0, lastStep INTEGER NOT NULL DEFAULT 0,

@@ -148,7 +148,7 @@ impl Writer {
         let (tx, rx) = mpsc::sync_channel::<Msg>(4096);
         // Room for the transaction control statements beside the writes'
         // own (inserts per collection, relation checks, change capture).
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_statement_cache(64);
         let h = health.clone();
         let stats = Arc::new(WriterStats::default());
         let st = stats.clone();
@@ -263,11 +263,13 @@ fn run_in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    exec(conn, "SAVEPOINT w")?;
+    conn.control("SAVEPOINT w")?;
     let r = run_caught(conn, f);
     let end = match &r {
-        Ok(_) => exec(conn, "RELEASE w"),
-        Err(_) => exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w")),
+        Ok(_) => conn.control("RELEASE w"),
+        Err(_) => conn
+            .control("ROLLBACK TO w")
+            .and_then(|()| conn.control("RELEASE w")),
     };
     match (r, end) {
         (Ok(v), Ok(())) => Ok(v),
@@ -284,12 +286,6 @@ fn run_caught<T>(conn: &Connection, f: impl FnOnce(&Connection) -> ApiResult<T>)
             "a write", &*p,
         )))
     })
-}
-
-/// Runs one statement of the writer's own (transaction control) from the
-/// connection's statement cache: parsed once, not once per write.
-fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn writer_loop(
@@ -319,9 +315,9 @@ fn writer_loop(
                 break;
             }
         };
-        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
+        if let Err(e) = conn.control(super::dialect::BEGIN_WRITE) {
             tracing::error!(error = %e, "writer could not begin a transaction");
-            if let Some(fault) = health::classify(&e) {
+            if let Some(fault) = e.fault {
                 health.failed(fault, &e.to_string());
             }
             completions.push(first(None, Place::First).done);
@@ -337,9 +333,9 @@ fn writer_loop(
             // It ran without a savepoint: whatever it changed goes with
             // the transaction, which held nothing else. Its caller gets its
             // error whatever the rollback says.
-            if let Err(e) = exec(&conn, "ROLLBACK") {
+            if let Err(e) = conn.control("ROLLBACK") {
                 tracing::error!(error = %e, "rollback of a failed write failed");
-                if let Some(fault) = health::classify(&e) {
+                if let Some(fault) = e.fault {
                     health.failed(fault, &e.to_string());
                 }
             }
@@ -386,7 +382,7 @@ fn writer_loop(
             }
         }
         let ran = Instant::now();
-        let commit = exec(&conn, "COMMIT");
+        let commit = conn.control("COMMIT");
         let committed = Instant::now();
         expect = completions.len();
         linger = (committed - ran).min(MAX_LINGER);
@@ -406,10 +402,10 @@ fn writer_loop(
                 } else {
                     tracing::debug!(error = %e, "commit failed; rolling back the batch");
                 }
-                if let Some(fault) = health::classify(e) {
+                if let Some(fault) = e.fault {
                     health.failed(fault, &e.to_string());
                 }
-                let _ = exec(&conn, "ROLLBACK");
+                let _ = conn.control("ROLLBACK");
             }
             Ok(()) if wrote => health.committed(),
             Ok(()) => {}
@@ -464,12 +460,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("w.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
             .unwrap();
-        conn.busy_timeout(Duration::from_millis(0)).unwrap();
+        raw.busy_timeout(Duration::from_millis(0)).unwrap();
+        let conn = Connection::from(raw);
         // Another connection holds the write lock: BEGIN IMMEDIATE fails.
-        let holder = Connection::open(&path).unwrap();
+        let holder = rusqlite::Connection::open(&path).unwrap();
         holder.execute_batch("BEGIN IMMEDIATE").unwrap();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let holder_thread = std::thread::spawn(move || {
@@ -494,7 +491,7 @@ mod tests {
                 ran2.store(true, Ordering::SeqCst);
                 let _ = release_tx.send(());
                 std::thread::sleep(Duration::from_millis(50));
-                c.execute("INSERT INTO t VALUES (1)", [])?;
+                c.exec("INSERT INTO t VALUES (1)", ())?;
                 Ok(())
             })
             .await;
@@ -506,7 +503,8 @@ mod tests {
         holder_thread.join().unwrap();
         let check = Connection::open(&path).unwrap();
         let n: i64 = check
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .one("SELECT count(*) FROM t", (), |r| r.get(0))
+            .unwrap()
             .unwrap();
         assert_eq!(n, 0, "a refused write left a row");
         let _ = std::fs::remove_dir_all(&dir);
@@ -518,7 +516,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("w.db");
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
+        conn.script("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
             .unwrap();
         let writer = Writer::start(
             conn,
@@ -532,9 +530,8 @@ mod tests {
 
     fn values(path: &std::path::Path) -> Vec<i64> {
         let c = Connection::open(path).unwrap();
-        let mut st = c.prepare("SELECT v FROM t ORDER BY v").unwrap();
-        let rows = st.query_map([], |r| r.get(0)).unwrap();
-        rows.map(|r| r.unwrap()).collect()
+        c.all("SELECT v FROM t ORDER BY v", (), |r| r.get(0))
+            .unwrap()
     }
 
     /// A write that fails after changing rows leaves none of them, whether
@@ -547,7 +544,7 @@ mod tests {
         // Alone (first in its transaction).
         let r = writer
             .run(|c| {
-                c.execute("INSERT INTO t VALUES (1)", [])?;
+                c.exec("INSERT INTO t VALUES (1)", ())?;
                 Err::<(), _>(ApiError::bad("no"))
             })
             .await;
@@ -558,7 +555,7 @@ mod tests {
             let w = writer.clone();
             tasks.push(tokio::spawn(async move {
                 w.run(move |c| {
-                    c.execute("INSERT INTO t VALUES (?1)", [i + 10])?;
+                    c.exec("INSERT INTO t VALUES (?1)", [i + 10])?;
                     match i % 4 {
                         0 => Err(ApiError::bad("no")),
                         1 => panic!("a write panics"),
@@ -577,7 +574,7 @@ mod tests {
             }
         }
         writer
-            .run(|c| Ok(c.execute("INSERT INTO t VALUES (2)", [])?))
+            .run(|c| c.exec("INSERT INTO t VALUES (2)", ()))
             .await
             .unwrap();
         ok.insert(0, 2);

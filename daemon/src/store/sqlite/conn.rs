@@ -1,8 +1,10 @@
 //! The store's connection handle over an SQLite connection, and how
 //! SQLite's errors become the API's.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::store::health::Fault;
+use crate::store::value::{Column, Params, SqlRef};
+use rusqlite::params_from_iter;
 
 /// A connection to the database, as the store lends it to what runs in a
 /// read or a write (the record domain, sync, realtime): outside `store`
@@ -13,6 +15,256 @@ pub struct Conn(rusqlite::Connection);
 impl From<rusqlite::Connection> for Conn {
     fn from(c: rusqlite::Connection) -> Self {
         Conn(c)
+    }
+}
+
+/// A statement's text, run from the connection's statement cache.
+/// `uncached(&sql)` runs one prepared for this call only (text made for one
+/// use, that would only push the statements that repeat out of the cache).
+pub trait Sql {
+    fn text(&self) -> &str;
+    fn cached(&self) -> bool;
+}
+
+impl Sql for &str {
+    #[inline]
+    fn text(&self) -> &str {
+        self
+    }
+    #[inline]
+    fn cached(&self) -> bool {
+        true
+    }
+}
+
+impl Sql for &String {
+    #[inline]
+    fn text(&self) -> &str {
+        self
+    }
+    #[inline]
+    fn cached(&self) -> bool {
+        true
+    }
+}
+
+/// A statement prepared for one call only (see [`Sql`]).
+pub struct Uncached<'a>(&'a str);
+
+/// `sql` prepared for one call, not kept in the statement cache.
+#[inline]
+pub fn uncached(sql: &str) -> Uncached<'_> {
+    Uncached(sql)
+}
+
+impl Sql for Uncached<'_> {
+    #[inline]
+    fn text(&self) -> &str {
+        self.0
+    }
+    #[inline]
+    fn cached(&self) -> bool {
+        false
+    }
+}
+
+/// An engine failure as the writer tells it apart: the storage fault
+/// behind it, if it is one (disk full, read-only, I/O), and its text.
+#[derive(Debug, Clone)]
+pub struct DbError {
+    pub fault: Option<Fault>,
+    pub text: String,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        ApiError::Internal(format!("sqlite: {e}"))
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError {
+            fault: classify(&e),
+            text: e.to_string(),
+        }
+    }
+}
+
+/// One row of a query's answer, lent to the caller's closure.
+pub struct Row<'a>(&'a rusqlite::Row<'a>);
+
+impl<'a> Row<'a> {
+    /// A row the engine's own API read (`sqlite::sample`).
+    #[inline]
+    pub(super) fn engine(r: &'a rusqlite::Row<'a>) -> Self {
+        Row(r)
+    }
+
+    /// Column `i` (from 0) as `T`; an error when it holds another type.
+    #[inline]
+    pub fn get<T: Column>(&self, i: usize) -> ApiResult<T> {
+        let v = self.get_ref(i)?;
+        match T::from_ref(v) {
+            Some(Ok(t)) => Ok(t),
+            Some(Err(e)) => Err(ApiError::Internal(format!("sqlite: column {i}: {e}"))),
+            None => Err(ApiError::Internal(format!(
+                "sqlite: column {i}: unexpected {}",
+                match v {
+                    SqlRef::Null => "NULL",
+                    SqlRef::Integer(_) => "integer",
+                    SqlRef::Real(_) => "real",
+                    SqlRef::Text(_) => "text",
+                    SqlRef::Blob(_) => "blob",
+                }
+            ))),
+        }
+    }
+
+    /// Column `i` (from 0) as the row holds it, borrowed.
+    #[inline]
+    pub fn get_ref(&self, i: usize) -> ApiResult<SqlRef<'_>> {
+        Ok(self.0.get_ref(i)?.into())
+    }
+}
+
+// The statement API is the store's own: outside `store/` a `Conn` is only
+// passed on to the store's functions.
+impl Conn {
+    /// Runs `f` on the statement for `sql`, prepared or from the cache.
+    #[inline]
+    fn with<S: Sql, T>(
+        &self,
+        sql: S,
+        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        if sql.cached() {
+            let mut st = self.0.prepare_cached(sql.text())?;
+            f(&mut st)
+        } else {
+            let mut st = self.0.prepare(sql.text())?;
+            f(&mut st)
+        }
+    }
+
+    /// Runs a statement that answers no rows; the number of rows it
+    /// changed.
+    #[inline]
+    pub(in crate::store) fn exec<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<usize> {
+        self.with(sql, |st| {
+            Ok(st.execute(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
+        })
+    }
+
+    /// Like `exec`, for a write that may break a UNIQUE constraint:
+    /// `Ok(Err(columns))` then, the columns the engine names (without
+    /// their table).
+    #[inline]
+    pub(in crate::store) fn exec_unique<S: Sql, P: Params>(
+        &self,
+        sql: S,
+        p: P,
+    ) -> ApiResult<Result<usize, Vec<String>>> {
+        self.with(sql, |st| {
+            match st.execute(params_from_iter((0..p.count()).map(|i| p.at(i)))) {
+                Ok(n) => Ok(Ok(n)),
+                Err(e) => match unique_columns(&e) {
+                    Some(cols) => Ok(Err(cols)),
+                    None => Err(e.into()),
+                },
+            }
+        })
+    }
+
+    /// The first row of a query's answer through `f`, None if it has none.
+    #[inline]
+    pub(in crate::store) fn one<S: Sql, P: Params, T>(
+        &self,
+        sql: S,
+        p: P,
+        f: impl FnOnce(&Row<'_>) -> ApiResult<T>,
+    ) -> ApiResult<Option<T>> {
+        self.with(sql, |st| {
+            let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
+            match rows.next()? {
+                Some(r) => f(&Row(r)).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Every row of a query's answer through `f`, in order.
+    #[inline]
+    pub(in crate::store) fn all<S: Sql, P: Params, T>(
+        &self,
+        sql: S,
+        p: P,
+        mut f: impl FnMut(&Row<'_>) -> ApiResult<T>,
+    ) -> ApiResult<Vec<T>> {
+        let mut out = Vec::new();
+        self.each(sql, p, |r| {
+            out.push(f(r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Each row of a query's answer to `f`, in order.
+    #[inline]
+    pub(in crate::store) fn each<S: Sql, P: Params>(
+        &self,
+        sql: S,
+        p: P,
+        mut f: impl FnMut(&Row<'_>) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        self.with(sql, |st| {
+            let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
+            while let Some(r) = rows.next()? {
+                f(&Row(r))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether a query answers any row.
+    #[inline]
+    pub(in crate::store) fn exists<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<bool> {
+        self.with(sql, |st| {
+            Ok(st.exists(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
+        })
+    }
+
+    /// A statement with no values and no answer that the caller must see
+    /// fail as the engine failed (the writer's transaction control), from
+    /// the statement cache: parsed once, not once per use.
+    pub(in crate::store) fn control(&self, sql: &str) -> Result<(), DbError> {
+        self.0.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
+    /// Rows changed by every statement on this connection since it was
+    /// opened (a write that changed none leaves it as it was).
+    #[inline]
+    pub(in crate::store) fn total_changes(&self) -> u64 {
+        self.0.total_changes()
+    }
+
+    /// How many prepared statements the connection keeps.
+    pub(in crate::store) fn set_statement_cache(&self, n: usize) {
+        self.0.set_prepared_statement_cache_capacity(n);
+    }
+
+    /// Statements separated by `;`, with no values and no answer (DDL,
+    /// savepoints).
+    pub(in crate::store) fn script(&self, sql: &str) -> ApiResult<()> {
+        self.0.execute_batch(sql)?;
+        Ok(())
     }
 }
 
@@ -29,20 +281,12 @@ impl Conn {
     }
 }
 
-// The store's own modules run their statements on the engine's connection;
-// outside `store/`, `store::seam` refuses a call of its statement methods.
-impl std::ops::Deref for Conn {
-    type Target = rusqlite::Connection;
+impl Conn {
+    /// The SQLite connection, for the engine's own statements (catalogue,
+    /// pragmas, maintenance) in `store/sqlite/`.
     #[inline]
-    fn deref(&self) -> &rusqlite::Connection {
+    pub(super) fn engine(&self) -> &rusqlite::Connection {
         &self.0
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
-        &mut self.0
     }
 }
 
@@ -61,6 +305,30 @@ impl From<rusqlite::Error> for ApiError {
     }
 }
 
+/// The columns of a UNIQUE constraint a write broke, if that is the error
+/// ("UNIQUE constraint failed: users.email, users.x").
+fn unique_columns(e: &rusqlite::Error) -> Option<Vec<String>> {
+    if let rusqlite::Error::SqliteFailure(f, Some(msg)) = e {
+        if f.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("UNIQUE") {
+            return Some(
+                msg.rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|part| {
+                        part.trim()
+                            .rsplit('.')
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    })
+                    .collect(),
+            );
+        }
+    }
+    None
+}
+
 /// The storage fault behind a SQLite error, if it is one.
 pub fn classify(e: &rusqlite::Error) -> Option<Fault> {
     use rusqlite::ErrorCode as C;
@@ -77,5 +345,124 @@ pub fn classify(e: &rusqlite::Error) -> Option<Fault> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{args, SqlValue};
+
+    fn db() -> Conn {
+        let c = Conn::open_in_memory().unwrap();
+        c.script("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, f REAL, b BLOB, x TEXT)")
+            .unwrap();
+        c
+    }
+
+    /// Values of several lists bind one after the other, in order, and
+    /// every kind of value keeps its storage class.
+    #[test]
+    fn params_bind_in_order() {
+        let c = db();
+        let first = vec![SqlValue::Text("a".into())];
+        let rest: Vec<SqlValue> = vec![SqlValue::Real(1.5), SqlValue::Blob(vec![1, 2])];
+        assert_eq!(
+            c.exec(
+                "INSERT INTO t (id, n, f, b, x) VALUES (?, ?, ?, ?, ?)",
+                (&first, [7_i64], &rest, [None::<&str>]),
+            )
+            .unwrap(),
+            1
+        );
+        let got = c
+            .one("SELECT id, n, f, b, x FROM t WHERE id = ?1", ["a"], |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<i64>(1)?,
+                    r.get::<f64>(2)?,
+                    r.get::<Vec<u8>>(3)?,
+                    r.get::<Option<String>>(4)?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(got, Some(("a".into(), 7, 1.5, vec![1, 2], None)));
+        // Too few values is an error, as the engine's own API says.
+        assert!(c
+            .exec("INSERT INTO t (id, n) VALUES (?, ?)", ["b"])
+            .is_err());
+        // No row: None; many: all of them, in order.
+        assert_eq!(
+            c.one("SELECT n FROM t WHERE id = 'none'", (), |r| r.get::<i64>(0))
+                .unwrap(),
+            None
+        );
+        c.exec(
+            uncached("INSERT INTO t (id, n) VALUES (?1, ?2)"),
+            args!["b", 8_u32],
+        )
+        .unwrap();
+        assert_eq!(
+            c.all("SELECT n FROM t ORDER BY id", (), |r| r.get::<i64>(0))
+                .unwrap(),
+            vec![7, 8]
+        );
+        assert!(c.exists("SELECT 1 FROM t WHERE n = ?1", [8_i64]).unwrap());
+        assert!(!c.exists("SELECT 1 FROM t WHERE n = ?1", [9_i64]).unwrap());
+    }
+
+    /// A column read as another type is an error, not a made-up value.
+    #[test]
+    fn columns_are_read_as_their_type_only() {
+        let c = db();
+        c.exec(
+            "INSERT INTO t (id, n) VALUES (?1, ?2)",
+            args!["a", 70_000_i64],
+        )
+        .unwrap();
+        let read = |sql: &str| c.one(uncached(sql), (), |r| r.get::<String>(0));
+        assert!(read("SELECT n FROM t").is_err());
+        assert!(c.one("SELECT n FROM t", (), |r| r.get::<u16>(0)).is_err());
+        assert_eq!(
+            c.one("SELECT n FROM t", (), |r| r.get::<u32>(0)).unwrap(),
+            Some(70_000)
+        );
+        assert_eq!(
+            c.one("SELECT n FROM t", (), |r| r.get::<f64>(0)).unwrap(),
+            Some(70_000.0)
+        );
+        assert!(c.one("SELECT f FROM t", (), |r| r.get::<i64>(0)).is_err());
+    }
+
+    /// A write that breaks a UNIQUE constraint names its columns; any other
+    /// failure stays an error.
+    #[test]
+    fn unique_violations_name_their_columns() {
+        let c = db();
+        c.script("CREATE UNIQUE INDEX t_nx ON t (n, x)").unwrap();
+        let ins = "INSERT INTO t (id, n, x) VALUES (?1, ?2, ?3)";
+        assert_eq!(c.exec_unique(ins, args!["a", 1_i64, "q"]).unwrap(), Ok(1));
+        assert_eq!(
+            c.exec_unique(ins, args!["b", 1_i64, "q"]).unwrap(),
+            Err(vec!["n".to_string(), "x".to_string()])
+        );
+        assert_eq!(
+            c.exec_unique(ins, args!["a", 2_i64, "q"]).unwrap(),
+            Err(vec!["id".to_string()])
+        );
+        assert!(c
+            .exec_unique("INSERT INTO nowhere VALUES (?1)", ["a"])
+            .is_err());
+    }
+
+    /// The writer's transaction control reports the engine's failure.
+    #[test]
+    fn control_statements_report_failures() {
+        let c = db();
+        c.control(crate::store::dialect::BEGIN_WRITE).unwrap();
+        let e = c.control(crate::store::dialect::BEGIN_WRITE).unwrap_err();
+        assert!(e.text.contains("within a transaction"), "{e}");
+        assert_eq!(e.fault, None);
+        c.control("COMMIT").unwrap();
     }
 }

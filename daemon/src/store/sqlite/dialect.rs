@@ -506,6 +506,10 @@ pub fn json_array_holds(table: &str, column: &str) -> String {
     )
 }
 
+/// Opens the writer's transaction, taking the write lock at once (so a
+/// group of writes never fails half way for want of it).
+pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// Appended to a text comparison: compare without regard to ASCII case
 /// (how PocketBase matches emails).
 pub const COLLATE_NOCASE: &str = " COLLATE NOCASE";

@@ -5,21 +5,23 @@
 //! - `open`: opening a connection, its pragmas, SQLCipher's key, file modes,
 //!   and the integrity checks;
 //! - `rekey`: SQLCipher's export into a database under a new key;
+//! - `conn`: `Conn`, its statement API and `Row`;
+//! - `pocketbase`: reading a PocketBase database for the import;
 //! - the catalogue and maintenance statements below (`sqlite_master`,
 //!   `PRAGMA`s, `last_insert_rowid`, `VACUUM INTO`).
 //!
-//! Nothing outside `store/sqlite/` spells SQLite-specific SQL, and nothing
-//! outside `store/` names `rusqlite` (the unit test `store::seam` walks the
-//! sources). A second engine gets a sibling module with the same functions.
+//! Nothing outside `store/sqlite/` spells SQLite-specific SQL or names
+//! `rusqlite` (the unit test `store::seam` walks the sources). A second
+//! engine gets a sibling module with the same functions.
 
 mod conn;
 pub mod dialect;
 pub(super) mod open;
+pub(super) mod pocketbase;
 pub(super) mod rekey;
 mod value;
 
-pub use conn::{classify, Conn};
-use rusqlite::Connection;
+pub use conn::{uncached, Conn, Row, Sql};
 
 /// The audit log's triggers: no UPDATE, and no DELETE of an entry younger
 /// than a day (`created` is PocketBase's timestamp text).
@@ -35,8 +37,47 @@ BEGIN
 END;
 "#;
 
+/// An SQLite error worded as PocketBase's SQLite driver words it (the
+/// reason a view query is refused, shown to the client).
+fn reason(e: rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(e, Some(m)) => {
+            format!("SQL logic error: {m} ({})", e.extended_code & 0xff)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The columns a SELECT gives, asked of SQLite without running it: each
+/// one's name and declared type (a column of a table; None for an
+/// expression). `Err`: why SQLite refuses the query, worded by `reason`.
+pub fn result_columns(c: &Conn, sql: &str) -> Result<Vec<(String, Option<String>)>, String> {
+    let st = c.engine().prepare(sql).map_err(reason)?;
+    Ok(st
+        .columns()
+        .iter()
+        .map(|c| (c.name().to_string(), c.decl_type().map(str::to_string)))
+        .collect())
+}
+
+/// Every row of a query through `f`; `Err` worded by `reason`.
+pub fn sample<T>(
+    c: &Conn,
+    sql: &str,
+    mut f: impl FnMut(&Row<'_>) -> crate::error::ApiResult<T>,
+) -> Result<Vec<T>, String> {
+    let mut st = c.engine().prepare(sql).map_err(reason)?;
+    let mut rows = st.query([]).map_err(reason)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(reason)? {
+        out.push(f(&Row::engine(r)).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
 /// Whether the database has a table called `name`.
-pub fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {
+pub fn table_exists(c: &Conn, name: &str) -> rusqlite::Result<bool> {
+    let c = c.engine();
     c.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
         [name],
@@ -46,7 +87,8 @@ pub fn table_exists(c: &Connection, name: &str) -> rusqlite::Result<bool> {
 }
 
 /// The column names of `table`, in their order.
-pub fn table_columns(c: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+pub fn table_columns(c: &Conn, table: &str) -> rusqlite::Result<Vec<String>> {
+    let c = c.engine();
     let mut st = c.prepare(&format!(
         "PRAGMA table_info({})",
         dialect::quote_ident(table)
@@ -58,27 +100,31 @@ pub fn table_columns(c: &Connection, table: &str) -> rusqlite::Result<Vec<String
 }
 
 /// SQLite's `quick_check`: "ok", or what is damaged.
-pub fn quick_check(c: &Connection) -> rusqlite::Result<String> {
+pub fn quick_check(c: &Conn) -> rusqlite::Result<String> {
+    let c = c.engine();
     c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
 }
 
 /// SQLite's `data_version`: it differs from the last value the same
 /// connection got when another connection has committed since.
-pub fn data_version(c: &Connection) -> rusqlite::Result<i64> {
+pub fn data_version(c: &Conn) -> rusqlite::Result<i64> {
+    let c = c.engine();
     c.prepare_cached("PRAGMA data_version")?
         .query_row([], |r| r.get(0))
 }
 
 /// The id of the row the last `INSERT` on `c` made (an `INTEGER PRIMARY
 /// KEY` column's value), 0 if none.
-pub fn last_insert_id(c: &Connection) -> u64 {
+pub fn last_insert_id(c: &Conn) -> u64 {
+    let c = c.engine();
     c.last_insert_rowid().max(0) as u64
 }
 
 /// `wal_checkpoint(TRUNCATE)`: every committed page copied into the
 /// database file, which is synced, and the WAL emptied. It waits (up to the
 /// busy timeout) for readers still in a transaction.
-pub fn checkpoint(conn: &Connection) -> Result<(), String> {
+pub fn checkpoint(conn: &Conn) -> Result<(), String> {
+    let conn = conn.engine();
     let (busy, log, done): (i64, i64, i64) = conn
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -94,7 +140,8 @@ pub fn checkpoint(conn: &Connection) -> Result<(), String> {
 
 /// A consistent copy of the database (as of one read transaction) written
 /// to `dest`, a new file, while the writer goes on.
-pub fn snapshot(c: &Connection, dest: &std::path::Path) -> rusqlite::Result<()> {
+pub fn snapshot(c: &Conn, dest: &std::path::Path) -> rusqlite::Result<()> {
+    let c = c.engine();
     c.execute("VACUUM INTO ?1", [dest.to_string_lossy().as_ref()])?;
     Ok(())
 }

@@ -29,6 +29,19 @@ impl FromSql for SqlValue {
     }
 }
 
+impl ToSql for SqlRef<'_> {
+    #[inline]
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            SqlRef::Null => ValueRef::Null,
+            SqlRef::Integer(i) => ValueRef::Integer(i),
+            SqlRef::Real(f) => ValueRef::Real(f),
+            SqlRef::Text(t) => ValueRef::Text(t),
+            SqlRef::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
 impl<'a> From<ValueRef<'a>> for SqlRef<'a> {
     #[inline]
     fn from(v: ValueRef<'a>) -> Self {
@@ -67,7 +80,8 @@ mod tests {
         assert_eq!(b.as_ptr(), row.as_ptr());
         let c = crate::store::Conn::open_in_memory().unwrap();
         let back: SqlValue = c
-            .query_row("SELECT ?1", [SqlValue::Real(1.5)], |r| r.get(0))
+            .one("SELECT ?1", [SqlValue::Real(1.5)], |r| r.get(0))
+            .unwrap()
             .unwrap();
         assert_eq!(back, SqlValue::Real(1.5));
     }

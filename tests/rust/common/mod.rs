@@ -135,6 +135,21 @@ impl Drop for PocketBase {
     }
 }
 
+/// Runs the `openssl` command in `dir` (test CAs and certificates); a
+/// failure fails the test with openssl's own message.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Environment every keepd child gets: no /etc config, fast hashing.
 pub fn base_env() -> Vec<(String, String)> {
     vec![

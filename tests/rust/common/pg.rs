@@ -6,7 +6,7 @@
 //! run as root: as root the cluster is the `postgres` user's (`runuser`).
 //! Stopped (immediate) and removed when dropped.
 
-use super::missing_prerequisite;
+use super::{missing_prerequisite, openssl};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -50,19 +50,6 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
             .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
             .flatten()
     })
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn make_ca(dir: &Path, name: &str) {

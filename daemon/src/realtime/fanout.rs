@@ -787,6 +787,18 @@ mod tests {
     use serde_json::json;
     use std::net::IpAddr;
 
+    /// A broker roomy enough for every test here (8 events queued a client).
+    fn test_broker() -> Arc<Broker> {
+        Broker::new(Limits {
+            max_clients: 1000,
+            max_clients_per_ip: 1000,
+            max_subscriptions: 8,
+            queue: 8,
+            queue_bytes: 1 << 20,
+            total_queue_bytes: 8 << 20,
+        })
+    }
+
     fn plain(
         _: &Connection,
         _: &Schema,
@@ -821,14 +833,7 @@ mod tests {
             "listRule": "owner = @request.auth.id", "viewRule": "owner = @request.auth.id",
             "fields": [id, {"name": "title", "type": "text"}, {"name": "owner", "type": "text"}]}));
         let schema = Schema::new(vec![(*users).clone(), (*open).clone(), (*mine).clone()]);
-        let broker = Broker::new(Limits {
-            max_clients: 1000,
-            max_clients_per_ip: 1000,
-            max_subscriptions: 8,
-            queue: 8,
-            queue_bytes: 1 << 20,
-            total_queue_bytes: 8 << 20,
-        });
+        let broker = test_broker();
         let ip: IpAddr = [127, 0, 0, 1].into();
         let mut regs = Vec::new();
         let topics = vec!["open/*".to_string(), "mine/*".to_string()];
@@ -921,14 +926,7 @@ mod tests {
             "viewRule": "owner = @request.auth.id",
             "fields": [id, {"name": "title", "type": "text"}, {"name": "owner", "type": "text"}]}));
         let schema = Schema::new(vec![(*users).clone(), (*mine).clone()]);
-        let broker = Broker::new(Limits {
-            max_clients: 1000,
-            max_clients_per_ip: 1000,
-            max_subscriptions: 8,
-            queue: 8,
-            queue_bytes: 1 << 20,
-            total_queue_bytes: 8 << 20,
-        });
+        let broker = test_broker();
         let ip: IpAddr = [127, 0, 0, 1].into();
         let mut regs = Vec::new();
         let mut client_of = HashMap::new();
@@ -1091,14 +1089,7 @@ mod tests {
         let schema = join_schema();
         let posts = schema.get("posts").expect("posts").clone();
         let users = schema.get("users").expect("users").clone();
-        let broker = Broker::new(Limits {
-            max_clients: 1000,
-            max_clients_per_ip: 1000,
-            max_subscriptions: 8,
-            queue: 8,
-            queue_bytes: 1 << 20,
-            total_queue_bytes: 8 << 20,
-        });
+        let broker = test_broker();
         let ip: IpAddr = [127, 0, 0, 1].into();
         let topic = |f: &str| {
             let o = json!({"query": {"filter": f}}).to_string();

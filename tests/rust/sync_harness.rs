@@ -4,7 +4,7 @@
 //! deadline.
 #![allow(dead_code)]
 
-use crate::common::{keepd_cmd, openssl, TempRoot, TestServer};
+use crate::common::{keepd_cmd, test_ca, test_leaf, TempRoot, TestServer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,41 +19,12 @@ pub struct Pki {
     pub key: PathBuf,
 }
 
-fn chmod600(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-}
-
 impl Pki {
     pub fn new() -> Pki {
         let root = TempRoot::new("pki");
         let d = root.path.clone();
-        openssl(
-            &d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "3",
-                "-subj",
-                "/CN=keepd test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
+        test_ca(&d, "ca");
         Pki::leaf(&d, "hub");
-        chmod600(&d.join("hub.key"));
         Pki {
             ca: d.join("ca.pem"),
             cert: d.join("hub.pem"),
@@ -64,49 +35,7 @@ impl Pki {
 
     /// A new certificate and key for the hub (same CA), e.g. to test a reload.
     pub fn leaf(d: &Path, name: &str) {
-        std::fs::write(
-            d.join(format!("{name}.ext")),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext");
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &format!("{name}.pem"),
-                "-days",
-                "3",
-                "-extfile",
-                &format!("{name}.ext"),
-            ],
-        );
-        chmod600(&d.join(format!("{name}.key")));
+        test_leaf(d, "ca", name, "IP:127.0.0.1,DNS:localhost");
     }
 }
 

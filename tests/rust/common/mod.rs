@@ -150,6 +150,97 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
+/// A test CA in `dir`: `NAME.key` and `NAME.pem` (P-256, 3 days).
+pub fn test_ca(dir: &std::path::Path, name: &str) {
+    let (key, pem, subj) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN=keepd test {name}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "3",
+            "-subj",
+            &subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// A server certificate in `dir` signed by the CA `ca` there:
+/// `NAME.key` (0600) and `NAME.pem`, for the subject alternative names
+/// `san` (e.g. `DNS:localhost`), CN localhost.
+pub fn test_leaf(dir: &std::path::Path, ca: &str, name: &str, san: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let (ext, key, csr, pem) = (
+        format!("{name}.ext"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+    );
+    std::fs::write(
+        dir.join(&ext),
+        format!("subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+    )
+    .expect("ext");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "3",
+            "-extfile",
+            &ext,
+        ],
+    );
+    std::fs::set_permissions(dir.join(&key), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod key");
+}
+
 /// Environment every keepd child gets: no /etc config, fast hashing.
 pub fn base_env() -> Vec<(String, String)> {
     vec![

@@ -6,9 +6,9 @@
 //! run as root: as root the cluster is the `postgres` user's (`runuser`).
 //! Stopped (immediate) and removed when dropped.
 
-use super::{missing_prerequisite, openssl};
+use super::{missing_prerequisite, test_ca, test_leaf};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub struct PgCluster {
@@ -50,33 +50,6 @@ fn user_ids(name: &str) -> Option<(u32, u32)> {
             .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
             .flatten()
     })
-}
-
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "3",
-            "-subj",
-            &format!("/CN=keepd test {name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
 }
 
 fn free_port() -> u16 {
@@ -121,55 +94,9 @@ impl PgCluster {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("cluster dir");
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).expect("chmod");
-        make_ca(&root, "ca");
-        make_ca(&root, "other-ca");
-        std::fs::write(
-            root.join("server.ext"),
-            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("ext");
-        openssl(
-            &root,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        openssl(
-            &root,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "3",
-                "-extfile",
-                "server.ext",
-            ],
-        );
-        std::fs::set_permissions(
-            root.join("server.key"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .expect("chmod key");
+        test_ca(&root, "ca");
+        test_ca(&root, "other-ca");
+        test_leaf(&root, "ca", "server", "DNS:localhost");
         if let Some((uid, gid)) = owner {
             for entry in std::fs::read_dir(&root).expect("list").flatten() {
                 std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).expect("chown");

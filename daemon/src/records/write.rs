@@ -523,29 +523,37 @@ fn build_early(ready: &mut Ready) {
         return;
     }
     let Some(az) = ready.early.take() else { return };
-    let mut errs = ready.file_errs.clone();
+    let mut built = build_create(ready, az);
+    built.insert = (built.errs.is_empty() && built.perrs.is_empty())
+        .then(|| rs::Insert::new(&ready.coll, &built.rec));
+    ready.built = Some(Box::new(built));
+}
+
+/// A create's row from its authorized body: values, defaults, id,
+/// autodates, auth system values and every check that reads no database
+/// (the file fields' errors go with the other fields'), the password
+/// checked. The one place a create's row is made, before the writer or on
+/// it. The request's context (the body as rules read it) is dropped here.
+fn build_create(r: &Ready, az: Authz) -> Built {
+    let mut errs = r.file_errs.clone();
     let rec = build_fields(
-        &ready.coll,
+        &r.coll,
         None,
         &az.ctx.body,
-        ready.hash.as_deref(),
-        ready.req.principal.is_privileged(),
-        &ready.files,
+        r.hash.as_deref(),
+        r.req.principal.is_privileged(),
+        &r.files,
         &mut errs,
     );
     let mut perrs = FieldErrors::new();
-    password::check(&ready.coll, &ready.raw, true, false, &mut perrs);
-    let insert = (errs.is_empty() && perrs.is_empty()).then(|| rs::Insert::new(&ready.coll, &rec));
-    ready.built = Some(Box::new(Built {
+    password::check(&r.coll, &r.raw, true, false, &mut perrs);
+    Built {
         rec,
         errs,
         perrs,
         rule: az.rule,
-        insert,
-    }));
-    // The request's context (the body as rules read it) is dropped here,
-    // not on the writer.
-    drop(az.ctx);
+        insert: None,
+    }
 }
 
 /// A write sync makes inside its own transaction (a change from a device
@@ -684,26 +692,7 @@ fn check_create(
                 Some(az) => az,
                 None => authz(schema, r, None, coll.create_rule.as_deref())?,
             };
-            // The file fields' errors go with the other fields'.
-            let mut errs = r.file_errs.clone();
-            let rec = build_fields(
-                coll,
-                None,
-                &az.ctx.body,
-                r.hash.as_deref(),
-                r.req.principal.is_privileged(),
-                &r.files,
-                &mut errs,
-            );
-            let mut perrs = FieldErrors::new();
-            password::check(coll, &r.raw, true, false, &mut perrs);
-            Built {
-                rec,
-                errs,
-                perrs,
-                rule: az.rule,
-                insert: None,
-            }
+            build_create(r, az)
         }
     };
     check_relations(c, schema, coll, &rec, &mut errs)?;

@@ -467,26 +467,6 @@ pub struct OutChange {
     pub created: String,
 }
 
-/// Appends a change; its seq is the next integer (returned).
-pub fn outbox_append(c: &Connection, x: &OutChange) -> ApiResult<u64> {
-    let sql = "INSERT INTO _keepd_sync_outbox (hlc, collectionRef, recordRef, op, fields, base, bytes, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-    c.exec(
-        sql,
-        args![
-            x.hlc as i64,
-            x.collection,
-            x.record,
-            x.op,
-            json_text(&Value::Object(x.fields.clone())),
-            json_text(&Value::Object(x.base.clone())),
-            x.bytes as i64,
-            x.created
-        ],
-    )?;
-    Ok(super::sqlite::last_insert_id(c))
-}
-
 /// The oldest changes, in seq order.
 pub fn outbox_first(c: &Connection, limit: i64) -> ApiResult<Vec<OutChange>> {
     let rows = c.all(

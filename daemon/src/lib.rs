@@ -84,6 +84,18 @@ pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
 /// upsert): data dir checked, database key read, migrations run.
 pub fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
     prepare_data_dir(&cfg.dir, cfg.fix_permissions)?;
+    #[cfg(feature = "postgres")]
+    if let Some(url) = cfg.database_url().map_err(anyhow::Error::msg)? {
+        tracing::info!(schema = %cfg.database_schema, "storing in PostgreSQL");
+        return store::postgres::open_store(
+            cfg,
+            url,
+            &store::StoreOptions {
+                readers: cfg.readers,
+                ..Default::default()
+            },
+        );
+    }
     let key = cfg.database_key()?;
     if let Some(k) = &key {
         tracing::info!(

@@ -228,9 +228,8 @@ fn main() -> anyhow::Result<()> {
                 flags.push(("fix_permissions", "true".into()));
             }
             let cfg = load(&common, flags)?;
-            // A PostgreSQL database_url: its checks, then a refusal (storage
-            // on PostgreSQL is not built yet). Before any runtime: the
-            // client is blocking.
+            // A PostgreSQL database_url: its checks, before any runtime (the
+            // client is blocking); a refusal stops here.
             if let Some(status) = keepd::store::postgres::serve_refusal(&cfg) {
                 std::process::exit(status);
             }
@@ -418,7 +417,10 @@ fn main() -> anyhow::Result<()> {
             // The key is read while its file may be root's only.
             cfg.preload_database_key()?;
             become_owner(&cfg.dir)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
+            // Multi-threaded (one worker): PostgreSQL's blocking client may
+            // then block in place (`store::postgres::store::off_runtime`).
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .build()?;
             match cmd {

@@ -1,10 +1,12 @@
-//! PostgreSQL (cargo feature `postgres`, first phase): the connection as
-//! the security review asks and the start-up checks of the role, against
-//! Debian's PostgreSQL started by the test (`common::pg`). Run with
+//! PostgreSQL (cargo feature `postgres`): the connection as the security
+//! review asks, the start-up checks of the role, and keepd serving from
+//! PostgreSQL, against Debian's PostgreSQL started by the test
+//! (`common::pg`). Run with
 //! `cargo test -p keepd --features postgres --test integration postgres::`.
 
 use crate::common::pg::PgCluster;
-use crate::common::{keepd_cmd, TempRoot};
+use crate::common::{keepd_cmd, TempRoot, TestServer};
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 
@@ -382,24 +384,7 @@ fn the_role_and_the_connection_are_checked() {
     assert_eq!(r.code, 0, "{}", r.out);
     assert!(r.has("role: keepd on database app"), "{}", r.out);
 
-    // `keepd serve`: the same checks, then it says storage is not built.
-    let good = config(
-        &format!("postgres://keepd:keepd-Secret-1@localhost:{p}/app"),
-        &pg.ca,
-        "keepd",
-    );
-    let r = keepd(
-        &["serve", "--http", "127.0.0.1:0"],
-        &good,
-        &[("KEEPD_LOG", "debug")],
-    );
-    all.push(r.out.clone());
-    assert_eq!(r.code, 2, "{}", r.out);
-    assert!(
-        r.has("pass every check, but storing data on PostgreSQL is not built yet"),
-        "{}",
-        r.out
-    );
+    // `keepd serve`: the same checks refuse it before anything else.
     let r = keepd(
         &["serve", "--http", "127.0.0.1:0"],
         &config(
@@ -524,4 +509,190 @@ fn the_url_is_never_taken_from_the_environment_or_a_readable_file() {
     );
     assert_ne!(r.code, 0, "{}", r.out);
     assert!(r.has("database_url is not set"), "{}", r.out);
+}
+
+/// A least-privileged role owning one schema of its own, for one test
+/// (over TLS with SCRAM, as `HBA` lets every role but the listed ones in).
+fn role_with_schema(pg: &PgCluster, db: &str, role: &str, password: &str) {
+    pg.psql(
+        db,
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}';
+             CREATE SCHEMA {role} AUTHORIZATION {role};"
+        ),
+    );
+}
+
+/// A config file (0600) in `root` for `role` on `db`, its own schema.
+fn config_file(
+    root: &TempRoot,
+    pg: &PgCluster,
+    db: &str,
+    role: &str,
+    pw: &str,
+) -> std::path::PathBuf {
+    let f = root.path.join("keepd.toml");
+    std::fs::write(
+        &f,
+        config(
+            &format!("postgres://{role}:{pw}@localhost:{}/{db}", pg.port),
+            &pg.ca,
+            role,
+        ),
+    )
+    .expect("config");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    f
+}
+
+#[test]
+fn keepd_serves_records_from_postgres() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE srv");
+    pg.psql("srv", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    role_with_schema(&pg, "srv", "app1", "app1-Secret-12");
+    let root = TempRoot::new("pgsrv");
+    let cfg = config_file(&root, &pg, "srv", "app1", "app1-Secret-12");
+    let mut srv = TestServer::builder()
+        .root(root.clone())
+        .config(&cfg)
+        .start();
+
+    // A superuser made by `keepd superuser upsert` with the same config
+    // logs in; a base collection with text, number and bool fields.
+    let su = srv.su();
+    let (st, c) = su.post(
+        "/api/collections",
+        &json!({
+            "name": "notes",
+            "type": "base",
+            "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "n", "type": "number"},
+                {"name": "done", "type": "bool"}
+            ]
+        }),
+    );
+    assert_eq!(st, 200, "{c}\n{}", srv.output());
+
+    // Create, get, update, list, delete.
+    let (st, a) = su.post(
+        "/api/collections/notes/records",
+        &json!({"title": "first", "n": 1.5, "done": true}),
+    );
+    assert_eq!(st, 200, "{a}\n{}", srv.output());
+    let id = a["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        (a["title"].clone(), a["n"].clone(), a["done"].clone()),
+        (json!("first"), json!(1.5), json!(true))
+    );
+    let (st, b) = su.post(
+        "/api/collections/notes/records",
+        &json!({"title": "second", "n": 7}),
+    );
+    assert_eq!(st, 200, "{b}");
+    let gone = b["id"].as_str().expect("id").to_string();
+    let (st, got) = su.get(&format!("/api/collections/notes/records/{id}"));
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["title"], "first");
+    let (st, up) = su.patch(
+        &format!("/api/collections/notes/records/{id}"),
+        &json!({"title": "changed", "n": 42, "done": false}),
+    );
+    assert_eq!(st, 200, "{up}\n{}", srv.output());
+    assert_eq!(
+        (up["title"].clone(), up["n"].clone(), up["done"].clone()),
+        (json!("changed"), json!(42), json!(false))
+    );
+    let (st, _) = su.delete(&format!("/api/collections/notes/records/{gone}"));
+    assert_eq!(st, 204, "{}", srv.output());
+    let (st, list) = su.list("notes", &[]);
+    assert_eq!(st, 200, "{list}\n{}", srv.output());
+    assert_eq!(list["totalItems"], 1, "{list}");
+    assert_eq!(list["items"][0]["id"], id.as_str(), "{list}");
+
+    // Durable: a new process reads it back.
+    let srv2 = srv.restart();
+    let (st, got) = srv2
+        .su()
+        .get(&format!("/api/collections/notes/records/{id}"));
+    assert_eq!(st, 200, "{got}\n{}", srv2.output());
+    assert_eq!(
+        (got["title"].clone(), got["n"].clone(), got["done"].clone()),
+        (json!("changed"), json!(42), json!(false))
+    );
+
+    // The rows are in the role's schema, as another client sees them.
+    assert_eq!(
+        pg.query(
+            "srv",
+            &format!("SELECT title, n, done FROM app1.notes WHERE id = '{id}'")
+        ),
+        "changed|42|f"
+    );
+    assert_eq!(
+        pg.query("srv", "SELECT count(*) FROM app1._superusers"),
+        "1"
+    );
+    assert_eq!(
+        pg.query(
+            "srv",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0",
+        "nothing outside the schema"
+    );
+
+    // The audit log is append-only for the role itself.
+    assert_ne!(
+        pg.query("srv", "SELECT count(*) FROM app1._keepd_audit"),
+        "0"
+    );
+    for sql in [
+        "UPDATE app1._keepd_audit SET action = 'x'",
+        "DELETE FROM app1._keepd_audit",
+    ] {
+        let out = pg.psql_as("postgres", "srv", &format!("SET ROLE app1; {sql}"));
+        let text = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{sql} went through");
+        assert!(
+            text.contains("append-only") || text.contains("younger than a day"),
+            "{sql}: {text}"
+        );
+    }
+    drop(srv2);
+}
+
+#[test]
+fn synchronous_commit_off_is_refused() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE lossy");
+    pg.psql("lossy", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    role_with_schema(&pg, "lossy", "app2", "app2-Secret-13");
+    pg.psql("lossy", "ALTER ROLE app2 SET synchronous_commit = off");
+    let root = TempRoot::new("pgsync");
+    let cfg = config_file(&root, &pg, "lossy", "app2", "app2-Secret-13");
+    let err = match TestServer::builder()
+        .root(root.clone())
+        .config(&cfg)
+        .try_start()
+    {
+        Ok(_) => panic!("started with synchronous_commit=off"),
+        Err(e) => e,
+    };
+    assert!(err.contains("synchronous_commit is off"), "{err}");
+    assert!(!err.contains("app2-Secret-13"), "{err}");
+    // Nothing was made in the schema.
+    assert_eq!(
+        pg.query(
+            "lossy",
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'app2'"
+        ),
+        "0"
+    );
 }

@@ -63,10 +63,8 @@ pub fn append(c: &Connection, e: &Entry) -> ApiResult<()> {
 
 /// Deletes entries older than `days` (at least one day).
 pub fn prune(c: &Connection, days: u32) -> ApiResult<usize> {
-    let sql = format!(
-        "DELETE FROM _keepd_audit WHERE {}",
-        super::dialect::older_than_days("created")
-    );
+    let older = super::older_than_days(c, "created");
+    let sql = format!("DELETE FROM _keepd_audit WHERE {older}");
     c.exec(uncached(&sql), [f64::from(days.max(1)) + 0.001])
 }
 

@@ -63,14 +63,15 @@ fn totp(conn: &Connection) -> anyhow::Result<()> {
 
 fn audit_log(conn: &Connection) -> anyhow::Result<()> {
     conn.script(super::audit::DDL)?;
-    conn.script(super::sqlite::AUDIT_TRIGGERS)?;
+    super::audit_triggers(conn)?;
+    super::keep_insertion_order(conn, "_keepd_audit")?;
     Ok(())
 }
 
 pub(crate) fn run(conn: &Connection) -> anyhow::Result<()> {
     // A PocketBase database is not served in place (its collections would
     // collide with keepd's first migration); it is imported.
-    let table = |name: &str| super::sqlite::table_exists(conn, name);
+    let table = |name: &str| super::table_exists(conn, name);
     if table("_collections")? && !table("_keepd_migrations")? {
         anyhow::bail!(
             "this database was written by PocketBase: keepd does not serve it in place; \
@@ -78,6 +79,7 @@ pub(crate) fn run(conn: &Connection) -> anyhow::Result<()> {
              (README, \"Moving in from PocketBase\")"
         );
     }
+    super::before_tables(conn)?;
     conn.script(
         "CREATE TABLE IF NOT EXISTS _keepd_migrations (
             version INTEGER PRIMARY KEY,
@@ -143,6 +145,7 @@ fn init(conn: &Connection) -> anyhow::Result<()> {
             updated TEXT DEFAULT '' NOT NULL
         );"#,
     )?;
+    super::keep_insertion_order(conn, "_collections")?;
     let defaults: Vec<Value> = serde_json::from_str(include_str!("../schema/defaults.json"))?;
     for d in defaults {
         let mut c = crate::schema::parse::collection_from_json(&d)

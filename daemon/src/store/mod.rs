@@ -113,6 +113,7 @@ impl Store {
         migrate::run(&conn)?;
         let schema = migrate::load_schema(&conn)?;
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
+        let local = readers::Local::new(&readers);
         let health = Arc::new(health::Health::default());
         let generation = Arc::new(AtomicU64::new(1));
         let watch = open::open_reader(&db_path, key)?;
@@ -128,11 +129,69 @@ impl Store {
             dir: dir.to_path_buf(),
             writer,
             readers,
-            local: readers::Local::new(&db_path, opts.key.clone()),
+            local,
             schema: RwLock::new(Arc::new(schema)),
             sink: OnceLock::new(),
             capture: OnceLock::new(),
             key: opts.key.clone(),
+            health,
+            generation,
+            watch: Mutex::new((watch, seen)),
+            _lock: lock,
+        }))
+    }
+
+    /// Opens the store on PostgreSQL (feature `postgres`): the schema's
+    /// tables made or brought up to date by the migrations, the writer and
+    /// the readers on sessions of `pool`. Files stay in `dir`. Refused when
+    /// `synchronous_commit` is `off` (a write is answered after its COMMIT,
+    /// which must be durable then).
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(
+        dir: &Path,
+        opts: &StoreOptions,
+        pool: Arc<self::postgres::pool::Pool>,
+    ) -> anyhow::Result<Arc<Store>> {
+        use self::postgres::store::{off_runtime, session};
+        let lock = DirLock::shared(dir)?;
+        let conn = session(&pool)?;
+        off_runtime(|| -> anyhow::Result<()> {
+            let sync =
+                self::postgres::ddl::synchronous_commit(&conn).map_err(anyhow::Error::msg)?;
+            if sync == "off" {
+                anyhow::bail!(
+                    "the server's synchronous_commit is off: a write keepd answers could be lost in a crash; \
+                     set it to on (or remote_apply/remote_write/local) for the role or the database"
+                );
+            }
+            migrate::run(&conn)
+        })?;
+        let schema = off_runtime(|| migrate::load_schema(&conn))?;
+        let readers = readers::Readers::from_source(
+            readers::Source::Postgres(pool.clone()),
+            opts.readers.max(1),
+        )?;
+        let local = readers::Local::new(&readers);
+        let health = Arc::new(health::Health::default());
+        let generation = Arc::new(AtomicU64::new(1));
+        let watch = session(&pool)?;
+        let seen = off_runtime(|| self::postgres::ddl::data_version(&watch))
+            .map_err(anyhow::Error::msg)?;
+        let writer = writer::Writer::start(
+            conn,
+            opts.max_batch.max(1),
+            health.clone(),
+            generation.clone(),
+        )?;
+        Ok(Arc::new(Store {
+            dir: dir.to_path_buf(),
+            writer,
+            readers,
+            local,
+            schema: RwLock::new(Arc::new(schema)),
+            sink: OnceLock::new(),
+            capture: OnceLock::new(),
+            key: None,
             health,
             generation,
             watch: Mutex::new((watch, seen)),
@@ -176,7 +235,7 @@ impl Store {
     /// and makes a new generation; so does any doubt (an error asking).
     pub fn generation(&self) -> u64 {
         let unchanged = match self.watch.lock() {
-            Ok(mut w) => match sqlite::data_version(&w.0) {
+            Ok(mut w) => match data_version(&w.0) {
                 Ok(v) if v == w.1 => true,
                 Ok(v) => {
                     w.1 = v;
@@ -271,7 +330,15 @@ impl Store {
 
     /// SQLite's `quick_check` on a reader: "ok", or what is damaged.
     pub async fn quick_check(&self) -> ApiResult<String> {
-        self.read(|c| Ok(sqlite::quick_check(c)?)).await
+        self.read(|c| {
+            if c.is_postgres() {
+                // The server checks its own pages; a round trip is the check.
+                c.one("SELECT 'ok'", (), |r| r.get::<String>(0))?;
+                return Ok("ok".into());
+            }
+            Ok(sqlite::quick_check(c)?)
+        })
+        .await
     }
 
     /// At a clean stop, after the last request: commits what is queued,
@@ -317,6 +384,68 @@ impl Store {
     pub fn write_failure(&self) -> Option<health::WriteFailure> {
         self.health.failure()
     }
+}
+
+/// The engine's count that moves when another connection commits
+/// (SQLite's `data_version`; PostgreSQL's WAL insert position).
+fn data_version(c: &Conn) -> ApiResult<i64> {
+    #[cfg(feature = "postgres")]
+    if c.is_postgres() {
+        return self::postgres::store::off_runtime(|| self::postgres::ddl::data_version(c));
+    }
+    Ok(sqlite::data_version(c)?)
+}
+
+/// Whether the database has a table called `name`.
+fn table_exists(c: &Conn, name: &str) -> ApiResult<bool> {
+    #[cfg(feature = "postgres")]
+    if c.is_postgres() {
+        return self::postgres::ddl::table_exists(c, name);
+    }
+    Ok(sqlite::table_exists(c, name)?)
+}
+
+/// What the engine needs before the first table (PostgreSQL: the
+/// case-insensitive collation).
+fn before_tables(c: &Conn) -> ApiResult<()> {
+    #[cfg(feature = "postgres")]
+    if c.is_postgres() {
+        return c.script(self::postgres::ddl::BEFORE_TABLES);
+    }
+    let _ = c;
+    Ok(())
+}
+
+/// `table` read in insertion order (`dialect::INSERTION_ORDER`): SQLite's
+/// implicit `rowid`, a column of that name on PostgreSQL.
+fn keep_insertion_order(c: &Conn, table: &'static str) -> ApiResult<()> {
+    #[cfg(feature = "postgres")]
+    if c.is_postgres() {
+        debug_assert!(dialect::Ident::new(table).is_some(), "table {table:?}");
+        return c.script(&self::postgres::ddl::INSERTION_ORDER_COLUMN.replace("{table}", table));
+    }
+    let _ = (c, table);
+    Ok(())
+}
+
+/// `col < now - ?days` in the engine's words (`col` PocketBase's
+/// timestamp text; the number of days the bound value).
+fn older_than_days(c: &Conn, col: &'static str) -> String {
+    #[cfg(feature = "postgres")]
+    if c.is_postgres() {
+        return self::postgres::ddl::older_than_days(col);
+    }
+    let _ = c;
+    dialect::older_than_days(col)
+}
+
+/// The audit log's append-only triggers, in the engine's language.
+fn audit_triggers(c: &Conn) -> ApiResult<()> {
+    #[cfg(feature = "postgres")]
+    if c.is_postgres() {
+        return c.script(self::postgres::ddl::AUDIT_TRIGGERS);
+    }
+    c.script(sqlite::AUDIT_TRIGGERS)
 }
 
 /// Opens a savepoint `name` inside the writer's transaction: what follows

@@ -17,45 +17,84 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
+/// Where read-only connections come from.
+pub(crate) enum Source {
+    /// The SQLite file, opened read-only with its key.
+    Sqlite {
+        path: std::path::PathBuf,
+        key: Option<DbKey>,
+    },
+    /// Sessions of the bounded PostgreSQL pool, made read-only.
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<super::postgres::pool::Pool>),
+}
+
+impl Source {
+    pub(crate) fn reader(&self) -> anyhow::Result<Connection> {
+        match self {
+            Source::Sqlite { path, key } => open_reader(path, key.as_ref()),
+            #[cfg(feature = "postgres")]
+            Source::Postgres(pool) => super::postgres::store::reader(pool),
+        }
+    }
+}
+
 pub(crate) struct Readers {
     conns: Arc<Mutex<Vec<Connection>>>,
     permits: Arc<Semaphore>,
-    path: Arc<std::path::PathBuf>,
-    key: Option<DbKey>,
+    source: Arc<Source>,
 }
 
-/// Distinguishes stores in one process (tests open several).
 static STORE_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 thread_local! {
-    /// This thread's read-only connection: (store id, connection).
     static LOCAL: std::cell::RefCell<Option<(u64, Connection)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Per-thread read-only connections to one database.
+/// Each thread's own read-only connection (SQLite). On PostgreSQL, whose
+/// sessions are few and bounded, a point read borrows one of the readers'
+/// connections on the calling thread instead.
 pub(crate) struct Local {
     id: u64,
-    path: std::path::PathBuf,
-    key: Option<DbKey>,
+    source: Arc<Source>,
+    shared: Option<Arc<Mutex<Vec<Connection>>>>,
 }
 
 impl Local {
-    pub(crate) fn new(path: &Path, key: Option<DbKey>) -> Local {
+    pub(crate) fn new(readers: &Readers) -> Local {
+        let shared = match &*readers.source {
+            Source::Sqlite { .. } => None,
+            #[cfg(feature = "postgres")]
+            Source::Postgres(_) => Some(readers.conns.clone()),
+        };
         Local {
             id: STORE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            path: path.to_path_buf(),
-            key,
+            source: readers.source.clone(),
+            shared,
         }
     }
 
-    /// Runs `f` now, on this thread, with its connection to this database.
     pub(crate) fn run<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+        if let Some(shared) = &self.shared {
+            let pooled = shared
+                .lock()
+                .map_err(|_| ApiError::internal("reader pool poisoned"))?
+                .pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => self.source.reader().map_err(ApiError::internal)?,
+            };
+            let r = blocking(|| f(&conn));
+            if let Ok(mut g) = shared.lock() {
+                g.push(conn);
+            }
+            return r;
+        }
         LOCAL.with(|cell| {
             let mut slot = cell.try_borrow_mut().map_err(ApiError::internal)?;
             if slot.as_ref().map(|(id, _)| *id) != Some(self.id) {
-                let conn =
-                    open_reader(&self.path, self.key.as_ref()).map_err(ApiError::internal)?;
+                let conn = self.source.reader().map_err(ApiError::internal)?;
                 *slot = Some((self.id, conn));
             }
             match slot.as_ref() {
@@ -66,18 +105,35 @@ impl Local {
     }
 }
 
+/// Runs `f`, which may block on PostgreSQL's client, where that is allowed.
+#[inline]
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "postgres")]
+    return super::postgres::store::off_runtime(f);
+    #[cfg(not(feature = "postgres"))]
+    f()
+}
+
 impl Readers {
     pub(crate) fn open(path: &Path, n: usize, key: Option<&DbKey>) -> anyhow::Result<Readers> {
-        let first = open_reader(path, key)?;
+        Readers::from_source(
+            Source::Sqlite {
+                path: path.to_path_buf(),
+                key: key.cloned(),
+            },
+            n,
+        )
+    }
+
+    pub(crate) fn from_source(source: Source, n: usize) -> anyhow::Result<Readers> {
+        let first = source.reader()?;
         Ok(Readers {
             conns: Arc::new(Mutex::new(vec![first])),
             permits: Arc::new(Semaphore::new(n)),
-            path: Arc::new(path.to_path_buf()),
-            key: key.cloned(),
+            source: Arc::new(source),
         })
     }
 
-    /// Connections open now (idle in the pool).
     #[cfg(test)]
     fn open_count(&self) -> usize {
         self.conns.lock().map(|g| g.len()).unwrap_or(0)
@@ -95,19 +151,16 @@ impl Readers {
             .await
             .map_err(ApiError::internal)?;
         let conns = self.conns.clone();
-        let (path, key) = (self.path.clone(), self.key.clone());
+        let source = self.source.clone();
         tokio::task::spawn_blocking(move || {
             let pooled = conns
                 .lock()
                 .map_err(|_| ApiError::internal("reader pool poisoned"))?
                 .pop();
-            // A permit and an empty pool: fewer than `n` are open yet.
             let conn = match pooled {
                 Some(c) => c,
-                None => open_reader(&path, key.as_ref()).map_err(ApiError::internal)?,
+                None => source.reader().map_err(ApiError::internal)?,
             };
-            // A panic in `f` is this read's error: the connection goes
-            // back to the pool all the same.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)))
                 .unwrap_or_else(|p| Err(ApiError::internal(panic_text("a read", &*p))));
             if let Ok(mut g) = conns.lock() {
@@ -121,7 +174,6 @@ impl Readers {
     }
 }
 
-/// What a caught panic says (its message when it has one).
 pub(crate) fn panic_text(what: &str, p: &(dyn std::any::Any + Send)) -> String {
     let msg = p
         .downcast_ref::<&str>()

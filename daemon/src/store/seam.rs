@@ -4,7 +4,9 @@
 //!   spells SQLite-specific SQL (`INSERT OR …`, `ON CONFLICT`, `rowid`,
 //!   `strftime(`, `json_each`, `json_extract`, `COLLATE NOCASE`, `PRAGMA`,
 //!   `sqlite_master`/`sqlite_schema`, `last_insert_rowid`, `GLOB`,
-//!   `datetime(`, `randomblob`, `julianday(`, `RAISE(ABORT …`, `LIMIT -1`);
+//!   `datetime(`, `randomblob`, `julianday(`, `RAISE(ABORT …`, `LIMIT -1`)
+//!   or PostgreSQL-specific SQL (`$1` placeholders, `jsonb`, `serial`,
+//!   `plpgsql`, `AS IDENTITY`, `pg_catalog` and its tables);
 //! - a file outside an engine's module names `rusqlite` or calls the engine
 //!   connection's statement methods (`.execute(`, `.prepare(`,
 //!   `.query_row(`, …): the rest of the store runs its statements through
@@ -40,6 +42,11 @@ const ALLOW: &[(&str, &str, &str)] = &[
          before the engine runs them",
     ),
     ("schema/view.rs", "\"json_extract\",", "as above"),
+    (
+        "schema/view.rs",
+        "\"jsonb\",",
+        "as above: SQLite's own `jsonb()` function, which a view query may call",
+    ),
     (
         "schema/view.rs",
         "const table_functions: &[&str] = &[\"json_each\", \"json_tree\"];",
@@ -87,6 +94,18 @@ fn sqlisms() -> Vec<Rule> {
         r(
             "RAISE(ABORT",
             r"\braise\s*\(\s*(abort|fail|rollback|ignore)\b",
+            false,
+        ),
+        // PostgreSQL's own spellings: its placeholders, types and
+        // languages, and its catalogue.
+        r("$N placeholder", r"\$[1-9][0-9]*\b", false),
+        r("jsonb", r"\bjsonb\b", false),
+        r("bigserial", r"\b(big)?serial\b", false),
+        r("plpgsql", r"\bplpgsql\b", false),
+        r("GENERATED … AS IDENTITY", r"\bas\s+identity\b", false),
+        r(
+            "pg_catalog",
+            r"\bpg_(catalog|class|namespace|current_wal\w*)\b",
             false,
         ),
     ]

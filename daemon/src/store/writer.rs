@@ -427,7 +427,13 @@ fn writer_loop(
         }
     }
     if let Some(done) = close {
-        let _ = done.send(super::sqlite::checkpoint(&conn));
+        // PostgreSQL's COMMIT is durable where it is; SQLite's WAL is
+        // copied into the database file.
+        let _ = done.send(if conn.is_postgres() {
+            Ok(())
+        } else {
+            super::sqlite::checkpoint(&conn)
+        });
     }
     tracing::debug!("writer stopped");
 }

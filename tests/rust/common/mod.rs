@@ -317,6 +317,8 @@ impl Drop for TempRoot {
 pub struct ServerBuilder {
     env: Vec<(String, String)>,
     args: Vec<String>,
+    /// Arguments for both `superuser upsert` and `serve` (`--config`).
+    common: Vec<String>,
     root: Option<Arc<TempRoot>>,
     superuser: bool,
 }
@@ -391,6 +393,13 @@ impl ServerBuilder {
         self.args.push(a.into());
         self
     }
+    /// `--config FILE` for `superuser upsert` and `serve` alike.
+    pub fn config(mut self, path: &Path) -> Self {
+        let p = path.to_string_lossy().to_string();
+        self.common.extend(["--config".to_string(), p.clone()]);
+        self.args.extend(["--config".to_string(), p]);
+        self
+    }
     /// Reuse a root (and its `data` dir) from an earlier server.
     pub fn root(mut self, root: Arc<TempRoot>) -> Self {
         self.root = Some(root);
@@ -416,6 +425,7 @@ impl ServerBuilder {
                     "--dir",
                     &dir_s,
                 ])
+                .args(&self.common)
                 .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .current_dir(&root.path)
                 .output()
@@ -526,6 +536,7 @@ impl TestServer {
         ServerBuilder {
             env: Vec::new(),
             args: Vec::new(),
+            common: Vec::new(),
             root: None,
             superuser: true,
         }

@@ -182,13 +182,23 @@ impl PgCluster {
     /// Runs SQL as the superuser over the Unix socket (stops at the first
     /// error, which fails the test).
     pub fn psql(&self, db: &str, sql: &str) {
+        let out = self.psql_as("postgres", db, sql);
+        assert!(out.status.success(), "psql {sql}: {}", text(&out));
+    }
+
+    /// Runs SQL as `role` (let in by `trust` for the socket, or by the
+    /// test's `pg_hba.conf`) and returns psql's output: unaligned rows,
+    /// `|` between columns, or the error.
+    pub fn psql_as(&self, role: &str, db: &str, sql: &str) -> Output {
         let root = self.root.to_str().expect("utf-8 path").to_string();
         let port = self.port.to_string();
-        let out = self.run(
+        self.run(
             "psql",
             &[
                 "-X",
                 "-q",
+                "-A",
+                "-t",
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-h",
@@ -196,14 +206,20 @@ impl PgCluster {
                 "-p",
                 &port,
                 "-U",
-                "postgres",
+                role,
                 "-d",
                 db,
                 "-c",
                 sql,
             ],
-        );
+        )
+    }
+
+    /// The rows of a query run as the superuser, one line each.
+    pub fn query(&self, db: &str, sql: &str) -> String {
+        let out = self.psql_as("postgres", db, sql);
         assert!(out.status.success(), "psql {sql}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
 

@@ -1,7 +1,6 @@
-//! PostgreSQL as keepd's database (issue 16, first phase): the connection
-//! done the way the security review asks, and the start-up checks of the
-//! role. Storing data there is not built yet: `keepd serve` with a
-//! `database_url` runs the checks and then stops, saying so.
+//! PostgreSQL as keepd's database (issue 16): the connection done the way
+//! the security review asks, the start-up checks of the role, and the
+//! storage engine under the store's `Conn`.
 //!
 //! - `url`: the redacting `database_url` type (always built).
 //! - `connect` (feature `postgres`): the URL's policy (TLS with verify-full
@@ -11,6 +10,12 @@
 //! - `pool` (feature `postgres`): the bounded set of connections.
 //! - `checks` (feature `postgres`): what the role may not be or own, and
 //!   the server facts `keepd db check` prints.
+//! - `conn` (feature `postgres`): the store's statement API on a session
+//!   (placeholders, values bound by the inferred type, rows read, UNIQUE
+//!   violations and storage faults).
+//! - `ddl` (feature `postgres`): PostgreSQL's spellings of the store's
+//!   tables, the audit log's trigger, the catalogue questions.
+//! - `store` (feature `postgres`): the store's sessions from the pool.
 //!
 //! Every query here has bound parameters; the one identifier spelled into
 //! SQL text (the schema) is checked by [`is_schema_name`] first.
@@ -18,9 +23,15 @@
 #[cfg(feature = "postgres")]
 pub mod checks;
 #[cfg(feature = "postgres")]
+pub mod conn;
+#[cfg(feature = "postgres")]
 pub mod connect;
 #[cfg(feature = "postgres")]
+pub mod ddl;
+#[cfg(feature = "postgres")]
 pub mod pool;
+#[cfg(feature = "postgres")]
+pub mod store;
 pub mod url;
 
 use url::DatabaseUrl;
@@ -39,6 +50,40 @@ pub fn is_schema_name(s: &str) -> bool {
         && s != "information_schema"
 }
 
+/// The store on PostgreSQL for `cfg`'s `database_url` (its files stay in
+/// the data dir).
+#[cfg(feature = "postgres")]
+pub fn open_store(
+    cfg: &crate::config::Config,
+    url: DatabaseUrl,
+    opts: &crate::store::StoreOptions,
+) -> anyhow::Result<std::sync::Arc<crate::store::Store>> {
+    let settings = connect::Settings::from_config(cfg, url);
+    let target = connect::prepare(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pool = std::sync::Arc::new(pool::Pool::new(target, settings.pool));
+    // The role's checks at every start, for every command that opens the
+    // store (the superuser CLI too).
+    let report = store::off_runtime(|| -> Result<checks::Report, connect::PgError> {
+        let mut s = pool.get()?;
+        checks::run(&mut s, pool.target())
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let refused: Vec<&str> = report
+        .findings
+        .iter()
+        .filter(|f| !f.ok)
+        .map(|f| f.text.as_str())
+        .collect();
+    if !refused.is_empty() {
+        anyhow::bail!("refused to start: {}", refused.join("; "));
+    }
+    // The writer and the session that notices other processes' commits
+    // take two; the readers share what is left.
+    let mut opts = opts.clone();
+    opts.readers = opts.readers.min(settings.pool.saturating_sub(2)).max(1);
+    crate::store::Store::open_postgres(&cfg.dir, &opts, pool)
+}
+
 /// What can be said of a URL without connecting (and without showing it).
 pub fn check_url_form(url: &DatabaseUrl) -> Result<(), String> {
     let s = url.expose();
@@ -54,9 +99,10 @@ pub fn check_url_form(url: &DatabaseUrl) -> Result<(), String> {
     Ok(())
 }
 
-/// `keepd serve` with a PostgreSQL URL: the checks run, then — storage on
-/// PostgreSQL not being built yet — a refusal. Returns the exit status to
-/// stop with (None: no URL, serve from SQLite). The messages go to stderr.
+/// `keepd serve` with a PostgreSQL URL: the checks run before anything
+/// else; a refusal is the exit status to stop with (None: serve — from
+/// PostgreSQL when a URL is set, else from SQLite). The messages go to
+/// stderr.
 pub fn serve_refusal(cfg: &crate::config::Config) -> Option<i32> {
     let url = match cfg.database_url() {
         Ok(None) => return None,
@@ -88,8 +134,7 @@ pub fn serve_refusal(cfg: &crate::config::Config) -> Option<i32> {
             }
             return Some(1);
         }
-        eprintln!("keepd: the PostgreSQL connection and role pass every check, but storing data on PostgreSQL is not built yet; remove database_url to serve from SQLite");
-        Some(2)
+        None
     }
 }
 

@@ -104,6 +104,18 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// A session kept for good (the store's writer and readers): counted
+    /// against `max` like the others, never given back.
+    pub fn take(&self) -> Result<postgres::Client, PgError> {
+        let mut s = self.get()?;
+        let client = s.client.take().expect("held until drop");
+        drop(s);
+        // The session was counted as open when made; it stays so.
+        Ok(client)
+    }
+}
+
 impl std::ops::Deref for Session<'_> {
     type Target = postgres::Client;
     fn deref(&self) -> &postgres::Client {

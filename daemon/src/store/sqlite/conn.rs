@@ -9,12 +9,26 @@ use rusqlite::params_from_iter;
 /// A connection to the database, as the store lends it to what runs in a
 /// read or a write (the record domain, sync, realtime): outside `store`
 /// it is only passed on to the store's functions, which know its engine.
-/// One engine now; an enum of engines later.
-pub struct Conn(rusqlite::Connection);
+/// SQLite, or (feature `postgres`) a PostgreSQL session.
+pub struct Conn(Engine);
+
+enum Engine {
+    Sqlite(rusqlite::Connection),
+    #[cfg(feature = "postgres")]
+    // Boxed: the SQLite arm, the hot one, stays its own size.
+    Pg(Box<crate::store::postgres::conn::PgConn>),
+}
 
 impl From<rusqlite::Connection> for Conn {
     fn from(c: rusqlite::Connection) -> Self {
-        Conn(c)
+        Conn(Engine::Sqlite(c))
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<crate::store::postgres::conn::PgConn> for Conn {
+    fn from(c: crate::store::postgres::conn::PgConn) -> Self {
+        Conn(Engine::Pg(Box::new(c)))
     }
 }
 
@@ -98,13 +112,26 @@ impl From<rusqlite::Error> for DbError {
 }
 
 /// One row of a query's answer, lent to the caller's closure.
-pub struct Row<'a>(&'a rusqlite::Row<'a>);
+pub struct Row<'a>(RowOf<'a>);
+
+enum RowOf<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    #[cfg(feature = "postgres")]
+    Pg(&'a postgres::Row),
+}
 
 impl<'a> Row<'a> {
     /// A row the engine's own API read (`sqlite::sample`).
     #[inline]
     pub(super) fn engine(r: &'a rusqlite::Row<'a>) -> Self {
-        Row(r)
+        Row(RowOf::Sqlite(r))
+    }
+
+    /// A row of a PostgreSQL answer.
+    #[cfg(feature = "postgres")]
+    #[inline]
+    pub(in crate::store) fn pg(r: &'a postgres::Row) -> Self {
+        Row(RowOf::Pg(r))
     }
 
     /// Column `i` (from 0) as `T`; an error when it holds another type.
@@ -113,9 +140,9 @@ impl<'a> Row<'a> {
         let v = self.get_ref(i)?;
         match T::from_ref(v) {
             Some(Ok(t)) => Ok(t),
-            Some(Err(e)) => Err(ApiError::Internal(format!("sqlite: column {i}: {e}"))),
+            Some(Err(e)) => Err(ApiError::Internal(format!("storage: column {i}: {e}"))),
             None => Err(ApiError::Internal(format!(
-                "sqlite: column {i}: unexpected {}",
+                "storage: column {i}: unexpected {}",
                 match v {
                     SqlRef::Null => "NULL",
                     SqlRef::Integer(_) => "integer",
@@ -130,25 +157,46 @@ impl<'a> Row<'a> {
     /// Column `i` (from 0) as the row holds it, borrowed.
     #[inline]
     pub fn get_ref(&self, i: usize) -> ApiResult<SqlRef<'_>> {
-        Ok(self.0.get_ref(i)?.into())
+        match &self.0 {
+            RowOf::Sqlite(r) => Ok(r.get_ref(i)?.into()),
+            #[cfg(feature = "postgres")]
+            RowOf::Pg(r) => crate::store::postgres::conn::get_ref(r, i),
+        }
     }
 }
 
 // The statement API is the store's own: outside `store/` a `Conn` is only
-// passed on to the store's functions.
+// passed on to the store's functions. Each method runs on the engine the
+// connection holds (one match, then the engine's own path).
 impl Conn {
+    /// The SQLite connection, or the error a PostgreSQL one gives.
+    #[inline]
+    fn lite(&self) -> Option<&rusqlite::Connection> {
+        match &self.0 {
+            Engine::Sqlite(c) => Some(c),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(_) => None,
+        }
+    }
+
+    /// Whether this connection is to PostgreSQL.
+    #[inline]
+    pub fn is_postgres(&self) -> bool {
+        self.lite().is_none()
+    }
+
     /// Runs `f` on the statement for `sql`, prepared or from the cache.
     #[inline]
     fn with<S: Sql, T>(
-        &self,
+        c: &rusqlite::Connection,
         sql: S,
         f: impl FnOnce(&mut rusqlite::Statement<'_>) -> ApiResult<T>,
     ) -> ApiResult<T> {
         if sql.cached() {
-            let mut st = self.0.prepare_cached(sql.text())?;
+            let mut st = c.prepare_cached(sql.text())?;
             f(&mut st)
         } else {
-            let mut st = self.0.prepare(sql.text())?;
+            let mut st = c.prepare(sql.text())?;
             f(&mut st)
         }
     }
@@ -157,9 +205,13 @@ impl Conn {
     /// changed.
     #[inline]
     pub(in crate::store) fn exec<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<usize> {
-        self.with(sql, |st| {
-            Ok(st.execute(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
-        })
+        match &self.0 {
+            Engine::Sqlite(c) => Self::with(c, sql, |st| {
+                Ok(st.execute(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
+            }),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => c.exec(sql.text(), sql.cached(), &p),
+        }
     }
 
     /// Like `exec`, for a write that may break a UNIQUE constraint:
@@ -171,15 +223,19 @@ impl Conn {
         sql: S,
         p: P,
     ) -> ApiResult<Result<usize, Vec<String>>> {
-        self.with(sql, |st| {
-            match st.execute(params_from_iter((0..p.count()).map(|i| p.at(i)))) {
-                Ok(n) => Ok(Ok(n)),
-                Err(e) => match unique_columns(&e) {
-                    Some(cols) => Ok(Err(cols)),
-                    None => Err(e.into()),
-                },
-            }
-        })
+        match &self.0 {
+            Engine::Sqlite(c) => Self::with(c, sql, |st| {
+                match st.execute(params_from_iter((0..p.count()).map(|i| p.at(i)))) {
+                    Ok(n) => Ok(Ok(n)),
+                    Err(e) => match unique_columns(&e) {
+                        Some(cols) => Ok(Err(cols)),
+                        None => Err(e.into()),
+                    },
+                }
+            }),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => c.exec_unique(sql.text(), sql.cached(), &p),
+        }
     }
 
     /// The first row of a query's answer through `f`, None if it has none.
@@ -190,13 +246,27 @@ impl Conn {
         p: P,
         f: impl FnOnce(&Row<'_>) -> ApiResult<T>,
     ) -> ApiResult<Option<T>> {
-        self.with(sql, |st| {
-            let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
-            match rows.next()? {
-                Some(r) => f(&Row(r)).map(Some),
-                None => Ok(None),
+        match &self.0 {
+            Engine::Sqlite(c) => Self::with(c, sql, |st| {
+                let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
+                match rows.next()? {
+                    Some(r) => f(&Row::engine(r)).map(Some),
+                    None => Ok(None),
+                }
+            }),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => {
+                let mut f = Some(f);
+                let mut out = None;
+                c.each(sql.text(), sql.cached(), &p, Some(1), &mut |r| {
+                    if let Some(f) = f.take() {
+                        out = Some(f(&Row::pg(r))?);
+                    }
+                    Ok(())
+                })?;
+                Ok(out)
             }
-        })
+        }
     }
 
     /// Every row of a query's answer through `f`, in order.
@@ -223,48 +293,83 @@ impl Conn {
         p: P,
         mut f: impl FnMut(&Row<'_>) -> ApiResult<()>,
     ) -> ApiResult<()> {
-        self.with(sql, |st| {
-            let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
-            while let Some(r) = rows.next()? {
-                f(&Row(r))?;
-            }
-            Ok(())
-        })
+        match &self.0 {
+            Engine::Sqlite(c) => Self::with(c, sql, |st| {
+                let mut rows = st.query(params_from_iter((0..p.count()).map(|i| p.at(i))))?;
+                while let Some(r) = rows.next()? {
+                    f(&Row::engine(r))?;
+                }
+                Ok(())
+            }),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => c.each(sql.text(), sql.cached(), &p, None, &mut |r| f(&Row::pg(r))),
+        }
     }
 
     /// Whether a query answers any row.
     #[inline]
     pub(in crate::store) fn exists<S: Sql, P: Params>(&self, sql: S, p: P) -> ApiResult<bool> {
-        self.with(sql, |st| {
-            Ok(st.exists(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
-        })
+        match &self.0 {
+            Engine::Sqlite(c) => Self::with(c, sql, |st| {
+                Ok(st.exists(params_from_iter((0..p.count()).map(|i| p.at(i))))?)
+            }),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => {
+                let mut any = false;
+                c.each(sql.text(), sql.cached(), &p, Some(1), &mut |_| {
+                    any = true;
+                    Ok(())
+                })?;
+                Ok(any)
+            }
+        }
     }
 
     /// A statement with no values and no answer that the caller must see
     /// fail as the engine failed (the writer's transaction control), from
     /// the statement cache: parsed once, not once per use.
     pub(in crate::store) fn control(&self, sql: &str) -> Result<(), DbError> {
-        self.0.prepare_cached(sql)?.execute([])?;
-        Ok(())
+        match &self.0 {
+            Engine::Sqlite(c) => {
+                c.prepare_cached(sql)?.execute([])?;
+                Ok(())
+            }
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => c.control(sql),
+        }
     }
 
     /// Rows changed by every statement on this connection since it was
     /// opened (a write that changed none leaves it as it was).
     #[inline]
     pub(in crate::store) fn total_changes(&self) -> u64 {
-        self.0.total_changes()
+        match &self.0 {
+            Engine::Sqlite(c) => c.total_changes(),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => c.total_changes(),
+        }
     }
 
     /// How many prepared statements the connection keeps.
     pub(in crate::store) fn set_statement_cache(&self, n: usize) {
-        self.0.set_prepared_statement_cache_capacity(n);
+        match &self.0 {
+            Engine::Sqlite(c) => c.set_prepared_statement_cache_capacity(n),
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => c.set_statement_cache(n),
+        }
     }
 
     /// Statements separated by `;`, with no values and no answer (DDL,
     /// savepoints).
     pub(in crate::store) fn script(&self, sql: &str) -> ApiResult<()> {
-        self.0.execute_batch(sql)?;
-        Ok(())
+        match &self.0 {
+            Engine::Sqlite(c) => {
+                c.execute_batch(sql)?;
+                Ok(())
+            }
+            #[cfg(feature = "postgres")]
+            Engine::Pg(c) => c.script(sql),
+        }
     }
 }
 
@@ -272,21 +377,27 @@ impl Conn {
 impl Conn {
     /// A private in-memory database.
     pub fn open_in_memory() -> rusqlite::Result<Conn> {
-        rusqlite::Connection::open_in_memory().map(Conn)
+        rusqlite::Connection::open_in_memory().map(Conn::from)
     }
 
     /// A database file opened read-write (created if missing), as it is.
     pub fn open(path: &std::path::Path) -> rusqlite::Result<Conn> {
-        rusqlite::Connection::open(path).map(Conn)
+        rusqlite::Connection::open(path).map(Conn::from)
     }
 }
 
 impl Conn {
     /// The SQLite connection, for the engine's own statements (catalogue,
-    /// pragmas, maintenance) in `store/sqlite/`.
+    /// pragmas, maintenance) in `store/sqlite/`; on a PostgreSQL
+    /// connection, the error saying the statement is SQLite's.
     #[inline]
-    pub(super) fn engine(&self) -> &rusqlite::Connection {
-        &self.0
+    pub(super) fn engine(&self) -> rusqlite::Result<&rusqlite::Connection> {
+        self.lite().ok_or_else(|| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISUSE),
+                Some("an SQLite statement on a PostgreSQL connection".into()),
+            )
+        })
     }
 }
 

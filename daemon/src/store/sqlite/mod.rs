@@ -21,6 +21,8 @@ pub(super) mod pocketbase;
 pub(super) mod rekey;
 mod value;
 
+#[cfg(feature = "postgres")]
+pub use conn::DbError;
 pub use conn::{uncached, Conn, Row, Sql};
 
 /// The audit log's triggers: no UPDATE, and no DELETE of an entry younger
@@ -52,7 +54,7 @@ fn reason(e: rusqlite::Error) -> String {
 /// one's name and declared type (a column of a table; None for an
 /// expression). `Err`: why SQLite refuses the query, worded by `reason`.
 pub fn result_columns(c: &Conn, sql: &str) -> Result<Vec<(String, Option<String>)>, String> {
-    let st = c.engine().prepare(sql).map_err(reason)?;
+    let st = c.engine().and_then(|c| c.prepare(sql)).map_err(reason)?;
     Ok(st
         .columns()
         .iter()
@@ -66,7 +68,7 @@ pub fn sample<T>(
     sql: &str,
     mut f: impl FnMut(&Row<'_>) -> crate::error::ApiResult<T>,
 ) -> Result<Vec<T>, String> {
-    let mut st = c.engine().prepare(sql).map_err(reason)?;
+    let mut st = c.engine().and_then(|c| c.prepare(sql)).map_err(reason)?;
     let mut rows = st.query([]).map_err(reason)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(reason)? {
@@ -77,7 +79,7 @@ pub fn sample<T>(
 
 /// Whether the database has a table called `name`.
 pub fn table_exists(c: &Conn, name: &str) -> rusqlite::Result<bool> {
-    let c = c.engine();
+    let c = c.engine()?;
     c.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
         [name],
@@ -88,7 +90,7 @@ pub fn table_exists(c: &Conn, name: &str) -> rusqlite::Result<bool> {
 
 /// The column names of `table`, in their order.
 pub fn table_columns(c: &Conn, table: &str) -> rusqlite::Result<Vec<String>> {
-    let c = c.engine();
+    let c = c.engine()?;
     let mut st = c.prepare(&format!(
         "PRAGMA table_info({})",
         dialect::quote_ident(table)
@@ -101,14 +103,14 @@ pub fn table_columns(c: &Conn, table: &str) -> rusqlite::Result<Vec<String>> {
 
 /// SQLite's `quick_check`: "ok", or what is damaged.
 pub fn quick_check(c: &Conn) -> rusqlite::Result<String> {
-    let c = c.engine();
+    let c = c.engine()?;
     c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
 }
 
 /// SQLite's `data_version`: it differs from the last value the same
 /// connection got when another connection has committed since.
 pub fn data_version(c: &Conn) -> rusqlite::Result<i64> {
-    let c = c.engine();
+    let c = c.engine()?;
     c.prepare_cached("PRAGMA data_version")?
         .query_row([], |r| r.get(0))
 }
@@ -116,15 +118,15 @@ pub fn data_version(c: &Conn) -> rusqlite::Result<i64> {
 /// The id of the row the last `INSERT` on `c` made (an `INTEGER PRIMARY
 /// KEY` column's value), 0 if none.
 pub fn last_insert_id(c: &Conn) -> u64 {
-    let c = c.engine();
-    c.last_insert_rowid().max(0) as u64
+    c.engine()
+        .map_or(0, |c| c.last_insert_rowid().max(0) as u64)
 }
 
 /// `wal_checkpoint(TRUNCATE)`: every committed page copied into the
 /// database file, which is synced, and the WAL emptied. It waits (up to the
 /// busy timeout) for readers still in a transaction.
 pub fn checkpoint(conn: &Conn) -> Result<(), String> {
-    let conn = conn.engine();
+    let conn = conn.engine().map_err(|e| e.to_string())?;
     let (busy, log, done): (i64, i64, i64) = conn
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -141,7 +143,7 @@ pub fn checkpoint(conn: &Conn) -> Result<(), String> {
 /// A consistent copy of the database (as of one read transaction) written
 /// to `dest`, a new file, while the writer goes on.
 pub fn snapshot(c: &Conn, dest: &std::path::Path) -> rusqlite::Result<()> {
-    let c = c.engine();
+    let c = c.engine()?;
     c.execute("VACUUM INTO ?1", [dest.to_string_lossy().as_ref()])?;
     Ok(())
 }

@@ -70,8 +70,8 @@ pub(crate) fn open_writer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Co
 
 pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
     let conn = open_read_only(path, key)?;
-    conn.engine().execute_batch(COMMON_PRAGMAS)?;
-    conn.engine().execute_batch("PRAGMA query_only = ON;")?;
+    conn.engine()?.execute_batch(COMMON_PRAGMAS)?;
+    conn.engine()?.execute_batch("PRAGMA query_only = ON;")?;
     Ok(conn)
 }
 
@@ -294,7 +294,7 @@ pub fn fix_modes(dir: &Path) -> std::io::Result<()> {
 
 /// SQLite's `integrity_check`: `["ok"]`, or a line per problem.
 pub fn integrity_check(conn: &Conn) -> rusqlite::Result<Vec<String>> {
-    let conn = conn.engine();
+    let conn = conn.engine()?;
     conn.prepare("PRAGMA integrity_check")?
         .query_map([], |r| r.get::<_, String>(0))?
         .collect()
@@ -302,7 +302,7 @@ pub fn integrity_check(conn: &Conn) -> rusqlite::Result<Vec<String>> {
 
 /// SQLite's `foreign_key_check`, each problem in words.
 pub fn foreign_key_problems(conn: &Conn) -> rusqlite::Result<Vec<String>> {
-    let conn = conn.engine();
+    let conn = conn.engine()?;
     conn.prepare("PRAGMA foreign_key_check")?
         .query_map([], |r| {
             Ok(format!(

@@ -65,7 +65,7 @@ pub struct SourceCollection {
 
 /// Every collection of the source, in the order they were stored.
 pub fn source_collections(c: &Conn) -> rusqlite::Result<Vec<SourceCollection>> {
-    let c = c.engine();
+    let c = c.engine()?;
     let mut st = c.prepare(&format!(
         "SELECT id, system, type, name, fields, indexes, listRule, viewRule, createRule, \
          updateRule, deleteRule, options, created, updated FROM _collections ORDER BY {}",
@@ -114,7 +114,7 @@ pub fn source_settings(c: &Conn) -> rusqlite::Result<Result<Option<Value>, Strin
     }
     // PocketBase stores the JSON as a blob.
     let bytes: Option<Option<Vec<u8>>> = c
-        .engine()
+        .engine()?
         .query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| {
             Ok(match r.get_ref(0)? {
                 rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
@@ -135,7 +135,7 @@ pub fn source_settings(c: &Conn) -> rusqlite::Result<Result<Option<Value>, Strin
 
 /// The number of rows of a source table (the collection's name).
 pub fn source_count(c: &Conn, table: &str) -> rusqlite::Result<i64> {
-    let c = c.engine();
+    let c = c.engine()?;
     c.query_row(
         &format!("SELECT count(*) FROM {}", quote_ident(table)),
         [],
@@ -170,7 +170,7 @@ pub fn source_records(
         quote_ident(&coll.name),
         super::dialect::INSERTION_ORDER
     );
-    let mut st = c.engine().prepare(&sql)?;
+    let mut st = c.engine()?.prepare(&sql)?;
     let mut rows = st.query([])?;
     let mut out = Vec::with_capacity(batch);
     while let Some(r) = rows.next()? {

@@ -573,7 +573,8 @@ fn keepd_serves_records_from_postgres() {
                 {"name": "title", "type": "text"},
                 {"name": "n", "type": "number"},
                 {"name": "done", "type": "bool"}
-            ]
+            ],
+            "indexes": ["CREATE UNIQUE INDEX `idx_notes_title` ON `notes` (`title`)"]
         }),
     );
     assert_eq!(st, 200, "{c}\n{}", srv.output());
@@ -588,6 +589,14 @@ fn keepd_serves_records_from_postgres() {
     assert_eq!(
         (a["title"].clone(), a["n"].clone(), a["done"].clone()),
         (json!("first"), json!(1.5), json!(true))
+    );
+    // A UNIQUE violation is PocketBase's validation error, and the write
+    // after it goes through (the failed one was rolled back alone).
+    let (st, dup) = su.post("/api/collections/notes/records", &json!({"title": "first"}));
+    assert_eq!(st, 400, "{dup}\n{}", srv.output());
+    assert_eq!(
+        dup["data"]["title"]["code"], "validation_not_unique",
+        "{dup}"
     );
     let (st, b) = su.post(
         "/api/collections/notes/records",

@@ -420,13 +420,17 @@ fn unique_columns(e: &postgres::Error) -> Option<Vec<String>> {
     if db.code() != &postgres::error::SqlState::UNIQUE_VIOLATION {
         return None;
     }
-    let detail = db.detail().unwrap_or_default();
+    Some(detail_columns(db.detail().unwrap_or_default()))
+}
+
+/// The columns named by a UNIQUE violation's detail, `Key (a, b)=(…)`.
+fn detail_columns(detail: &str) -> Vec<String> {
     let inside = detail
         .strip_prefix("Key (")
         .and_then(|d| d.split_once(")=("))
         .map(|(cols, _)| cols)
         .unwrap_or_default();
-    let cols: Vec<String> = inside
+    inside
         .split(", ")
         .map(|part| {
             let part = part.rsplit('(').next().unwrap_or(part);
@@ -434,8 +438,7 @@ fn unique_columns(e: &postgres::Error) -> Option<Vec<String>> {
             part.trim_matches('"').to_string()
         })
         .filter(|c| !c.is_empty())
-        .collect();
-    Some(cols)
+        .collect()
 }
 
 /// The storage fault behind a PostgreSQL error, if it is one.
@@ -488,6 +491,64 @@ mod tests {
             "x = '?' AND \"q?\" = $1 -- ?\n AND y = $2"
         );
         assert_eq!(placeholders("/* ? */ ?12"), "/* ? */ $12");
+    }
+
+    fn bound(v: SqlRef<'_>, ty: &Type) -> Result<Option<Vec<u8>>, String> {
+        let mut out = BytesMut::new();
+        match Bind(v).to_sql(ty, &mut out) {
+            Ok(IsNull::Yes) => Ok(None),
+            Ok(IsNull::No) => Ok(Some(out.to_vec())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// SQLite's loose typing, as the store relies on it: each value is
+    /// encoded as the type the server asks for, or refused.
+    #[test]
+    fn values_bind_as_the_placeholder_type() {
+        use SqlRef::*;
+        assert_eq!(bound(Integer(1), &Type::BOOL), Ok(Some(vec![1])));
+        assert_eq!(bound(Integer(0), &Type::BOOL), Ok(Some(vec![0])));
+        assert_eq!(bound(Text(b"true"), &Type::BOOL), Ok(Some(vec![1])));
+        assert_eq!(
+            bound(Integer(7), &Type::INT8),
+            Ok(Some(7i64.to_be_bytes().to_vec()))
+        );
+        assert_eq!(
+            bound(Integer(7), &Type::INT4),
+            Ok(Some(7i32.to_be_bytes().to_vec()))
+        );
+        assert!(bound(Integer(1 << 40), &Type::INT4).is_err());
+        assert_eq!(
+            bound(Integer(2), &Type::FLOAT8),
+            Ok(Some(2f64.to_be_bytes().to_vec()))
+        );
+        assert_eq!(
+            bound(Text(b" 12 "), &Type::INT8),
+            Ok(Some(12i64.to_be_bytes().to_vec()))
+        );
+        assert!(bound(Text(b"x"), &Type::INT8).is_err());
+        assert!(bound(Real(1.5), &Type::INT8).is_err());
+        assert_eq!(bound(Integer(42), &Type::TEXT), Ok(Some(b"42".to_vec())));
+        assert_eq!(bound(Real(2.0), &Type::TEXT), Ok(Some(b"2.0".to_vec())));
+        assert_eq!(
+            bound(Text(b"[1]"), &Type::JSONB),
+            Ok(Some(b"\x01[1]".to_vec()))
+        );
+        assert_eq!(bound(Blob(&[0, 1]), &Type::BYTEA), Ok(Some(vec![0, 1])));
+        assert_eq!(bound(Null, &Type::INT8), Ok(None));
+        assert!(bound(Integer(1), &Type::TIMESTAMPTZ).is_err());
+    }
+
+    #[test]
+    fn unique_details_name_columns() {
+        let cols = detail_columns;
+        assert_eq!(cols("Key (title)=(first) already exists."), vec!["title"]);
+        assert_eq!(cols("Key (a, b)=(1, 2) already exists."), vec!["a", "b"]);
+        assert_eq!(
+            cols("Key (lower(email::text))=(x) already exists."),
+            vec!["email"]
+        );
     }
 
     #[test]

@@ -720,8 +720,8 @@ pub struct LogEntry {
 
 pub fn log_append(c: &Connection, x: &LogEntry) -> ApiResult<u64> {
     let sql = "INSERT INTO _keepd_sync_log (hlc, origin, echo, collectionRef, recordRef, op, fields, snapshot, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-    c.exec(
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING seq";
+    let seq = c.one(
         sql,
         args![
             x.hlc as i64,
@@ -736,8 +736,10 @@ pub fn log_append(c: &Connection, x: &LogEntry) -> ApiResult<u64> {
                 .map(|m| json_text(&Value::Object(m.clone()))),
             x.created
         ],
+        |r| r.get::<i64>(0),
     )?;
-    Ok(super::sqlite::last_insert_id(c))
+    // The seq the engine gave the row (SQLite's rowid; PostgreSQL's identity).
+    Ok(seq.unwrap_or_default().max(0) as u64)
 }
 
 /// Entries after `cursor`, in order.

@@ -115,13 +115,6 @@ pub fn data_version(c: &Conn) -> rusqlite::Result<i64> {
         .query_row([], |r| r.get(0))
 }
 
-/// The id of the row the last `INSERT` on `c` made (an `INTEGER PRIMARY
-/// KEY` column's value), 0 if none.
-pub fn last_insert_id(c: &Conn) -> u64 {
-    c.engine()
-        .map_or(0, |c| c.last_insert_rowid().max(0) as u64)
-}
-
 /// `wal_checkpoint(TRUNCATE)`: every committed page copied into the
 /// database file, which is synced, and the WAL emptied. It waits (up to the
 /// busy timeout) for readers still in a transaction.

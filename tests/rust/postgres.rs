@@ -5,7 +5,7 @@
 //! `cargo test -p keepd --features postgres --test integration postgres::`.
 
 use crate::common::pg::PgCluster;
-use crate::common::{keepd_cmd, TempRoot, TestServer};
+use crate::common::{keepd_cmd, TempRoot, TestServer, SU_EMAIL};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
@@ -623,6 +623,30 @@ fn keepd_serves_records_from_postgres() {
     assert_eq!(list["totalItems"], 1, "{list}");
     assert_eq!(list["items"][0]["id"], id.as_str(), "{list}");
 
+    // An auth collection: sign-up and login, and an email taken (the
+    // partial UNIQUE index of PocketBase's users collection).
+    let (user, _) = srv.sign_up("Ann@Example.com", "ann-password-1");
+    let (st, again) = srv.guest().post(
+        "/api/collections/users/records",
+        &json!({"email": "Ann@Example.com", "password": "ann-password-2", "passwordConfirm": "ann-password-2"}),
+    );
+    assert_eq!(st, 400, "{again}\n{}", srv.output());
+    assert_eq!(
+        again["data"]["email"]["code"], "validation_not_unique",
+        "{again}"
+    );
+    // Logins recorded their origins (`_authOrigins`, a system collection
+    // whose mixed-case names are quoted).
+    assert!(
+        !srv.output().contains("origins not updated"),
+        "{}",
+        srv.output()
+    );
+    assert_ne!(
+        pg.query("srv", "SELECT count(*) FROM app1.\"_authOrigins\""),
+        "0"
+    );
+
     // Durable: a new process reads it back.
     let srv2 = srv.restart();
     let (st, got) = srv2
@@ -633,6 +657,32 @@ fn keepd_serves_records_from_postgres() {
         (got["title"].clone(), got["n"].clone(), got["done"].clone()),
         (json!("changed"), json!(42), json!(false))
     );
+
+    // The superuser CLI finds its superuser without regard to case
+    // (`COLLATE NOCASE`): an upsert of the upper-cased email changes it.
+    let out = keepd_cmd()
+        .args([
+            "superuser",
+            "upsert",
+            &SU_EMAIL.to_uppercase(),
+            "another-Password-1",
+            "--dir",
+        ])
+        .arg(&srv2.dir)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("superuser upsert");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (st, login) = srv2.guest().post(
+        "/api/collections/_superusers/auth-with-password",
+        &json!({"identity": SU_EMAIL, "password": "another-Password-1"}),
+    );
+    assert_eq!(st, 200, "{login}\n{}", srv2.output());
 
     // The rows are in the role's schema, as another client sees them.
     assert_eq!(

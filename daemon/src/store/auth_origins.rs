@@ -16,7 +16,7 @@ pub struct AuthOrigin {
 /// A record's origins, most recently used first.
 pub fn list(c: &Connection, collection_ref: &str, record_ref: &str) -> ApiResult<Vec<AuthOrigin>> {
     c.all(
-        "SELECT id, fingerprint FROM _authOrigins WHERE collectionRef = ?1 AND recordRef = ?2
+        "SELECT id, fingerprint FROM \"_authOrigins\" WHERE \"collectionRef\" = ?1 AND \"recordRef\" = ?2
          ORDER BY updated DESC",
         [collection_ref, record_ref],
         |r| {
@@ -31,7 +31,7 @@ pub fn list(c: &Connection, collection_ref: &str, record_ref: &str) -> ApiResult
 /// Marks an origin as used now.
 pub fn touch(c: &Connection, id: &str) -> ApiResult<()> {
     c.exec(
-        "UPDATE _authOrigins SET updated = ?2 WHERE id = ?1",
+        "UPDATE \"_authOrigins\" SET updated = ?2 WHERE id = ?1",
         [id, &now_string()],
     )?;
     Ok(())
@@ -46,7 +46,7 @@ pub fn insert(
 ) -> ApiResult<()> {
     let now = now_string();
     c.exec(
-        "INSERT INTO _authOrigins (id, collectionRef, recordRef, fingerprint, created, updated)
+        "INSERT INTO \"_authOrigins\" (id, \"collectionRef\", \"recordRef\", fingerprint, created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         args![
             random_string(15, ALPHANUM),
@@ -60,6 +60,6 @@ pub fn insert(
 }
 
 pub fn delete(c: &Connection, id: &str) -> ApiResult<()> {
-    c.exec("DELETE FROM _authOrigins WHERE id = ?1", [id])?;
+    c.exec("DELETE FROM \"_authOrigins\" WHERE id = ?1", [id])?;
     Ok(())
 }

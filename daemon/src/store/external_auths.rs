@@ -21,8 +21,8 @@ pub fn find(
     provider_id: &str,
 ) -> ApiResult<Option<ExternalAuth>> {
     c.one(
-        "SELECT id, recordRef FROM _externalAuths
-         WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3",
+        "SELECT id, \"recordRef\" FROM \"_externalAuths\"
+         WHERE \"collectionRef\" = ?1 AND provider = ?2 AND \"providerId\" = ?3",
         [collection_ref, provider, provider_id],
         |r| {
             Ok(ExternalAuth {
@@ -44,7 +44,7 @@ pub fn insert(
     let id = random_string(15, ALPHANUM);
     let now = now_string();
     c.exec(
-        "INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId, created, updated)
+        "INSERT INTO \"_externalAuths\" (id, \"collectionRef\", \"recordRef\", provider, \"providerId\", created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         args![id, collection_ref, record_ref, provider, provider_id, now],
     )?;
@@ -54,7 +54,7 @@ pub fn insert(
 /// Removes every link of a record.
 pub fn delete_for_record(c: &Connection, collection_ref: &str, record_ref: &str) -> ApiResult<()> {
     c.exec(
-        "DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2",
+        "DELETE FROM \"_externalAuths\" WHERE \"collectionRef\" = ?1 AND \"recordRef\" = ?2",
         [collection_ref, record_ref],
     )?;
     Ok(())

@@ -27,7 +27,7 @@ pub fn insert(
 ) -> ApiResult<()> {
     let now = now_string();
     c.exec(
-        "INSERT INTO _mfas (id, collectionRef, recordRef, method, created, updated)
+        "INSERT INTO _mfas (id, \"collectionRef\", \"recordRef\", method, created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         args![id, collection_ref, record_ref, method, now],
     )?;
@@ -36,7 +36,7 @@ pub fn insert(
 
 pub fn get(c: &Connection, id: &str) -> ApiResult<Option<Mfa>> {
     c.one(
-        "SELECT id, collectionRef, recordRef, method, created FROM _mfas WHERE id = ?1",
+        "SELECT id, \"collectionRef\", \"recordRef\", method, created FROM _mfas WHERE id = ?1",
         [id],
         |r| {
             Ok(Mfa {

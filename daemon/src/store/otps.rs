@@ -30,7 +30,7 @@ pub fn insert(
 ) -> ApiResult<()> {
     let now = now_string();
     c.exec(
-        "INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, created, updated)
+        "INSERT INTO _otps (id, \"collectionRef\", \"recordRef\", password, \"sentTo\", created, updated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         args![id, collection_ref, record_ref, password_hash, sent_to, now],
     )?;
@@ -45,7 +45,7 @@ pub fn recent(
     limit: u32,
 ) -> ApiResult<Vec<(String, String)>> {
     c.all(
-        "SELECT id, created FROM _otps WHERE collectionRef = ?1 AND recordRef = ?2
+        "SELECT id, created FROM _otps WHERE \"collectionRef\" = ?1 AND \"recordRef\" = ?2
          ORDER BY created DESC LIMIT ?3",
         args![collection_ref, record_ref, limit],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -54,7 +54,7 @@ pub fn recent(
 
 pub fn get(c: &Connection, id: &str) -> ApiResult<Option<Otp>> {
     c.one(
-        "SELECT id, collectionRef, recordRef, password, sentTo, created FROM _otps WHERE id = ?1",
+        "SELECT id, \"collectionRef\", \"recordRef\", password, \"sentTo\", created FROM _otps WHERE id = ?1",
         [id],
         |r| {
             Ok(Otp {

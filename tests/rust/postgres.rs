@@ -699,6 +699,13 @@ fn keepd_serves_records_from_postgres() {
     assert_eq!(
         pg.query(
             "srv",
+            &format!("SELECT email FROM app1.users WHERE id = '{user}'")
+        ),
+        "Ann@Example.com"
+    );
+    assert_eq!(
+        pg.query(
+            "srv",
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
         ),
         "0",

@@ -635,6 +635,26 @@ fn keepd_serves_records_from_postgres() {
         again["data"]["email"]["code"], "validation_not_unique",
         "{again}"
     );
+    // Sessions lost (an administrator ends them; a server restart does
+    // the same): the next read and write run on new ones.
+    let ended = pg.query(
+        "srv",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app1'",
+    );
+    assert_ne!(ended, "0");
+    let (st, got) = su.get(&format!("/api/collections/notes/records/{id}"));
+    assert_eq!(st, 200, "{got}\n{}", srv.output());
+    let (st, c3) = su.post(
+        "/api/collections/notes/records",
+        &json!({"title": "after the sessions were ended"}),
+    );
+    assert_eq!(st, 200, "{c3}\n{}", srv.output());
+    let (st, list) = su.list("notes", &[]);
+    assert_eq!((st, list["totalItems"].clone()), (200, json!(2)), "{list}");
+    let extra = c3["id"].as_str().expect("id").to_string();
+    let (st, _) = su.delete(&format!("/api/collections/notes/records/{extra}"));
+    assert_eq!(st, 204, "{}", srv.output());
+
     // Logins recorded their origins (`_authOrigins`, a system collection
     // whose mixed-case names are quoted).
     assert!(

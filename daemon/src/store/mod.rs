@@ -154,7 +154,7 @@ impl Store {
     ) -> anyhow::Result<Arc<Store>> {
         use self::postgres::store::{off_runtime, session};
         let lock = DirLock::shared(dir)?;
-        let conn = session(&pool)?;
+        let conn = session(&pool, false)?;
         off_runtime(|| -> anyhow::Result<()> {
             let sync =
                 self::postgres::ddl::synchronous_commit(&conn).map_err(anyhow::Error::msg)?;
@@ -174,7 +174,7 @@ impl Store {
         let local = readers::Local::new(&readers);
         let health = Arc::new(health::Health::default());
         let generation = Arc::new(AtomicU64::new(1));
-        let watch = session(&pool)?;
+        let watch = self::postgres::store::reader(&pool)?;
         let seen = off_runtime(|| self::postgres::ddl::data_version(&watch))
             .map_err(anyhow::Error::msg)?;
         let writer = writer::Writer::start(

@@ -37,6 +37,32 @@ pub struct PgConn {
     capacity: Cell<usize>,
     /// Rows changed by statements run through this session.
     changes: Cell<u64>,
+    /// How a lost session is replaced, if it may be.
+    renew: Option<Renew>,
+}
+
+/// A lost session (the server restarted, an administrator ended it, the
+/// network broke) replaced by a new one from the pool: a reader's at its
+/// next query (retried once: it only reads), the writer's at its next
+/// BEGIN (never inside a transaction, whose first part died with the old
+/// session).
+pub struct Renew {
+    pub pool: std::sync::Arc<super::pool::Pool>,
+    /// Run first on a new session (a reader's `SET
+    /// default_transaction_read_only`).
+    pub setup: &'static str,
+    /// Whether the session only reads (its queries may be run again).
+    pub reads_only: bool,
+}
+
+/// Whether `e` says the session is gone.
+fn lost(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            c == &postgres::error::SqlState::ADMIN_SHUTDOWN
+                || c == &postgres::error::SqlState::CRASH_SHUTDOWN
+                || c.code().starts_with("08")
+        })
 }
 
 impl PgConn {
@@ -46,7 +72,83 @@ impl PgConn {
             cache: RefCell::new(HashMap::new()),
             capacity: Cell::new(128),
             changes: Cell::new(0),
+            renew: None,
         }
+    }
+
+    /// This session replaced by a new one of `renew.pool` when lost.
+    pub fn renewable(mut self, renew: Renew) -> PgConn {
+        self.renew = Some(renew);
+        self
+    }
+
+    /// A new session in place of the lost one (its statements forgotten).
+    fn renew(&self) -> ApiResult<()> {
+        let Some(r) = &self.renew else {
+            return Err(ApiError::internal("postgres: session lost"));
+        };
+        let new = r
+            .pool
+            .take()
+            .map_err(|e| ApiError::Internal(format!("postgres: {e}")))?;
+        let old = self
+            .client
+            .try_borrow_mut()
+            .map_err(|_| ApiError::internal("postgres: session already in use by this thread"))?
+            .replace(new);
+        drop(old);
+        r.pool.forget();
+        self.cache.borrow_mut().clear();
+        if !r.setup.is_empty() {
+            self.client()?.batch_execute(r.setup).map_err(api_error)?;
+        }
+        tracing::warn!("a PostgreSQL session was lost and replaced");
+        Ok(())
+    }
+
+    /// Whether the session is known to be gone.
+    fn closed(&self) -> bool {
+        self.client
+            .try_borrow()
+            .map(|c| c.as_ref().is_none_or(postgres::Client::is_closed))
+            .unwrap_or(false)
+    }
+
+    fn query<P: Params>(
+        &self,
+        sql: &str,
+        cached: bool,
+        p: &P,
+    ) -> ApiResult<Result<Vec<postgres::Row>, postgres::Error>> {
+        let st = if cached {
+            self.cache.borrow().get(sql).cloned()
+        } else {
+            None
+        };
+        let st = match st {
+            Some(st) => st,
+            None => {
+                let text = placeholders(sql);
+                match self.client()?.prepare(&text) {
+                    Ok(st) => {
+                        if cached {
+                            let mut cache = self.cache.borrow_mut();
+                            if cache.len() >= self.capacity.get() {
+                                cache.clear();
+                            }
+                            cache.insert(sql.to_string(), st.clone());
+                        }
+                        st
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        };
+        let binds: Vec<Bind<'_>> = (0..p.count()).map(|i| Bind(p.at(i))).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+        let r = self.client()?.query(&st, &refs);
+        Ok(r)
     }
 
     fn client(&self) -> ApiResult<std::cell::RefMut<'_, postgres::Client>> {
@@ -128,11 +230,17 @@ impl PgConn {
         limit: Option<usize>,
         f: &mut dyn FnMut(&postgres::Row) -> ApiResult<()>,
     ) -> ApiResult<()> {
-        let st = self.statement(sql, cached)?;
-        let binds: Vec<Bind<'_>> = (0..p.count()).map(|i| Bind(p.at(i))).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
-        let rows = self.client()?.query(&st, &refs).map_err(api_error)?;
+        let reads_only = self.renew.as_ref().is_some_and(|r| r.reads_only);
+        if reads_only && self.closed() {
+            self.renew()?;
+        }
+        let rows = match self.query(sql, cached, p)? {
+            Err(e) if reads_only && lost(&e) => {
+                self.renew()?;
+                self.query(sql, cached, p)?.map_err(api_error)?
+            }
+            r => r.map_err(api_error)?,
+        };
         for r in rows.iter().take(limit.unwrap_or(usize::MAX)) {
             f(r)?;
         }
@@ -148,11 +256,27 @@ impl PgConn {
         } else {
             sql
         };
-        let mut c = self.client().map_err(|e| DbError {
-            fault: None,
+        let fail = |e: ApiError| DbError {
+            fault: Some(Fault::Io),
             text: e.to_string(),
-        })?;
-        c.batch_execute(sql).map_err(db_error)
+        };
+        let begin = sql == "BEGIN";
+        if begin && self.renew.is_some() && self.closed() {
+            self.renew().map_err(fail)?;
+        }
+        let r = self.client().map_err(fail)?.batch_execute(sql);
+        match r {
+            // Nothing was done in the transaction yet: BEGIN again on a new
+            // session.
+            Err(e) if begin && self.renew.is_some() && lost(&e) => {
+                self.renew().map_err(fail)?;
+                self.client()
+                    .map_err(fail)?
+                    .batch_execute(sql)
+                    .map_err(db_error)
+            }
+            r => r.map_err(db_error),
+        }
     }
 
     /// Statements with no values and no answer; table definitions in the

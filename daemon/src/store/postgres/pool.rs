@@ -114,6 +114,14 @@ impl Pool {
         // The session was counted as open when made; it stays so.
         Ok(client)
     }
+
+    /// A session taken for good was lost (closed): no longer counted.
+    pub fn forget(&self) {
+        let mut st = self.lock();
+        st.open = st.open.saturating_sub(1);
+        drop(st);
+        self.freed.notify_one();
+    }
 }
 
 impl std::ops::Deref for Session<'_> {

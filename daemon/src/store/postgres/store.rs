@@ -8,7 +8,7 @@
 //! way to block). Reads on blocking threads and the writer's thread need
 //! nothing.
 
-use super::conn::PgConn;
+use super::conn::{PgConn, Renew};
 use super::pool::Pool;
 use crate::store::Conn;
 use std::sync::Arc;
@@ -23,17 +23,23 @@ pub fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// A session of the pool as the store's connection.
-pub fn session(pool: &Pool) -> anyhow::Result<Conn> {
+/// A session of the pool as the store's connection, replaced when lost
+/// (`reads_only`: its queries may be run again on the new one).
+pub fn session(pool: &Arc<Pool>, reads_only: bool) -> anyhow::Result<Conn> {
     let client = off_runtime(|| pool.take()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Conn::from(PgConn::new(client)))
+    Ok(Conn::from(PgConn::new(client).renewable(Renew {
+        pool: pool.clone(),
+        setup: if reads_only { READ_ONLY } else { "" },
+        reads_only,
+    })))
 }
 
-/// A session that only reads (`default_transaction_read_only`, as SQLite's
-/// readers are `query_only`).
+/// Readers only read, as SQLite's are `query_only`.
+const READ_ONLY: &str = "SET default_transaction_read_only = on";
+
+/// A session that only reads.
 pub fn reader(pool: &Arc<Pool>) -> anyhow::Result<Conn> {
-    let c = session(pool)?;
-    off_runtime(|| c.script("SET default_transaction_read_only = on"))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let c = session(pool, true)?;
+    off_runtime(|| c.script(READ_ONLY)).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(c)
 }

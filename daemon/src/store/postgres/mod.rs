@@ -20,6 +20,8 @@ pub mod checks;
 #[cfg(feature = "postgres")]
 pub mod connect;
 #[cfg(feature = "postgres")]
+pub mod dialect;
+#[cfg(feature = "postgres")]
 pub mod pool;
 pub mod url;
 

@@ -198,6 +198,14 @@ impl Frag {
         self
     }
 
+    /// The value, if the fragment is one operand value and nothing else.
+    pub fn single_value(&self) -> Option<&Bind> {
+        match self.parts.as_slice() {
+            [Part::Value(v)] => Some(v),
+            _ => None,
+        }
+    }
+
     /// The operand values (not the structural ones), in order.
     pub fn values(&self) -> impl Iterator<Item = &Bind> {
         self.parts.iter().filter_map(|p| match p {

@@ -411,7 +411,7 @@ impl<'a> Query<'a> {
             }
             if name == "@rowid" {
                 let order = engine.insertion_order(&self.base_alias);
-                self.order.push(engine.sort_term(order, Ty::TextCol, desc));
+                self.order.push(engine.sort_term(order, Ty::Num, desc));
                 continue;
             }
             let invalid = || FilterError::invalid(format!("invalid sort field {name:?}"));

@@ -8,7 +8,8 @@
 //! fields hold a JSON array as text, as in SQLite, and are read through
 //! `jsonb` here —; number fields `double precision`; bool fields `boolean`.
 //! A JSON field holds valid JSON text or '' (as keepd writes it: PostgreSQL
-//! 15 has no way to test text for JSON without failing on it).
+//! 15 has no way to test text for JSON without failing on it). Every table
+//! has a `rowid` identity column: the insertion order (`@rowid`).
 //!
 //! SQLite's behaviour reproduced:
 //! - its loose typing: [`unify`] gives both operands of a comparison one
@@ -24,7 +25,10 @@
 //! Placeholders: the compiler writes `?`, as every statement of the store
 //! does; [`numbered_placeholders`] turns a whole statement's into `$n`,
 //! each cast to the type of the value bound (SQLite's values carry their
-//! type; PostgreSQL's parameters are typed by their statement).
+//! type; PostgreSQL's parameters are typed by their statement). The
+//! differential test binds through it; plain `$n` typed by inference is
+//! meant to work too (a placeholder whose type matters is in a `CAST`, in
+//! `string_to_array`, or compared with a column) but is not tested.
 
 use crate::store::dialect::{Bind, Frag, Ident};
 use crate::store::engine::{Ty, Unified};
@@ -33,6 +37,8 @@ use std::fmt::Write as _;
 
 const UPPER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'";
 const LOWER: &str = "'abcdefghijklmnopqrstuvwxyz'";
+/// Text SQLite reads as a number (NUMERIC affinity), as a regular expression.
+const NUMERIC_TEXT: &str = r"'^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$'";
 
 /// Ends a join that has no condition of its own (PostgreSQL requires one).
 pub const ON_TRUE: &str = " ON TRUE";
@@ -90,9 +96,10 @@ pub fn json_array_length(col: &Frag) -> Frag {
         .s(")")
 }
 
-/// PocketBase's path (`a.b`, `[0].c`, `""` for an empty key) as a
-/// PostgreSQL `text[]` literal, every element quoted.
-pub fn path_array(path: &str) -> String {
+/// PocketBase's path (`a.b`, `[0].c`, `""` for an empty key) as its keys
+/// joined by `.`, for `string_to_array(…, '.')` (a key is `[A-Za-z0-9_]*`:
+/// the filter's grammar admits no other).
+pub fn path_keys(path: &str) -> String {
     let mut elems: Vec<String> = Vec::new();
     let mut cur = String::new();
     let mut started = false;
@@ -128,14 +135,11 @@ pub fn path_array(path: &str) -> String {
     if started {
         elems.push(cur);
     }
-    let quoted: Vec<String> = elems
+    let keys: Vec<&str> = elems
         .iter()
-        .map(|e| {
-            let e = if e == "\"\"" { "" } else { e.as_str() };
-            format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "\\\""))
-        })
+        .map(|e| if e == "\"\"" { "" } else { e.as_str() })
         .collect();
-    format!("{{{}}}", quoted.join(","))
+    keys.join(".")
 }
 
 /// `path` read out of a column holding JSON text (or ''), as `jsonb`;
@@ -153,9 +157,9 @@ pub fn json_extract(col: &Frag, path: &str) -> Frag {
     let f = if path.is_empty() {
         f
     } else {
-        f.s(" #> CAST(")
-            .aux(Bind::Text(path_array(path)))
-            .s(" AS text[])")
+        f.s(" #> string_to_array(")
+            .aux(Bind::Text(path_keys(path)))
+            .s(", '.')")
     };
     f.s(", 'null') END)")
 }
@@ -239,7 +243,9 @@ fn text_as_number(x: &Frag, ordering: bool) -> Frag {
         .f(&x)
         .s(" IS NULL THEN NULL WHEN ")
         .f(&x)
-        .s(r" ~ '^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$' THEN CAST(")
+        .s(" ~ ")
+        .s(NUMERIC_TEXT)
+        .s(" THEN CAST(")
         .f(&x)
         .s(" AS float8) ELSE ")
         .s(not_a_number(ordering))
@@ -315,13 +321,10 @@ pub fn random() -> Frag {
     Frag::sql("random()")
 }
 
-/// The insertion order of a table's rows: its `id` until the tables have
-/// an ordinal column.
+/// The insertion order of a table's rows: its `rowid` column (an identity
+/// column the PostgreSQL tables have in place of SQLite's implicit one).
 pub fn rowid(alias: &Ident) -> Frag {
-    Frag::new()
-        .ident(alias)
-        .s(".")
-        .ident(&Ident::constant("id"))
+    Frag::new().ident(alias).s(".rowid")
 }
 
 /// '' in null/empty comparisons of operands compared as `ty`: NaN stands
@@ -497,8 +500,24 @@ pub fn numbered_placeholders(sql: &str, params: &[Value]) -> String {
     out
 }
 
-/// The keywords, functions and string constants of this dialect's filter
-/// SQL, besides SQLite's common ones (`filter::audit`).
+/// The string constants of this dialect's filter SQL (`filter::audit`).
+pub const LITERALS: &[&str] = &[
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "abcdefghijklmnopqrstuvwxyz",
+    r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$",
+    "{}",
+    "[",
+    "[]",
+    "null",
+    "number",
+    "boolean",
+    "NaN",
+    "Infinity",
+    ".",
+];
+
+/// The keywords and functions of this dialect's filter SQL, besides
+/// SQLite's common ones (`filter::audit`).
 pub const VOCABULARY: &[&str] = &[
     "translate",
     "jsonb",
@@ -520,6 +539,8 @@ pub const VOCABULARY: &[&str] = &[
     "first",
     "last",
     "left",
+    "string_to_array",
+    "rowid",
 ];
 
 #[cfg(test)]
@@ -528,10 +549,11 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(path_array("a"), r#"{"a"}"#);
-        assert_eq!(path_array("a.b[0].c"), r#"{"a","b","0","c"}"#);
-        assert_eq!(path_array("[2]"), r#"{"2"}"#);
-        assert_eq!(path_array("a.\"\""), r#"{"a",""}"#);
+        assert_eq!(path_keys("a"), "a");
+        assert_eq!(path_keys("a.b[0].c"), "a.b.0.c");
+        assert_eq!(path_keys("[2]"), "2");
+        assert_eq!(path_keys("a.\"\""), "a.");
+        assert_eq!(path_keys("a.\"\".b"), "a..b");
     }
 
     #[test]

@@ -145,7 +145,7 @@ impl Engine {
         match self {
             Engine::Sqlite => Some(sqlite::strftime(args)),
             #[cfg(feature = "postgres")]
-            Engine::Postgres => None,
+            Engine::Postgres => pg::strftime(args),
         }
     }
 

@@ -20,7 +20,9 @@
 //!   never `lower()`/`ILIKE`, which fold beyond ASCII;
 //! - its binary text order: `COLLATE "C"`; NULLs first when ascending;
 //! - its types of values read out of JSON: JSON null is SQL NULL, and a
-//!   JSON value compares as a number or as text by its JSON type.
+//!   JSON value compares as a number or as text by its JSON type;
+//! - `strftime(format, time)` as `to_char` for the directives with an exact
+//!   translation (others, modifiers and the clock are refused for now).
 //!
 //! Placeholders: the compiler writes `?`, as every statement of the store
 //! does; [`numbered_placeholders`] turns a whole statement's into `$n`,
@@ -37,6 +39,10 @@ use std::fmt::Write as _;
 
 const UPPER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'";
 const LOWER: &str = "'abcdefghijklmnopqrstuvwxyz'";
+/// Time text SQLite's date functions read (date, then time to the
+/// minute, second or fraction, `T` or space, optional `Z`).
+const TIME_TEXT: &str =
+    r"'^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?Z?$'";
 /// Text SQLite reads as a number (NUMERIC affinity), as a regular expression.
 const NUMERIC_TEXT: &str = r"'^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$'";
 
@@ -317,6 +323,80 @@ pub fn geo_distance(args: [&Frag; 4], tys: [Ty; 4]) -> Frag {
         .s(") END)")
 }
 
+/// SQLite's `strftime(format, time)` for a literal format and a time held
+/// as text (PocketBase's `2006-01-02 15:04:05.000Z`; '' is NULL):
+/// `to_char` with the format translated and bound. `None` (refused) for
+/// what has no exact translation yet: no time value (now), modifiers,
+/// a number as the time, `%s`, `%w`, `%W`, `%J` and unknown directives.
+pub fn strftime(args: &[Frag]) -> Option<Frag> {
+    let [format, time] = args else {
+        return None;
+    };
+    let Some(Bind::Text(f)) = format.single_value() else {
+        return None;
+    };
+    if matches!(
+        time.single_value(),
+        Some(Bind::Real(_) | Bind::Int(_) | Bind::Bool(_))
+    ) {
+        return None;
+    }
+    let pattern = to_char_pattern(f)?;
+    // Text that is not a time is NULL, as in SQLite (a cast would fail).
+    Some(
+        Frag::sql("to_char(CASE WHEN ")
+            .f(time)
+            .s(" ~ ")
+            .s(TIME_TEXT)
+            .s(" THEN CAST(")
+            .f(time)
+            .s(" AS timestamp) END, ")
+            .value(Bind::Text(pattern))
+            .s(")"),
+    )
+}
+
+/// An SQLite strftime format as a `to_char` pattern; text between the
+/// directives double-quoted.
+fn to_char_pattern(f: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut lit = String::new();
+    let flush = |out: &mut String, lit: &mut String| {
+        if !lit.is_empty() {
+            out.push('"');
+            out.push_str(&lit.replace('\\', "\\\\").replace('"', "\\\""));
+            out.push('"');
+            lit.clear();
+        }
+    };
+    let mut chars = f.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            lit.push(c);
+            continue;
+        }
+        let code = match chars.next()? {
+            '%' => {
+                lit.push('%');
+                continue;
+            }
+            'd' => "DD",
+            'f' => "SS.MS",
+            'H' => "HH24",
+            'j' => "DDD",
+            'm' => "MM",
+            'M' => "MI",
+            'S' => "SS",
+            'Y' => "YYYY",
+            _ => return None,
+        };
+        flush(&mut out, &mut lit);
+        out.push_str(code);
+    }
+    flush(&mut out, &mut lit);
+    Some(out)
+}
+
 pub fn random() -> Frag {
     Frag::sql("random()")
 }
@@ -505,6 +585,7 @@ pub const LITERALS: &[&str] = &[
     "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
     "abcdefghijklmnopqrstuvwxyz",
     r"^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$",
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?Z?$",
     "{}",
     "[",
     "[]",
@@ -540,6 +621,8 @@ pub const VOCABULARY: &[&str] = &[
     "last",
     "left",
     "string_to_array",
+    "to_char",
+    "timestamp",
     "rowid",
 ];
 
@@ -554,6 +637,24 @@ mod tests {
         assert_eq!(path_keys("[2]"), "2");
         assert_eq!(path_keys("a.\"\""), "a.");
         assert_eq!(path_keys("a.\"\".b"), "a..b");
+    }
+
+    #[test]
+    fn strftime_patterns() {
+        assert_eq!(
+            to_char_pattern("%Y-%m-%d").as_deref(),
+            Some("YYYY\"-\"MM\"-\"DD")
+        );
+        assert_eq!(
+            to_char_pattern("%H:%M:%f").as_deref(),
+            Some("HH24\":\"MI\":\"SS.MS")
+        );
+        assert_eq!(
+            to_char_pattern("year %Y%%").as_deref(),
+            Some("\"year \"YYYY\"%\"")
+        );
+        assert_eq!(to_char_pattern("%s"), None);
+        assert_eq!(to_char_pattern("%"), None);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! from `&'static str` constants, validated identifiers ([`Ident`]) and
 //! integers, and whose values are bound parameters. A runtime string can
 //! reach SQL text only through [`Ident::new`], which admits nothing but
-//! `[A-Za-z0-9_]+`. The filter compiler and the store call these helpers; a
-//! second implementation (PostgreSQL, for a cloud hub) would replace this
-//! file and nothing else.
+//! `[A-Za-z0-9_]+`. The filter compiler and the store call these helpers;
+//! the filter compiler reaches them through `store::engine`, which picks
+//! this module or PostgreSQL's (`store/postgres/dialect.rs`) per compile.
 
 use crate::store::SqlValue as Value;
 use std::fmt::Write as _;

@@ -179,9 +179,9 @@ cmd_test() {
     log "cargo test: a panicking request is a 500 (--features panic-test)"
     cargo test --locked -p keepd --features panic-test --test integration http:: 2>&1 | tee -a target/cargo-test.log
     if [ "${SKIP_POSTGRES:-0}" != 1 ]; then
-        log "cargo test: PostgreSQL connection, role checks and storage (--features postgres, Debian's PostgreSQL)"
-        cargo test --locked -p keepd --features postgres --test integration postgres:: 2>&1 | tee -a target/cargo-test.log
-        cargo test --locked -p keepd --features postgres --lib store::postgres:: 2>&1 | tee -a target/cargo-test.log
+        log "cargo test: PostgreSQL connection, role checks, storage and the filter dialect (--features postgres, Debian's PostgreSQL)"
+        cargo test --locked -p keepd --features postgres --test integration postgres 2>&1 | tee -a target/cargo-test.log
+        cargo test --locked -p keepd --features postgres --lib store::postgres 2>&1 | tee -a target/cargo-test.log
     fi
     # The feature builds above replaced target/debug/keepd: the SDK and
     # differential tests get the plain binary back.

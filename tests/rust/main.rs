@@ -30,6 +30,8 @@ mod otp_enumeration;
 mod passwords;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_dialect;
 mod realtime;
 mod records;
 mod rules;

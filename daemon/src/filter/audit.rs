@@ -5,12 +5,33 @@
 //! generated alias (`_j3`, `_m12`, `_j7_2`...).
 
 use crate::schema::Schema;
+use crate::store::engine::Engine;
 use std::collections::HashSet;
 
 /// The words the compiler writes: the dialect's vocabulary.
 const KEYWORDS: &[&str] = crate::store::dialect::VOCABULARY;
 
 const LITERALS: &[&str] = &["", "%", "\\", "array", "pb"];
+
+/// What an engine's SQL may hold besides SQLite's words and literals:
+/// (words, string literals, quoted names, punctuation).
+type Extra = (
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [u8],
+);
+
+fn extra(engine: Engine) -> Extra {
+    match engine {
+        Engine::Sqlite => (&[], &[], &[], &[]),
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            use crate::store::postgres::dialect as pg;
+            (pg::VOCABULARY, pg::LITERALS, &["C"], b"~#[]")
+        }
+    }
+}
 
 /// The schema names the compiler may write.
 pub fn schema_names(schema: &Schema) -> HashSet<String> {
@@ -35,8 +56,14 @@ fn is_generated_alias(s: &str) -> bool {
     letters > 0 && !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
-/// Checks `sql`; `Err` names the first offending token.
+/// Checks `sql` (SQLite's); `Err` names the first offending token.
 pub fn check_sql(sql: &str, names: &HashSet<String>) -> Result<(), String> {
+    check_sql_for(Engine::Sqlite, sql, names)
+}
+
+/// Checks `sql` written for `engine`.
+pub fn check_sql_for(engine: Engine, sql: &str, names: &HashSet<String>) -> Result<(), String> {
+    let (words, literals, quoted, punct) = extra(engine);
     let b = sql.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -49,10 +76,11 @@ pub fn check_sql(sql: &str, names: &HashSet<String>) -> Result<(), String> {
                 }
                 i += 1;
             }
+            c if punct.contains(&c) => i += 1,
             b'"' => {
                 let end = sql[i + 1..].find('"').ok_or("unterminated identifier")? + i + 1;
                 let name = &sql[i + 1..end];
-                if !names.contains(name) && !is_generated_alias(name) {
+                if !names.contains(name) && !is_generated_alias(name) && !quoted.contains(&name) {
                     return Err(format!("identifier {name:?} is not from the schema"));
                 }
                 i = end + 1;
@@ -60,7 +88,7 @@ pub fn check_sql(sql: &str, names: &HashSet<String>) -> Result<(), String> {
             b'\'' => {
                 let end = sql[i + 1..].find('\'').ok_or("unterminated literal")? + i + 1;
                 let lit = &sql[i + 1..end];
-                if !LITERALS.contains(&lit) {
+                if !LITERALS.contains(&lit) && !literals.contains(&lit) {
                     return Err(format!("string literal {lit:?} in SQL"));
                 }
                 i = end + 1;
@@ -76,7 +104,7 @@ pub fn check_sql(sql: &str, names: &HashSet<String>) -> Result<(), String> {
                     i += 1;
                 }
                 let w = sql[start..i].to_ascii_lowercase();
-                if !KEYWORDS.contains(&w.as_str()) {
+                if !KEYWORDS.contains(&w.as_str()) && !words.contains(&w.as_str()) {
                     return Err(format!("unexpected word {:?}", &sql[start..i]));
                 }
             }

@@ -16,6 +16,7 @@ use super::resolve::Runner;
 use super::template::{Binder, Outcome, Probe, Source, StaticClass, Template};
 use crate::schema::Collection;
 use crate::store::dialect::{self, Bind, Frag, Ident};
+use crate::store::engine::{Engine, Ty};
 use crate::store::SqlValue as Value;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use std::collections::HashMap;
@@ -106,6 +107,8 @@ pub(crate) struct MultiMatch {
     pub from_alias: Ident,
     pub joins: Vec<Frag>,
     pub value: Frag,
+    /// What `value` yields.
+    pub ty: Ty,
 }
 
 impl MultiMatch {
@@ -134,6 +137,8 @@ pub(crate) struct Operand {
     pub multi: Option<Box<MultiMatch>>,
     /// ANDed to the built comparison (the `emailVisibility` check).
     pub guard: Option<Frag>,
+    /// What `sql` yields (engines that type statements need it).
+    pub ty: Ty,
 }
 
 impl Operand {
@@ -144,11 +149,13 @@ impl Operand {
             kind: Kind::Expr,
             multi: None,
             guard: None,
+            ty: Ty::Unknown,
         }
     }
 
     pub fn value(v: Bind) -> Operand {
-        Operand::expr(Frag::new().value(v))
+        let ty = Ty::of(&v);
+        Operand::expr(Frag::new().value(v)).with_ty(ty)
     }
 
     pub fn null() -> Operand {
@@ -159,10 +166,21 @@ impl Operand {
     }
 
     pub fn constant(sql: &'static str) -> Operand {
+        let ty = if sql == "TRUE" || sql == "FALSE" {
+            Ty::Bool
+        } else {
+            Ty::Num
+        };
         Operand {
             kind: Kind::Const,
+            ty,
             ..Operand::expr(Frag::sql(sql))
         }
+    }
+
+    pub fn with_ty(mut self, ty: Ty) -> Operand {
+        self.ty = ty;
+        self
     }
 
     pub fn with_nf(mut self, nf: NullFallback) -> Operand {
@@ -225,6 +243,7 @@ impl Operand {
             kind: self.kind,
             multi: None,
             guard: None,
+            ty: self.ty,
         }
     }
 }
@@ -385,13 +404,14 @@ impl<'a> Query<'a> {
                     "max sort field length limit reached".into(),
                 ));
             }
-            let dir = if desc { " DESC" } else { " ASC" };
+            let engine = self.engine();
             if name == "@random" {
-                self.order.push(dialect::random());
+                self.order.push(engine.random());
                 continue;
             }
             if name == "@rowid" {
-                self.order.push(dialect::rowid(&self.base_alias).s(dir));
+                let order = engine.insertion_order(&self.base_alias);
+                self.order.push(engine.sort_term(order, Ty::Num, desc));
                 continue;
             }
             let invalid = || FilterError::invalid(format!("invalid sort field {name:?}"));
@@ -402,7 +422,8 @@ impl<'a> Query<'a> {
             if op.value_count() > 0 || op.kind == Kind::Null {
                 return Err(invalid());
             }
-            self.order.push(op.visible_sql().s(dir));
+            self.order
+                .push(engine.sort_term(op.visible_sql(), op.ty, desc));
         }
         Ok(self)
     }
@@ -424,6 +445,8 @@ impl<'a> Query<'a> {
             let mut f = j.table.clone().s(" ").ident(&j.alias);
             if let Some(on) = &j.on {
                 f = f.s(" ON ").f(on);
+            } else {
+                f = self.ctx.engine.no_on(f);
             }
             f.render_binds(&mut s, &mut out.join_params);
             out.joins.push(s);
@@ -450,6 +473,11 @@ impl<'a> Query<'a> {
     // -- what the compile may know of the request --------------------------
 
     /// Whether there is a request (else every `@request.*` is NULL).
+    /// The engine the SQL is written for.
+    pub(crate) fn engine(&self) -> Engine {
+        self.ctx.engine
+    }
+
     pub(crate) fn probe_request(&mut self) -> bool {
         let req = self.ctx.request;
         self.binder.probe(Probe::Request, req.as_ref()) == Outcome::Bool(true)
@@ -584,7 +612,11 @@ impl<'a> Query<'a> {
             Term::Number(n) => Ok(Operand::value(Bind::Real(parse_number(n)))),
             Term::Ident { name, .. } => {
                 if let Some(m) = macro_name(name) {
-                    return Ok(Operand::value(self.slot(Source::Macro(m))));
+                    let ty = match macro_value(m, self.ctx.now) {
+                        Some(b) => Ty::of(&b),
+                        None => Ty::Text,
+                    };
+                    return Ok(Operand::value(self.slot(Source::Macro(m))).with_ty(ty));
                 }
                 match Runner::new(self, scope, name).run() {
                     Ok(op) => Ok(op),
@@ -617,6 +649,7 @@ impl<'a> Query<'a> {
             )));
         }
         let mut r = Vec::with_capacity(4);
+        let mut tys = [Ty::Unknown; 4];
         let mut guard = Operand::null();
         for (i, a) in args.iter().enumerate() {
             if !matches!(a, Term::Ident { .. } | Term::Number(_)) {
@@ -626,10 +659,13 @@ impl<'a> Query<'a> {
             }
             let arg = self.term(a, scope)?;
             guard.and_guard(arg.guard.as_ref());
+            tys[i] = arg.ty;
             r.push(arg.sql);
         }
-        let mut op = Operand::expr(dialect::geo_distance(&r[0], &r[1], &r[2], &r[3]))
-            .with_nf(NullFallback::Disabled);
+        let engine = self.engine();
+        let mut op = Operand::expr(engine.geo_distance([&r[0], &r[1], &r[2], &r[3]], tys))
+            .with_nf(NullFallback::Disabled)
+            .with_ty(Ty::Num);
         op.guard = guard.guard;
         Ok(op)
     }
@@ -651,11 +687,17 @@ impl<'a> Query<'a> {
                 "[strftime] expects the first argument to be a format string",
             ));
         };
+        let engine = self.engine();
+        let time_format = |args: &[Frag]| {
+            engine.strftime(args).ok_or_else(|| {
+                FilterError::invalid("[strftime] is not available on this database engine yet")
+            })
+        };
         let format = self.term(&args[0], scope)?;
         if args.len() == 1 {
-            return Ok(
-                Operand::expr(dialect::strftime(&[format.sql])).with_nf(NullFallback::Enforced)
-            );
+            return Ok(Operand::expr(time_format(&[format.sql])?)
+                .with_nf(NullFallback::Enforced)
+                .with_ty(Ty::Text));
         }
         if !matches!(
             &args[1],
@@ -677,13 +719,16 @@ impl<'a> Query<'a> {
         }
         let mut all = vec![format.sql.clone(), time.sql.clone()];
         all.extend(mods.iter().cloned());
-        let mut op = Operand::expr(dialect::strftime(&all)).with_nf(NullFallback::Enforced);
+        let mut op = Operand::expr(time_format(&all)?)
+            .with_nf(NullFallback::Enforced)
+            .with_ty(Ty::Text);
         // The time value's guard (a hidden e-mail) holds for the result.
         op.guard = time.guard;
         if let Some(mut mm) = time.multi {
             let mut mm_args = vec![format.sql, mm.value.clone()];
             mm_args.extend(mods);
-            mm.value = dialect::strftime(&mm_args);
+            mm.value = time_format(&mm_args)?;
+            mm.ty = Ty::Text;
             op.multi = Some(mm);
         }
         Ok(op)
@@ -694,13 +739,26 @@ impl<'a> Query<'a> {
     /// PocketBase's `buildResolversExpr`; `not` wraps the result in NOT(…)
     /// (the inner condition of a multi-match subquery).
     fn build(&mut self, l: &Operand, op: Op, r: &Operand, not: bool) -> Frag {
+        let engine = self.engine();
+        let like = matches!(op.base(), Op::Like | Op::NotLike);
+        // Engines that type statements compare both sides as one type.
+        let unified = if engine.typed() && !like {
+            let ordering = !matches!(op.base(), Op::Eq | Op::Neq);
+            engine.unify(&l.sql, l.ty, &r.sql, r.ty, ordering)
+        } else {
+            None
+        };
+        let (lsql, rsql, ty) = match &unified {
+            Some(u) => (&u.left, &u.right, u.ty),
+            None => (&l.sql, &r.sql, l.ty),
+        };
         let base = match op.base() {
-            Op::Eq => equal_expr(true, l, r),
-            Op::Neq => equal_expr(false, l, r),
+            Op::Eq => equal_expr(engine, true, (l, lsql), (r, rsql), ty),
+            Op::Neq => equal_expr(engine, false, (l, lsql), (r, rsql), ty),
             Op::Like | Op::NotLike => {
                 let negate = op.base() == Op::NotLike;
                 if r.value_count() == 0 {
-                    dialect::like_contains(&l.sql, &r.sql, negate)
+                    engine.like_contains(&l.sql, l.ty, &r.sql, r.ty, negate)
                 } else {
                     // A late-bound value becomes its pattern when bound.
                     let mut likes = std::collections::BTreeMap::new();
@@ -716,13 +774,13 @@ impl<'a> Query<'a> {
                         Bind::Slot(i) => likes.get(i).cloned().unwrap_or(Bind::Null),
                         v => Bind::Text(dialect::like_pattern(&v.to_text())),
                     });
-                    dialect::like(&l.sql, &pattern, negate)
+                    engine.like(&l.sql, l.ty, &pattern, negate)
                 }
             }
-            Op::Lt => Frag::new().f(&l.sql).s(" < ").f(&r.sql),
-            Op::Lte => Frag::new().f(&l.sql).s(" <= ").f(&r.sql),
-            Op::Gt => Frag::new().f(&l.sql).s(" > ").f(&r.sql),
-            _ => Frag::new().f(&l.sql).s(" >= ").f(&r.sql),
+            Op::Lt => Frag::new().f(lsql).s(" < ").f(rsql),
+            Op::Lte => Frag::new().f(lsql).s(" <= ").f(rsql),
+            Op::Gt => Frag::new().f(lsql).s(" > ").f(rsql),
+            _ => Frag::new().f(lsql).s(" >= ").f(rsql),
         };
         let mut expr = base;
         if !op.is_any() {
@@ -758,6 +816,7 @@ impl<'a> Query<'a> {
         let alias = self.sub_alias("_s");
         let mine = Operand {
             nf,
+            ty: mm.ty,
             ..Operand::expr(Frag::new().ident(&alias).s(".mmv"))
         };
         let theirs = other.bare(NullFallback::Auto);
@@ -787,24 +846,24 @@ impl<'a> Query<'a> {
         let ra = self.sub_alias("_s");
         let l = Operand {
             nf: lnf,
+            ty: lm.ty,
             ..Operand::expr(Frag::new().ident(&la).s(".mmv"))
         };
         let r = Operand {
             nf: rnf,
+            ty: rm.ty,
             ..Operand::expr(Frag::new().ident(&ra).s(".mmv"))
         };
         let inner = self.build(&l, op, &r, true);
-        Frag::sql("NOT EXISTS (SELECT 1 FROM (")
+        let joined = Frag::sql("NOT EXISTS (SELECT 1 FROM (")
             .f(&lm.build())
             .s(") ")
             .ident(&la)
             .s(" LEFT JOIN (")
             .f(&rm.build())
             .s(") ")
-            .ident(&ra)
-            .s(" WHERE ")
-            .f(&inner)
-            .s(")")
+            .ident(&ra);
+        self.engine().no_on(joined).s(" WHERE ").f(&inner).s(")")
     }
 
     // -- joins and aliases -------------------------------------------------
@@ -865,51 +924,60 @@ impl<'a> Query<'a> {
 
 /// PocketBase's `resolveEqualExpr`: `=`/`!=` that treat NULL and '' alike
 /// where a column may hold either, without defeating indexes.
-fn equal_expr(equal: bool, l: &Operand, r: &Operand) -> Frag {
+///
+/// `lsql`/`rsql` are the operands as the engine compares them (as `ty`);
+/// what is empty is told by the operands as written.
+fn equal_expr(
+    engine: Engine,
+    equal: bool,
+    (l, lsql): (&Operand, &Frag),
+    (r, rsql): (&Operand, &Frag),
+    ty: Ty,
+) -> Frag {
     let (eq_op, concat, null_expr) = if equal {
         (" = ", " OR ", " IS NULL")
     } else {
         (" IS NOT ", " AND ", " IS NOT NULL")
     };
     if l.nf == NullFallback::Disabled || r.nf == NullFallback::Disabled {
-        return dialect::is(&l.sql, &r.sql, !equal);
+        return engine.is(lsql, rsql, !equal);
     }
     let l_empty = l.is_empty();
     let r_empty = r.is_empty();
-    let blank = Frag::sql("''");
+    let blank = engine.blank(ty);
     let cmp = |a: &Frag, b: &Frag| -> Frag {
         if equal {
             Frag::new().f(a).s(eq_op).f(b)
         } else {
-            dialect::is(a, b, true)
+            engine.is(a, b, true)
         }
     };
     if l_empty && r_empty {
         return cmp(&blank, &blank);
     }
     if l.known_non_empty() || r.known_non_empty() {
-        let a = if l_empty { &blank } else { &l.sql };
-        let b = if r_empty { &blank } else { &r.sql };
+        let a = if l_empty { &blank } else { lsql };
+        let b = if r_empty { &blank } else { rsql };
         return cmp(a, b);
     }
     if l_empty {
         return Frag::sql("(")
-            .f(&cmp(&blank, &r.sql))
+            .f(&cmp(&blank, rsql))
             .s(concat)
-            .f(&r.sql)
+            .f(rsql)
             .s(null_expr)
             .s(")");
     }
     if r_empty {
         return Frag::sql("(")
-            .f(&cmp(&l.sql, &blank))
+            .f(&cmp(lsql, &blank))
             .s(concat)
-            .f(&l.sql)
+            .f(lsql)
             .s(null_expr)
             .s(")");
     }
-    let la = Frag::sql("COALESCE(").f(&l.sql).s(", '')");
-    let ra = Frag::sql("COALESCE(").f(&r.sql).s(", '')");
+    let la = Frag::sql("COALESCE(").f(lsql).s(", ").f(&blank).s(")");
+    let ra = Frag::sql("COALESCE(").f(rsql).s(", ").f(&blank).s(")");
     cmp(&la, &ra)
 }
 

@@ -2,6 +2,7 @@
 //! request (`@request.*`), the clock (`@now`...) and who is asking.
 
 use crate::schema::{Collection, Schema};
+use crate::store::engine::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -113,6 +114,8 @@ pub struct Ctx<'a> {
     pub request: Option<RequestView<'a>>,
     pub now: DateTime<Utc>,
     pub access: Access,
+    /// The engine the SQL is written for.
+    pub engine: Engine,
 }
 
 impl<'a> Ctx<'a> {
@@ -145,6 +148,7 @@ impl<'a> Ctx<'a> {
             } else {
                 Access::Client
             },
+            engine: Engine::Sqlite,
         }
     }
 
@@ -157,6 +161,7 @@ impl<'a> Ctx<'a> {
             request: None,
             now: Utc::now(),
             access: Access::Privileged,
+            engine: Engine::Sqlite,
         }
     }
 
@@ -172,6 +177,12 @@ impl<'a> Ctx<'a> {
 
     pub fn with_access(mut self, access: Access) -> Self {
         self.access = access;
+        self
+    }
+
+    /// The same context, compiling for `engine`.
+    pub fn with_engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
         self
     }
 }

@@ -22,7 +22,8 @@ use super::compile::{id_ident, only_if, Kind, MultiMatch, NullFallback, Operand,
 use super::error::FilterError;
 use super::template::{Probe, Source, StaticClass};
 use crate::schema::{Collection, Field, FieldKind};
-use crate::store::dialect::{self, Bind, Frag, Ident};
+use crate::store::dialect::{Bind, Frag, Ident};
+use crate::store::engine::Ty;
 
 /// PocketBase's `maxNestedRels`.
 pub const MAX_NESTED_RELATIONS: usize = 6;
@@ -167,6 +168,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                 from_alias: from_alias.clone(),
                 joins: Vec::new(),
                 value: Frag::new(),
+                ty: Ty::Unknown,
             },
             mm_alias: from_alias,
         }
@@ -225,6 +227,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                             let kind = if n <= 1 { Kind::Const } else { Kind::Expr };
                             return Ok(Operand {
                                 kind,
+                                ty: Ty::Num,
                                 ..Operand::expr(
                                     Frag::new().int(i64::try_from(n).unwrap_or(i64::MAX)),
                                 )
@@ -237,7 +240,8 @@ impl<'q, 'a> Runner<'q, 'a> {
                             } else {
                                 self.q.slot(Source::BodyText(field.name.clone()))
                             };
-                            return Ok(Operand::expr(dialect::lower(&Frag::new().value(v))));
+                            let lower = self.q.engine().lower(&Frag::new().value(v), Ty::Text);
+                            return Ok(Operand::expr(lower).with_ty(Ty::Text));
                         }
                         Some(Modifier::Changed) => return self.body_changed(field),
                         _ => {}
@@ -285,11 +289,11 @@ impl<'q, 'a> Runner<'q, 'a> {
             StaticClass::Value => self.q.slot(Source::Static { keys, numeric }),
         };
         let v = Frag::new().value(bind);
-        Ok(Operand::expr(if modifier == Some(Modifier::Lower) {
-            dialect::lower(&v)
-        } else {
-            v
-        }))
+        if modifier == Some(Modifier::Lower) {
+            let lower = self.q.engine().lower(&v, Ty::Text);
+            return Ok(Operand::expr(lower).with_ty(Ty::Text));
+        }
+        Ok(Operand::expr(v).with_ty(if numeric { Ty::Num } else { Ty::Text }))
     }
 
     fn auth_field(mut self, props: &[&'q str]) -> Result<Operand, FilterError> {
@@ -336,26 +340,30 @@ impl<'q, 'a> Runner<'q, 'a> {
             )));
         }
         let json = self.q.slot(Source::BodyArray(field.name.clone()));
+        let engine = self.q.engine();
         let je = self.q.join(
             self.scope,
             format!("body_each|{}", field.name),
-            dialect::json_each_bound(json.clone()),
+            engine.json_each_bound(json.clone()),
             None,
             |_| None,
         )?;
-        let mut op = Operand::expr(Frag::new().ident(&je).s(".value"));
+        let mut op = Operand::expr(Frag::new().ident(&je).s(".value")).with_ty(Ty::Text);
         if field.is_multiple() {
             self.with_mm = true;
         }
         if self.with_mm {
             let mje = self.q.sub_alias("_m");
             self.mm.joins.push(
-                Frag::sql(" LEFT JOIN ")
-                    .f(&dialect::json_each_bound(json))
-                    .s(" ")
-                    .ident(&mje),
+                engine.no_on(
+                    Frag::sql(" LEFT JOIN ")
+                        .f(&engine.json_each_bound(json))
+                        .s(" ")
+                        .ident(&mje),
+                ),
             );
             self.mm.value = Frag::new().ident(&mje).s(".value");
+            self.mm.ty = Ty::Text;
             op.multi = Some(Box::new(self.mm));
         }
         Ok(op)
@@ -378,7 +386,9 @@ impl<'q, 'a> Runner<'q, 'a> {
             }),
         ]);
         let f = self.q.expr(&e, self.scope)?;
-        Ok(Operand::expr(Frag::sql("(").f(&f.to_aux()).s(")")).with_nf(NullFallback::Disabled))
+        Ok(Operand::expr(Frag::sql("(").f(&f.to_aux()).s(")"))
+            .with_nf(NullFallback::Disabled)
+            .with_ty(Ty::Bool))
     }
 
     fn body_relation(mut self, field: &Field, props: &[&'q str]) -> Result<Operand, FilterError> {
@@ -395,12 +405,13 @@ impl<'q, 'a> Runner<'q, 'a> {
         let table = table_ident(rel)?;
         let id = id_ident();
         let on_json = json.clone();
+        let engine = self.q.engine();
         let alias = self.q.join(
             self.scope,
             format!("body_rel|{}", field.name),
             Frag::new().ident(&table),
             Some(rel),
-            |a| Some(dialect::in_json_array(&Frag::new().col(a, &id), on_json)),
+            |a| Some(engine.in_json_array(&Frag::new().col(a, &id), on_json)),
         )?;
         if field.is_multiple() {
             self.with_mm = true;
@@ -412,10 +423,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                 .s(" ")
                 .ident(&mm_alias)
                 .s(" ON ")
-                .f(&dialect::in_json_array(
-                    &Frag::new().col(&mm_alias, &id),
-                    json,
-                )),
+                .f(&engine.in_json_array(&Frag::new().col(&mm_alias, &id), json)),
         );
         self.mm_alias = mm_alias;
         self.active = rel;
@@ -448,12 +456,11 @@ impl<'q, 'a> Runner<'q, 'a> {
             |_| None,
         )?;
         let mm_alias = self.q.sub_alias("_m");
-        self.mm.joins.push(
-            Frag::sql(" LEFT JOIN ")
-                .ident(&table)
-                .s(" ")
-                .ident(&mm_alias),
-        );
+        let joined = Frag::sql(" LEFT JOIN ")
+            .ident(&table)
+            .s(" ")
+            .ident(&mm_alias);
+        self.mm.joins.push(self.q.engine().no_on(joined));
         self.mm_alias = mm_alias;
         self.active = coll;
         self.alias = alias;
@@ -509,6 +516,7 @@ impl<'q, 'a> Runner<'q, 'a> {
             let table = table_ident(rel)?;
             let id = id_ident();
             let parent = self.alias.clone();
+            let engine = self.q.engine();
             let alias = if !multiple {
                 self.q.join(
                     self.scope,
@@ -521,7 +529,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                 let je = self.q.join(
                     self.scope,
                     format!("{}|je|{}", parent.as_str(), f.name),
-                    dialect::json_each(&Frag::new().col(&parent, &col)),
+                    engine.json_each(&Frag::new().col(&parent, &col)),
                     None,
                     |_| None,
                 )?;
@@ -554,11 +562,13 @@ impl<'q, 'a> Runner<'q, 'a> {
                 );
             } else {
                 let mm_je = self.q.sub_alias("_m");
+                let each = Frag::sql(" LEFT JOIN ")
+                    .f(&engine.json_each(&Frag::new().col(&mm_parent, &col)))
+                    .s(" ")
+                    .ident(&mm_je);
                 self.mm.joins.push(
-                    Frag::sql(" LEFT JOIN ")
-                        .f(&dialect::json_each(&Frag::new().col(&mm_parent, &col)))
-                        .s(" ")
-                        .ident(&mm_je)
+                    engine
+                        .no_on(each)
                         .s(" LEFT JOIN ")
                         .ident(&table)
                         .s(" ")
@@ -623,6 +633,7 @@ impl<'q, 'a> Runner<'q, 'a> {
         let id = id_ident();
         let parent = self.alias.clone();
         let inner_je = self.q.sub_alias("_e");
+        let engine = self.q.engine();
         let alias = self.q.join(
             self.scope,
             format!("{}|back|{prop}", parent.as_str()),
@@ -637,7 +648,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                         .s(" IN (SELECT ")
                         .ident(&inner_je)
                         .s(".value FROM ")
-                        .f(&dialect::json_each(&Frag::new().col(a, &bcol)))
+                        .f(&engine.json_each(&Frag::new().col(a, &bcol)))
                         .s(" ")
                         .ident(&inner_je)
                         .s(")")
@@ -666,7 +677,7 @@ impl<'q, 'a> Runner<'q, 'a> {
                 .s(" IN (SELECT ")
                 .ident(&je2)
                 .s(".value FROM ")
-                .f(&dialect::json_each(&Frag::new().col(&mm_alias, &bcol)))
+                .f(&engine.json_each(&Frag::new().col(&mm_alias, &bcol)))
                 .s(" ")
                 .ident(&je2)
                 .s(")")
@@ -705,13 +716,13 @@ impl<'q, 'a> Runner<'q, 'a> {
             }
         }
         let col = col_ident(field)?;
-        let mut op = Operand::expr(dialect::json_extract(
-            &Frag::new().col(&self.alias, &col),
-            &path,
-        ))
-        .with_nf(NullFallback::Disabled);
+        let engine = self.q.engine();
+        let mut op = Operand::expr(engine.json_extract(&Frag::new().col(&self.alias, &col), &path))
+            .with_nf(NullFallback::Disabled)
+            .with_ty(Ty::Json);
         if self.with_mm {
-            self.mm.value = dialect::json_extract(&Frag::new().col(&self.mm_alias, &col), &path);
+            self.mm.value = engine.json_extract(&Frag::new().col(&self.mm_alias, &col), &path);
+            self.mm.ty = Ty::Json;
             op.multi = Some(Box::new(self.mm));
         }
         Ok(op)
@@ -730,11 +741,13 @@ impl<'q, 'a> Runner<'q, 'a> {
         let col_name = col_ident(field)?;
         let col = Frag::new().col(&self.alias, &col_name);
         let mm_col = Frag::new().col(&self.mm_alias, &col_name);
+        let engine = self.q.engine();
 
         if modifier == Some(Modifier::Length) && multi_valuer {
-            let mut op = Operand::expr(dialect::json_array_length(&col));
+            let mut op = Operand::expr(engine.json_array_length(&col)).with_ty(Ty::Num);
             if self.with_mm {
-                self.mm.value = dialect::json_array_length(&mm_col);
+                self.mm.value = engine.json_array_length(&mm_col);
+                self.mm.ty = Ty::Num;
                 op.multi = Some(Box::new(self.mm));
             }
             return Ok(op);
@@ -744,29 +757,36 @@ impl<'q, 'a> Runner<'q, 'a> {
             let je = self.q.join(
                 self.scope,
                 format!("{}|each|{}", self.alias.as_str(), field.name),
-                dialect::json_each(&col),
+                engine.json_each(&col),
                 None,
                 |_| None,
             )?;
-            let mut op = Operand::expr(Frag::new().ident(&je).s(".value"));
+            let mut op = Operand::expr(Frag::new().ident(&je).s(".value")).with_ty(Ty::Text);
             if field.is_multiple() {
                 self.with_mm = true;
             }
             if self.with_mm {
                 let mje = self.q.sub_alias("_m");
                 self.mm.joins.push(
-                    Frag::sql(" LEFT JOIN ")
-                        .f(&dialect::json_each(&mm_col))
-                        .s(" ")
-                        .ident(&mje),
+                    engine.no_on(
+                        Frag::sql(" LEFT JOIN ")
+                            .f(&engine.json_each(&mm_col))
+                            .s(" ")
+                            .ident(&mje),
+                    ),
                 );
                 self.mm.value = Frag::new().ident(&mje).s(".value");
+                self.mm.ty = Ty::Text;
                 op.multi = Some(Box::new(self.mm));
             }
             return Ok(op);
         }
 
-        let mut op = Operand::expr(col.clone());
+        let mut op = Operand::expr(col.clone()).with_ty(match field.kind {
+            FieldKind::Number(_) => Ty::NumCol,
+            FieldKind::Bool(_) => Ty::Bool,
+            _ => Ty::TextCol,
+        });
         let mut mm_value = mm_col.clone();
         // PocketBase's guard on auth e-mails: a client reads one only where
         // `emailVisibility` is on. The comparison is ANDed with the guard
@@ -779,13 +799,16 @@ impl<'q, 'a> Runner<'q, 'a> {
         }
         if matches!(field.kind, FieldKind::Json(_)) {
             op.nf = NullFallback::Disabled;
-            op.sql = dialect::json_extract(&col, "");
-            mm_value = dialect::json_extract(&mm_col, "");
+            op.sql = engine.json_extract(&col, "");
+            mm_value = engine.json_extract(&mm_col, "");
+            op.ty = Ty::Json;
         }
         if modifier == Some(Modifier::Lower) {
-            op.sql = dialect::lower(&op.sql);
-            mm_value = dialect::lower(&mm_value);
+            op.sql = engine.lower(&op.sql, op.ty);
+            mm_value = engine.lower(&mm_value, op.ty);
+            op.ty = Ty::Text;
         }
+        self.mm.ty = op.ty;
         if self.with_mm {
             if guarded {
                 mm_value = only_if(&email_visible(&self.mm_alias), &mm_value);

@@ -1973,3 +1973,42 @@ fn bound_values_never_shape_sql() {
     assert_eq!(sql("meta.a.b = 1"), sql("meta.zz.yy = 1"));
     assert_eq!(sql("title ~ 'a'"), sql("title ~ '%'"));
 }
+
+#[test]
+fn sqlite_spelling_is_the_same_whatever_engines_are_built() {
+    // SQLite's SQL does not depend on the engine being a parameter: these
+    // are the texts the compiler wrote before it was one.
+    let env = env();
+    let req = request(&env.schema, Who::Superuser, json!({}), json!({}));
+    let c = env.schema.get("posts").expect("posts");
+    let ctx = Ctx::new(&env.schema, c, &req, true);
+    let compile = |f: &str, sort: &str| -> Compiled {
+        let mut q = Query::new(&ctx).expect("query");
+        q.filter_str(f).expect("filter").sort(sort).expect("sort");
+        q.finish().expect("finish")
+    };
+    let c = compile("views = ''", "title:lower");
+    assert_eq!(
+        c.where_sql,
+        r#"((("posts"."views" = '' OR "posts"."views" IS NULL)))"#
+    );
+    assert_eq!(c.order_by, vec![r#"LOWER("posts"."title") ASC"#]);
+    let c = compile("title = body", "-@rowid");
+    assert_eq!(
+        c.where_sql,
+        r#"((COALESCE("posts"."title", '') = COALESCE("posts"."body", '')))"#
+    );
+    assert_eq!(c.order_by, vec![r#""posts"._rowid_ DESC"#]);
+    let c = compile("cats.name = 'x'", "");
+    assert_eq!(
+        c.joins,
+        vec![
+            r#"LEFT JOIN json_each(CASE WHEN iif(json_valid("posts"."cats"), json_type("posts"."cats")='array', FALSE) THEN "posts"."cats" ELSE json_array("posts"."cats") END) "_j1""#,
+            r#"LEFT JOIN "categories" "_j2" ON "_j2"."id" = "_j1".value"#,
+        ]
+    );
+    assert_eq!(
+        c.where_sql,
+        r#"((("_j2"."name" = ? AND NOT EXISTS (SELECT 1 FROM (SELECT "_m2"."name" AS mmv FROM "posts" "_m1" LEFT JOIN json_each(CASE WHEN iif(json_valid("_m1"."cats"), json_type("_m1"."cats")='array', FALSE) THEN "_m1"."cats" ELSE json_array("_m1"."cats") END) "_m3" LEFT JOIN "categories" "_m2" ON "_m2"."id" = "_m3".value WHERE "_m1"."id" = "posts"."id") "_s4" WHERE NOT ("_s4".mmv = ?)))))"#
+    );
+}

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod auth_origins;
 pub mod changes;
 mod ddl;
+pub mod engine;
 pub mod external_auths;
 pub mod health;
 pub mod import;

@@ -29,6 +29,8 @@ pub mod connect;
 #[cfg(feature = "postgres")]
 pub mod ddl;
 #[cfg(feature = "postgres")]
+pub mod dialect;
+#[cfg(feature = "postgres")]
 pub mod pool;
 #[cfg(feature = "postgres")]
 pub mod store;

@@ -4,9 +4,9 @@
 //! from `&'static str` constants, validated identifiers ([`Ident`]) and
 //! integers, and whose values are bound parameters. A runtime string can
 //! reach SQL text only through [`Ident::new`], which admits nothing but
-//! `[A-Za-z0-9_]+`. The filter compiler and the store call these helpers; a
-//! second implementation (PostgreSQL, for a cloud hub) would replace this
-//! file and nothing else.
+//! `[A-Za-z0-9_]+`. The filter compiler and the store call these helpers;
+//! the filter compiler reaches them through `store::engine`, which picks
+//! this module or PostgreSQL's (`store/postgres/dialect.rs`) per compile.
 
 use crate::store::SqlValue as Value;
 use std::fmt::Write as _;
@@ -196,6 +196,14 @@ impl Frag {
             self.parts.extend(p.parts.iter().cloned());
         }
         self
+    }
+
+    /// The value, if the fragment is one operand value and nothing else.
+    pub fn single_value(&self) -> Option<&Bind> {
+        match self.parts.as_slice() {
+            [Part::Value(v)] => Some(v),
+            _ => None,
+        }
     }
 
     /// The operand values (not the structural ones), in order.

@@ -35,6 +35,10 @@ export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER=arm-linux-gnueabihf-gcc
 export CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER=qemu-arm-static
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
+# LLVM's linker for aarch64 (cross/setup.sh installs lld-16): daemon/build.rs
+# then asks for packed relative relocations (DT_RELR), which Debian 12's GNU
+# ld supports on x86_64 only.
+if [ -x /usr/lib/llvm-16/bin/ld.lld ]; then export KEEPD_LLD_DIR=/usr/lib/llvm-16/bin; fi
 KEEPD_FEATURES="${KEEPD_FEATURES-sqlcipher}"
 features=()
 [ -z "$KEEPD_FEATURES" ] || features=(--features "$KEEPD_FEATURES")

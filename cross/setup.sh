@@ -43,7 +43,9 @@ pkgs=(rustc-web cargo-web qemu-user-static binfmt-support)
 for a in $ok_arches; do
     case "$a" in
         # libssl-dev:<arch>: the `sqlcipher` feature links the target's libcrypto.
-        arm64) pkgs+=(libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross libssl-dev:arm64) ;;
+        # lld-16: links the aarch64 binary with packed relative relocations
+        # (DT_RELR; Debian 12's GNU ld ignores -z pack-relative-relocs there).
+        arm64) pkgs+=(libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu libc6-dev-arm64-cross libssl-dev:arm64 lld-16) ;;
         armhf) pkgs+=(libstd-rust-web-dev:armhf gcc-arm-linux-gnueabihf libc6-dev-armhf-cross libssl-dev:armhf) ;;
     esac
 done

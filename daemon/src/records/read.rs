@@ -155,12 +155,7 @@ pub async fn list(
     let (items, total) = app
         .store
         .read(move |c| {
-            let items = rs::list(c, &coll, &q)?;
-            let total = if skip_total {
-                -1
-            } else {
-                rs::count(c, &coll, &q.cond)?
-            };
+            let (items, total) = rs::list_counted(c, &coll, &q, !skip_total)?;
             let items = render::render(c, &schema, &coll, items, &ctx, &view)?;
             Ok((items, total))
         })

@@ -778,7 +778,10 @@ def main() -> int:
     ap.add_argument("--file-conns", type=int, default=8, help="connections for the 1 MiB upload/download scenarios")
     ap.add_argument("--upload-duration", type=float, default=4.0, help="seconds per upload run (each writes GBs)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="wrk threads")
-    ap.add_argument("--scenarios", default="get,list,list_distinct,mixed,create,upload,download,auth,realtime")
+    ap.add_argument("--scenarios", default="get,list,list_distinct," + ",".join(LIST_SHAPES)
+                    + ",mixed,create,upload,download,auth,realtime",
+                    help="list shapes: list (one URL repeated), list_distinct (every query new), "
+                    + ", ".join(LIST_SHAPES))
     ap.add_argument("--rtload", default=None, help="the realtime load client (tests/bench/rtload)")
     ap.add_argument("--rt-idle", type=int, default=10000, help="idle realtime connections")
     ap.add_argument("--rt-subs", type=int, default=1000, help="subscribers for the write → event latency")

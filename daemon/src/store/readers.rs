@@ -96,11 +96,7 @@ impl Readers {
             .map_err(ApiError::internal)?;
         let conns = self.conns.clone();
         let (path, key) = (self.path.clone(), self.key.clone());
-        // The permit is held until the blocking thread has handed the
-        // answer back (and is idle again): the next read then finds an idle
-        // thread instead of making the pool start one more (threads, each
-        // with its own allocator arena, would pile up under a read load).
-        let r = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let pooled = conns
                 .lock()
                 .map_err(|_| ApiError::internal("reader pool poisoned"))?
@@ -117,12 +113,11 @@ impl Readers {
             if let Ok(mut g) = conns.lock() {
                 g.push(conn);
             }
+            drop(permit);
             r
         })
         .await
-        .map_err(ApiError::internal)?;
-        drop(permit);
-        r
+        .map_err(ApiError::internal)?
     }
 }
 

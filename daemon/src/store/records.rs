@@ -463,6 +463,26 @@ fn list_by_keys(
         (&q.cond.join_params, &q.cond.params),
         |r| {
             seq += 1;
+            // A full window: a row no better than its worst is only
+            // counted (a later row loses a tie), nothing copied.
+            if heap.len() >= window {
+                if let Some(worst) = heap.peek() {
+                    let mut ord = std::cmp::Ordering::Equal;
+                    for (i, (w, d)) in worst.keys.iter().zip(&desc).enumerate() {
+                        let c = super::dialect::compare_refs(
+                            r.get_ref(i + 1)?,
+                            super::Param::to_ref(w),
+                        );
+                        if c.is_ne() {
+                            ord = if *d { c.reverse() } else { c };
+                            break;
+                        }
+                    }
+                    if ord.is_ge() {
+                        return Ok(());
+                    }
+                }
+            }
             let mut keys = Vec::with_capacity(exprs.len());
             for i in 0..exprs.len() {
                 keys.push(r.get::<Sql>(i + 1)?);
@@ -473,12 +493,10 @@ fn list_by_keys(
                 row: r.get(0)?,
                 desc: &desc,
             };
-            if heap.len() < window {
-                heap.push(k);
-            } else if heap.peek().is_some_and(|worst| k < *worst) {
+            if heap.len() >= window {
                 heap.pop();
-                heap.push(k);
             }
+            heap.push(k);
             Ok(())
         },
     )?;

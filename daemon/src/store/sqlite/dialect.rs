@@ -614,23 +614,32 @@ pub fn names_collation(expr: &str) -> bool {
 /// (binary) collation: NULL first, then numbers (integers and reals by
 /// value), then text and blobs, each byte by byte.
 pub fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use crate::store::Param;
+    compare_refs(a.to_ref(), b.to_ref())
+}
+
+/// [`compare_values`] on borrowed values (a row's, before it is copied).
+pub fn compare_refs(
+    a: crate::store::SqlRef<'_>,
+    b: crate::store::SqlRef<'_>,
+) -> std::cmp::Ordering {
+    use crate::store::SqlRef as R;
     use std::cmp::Ordering;
-    fn class(v: &Value) -> u8 {
+    fn class(v: &R<'_>) -> u8 {
         match v {
-            Value::Null => 0,
-            Value::Integer(_) | Value::Real(_) => 1,
-            Value::Text(_) => 2,
-            Value::Blob(_) => 3,
+            R::Null => 0,
+            R::Integer(_) | R::Real(_) => 1,
+            R::Text(_) => 2,
+            R::Blob(_) => 3,
         }
     }
     match (a, b) {
-        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
-        (Value::Real(x), Value::Real(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
-        (Value::Integer(x), Value::Real(y)) => cmp_int_real(*x, *y),
-        (Value::Real(x), Value::Integer(y)) => cmp_int_real(*y, *x).reverse(),
-        (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
-        (Value::Blob(x), Value::Blob(y)) => x.cmp(y),
-        _ => class(a).cmp(&class(b)),
+        (R::Integer(x), R::Integer(y)) => x.cmp(&y),
+        (R::Real(x), R::Real(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (R::Integer(x), R::Real(y)) => cmp_int_real(x, y),
+        (R::Real(x), R::Integer(y)) => cmp_int_real(y, x).reverse(),
+        (R::Text(x), R::Text(y)) | (R::Blob(x), R::Blob(y)) => x.cmp(y),
+        _ => class(&a).cmp(&class(&b)),
     }
 }
 

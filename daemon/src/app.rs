@@ -44,6 +44,10 @@ pub struct App {
     /// Record-list answers kept until the data next changes
     /// (`list_cache_bytes`).
     pub list_cache: crate::records::cache::ListCache,
+    /// Record-list totals kept until the data next changes, shared by
+    /// every page of one list (an eighth of `list_cache_bytes`; the
+    /// answers get the rest).
+    pub count_cache: crate::records::cache::ListCache,
 }
 
 fn read_lock(l: &RwLock<Arc<Current>>) -> Arc<Current> {
@@ -173,7 +177,10 @@ impl App {
             thumbs,
             sync: std::sync::OnceLock::new(),
             request_log: crate::api::logs::RequestLog::new(config.request_log_entries),
-            list_cache: crate::records::cache::ListCache::new(config.list_cache_bytes),
+            list_cache: crate::records::cache::ListCache::new(
+                config.list_cache_bytes - config.list_cache_bytes / 8,
+            ),
+            count_cache: crate::records::cache::ListCache::new(config.list_cache_bytes / 8),
             config,
         }))
     }

@@ -164,6 +164,9 @@ class Server:
         env = dict(os.environ)
         env.pop("KEEPD_LOG", None)
         env["GODEBUG"] = "asyncpreemptoff=1"
+        # The list scenario repeats one URL: without this keepd's answer
+        # cache would answer it, and the figure would not be the list's work.
+        env["KEEPD_LIST_CACHE_BYTES"] = "0"
         if under_callgrind:
             shutil.rmtree(self.cgdir, ignore_errors=True)
             os.makedirs(self.cgdir)
@@ -364,6 +367,7 @@ def qemu_count(a, seeded: Server, workdir: str, scenario: str, n: int, warm: int
     srv.port = free_port()
     env = dict(os.environ)
     env.pop("KEEPD_LOG", None)
+    env["KEEPD_LIST_CACHE_BYTES"] = "0"  # as above
     argv = [a.qemu]
     if a.qemu_ld_prefix:
         argv += ["-L", a.qemu_ld_prefix]

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # keepd vs PocketBase benchmark.
 #
-#   tests/bench/run.sh            full: 5 rounds × 10 s per scenario and server (~12 min on 2 cores)
+#   tests/bench/run.sh            full: 5 rounds × 10 s per scenario and server (~20 min on 2 cores)
 #   tests/bench/run.sh --smoke    1 round × 2 s, no warm-up (well under a minute once built; for CI:
 #                                 exits non-zero if a server fails or answers errors)
 #   tests/bench/run.sh [--smoke] [bench.py options...]   e.g. --rounds 3 --scenarios get,list
+#                                 list shapes: list, list_distinct, list_sel, list_pages,
+#                                 list_pages_skip, list_pages_idx, list_broad_distinct (bench.py)
 #   tests/bench/run.sh --baseline OLD_KEEPD [--baseline-scenarios get,list,create]
 #                                 an earlier keepd build runs beside the others (before vs after,
 #                                 same rounds, each against PocketBase)
@@ -36,7 +38,7 @@ extra=()
 for a in "$@"; do
     case "$a" in
         --smoke) mode=smoke ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) extra+=("$a") ;;
     esac
 done

@@ -407,3 +407,131 @@ fn a_restore_is_seen_at_once() {
     let srv = srv.restart();
     assert_eq!(list_titles(&srv.guest(), "kept", &[]), ["before"]);
 }
+
+fn count_hits(srv: &TestServer) -> usize {
+    count(srv, "list count cache hit")
+}
+
+fn total(c: &Client<'_>, coll: &str, q: &[(&str, &str)]) -> i64 {
+    let (st, v) = c.list(coll, q);
+    assert_eq!(st, 200, "list {coll}: {v}");
+    v["totalItems"].as_i64().expect("totalItems")
+}
+
+/// The total of a list is reused by its other pages while nothing has
+/// changed, never by another principal, and never after a write.
+#[test]
+fn a_total_is_shared_by_the_pages_of_one_list_of_one_principal_only() {
+    if is_reference() {
+        return;
+    }
+    let srv = server();
+    let (a, ta) = srv.sign_up(&format!("{}@example.com", uniq("a")), PASS);
+    let (b, tb) = srv.sign_up(&format!("{}@example.com", uniq("b")), PASS);
+    let users = users_id(&srv);
+    let owner = "owner = @request.auth.id";
+    srv.create_collection(&json!({
+        "name": "pages", "type": "base",
+        "listRule": owner, "createRule": "@request.auth.id != ''",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}
+        ]
+    }));
+    let (ca, cb) = (srv.with_token(&ta), srv.with_token(&tb));
+    for i in 0..7 {
+        create(&ca, "pages", json!({"title": format!("a{i}"), "owner": a}));
+    }
+    for i in 0..3 {
+        create(&cb, "pages", json!({"title": format!("b{i}"), "owner": b}));
+    }
+    let page = |p: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![("sort", "title"), ("perPage", "2"), ("page", p)]
+    };
+    assert_eq!(total(&ca, "pages", &page("1")), 7);
+    let before = count_hits(&srv);
+    assert_eq!(total(&ca, "pages", &page("2")), 7);
+    assert!(
+        wait_until(Duration::from_secs(5), || count_hits(&srv) > before),
+        "page 2 did not reuse page 1's total"
+    );
+    // Another principal, the same list: its own total.
+    assert_eq!(total(&cb, "pages", &page("2")), 3);
+    assert_eq!(total(&srv.guest(), "pages", &page("2")), 0);
+    assert_eq!(total(&ca, "pages", &page("3")), 7);
+    // A write: the next page counts again.
+    create(&ca, "pages", json!({"title": "a7", "owner": a}));
+    assert_eq!(total(&ca, "pages", &page("4")), 8);
+    assert_eq!(total(&cb, "pages", &page("1")), 3);
+    // Another process's commit is seen too.
+    let db = rusqlite::Connection::open(srv.db_path()).expect("open db");
+    db.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    db.execute("DELETE FROM pages WHERE title = 'a0'", [])
+        .expect("sneak delete");
+    assert_eq!(total(&ca, "pages", &page("2")), 7);
+    // A different filter is another list.
+    let q = [
+        ("sort", "title"),
+        ("perPage", "2"),
+        ("page", "2"),
+        ("filter", "title != 'a1'"),
+    ];
+    assert_eq!(total(&ca, "pages", &q), 6);
+}
+
+/// A rule or a filter reading `@request.query` may count differently from
+/// page to page: its total is never shared.
+#[test]
+fn a_total_that_reads_the_query_is_not_shared() {
+    if is_reference() {
+        return;
+    }
+    let srv = server();
+    let su = srv.su();
+    srv.create_collection(&json!({
+        "name": "qrule", "type": "base",
+        "listRule": "@request.query.perPage = '5' || flag = true",
+        "fields": [{"name": "title", "type": "text"}, {"name": "flag", "type": "bool"}]
+    }));
+    srv.create_collection(&json!({
+        "name": "qfilter", "type": "base", "listRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "flag", "type": "bool"}]
+    }));
+    for coll in ["qrule", "qfilter"] {
+        for i in 0..6 {
+            create(&su, coll, json!({"title": format!("t{i}"), "flag": i < 2}));
+        }
+    }
+    let g = srv.guest();
+    assert_eq!(total(&g, "qrule", &[("perPage", "5")]), 6);
+    assert_eq!(total(&g, "qrule", &[("perPage", "10")]), 2);
+    assert_eq!(total(&g, "qrule", &[("perPage", "5"), ("page", "2")]), 6);
+    // Only superusers may filter by `@request.*`.
+    let f = "@request.query.perPage = '5' || flag = true";
+    assert_eq!(total(&su, "qfilter", &[("perPage", "5"), ("filter", f)]), 6);
+    assert_eq!(
+        total(&su, "qfilter", &[("perPage", "10"), ("filter", f)]),
+        2
+    );
+    // While some rule of the schema reads the query, no total is shared
+    // (a rule of another collection may be reached through `@collection`).
+    let flagged = |pp: &'static str| [("perPage", pp), ("filter", "flag = true")];
+    let before = count_hits(&srv);
+    assert_eq!(total(&g, "qfilter", &flagged("5")), 2);
+    assert_eq!(total(&g, "qfilter", &flagged("1")), 2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count_hits(&srv), before, "a total was shared");
+    // That rule gone, totals are shared again.
+    let (st, v) = su.patch(
+        "/api/collections/qrule",
+        &json!({"listRule": "flag = true"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(total(&g, "qfilter", &flagged("5")), 2);
+    assert_eq!(total(&g, "qfilter", &flagged("1")), 2);
+    assert!(
+        wait_until(Duration::from_secs(5), || count_hits(&srv) > before),
+        "the total was not shared"
+    );
+}

@@ -52,7 +52,23 @@ pub async fn list_json(
         return Ok(hit);
     }
     tracing::trace!(collection = %coll.name, "list cache miss");
-    let out = encode(&list(app, coll, req, p).await?)?;
+    // The total, shared by every page of this list under this generation.
+    let counts = &app.count_cache;
+    let count_key = (!p.skip_total && counts.enabled())
+        .then(|| count_key(&schema, coll, req, &p))
+        .flatten();
+    let known = count_key
+        .as_ref()
+        .and_then(|k| counts.get(k, generation))
+        .and_then(|b| Some(i64::from_le_bytes(b.as_ref().try_into().ok()?)));
+    if known.is_some() {
+        tracing::trace!(collection = %coll.name, "list count cache hit");
+    }
+    let v = list_known(app, coll, req, p, known).await?;
+    if let (Some(k), None, Some(total)) = (&count_key, known, v["totalItems"].as_i64()) {
+        counts.put(k, Bytes::copy_from_slice(&total.to_le_bytes()), generation);
+    }
+    let out = encode(&v)?;
     cache.put(&key, out.clone(), generation);
     Ok(out)
 }
@@ -63,6 +79,26 @@ fn encode(v: &Value) -> ApiResult<Bytes> {
     ))
 }
 
+/// The key of a list's total: what [`cache_key`] keys the answer by, but
+/// for what only chooses the page — `page`, `perPage`, `skipTotal` — and
+/// the query parameters, which the condition reads only through
+/// `@request.query`; None when a rule, the filter or the sort reads
+/// `@request.query` (the count may then differ from page to page).
+fn count_key(
+    schema: &crate::schema::Schema,
+    coll: &Arc<Collection>,
+    req: &Request,
+    p: &ListParams,
+) -> Option<Vec<u8>> {
+    if schema.rules_read_query()
+        || p.filter.contains("@request.query")
+        || p.sort.contains("@request.query")
+    {
+        return None;
+    }
+    key_of(schema, coll, req, p, true)
+}
+
 /// Everything a list answer depends on besides the stored data, or None
 /// when the answer must not be kept (see `records::cache`).
 fn cache_key(
@@ -70,6 +106,17 @@ fn cache_key(
     coll: &Arc<Collection>,
     req: &Request,
     p: &ListParams,
+) -> Option<Vec<u8>> {
+    key_of(schema, coll, req, p, false)
+}
+
+/// The key of a list's answer, or (`total`) of its total.
+fn key_of(
+    schema: &crate::schema::Schema,
+    coll: &Arc<Collection>,
+    req: &Request,
+    p: &ListParams,
+    total: bool,
 ) -> Option<Vec<u8>> {
     let current = |c: &Arc<Collection>| schema.by_id(&c.id).is_some_and(|s| Arc::ptr_eq(s, c));
     // Not the current schema's collection (a clone under test, or the
@@ -89,16 +136,19 @@ fn cache_key(
         return None;
     }
     let mut k = super::cache::KeyBuf::default();
-    k.part(b"list/1")
+    k.part(if total { b"count/1" } else { b"list/1" })
         .part(coll.id.as_bytes())
         .part(p.filter.as_bytes())
-        .part(p.sort.as_bytes())
-        .part(&p.page.to_le_bytes())
-        .part(&p.per_page.to_le_bytes())
-        .part(&[u8::from(p.skip_total)])
-        .part(req.method.as_bytes())
-        .part(req.context.as_bytes());
-    k.part(&serde_json::to_vec(&*req.query).ok()?);
+        .part(p.sort.as_bytes());
+    if !total {
+        k.part(&p.page.to_le_bytes())
+            .part(&p.per_page.to_le_bytes())
+            .part(&[u8::from(p.skip_total)]);
+    }
+    k.part(req.method.as_bytes()).part(req.context.as_bytes());
+    if !total {
+        k.part(&serde_json::to_vec(&*req.query).ok()?);
+    }
     // Headers and the auth record go in as SHA-256 digests: a cached key
     // keeps no token or password hash in memory.
     k.part(&digest(&serde_json::to_vec(&*req.headers).ok()?));
@@ -133,6 +183,18 @@ pub async fn list(
     req: &Request,
     p: ListParams,
 ) -> ApiResult<Value> {
+    list_known(app, coll, req, p, None).await
+}
+
+/// [`list`], with the total when it is already known for the current data
+/// (the count cache).
+async fn list_known(
+    app: &App,
+    coll: &Arc<Collection>,
+    req: &Request,
+    p: ListParams,
+    known_total: Option<i64>,
+) -> ApiResult<Value> {
     if coll.list_rule.is_none() && !req.principal.is_privileged() {
         return Err(ApiError::superusers_only());
     }
@@ -155,12 +217,9 @@ pub async fn list(
     let (items, total) = app
         .store
         .read(move |c| {
-            let items = rs::list(c, &coll, &q)?;
-            let total = if skip_total {
-                -1
-            } else {
-                rs::count(c, &coll, &q.cond)?
-            };
+            let count = !skip_total && known_total.is_none();
+            let (items, total) = rs::list_counted(c, &coll, &q, count)?;
+            let total = known_total.filter(|_| !skip_total).unwrap_or(total);
             let items = render::render(c, &schema, &coll, items, &ctx, &view)?;
             Ok((items, total))
         })

@@ -53,13 +53,16 @@ pub const TOKEN_KEYS: &[&str] = &[
 
 /// What is derived from a collection's definition, computed on first use
 /// and kept with the schema snapshot: the SELECT list of its columns
-/// (`store::records`), and its API rules parsed with their compiled
-/// templates (`rules`, which alone knows the type). A clone starts empty:
+/// (`store::records`), its API rules parsed with their compiled
+/// templates (`rules`, which alone knows the type), and which list
+/// statements the store sorts itself (`store::records::list_counted`). A clone starts empty:
 /// clones are made to be changed.
 #[derive(Default)]
 pub struct Derived(
     pub(crate) std::sync::OnceLock<String>,
     pub(crate) std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
+    /// List statements (by text) the store sorts itself (`store::records`).
+    pub(crate) std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
 );
 
 impl Clone for Derived {

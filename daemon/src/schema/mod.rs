@@ -24,6 +24,8 @@ pub struct Schema {
     by_id: HashMap<String, usize>,
     /// Some collection's rule reads `@request.headers`.
     rules_read_headers: bool,
+    /// Some collection's rule reads `@request.query`.
+    rules_read_query: bool,
     /// Some rule or view query may read the clock or chance.
     reads_clock: bool,
 }
@@ -55,6 +57,9 @@ impl Schema {
         let rules_read_headers = collections
             .iter()
             .any(|c| rules(c).iter().any(|r| r.contains("@request.headers")));
+        let rules_read_query = collections
+            .iter()
+            .any(|c| rules(c).iter().any(|r| r.contains("@request.query")));
         let reads_clock = collections.iter().any(|c| {
             rules(c).iter().any(|r| crate::filter::volatile(r))
                 || c.options
@@ -67,6 +72,7 @@ impl Schema {
             by_name,
             by_id,
             rules_read_headers,
+            rules_read_query,
             reads_clock,
         }
     }
@@ -91,6 +97,12 @@ impl Schema {
     /// filters may read them).
     pub fn rules_read_headers(&self) -> bool {
         self.rules_read_headers
+    }
+
+    /// Whether some collection's rule reads `@request.query` (a list's
+    /// count then depends on every query parameter, its page too).
+    pub fn rules_read_query(&self) -> bool {
+        self.rules_read_query
     }
 
     /// Whether some collection's rule or view query may read the clock or

@@ -331,6 +331,269 @@ pub fn list(
     )
 }
 
+/// A page of `q` and, when `count`, how many records match it (-1 when
+/// not counted): the engine's page query and its COUNT, or — when the
+/// engine would read every matching row anyway to sort them (no index
+/// gives the order) — one pass that counts the matching rows and keeps
+/// the sort keys of the page's window, then the page's rows by row id
+/// (see [`list_by_keys`]).
+pub fn list_counted(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+    count: bool,
+) -> ApiResult<Page> {
+    // The keyed pass asks SQLite's planner (`EXPLAIN QUERY PLAN`) and
+    // compares values as SQLite does: SQLite's alone.
+    if (count || q.offset > 0) && !conn.is_postgres() {
+        if let Some(out) = list_by_keys(conn, c, q, count)? {
+            return Ok(out);
+        }
+    }
+    let items = list(conn, c, q)?;
+    let total = if count {
+        self::count(conn, c, &q.cond)?
+    } else {
+        -1
+    };
+    Ok((items, total))
+}
+
+/// A page of records and the number matching (-1: not counted).
+pub type Page = (Vec<Map<String, Value>>, i64);
+
+/// Largest window (offset + limit) sorted here; deeper pages are left to
+/// the engine (the window's keys are held in memory).
+const MAX_SORT_WINDOW: i64 = 10_000;
+
+/// One row's place in a sorted list: its sort keys, its place in the scan
+/// (ties keep the order rows were read in, as the engine's sorter does)
+/// and its row id.
+struct Keyed<'a> {
+    keys: Vec<Sql>,
+    seq: u64,
+    row: i64,
+    desc: &'a [bool],
+}
+
+impl Keyed<'_> {
+    fn order(&self, o: &Self) -> std::cmp::Ordering {
+        for ((a, b), d) in self.keys.iter().zip(&o.keys).zip(self.desc) {
+            let c = super::dialect::compare_values(a, b);
+            if c.is_ne() {
+                return if *d { c.reverse() } else { c };
+            }
+        }
+        self.seq.cmp(&o.seq)
+    }
+}
+
+impl PartialEq for Keyed<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.order(o).is_eq()
+    }
+}
+impl Eq for Keyed<'_> {}
+impl PartialOrd for Keyed<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Keyed<'_> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.order(o)
+    }
+}
+
+/// The page of `q` sorted here rather than by the engine, with the count
+/// from the same pass; None when this does not apply: a view (no row ids),
+/// DISTINCT joins, no ORDER BY, terms that are not a plain `expr ASC|DESC`
+/// of the default collation, values bound in ORDER BY, a window over
+/// [`MAX_SORT_WINDOW`], or a plan where an index gives the order (the
+/// engine then stops after the page) or where leaving out ORDER BY would
+/// read the rows in another order (ties would come out differently).
+///
+/// The page's rows are read by row id with `q`'s condition applied again:
+/// a row changed or deleted between the two statements is left out, never
+/// shown unchecked.
+fn list_by_keys(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+    count: bool,
+) -> ApiResult<Option<Page>> {
+    if c.kind == crate::schema::CollectionType::View
+        || q.cond.distinct
+        || q.order.is_empty()
+        || !q.order_params.is_empty()
+        || q.limit <= 0
+        || q.offset < 0
+        || q.offset.saturating_add(q.limit) > MAX_SORT_WINDOW
+    {
+        return Ok(None);
+    }
+    let mut exprs = Vec::with_capacity(q.order.len());
+    let mut desc = Vec::with_capacity(q.order.len());
+    for term in &q.order {
+        let (e, d) = if let Some(e) = term.strip_suffix(" DESC") {
+            (e, true)
+        } else if let Some(e) = term.strip_suffix(" ASC") {
+            (e, false)
+        } else {
+            return Ok(None);
+        };
+        if super::dialect::names_collation(e) {
+            return Ok(None);
+        }
+        exprs.push(e);
+        desc.push(d);
+    }
+    let fw = from_where(c, &q.cond);
+    let row_id = super::dialect::rowid_text(&c.name);
+    let keys_sql = format!("SELECT {row_id}, {} {fw}", exprs.join(", "));
+    if !sorts_after_reading(conn, c, q, &fw, &keys_sql)? {
+        return Ok(None);
+    }
+    tracing::trace!(collection = %c.name, "list sorted by the store");
+    // One pass: every matching row counted, the best `window` kept.
+    let window = (q.offset + q.limit) as usize;
+    let mut heap: std::collections::BinaryHeap<Keyed<'_>> =
+        std::collections::BinaryHeap::with_capacity(window.min(1024) + 1);
+    let mut seq = 0u64;
+    conn.each(
+        keys_sql.as_str(),
+        (&q.cond.join_params, &q.cond.params),
+        |r| {
+            seq += 1;
+            // A full window: a row no better than its worst is only
+            // counted (a later row loses a tie), nothing copied.
+            if heap.len() >= window {
+                if let Some(worst) = heap.peek() {
+                    let mut ord = std::cmp::Ordering::Equal;
+                    for (i, (w, d)) in worst.keys.iter().zip(&desc).enumerate() {
+                        let c = super::dialect::compare_refs(
+                            r.get_ref(i + 1)?,
+                            super::Param::to_ref(w),
+                        );
+                        if c.is_ne() {
+                            ord = if *d { c.reverse() } else { c };
+                            break;
+                        }
+                    }
+                    if ord.is_ge() {
+                        return Ok(());
+                    }
+                }
+            }
+            let mut keys = Vec::with_capacity(exprs.len());
+            for i in 0..exprs.len() {
+                keys.push(r.get::<Sql>(i + 1)?);
+            }
+            let k = Keyed {
+                keys,
+                seq,
+                row: r.get(0)?,
+                desc: &desc,
+            };
+            if heap.len() >= window {
+                heap.pop();
+            }
+            heap.push(k);
+            Ok(())
+        },
+    )?;
+    let total = if count { seq as i64 } else { -1 };
+    let page: Vec<i64> = heap
+        .into_sorted_vec()
+        .into_iter()
+        .skip(q.offset as usize)
+        .map(|k| k.row)
+        .collect();
+    if page.is_empty() {
+        return Ok(Some((vec![], total)));
+    }
+    // The page's rows, by row id, the condition checked again.
+    let mut sql = format!(
+        "SELECT {row_id}, {} FROM {} ",
+        select_columns(c),
+        quote_ident(&c.name)
+    );
+    sql.push_str(&q.cond.joins.join(" "));
+    sql.push_str(" WHERE ");
+    sql.push_str(&super::dialect::in_bound_json_array_text(&row_id));
+    if !q.cond.sql.is_empty() {
+        sql.push_str(" AND (");
+        sql.push_str(&q.cond.sql);
+        sql.push(')');
+    }
+    let ids = serde_json::to_string(&page).map_err(ApiError::internal)?;
+    let mut rows: std::collections::HashMap<i64, Map<String, Value>> = conn
+        .all(
+            sql.as_str(),
+            (&q.cond.join_params, [ids.as_str()], &q.cond.params),
+            |r| {
+                let id: i64 = r.get(0)?;
+                let mut m = Map::new();
+                for (i, f) in c.fields.iter().enumerate() {
+                    m.insert(f.name.clone(), from_sql(f, r.get_ref(i + 1)?));
+                }
+                Ok((id, m))
+            },
+        )?
+        .into_iter()
+        .collect();
+    let items = page.iter().filter_map(|id| rows.remove(id)).collect();
+    Ok(Some((items, total)))
+}
+
+/// Whether the engine would sort `q`'s rows after reading them all, and
+/// reads them in the same order without the ORDER BY (the keys query
+/// `keys_sql`): asked once per statement text and collection definition.
+fn sorts_after_reading(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+    fw: &str,
+    keys_sql: &str,
+) -> ApiResult<bool> {
+    let memo = c.derived.2.get_or_init(Default::default);
+    let page_sql = format!(
+        "SELECT {} {fw} ORDER BY {} LIMIT ? OFFSET ?",
+        select_columns(c),
+        q.order.join(", ")
+    );
+    if let Some(v) = lock(memo).get(&page_sql) {
+        return Ok(*v);
+    }
+    let plan = |sql: &str, tail: &[i64]| -> ApiResult<Vec<String>> {
+        conn.all(
+            uncached(&super::dialect::explain_plan(sql)),
+            (&q.cond.join_params, &q.cond.params, tail),
+            |r| r.get::<String>(3),
+        )
+    };
+    let page_plan = plan(&page_sql, &[q.limit, q.offset])?;
+    let keys_plan = plan(keys_sql, &[])?;
+    let sorts = page_plan
+        .iter()
+        .any(|s| s == super::dialect::PLAN_SORTS_AFTER_READING);
+    let same_scan = page_plan
+        .iter()
+        .filter(|s| *s != super::dialect::PLAN_SORTS_AFTER_READING)
+        .eq(keys_plan.iter());
+    let ok = sorts && same_scan;
+    let mut m = lock(memo);
+    if m.len() >= 64 {
+        m.clear();
+    }
+    m.insert(page_sql, ok);
+    Ok(ok)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub fn count(conn: &Connection, c: &Collection, cond: &Cond) -> ApiResult<i64> {
     let t = quote_ident(&c.name);
     let sql = if cond.distinct {

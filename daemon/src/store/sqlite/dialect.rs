@@ -589,6 +589,95 @@ pub const VOCABULARY: &[&str] = &[
     "mmv",
 ];
 
+// ---------------------------------------------------------------------------
+// A list sorted by the store itself (`store::records::list_counted`)
+
+/// The implicit row id of the table `table` (a schema name), as SQL text.
+pub fn rowid_text(table: &str) -> String {
+    format!("{}._rowid_", quote_ident(table))
+}
+
+/// `lhs IN (values of one bound JSON array)`, as SQL text with one `?`.
+pub fn in_bound_json_array_text(lhs: &str) -> String {
+    format!("{lhs} IN (SELECT value FROM json_each(?))")
+}
+
+/// The statement that asks how `sql` would be run (one row per step, its
+/// text in the last column).
+pub fn explain_plan(sql: &str) -> String {
+    format!("EXPLAIN QUERY PLAN {sql}")
+}
+
+/// The step of a plan that sorts the rows after reading them (no index
+/// gives the order).
+pub const PLAN_SORTS_AFTER_READING: &str = "USE TEMP B-TREE FOR ORDER BY";
+
+/// Whether an ORDER BY term's expression names a collation (its values
+/// then do not compare as [`compare_values`] compares them).
+pub fn names_collation(expr: &str) -> bool {
+    expr.to_ascii_uppercase().contains("COLLATE")
+}
+
+/// How the engine orders two values in an ORDER BY with its default
+/// (binary) collation: NULL first, then numbers (integers and reals by
+/// value), then text and blobs, each byte by byte.
+pub fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    use crate::store::Param;
+    compare_refs(a.to_ref(), b.to_ref())
+}
+
+/// [`compare_values`] on borrowed values (a row's, before it is copied).
+pub fn compare_refs(
+    a: crate::store::SqlRef<'_>,
+    b: crate::store::SqlRef<'_>,
+) -> std::cmp::Ordering {
+    use crate::store::SqlRef as R;
+    use std::cmp::Ordering;
+    fn class(v: &R<'_>) -> u8 {
+        match v {
+            R::Null => 0,
+            R::Integer(_) | R::Real(_) => 1,
+            R::Text(_) => 2,
+            R::Blob(_) => 3,
+        }
+    }
+    match (a, b) {
+        (R::Integer(x), R::Integer(y)) => x.cmp(&y),
+        (R::Real(x), R::Real(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (R::Integer(x), R::Real(y)) => cmp_int_real(x, y),
+        (R::Real(x), R::Integer(y)) => cmp_int_real(y, x).reverse(),
+        (R::Text(x), R::Text(y)) | (R::Blob(x), R::Blob(y)) => x.cmp(y),
+        _ => class(&a).cmp(&class(&b)),
+    }
+}
+
+/// An integer against a real, exactly (as the engine compares them).
+fn cmp_int_real(i: i64, r: f64) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if r.is_nan() {
+        return Ordering::Greater;
+    }
+    if r < -9.223_372_036_854_776e18 {
+        return Ordering::Greater;
+    }
+    if r >= 9.223_372_036_854_776e18 {
+        return Ordering::Less;
+    }
+    let t = r.trunc();
+    match i.cmp(&(t as i64)) {
+        Ordering::Equal => {
+            if r > t {
+                Ordering::Less
+            } else if r < t {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        }
+        o => o,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -999,17 +999,44 @@ fn realtime_events_reach_the_clients_of_every_process_in_commit_order() {
     let wa2 = write_through(a2.addr, &token2, "ra", 5);
     let wb2 = write_through(b.addr, &token2, "rb", 5);
     assert_eq!((wa2.len(), wb2.len()), (5, 5));
+    // A delete through one process reaches the other's clients too
+    // (shown from the row as it was).
+    let (st, gone) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "deleted"}),
+    );
+    assert_eq!(st, 200, "{gone}");
+    let gone = gone["id"].as_str().expect("id").to_string();
+    let (st, _) = b
+        .su()
+        .delete(&format!("/api/collections/notes/records/{gone}"));
+    assert_eq!(st, 204);
     let (st, v) = b.su().post(
         "/api/collections/notes/records",
         &json!({"title": "sentinel-3"}),
     );
     assert_eq!(st, 200, "{v}");
-    let want: Vec<String> = wa2.into_iter().chain(wb2).collect();
+    let mut want: Vec<(String, String)> = wa2
+        .into_iter()
+        .chain(wb2)
+        .map(|t| {
+            (
+                (if t.ends_with('2') { "update" } else { "create" }).to_string(),
+                t,
+            )
+        })
+        .collect();
+    want.push(("create".into(), "deleted".into()));
+    want.push(("delete".into(), "deleted".into()));
     for (who, sse) in [("a2", &mut sub_a2), ("b", &mut sub_b)] {
-        let got: Vec<String> = events_until(sse, "sentinel-3")
-            .into_iter()
-            .map(|s| s.2)
+        let got: Vec<Seen> = events_until(sse, "sentinel-3");
+        let deleted: Vec<&String> = got
+            .iter()
+            .filter(|s| s.2 == "deleted")
+            .map(|s| &s.1)
             .collect();
+        assert_eq!(deleted, [&gone, &gone], "{who}");
+        let got: Vec<(String, String)> = got.into_iter().map(|s| (s.0, s.2)).collect();
         assert_eq!(got, want, "{who}");
     }
 }

@@ -1039,4 +1039,49 @@ fn realtime_events_reach_the_clients_of_every_process_in_commit_order() {
         let got: Vec<(String, String)> = got.into_iter().map(|s| (s.0, s.2)).collect();
         assert_eq!(got, want, "{who}");
     }
+
+    // The log is bounded: filled (by hand) to just under a prune mark past
+    // 10,000 changes, the next write prunes all but the last 10,000, and
+    // the clients still get it.
+    let max: i64 = pg
+        .query("hub", "SELECT max(seq) FROM hub1._keepd_changes")
+        .parse()
+        .expect("max seq");
+    let fill = (10_000 - max).max(0) + 255 - (max + (10_000 - max).max(0)) % 256;
+    pg.psql(
+        "hub",
+        &format!(
+            "INSERT INTO hub1._keepd_changes (collection, action, record)              SELECT 'elsewhere', 'create', '{{}}' FROM generate_series(1, {fill})"
+        ),
+    );
+    let count = |pg: &PgCluster| -> (i64, i64, i64) {
+        let r = pg.query(
+            "hub",
+            "SELECT count(*), min(seq), max(seq) FROM hub1._keepd_changes",
+        );
+        let f: Vec<i64> = r.split('|').map(|x| x.parse().expect("number")).collect();
+        (f[0], f[1], f[2])
+    };
+    let (n, _, last) = count(&pg);
+    assert!(n > 10_000 && last % 256 == 255, "{n} {last}");
+    let (st, v) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "pruning"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (n, min, max) = count(&pg);
+    assert_eq!(max, last + 1);
+    assert!(n <= 10_000 && min > max - 10_000, "{n} {min} {max}");
+    let (st, v) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "sentinel-4"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    for (who, sse) in [("a2", &mut sub_a2), ("b", &mut sub_b)] {
+        let got: Vec<String> = events_until(sse, "sentinel-4")
+            .into_iter()
+            .map(|s| s.2)
+            .collect();
+        assert_eq!(got, ["pruning"], "{who}");
+    }
 }

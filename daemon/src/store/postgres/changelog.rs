@@ -223,9 +223,10 @@ impl Follower {
                 })
                 .collect();
             // The log pruned past where this process was: what it missed
-            // is gone (a gap of a failed COMMIT looks the same, and is
-            // rare: the lock is taken at BEGIN, so no other seq is drawn
-            // meanwhile).
+            // is gone. (A gap in `seq` — a failed COMMIT, the sequence
+            // moved on by a server crash — is no loss and does not look
+            // like one while the log still holds rows up to `last`, which
+            // it does unless this process is more than `KEEP` behind.)
             let lost = self.last > 0 && oldest > self.last + 1;
             self.last = rows.last().map_or(self.last, |r| r.seq);
             let Some(store) = self.store.upgrade() else {

@@ -1040,6 +1040,40 @@ fn realtime_events_reach_the_clients_of_every_process_in_commit_order() {
         assert_eq!(got, want, "{who}");
     }
 
+    // A collection made through one process is known to the others at
+    // once (the log marks the change; each loads its schema again): a2
+    // serves it, writes to it, and its clients get b's writes to it.
+    b.create_collection(&json!({
+        "name": "later", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (st, v) = a2.su().get("/api/collections/later");
+        if st == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "a2 never saw it: {st} {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut sub_later = crate::realtime::Sse::connect(&a2);
+    let (st, v) = sub_later.subscribe(&a2, None, &["later/*"]);
+    assert_eq!(st, 204, "{v}");
+    for (srv, title) in [(&b, "from b"), (&a2, "from a2"), (&b, "sentinel-later")] {
+        let (st, v) = srv
+            .su()
+            .post("/api/collections/later/records", &json!({ "title": title }));
+        assert_eq!(st, 200, "{title}: {v}");
+    }
+    let got: Vec<String> = events_until(&mut sub_later, "sentinel-later")
+        .into_iter()
+        .map(|s| s.2)
+        .collect();
+    assert_eq!(got, ["from b", "from a2"]);
+
     // The log is bounded: filled (by hand) to just under a prune mark past
     // 10,000 changes, the next write prunes all but the last 10,000, and
     // the clients still get it.

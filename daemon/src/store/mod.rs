@@ -273,6 +273,12 @@ impl Store {
             .read(|c| migrate::load_schema(c).map_err(ApiError::internal))
             .await?;
         self.set_schema(s);
+        // The other processes on the schema load theirs again too.
+        #[cfg(feature = "postgres")]
+        if self.log_changes {
+            self.write(self::postgres::changelog::schema_changed)
+                .await?;
+        }
         Ok(())
     }
 

@@ -19,6 +19,9 @@
 //!   bumps the store's generation. A process's own writes come back the
 //!   same way — on PostgreSQL the writer hands nothing to the sink after
 //!   COMMIT — so there is one path and no event twice.
+//! - A change of the collections (made by any process, committed) is
+//!   marked in the log after it: each process loads its schema again
+//!   there, before the changes that follow.
 //! - A process starts from the log's end (its realtime clients are new).
 //!   A process that dies loses nothing of the others: the log is the truth.
 //! - Bounded: a writer that crosses a multiple of [`PRUNE_EVERY`] deletes
@@ -77,29 +80,48 @@ pub fn prepare(c: &Conn) -> ApiResult<i64> {
     .unwrap_or(0))
 }
 
+/// The action of a log row that says the collections changed: every
+/// process loads its schema again before the changes after it.
+const SCHEMA: &str = "schema";
+
 /// Appends a write's changes, inside its transaction (the writer's BEGIN
 /// holds the lock).
 pub fn append(c: &Conn, entries: &[Logged]) -> ApiResult<()> {
-    let Some(first) = entries.first() else {
+    let rows: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.collection_id.as_str(),
+                e.action.as_str(),
+                e.record.as_str(),
+            )
+        })
+        .collect();
+    append_rows(c, &rows)
+}
+
+/// Appends the mark that the collections changed (after the change
+/// committed, before its caller is answered).
+pub fn schema_changed(c: &Conn) -> ApiResult<()> {
+    append_rows(c, &[("", SCHEMA, "{}")])
+}
+
+fn append_rows(c: &Conn, rows: &[(&str, &str, &str)]) -> ApiResult<()> {
+    if rows.is_empty() {
         return Ok(());
-    };
+    }
     let insert =
         "INSERT INTO _keepd_changes (collection, action, record) VALUES (?1, ?2, ?3) RETURNING seq";
-    let mut from = 0;
+    let mut from = None;
     let mut to = 0;
-    for e in entries {
+    for (coll, action, record) in rows {
         let seq = c
-            .one(
-                insert,
-                args![e.collection_id, e.action.as_str(), e.record],
-                |r| r.get::<i64>(0),
-            )?
+            .one(insert, args![coll, action, record], |r| r.get::<i64>(0))?
             .unwrap_or(0);
-        if std::ptr::eq(e, first) {
-            from = seq;
-        }
+        from.get_or_insert(seq);
         to = seq;
     }
+    let from = from.unwrap_or(to);
     c.script(&format!("NOTIFY {CHANNEL}"))?;
     if crosses_prune_mark(from, to) {
         c.exec("DELETE FROM _keepd_changes WHERE seq <= ?1", [to - KEEP])?;
@@ -240,39 +262,61 @@ impl Follower {
     }
 }
 
-/// Gives the changes read to the store's sink and makes a new generation.
+/// Gives the changes read to the store's sink and makes a new generation;
+/// at a mark that the collections changed, the changes before it are
+/// handed on and the schema is loaded again for the ones after.
 fn hand_on(store: &Store, rows: Vec<Row>, lost: bool) {
-    let schema = store.schema();
-    let changes: Vec<Change> = rows
-        .into_iter()
-        .filter_map(|r| {
-            let action = action(&r.action)?;
-            // A collection this process does not know (made by another
-            // since this one loaded its schema) or that is gone: nobody
-            // here subscribes to it.
-            let collection = schema.by_id(&r.collection).cloned()?;
-            let record = serde_json::from_str::<Map<String, Value>>(&r.record).ok()?;
-            Some(Change {
-                action,
-                collection,
-                record,
-                prepared: None,
-                from_log: true,
-            })
-        })
-        .collect();
-    store.changed();
-    if let Some(sink) = store.sink.get() {
-        if lost {
-            tracing::warn!(
-                "change log: this process fell more than {KEEP} changes behind; its realtime clients are disconnected"
-            );
+    let sink = store.sink.get();
+    if lost {
+        tracing::warn!(
+            "change log: this process fell more than {KEEP} changes behind; its realtime clients are disconnected"
+        );
+        if let Some(sink) = sink {
             sink.lost();
         }
-        if !changes.is_empty() {
-            sink.committed(changes);
-        }
     }
+    let give = |changes: &mut Vec<Change>| {
+        let list = std::mem::take(changes);
+        if let (Some(sink), false) = (sink, list.is_empty()) {
+            sink.committed(list);
+        }
+    };
+    let mut schema = store.schema();
+    let mut changes: Vec<Change> = Vec::new();
+    for r in rows {
+        if r.action == SCHEMA {
+            give(&mut changes);
+            match store.read_now(|c| {
+                crate::store::migrate::load_schema(c).map_err(crate::error::ApiError::internal)
+            }) {
+                Ok(s) => store.set_schema(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "change log: loading the changed collections failed")
+                }
+            }
+            schema = store.schema();
+            continue;
+        }
+        let Some(action) = action(&r.action) else {
+            continue;
+        };
+        // A collection that is gone: nobody here subscribes to it.
+        let Some(collection) = schema.by_id(&r.collection).cloned() else {
+            continue;
+        };
+        let Ok(record) = serde_json::from_str::<Map<String, Value>>(&r.record) else {
+            continue;
+        };
+        changes.push(Change {
+            action,
+            collection,
+            record,
+            prepared: None,
+            from_log: true,
+        });
+    }
+    store.changed();
+    give(&mut changes);
 }
 
 #[cfg(test)]

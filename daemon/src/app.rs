@@ -86,6 +86,10 @@ impl ChangeSink for Sinks {
         }
     }
 
+    fn lost(&self) {
+        self.realtime.lost();
+    }
+
     fn committed(&self, changes: Vec<Change>) {
         for ch in &changes {
             if ch.action == Action::Delete && ch.collection.has_file_fields() {

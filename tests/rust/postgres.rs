@@ -782,3 +782,340 @@ fn synchronous_commit_off_is_refused() {
         "0"
     );
 }
+
+/// What a subscriber saw of one event: (action, record id, title).
+type Seen = (String, String, String);
+
+/// The events `sse` receives up to (not including) the create titled
+/// `sentinel`; none may be missing for longer than 10 s.
+fn events_until(sse: &mut crate::realtime::Sse, sentinel: &str) -> Vec<Seen> {
+    let mut out = Vec::new();
+    loop {
+        let (_, data) = sse
+            .next(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no event for 10 s; got so far {out:?}"));
+        let v: serde_json::Value = serde_json::from_str(&data).expect("event json");
+        let seen = (
+            v["action"].as_str().unwrap_or_default().to_string(),
+            v["record"]["id"].as_str().unwrap_or_default().to_string(),
+            v["record"]["title"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        if seen.2 == sentinel {
+            return out;
+        }
+        out.push(seen);
+    }
+}
+
+/// The change log's record changes of collection `coll` after `seq`, in
+/// log order, read by the cluster's superuser: ((action, id, title), seq).
+fn logged(pg: &PgCluster, db: &str, schema: &str, coll: &str, after: i64) -> Vec<(Seen, i64)> {
+    let rows = pg.query(
+        db,
+        &format!(
+            "SELECT action, record::json->>'id', record::json->>'title', seq \
+             FROM {schema}._keepd_changes WHERE collection = '{coll}' AND seq > {after} ORDER BY seq"
+        ),
+    );
+    rows.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (
+                (f[0].to_string(), f[1].to_string(), f[2].to_string()),
+                f[3].parse().expect("seq"),
+            )
+        })
+        .collect()
+}
+
+/// Writes `n` creates and updates titled `{tag}{i}` through the server at
+/// `addr` (every third an update of the write's own latest create); stops
+/// at the first request that gets no answer. The titles answered 200.
+fn write_through(addr: std::net::SocketAddr, token: &str, tag: &str, n: usize) -> Vec<String> {
+    let mut done = Vec::new();
+    let mut last_id = None::<String>;
+    for i in 0..n {
+        let title = format!("{tag}{i}");
+        let body = json!({ "title": title }).to_string();
+        let (method, path) = match (&last_id, i % 3) {
+            (Some(id), 2) => ("PATCH", format!("/api/collections/notes/records/{id}")),
+            _ => ("POST", "/api/collections/notes/records".to_string()),
+        };
+        let r = crate::common::raw_at(
+            addr,
+            method,
+            &path,
+            &[("Authorization", token)],
+            Some(body.as_bytes()),
+        );
+        let Ok(r) = r else { break };
+        if r.status != 200 {
+            eprintln!("{method} {path}: {} {}", r.status, r.text());
+            break;
+        }
+        if method == "POST" {
+            last_id = r.json()["id"].as_str().map(str::to_string);
+        }
+        done.push(title);
+    }
+    done
+}
+
+/// Several keepd processes on one schema (a hub behind a load balancer):
+/// the realtime clients of each get every process's record changes once,
+/// in commit order (the change log's order), and when one process is
+/// killed the others' clients miss nothing; restarted, its new clients
+/// hear of new changes again.
+#[test]
+fn realtime_events_reach_the_clients_of_every_process_in_commit_order() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE hub");
+    pg.psql("hub", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    role_with_schema(&pg, "hub", "hub1", "hub1-Secret-13");
+    let root_a = TempRoot::new("pghub-a");
+    let cfg = config_file(&root_a, &pg, "hub", "hub1", "hub1-Secret-13");
+    let mut a = TestServer::builder()
+        .root(root_a.clone())
+        .config(&cfg)
+        .start();
+    let coll = a.create_collection(&json!({
+        "name": "notes", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
+    let coll = coll["id"].as_str().expect("collection id").to_string();
+    let b = TestServer::builder()
+        .root(TempRoot::new("pghub-b"))
+        .config(&cfg)
+        .start();
+    // (b's `superuser upsert` set the password again: a's cached token is
+    // void.)
+    let token = b.superuser_token();
+    let start = logged(&pg, "hub", "hub1", &coll, 0).len();
+    assert_eq!(start, 0);
+
+    let subscribe = |srv: &TestServer| {
+        let sse = crate::realtime::Sse::connect(srv);
+        let (st, v) = sse.subscribe(srv, None, &["notes/*"]);
+        assert_eq!(st, 204, "{v}");
+        sse
+    };
+    let mut subs = vec![subscribe(&a), subscribe(&a), subscribe(&b)];
+
+    // 200 writes, through both processes at once.
+    let (addr_a, addr_b) = (a.addr, b.addr);
+    let (wa, wb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| write_through(addr_a, &token, "a", 100));
+        let tb = s.spawn(|| write_through(addr_b, &token, "b", 100));
+        (ta.join().expect("a"), tb.join().expect("b"))
+    });
+    assert_eq!((wa.len(), wb.len()), (100, 100), "{}", a.output());
+    let (st, v) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "sentinel-1"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let log: Vec<Seen> = logged(&pg, "hub", "hub1", &coll, 0)
+        .into_iter()
+        .map(|(s, _)| s)
+        .filter(|s| s.2 != "sentinel-1")
+        .collect();
+    assert_eq!(log.len(), 200, "{log:?}");
+    // The log holds each write once, and each process's writes in the
+    // order they were answered.
+    for (tag, titles) in [("a", &wa), ("b", &wb)] {
+        let mine: Vec<&String> = log
+            .iter()
+            .map(|s| &s.2)
+            .filter(|t| t.starts_with(tag))
+            .collect();
+        assert_eq!(mine, titles.iter().collect::<Vec<_>>());
+    }
+    for (i, sse) in subs.iter_mut().enumerate() {
+        let got = events_until(sse, "sentinel-1");
+        assert_eq!(
+            got, log,
+            "subscriber {i}: every event once, in the log's order"
+        );
+    }
+    // Both processes wrote in turns, not one after the other: the order is
+    // the commits', interleaved.
+    let switches = log
+        .windows(2)
+        .filter(|w| w[0].2[..1] != w[1].2[..1])
+        .count();
+    assert!(switches > 1, "{log:?}");
+
+    // One process killed while both write: the other's clients get every
+    // change that committed, through either, once, in order.
+    let seq_before = logged(&pg, "hub", "hub1", &coll, 0)
+        .last()
+        .map(|(_, s)| *s)
+        .expect("a seq");
+    let mut sub_b = subs.pop().expect("b's subscriber");
+    drop(subs);
+    let (wa, wb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| write_through(addr_a, &token, "ka", 1000));
+        let tb = s.spawn(|| write_through(addr_b, &token, "kb", 60));
+        // Let both get going, then SIGKILL a.
+        while logged(&pg, "hub", "hub1", &coll, seq_before).len() < 20 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        a.kill9();
+        (ta.join().expect("a"), tb.join().expect("b"))
+    });
+    assert!(!wa.is_empty() && wa.len() < 1000, "{}", wa.len());
+    assert_eq!(wb.len(), 60);
+    let (st, v) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "sentinel-2"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let log: Vec<Seen> = logged(&pg, "hub", "hub1", &coll, seq_before)
+        .into_iter()
+        .map(|(s, _)| s)
+        .filter(|s| s.2 != "sentinel-2")
+        .collect();
+    // Every answered write of the killed process is in the log (one that
+    // got no answer may or may not have committed).
+    let titles: Vec<&String> = log.iter().map(|s| &s.2).collect();
+    for t in wa.iter().chain(&wb) {
+        assert!(titles.contains(&t), "{t} committed but is not in the log");
+    }
+    let got = events_until(&mut sub_b, "sentinel-2");
+    assert_eq!(
+        got, log,
+        "b's subscriber: every change once, in the log's order"
+    );
+
+    // a restarted: its new clients hear of writes through either process.
+    let a2 = a.restart();
+    let mut sub_a2 = subscribe(&a2);
+    let token2 = a2.superuser_token();
+    let wa2 = write_through(a2.addr, &token2, "ra", 5);
+    let wb2 = write_through(b.addr, &token2, "rb", 5);
+    assert_eq!((wa2.len(), wb2.len()), (5, 5));
+    // A delete through one process reaches the other's clients too
+    // (shown from the row as it was).
+    let (st, gone) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "deleted"}),
+    );
+    assert_eq!(st, 200, "{gone}");
+    let gone = gone["id"].as_str().expect("id").to_string();
+    let (st, _) = b
+        .su()
+        .delete(&format!("/api/collections/notes/records/{gone}"));
+    assert_eq!(st, 204);
+    let (st, v) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "sentinel-3"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let mut want: Vec<(String, String)> = wa2
+        .into_iter()
+        .chain(wb2)
+        .map(|t| {
+            (
+                (if t.ends_with('2') { "update" } else { "create" }).to_string(),
+                t,
+            )
+        })
+        .collect();
+    want.push(("create".into(), "deleted".into()));
+    want.push(("delete".into(), "deleted".into()));
+    for (who, sse) in [("a2", &mut sub_a2), ("b", &mut sub_b)] {
+        let got: Vec<Seen> = events_until(sse, "sentinel-3");
+        let deleted: Vec<&String> = got
+            .iter()
+            .filter(|s| s.2 == "deleted")
+            .map(|s| &s.1)
+            .collect();
+        assert_eq!(deleted, [&gone, &gone], "{who}");
+        let got: Vec<(String, String)> = got.into_iter().map(|s| (s.0, s.2)).collect();
+        assert_eq!(got, want, "{who}");
+    }
+
+    // A collection made through one process is known to the others at
+    // once (the log marks the change; each loads its schema again): a2
+    // serves it, writes to it, and its clients get b's writes to it.
+    b.create_collection(&json!({
+        "name": "later", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (st, v) = a2.su().get("/api/collections/later");
+        if st == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "a2 never saw it: {st} {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut sub_later = crate::realtime::Sse::connect(&a2);
+    let (st, v) = sub_later.subscribe(&a2, None, &["later/*"]);
+    assert_eq!(st, 204, "{v}");
+    for (srv, title) in [(&b, "from b"), (&a2, "from a2"), (&b, "sentinel-later")] {
+        let (st, v) = srv
+            .su()
+            .post("/api/collections/later/records", &json!({ "title": title }));
+        assert_eq!(st, 200, "{title}: {v}");
+    }
+    let got: Vec<String> = events_until(&mut sub_later, "sentinel-later")
+        .into_iter()
+        .map(|s| s.2)
+        .collect();
+    assert_eq!(got, ["from b", "from a2"]);
+
+    // The log is bounded: filled (by hand) to just under a prune mark past
+    // 10,000 changes, the next write prunes all but the last 10,000, and
+    // the clients still get it.
+    let max: i64 = pg
+        .query("hub", "SELECT max(seq) FROM hub1._keepd_changes")
+        .parse()
+        .expect("max seq");
+    let fill = (10_000 - max).max(0) + 255 - (max + (10_000 - max).max(0)) % 256;
+    pg.psql(
+        "hub",
+        &format!(
+            "INSERT INTO hub1._keepd_changes (collection, action, record)              SELECT 'elsewhere', 'create', '{{}}' FROM generate_series(1, {fill})"
+        ),
+    );
+    let count = |pg: &PgCluster| -> (i64, i64, i64) {
+        let r = pg.query(
+            "hub",
+            "SELECT count(*), min(seq), max(seq) FROM hub1._keepd_changes",
+        );
+        let f: Vec<i64> = r.split('|').map(|x| x.parse().expect("number")).collect();
+        (f[0], f[1], f[2])
+    };
+    let (n, _, last) = count(&pg);
+    assert!(n > 10_000 && last % 256 == 255, "{n} {last}");
+    let (st, v) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "pruning"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (n, min, max) = count(&pg);
+    assert_eq!(max, last + 1);
+    assert!(n <= 10_000 && min > max - 10_000, "{n} {min} {max}");
+    let (st, v) = b.su().post(
+        "/api/collections/notes/records",
+        &json!({"title": "sentinel-4"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    for (who, sse) in [("a2", &mut sub_a2), ("b", &mut sub_b)] {
+        let got: Vec<String> = events_until(sse, "sentinel-4")
+            .into_iter()
+            .map(|s| s.2)
+            .collect();
+        assert_eq!(got, ["pruning"], "{who}");
+    }
+}

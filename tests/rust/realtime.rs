@@ -13,11 +13,12 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// One SSE event: (event name, data).
-type Event = (String, String);
+pub(crate) type Event = (String, String);
 
 /// A raw event-stream client: `GET /api/realtime`, chunked decoding and SSE
-/// parsing done here so that the test sees exactly what the server sent.
-struct Sse {
+/// parsing done here so that the test sees exactly what the server sent
+/// (also used by the PostgreSQL tests, with several servers).
+pub(crate) struct Sse {
     stream: TcpStream,
     /// Undecoded bytes after the response head (chunked framing).
     raw: Vec<u8>,
@@ -95,7 +96,7 @@ impl Sse {
         Opened::Stream(Box::new(sse))
     }
 
-    fn connect(srv: &TestServer) -> Sse {
+    pub(crate) fn connect(srv: &TestServer) -> Sse {
         match Sse::open(srv) {
             Opened::Stream(s) => *s,
             Opened::Refused(r) => panic!("realtime connect refused: {} {}", r.status, r.text()),
@@ -171,7 +172,7 @@ impl Sse {
     }
 
     /// The next event (comments skipped), or None by `timeout` / at the end.
-    fn next(&mut self, timeout: Duration) -> Option<Event> {
+    pub(crate) fn next(&mut self, timeout: Duration) -> Option<Event> {
         let until = Instant::now() + timeout;
         loop {
             while let Some(i) = self.body.windows(2).position(|w| w == b"\n\n") {
@@ -212,7 +213,12 @@ impl Sse {
     }
 
     /// Replaces the subscriptions (as `token`, if any): (status, body).
-    fn subscribe(&self, srv: &TestServer, token: Option<&str>, topics: &[&str]) -> (u16, Value) {
+    pub(crate) fn subscribe(
+        &self,
+        srv: &TestServer,
+        token: Option<&str>,
+        topics: &[&str],
+    ) -> (u16, Value) {
         let c = match token {
             Some(t) => srv.with_token(t),
             None => srv.guest(),

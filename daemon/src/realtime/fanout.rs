@@ -118,6 +118,12 @@ impl ChangeSink for Publisher {
         Some(Box::new(PreparedDeliveries(out)))
     }
 
+    fn lost(&self) {
+        // Clients reconnect and resubscribe, as when the fan-out falls
+        // behind.
+        self.broker.close_all();
+    }
+
     fn committed(&self, changes: Vec<Change>) {
         // Auth state first, in commit order: an event published after a
         // revocation is already checked as a guest.
@@ -198,7 +204,11 @@ fn publish(
             Ok(p) => p.0,
             Err(_) => return,
         },
-        None if change.action == Action::Delete => return,
+        // Unprepared: nobody here listened when it was deleted — unless it
+        // was read from the database's change log (PostgreSQL: the delete
+        // may be another process's), then it is shown from the row as it
+        // was.
+        None if change.action == Action::Delete && !change.from_log => return,
         None => {
             // The current definition (rules may have changed since); a
             // collection that is gone has nobody left to tell.

@@ -53,6 +53,19 @@ pub struct Change {
     pub record: Map<String, Value>,
     /// For deletes: what the sink prepared before the row was deleted.
     pub prepared: Option<Prepared>,
+    /// Read back from the database's change log (PostgreSQL, where every
+    /// process hears of every commit that way): nothing was prepared, a
+    /// delete is shown from the row as it was.
+    pub from_log: bool,
+}
+
+/// A change as the database's change log keeps it (PostgreSQL): appended
+/// inside the write's transaction, read back after COMMIT by every process.
+pub struct Logged {
+    pub action: Action,
+    pub collection_id: String,
+    /// The record's columns as JSON text (for a delete: as it was).
+    pub record: String,
 }
 
 /// Where committed changes go.
@@ -72,6 +85,10 @@ pub trait ChangeSink: Send + Sync {
     /// Called on the writer thread after COMMIT, once per write, in commit
     /// order. Must not block.
     fn committed(&self, changes: Vec<Change>);
+    /// Changes were missed (a process that fell too far behind the
+    /// database's change log): whoever relies on seeing all of them starts
+    /// over.
+    fn lost(&self) {}
 }
 
 /// What a write carries for the capture (opaque to the store).
@@ -110,6 +127,9 @@ pub struct Changes {
     tag: Option<Tag>,
     /// Something was captured (the capture hears of the commit).
     captured: bool,
+    /// Some: every change goes to the database's change log inside the
+    /// transaction instead of to the sink after COMMIT (PostgreSQL).
+    log: Option<Vec<Logged>>,
 }
 
 impl Changes {
@@ -123,7 +143,33 @@ impl Changes {
             capture,
             tag: None,
             captured: false,
+            log: None,
         }
+    }
+
+    /// Changes go to the database's change log (taken with
+    /// [`Changes::take_logged`] before COMMIT), whoever listens here.
+    pub(crate) fn logging(mut self) -> Changes {
+        self.log = Some(Vec::new());
+        self
+    }
+
+    /// The changes to append to the log, in the order they were made.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn take_logged(&mut self) -> Vec<Logged> {
+        self.log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn log(&mut self, action: Action, coll: &Collection, record: &Map<String, Value>) -> bool {
+        let Some(log) = self.log.as_mut() else {
+            return false;
+        };
+        log.push(Logged {
+            action,
+            collection_id: coll.id.clone(),
+            record: Value::Object(record.clone()).to_string(),
+        });
+        true
     }
 
     /// A collector that records nothing (writes with no listener).
@@ -138,7 +184,9 @@ impl Changes {
 
     /// Whether `action` changes of `coll` are recorded or captured.
     pub fn wants(&self, coll: &Collection, action: Action) -> bool {
-        self.sink_wants(coll, action) || self.capture.as_ref().is_some_and(|c| c.wants(coll))
+        self.log.is_some()
+            || self.sink_wants(coll, action)
+            || self.capture.as_ref().is_some_and(|c| c.wants(coll))
     }
 
     fn sink_wants(&self, coll: &Collection, action: Action) -> bool {
@@ -172,12 +220,16 @@ impl Changes {
     }
 
     fn push(&mut self, action: Action, coll: &Arc<Collection>, record: &Map<String, Value>) {
+        if self.log(action, coll, record) {
+            return;
+        }
         if self.sink_wants(coll, action) {
             self.list.push(Change {
                 action,
                 collection: coll.clone(),
                 record: record.clone(),
                 prepared: None,
+                from_log: false,
             });
         }
     }
@@ -217,6 +269,9 @@ impl Changes {
         record: &Map<String, Value>,
     ) -> ApiResult<()> {
         self.capture(conn, Action::Delete, coll, Some(record), None)?;
+        if self.log(Action::Delete, coll, record) {
+            return Ok(());
+        }
         let Some(sink) = self.sink.clone() else {
             return Ok(());
         };
@@ -229,6 +284,7 @@ impl Changes {
             collection: coll.clone(),
             record: record.clone(),
             prepared,
+            from_log: false,
         });
         Ok(())
     }

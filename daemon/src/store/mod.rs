@@ -99,6 +99,9 @@ pub struct Store {
     /// another process too (`keepd superuser upsert` while serving) —
     /// committed since it last asked, and the answer it last got.
     watch: Mutex<(Conn, i64)>,
+    /// Record changes go to the database's change log, which every process
+    /// follows (PostgreSQL), instead of to the sink after COMMIT.
+    log_changes: bool,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -138,6 +141,7 @@ impl Store {
             health,
             generation,
             watch: Mutex::new((watch, seen)),
+            log_changes: false,
             _lock: lock,
         }))
     }
@@ -167,6 +171,9 @@ impl Store {
             }
             migrate::run(&conn)
         })?;
+        // The change log, before the writer's first BEGIN (which locks it).
+        let last = off_runtime(|| self::postgres::changelog::prepare(&conn))
+            .map_err(|e| anyhow::anyhow!("the change log: {e}"))?;
         let schema = off_runtime(|| migrate::load_schema(&conn))?;
         let readers = readers::Readers::from_source(
             readers::Source::Postgres(pool.clone()),
@@ -184,7 +191,7 @@ impl Store {
             health.clone(),
             generation.clone(),
         )?;
-        Ok(Arc::new(Store {
+        let store = Arc::new(Store {
             dir: dir.to_path_buf(),
             writer,
             readers,
@@ -196,8 +203,11 @@ impl Store {
             health,
             generation,
             watch: Mutex::new((watch, seen)),
+            log_changes: true,
             _lock: lock,
-        }))
+        });
+        self::postgres::changelog::follow(pool, Arc::downgrade(&store), last)?;
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
@@ -264,6 +274,12 @@ impl Store {
             .read(|c| migrate::load_schema(c).map_err(ApiError::internal))
             .await?;
         self.set_schema(s);
+        // The other processes on the schema load theirs again too.
+        #[cfg(feature = "postgres")]
+        if self.log_changes {
+            self.write(self::postgres::changelog::schema_changed)
+                .await?;
+        }
         Ok(())
     }
 
@@ -315,12 +331,20 @@ impl Store {
     {
         let sink = self.sink.get().cloned();
         let capture = self.capture.get().cloned();
+        let log = self.log_changes;
         let (v, _) = self
             .writer
             .run_then(
                 move |c| {
                     let mut changes = Changes::new(sink, capture);
+                    if log {
+                        changes = changes.logging();
+                    }
                     let v = f(c, &mut changes)?;
+                    #[cfg(feature = "postgres")]
+                    if log {
+                        self::postgres::changelog::append(c, &changes.take_logged())?;
+                    }
                     Ok((v, changes))
                 },
                 |(_, changes): &mut (T, Changes)| changes.publish(),

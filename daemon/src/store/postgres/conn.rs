@@ -248,11 +248,13 @@ impl PgConn {
     }
 
     /// Transaction control: the engine's failure as it is. SQLite's
-    /// `BEGIN IMMEDIATE` (the dialect's `BEGIN_WRITE`) is a plain `BEGIN`
-    /// here: the one writer is the only session that writes.
+    /// `BEGIN IMMEDIATE` (the dialect's `BEGIN_WRITE`) is a `BEGIN` that
+    /// takes the schema's writer lock (`changelog`): the writers of every
+    /// process on the schema take turns, so the change log's order is
+    /// commit order.
     pub(in crate::store) fn control(&self, sql: &str) -> Result<(), DbError> {
         let sql = if sql == crate::store::dialect::BEGIN_WRITE {
-            "BEGIN"
+            super::changelog::BEGIN_WRITE
         } else {
             sql
         };
@@ -260,7 +262,7 @@ impl PgConn {
             fault: Some(Fault::Io),
             text: e.to_string(),
         };
-        let begin = sql == "BEGIN";
+        let begin = sql == "BEGIN" || sql == super::changelog::BEGIN_WRITE;
         if begin && self.renew.is_some() && self.closed() {
             self.renew().map_err(fail)?;
         }

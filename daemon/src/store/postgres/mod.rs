@@ -16,10 +16,15 @@
 //! - `ddl` (feature `postgres`): PostgreSQL's spellings of the store's
 //!   tables, the audit log's trigger, the catalogue questions.
 //! - `store` (feature `postgres`): the store's sessions from the pool.
+//! - `changelog` (feature `postgres`): the change log every process on the
+//!   schema shares — realtime events of every process's commits, in commit
+//!   order, to the clients of each.
 //!
 //! Every query here has bound parameters; the one identifier spelled into
 //! SQL text (the schema) is checked by [`is_schema_name`] first.
 
+#[cfg(feature = "postgres")]
+pub mod changelog;
 #[cfg(feature = "postgres")]
 pub mod checks;
 #[cfg(feature = "postgres")]
@@ -79,10 +84,11 @@ pub fn open_store(
     if !refused.is_empty() {
         anyhow::bail!("refused to start: {}", refused.join("; "));
     }
-    // The writer and the session that notices other processes' commits
-    // take two; the readers share what is left.
+    // The writer, the session that notices other processes' commits and
+    // the one that follows the change log take three; the readers share
+    // what is left.
     let mut opts = opts.clone();
-    opts.readers = opts.readers.min(settings.pool.saturating_sub(2)).max(1);
+    opts.readers = opts.readers.min(settings.pool.saturating_sub(3)).max(1);
     crate::store::Store::open_postgres(&cfg.dir, &opts, pool)
 }
 

@@ -115,8 +115,13 @@ impl App {
             config.argon2_parallelism,
             config.max_concurrent_hashes,
         )?;
+        // Read on the writer's connection, whose schema SQLite has parsed
+        // already (migrations): through the readers it would open a
+        // connection and parse the schema again, at every start, for one
+        // row (nothing is written; the empty transaction commits without
+        // touching the disk).
         let stored = store
-            .read(|c| params::get(c, params::Key::Settings))
+            .write(|c| params::get(c, params::Key::Settings))
             .await
             .map_err(|e| anyhow::anyhow!("loading settings: {e}"))?;
         // The lockout policy lives in the settings (`lockout`), defaulting

@@ -116,11 +116,11 @@ impl Store {
         let conn = open::open_writer(&db_path, key)?;
         migrate::run(&conn)?;
         let schema = migrate::load_schema(&conn)?;
-        let readers = readers::Readers::open(&db_path, opts.readers.max(1), key)?;
+        let readers = readers::Readers::open(&db_path, opts.readers.max(1), key);
         let local = readers::Local::new(&readers);
         let health = Arc::new(health::Health::default());
         let generation = Arc::new(AtomicU64::new(1));
-        let watch = open::open_reader(&db_path, key)?;
+        let watch = open::open_watch(&db_path, key)?;
         let seen = sqlite::data_version(&watch)?;
         let writer = writer::Writer::start(
             conn,

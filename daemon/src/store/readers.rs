@@ -1,8 +1,12 @@
 //! A small pool of read-only connections. A read borrows one connection on a
 //! blocking thread and gives it back; nothing holds it across an `.await`.
-//! One connection is opened with the store (it proves the database readable);
-//! the others only when that many reads first run at once, so an idle
-//! daemon does not hold `readers` connections' memory (about 120 KiB each).
+//! On SQLite no connection is opened with the store (the writer has proven
+//! the file and its key already, and a new connection's first statement
+//! makes SQLite parse the whole schema: a cost start-up need not pay); one
+//! is opened with the first read, the others only when that many reads
+//! first run at once, so an idle daemon does not hold `readers`
+//! connections' memory (about 120 KiB each). On PostgreSQL one session is
+//! taken with the store (it proves the role may read).
 //!
 //! Point reads (one row by primary key) skip the hand-off to a blocking
 //! thread: they run on the calling thread with that thread's own read-only
@@ -115,23 +119,31 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 impl Readers {
-    pub(crate) fn open(path: &Path, n: usize, key: Option<&DbKey>) -> anyhow::Result<Readers> {
-        Readers::from_source(
+    /// The SQLite file's readers: none opened yet.
+    pub(crate) fn open(path: &Path, n: usize, key: Option<&DbKey>) -> Readers {
+        Readers::with(
             Source::Sqlite {
                 path: path.to_path_buf(),
                 key: key.cloned(),
             },
             n,
+            Vec::new(),
         )
     }
 
+    /// Readers from `source`, one connection opened now.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn from_source(source: Source, n: usize) -> anyhow::Result<Readers> {
         let first = source.reader()?;
-        Ok(Readers {
-            conns: Arc::new(Mutex::new(vec![first])),
+        Ok(Readers::with(source, n, vec![first]))
+    }
+
+    fn with(source: Source, n: usize, conns: Vec<Connection>) -> Readers {
+        Readers {
+            conns: Arc::new(Mutex::new(conns)),
             permits: Arc::new(Semaphore::new(n)),
             source: Arc::new(source),
-        })
+        }
     }
 
     #[cfg(test)]
@@ -187,9 +199,9 @@ pub(crate) fn panic_text(what: &str, p: &(dyn std::any::Any + Send)) -> String {
 mod tests {
     use super::*;
 
-    /// One connection is open at start; more only when that many reads run
-    /// at once, never more than the pool's size, and they are kept for the
-    /// next reads.
+    /// No connection is open at start; one with the first read, more only
+    /// when that many reads run at once, never more than the pool's size,
+    /// and they are kept for the next reads.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connections_open_as_concurrent_reads_need_them() {
         let dir = std::env::temp_dir().join(format!("keepd-readers-{}", std::process::id()));
@@ -200,8 +212,8 @@ mod tests {
             .unwrap()
             .script("PRAGMA journal_mode=WAL; CREATE TABLE t(v INTEGER)")
             .unwrap();
-        let readers = Arc::new(Readers::open(&path, 3, None).unwrap());
-        assert_eq!(readers.open_count(), 1);
+        let readers = Arc::new(Readers::open(&path, 3, None));
+        assert_eq!(readers.open_count(), 0, "nothing opened before a read");
         for _ in 0..5 {
             readers
                 .run(|c| c.one("SELECT count(*) FROM t", (), |r| r.get::<i64>(0)))

@@ -14,14 +14,18 @@ PRAGMA temp_store = MEMORY;";
 
 /// Applies the key (first thing after open, before any other statement)
 /// and checks that the database reads with it.
+///
+/// The check reads the schema cookie from the database header: page 1 is
+/// read (and, encrypted, decrypted and authenticated) as by any query, so
+/// a wrong key, a missing key or a file that is not a database fails here,
+/// but SQLite does not yet parse every CREATE statement of the schema —
+/// a connection that only ever asks `data_version` never pays for that.
 pub(crate) fn unlock(conn: &Connection, path: &Path, key: Option<&DbKey>) -> anyhow::Result<()> {
     if let Some(k) = key {
         conn.pragma_update(None, "key", k.sql_value())?;
         quiet(conn)?;
     }
-    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-        r.get::<_, i64>(0)
-    }) {
+    match conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)) {
         Ok(_) => Ok(()),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::NotADatabase =>
@@ -72,6 +76,17 @@ pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Co
     let conn = open_read_only(path, key)?;
     conn.engine()?.execute_batch(COMMON_PRAGMAS)?;
     conn.engine()?.execute_batch("PRAGMA query_only = ON;")?;
+    Ok(conn)
+}
+
+/// The connection that watches for commits by other processes: it asks
+/// only `PRAGMA data_version` (a header value), so it gets neither the
+/// page cache size nor the schema — `cache_size` would make SQLite parse
+/// the whole schema, a cost paid at every start for nothing.
+pub(crate) fn open_watch(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
+    let conn = open_read_only(path, key)?;
+    conn.engine()?
+        .execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")?;
     Ok(conn)
 }
 
@@ -318,6 +333,55 @@ pub fn foreign_key_problems(conn: &Conn) -> rusqlite::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use rusqlite::Connection;
+
+    /// Opening the watch connection and asking it `data_version` reads the
+    /// header only: SQLite never parses the schema on it (shown with a
+    /// schema entry SQLite cannot parse, which fails any connection that
+    /// does — as a reader's does, whose `cache_size` needs the schema).
+    /// A file that is not a database is still refused when it is opened.
+    #[test]
+    fn the_watch_never_parses_the_schema() {
+        let dir = std::env::temp_dir().join(format!("keepd-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t(v INTEGER);
+             PRAGMA writable_schema = ON;
+             INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql)
+                 VALUES ('table', 'x', 'x', 0, 'CREATE TABLE x(');
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+        drop(c);
+        let watch = super::open_watch(&path, None).unwrap();
+        let before = crate::store::sqlite::data_version(&watch).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("PRAGMA writable_schema = ON").unwrap();
+        other
+            .execute("INSERT INTO t (v) VALUES (1)", [])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(
+            crate::store::sqlite::data_version(&watch).unwrap(),
+            before,
+            "the watch sees another connection's commit"
+        );
+        let e = super::open_reader(&path, None)
+            .err()
+            .expect("a reader parses the schema");
+        assert!(e.to_string().contains("malformed database schema"), "{e}");
+        let junk = dir.join("junk.db");
+        std::fs::write(&junk, vec![7u8; 4096]).unwrap();
+        let e = super::open_watch(&junk, None)
+            .err()
+            .expect("not a database");
+        assert!(
+            e.downcast_ref::<crate::store::key::KeyError>().is_some(),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// The bundled SQLite is built as `.cargo/config.toml` says: math
     /// functions in (geoDistance), and none of full-text search, R*Tree,

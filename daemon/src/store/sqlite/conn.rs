@@ -185,6 +185,17 @@ impl Conn {
         self.lite().is_none()
     }
 
+    /// The engine this connection runs on (what SQL for it is compiled
+    /// for).
+    #[inline]
+    pub fn sql_engine(&self) -> crate::store::engine::Engine {
+        match &self.0 {
+            Engine::Sqlite(_) => crate::store::engine::Engine::Sqlite,
+            #[cfg(feature = "postgres")]
+            Engine::Pg(_) => crate::store::engine::Engine::Postgres,
+        }
+    }
+
     /// Runs `f` on the statement for `sql`, prepared or from the cache.
     #[inline]
     fn with<S: Sql, T>(

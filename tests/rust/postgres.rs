@@ -858,6 +858,20 @@ fn filters_sorts_rules_and_expand_run_on_postgres() {
     );
     assert_eq!(st, 200, "{l}\n{}", srv.output());
     assert_eq!(titles(&l), ["p4", "p1"], "{l}");
+    // `@rowid`: the order records were inserted in.
+    let (st, l) = su.list("posts", &[("sort", "-@rowid")]);
+    assert_eq!(st, 200, "{l}\n{}", srv.output());
+    assert_eq!(titles(&l), ["p4", "p3", "p2", "p1"], "{l}");
+    // A back-relation expanded (each tag's posts).
+    let (st, t) = su.get(&format!(
+        "/api/collections/tags/records/{alpha}?expand=posts_via_tags"
+    ));
+    assert_eq!(st, 200, "{t}\n{}", srv.output());
+    assert_eq!(
+        t["expand"]["posts_via_tags"].as_array().map(Vec::len),
+        Some(2),
+        "{t}"
+    );
     // The list rule joins tags: each record once, sorted by a joined field.
     let bo = srv.with_token(&token);
     let (st, l) = bo.list("posts", &[("sort", "-tags.name,title")]);

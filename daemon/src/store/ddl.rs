@@ -22,6 +22,7 @@ pub(crate) fn create_table(conn: &Connection, c: &Collection) -> ApiResult<()> {
         quote_ident(&c.name),
         cols.join(", ")
     ))?;
+    super::keep_insertion_order(conn, &c.name)?;
     create_indexes(conn, c)
 }
 

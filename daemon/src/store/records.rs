@@ -506,12 +506,18 @@ pub fn fetch_referencing(
     let marks = vec!["?"; target_ids.len()].join(",");
     let (from, parent) = if field.is_multiple() {
         (
-            format!(
-                "{} {} JOIN {} __je",
-                t,
-                cond.joins.join(" "),
-                items_of(conn, &c.name, &field.name)
-            ),
+            {
+                let mut on = String::new();
+                conn.sql_engine()
+                    .no_on(Frag::new())
+                    .render(&mut on, &mut Vec::new());
+                format!(
+                    "{} {} JOIN {} __je{on}",
+                    t,
+                    cond.joins.join(" "),
+                    items_of(conn, &c.name, &field.name)
+                )
+            },
             "__je.value".to_string(),
         )
     } else {

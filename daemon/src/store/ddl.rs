@@ -162,7 +162,12 @@ pub fn prepare_view(
                 }
             })
             .collect();
-        format!("SELECT {} FROM ({})", cols.join(", "), plan.sql)
+        format!(
+            "SELECT {} FROM ({}){}",
+            cols.join(", "),
+            plan.sql,
+            derived_alias(conn)
+        )
     };
     Ok(ViewSql {
         fields,
@@ -181,8 +186,9 @@ pub fn sample_view(
 ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
     let cols: Vec<String> = c.fields.iter().map(|f| view_col(&f.name)).collect();
     let q = format!(
-        "SELECT {} FROM ({sql}) LIMIT {}",
+        "SELECT {} FROM ({sql}){} LIMIT {}",
         cols.join(", "),
+        derived_alias(conn),
         limit.max(0)
     );
     super::sqlite::sample(conn, &q, |r| super::records::row_to_map(c, r))
@@ -195,9 +201,19 @@ fn view_col(name: &str) -> String {
 /// Creates the SQLite view of a view collection from its prepared SQL.
 pub(crate) fn create_view(conn: &Connection, name: &str, sql: &str) -> ApiResult<()> {
     conn.script(&format!(
-        "CREATE VIEW {} AS SELECT * FROM ({sql})",
-        quote_ident(name)
+        "CREATE VIEW {} AS SELECT * FROM ({sql}){}",
+        quote_ident(name),
+        derived_alias(conn)
     ))
+}
+
+/// The alias a subquery in FROM needs (PostgreSQL; SQLite's is left out).
+fn derived_alias(conn: &Connection) -> &'static str {
+    if conn.is_postgres() {
+        " AS \"__v\""
+    } else {
+        ""
+    }
 }
 
 pub(crate) fn drop_view(conn: &Connection, name: &str) -> ApiResult<()> {

@@ -179,6 +179,15 @@ impl Conn {
         }
     }
 
+    /// The PostgreSQL session, when this connection is one.
+    #[cfg(feature = "postgres")]
+    pub(in crate::store) fn pg(&self) -> Option<&crate::store::postgres::conn::PgConn> {
+        match &self.0 {
+            Engine::Pg(c) => Some(c),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
     /// Whether this connection is to PostgreSQL.
     #[inline]
     pub fn is_postgres(&self) -> bool {

@@ -898,4 +898,20 @@ fn filters_sorts_rules_and_expand_run_on_postgres() {
         .guest()
         .get(&format!("/api/collections/posts/records/{p3}"));
     assert_eq!(st, 404, "{}", srv.output());
+
+    // A view collection: its query planned (a subquery in FROM named, as
+    // PostgreSQL wants) and its columns asked of the server, its records
+    // listed with a filter and a sort.
+    let (st, v) = su.post(
+        "/api/collections",
+        &json!({"name": "big", "type": "view", "listRule": "",
+                "viewQuery": "SELECT id, title, twice FROM (SELECT id, title, (n * 2) AS twice FROM posts WHERE n > 2)"}),
+    );
+    assert_eq!(st, 200, "{v}\n{}", srv.output());
+    let (st, l) = srv
+        .guest()
+        .list("big", &[("filter", "twice >= 10"), ("sort", "-twice")]);
+    assert_eq!(st, 200, "{l}\n{}", srv.output());
+    assert_eq!(titles(&l), ["p3", "p4"], "{l}");
+    assert_eq!(l["items"][0]["twice"], 14, "{l}");
 }

@@ -149,7 +149,38 @@ pub fn prepare_view(
         (names, id_text)
     };
     let fields = view::infer_fields(&plan, &names, schema)?;
-    let sql = if id_text {
+    let engine = conn.sql_engine();
+    let sql = if engine.typed() {
+        // Each column as the filter compiler assumes the field's column is
+        // typed (a number field's as a number, a JSON field's as JSON text).
+        let cols: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let kind = fields
+                    .iter()
+                    .find(|f| f["name"].as_str() == Some(n.as_str()))
+                    .and_then(|f| f["type"].as_str());
+                let def = match kind {
+                    Some("number") => "NUMERIC",
+                    Some("bool") => "BOOLEAN",
+                    _ => "TEXT",
+                };
+                format!(
+                    "{} AS {}",
+                    engine
+                        .bound_as_column(def)
+                        .replacen('?', &view::quote(n), 1),
+                    view::quote(n)
+                )
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM ({}){}",
+            cols.join(", "),
+            plan.sql,
+            derived_alias(conn)
+        )
+    } else if id_text {
         plan.sql.clone()
     } else {
         let cols: Vec<String> = names

@@ -34,7 +34,7 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     // Filter and sort run through the filter compiler against the
     // `_collections` table, on the columns PocketBase allows.
     let meta = meta_collection();
-    let meta_schema = Schema::new(vec![meta.clone()]);
+    let meta_schema = Schema::new(vec![meta.clone()]).with_engine(schema.engine());
     let meta = Arc::new(meta);
     let info = crate::filter::RequestInfo::default();
     let ctx = crate::filter::Ctx::new(&meta_schema, &meta, &info, true);
@@ -652,7 +652,7 @@ pub fn plan_import(schema: &Schema, list: &[Value]) -> (Planned, Map<String, Val
         .map(|c| (**c).clone())
         .collect();
     after.extend(built_all.iter().map(|(_, _, b)| b.clone()));
-    let after = Schema::new(after);
+    let after = Schema::new(after).with_engine(schema.engine());
     for (i, existing, mut c) in built_all {
         let mut errs = FieldErrors::new();
         check_rules(&after, &c, existing.as_deref(), &mut errs);
@@ -823,7 +823,7 @@ pub fn staged_schema(schema: &Schema, planned: &Planned, deleted: &[Arc<Collecti
         .map(|c| (**c).clone())
         .collect();
     all.extend(planned.iter().map(|(_, c)| c.clone()));
-    Schema::new(all)
+    Schema::new(all).with_engine(schema.engine())
 }
 
 /// `GET /api/collections/meta/oauth2-providers` (superusers): every OAuth2

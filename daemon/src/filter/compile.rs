@@ -440,6 +440,7 @@ impl<'a> Query<'a> {
     pub fn finish_template(mut self) -> Result<Template, FilterError> {
         self.apply_rule_joins()?;
         let mut out = Template::new(std::mem::take(&mut self.binder));
+        out.engine = self.ctx.engine;
         for j in &self.joins {
             let mut s = String::from("LEFT JOIN ");
             let mut f = j.table.clone().s(" ").ident(&j.alias);

@@ -148,7 +148,7 @@ impl<'a> Ctx<'a> {
             } else {
                 Access::Client
             },
-            engine: Engine::Sqlite,
+            engine: schema.engine(),
         }
     }
 
@@ -161,7 +161,7 @@ impl<'a> Ctx<'a> {
             request: None,
             now: Utc::now(),
             access: Access::Privileged,
-            engine: Engine::Sqlite,
+            engine: schema.engine(),
         }
     }
 

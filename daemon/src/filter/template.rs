@@ -165,6 +165,8 @@ pub struct Template {
     pub(crate) order_by: Vec<String>,
     pub(crate) order_params: Vec<Bind>,
     pub(crate) distinct: bool,
+    /// The engine the SQL is written for.
+    pub(crate) engine: crate::store::engine::Engine,
 }
 
 impl Template {
@@ -179,6 +181,7 @@ impl Template {
             order_by: Vec::new(),
             order_params: Vec::new(),
             distinct: false,
+            engine: Default::default(),
         }
     }
 
@@ -205,13 +208,34 @@ impl Template {
                 })
                 .collect()
         };
+        let engine = self.engine;
+        let join_params = conv(&self.join_params);
+        let params = conv(&self.params);
+        let order_params = conv(&self.order_params);
+        // The joins bind `join_params` in order, the sort terms
+        // `order_params`.
+        let each = |parts: &[String], values: &[Sql]| -> Vec<String> {
+            let mut next = 0;
+            parts
+                .iter()
+                .map(|p| engine.bound_sql(p, values, &mut next))
+                .collect()
+        };
+        let (joins, order_by) = if engine.typed() {
+            (
+                each(&self.joins, &join_params),
+                each(&self.order_by, &order_params),
+            )
+        } else {
+            (self.joins.clone(), self.order_by.clone())
+        };
         Compiled {
-            joins: self.joins.clone(),
-            join_params: conv(&self.join_params),
-            where_sql: self.where_sql.clone(),
-            params: conv(&self.params),
-            order_by: self.order_by.clone(),
-            order_params: conv(&self.order_params),
+            joins,
+            join_params,
+            where_sql: engine.bound_sql(&self.where_sql, &params, &mut 0),
+            params,
+            order_by,
+            order_params,
             distinct: self.distinct,
         }
     }

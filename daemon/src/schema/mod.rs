@@ -28,6 +28,9 @@ pub struct Schema {
     rules_read_query: bool,
     /// Some rule or view query may read the clock or chance.
     reads_clock: bool,
+    /// The engine the store holding these collections runs on: what their
+    /// rules, filters and sorts are compiled for.
+    engine: crate::store::engine::Engine,
 }
 
 impl Schema {
@@ -74,7 +77,19 @@ impl Schema {
             rules_read_headers,
             rules_read_query,
             reads_clock,
+            engine: Default::default(),
         }
+    }
+
+    /// The same snapshot, stored on `engine`.
+    pub fn with_engine(mut self, engine: crate::store::engine::Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// The engine the store holding this snapshot runs on.
+    pub fn engine(&self) -> crate::store::engine::Engine {
+        self.engine
     }
 
     /// Finds a collection by id, or by name case-insensitively (PocketBase's

@@ -258,6 +258,7 @@ pub fn plan(query: &str, schema: &Schema, self_name: &str) -> Result<Plan, Strin
         columns: Vec::new(),
         qualifiers: Vec::new(),
         sources: Vec::new(),
+        unnamed: 0,
     };
     r.query(q)?;
     r.check_names()?;
@@ -368,6 +369,9 @@ struct Renderer<'a> {
     qualifiers: Vec<(String, String)>,
     /// Collections read.
     sources: Vec<String>,
+    /// Subqueries in FROM given a name of ours (an engine that needs one
+    /// for each: PostgreSQL).
+    unnamed: u32,
 }
 
 impl Renderer<'_> {
@@ -773,6 +777,13 @@ impl Renderer<'_> {
                 self.w("(");
                 self.query(subquery)?;
                 self.w(")");
+                if alias.is_none() && self.schema.engine().typed() {
+                    self.unnamed += 1;
+                    let a = quote(&format!("__from{}", self.unnamed));
+                    self.w(" AS ");
+                    self.w(&a);
+                    return Ok(());
+                }
                 self.table_alias(alias)
             }
             TableFactor::NestedJoin {

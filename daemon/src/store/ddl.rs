@@ -22,6 +22,7 @@ pub(crate) fn create_table(conn: &Connection, c: &Collection) -> ApiResult<()> {
         quote_ident(&c.name),
         cols.join(", ")
     ))?;
+    super::keep_insertion_order(conn, &c.name)?;
     create_indexes(conn, c)
 }
 
@@ -148,7 +149,38 @@ pub fn prepare_view(
         (names, id_text)
     };
     let fields = view::infer_fields(&plan, &names, schema)?;
-    let sql = if id_text {
+    let engine = conn.sql_engine();
+    let sql = if engine.typed() {
+        // Each column as the filter compiler assumes the field's column is
+        // typed (a number field's as a number, a JSON field's as JSON text).
+        let cols: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let kind = fields
+                    .iter()
+                    .find(|f| f["name"].as_str() == Some(n.as_str()))
+                    .and_then(|f| f["type"].as_str());
+                let def = match kind {
+                    Some("number") => "NUMERIC",
+                    Some("bool") => "BOOLEAN",
+                    _ => "TEXT",
+                };
+                format!(
+                    "{} AS {}",
+                    engine
+                        .bound_as_column(def)
+                        .replacen('?', &view::quote(n), 1),
+                    view::quote(n)
+                )
+            })
+            .collect();
+        format!(
+            "SELECT {} FROM ({}){}",
+            cols.join(", "),
+            plan.sql,
+            derived_alias(conn)
+        )
+    } else if id_text {
         plan.sql.clone()
     } else {
         let cols: Vec<String> = names
@@ -161,7 +193,12 @@ pub fn prepare_view(
                 }
             })
             .collect();
-        format!("SELECT {} FROM ({})", cols.join(", "), plan.sql)
+        format!(
+            "SELECT {} FROM ({}){}",
+            cols.join(", "),
+            plan.sql,
+            derived_alias(conn)
+        )
     };
     Ok(ViewSql {
         fields,
@@ -180,8 +217,9 @@ pub fn sample_view(
 ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, String> {
     let cols: Vec<String> = c.fields.iter().map(|f| view_col(&f.name)).collect();
     let q = format!(
-        "SELECT {} FROM ({sql}) LIMIT {}",
+        "SELECT {} FROM ({sql}){} LIMIT {}",
         cols.join(", "),
+        derived_alias(conn),
         limit.max(0)
     );
     super::sqlite::sample(conn, &q, |r| super::records::row_to_map(c, r))
@@ -194,9 +232,19 @@ fn view_col(name: &str) -> String {
 /// Creates the SQLite view of a view collection from its prepared SQL.
 pub(crate) fn create_view(conn: &Connection, name: &str, sql: &str) -> ApiResult<()> {
     conn.script(&format!(
-        "CREATE VIEW {} AS SELECT * FROM ({sql})",
-        quote_ident(name)
+        "CREATE VIEW {} AS SELECT * FROM ({sql}){}",
+        quote_ident(name),
+        derived_alias(conn)
     ))
+}
+
+/// The alias a subquery in FROM needs (PostgreSQL; SQLite's is left out).
+fn derived_alias(conn: &Connection) -> &'static str {
+    if conn.is_postgres() {
+        " AS \"__v\""
+    } else {
+        ""
+    }
 }
 
 pub(crate) fn drop_view(conn: &Connection, name: &str) -> ApiResult<()> {

@@ -65,6 +65,43 @@ impl Engine {
         self != Engine::Sqlite
     }
 
+    /// Compiled SQL as the engine runs it with `params[*next..]` bound in
+    /// order (`next` moved past its placeholders): SQLite as written;
+    /// PostgreSQL with each `?` cast to its value's type.
+    pub fn bound_sql(
+        self,
+        sql: &str,
+        _params: &[crate::store::SqlValue],
+        _next: &mut usize,
+    ) -> String {
+        match self {
+            Engine::Sqlite => sql.to_string(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres => pg::typed_placeholders_from(sql, _params, _next),
+        }
+    }
+
+    /// A value bound in place of a column declared `column_def`
+    /// (`schema::Field::column_def`): typed as that column.
+    pub fn bound_as_column(self, _column_def: &str) -> std::borrow::Cow<'static, str> {
+        match self {
+            Engine::Sqlite => "?".into(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres => super::postgres::ddl::bound_as_column(_column_def).into(),
+        }
+    }
+
+    /// A collection's stored table, named where a CTE of the same name
+    /// shadows it (SQLite: in `main`; PostgreSQL: a CTE is not visible
+    /// inside its own definition).
+    pub fn stored_table(self, name: &str) -> String {
+        match self {
+            Engine::Sqlite => sqlite::qualified_table(name),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres => sqlite::quote_ident(name),
+        }
+    }
+
     pub fn json_each(self, col: &Frag) -> Frag {
         match self {
             Engine::Sqlite => sqlite::json_each(col),

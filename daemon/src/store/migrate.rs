@@ -270,5 +270,5 @@ pub(crate) fn load_schema(conn: &Connection) -> anyhow::Result<Schema> {
             derived: Default::default(),
         });
     }
-    Ok(Schema::new(out))
+    Ok(Schema::new(out).with_engine(conn.sql_engine()))
 }

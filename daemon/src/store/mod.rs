@@ -443,11 +443,15 @@ fn before_tables(c: &Conn) -> ApiResult<()> {
 
 /// `table` read in insertion order (`dialect::INSERTION_ORDER`): SQLite's
 /// implicit `rowid`, a column of that name on PostgreSQL.
-fn keep_insertion_order(c: &Conn, table: &'static str) -> ApiResult<()> {
+/// (A collection's table too: `@rowid` sorts by it.)
+pub(crate) fn keep_insertion_order(c: &Conn, table: &str) -> ApiResult<()> {
     #[cfg(feature = "postgres")]
     if c.is_postgres() {
         debug_assert!(dialect::Ident::new(table).is_some(), "table {table:?}");
-        return c.script(&self::postgres::ddl::INSERTION_ORDER_COLUMN.replace("{table}", table));
+        return c.script(
+            &self::postgres::ddl::INSERTION_ORDER_COLUMN
+                .replace("{table}", &dialect::quote_ident(table)),
+        );
     }
     let _ = (c, table);
     Ok(())

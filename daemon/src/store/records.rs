@@ -1,7 +1,8 @@
 //! Record rows: reading, inserting, updating, deleting, listing. Every
 //! identifier comes from the collection definition; every value is bound.
 
-use super::dialect::{json_each_text, qualified_table, quote_ident};
+use super::dialect::{json_each_text, quote_ident, Frag, Ident};
+use super::engine::Engine;
 use super::Conn as Connection;
 use super::SqlValue as Sql;
 use super::{args, uncached, Row};
@@ -129,17 +130,24 @@ pub fn passes_unsaved(
     cond: &Cond,
 ) -> ApiResult<bool> {
     let t = quote_ident(&c.name);
+    let engine = conn.sql_engine();
     let cols: Vec<String> = c
         .fields
         .iter()
-        .map(|f| format!("? AS {}", quote_ident(&f.name)))
+        .map(|f| {
+            format!(
+                "{} AS {}",
+                engine.bound_as_column(f.column_def()),
+                quote_ident(&f.name)
+            )
+        })
         .collect();
     let names: Vec<String> = c.fields.iter().map(|f| quote_ident(&f.name)).collect();
     let mut sql = format!(
         "WITH {t} AS (SELECT {} UNION ALL SELECT {} FROM {} WHERE \"id\" <> ?) SELECT 1 FROM {t} {} WHERE {t}.\"id\" = ?",
         cols.join(", "),
         names.join(", "),
-        qualified_table(&c.name),
+        engine.stored_table(&c.name),
         cond.joins.join(" ")
     );
     if !cond.sql.is_empty() {
@@ -178,10 +186,17 @@ pub fn passes_snapshot(
     if cond.sql.is_empty() && cond.joins.is_empty() {
         return Ok(true);
     }
+    let engine = conn.sql_engine();
     let cols: Vec<String> = c
         .fields
         .iter()
-        .map(|f| format!("? AS {}", quote_ident(&f.name)))
+        .map(|f| {
+            format!(
+                "{} AS {}",
+                engine.bound_as_column(f.column_def()),
+                quote_ident(&f.name)
+            )
+        })
         .collect();
     let mut sql = format!(
         "SELECT 1 FROM (SELECT {}) AS {} {}",
@@ -249,7 +264,11 @@ pub fn passes_snapshot_all(
         "FROM (SELECT {}) AS {}",
         c.fields
             .iter()
-            .map(|f| format!("? AS {}", quote_ident(&f.name)))
+            .map(|f| format!(
+                "{} AS {}",
+                conn.sql_engine().bound_as_column(f.column_def()),
+                quote_ident(&f.name)
+            ))
             .collect::<Vec<_>>()
             .join(", "),
         quote_ident(&c.name)
@@ -260,7 +279,8 @@ pub fn passes_snapshot_all(
         let cap = (MAX_VARS / per_branch).clamp(1, MAX_BRANCHES);
         // Each branch as `passes_snapshot` asks it: does one row exist.
         let mut branch = format!(
-            "SELECT ? WHERE EXISTS (SELECT 1 {snapshot} {}",
+            "SELECT {} WHERE EXISTS (SELECT 1 {snapshot} {}",
+            conn.sql_engine().bound_as_column("INTEGER"),
             joins.join(" ")
         );
         if !sql.is_empty() {
@@ -308,6 +328,9 @@ pub fn list(
     c: &Collection,
     q: &ListQuery,
 ) -> ApiResult<Vec<Map<String, Value>>> {
+    if q.cond.distinct && !q.order.is_empty() && conn.sql_engine().typed() {
+        return list_ranked(conn, c, q);
+    }
     let mut sql = format!(
         "SELECT {}{} {}",
         if q.cond.distinct { "DISTINCT " } else { "" },
@@ -594,6 +617,58 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A sorted list whose joins may repeat rows, where DISTINCT can't be
+/// sorted by what is not selected (PostgreSQL): each row numbered in the
+/// sort's order, and within its own id; the first of each id kept, in
+/// that order.
+fn list_ranked(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+) -> ApiResult<Vec<Map<String, Value>>> {
+    let t = quote_ident(&c.name);
+    let order = q.order.join(", ");
+    let sql = format!(
+        "SELECT * FROM (SELECT {}, ROW_NUMBER() OVER (ORDER BY {order}) AS \"__pos\", \
+         ROW_NUMBER() OVER (PARTITION BY {t}.\"id\" ORDER BY {order}) AS \"__dup\" {}) AS \"__ranked\" \
+         WHERE \"__dup\" = 1 ORDER BY \"__pos\" LIMIT ? OFFSET ?",
+        select_columns(c),
+        from_where(c, &q.cond)
+    );
+    conn.all(
+        &sql,
+        (
+            &q.order_params,
+            &q.order_params,
+            &q.cond.join_params,
+            &q.cond.params,
+            [q.limit, q.offset],
+        ),
+        |r| row_to_map(c, r),
+    )
+}
+
+/// The items of a multi-value column `t.col` as a table function whose
+/// column is `value`, in the connection's engine.
+fn items_of(conn: &Connection, table: &str, column: &str) -> String {
+    let t = quote_ident(table);
+    let col = format!("{t}.{}", quote_ident(column));
+    match conn.sql_engine() {
+        Engine::Sqlite => json_each_text(&col),
+        #[allow(unreachable_patterns)]
+        other => match (Ident::new(table), Ident::new(column)) {
+            (Some(t), Some(f)) => {
+                let mut s = String::new();
+                other
+                    .json_each(&Frag::new().col(&t, &f))
+                    .render(&mut s, &mut Vec::new());
+                s
+            }
+            _ => json_each_text(&col),
+        },
+    }
+}
+
 pub fn count(conn: &Connection, c: &Collection, cond: &Cond) -> ApiResult<i64> {
     let t = quote_ident(&c.name);
     let sql = if cond.distinct {
@@ -658,10 +733,17 @@ pub fn referencing_ids(
     let t = quote_ident(&c.name);
     let col = quote_ident(&field.name);
     let sql = if field.is_multiple() {
-        format!(
-            "SELECT {t}.\"id\" FROM {t} WHERE {}",
-            super::dialect::json_array_holds(&c.name, &field.name)
-        )
+        match conn.sql_engine() {
+            Engine::Sqlite => format!(
+                "SELECT {t}.\"id\" FROM {t} WHERE {}",
+                super::dialect::json_array_holds(&c.name, &field.name)
+            ),
+            #[allow(unreachable_patterns)]
+            _ => format!(
+                "SELECT {t}.\"id\" FROM {t} WHERE EXISTS (SELECT 1 FROM {} je WHERE je.value = ?1)",
+                items_of(conn, &c.name, &field.name)
+            ),
+        }
     } else {
         format!("SELECT {t}.\"id\" FROM {t} WHERE {t}.{col} = ?1")
     };
@@ -687,12 +769,18 @@ pub fn fetch_referencing(
     let marks = vec!["?"; target_ids.len()].join(",");
     let (from, parent) = if field.is_multiple() {
         (
-            format!(
-                "{} {} JOIN {} __je",
-                t,
-                cond.joins.join(" "),
-                json_each_text(&col)
-            ),
+            {
+                let mut on = String::new();
+                conn.sql_engine()
+                    .no_on(Frag::new())
+                    .render(&mut on, &mut Vec::new());
+                format!(
+                    "{} {} JOIN {} __je{on}",
+                    t,
+                    cond.joins.join(" "),
+                    items_of(conn, &c.name, &field.name)
+                )
+            },
             "__je.value".to_string(),
         )
     } else {
@@ -709,7 +797,7 @@ pub fn fetch_referencing(
         inner.push(')');
     }
     let sql = format!(
-        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY \"__parent\") AS \"__rn\" FROM ({inner})) WHERE \"__rn\" <= ?"
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY \"__parent\") AS \"__rn\" FROM ({inner}) AS \"__i\") AS \"__n\" WHERE \"__rn\" <= ?"
     );
     let n = c.fields.len();
     conn.all(

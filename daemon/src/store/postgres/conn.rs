@@ -289,6 +289,24 @@ impl PgConn {
             .map_err(api_error)
     }
 
+    /// The columns a SELECT gives, asked of the server without running it:
+    /// each one's name and type name. `Err`: the server's reason.
+    pub(in crate::store) fn result_columns(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<(String, Option<String>)>, String> {
+        let st = self
+            .client()
+            .map_err(|e| e.to_string())?
+            .prepare(&placeholders(sql))
+            .map_err(|e| text(&e))?;
+        Ok(st
+            .columns()
+            .iter()
+            .map(|c| (c.name().to_string(), Some(c.type_().name().to_string())))
+            .collect())
+    }
+
     pub(in crate::store) fn total_changes(&self) -> u64 {
         self.changes.get()
     }

@@ -108,6 +108,25 @@ pub fn spell(sql: &str) -> String {
     out
 }
 
+/// A value bound where a column of `column_def` (SQLite's words, as
+/// `schema::Field::column_def` gives them) stands, typed as that column
+/// is on PostgreSQL (a bound value alone would be text).
+pub fn bound_as_column(column_def: &str) -> String {
+    let spelled = spell(column_def);
+    let ty = spelled
+        .split_whitespace()
+        .take_while(|w| !w.eq_ignore_ascii_case("DEFAULT") && !w.eq_ignore_ascii_case("NOT"))
+        .filter(|w| !w.eq_ignore_ascii_case("PRIMARY") && !w.eq_ignore_ascii_case("KEY"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let ty = if ty.is_empty() || ty.contains("GENERATED") {
+        "TEXT".to_string()
+    } else {
+        ty
+    };
+    format!("CAST(? AS {ty})")
+}
+
 /// Made before the first table: the case-insensitive collation
 /// (`COLLATE NOCASE`: PocketBase matches emails and usernames so).
 pub const BEFORE_TABLES: &str = r#"

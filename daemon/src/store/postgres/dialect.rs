@@ -35,7 +35,6 @@
 use crate::store::dialect::{Bind, Frag, Ident};
 use crate::store::engine::{Ty, Unified};
 use crate::store::SqlValue as Value;
-use std::fmt::Write as _;
 
 const UPPER: &str = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'";
 const LOWER: &str = "'abcdefghijklmnopqrstuvwxyz'";
@@ -543,14 +542,23 @@ fn number_as_text(x: &Frag) -> Frag {
     }
 }
 
-/// A statement written with `?` placeholders, with PostgreSQL's `$n`
-/// instead, each cast to the type of its value (text, bigint, double,
-/// bytea; NULL takes the type its place gives it). `?` inside quoted
-/// literals and identifiers is left alone.
-pub fn numbered_placeholders(sql: &str, params: &[Value]) -> String {
+/// Filter SQL written with `?` placeholders, each cast to the type of the
+/// value bound there (text, bigint, double, bytea; NULL takes the type its
+/// place gives it): what the dialect's fragments assume, since PostgreSQL
+/// types a statement before it sees its values. The session
+/// (`postgres::conn`) then numbers them and binds each by the type the
+/// server inferred — the cast's. `?` inside quoted literals and
+/// identifiers is left alone.
+pub fn typed_placeholders(sql: &str, params: &[Value]) -> String {
+    typed_placeholders_from(sql, params, &mut 0)
+}
+
+/// [`typed_placeholders`] for a part of a statement whose first `?` is
+/// `params[*next]`; `next` is moved past the part's placeholders.
+pub fn typed_placeholders_from(sql: &str, params: &[Value], next: &mut usize) -> String {
     let mut out = String::with_capacity(sql.len() + params.len() * 8);
     let mut quote: Option<char> = None;
-    let mut n = 0usize;
+    let n = next;
     for c in sql.chars() {
         match quote {
             Some(q) => {
@@ -564,20 +572,25 @@ pub fn numbered_placeholders(sql: &str, params: &[Value]) -> String {
                 out.push(c);
             }
             None if c == '?' => {
-                n += 1;
-                let _ = write!(out, "${n}");
-                out.push_str(match params.get(n - 1) {
-                    Some(Value::Text(_)) => "::text",
-                    Some(Value::Integer(_)) => "::int8",
-                    Some(Value::Real(_)) => "::float8",
-                    Some(Value::Blob(_)) => "::bytea",
-                    _ => "",
-                });
+                *n += 1;
+                match params.get(*n - 1) {
+                    Some(Value::Text(_)) => out.push_str("CAST(? AS text)"),
+                    Some(Value::Integer(_)) => out.push_str("CAST(? AS int8)"),
+                    Some(Value::Real(_)) => out.push_str("CAST(? AS float8)"),
+                    Some(Value::Blob(_)) => out.push_str("CAST(? AS bytea)"),
+                    _ => out.push('?'),
+                }
             }
             None => out.push(c),
         }
     }
     out
+}
+
+/// A statement of filter SQL as the session runs it: [`typed_placeholders`]
+/// then `$n` numbering (`postgres::conn::placeholders`).
+pub fn numbered_placeholders(sql: &str, params: &[Value]) -> String {
+    super::conn::placeholders(&typed_placeholders(sql, params))
 }
 
 /// The string constants of this dialect's filter SQL (`filter::audit`).
@@ -611,6 +624,8 @@ pub const VOCABULARY: &[&str] = &[
     "cast",
     "text",
     "float8",
+    "int8",
+    "bytea",
     "int",
     "boolean",
     "distinct",
@@ -667,7 +682,7 @@ mod tests {
         ];
         assert_eq!(
             numbered_placeholders("a = ? AND '?' = \"?\" AND b IN (?, ?) OR ?", &p),
-            "a = $1::text AND '?' = \"?\" AND b IN ($2::int8, $3::float8) OR $4"
+            "a = CAST($1 AS text) AND '?' = \"?\" AND b IN (CAST($2 AS int8), CAST($3 AS float8)) OR $4"
         );
     }
 

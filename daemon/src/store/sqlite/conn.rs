@@ -179,10 +179,30 @@ impl Conn {
         }
     }
 
+    /// The PostgreSQL session, when this connection is one.
+    #[cfg(feature = "postgres")]
+    pub(in crate::store) fn pg(&self) -> Option<&crate::store::postgres::conn::PgConn> {
+        match &self.0 {
+            Engine::Pg(c) => Some(c),
+            Engine::Sqlite(_) => None,
+        }
+    }
+
     /// Whether this connection is to PostgreSQL.
     #[inline]
     pub fn is_postgres(&self) -> bool {
         self.lite().is_none()
+    }
+
+    /// The engine this connection runs on (what SQL for it is compiled
+    /// for).
+    #[inline]
+    pub fn sql_engine(&self) -> crate::store::engine::Engine {
+        match &self.0 {
+            Engine::Sqlite(_) => crate::store::engine::Engine::Sqlite,
+            #[cfg(feature = "postgres")]
+            Engine::Pg(_) => crate::store::engine::Engine::Postgres,
+        }
     }
 
     /// Runs `f` on the statement for `sql`, prepared or from the cache.

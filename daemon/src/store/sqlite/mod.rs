@@ -54,6 +54,10 @@ fn reason(e: rusqlite::Error) -> String {
 /// one's name and declared type (a column of a table; None for an
 /// expression). `Err`: why SQLite refuses the query, worded by `reason`.
 pub fn result_columns(c: &Conn, sql: &str) -> Result<Vec<(String, Option<String>)>, String> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = c.pg() {
+        return pg.result_columns(sql);
+    }
     let st = c.engine().and_then(|c| c.prepare(sql)).map_err(reason)?;
     Ok(st
         .columns()
@@ -68,6 +72,11 @@ pub fn sample<T>(
     sql: &str,
     mut f: impl FnMut(&Row<'_>) -> crate::error::ApiResult<T>,
 ) -> Result<Vec<T>, String> {
+    if c.is_postgres() {
+        return c
+            .all(super::uncached(sql), (), f)
+            .map_err(|e| e.to_string());
+    }
     let mut st = c.engine().and_then(|c| c.prepare(sql)).map_err(reason)?;
     let mut rows = st.query([]).map_err(reason)?;
     let mut out = Vec::new();

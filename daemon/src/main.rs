@@ -203,6 +203,8 @@ fn load(common: &Common, mut flags: Vec<(&'static str, String)>) -> anyhow::Resu
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread starts: glibc reads its malloc settings once.
+    tune_malloc();
     // Everything keepd creates is private to its user.
     set_umask_077();
     let cli = Cli::parse();
@@ -507,6 +509,37 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: draining connections");
 }
+
+/// glibc's allocator, set for a small device (BENCHMARKS.md "Allocator
+/// and caches"). By default glibc gives each thread that allocates while
+/// another holds the lock an arena of its own, up to 8 per core: every
+/// blocking-pool thread that ran a read kept its own heap, about a dozen
+/// of them under a list load. Here: one arena per core, and no fewer than
+/// 4 (with 2 on two cores the list load lost a fifth of its throughput to
+/// the arena locks). `MALLOC_ARENA_MAX` in the environment still wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_malloc() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let arenas = std::thread::available_parallelism()
+        .map_or(MIN_MALLOC_ARENAS, |n| n.get().max(MIN_MALLOC_ARENAS));
+    let arenas = libc::c_int::try_from(arenas).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only changes an allocator parameter; it is called
+    // before any other thread exists, with a constant glibc documents
+    // (M_ARENA_MAX) and a positive count. A refusal (return 0) leaves
+    // glibc's default, which is harmless.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_malloc() {}
+
+/// The fewest arenas glibc may create (its default: 8 per core).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MIN_MALLOC_ARENAS: usize = 4;
 
 fn set_umask_077() {
     // std has no umask; rustix would add a dependency for one call. The

@@ -75,7 +75,12 @@ pub(crate) fn open_writer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Co
 pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
     let conn = open_read_only(path, key)?;
     conn.engine()?.execute_batch(COMMON_PRAGMAS)?;
-    conn.engine()?.execute_batch("PRAGMA query_only = ON;")?;
+    // A reader's page cache is at most 2 MB (the writer's 4): there are
+    // `readers` of them, each filling to its bound under a list load, and
+    // the OS page cache holds the file once for all of them (mmap stays
+    // off, SQLite's default).
+    conn.engine()?
+        .execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -2000;")?;
     Ok(conn)
 }
 
@@ -381,6 +386,34 @@ mod tests {
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn cache_size(c: &super::Conn) -> i64 {
+        c.engine()
+            .unwrap()
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Each reader's page cache is bounded at 2 MB (there are `readers`
+    /// of them), the writer's at 4 MB; neither maps the file.
+    #[test]
+    fn readers_page_cache_is_bounded_below_the_writers() {
+        let dir = std::env::temp_dir().join(format!("keepd-cache-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("data.db");
+        let w = super::open_writer(&path, None).unwrap();
+        let r = super::open_reader(&path, None).unwrap();
+        assert_eq!(cache_size(&w), -4000);
+        assert_eq!(cache_size(&r), -2000);
+        let mmap: i64 = r
+            .engine()
+            .unwrap()
+            .query_row("PRAGMA mmap_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mmap, 0);
+        drop((r, w));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// The bundled SQLite is built as `.cargo/config.toml` says: math

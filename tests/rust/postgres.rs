@@ -579,6 +579,71 @@ fn keepd_serves_records_from_postgres() {
     );
     assert_eq!(st, 200, "{c}\n{}", srv.output());
 
+    // A cascade delete publishes each child's delete and then the
+    // parent's, once each — and nothing of the writes answered before the
+    // subscription was made.
+    let posts = srv.create_collection(&json!({
+        "name": "posts", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
+    let posts_id = posts["id"].as_str().expect("collection id");
+    srv.create_collection(&json!({
+        "name": "comments", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "post", "type": "relation", "collectionId": posts_id,
+             "maxSelect": 1, "cascadeDelete": true}
+        ]
+    }));
+    // Someone listening, so that every write has events to publish.
+    let earlier = crate::realtime::Sse::connect(&srv);
+    let (st, v) = earlier.subscribe(&srv, None, &["comments/*"]);
+    assert_eq!(st, 204, "{v}");
+    for round in 0..3 {
+        let (st, parent) = su.post(
+            "/api/collections/posts/records",
+            &json!({"title": format!("parent{round}")}),
+        );
+        assert_eq!(st, 200, "{parent}");
+        let parent = parent["id"].as_str().expect("id").to_string();
+        let mut children = Vec::new();
+        for title in ["one", "two"] {
+            let (st, c) = su.post(
+                "/api/collections/comments/records",
+                &json!({"title": title, "post": parent}),
+            );
+            assert_eq!(st, 200, "{c}");
+            children.push((
+                "delete".to_string(),
+                c["id"].as_str().expect("id").to_string(),
+                title.to_string(),
+            ));
+        }
+        let mut sse = crate::realtime::Sse::connect(&srv);
+        let topic = format!("posts/{parent}");
+        let (st, v) = sse.subscribe(&srv, None, &["comments/*", &topic]);
+        assert_eq!(st, 204, "{v}");
+        let (st, _) = su.delete(&format!("/api/collections/posts/records/{parent}"));
+        assert_eq!(st, 204);
+        let sentinel = format!("sentinel-cascade{round}");
+        let (st, v) = su.post(
+            "/api/collections/comments/records",
+            &json!({ "title": sentinel }),
+        );
+        assert_eq!(st, 200, "{v}");
+        let mut got = events_until(&mut sse, &sentinel);
+        let last = got.pop();
+        got.sort();
+        children.sort();
+        assert_eq!(got, children, "round {round}: each child's delete once");
+        assert_eq!(
+            last,
+            Some(("delete".into(), parent.clone(), format!("parent{round}"))),
+            "round {round}: the parent's delete last"
+        );
+    }
+    drop(earlier);
+
     // Create, get, update, list, delete.
     let (st, a) = su.post(
         "/api/collections/notes/records",

@@ -78,6 +78,12 @@ impl Default for StoreOptions {
     }
 }
 
+/// How long a write on PostgreSQL waits for this process's change log
+/// follower to hand its changes on before it is answered anyway (the
+/// follower is reconnecting).
+#[cfg(feature = "postgres")]
+const HAND_ON_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Store {
     dir: PathBuf,
     writer: writer::Writer,
@@ -102,6 +108,12 @@ pub struct Store {
     /// Record changes go to the database's change log, which every process
     /// follows (PostgreSQL), instead of to the sink after COMMIT.
     log_changes: bool,
+    /// How far into the change log this process's follower has handed
+    /// changes on to the sink (PostgreSQL): a write that logged changes is
+    /// answered once they are past it, as on SQLite, where they reach the
+    /// sink before the caller is answered.
+    #[cfg(feature = "postgres")]
+    handed_on: tokio::sync::watch::Sender<i64>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -142,6 +154,8 @@ impl Store {
             generation,
             watch: Mutex::new((watch, seen)),
             log_changes: false,
+            #[cfg(feature = "postgres")]
+            handed_on: tokio::sync::watch::Sender::new(0),
             _lock: lock,
         }))
     }
@@ -204,6 +218,7 @@ impl Store {
             generation,
             watch: Mutex::new((watch, seen)),
             log_changes: true,
+            handed_on: tokio::sync::watch::Sender::new(last),
             _lock: lock,
         });
         self::postgres::changelog::follow(pool, Arc::downgrade(&store), last)?;
@@ -323,7 +338,10 @@ impl Store {
     /// Like `write`, for writes that change records: `f` records them in
     /// `Changes`, which the capture sees inside the transaction and which
     /// are handed to the change sink after COMMIT (on the writer thread, in
-    /// commit order, before the caller is answered).
+    /// commit order, before the caller is answered). On PostgreSQL they go
+    /// to the change log instead, and the caller is answered once this
+    /// process's follower has handed them on to the sink: a realtime
+    /// subscription made after the answer does not get them.
     pub async fn write_changes<T, F>(&self, f: F) -> ApiResult<T>
     where
         T: Send + 'static,
@@ -332,7 +350,7 @@ impl Store {
         let sink = self.sink.get().cloned();
         let capture = self.capture.get().cloned();
         let log = self.log_changes;
-        let (v, _) = self
+        let (v, _, logged) = self
             .writer
             .run_then(
                 move |c| {
@@ -341,16 +359,37 @@ impl Store {
                         changes = changes.logging();
                     }
                     let v = f(c, &mut changes)?;
+                    #[allow(unused_mut)]
+                    let mut logged = 0i64;
                     #[cfg(feature = "postgres")]
                     if log {
-                        self::postgres::changelog::append(c, &changes.take_logged())?;
+                        logged = self::postgres::changelog::append(c, &changes.take_logged())?;
                     }
-                    Ok((v, changes))
+                    Ok((v, changes, logged))
                 },
-                |(_, changes): &mut (T, Changes)| changes.publish(),
+                |(_, changes, _): &mut (T, Changes, i64)| changes.publish(),
             )
             .await?;
+        #[cfg(feature = "postgres")]
+        if logged > 0 {
+            self.handed_on_past(logged).await;
+        }
+        let _ = logged;
         Ok(v)
+    }
+
+    /// Waits (at most [`HAND_ON_WAIT`]) until this process's change log
+    /// follower has handed on the change at `seq` (committed).
+    #[cfg(feature = "postgres")]
+    async fn handed_on_past(&self, seq: i64) {
+        let mut rx = self.handed_on.subscribe();
+        let waited = tokio::time::timeout(HAND_ON_WAIT, rx.wait_for(|s| *s >= seq)).await;
+        if waited.is_err() {
+            tracing::warn!(
+                seq,
+                "change log: the follower has not handed the write's changes on yet; answering anyway"
+            );
+        }
     }
 
     /// SQLite's `quick_check` on a reader: "ok", or what is damaged.

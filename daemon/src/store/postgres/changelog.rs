@@ -85,8 +85,8 @@ pub fn prepare(c: &Conn) -> ApiResult<i64> {
 const SCHEMA: &str = "schema";
 
 /// Appends a write's changes, inside its transaction (the writer's BEGIN
-/// holds the lock).
-pub fn append(c: &Conn, entries: &[Logged]) -> ApiResult<()> {
+/// holds the lock); the last one's `seq` (0: none).
+pub fn append(c: &Conn, entries: &[Logged]) -> ApiResult<i64> {
     let rows: Vec<(&str, &str, &str)> = entries
         .iter()
         .map(|e| {
@@ -103,12 +103,12 @@ pub fn append(c: &Conn, entries: &[Logged]) -> ApiResult<()> {
 /// Appends the mark that the collections changed (after the change
 /// committed, before its caller is answered).
 pub fn schema_changed(c: &Conn) -> ApiResult<()> {
-    append_rows(c, &[("", SCHEMA, "{}")])
+    append_rows(c, &[("", SCHEMA, "{}")]).map(|_| ())
 }
 
-fn append_rows(c: &Conn, rows: &[(&str, &str, &str)]) -> ApiResult<()> {
+fn append_rows(c: &Conn, rows: &[(&str, &str, &str)]) -> ApiResult<i64> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let insert =
         "INSERT INTO _keepd_changes (collection, action, record) VALUES (?1, ?2, ?3) RETURNING seq";
@@ -126,7 +126,7 @@ fn append_rows(c: &Conn, rows: &[(&str, &str, &str)]) -> ApiResult<()> {
     if crosses_prune_mark(from, to) {
         c.exec("DELETE FROM _keepd_changes WHERE seq <= ?1", [to - KEEP])?;
     }
-    Ok(())
+    Ok(to)
 }
 
 /// Whether the seqs `from..=to` hold a multiple of [`PRUNE_EVERY`].
@@ -255,6 +255,9 @@ impl Follower {
                 return Ok(());
             };
             hand_on(&store, rows, lost);
+            // The writes waiting for their changes to be handed on are
+            // answered.
+            store.handed_on.send_replace(self.last);
             if !full {
                 return Ok(());
             }

@@ -150,49 +150,36 @@ pub fn prepare_view(
     };
     let fields = view::infer_fields(&plan, &names, schema)?;
     let engine = conn.sql_engine();
-    let sql = if engine.typed() {
-        // Each column as the filter compiler assumes the field's column is
-        // typed (a number field's as a number, a JSON field's as JSON text).
-        let cols: Vec<String> = names
-            .iter()
-            .map(|n| {
-                let kind = fields
-                    .iter()
-                    .find(|f| f["name"].as_str() == Some(n.as_str()))
-                    .and_then(|f| f["type"].as_str());
-                let def = match kind {
-                    Some("number") => "NUMERIC",
-                    Some("bool") => "BOOLEAN",
-                    _ => "TEXT",
-                };
-                format!(
-                    "{} AS {}",
-                    engine
-                        .bound_as_column(def)
-                        .replacen('?', &view::quote(n), 1),
-                    view::quote(n)
-                )
-            })
-            .collect();
-        format!(
-            "SELECT {} FROM ({}){}",
-            cols.join(", "),
-            plan.sql,
-            derived_alias(conn)
-        )
-    } else if id_text {
+    // An engine that types its statements gets each column as the filter
+    // compiler assumes the field's column is typed (a number field's as a
+    // number, a JSON field's as JSON text); SQLite only needs a non-text
+    // `id` cast.
+    let column = |n: &String| -> String {
+        if engine.typed() {
+            let kind = fields
+                .iter()
+                .find(|f| f["name"].as_str() == Some(n.as_str()))
+                .and_then(|f| f["type"].as_str());
+            let def = match kind {
+                Some("number") => "NUMERIC",
+                Some("bool") => "BOOLEAN",
+                _ => "TEXT",
+            };
+            let quoted = view::quote(n);
+            format!(
+                "{} AS {quoted}",
+                engine.bound_as_column(def).replacen('?', &quoted, 1)
+            )
+        } else if n == "id" {
+            "CAST(\"id\" AS TEXT) AS \"id\"".to_string()
+        } else {
+            view::quote(n)
+        }
+    };
+    let sql = if id_text && !engine.typed() {
         plan.sql.clone()
     } else {
-        let cols: Vec<String> = names
-            .iter()
-            .map(|n| {
-                if n == "id" {
-                    "CAST(\"id\" AS TEXT) AS \"id\"".to_string()
-                } else {
-                    view::quote(n)
-                }
-            })
-            .collect();
+        let cols: Vec<String> = names.iter().map(column).collect();
         format!(
             "SELECT {} FROM ({}){}",
             cols.join(", "),

@@ -129,18 +129,37 @@ impl Store {
         migrate::run(&conn)?;
         let schema = migrate::load_schema(&conn)?;
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key);
+        let watch = open::open_watch(&db_path, key)?;
+        let seen = sqlite::data_version(&watch)?;
+        let store = Store::assemble(dir, lock, opts, conn, schema, readers, (watch, seen), 0)?;
+        open::tighten_files(dir)?;
+        Ok(store)
+    }
+
+    /// The store around its opened parts: the writer started on `conn`,
+    /// record changes logged when the engine follows a change log
+    /// (PostgreSQL) — `log_from` is where its follower starts.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        dir: &Path,
+        lock: DirLock,
+        opts: &StoreOptions,
+        conn: Conn,
+        schema: Schema,
+        readers: readers::Readers,
+        watch: (Conn, i64),
+        #[cfg_attr(not(feature = "postgres"), allow(unused_variables))] log_from: i64,
+    ) -> anyhow::Result<Arc<Store>> {
+        let log_changes = conn.is_postgres();
         let local = readers::Local::new(&readers);
         let health = Arc::new(health::Health::default());
         let generation = Arc::new(AtomicU64::new(1));
-        let watch = open::open_watch(&db_path, key)?;
-        let seen = sqlite::data_version(&watch)?;
         let writer = writer::Writer::start(
             conn,
             opts.max_batch.max(1),
             health.clone(),
             generation.clone(),
         )?;
-        open::tighten_files(dir)?;
         Ok(Arc::new(Store {
             dir: dir.to_path_buf(),
             writer,
@@ -149,13 +168,13 @@ impl Store {
             schema: RwLock::new(Arc::new(schema)),
             sink: OnceLock::new(),
             capture: OnceLock::new(),
-            key: opts.key.clone(),
+            key: if log_changes { None } else { opts.key.clone() },
             health,
             generation,
-            watch: Mutex::new((watch, seen)),
-            log_changes: false,
+            watch: Mutex::new(watch),
+            log_changes,
             #[cfg(feature = "postgres")]
-            handed_on: tokio::sync::watch::Sender::new(0),
+            handed_on: tokio::sync::watch::Sender::new(log_from),
             _lock: lock,
         }))
     }
@@ -193,34 +212,10 @@ impl Store {
             readers::Source::Postgres(pool.clone()),
             opts.readers.max(1),
         )?;
-        let local = readers::Local::new(&readers);
-        let health = Arc::new(health::Health::default());
-        let generation = Arc::new(AtomicU64::new(1));
         let watch = self::postgres::store::reader(&pool)?;
         let seen = off_runtime(|| self::postgres::ddl::data_version(&watch))
             .map_err(anyhow::Error::msg)?;
-        let writer = writer::Writer::start(
-            conn,
-            opts.max_batch.max(1),
-            health.clone(),
-            generation.clone(),
-        )?;
-        let store = Arc::new(Store {
-            dir: dir.to_path_buf(),
-            writer,
-            readers,
-            local,
-            schema: RwLock::new(Arc::new(schema)),
-            sink: OnceLock::new(),
-            capture: OnceLock::new(),
-            key: None,
-            health,
-            generation,
-            watch: Mutex::new((watch, seen)),
-            log_changes: true,
-            handed_on: tokio::sync::watch::Sender::new(last),
-            _lock: lock,
-        });
+        let store = Store::assemble(dir, lock, opts, conn, schema, readers, (watch, seen), last)?;
         self::postgres::changelog::follow(pool, Arc::downgrade(&store), last)?;
         Ok(store)
     }

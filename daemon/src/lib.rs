@@ -120,7 +120,7 @@ pub fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
 /// `keepd serve`: open the store, bind, serve until `shutdown`.
 pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     tracing::info!(dir = %cfg.dir.display(), "opening data directory");
-    let restored = ops::backup::apply_pending(&cfg.dir)
+    let restored = ops::backup::apply_pending(&cfg.dir, |export| store::load_export(&cfg, export))
         .map_err(|e| anyhow::anyhow!("applying a restore: {e}"))?;
     let store = open_store(&cfg)?;
     ops::backup::clean_temporary(&cfg.dir);

@@ -279,10 +279,18 @@ fn main() -> anyhow::Result<()> {
                     chrono::Utc::now().format("%Y%m%d%H%M%S")
                 )
             });
-            let key = cfg.database_key()?;
+            // On PostgreSQL the store's export, taken through the store;
+            // SQLite's file is copied beside the daemon.
+            let postgres = cfg.database_url().map_err(anyhow::Error::msg)?.is_some();
+            let key = if postgres { None } else { cfg.database_key()? };
             become_owner(&cfg.dir)?;
+            let src = if postgres {
+                keepd::ops::backup::Source::Store(keepd::open_store(&cfg)?)
+            } else {
+                keepd::ops::backup::Source::File(key)
+            };
             let _lock = keepd::store::DirLock::shared(&cfg.dir)?;
-            let path = keepd::ops::backup::create(&cfg.dir, &name, &enc, key.as_ref())?;
+            let path = keepd::ops::backup::create(&cfg.dir, &name, &enc, &src)?;
             println!("{}", path.display());
             Ok(())
         }

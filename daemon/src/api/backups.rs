@@ -264,13 +264,13 @@ pub async fn create(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     };
     let dir = app.store.dir().to_path_buf();
     let n2 = name.clone();
-    let db_key = app.store.key().cloned();
+    let src = backup::Source::Store(app.store.clone());
     match remote(&app)? {
         Some(s3) => {
-            blocking(move || backup::remote::create(&dir, &s3, &n2, &enc, db_key.as_ref())).await?;
+            blocking(move || backup::remote::create(&dir, &s3, &n2, &enc, &src)).await?;
         }
         None => {
-            blocking(move || backup::create(&dir, &n2, &enc, db_key.as_ref())).await?;
+            blocking(move || backup::create(&dir, &n2, &enc, &src)).await?;
         }
     }
     audit(&app, &req, "backup.create", &name).await;
@@ -365,13 +365,11 @@ pub async fn restore(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let note =
         json!({"key": key, "actor": super::auth::actor(&req), "ip": req.client_ip.to_string()})
             .to_string();
-    let db_key = app.store.key().cloned();
+    let src = backup::Source::Store(app.store.clone());
     let s3 = remote(&app)?;
     blocking(move || match s3 {
-        Some(s3) => {
-            backup::remote::stage_restore(&dir, &s3, &k2, identity.as_ref(), &note, db_key.as_ref())
-        }
-        None => backup::stage_restore(&dir, &k2, identity.as_ref(), &note, db_key.as_ref()),
+        Some(s3) => backup::remote::stage_restore(&dir, &s3, &k2, identity.as_ref(), &note, &src),
+        None => backup::stage_restore(&dir, &k2, identity.as_ref(), &note, &src),
     })
     .await?;
     tracing::warn!(backup = %key, "restore staged: exiting so that the service manager restarts keepd with it");

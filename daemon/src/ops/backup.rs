@@ -51,6 +51,32 @@ pub enum Encryption {
     None,
 }
 
+/// What a backup is taken of (and a restore goes into).
+#[derive(Clone)]
+pub enum Source {
+    /// The SQLite file of the data dir, opened with its key (the
+    /// command-line `keepd backup`, which runs beside the daemon).
+    File(Option<crate::store::DbKey>),
+    /// The open store: its own snapshot (`Store::backup_snapshot`) —
+    /// SQLite's file or PostgreSQL's export.
+    Store(std::sync::Arc<crate::store::Store>),
+}
+
+impl Source {
+    /// Whether the database is PostgreSQL (its backups hold the export,
+    /// `store::export::MEMBER`, instead of `data.db`).
+    fn exports(&self) -> bool {
+        matches!(self, Source::Store(s) if s.is_postgres())
+    }
+
+    fn key(&self) -> Option<&crate::store::DbKey> {
+        match self {
+            Source::File(k) => k.as_ref(),
+            Source::Store(s) => s.key(),
+        }
+    }
+}
+
 pub fn backups_dir(data: &Path) -> PathBuf {
     data.join("backups")
 }
@@ -125,12 +151,7 @@ fn private_file(p: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// Writes backup `name` of the data dir (`key`: the database key). Blocking.
-pub fn create(
-    data: &Path,
-    name: &str,
-    enc: &Encryption,
-    key: Option<&crate::store::DbKey>,
-) -> Result<PathBuf> {
+pub fn create(data: &Path, name: &str, enc: &Encryption, src: &Source) -> Result<PathBuf> {
     if !valid_key(name) {
         return Err(invalid("Invalid backup name."));
     }
@@ -140,7 +161,7 @@ pub fn create(
     if dest.exists() {
         return Err(invalid("Backup with the specified name already exists."));
     }
-    let built = build(data, enc, key)?;
+    let built = build(data, enc, src)?;
     publish(&built.file, &dest)?;
     Ok(dest)
 }
@@ -160,7 +181,7 @@ impl Drop for Built {
 
 /// Makes a backup archive of the data dir: the snapshot, zipped with the
 /// stored files, encrypted as `enc` says. Blocking.
-pub fn build(data: &Path, enc: &Encryption, key: Option<&crate::store::DbKey>) -> Result<Built> {
+pub fn build(data: &Path, enc: &Encryption, src: &Source) -> Result<Built> {
     let dir = backups_dir(data);
     private_dir(&dir)?;
     let work = dir.join(format!(
@@ -174,11 +195,17 @@ pub fn build(data: &Path, enc: &Encryption, key: Option<&crate::store::DbKey>) -
     };
     let work = &built.work;
     // A consistent snapshot while the writer goes on.
-    let snap = work.join("data.db");
-    let conn = crate::store::open_read_only(&data.join("data.db"), key)
-        .map_err(|e| invalid(format!("opening the database: {e}")))?;
-    crate::store::snapshot(&conn, &snap).map_err(|e| invalid(format!("snapshot: {e}")))?;
-    drop(conn);
+    let (member, snap) = match src {
+        Source::File(key) => {
+            let snap = work.join("data.db");
+            let conn = crate::store::open_read_only(&data.join("data.db"), key.as_ref())
+                .map_err(|e| invalid(format!("opening the database: {e}")))?;
+            crate::store::snapshot(&conn, &snap).map_err(|e| invalid(format!("snapshot: {e}")))?;
+            drop(conn);
+            ("data.db", snap)
+        }
+        Source::Store(store) => store.backup_snapshot(work).map_err(invalid)?,
+    };
     let zip_path = work.join("backup.zip");
     {
         let f = private_file(&zip_path)?;
@@ -186,7 +213,7 @@ pub fn build(data: &Path, enc: &Encryption, key: Option<&crate::store::DbKey>) -
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .unix_permissions(0o600);
-        z.start_file("data.db", opts)
+        z.start_file(member, opts)
             .map_err(|e| invalid(e.to_string()))?;
         std::io::copy(&mut std::fs::File::open(&snap)?, &mut z)?;
         let storage = data.join("storage");
@@ -391,7 +418,12 @@ fn check_upload(p: &Path, plaintext_ok: bool) -> Result<std::result::Result<(), 
     }
     let z = zip::ZipArchive::new(std::fs::File::open(p)?);
     Ok(match z {
-        Ok(z) if z.index_for_name("data.db").is_some() => Ok(()),
+        Ok(z)
+            if z.index_for_name("data.db").is_some()
+                || z.index_for_name(crate::store::export::MEMBER).is_some() =>
+        {
+            Ok(())
+        }
         Ok(_) => content("The archive is not a backup: it has no data.db.".into()),
         Err(e) => content(format!("The archive can't be read: {e}.")),
     })
@@ -470,7 +502,7 @@ pub mod remote {
         s3: &S3,
         name: &str,
         enc: &Encryption,
-        key: Option<&crate::store::DbKey>,
+        src: &Source,
     ) -> Result<(u64, usize)> {
         if !valid_key(name) {
             return Err(invalid("Invalid backup name."));
@@ -478,7 +510,7 @@ pub mod remote {
         if exists(s3, name)? {
             return Err(invalid("Backup with the specified name already exists."));
         }
-        let built = build(data, enc, key)?;
+        let built = build(data, enc, src)?;
         let (size, parts) = put_file(s3, name, &built.file)?;
         drop(built);
         Ok((size, parts))
@@ -524,7 +556,7 @@ pub mod remote {
         name: &str,
         identity: Option<&age::x25519::Identity>,
         note: &str,
-        key: Option<&crate::store::DbKey>,
+        src: &Source,
     ) -> Result<()> {
         let (mut body, _) = open(s3, name)?;
         let dir = backups_dir(data);
@@ -538,7 +570,7 @@ pub mod remote {
             std::io::copy(&mut body, &mut out).map_err(unreachable)?;
             out.sync_all()?;
             drop(out);
-            stage_restore_file(data, &tmp, identity, note, key)
+            stage_restore_file(data, &tmp, identity, note, src)
         })();
         let _ = std::fs::remove_file(&tmp);
         result
@@ -616,27 +648,27 @@ pub fn stage_restore(
     name: &str,
     identity: Option<&age::x25519::Identity>,
     note: &str,
-    key: Option<&crate::store::DbKey>,
+    src: &Source,
 ) -> Result<()> {
-    let src = path(data, name).ok_or_else(|| invalid("Missing or invalid backup file."))?;
-    stage_restore_file(data, &src, identity, note, key)
+    let file = path(data, name).ok_or_else(|| invalid("Missing or invalid backup file."))?;
+    stage_restore_file(data, &file, identity, note, src)
 }
 
-/// `stage_restore` of the backup archive at `src` (any path). The archive
+/// `stage_restore` of the backup archive at `file` (any path). The archive
 /// is decrypted as a stream into the staging dir, never whole in memory.
 pub fn stage_restore_file(
     data: &Path,
-    src: &Path,
+    file: &Path,
     identity: Option<&age::x25519::Identity>,
     note: &str,
-    key: Option<&crate::store::DbKey>,
+    src: &Source,
 ) -> Result<()> {
     let stage = data.join(STAGE);
     let _ = std::fs::remove_dir_all(&stage);
     private_dir(&stage)?;
     let result = (|| -> Result<()> {
         let mut head = [0u8; AGE_MAGIC.len()];
-        let mut f = std::fs::File::open(src)?;
+        let mut f = std::fs::File::open(file)?;
         let n = f.read(&mut head)?;
         drop(f);
         let archive = if head[..n].starts_with(AGE_MAGIC) && n == AGE_MAGIC.len() {
@@ -644,7 +676,7 @@ pub fn stage_restore_file(
                 invalid("The backup is encrypted and no backup_identity_file is configured.")
             })?;
             let d =
-                age::Decryptor::new_buffered(std::io::BufReader::new(std::fs::File::open(src)?))
+                age::Decryptor::new_buffered(std::io::BufReader::new(std::fs::File::open(file)?))
                     .map_err(|e| invalid(format!("The backup can't be read: {e}.")))?;
             let mut r = d
                 .decrypt(std::iter::once(id as &dyn age::Identity))
@@ -655,11 +687,12 @@ pub fn stage_restore_file(
                 .map_err(|e| invalid(format!("The backup is damaged: {e}.")))?;
             plain
         } else {
-            src.to_path_buf()
+            file.to_path_buf()
         };
         let mut z = zip::ZipArchive::new(std::fs::File::open(&archive)?)
             .map_err(|e| invalid(format!("The backup is not a valid archive: {e}.")))?;
         let mut has_db = false;
+        let mut has_export = false;
         for i in 0..z.len() {
             let mut f = z
                 .by_index(i)
@@ -671,6 +704,7 @@ pub fn stage_restore_file(
             // Only data.db and storage/<safe>/<safe>/<safe>.
             let parts: Vec<&str> = name.split('/').collect();
             let ok = name == "data.db"
+                || name == crate::store::export::MEMBER
                 || (parts.len() == 4
                     && parts[0] == "storage"
                     && parts[1..].iter().all(|p| crate::files::safe_name(p)));
@@ -693,6 +727,7 @@ pub fn stage_restore_file(
                 )));
             }
             has_db |= name == "data.db";
+            has_export |= name == crate::store::export::MEMBER;
             let dest = stage.join(&name);
             if let Some(parent) = dest.parent() {
                 private_dir(parent)?;
@@ -702,24 +737,43 @@ pub fn stage_restore_file(
                 .map_err(|e| invalid(format!("The backup is damaged: {e}.")))?;
             out.sync_all()?;
         }
-        if !has_db {
-            return Err(invalid("The backup has no data.db."));
+        if src.exports() {
+            // A keepd on PostgreSQL restores its own exports.
+            if !has_export {
+                return Err(invalid(if has_db {
+                    "The backup holds a SQLite database (data.db): a keepd on PostgreSQL restores only backups taken on PostgreSQL (data.pgexport). Move a SQLite data dir in with `keepd import`, or restore the backup into a keepd on SQLite."
+                } else {
+                    "The backup has no data.pgexport."
+                }));
+            }
+            let m = crate::store::export::check(&stage.join(crate::store::export::MEMBER))
+                .map_err(|e| invalid(format!("The backup's export can't be read: {e}.")))?;
+            crate::store::export_refusal(&m).map_err(invalid)?;
+        } else {
+            if has_export {
+                return Err(invalid(
+                    "The backup was taken from a keepd on PostgreSQL (data.pgexport): restore it into a keepd on PostgreSQL.",
+                ));
+            }
+            if !has_db {
+                return Err(invalid("The backup has no data.db."));
+            }
+            // With the current database key: a backup taken under another
+            // key (or none) is refused here, not at the next start.
+            let conn = crate::store::open_read_only(&stage.join("data.db"), src.key())
+                .map_err(|e| invalid(format!("The backup's database can't be opened: {e}.")))?;
+            let check: String = crate::store::integrity_check(&conn)
+                .map_err(|e| invalid(format!("The backup's database is damaged: {e}.")))?
+                .join("; ");
+            if check != "ok" {
+                return Err(invalid(format!(
+                    "The backup's database is damaged: {check}."
+                )));
+            }
+            drop(conn);
         }
-        // With the current database key: a backup taken under another key
-        // (or none) is refused here, not at the next start.
-        let conn = crate::store::open_read_only(&stage.join("data.db"), key)
-            .map_err(|e| invalid(format!("The backup's database can't be opened: {e}.")))?;
-        let check: String = crate::store::integrity_check(&conn)
-            .map_err(|e| invalid(format!("The backup's database is damaged: {e}.")))?
-            .join("; ");
-        if check != "ok" {
-            return Err(invalid(format!(
-                "The backup's database is damaged: {check}."
-            )));
-        }
-        drop(conn);
         drop(z);
-        if archive != src {
+        if archive != file {
             std::fs::remove_file(&archive)?;
         }
         let mut ready = private_file(&stage.join(READY))?;
@@ -736,7 +790,13 @@ pub fn stage_restore_file(
 /// At start, before the database opens: swaps a staged, checked restore
 /// into place (the replaced files are kept in `.pre-restore/`). Returns
 /// the restore's note when one was applied.
-pub fn apply_pending(data: &Path) -> Result<Option<String>> {
+/// A staged export (PostgreSQL) is handed to `load`, which puts it into
+/// the database in one transaction, before the files are swapped; a failed
+/// load drops the staged restore and changes nothing.
+pub fn apply_pending(
+    data: &Path,
+    load: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> Result<Option<String>> {
     let stage = data.join(STAGE);
     if !stage.join(READY).exists() {
         if stage.exists() {
@@ -745,19 +805,31 @@ pub fn apply_pending(data: &Path) -> Result<Option<String>> {
         return Ok(None);
     }
     let note = std::fs::read_to_string(stage.join(READY)).unwrap_or_default();
+    let export = stage.join(crate::store::export::MEMBER);
+    let exported = export.exists();
+    if exported {
+        if let Err(e) = load(&export) {
+            let _ = std::fs::remove_dir_all(&stage);
+            return Err(invalid(format!(
+                "the staged restore was not applied (the database is as it was): {e:#}"
+            )));
+        }
+    }
     let old = data.join(".pre-restore");
     let _ = std::fs::remove_dir_all(&old);
     private_dir(&old)?;
     for f in ["data.db", "data.db-wal", "data.db-shm"] {
         let p = data.join(f);
-        if p.exists() {
+        if !exported && p.exists() {
             std::fs::rename(&p, old.join(f))?;
         }
     }
     if data.join("storage").exists() {
         std::fs::rename(data.join("storage"), old.join("storage"))?;
     }
-    std::fs::rename(stage.join("data.db"), data.join("data.db"))?;
+    if !exported {
+        std::fs::rename(stage.join("data.db"), data.join("data.db"))?;
+    }
     if stage.join("storage").exists() {
         std::fs::rename(stage.join("storage"), data.join("storage"))?;
     }

@@ -136,12 +136,10 @@ async fn run_once(app: &Arc<App>) {
         ),
         Some(enc) => {
             let (d, n, s3) = (dir.clone(), name.clone(), s3.clone());
-            let db_key = app.store.key().cloned();
+            let src = backup::Source::Store(app.store.clone());
             match tokio::task::spawn_blocking(move || match s3 {
-                Some(s3) => {
-                    backup::remote::create(&d, &s3, &n, &enc, db_key.as_ref()).map(|(size, _)| size)
-                }
-                None => backup::create(&d, &n, &enc, db_key.as_ref())
+                Some(s3) => backup::remote::create(&d, &s3, &n, &enc, &src).map(|(size, _)| size),
+                None => backup::create(&d, &n, &enc, &src)
                     .map(|path| std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)),
             })
             .await

@@ -69,6 +69,23 @@ fn audit_log(conn: &Connection) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run(conn: &Connection) -> anyhow::Result<()> {
+    run_in(conn, false)
+}
+
+/// The newest migration's version: what a store brought up to date has.
+#[cfg(feature = "postgres")]
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// `run` inside a transaction the caller holds (a restore): each migration
+/// under a savepoint instead of a transaction of its own.
+#[cfg(feature = "postgres")]
+pub(crate) fn run_nested(conn: &Connection) -> anyhow::Result<()> {
+    run_in(conn, true)
+}
+
+fn run_in(conn: &Connection, nested: bool) -> anyhow::Result<()> {
     // A PocketBase database is not served in place (its collections would
     // collide with keepd's first migration); it is imported.
     let table = |name: &str| super::table_exists(conn, name);
@@ -98,7 +115,11 @@ pub(crate) fn run(conn: &Connection) -> anyhow::Result<()> {
         }
         tracing::info!(version = m.version, name = m.name, "applying migration");
         // Each migration in its own transaction, rolled back if it fails.
-        conn.script("BEGIN")?;
+        if nested {
+            super::savepoint(conn, "keepd_migration")?;
+        } else {
+            conn.script("BEGIN")?;
+        }
         let applied = (m.up)(conn).and_then(|()| {
             conn.exec(
                 uncached(
@@ -109,9 +130,14 @@ pub(crate) fn run(conn: &Connection) -> anyhow::Result<()> {
             Ok(())
         });
         match applied {
+            Ok(()) if nested => super::release(conn, "keepd_migration")?,
             Ok(()) => conn.script("COMMIT")?,
             Err(e) => {
-                let _ = conn.script("ROLLBACK");
+                let _ = if nested {
+                    super::roll_back_to(conn, "keepd_migration")
+                } else {
+                    conn.script("ROLLBACK")
+                };
                 return Err(e);
             }
         }

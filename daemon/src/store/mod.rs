@@ -15,6 +15,7 @@ pub mod auth_origins;
 pub mod changes;
 mod ddl;
 pub mod engine;
+pub mod export;
 pub mod external_auths;
 pub mod health;
 pub mod import;
@@ -30,6 +31,7 @@ mod readers;
 pub mod records;
 #[cfg(test)]
 mod seam;
+mod snapshot;
 mod sqlite;
 pub mod sync;
 pub mod totp;
@@ -47,6 +49,7 @@ pub use open::{
     ModeProblem,
 };
 pub use rekey::{rekey, Rekeyed};
+pub use snapshot::{export_refusal, load_export};
 pub use sqlite::{snapshot, uncached, Conn, Row, Sql};
 pub(crate) use value::args;
 pub use value::{Column, Param, Params, SqlRef, SqlValue};

@@ -16,6 +16,8 @@
 //! - `ddl` (feature `postgres`): PostgreSQL's spellings of the store's
 //!   tables, the audit log's trigger, the catalogue questions.
 //! - `store` (feature `postgres`): the store's sessions from the pool.
+//! - `backup` (feature `postgres`): a backup's export of the schema in one
+//!   repeatable-read snapshot, and its restore in one transaction.
 //! - `changelog` (feature `postgres`): the change log every process on the
 //!   schema shares — realtime events of every process's commits, in commit
 //!   order, to the clients of each.
@@ -23,6 +25,8 @@
 //! Every query here has bound parameters; the one identifier spelled into
 //! SQL text (the schema) is checked by [`is_schema_name`] first.
 
+#[cfg(feature = "postgres")]
+pub mod backup;
 #[cfg(feature = "postgres")]
 pub mod changelog;
 #[cfg(feature = "postgres")]
@@ -90,6 +94,22 @@ pub fn open_store(
     let mut opts = opts.clone();
     opts.readers = opts.readers.min(settings.pool.saturating_sub(3)).max(1);
     crate::store::Store::open_postgres(&cfg.dir, &opts, pool)
+}
+
+/// Loads the backup export at `export` into the schema `cfg` names, in
+/// one transaction, on a session of its own (at start, before the store
+/// opens: `ops::backup::apply_pending`).
+#[cfg(feature = "postgres")]
+pub fn restore_export(
+    cfg: &crate::config::Config,
+    url: DatabaseUrl,
+    export: &std::path::Path,
+) -> anyhow::Result<()> {
+    let settings = connect::Settings::from_config(cfg, url);
+    let target = connect::prepare(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pool = std::sync::Arc::new(pool::Pool::new(target, 1));
+    let conn = store::session(&pool, false)?;
+    store::off_runtime(|| backup::restore(&conn, export))
 }
 
 /// What can be said of a URL without connecting (and without showing it).

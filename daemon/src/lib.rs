@@ -83,9 +83,9 @@ pub fn prepare_data_dir(dir: &Path, fix: bool) -> anyhow::Result<()> {
 /// Opens the store (the daemon and command-line tools such as superuser
 /// upsert): data dir checked, database key read, migrations run.
 pub fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
-    prepare_data_dir(&cfg.dir, cfg.fix_permissions)?;
     #[cfg(feature = "postgres")]
     if let Some(url) = cfg.database_url().map_err(anyhow::Error::msg)? {
+        prepare_data_dir(&cfg.dir, cfg.fix_permissions)?;
         tracing::info!(schema = %cfg.database_schema, "storing in PostgreSQL");
         return store::postgres::open_store(
             cfg,
@@ -96,6 +96,13 @@ pub fn open_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
             },
         );
     }
+    open_sqlite_store(cfg)
+}
+
+/// Opens the SQLite store of `cfg`'s data dir, whatever `database_url`
+/// says (`keepd import --dry-run` builds in a scratch SQLite store).
+pub fn open_sqlite_store(cfg: &config::Config) -> anyhow::Result<Arc<store::Store>> {
+    prepare_data_dir(&cfg.dir, cfg.fix_permissions)?;
     let key = cfg.database_key()?;
     if let Some(k) = &key {
         tracing::info!(

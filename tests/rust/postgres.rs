@@ -1618,3 +1618,170 @@ fn backups_on_postgres_are_consistent_snapshots_that_restore() {
     let (_, list) = su.get("/api/collections/docs/records?sort=@rowid");
     assert_eq!(list["items"][1]["title"], "new", "{list}");
 }
+
+/// `keepd import pocketbase` into a keepd on PostgreSQL: a pb_data made by
+/// the reference PocketBase (a collection, a user, a record with a file)
+/// moves into an empty schema through the records layer — served from
+/// PostgreSQL after, the user's password working, the file the same —; a
+/// dry run writes nothing to the schema; a schema that holds data is
+/// refused.
+#[test]
+fn import_from_pocketbase_into_postgres() {
+    let Some(bin) = crate::common::reference_pocketbase() else {
+        return;
+    };
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE imp");
+    pg.psql("imp", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    role_with_schema(&pg, "imp", "app7", "app7-Secret-17");
+    let root = TempRoot::new("pgimp");
+    let cfg = config_file(&root, &pg, "imp", "app7", "app7-Secret-17");
+    let pb_dir = root.path.join("pb_data");
+    let out = std::process::Command::new(&bin)
+        .args([
+            "superuser",
+            "upsert",
+            "mover@example.com",
+            "mover-Pass-123",
+            "--dir",
+        ])
+        .arg(&pb_dir)
+        .output()
+        .expect("pocketbase superuser upsert");
+    assert!(out.status.success(), "{}", finish(out).out);
+    let pb = crate::common::PocketBase::start(&bin, &pb_dir);
+    let call = |method: &str, path: &str, tok: Option<&str>, body: &[u8], ct: &str| {
+        let mut h = vec![("Content-Type", ct)];
+        if let Some(t) = tok {
+            h.push(("Authorization", t));
+        }
+        let r = crate::common::raw_at(pb.addr, method, path, &h, Some(body)).expect("pocketbase");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.json()
+    };
+    let json_ct = "application/json";
+    let auth = call(
+        "POST",
+        "/api/collections/_superusers/auth-with-password",
+        None,
+        json!({"identity": "mover@example.com", "password": "mover-Pass-123"})
+            .to_string()
+            .as_bytes(),
+        json_ct,
+    );
+    let tok = auth["token"].as_str().expect("token").to_string();
+    call(
+        "POST",
+        "/api/collections",
+        Some(&tok),
+        json!({
+            "name": "notes", "type": "base", "listRule": "", "viewRule": "",
+            "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "n", "type": "number"},
+                {"name": "doc", "type": "file", "maxSelect": 1, "maxSize": 100000}
+            ]
+        })
+        .to_string()
+        .as_bytes(),
+        json_ct,
+    );
+    call(
+        "POST",
+        "/api/collections/users/records",
+        None,
+        json!({"email": "ann@example.com", "password": "ann-Pass-1234", "passwordConfirm": "ann-Pass-1234"})
+            .to_string()
+            .as_bytes(),
+        json_ct,
+    );
+    let (ct, body) = crate::common::multipart(&[
+        ("title", None, b"moved"),
+        ("n", None, b"7"),
+        ("doc", Some("a.txt"), b"bytes that move"),
+    ]);
+    let note = call(
+        "POST",
+        "/api/collections/notes/records",
+        Some(&tok),
+        &body,
+        &ct,
+    );
+    let (note_id, doc) = (
+        note["id"].as_str().expect("id").to_string(),
+        note["doc"].as_str().expect("doc").to_string(),
+    );
+    drop(pb);
+
+    let import = |dir: &str, extra: &[&str]| {
+        let mut c = keepd_cmd();
+        c.args(["import", "pocketbase"])
+            .arg(&pb_dir)
+            .args(extra)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--dir")
+            .arg(root.path.join(dir))
+            .env("TMPDIR", &root.path);
+        finish(c.output().expect("keepd import"))
+    };
+    let tables = || {
+        let o = pg.psql_as(
+            "postgres",
+            "imp",
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'app7'",
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // A dry run: nothing in the schema after it.
+    let r = import("dry", &["--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert_eq!(tables(), "0", "a dry run wrote to the schema");
+    let r = import("data", &[]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    let made = tables();
+    assert_ne!(made, "0");
+    // Another import into the same schema: refused, nothing written.
+    let r = import("data2", &[]);
+    assert_ne!(r.code, 0, "{}", r.out);
+    assert!(r.has("already holds data"), "{}", r.out);
+    assert!(
+        !root.path.join("data2").exists(),
+        "the refused import made its data dir"
+    );
+    assert_eq!(tables(), made);
+
+    let srv = TestServer::builder()
+        .root(root.clone())
+        .config(&cfg)
+        .no_superuser()
+        .start();
+    let (st, n) = srv
+        .guest()
+        .get(&format!("/api/collections/notes/records/{note_id}"));
+    assert_eq!(st, 200, "{n}\n{}", srv.output());
+    assert_eq!(n["title"], "moved");
+    assert_eq!(n["n"].as_f64(), Some(7.0));
+    let got = srv.raw(
+        "GET",
+        &format!("/api/files/notes/{note_id}/{doc}"),
+        &[],
+        None,
+    );
+    assert_eq!(
+        (got.status, got.body.as_slice()),
+        (200, &b"bytes that move"[..])
+    );
+    let (st, a) = srv.guest().post(
+        "/api/collections/users/auth-with-password",
+        &json!({"identity": "ann@example.com", "password": "ann-Pass-1234"}),
+    );
+    assert_eq!(st, 200, "{a}");
+    let (st, a) = srv.guest().post(
+        "/api/collections/_superusers/auth-with-password",
+        &json!({"identity": "mover@example.com", "password": "mover-Pass-123"}),
+    );
+    assert_eq!(st, 200, "{a}");
+}

@@ -212,6 +212,15 @@ pub async fn run(cfg: &Config, pb_data: &Path, dry_run: bool) -> anyhow::Result<
         ),
     }
 
+    // On PostgreSQL the schema must hold nothing yet (a dry run builds in
+    // a scratch SQLite store instead, and writes nothing there).
+    let postgres = cfg.database_url().map_err(anyhow::Error::msg)?.is_some();
+    if postgres && !dry_run && !crate::store::database_is_empty(cfg)? {
+        anyhow::bail!(
+            "the PostgreSQL schema {} already holds data: import only into an empty schema",
+            cfg.database_schema
+        );
+    }
     let mut cfg = cfg.clone();
     if dry_run {
         cfg.dir = scratch.0.join("target");
@@ -223,7 +232,13 @@ pub async fn run(cfg: &Config, pb_data: &Path, dry_run: bool) -> anyhow::Result<
             .mode(0o700)
             .create(&cfg.dir)?;
     }
-    let result = build(&cfg, pb_data, &source).await;
+    let result = build(&cfg, pb_data, &source, postgres && !dry_run).await;
+    if result.is_err() && postgres && !dry_run {
+        // The schema was empty: it is again.
+        if let Err(e) = crate::store::empty_database(&cfg) {
+            tracing::warn!(error = %e, "emptying the PostgreSQL schema after a failed import");
+        }
+    }
     if result.is_err() && !dry_run {
         // Nothing half-built is left behind: the directory was empty.
         if let Ok(entries) = std::fs::read_dir(&cfg.dir) {
@@ -247,9 +262,14 @@ async fn build(
     cfg: &Config,
     pb_data: &Path,
     source: &crate::store::Conn,
+    postgres: bool,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    let store = crate::open_store(cfg)?;
+    let store = if postgres {
+        crate::open_store(cfg)?
+    } else {
+        crate::open_sqlite_store(cfg)?
+    };
     let res = build_in(cfg, &store, pb_data, source, &mut report).await;
     store
         .close()

@@ -786,8 +786,22 @@ pub fn fetch_referencing(
     } else {
         (format!("{t} {}", cond.joins.join(" ")), col.clone())
     };
+    // PostgreSQL keeps no row order of its own (an update moves a row):
+    // each target's referrers in insertion order, as SQLite's table scan
+    // gives them.
+    let ordered = conn.is_postgres() && c.kind != crate::schema::CollectionType::View;
+    let ord = match (ordered, Ident::new(&c.name)) {
+        (true, Some(alias)) => {
+            let mut o = String::new();
+            conn.sql_engine()
+                .insertion_order(&alias)
+                .render(&mut o, &mut Vec::new());
+            format!(", {o} AS \"__ord\"")
+        }
+        _ => String::new(),
+    };
     let mut inner = format!(
-        "SELECT {}{}, {parent} AS \"__parent\" FROM {from} WHERE {parent} IN ({marks})",
+        "SELECT {}{}, {parent} AS \"__parent\"{ord} FROM {from} WHERE {parent} IN ({marks})",
         if cond.distinct { "DISTINCT " } else { "" },
         select_columns(c),
     );
@@ -796,8 +810,13 @@ pub fn fetch_referencing(
         inner.push_str(&cond.sql);
         inner.push(')');
     }
+    let (within, after) = if ord.is_empty() {
+        ("", "")
+    } else {
+        (" ORDER BY \"__ord\"", " ORDER BY \"__ord\"")
+    };
     let sql = format!(
-        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY \"__parent\") AS \"__rn\" FROM ({inner}) AS \"__i\") AS \"__n\" WHERE \"__rn\" <= ?"
+        "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY \"__parent\"{within}) AS \"__rn\" FROM ({inner}) AS \"__i\") AS \"__n\" WHERE \"__rn\" <= ?{after}"
     );
     let n = c.fields.len();
     conn.all(

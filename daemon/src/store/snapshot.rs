@@ -56,3 +56,25 @@ pub fn load_export(cfg: &crate::config::Config, export: &Path) -> anyhow::Result
     let _ = (cfg, export);
     anyhow::bail!("a backup exported from PostgreSQL is restored only into a keepd on PostgreSQL")
 }
+
+/// Whether the database `cfg` names holds nothing yet (PostgreSQL: no
+/// table in its schema; SQLite: no `data.db`).
+pub fn database_is_empty(cfg: &crate::config::Config) -> anyhow::Result<bool> {
+    #[cfg(feature = "postgres")]
+    if let Some(url) = cfg.database_url().map_err(anyhow::Error::msg)? {
+        return super::postgres::with_session(cfg, url, super::postgres::backup::is_empty);
+    }
+    Ok(!cfg.dir.join("data.db").exists())
+}
+
+/// Drops everything in the PostgreSQL schema `cfg` names (a failed import
+/// leaves it as empty as it found it). SQLite: nothing to do here (the
+/// data dir's files are removed by the caller).
+pub fn empty_database(cfg: &crate::config::Config) -> anyhow::Result<()> {
+    #[cfg(feature = "postgres")]
+    if let Some(url) = cfg.database_url().map_err(anyhow::Error::msg)? {
+        return super::postgres::with_session(cfg, url, super::postgres::backup::drop_all);
+    }
+    let _ = cfg;
+    Ok(())
+}

@@ -203,17 +203,7 @@ fn restore_in<R: std::io::BufRead>(c: &Conn, reader: &mut export::Reader<R>) -> 
         c.script("SELECT pg_advisory_xact_lock('_keepd_changes'::regclass::oid::bigint)")?;
     }
     // Everything in the schema goes: views first, then tables.
-    let views: Vec<String> = c.all(
-        uncached(
-            "SELECT table_name::text FROM information_schema.views
-             WHERE table_schema = current_schema()",
-        ),
-        (),
-        |r| r.get::<String>(0),
-    )?;
-    for v in views {
-        c.script(&format!("DROP VIEW IF EXISTS {} CASCADE", quote_ident(&v)))?;
-    }
+    drop_views(c)?;
     for t in tables(c)? {
         if t != CHANGE_LOG {
             c.script(&format!("DROP TABLE IF EXISTS {} CASCADE", quote_ident(&t)))?;
@@ -324,6 +314,45 @@ fn make_collection_tables(c: &Conn) -> anyhow::Result<()> {
     }
     if !views.is_empty() {
         crate::store::catalog::make_views(c, &schema, &views)?;
+    }
+    Ok(())
+}
+
+/// Whether the schema holds no table.
+pub(crate) fn is_empty(c: &Conn) -> anyhow::Result<bool> {
+    Ok(tables(c)?.is_empty())
+}
+
+/// Drops every view and table of the schema, in one transaction.
+pub(crate) fn drop_all(c: &Conn) -> anyhow::Result<()> {
+    c.script("BEGIN")?;
+    let r = (|| -> anyhow::Result<()> {
+        drop_views(c)?;
+        for t in tables(c)? {
+            c.script(&format!("DROP TABLE IF EXISTS {} CASCADE", quote_ident(&t)))?;
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => Ok(c.script("COMMIT")?),
+        Err(e) => {
+            let _ = c.script("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn drop_views(c: &Conn) -> ApiResult<()> {
+    let views: Vec<String> = c.all(
+        uncached(
+            "SELECT table_name::text FROM information_schema.views
+             WHERE table_schema = current_schema()",
+        ),
+        (),
+        |r| r.get::<String>(0),
+    )?;
+    for v in views {
+        c.script(&format!("DROP VIEW IF EXISTS {} CASCADE", quote_ident(&v)))?;
     }
     Ok(())
 }

@@ -105,11 +105,21 @@ pub fn restore_export(
     url: DatabaseUrl,
     export: &std::path::Path,
 ) -> anyhow::Result<()> {
+    with_session(cfg, url, |c| backup::restore(c, export))
+}
+
+/// Runs `f` on a session of its own to the schema `cfg` names.
+#[cfg(feature = "postgres")]
+pub fn with_session<T>(
+    cfg: &crate::config::Config,
+    url: DatabaseUrl,
+    f: impl FnOnce(&crate::store::Conn) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let settings = connect::Settings::from_config(cfg, url);
     let target = connect::prepare(&settings).map_err(|e| anyhow::anyhow!("{e}"))?;
     let pool = std::sync::Arc::new(pool::Pool::new(target, 1));
     let conn = store::session(&pool, false)?;
-    store::off_runtime(|| backup::restore(&conn, export))
+    store::off_runtime(|| f(&conn))
 }
 
 /// What can be said of a URL without connecting (and without showing it).

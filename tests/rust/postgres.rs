@@ -1418,6 +1418,10 @@ fn backups_on_postgres_are_consistent_snapshots_that_restore() {
         "name": "docs", "type": "base", "listRule": "", "viewRule": "",
         "fields": [{"name": "title", "type": "text"}, {"name": "file", "type": "file", "maxSelect": 1}]
     }));
+    srv.create_collection(&json!({
+        "name": "pairs", "type": "view", "listRule": "", "viewRule": "",
+        "viewQuery": "SELECT l.id, l.n AS left_n, r.n AS right_n FROM lefts l, rights r"
+    }));
     let (_, l) = su.post("/api/collections/lefts/records", &json!({"n": 0}));
     let (_, r) = su.post("/api/collections/rights/records", &json!({"n": 0}));
     let (lid, rid) = (
@@ -1510,6 +1514,21 @@ fn backups_on_postgres_are_consistent_snapshots_that_restore() {
         &std::fs::read(backups.join("keep.zip")).expect("backup"),
         &id,
     );
+    // `keepd backup` beside the server takes the same export.
+    let out = keepd_cmd()
+        .args(["backup", "--name", "cli.zip", "--config"])
+        .arg(&cfg)
+        .arg("--dir")
+        .arg(root.path.join("data"))
+        .env("KEEPD_BACKUP_RECIPIENTS", id.to_public().to_string())
+        .output()
+        .expect("keepd backup");
+    assert!(out.status.success(), "{}", finish(out).out);
+    let cli = exported_rows(
+        &std::fs::read(backups.join("cli.zip")).expect("backup"),
+        &id,
+    );
+    assert_eq!(cli["lefts"], kept["lefts"]);
     let kept_n = kept["lefts"][0]["n"].clone();
     let audit_before = kept["_keepd_audit"].len();
     assert!(audit_before > 0, "the audit log is in the backup");
@@ -1572,6 +1591,11 @@ fn backups_on_postgres_are_consistent_snapshots_that_restore() {
     assert_eq!(l["n"].as_f64(), kept_n.as_f64(), "{l}");
     let (_, r) = su.get(&format!("/api/collections/rights/records/{rid}"));
     assert_eq!(r["n"].as_f64(), kept_n.as_f64(), "{r}");
+    // The view is made again from its restored definition.
+    let (st, p) = su.get("/api/collections/pairs/records");
+    assert_eq!(st, 200, "{p}");
+    assert_eq!(p["items"][0]["left_n"].as_f64(), kept_n.as_f64(), "{p}");
+    assert_eq!(p["items"][0]["right_n"].as_f64(), kept_n.as_f64(), "{p}");
     let (_, docs) = su.get("/api/collections/docs/records");
     assert_eq!(
         docs["totalItems"], 1,
@@ -1600,7 +1624,7 @@ fn backups_on_postgres_are_consistent_snapshots_that_restore() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    for n in ["lefts", "rights", "docs", "users", "_superusers"] {
+    for n in ["lefts", "rights", "docs", "pairs", "users", "_superusers"] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
     let (_, audit) = su.get("/api/audit?perPage=500");

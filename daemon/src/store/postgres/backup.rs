@@ -356,3 +356,31 @@ fn drop_views(c: &Conn) -> ApiResult<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exports_of_another_engine_or_migration_are_refused() {
+        let ok = Manifest {
+            engine: "postgres".into(),
+            migration: migrate::latest(),
+        };
+        assert!(refuse_other(&ok).is_ok());
+        let other = Manifest {
+            engine: "sqlite".into(),
+            ..ok.clone()
+        };
+        assert!(refuse_other(&other)
+            .expect_err("engine")
+            .contains("not PostgreSQL"));
+        let older = Manifest {
+            migration: ok.migration - 1,
+            ..ok
+        };
+        assert!(refuse_other(&older)
+            .expect_err("migration")
+            .contains("same version of keepd"));
+    }
+}

@@ -199,7 +199,8 @@ pub(crate) fn refuse_other(m: &Manifest) -> Result<(), String> {
 fn restore_in<R: std::io::BufRead>(c: &Conn, reader: &mut export::Reader<R>) -> anyhow::Result<()> {
     // Writers of other processes on the schema wait (their BEGIN takes
     // this lock), when the change log is there.
-    if crate::store::table_exists(c, CHANGE_LOG)? {
+    let followed = crate::store::table_exists(c, CHANGE_LOG)?;
+    if followed {
         c.script("SELECT pg_advisory_xact_lock('_keepd_changes'::regclass::oid::bigint)")?;
     }
     // Everything in the schema goes: views first, then tables.
@@ -296,6 +297,10 @@ fn restore_in<R: std::io::BufRead>(c: &Conn, reader: &mut export::Reader<R>) -> 
                 |_| Ok(()),
             )?;
         }
+    }
+    // Other processes on the schema load the collections again.
+    if followed {
+        super::changelog::schema_changed(c)?;
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Backups: a consistent snapshot of the database (`VACUUM INTO` on its own
-//! read-only connection, so the writer is never stopped) and the stored
+//! read-only connection, so the writer is never stopped; on PostgreSQL the
+//! schema's export in one repeatable-read transaction, `data.pgexport` in
+//! place of `data.db`: `store::export`) and the stored
 //! files, in a zip as PocketBase's (`data.db`, `storage/…`), encrypted with
 //! age to the configured recipients — plaintext only when
 //! `backup_encryption = "none"` is chosen. Backup files live in
@@ -150,7 +152,8 @@ fn private_file(p: &Path) -> std::io::Result<std::fs::File> {
         .open(p)
 }
 
-/// Writes backup `name` of the data dir (`key`: the database key). Blocking.
+/// Writes backup `name` of the data dir (`src`: what the database snapshot
+/// is taken of). Blocking.
 pub fn create(data: &Path, name: &str, enc: &Encryption, src: &Source) -> Result<PathBuf> {
     if !valid_key(name) {
         return Err(invalid("Invalid backup name."));
@@ -197,12 +200,7 @@ pub fn build(data: &Path, enc: &Encryption, src: &Source) -> Result<Built> {
     // A consistent snapshot while the writer goes on.
     let (member, snap) = match src {
         Source::File(key) => {
-            let snap = work.join("data.db");
-            let conn = crate::store::open_read_only(&data.join("data.db"), key.as_ref())
-                .map_err(|e| invalid(format!("opening the database: {e}")))?;
-            crate::store::snapshot(&conn, &snap).map_err(|e| invalid(format!("snapshot: {e}")))?;
-            drop(conn);
-            ("data.db", snap)
+            crate::store::file_snapshot(data, key.as_ref(), work).map_err(invalid)?
         }
         Source::Store(store) => store.backup_snapshot(work).map_err(invalid)?,
     };

@@ -49,7 +49,7 @@ pub use open::{
     ModeProblem,
 };
 pub use rekey::{rekey, Rekeyed};
-pub use snapshot::{database_is_empty, empty_database, export_refusal, load_export};
+pub use snapshot::{database_is_empty, empty_database, export_refusal, file_snapshot, load_export};
 pub use sqlite::{snapshot, uncached, Conn, Row, Sql};
 pub(crate) use value::args;
 pub use value::{Column, Param, Params, SqlRef, SqlValue};

@@ -26,12 +26,23 @@ impl Store {
                 .map_err(|e| format!("snapshot: {e}"))?;
             return Ok((super::export::MEMBER, dest));
         }
-        let dest = work.join("data.db");
-        let conn = super::open_read_only(&self.dir().join("data.db"), self.key())
-            .map_err(|e| format!("opening the database: {e}"))?;
-        super::snapshot(&conn, &dest).map_err(|e| format!("snapshot: {e}"))?;
-        Ok(("data.db", dest))
+        file_snapshot(self.dir(), self.key(), work)
     }
+}
+
+/// SQLite's snapshot of the data dir `data` (`VACUUM INTO` on a read-only
+/// connection of its own, with the database key) as `work/data.db`: the
+/// store's, and the command-line `keepd backup`'s beside a running daemon.
+pub fn file_snapshot(
+    data: &Path,
+    key: Option<&super::DbKey>,
+    work: &Path,
+) -> Result<(&'static str, PathBuf), String> {
+    let dest = work.join("data.db");
+    let conn = super::open_read_only(&data.join("data.db"), key)
+        .map_err(|e| format!("opening the database: {e}"))?;
+    super::snapshot(&conn, &dest).map_err(|e| format!("snapshot: {e}"))?;
+    Ok(("data.db", dest))
 }
 
 /// Why a staged export can't be restored into this keepd (its engine or

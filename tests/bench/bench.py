@@ -889,7 +889,7 @@ def main() -> int:
                     help="that cluster's postmaster.pid: its processes' CPU is measured per run")
     ap.add_argument("--two-scenarios", default="get,list_nc,create",
                     help="with --pg-config: one keepd process against two on the same schema, the load split "
-                    "across both ('' skips)")
+                    "across both; reads run before the first write scenario, writes after the others ('' skips)")
     args = ap.parse_args()
     global PG_PIDFILE
     PG_PIDFILE = args.pg_pidfile or ""
@@ -1004,7 +1004,18 @@ def run(args, workdir: str, started: float) -> int:
 
     # 3. load, scenario by scenario, servers alternating each round
     runs: dict = {}
-    for sc_name in [x for x in scen if x not in ("realtime", "bigupload")]:
+    # One keepd process on PostgreSQL against two: its read scenarios run before the first
+    # write scenario here (on the seeded records, as the reads above), its writes after.
+    two_runs: dict = {}
+    two_scen = [x.strip() for x in args.two_scenarios.split(",") if x.strip()] if KP else []
+    two_reads = [x for x in two_scen if base_scenario(x) not in WRITE_SCENARIOS]
+    two_writes = [x for x in two_scen if base_scenario(x) in WRITE_SCENARIOS]
+    for sc_name in [x for x in scen if x not in ("realtime", "bigupload")] + [""]:
+        if two_reads and (sc_name == "" or base_scenario(sc_name) in WRITE_SCENARIOS):
+            two_process_phase(args, KP, order, ids_for, workdir, two_reads, two_runs)
+            two_reads = []
+        if sc_name == "":
+            break
         sc = base_scenario(sc_name)
         servers = [K, P, H] if sc == "get" else list(pair)
         if KP:
@@ -1043,9 +1054,8 @@ def run(args, workdir: str, started: float) -> int:
                 log(f"{sc_name:6s} round {r + 1}/{args.rounds} {s.label:11s}: {res['rps']:9.0f} req/s  "
                     f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  errors {res['errors']}  "
                     f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")
-    two_runs: dict = {}
-    if KP and args.two_scenarios.strip():
-        two_runs = two_process_phase(args, KP, order, ids_for, workdir)
+    if two_writes:
+        two_process_phase(args, KP, order, ids_for, workdir, two_writes, two_runs)
     if "realtime" in scen and args.rtload:
         realtime_phase(args, pair + ([B] if B and "realtime" in base_sc else []), order, R, workdir)
     if "bigupload" in scen:
@@ -1103,8 +1113,8 @@ def run_split(args, measured: list[Server], targets: list[Server], sc: str, ids_
     busy0, pg0, t0 = machine_busy_ticks(), pg_ticks(), time.monotonic()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     procs = []
-    for s in targets:
-        path = os.path.join(workdir, f"wrk-split-{s.key}.lua")
+    for i, s in enumerate(targets):
+        path = os.path.join(workdir, f"wrk-split-{i}-{s.key}.lua")
         with open(path, "w") as f:
             f.write(script_for(sc, s, ids_for(sc, s)))
         argv = [args.wrk, f"-t{min(threads, conns)}", f"-c{conns}", f"-d{dur}s", "--timeout", f"{timeout_s}s",
@@ -1142,6 +1152,8 @@ def run_split(args, measured: list[Server], targets: list[Server], sc: str, ids_
         "errors": sum(r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"] for r in outs),
         "p50_ms": max(r["p50_us"] for r in outs) / 1000.0,
         "p99_ms": max(r["p99_us"] for r in outs) / 1000.0,
+        "p99_each_ms": [r["p99_us"] / 1000.0 for r in outs],
+        "rps_each": [r["requests"] / (r["duration_us"] / 1e6) for r in outs if r["duration_us"] > 0],
         "cpu_pct": 100.0 * (cpu1 - cpu0) / CLK_TCK / wall,
         "cpu_us_per_req": 1e6 * (cpu1 - cpu0) / CLK_TCK / reqs if reqs else 0.0,
         "pg_cpu_pct": 100.0 * (pg1 - pg0) / CLK_TCK / wall,
@@ -1151,7 +1163,10 @@ def run_split(args, measured: list[Server], targets: list[Server], sc: str, ids_
     }
 
 
-def two_process_phase(args, KP: Server, order, ids_for, workdir: str) -> dict:
+WRITE_SCENARIOS = ("create", "mixed", "upload")
+
+
+def two_process_phase(args, KP: Server, order, ids_for, workdir: str, scenarios: list[str], out: dict) -> None:
     """keepd/PostgreSQL: one process against two on the same schema (each its own data dir),
     rounds alternating. Both processes run in both arms (the second idle in the first arm:
     its change-log follower is part of what a second process costs); CPU is both
@@ -1160,30 +1175,31 @@ def two_process_phase(args, KP: Server, order, ids_for, workdir: str) -> dict:
     KP2.fresh_dir("main")
     for attr in ("ids", "owned", "user_id", "token", "user_token"):
         setattr(KP2, attr, getattr(KP, attr))
-    out: dict = {}
-
     def ids(sc: str, _s: Server) -> str:  # one schema: the first process's ids
         return ids_for(sc, KP)
     try:
-        for sc_name in [x.strip() for x in args.two_scenarios.split(",") if x.strip()]:
+        for sc_name in scenarios:
             sc = base_scenario(sc_name)
             set_list_cache(sc_name.endswith("_nc"), [KP, KP2])
             for s in (KP, KP2):
                 sanity_check(sc, s)
-            arms = {"one": [KP], "two": [KP, KP2]}
+            # "split": one process loaded by two load generators as the two processes are (the
+            # control: what the split itself does to the figures).
+            arms = {"one": [KP], "split": [KP, KP], "two": [KP, KP2]}
             if args.warmup > 0:
                 for arm in ("one", "two"):
                     run_split(args, [KP, KP2], arms[arm], sc, ids, args.warmup, 10, workdir)
             for r in range(args.rounds):
-                for arm in order(r, ["one", "two"]):
+                for arm in order(r, ["one", "split", "two"]):
                     res = run_split(args, [KP, KP2], arms[arm], sc, ids, args.duration, 10, workdir)
                     out.setdefault((sc_name, arm), []).append(res)
                     log(f"{sc_name:6s} round {r + 1}/{args.rounds} PG {arm} process(es): {res['rps']:9.0f} req/s  "
-                        f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  errors {res['errors']}  "
+                        f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms "
+                        f"(each: {', '.join(f'{x:.1f}' for x in res['p99_each_ms'])}; req/s each: "
+                        f"{', '.join(f'{x:.0f}' for x in res['rps_each'])})  errors {res['errors']}  "
                         f"keepd cpu {res['cpu_pct']:.0f}%  PostgreSQL cpu {res['pg_cpu_pct']:.0f}%")
     finally:
         KP2.stop()
-    return out
 
 
 PG_SCENARIOS = {
@@ -1256,23 +1272,27 @@ def pg_report(args, runs: dict, two_runs: dict) -> tuple[str, list[str]]:
         out += ["", "### Two keepd processes on one PostgreSQL schema against one", "",
                 f"Both processes run in both arms (the second idle in the first); one arm loads the first with "
                 f"{args.conns} connections (wrk, {args.threads} threads), the other loads each with "
-                f"{max(1, args.conns // 2)} (two wrk, {max(1, args.threads // 2)} thread(s) each, at once). "
-                f"Two-process p50/p99 are the worse of the two load generators'. CPU: both keepd processes "
+                f"{max(1, args.conns // 2)} (two wrk, {max(1, args.threads // 2)} thread(s) each, at once); the "
+                f"control loads the first process alone with those two load generators. "
+                f"With two load generators p50/p99 are the worse of the two's. CPU: both keepd processes "
                 f"and the cluster.", "",
-                "| Scenario | Figure | one process | two processes | two/one |", "|---|---|---|---|---|"]
+                "| Scenario | Figure | one process | one process, two load generators | two processes | two/one |",
+                "|---|---|---|---|---|---|"]
         scs = []
         for (sc, arm) in two_runs:
             if sc not in scs:
                 scs.append(sc)
         for sc in scs:
             one, two = two_runs.get((sc, "one"), []), two_runs.get((sc, "two"), [])
+            split = two_runs.get((sc, "split"), [])
             for field, what in (("rps", "req/s"), ("p50_ms", "p50 (ms)"), ("p99_ms", "p99 (ms)"),
                                 ("cpu_us_per_req", "keepd CPU µs / req"),
                                 ("pg_cpu_us_per_req", "PostgreSQL CPU µs / req"),
                                 ("cpu_pct", "keepd CPU % (of one core)"), ("pg_cpu_pct", "PostgreSQL CPU %")):
-                a, b = [x[field] for x in one], [x[field] for x in two]
-                out.append(f"| {pg_scenario_name(sc)} | {what} | {cell(a)} | {cell(b)} | {ratio(med(b), med(a))} |")
-            for arm, xs in (("one", one), ("two", two)):
+                a, b, c = [x[field] for x in one], [x[field] for x in two], [x[field] for x in split]
+                out.append(f"| {pg_scenario_name(sc)} | {what} | {cell(a)} | {cell(c)} | {cell(b)} | "
+                           f"{ratio(med(b), med(a))} |")
+            for arm, xs in (("one", one), ("split", split), ("two", two)):
                 errs, reqs = sum(x["errors"] for x in xs), sum(x["requests"] for x in xs)
                 if reqs == 0 or errs > 0.001 * reqs:
                     failures.append(f"two-process {sc}/{arm}: {errs} errors in {reqs} requests")

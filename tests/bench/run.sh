@@ -46,7 +46,7 @@ for a in "$@"; do
     case "$a" in
         --smoke) mode=smoke ;;
         --postgres) pg=1 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) extra+=("$a") ;;
     esac
 done

@@ -190,6 +190,36 @@ def cpu_ticks_split(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
+PG_PIDFILE = ""  # the PostgreSQL cluster's postmaster.pid (--pg-pidfile): its CPU is counted
+
+
+def pg_ticks() -> int:
+    """CPU ticks of the PostgreSQL cluster: the postmaster (its own and its reaped children's)
+    and every live child (backends, WAL writer, checkpointer...). 0 without a cluster."""
+    if not PG_PIDFILE:
+        return 0
+    try:
+        with open(PG_PIDFILE) as f:
+            pm = int(f.readline())
+    except (OSError, ValueError):
+        return 0
+    total = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(d), int(fields[1])
+        if pid == pm:
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        elif ppid == pm:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def machine_busy_ticks() -> int:
     """Busy clock ticks of the whole machine (all CPUs), from /proc/stat."""
     try:
@@ -268,8 +298,13 @@ def must(port: int, method: str, path: str, body=None, token=None, what: str = "
 class Server:
     """One server under test: a binary with PocketBase's CLI (or the hello ceiling)."""
 
-    def __init__(self, key: str, label: str, binary: str, workdir: str, pb_cli: bool = True):
+    def __init__(self, key: str, label: str, binary: str, workdir: str, pb_cli: bool = True,
+                 extra_args: list[str] | None = None):
         self.key, self.label, self.binary, self.pb_cli = key, label, binary, pb_cli
+        self.extra_args = list(extra_args or [])  # after the subcommand's own (keepd: --config FILE)
+        self.extra_env: dict[str, str] = {}  # e.g. KEEPD_LIST_CACHE_BYTES=0; applied at the next start
+        self.user_token = ""
+        self.owned: list[str] = []
         self.workdir = workdir
         self.proc: subprocess.Popen | None = None
         self.port = 0
@@ -294,19 +329,21 @@ class Server:
 
     def upsert_superuser(self) -> None:
         subprocess.run(
-            [self.binary, "superuser", "upsert", SUPERUSER[0], SUPERUSER[1], "--dir", self.datadir],
+            [self.binary, "superuser", "upsert", SUPERUSER[0], SUPERUSER[1], "--dir", self.datadir,
+             *self.extra_args],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
         )
 
     def start(self, ready_timeout: float = 60.0) -> float:
         """Start and wait for the first 200 on the health path; returns seconds."""
         self.port = free_port()
-        argv = [self.binary, "serve", "--http", f"127.0.0.1:{self.port}", "--dir", self.datadir]
+        argv = [self.binary, "serve", "--http", f"127.0.0.1:{self.port}", "--dir", self.datadir, *self.extra_args]
         if not self.pb_cli:
             argv = [self.binary, "--http", f"127.0.0.1:{self.port}"]
         self.logfile = open(os.path.join(self.workdir, f"{self.key}.log"), "ab")
         env = dict(os.environ)
         env.pop("KEEPD_LOG", None)
+        env.update(self.extra_env)
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
             argv, stdout=self.logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -427,6 +464,33 @@ def _clear_uploads(self) -> None:
 Server.clear_uploads = _clear_uploads
 
 
+OWNED_COLLECTION = "owned"  # the authenticated get: view rule `owner = @request.auth.id`
+OWNED_RECORDS = 100
+
+
+def _setup_owned(self) -> None:
+    """The authenticated get's data: a collection whose view rule reads the token, records of
+    the bench user in it, and that user's token (a password login, as a client gets one)."""
+    p = self.port
+    users = must(p, "GET", "/api/collections/users", token=self.token, what="users collection")
+    must(p, "POST", "/api/collections", {
+        "name": OWNED_COLLECTION, "type": "base", "viewRule": "owner = @request.auth.id",
+        "fields": [{"name": "title", "type": "text"},
+                   {"name": "owner", "type": "relation", "collectionId": users["id"], "maxSelect": 1}],
+    }, self.token, what="create owned collection")
+    url = f"/api/collections/{OWNED_COLLECTION}/records"
+    reqs = [{"method": "POST", "url": url, "body": {"title": f"mine {i}", "owner": self.user_id}}
+            for i in range(OWNED_RECORDS)]
+    res = must(p, "POST", "/api/batch", {"requests": reqs}, self.token, what="seed owned")
+    self.owned = [r["body"]["id"] for r in res]
+    auth = must(p, "POST", "/api/collections/users/auth-with-password",
+                {"identity": USER[0], "password": USER[1]}, what="user login")
+    self.user_token = auth["token"]
+
+
+Server.setup_owned = _setup_owned
+
+
 def seed_record(i: int, owner: str) -> dict:
     # n: 0-999, indexed; m: distinct, unindexed (7919 is prime to 10,000); flag: every other.
     return {"title": f"record {i}", "n": i % 1000, "m": (i * 7919) % 10000, "flag": i % 2 == 0, "owner": owner}
@@ -486,6 +550,14 @@ end
 """ + LUA_DONE
     if scenario == "hello":
         return LUA_DONE
+    if scenario == "get_auth":
+        return LUA_THREADS + lua_ids(ids_file) + f"""
+local hdr = {{["Authorization"] = {lua_str(srv.user_token)}}}
+function init(args) seed_rng() end
+function request()
+  return wrk.format("GET", {lua_str(f"/api/collections/{OWNED_COLLECTION}/records/")} .. ids[math.random(#ids)], hdr)
+end
+""" + LUA_DONE
     if scenario == "list":
         return f"""
 wrk.path = {lua_str(coll + "?" + LIST_QUERY)}
@@ -570,6 +642,12 @@ def sanity_check(scenario: str, srv: Server) -> None:
         st, _ = call(p, "GET", "/")
     elif scenario in ("get", "mixed"):
         st, _ = call(p, "GET", f"{coll}/{srv.ids[0]}")
+    elif scenario == "get_auth":
+        path = f"/api/collections/{OWNED_COLLECTION}/records/{srv.owned[0]}"
+        guest, _ = call(p, "GET", path)
+        if guest != 404:
+            raise RuntimeError(f"{srv.label}: get_auth without the token answered HTTP {guest}, not 404")
+        st, _ = call(p, "GET", path, token=srv.user_token)
     elif scenario in ("list", "list_distinct"):
         st, js = call(p, "GET", f"{coll}?{LIST_QUERY}")
         if st == 200 and (len(js.get("items", [])) != 50 or js["items"][0]["n"] != 999):
@@ -636,7 +714,7 @@ def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, durati
     w0 = writer_stats(srv) if track_threads else None
     hwm_ok = reset_hwm(pid)
     cpu0, th0, t0 = cpu_ticks(pid), thread_ticks(pid) if track_threads else {}, time.monotonic()
-    busy0 = machine_busy_ticks()
+    busy0, pg0 = machine_busy_ticks(), pg_ticks()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     with RssSampler(pid) as sampler:
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -653,7 +731,7 @@ def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, durati
                 _CHILDREN.remove(p)
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy1 = machine_busy_ticks()
+    busy1, pg1 = machine_busy_ticks(), pg_ticks()
     cpu1, th1 = cpu_ticks(pid), thread_ticks(pid) if track_threads else {}
     st = proc_status(pid)
     line = next((l for l in out.decode(errors="replace").splitlines() if l.startswith("BENCHJSON ")), None)
@@ -674,8 +752,12 @@ def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, durati
         "cpu_pct": 100.0 * (cpu1 - cpu0) / CLK_TCK / wall if wall > 0 else 0.0,
         "cpu_us_per_req": 1e6 * (cpu1 - cpu0) / CLK_TCK / r["requests"] if r["requests"] else 0.0,
         "loadgen_cpu_pct": 100.0 * loadgen_s / wall if wall > 0 else 0.0,
+        # the PostgreSQL cluster's processes (counted whichever server is loaded)
+        "pg_cpu_pct": 100.0 * (pg1 - pg0) / CLK_TCK / wall if wall > 0 else 0.0,
+        "pg_cpu_us_per_req": 1e6 * (pg1 - pg0) / CLK_TCK / r["requests"] if r["requests"] else 0.0,
         # everything else the machine did meanwhile (other users, builds): the noise
-        "other_cpu_pct": max(0.0, 100.0 * ((busy1 - busy0) / CLK_TCK - (cpu1 - cpu0) / CLK_TCK - loadgen_s) / wall)
+        "other_cpu_pct": max(0.0, 100.0 * ((busy1 - busy0 - (pg1 - pg0)) / CLK_TCK - (cpu1 - cpu0) / CLK_TCK
+                                           - loadgen_s) / wall)
         if wall > 0 else 0.0,
         "rss_after_kb": st["VmRSS"],
         "peak_rss_kb": max(sampler.peak_kb, st["VmHWM"] if hwm_ok else 0),
@@ -800,7 +882,17 @@ def main() -> int:
     ap.add_argument("--baseline", default=None,
                     help="an earlier keepd binary, run beside the others in --baseline-scenarios (before vs after, same run)")
     ap.add_argument("--baseline-scenarios", default="get,list,create")
+    ap.add_argument("--pg-config", default=None,
+                    help="a keepd config file with database_url/database_schema: keepd on PostgreSQL runs as a "
+                    "third server (the --keepd binary, built with the postgres feature)")
+    ap.add_argument("--pg-pidfile", default=None,
+                    help="that cluster's postmaster.pid: its processes' CPU is measured per run")
+    ap.add_argument("--two-scenarios", default="get,list_nc,create",
+                    help="with --pg-config: one keepd process against two on the same schema, the load split "
+                    "across both; reads run before the first write scenario, writes after the others ('' skips)")
     args = ap.parse_args()
+    global PG_PIDFILE
+    PG_PIDFILE = args.pg_pidfile or ""
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
@@ -847,7 +939,10 @@ def run(args, workdir: str, started: float) -> int:
     # An earlier keepd, seeded and loaded like the others in its scenarios.
     B = Server("before", "keepd before", copies["before"], workdir) if args.baseline else None
     base_sc = {x.strip() for x in args.baseline_scenarios.split(",") if x.strip()} if B else set()
-    seeded = pair + ([B] if B else [])
+    # keepd on PostgreSQL: the same binary, storing in the configured schema.
+    KP = (Server("pg", "keepd/PG", copies["keepd"], workdir, extra_args=["--config", args.pg_config])
+          if args.pg_config else None)
+    seeded = pair + ([KP] if KP else []) + ([B] if B else [])
     scen = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     facts = machine_facts()
     log(f"machine: {facts}")
@@ -897,13 +992,38 @@ def run(args, workdir: str, started: float) -> int:
         with open(ids_files[s.key], "w") as f:
             f.write("\n".join(s.ids) + "\n")
     ids_files["hello"] = ""
+    if any(base_scenario(x) == "get_auth" for x in scen):
+        for s in seeded:
+            s.setup_owned()
+            ids_files[s.key + "/owned"] = os.path.join(workdir, f"owned-{s.key}.txt")
+            with open(ids_files[s.key + "/owned"], "w") as f:
+                f.write("\n".join(s.owned) + "\n")
+
+    def ids_for(sc: str, s: Server) -> str:
+        return ids_files[s.key + "/owned"] if sc == "get_auth" else ids_files[s.key]
 
     # 3. load, scenario by scenario, servers alternating each round
     runs: dict = {}
-    for sc in [x for x in scen if x not in ("realtime", "bigupload")]:
+    # One keepd process on PostgreSQL against two: its read scenarios run before the first
+    # write scenario here (on the seeded records, as the reads above), its writes after.
+    two_runs: dict = {}
+    two_scen = [x.strip() for x in args.two_scenarios.split(",") if x.strip()] if KP else []
+    two_reads = [x for x in two_scen if base_scenario(x) not in WRITE_SCENARIOS]
+    two_writes = [x for x in two_scen if base_scenario(x) in WRITE_SCENARIOS]
+    for sc_name in [x for x in scen if x not in ("realtime", "bigupload")] + [""]:
+        if two_reads and (sc_name == "" or base_scenario(sc_name) in WRITE_SCENARIOS):
+            two_process_phase(args, KP, order, ids_for, workdir, two_reads, two_runs)
+            two_reads = []
+        if sc_name == "":
+            break
+        sc = base_scenario(sc_name)
         servers = [K, P, H] if sc == "get" else list(pair)
-        if B and sc in base_sc:
+        if KP:
+            servers.insert(1, KP)
+        if B and sc_name in base_sc:
             servers.insert(1, B)
+        # `X_nc`: scenario X with keepd's list answer cache off (the database's work, not the cache's)
+        set_list_cache(sc_name.endswith("_nc"), [s for s in servers if s in (K, KP, B)])
         conns = args.auth_conns if sc == "auth" else args.file_conns if sc in ("upload", "download") else args.conns
         timeout_s = 60 if sc == "auth" else 10
         # logins take tens of ms of CPU each and Go serves all 64 at once: give them time to finish
@@ -911,7 +1031,7 @@ def run(args, workdir: str, started: float) -> int:
         for s in servers:
             key_sc = "hello" if s is H else sc
             sanity_check(key_sc, s)
-            runs.setdefault((sc, s.key), [])
+            runs.setdefault((sc_name, s.key), [])
         if sc == "upload":
             # Seconds of 1 MiB uploads are gigabytes on disk: shorter runs,
             # and the uploads deleted (records and files) after each.
@@ -919,42 +1039,268 @@ def run(args, workdir: str, started: float) -> int:
         if args.warmup > 0:
             for s in servers:
                 key_sc = "hello" if s is H else sc
-                run_wrk(args.wrk, s, script_for(key_sc, s, ids_files[s.key]), conns, args.threads,
+                run_wrk(args.wrk, s, script_for(key_sc, s, ids_for(key_sc, s)), conns, args.threads,
                         args.warmup, timeout_s, workdir, False)
                 if sc == "upload":
                     s.clear_uploads()
         for r in range(args.rounds):
             for s in order(r, servers):
                 key_sc = "hello" if s is H else sc
-                res = run_wrk(args.wrk, s, script_for(key_sc, s, ids_files[s.key]), conns, args.threads,
+                res = run_wrk(args.wrk, s, script_for(key_sc, s, ids_for(key_sc, s)), conns, args.threads,
                               duration, timeout_s, workdir, track_threads=(s is K))
-                runs[(sc, s.key)].append(res)
+                runs[(sc_name, s.key)].append(res)
                 if sc == "upload":
                     s.clear_uploads()
-                log(f"{sc:6s} round {r + 1}/{args.rounds} {s.label:11s}: {res['rps']:9.0f} req/s  "
+                log(f"{sc_name:6s} round {r + 1}/{args.rounds} {s.label:11s}: {res['rps']:9.0f} req/s  "
                     f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms  errors {res['errors']}  "
                     f"cpu {res['cpu_pct']:.0f}%  peak RSS {res['peak_rss_kb'] / 1024:.1f} MiB")
+    if two_writes:
+        two_process_phase(args, KP, order, ids_for, workdir, two_writes, two_runs)
     if "realtime" in scen and args.rtload:
         realtime_phase(args, pair + ([B] if B and "realtime" in base_sc else []), order, R, workdir)
     if "bigupload" in scen:
         bigupload_phase(args, pair, order, R, workdir)
-    for s in (K, P, H) + ((B,) if B else ()):
+    for s in (K, P, H) + ((B,) if B else ()) + ((KP,) if KP else ()):
         s.stop()
 
     md, failures = report(args, facts, R, runs, started)
+    if KP:
+        pg_md, pg_failures = pg_report(args, runs, two_runs)
+        md += pg_md
+        failures += pg_failures
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(md)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump({"facts": facts, "static": R,
-                       "runs": {f"{a}/{b}": v for (a, b), v in runs.items()}}, f, indent=1)
+                       "runs": {f"{a}/{b}": v for (a, b), v in runs.items()},
+                       "two_process_runs": {f"{a}/{b}": v for (a, b), v in two_runs.items()}}, f, indent=1)
     print(md)
     if failures:
         log("request errors: " + "; ".join(failures))
         if args.smoke:
             return 1
     return 0
+
+
+def base_scenario(sc: str) -> str:
+    """`list_nc` is `list` with keepd's list answer cache off."""
+    return sc[:-3] if sc.endswith("_nc") else sc
+
+
+def set_list_cache(off: bool, servers: list[Server]) -> None:
+    """(Re)start each keepd with its list answer cache on (as shipped) or off
+    (KEEPD_LIST_CACHE_BYTES=0) when it is not running so already."""
+    want = {"KEEPD_LIST_CACHE_BYTES": "0"} if off else {}
+    for s in servers:
+        if s.proc is not None and s.extra_env == want:
+            continue
+        s.stop()
+        s.extra_env = dict(want)
+        s.start()
+        log(f"{s.label}: started with the list cache {'off' if off else 'on'}")
+
+
+def run_split(args, measured: list[Server], targets: list[Server], sc: str, ids_for, duration: float,
+              timeout_s: int, workdir: str) -> dict:
+    """One load run split across `targets` (one wrk per target, --conns and --threads divided
+    between them, all at once); CPU of every `measured` server and of the PostgreSQL cluster.
+    Throughput is the sum; p50/p99 the worse of the targets' (no merged histogram)."""
+    n = len(targets)
+    conns, threads, dur = max(1, args.conns // n), max(1, args.threads // n), max(1, int(round(duration)))
+    cpu0 = sum(cpu_ticks(s.pid) for s in measured)
+    busy0, pg0, t0 = machine_busy_ticks(), pg_ticks(), time.monotonic()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    procs = []
+    for i, s in enumerate(targets):
+        path = os.path.join(workdir, f"wrk-split-{i}-{s.key}.lua")
+        with open(path, "w") as f:
+            f.write(script_for(sc, s, ids_for(sc, s)))
+        argv = [args.wrk, f"-t{min(threads, conns)}", f"-c{conns}", f"-d{dur}s", "--timeout", f"{timeout_s}s",
+                "-s", path, f"http://127.0.0.1:{s.port}"]
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+        _CHILDREN.append(p)
+        procs.append((s, p))
+    outs = []
+    for s, p in procs:
+        try:
+            out, err = p.communicate(timeout=dur + timeout_s + 30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            raise RuntimeError(f"wrk against {s.label} did not finish in time")
+        finally:
+            if p in _CHILDREN:
+                _CHILDREN.remove(p)
+        line = next((l for l in out.decode(errors="replace").splitlines() if l.startswith("BENCHJSON ")), None)
+        if p.returncode != 0 or line is None:
+            raise RuntimeError(f"wrk failed against {s.label} (rc {p.returncode}): {err.decode()[-500:]}")
+        outs.append(json.loads(line[len("BENCHJSON "):]))
+    wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1, pg1 = machine_busy_ticks(), pg_ticks()
+    cpu1 = sum(cpu_ticks(s.pid) for s in measured)
+    for s in measured:
+        if s.proc is None or s.proc.poll() is not None:
+            raise RuntimeError(f"{s.label} died under load; see {os.path.join(workdir, s.key + '.log')}")
+    reqs = sum(r["requests"] for r in outs)
+    loadgen_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    return {
+        "rps": sum(r["requests"] / (r["duration_us"] / 1e6) for r in outs if r["duration_us"] > 0),
+        "requests": reqs,
+        "errors": sum(r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"] for r in outs),
+        "p50_ms": max(r["p50_us"] for r in outs) / 1000.0,
+        "p99_ms": max(r["p99_us"] for r in outs) / 1000.0,
+        "p99_each_ms": [r["p99_us"] / 1000.0 for r in outs],
+        "rps_each": [r["requests"] / (r["duration_us"] / 1e6) for r in outs if r["duration_us"] > 0],
+        "cpu_pct": 100.0 * (cpu1 - cpu0) / CLK_TCK / wall,
+        "cpu_us_per_req": 1e6 * (cpu1 - cpu0) / CLK_TCK / reqs if reqs else 0.0,
+        "pg_cpu_pct": 100.0 * (pg1 - pg0) / CLK_TCK / wall,
+        "pg_cpu_us_per_req": 1e6 * (pg1 - pg0) / CLK_TCK / reqs if reqs else 0.0,
+        "loadgen_cpu_pct": 100.0 * loadgen_s / wall,
+        "other_cpu_pct": max(0.0, 100.0 * ((busy1 - busy0 - (pg1 - pg0) - (cpu1 - cpu0)) / CLK_TCK - loadgen_s) / wall),
+    }
+
+
+WRITE_SCENARIOS = ("create", "mixed", "upload")
+
+
+def two_process_phase(args, KP: Server, order, ids_for, workdir: str, scenarios: list[str], out: dict) -> None:
+    """keepd/PostgreSQL: one process against two on the same schema (each its own data dir),
+    rounds alternating. Both processes run in both arms (the second idle in the first arm:
+    its change-log follower is part of what a second process costs); CPU is both
+    processes' and the cluster's."""
+    KP2 = Server("pg2", "keepd/PG #2", KP.binary, workdir, extra_args=KP.extra_args)
+    KP2.fresh_dir("main")
+    for attr in ("ids", "owned", "user_id", "token", "user_token"):
+        setattr(KP2, attr, getattr(KP, attr))
+    def ids(sc: str, _s: Server) -> str:  # one schema: the first process's ids
+        return ids_for(sc, KP)
+    try:
+        for sc_name in scenarios:
+            sc = base_scenario(sc_name)
+            set_list_cache(sc_name.endswith("_nc"), [KP, KP2])
+            for s in (KP, KP2):
+                sanity_check(sc, s)
+            # "split": one process loaded by two load generators as the two processes are (the
+            # control: what the split itself does to the figures).
+            arms = {"one": [KP], "split": [KP, KP], "two": [KP, KP2]}
+            if args.warmup > 0:
+                for arm in ("one", "two"):
+                    run_split(args, [KP, KP2], arms[arm], sc, ids, args.warmup, 10, workdir)
+            for r in range(args.rounds):
+                for arm in order(r, ["one", "split", "two"]):
+                    res = run_split(args, [KP, KP2], arms[arm], sc, ids, args.duration, 10, workdir)
+                    out.setdefault((sc_name, arm), []).append(res)
+                    log(f"{sc_name:6s} round {r + 1}/{args.rounds} PG {arm} process(es): {res['rps']:9.0f} req/s  "
+                        f"p50 {res['p50_ms']:.2f} ms  p99 {res['p99_ms']:.2f} ms "
+                        f"(each: {', '.join(f'{x:.1f}' for x in res['p99_each_ms'])}; req/s each: "
+                        f"{', '.join(f'{x:.0f}' for x in res['rps_each'])})  errors {res['errors']}  "
+                        f"keepd cpu {res['cpu_pct']:.0f}%  PostgreSQL cpu {res['pg_cpu_pct']:.0f}%")
+    finally:
+        KP2.stop()
+
+
+PG_SCENARIOS = {
+    "get": "Get by id (guest, view rule \"\")",
+    "get_auth": "Get by id with a user token (view rule `owner = @request.auth.id`)",
+    "list": "List `filter=(n>500)&perPage=50&sort=-n` (indexed), the same URL repeated",
+    "list_distinct": "List, every query distinct (`(n>R && title!='R2')`, `sort=-n`)",
+    "create": "Create (POST small JSON)",
+    "mixed": "Mixed 90% get / 10% create",
+}
+
+
+def pg_scenario_name(sc: str) -> str:
+    b = base_scenario(sc)
+    name = PG_SCENARIOS.get(b) or (f"List `{b}`" if b in LIST_SHAPES else b)
+    return name + (", keepd's list cache off" if sc.endswith("_nc") else "")
+
+
+def pg_report(args, runs: dict, two_runs: dict) -> tuple[str, list[str]]:
+    """keepd on SQLite, keepd on PostgreSQL and PocketBase side by side; one process on
+    PostgreSQL against two."""
+    failures: list[str] = []
+    K, KP, P = "keepd", "pg", "pb"
+
+    def ser(key, sc, field):
+        return [x[field] for x in runs.get((sc, key), [])]
+
+    def tot(key, sc):
+        return [x["cpu_us_per_req"] + (x["pg_cpu_us_per_req"] if key == KP else 0) for x in runs.get((sc, key), [])]
+
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if a == a and b == b and b > 0 else "n/a"
+
+    out = ["", "## keepd on PostgreSQL beside keepd on SQLite and PocketBase (same run)", "",
+           f"The same binary for both keepd columns (built with the `postgres` feature), on SQLite (its data dir) "
+           f"and on PostgreSQL (a schema of its own in a local cluster, Unix socket, fsync=on, "
+           f"synchronous_commit=on, `database_pool` as configured); {args.conns} connections; rounds alternate "
+           f"the three servers. CPU µs per request: keepd's (or PocketBase's) process; for PostgreSQL also every "
+           f"process of the cluster (backends, WAL writer, checkpointer); `PG/SQLite` > 1 means PostgreSQL is "
+           f"higher.", "",
+           "| Scenario | Figure | keepd/SQLite | keepd/PostgreSQL | PocketBase | PG/SQLite | PG/PB |",
+           "|---|---|---|---|---|---|---|"]
+    scen = []
+    for (sc, key) in runs:
+        if key == KP and sc not in scen:
+            scen.append(sc)
+    for sc in scen:
+        name = pg_scenario_name(sc)
+        for field, what in (("rps", "req/s"), ("p50_ms", "p50 (ms)"), ("p99_ms", "p99 (ms)"),
+                            ("cpu_us_per_req", "server CPU µs / req"), ("pg_cpu_us_per_req", "PostgreSQL CPU µs / req"),
+                            ("total", "server + PostgreSQL CPU µs / req")):
+            if field == "total":
+                k, kp, p = tot(K, sc), tot(KP, sc), tot(P, sc)
+            elif field == "pg_cpu_us_per_req":
+                k, kp, p = [], ser(KP, sc, field), []
+            else:
+                k, kp, p = ser(K, sc, field), ser(KP, sc, field), ser(P, sc, field)
+            out.append(f"| {name} | {what} | {cell(k) if k else '—'} | {cell(kp)} | {cell(p) if p else '—'} | "
+                       f"{ratio(med(kp), med(k)) if k else ''} | {ratio(med(kp), med(p)) if p else ''} |")
+        for key in (K, KP, P):
+            xs = runs.get((sc, key), [])
+            errs, reqs = sum(x["errors"] for x in xs), sum(x["requests"] for x in xs)
+            if xs and (reqs == 0 or errs > 0.001 * reqs):
+                failures.append(f"{sc}/{key}: {errs} errors in {reqs} requests")
+    others = [x["other_cpu_pct"] for (sc, key), xs in runs.items() if key in (K, KP, P) for x in xs]
+    out.append("")
+    out.append(f"The rest of the machine (other users, builds) used {cell(others, '%')} of a core during these runs "
+               f"(median, min–max over runs).")
+    if two_runs:
+        out += ["", "### Two keepd processes on one PostgreSQL schema against one", "",
+                f"Both processes run in both arms (the second idle in the first); one arm loads the first with "
+                f"{args.conns} connections (wrk, {args.threads} threads), the other loads each with "
+                f"{max(1, args.conns // 2)} (two wrk, {max(1, args.threads // 2)} thread(s) each, at once); the "
+                f"control loads the first process alone with those two load generators. "
+                f"With two load generators p50/p99 are the worse of the two's. CPU: both keepd processes "
+                f"and the cluster.", "",
+                "| Scenario | Figure | one process | one process, two load generators | two processes | two/one |",
+                "|---|---|---|---|---|---|"]
+        scs = []
+        for (sc, arm) in two_runs:
+            if sc not in scs:
+                scs.append(sc)
+        for sc in scs:
+            one, two = two_runs.get((sc, "one"), []), two_runs.get((sc, "two"), [])
+            split = two_runs.get((sc, "split"), [])
+            for field, what in (("rps", "req/s"), ("p50_ms", "p50 (ms)"), ("p99_ms", "p99 (ms)"),
+                                ("cpu_us_per_req", "keepd CPU µs / req"),
+                                ("pg_cpu_us_per_req", "PostgreSQL CPU µs / req"),
+                                ("cpu_pct", "keepd CPU % (of one core)"), ("pg_cpu_pct", "PostgreSQL CPU %")):
+                a, b, c = [x[field] for x in one], [x[field] for x in two], [x[field] for x in split]
+                out.append(f"| {pg_scenario_name(sc)} | {what} | {cell(a)} | {cell(c)} | {cell(b)} | "
+                           f"{ratio(med(b), med(a))} |")
+            for arm, xs in (("one", one), ("split", split), ("two", two)):
+                errs, reqs = sum(x["errors"] for x in xs), sum(x["requests"] for x in xs)
+                if reqs == 0 or errs > 0.001 * reqs:
+                    failures.append(f"two-process {sc}/{arm}: {errs} errors in {reqs} requests")
+        others = [x["other_cpu_pct"] for xs in two_runs.values() for x in xs]
+        out.append("")
+        out.append(f"The rest of the machine used {cell(others, '%')} of a core during these runs.")
+    out.append("")
+    return "\n".join(out) + "\n", failures
 
 
 def bigupload_phase(args, pair, order, R, workdir: str) -> None:

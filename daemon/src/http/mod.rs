@@ -647,6 +647,9 @@ fn body_stream(body: Incoming, idle: Duration) -> request::BodyStream {
 /// the start of a URL for `//`, the start of another host.
 fn clean_location(uri: &hyper::Uri) -> Option<String> {
     let path = uri.path();
+    if is_clean(path) {
+        return None;
+    }
     let cleaned = clean_path(path);
     if cleaned == path {
         return None;
@@ -657,6 +660,23 @@ fn clean_location(uri: &hyper::Uri) -> Option<String> {
         location.push_str(&escape_location(q));
     }
     Some(location)
+}
+
+/// Whether `clean_path` leaves `p` as it is (checked without building the
+/// cleaned path): rooted, no `.` or `..` segment, no empty segment but a
+/// trailing slash's.
+fn is_clean(p: &str) -> bool {
+    let Some(rest) = p.strip_prefix('/') else {
+        return false;
+    };
+    let mut segs = rest.split('/').peekable();
+    while let Some(seg) = segs.next() {
+        let last = segs.peek().is_none();
+        if seg == "." || seg == ".." || (seg.is_empty() && !last) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Go's `path.Clean` for a rooted path, keeping a trailing slash.
@@ -759,6 +779,8 @@ mod tests {
             ("/a/../", Some("/")),
         ];
         for (p, want) in cases {
+            let path = p.split('?').next().unwrap_or(p);
+            assert_eq!(is_clean(path), clean_path(path) == path, "{p}");
             let got = loc(p);
             assert_eq!(got.as_deref(), want, "{p}");
             // Never a location a browser reads as another host.

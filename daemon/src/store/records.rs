@@ -86,6 +86,18 @@ pub fn fetch_where(
     id: &str,
     cond: &Cond,
 ) -> ApiResult<Option<Map<String, Value>>> {
+    fetch_where_with(conn, c, id, cond, |r| row_to_map(c, r))
+}
+
+/// Fetches one record if it passes `cond`, handing its row (every column,
+/// in field order) to `f` as it is read.
+pub fn fetch_where_with<T>(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    cond: &Cond,
+    f: impl FnOnce(&Row<'_>) -> ApiResult<T>,
+) -> ApiResult<Option<T>> {
     let t = quote_ident(&c.name);
     let cols = select_columns(c);
     let mut sql = String::with_capacity(cols.len() + 2 * t.len() + cond.sql.len() + 64);
@@ -112,9 +124,7 @@ pub fn fetch_where(
         sql.push(')');
     }
     sql.push_str(" LIMIT 1");
-    conn.one(&sql, (&cond.join_params, [id], &cond.params), |r| {
-        row_to_map(c, r)
-    })
+    conn.one(&sql, (&cond.join_params, [id], &cond.params), f)
 }
 
 /// Whether a record that is not stored yet would pass `cond`, judged as if

@@ -44,6 +44,11 @@ pub struct ListQuery {
     pub offset: i64,
 }
 
+/// The table's name as an SQL identifier (made once per schema snapshot).
+fn quoted_table(c: &Collection) -> &str {
+    c.derived.3.get_or_init(|| quote_ident(&c.name))
+}
+
 /// `"t"."a", "t"."b", …` for every column, in field order (made once per
 /// schema snapshot).
 fn select_columns(c: &Collection) -> &str {
@@ -98,7 +103,7 @@ pub fn fetch_where_with<T>(
     cond: &Cond,
     f: impl FnOnce(&Row<'_>) -> ApiResult<T>,
 ) -> ApiResult<Option<T>> {
-    let t = quote_ident(&c.name);
+    let t = quoted_table(c);
     let cols = select_columns(c);
     let mut sql = String::with_capacity(cols.len() + 2 * t.len() + cond.sql.len() + 64);
     sql.push_str("SELECT ");
@@ -107,7 +112,7 @@ pub fn fetch_where_with<T>(
     }
     sql.push_str(cols);
     sql.push_str(" FROM ");
-    sql.push_str(&t);
+    sql.push_str(t);
     sql.push(' ');
     for (i, j) in cond.joins.iter().enumerate() {
         if i > 0 {
@@ -116,7 +121,7 @@ pub fn fetch_where_with<T>(
         sql.push_str(j);
     }
     sql.push_str(" WHERE ");
-    sql.push_str(&t);
+    sql.push_str(t);
     sql.push_str(".\"id\" = ?");
     if !cond.sql.is_empty() {
         sql.push_str(" AND (");

@@ -160,7 +160,11 @@ class Server:
         """Starts the server; under callgrind, returns the instructions from exec to
         its first 200 on /api/health (counting is then switched off)."""
         self.port = free_port()
-        argv = [self.binary, "serve", "--http", f"127.0.0.1:{self.port}", "--dir", self.dir]
+        if self.key == "hello":
+            # The hyper "hello" ceiling (tests/bench/hello): no data dir.
+            argv = [self.binary, "--http", f"127.0.0.1:{self.port}"]
+        else:
+            argv = [self.binary, "serve", "--http", f"127.0.0.1:{self.port}", "--dir", self.dir]
         env = dict(os.environ)
         env.pop("KEEPD_LOG", None)
         env["GODEBUG"] = "asyncpreemptoff=1"
@@ -406,6 +410,7 @@ def main() -> int:
     ap.add_argument("--qemu", default="qemu-aarch64", help="a qemu-aarch64 with plugin support (not -static)")
     ap.add_argument("--qemu-ld-prefix", default="", help="-L for qemu (default: none, the host's arm64 multiarch libraries; the cross toolchain's libc under -L hangs keepd at its first thread)")
     ap.add_argument("--plugin", default="", help="the instruction-counting plugin (libinsncount.so)")
+    ap.add_argument("--hello", default="", help="the hyper hello ceiling (tests/bench/hello): its get counted too")
     ap.add_argument("--keep", action="store_true", help="keep data dirs and callgrind dumps")
     ap.add_argument("--writer-thread", action="store_true",
                     help="keepd: count each thread apart and report the writer thread's share of a create")
@@ -483,6 +488,24 @@ def main() -> int:
                     results[key][s] = entry
             finally:
                 stop(srv.proc)
+        if a.hello and "get" in scenarios:
+            # The ceiling: the same get path, answered with a fixed body.
+            srv = Server("hello", "hyper hello", a.hello, workdir, logf)
+            srv.ids = ["abcdefghijklmno"]
+            log("hyper hello: starting under callgrind")
+            srv.start(True)
+            try:
+                _, n1, n2, q1, q2 = SCENARIOS["get"]
+                if a.quick:
+                    n1, n2 = q1, q2
+                runs = []
+                for r in range(a.repeat):
+                    m = measure(srv, "get", n1, n2, 20, None)
+                    log(f"hyper hello get #{r + 1}: {m['per_request']:,.0f} instructions per request")
+                    runs.append(m["per_request"])
+                results["hello"] = {"get": {"per_request": statistics.median(runs), "runs": runs, "n1": n1, "n2": n2}}
+            finally:
+                stop(srv.proc)
         if a.aarch64_keepd:
             results["aarch64"] = {}
             for s in scenarios:
@@ -535,6 +558,13 @@ def main() -> int:
     lines.append(f"| Start-up on the seeded data dir: exec → first 200 on /api/health (instructions, once) "
                  f"| {fmt(ks)} | {fmt(ps)} | {f'{ps / ks:.2f}×' if ks and ps else ''} | |"
                  + (" |" if "aarch64" in results else ""))
+    h = results.get("hello", {}).get("get")
+    if h:
+        lines.append("")
+        ratios = [f"{s} {h['per_request'] / results['keepd'][s]['per_request']:.1%}"
+                  for s in ("get", "authget") if results.get("keepd", {}).get(s)]
+        lines.append(f"The hyper \"hello\" ceiling: {fmt(h['per_request'])} instructions per request on the get path "
+                     f"(median of {len(h['runs'])}); hello / keepd: {', '.join(ratios)}.")
     for key, label in (("keepd", "keepd"), ("pocketbase", "PocketBase")):
         if key in results and "idle_per_second" in results[key]:
             lines.append("")

@@ -9,6 +9,8 @@
 #                                                with tests/bench/qemu-insn (a TCG plugin)
 #   tests/bench/instructions.sh --keepd-only --scenarios create --writer-thread
 #                                                also the writer thread's own instructions per create
+#   tests/bench/instructions.sh --keepd-only --scenarios get,authget --hello target/bench-hello/release/bench-hello
+#                                                also the hyper "hello" ceiling's get (built by run.sh): hello / keepd
 #   tests/bench/instructions.sh [instructions.py options...]   e.g. --scenarios get,authget --repeat 5 --keep
 #
 # Builds keepd with the `profiling` profile (the release build with symbols, so the dumps
@@ -42,7 +44,7 @@ for a in "$@"; do
     case "$a" in
         --keepd-only) keepd_only=1 ;;
         --aarch64) aarch64=1 ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
         *) extra+=("$a") ;;
     esac
 done

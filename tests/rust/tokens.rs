@@ -249,3 +249,48 @@ fn file_tokens_are_short_lived_and_signed_with_the_file_secret() {
     let (st, _) = refresh(&srv, "users", &ft);
     assert_eq!(st, 401);
 }
+
+/// A token the daemon has just accepted again and again (so each worker
+/// may remember it as verified) is refused at once after its record's
+/// tokenKey changes or the record goes, even when the change comes from
+/// another process writing the database.
+#[test]
+fn a_token_accepted_a_moment_ago_is_refused_once_its_key_changes_outside() {
+    let srv = TestServer::start();
+    let (id, token) = srv.sign_up("keyed@example.com", "keyed-password-123");
+    let (gone_id, gone_token) = srv.sign_up("gone@example.com", "gone-password-123");
+    let own = |tok: &str, rec: &str| {
+        srv.with_token(tok)
+            .get(&format!("/api/collections/users/records/{rec}"))
+            .0
+    };
+    for _ in 0..20 {
+        assert_eq!(own(&token, &id), 200);
+        assert_eq!(own(&gone_token, &gone_id), 200);
+    }
+    // Another process's connection, not the daemon's writer.
+    let db = rusqlite::Connection::open(srv.db_path()).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let n = db
+        .execute(
+            "UPDATE users SET tokenKey = 'renewed-elsewhere-0123456789' WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    db.execute("DELETE FROM users WHERE id = ?1", [&gone_id])
+        .unwrap();
+    drop(db);
+    for _ in 0..20 {
+        assert_eq!(
+            own(&token, &id),
+            404,
+            "a token of the old tokenKey still works"
+        );
+        assert_eq!(
+            refresh(&srv, "users", &gone_token).0,
+            401,
+            "a deleted record's token still works"
+        );
+    }
+}

@@ -86,8 +86,8 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
 
 pub async fn view(app: Arc<App>, req: Req) -> ApiResult<Resp> {
     let (_, coll) = collection(&app, req.param("collection"))?;
-    let out = records::view(&app, &coll, req.param("id"), &request(&app, &req)).await?;
-    Ok(Resp::ok(&out))
+    let out = records::view_json(&app, &coll, req.param("id"), &request(&app, &req)).await?;
+    Ok(Resp::ok_json_bytes(out))
 }
 
 pub async fn create(app: Arc<App>, mut req: Req) -> ApiResult<Resp> {

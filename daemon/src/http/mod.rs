@@ -356,14 +356,16 @@ where
     let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
         let srv = srv.clone();
         let closer = closer.clone();
-        req.extensions_mut().insert(slot.clone());
+        // Handed to the request directly: an extension would build the
+        // request's extension map for every request.
+        let slot = slot.clone();
         if tls {
             req.extensions_mut().insert(request::OverTls);
         }
         if admin {
             req.extensions_mut().insert(request::OverAdmin);
         }
-        async move { Ok::<_, Infallible>(handle(srv, req, peer, closer).await) }
+        async move { Ok::<_, Infallible>(handle(srv, req, peer, closer, slot).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -422,6 +424,7 @@ async fn handle<S: Site>(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     closer: Arc<watch::Sender<bool>>,
+    permit: ConnPermit,
 ) -> hyper::Response<response::Body> {
     let method = req.method().clone();
     let uri = req.uri().clone();
@@ -429,7 +432,7 @@ async fn handle<S: Site>(
     let referer = req.headers().get(hyper::header::REFERER).cloned();
     let started = std::time::Instant::now();
     let mut seen: Option<(Identity, IpAddr)> = None;
-    let resp = match dispatch(&srv, req, peer, closer, &mut seen).await {
+    let resp = match dispatch(&srv, req, peer, closer, permit, &mut seen).await {
         Ok(r) => r,
         Err(e) => Resp::error(&e),
     };
@@ -509,6 +512,7 @@ async fn dispatch<S: Site>(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     closer: Arc<watch::Sender<bool>>,
+    permit: ConnPermit,
     seen: &mut Option<(Identity, IpAddr)>,
 ) -> Result<Resp, ApiError> {
     let (parts, body) = req.into_parts();
@@ -556,6 +560,7 @@ async fn dispatch<S: Site>(
             closer,
         );
         req.client_ip = ip;
+        req.set_permit(permit);
         req.set_budget(srv.bodies.clone());
         let unread: request::UnreadBody = Arc::new(std::sync::Mutex::new(Some((
             body_stream(body, body_timeout),
@@ -580,6 +585,7 @@ async fn dispatch<S: Site>(
     };
     let mut req = Req::new(parts, found.params, body, identity, peer, closer);
     req.client_ip = ip;
+    req.set_permit(permit);
     req.form_shape = form_shape;
     let resp = run(route.handler, srv.site.clone(), req).await;
     drop(charge);
@@ -647,6 +653,9 @@ fn body_stream(body: Incoming, idle: Duration) -> request::BodyStream {
 /// the start of a URL for `//`, the start of another host.
 fn clean_location(uri: &hyper::Uri) -> Option<String> {
     let path = uri.path();
+    if is_clean(path) {
+        return None;
+    }
     let cleaned = clean_path(path);
     if cleaned == path {
         return None;
@@ -657,6 +666,28 @@ fn clean_location(uri: &hyper::Uri) -> Option<String> {
         location.push_str(&escape_location(q));
     }
     Some(location)
+}
+
+/// Whether `clean_path` leaves `p` as it is (checked without building the
+/// cleaned path): rooted, no `.` or `..` segment, no empty segment but a
+/// trailing slash's.
+fn is_clean(p: &str) -> bool {
+    let b = p.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    let mut start = 1;
+    for i in 1..=b.len() {
+        if i < b.len() && b[i] != b'/' {
+            continue;
+        }
+        let seg = &b[start..i];
+        if seg == b"." || seg == b".." || (seg.is_empty() && i < b.len()) {
+            return false;
+        }
+        start = i + 1;
+    }
+    true
 }
 
 /// Go's `path.Clean` for a rooted path, keeping a trailing slash.
@@ -759,6 +790,8 @@ mod tests {
             ("/a/../", Some("/")),
         ];
         for (p, want) in cases {
+            let path = p.split('?').next().unwrap_or(p);
+            assert_eq!(is_clean(path), clean_path(path) == path, "{p}");
             let got = loc(p);
             assert_eq!(got.as_deref(), want, "{p}");
             // Never a location a browser reads as another host.

@@ -258,6 +258,11 @@ impl Req {
         })
     }
 
+    /// The connection's permit (a WebSocket upgrade takes it along).
+    pub(crate) fn set_permit(&mut self, permit: super::ConnPermit) {
+        self.permit = Some(permit);
+    }
+
     /// A path parameter (always present when the route matched).
     pub fn param(&self, name: &str) -> &str {
         self.params

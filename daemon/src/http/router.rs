@@ -111,9 +111,14 @@ impl<S> Router<S> {
             .params
             .iter()
             .map(|(k, v)| {
-                let v = percent_encoding::percent_decode_str(v)
-                    .decode_utf8_lossy()
-                    .into_owned();
+                // Nothing to decode in most (ids, names): copied as is.
+                let v = if v.contains('%') {
+                    percent_encoding::percent_decode_str(v)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                } else {
+                    v.to_owned()
+                };
                 (k.to_string(), v)
             })
             .collect();

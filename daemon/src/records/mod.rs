@@ -34,7 +34,7 @@ pub mod render;
 pub mod sync;
 mod write;
 
-pub use read::{check_rule, list, list_json, view, ListParams};
+pub use read::{check_rule, list, list_json, view, view_json, ListParams};
 pub use write::{
     apply_synced, batch, create, delete, delete_cascade, refuse_view, update, BatchError, Op, Step,
     Synced,

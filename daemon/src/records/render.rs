@@ -15,6 +15,7 @@ use crate::schema::record::{self as rv};
 use crate::schema::{Collection, Field, FieldKind, Schema};
 use crate::store::records::{self as rs, Cond};
 use crate::store::Conn as Connection;
+use crate::store::Row;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -218,6 +219,56 @@ fn visible_owned(
     r.insert("collectionId".into(), json!(coll.id));
     r.insert("collectionName".into(), json!(coll.name));
     Value::Object(r)
+}
+
+/// Whether [`record_json`] shows a record of `coll` to this view: nothing
+/// to expand, no `fields`, and no per-record visibility (an auth
+/// collection's e-mail depends on the record and the manage rule).
+pub fn renders_from_row(coll: &Collection, view: &super::View) -> bool {
+    view.expand.is_empty() && view.fields.is_empty() && !coll.is_auth()
+}
+
+/// One record's answer JSON written straight from its row (every column,
+/// in field order, as `store::records` selects them): the same bytes as
+/// `render` without expand or fields gives for a collection where
+/// [`renders_from_row`] holds — the visible fields and `collectionId` /
+/// `collectionName`, keys in a JSON object's order (sorted) — without
+/// building the record's map first.
+pub fn record_json(coll: &Collection, row: &Row<'_>, who: &Identity) -> ApiResult<Vec<u8>> {
+    debug_assert!(!coll.is_auth());
+    let superuser = who.is_superuser();
+    // None: `collectionId` / `collectionName`, which replace any column of
+    // the same name (as in `visible_owned`).
+    let mut keys: Vec<(&str, Option<usize>)> = Vec::with_capacity(coll.fields.len() + 2);
+    keys.push(("collectionId", None));
+    keys.push(("collectionName", None));
+    for (i, f) in coll.fields.iter().enumerate() {
+        let hidden = matches!(f.kind, FieldKind::Password(_)) || (f.hidden && !superuser);
+        if hidden || f.name == "collectionId" || f.name == "collectionName" {
+            continue;
+        }
+        keys.push((f.name.as_str(), Some(i)));
+    }
+    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::with_capacity(64 + 32 * keys.len());
+    out.push(b'{');
+    for (n, (k, i)) in keys.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, k).map_err(ApiError::internal)?;
+        out.push(b':');
+        let written = match i {
+            None if *k == "collectionId" => serde_json::to_writer(&mut out, &coll.id),
+            None => serde_json::to_writer(&mut out, &coll.name),
+            Some(i) => {
+                serde_json::to_writer(&mut out, &rv::from_sql(&coll.fields[*i], row.get_ref(*i)?))
+            }
+        };
+        written.map_err(ApiError::internal)?;
+    }
+    out.push(b'}');
+    Ok(out)
 }
 
 /// A relation or back-relation that `expand` can follow from `coll`.
@@ -501,6 +552,94 @@ fn pick(v: &Value, specs: &[FieldSpec<'_>]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::AuthRecord;
+    use crate::schema::parse::collection_from_json;
+
+    /// A record written from its row is byte for byte what the map path
+    /// (`render` without expand or fields) answers, for every kind of
+    /// field and value, hidden fields included, for a guest, a user and a
+    /// superuser.
+    #[test]
+    fn a_record_written_from_its_row_is_what_the_map_path_answers() {
+        let coll =
+            collection_from_json(&json!({"id": "pbc_things01", "name": "things", "fields": [
+            {"name": "id", "type": "text", "primaryKey": true},
+            {"name": "title", "type": "text"},
+            {"name": "Zed", "type": "text"},
+            {"name": "n", "type": "number"},
+            {"name": "r", "type": "number"},
+            {"name": "flag", "type": "bool"},
+            {"name": "data", "type": "json"},
+            {"name": "plain", "type": "json"},
+            {"name": "tags", "type": "select", "values": ["a", "b"], "maxSelect": 2},
+            {"name": "where", "type": "geoPoint"},
+            {"name": "secret", "type": "text", "hidden": true},
+            {"name": "pass", "type": "password"},
+            {"name": "when", "type": "autodate", "onCreate": true},
+            ]}))
+            .unwrap();
+        let schema = Schema::new(vec![coll.clone()]);
+        let coll = schema.get("things").unwrap().clone();
+        let raw = rusqlite::Connection::open_in_memory().unwrap();
+        raw.execute_batch(
+            "CREATE TABLE things (id, title, Zed, n, r, flag, data, plain, tags, \"where\", secret, pass, \"when\");
+             INSERT INTO things VALUES ('a1', 'caf\u{e9} \"q\" <b>\n', 'z', 42, 1.5, 1, '{\"k\":[1,2,{\"x\":null}]}',
+               'not json', '[\"a\",\"b\"]', '{\"lon\":1.25,\"lat\":-3}', 's3cret', '$argon2id$x', '2024-01-01 00:00:00.000Z');
+             INSERT INTO things VALUES ('a2', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+        )
+        .unwrap();
+        let c = Connection::from(raw);
+        let auth_coll = Arc::new(
+            collection_from_json(
+                &json!({"id": "_pbc_users0001", "name": "users", "type": "auth", "fields": [
+                {"name": "id", "type": "text", "primaryKey": true}]}),
+            )
+            .unwrap(),
+        );
+        let rec = AuthRecord {
+            collection: auth_coll,
+            record: Arc::new(json!({"id": "u1"}).as_object().unwrap().clone()),
+        };
+        for who in [
+            Identity::Guest,
+            Identity::User(rec.clone()),
+            Identity::Superuser(rec),
+        ] {
+            let ctx = super::super::Request {
+                principal: who.clone().into(),
+                ..Default::default()
+            }
+            .rule_ctx(Map::new(), Map::new());
+            for id in ["a1", "a2"] {
+                let cond = Cond::default();
+                let map = rs::fetch_where(&c, &coll, id, &cond).unwrap().unwrap();
+                let want = serde_json::to_vec(
+                    &render(&c, &schema, &coll, vec![map], &ctx, &Default::default())
+                        .unwrap()
+                        .pop()
+                        .unwrap(),
+                )
+                .unwrap();
+                let got = rs::fetch_where_with(&c, &coll, id, &cond, |row| {
+                    record_json(&coll, row, &ctx.identity)
+                })
+                .unwrap()
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want).unwrap(),
+                    "{id} as {who:?}"
+                );
+            }
+        }
+        let mut v = super::super::View::default();
+        assert!(renders_from_row(&coll, &v));
+        v.fields = "id".into();
+        assert!(!renders_from_row(&coll, &v));
+        v.fields = String::new();
+        v.expand = "x".into();
+        assert!(!renders_from_row(&coll, &v));
+    }
 
     #[test]
     fn fields_and_excerpt() {

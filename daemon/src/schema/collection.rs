@@ -63,6 +63,8 @@ pub struct Derived(
     pub(crate) std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
     /// List statements (by text) the store sorts itself (`store::records`).
     pub(crate) std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
+    /// The table's name quoted as an SQL identifier (`store::records`).
+    pub(crate) std::sync::OnceLock<String>,
 );
 
 impl Clone for Derived {

@@ -44,6 +44,11 @@ pub struct ListQuery {
     pub offset: i64,
 }
 
+/// The table's name as an SQL identifier (made once per schema snapshot).
+fn quoted_table(c: &Collection) -> &str {
+    c.derived.3.get_or_init(|| quote_ident(&c.name))
+}
+
 /// `"t"."a", "t"."b", …` for every column, in field order (made once per
 /// schema snapshot).
 fn select_columns(c: &Collection) -> &str {
@@ -86,7 +91,19 @@ pub fn fetch_where(
     id: &str,
     cond: &Cond,
 ) -> ApiResult<Option<Map<String, Value>>> {
-    let t = quote_ident(&c.name);
+    fetch_where_with(conn, c, id, cond, |r| row_to_map(c, r))
+}
+
+/// Fetches one record if it passes `cond`, handing its row (every column,
+/// in field order) to `f` as it is read.
+pub fn fetch_where_with<T>(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    cond: &Cond,
+    f: impl FnOnce(&Row<'_>) -> ApiResult<T>,
+) -> ApiResult<Option<T>> {
+    let t = quoted_table(c);
     let cols = select_columns(c);
     let mut sql = String::with_capacity(cols.len() + 2 * t.len() + cond.sql.len() + 64);
     sql.push_str("SELECT ");
@@ -95,7 +112,7 @@ pub fn fetch_where(
     }
     sql.push_str(cols);
     sql.push_str(" FROM ");
-    sql.push_str(&t);
+    sql.push_str(t);
     sql.push(' ');
     for (i, j) in cond.joins.iter().enumerate() {
         if i > 0 {
@@ -104,7 +121,7 @@ pub fn fetch_where(
         sql.push_str(j);
     }
     sql.push_str(" WHERE ");
-    sql.push_str(&t);
+    sql.push_str(t);
     sql.push_str(".\"id\" = ?");
     if !cond.sql.is_empty() {
         sql.push_str(" AND (");
@@ -112,9 +129,7 @@ pub fn fetch_where(
         sql.push(')');
     }
     sql.push_str(" LIMIT 1");
-    conn.one(&sql, (&cond.join_params, [id], &cond.params), |r| {
-        row_to_map(c, r)
-    })
+    conn.one(&sql, (&cond.join_params, [id], &cond.params), f)
 }
 
 /// Whether a record that is not stored yet would pass `cond`, judged as if

@@ -259,6 +259,8 @@ pub fn plan(query: &str, schema: &Schema, self_name: &str) -> Result<Plan, Strin
         qualifiers: Vec::new(),
         sources: Vec::new(),
         unnamed: 0,
+        #[cfg(feature = "postgres")]
+        pg: schema.engine() == crate::store::engine::Engine::Postgres,
     };
     r.query(q)?;
     r.check_names()?;
@@ -372,6 +374,10 @@ struct Renderer<'a> {
     /// Subqueries in FROM given a name of ours (an engine that needs one
     /// for each: PostgreSQL).
     unnamed: u32,
+    /// Rendering for PostgreSQL: functions, casts, table functions and
+    /// `LIKE` spelled by `store::postgres::view` for SQLite's answers.
+    #[cfg(feature = "postgres")]
+    pg: bool,
 }
 
 impl Renderer<'_> {
@@ -382,6 +388,41 @@ impl Renderer<'_> {
     fn ident(&mut self, i: &Ident) {
         let q = quote(&i.value);
         self.w(&q);
+    }
+
+    /// Whether the query is rendered for PostgreSQL.
+    fn pg(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        {
+            self.pg
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            false
+        }
+    }
+
+    /// `e` rendered on its own (to be handed to the engine's spelling).
+    fn rendered(&mut self, e: &Expr) -> Result<String, String> {
+        let saved = std::mem::take(&mut self.out);
+        let r = self.expr(e);
+        let out = std::mem::replace(&mut self.out, saved);
+        r.map(|()| out)
+    }
+
+    /// Each argument rendered on its own (`*` as is).
+    fn rendered_args(&mut self, args: &[FunctionArg]) -> Result<Vec<String>, String> {
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => out.push(self.rendered(e)?),
+                FunctionArg::Unnamed(FunctionArgExpr::Wildcard) if args.len() == 1 => {
+                    out.push("*".into())
+                }
+                _ => return refuse("unsupported function argument"),
+            }
+        }
+        Ok(out)
     }
 
     fn enter(&mut self) -> Result<(), String> {
@@ -493,6 +534,13 @@ impl Renderer<'_> {
                     self.w(" LIMIT ");
                     self.expr(l)?;
                 } else if offset.is_some() {
+                    #[cfg(feature = "postgres")]
+                    if self.pg {
+                        self.w(crate::store::postgres::view::NO_LIMIT);
+                    } else {
+                        self.w(crate::store::dialect::NO_LIMIT);
+                    }
+                    #[cfg(not(feature = "postgres"))]
                     self.w(crate::store::dialect::NO_LIMIT);
                 }
                 if let Some(o) = offset {
@@ -742,6 +790,27 @@ impl Renderer<'_> {
                     if !TABLE_FUNCTIONS.contains(&lower.as_str()) || a.settings.is_some() {
                         return refuse(format!("unsupported table function {n}"));
                     }
+                    #[cfg(feature = "postgres")]
+                    if self.pg {
+                        let rendered = self.rendered_args(&a.args)?;
+                        let name = match alias {
+                            Some(al) if al.columns.is_empty() && al.at.is_none() => {
+                                al.name.value.clone()
+                            }
+                            Some(_) => return refuse("unsupported table alias"),
+                            None => lower.clone(),
+                        };
+                        let sql = crate::store::postgres::view::table_function(
+                            &lower,
+                            &rendered,
+                            &quote(&name),
+                        )?;
+                        self.w(&sql);
+                        self.defined.insert("value".into());
+                        self.tables.insert(name.to_lowercase());
+                        self.defined.insert(name.to_lowercase());
+                        return Ok(());
+                    }
                     self.w(&lower);
                     self.w("(");
                     self.function_args(&a.args)?;
@@ -955,6 +1024,22 @@ impl Renderer<'_> {
                 if *any {
                     return refuse("unsupported LIKE");
                 }
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    let a = self.rendered(expr)?;
+                    let p = self.rendered(pattern)?;
+                    let esc = match escape_char {
+                        Some(c) => Some(self.rendered(c)?),
+                        None => None,
+                    };
+                    self.w(&crate::store::postgres::view::like(
+                        &a,
+                        &p,
+                        esc.as_deref(),
+                        *negated,
+                    ));
+                    return Ok(());
+                }
                 self.w("(");
                 self.expr(expr)?;
                 self.w(if *negated { " NOT LIKE " } else { " LIKE " });
@@ -978,6 +1063,12 @@ impl Renderer<'_> {
                 if !CAST_TYPES.contains(&t.as_str()) {
                     return refuse(format!("unsupported CAST type {data_type}"));
                 }
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    let x = self.rendered(expr)?;
+                    self.w(&crate::store::postgres::view::cast(&x, &t)?);
+                    return Ok(());
+                }
                 self.w("CAST(");
                 self.expr(expr)?;
                 self.w(" AS ");
@@ -992,6 +1083,12 @@ impl Renderer<'_> {
                 self.w("(");
                 self.expr(expr)?;
                 self.w(" COLLATE ");
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    self.w(crate::store::postgres::view::collation(&c)?);
+                    self.w(")");
+                    return Ok(());
+                }
                 self.w(&c.to_uppercase());
                 self.w(")");
             }
@@ -1093,6 +1190,11 @@ impl Renderer<'_> {
         }
         if let FunctionArguments::None = f.args {
             if NULLARY.contains(&name.as_str()) && f.over.is_none() && f.filter.is_none() {
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    self.w(&crate::store::postgres::view::nullary(&name)?);
+                    return Ok(());
+                }
                 self.w(&name.to_uppercase());
                 return Ok(());
             }
@@ -1101,7 +1203,44 @@ impl Renderer<'_> {
         if !FUNCTIONS.contains(&name.as_str()) {
             return refuse(format!("SQL logic error: no such function: {name} (1)"));
         }
-        self.w(&name);
+        let mut tail = String::new();
+        if self.pg() {
+            let FunctionArguments::List(l) = &f.args else {
+                return refuse(format!("unsupported function call {name}"));
+            };
+            if !l.clauses.is_empty() {
+                return refuse(format!("unsupported function call {name}"));
+            }
+            if name != "count"
+                && l.args
+                    .iter()
+                    .any(|a| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Wildcard)))
+            {
+                return refuse(WILDCARD);
+            }
+            let distinct = matches!(
+                l.duplicate_treatment,
+                Some(sqlparser::ast::DuplicateTreatment::Distinct)
+            );
+            let _args = self.rendered_args(&l.args)?;
+            #[cfg(feature = "postgres")]
+            {
+                let c = crate::store::postgres::view::function(&name, distinct, &_args)?;
+                self.w(&c.head);
+                tail = c.tail;
+            }
+            let _ = distinct;
+        } else {
+            self.plain_call(&name, f)?;
+        }
+        self.filter_over(f)?;
+        self.w(&tail);
+        Ok(())
+    }
+
+    /// `name(args)` as SQLite spells it.
+    fn plain_call(&mut self, name: &str, f: &sqlparser::ast::Function) -> Result<(), String> {
+        self.w(name);
         self.w("(");
         match &f.args {
             FunctionArguments::List(l) => {
@@ -1124,6 +1263,11 @@ impl Renderer<'_> {
             _ => return refuse(format!("unsupported function call {name}")),
         }
         self.w(")");
+        Ok(())
+    }
+
+    /// A call's `FILTER (WHERE …)` and `OVER (…)`.
+    fn filter_over(&mut self, f: &sqlparser::ast::Function) -> Result<(), String> {
         if let Some(filter) = &f.filter {
             self.w(" FILTER (WHERE ");
             self.expr(filter)?;

@@ -390,19 +390,8 @@ impl Renderer<'_> {
         self.w(&q);
     }
 
-    /// Whether the query is rendered for PostgreSQL.
-    fn pg(&self) -> bool {
-        #[cfg(feature = "postgres")]
-        {
-            self.pg
-        }
-        #[cfg(not(feature = "postgres"))]
-        {
-            false
-        }
-    }
-
     /// `e` rendered on its own (to be handed to the engine's spelling).
+    #[cfg(feature = "postgres")]
     fn rendered(&mut self, e: &Expr) -> Result<String, String> {
         let saved = std::mem::take(&mut self.out);
         let r = self.expr(e);
@@ -411,6 +400,7 @@ impl Renderer<'_> {
     }
 
     /// Each argument rendered on its own (`*` as is).
+    #[cfg(feature = "postgres")]
     fn rendered_args(&mut self, args: &[FunctionArg]) -> Result<Vec<String>, String> {
         let mut out = Vec::with_capacity(args.len());
         for a in args {
@@ -531,8 +521,7 @@ impl Renderer<'_> {
                     return refuse("unsupported LIMIT BY");
                 }
                 if let Some(l) = limit {
-                    self.w(" LIMIT ");
-                    self.expr(l)?;
+                    self.limit(l)?;
                 } else if offset.is_some() {
                     #[cfg(feature = "postgres")]
                     if self.pg {
@@ -549,14 +538,25 @@ impl Renderer<'_> {
                 }
             }
             Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
-                self.w(" LIMIT ");
-                self.expr(limit)?;
+                self.limit(limit)?;
                 self.w(" OFFSET ");
                 self.expr(offset)?;
             }
         }
         self.depth -= 1;
         Ok(())
+    }
+
+    /// ` LIMIT x` (on PostgreSQL, a negative `x` is no limit, as SQLite's).
+    fn limit(&mut self, l: &Expr) -> Result<(), String> {
+        #[cfg(feature = "postgres")]
+        if self.pg {
+            let x = self.rendered(l)?;
+            self.w(&crate::store::postgres::view::limit(&x)?);
+            return Ok(());
+        }
+        self.w(" LIMIT ");
+        self.expr(l)
     }
 
     fn order_by(&mut self, ob: &OrderBy) -> Result<(), String> {
@@ -1203,39 +1203,42 @@ impl Renderer<'_> {
         if !FUNCTIONS.contains(&name.as_str()) {
             return refuse(format!("SQL logic error: no such function: {name} (1)"));
         }
-        let mut tail = String::new();
-        if self.pg() {
-            let FunctionArguments::List(l) = &f.args else {
-                return refuse(format!("unsupported function call {name}"));
-            };
-            if !l.clauses.is_empty() {
-                return refuse(format!("unsupported function call {name}"));
-            }
-            if name != "count"
-                && l.args
-                    .iter()
-                    .any(|a| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Wildcard)))
-            {
-                return refuse(WILDCARD);
-            }
-            let distinct = matches!(
-                l.duplicate_treatment,
-                Some(sqlparser::ast::DuplicateTreatment::Distinct)
-            );
-            let _args = self.rendered_args(&l.args)?;
-            #[cfg(feature = "postgres")]
-            {
-                let c = crate::store::postgres::view::function(&name, distinct, &_args)?;
-                self.w(&c.head);
-                tail = c.tail;
-            }
-            let _ = distinct;
-        } else {
-            self.plain_call(&name, f)?;
+        #[cfg(feature = "postgres")]
+        if self.pg {
+            let tail = self.pg_call(&name, f)?;
+            self.filter_over(f)?;
+            self.w(&tail);
+            return Ok(());
         }
-        self.filter_over(f)?;
-        self.w(&tail);
-        Ok(())
+        self.plain_call(&name, f)?;
+        self.filter_over(f)
+    }
+
+    /// `name(args)` as `store::postgres::view` spells it: its head written,
+    /// its tail (to follow the call's FILTER and OVER) returned.
+    #[cfg(feature = "postgres")]
+    fn pg_call(&mut self, name: &str, f: &sqlparser::ast::Function) -> Result<String, String> {
+        let FunctionArguments::List(l) = &f.args else {
+            return refuse(format!("unsupported function call {name}"));
+        };
+        if !l.clauses.is_empty() {
+            return refuse(format!("unsupported function call {name}"));
+        }
+        if name != "count"
+            && l.args
+                .iter()
+                .any(|a| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Wildcard)))
+        {
+            return refuse(WILDCARD);
+        }
+        let distinct = matches!(
+            l.duplicate_treatment,
+            Some(sqlparser::ast::DuplicateTreatment::Distinct)
+        );
+        let args = self.rendered_args(&l.args)?;
+        let c = crate::store::postgres::view::function(name, distinct, &args)?;
+        self.w(&c.head);
+        Ok(c.tail)
     }
 
     /// `name(args)` as SQLite spells it.
@@ -1412,11 +1415,14 @@ pub fn infer_fields(
 }
 
 #[cfg(test)]
+use tests::schema as tests_schema;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::parse::collection_from_json;
 
-    fn schema() -> Schema {
+    pub(super) fn schema() -> Schema {
         let id = json!({"name": "id", "type": "text", "primaryKey": true});
         Schema::new(vec![
             collection_from_json(&json!({"id": "p", "name": "posts", "fields": [id,
@@ -1549,5 +1555,38 @@ mod volatile_tests {
         assert!(!super::volatile(
             "SELECT id, updated, title FROM posts WHERE title != 'x'"
         ));
+    }
+}
+
+#[cfg(test)]
+mod sqlite_text_tests {
+    use super::tests_schema as schema;
+
+    /// SQLite's rendering, pinned as it is: PostgreSQL's spellings live
+    /// elsewhere and must not change it.
+    #[test]
+    fn sqlite_sql_is_pinned() {
+        let s = schema();
+        for (q, want) in [
+            (
+                "select id, total(n) filter (where n > 1) over (partition by tag order by n) as t from posts",
+                "SELECT \"id\", total(\"n\") FILTER (WHERE (\"n\" > 1)) OVER (PARTITION BY \"tag\" ORDER BY \"n\") AS \"t\" FROM \"posts\"",
+            ),
+            (
+                "select id, cast(n as integer) as i, json_extract(title, '$.a') as j, count(distinct n) as c from posts group by id",
+                "SELECT \"id\", CAST(\"n\" AS INTEGER) AS \"i\", json_extract(\"title\", '$.a') AS \"j\", count(DISTINCT \"n\") AS \"c\" FROM \"posts\" GROUP BY \"id\"",
+            ),
+            (
+                "select p.id, j.value as v from posts p, json_each(p.tag) j where p.title like 'a%' and p.title = 'x' collate nocase order by p.n limit -1 offset 2",
+                "SELECT \"p\".\"id\", \"j\".\"value\" AS \"v\" FROM \"posts\" AS \"p\", json_each(\"p\".\"tag\") AS \"j\" WHERE ((\"p\".\"title\" LIKE 'a%') AND (\"p\".\"title\" = ('x' COLLATE NOCASE))) ORDER BY \"p\".\"n\" LIMIT (-1) OFFSET 2",
+            ),
+            (
+                "select id, current_timestamp as t, iif(n > 1, 'a', 'b') as i from posts limit 1, 2",
+                "SELECT \"id\", CURRENT_TIMESTAMP AS \"t\", iif((\"n\" > 1), 'a', 'b') AS \"i\" FROM \"posts\" LIMIT 2 OFFSET 1",
+            ),
+        ] {
+            let p = super::plan(q, &s, "v").unwrap_or_else(|e| panic!("{q}: {e}"));
+            assert_eq!(p.sql, want, "{q}");
+        }
     }
 }

@@ -314,6 +314,13 @@ pub fn table_function(name: &str, args: &[String], alias: &str) -> Result<String
     }
 }
 
+/// ` LIMIT x`: a negative `x` is no limit, as in SQLite (PostgreSQL's
+/// is NULL).
+pub fn limit(x: &str) -> Result<String, String> {
+    let x = repeatable(x)?;
+    Ok(format!(" LIMIT (CASE WHEN {x} < 0 THEN NULL ELSE {x} END)"))
+}
+
 /// `a [NOT] LIKE p [ESCAPE e]` as SQLite's: ASCII letters match either
 /// case, and bytes compare as they are (`COLLATE "C"`, which also lets it
 /// run over a `nocase` column).

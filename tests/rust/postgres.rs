@@ -1554,4 +1554,25 @@ fn view_queries_answer_on_postgres_as_on_sqlite() {
             "{filter}"
         );
     }
+    // A view's JSON column holding text that is not JSON (SQLite's
+    // `upper()`): filtered and sorted, then read, as on SQLite.
+    for srv in [&on_lite, &on_pg] {
+        srv.create_collection(&json!({"name": "vu", "type": "view", "listRule": "",
+            "viewQuery": "select id, upper(title) as up, (n > 3) as big, json_extract(meta, '$.a') as a, n from posts"}));
+    }
+    for (filter, sort) in [
+        ("up ~ 'ALP'", "n"),
+        ("up = 'BETA'", "n"),
+        ("up != '' && big = 0", "-up"),
+        ("a = 1 || a = 'x'", "up"),
+        ("", "a,up"),
+    ] {
+        let lite = on_lite
+            .su()
+            .list("vu", &[("filter", filter), ("sort", sort)]);
+        let pgl = on_pg.su().list("vu", &[("filter", filter), ("sort", sort)]);
+        assert_eq!(lite.0, 200, "{filter}: {}", lite.1);
+        assert_eq!(pgl.0, 200, "{filter}: {}\n{}", pgl.1, on_pg.output());
+        assert_eq!(normalized(&lite.1), normalized(&pgl.1), "{filter} | {sort}");
+    }
 }

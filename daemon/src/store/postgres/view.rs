@@ -347,12 +347,21 @@ pub fn collation(c: &str) -> Result<&'static str, String> {
 }
 
 /// The column a view gives a JSON field from a value of PostgreSQL type
-/// `pg_type` (`quoted` the column): SQLite's truth values are 1 and 0.
+/// `pg_type` (`quoted` the column): SQLite's truth values are 1 and 0, and
+/// text that the record reader would not take for JSON (`ALPHA`) is
+/// stored as the JSON string it reads as (`"ALPHA"`), so that a filter,
+/// which reads a JSON column as JSON here, can read it too. Text the reader
+/// tries as JSON ('', `null`, `true`, `false`, starting with a digit, `-`,
+/// `"`, `[` or `{`) is kept as it is.
 pub fn json_column(quoted: &str, pg_type: Option<&str>) -> String {
-    match pg_type {
+    let t = match pg_type {
         Some("bool") => format!("CAST(CAST({quoted} AS int) AS text)"),
         _ => format!("CAST({quoted} AS text)"),
-    }
+    };
+    format!(
+        "(CASE WHEN {t} = '' OR {t} IN ('null', 'true', 'false') OR {t} ~ '^[-0-9\"\\[{{]' \
+         THEN {t} ELSE CAST(to_jsonb({t}) AS text) END)"
+    )
 }
 
 #[cfg(test)]

@@ -1461,6 +1461,9 @@ const SAME_VIEWS: &[&str] = &[
     "select id, (row_number() over (order by n)) as r, (rank() over (partition by flag order by n)) as k from posts order by title",
     "select id, title from posts where title = 'alpha' collate nocase or title = 'BETA' collate binary",
     "select id, concat(title, '-', n) as c, (title || ':' || f) as d from posts order by title",
+    "select id, nullif(mail, '') as m from posts order by nullif(mail, ''), title",
+    "select id, nullif(mail, '') as m from posts order by m desc, title",
+    "select id, (row_number() over (order by json_extract(meta, '$.a'), title)) as r from posts order by title",
     "select id, likely(n) as a, unlikely(f) as b, likelihood(flag, 0.5) as c from posts order by title",
 ];
 

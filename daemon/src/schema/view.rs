@@ -588,6 +588,11 @@ impl Renderer<'_> {
             match o.options.nulls_first {
                 Some(true) => self.w(" NULLS FIRST"),
                 Some(false) => self.w(" NULLS LAST"),
+                #[cfg(feature = "postgres")]
+                None if self.pg => self.w(crate::store::postgres::view::nulls(matches!(
+                    o.options.sort,
+                    Some(sqlparser::ast::OrderBySort::Desc)
+                ))),
                 None => {}
             }
         }

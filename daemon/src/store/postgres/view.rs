@@ -314,6 +314,16 @@ pub fn table_function(name: &str, args: &[String], alias: &str) -> Result<String
     }
 }
 
+/// Where NULLs sort when the query doesn't say: first ascending, last
+/// descending, as in SQLite (PostgreSQL's default is the opposite).
+pub fn nulls(desc: bool) -> &'static str {
+    if desc {
+        " NULLS LAST"
+    } else {
+        " NULLS FIRST"
+    }
+}
+
 /// ` LIMIT x`: a negative `x` is no limit, as in SQLite (PostgreSQL's
 /// is NULL).
 pub fn limit(x: &str) -> Result<String, String> {

@@ -1464,6 +1464,7 @@ const SAME_VIEWS: &[&str] = &[
     "select id, nullif(mail, '') as m from posts order by nullif(mail, ''), title",
     "select id, nullif(mail, '') as m from posts order by m desc, title",
     "select id, (row_number() over (order by json_extract(meta, '$.a'), title)) as r from posts order by title",
+    "select id, (n / 2) as a, (n / 0) as b, (f / 2) as c, (n / 2.0) as d, (7 / 2) as e, (-7 / 2) as g, (n % 3) as h, (f % 2) as i, (n % 0) as j, (7.5 % 2) as k from posts order by title",
     "select id, likely(n) as a, unlikely(f) as b, likelihood(flag, 0.5) as c from posts order by title",
 ];
 

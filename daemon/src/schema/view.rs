@@ -998,6 +998,18 @@ impl Renderer<'_> {
                     BinaryOperator::PGBitwiseShiftRight => ">>",
                     _ => return refuse(format!("unsupported operator {op}")),
                 };
+                #[cfg(feature = "postgres")]
+                if self.pg && matches!(op, BinaryOperator::Divide | BinaryOperator::Modulo) {
+                    let a = self.rendered(left)?;
+                    let b = self.rendered(right)?;
+                    let sql = if matches!(op, BinaryOperator::Divide) {
+                        crate::store::postgres::view::divide(&a, &b)?
+                    } else {
+                        crate::store::postgres::view::modulo(&a, &b)
+                    };
+                    self.w(&sql);
+                    return Ok(());
+                }
                 self.w("(");
                 self.expr(left)?;
                 self.w(" ");

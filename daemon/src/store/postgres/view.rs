@@ -314,6 +314,39 @@ pub fn table_function(name: &str, args: &[String], alias: &str) -> Result<String
     }
 }
 
+/// Whether a rendered operand is a number literal SQLite reads as a
+/// REAL (`1.5`, `2e3`).
+fn real_literal(x: &str) -> bool {
+    let t = x.trim_start_matches(['(', '-', '+']).trim_end_matches(')');
+    !t.is_empty()
+        && t.bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+        && t.bytes().any(|c| matches!(c, b'.' | b'e' | b'E'))
+}
+
+/// `a / b` as SQLite divides: whole numbers (SQLite keeps a number
+/// field's whole values as integers) by integer division truncating
+/// toward zero, anything with a REAL literal as floats; by zero NULL.
+pub fn divide(a: &str, b: &str) -> Result<String, String> {
+    let (a, b) = (repeatable(a)?, repeatable(b)?);
+    let real =
+        format!("(CAST({a} AS double precision) / NULLIF(CAST({b} AS double precision), 0))");
+    if real_literal(a) || real_literal(b) {
+        return Ok(real);
+    }
+    Ok(format!(
+        "(CASE WHEN {a} = trunc({a}) AND {b} = trunc({b}) THEN trunc{real} ELSE {real} END)"
+    ))
+}
+
+/// `a % b` as SQLite's: the remainder of both truncated to integers (its
+/// sign the dividend's); by zero NULL.
+pub fn modulo(a: &str, b: &str) -> String {
+    format!(
+        "CAST(mod(CAST(trunc({a}) AS bigint), NULLIF(CAST(trunc({b}) AS bigint), 0)) AS double precision)"
+    )
+}
+
 /// Where NULLs sort when the query doesn't say: first ascending, last
 /// descending, as in SQLite (PostgreSQL's default is the opposite).
 pub fn nulls(desc: bool) -> &'static str {

@@ -1448,6 +1448,7 @@ const SAME_VIEWS: &[&str] = &[
     "select id, upper(title) as u, lower(title) as l from posts order by title",
     "select id, title from posts where title like 'a%' or title like '%ELT_' order by title",
     "select id, title from posts where title not like 'b%' order by title",
+    "select id, ('a\\b' like 'a\\b') as a, ('a%' like 'a!%' escape '!') as b, ('ab' like 'a!%' escape '!') as c from posts order by title",
     "select id, round(f) as a, round(f, 1) as b, round(n) as c from posts order by title",
     "select 'x' as id, (select group_concat(title) from (select title from posts order by title)) as g, (select group_concat(title, '; ') from (select title from posts order by title)) as h from posts limit 1",
     "select id, iif(n > 3, 'big', 'small') as s, ifnull(nullif(mail, ''), 'none') as m, coalesce(nullif(code, 'abc'), 'x') as c from posts order by title",

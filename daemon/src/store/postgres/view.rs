@@ -365,10 +365,12 @@ pub fn limit(x: &str) -> Result<String, String> {
 }
 
 /// `a [NOT] LIKE p [ESCAPE e]` as SQLite's: ASCII letters match either
-/// case, and bytes compare as they are (`COLLATE "C"`, which also lets it
+/// case, `\` is no escape unless it is the ESCAPE, and bytes compare as
+/// they are (`COLLATE "C"`, which also lets it
 /// run over a `nocase` column).
 pub fn like(a: &str, p: &str, escape: Option<&str>, negated: bool) -> String {
-    let esc = escape.map(|e| format!(" ESCAPE {e}")).unwrap_or_default();
+    // No ESCAPE is none (PostgreSQL's default is `\`).
+    let esc = format!(" ESCAPE {}", escape.unwrap_or("''"));
     format!(
         "({} COLLATE \"C\"{}{}{esc})",
         fold(a, UPPER, LOWER),

@@ -1809,3 +1809,267 @@ fn import_from_pocketbase_into_postgres() {
     );
     assert_eq!(st, 200, "{a}");
 }
+
+/// Numbers as floats (SQLite's 7 is PostgreSQL's 7.0), and a record's
+/// collection id and name left out (each server has its own).
+fn normalized(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64()),
+        Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(k, _)| *k != "collectionId" && *k != "collectionName")
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .collect(),
+        ),
+        _ => v.clone(),
+    }
+}
+
+/// What a dry run of a view query answers: the fields (name, type,
+/// onlyInt) and the sample records; or the status and message.
+fn dry_run(srv: &TestServer, query: &str) -> (u16, Value) {
+    let (st, v) = srv.su().post(
+        "/api/collections/meta/dry-run-view",
+        &json!({ "query": query }),
+    );
+    if st != 200 {
+        return (st, v);
+    }
+    let fields: Vec<Value> = v["fields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| json!([f["name"], f["type"], f["onlyInt"]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        st,
+        json!({"fields": fields, "sample": normalized(&v["sample"])}),
+    )
+}
+
+/// The same collections and records on a server.
+fn view_sources(srv: &TestServer) {
+    let su = srv.su();
+    let (st, c) = su.post(
+        "/api/collections",
+        &json!({"name": "posts", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "code", "type": "text"},
+            {"name": "n", "type": "number"},
+            {"name": "f", "type": "number"},
+            {"name": "flag", "type": "bool"},
+            {"name": "mail", "type": "email"},
+            {"name": "meta", "type": "json"},
+            {"name": "labels", "type": "select", "values": ["a", "b", "c"], "maxSelect": 3}
+        ]}),
+    );
+    assert_eq!(st, 200, "{c}\n{}", srv.output());
+    for (id, title, code, n, f, flag, mail, meta, labels) in [
+        (
+            "aaaaaaaaaaaaaa1",
+            "Alpha",
+            "12abc",
+            7.0,
+            1.5,
+            true,
+            "a@example.com",
+            json!({"a": 1, "b": true, "c": {"d": [1, "x"]}}),
+            json!(["a", "b"]),
+        ),
+        (
+            "aaaaaaaaaaaaaa2",
+            "Beta",
+            " -3.9x",
+            2.0,
+            -2.75,
+            false,
+            "",
+            json!({"a": "x", "b": false}),
+            json!(["c"]),
+        ),
+        (
+            "aaaaaaaaaaaaaa3",
+            "gamma émile",
+            "abc",
+            4.0,
+            0.0,
+            false,
+            "g@example.com",
+            Value::Null,
+            json!([]),
+        ),
+        (
+            "aaaaaaaaaaaaaa4",
+            "DELTA",
+            "1e3",
+            -3.0,
+            9.99,
+            true,
+            "",
+            json!([1, 2]),
+            json!(["a"]),
+        ),
+    ] {
+        let (st, r) = su.post(
+            "/api/collections/posts/records",
+            &json!({"id": id, "title": title, "code": code, "n": n, "f": f, "flag": flag,
+                    "mail": mail, "meta": meta, "labels": labels}),
+        );
+        assert_eq!(st, 200, "{r}\n{}", srv.output());
+    }
+}
+
+/// View queries PostgreSQL answers as SQLite does: each through the dry
+/// run of a keepd on SQLite and of one on PostgreSQL, the same fields and
+/// the same records in the same order.
+const SAME_VIEWS: &[&str] = &[
+    "select id, total(n) over (order by title) as t from posts order by title",
+    "select id, (select total(p.n) from posts p where p.n > 100) as t from posts order by title",
+    "select id, cast(f as integer) as a, cast(code as integer) as b, cast(flag as integer) as c, cast(n as integer) as d from posts order by title",
+    "select id, cast(code as real) as a, cast(n as numeric) as b, cast(f as real) as c from posts order by title",
+    "select id, cast(flag as text) as a, cast(n as text) as b, cast(title as text) as c from posts order by title",
+    "select id, cast(n as boolean) as a, cast(f as boolean) as b from posts order by title",
+    "select id, json_extract(meta, '$.a') as a, json_extract(meta, '$.b') as b, json_extract(meta, '$.c.d[1]') as c, json_extract(meta, '$.c') as d, json_extract(meta, '$[1]') as e from posts order by title",
+    "select id, json_array_length(labels) as a, json_array_length(meta) as b from posts order by title",
+    "select (p.id || j.value) as id, j.value as v from posts p, json_each(p.labels) j order by p.title, j.value",
+    "select (p.id || j.value) as id, p.title from posts p join json_each(p.labels) as j on j.value = 'a' order by p.title",
+    "select id, upper(title) as u, lower(title) as l from posts order by title",
+    "select id, title from posts where title like 'a%' or title like '%ELT_' order by title",
+    "select id, title from posts where title not like 'b%' order by title",
+    "select id, ('a\\b' like 'a\\b') as a, ('a%' like 'a!%' escape '!') as b, ('ab' like 'a!%' escape '!') as c from posts order by title",
+    "select id, round(f) as a, round(f, 1) as b, round(n) as c from posts order by title",
+    "select 'x' as id, (select group_concat(title) from (select title from posts order by title)) as g, (select group_concat(title, '; ') from (select title from posts order by title)) as h from posts limit 1",
+    "select id, iif(n > 3, 'big', 'small') as s, ifnull(nullif(mail, ''), 'none') as m, coalesce(nullif(code, 'abc'), 'x') as c from posts order by title",
+    "select id, length(title) as a, instr(title, 'a') as b, replace(title, 'a', 'o') as c, ltrim(code) as e, rtrim(title, 'a') as g, ltrim(title, 'A') as h from posts order by title",
+    "select id, (n > 3) as big, (title like 'a%') as l, (mail = '') as e, flag from posts order by title",
+    "select id, title from posts order by title limit -1 offset 1",
+    "select id, title from posts order by title offset 2",
+    "select id, title from posts order by n desc limit 2",
+    "select 'x' as id, max(n) as a, min(f) as b, count(*) as c, avg(n) as d, sum(n) as e, count(distinct flag) as g from posts",
+    "select id, abs(n) as a, sign(f) as b, mod(n, 3) as c, pow(n, 2) as d, sqrt(4) as e, trunc(f) as g, exp(0) as h, ln(1) as i, log10(100) as j, pi() as k from posts order by title",
+    "select id, (row_number() over (order by n)) as r, (rank() over (partition by flag order by n)) as k from posts order by title",
+    "select id, title from posts where title = 'alpha' collate nocase or title = 'BETA' collate binary",
+    "select id, concat(title, '-', n) as c, (title || ':' || f) as d from posts order by title",
+    "select id, nullif(mail, '') as m from posts order by nullif(mail, ''), title",
+    "select id, nullif(mail, '') as m from posts order by m desc, title",
+    "select id, (row_number() over (order by json_extract(meta, '$.a'), title)) as r from posts order by title",
+    "select id, (n / 2) as a, (n / 0) as b, (f / 2) as c, (n / 2.0) as d, (7 / 2) as e, (-7 / 2) as g, (n % 3) as h, (f % 2) as i, (n % 0) as j, (7.5 % 2) as k from posts order by title",
+    "select id, likely(n) as a, unlikely(f) as b, likelihood(flag, 0.5) as c from posts order by title",
+];
+
+/// What PostgreSQL can't answer as SQLite does: refused there (400, the
+/// view query's validation error), run on SQLite.
+const PG_REFUSED_VIEWS: &[&str] = &[
+    "select id, typeof(n) as t from posts",
+    "select id, max(n, f) as m from posts",
+    "select id, unicode(title) as s from posts",
+    "select id, strftime('%Y', '2024-01-02') as y from posts",
+    "select id, json_extract(meta, '$.' || 'a') as j from posts",
+    "select id, json_type(meta) as j from posts",
+    "select id, cast(title as blob) as b from posts",
+    "select id, (title collate rtrim) as t from posts",
+    "select id, date('now') as d from posts",
+];
+
+#[test]
+fn view_queries_answer_on_postgres_as_on_sqlite() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE vq");
+    pg.psql("vq", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    role_with_schema(&pg, "vq", "app4", "app4-Secret-14");
+    let root = TempRoot::new("pgvq");
+    let cfg = config_file(&root, &pg, "vq", "app4", "app4-Secret-14");
+    let on_pg = TestServer::builder()
+        .root(root.clone())
+        .config(&cfg)
+        .start();
+    let on_lite = TestServer::start();
+    view_sources(&on_pg);
+    view_sources(&on_lite);
+
+    let mut failures = Vec::new();
+    for q in SAME_VIEWS {
+        let lite = dry_run(&on_lite, q);
+        let pgv = dry_run(&on_pg, q);
+        if lite.0 != 200 {
+            failures.push(format!("{q}: SQLite refused it: {}", lite.1));
+        } else if lite != pgv {
+            failures.push(format!(
+                "{q}:\n SQLite     {}\n PostgreSQL {}",
+                lite.1, pgv.1
+            ));
+        }
+    }
+    for q in PG_REFUSED_VIEWS {
+        let (st, v) = dry_run(&on_lite, q);
+        if st != 200 {
+            failures.push(format!("{q}: SQLite refused it: {v}"));
+        }
+        let (st, v) = dry_run(&on_pg, q);
+        if st != 400 {
+            failures.push(format!("{q}: PostgreSQL answered {st}: {v}"));
+        } else {
+            crate::common::assert_error_shape(&v, 400, q);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} view queries differ:\n{}\n{}",
+        failures.len(),
+        failures.join("\n"),
+        on_pg.output()
+    );
+
+    // A view column collated `nocase`: its filter's `~`/`!~` select the
+    // same records on both engines.
+    for srv in [&on_lite, &on_pg] {
+        srv.create_collection(&json!({"name": "vt", "type": "view", "listRule": "",
+            "viewQuery": "select id, cast((title collate nocase) as text) as t, n from posts"}));
+    }
+    for filter in [
+        "t ~ 'ALP'",
+        "t !~ 'a'",
+        "t ~ 'É'",
+        "t = 'delta'",
+        "t ~ 'e' && n > 0",
+    ] {
+        let lite = on_lite
+            .su()
+            .list("vt", &[("filter", filter), ("sort", "n")]);
+        let pgl = on_pg.su().list("vt", &[("filter", filter), ("sort", "n")]);
+        assert_eq!(lite.0, 200, "{filter}: {}", lite.1);
+        assert_eq!(pgl.0, 200, "{filter}: {}\n{}", pgl.1, on_pg.output());
+        assert_eq!(
+            crate::common::ids(&lite.1),
+            crate::common::ids(&pgl.1),
+            "{filter}"
+        );
+    }
+    // A view's JSON column holding text that is not JSON (SQLite's
+    // `upper()`): filtered and sorted, then read, as on SQLite.
+    for srv in [&on_lite, &on_pg] {
+        srv.create_collection(&json!({"name": "vu", "type": "view", "listRule": "",
+            "viewQuery": "select id, upper(title) as up, (n > 3) as big, json_extract(meta, '$.a') as a, n from posts"}));
+    }
+    for (filter, sort) in [
+        ("up ~ 'ALP'", "n"),
+        ("up = 'BETA'", "n"),
+        ("up != '' && big = 0", "-up"),
+        ("a = 1 || a = 'x'", "up"),
+        ("", "a,up"),
+    ] {
+        let lite = on_lite
+            .su()
+            .list("vu", &[("filter", filter), ("sort", sort)]);
+        let pgl = on_pg.su().list("vu", &[("filter", filter), ("sort", sort)]);
+        assert_eq!(lite.0, 200, "{filter}: {}", lite.1);
+        assert_eq!(pgl.0, 200, "{filter}: {}\n{}", pgl.1, on_pg.output());
+        assert_eq!(normalized(&lite.1), normalized(&pgl.1), "{filter} | {sort}");
+    }
+}

@@ -259,6 +259,8 @@ pub fn plan(query: &str, schema: &Schema, self_name: &str) -> Result<Plan, Strin
         qualifiers: Vec::new(),
         sources: Vec::new(),
         unnamed: 0,
+        #[cfg(feature = "postgres")]
+        pg: schema.engine() == crate::store::engine::Engine::Postgres,
     };
     r.query(q)?;
     r.check_names()?;
@@ -372,6 +374,10 @@ struct Renderer<'a> {
     /// Subqueries in FROM given a name of ours (an engine that needs one
     /// for each: PostgreSQL).
     unnamed: u32,
+    /// Rendering for PostgreSQL: functions, casts, table functions and
+    /// `LIKE` spelled by `store::postgres::view` for SQLite's answers.
+    #[cfg(feature = "postgres")]
+    pg: bool,
 }
 
 impl Renderer<'_> {
@@ -382,6 +388,31 @@ impl Renderer<'_> {
     fn ident(&mut self, i: &Ident) {
         let q = quote(&i.value);
         self.w(&q);
+    }
+
+    /// `e` rendered on its own (to be handed to the engine's spelling).
+    #[cfg(feature = "postgres")]
+    fn rendered(&mut self, e: &Expr) -> Result<String, String> {
+        let saved = std::mem::take(&mut self.out);
+        let r = self.expr(e);
+        let out = std::mem::replace(&mut self.out, saved);
+        r.map(|()| out)
+    }
+
+    /// Each argument rendered on its own (`*` as is).
+    #[cfg(feature = "postgres")]
+    fn rendered_args(&mut self, args: &[FunctionArg]) -> Result<Vec<String>, String> {
+        let mut out = Vec::with_capacity(args.len());
+        for a in args {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => out.push(self.rendered(e)?),
+                FunctionArg::Unnamed(FunctionArgExpr::Wildcard) if args.len() == 1 => {
+                    out.push("*".into())
+                }
+                _ => return refuse("unsupported function argument"),
+            }
+        }
+        Ok(out)
     }
 
     fn enter(&mut self) -> Result<(), String> {
@@ -490,9 +521,15 @@ impl Renderer<'_> {
                     return refuse("unsupported LIMIT BY");
                 }
                 if let Some(l) = limit {
-                    self.w(" LIMIT ");
-                    self.expr(l)?;
+                    self.limit(l)?;
                 } else if offset.is_some() {
+                    #[cfg(feature = "postgres")]
+                    if self.pg {
+                        self.w(crate::store::postgres::view::NO_LIMIT);
+                    } else {
+                        self.w(crate::store::dialect::NO_LIMIT);
+                    }
+                    #[cfg(not(feature = "postgres"))]
                     self.w(crate::store::dialect::NO_LIMIT);
                 }
                 if let Some(o) = offset {
@@ -501,14 +538,25 @@ impl Renderer<'_> {
                 }
             }
             Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
-                self.w(" LIMIT ");
-                self.expr(limit)?;
+                self.limit(limit)?;
                 self.w(" OFFSET ");
                 self.expr(offset)?;
             }
         }
         self.depth -= 1;
         Ok(())
+    }
+
+    /// ` LIMIT x` (on PostgreSQL, a negative `x` is no limit, as SQLite's).
+    fn limit(&mut self, l: &Expr) -> Result<(), String> {
+        #[cfg(feature = "postgres")]
+        if self.pg {
+            let x = self.rendered(l)?;
+            self.w(&crate::store::postgres::view::limit(&x)?);
+            return Ok(());
+        }
+        self.w(" LIMIT ");
+        self.expr(l)
     }
 
     fn order_by(&mut self, ob: &OrderBy) -> Result<(), String> {
@@ -540,6 +588,11 @@ impl Renderer<'_> {
             match o.options.nulls_first {
                 Some(true) => self.w(" NULLS FIRST"),
                 Some(false) => self.w(" NULLS LAST"),
+                #[cfg(feature = "postgres")]
+                None if self.pg => self.w(crate::store::postgres::view::nulls(matches!(
+                    o.options.sort,
+                    Some(sqlparser::ast::OrderBySort::Desc)
+                ))),
                 None => {}
             }
         }
@@ -742,6 +795,27 @@ impl Renderer<'_> {
                     if !TABLE_FUNCTIONS.contains(&lower.as_str()) || a.settings.is_some() {
                         return refuse(format!("unsupported table function {n}"));
                     }
+                    #[cfg(feature = "postgres")]
+                    if self.pg {
+                        let rendered = self.rendered_args(&a.args)?;
+                        let name = match alias {
+                            Some(al) if al.columns.is_empty() && al.at.is_none() => {
+                                al.name.value.clone()
+                            }
+                            Some(_) => return refuse("unsupported table alias"),
+                            None => lower.clone(),
+                        };
+                        let sql = crate::store::postgres::view::table_function(
+                            &lower,
+                            &rendered,
+                            &quote(&name),
+                        )?;
+                        self.w(&sql);
+                        self.defined.insert("value".into());
+                        self.tables.insert(name.to_lowercase());
+                        self.defined.insert(name.to_lowercase());
+                        return Ok(());
+                    }
                     self.w(&lower);
                     self.w("(");
                     self.function_args(&a.args)?;
@@ -924,6 +998,18 @@ impl Renderer<'_> {
                     BinaryOperator::PGBitwiseShiftRight => ">>",
                     _ => return refuse(format!("unsupported operator {op}")),
                 };
+                #[cfg(feature = "postgres")]
+                if self.pg && matches!(op, BinaryOperator::Divide | BinaryOperator::Modulo) {
+                    let a = self.rendered(left)?;
+                    let b = self.rendered(right)?;
+                    let sql = if matches!(op, BinaryOperator::Divide) {
+                        crate::store::postgres::view::divide(&a, &b)?
+                    } else {
+                        crate::store::postgres::view::modulo(&a, &b)
+                    };
+                    self.w(&sql);
+                    return Ok(());
+                }
                 self.w("(");
                 self.expr(left)?;
                 self.w(" ");
@@ -955,6 +1041,22 @@ impl Renderer<'_> {
                 if *any {
                     return refuse("unsupported LIKE");
                 }
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    let a = self.rendered(expr)?;
+                    let p = self.rendered(pattern)?;
+                    let esc = match escape_char {
+                        Some(c) => Some(self.rendered(c)?),
+                        None => None,
+                    };
+                    self.w(&crate::store::postgres::view::like(
+                        &a,
+                        &p,
+                        esc.as_deref(),
+                        *negated,
+                    ));
+                    return Ok(());
+                }
                 self.w("(");
                 self.expr(expr)?;
                 self.w(if *negated { " NOT LIKE " } else { " LIKE " });
@@ -978,6 +1080,12 @@ impl Renderer<'_> {
                 if !CAST_TYPES.contains(&t.as_str()) {
                     return refuse(format!("unsupported CAST type {data_type}"));
                 }
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    let x = self.rendered(expr)?;
+                    self.w(&crate::store::postgres::view::cast(&x, &t)?);
+                    return Ok(());
+                }
                 self.w("CAST(");
                 self.expr(expr)?;
                 self.w(" AS ");
@@ -992,6 +1100,12 @@ impl Renderer<'_> {
                 self.w("(");
                 self.expr(expr)?;
                 self.w(" COLLATE ");
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    self.w(crate::store::postgres::view::collation(&c)?);
+                    self.w(")");
+                    return Ok(());
+                }
                 self.w(&c.to_uppercase());
                 self.w(")");
             }
@@ -1093,6 +1207,11 @@ impl Renderer<'_> {
         }
         if let FunctionArguments::None = f.args {
             if NULLARY.contains(&name.as_str()) && f.over.is_none() && f.filter.is_none() {
+                #[cfg(feature = "postgres")]
+                if self.pg {
+                    self.w(&crate::store::postgres::view::nullary(&name)?);
+                    return Ok(());
+                }
                 self.w(&name.to_uppercase());
                 return Ok(());
             }
@@ -1101,7 +1220,47 @@ impl Renderer<'_> {
         if !FUNCTIONS.contains(&name.as_str()) {
             return refuse(format!("SQL logic error: no such function: {name} (1)"));
         }
-        self.w(&name);
+        #[cfg(feature = "postgres")]
+        if self.pg {
+            let tail = self.pg_call(&name, f)?;
+            self.filter_over(f)?;
+            self.w(&tail);
+            return Ok(());
+        }
+        self.plain_call(&name, f)?;
+        self.filter_over(f)
+    }
+
+    /// `name(args)` as `store::postgres::view` spells it: its head written,
+    /// its tail (to follow the call's FILTER and OVER) returned.
+    #[cfg(feature = "postgres")]
+    fn pg_call(&mut self, name: &str, f: &sqlparser::ast::Function) -> Result<String, String> {
+        let FunctionArguments::List(l) = &f.args else {
+            return refuse(format!("unsupported function call {name}"));
+        };
+        if !l.clauses.is_empty() {
+            return refuse(format!("unsupported function call {name}"));
+        }
+        if name != "count"
+            && l.args
+                .iter()
+                .any(|a| matches!(a, FunctionArg::Unnamed(FunctionArgExpr::Wildcard)))
+        {
+            return refuse(WILDCARD);
+        }
+        let distinct = matches!(
+            l.duplicate_treatment,
+            Some(sqlparser::ast::DuplicateTreatment::Distinct)
+        );
+        let args = self.rendered_args(&l.args)?;
+        let c = crate::store::postgres::view::function(name, distinct, &args)?;
+        self.w(&c.head);
+        Ok(c.tail)
+    }
+
+    /// `name(args)` as SQLite spells it.
+    fn plain_call(&mut self, name: &str, f: &sqlparser::ast::Function) -> Result<(), String> {
+        self.w(name);
         self.w("(");
         match &f.args {
             FunctionArguments::List(l) => {
@@ -1124,6 +1283,11 @@ impl Renderer<'_> {
             _ => return refuse(format!("unsupported function call {name}")),
         }
         self.w(")");
+        Ok(())
+    }
+
+    /// A call's `FILTER (WHERE …)` and `OVER (…)`.
+    fn filter_over(&mut self, f: &sqlparser::ast::Function) -> Result<(), String> {
         if let Some(filter) = &f.filter {
             self.w(" FILTER (WHERE ");
             self.expr(filter)?;
@@ -1268,11 +1432,14 @@ pub fn infer_fields(
 }
 
 #[cfg(test)]
+use tests::schema as tests_schema;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::parse::collection_from_json;
 
-    fn schema() -> Schema {
+    pub(super) fn schema() -> Schema {
         let id = json!({"name": "id", "type": "text", "primaryKey": true});
         Schema::new(vec![
             collection_from_json(&json!({"id": "p", "name": "posts", "fields": [id,
@@ -1405,5 +1572,38 @@ mod volatile_tests {
         assert!(!super::volatile(
             "SELECT id, updated, title FROM posts WHERE title != 'x'"
         ));
+    }
+}
+
+#[cfg(test)]
+mod sqlite_text_tests {
+    use super::tests_schema as schema;
+
+    /// SQLite's rendering, pinned as it is: PostgreSQL's spellings live
+    /// elsewhere and must not change it.
+    #[test]
+    fn sqlite_sql_is_pinned() {
+        let s = schema();
+        for (q, want) in [
+            (
+                "select id, total(n) filter (where n > 1) over (partition by tag order by n) as t from posts",
+                "SELECT \"id\", total(\"n\") FILTER (WHERE (\"n\" > 1)) OVER (PARTITION BY \"tag\" ORDER BY \"n\") AS \"t\" FROM \"posts\"",
+            ),
+            (
+                "select id, cast(n as integer) as i, json_extract(title, '$.a') as j, count(distinct n) as c from posts group by id",
+                "SELECT \"id\", CAST(\"n\" AS INTEGER) AS \"i\", json_extract(\"title\", '$.a') AS \"j\", count(DISTINCT \"n\") AS \"c\" FROM \"posts\" GROUP BY \"id\"",
+            ),
+            (
+                "select p.id, j.value as v from posts p, json_each(p.tag) j where p.title like 'a%' and p.title = 'x' collate nocase order by p.n limit -1 offset 2",
+                "SELECT \"p\".\"id\", \"j\".\"value\" AS \"v\" FROM \"posts\" AS \"p\", json_each(\"p\".\"tag\") AS \"j\" WHERE ((\"p\".\"title\" LIKE 'a%') AND (\"p\".\"title\" = ('x' COLLATE NOCASE))) ORDER BY \"p\".\"n\" LIMIT (-1) OFFSET 2",
+            ),
+            (
+                "select id, current_timestamp as t, iif(n > 1, 'a', 'b') as i from posts limit 1, 2",
+                "SELECT \"id\", CURRENT_TIMESTAMP AS \"t\", iif((\"n\" > 1), 'a', 'b') AS \"i\" FROM \"posts\" LIMIT 2 OFFSET 1",
+            ),
+        ] {
+            let p = super::plan(q, &s, "v").unwrap_or_else(|e| panic!("{q}: {e}"));
+            assert_eq!(p.sql, want, "{q}");
+        }
     }
 }

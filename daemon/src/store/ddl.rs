@@ -137,8 +137,9 @@ pub fn prepare_view(
 ) -> Result<ViewSql, String> {
     use crate::schema::view;
     let plan = view::plan(query, schema, name)?;
-    let (names, id_text) = {
+    let (names, id_text, _types) = {
         let cols = super::sqlite::result_columns(conn, &plan.sql)?;
+        let types: Vec<Option<String>> = cols.iter().map(|(_, t)| t.clone()).collect();
         let id_text = cols.iter().any(|(name, decl)| {
             name == "id"
                 && decl
@@ -146,7 +147,7 @@ pub fn prepare_view(
                     .is_some_and(|t| t.eq_ignore_ascii_case("text"))
         });
         let names: Vec<String> = cols.into_iter().map(|(name, _)| name).collect();
-        (names, id_text)
+        (names, id_text, types)
     };
     let fields = view::infer_fields(&plan, &names, schema)?;
     let engine = conn.sql_engine();
@@ -154,7 +155,7 @@ pub fn prepare_view(
     // compiler assumes the field's column is typed (a number field's as a
     // number, a JSON field's as JSON text); SQLite only needs a non-text
     // `id` cast.
-    let column = |n: &String| -> String {
+    let column = |(i, n): (usize, &String)| -> String {
         if engine.typed() {
             let kind = fields
                 .iter()
@@ -166,6 +167,16 @@ pub fn prepare_view(
                 _ => "TEXT",
             };
             let quoted = view::quote(n);
+            // A JSON field's value as SQLite gives it (a truth value as 1/0).
+            #[cfg(feature = "postgres")]
+            if def == "TEXT" && kind == Some("json") {
+                let ty = _types.get(i).and_then(|t| t.as_deref());
+                return format!(
+                    "{} AS {quoted}",
+                    super::postgres::view::json_column(&quoted, ty)
+                );
+            }
+            let _ = i;
             format!(
                 "{} AS {quoted}",
                 engine.bound_as_column(def).replacen('?', &quoted, 1)
@@ -179,7 +190,7 @@ pub fn prepare_view(
     let sql = if id_text && !engine.typed() {
         plan.sql.clone()
     } else {
-        let cols: Vec<String> = names.iter().map(column).collect();
+        let cols: Vec<String> = names.iter().enumerate().map(column).collect();
         format!(
             "SELECT {} FROM ({}){}",
             cols.join(", "),

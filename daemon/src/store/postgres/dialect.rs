@@ -48,15 +48,17 @@ const NUMERIC_TEXT: &str = r"'^\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-
 /// Ends a join that has no condition of its own (PostgreSQL requires one).
 pub const ON_TRUE: &str = " ON TRUE";
 
-/// ASCII-only lower case.
+/// ASCII-only lower case, in byte order: `COLLATE "C"`, as SQLite's
+/// `lower()` has no collation of its own (and LIKE refuses a `nocase`
+/// operand).
 fn fold(x: &Frag) -> Frag {
-    Frag::sql("translate(")
+    Frag::sql("(translate(")
         .f(x)
         .s(", ")
         .s(UPPER)
         .s(", ")
         .s(LOWER)
-        .s(")")
+        .s(") COLLATE \"C\")")
 }
 
 /// A multi-value column as `jsonb`: a JSON array as is, '' and NULL as

@@ -44,6 +44,8 @@ pub mod pool;
 #[cfg(feature = "postgres")]
 pub mod store;
 pub mod url;
+#[cfg(feature = "postgres")]
+pub mod view;
 
 use url::DatabaseUrl;
 

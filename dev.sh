@@ -17,7 +17,8 @@
 #   SOAK_MINUTES, default 2), SKIP_UI=1 (rebuild the console, ui/check.sh,
 #   and fail on any difference from the committed ui/dist), SKIP_BROWSER=1
 #   (the console in headless Chromium, tests/browser/run.sh),
-#   SKIP_POSTGRES=1 (the `postgres` feature's tests against Debian's
+#   SKIP_POSTGRES=1 (the `postgres` feature's tests, and the SDK and differential
+#   suites on PostgreSQL, against Debian's
 #   PostgreSQL, started by the test in a temp dir),
 #   SKIP_PBDASH=1 (PocketBase's own dashboard,
 #   fetched from the reference binary, driven in headless Chromium against
@@ -182,6 +183,9 @@ cmd_test() {
         log "cargo test: PostgreSQL connection, role checks, storage and the filter dialect (--features postgres, Debian's PostgreSQL)"
         cargo test --locked -p keepd --features postgres --test integration postgres 2>&1 | tee -a target/cargo-test.log
         cargo test --locked -p keepd --features postgres --lib store::postgres 2>&1 | tee -a target/cargo-test.log
+        # target/debug/keepd is now the postgres build the tests above made.
+        log "SDK and differential suites against keepd on PostgreSQL (tests/pg/run.sh, Debian's PostgreSQL)"
+        bash tests/pg/run.sh all
     fi
     # The feature builds above replaced target/debug/keepd: the SDK and
     # differential tests get the plain binary back.

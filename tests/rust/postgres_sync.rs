@@ -291,6 +291,67 @@ fn hub_processes_on_one_schema_serve_devices_the_same_log() {
         t0.elapsed()
     );
 
+    // A device whose clock runs a minute ahead pushes a record through b;
+    // then a (whose clock never saw that minute) edits it: its write is
+    // stamped newer than the record's clocks, so the devices take it.
+    let (_, coll) = a.srv.with_token(&token).get("/api/collections/notes");
+    let cid = coll["id"].as_str().expect("collection id").to_string();
+    let fast = sim_devices(&b, &token, &pki.ca, 1);
+    let ahead = keepd::sync::hlc::at(keepd::sync::hlc::wall_ms() + 60_000);
+    {
+        use keepd::sync::frame::*;
+        let c = keepd::sync::client::Client::new(
+            &b.url(),
+            &pki.ca,
+            Some(fast[0].clone()),
+            Duration::from_secs(10),
+        )
+        .expect("client");
+        let change = Change {
+            seq: 1,
+            hlc: ahead,
+            collection: cid.clone(),
+            record: "fastclock000001".into(),
+            op: Op::Create,
+            fields: vec![
+                ("title".into(), Val::Text("from a fast clock".into())),
+                ("n".into(), Val::Int(1)),
+            ],
+            base: vec![],
+            files: vec![],
+        };
+        let body = encode(
+            &Msg::Push(Push {
+                hlc: ahead,
+                changes: vec![change],
+            }),
+            true,
+        );
+        let r = c
+            .send(
+                "POST",
+                "/api/sync/push",
+                CONTENT_TYPE,
+                &body,
+                Duration::from_secs(30),
+            )
+            .expect("push");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    wait_until(20, "the devices have the fast clock's record", || {
+        [&d1, &d2].iter().all(|d| {
+            d.su()
+                .get("/api/collections/notes/records/fastclock000001")
+                .0
+                == 200
+        })
+    });
+    let (st, v) = a.srv.with_token(&token).patch(
+        "/api/collections/notes/records/fastclock000001",
+        &json!({"title": "edited through a"}),
+    );
+    assert_eq!(st, 200, "{v}");
+
     // Writes through both hub processes and both devices while the proxy
     // switches between a and b; a is killed mid-run and comes back.
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -374,4 +435,224 @@ fn hub_processes_on_one_schema_serve_devices_the_same_log() {
     );
     assert_eq!(doubled, "0");
     drop(proxy);
+}
+
+/// Pushes `batches` batches of `per_batch` creates from each of `creds`
+/// (enrolled devices), device `i` to `urls[i % urls.len()]`, all at once;
+/// changes per second over the whole run.
+fn push_all(
+    urls: &[String],
+    ca: &std::path::Path,
+    cid: &str,
+    creds: &[String],
+    batches: u64,
+    per_batch: u64,
+    run: usize,
+) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for (i, cred) in creds.iter().enumerate() {
+            let url = urls[i % urls.len()].clone();
+            s.spawn(move || {
+                use keepd::sync::frame::*;
+                let c = keepd::sync::client::Client::new(
+                    &url,
+                    ca,
+                    Some(cred.clone()),
+                    Duration::from_secs(10),
+                )
+                .expect("client");
+                let mut seq = (run as u64) * batches * per_batch;
+                for b in 0..batches {
+                    let changes: Vec<Change> = (0..per_batch)
+                        .map(|k| {
+                            seq += 1;
+                            Change {
+                                seq,
+                                hlc: keepd::sync::hlc::at(keepd::sync::hlc::wall_ms()) + seq,
+                                collection: cid.to_string(),
+                                record: format!("{:03}{:012}", i, seq),
+                                op: Op::Create,
+                                fields: vec![
+                                    (
+                                        "title".into(),
+                                        Val::Text(format!("sim {i} batch {b} change {k}")),
+                                    ),
+                                    ("n".into(), Val::Int(k as i64)),
+                                ],
+                                base: vec![],
+                                files: vec![],
+                            }
+                        })
+                        .collect();
+                    let body = encode(&Msg::Push(Push { hlc: 0, changes }), true);
+                    let a = c
+                        .send(
+                            "POST",
+                            "/api/sync/push",
+                            CONTENT_TYPE,
+                            &body,
+                            Duration::from_secs(120),
+                        )
+                        .expect("push");
+                    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+                }
+            });
+        }
+    });
+    (creds.len() as u64 * batches * per_batch) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Enrols `n` simulated devices through `hub`: their credentials.
+fn sim_devices(hub: &Hub, token: &str, ca: &std::path::Path, n: usize) -> Vec<String> {
+    let url = hub.url();
+    (0..n)
+        .map(|i| {
+            let (st, v) = hub
+                .srv
+                .with_token(token)
+                .post("/api/sync/devices", &json!({"name": format!("sim{i}")}));
+            assert_eq!(st, 200, "{v}");
+            let (id, t) = (
+                v["device"]["id"].as_str().expect("id").to_string(),
+                v["token"].as_str().expect("token").to_string(),
+            );
+            let secret = format!("{:0>40}", i);
+            let c = keepd::sync::client::Client::new(&url, ca, None, Duration::from_secs(10))
+                .expect("client");
+            let a = c
+                .send(
+                    "POST",
+                    "/api/sync/enrol",
+                    "application/json",
+                    json!({"token": t, "secret": secret}).to_string().as_bytes(),
+                    Duration::from_secs(30),
+                )
+                .expect("enrol");
+            assert_eq!(a.status, 200);
+            format!("{id}.{secret}")
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// The hub's changes/s with simulated devices pushing at once: a hub on
+/// SQLite, one hub process on PostgreSQL, two on one schema (the devices
+/// split between them). PostgreSQL runs with fsync on (a write is answered
+/// after a durable commit, as SQLite's `synchronous=FULL`).
+#[test]
+#[ignore = "a benchmark: tests/bench/sync.sh --postgres runs it (release build) for BENCHMARKS.md"]
+fn figures_hub_changes_per_second_sqlite_and_postgres() {
+    let devices = std::env::var("KEEPD_SYNC_BENCH_DEVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20usize);
+    let batches = std::env::var("KEEPD_SYNC_BENCH_BATCHES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10u64);
+    let per_batch = std::env::var("KEEPD_SYNC_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100u64);
+    let runs = std::env::var("KEEPD_SYNC_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3usize);
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "ALTER SYSTEM SET fsync = on");
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    pg.psql("postgres", "CREATE DATABASE bench");
+    pg.psql("bench", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    let pki = Pki::new();
+    let def = json!({
+        "name": "notes", "type": "base",
+        "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]
+    });
+    let rate = [("KEEPD_SYNC_DEVICE_RATE_PER_SEC", "1000")];
+    let mut rows = Vec::new();
+    for (label, procs) in [
+        ("SQLite, one hub", 0usize),
+        ("PostgreSQL, one hub process", 1),
+        ("PostgreSQL, two hub processes on one schema", 2),
+    ] {
+        let mut figures = Vec::new();
+        for run in 0..runs {
+            let hubs: Vec<Hub> = if procs == 0 {
+                vec![Hub::start(&pki, &rate)]
+            } else {
+                let role = format!("bench{procs}r{run}");
+                pg.psql(
+                    "bench",
+                    &format!("CREATE ROLE {role} LOGIN PASSWORD 'bench-Secret-31'; CREATE SCHEMA {role} AUTHORIZATION {role};"),
+                );
+                let root = TempRoot::new("pgbench-cfg");
+                let cfg = root.path.join("keepd.toml");
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "database_url = \"postgres://{role}:bench-Secret-31@localhost:{}/bench\"\n\
+                         database_ca = \"{}\"\ndatabase_schema = \"{role}\"\n",
+                        pg.port,
+                        pg.ca.display()
+                    ),
+                )
+                .expect("config");
+                std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600))
+                    .expect("chmod");
+                (0..procs)
+                    .map(|i| {
+                        let mut b = TestServer::builder()
+                            .root(TempRoot::new(&format!("pgbench{i}")))
+                            .config(&cfg);
+                        for (k, v) in hub_env(&pki)
+                            .into_iter()
+                            .chain(rate.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                        {
+                            b = b.env(&k, &v);
+                        }
+                        let srv = b.start();
+                        let https = https_addr(&srv);
+                        Hub { srv, https }
+                    })
+                    .collect()
+            };
+            let token = hubs.last().expect("a hub").srv.superuser_token();
+            let first = &hubs[0];
+            let (st, coll) = first.srv.with_token(&token).post("/api/collections", &def);
+            assert_eq!(st, 200, "{coll}");
+            let (st, v) = first.srv.with_token(&token).send(
+                "PUT",
+                "/api/sync/collections",
+                Some(&json!([{"collection": "notes", "direction": "both"}])),
+            );
+            assert_eq!(st, 200, "{v}");
+            let cid = coll["id"].as_str().expect("id").to_string();
+            let creds = sim_devices(first, &token, &pki.ca, devices);
+            let urls: Vec<String> = hubs.iter().map(Hub::url).collect();
+            figures.push(push_all(
+                &urls, &pki.ca, &cid, &creds, batches, per_batch, run,
+            ));
+            let n = notes(&first.srv, Some(&token)).len() as u64;
+            assert_eq!(n, devices as u64 * batches * per_batch);
+        }
+        rows.push((label, figures));
+    }
+    println!("| Hub ({devices} devices pushing at once, {batches} batches of {per_batch} each, TLS) | changes/s, median of {runs} | runs |");
+    println!("|---|---|---|");
+    for (label, f) in rows {
+        let each: Vec<String> = f.iter().map(|x| format!("{x:.0}")).collect();
+        println!(
+            "| {label} | {:.0} | {} |",
+            median(f.clone()),
+            each.join(", ")
+        );
+    }
 }

@@ -656,3 +656,88 @@ fn figures_hub_changes_per_second_sqlite_and_postgres() {
         );
     }
 }
+
+/// A device whose own store is PostgreSQL syncs with a hub (on SQLite)
+/// both ways: its outbox, clocks and pull cursor in its schema.
+#[test]
+fn a_device_on_postgres_syncs_both_ways() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE edge");
+    pg.psql("edge", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    pg.psql(
+        "edge",
+        "CREATE ROLE devrole LOGIN PASSWORD 'dev-Secret-41';
+         CREATE SCHEMA devrole AUTHORIZATION devrole;",
+    );
+    let pki = Pki::new();
+    let hub = Hub::start(&pki, &[]);
+    hub.collection(json!({
+        "name": "notes", "type": "base",
+        "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]
+    }));
+    hub.sync_collections(&[("notes", "both")]);
+    let (_, token) = hub.device("pgdev");
+    let croot = TempRoot::new("pgdev-cfg");
+    let cfg = croot.path.join("keepd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url = \"postgres://devrole:dev-Secret-41@localhost:{}/edge\"\n\
+             database_ca = \"{}\"\ndatabase_schema = \"devrole\"\n",
+            pg.port,
+            pg.ca.display()
+        ),
+    )
+    .expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let root = TempRoot::new("pgdev");
+    let data = root.path.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let out = enrol(&root, &hub.url(), &token, &pki.ca);
+    assert!(
+        out.status.success(),
+        "enrol: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut b = TestServer::builder().root(root).config(&cfg);
+    for (k, v) in device_env(&hub.url(), &pki.ca) {
+        b = b.env(&k, &v);
+    }
+    let dev = b.start();
+    wait_until(30, "the device has the notes collection", || {
+        dev.su().get("/api/collections/notes").0 == 200 && status(&dev)["state"] == "syncing"
+    });
+    let w = dev_writes(&dev, "d");
+    let mut on_hub = Vec::new();
+    for i in 0..20 {
+        let (st, v) = hub.srv.su().post(
+            "/api/collections/notes/records",
+            &json!({"title": format!("h{i}"), "n": i}),
+        );
+        assert_eq!(st, 200, "{v}");
+        on_hub.push(v["id"].as_str().expect("id").to_string());
+    }
+    let (st, v) = hub.srv.su().patch(
+        &format!("/api/collections/notes/records/{}", on_hub[3]),
+        &json!({"title": "h3 edited"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    converge(&hub, &hub.srv.superuser_token(), &[&dev], 60);
+    let here = notes(&dev, None);
+    assert_eq!(here, notes(&hub.srv, None), "the device has the hub's rows");
+    assert_eq!(here.len(), w.len() + 20);
+    // The device's state is in its schema.
+    assert_eq!(
+        pg.query("edge", "SELECT count(*) FROM devrole._keepd_sync_outbox"),
+        "0"
+    );
+    assert_ne!(
+        pg.query("edge", "SELECT count(*) FROM devrole._keepd_sync_clocks"),
+        "0"
+    );
+}

@@ -233,12 +233,22 @@ impl App {
 
     /// Replaces the settings (already validated: `Settings::patched`)
     /// and stores them durably; the lockout policy and the rate-limit
-    /// rules change with them.
+    /// rules change with them. The other processes serving the database
+    /// (PostgreSQL) load them again: the write marks the change.
     pub async fn save_settings(&self, next: Settings) -> ApiResult<Arc<Current>> {
         let json = next.to_json();
         self.store
-            .write(move |c| params::put(c, params::Key::Settings, &json))
+            .write(move |c| {
+                params::put(c, params::Key::Settings, &json)?;
+                crate::store::mark(c, crate::store::Mark::Settings)
+            })
             .await?;
+        self.install_settings(next)
+    }
+
+    /// Puts `next` in force here: the lockout policy, the rate-limit rules
+    /// and their windows, and nothing cached from before.
+    fn install_settings(&self, next: Settings) -> ApiResult<Arc<Current>> {
         self.lockout.set_policy(next.lockout.into());
         let rules = Rules::from_settings(&next.rate_limits);
         let next = Arc::new(Current::new(next));
@@ -254,5 +264,67 @@ impl App {
         // Nothing cached before the new settings is served after them.
         self.store.changed();
         Ok(next)
+    }
+
+    /// Loads the settings again from the database (another process
+    /// changed them); nothing happens when they are the ones in force.
+    pub async fn reload_settings(&self) -> ApiResult<()> {
+        let stored = self
+            .store
+            .read(|c| params::get(c, params::Key::Settings))
+            .await?;
+        let next = Settings::load(stored.as_ref(), self.config_lockout().into());
+        if next.to_json() == self.settings().to_json() {
+            return Ok(());
+        }
+        self.install_settings(next)?;
+        tracing::info!("settings changed by another process: loaded again");
+        Ok(())
+    }
+
+    /// The lockout policy the configuration gives (the settings' default).
+    fn config_lockout(&self) -> Policy {
+        Policy {
+            max_failures: self.config.lockout_max_failures,
+            window: self.config.lockout_window_secs,
+            base: self.config.lockout_base_secs,
+            max: self.config.lockout_max_secs,
+        }
+    }
+
+    /// Follows the marks of what other processes on the database changed
+    /// (PostgreSQL; on SQLite none come): the settings, sync's collections.
+    pub fn follow_marks(self: &Arc<App>) {
+        let mut rx = self.store.marks();
+        let app = Arc::downgrade(self);
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let marks = match rx.recv().await {
+                    Ok(m) => vec![m],
+                    // Missed some: load everything again.
+                    Err(RecvError::Lagged(_)) => {
+                        vec![
+                            crate::store::Mark::Settings,
+                            crate::store::Mark::SyncCollections,
+                        ]
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(app) = app.upgrade() else { return };
+                for m in marks {
+                    let r = match m {
+                        crate::store::Mark::Settings => app.reload_settings().await,
+                        crate::store::Mark::SyncCollections => match app.sync.get() {
+                            Some(s) => s.reload_collections(&app.store).await,
+                            None => Ok(()),
+                        },
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, mark = m.as_str(), "loading what another process changed failed");
+                    }
+                }
+            }
+        });
     }
 }

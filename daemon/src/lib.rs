@@ -229,6 +229,8 @@ pub async fn run(cfg: config::Config, shutdown: impl Future<Output = ()>) -> any
     if let Some(s) = sync::start(&app).await? {
         let _ = app.sync.set(s);
     }
+    // What other processes on the database change (PostgreSQL).
+    app.follow_marks();
     // Audit-log retention: pruned at start and daily.
     {
         let app = app.clone();

@@ -33,6 +33,8 @@ mod passwords;
 mod postgres;
 #[cfg(feature = "postgres")]
 mod postgres_dialect;
+#[cfg(feature = "postgres")]
+mod postgres_sync;
 mod realtime;
 mod records;
 mod rules;

@@ -13,6 +13,7 @@
 pub mod audit;
 pub mod auth_origins;
 pub mod changes;
+mod consistent;
 mod ddl;
 pub mod engine;
 pub mod export;
@@ -22,6 +23,7 @@ pub mod import;
 pub mod key;
 mod lock;
 pub mod lookup;
+mod marks;
 pub mod mfas;
 mod migrate;
 pub mod otps;
@@ -42,8 +44,10 @@ pub use sqlite::dialect;
 use sqlite::{open, rekey};
 
 pub use changes::{Action, Capture, Captured, Change, ChangeSink, Changes, Prepared, Tag};
+pub use consistent::read_consistent;
 pub use key::{DbKey, KeyError};
 pub use lock::DirLock;
+pub use marks::{mark, Mark};
 pub use open::{
     check_modes, fix_modes, foreign_key_problems, integrity_check, open_read_only, ModeFault,
     ModeProblem,
@@ -117,6 +121,8 @@ pub struct Store {
     /// sink before the caller is answered.
     #[cfg(feature = "postgres")]
     handed_on: tokio::sync::watch::Sender<i64>,
+    /// Where the change log's marks go (`marks`).
+    marks: tokio::sync::broadcast::Sender<Mark>,
     /// The data dir's shared lock (keeps `keepd rekey` out).
     _lock: DirLock,
 }
@@ -178,6 +184,7 @@ impl Store {
             log_changes,
             #[cfg(feature = "postgres")]
             handed_on: tokio::sync::watch::Sender::new(log_from),
+            marks: tokio::sync::broadcast::Sender::new(64),
             _lock: lock,
         }))
     }

@@ -113,14 +113,7 @@ impl Capture for SyncCapture {
                     .sync
                     .pending_head
                     .load(std::sync::atomic::Ordering::SeqCst);
-                self.sync.head.send_if_modified(|h| {
-                    if seq > *h {
-                        *h = seq;
-                        true
-                    } else {
-                        false
-                    }
-                });
+                self.sync.publish_head(seq);
             }
             SyncRole::Off => {}
         }
@@ -235,8 +228,22 @@ impl SyncCapture {
         if applying.is_none() {
             self.note_files(c, ch, &id, true)?;
         }
-        let (hlc, origin, echo) = self.stamp(applying);
         let mut clocks: ClockRow = ss::clock_get(c, &coll.id, &id)?.unwrap_or_default();
+        if applying.is_none() {
+            // A local write is newer than every clock the record has, also
+            // those another hub process serving the same database gave it
+            // (its clock may run ahead of this one's).
+            let newest = clocks
+                .fields
+                .values()
+                .map(|(h, _)| *h)
+                .chain(clocks.deleted.as_ref().map(|(h, _)| *h))
+                .max();
+            if let Some(h) = newest {
+                self.sync.observe(h);
+            }
+        }
+        let (hlc, origin, echo) = self.stamp(applying);
         let (op, names, snapshot) = match ch.action {
             Action::Delete => {
                 if clocks.deleted.is_none() {

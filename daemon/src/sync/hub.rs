@@ -78,12 +78,35 @@ pub async fn start(app: &Arc<App>, sync: &Arc<Sync>) -> anyhow::Result<()> {
         }
     });
     tokio::spawn(super::device::report(app.clone(), sync.clone()));
+    follow_other_processes(app, sync);
     tracing::info!(
         devices = %sync.cfg.device_collection,
         collections = sync.collections().len(),
         "sync hub ready"
     );
     Ok(())
+}
+
+/// Several hub processes serving one database (PostgreSQL): the log's
+/// head moves with the commits of every one of them, which this process's
+/// change log follower sees (each log entry is written with its record
+/// change, in one transaction): a long poll here wakes on them.
+fn follow_other_processes(app: &Arc<App>, sync: &Arc<Sync>) {
+    let Some(mut followed) = app.store.followed() else {
+        return;
+    };
+    let (store, sync) = (Arc::downgrade(&app.store), Arc::downgrade(sync));
+    tokio::spawn(async move {
+        while followed.changed().await.is_ok() {
+            let (Some(store), Some(sync)) = (store.upgrade(), sync.upgrade()) else {
+                return;
+            };
+            match store.read(ss::log_bounds).await {
+                Ok((_, head)) => sync.publish_head(head),
+                Err(e) => tracing::warn!(error = %e, "sync: reading the log's head failed"),
+            }
+        }
+    });
 }
 
 /// Creates the auth collection devices are records of, if missing: no
@@ -674,7 +697,9 @@ pub async fn pull(
     let budget = max_bytes.min(sync.cfg.max_batch_bytes).max(4096);
     let (records, next, head) = app
         .store
-        .read(move |c| collect(c, &schema, &sync2, &dev2, cursor, budget))
+        .read(move |c| {
+            crate::store::read_consistent(c, |c| collect(c, &schema, &sync2, &dev2, cursor, budget))
+        })
         .await?;
     let dev_id = dev.id.clone();
     let _ = app
@@ -872,29 +897,31 @@ pub async fn snapshot(
     let (records, head, full) = app
         .store
         .read(move |c| {
-            let (_, head) = ss::log_bounds(c)?;
-            let req = dev2.request("GET");
-            let rows = records::sync::listed_page(c, &schema, &coll, &req, &after2, limit)?;
-            let mut full = rows.len() as i64 == limit;
-            let mut out = Vec::with_capacity(rows.len());
-            let mut used = 0usize;
-            for row in rows {
-                let id = row
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
-                let rec = record_of(c, &coll, &id, row)?;
-                // A page holds at most the byte budget (and one record).
-                let size = record_bytes(&rec);
-                if !out.is_empty() && used + size > budget {
-                    full = true;
-                    break;
+            crate::store::read_consistent(c, |c| {
+                let (_, head) = ss::log_bounds(c)?;
+                let req = dev2.request("GET");
+                let rows = records::sync::listed_page(c, &schema, &coll, &req, &after2, limit)?;
+                let mut full = rows.len() as i64 == limit;
+                let mut out = Vec::with_capacity(rows.len());
+                let mut used = 0usize;
+                for row in rows {
+                    let id = row
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let rec = record_of(c, &coll, &id, row)?;
+                    // A page holds at most the byte budget (and one record).
+                    let size = record_bytes(&rec);
+                    if !out.is_empty() && used + size > budget {
+                        full = true;
+                        break;
+                    }
+                    used += size;
+                    out.push(rec);
                 }
-                used += size;
-                out.push(rec);
-            }
-            Ok((out, head, full))
+                Ok((out, head, full))
+            })
         })
         .await?;
     let next_after = full.then(|| records.last().map(|r| r.id.clone())).flatten();
@@ -966,7 +993,10 @@ pub async fn set_collections(app: &Arc<App>, sync: &Arc<Sync>, list: &Value) -> 
     }
     let list2 = out.clone();
     app.store
-        .write(move |c| ss::set_collections(c, &list2, &now_string()))
+        .write(move |c| {
+            ss::set_collections(c, &list2, &now_string())?;
+            crate::store::mark(c, crate::store::Mark::SyncCollections)
+        })
         .await?;
     sync.set_collections(&out);
     Ok(schema_json(app, sync))

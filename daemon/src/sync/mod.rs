@@ -204,6 +204,26 @@ impl Sync {
         }
     }
 
+    /// Loads the synced collections again (another process on the
+    /// database changed them).
+    pub async fn reload_collections(&self, store: &Store) -> ApiResult<()> {
+        let list = store.read(ss::collections).await?;
+        self.set_collections(&list);
+        Ok(())
+    }
+
+    /// Hub: the log's head moved to at least `seq` (wakes long polls).
+    pub(crate) fn publish_head(&self, seq: u64) {
+        self.head.send_if_modified(|h| {
+            if seq > *h {
+                *h = seq;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
     /// The synced collections by id.
     pub fn collections(&self) -> Arc<HashMap<String, Direction>> {
         match self.collections.read() {

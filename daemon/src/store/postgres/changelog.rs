@@ -33,7 +33,7 @@
 use super::pool::Pool;
 use crate::error::ApiResult;
 use crate::store::changes::{Action, Change, Logged};
-use crate::store::{args, Conn, Store};
+use crate::store::{args, Conn, Mark, Store};
 use postgres::fallible_iterator::FallibleIterator;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Weak};
@@ -54,6 +54,9 @@ const MAKE: &str = "BEGIN; SELECT pg_advisory_xact_lock(7021783409218473985); {t
 /// The writer's BEGIN: the schema's writers take turns.
 pub const BEGIN_WRITE: &str =
     "BEGIN; SELECT pg_advisory_xact_lock('_keepd_changes'::regclass::oid::bigint)";
+
+/// A read that sees one snapshot of the database (`store::read_consistent`).
+pub const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
 /// The notification channel.
 const CHANNEL: &str = "keepd_changes";
@@ -104,6 +107,13 @@ pub fn append(c: &Conn, entries: &[Logged]) -> ApiResult<i64> {
 /// committed, before its caller is answered).
 pub fn schema_changed(c: &Conn) -> ApiResult<()> {
     append_rows(c, &[("", SCHEMA, "{}")]).map(|_| ())
+}
+
+/// Appends a mark that something every process holds in memory changed
+/// (`Mark`), inside the transaction that changed it: each process hears of
+/// it, in commit order, through [`Store::marks`].
+pub fn mark(c: &Conn, what: Mark) -> ApiResult<()> {
+    append_rows(c, &[("", what.as_str(), "{}")]).map(|_| ())
 }
 
 fn append_rows(c: &Conn, rows: &[(&str, &str, &str)]) -> ApiResult<i64> {
@@ -287,6 +297,13 @@ fn hand_on(store: &Store, rows: Vec<Row>, lost: bool) {
     let mut schema = store.schema();
     let mut changes: Vec<Change> = Vec::new();
     for r in rows {
+        if let Some(m) = Mark::parse(&r.action) {
+            give(&mut changes);
+            // Nobody listening yet (a process starting) is no loss: it
+            // read what the mark says at its start.
+            let _ = store.marks.send(m);
+            continue;
+        }
         if r.action == SCHEMA {
             give(&mut changes);
             match store.read_now(|c| {

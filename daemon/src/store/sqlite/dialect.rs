@@ -518,6 +518,9 @@ pub fn json_array_holds(table: &str, column: &str) -> String {
 /// group of writes never fails half way for want of it).
 pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
+/// Opens a read transaction: its reads see the database as of its first.
+pub const BEGIN_READ: &str = "BEGIN";
+
 /// Appended to a text comparison: compare without regard to ASCII case
 /// (how PocketBase matches emails).
 pub const COLLATE_NOCASE: &str = " COLLATE NOCASE";

@@ -2073,3 +2073,125 @@ fn view_queries_answer_on_postgres_as_on_sqlite() {
         assert_eq!(normalized(&lite.1), normalized(&pgl.1), "{filter} | {sort}");
     }
 }
+
+/// The plans auto_explain wrote to the server's log (JSON) for statements
+/// whose text has every one of `parts`.
+fn logged_plans(pg: &PgCluster, parts: &[&str]) -> Vec<String> {
+    let log = std::fs::read_to_string(pg.root.join("server.log")).expect("server log");
+    log.split("plan:")
+        .skip(1)
+        .map(|p| p.split("\n20").next().unwrap_or(p).to_string())
+        .filter(|p| parts.iter().all(|s| p.contains(s)))
+        .collect()
+}
+
+#[test]
+fn text_compares_by_bytes_and_sorted_lists_read_an_index() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    // A database whose default collation is not byte order (ICU's root
+    // locale: 'a' before 'B').
+    pg.psql(
+        "postgres",
+        "CREATE DATABASE loc LOCALE_PROVIDER icu ICU_LOCALE 'und' LOCALE 'C.UTF-8' TEMPLATE template0",
+    );
+    pg.psql("loc", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    role_with_schema(&pg, "loc", "app9", "app9-Secret-15");
+    let order = pg.query(
+        "loc",
+        "SELECT string_agg(x, '' ORDER BY x) FROM (VALUES ('a'), ('B')) v(x)",
+    );
+    assert!(
+        order.contains("aB"),
+        "the database's collation should not be byte order: {order}"
+    );
+    // Every statement's plan in the server's log.
+    pg.psql(
+        "loc",
+        "ALTER ROLE app9 SET session_preload_libraries = 'auto_explain';
+         ALTER ROLE app9 SET auto_explain.log_min_duration = 0;
+         ALTER ROLE app9 SET auto_explain.log_format = 'json';",
+    );
+    let root = TempRoot::new("pgloc");
+    let cfg = config_file(&root, &pg, "loc", "app9", "app9-Secret-15");
+    let srv = TestServer::builder()
+        .root(root.clone())
+        .config(&cfg)
+        .start();
+    let su = srv.su();
+    srv.create_collection(&json!({
+        "name": "notes", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}],
+        "indexes": [
+            "CREATE INDEX `idx_notes_n` ON `notes` (`n`)",
+            "CREATE INDEX `idx_notes_title` ON `notes` (`title`)"
+        ]
+    }));
+    for (title, n) in [("a", -1), ("B", -2), ("_", -3), ("é", -4)] {
+        let (st, r) = su.post(
+            "/api/collections/notes/records",
+            &json!({"title": title, "n": n}),
+        );
+        assert_eq!(st, 200, "{r}\n{}", srv.output());
+    }
+    let titles = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|r| r["title"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    // Lists: sorted and compared by bytes.
+    let (st, l) = su.list("notes", &[("filter", "n < 0"), ("sort", "title")]);
+    assert_eq!(st, 200, "{l}\n{}", srv.output());
+    assert_eq!(titles(&l), ["B", "_", "a", "é"], "{l}");
+    let (st, l) = su.list(
+        "notes",
+        &[("filter", "n < 0 && title > 'Z'"), ("sort", "-title")],
+    );
+    assert_eq!(st, 200, "{l}\n{}", srv.output());
+    assert_eq!(titles(&l), ["é", "a", "_"], "{l}");
+    // A view's own comparisons and order, on the table's text.
+    let (st, v) = su.post(
+        "/api/collections",
+        &json!({"name": "low", "type": "view", "listRule": "",
+                "viewQuery": "SELECT id, title FROM notes WHERE n < 0 AND title < 'a'"}),
+    );
+    assert_eq!(st, 200, "{v}\n{}", srv.output());
+    let (st, l) = su.list("low", &[("sort", "title")]);
+    assert_eq!(st, 200, "{l}\n{}", srv.output());
+    assert_eq!(titles(&l), ["B", "_"], "{l}");
+
+    // Lists sorted by an indexed column read the index (forwards or
+    // backwards) and stop after the page: no Sort.
+    pg.psql(
+        "loc",
+        "INSERT INTO app9.notes (title, n) SELECT md5(g::text), g FROM generate_series(1, 5000) g;
+         ANALYZE app9.notes;",
+    );
+    for (sort, direction) in [
+        ("-n", "Backward"),
+        ("title", "Forward"),
+        ("-title", "Backward"),
+    ] {
+        let (st, l) = su.list("notes", &[("sort", sort), ("perPage", "5")]);
+        assert_eq!(st, 200, "{l}\n{}", srv.output());
+        let key = sort.trim_start_matches('-');
+        let plans = logged_plans(&pg, &["ORDER BY", &format!("\\\"{key}\\\""), "LIMIT"]);
+        let plan = plans.last().unwrap_or_else(|| {
+            panic!(
+                "no plan logged for sort={sort}:\n{}",
+                std::fs::read_to_string(pg.root.join("server.log")).unwrap_or_default()
+            )
+        });
+        assert!(
+            plan.contains("\"Index Scan\"")
+                && plan.contains(&format!("\"Scan Direction\": \"{direction}\""))
+                && plan.contains(&format!("idx_notes_{key}"))
+                && !plan.contains("\"Sort\""),
+            "sort={sort}: {plan}"
+        );
+    }
+}

@@ -32,7 +32,7 @@ pub(crate) fn create_indexes(conn: &Connection, c: &Collection) -> ApiResult<()>
         match parse_index(ix) {
             Ok(mut def) => {
                 def.table = c.name.clone();
-                conn.script(&def.to_sql())?;
+                conn.script(&conn.sql_engine().index_sql(&def))?;
             }
             Err(e) => tracing::warn!(collection = %c.name, error = %e, "skipping index"),
         }

@@ -91,6 +91,15 @@ impl Engine {
         }
     }
 
+    /// A collection's index (parsed and validated) as the engine creates it.
+    pub fn index_sql(self, def: &crate::schema::index::IndexDef) -> String {
+        match self {
+            Engine::Sqlite => def.to_sql(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres => super::postgres::ddl::index_sql(def),
+        }
+    }
+
     /// A collection's stored table, named where a CTE of the same name
     /// shadows it (SQLite: in `main`; PostgreSQL: a CTE is not visible
     /// inside its own definition).

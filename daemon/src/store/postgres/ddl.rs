@@ -18,7 +18,12 @@
 //!   `gen_random_bytes`-free parts: `md5(random()::text)`;
 //! - backquoted identifiers (index definitions) are double-quoted;
 //! - `COLLATE NOCASE` names the schema's `nocase` collation (ICU,
-//!   case-insensitive, made by the first migration).
+//!   case-insensitive, made by the first migration);
+//! - a text column (`TEXT`, and `JSON` spelled `TEXT`) is declared
+//!   `COLLATE "C"`: compared and sorted by bytes, as SQLite compares text,
+//!   whatever the database's default collation is. The filter's sorts
+//!   spell `COLLATE "C"` (`dialect::sort_term`), so they match the column's
+//!   collation and an index on it can give their order.
 //!
 //! What is inside string literals, quoted identifiers and dollar-quoted
 //! bodies is left as it is.
@@ -89,7 +94,12 @@ pub fn spell(sql: &str) -> String {
                         }
                     }
                     "NUMERIC" | "REAL" if !after_dot => out.push_str("DOUBLE PRECISION"),
-                    "JSON" if !after_dot => out.push_str("TEXT"),
+                    "TEXT" | "JSON" if !after_dot => {
+                        out.push_str(if upper == "JSON" { "TEXT" } else { word });
+                        if is_column_type(&sql[..start], rest) {
+                            out.push_str(" COLLATE \"C\"");
+                        }
+                    }
                     "BLOB" if !after_dot => out.push_str("BYTEA"),
                     "NOCASE" if !after_dot => out.push_str("nocase"),
                     _ => out.push_str(word),
@@ -108,6 +118,88 @@ pub fn spell(sql: &str) -> String {
     out
 }
 
+/// Whether a type word between `before` and `after` is a column's type in
+/// a table definition (after the column's name, before its constraints or
+/// the end of the definition), not a cast's, a function's or one with a
+/// collation of its own.
+fn is_column_type(before: &str, after: &str) -> bool {
+    let prev = before
+        .trim_end()
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '"'))
+        .next()
+        .unwrap_or_default();
+    let prev_ok = !prev.is_empty()
+        && !before.trim_end().ends_with("::")
+        && !["AS", "RETURNS", "TYPE", "SETOF"]
+            .iter()
+            .any(|k| prev.eq_ignore_ascii_case(k));
+    let next = after.trim_start();
+    let next_word: String = next
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let next_ok = next.is_empty()
+        || next.starts_with(',')
+        || next.starts_with(')')
+        || next.starts_with(';')
+        || [
+            "PRIMARY",
+            "NOT",
+            "NULL",
+            "DEFAULT",
+            "UNIQUE",
+            "REFERENCES",
+            "CHECK",
+        ]
+        .contains(&next_word.as_str());
+    prev_ok && next_ok
+}
+
+/// A collection's index as PostgreSQL creates it: each key column in the
+/// order SQLite sorts (ascending NULLS FIRST; descending NULLS LAST), so
+/// that a forward or backward scan of it gives the filter's sorts
+/// (`dialect::sort_term`) without sorting; `COLLATE BINARY` is `"C"`.
+pub fn index_sql(def: &crate::schema::index::IndexDef) -> String {
+    use crate::schema::index::IndexWhere;
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let cols: Vec<String> = def
+        .columns
+        .iter()
+        .map(|c| {
+            let mut s = q(&c.name);
+            match c.collate.as_deref() {
+                Some("BINARY") => s.push_str(" COLLATE \"C\""),
+                Some("NOCASE") => s.push_str(" COLLATE nocase"),
+                Some(k) => {
+                    s.push_str(" COLLATE ");
+                    s.push_str(k);
+                }
+                None => {}
+            }
+            s.push_str(if c.desc {
+                " DESC NULLS LAST"
+            } else {
+                " NULLS FIRST"
+            });
+            s
+        })
+        .collect();
+    let mut s = format!(
+        "CREATE {}INDEX {} ON {} ({})",
+        if def.unique { "UNIQUE " } else { "" },
+        q(&def.name),
+        q(&def.table),
+        cols.join(", ")
+    );
+    match &def.where_clause {
+        Some(IndexWhere::NotEmpty(c)) => s.push_str(&format!(" WHERE {} != ''", q(c))),
+        Some(IndexWhere::NotNull(c)) => s.push_str(&format!(" WHERE {} IS NOT NULL", q(c))),
+        None => {}
+    }
+    s
+}
+
 /// A value bound where a column of `column_def` (SQLite's words, as
 /// `schema::Field::column_def` gives them) stands, typed as that column
 /// is on PostgreSQL (a bound value alone would be text).
@@ -115,7 +207,11 @@ pub fn bound_as_column(column_def: &str) -> String {
     let spelled = spell(column_def);
     let ty = spelled
         .split_whitespace()
-        .take_while(|w| !w.eq_ignore_ascii_case("DEFAULT") && !w.eq_ignore_ascii_case("NOT"))
+        .take_while(|w| {
+            !w.eq_ignore_ascii_case("DEFAULT")
+                && !w.eq_ignore_ascii_case("NOT")
+                && !w.eq_ignore_ascii_case("COLLATE")
+        })
         .filter(|w| !w.eq_ignore_ascii_case("PRIMARY") && !w.eq_ignore_ascii_case("KEY"))
         .collect::<Vec<_>>()
         .join(" ");
@@ -217,7 +313,7 @@ mod tests {
     fn types_are_spelled_for_postgres() {
         assert_eq!(
             spell("CREATE TABLE t (id INTEGER PRIMARY KEY, n integer NOT NULL, j JSON DEFAULT '[]', r REAL, b BLOB, \"json\" TEXT)"),
-            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT NOT NULL, j TEXT DEFAULT '[]', r DOUBLE PRECISION, b BYTEA, \"json\" TEXT)"
+            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT NOT NULL, j TEXT COLLATE \"C\" DEFAULT '[]', r DOUBLE PRECISION, b BYTEA, \"json\" TEXT COLLATE \"C\")"
         );
         assert_eq!(
             spell("CREATE UNIQUE INDEX `idx` ON `users` (`email` COLLATE NOCASE) WHERE `email` != 'INTEGER'"),
@@ -226,5 +322,32 @@ mod tests {
         let id = format!("\"id\" {}", crate::store::dialect::RANDOM_ID_COLUMN);
         assert!(spell(&id).contains("md5(random()::text)"), "{}", spell(&id));
         assert_eq!(spell("$$ x INTEGER $$ INTEGER"), "$$ x INTEGER $$ BIGINT");
+        // Text columns by bytes; casts and function types left alone.
+        assert_eq!(
+            spell("ALTER TABLE t ADD COLUMN \"a\" TEXT DEFAULT '' NOT NULL"),
+            "ALTER TABLE t ADD COLUMN \"a\" TEXT COLLATE \"C\" DEFAULT '' NOT NULL"
+        );
+        assert_eq!(
+            spell("SELECT CAST(x AS TEXT), y::text FROM t"),
+            "SELECT CAST(x AS TEXT), y::text FROM t"
+        );
+        assert!(spell(&id).starts_with("\"id\" TEXT COLLATE \"C\" PRIMARY KEY"));
+        assert_eq!(
+            bound_as_column("TEXT DEFAULT '' NOT NULL"),
+            "CAST(? AS TEXT)"
+        );
+        assert_eq!(bound_as_column("JSON DEFAULT NULL"), "CAST(? AS TEXT)");
+    }
+
+    #[test]
+    fn index_keys_sort_as_sqlite_does() {
+        let def = crate::schema::index::parse_index(
+            "CREATE UNIQUE INDEX `ix` ON `t` (`a`, `b` DESC, `c` COLLATE NOCASE) WHERE `a` != ''",
+        )
+        .expect("index");
+        assert_eq!(
+            index_sql(&def),
+            "CREATE UNIQUE INDEX \"ix\" ON \"t\" (\"a\" NULLS FIRST, \"b\" DESC NULLS LAST, \"c\" COLLATE nocase NULLS FIRST) WHERE \"a\" != ''"
+        );
     }
 }

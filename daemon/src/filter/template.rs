@@ -194,10 +194,15 @@ impl Template {
     /// request the template [`matches`](Self::matches).
     pub fn bind(&self, req: Option<&RequestView<'_>>, now: DateTime<Utc>) -> Compiled {
         let mut values: Vec<Sql> = Vec::with_capacity(self.slots.len());
-        let mut texts: Vec<String> = Vec::with_capacity(self.slots.len());
+        // The slots' texts are kept only when a later slot reads one (a
+        // LIKE pattern made from an earlier value).
+        let keep_texts = self.slots.iter().any(|s| matches!(s, Source::Like(_)));
+        let mut texts: Vec<String> = Vec::new();
         for s in &self.slots {
             let b = source_value(s, req, now, &texts);
-            texts.push(b.to_text());
+            if keep_texts {
+                texts.push(b.to_text());
+            }
             values.push(b.to_value());
         }
         let conv = |v: &[Bind]| -> Vec<Sql> {

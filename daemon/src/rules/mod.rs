@@ -397,6 +397,43 @@ mod tests {
         assert_eq!(templates(&schema, &detached, &rule), 0);
     }
 
+    /// A rule with two request values, one compared with `~`, bound from
+    /// its kept template as a compile for that request alone binds it,
+    /// with each request's own values.
+    #[test]
+    fn a_like_of_a_request_value_binds_from_its_template() {
+        let schema = bench::schema();
+        let mut docs = (**schema.get("docs").expect("docs")).clone();
+        let rule = "owner = @request.auth.id && title ~ @request.query.q";
+        docs.view_rule = Some(rule.into());
+        let schema = Schema::new(vec![(**schema.get("users").expect("users")).clone(), docs]);
+        let docs = schema.get("docs").expect("docs").clone();
+        // A value with `%` is its own pattern, one without is escaped and
+        // wrapped in `%`: `part` is what the pattern keeps of it.
+        for (id, q, part) in [
+            ("u1aaaaaaaaaaaaa", "ab%c", "ab%c"),
+            ("u2aaaaaaaaaaaaa", "x_y", "%x"),
+            ("u3aaaaaaaaaaaaa", "zz", "%zz%"),
+        ] {
+            let mut req = user(&schema, id);
+            let mut query = Map::new();
+            query.insert("q".into(), json!(q));
+            req.query = Arc::new(query);
+            let got = rule_cond(&schema, &docs, Some(rule), &req)
+                .expect("rule")
+                .expect("cond");
+            let ctx = filter::Ctx::for_request(&schema, &docs, req.view(), true);
+            let alone = filter::compile_rule(rule, &ctx).expect("compile");
+            assert_eq!(got.sql, alone.where_sql);
+            assert_eq!(got.params, alone.params);
+            // Bound from this request's values.
+            let params = format!("{:?}", got.params);
+            assert!(params.contains(id), "{params}");
+            assert!(params.contains(part), "{q}: {params}");
+        }
+        assert_eq!(templates(&schema, &docs, rule), 1);
+    }
+
     /// A rule that no longer compiles denies, as before.
     #[test]
     fn a_broken_rule_denies() {

@@ -545,6 +545,69 @@ fn config_file(
     f
 }
 
+/// Point reads (a get by id) borrow one of the readers' sessions on the
+/// calling thread. With more of them at once than there are readers
+/// (`database_pool = 4`: one reader beside the writer, the watch and the
+/// change log's follower), the others wait for the session to be given
+/// back — they used to ask the pool for one more, find it full and wait
+/// there, where a reader's session given back never came, until
+/// `database_statement_timeout_secs` ran out and the request failed.
+#[test]
+fn point_reads_beyond_the_readers_wait_for_a_session_given_back() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE points");
+    role_with_schema(&pg, "points", "app6", "app6-Secret-12");
+    let root = TempRoot::new("pgpoints");
+    let cfg = config_file(&root, &pg, "points", "app6", "app6-Secret-12");
+    let mut toml = std::fs::read_to_string(&cfg).expect("config");
+    toml.push_str("database_pool = 4\ndatabase_statement_timeout_secs = 2\n");
+    std::fs::write(&cfg, toml).expect("config");
+    let srv = TestServer::builder()
+        .root(root.clone())
+        .config(&cfg)
+        .start();
+    srv.create_collection(&json!({
+        "name": "pts", "type": "base", "listRule": "", "viewRule": "",
+        "fields": [{"name": "title", "type": "text"}]
+    }));
+    let (st, rec) = srv
+        .su()
+        .post("/api/collections/pts/records", &json!({"title": "one"}));
+    assert_eq!(st, 200, "{rec}");
+    let path = format!(
+        "/api/collections/pts/records/{}",
+        rec["id"].as_str().expect("id")
+    );
+    // Eight clients at once, each getting the record over and over: reads
+    // overlap all the time, and every one is answered.
+    let failed: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let guest = srv.guest();
+                    (0..40)
+                        .map(|_| guest.get(&path))
+                        .filter(|(st, _)| *st != 200)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("client thread"))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "{} of 320 gets failed, the first: {:?}\n{}",
+        failed.len(),
+        failed.first(),
+        srv.output()
+    );
+}
+
 #[test]
 fn keepd_serves_records_from_postgres() {
     let Some(pg) = PgCluster::start(HBA) else {

@@ -11,14 +11,18 @@
 //! Point reads (one row by primary key) skip the hand-off to a blocking
 //! thread: they run on the calling thread with that thread's own read-only
 //! connection (`Local`), opened on first use. The hand-off — two context
-//! switches — costs more than such a read.
+//! switches — costs more than such a read. On PostgreSQL a point read
+//! borrows one of the readers' sessions on the calling thread instead; the
+//! two paths share one `Shelf`, so at most `readers` sessions are open for
+//! reads, and a read that finds none free waits for the next one given
+//! back.
 
 use super::key::DbKey;
 use super::open::open_reader;
 use super::Conn as Connection;
 use crate::error::{ApiError, ApiResult};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use tokio::sync::Semaphore;
 
 /// Where read-only connections come from.
@@ -44,7 +48,7 @@ impl Source {
 }
 
 pub(crate) struct Readers {
-    conns: Arc<Mutex<Vec<Connection>>>,
+    conns: Arc<Shelf>,
     permits: Arc<Semaphore>,
     source: Arc<Source>,
 }
@@ -58,11 +62,12 @@ thread_local! {
 
 /// Each thread's own read-only connection (SQLite). On PostgreSQL, whose
 /// sessions are few and bounded, a point read borrows one of the readers'
-/// connections on the calling thread instead.
+/// connections on the calling thread instead, from the shelf the pooled
+/// reads use (waiting for one given back when all are lent).
 pub(crate) struct Local {
     id: u64,
     source: Arc<Source>,
-    shared: Option<Arc<Mutex<Vec<Connection>>>>,
+    shared: Option<Arc<Shelf>>,
 }
 
 impl Local {
@@ -81,19 +86,11 @@ impl Local {
 
     pub(crate) fn run<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
         if let Some(shared) = &self.shared {
-            let pooled = shared
-                .lock()
-                .map_err(|_| ApiError::internal("reader pool poisoned"))?
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => self.source.reader().map_err(ApiError::internal)?,
-            };
-            let r = blocking(|| f(&conn));
-            if let Ok(mut g) = shared.lock() {
-                g.push(conn);
-            }
-            return r;
+            // Waiting for a session blocks too: all of it off the runtime.
+            return blocking(|| {
+                let lent = shared.take(&self.source)?;
+                f(lent.conn())
+            });
         }
         LOCAL.with(|cell| {
             let mut slot = cell.try_borrow_mut().map_err(ApiError::internal)?;
@@ -140,7 +137,7 @@ impl Readers {
 
     fn with(source: Source, n: usize, conns: Vec<Connection>) -> Readers {
         Readers {
-            conns: Arc::new(Mutex::new(conns)),
+            conns: Arc::new(Shelf::new(n, conns)),
             permits: Arc::new(Semaphore::new(n)),
             source: Arc::new(source),
         }
@@ -148,7 +145,7 @@ impl Readers {
 
     #[cfg(test)]
     fn open_count(&self) -> usize {
-        self.conns.lock().map(|g| g.len()).unwrap_or(0)
+        self.conns.state.lock().map(|g| g.idle.len()).unwrap_or(0)
     }
 
     pub(crate) async fn run<T, F>(&self, f: F) -> ApiResult<T>
@@ -165,24 +162,168 @@ impl Readers {
         let conns = self.conns.clone();
         let source = self.source.clone();
         tokio::task::spawn_blocking(move || {
-            let pooled = conns
-                .lock()
-                .map_err(|_| ApiError::internal("reader pool poisoned"))?
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => source.reader().map_err(ApiError::internal)?,
-            };
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conn)))
+            let lent = conns.take(&source)?;
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(lent.conn())))
                 .unwrap_or_else(|p| Err(ApiError::internal(panic_text("a read", &*p))));
-            if let Ok(mut g) = conns.lock() {
-                g.push(conn);
-            }
+            drop(lent);
             drop(permit);
             r
         })
         .await
         .map_err(ApiError::internal)?
+    }
+}
+
+/// The readers' connections: those not in use, and how many are open —
+/// never more than `max`. A read takes an idle one, else opens one while
+/// fewer than `max` are open, else queues: a connection given back goes to
+/// the read that has waited longest, so reads that wait are served in the
+/// order they came and none waits longer than the reads ahead of it take.
+struct Shelf {
+    state: Mutex<Shelved>,
+    max: usize,
+}
+
+struct Shelved {
+    idle: Vec<Connection>,
+    /// Open connections: idle, lent, and being opened.
+    open: usize,
+    /// Reads waiting for a connection, longest first.
+    waiting: std::collections::VecDeque<Arc<Turn>>,
+}
+
+/// A waiting read's place in the queue: what it is given when its turn
+/// comes.
+struct Turn {
+    given: Mutex<Option<Given>>,
+    ready: Condvar,
+}
+
+enum Given {
+    /// A connection given back by another read.
+    Conn(Connection),
+    /// Room to open one (an opening failed and left its place).
+    Room,
+}
+
+/// A connection lent by the shelf; given back when dropped.
+struct Lent<'a> {
+    shelf: &'a Shelf,
+    conn: Option<Connection>,
+}
+
+impl Lent<'_> {
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            let next = {
+                let mut st = self.shelf.lock();
+                match st.waiting.pop_front() {
+                    Some(turn) => Some((turn, c)),
+                    None => {
+                        st.idle.push(c);
+                        None
+                    }
+                }
+            };
+            if let Some((turn, c)) = next {
+                turn.give(Given::Conn(c));
+            }
+        }
+    }
+}
+
+impl Turn {
+    fn give(&self, g: Given) {
+        *self.given.lock().unwrap_or_else(|p| p.into_inner()) = Some(g);
+        self.ready.notify_one();
+    }
+
+    fn wait(&self) -> Given {
+        let mut g = self.given.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(given) = g.take() {
+                return given;
+            }
+            g = self.ready.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Shelf {
+    fn new(max: usize, idle: Vec<Connection>) -> Shelf {
+        Shelf {
+            max: max.max(idle.len()).max(1),
+            state: Mutex::new(Shelved {
+                open: idle.len(),
+                idle,
+                waiting: std::collections::VecDeque::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shelved> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Blocks while `max` connections are lent (each for one read).
+    fn take(&self, source: &Source) -> ApiResult<Lent<'_>> {
+        let turn = {
+            let mut st = self.lock();
+            if st.waiting.is_empty() {
+                if let Some(c) = st.idle.pop() {
+                    return Ok(self.lend(c));
+                }
+            }
+            if st.waiting.is_empty() && st.open < self.max {
+                st.open += 1;
+                None
+            } else {
+                let turn = Arc::new(Turn {
+                    given: Mutex::new(None),
+                    ready: Condvar::new(),
+                });
+                st.waiting.push_back(turn.clone());
+                Some(turn)
+            }
+        };
+        if let Some(turn) = turn {
+            match turn.wait() {
+                Given::Conn(c) => return Ok(self.lend(c)),
+                Given::Room => {}
+            }
+        }
+        match source.reader() {
+            Ok(c) => Ok(self.lend(c)),
+            Err(e) => {
+                // Its place goes to the next waiting read, which tries
+                // opening one in turn.
+                let next = {
+                    let mut st = self.lock();
+                    let next = st.waiting.pop_front();
+                    if next.is_none() {
+                        st.open -= 1;
+                    }
+                    next
+                };
+                if let Some(turn) = next {
+                    turn.give(Given::Room);
+                }
+                Err(ApiError::internal(e))
+            }
+        }
+    }
+
+    fn lend(&self, c: Connection) -> Lent<'_> {
+        Lent {
+            shelf: self,
+            conn: Some(c),
+        }
     }
 }
 

@@ -511,6 +511,14 @@ fn the_url_is_never_taken_from_the_environment_or_a_readable_file() {
     assert!(r.has("database_url is not set"), "{}", r.out);
 }
 
+/// A database of its own for one test (nobody may create in `public`) and
+/// a least-privileged role owning one schema in it.
+fn database_with_role(pg: &PgCluster, db: &str, role: &str, password: &str) {
+    pg.psql("postgres", &format!("CREATE DATABASE {db}"));
+    pg.psql(db, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    role_with_schema(pg, db, role, password);
+}
+
 /// A least-privileged role owning one schema of its own, for one test
 /// (over TLS with SCRAM, as `HBA` lets every role but the listed ones in).
 fn role_with_schema(pg: &PgCluster, db: &str, role: &str, password: &str) {
@@ -613,9 +621,7 @@ fn keepd_serves_records_from_postgres() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE srv");
-    pg.psql("srv", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    role_with_schema(&pg, "srv", "app1", "app1-Secret-12");
+    database_with_role(&pg, "srv", "app1", "app1-Secret-12");
     let root = TempRoot::new("pgsrv");
     let cfg = config_file(&root, &pg, "srv", "app1", "app1-Secret-12");
     let mut srv = TestServer::builder()
@@ -885,9 +891,7 @@ fn synchronous_commit_off_is_refused() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE lossy");
-    pg.psql("lossy", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    role_with_schema(&pg, "lossy", "app2", "app2-Secret-13");
+    database_with_role(&pg, "lossy", "app2", "app2-Secret-13");
     pg.psql("lossy", "ALTER ROLE app2 SET synchronous_commit = off");
     let root = TempRoot::new("pgsync");
     let cfg = config_file(&root, &pg, "lossy", "app2", "app2-Secret-13");
@@ -1002,9 +1006,7 @@ fn realtime_events_reach_the_clients_of_every_process_in_commit_order() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE hub");
-    pg.psql("hub", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    role_with_schema(&pg, "hub", "hub1", "hub1-Secret-13");
+    database_with_role(&pg, "hub", "hub1", "hub1-Secret-13");
     let root_a = TempRoot::new("pghub-a");
     let cfg = config_file(&root_a, &pg, "hub", "hub1", "hub1-Secret-13");
     let mut a = TestServer::builder()
@@ -1257,9 +1259,7 @@ fn filters_sorts_rules_and_expand_run_on_postgres() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE q");
-    pg.psql("q", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    role_with_schema(&pg, "q", "app3", "app3-Secret-13");
+    database_with_role(&pg, "q", "app3", "app3-Secret-13");
     let root = TempRoot::new("pgq");
     let cfg = config_file(&root, &pg, "q", "app3", "app3-Secret-13");
     let srv = TestServer::builder()
@@ -1446,9 +1446,7 @@ fn backups_on_postgres_are_consistent_snapshots_that_restore() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE bk");
-    pg.psql("bk", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    role_with_schema(&pg, "bk", "app6", "app6-Secret-16");
+    database_with_role(&pg, "bk", "app6", "app6-Secret-16");
     let root = TempRoot::new("pgbk");
     let cfg = config_file(&root, &pg, "bk", "app6", "app6-Secret-16");
     let id = age::x25519::Identity::generate();
@@ -1720,9 +1718,7 @@ fn import_from_pocketbase_into_postgres() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE imp");
-    pg.psql("imp", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    role_with_schema(&pg, "imp", "app7", "app7-Secret-17");
+    database_with_role(&pg, "imp", "app7", "app7-Secret-17");
     let root = TempRoot::new("pgimp");
     let cfg = config_file(&root, &pg, "imp", "app7", "app7-Secret-17");
     let pb_dir = root.path.join("pb_data");
@@ -2043,9 +2039,7 @@ fn view_queries_answer_on_postgres_as_on_sqlite() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE vq");
-    pg.psql("vq", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    role_with_schema(&pg, "vq", "app4", "app4-Secret-14");
+    database_with_role(&pg, "vq", "app4", "app4-Secret-14");
     let root = TempRoot::new("pgvq");
     let cfg = config_file(&root, &pg, "vq", "app4", "app4-Secret-14");
     let on_pg = TestServer::builder()

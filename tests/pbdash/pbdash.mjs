@@ -204,9 +204,14 @@ const STEPS = [
       await v.locator("output[name=file] button[title^='Preview']").first().click();
       const file = await full;
       if (file.status() !== 200) throw new Error(`the file preview: ${file.status()}`);
+      // Escape closes the preview (the top modal) only; the record's panel
+      // is then closed with its own button, and must be gone before the next
+      // step (a click that lands while the preview is still leaving is lost).
       await page.keyboard.press("Escape");
+      await page.locator(".modal[data-modal-state=open]").nth(1).waitFor({ state: "hidden", timeout: STEP_TIMEOUT_MS });
       await settle(page);
       await v.locator("footer").getByRole("button", { name: "Close", exact: true }).click();
+      await v.waitFor({ state: "hidden", timeout: STEP_TIMEOUT_MS });
     },
   ],
   [

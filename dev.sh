@@ -183,6 +183,11 @@ cmd_test() {
         log "cargo test: PostgreSQL connection, role checks, storage and the filter dialect (--features postgres, Debian's PostgreSQL)"
         cargo test --locked -p keepd --features postgres --test integration postgres 2>&1 | tee -a target/cargo-test.log
         cargo test --locked -p keepd --features postgres --lib store::postgres 2>&1 | tee -a target/cargo-test.log
+        # The hub benchmark (ignored: tests/bench/sync.sh --postgres runs it in
+        # full) in a bounded form: every pushed change must reach the hub on
+        # SQLite, on PostgreSQL and through two hub processes (~3 s).
+        KEEPD_SYNC_BENCH_DEVICES=2 KEEPD_SYNC_BENCH_BATCHES=2 KEEPD_SYNC_BENCH_BATCH=10 KEEPD_SYNC_BENCH_RUNS=1 \
+            cargo test --locked -p keepd --features postgres --test integration postgres_sync::figures -- --ignored 2>&1 | tee -a target/cargo-test.log
         # target/debug/keepd is now the postgres build the tests above made.
         log "SDK and differential suites against keepd on PostgreSQL (tests/pg/run.sh, Debian's PostgreSQL)"
         bash tests/pg/run.sh all

@@ -38,7 +38,12 @@ export CC_armv7_unknown_linux_gnueabihf=arm-linux-gnueabihf-gcc
 # LLVM's linker for aarch64 (cross/setup.sh installs lld-16): daemon/build.rs
 # then asks for packed relative relocations (DT_RELR), which Debian 12's GNU
 # ld supports on x86_64 only.
-if [ -x /usr/lib/llvm-16/bin/ld.lld ]; then export KEEPD_LLD_DIR=/usr/lib/llvm-16/bin; fi
+# Linked through daemon/link/cc.sh, which lays the functions out by
+# daemon/link/order.txt when LLD links the release binary.
+if [ -x /usr/lib/llvm-16/bin/ld.lld ]; then
+    export KEEPD_LLD_DIR=/usr/lib/llvm-16/bin
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER="$ROOT/daemon/link/cc-aarch64.sh"
+fi
 KEEPD_FEATURES="${KEEPD_FEATURES-sqlcipher}"
 features=()
 [ -z "$KEEPD_FEATURES" ] || features=(--features "$KEEPD_FEATURES")

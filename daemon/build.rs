@@ -7,8 +7,13 @@
 //! aarch64: Debian 12's GNU ld ignores the option there, so it is asked for
 //! only when `KEEPD_LLD_DIR` names a directory holding `ld.lld` (cross/build.sh
 //! sets it when lld-16 is installed), and the binary is then linked with it.
+//! The layout of its functions is daemon/link/cc.sh's (see there).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // The release binary's layout (daemon/link/cc.sh, the linker driver,
+    // reads the list): a new list is a new link.
+    println!("cargo:rerun-if-changed=link/order.txt");
+    println!("cargo:rerun-if-changed=link/cc.sh");
     println!("cargo:rerun-if-env-changed=KEEPD_LLD_DIR");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {

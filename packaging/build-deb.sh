@@ -61,6 +61,12 @@ else
     deb=$(CARGO_TARGET_DIR="${KEEPD_CROSS_DIR:-$ROOT/target/cross}" cargo deb -p keepd --target "$target" --no-build --output "$out/" | tail -n 1)
 fi
 [ -f "$deb" ] || { echo "cargo deb reported no package (got '$deb')" >&2; exit 1; }
+# The binary's functions laid out by what runs (daemon/link): checked, not assumed.
+if [ -z "$target" ]; then
+    bash tests/bench/layout.sh "$target_dir/release"
+elif [ "$target" = aarch64-unknown-linux-gnu ] && [ -x /usr/lib/llvm-16/bin/ld.lld ]; then
+    bash tests/bench/layout.sh "${KEEPD_CROSS_DIR:-$ROOT/target/cross}/$target/release"
+fi
 echo "==> built $deb"
 
 if [ "${KEEPD_LINTIAN:-1}" = 0 ]; then

@@ -81,6 +81,8 @@ if [ -z "${KEEPD_BIN:-}" ]; then
     log "cargo build --release -p keepd ${features[*]}"
     (cd "$ROOT" && cargo build --release --locked -p keepd "${features[@]}")
     KEEPD_BIN="$ROOT/target/release/keepd"
+    # Its functions laid out by what runs (daemon/link): checked, not assumed.
+    bash "$HERE/layout.sh" "$ROOT/target/release"
 fi
 if [ "$pg" = 1 ] && ! "$KEEPD_BIN" db check --help >/dev/null 2>&1; then
     log "$KEEPD_BIN has no PostgreSQL support (build it with --features postgres)"

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Makes daemon/link/order.txt: which functions of keepd run, under callgrind.
+
+    python3 daemon/link/profile.py [--keepd target/profiling/keepd] [--out daemon/link/order.txt]
+
+keepd (a build with its symbols: `cargo build --profile profiling -p keepd`)
+starts under callgrind on a fresh data dir and idles 6 s (timers, the
+watchdog's tick): the first part of the list. Then the requests most
+devices serve (tests/bench/bench.py's set-up: superuser and user sign-in,
+collections, a batch, files; gets, lists, creates, a realtime stream): the
+second part, without what the first has. Names are written demangled,
+without what each build makes anew (daemon/link/cc.sh matches them to each
+build's symbols the same way).
+"""
+import argparse
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+import bench  # noqa: E402
+
+LLVM = re.compile(r"\.llvm\.[0-9]+$")
+CRATE = re.compile(r"\[[0-9a-f]{5,}\]")
+LEGACY = re.compile(r"::h[0-9a-f]{16}$")
+
+
+def keys(names: list[str]) -> list[str]:
+    """The names as daemon/link/cc.sh keys them: demangled (c++filt), without crate
+    disambiguators, a legacy name's hash or LTO's `.llvm.N` suffix."""
+    raw = "\n".join(LLVM.sub("", n) for n in names) + "\n"
+    out = subprocess.run(["c++filt"], input=raw, capture_output=True, text=True, check=True).stdout
+    return [LEGACY.sub("", CRATE.sub("", k)) for k in out.split("\n")[: len(names)]]
+
+
+def functions(dump: str, binary: str) -> list[str]:
+    """The functions of `binary` a callgrind dump has costs for, in the dump's order."""
+    names: dict[str, str] = {}
+    objs: dict[str, str] = {}
+    ob = ""
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def resolve(table: dict[str, str], spec: str) -> str:
+        m = re.match(r"\((\d+)\)(?: (.*))?$", spec)
+        if not m:
+            return spec
+        if m.group(2) is not None:
+            table[m.group(1)] = m.group(2)
+        return table.get(m.group(1), "")
+
+    for line in open(dump, errors="replace"):
+        if line.startswith("ob="):
+            ob = resolve(objs, line[3:].rstrip("\n"))
+        elif line.startswith(("cob=", "cfn=")):
+            resolve(objs if line.startswith("cob=") else names, line[4:].rstrip("\n"))
+        elif line.startswith("fn="):
+            fn = resolve(names, line[3:].rstrip("\n"))
+            if os.path.realpath(ob) == os.path.realpath(binary) and fn and fn not in seen:
+                seen.add(fn)
+                out.append(fn)
+    return out
+
+
+def wait_health(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/api/health")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("keepd under callgrind did not answer /api/health")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keepd", default=os.path.join(ROOT, "target", "profiling", "keepd"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "daemon", "link", "order.txt"))
+    ap.add_argument("--idle", type=float, default=6.0)
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="keepd-profile-")
+    srv = bench.Server("keepd", "keepd", args.keepd, work)
+    srv.fresh_dir("data")
+    srv.upsert_superuser()
+    srv.port = bench.free_port()
+    out = os.path.join(work, "cg.out")
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--demangle=no", "--dump-instr=no", "--separate-threads=no",
+         f"--callgrind-out-file={out}", args.keepd, "serve", "--http", f"127.0.0.1:{srv.port}",
+         "--dir", srv.datadir],
+        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "valgrind.log"), "w"))
+    srv.proc = proc
+    try:
+        wait_health(srv.port, time.monotonic() + 120)
+        time.sleep(args.idle)
+        subprocess.run(["callgrind_control", "-d", "idle", str(proc.pid)], check=True,
+                       stdout=subprocess.DEVNULL)
+        # The requests: the benchmark's set-up and one of each of its loads.
+        srv.setup_data(200, 100)
+        srv.setup_owned()
+        coll = f"/api/collections/{bench.COLLECTION}/records"
+        for i in range(20):
+            bench.must(srv.port, "GET", f"{coll}/{srv.ids[i]}")
+            bench.must(srv.port, "GET", f"{coll}?perPage=50&sort=-n&filter=" + bench.Q(f"n>{i * 10}"))
+            bench.must(srv.port, "POST", coll, bench.seed_record(10_000 + i, srv.user_id), srv.token)
+            bench.must(srv.port, "GET", f"/api/collections/{bench.OWNED_COLLECTION}/records/{srv.owned[i]}",
+                       token=srv.user_token)
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        c.request("GET", "/api/realtime")
+        r = c.getresponse()
+        first = r.fp.readline() + r.fp.readline() + r.fp.readline()
+        cid = re.search(rb'"clientId":"([^"]+)"', first)
+        if cid:
+            bench.must(srv.port, "POST", "/api/realtime",
+                       {"clientId": cid.group(1).decode(), "subscriptions": [f"{bench.COLLECTION}/*"]})
+            bench.must(srv.port, "POST", coll, bench.seed_record(20_000, srv.user_id), srv.token)
+            r.fp.readline()
+        c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    dumps = sorted((os.path.join(work, f) for f in os.listdir(work) if f.startswith("cg.out")),
+                   key=os.path.getmtime)
+    if len(dumps) < 2:
+        raise SystemExit(f"expected two callgrind dumps in {work}, found {dumps}")
+    seen: set[str] = set()
+    idle = [k for k in keys(functions(dumps[0], args.keepd)) if k and not (k in seen or seen.add(k))]
+    rest = keys([n for d in dumps[1:] for n in functions(d, args.keepd)])
+    later = [k for k in rest if k and not (k in seen or seen.add(k))]
+    with open(args.out, "w") as f:
+        f.write("# daemon/link/order.txt: made by daemon/link/profile.py; read by daemon/link/cc.sh.\n")
+        f.write(f"# {len(idle)} functions run by start-up and the idle daemon, then {len(later)} more run by requests.\n")
+        for k in idle + later:
+            f.write(k + "\n")
+    print(f"{args.out}: {len(idle)} + {len(later)} functions (dumps in {work})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

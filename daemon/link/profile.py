@@ -4,11 +4,13 @@
     python3 daemon/link/profile.py [--keepd target/profiling/keepd] [--out daemon/link/order.txt]
 
 keepd (a build with its symbols: `cargo build --profile profiling -p keepd`)
-starts under callgrind on a fresh data dir and idles 6 s (timers, the
-watchdog's tick): the first part of the list. Then the requests most
-devices serve (tests/bench/bench.py's set-up: superuser and user sign-in,
-collections, a batch, files; gets, lists, creates, a realtime stream): the
-second part, without what the first has. Names are written demangled,
+starts under callgrind twice and idles 6 s each time (timers, the watchdog's
+tick): on an empty data dir (a first boot: migrations, the default
+collections) and on one that has a superuser (every later boot). What those
+run is the first part of the list. Then, in the second process, the
+requests most devices serve (tests/bench/bench.py's set-up: superuser and
+user sign-in, collections, a batch, files; gets, lists, creates, a realtime
+stream): the second part, without what the first has. Names are written demangled,
 without what each build makes anew (daemon/link/cc.sh matches them to each
 build's symbols the same way).
 """
@@ -88,22 +90,38 @@ def main() -> int:
     ap.add_argument("--idle", type=float, default=6.0)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="keepd-profile-")
-    srv = bench.Server("keepd", "keepd", args.keepd, work)
-    srv.fresh_dir("data")
-    srv.upsert_superuser()
-    srv.port = bench.free_port()
-    out = os.path.join(work, "cg.out")
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--demangle=no", "--dump-instr=no", "--separate-threads=no",
-         f"--callgrind-out-file={out}", args.keepd, "serve", "--http", f"127.0.0.1:{srv.port}",
-         "--dir", srv.datadir],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "valgrind.log"), "w"))
-    srv.proc = proc
-    try:
+
+    def under_callgrind(srv: bench.Server, tag: str) -> subprocess.Popen:
+        srv.port = bench.free_port()
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--demangle=no", "--dump-instr=no", "--separate-threads=no",
+             f"--callgrind-out-file={os.path.join(work, tag)}", args.keepd, "serve", "--http",
+             f"127.0.0.1:{srv.port}", "--dir", srv.datadir],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"{tag}.log"), "w"))
+        srv.proc = proc
         wait_health(srv.port, time.monotonic() + 120)
         time.sleep(args.idle)
         subprocess.run(["callgrind_control", "-d", "idle", str(proc.pid)], check=True,
                        stdout=subprocess.DEVNULL)
+        return proc
+
+    def stop(proc: subprocess.Popen) -> None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    # A first boot: an empty data dir.
+    first = bench.Server("keepd", "keepd", args.keepd, work)
+    first.fresh_dir("first")
+    stop(under_callgrind(first, "cg-first.out"))
+    # A later boot, then the requests.
+    srv = bench.Server("keepd", "keepd", args.keepd, work)
+    srv.fresh_dir("data")
+    srv.upsert_superuser()
+    proc = under_callgrind(srv, "cg.out")
+    try:
         # The requests: the benchmark's set-up and one of each of its loads.
         srv.setup_data(200, 100)
         srv.setup_owned()
@@ -117,8 +135,8 @@ def main() -> int:
         c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
         c.request("GET", "/api/realtime")
         r = c.getresponse()
-        first = r.fp.readline() + r.fp.readline() + r.fp.readline()
-        cid = re.search(rb'"clientId":"([^"]+)"', first)
+        first_lines = r.fp.readline() + r.fp.readline() + r.fp.readline()
+        cid = re.search(rb'"clientId":"([^"]+)"', first_lines)
         if cid:
             bench.must(srv.port, "POST", "/api/realtime",
                        {"clientId": cid.group(1).decode(), "subscriptions": [f"{bench.COLLECTION}/*"]})
@@ -126,22 +144,24 @@ def main() -> int:
             r.fp.readline()
         c.close()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    dumps = sorted((os.path.join(work, f) for f in os.listdir(work) if f.startswith("cg.out")),
-                   key=os.path.getmtime)
-    if len(dumps) < 2:
-        raise SystemExit(f"expected two callgrind dumps in {work}, found {dumps}")
+        stop(proc)
+    def dumps(prefix: str) -> list[str]:
+        found = sorted((os.path.join(work, f) for f in os.listdir(work)
+                        if f.startswith(prefix) and not f.endswith(".log")), key=os.path.getmtime)
+        if len(found) < 2:
+            raise SystemExit(f"expected two callgrind dumps {prefix}* in {work}, found {found}")
+        return found
+
+    boot, served = dumps("cg-first.out"), dumps("cg.out")
     seen: set[str] = set()
-    idle = [k for k in keys(functions(dumps[0], args.keepd)) if k and not (k in seen or seen.add(k))]
-    rest = keys([n for d in dumps[1:] for n in functions(d, args.keepd)])
+    idle = [k for k in keys(functions(boot[0], args.keepd) + functions(served[0], args.keepd))
+            if k and not (k in seen or seen.add(k))]
+    rest = keys([n for d in served[1:] for n in functions(d, args.keepd)])
     later = [k for k in rest if k and not (k in seen or seen.add(k))]
     with open(args.out, "w") as f:
         f.write("# daemon/link/order.txt: made by daemon/link/profile.py; read by daemon/link/cc.sh.\n")
-        f.write(f"# {len(idle)} functions run by start-up and the idle daemon, then {len(later)} more run by requests.\n")
+        f.write(f"# {len(idle)} functions run by start-up (a first boot and a later one) and the idle daemon, "
+                f"then {len(later)} more run by requests.\n")
         for k in idle + later:
             f.write(k + "\n")
     print(f"{args.out}: {len(idle)} + {len(later)} functions (dumps in {work})")

@@ -10,9 +10,9 @@ collections) and on one that has a superuser (every later boot). What those
 run is the first part of the list. Then, in the second process, the
 requests most devices serve (tests/bench/bench.py's set-up: superuser and
 user sign-in, collections, a batch, files; gets, lists, creates, a realtime
-stream): the second part, without what the first has. Names are written demangled,
-without what each build makes anew (daemon/link/cc.sh matches them to each
-build's symbols the same way).
+stream): the second part, without what the first has. Names are written demangled
+(c++filt), without what each build makes anew (daemon/link/cc.sh matches them to
+each build's symbols the same way). Needs valgrind (Debian package).
 """
 import argparse
 import http.client

@@ -4,7 +4,7 @@
 # binary it linked (`deps/keepd-*.layout`). Fails when no link was laid out (the
 # wrapper not used, LLD not used) or when fewer than MIN_SHARE percent (default 70)
 # of the listed functions were found in the build — the list has gone stale:
-# make it again with `python3 daemon/link/profile.py` (README, "Binary layout").
+# make it again with `python3 daemon/link/profile.py` (README, "Device builds and packages").
 #
 #   tests/bench/layout.sh [TARGET_DIR/PROFILE]    default: target/release
 set -euo pipefail

@@ -41,12 +41,7 @@ for a in "$@"; do
         *.o|*.a|*.rlib) [ -f "$a" ] && readelf -sW "$a" 2>/dev/null ;;
     esac
 done | awk '$4 == "FUNC" && $7 != "UND" && NF >= 8 { print $8 }' | sort -u >"$tmp/syms"
-# The key of a symbol: its demangled name without what each build makes anew
-# (crate disambiguators `[0123abcd…]`, a legacy name's `::h…` hash, the
-# `.llvm.N` suffix LTO gives a function it made local). Rust symbols are v0
-# (.cargo/config.toml), so the key spells out a generic function's arguments.
-sed 's/\.llvm\.[0-9]*$//' "$tmp/syms" | c++filt |
-    sed -E -e 's/\[[0-9a-f]{5,}\]//g' -e 's/::h[0-9a-f]{16}$//' >"$tmp/keyed"
+"$here/key.sh" <"$tmp/syms" >"$tmp/keyed"
 paste "$tmp/keyed" "$tmp/syms" | awk -F '\t' -v keys="$tmp/keys" '
     FNR == NR { if ($0 != "" && $0 !~ /^#/ && !($0 in rank)) rank[$0] = ++n; next }
     $1 in rank { print rank[$1] "\t" $2; if (!($1 in hit)) { hit[$1] = 1; found++ } }

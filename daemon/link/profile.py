@@ -18,7 +18,6 @@ import argparse
 import http.client
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -28,24 +27,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
 import bench  # noqa: E402
 
-LLVM = re.compile(r"\.llvm\.[0-9]+$")
-CRATE = re.compile(r"\[[0-9a-f]{5,}\]")
-LEGACY = re.compile(r"::h[0-9a-f]{16}$")
+KEY = os.path.join(ROOT, "daemon", "link", "key.sh")
 
 
 def keys(names: list[str]) -> list[str]:
-    """The names as daemon/link/cc.sh keys them: demangled (c++filt), without crate
-    disambiguators, a legacy name's hash or LTO's `.llvm.N` suffix."""
-    raw = "\n".join(LLVM.sub("", n) for n in names) + "\n"
-    out = subprocess.run(["c++filt"], input=raw, capture_output=True, text=True, check=True).stdout
-    return [LEGACY.sub("", CRATE.sub("", k)) for k in out.split("\n")[: len(names)]]
+    """The names keyed as daemon/link/cc.sh keys a link's symbols (daemon/link/key.sh)."""
+    out = subprocess.run([KEY], input="".join(n + "\n" for n in names), capture_output=True,
+                         text=True, check=True).stdout
+    return out.split("\n")[: len(names)]
 
 
 def functions(dump: str, binary: str) -> list[str]:
     """The functions of `binary` a callgrind dump has costs for, in the dump's order."""
     names: dict[str, str] = {}
     objs: dict[str, str] = {}
-    ob = ""
+    mine = False  # whether the functions that follow are the binary's
+    target = os.path.realpath(binary)
     out: list[str] = []
     seen: set[str] = set()
 
@@ -59,28 +56,15 @@ def functions(dump: str, binary: str) -> list[str]:
 
     for line in open(dump, errors="replace"):
         if line.startswith("ob="):
-            ob = resolve(objs, line[3:].rstrip("\n"))
+            mine = os.path.realpath(resolve(objs, line[3:].rstrip("\n"))) == target
         elif line.startswith(("cob=", "cfn=")):
             resolve(objs if line.startswith("cob=") else names, line[4:].rstrip("\n"))
         elif line.startswith("fn="):
             fn = resolve(names, line[3:].rstrip("\n"))
-            if os.path.realpath(ob) == os.path.realpath(binary) and fn and fn not in seen:
+            if mine and fn and fn not in seen:
                 seen.add(fn)
                 out.append(fn)
     return out
-
-
-def wait_health(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/api/health")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("keepd under callgrind did not answer /api/health")
 
 
 def main() -> int:
@@ -91,37 +75,27 @@ def main() -> int:
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="keepd-profile-")
 
-    def under_callgrind(srv: bench.Server, tag: str) -> subprocess.Popen:
-        srv.port = bench.free_port()
-        proc = subprocess.Popen(
-            ["valgrind", "--tool=callgrind", "--demangle=no", "--dump-instr=no", "--separate-threads=no",
-             f"--callgrind-out-file={os.path.join(work, tag)}", args.keepd, "serve", "--http",
-             f"127.0.0.1:{srv.port}", "--dir", srv.datadir],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"{tag}.log"), "w"))
-        srv.proc = proc
-        wait_health(srv.port, time.monotonic() + 120)
+    def under_callgrind(srv: bench.Server, tag: str) -> None:
+        srv.launcher = ["valgrind", "--tool=callgrind", "--demangle=no", "--dump-instr=no",
+                        "--separate-threads=no", f"--callgrind-out-file={os.path.join(work, tag)}"]
+        srv.start(ready_timeout=120)
         time.sleep(args.idle)
-        subprocess.run(["callgrind_control", "-d", "idle", str(proc.pid)], check=True,
+        subprocess.run(["callgrind_control", "-d", "idle", str(srv.pid)], check=True,
                        stdout=subprocess.DEVNULL)
-        return proc
-
-    def stop(proc: subprocess.Popen) -> None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
     # A first boot: an empty data dir.
     first = bench.Server("keepd", "keepd", args.keepd, work)
     first.fresh_dir("first")
-    stop(under_callgrind(first, "cg-first.out"))
+    try:
+        under_callgrind(first, "cg-first.out")
+    finally:
+        first.stop(grace=120)  # callgrind writes its last dump on the way out
     # A later boot, then the requests.
     srv = bench.Server("keepd", "keepd", args.keepd, work)
     srv.fresh_dir("data")
     srv.upsert_superuser()
-    proc = under_callgrind(srv, "cg.out")
     try:
+        under_callgrind(srv, "cg.out")
         # The requests: the benchmark's set-up and one of each of its loads.
         srv.setup_data(200, 100)
         srv.setup_owned()
@@ -144,7 +118,7 @@ def main() -> int:
             r.fp.readline()
         c.close()
     finally:
-        stop(proc)
+        srv.stop(grace=120)
     def dumps(prefix: str) -> list[str]:
         found = sorted((os.path.join(work, f) for f in os.listdir(work)
                         if f.startswith(prefix) and not f.endswith(".log")), key=os.path.getmtime)

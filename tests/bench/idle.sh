@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
         *) break ;;
     esac
 done
-[ $# -gt 0 ] || { echo "usage: $0 [--rounds N] BINARY..." >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: $0 [--rounds N] [--cold] BINARY..." >&2; exit 2; }
 work=$(mktemp -d)
 pid=
 cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; }

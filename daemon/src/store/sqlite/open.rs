@@ -339,6 +339,36 @@ pub fn foreign_key_problems(conn: &Conn) -> rusqlite::Result<Vec<String>> {
 mod tests {
     use rusqlite::Connection;
 
+    #[test]
+    fn sqlite_is_built_without_its_shared_locks() {
+        // `.cargo/config.toml` (LIBSQLITE3_FLAGS): with memory management
+        // every connection's page cache sits behind one mutex taken at each
+        // page fetch, contended by all readers; memory statistics take a
+        // global mutex per allocation. A build that lost the flags (built
+        // without the workspace's config) fails here.
+        let c = Connection::open_in_memory().unwrap();
+        let opts: Vec<String> = c
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            !opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{opts:?}"
+        );
+        assert!(
+            !opts.iter().any(|o| o == "ENABLE_UNLOCK_NOTIFY"),
+            "{opts:?}"
+        );
+        assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
+        assert!(
+            opts.iter().any(|o| o == "ENABLE_MATH_FUNCTIONS"),
+            "{opts:?}"
+        );
+    }
+
     /// Opening the watch connection and asking it `data_version` reads the
     /// header only: SQLite never parses the schema on it (shown with a
     /// schema entry SQLite cannot parse, which fails any connection that

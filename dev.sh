@@ -27,7 +27,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-log() { printf '\n==> %s\n' "$*" >&2; }
+# Each step's line carries the seconds since the script began, so a CI log
+# shows where the time went.
+log() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

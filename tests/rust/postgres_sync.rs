@@ -641,7 +641,13 @@ fn figures_hub_changes_per_second_sqlite_and_postgres() {
                 &urls, &pki.ca, &cid, &creds, batches, per_batch, run,
             ));
             let n = notes(&first.srv, Some(&token)).len() as u64;
-            assert_eq!(n, devices as u64 * batches * per_batch);
+            if n != devices as u64 * batches * per_batch {
+                let (_, refused) = first.srv.with_token(&token).get("/api/sync/rejected");
+                panic!(
+                    "{label}: {n} of {} pushed changes stored; refused: {refused}",
+                    devices as u64 * batches * per_batch
+                );
+            }
         }
         rows.push((label, figures));
     }
@@ -655,6 +661,89 @@ fn figures_hub_changes_per_second_sqlite_and_postgres() {
             each.join(", ")
         );
     }
+}
+
+/// A hub process behind what another process just committed — here the
+/// synced collections, changed in the schema where this process has not
+/// followed it yet — reads them again before it refuses a device's change
+/// for them: a refusal is for good (the device moves on), a lag is not a
+/// reason. A collection that is really not synced is still refused.
+#[test]
+fn a_hub_process_behind_the_synced_collections_reads_them_before_refusing() {
+    let Some(pg) = PgCluster::start(HBA) else {
+        return;
+    };
+    pg.psql("postgres", "CREATE DATABASE lag");
+    pg.psql("lag", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    pg.psql(
+        "lag",
+        "CREATE ROLE lagrole LOGIN PASSWORD 'lag-Secret-44';
+         CREATE SCHEMA lagrole AUTHORIZATION lagrole;",
+    );
+    let pki = Pki::new();
+    let croot = TempRoot::new("pglag-cfg");
+    let cfg = croot.path.join("keepd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url = \"postgres://lagrole:lag-Secret-44@localhost:{}/lag\"\n\
+             database_ca = \"{}\"\ndatabase_schema = \"lagrole\"\n",
+            pg.port,
+            pg.ca.display()
+        ),
+    )
+    .expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let hub = pg_hub(&pki, &cfg, "pglag");
+    let token = hub.srv.superuser_token();
+    let mut ids = Vec::new();
+    for name in ["notes", "private"] {
+        let (st, v) = hub.srv.with_token(&token).post(
+            "/api/collections",
+            &json!({
+                "name": name, "type": "base",
+                "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
+                "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]
+            }),
+        );
+        assert_eq!(st, 200, "{v}");
+        ids.push(v["id"].as_str().expect("id").to_string());
+    }
+    // Another process's commit this one has not read: no mark in the log.
+    pg.psql(
+        "lag",
+        &format!(
+            "INSERT INTO lagrole._keepd_sync_collections (name, collectionId, direction, updated) \
+             VALUES ('notes', '{}', 'both', '2026-12-07 00:00:00.000Z')",
+            ids[0]
+        ),
+    );
+    let (_, listed) = hub.srv.with_token(&token).get("/api/sync/collections");
+    assert_eq!(
+        listed["collections"].as_array().map(Vec::len),
+        Some(0),
+        "the process must not know yet: {listed}"
+    );
+    let creds = sim_devices(&hub, &token, &pki.ca, 1);
+    push_all(&[hub.url()], &pki.ca, &ids[0], &creds, 1, 3, 0);
+    let (_, refused) = hub.srv.with_token(&token).get("/api/sync/rejected");
+    assert_eq!(
+        notes(&hub.srv, Some(&token)).len(),
+        3,
+        "every change stored; refused: {refused}"
+    );
+    assert_eq!(
+        refused["items"].as_array().map(Vec::len),
+        Some(0),
+        "{refused}"
+    );
+    // Read again, the list still says no for a collection not on it.
+    // (Its seqs after the first push's 1..=3: 5 and 6.)
+    push_all(&[hub.url()], &pki.ca, &ids[1], &creds, 1, 2, 2);
+    let (_, refused) = hub.srv.with_token(&token).get("/api/sync/rejected");
+    let items = refused["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{refused}");
+    assert!(items.iter().all(|r| r["status"] == 403), "{refused}");
 }
 
 /// A device whose own store is PostgreSQL syncs with a hub (on SQLite)

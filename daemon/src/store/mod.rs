@@ -48,6 +48,7 @@ pub use consistent::read_consistent;
 pub use key::{DbKey, KeyError};
 pub use lock::DirLock;
 pub use marks::{mark, Mark};
+pub(crate) use migrate::load_schema;
 pub use open::{
     check_modes, fix_modes, foreign_key_problems, integrity_check, open_read_only, ModeFault,
     ModeProblem,

@@ -401,7 +401,11 @@ pub async fn push(
     if hlc::millis(push.hlc) <= sync.now_ms() + skew_ms {
         sync.observe(push.hlc);
     }
-    let schema = app.store.schema();
+    let mut catalog = Catalog {
+        schema: app.store.schema(),
+        synced: sync.collections(),
+        behind: app.store.followed().is_some(),
+    };
     let (sync2, dev2) = (sync.clone(), dev.clone());
     let mut changes_in = push.changes;
     changes_in.sort_by_key(|c| c.seq);
@@ -422,7 +426,7 @@ pub async fn push(
                     continue;
                 }
                 crate::store::savepoint(c, "sync_change")?;
-                let r = apply_one(c, &schema, &sync2, &dev2, ch, skew_ms, &place, changes);
+                let r = apply_one(c, &mut catalog, &sync2, &dev2, ch, skew_ms, &place, changes);
                 changes.set_tag(None);
                 match r {
                     Ok(d) => {
@@ -508,12 +512,49 @@ pub(crate) struct Placing {
     pub storage: crate::files::Storage,
 }
 
+/// What a push's changes are checked against: the collections and the
+/// synced list this process holds. Where several processes serve one
+/// database (PostgreSQL), another one may have just changed either and
+/// this one not followed it yet; a refusal is for good (the device moves
+/// on), so before refusing a change for them both are read again inside
+/// the push's transaction, which sees every commit before it.
+struct Catalog {
+    schema: Arc<Schema>,
+    synced: Arc<HashMap<String, Direction>>,
+    /// Held in memory and maybe behind the database, not yet read again.
+    behind: bool,
+}
+
+impl Catalog {
+    /// The collection a device may change, or why not.
+    fn writable(&mut self, c: &Connection, id: &str) -> ApiResult<Arc<Collection>> {
+        loop {
+            let coll = self.schema.by_id(id);
+            let dir = coll.and_then(|k| self.synced.get(&k.id));
+            let refused = match (coll, dir) {
+                (Some(coll), Some(dir)) if dir.up() => return Ok(coll.clone()),
+                (None, _) => ApiError::NotFound("The collection is not on the hub.".into()),
+                (Some(_), None) => ApiError::Forbidden("The collection is not synced.".into()),
+                (Some(_), Some(_)) => ApiError::Forbidden(
+                    "The collection is synced down only: devices can't change it.".into(),
+                ),
+            };
+            if !self.behind {
+                return Err(refused);
+            }
+            self.behind = false;
+            self.schema = Arc::new(crate::store::load_schema(c).map_err(ApiError::internal)?);
+            self.synced = Arc::new(super::directions(&ss::collections(c)?));
+        }
+    }
+}
+
 /// Applies one device change (merged, through the record domain as the
 /// device). Returns the files the write drops.
 #[allow(clippy::too_many_arguments)]
 fn apply_one(
     c: &Connection,
-    schema: &Schema,
+    catalog: &mut Catalog,
     sync: &Sync,
     dev: &DeviceAuth,
     ch: &frame::Change,
@@ -521,20 +562,8 @@ fn apply_one(
     place: &Placing,
     changes: &mut crate::store::Changes,
 ) -> ApiResult<Vec<String>> {
-    let coll = schema
-        .by_id(&ch.collection)
-        .cloned()
-        .ok_or_else(|| ApiError::NotFound("The collection is not on the hub.".into()))?;
-    let dir = sync
-        .collections()
-        .get(&coll.id)
-        .copied()
-        .ok_or_else(|| ApiError::Forbidden("The collection is not synced.".into()))?;
-    if !dir.up() {
-        return Err(ApiError::Forbidden(
-            "The collection is synced down only: devices can't change it.".into(),
-        ));
-    }
+    let coll = catalog.writable(c, &ch.collection)?;
+    let schema = &*catalog.schema;
     if !crate::files::safe_name(&ch.record) || ch.record.is_empty() {
         return Err(ApiError::bad("Invalid record id."));
     }

@@ -233,10 +233,7 @@ impl Sync {
     }
 
     pub(crate) fn set_collections(&self, list: &[ss::SyncedCollection]) {
-        let map: HashMap<String, Direction> = list
-            .iter()
-            .filter_map(|s| Some((s.collection_id.clone(), Direction::parse(&s.direction)?)))
-            .collect();
+        let map = directions(list);
         match self.collections.write() {
             Ok(mut g) => *g = Arc::new(map),
             Err(p) => *p.into_inner() = Arc::new(map),
@@ -412,4 +409,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(data);
     d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The synced collections by id, with the way their changes flow.
+pub(crate) fn directions(list: &[ss::SyncedCollection]) -> HashMap<String, Direction> {
+    list.iter()
+        .filter_map(|s| Some((s.collection_id.clone(), Direction::parse(&s.direction)?)))
+        .collect()
 }

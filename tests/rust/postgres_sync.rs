@@ -15,6 +15,40 @@ use std::time::{Duration, Instant};
 /// SCRAM over TLS for every role.
 const HBA: &str = "hostssl all all 127.0.0.1/32 scram-sha-256\n";
 
+/// A role owning a schema of its name in database `db`, and a keepd config
+/// (mode 0600) that stores there: the config's dir and path.
+fn schema_config(
+    pg: &PgCluster,
+    db: &str,
+    role: &str,
+    password: &str,
+) -> (std::sync::Arc<TempRoot>, std::path::PathBuf) {
+    pg.psql(
+        db,
+        &format!("CREATE ROLE {role} LOGIN PASSWORD '{password}'; CREATE SCHEMA {role} AUTHORIZATION {role};"),
+    );
+    let root = TempRoot::new(&format!("{role}-cfg"));
+    let cfg = root.path.join("keepd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url = \"postgres://{role}:{password}@localhost:{}/{db}\"\n\
+             database_ca = \"{}\"\ndatabase_schema = \"{role}\"\n",
+            pg.port,
+            pg.ca.display()
+        ),
+    )
+    .expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    (root, cfg)
+}
+
+/// A database with its public schema closed to all.
+fn database(pg: &PgCluster, db: &str) {
+    pg.psql("postgres", &format!("CREATE DATABASE {db}"));
+    pg.psql(db, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+}
+
 /// A hub process on the schema of `cfg` (its own data dir for files).
 fn pg_hub(pki: &Pki, cfg: &std::path::Path, tag: &str) -> Hub {
     let mut b = TestServer::builder().root(TempRoot::new(tag)).config(cfg);
@@ -182,27 +216,9 @@ fn hub_processes_on_one_schema_serve_devices_the_same_log() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE fleet");
-    pg.psql("fleet", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    pg.psql(
-        "fleet",
-        "CREATE ROLE hubrole LOGIN PASSWORD 'hub-Secret-21';
-         CREATE SCHEMA hubrole AUTHORIZATION hubrole;",
-    );
+    database(&pg, "fleet");
     let pki = Pki::new();
-    let croot = TempRoot::new("pgsync-cfg");
-    let cfg = croot.path.join("keepd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database_url = \"postgres://hubrole:hub-Secret-21@localhost:{}/fleet\"\n\
-             database_ca = \"{}\"\ndatabase_schema = \"hubrole\"\n",
-            pg.port,
-            pg.ca.display()
-        ),
-    )
-    .expect("config");
-    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (_croot, cfg) = schema_config(&pg, "fleet", "hubrole", "hub-Secret-21");
 
     let mut a = pg_hub(&pki, &cfg, "pgsync-a");
     a.collection(json!({
@@ -568,8 +584,7 @@ fn figures_hub_changes_per_second_sqlite_and_postgres() {
     };
     pg.psql("postgres", "ALTER SYSTEM SET fsync = on");
     pg.psql("postgres", "SELECT pg_reload_conf()");
-    pg.psql("postgres", "CREATE DATABASE bench");
-    pg.psql("bench", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+    database(&pg, "bench");
     let pki = Pki::new();
     let def = json!({
         "name": "notes", "type": "base",
@@ -589,24 +604,7 @@ fn figures_hub_changes_per_second_sqlite_and_postgres() {
                 vec![Hub::start(&pki, &rate)]
             } else {
                 let role = format!("bench{procs}r{run}");
-                pg.psql(
-                    "bench",
-                    &format!("CREATE ROLE {role} LOGIN PASSWORD 'bench-Secret-31'; CREATE SCHEMA {role} AUTHORIZATION {role};"),
-                );
-                let root = TempRoot::new("pgbench-cfg");
-                let cfg = root.path.join("keepd.toml");
-                std::fs::write(
-                    &cfg,
-                    format!(
-                        "database_url = \"postgres://{role}:bench-Secret-31@localhost:{}/bench\"\n\
-                         database_ca = \"{}\"\ndatabase_schema = \"{role}\"\n",
-                        pg.port,
-                        pg.ca.display()
-                    ),
-                )
-                .expect("config");
-                std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600))
-                    .expect("chmod");
+                let (_root, cfg) = schema_config(&pg, "bench", &role, "bench-Secret-31");
                 (0..procs)
                     .map(|i| {
                         let mut b = TestServer::builder()
@@ -673,27 +671,9 @@ fn a_hub_process_behind_the_synced_collections_reads_them_before_refusing() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE lag");
-    pg.psql("lag", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    pg.psql(
-        "lag",
-        "CREATE ROLE lagrole LOGIN PASSWORD 'lag-Secret-44';
-         CREATE SCHEMA lagrole AUTHORIZATION lagrole;",
-    );
+    database(&pg, "lag");
     let pki = Pki::new();
-    let croot = TempRoot::new("pglag-cfg");
-    let cfg = croot.path.join("keepd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database_url = \"postgres://lagrole:lag-Secret-44@localhost:{}/lag\"\n\
-             database_ca = \"{}\"\ndatabase_schema = \"lagrole\"\n",
-            pg.port,
-            pg.ca.display()
-        ),
-    )
-    .expect("config");
-    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (_croot, cfg) = schema_config(&pg, "lag", "lagrole", "lag-Secret-44");
     let hub = pg_hub(&pki, &cfg, "pglag");
     let token = hub.srv.superuser_token();
     let mut ids = Vec::new();
@@ -753,13 +733,7 @@ fn a_device_on_postgres_syncs_both_ways() {
     let Some(pg) = PgCluster::start(HBA) else {
         return;
     };
-    pg.psql("postgres", "CREATE DATABASE edge");
-    pg.psql("edge", "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
-    pg.psql(
-        "edge",
-        "CREATE ROLE devrole LOGIN PASSWORD 'dev-Secret-41';
-         CREATE SCHEMA devrole AUTHORIZATION devrole;",
-    );
+    database(&pg, "edge");
     let pki = Pki::new();
     let hub = Hub::start(&pki, &[]);
     hub.collection(json!({
@@ -769,19 +743,7 @@ fn a_device_on_postgres_syncs_both_ways() {
     }));
     hub.sync_collections(&[("notes", "both")]);
     let (_, token) = hub.device("pgdev");
-    let croot = TempRoot::new("pgdev-cfg");
-    let cfg = croot.path.join("keepd.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "database_url = \"postgres://devrole:dev-Secret-41@localhost:{}/edge\"\n\
-             database_ca = \"{}\"\ndatabase_schema = \"devrole\"\n",
-            pg.port,
-            pg.ca.display()
-        ),
-    )
-    .expect("config");
-    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (_croot, cfg) = schema_config(&pg, "edge", "devrole", "dev-Secret-41");
     let root = TempRoot::new("pgdev");
     let data = root.path.join("data");
     std::fs::create_dir_all(&data).expect("data dir");

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Cross-builds keepd for ARM with Debian's Rust (see cross/setup.sh) and,
-# with --test, runs the test suite's binaries for each target under qemu.
+# with --test, runs the test suite's binaries for each target under qemu;
+# with --test-release, the integration suite, built for this machine, boots
+# the release binary just built (the one the package ships) under qemu.
 #
-#   cross/build.sh [--test] [TARGET...]
+#   cross/build.sh [--test|--test-release] [TARGET...]
 #   TARGETs: aarch64-unknown-linux-gnu (default), armv7-unknown-linux-gnueabihf, x86_64-unknown-linux-gnu
 #
-# Release binaries land in target/cross/<triple>/release/keepd; tests use the
-# lighter `cross-test` profile (no fat LTO per test binary). Both are built
+# Release binaries land in target/cross/<triple>/release/keepd; --test builds
+# the lighter `cross-test` profile (no fat LTO per test binary), unit tests
+# and all, about as long again as the release build; --test-release builds
+# no ARM test binary (what CI runs: the suite against what ships). Both are built
 # with KEEPD_FEATURES (default `sqlcipher`, as the .deb ships: encryption at
 # rest, the target's libcrypto from cross/setup.sh), so the suite runs on
 # the SQLite the device gets.
@@ -15,15 +19,19 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 run_tests=0
+test_release=0
 targets=()
 for a in "$@"; do
     case "$a" in
         --test) run_tests=1 ;;
+        --test-release) test_release=1 ;;
         *) targets+=("$a") ;;
     esac
 done
 [ ${#targets[@]} -gt 0 ] || targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 
+# The suite of --test-release is built by the machine's own toolchain.
+HOST_PATH="$PATH"
 # Debian's compiler and cargo, not rustup's proxies (rustup's rustc can't
 # use Debian's std).
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -59,6 +67,34 @@ for t in "${targets[@]}"; do
     "$CARGO" build --release --locked -p keepd "${features[@]}" --target "$t"
     ls -l "$CARGO_TARGET_DIR/$t/release/keepd"
     file "$CARGO_TARGET_DIR/$t/release/keepd" 2>/dev/null || true
+    if [ "$t" = aarch64-unknown-linux-gnu ] && [ -n "${KEEPD_LLD_DIR:-}" ]; then
+        # Linked through daemon/link/cc.sh: laid out, checked, not assumed.
+        bash "$ROOT/tests/bench/layout.sh" "$CARGO_TARGET_DIR/$t/release"
+    fi
+    if [ "$test_release" = 1 ] && [ "$t" != x86_64-unknown-linux-gnu ]; then
+        echo "==> the integration suite against the $t release binary under qemu"
+        # Built for this machine, into the usual target dir (CI built it
+        # already, the feature set included: nothing is compiled again, as
+        # long as the cross build's environment stays out: KEEPD_LLD_DIR
+        # makes daemon/build.rs run again);
+        # every keepd it starts is the ARM binary, run through binfmt_misc's
+        # qemu. Bounded as below, tried once more on a timeout.
+        suite() {
+            env -u RUSTC -u CARGO_TARGET_DIR -u KEEPD_LLD_DIR PATH="$HOST_PATH" \
+                KEEPD_TEST_BIN="$CARGO_TARGET_DIR/$t/release/keepd" \
+                KEEPD_ARGON2_MEMORY_KIB=8192 KEEPD_ARGON2_ITERATIONS=1 KEEPD_TESTS_UNDER_QEMU=1 \
+                timeout "${CROSS_TEST_TIMEOUT:-600}" \
+                cargo test --locked -p keepd "${features[@]}" --test integration -- --test-threads=2
+        }
+        rc=0
+        suite || rc=$?
+        if [ "$rc" = 124 ]; then
+            echo "==> the suite timed out; once more" >&2
+            rc=0
+            suite || rc=$?
+        fi
+        [ "$rc" = 0 ] || exit "$rc"
+    fi
     if [ "$run_tests" = 1 ]; then
         echo "==> testing keepd for $t under qemu (release)"
         # Fast argon2 parameters keep emulated hashing quick in tests.
@@ -70,7 +106,7 @@ for t in "${targets[@]}"; do
         "$CARGO" test --no-run --profile cross-test --locked -p keepd "${features[@]}" --target "$t"
         qemu_tests() {
             KEEPD_ARGON2_MEMORY_KIB=8192 KEEPD_ARGON2_ITERATIONS=1 KEEPD_TESTS_UNDER_QEMU=1 \
-                timeout "${CROSS_TEST_TIMEOUT:-900}" \
+                timeout "${CROSS_TEST_TIMEOUT:-600}" \
                 "$CARGO" test --profile cross-test --locked -p keepd "${features[@]}" --target "$t" -- --test-threads=2
         }
         rc=0

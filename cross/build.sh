@@ -58,6 +58,24 @@ features=()
 # A separate target dir: Debian's rustc and rustup's must not share artifacts.
 export CARGO_TARGET_DIR="$ROOT/target/cross"
 
+# Runs a test command whose keepd runs under qemu. Fast argon2 parameters
+# keep emulated hashing quick; KEEPD_TESTS_UNDER_QEMU: the few checks of
+# what the emulator itself changes (its helper thread, its memory in the
+# RSS) are skipped. A child forked by a multi-threaded process under
+# qemu-user can hang before its exec (seen once in CI): the run is bounded,
+# and a run that timed out is tried once more.
+under_qemu() {
+    local rc=0 try
+    for try in 1 2; do
+        rc=0
+        KEEPD_ARGON2_MEMORY_KIB=8192 KEEPD_ARGON2_ITERATIONS=1 KEEPD_TESTS_UNDER_QEMU=1 \
+            timeout "${CROSS_TEST_TIMEOUT:-600}" "$@" || rc=$?
+        [ "$rc" = 124 ] && [ "$try" = 1 ] || break
+        echo "==> the tests under qemu timed out; once more" >&2
+    done
+    [ "$rc" = 0 ] || exit "$rc"
+}
+
 for t in "${targets[@]}"; do
     if [ "$t" != x86_64-unknown-linux-gnu ] && [ ! -d "/usr/lib/rustlib/$t/lib" ]; then
         echo "==> NOTICE: SKIPPING $t: Debian's std for it is not installed (cross/setup.sh skipped it)." >&2
@@ -76,46 +94,15 @@ for t in "${targets[@]}"; do
         # Built for this machine, into the usual target dir (CI built it
         # already, the feature set included: nothing is compiled again, as
         # long as the cross build's environment stays out: KEEPD_LLD_DIR
-        # makes daemon/build.rs run again);
-        # every keepd it starts is the ARM binary, run through binfmt_misc's
-        # qemu. Bounded as below, tried once more on a timeout.
-        suite() {
-            env -u RUSTC -u CARGO_TARGET_DIR -u KEEPD_LLD_DIR PATH="$HOST_PATH" \
-                KEEPD_TEST_BIN="$CARGO_TARGET_DIR/$t/release/keepd" \
-                KEEPD_ARGON2_MEMORY_KIB=8192 KEEPD_ARGON2_ITERATIONS=1 KEEPD_TESTS_UNDER_QEMU=1 \
-                timeout "${CROSS_TEST_TIMEOUT:-600}" \
-                cargo test --locked -p keepd "${features[@]}" --test integration -- --test-threads=2
-        }
-        rc=0
-        suite || rc=$?
-        if [ "$rc" = 124 ]; then
-            echo "==> the suite timed out; once more" >&2
-            rc=0
-            suite || rc=$?
-        fi
-        [ "$rc" = 0 ] || exit "$rc"
+        # makes daemon/build.rs run again); every keepd it starts is the
+        # ARM binary, run through binfmt_misc's qemu.
+        under_qemu env -u RUSTC -u CARGO_TARGET_DIR -u KEEPD_LLD_DIR PATH="$HOST_PATH" \
+            KEEPD_TEST_BIN="$CARGO_TARGET_DIR/$t/release/keepd" \
+            cargo test --locked -p keepd "${features[@]}" --test integration -- --test-threads=2
     fi
     if [ "$run_tests" = 1 ]; then
         echo "==> testing keepd for $t under qemu (release)"
-        # Fast argon2 parameters keep emulated hashing quick in tests.
-        # KEEPD_TESTS_UNDER_QEMU: the few checks of what the emulator itself
-        # changes (its helper thread, its memory in the RSS) are skipped.
-        # A child forked by a multi-threaded process under qemu-user can hang
-        # before its exec (seen once in CI): the run is bounded, and a run
-        # that timed out is tried once more.
         "$CARGO" test --no-run --profile cross-test --locked -p keepd "${features[@]}" --target "$t"
-        qemu_tests() {
-            KEEPD_ARGON2_MEMORY_KIB=8192 KEEPD_ARGON2_ITERATIONS=1 KEEPD_TESTS_UNDER_QEMU=1 \
-                timeout "${CROSS_TEST_TIMEOUT:-600}" \
-                "$CARGO" test --profile cross-test --locked -p keepd "${features[@]}" --target "$t" -- --test-threads=2
-        }
-        rc=0
-        qemu_tests || rc=$?
-        if [ "$rc" = 124 ]; then
-            echo "==> the tests under qemu timed out; once more" >&2
-            rc=0
-            qemu_tests || rc=$?
-        fi
-        [ "$rc" = 0 ] || exit "$rc"
+        under_qemu "$CARGO" test --profile cross-test --locked -p keepd "${features[@]}" --target "$t" -- --test-threads=2
     fi
 done

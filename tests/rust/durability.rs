@@ -311,3 +311,85 @@ fn group_commit_figures_are_reported() {
     assert_eq!(st, 200);
     assert!(v["data"].get("writer").is_none(), "{v}");
 }
+
+/// The WAL's checkpoints run on a thread of their own, beside the writer
+/// (not inside the COMMIT that crosses the threshold, where every caller of
+/// the group would wait for a thousand pages copied and synced): after a
+/// few MB of creates, pages reach `data.db` while the daemon serves, written
+/// by the `keepd-wal` thread.
+#[test]
+fn checkpoints_copy_the_wal_into_the_database_beside_the_writer() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .root(TempRoot::on_disk("ckpt"))
+        .start();
+    checkpointed_beside_the_writer(&srv);
+}
+
+/// Writes ~3 MB of records into a new collection `bulk` of `srv` and checks
+/// that the `keepd-wal` thread copies them into `data.db` while it serves
+/// (also run on an encrypted database: `encryption::`).
+pub fn checkpointed_beside_the_writer(srv: &TestServer) {
+    srv.create_collection(&json!({
+        "name": "bulk", "type": "base", "createRule": "",
+        "fields": [{"name": "body", "type": "text"}]
+    }));
+    let (st, v) = srv
+        .su()
+        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
+    assert_eq!(st, 200, "{v}");
+    let db = srv.db_path();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let start = size(&db);
+    // 8 writers × 120 creates of 3 KB: ~3 MB of rows; with at most 8
+    // writes per commit, well over a thousand WAL frames.
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            s.spawn(move || {
+                for i in 0..120 {
+                    let body = format!("{t}-{i}-{}", "x".repeat(3000));
+                    let (st, v) = srv
+                        .guest()
+                        .post("/api/collections/bulk/records", &json!({ "body": body }));
+                    assert_eq!(st, 200, "{v}");
+                }
+            });
+        }
+    });
+    let pid = srv.pid();
+    let checkpointer = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .filter_map(|t| t.ok())
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "keepd-wal")
+        })
+        .map(|t| t.path())
+        .expect("a keepd-wal thread");
+    let written = |task: &std::path::Path| -> u64 {
+        std::fs::read_to_string(task.join("io"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("syscw:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let grown = wait_until(Duration::from_secs(20), || {
+        size(&db) >= start + 1_500_000 && written(&checkpointer) > 0
+    });
+    assert!(
+        grown,
+        "data.db {} -> {} bytes, the WAL {} bytes; writes by the checkpoint thread: {}",
+        start,
+        size(&db),
+        size(&db.with_extension("db-wal")),
+        written(&checkpointer)
+    );
+    // Every row reads back (through the WAL and the database file).
+    let (st, v) = srv.su().list("bulk", &[("perPage", "1")]);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["totalItems"], 960, "{v}");
+}

@@ -111,6 +111,23 @@ mod with_sqlcipher {
         v
     }
 
+    /// The checkpoint thread opens its connection with the key: pages of
+    /// an encrypted database reach `data.db` while the daemon serves, and
+    /// stay encrypted there.
+    #[test]
+    fn checkpoints_of_an_encrypted_database() {
+        let root = TempRoot::on_disk("enc-ckpt");
+        let key = key_file(&root.path, "database.key", &hex_key(3), 0o600);
+        let srv = TestServer::builder()
+            .root(root.clone())
+            .env("KEEPD_DATABASE_KEY_FILE", s(&key))
+            .start();
+        crate::durability::checkpointed_beside_the_writer(&srv);
+        let db = srv.db_path();
+        unreadable_without_key(&db);
+        assert!(!on_disk(db.parent().expect("dir"), &"x".repeat(64)));
+    }
+
     #[test]
     fn encrypted_database_unreadable_without_the_key() {
         let root = TempRoot::new("enc");

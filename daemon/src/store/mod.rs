@@ -141,12 +141,23 @@ impl Store {
         let readers = readers::Readers::open(&db_path, opts.readers.max(1), key);
         let watch = open::open_watch(&db_path, key)?;
         let seen = sqlite::data_version(&watch)?;
-        let store = Store::assemble(dir, lock, opts, conn, schema, readers, (watch, seen), 0)?;
+        let checkpoints = sqlite::wal::Checkpoints::start(&conn, &db_path, key)?;
+        let store = Store::assemble(
+            dir,
+            lock,
+            opts,
+            (conn, Some(checkpoints)),
+            schema,
+            readers,
+            (watch, seen),
+            0,
+        )?;
         open::tighten_files(dir)?;
         Ok(store)
     }
 
-    /// The store around its opened parts: the writer started on `conn`,
+    /// The store around its opened parts: the writer started on `conn`
+    /// (with what asks for its WAL's checkpoints, on SQLite),
     /// record changes logged when the engine follows a change log
     /// (PostgreSQL) — `log_from` is where its follower starts.
     #[allow(clippy::too_many_arguments)]
@@ -154,7 +165,7 @@ impl Store {
         dir: &Path,
         lock: DirLock,
         opts: &StoreOptions,
-        conn: Conn,
+        (conn, checkpoints): (Conn, Option<sqlite::wal::Checkpoints>),
         schema: Schema,
         readers: readers::Readers,
         watch: (Conn, i64),
@@ -169,6 +180,7 @@ impl Store {
             opts.max_batch.max(1),
             health.clone(),
             generation.clone(),
+            checkpoints,
         )?;
         Ok(Arc::new(Store {
             dir: dir.to_path_buf(),
@@ -226,7 +238,16 @@ impl Store {
         let watch = self::postgres::store::reader(&pool)?;
         let seen = off_runtime(|| self::postgres::ddl::data_version(&watch))
             .map_err(anyhow::Error::msg)?;
-        let store = Store::assemble(dir, lock, opts, conn, schema, readers, (watch, seen), last)?;
+        let store = Store::assemble(
+            dir,
+            lock,
+            opts,
+            (conn, None),
+            schema,
+            readers,
+            (watch, seen),
+            last,
+        )?;
         self::postgres::changelog::follow(pool, Arc::downgrade(&store), last)?;
         Ok(store)
     }

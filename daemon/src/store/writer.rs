@@ -4,6 +4,7 @@
 //! answered only after the shared COMMIT returned.
 
 use super::health::{self, Health};
+use super::sqlite::wal::Checkpoints;
 use super::Conn as Connection;
 use crate::error::{ApiError, ApiResult};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,11 +138,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    /// `checkpoints`: where the WAL's checkpoints are asked for after a
+    /// commit (SQLite; None on PostgreSQL, and in tests of the writer
+    /// alone, whose connection keeps SQLite's automatic checkpoint).
     pub(crate) fn start(
         conn: Connection,
         max_batch: usize,
         health: Arc<Health>,
         generation: Arc<AtomicU64>,
+        checkpoints: Option<Checkpoints>,
     ) -> anyhow::Result<Writer> {
         // The queue is bounded: when it is full, writers wait (back-pressure)
         // instead of growing memory.
@@ -154,7 +159,7 @@ impl Writer {
         let st = stats.clone();
         std::thread::Builder::new()
             .name("keepd-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, &h, &generation, &st))?;
+            .spawn(move || writer_loop(conn, rx, max_batch, &h, &generation, &st, checkpoints))?;
         Ok(Writer { tx, health, stats })
     }
 
@@ -295,6 +300,7 @@ fn writer_loop(
     health: &Health,
     generation: &AtomicU64,
     stats: &WriterStats,
+    mut checkpoints: Option<Checkpoints>,
 ) {
     let mut completions: Vec<Completion> = Vec::with_capacity(max_batch);
     let mut wrote: bool;
@@ -407,7 +413,12 @@ fn writer_loop(
                 }
                 let _ = conn.control("ROLLBACK");
             }
-            Ok(()) if wrote => health.committed(),
+            Ok(()) if wrote => {
+                health.committed();
+                if let Some(c) = &checkpoints {
+                    c.after_commit();
+                }
+            }
             Ok(()) => {}
         }
         // The data changed (rows of any table, a write rolled back to its
@@ -426,6 +437,9 @@ fn writer_loop(
             break;
         }
     }
+    // The checkpoint thread stops (after the checkpoint it is in) before
+    // the last one.
+    checkpoints.take();
     if let Some(done) = close {
         // PostgreSQL's COMMIT is durable where it is; SQLite's WAL is
         // copied into the database file.
@@ -488,6 +502,7 @@ mod tests {
             16,
             Arc::new(Health::default()),
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
         let ran = Arc::new(AtomicBool::new(false));
@@ -529,6 +544,7 @@ mod tests {
             16,
             Arc::new(Health::default()),
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
         (writer, path)

@@ -7,6 +7,7 @@
 //! - `rekey`: SQLCipher's export into a database under a new key;
 //! - `conn`: `Conn`, its statement API and `Row`;
 //! - `pocketbase`: reading a PocketBase database for the import;
+//! - `wal`: the WAL's checkpoints, on a thread of their own;
 //! - the catalogue and maintenance statements below (`sqlite_master`,
 //!   `PRAGMA`s, `last_insert_rowid`, `VACUUM INTO`).
 //!
@@ -20,6 +21,7 @@ pub(super) mod open;
 pub(super) mod pocketbase;
 pub(super) mod rekey;
 mod value;
+pub(crate) mod wal;
 
 #[cfg(feature = "postgres")]
 pub use conn::DbError;

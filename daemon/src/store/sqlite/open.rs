@@ -72,6 +72,23 @@ pub(crate) fn open_writer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Co
     Ok(conn.into())
 }
 
+/// The connection `wal` checkpoints with: read-write, no page cache to
+/// speak of (a checkpoint copies WAL frames into the database file without
+/// it), and `synchronous = FULL` (the WAL synced before pages are copied,
+/// the database file before the WAL may restart). It reads no schema.
+pub(crate) fn open_checkpointer(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    unlock(&conn, path, key)?;
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 10000;
+         PRAGMA synchronous = FULL;",
+    )?;
+    Ok(conn.into())
+}
+
 pub(crate) fn open_reader(path: &Path, key: Option<&DbKey>) -> anyhow::Result<Conn> {
     let conn = open_read_only(path, key)?;
     conn.engine()?.execute_batch(COMMON_PRAGMAS)?;

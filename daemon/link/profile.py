@@ -2,6 +2,7 @@
 """Makes daemon/link/order.txt: which functions of keepd run, under callgrind.
 
     python3 daemon/link/profile.py [--keepd target/profiling/keepd] [--out daemon/link/order.txt]
+    python3 daemon/link/profile.py --keepd SQLCIPHER_BUILD --merge daemon/link/order.txt
 
 keepd (a build with its symbols: `cargo build --profile profiling -p keepd`)
 starts under callgrind twice and idles 6 s each time (timers, the watchdog's
@@ -10,7 +11,11 @@ collections) and on one that has a superuser (every later boot). What those
 run is the first part of the list. Then, in the second process, the
 requests most devices serve (tests/bench/bench.py's set-up: superuser and
 user sign-in, collections, a batch, files; gets, lists, creates, a realtime
-stream): the second part, without what the first has. Names are written demangled
+stream): the second part, without what the first has. `--merge LIST` adds this
+build's profile to a list made from another build (the .deb's `sqlcipher` build
+runs SQLCipher's own functions where the default build runs SQLite's): start-up
+and idle of both first, then the requests of both; a function a build lacks is
+skipped when it is linked. Names are written demangled
 (c++filt), without what each build makes anew (daemon/link/cc.sh matches them to
 each build's symbols the same way). Needs valgrind (Debian package).
 """
@@ -61,10 +66,22 @@ def functions(dump: str, binary: str) -> list[str]:
             resolve(objs if line.startswith("cob=") else names, line[4:].rstrip("\n"))
         elif line.startswith("fn="):
             fn = resolve(names, line[3:].rstrip("\n"))
-            if mine and fn and fn not in seen:
+            # A bare address (a function without a symbol) matches nothing.
+            if mine and fn and fn not in seen and not re.fullmatch(r"0x[0-9a-fA-F]+", fn):
                 seen.add(fn)
                 out.append(fn)
     return out
+
+
+def read_list(path: str) -> tuple[list[str], list[str]]:
+    """A list this script wrote: its start-up and idle part, and its requests part."""
+    lines = open(path).read().splitlines()
+    m = re.search(r"^# (\d+) functions run by start-up", "\n".join(lines[:3]), re.M)
+    if not m:
+        raise SystemExit(f"{path}: no count of start-up functions in its header")
+    names = [ln for ln in lines if ln and not ln.startswith("#")]
+    n = int(m.group(1))
+    return names[:n], names[n:]
 
 
 def main() -> int:
@@ -72,6 +89,8 @@ def main() -> int:
     ap.add_argument("--keepd", default=os.path.join(ROOT, "target", "profiling", "keepd"))
     ap.add_argument("--out", default=os.path.join(ROOT, "daemon", "link", "order.txt"))
     ap.add_argument("--idle", type=float, default=6.0)
+    ap.add_argument("--merge", default=None, metavar="LIST",
+                    help="merge into this list (made by an earlier run on another build) and write it to --out")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="keepd-profile-")
 
@@ -132,10 +151,17 @@ def main() -> int:
             if k and not (k in seen or seen.add(k))]
     rest = keys([n for d in served[1:] for n in functions(d, args.keepd)])
     later = [k for k in rest if k and not (k in seen or seen.add(k))]
+    builds = "one build"
+    if args.merge:
+        old_idle, old_later = read_list(args.merge)
+        seen = set()
+        idle = [k for k in old_idle + idle if not (k in seen or seen.add(k))]
+        later = [k for k in old_later + later if not (k in seen or seen.add(k))]
+        builds = "two builds (merged)"
     with open(args.out, "w") as f:
         f.write("# daemon/link/order.txt: made by daemon/link/profile.py; read by daemon/link/cc.sh.\n")
         f.write(f"# {len(idle)} functions run by start-up (a first boot and a later one) and the idle daemon, "
-                f"then {len(later)} more run by requests.\n")
+                f"then {len(later)} more run by requests; {builds}.\n")
         for k in idle + later:
             f.write(k + "\n")
     print(f"{args.out}: {len(idle)} + {len(later)} functions (dumps in {work})")

@@ -456,6 +456,7 @@ fn hub_processes_on_one_schema_serve_devices_the_same_log() {
 /// Pushes `batches` batches of `per_batch` creates from each of `creds`
 /// (enrolled devices), device `i` to `urls[i % urls.len()]`, all at once;
 /// changes per second over the whole run.
+#[allow(clippy::too_many_arguments)]
 fn push_all(
     urls: &[String],
     ca: &std::path::Path,
@@ -464,6 +465,7 @@ fn push_all(
     batches: u64,
     per_batch: u64,
     run: usize,
+    extra: Option<&str>,
 ) -> f64 {
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -483,19 +485,23 @@ fn push_all(
                     let changes: Vec<Change> = (0..per_batch)
                         .map(|k| {
                             seq += 1;
+                            let mut fields = vec![
+                                (
+                                    "title".into(),
+                                    Val::Text(format!("sim {i} batch {b} change {k}")),
+                                ),
+                                ("n".into(), Val::Int(k as i64)),
+                            ];
+                            if let Some(x) = extra {
+                                fields.push(("extra".into(), Val::Text(x.into())));
+                            }
                             Change {
                                 seq,
                                 hlc: keepd::sync::hlc::at(keepd::sync::hlc::wall_ms()) + seq,
                                 collection: cid.to_string(),
                                 record: format!("{:03}{:012}", i, seq),
                                 op: Op::Create,
-                                fields: vec![
-                                    (
-                                        "title".into(),
-                                        Val::Text(format!("sim {i} batch {b} change {k}")),
-                                    ),
-                                    ("n".into(), Val::Int(k as i64)),
-                                ],
+                                fields,
                                 base: vec![],
                                 files: vec![],
                             }
@@ -636,7 +642,7 @@ fn figures_hub_changes_per_second_sqlite_and_postgres() {
             let creds = sim_devices(first, &token, &pki.ca, devices);
             let urls: Vec<String> = hubs.iter().map(Hub::url).collect();
             figures.push(push_all(
-                &urls, &pki.ca, &cid, &creds, batches, per_batch, run,
+                &urls, &pki.ca, &cid, &creds, batches, per_batch, run, None,
             ));
             let n = notes(&first.srv, Some(&token)).len() as u64;
             if n != devices as u64 * batches * per_batch {
@@ -665,7 +671,9 @@ fn figures_hub_changes_per_second_sqlite_and_postgres() {
 /// synced collections, changed in the schema where this process has not
 /// followed it yet — reads them again before it refuses a device's change
 /// for them: a refusal is for good (the device moves on), a lag is not a
-/// reason. A collection that is really not synced is still refused.
+/// reason. A collection that is really not synced is still refused. And a
+/// field added to the collection there is read again before a change's
+/// value for it would be dropped as unknown.
 #[test]
 fn a_hub_process_behind_the_synced_collections_reads_them_before_refusing() {
     let Some(pg) = PgCluster::start(HBA) else {
@@ -705,7 +713,7 @@ fn a_hub_process_behind_the_synced_collections_reads_them_before_refusing() {
         "the process must not know yet: {listed}"
     );
     let creds = sim_devices(&hub, &token, &pki.ca, 1);
-    push_all(&[hub.url()], &pki.ca, &ids[0], &creds, 1, 3, 0);
+    push_all(&[hub.url()], &pki.ca, &ids[0], &creds, 1, 3, 0, None);
     let (_, refused) = hub.srv.with_token(&token).get("/api/sync/rejected");
     assert_eq!(
         notes(&hub.srv, Some(&token)).len(),
@@ -719,11 +727,54 @@ fn a_hub_process_behind_the_synced_collections_reads_them_before_refusing() {
     );
     // Read again, the list still says no for a collection not on it.
     // (Its seqs after the first push's 1..=3: 5 and 6.)
-    push_all(&[hub.url()], &pki.ca, &ids[1], &creds, 1, 2, 2);
+    push_all(&[hub.url()], &pki.ca, &ids[1], &creds, 1, 2, 2, None);
     let (_, refused) = hub.srv.with_token(&token).get("/api/sync/rejected");
     let items = refused["items"].as_array().expect("items");
     assert_eq!(items.len(), 2, "{refused}");
     assert!(items.iter().all(|r| r["status"] == 403), "{refused}");
+    // A field another process added (no mark either): a change naming it
+    // makes this process read the collection again, and the value is
+    // stored — not dropped as a field the collection lacks. (Seqs 7..=8.)
+    // This process knows the synced list first (set through it), so that
+    // the list's own re-read does not hide the field's.
+    let (st, v) = hub.srv.with_token(&token).send(
+        "PUT",
+        "/api/sync/collections",
+        Some(&json!([{"collection": "notes", "direction": "both"}])),
+    );
+    assert_eq!(st, 200, "{v}");
+    pg.psql(
+        "lag",
+        "ALTER TABLE lagrole.notes ADD COLUMN extra TEXT COLLATE \"C\" DEFAULT '' NOT NULL; \
+         UPDATE lagrole._collections SET fields = (fields::jsonb || jsonb_build_array( \
+           (SELECT e FROM jsonb_array_elements(fields::jsonb) e WHERE e->>'name' = 'title') \
+           || '{\"id\": \"text_extra_lag\", \"name\": \"extra\"}'::jsonb))::text \
+         WHERE name = 'notes'",
+    );
+    push_all(
+        &[hub.url()],
+        &pki.ca,
+        &ids[0],
+        &creds,
+        1,
+        2,
+        3,
+        Some("added elsewhere"),
+    );
+    let (_, refused) = hub.srv.with_token(&token).get("/api/sync/rejected");
+    assert_eq!(
+        refused["items"].as_array().map(Vec::len),
+        Some(2),
+        "nothing more refused: {refused}"
+    );
+    assert_eq!(
+        pg.query(
+            "lag",
+            "SELECT count(*) FROM lagrole.notes WHERE extra = 'added elsewhere'"
+        ),
+        "2",
+        "the new field's values stored"
+    );
 }
 
 /// A device whose own store is PostgreSQL syncs with a hub (on SQLite)

@@ -516,8 +516,9 @@ pub(crate) struct Placing {
 /// synced list this process holds. Where several processes serve one
 /// database (PostgreSQL), another one may have just changed either and
 /// this one not followed it yet; a refusal is for good (the device moves
-/// on), so before refusing a change for them both are read again inside
-/// the push's transaction, which sees every commit before it.
+/// on), and so is a field dropped as unknown, so before refusing a change,
+/// or dropping a field, for them both are read again inside the push's
+/// transaction, which sees every commit before it.
 struct Catalog {
     schema: Arc<Schema>,
     synced: Arc<HashMap<String, Direction>>,
@@ -542,10 +543,33 @@ impl Catalog {
             if !self.behind {
                 return Err(refused);
             }
-            self.behind = false;
-            self.schema = Arc::new(crate::store::load_schema(c).map_err(ApiError::internal)?);
-            self.synced = Arc::new(super::directions(&ss::collections(c)?));
+            self.read_again(c)?;
         }
+    }
+
+    /// `writable`, and the collection read again first (once per push,
+    /// where this process may be behind) when the change names a field it
+    /// lacks: a field another process has just added is stored, not
+    /// dropped from the change.
+    fn writable_with(
+        &mut self,
+        c: &Connection,
+        id: &str,
+        fields: &[(String, Val)],
+    ) -> ApiResult<Arc<Collection>> {
+        let coll = self.writable(c, id)?;
+        if self.behind && fields.iter().any(|(k, _)| coll.field(k).is_none()) {
+            self.read_again(c)?;
+            return self.writable(c, id);
+        }
+        Ok(coll)
+    }
+
+    fn read_again(&mut self, c: &Connection) -> ApiResult<()> {
+        self.behind = false;
+        self.schema = Arc::new(crate::store::load_schema(c).map_err(ApiError::internal)?);
+        self.synced = Arc::new(super::directions(&ss::collections(c)?));
+        Ok(())
     }
 }
 
@@ -562,7 +586,7 @@ fn apply_one(
     place: &Placing,
     changes: &mut crate::store::Changes,
 ) -> ApiResult<Vec<String>> {
-    let coll = catalog.writable(c, &ch.collection)?;
+    let coll = catalog.writable_with(c, &ch.collection, &ch.fields)?;
     let schema = &*catalog.schema;
     if !crate::files::safe_name(&ch.record) || ch.record.is_empty() {
         return Err(ApiError::bad("Invalid record id."));

@@ -24,10 +24,7 @@ fn acknowledged_writes_survive_kill_9() {
     }));
     // Guests write as fast as they can here: rate limits off (they are
     // tested in guard.rs).
-    let (st, v) = srv
-        .su()
-        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
-    assert_eq!(st, 200, "{v}");
+    srv.rate_limits_off();
     let acked: Arc<Mutex<Vec<(String, usize, usize)>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let addr = srv.addr;
@@ -168,11 +165,11 @@ fn post(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> std::io::Result<
 
 /// Bytes this process caused to be written to storage (/proc/PID/io).
 fn write_bytes(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("io");
-    s.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("write_bytes")
+    proc_io(
+        std::path::Path::new(&format!("/proc/{pid}/io")),
+        "write_bytes",
+    )
+    .expect("write_bytes in /proc/PID/io")
 }
 
 #[test]
@@ -257,10 +254,7 @@ fn group_commit_figures_are_reported() {
         "name": "gc", "type": "base", "createRule": "",
         "fields": [{"name": "t", "type": "text"}]
     }));
-    let (st, v) = srv
-        .su()
-        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
-    assert_eq!(st, 200, "{v}");
+    srv.rate_limits_off();
     let writer = |srv: &TestServer| {
         let (st, v) = srv.su().get("/api/writer");
         assert_eq!(st, 200, "{v}");
@@ -336,10 +330,7 @@ pub fn checkpointed_beside_the_writer(srv: &TestServer) {
         "name": "bulk", "type": "base", "createRule": "",
         "fields": [{"name": "body", "type": "text"}]
     }));
-    let (st, v) = srv
-        .su()
-        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
-    assert_eq!(st, 200, "{v}");
+    srv.rate_limits_off();
     let db = srv.db_path();
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let start = size(&db);
@@ -367,16 +358,7 @@ pub fn checkpointed_beside_the_writer(srv: &TestServer) {
         })
         .map(|t| t.path())
         .expect("a keepd-wal thread");
-    let written = |task: &std::path::Path| -> u64 {
-        std::fs::read_to_string(task.join("io"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("syscw:"))
-                    .and_then(|v| v.trim().parse().ok())
-            })
-            .unwrap_or(0)
-    };
+    let written = |task: &std::path::Path| proc_io(&task.join("io"), "syscw").unwrap_or(0);
     let grown = wait_until(Duration::from_secs(20), || {
         size(&db) >= start + 1_500_000 && written(&checkpointer) > 0
     });

@@ -15,10 +15,7 @@ fn otp_server() -> (TestServer, String) {
         .env("KEEPD_ARGON2_ITERATIONS", "2")
         .start();
     // Rate limits off: the test makes many requests from one address.
-    let (st, v) = srv
-        .su()
-        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
-    assert_eq!(st, 200, "{v}");
+    srv.rate_limits_off();
     let (st, v) = srv.su().patch(
         "/api/collections/users",
         &json!({"otp": {"enabled": true, "duration": 180, "length": 6}}),

@@ -340,10 +340,7 @@ fn rule_throughput() {
     use std::time::Instant;
     let srv = TestServer::start();
     let w = setup(&srv);
-    let (st, v) = srv
-        .su()
-        .patch("/api/settings", &json!({"rateLimits": {"enabled": false}}));
-    assert_eq!(st, 200, "{v}");
+    srv.rate_limits_off();
     for i in 0..40 {
         let (st, v) = srv.with_token(&w.ta).post(
             "/api/collections/docs/records",

@@ -446,7 +446,7 @@ fn writer_loop(
         let _ = done.send(if conn.is_postgres() {
             Ok(())
         } else {
-            super::sqlite::checkpoint(&conn)
+            super::sqlite::wal::truncate(&conn)
         });
     }
     tracing::debug!("writer stopped");

@@ -658,6 +658,17 @@ impl TestServer {
         v
     }
 
+    /// Turns rate limiting off (as superuser; panics unless 200): for tests
+    /// that send many requests from one address (limits are tested in
+    /// guard.rs).
+    pub fn rate_limits_off(&self) {
+        let (st, v) = self.su().patch(
+            "/api/settings",
+            &serde_json::json!({"rateLimits": {"enabled": false}}),
+        );
+        assert_eq!(st, 200, "rate limits off: {v}");
+    }
+
     /// Signs a user up in `users` and authenticates: (record id, token).
     pub fn sign_up(&self, email: &str, password: &str) -> (String, String) {
         let (st, v) = self.guest().post(
@@ -987,6 +998,17 @@ pub fn column(v: &Value, field: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// One counter of a `/proc/…/io` file (a process's, or a thread's under
+/// `task/TID/`): `write_bytes`, `syscw`, …; None when the file or the line
+/// is missing.
+pub fn proc_io(file: &Path, counter: &str) -> Option<u64> {
+    std::fs::read_to_string(file).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(counter)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

@@ -7,7 +7,8 @@
 //! - `rekey`: SQLCipher's export into a database under a new key;
 //! - `conn`: `Conn`, its statement API and `Row`;
 //! - `pocketbase`: reading a PocketBase database for the import;
-//! - `wal`: the WAL's checkpoints, on a thread of their own;
+//! - `wal`: the WAL's checkpoints — on a thread of their own while serving,
+//!   TRUNCATE at a clean stop;
 //! - the catalogue and maintenance statements below (`sqlite_master`,
 //!   `PRAGMA`s, `last_insert_rowid`, `VACUUM INTO`).
 //!
@@ -124,24 +125,6 @@ pub fn data_version(c: &Conn) -> rusqlite::Result<i64> {
     let c = c.engine()?;
     c.prepare_cached("PRAGMA data_version")?
         .query_row([], |r| r.get(0))
-}
-
-/// `wal_checkpoint(TRUNCATE)`: every committed page copied into the
-/// database file, which is synced, and the WAL emptied. It waits (up to the
-/// busy timeout) for readers still in a transaction.
-pub fn checkpoint(conn: &Conn) -> Result<(), String> {
-    let conn = conn.engine().map_err(|e| e.to_string())?;
-    let (busy, log, done): (i64, i64, i64) = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .map_err(|e| e.to_string())?;
-    if busy != 0 {
-        return Err(format!(
-            "checkpoint incomplete: {done} of {log} WAL pages copied (readers busy)"
-        ));
-    }
-    Ok(())
 }
 
 /// A consistent copy of the database (as of one read transaction) written

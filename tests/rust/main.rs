@@ -20,6 +20,7 @@ mod guard;
 mod http;
 mod import;
 mod list_cache;
+mod list_count;
 mod list_sort;
 mod logs;
 mod modes;

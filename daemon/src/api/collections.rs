@@ -55,6 +55,7 @@ pub async fn list(app: Arc<App>, req: Req) -> ApiResult<Resp> {
         },
         limit: per_page,
         offset: (page - 1).saturating_mul(per_page),
+        ranges: Vec::new(),
     };
     let skip_total = matches!(req.q("skipTotal"), Some("1" | "true" | "t" | "TRUE"));
     let (rows, total) = app

@@ -14,9 +14,10 @@ use super::error::FilterError;
 use super::parser::{self, MAX_EXPRESSIONS};
 use super::resolve::Runner;
 use super::template::{Binder, Outcome, Probe, Source, StaticClass, Template};
-use crate::schema::Collection;
+use crate::schema::{Collection, FieldKind};
 use crate::store::dialect::{self, Bind, Frag, Ident};
 use crate::store::engine::{Engine, Ty};
+use crate::store::records::Range;
 use crate::store::SqlValue as Value;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use std::collections::HashMap;
@@ -298,6 +299,8 @@ pub struct Query<'a> {
     next_scope: u32,
     /// What the compile asked of the request, and the values it deferred.
     binder: Binder,
+    /// The ranges the filters' top-level terms put on plain columns.
+    ranges: Vec<Range>,
 }
 
 impl<'a> Query<'a> {
@@ -317,6 +320,7 @@ impl<'a> Query<'a> {
             next_sub: 0,
             next_scope: 1,
             binder: Binder::default(),
+            ranges: Vec::new(),
         })
     }
 
@@ -358,7 +362,16 @@ impl<'a> Query<'a> {
     pub fn filter(&mut self, e: &Expr) -> Result<&mut Self, FilterError> {
         let scope = self.scope(self.ctx.access);
         self.and_expr(e, &scope)?;
+        ranges_of(e, self.ctx.collection, &mut self.ranges);
         Ok(self)
+    }
+
+    /// The ranges the filters ANDed so far put on the collection's own
+    /// number and date columns (`n > 5`, `created <= "2026-01-01"`, at the
+    /// top level of `&&`): every row the query matches lies inside each.
+    /// For the store's choice of a count's plan, never for what matches.
+    pub fn take_ranges(&mut self) -> Vec<Range> {
+        std::mem::take(&mut self.ranges)
     }
 
     /// ANDs a filter string (empty = nothing). For client access the raw
@@ -983,6 +996,44 @@ fn equal_expr(
 }
 
 /// Go's `cast.ToFloat64` of a number literal: overflow becomes 0.
+/// The ranges `e`'s top-level `&&` terms put on `coll`'s own number and
+/// date columns: `field op literal` or `literal op field`, `op` one of
+/// `<`, `<=`, `>`, `>=`; anything else (`||`, paths, `?>`, macros,
+/// another type of literal) gives none.
+fn ranges_of(e: &Expr, coll: &Collection, out: &mut Vec<Range>) {
+    match e {
+        Expr::And(v) => v.iter().for_each(|x| ranges_of(x, coll, out)),
+        Expr::Cmp(c) => out.extend(range_of(c, coll)),
+        Expr::Or(_) => {}
+    }
+}
+
+fn range_of(c: &Cmp, coll: &Collection) -> Option<Range> {
+    let (name, lit, flipped) = match (&c.left, &c.right) {
+        (Term::Ident { name, .. }, lit) => (name, lit, false),
+        (lit, Term::Ident { name, .. }) => (name, lit, true),
+        _ => return None,
+    };
+    let op = match (c.op, flipped) {
+        (Op::Lt, false) | (Op::Gt, true) => "<",
+        (Op::Lte, false) | (Op::Gte, true) => "<=",
+        (Op::Gt, false) | (Op::Lt, true) => ">",
+        (Op::Gte, false) | (Op::Lte, true) => ">=",
+        _ => return None,
+    };
+    let field = coll.fields.iter().find(|f| f.name == *name)?;
+    let value = match (&field.kind, lit) {
+        (FieldKind::Number(_), Term::Number(n)) => Value::Real(parse_number(n)),
+        (FieldKind::Date(_) | FieldKind::Autodate(_), Term::Text(t)) => Value::Text(t.clone()),
+        _ => return None,
+    };
+    Some(Range {
+        column: field.name.clone(),
+        op,
+        value,
+    })
+}
+
 fn parse_number(lit: &str) -> f64 {
     match lit.parse::<f64>() {
         Ok(f) if f.is_finite() => f,

@@ -2012,3 +2012,49 @@ fn sqlite_spelling_is_the_same_whatever_engines_are_built() {
         r#"((("_j2"."name" = ? AND NOT EXISTS (SELECT 1 FROM (SELECT "_m2"."name" AS mmv FROM "posts" "_m1" LEFT JOIN json_each(CASE WHEN iif(json_valid("_m1"."cats"), json_type("_m1"."cats")='array', FALSE) THEN "_m1"."cats" ELSE json_array("_m1"."cats") END) "_m3" LEFT JOIN "categories" "_m2" ON "_m2"."id" = "_m3".value WHERE "_m1"."id" = "posts"."id") "_s4" WHERE NOT ("_s4".mmv = ?)))))"#
     );
 }
+
+/// The ranges a filter gives the store's choice of a count's plan: only
+/// top-level `&&` terms comparing the collection's own number or date
+/// column with a literal of its type, either way round.
+#[test]
+fn a_filters_ranges_are_its_top_level_comparisons_of_own_columns() {
+    use crate::store::records::Range;
+    let env = env();
+    let req = request(&env.schema, Who::Guest, json!({}), json!({}));
+    let c = env.schema.get("posts").expect("posts");
+    let ctx = Ctx::new(&env.schema, c, &req, false).with_now(now());
+    let ranges = |filter: &str| {
+        let mut q = Query::new(&ctx).expect("query");
+        q.filter_str(filter).expect("filter");
+        q.take_ranges()
+    };
+    let r = |column: &str, op: &'static str, value: Sql| Range {
+        column: column.into(),
+        op,
+        value,
+    };
+    assert_eq!(
+        ranges("views > 5 && 10 >= views && pub < '2026-01-01' && title != 'x'"),
+        vec![
+            r("views", ">", Sql::Real(5.0)),
+            r("views", "<=", Sql::Real(10.0)),
+            r("pub", "<", Sql::Text("2026-01-01".into())),
+        ]
+    );
+    assert_eq!(
+        ranges("(views > 5 && created >= '2026') && views != 3").len(),
+        2
+    );
+    for none in [
+        "views > 5 || views < 2",
+        "author.age > 5",
+        "views = 5",
+        "views > '5'",
+        "title > 'a'",
+        "pub > @now",
+        "views > views",
+        "",
+    ] {
+        assert_eq!(ranges(none), vec![], "{none}");
+    }
+}

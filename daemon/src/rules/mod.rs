@@ -253,6 +253,7 @@ pub fn list_query(
     }
     q.filter_str(filter_src).map_err(client_err)?;
     q.sort(sort_src).map_err(client_err)?;
+    let ranges = q.take_ranges();
     let c = q.finish().map_err(client_err)?;
     Ok(ListQuery {
         order: c.order_by.clone(),
@@ -260,6 +261,7 @@ pub fn list_query(
         cond: to_cond(c),
         limit: 0,
         offset: 0,
+        ranges,
     })
 }
 

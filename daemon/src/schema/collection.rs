@@ -61,7 +61,9 @@ pub const TOKEN_KEYS: &[&str] = &[
 pub struct Derived(
     pub(crate) std::sync::OnceLock<String>,
     pub(crate) std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
-    /// List statements (by text) the store sorts itself (`store::records`).
+    /// The store's answers about its list and count statements' plans
+    /// (by text): which lists it sorts itself, which counts search an
+    /// index by a range (`store::records`).
     pub(crate) std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
     /// The table's name quoted as an SQL identifier (`store::records`).
     pub(crate) std::sync::OnceLock<String>,

@@ -615,6 +615,16 @@ pub fn explain_plan(sql: &str) -> String {
 /// gives the order).
 pub const PLAN_SORTS_AFTER_READING: &str = "USE TEMP B-TREE FOR ORDER BY";
 
+/// The hint, after a table's name, that reads the table itself rather than
+/// through an index.
+pub const NOT_INDEXED: &str = " NOT INDEXED";
+
+/// How a plan's step that walks an index by its terms begins, for `table`
+/// (then the index's name and, in parentheses, its terms: `(n>? AND n<?)`).
+pub fn plan_searches_index(table: &str) -> String {
+    format!("SEARCH {table} USING INDEX ")
+}
+
 /// Whether an ORDER BY term's expression names a collation (its values
 /// then do not compare as [`compare_values`] compares them).
 pub fn names_collation(expr: &str) -> bool {

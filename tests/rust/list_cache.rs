@@ -535,3 +535,92 @@ fn a_total_that_reads_the_query_is_not_shared() {
         "the total was not shared"
     );
 }
+
+fn order_hits(srv: &TestServer) -> usize {
+    count(srv, "list order cache hit")
+}
+
+/// A list the store sorts itself, paged through: from the second page on,
+/// its whole order is kept and the other pages are slices of it — the same
+/// pages, in the same order, as computed afresh; never another
+/// principal's, never after a write.
+#[test]
+fn a_lists_order_is_shared_by_its_pages_of_one_principal_only() {
+    if is_reference() {
+        return;
+    }
+    let srv = server();
+    let (a, ta) = srv.sign_up(&format!("{}@example.com", uniq("a")), PASS);
+    let (b, tb) = srv.sign_up(&format!("{}@example.com", uniq("b")), PASS);
+    let users = users_id(&srv);
+    srv.create_collection(&json!({
+        "name": "paged", "type": "base",
+        "listRule": "owner = @request.auth.id", "createRule": "@request.auth.id != ''",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}
+        ]
+    }));
+    let (ca, cb) = (srv.with_token(&ta), srv.with_token(&tb));
+    // Created out of order: `title` (no index) is sorted by the store.
+    for i in [3, 0, 6, 1, 5, 2, 4] {
+        create(&ca, "paged", json!({"title": format!("a{i}"), "owner": a}));
+    }
+    for i in [2, 0, 1] {
+        create(&cb, "paged", json!({"title": format!("b{i}"), "owner": b}));
+    }
+    let page = |c: &Client<'_>, p: &str, skip: bool| -> (Vec<String>, i64) {
+        let mut q = vec![("sort", "title"), ("perPage", "2"), ("page", p)];
+        if skip {
+            q.push(("skipTotal", "1"));
+        }
+        let (st, v) = c.list("paged", &q);
+        assert_eq!(st, 200, "page {p}: {v}");
+        (
+            column(&v, "title"),
+            v["totalItems"].as_i64().expect("totalItems"),
+        )
+    };
+    let want = |t: &[&str], n: i64| (t.iter().map(|s| s.to_string()).collect::<Vec<_>>(), n);
+    // Page 1, then page 2 (the list is being paged through), then page 3
+    // keeps the whole order: pages 4 and 5 are sliced from it.
+    assert_eq!(page(&ca, "1", false), want(&["a0", "a1"], 7));
+    assert_eq!(page(&ca, "2", false), want(&["a2", "a3"], 7));
+    assert_eq!(page(&ca, "3", false), want(&["a4", "a5"], 7));
+    let before = order_hits(&srv);
+    assert_eq!(page(&ca, "4", true), want(&["a6"], -1));
+    assert_eq!(page(&ca, "5", false), want(&[], 7));
+    assert!(
+        wait_until(Duration::from_secs(5), || order_hits(&srv) >= before + 2),
+        "pages 4 and 5 were not sliced from the order page 3 kept"
+    );
+    assert_eq!(page(&ca, "2", true), want(&["a2", "a3"], -1));
+    // Another principal, the same list: its own order.
+    assert_eq!(page(&cb, "2", false), want(&["b2"], 3));
+    assert_eq!(page(&cb, "1", false), want(&["b0", "b1"], 3));
+    assert_eq!(page(&srv.guest(), "2", false), want(&[], 0));
+    // A write: the order is made again ("a00" sorts between a0 and a1).
+    create(&ca, "paged", json!({"title": "a00", "owner": a}));
+    assert_eq!(page(&ca, "2", false), want(&["a1", "a2"], 8));
+    assert_eq!(page(&ca, "3", false), want(&["a3", "a4"], 8));
+    // Another process's commit is seen too.
+    let db = rusqlite::Connection::open(srv.db_path()).expect("open db");
+    db.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
+    db.execute("DELETE FROM paged WHERE title = 'a1'", [])
+        .expect("sneak delete");
+    assert_eq!(page(&ca, "2", false), want(&["a2", "a3"], 7));
+    assert_eq!(page(&ca, "3", false), want(&["a4", "a5"], 7));
+    // A filter is another list.
+    let (st, v) = ca.list(
+        "paged",
+        &[
+            ("sort", "title"),
+            ("perPage", "2"),
+            ("page", "2"),
+            ("filter", "title != 'a2'"),
+        ],
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(column(&v, "title"), ["a3", "a4"]);
+}

@@ -239,3 +239,43 @@ fn a_superusers_list_and_a_deep_page_are_the_engines_too() {
         "{v}"
     );
 }
+
+/// With the list cache on, a list paged through keeps its whole order from
+/// the second page on and slices the later pages from it
+/// (`records::read`): every page, ties included, is still the engine's.
+#[test]
+fn pages_sliced_from_a_kept_order_are_the_engines() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .env("KEEPD_LOG", "warn,keepd::records::read=trace")
+        .start();
+    seed(&srv, false);
+    let sliced = |srv: &TestServer| srv.output().matches("list order cache hit").count();
+    let before = sliced(&srv);
+    check_pages(&srv, "", "n", "", "n ASC", 7, false);
+    check_pages(
+        &srv,
+        "flag = false",
+        "-tag",
+        "flag = 0",
+        "tag DESC",
+        11,
+        true,
+    );
+    check_pages(
+        &srv,
+        "n > 2",
+        "tag,-r",
+        "n > 2",
+        "tag ASC, r DESC",
+        9,
+        false,
+    );
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || sliced(&srv)
+            > before + 10),
+        "no page was sliced from a kept order: the comparison above proved nothing"
+    );
+}

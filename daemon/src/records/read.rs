@@ -52,8 +52,32 @@ pub async fn list_json(
         return Ok(hit);
     }
     tracing::trace!(collection = %coll.name, "list cache miss");
+    // The list's whole order, shared by every page of it under this
+    // generation: kept for a list the store sorts itself once a second
+    // page after the first is asked under one generation (a client paging
+    // through a list that holds still; making the whole order costs more
+    // than one page's window).
+    let order_key = order_key(&schema, coll, req, &p);
+    if let Some(rows) = order_key
+        .as_ref()
+        .and_then(|k| cache.get(k, generation))
+        .map(|b| decode_rows(&b))
+    {
+        tracing::trace!(collection = %coll.name, "list order cache hit");
+        let (v, _) = list_known(app, coll, req, p, Known::Order(rows), false).await?;
+        let out = encode(&v)?;
+        cache.put(&key, out.clone(), generation);
+        return Ok(out);
+    }
     // The total, shared by every page of this list under this generation.
     let counts = &app.count_cache;
+    let paged_key = order_key
+        .as_ref()
+        .filter(|_| p.page > 1)
+        .map(|k| retag(k, b"paged/1"));
+    let keep_order = paged_key
+        .as_ref()
+        .is_some_and(|k| counts.get(k, generation).is_some());
     let count_key = (!p.skip_total && counts.enabled())
         .then(|| count_key(&schema, coll, req, &p))
         .flatten();
@@ -64,13 +88,30 @@ pub async fn list_json(
     if known.is_some() {
         tracing::trace!(collection = %coll.name, "list count cache hit");
     }
-    let v = list_known(app, coll, req, p, known).await?;
+    let given = known.map_or(Known::Nothing, Known::Total);
+    let (v, order) = list_known(app, coll, req, p, given, keep_order).await?;
     if let (Some(k), None, Some(total)) = (&count_key, known, v["totalItems"].as_i64()) {
         counts.put(k, Bytes::copy_from_slice(&total.to_le_bytes()), generation);
+    }
+    match (&order_key, order, &paged_key) {
+        (Some(k), Some(rows), _) => cache.put(k, encode_rows(&rows), generation),
+        (_, None, Some(paged)) if !keep_order => counts.put(paged, Bytes::new(), generation),
+        _ => {}
     }
     let out = encode(&v)?;
     cache.put(&key, out.clone(), generation);
     Ok(out)
+}
+
+/// Row ids as the bytes the cache keeps (8 each, little-endian).
+fn encode_rows(rows: &[i64]) -> Bytes {
+    rows.iter().flat_map(|r| r.to_le_bytes()).collect()
+}
+
+fn decode_rows(b: &[u8]) -> Vec<i64> {
+    b.chunks_exact(8)
+        .filter_map(|c| Some(i64::from_le_bytes(c.try_into().ok()?)))
+        .collect()
 }
 
 fn encode(v: &Value) -> ApiResult<Bytes> {
@@ -96,7 +137,28 @@ fn count_key(
     {
         return None;
     }
-    key_of(schema, coll, req, p, true)
+    key_of(schema, coll, req, p, b"count/1")
+}
+
+/// The key of a list's whole order: [`count_key`]'s, for another value.
+fn order_key(
+    schema: &crate::schema::Schema,
+    coll: &Arc<Collection>,
+    req: &Request,
+    p: &ListParams,
+) -> Option<Vec<u8>> {
+    Some(retag(&count_key(schema, coll, req, p)?, b"order/1"))
+}
+
+/// `key` (one of [`key_of`]'s, whose first part is its tag: a length,
+/// then 7 bytes) for another kind of value: the tag replaced by `tag`.
+fn retag(key: &[u8], tag: &[u8; 7]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    debug_assert_eq!(k.get(..8), Some(&7u64.to_le_bytes()[..]));
+    if let Some(head) = k.get_mut(8..8 + tag.len()) {
+        head.copy_from_slice(tag);
+    }
+    k
 }
 
 /// Everything a list answer depends on besides the stored data, or None
@@ -107,17 +169,19 @@ fn cache_key(
     req: &Request,
     p: &ListParams,
 ) -> Option<Vec<u8>> {
-    key_of(schema, coll, req, p, false)
+    key_of(schema, coll, req, p, b"list/1")
 }
 
-/// The key of a list's answer, or (`total`) of its total.
+/// The key of a list's answer (`tag` "list/1"), or of what its pages
+/// share (any other tag: no `page`, `perPage`, `skipTotal` or query).
 fn key_of(
     schema: &crate::schema::Schema,
     coll: &Arc<Collection>,
     req: &Request,
     p: &ListParams,
-    total: bool,
+    tag: &[u8],
 ) -> Option<Vec<u8>> {
+    let total = tag != b"list/1";
     let current = |c: &Arc<Collection>| schema.by_id(&c.id).is_some_and(|s| Arc::ptr_eq(s, c));
     // Not the current schema's collection (a clone under test, or the
     // schema changed since the request was read).
@@ -136,7 +200,7 @@ fn key_of(
         return None;
     }
     let mut k = super::cache::KeyBuf::default();
-    k.part(if total { b"count/1" } else { b"list/1" })
+    k.part(tag)
         .part(coll.id.as_bytes())
         .part(p.filter.as_bytes())
         .part(p.sort.as_bytes());
@@ -183,18 +247,31 @@ pub async fn list(
     req: &Request,
     p: ListParams,
 ) -> ApiResult<Value> {
-    list_known(app, coll, req, p, None).await
+    Ok(list_known(app, coll, req, p, Known::Nothing, false)
+        .await?
+        .0)
 }
 
-/// [`list`], with the total when it is already known for the current data
-/// (the count cache).
+/// What is already known of a list for the current data.
+enum Known {
+    Nothing,
+    /// Its total (the count cache).
+    Total(i64),
+    /// The row ids of every matching record, in the list's order.
+    Order(Vec<i64>),
+}
+
+/// [`list`], with what is already known of it; and with `keep_order`, the
+/// list's whole order when the store sorted it and it is small enough
+/// (`store::records::list_ordered`).
 async fn list_known(
     app: &App,
     coll: &Arc<Collection>,
     req: &Request,
     p: ListParams,
-    known_total: Option<i64>,
-) -> ApiResult<Value> {
+    known: Known,
+    keep_order: bool,
+) -> ApiResult<(Value, Option<Vec<i64>>)> {
     if coll.list_rule.is_none() && !req.principal.is_privileged() {
         return Err(ApiError::superusers_only());
     }
@@ -214,14 +291,25 @@ async fn list_known(
     q.offset = (p.page - 1).saturating_mul(p.per_page);
     let coll = coll.clone();
     let skip_total = p.skip_total;
-    let (items, total) = app
+    let (items, total, order) = app
         .store
         .read(move |c| {
-            let count = !skip_total && known_total.is_none();
-            let (items, total) = rs::list_counted(c, &coll, &q, count)?;
-            let total = known_total.filter(|_| !skip_total).unwrap_or(total);
+            let ((items, total), order) = match known {
+                Known::Order(rows) => {
+                    let from = (q.offset as usize).min(rows.len());
+                    let to = (q.offset.saturating_add(q.limit) as usize).clamp(from, rows.len());
+                    let items = rs::list_rows(c, &coll, &q, &rows[from..to])?;
+                    let total = if skip_total { -1 } else { rows.len() as i64 };
+                    ((items, total), None)
+                }
+                Known::Total(t) => {
+                    let (page, order) = rs::list_ordered(c, &coll, &q, false, keep_order)?;
+                    ((page.0, if skip_total { -1 } else { t }), order)
+                }
+                Known::Nothing => rs::list_ordered(c, &coll, &q, !skip_total, keep_order)?,
+            };
             let items = render::render(c, &schema, &coll, items, &ctx, &view)?;
-            Ok((items, total))
+            Ok((items, total, order))
         })
         .await?;
     let total_pages = if total < 0 {
@@ -229,13 +317,16 @@ async fn list_known(
     } else {
         (total + p.per_page - 1) / p.per_page
     };
-    Ok(json!({
-        "page": p.page,
-        "perPage": p.per_page,
-        "totalItems": total,
-        "totalPages": total_pages,
-        "items": items,
-    }))
+    Ok((
+        json!({
+            "page": p.page,
+            "perPage": p.per_page,
+            "totalItems": total,
+            "totalPages": total_pages,
+            "items": items,
+        }),
+        order,
+    ))
 }
 
 /// Whether record `id` of `coll` passes `rule` for `req`, with `body` as

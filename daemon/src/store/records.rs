@@ -400,16 +400,31 @@ pub fn list_counted(
     q: &ListQuery,
     count: bool,
 ) -> ApiResult<Page> {
+    Ok(list_ordered(conn, c, q, count, false)?.0)
+}
+
+/// [`list_counted`], and with `keep_order`, when the store sorted the list
+/// itself and it matches at most [`MAX_SORT_WINDOW`] rows, the row ids of
+/// every matching row in the list's order: any other page of the list,
+/// while the data stays as it was, is then a slice of it
+/// ([`list_rows`]).
+pub fn list_ordered(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+    count: bool,
+    keep_order: bool,
+) -> ApiResult<(Page, Option<Vec<i64>>)> {
     // The keyed pass asks SQLite's planner (`EXPLAIN QUERY PLAN`) and
     // compares values as SQLite does: SQLite's alone.
     if (count || q.offset > 0) && !conn.is_postgres() {
-        if let Some(out) = list_by_keys(conn, c, q, count)? {
+        if let Some(out) = list_by_keys(conn, c, q, count, keep_order)? {
             return Ok(out);
         }
     }
     let items = list(conn, c, q)?;
     let total = if count { count_list(conn, c, q)? } else { -1 };
-    Ok((items, total))
+    Ok(((items, total), None))
 }
 
 /// A page of records and the number matching (-1: not counted).
@@ -474,7 +489,8 @@ fn list_by_keys(
     c: &Collection,
     q: &ListQuery,
     count: bool,
-) -> ApiResult<Option<Page>> {
+    keep_order: bool,
+) -> ApiResult<Option<(Page, Option<Vec<i64>>)>> {
     if c.kind == crate::schema::CollectionType::View
         || q.cond.distinct
         || q.order.is_empty()
@@ -508,8 +524,13 @@ fn list_by_keys(
         return Ok(None);
     }
     tracing::trace!(collection = %c.name, "list sorted by the store");
-    // One pass: every matching row counted, the best `window` kept.
-    let window = (q.offset + q.limit) as usize;
+    // One pass: every matching row counted, the best `window` kept (to
+    // keep the whole order, as many as the window may hold).
+    let window = if keep_order {
+        MAX_SORT_WINDOW as usize
+    } else {
+        (q.offset + q.limit) as usize
+    };
     let mut heap: std::collections::BinaryHeap<Keyed<'_>> =
         std::collections::BinaryHeap::with_capacity(window.min(1024) + 1);
     let mut seq = 0u64;
@@ -556,16 +577,29 @@ fn list_by_keys(
         },
     )?;
     let total = if count { seq as i64 } else { -1 };
-    let page: Vec<i64> = heap
-        .into_sorted_vec()
-        .into_iter()
-        .skip(q.offset as usize)
-        .map(|k| k.row)
-        .collect();
+    let sorted: Vec<i64> = heap.into_sorted_vec().into_iter().map(|k| k.row).collect();
+    // Every matching row is in the window: the whole order.
+    let whole = keep_order && seq as usize <= window;
+    let end = q.offset.saturating_add(q.limit) as usize;
+    let page = sorted
+        .get(q.offset as usize..end.min(sorted.len()))
+        .unwrap_or_default();
+    let items = list_rows(conn, c, q, page)?;
+    Ok(Some(((items, total), whole.then_some(sorted))))
+}
+
+/// The records of row ids `page` in that order, `q`'s condition checked
+/// again: a row changed or deleted since its id was read is left out.
+pub fn list_rows(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+    page: &[i64],
+) -> ApiResult<Vec<Map<String, Value>>> {
     if page.is_empty() {
-        return Ok(Some((vec![], total)));
+        return Ok(vec![]);
     }
-    // The page's rows, by row id, the condition checked again.
+    let row_id = super::dialect::rowid_text(&c.name);
     let mut sql = format!(
         "SELECT {row_id}, {} FROM {} ",
         select_columns(c),
@@ -595,8 +629,7 @@ fn list_by_keys(
         )?
         .into_iter()
         .collect();
-    let items = page.iter().filter_map(|id| rows.remove(id)).collect();
-    Ok(Some((items, total)))
+    Ok(page.iter().filter_map(|id| rows.remove(id)).collect())
 }
 
 /// Whether the engine would sort `q`'s rows after reading them all, and

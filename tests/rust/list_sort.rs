@@ -279,3 +279,37 @@ fn pages_sliced_from_a_kept_order_are_the_engines() {
         "no page was sliced from a kept order: the comparison above proved nothing"
     );
 }
+
+/// The same for a list an index orders: its whole order is read by the
+/// engine's own statement without LIMIT and OFFSET (when its plan is the
+/// page query's), and every page sliced from it is still the engine's,
+/// ties included (equal `n` in the index's order).
+#[test]
+fn pages_sliced_from_an_index_order_are_the_engines() {
+    if is_reference() {
+        return;
+    }
+    let srv = TestServer::builder()
+        .env(
+            "KEEPD_LOG",
+            "warn,keepd::records::read=trace,keepd::store::records=trace",
+        )
+        .start();
+    seed(&srv, true);
+    let read = |srv: &TestServer| {
+        srv.output()
+            .matches("list order read from the engine")
+            .count()
+    };
+    let sliced = |srv: &TestServer| srv.output().matches("list order cache hit").count();
+    let before = (read(&srv), sliced(&srv));
+    check_pages(&srv, "", "n", "", "n ASC", 7, false);
+    check_pages(&srv, "n > 1", "-n", "n > 1", "n DESC", 9, true);
+    check_pages(&srv, "flag = true", "n", "flag = 1", "n ASC", 5, false);
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || read(&srv)
+            >= before.0 + 3
+            && sliced(&srv) > before.1 + 10),
+        "no index-ordered list was sliced from a kept order: the comparison above proved nothing"
+    );
+}

@@ -421,10 +421,94 @@ pub fn list_ordered(
         if let Some(out) = list_by_keys(conn, c, q, count, keep_order)? {
             return Ok(out);
         }
+        if keep_order {
+            if let Some(rows) = order_by_engine(conn, c, q)? {
+                let from = (q.offset as usize).min(rows.len());
+                let to = (q.offset.saturating_add(q.limit) as usize).clamp(from, rows.len());
+                let items = list_rows(conn, c, q, &rows[from..to])?;
+                let total = if count { rows.len() as i64 } else { -1 };
+                return Ok(((items, total), Some(rows)));
+            }
+        }
     }
     let items = list(conn, c, q)?;
     let total = if count { count_list(conn, c, q)? } else { -1 };
     Ok(((items, total), None))
+}
+
+/// A list the engine orders (an index gives the order): the row ids of
+/// every matching row in the order of its page query, up to
+/// [`MAX_SORT_WINDOW`] — read by the same statement without its LIMIT and
+/// OFFSET when the engine's plan for it is the page query's (the same
+/// index walked the same way, so ties come in the same order); asked once
+/// per statement text and collection definition. None otherwise.
+fn order_by_engine(
+    conn: &Connection,
+    c: &Collection,
+    q: &ListQuery,
+) -> ApiResult<Option<Vec<i64>>> {
+    if c.kind == crate::schema::CollectionType::View
+        || q.cond.distinct
+        || q.order.is_empty()
+        || !q.order_params.is_empty()
+    {
+        return Ok(None);
+    }
+    let fw = from_where(c, &q.cond);
+    let order = q.order.join(", ");
+    let row_id = super::dialect::rowid_text(&c.name);
+    let page_sql = format!(
+        "SELECT {} {fw} ORDER BY {order} LIMIT ? OFFSET ?",
+        select_columns(c)
+    );
+    let order_sql = format!("SELECT {row_id} {fw} ORDER BY {order} LIMIT ?");
+    let memo = c.derived.2.get_or_init(Default::default);
+    let key = format!("order: {order_sql}");
+    let known = lock(memo).get(&key).copied();
+    let same = match known {
+        Some(v) => v,
+        None => {
+            let plan = |sql: &str, tail: &[i64]| -> ApiResult<Vec<String>> {
+                conn.all(
+                    uncached(&super::dialect::explain_plan(sql)),
+                    (&q.cond.join_params, &q.cond.params, tail),
+                    |r| r.get::<String>(3),
+                )
+            };
+            let page_plan = plan(&page_sql, &[q.limit, q.offset])?;
+            // Row ids alone may come from the index without the table
+            // (`COVERING`): the same walk of the same index.
+            let order_plan: Vec<String> = plan(&order_sql, &[MAX_SORT_WINDOW + 1])?
+                .into_iter()
+                .map(|s| s.replacen(super::dialect::PLAN_COVERING, "", 1))
+                .collect();
+            // The order an index gives, whole: no sort (a sorter keeping
+            // the top rows of a LIMIT may order ties otherwise).
+            let v = page_plan == order_plan
+                && !page_plan
+                    .iter()
+                    .any(|s| s.contains(super::dialect::PLAN_SORTS));
+            let mut m = lock(memo);
+            if m.len() >= 64 {
+                m.clear();
+            }
+            m.insert(key, v);
+            v
+        }
+    };
+    if !same {
+        return Ok(None);
+    }
+    let rows: Vec<i64> = conn.all(
+        order_sql.as_str(),
+        (&q.cond.join_params, &q.cond.params, [MAX_SORT_WINDOW + 1]),
+        |r| r.get(0),
+    )?;
+    if rows.len() as i64 > MAX_SORT_WINDOW {
+        return Ok(None);
+    }
+    tracing::trace!(collection = %c.name, "list order read from the engine");
+    Ok(Some(rows))
 }
 
 /// A page of records and the number matching (-1: not counted).

@@ -615,6 +615,13 @@ pub fn explain_plan(sql: &str) -> String {
 /// gives the order).
 pub const PLAN_SORTS_AFTER_READING: &str = "USE TEMP B-TREE FOR ORDER BY";
 
+/// Any step of a plan that sorts (all of the ORDER BY, or the part of it
+/// an index does not give).
+pub const PLAN_SORTS: &str = "USE TEMP B-TREE";
+
+/// What a plan's step says of an index it reads without the table.
+pub const PLAN_COVERING: &str = "COVERING ";
+
 /// The hint, after a table's name, that reads the table itself rather than
 /// through an index.
 pub const NOT_INDEXED: &str = " NOT INDEXED";

@@ -408,6 +408,22 @@ fn a_restore_is_seen_at_once() {
     assert_eq!(list_titles(&srv.guest(), "kept", &[]), ["before"]);
 }
 
+/// Two users (id, token) and collection `name` (`title`, `owner`) whose
+/// list rule shows each user their own records.
+fn owned(srv: &TestServer, name: &str) -> [(String, String); 2] {
+    let users = [uniq("a"), uniq("b")].map(|u| srv.sign_up(&format!("{u}@example.com"), PASS));
+    let users_coll = users_id(srv);
+    srv.create_collection(&json!({
+        "name": name, "type": "base",
+        "listRule": "owner = @request.auth.id", "createRule": "@request.auth.id != ''",
+        "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "owner", "type": "relation", "collectionId": users_coll, "maxSelect": 1}
+        ]
+    }));
+    users
+}
+
 fn count_hits(srv: &TestServer) -> usize {
     count(srv, "list count cache hit")
 }
@@ -426,18 +442,7 @@ fn a_total_is_shared_by_the_pages_of_one_list_of_one_principal_only() {
         return;
     }
     let srv = server();
-    let (a, ta) = srv.sign_up(&format!("{}@example.com", uniq("a")), PASS);
-    let (b, tb) = srv.sign_up(&format!("{}@example.com", uniq("b")), PASS);
-    let users = users_id(&srv);
-    let owner = "owner = @request.auth.id";
-    srv.create_collection(&json!({
-        "name": "pages", "type": "base",
-        "listRule": owner, "createRule": "@request.auth.id != ''",
-        "fields": [
-            {"name": "title", "type": "text"},
-            {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}
-        ]
-    }));
+    let [(a, ta), (b, tb)] = owned(&srv, "pages");
     let (ca, cb) = (srv.with_token(&ta), srv.with_token(&tb));
     for i in 0..7 {
         create(&ca, "pages", json!({"title": format!("a{i}"), "owner": a}));
@@ -550,17 +555,7 @@ fn a_lists_order_is_shared_by_its_pages_of_one_principal_only() {
         return;
     }
     let srv = server();
-    let (a, ta) = srv.sign_up(&format!("{}@example.com", uniq("a")), PASS);
-    let (b, tb) = srv.sign_up(&format!("{}@example.com", uniq("b")), PASS);
-    let users = users_id(&srv);
-    srv.create_collection(&json!({
-        "name": "paged", "type": "base",
-        "listRule": "owner = @request.auth.id", "createRule": "@request.auth.id != ''",
-        "fields": [
-            {"name": "title", "type": "text"},
-            {"name": "owner", "type": "relation", "collectionId": users, "maxSelect": 1}
-        ]
-    }));
+    let [(a, ta), (b, tb)] = owned(&srv, "paged");
     let (ca, cb) = (srv.with_token(&ta), srv.with_token(&tb));
     // Created out of order: `title` (no index) is sorted by the store.
     for i in [3, 0, 6, 1, 5, 2, 4] {

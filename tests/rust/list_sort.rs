@@ -241,75 +241,65 @@ fn a_superusers_list_and_a_deep_page_are_the_engines_too() {
 }
 
 /// With the list cache on, a list paged through keeps its whole order from
-/// the second page on and slices the later pages from it
-/// (`records::read`): every page, ties included, is still the engine's.
-#[test]
-fn pages_sliced_from_a_kept_order_are_the_engines() {
-    if is_reference() {
-        return;
-    }
-    let srv = TestServer::builder()
-        .env("KEEPD_LOG", "warn,keepd::records::read=trace")
-        .start();
-    seed(&srv, false);
-    let sliced = |srv: &TestServer| srv.output().matches("list order cache hit").count();
-    let before = sliced(&srv);
-    check_pages(&srv, "", "n", "", "n ASC", 7, false);
-    check_pages(
-        &srv,
-        "flag = false",
-        "-tag",
-        "flag = 0",
-        "tag DESC",
-        11,
-        true,
-    );
-    check_pages(
-        &srv,
-        "n > 2",
-        "tag,-r",
-        "n > 2",
-        "tag ASC, r DESC",
-        9,
-        false,
-    );
-    assert!(
-        wait_until(std::time::Duration::from_secs(5), || sliced(&srv)
-            > before + 10),
-        "no page was sliced from a kept order: the comparison above proved nothing"
-    );
-}
-
-/// The same for a list an index orders: its whole order is read by the
-/// engine's own statement without LIMIT and OFFSET (when its plan is the
-/// page query's), and every page sliced from it is still the engine's,
-/// ties included (equal `n` in the index's order).
-#[test]
-fn pages_sliced_from_an_index_order_are_the_engines() {
-    if is_reference() {
-        return;
-    }
+/// its third page on and slices the later pages from it (`records::read`):
+/// every page, ties included, is still the engine's. The lists, with
+/// `idx_things_n` or without, and how each order was read (`what`).
+fn sliced_pages_are_the_engines(
+    index_n: bool,
+    what: &str,
+    lists: &[(&str, &str, &str, &str, i64, bool)],
+) {
     let srv = TestServer::builder()
         .env(
             "KEEPD_LOG",
             "warn,keepd::records::read=trace,keepd::store::records=trace",
         )
         .start();
-    seed(&srv, true);
-    let read = |srv: &TestServer| {
-        srv.output()
-            .matches("list order read from the engine")
-            .count()
-    };
-    let sliced = |srv: &TestServer| srv.output().matches("list order cache hit").count();
-    let before = (read(&srv), sliced(&srv));
-    check_pages(&srv, "", "n", "", "n ASC", 7, false);
-    check_pages(&srv, "n > 1", "-n", "n > 1", "n DESC", 9, true);
-    check_pages(&srv, "flag = true", "n", "flag = 1", "n ASC", 5, false);
+    seed(&srv, index_n);
+    let seen = |srv: &TestServer, s: &str| srv.output().matches(s).count();
+    let before = (seen(&srv, what), seen(&srv, "list order cache hit"));
+    for &(filter, sort, sql_where, order, per_page, skip) in lists {
+        check_pages(&srv, filter, sort, sql_where, order, per_page, skip);
+    }
     assert!(
-        wait_until(std::time::Duration::from_secs(5), || read(&srv)
-            >= before.0 + 3
-            && sliced(&srv) > before.1 + 10),
-        "no index-ordered list was sliced from a kept order: the comparison above proved nothing"
+        wait_until(std::time::Duration::from_secs(5), || seen(&srv, what)
+            >= before.0 + lists.len()
+            && seen(&srv, "list order cache hit") > before.1 + 10),
+        "no page was sliced from a kept order: the comparison above proved nothing"
+    );
+}
+
+#[test]
+fn pages_sliced_from_a_kept_order_are_the_engines() {
+    if is_reference() {
+        return;
+    }
+    sliced_pages_are_the_engines(
+        false,
+        SORTED_HERE,
+        &[
+            ("", "n", "", "n ASC", 7, false),
+            ("flag = false", "-tag", "flag = 0", "tag DESC", 11, true),
+            ("n > 2", "tag,-r", "n > 2", "tag ASC, r DESC", 9, false),
+        ],
+    );
+}
+
+/// The same for a list an index orders: its whole order is read by the
+/// engine's own statement without LIMIT and OFFSET (when its plan is the
+/// page query's), ties in the index's order (equal `n`).
+#[test]
+fn pages_sliced_from_an_index_order_are_the_engines() {
+    if is_reference() {
+        return;
+    }
+    sliced_pages_are_the_engines(
+        true,
+        "list order read from the engine",
+        &[
+            ("", "n", "", "n ASC", 7, false),
+            ("n > 1", "-n", "n > 1", "n DESC", 9, true),
+            ("flag = true", "n", "flag = 1", "n ASC", 5, false),
+        ],
     );
 }

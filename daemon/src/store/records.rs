@@ -455,47 +455,26 @@ fn order_by_engine(
         return Ok(None);
     }
     let fw = from_where(c, &q.cond);
-    let order = q.order.join(", ");
     let row_id = super::dialect::rowid_text(&c.name);
-    let page_sql = format!(
-        "SELECT {} {fw} ORDER BY {order} LIMIT ? OFFSET ?",
-        select_columns(c)
+    let order_sql = format!(
+        "SELECT {row_id} {fw} ORDER BY {} LIMIT ?",
+        q.order.join(", ")
     );
-    let order_sql = format!("SELECT {row_id} {fw} ORDER BY {order} LIMIT ?");
-    let memo = c.derived.2.get_or_init(Default::default);
-    let key = format!("order: {order_sql}");
-    let known = lock(memo).get(&key).copied();
-    let same = match known {
-        Some(v) => v,
-        None => {
-            let plan = |sql: &str, tail: &[i64]| -> ApiResult<Vec<String>> {
-                conn.all(
-                    uncached(&super::dialect::explain_plan(sql)),
-                    (&q.cond.join_params, &q.cond.params, tail),
-                    |r| r.get::<String>(3),
-                )
-            };
-            let page_plan = plan(&page_sql, &[q.limit, q.offset])?;
-            // Row ids alone may come from the index without the table
-            // (`COVERING`): the same walk of the same index.
-            let order_plan: Vec<String> = plan(&order_sql, &[MAX_SORT_WINDOW + 1])?
-                .into_iter()
-                .map(|s| s.replacen(super::dialect::PLAN_COVERING, "", 1))
-                .collect();
-            // The order an index gives, whole: no sort (a sorter keeping
-            // the top rows of a LIMIT may order ties otherwise).
-            let v = page_plan == order_plan
-                && !page_plan
-                    .iter()
-                    .any(|s| s.contains(super::dialect::PLAN_SORTS));
-            let mut m = lock(memo);
-            if m.len() >= 64 {
-                m.clear();
-            }
-            m.insert(key, v);
-            v
-        }
-    };
+    let same = plan_answer(c, &format!("order: {order_sql}"), || {
+        let page_plan = plan(conn, &page_sql(c, q, &fw), &q.cond, &[q.limit, q.offset])?;
+        // Row ids alone may come from the index without the table
+        // (`COVERING`): the same walk of the same index.
+        let order_plan: Vec<String> = plan(conn, &order_sql, &q.cond, &[MAX_SORT_WINDOW + 1])?
+            .into_iter()
+            .map(|s| s.replacen(super::dialect::PLAN_COVERING, "", 1))
+            .collect();
+        // The order an index gives, whole: no sort (a sorter keeping the
+        // top rows of a LIMIT may order ties otherwise).
+        Ok(page_plan == order_plan
+            && !page_plan
+                .iter()
+                .any(|s| s.contains(super::dialect::PLAN_SORTS)))
+    })?;
     if !same {
         return Ok(None);
     }
@@ -726,38 +705,58 @@ fn sorts_after_reading(
     fw: &str,
     keys_sql: &str,
 ) -> ApiResult<bool> {
-    let memo = c.derived.2.get_or_init(Default::default);
-    let page_sql = format!(
+    let page_sql = page_sql(c, q, fw);
+    plan_answer(c, &page_sql, || {
+        let page_plan = plan(conn, &page_sql, &q.cond, &[q.limit, q.offset])?;
+        let keys_plan = plan(conn, keys_sql, &q.cond, &[])?;
+        let sorts = page_plan
+            .iter()
+            .any(|s| s == super::dialect::PLAN_SORTS_AFTER_READING);
+        let same_scan = page_plan
+            .iter()
+            .filter(|s| *s != super::dialect::PLAN_SORTS_AFTER_READING)
+            .eq(keys_plan.iter());
+        Ok(sorts && same_scan)
+    })
+}
+
+/// The engine's page query of `q` (`fw`: its FROM and WHERE).
+fn page_sql(c: &Collection, q: &ListQuery, fw: &str) -> String {
+    format!(
         "SELECT {} {fw} ORDER BY {} LIMIT ? OFFSET ?",
         select_columns(c),
         q.order.join(", ")
-    );
-    if let Some(v) = lock(memo).get(&page_sql) {
+    )
+}
+
+/// The engine's plan for `sql` (`EXPLAIN QUERY PLAN`, one line per step),
+/// bound with `cond`'s values, then `tail`.
+fn plan(conn: &Connection, sql: &str, cond: &Cond, tail: &[i64]) -> ApiResult<Vec<String>> {
+    conn.all(
+        uncached(&super::dialect::explain_plan(sql)),
+        (&cond.join_params, &cond.params, tail),
+        |r| r.get::<String>(3),
+    )
+}
+
+/// A yes/no answer about plans, `ask`ed once per `key` (a statement's
+/// text) and collection definition; at most 64 are kept.
+fn plan_answer(
+    c: &Collection,
+    key: &str,
+    ask: impl FnOnce() -> ApiResult<bool>,
+) -> ApiResult<bool> {
+    let memo = c.derived.2.get_or_init(Default::default);
+    if let Some(v) = lock(memo).get(key) {
         return Ok(*v);
     }
-    let plan = |sql: &str, tail: &[i64]| -> ApiResult<Vec<String>> {
-        conn.all(
-            uncached(&super::dialect::explain_plan(sql)),
-            (&q.cond.join_params, &q.cond.params, tail),
-            |r| r.get::<String>(3),
-        )
-    };
-    let page_plan = plan(&page_sql, &[q.limit, q.offset])?;
-    let keys_plan = plan(keys_sql, &[])?;
-    let sorts = page_plan
-        .iter()
-        .any(|s| s == super::dialect::PLAN_SORTS_AFTER_READING);
-    let same_scan = page_plan
-        .iter()
-        .filter(|s| *s != super::dialect::PLAN_SORTS_AFTER_READING)
-        .eq(keys_plan.iter());
-    let ok = sorts && same_scan;
+    let v = ask()?;
     let mut m = lock(memo);
     if m.len() >= 64 {
         m.clear();
     }
-    m.insert(page_sql, ok);
-    Ok(ok)
+    m.insert(key.to_string(), v);
+    Ok(v)
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -910,57 +909,38 @@ fn broad_range(conn: &Connection, c: &Collection, q: &ListQuery) -> ApiResult<bo
 /// per statement text and column.
 fn range_searched(conn: &Connection, c: &Collection, q: &ListQuery) -> ApiResult<Option<String>> {
     let sql = count_sql(c, &q.cond, "");
-    let memo = c.derived.2.get_or_init(Default::default);
     let mut columns: Vec<&str> = q.ranges.iter().map(|r| r.column.as_str()).collect();
     columns.sort_unstable();
     columns.dedup();
-    let key = |col: &str| format!("count by {col}: {sql}");
-    {
-        let m = lock(memo);
-        let known: Vec<Option<bool>> = columns
-            .iter()
-            .map(|col| m.get(&key(col)).copied())
-            .collect();
-        if known.iter().all(Option::is_some) {
-            let hit = columns.iter().zip(known).find(|(_, k)| *k == Some(true));
-            return Ok(hit.map(|(col, _)| col.to_string()));
-        }
-    }
-    let plan = conn.all(
-        uncached(&super::dialect::explain_plan(&sql)),
-        (&q.cond.join_params, &q.cond.params),
-        |r| r.get::<String>(3),
-    )?;
-    let search = super::dialect::plan_searches_index(&c.name);
     // `SEARCH t USING INDEX i (a=? AND n>? AND n<?)`: the index's terms.
-    let constraint = plan
-        .iter()
-        .find_map(|line| line.strip_prefix(&search))
-        .and_then(|rest| rest.split_once(" ("))
-        .map(|(_, cons)| cons.trim_end_matches(')').to_string())
-        .unwrap_or_default();
-    // Only a range on the index's first column: after an equality on an
-    // earlier one (`(a=? AND n>?)`), the range's size over the whole table
-    // says nothing of what the index walks.
-    let searched = |col: &str| {
-        constraint.split(" AND ").next().is_some_and(|term| {
-            term.strip_prefix(col)
-                .is_some_and(|op| op.starts_with('>') || op.starts_with('<'))
-        })
-    };
-    let mut m = lock(memo);
-    if m.len() >= 64 {
-        m.clear();
-    }
-    let mut hit = None;
+    let mut terms: Option<String> = None;
     for col in columns {
-        let s = searched(col);
-        m.insert(key(col), s);
-        if s && hit.is_none() {
-            hit = Some(col.to_string());
+        let searched = plan_answer(c, &format!("count by {col}: {sql}"), || {
+            if terms.is_none() {
+                let search = super::dialect::plan_searches_index(&c.name);
+                terms = Some(
+                    plan(conn, &sql, &q.cond, &[])?
+                        .iter()
+                        .find_map(|line| line.strip_prefix(&search))
+                        .and_then(|rest| rest.split_once(" ("))
+                        .map(|(_, t)| t.trim_end_matches(')').to_string())
+                        .unwrap_or_default(),
+                );
+            }
+            // Only a range on the index's first column: after an equality
+            // on an earlier one (`(a=? AND n>?)`), the range's size over
+            // the whole table says nothing of what the index walks.
+            Ok(terms
+                .as_deref()
+                .and_then(|t| t.split(" AND ").next())
+                .and_then(|first| first.strip_prefix(col))
+                .is_some_and(|op| op.starts_with('>') || op.starts_with('<')))
+        })?;
+        if searched {
+            return Ok(Some(col.to_string()));
         }
     }
-    Ok(hit)
+    Ok(None)
 }
 
 /// How many of `ids` exist in `c` (relation validation).

@@ -52,35 +52,34 @@ pub async fn list_json(
         return Ok(hit);
     }
     tracing::trace!(collection = %coll.name, "list cache miss");
-    // The list's whole order, shared by every page of it under this
-    // generation: kept for a list the store sorts itself once a second
-    // page after the first is asked under one generation (a client paging
-    // through a list that holds still; making the whole order costs more
-    // than one page's window).
-    let order_key = order_key(&schema, coll, req, &p);
-    if let Some(rows) = order_key
-        .as_ref()
-        .and_then(|k| cache.get(k, generation))
-        .map(|b| decode_rows(&b))
-    {
+    // What the pages of this list share under this generation: its total
+    // and, for a list whose order the store can read whole, that order —
+    // kept once a second page after the first is asked under one
+    // generation (a client paging through a list that holds still; making
+    // the whole order costs more than one page's window).
+    let pages = pages_key(&schema, coll, req, &p);
+    let order_key = pages.as_deref().map(|k| tagged(b"order/1", k));
+    if let Some(order) = order_key.as_ref().and_then(|k| cache.get(k, generation)) {
         tracing::trace!(collection = %coll.name, "list order cache hit");
-        let (v, _) = list_known(app, coll, req, p, Known::Order(rows), false).await?;
+        let (v, _) = list_known(app, coll, req, p, Known::Order(order), false).await?;
         let out = encode(&v)?;
         cache.put(&key, out.clone(), generation);
         return Ok(out);
     }
-    // The total, shared by every page of this list under this generation.
     let counts = &app.count_cache;
-    let paged_key = order_key
-        .as_ref()
+    let paged_key = pages
+        .as_deref()
         .filter(|_| p.page > 1)
-        .map(|k| retag(k, b"paged/1"));
-    let keep_order = paged_key
-        .as_ref()
-        .is_some_and(|k| counts.get(k, generation).is_some());
-    let count_key = (!p.skip_total && counts.enabled())
-        .then(|| count_key(&schema, coll, req, &p))
-        .flatten();
+        .map(|k| tagged(b"paged/1", k));
+    // The marker: empty once a later page was asked; one byte once the
+    // order was asked for and could not be kept (too many rows, or an
+    // order only the engine's sort gives), so it isn't asked again.
+    let marker = paged_key.as_ref().and_then(|k| counts.get(k, generation));
+    let keep_order = marker.as_ref().is_some_and(|m| m.is_empty());
+    let count_key = pages
+        .as_deref()
+        .filter(|_| !p.skip_total && counts.enabled())
+        .map(|k| tagged(b"count/1", k));
     let known = count_key
         .as_ref()
         .and_then(|k| counts.get(k, generation))
@@ -95,7 +94,11 @@ pub async fn list_json(
     }
     match (&order_key, order, &paged_key) {
         (Some(k), Some(rows), _) => cache.put(k, encode_rows(&rows), generation),
-        (_, None, Some(paged)) if !keep_order => counts.put(paged, Bytes::new(), generation),
+        (_, None, Some(paged)) if keep_order => {
+            tracing::trace!(collection = %coll.name, "list order not kept");
+            counts.put(paged, Bytes::from_static(b"-"), generation);
+        }
+        (_, None, Some(paged)) if marker.is_none() => counts.put(paged, Bytes::new(), generation),
         _ => {}
     }
     let out = encode(&v)?;
@@ -108,8 +111,11 @@ fn encode_rows(rows: &[i64]) -> Bytes {
     rows.iter().flat_map(|r| r.to_le_bytes()).collect()
 }
 
-fn decode_rows(b: &[u8]) -> Vec<i64> {
-    b.chunks_exact(8)
+/// Rows `w` of an order kept by [`encode_rows`].
+fn decode_rows(b: &[u8], w: std::ops::Range<usize>) -> Vec<i64> {
+    b.get(w.start * 8..w.end * 8)
+        .unwrap_or_default()
+        .chunks_exact(8)
         .filter_map(|c| Some(i64::from_le_bytes(c.try_into().ok()?)))
         .collect()
 }
@@ -120,12 +126,13 @@ fn encode(v: &Value) -> ApiResult<Bytes> {
     ))
 }
 
-/// The key of a list's total: what [`cache_key`] keys the answer by, but
-/// for what only chooses the page — `page`, `perPage`, `skipTotal` — and
-/// the query parameters, which the condition reads only through
-/// `@request.query`; None when a rule, the filter or the sort reads
-/// `@request.query` (the count may then differ from page to page).
-fn count_key(
+/// What the pages of one list share (its total, its order) are keyed by:
+/// what [`cache_key`] keys an answer by, but for what only chooses the
+/// page — `page`, `perPage`, `skipTotal` — and the query parameters, which
+/// the condition reads only through `@request.query`; None when a rule,
+/// the filter or the sort reads `@request.query` (the count may then differ
+/// from page to page). Untagged: see [`tagged`].
+fn pages_key(
     schema: &crate::schema::Schema,
     coll: &Arc<Collection>,
     req: &Request,
@@ -137,28 +144,14 @@ fn count_key(
     {
         return None;
     }
-    key_of(schema, coll, req, p, b"count/1")
+    key_of(schema, coll, req, p, false)
 }
 
-/// The key of a list's whole order: [`count_key`]'s, for another value.
-fn order_key(
-    schema: &crate::schema::Schema,
-    coll: &Arc<Collection>,
-    req: &Request,
-    p: &ListParams,
-) -> Option<Vec<u8>> {
-    Some(retag(&count_key(schema, coll, req, p)?, b"order/1"))
-}
-
-/// `key` (one of [`key_of`]'s, whose first part is its tag: a length,
-/// then 7 bytes) for another kind of value: the tag replaced by `tag`.
-fn retag(key: &[u8], tag: &[u8; 7]) -> Vec<u8> {
-    let mut k = key.to_vec();
-    debug_assert_eq!(k.get(..8), Some(&7u64.to_le_bytes()[..]));
-    if let Some(head) = k.get_mut(8..8 + tag.len()) {
-        head.copy_from_slice(tag);
-    }
-    k
+/// The key of one kind of value (`tag`) under `body`, one of [`key_of`]'s.
+fn tagged(tag: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut k = super::cache::KeyBuf::default();
+    k.part(tag).part(body);
+    k.0
 }
 
 /// Everything a list answer depends on besides the stored data, or None
@@ -169,19 +162,19 @@ fn cache_key(
     req: &Request,
     p: &ListParams,
 ) -> Option<Vec<u8>> {
-    key_of(schema, coll, req, p, b"list/1")
+    Some(tagged(b"list/1", &key_of(schema, coll, req, p, true)?))
 }
 
-/// The key of a list's answer (`tag` "list/1"), or of what its pages
-/// share (any other tag: no `page`, `perPage`, `skipTotal` or query).
+/// Everything a list depends on besides the stored data, with (`page`)
+/// or without what picks its page and the query parameters; None when
+/// nothing of it may be kept.
 fn key_of(
     schema: &crate::schema::Schema,
     coll: &Arc<Collection>,
     req: &Request,
     p: &ListParams,
-    tag: &[u8],
+    page: bool,
 ) -> Option<Vec<u8>> {
-    let total = tag != b"list/1";
     let current = |c: &Arc<Collection>| schema.by_id(&c.id).is_some_and(|s| Arc::ptr_eq(s, c));
     // Not the current schema's collection (a clone under test, or the
     // schema changed since the request was read).
@@ -200,17 +193,16 @@ fn key_of(
         return None;
     }
     let mut k = super::cache::KeyBuf::default();
-    k.part(tag)
-        .part(coll.id.as_bytes())
+    k.part(coll.id.as_bytes())
         .part(p.filter.as_bytes())
         .part(p.sort.as_bytes());
-    if !total {
+    if page {
         k.part(&p.page.to_le_bytes())
             .part(&p.per_page.to_le_bytes())
             .part(&[u8::from(p.skip_total)]);
     }
     k.part(req.method.as_bytes()).part(req.context.as_bytes());
-    if !total {
+    if page {
         k.part(&serde_json::to_vec(&*req.query).ok()?);
     }
     // Headers and the auth record go in as SHA-256 digests: a cached key
@@ -257,13 +249,14 @@ enum Known {
     Nothing,
     /// Its total (the count cache).
     Total(i64),
-    /// The row ids of every matching record, in the list's order.
-    Order(Vec<i64>),
+    /// The row ids of every matching record, in the list's order, as
+    /// [`encode_rows`] keeps them.
+    Order(Bytes),
 }
 
 /// [`list`], with what is already known of it; and with `keep_order`, the
 /// list's whole order when the store sorted it and it is small enough
-/// (`store::records::list_ordered`).
+/// (`store::records::list_counted`).
 async fn list_known(
     app: &App,
     coll: &Arc<Collection>,
@@ -295,18 +288,17 @@ async fn list_known(
         .store
         .read(move |c| {
             let ((items, total), order) = match known {
-                Known::Order(rows) => {
-                    let from = (q.offset as usize).min(rows.len());
-                    let to = (q.offset.saturating_add(q.limit) as usize).clamp(from, rows.len());
-                    let items = rs::list_rows(c, &coll, &q, &rows[from..to])?;
-                    let total = if skip_total { -1 } else { rows.len() as i64 };
-                    ((items, total), None)
+                Known::Order(order) => {
+                    let n = order.len() / 8;
+                    let rows = decode_rows(&order, rs::page_window(&q, n));
+                    let items = rs::list_rows(c, &coll, &q, &rows)?;
+                    ((items, if skip_total { -1 } else { n as i64 }), None)
                 }
                 Known::Total(t) => {
-                    let (page, order) = rs::list_ordered(c, &coll, &q, false, keep_order)?;
+                    let (page, order) = rs::list_counted(c, &coll, &q, false, keep_order)?;
                     ((page.0, if skip_total { -1 } else { t }), order)
                 }
-                Known::Nothing => rs::list_ordered(c, &coll, &q, !skip_total, keep_order)?,
+                Known::Nothing => rs::list_counted(c, &coll, &q, !skip_total, keep_order)?,
             };
             let items = render::render(c, &schema, &coll, items, &ctx, &view)?;
             Ok((items, total, order))

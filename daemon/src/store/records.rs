@@ -393,22 +393,12 @@ pub fn list(
 /// engine would read every matching row anyway to sort them (no index
 /// gives the order) — one pass that counts the matching rows and keeps
 /// the sort keys of the page's window, then the page's rows by row id
-/// (see [`list_by_keys`]).
+/// (see [`list_by_keys`]). With `keep_order`, also the row ids of every
+/// matching row in the list's order, when the store sorted the list itself
+/// or an index gives its order ([`order_by_engine`]) and it matches at most
+/// [`MAX_SORT_WINDOW`] rows: any other page of the list, while the data
+/// stays as it was, is then a slice of it ([`page_window`], [`list_rows`]).
 pub fn list_counted(
-    conn: &Connection,
-    c: &Collection,
-    q: &ListQuery,
-    count: bool,
-) -> ApiResult<Page> {
-    Ok(list_ordered(conn, c, q, count, false)?.0)
-}
-
-/// [`list_counted`], and with `keep_order`, when the store sorted the list
-/// itself and it matches at most [`MAX_SORT_WINDOW`] rows, the row ids of
-/// every matching row in the list's order: any other page of the list,
-/// while the data stays as it was, is then a slice of it
-/// ([`list_rows`]).
-pub fn list_ordered(
     conn: &Connection,
     c: &Collection,
     q: &ListQuery,
@@ -423,9 +413,7 @@ pub fn list_ordered(
         }
         if keep_order {
             if let Some(rows) = order_by_engine(conn, c, q)? {
-                let from = (q.offset as usize).min(rows.len());
-                let to = (q.offset.saturating_add(q.limit) as usize).clamp(from, rows.len());
-                let items = list_rows(conn, c, q, &rows[from..to])?;
+                let items = list_rows(conn, c, q, &rows[page_window(q, rows.len())])?;
                 let total = if count { rows.len() as i64 } else { -1 };
                 return Ok(((items, total), Some(rows)));
             }
@@ -643,12 +631,18 @@ fn list_by_keys(
     let sorted: Vec<i64> = heap.into_sorted_vec().into_iter().map(|k| k.row).collect();
     // Every matching row is in the window: the whole order.
     let whole = keep_order && seq as usize <= window;
-    let end = q.offset.saturating_add(q.limit) as usize;
-    let page = sorted
-        .get(q.offset as usize..end.min(sorted.len()))
-        .unwrap_or_default();
-    let items = list_rows(conn, c, q, page)?;
+    let items = list_rows(conn, c, q, &sorted[page_window(q, sorted.len())])?;
     Ok(Some(((items, total), whole.then_some(sorted))))
+}
+
+/// Where `q`'s page lies in a list of `len` rows in order (empty past
+/// its end).
+pub fn page_window(q: &ListQuery, len: usize) -> std::ops::Range<usize> {
+    let from = usize::try_from(q.offset).unwrap_or(0).min(len);
+    let to = usize::try_from(q.offset.saturating_add(q.limit))
+        .unwrap_or(0)
+        .clamp(from, len);
+    from..to
 }
 
 /// The records of row ids `page` in that order, `q`'s condition checked
@@ -872,17 +866,17 @@ fn broad_range(conn: &Connection, c: &Collection, q: &ListQuery) -> ApiResult<bo
         return Ok(false);
     };
     let t = quoted_table(c);
-    let rows: Option<i64> = conn
+    let rows: i64 = conn
         .one(
             &format!(
                 "SELECT max({}) FROM {t}",
                 super::dialect::rowid_text(&c.name)
             ),
             (),
-            |r| r.get(0),
+            |r| r.get::<Option<i64>>(0),
         )?
-        .flatten();
-    let rows = rows.unwrap_or(0);
+        .flatten()
+        .unwrap_or(0);
     if rows < COUNT_PLAN_MIN_ROWS {
         return Ok(false);
     }

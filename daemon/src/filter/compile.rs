@@ -368,8 +368,8 @@ impl<'a> Query<'a> {
 
     /// The ranges the filters ANDed so far put on the collection's own
     /// number and date columns (`n > 5`, `created <= "2026-01-01"`, at the
-    /// top level of `&&`): every row the query matches lies inside each.
-    /// For the store's choice of a count's plan, never for what matches.
+    /// top level of `&&`), as the filter states them. For the store's
+    /// choice of a count's plan, never for what matches.
     pub fn take_ranges(&mut self) -> Vec<Range> {
         std::mem::take(&mut self.ranges)
     }

@@ -703,6 +703,14 @@ def writer_delta(a: dict, b: dict, wall: float) -> dict:
             "wait_share": (b.get("waitMs", 0) - a.get("waitMs", 0)) / (1000 * wall) if wall > 0 else 0.0}
 
 
+def wal_size(srv: Server) -> int | None:
+    """Bytes of the server's `data.db-wal` now (None without one: PostgreSQL, a view of another dir)."""
+    try:
+        return os.path.getsize(os.path.join(srv.datadir, "data.db-wal")) if srv.datadir else None
+    except OSError:
+        return None
+
+
 def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, duration: float,
             timeout_s: int, workdir: str, track_threads: bool) -> dict:
     path = os.path.join(workdir, f"wrk-{srv.key}.lua")
@@ -763,6 +771,8 @@ def run_wrk(wrk: str, srv: Server, script: str, conns: int, threads: int, durati
         if wall > 0 else 0.0,
         "rss_after_kb": st["VmRSS"],
         "peak_rss_kb": max(sampler.peak_kb, st["VmHWM"] if hwm_ok else 0),
+        # the SQLite WAL's file at the end of the load (both servers keep data.db in their dir)
+        "wal_bytes": wal_size(srv),
     }
     if track_threads:
         res["threads"] = {k: th1.get(k, 0) - th0.get(k, 0) for k in th1 if th1.get(k, 0) - th0.get(k, 0) > 0}
@@ -1691,6 +1701,13 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
                 f"writer thread running writes {cell([100 * x['run_share'] for x in xs], '%')} of the time, "
                 f"in COMMIT {cell([100 * x['commit_share'] for x in xs], '%')}, "
                 f"waiting for a group to fill {cell([100 * x.get('wait_share', 0) for x in xs], '%')}")
+
+    for sc in WRITE_SCENARIOS:
+        ws = {lab: [x["wal_bytes"] / 2**20 for x in runs.get((sc, key), []) if x.get("wal_bytes") is not None]
+              for lab, key in (("keepd", K), ("PocketBase", P))}
+        if any(ws.values()):
+            writer_txt.append(f"- {sc}: the WAL file (`data.db-wal`) at the end of the load: "
+                              + ", ".join(f"{lab} {cell(v)} MiB" for lab, v in ws.items() if v))
 
     # keepd before vs after, each against PocketBase in the same rounds
     before_rows: list[str] = []

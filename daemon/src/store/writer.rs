@@ -388,6 +388,7 @@ fn writer_loop(
             }
         }
         let ran = Instant::now();
+        let mut finish_checkpoint = false;
         let commit = conn.control("COMMIT");
         let committed = Instant::now();
         expect = completions.len();
@@ -416,7 +417,7 @@ fn writer_loop(
             Ok(()) if wrote => {
                 health.committed();
                 if let Some(c) = &checkpoints {
-                    c.after_commit();
+                    finish_checkpoint = c.after_commit();
                 }
             }
             Ok(()) => {}
@@ -432,6 +433,12 @@ fn writer_loop(
         let commit = commit.map_err(|e| e.to_string());
         for c in completions.drain(..) {
             finish(c, commit.clone());
+        }
+        // Answered first: the copy delays the next group, not this one.
+        if finish_checkpoint {
+            if let Some(c) = &checkpoints {
+                c.finish(&conn);
+            }
         }
         if close.is_some() {
             break;

@@ -13,6 +13,19 @@
 //! connection: the WAL is synced before pages are copied, the database file
 //! before the WAL can restart), off the path a write is answered on.
 //!
+//! The WAL restarts (its next commit written from its start, and the file
+//! cut back to `journal_size_limit`) only when a write transaction begins
+//! with every frame already copied. SQLite's own checkpoint, inside the
+//! commit, guaranteed that moment; a checkpoint beside writes that never
+//! pause never reaches it — each pass ends with newer frames behind it — and
+//! the WAL grew without end (hundreds of MB in a minute of creates). So at
+//! twice the threshold the thread is held and the writer finishes the copy
+//! itself, after its callers are answered and before its next transaction
+//! (`Checkpoints::finish`): what is left is what arrived since the thread's
+//! last pass. The next write then restarts the WAL, unless a reader that
+//! began before the copy still reads it; the writer then tries again a
+//! quarter threshold later.
+//!
 //! Every SQLite store works this way, the daemon's and a CLI command's
 //! (`superuser upsert`, `import`); `keepd rekey` checkpoints its own
 //! connections (`rekey.rs`).
@@ -21,7 +34,8 @@ use super::Conn;
 use crate::store::key::DbKey;
 use std::cell::Cell;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 thread_local! {
     /// The WAL's frame count after the last commit on this thread's
@@ -40,6 +54,13 @@ pub(crate) struct Checkpoints {
     /// WAL frames after a commit from which a checkpoint is asked for: the
     /// writer connection's `wal_autocheckpoint` (`open::open_writer`).
     threshold: u32,
+    /// Frames from which the writer finishes the copy itself (twice the
+    /// threshold), and the count at which it next tries.
+    restart_at: u32,
+    next_try: Cell<u32>,
+    /// Set while the writer finishes: the thread starts no pass, so the
+    /// checkpoint lock is free when the writer asks for it.
+    held: Arc<AtomicBool>,
     wake: Option<mpsc::SyncSender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -61,29 +82,65 @@ impl Checkpoints {
         let (wake, asked) = mpsc::sync_channel::<()>(1);
         let path = path.to_path_buf();
         let key = key.cloned();
+        let held = Arc::new(AtomicBool::new(false));
+        let held2 = held.clone();
         let thread = std::thread::Builder::new()
             .name("keepd-wal".into())
-            .spawn(move || run(&path, key.as_ref(), &asked))?;
+            .spawn(move || run(&path, key.as_ref(), &asked, &held2))?;
         writer.engine()?.wal_hook(Some(count_frames));
+        // 0 or less: SQLite's automatic checkpoint is off; so is this.
+        let threshold = u32::try_from(threshold)
+            .ok()
+            .filter(|t| *t > 0)
+            .unwrap_or(u32::MAX);
+        let restart_at = threshold.saturating_mul(2);
         Ok(Checkpoints {
-            // 0 or less: SQLite's automatic checkpoint is off; so is this.
-            threshold: u32::try_from(threshold)
-                .ok()
-                .filter(|t| *t > 0)
-                .unwrap_or(u32::MAX),
+            threshold,
+            restart_at,
+            next_try: Cell::new(restart_at),
+            held,
             wake: Some(wake),
             thread: Some(thread),
         })
     }
 
-    /// Called on the writer's thread after a COMMIT: asks for a checkpoint
-    /// when the WAL holds `threshold` frames or more. Never waits: one
-    /// request pending is enough.
-    pub(crate) fn after_commit(&self) {
-        if FRAMES.with(Cell::get) >= self.threshold {
-            if let Some(w) = &self.wake {
-                let _ = w.try_send(());
+    /// Called on the writer's thread after a COMMIT: asks the thread for a
+    /// checkpoint when the WAL holds `threshold` frames or more (never
+    /// waits: one request pending is enough). True when the writer is to
+    /// finish the copy itself (`finish`), once its callers are answered:
+    /// the WAL holds twice the threshold.
+    pub(crate) fn after_commit(&self) -> bool {
+        let frames = FRAMES.with(Cell::get);
+        if frames < self.restart_at {
+            self.held.store(false, Ordering::Relaxed);
+            self.next_try.set(self.restart_at);
+            if frames >= self.threshold {
+                if let Some(w) = &self.wake {
+                    let _ = w.try_send(());
+                }
             }
+            return false;
+        }
+        self.held.store(true, Ordering::Relaxed);
+        if frames < self.next_try.get() {
+            return false;
+        }
+        self.next_try
+            .set(frames.saturating_add((self.threshold / 4).max(1)));
+        true
+    }
+
+    /// On the writer's thread, between transactions: copies what the
+    /// thread has not (a PASSIVE checkpoint: it waits for nobody), so that
+    /// the next write transaction begins with every frame copied and
+    /// restarts the WAL. Busy (the thread still in its last pass, or a
+    /// reader on an older snapshot) is tried again later.
+    pub(crate) fn finish(&self, writer: &Conn) {
+        match checkpoint(writer, Mode::Passive) {
+            Ok((busy, log, done)) => {
+                tracing::debug!(busy, log, done, "WAL checkpoint by the writer")
+            }
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint by the writer failed"),
         }
     }
 }
@@ -97,10 +154,13 @@ impl Drop for Checkpoints {
     }
 }
 
-fn run(path: &Path, key: Option<&DbKey>, asked: &mpsc::Receiver<()>) {
+fn run(path: &Path, key: Option<&DbKey>, asked: &mpsc::Receiver<()>, held: &AtomicBool) {
     let mut conn: Option<Conn> = None;
     let mut failing = false;
     while asked.recv().is_ok() {
+        if held.load(Ordering::Relaxed) {
+            continue;
+        }
         let done = match &conn {
             Some(c) => passive(c),
             None => match super::open::open_checkpointer(path, key) {
@@ -160,4 +220,66 @@ fn checkpoint(c: &Conn, mode: Mode) -> Result<(bool, i64, i64), String> {
         Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
     })
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commits one after another with no pause between them — the writer
+    /// finding the next group queued each time a COMMIT returns — still
+    /// let the WAL restart: its file stays near twice the threshold
+    /// (`restart_at`), where a checkpoint beside such commits alone never
+    /// caught up with them and the WAL held every page written (~24 MB
+    /// here). The loop is the writer's: BEGIN, a write, COMMIT,
+    /// `after_commit`, `finish` when asked.
+    #[test]
+    fn the_wal_restarts_between_commits_that_never_pause() {
+        let dir = std::env::temp_dir().join(format!("keepd-walrestart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("data.db");
+        let writer = super::super::open::open_writer(&path, None).unwrap();
+        writer
+            .engine()
+            .unwrap()
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+            .unwrap();
+        let checkpoints = Checkpoints::start(&writer, &path, None).unwrap();
+        assert_eq!(
+            (checkpoints.threshold, checkpoints.restart_at),
+            (1000, 2000)
+        );
+        let wal = path.with_extension("db-wal");
+        let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        let body = "z".repeat(3_500);
+        let mut largest = 0;
+        for i in 0..6_000 {
+            let c = writer.engine().unwrap();
+            c.execute_batch("BEGIN IMMEDIATE").unwrap();
+            c.execute("INSERT INTO t (body) VALUES (?1)", [format!("{i}{body}")])
+                .unwrap();
+            c.execute_batch("COMMIT").unwrap();
+            if checkpoints.after_commit() {
+                checkpoints.finish(&writer);
+            }
+            largest = largest.max(size());
+        }
+        drop(checkpoints);
+        // 2,000 frames of 4 KiB and their headers, plus the frames of the
+        // commits until the checkpoint lock was free.
+        assert!(
+            largest < 10 << 20,
+            "the WAL reached {largest} bytes (now {})",
+            size()
+        );
+        let rows: i64 = writer
+            .engine()
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 6_000);
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1704,7 +1704,7 @@ def report(args, facts, R, runs, started) -> tuple[str, list[str]]:
 
     for sc in WRITE_SCENARIOS:
         ws = {lab: [x["wal_bytes"] / 2**20 for x in runs.get((sc, key), []) if x.get("wal_bytes") is not None]
-              for lab, key in (("keepd", K), ("PocketBase", P))}
+              for lab, key in (("keepd", K), ("PocketBase", P), ("keepd before", "before"))}
         if any(ws.values()):
             writer_txt.append(f"- {sc}: the WAL file (`data.db-wal`) at the end of the load: "
                               + ", ".join(f"{lab} {cell(v)} MiB" for lab, v in ws.items() if v))

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
@@ -26,7 +26,20 @@ use tokio::sync::{mpsc, watch};
 pub const MAX_SUBSCRIPTIONS: usize = 64;
 
 /// A client's subscriptions: fixed capacity, no reallocation.
-pub type Subscriptions = heapless::Vec<Arc<Topic>, MAX_SUBSCRIPTIONS>;
+pub type Subscriptions = heapless::Vec<Subscribed, MAX_SUBSCRIPTIONS>;
+
+/// One topic a client subscribes to, and when: the broker's subscription
+/// sequence at the request that added it (kept while later requests keep
+/// the topic). An event goes only to topics subscribed before its write was
+/// committed (`Broker::subscribed`), as in PocketBase, where a write's
+/// events go out before it is answered: the fan-out runs after the answer,
+/// and a subscription made meanwhile would otherwise get writes answered
+/// before it existed.
+#[derive(Clone)]
+pub struct Subscribed {
+    pub topic: Arc<Topic>,
+    pub since: u64,
+}
 
 /// A switch that closes a client's connection: the HTTP layer closes the
 /// socket when it flips to `true`, even while a write is blocked on a client
@@ -200,6 +213,8 @@ impl State {
 pub struct Broker {
     limits: Limits,
     state: Mutex<State>,
+    /// Subscription requests applied so far (`Subscribed::since`).
+    subscribed: AtomicU64,
     count: AtomicUsize,
     /// Bytes queued across all clients (shared with `State`).
     queued: Arc<AtomicUsize>,
@@ -213,6 +228,8 @@ pub(crate) struct Candidate {
     pub account: Arc<Account>,
     pub identity: Arc<Identity>,
     pub topic: Arc<Topic>,
+    /// When the topic was subscribed (`Subscribed::since`).
+    pub since: u64,
 }
 
 /// A connected client's end: its id and queue. Dropping it unregisters the
@@ -245,6 +262,7 @@ impl Broker {
         Arc::new(Broker {
             limits,
             state: Mutex::new(state),
+            subscribed: AtomicU64::new(0),
             count: AtomicUsize::new(0),
             queued,
         })
@@ -400,13 +418,13 @@ impl Broker {
         identity: Identity,
         topics: &[String],
     ) -> Result<(), SubscribeError> {
-        let mut subs = Subscriptions::new();
+        let mut parsed: heapless::Vec<Arc<Topic>, MAX_SUBSCRIPTIONS> = heapless::Vec::new();
         for raw in topics {
-            if raw.is_empty() || subs.iter().any(|t| &*t.raw == raw.as_str()) {
+            if raw.is_empty() || parsed.iter().any(|t| &*t.raw == raw.as_str()) {
                 continue;
             }
-            if subs.len() >= self.limits.max_subscriptions
-                || subs.push(Arc::new(Topic::parse(raw))).is_err()
+            if parsed.len() >= self.limits.max_subscriptions
+                || parsed.push(Arc::new(Topic::parse(raw))).is_err()
             {
                 return Err(SubscribeError::TooMany);
             }
@@ -422,9 +440,29 @@ impl Broker {
         if c.identity.auth().is_some() && !same_auth(&c.identity, &identity) {
             return Err(SubscribeError::AuthMismatch);
         }
+        // Under the lock: a write committed after this request's number
+        // was taken reaches its new topics.
+        let now = self.subscribed.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut subs = Subscriptions::new();
+        for topic in parsed {
+            let since = c
+                .subs
+                .iter()
+                .find(|s| s.topic.raw == topic.raw)
+                .map_or(now, |s| s.since);
+            // Capacity: `parsed` has the same.
+            let _ = subs.push(Subscribed { topic, since });
+        }
         c.identity = Arc::new(identity);
         c.subs = subs;
         Ok(())
+    }
+
+    /// The subscription sequence now: a write's committed changes take it
+    /// before the write is answered, and their events go only to topics
+    /// subscribed at or before it.
+    pub(crate) fn subscribed(&self) -> u64 {
+        self.subscribed.load(Ordering::SeqCst)
     }
 
     /// Snapshot of the subscriptions an event for record `id` of `coll` may
@@ -433,14 +471,15 @@ impl Broker {
         let st = self.lock();
         let mut out = Vec::new();
         for (cid, c) in &st.clients {
-            for t in &c.subs {
-                if t.matches(&coll.name, &coll.id, id) {
+            for s in &c.subs {
+                if s.topic.matches(&coll.name, &coll.id, id) {
                     out.push(Candidate {
                         client: cid.clone(),
                         tx: c.tx.clone(),
                         account: c.account.clone(),
                         identity: c.identity.clone(),
-                        topic: t.clone(),
+                        topic: s.topic.clone(),
+                        since: s.since,
                     });
                 }
             }
@@ -454,7 +493,7 @@ impl Broker {
         st.clients.values().any(|c| {
             c.subs
                 .iter()
-                .any(|t| t.collection == coll.name || t.collection == coll.id)
+                .any(|s| s.topic.collection == coll.name || s.topic.collection == coll.id)
         })
     }
 
@@ -496,7 +535,7 @@ impl Broker {
         if c.ip != ip {
             return false;
         }
-        let Some(pos) = c.subs.iter().position(|t| &*t.raw == topic) else {
+        let Some(pos) = c.subs.iter().position(|s| &*s.topic.raw == topic) else {
             return false;
         };
         let _ = c.subs.swap_remove(pos);
@@ -607,6 +646,35 @@ mod tests {
         assert_eq!(b.candidates(&coll, "x").len(), 1);
         assert_eq!(b.candidates(&coll, "y").len(), 0);
         assert!(b.has_subscribers(&coll));
+
+        // When each topic was subscribed: a write committed now (`upto`)
+        // reaches the topics subscribed so far, not one subscribed after —
+        // by another client, or by this one in a later request — while a
+        // topic kept through a later request keeps its place.
+        let upto = b.subscribed();
+        let other = b.register(ip, closer()).unwrap();
+        b.set_subscriptions(&other.id, ip, Identity::Guest, &topics(&["b/*"]))
+            .unwrap();
+        b.set_subscriptions(&r.id, ip, Identity::Guest, &topics(&["b/x", "b/*"]))
+            .unwrap();
+        let reached = |upto: u64| {
+            let mut v: Vec<(String, String)> = b
+                .candidates(&coll, "x")
+                .into_iter()
+                .filter(|c| c.since <= upto)
+                .map(|c| (c.client.to_string(), c.topic.raw.to_string()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(reached(upto), vec![(r.id.to_string(), "b/x".to_string())]);
+        let mut all = vec![
+            (r.id.to_string(), "b/*".to_string()),
+            (r.id.to_string(), "b/x".to_string()),
+            (other.id.to_string(), "b/*".to_string()),
+        ];
+        all.sort();
+        assert_eq!(reached(b.subscribed()), all);
     }
 
     /// A message's data is its frame tail's bytes, not a second copy.

@@ -63,7 +63,9 @@ struct PreparedDeliveries(Vec<(Candidate, Msg)>);
 /// The change sink the store hands committed writes to.
 pub struct Publisher {
     broker: Arc<Broker>,
-    tx: mpsc::Sender<Vec<Change>>,
+    /// Each committed batch with the broker's subscription sequence at its
+    /// commit (`Broker::subscribed`).
+    tx: mpsc::Sender<(u64, Vec<Change>)>,
     render: Renderer,
     max_filter_len: usize,
 }
@@ -144,7 +146,7 @@ impl ChangeSink for Publisher {
                 Action::Create => {}
             }
         }
-        match self.tx.try_send(changes) {
+        match self.tx.try_send((self.broker.subscribed(), changes)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 tracing::warn!(
@@ -158,7 +160,7 @@ impl ChangeSink for Publisher {
 }
 
 async fn run(
-    mut rx: mpsc::Receiver<Vec<Change>>,
+    mut rx: mpsc::Receiver<(u64, Vec<Change>)>,
     broker: Arc<Broker>,
     store: Weak<Store>,
     render: Renderer,
@@ -177,8 +179,10 @@ async fn run(
         let broker = broker.clone();
         let res = store
             .read(move |conn| {
-                for change in round.into_iter().flatten() {
-                    publish(conn, &schema, &broker, change, render, max_filter_len);
+                for (upto, changes) in round {
+                    for change in changes {
+                        publish(conn, &schema, &broker, change, upto, render, max_filter_len);
+                    }
                 }
                 Ok(())
             })
@@ -190,16 +194,17 @@ async fn run(
 }
 
 /// Delivers one committed change (rendering it now unless it was prepared
-/// before a delete).
+/// before a delete) to the topics subscribed by its commit (`upto`).
 fn publish(
     conn: &Connection,
     schema: &Schema,
     broker: &Broker,
     change: Change,
+    upto: u64,
     render: Renderer,
     max_filter_len: usize,
 ) {
-    let deliveries = match change.prepared {
+    let mut deliveries = match change.prepared {
         Some(p) => match p.downcast::<PreparedDeliveries>() {
             Ok(p) => p.0,
             Err(_) => return,
@@ -227,6 +232,7 @@ fn publish(
             )
         }
     };
+    deliveries.retain(|(c, _)| c.since <= upto);
     deliver(broker, deliveries);
 }
 

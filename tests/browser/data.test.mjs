@@ -33,13 +33,19 @@ after(async () => {
   await srv?.stop();
 });
 
-// Saves the collection form; done when a new "saved" toast is up (one from
-// an earlier save may still be) and the editor is drawn again.
+// Saves the collection form; done when a new "saved" toast is up and the
+// editor is drawn again. The toasts already up are marked first: one from an
+// earlier save may still be there, and may expire while this one appears (a
+// count of them could then never grow).
 async function saveCollection(name) {
-  const toast = page.locator(".toast", { hasText: `Collection ${name} saved.` });
-  const before = await toast.count();
+  await page.evaluate(() => {
+    for (const t of document.querySelectorAll(".toast")) t.dataset.before = "";
+  });
   await page.getByRole("button", { name: "Save changes" }).click();
-  await eventually(async () => (await toast.count()) > before);
+  await page
+    .locator(".toast:not([data-before])", { hasText: `Collection ${name} saved.` })
+    .first()
+    .waitFor({ timeout: 10000 });
   await heading(page, `Collection ${name}`);
 }
 
